@@ -1,0 +1,477 @@
+//! Audit: every v1 feature in use, what converts, what is lost, what blocks.
+//!
+//! The audit is a pure function of a snapshot and the rules. File rules are
+//! applied to the settings of every v1 cgroup (only non-default values count);
+//! host facts ([`facts`]) are computed from the graph and matched to the fact
+//! rules that describe them. The result is a [`Report`] with a readiness
+//! verdict, a summary, grouped findings and every conversion with its formula.
+
+mod facts;
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Snapshot, Version};
+use crate::rules::{Conversion, Fact, LoadedRule, RuleSet, Scope, Severity, convert_setting, parse_kernel};
+
+pub use render::{AuditFormat, render};
+
+/// Schema id of the machine-readable audit report.
+pub const AUDIT_SCHEMA: &str = "cgmig.audit/v1";
+
+/// What a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Subject {
+    /// The host as a whole.
+    Host,
+    /// A hierarchy.
+    Hierarchy {
+        /// Hierarchy id.
+        id: u32,
+        /// Its label (`cpu,cpuacct`, `name=systemd`).
+        label: String,
+    },
+    /// A cgroup.
+    Cgroup {
+        /// Hierarchy id.
+        hierarchy: u32,
+        /// Hierarchy label.
+        label: String,
+        /// Cgroup path.
+        path: String,
+    },
+    /// A process.
+    Process {
+        /// PID.
+        pid: u32,
+        /// Its comm.
+        comm: String,
+    },
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Host => f.write_str("host"),
+            Subject::Hierarchy { label, .. } => write!(f, "hierarchy {label}"),
+            Subject::Cgroup { label, path, .. } => write!(f, "{label}:{path}"),
+            Subject::Process { pid, comm } => write!(f, "pid {pid} ({comm})"),
+        }
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Rule id.
+    pub rule: String,
+    /// Severity.
+    pub severity: Severity,
+    /// The rule's title.
+    pub title: String,
+    /// What it is about.
+    pub subject: Subject,
+    /// The v1 file, for file rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The v1 value, for file rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The instance, for host facts (`cpuset (hierarchy 3)`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Why it matters (placeholders filled in).
+    pub why: String,
+    /// The v2 replacement or remediation.
+    pub remediation: String,
+    /// First kernel with the replacement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// Source of the facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// A converted setting of one cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Converted {
+    /// Hierarchy id.
+    pub hierarchy: u32,
+    /// Cgroup path.
+    pub path: String,
+    /// The conversion.
+    #[serde(flatten)]
+    pub conversion: Conversion,
+}
+
+/// Identical findings folded into one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Rule id.
+    pub rule: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Rule title.
+    pub title: String,
+    /// How many findings.
+    pub count: usize,
+    /// The first few subjects (with values, for file rules).
+    pub examples: Vec<String>,
+    /// The first finding's explanation.
+    pub why: String,
+    /// The remediation.
+    pub remediation: String,
+}
+
+/// The readiness verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Nothing to convert, nothing lost.
+    Ready,
+    /// Settings convert or need attention, nothing blocks.
+    ReadyWithChanges,
+    /// v2 cannot express the current state.
+    Blocked,
+}
+
+/// `--fail-on` threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Never fail.
+    Never,
+    /// Fail on warning or worse.
+    Warning,
+    /// Fail on error or worse.
+    Error,
+    /// Fail on blockers only.
+    Blocker,
+}
+
+/// Host facts copied into the report header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportHost {
+    /// Hostname.
+    pub hostname: Option<String>,
+    /// Kernel release.
+    pub kernel: Option<String>,
+    /// Mode.
+    pub mode: crate::model::Mode,
+    /// Number of v1 hierarchies.
+    pub v1_hierarchies: usize,
+    /// Number of cgroups scanned.
+    pub cgroups: usize,
+    /// Number of processes.
+    pub processes: usize,
+}
+
+/// The audit report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`AUDIT_SCHEMA`].
+    pub schema: String,
+    /// Host header.
+    pub host: ReportHost,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Finding counts by severity (every severity present, zero included).
+    pub by_severity: BTreeMap<Severity, usize>,
+    /// Findings folded by rule, worst first.
+    pub groups: Vec<Group>,
+    /// Conversion counts by rule.
+    pub conversions_by_rule: BTreeMap<String, usize>,
+    /// Every finding.
+    pub findings: Vec<Finding>,
+    /// Every conversion.
+    pub conversions: Vec<Converted>,
+    /// Scan diagnostics (unreadable files), carried through.
+    pub diagnostics: Vec<crate::model::Diagnostic>,
+}
+
+impl Report {
+    /// Whether a finding at or above the threshold exists.
+    pub fn fails(&self, on: FailOn) -> bool {
+        let min = match on {
+            FailOn::Never => return false,
+            FailOn::Warning => Severity::Warning,
+            FailOn::Error => Severity::Error,
+            FailOn::Blocker => Severity::Blocker,
+        };
+        self.findings.iter().any(|f| f.severity >= min)
+    }
+}
+
+/// Fill `{file}`, `{value}`, `{path}`, `{detail}`, `{device_allow}`.
+pub(crate) fn fill(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut s = template.trim().to_string();
+    for (k, v) in vars {
+        s = s.replace(&format!("{{{k}}}"), v);
+    }
+    s
+}
+
+fn finding_from(
+    rule: &LoadedRule,
+    subject: Subject,
+    file: Option<&str>,
+    value: Option<&str>,
+    detail: Option<&str>,
+    vars: &[(&str, &str)],
+) -> Option<Finding> {
+    let spec = rule.rule.finding.as_ref()?;
+    Some(Finding {
+        rule: rule.rule.id.clone(),
+        severity: spec.severity,
+        title: rule.rule.title.clone(),
+        subject,
+        file: file.map(str::to_string),
+        value: value.map(str::to_string),
+        detail: detail.map(str::to_string),
+        why: fill(&spec.why, vars),
+        remediation: fill(&spec.remediation, vars),
+        kernel: rule.rule.kernel.clone(),
+        source: rule.rule.source.clone(),
+    })
+}
+
+/// Extra placeholders a file's value provides (`devices.list` → DeviceAllow= lines).
+fn value_vars(file: &str, value: &str) -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    if file == "devices.list"
+        && let Ok(list) = crate::model::value::parse_device_list(value)
+    {
+        v.push(("detail", list.len().to_string()));
+        let lines: Vec<String> = list.iter().map(|r| r.systemd_device_allow()).collect();
+        v.push(("device_allow", lines.join("; ")));
+    }
+    v
+}
+
+/// The outcome of applying file rules to one cgroup.
+#[derive(Debug, Default, Clone)]
+pub struct CgroupOutcome {
+    /// Conversions, deduplicated by (target, value).
+    pub conversions: Vec<Conversion>,
+    /// Findings.
+    pub findings: Vec<Finding>,
+}
+
+/// Apply the file rules to one v1 cgroup's settings.
+///
+/// Shared by the audit and the planner so both see the same conversions.
+pub fn evaluate_cgroup(
+    snap: &Snapshot,
+    cg: petgraph::graph::NodeIndex,
+    hier: &crate::model::Hierarchy,
+    rules: &RuleSet,
+) -> CgroupOutcome {
+    let c = snap.cgroup(cg);
+    let parent = snap.parent(cg).map(|p| snap.cgroup(p));
+    let mut out = CgroupOutcome::default();
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let label = hier.label();
+    for (file, value) in &c.settings {
+        let pv = parent.and_then(|p| p.settings.get(file)).map(String::as_str);
+        let file_default = rules.is_default(file, &hier.controllers, value, pv);
+        for (rule, caps) in rules.file_rules(file, &hier.controllers) {
+            let in_scope = match rule.scope() {
+                Scope::Nonroot => !c.is_root(),
+                Scope::Root => c.is_root(),
+                Scope::Any => true,
+            };
+            if !in_scope || !rule.value_matches(value) {
+                continue;
+            }
+            // Only non-default values count: by the rule's own default, or
+            // the file's (a predicate-only rule inherits it).
+            let is_default = if rule.rule.default.is_some() {
+                rule.is_default(value, pv)
+            } else {
+                file_default
+            };
+            if is_default {
+                continue;
+            }
+            let subject = Subject::Cgroup {
+                hierarchy: c.hierarchy,
+                label: label.clone(),
+                path: c.path.clone(),
+            };
+            let extra = value_vars(file, value);
+            let mut vars: Vec<(&str, &str)> = vec![
+                ("file", file),
+                ("value", value.as_str()),
+                ("path", c.path.as_str()),
+            ];
+            vars.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+            if rule.rule.convert.is_some() {
+                match convert_setting(rule, file, &caps, &c.settings) {
+                    Ok(Some(conv)) => {
+                        if seen.insert((conv.target.clone(), conv.value.clone())) {
+                            out.conversions.push(conv);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => out.findings.push(Finding {
+                        rule: rule.rule.id.clone(),
+                        severity: Severity::Error,
+                        title: format!("{} cannot be converted", rule.rule.title),
+                        subject: subject.clone(),
+                        file: Some(file.clone()),
+                        value: Some(value.clone()),
+                        detail: None,
+                        why: format!("{file}={value}: {e}"),
+                        remediation: "Fix the v1 value, or set the v2 file by hand after the switch.".into(),
+                        kernel: rule.rule.kernel.clone(),
+                        source: rule.rule.source.clone(),
+                    }),
+                }
+            }
+            if let Some(f) = finding_from(rule, subject, Some(file), Some(value), None, &vars) {
+                out.findings.push(f);
+            }
+        }
+    }
+    out
+}
+
+/// Audit a snapshot.
+pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
+    let mut findings = Vec::new();
+    let mut conversions = Vec::new();
+    let hierarchies = snap.hierarchies();
+    for (_, h) in hierarchies.iter().filter(|(_, h)| h.version == Version::V1) {
+        for (ci, c) in snap.cgroups().filter(|(_, c)| c.hierarchy == h.id) {
+            let o = evaluate_cgroup(snap, ci, h, rules);
+            findings.extend(o.findings);
+            conversions.extend(o.conversions.into_iter().map(|conv| Converted {
+                hierarchy: c.hierarchy,
+                path: c.path.clone(),
+                conversion: conv,
+            }));
+        }
+    }
+    for fact in facts::compute(snap, rules) {
+        for rule in rules.fact_rules(fact.fact) {
+            if fact.fact == Fact::BootParam {
+                let (Some(param), Some(p)) = (&rule.rule.matcher.param, &fact.param) else {
+                    continue;
+                };
+                if param != p || !rule.value_matches(fact.value.as_deref().unwrap_or("")) {
+                    continue;
+                }
+            }
+            let vars = [
+                ("detail", fact.detail.as_str()),
+                ("value", fact.value.as_deref().unwrap_or("")),
+            ];
+            let detail = Some(fact.detail.as_str());
+            if let Some(f) = finding_from(
+                rule,
+                fact.subject.clone(),
+                None,
+                fact.value.as_deref(),
+                detail,
+                &vars,
+            ) {
+                findings.push(f);
+            }
+        }
+    }
+    // Kernel support for what the conversions and findings need.
+    findings.extend(facts::kernel_too_old(snap, rules, &conversions));
+
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.rule.cmp(&b.rule))
+            .then_with(|| a.subject.cmp(&b.subject))
+    });
+    let mut by_severity: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
+    for f in &findings {
+        *by_severity.entry(f.severity).or_default() += 1;
+    }
+    let groups = group(&findings);
+    let mut conversions_by_rule = BTreeMap::new();
+    for c in &conversions {
+        *conversions_by_rule.entry(c.conversion.rule.clone()).or_default() += 1;
+    }
+    let worst = findings.iter().map(|f| f.severity).max();
+    let verdict = match worst {
+        Some(Severity::Blocker) => Verdict::Blocked,
+        Some(Severity::Error | Severity::Warning) => Verdict::ReadyWithChanges,
+        _ if !conversions.is_empty() => Verdict::ReadyWithChanges,
+        _ => Verdict::Ready,
+    };
+    Report {
+        schema: AUDIT_SCHEMA.to_string(),
+        host: ReportHost {
+            hostname: snap.host.hostname.clone(),
+            kernel: snap.host.kernel.clone(),
+            mode: snap.host.mode,
+            v1_hierarchies: hierarchies
+                .iter()
+                .filter(|(_, h)| h.version == Version::V1)
+                .count(),
+            cgroups: snap.cgroups().count(),
+            processes: snap.processes().len(),
+        },
+        verdict,
+        by_severity,
+        groups,
+        conversions_by_rule,
+        findings,
+        conversions,
+        diagnostics: snap.diagnostics.clone(),
+    }
+}
+
+/// Fold findings by rule; keep the worst-first order.
+fn group(findings: &[Finding]) -> Vec<Group> {
+    const EXAMPLES: usize = 3;
+    let mut out: Vec<Group> = Vec::new();
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in findings {
+        let example = match (&f.subject, &f.value, &f.detail) {
+            (Subject::Host, _, Some(d)) => d.clone(),
+            (_, Some(v), _) if !v.contains('\n') && v.len() <= 40 => format!("{} = {v}", f.subject),
+            _ => f.subject.to_string(),
+        };
+        match index.get(f.rule.as_str()) {
+            Some(&i) => {
+                let g = &mut out[i];
+                g.count += 1;
+                if g.examples.len() < EXAMPLES {
+                    g.examples.push(example);
+                }
+            }
+            None => {
+                index.insert(&f.rule, out.len());
+                out.push(Group {
+                    rule: f.rule.clone(),
+                    severity: f.severity,
+                    title: f.title.clone(),
+                    count: 1,
+                    examples: vec![example],
+                    why: f.why.clone(),
+                    remediation: f.remediation.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Whether the host's kernel is at least `want` (`None`: unknown kernel → assume yes).
+pub(crate) fn kernel_at_least(snap: &Snapshot, want: &str) -> bool {
+    match (
+        snap.host.kernel.as_deref().and_then(parse_kernel),
+        parse_kernel(want),
+    ) {
+        (Some(have), Some(want)) => have >= want,
+        _ => true,
+    }
+}

@@ -1,0 +1,202 @@
+//! `cgmig explain` and `cgmig rules list` text.
+
+use std::fmt::Write;
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::rules::convert::{self, BlkioFormula, SharesFormula};
+use crate::rules::{FUNCTIONS, LoadedRule, RuleSet};
+
+/// Sample inputs shown for a function's variants.
+fn samples(function: &str) -> Option<Table> {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    match function {
+        "shares_to_weight" => {
+            t.set_header(["cpu.shares", "oci (default)", "oci-legacy", "systemd"]);
+            for s in [2u64, 100, 512, 1024, 2048, 10240, 102400, 262144] {
+                let w = |f| {
+                    convert::shares_to_weight(s, f)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                };
+                t.add_row([
+                    s.to_string(),
+                    w(SharesFormula::Oci),
+                    w(SharesFormula::OciLegacy),
+                    w(SharesFormula::Systemd),
+                ]);
+            }
+        }
+        "blkio_weight_to_io_weight" | "weight_device_to_io_weight" => {
+            t.set_header(["blkio.weight", "oci (default)", "systemd", "io.bfq.weight"]);
+            for w in [10u64, 100, 500, 1000] {
+                let f = |f| {
+                    convert::blkio_weight_to_io_weight(w, f)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                };
+                t.add_row([
+                    w.to_string(),
+                    f(BlkioFormula::Oci),
+                    f(BlkioFormula::Systemd),
+                    convert::blkio_weight_to_bfq(w)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                ]);
+            }
+        }
+        "quota_period_to_max" => {
+            t.set_header(["cfs_quota_us", "cfs_period_us", "cpu.max"]);
+            for (q, p) in [
+                (-1i64, 100000u64),
+                (50000, 100000),
+                (200000, 100000),
+                (25000, 50000),
+            ] {
+                t.add_row([q.to_string(), p.to_string(), convert::quota_period_to_max(q, p)]);
+            }
+        }
+        "memsw_to_swap_max" => {
+            use crate::model::value::Limit;
+            t.set_header(["memory.limit_in_bytes", "memsw.limit_in_bytes", "memory.swap.max"]);
+            let g = 1u64 << 30;
+            for (m, s) in [
+                (Some(Limit::Max), None),
+                (Some(Limit::Bytes(g)), Some(Limit::Bytes(g))),
+                (Some(Limit::Bytes(g)), Some(Limit::Bytes(2 * g))),
+                (Some(Limit::Bytes(g)), Some(Limit::Max)),
+                (Some(Limit::Max), Some(Limit::Bytes(g))),
+                (Some(Limit::Bytes(2 * g)), Some(Limit::Bytes(g))),
+            ] {
+                let show = |l: Option<Limit>| l.map(|l| l.to_string()).unwrap_or_else(|| "(unset)".into());
+                let out = match convert::memsw_to_swap_max(m, s) {
+                    Ok(Some(v)) => v,
+                    Ok(None) => "(not written)".into(),
+                    Err(e) => format!("error: {e}"),
+                };
+                t.add_row([show(m), show(s), out]);
+            }
+        }
+        _ => return None,
+    }
+    Some(t)
+}
+
+fn describe(r: &LoadedRule, out: &mut String) {
+    let rule = &r.rule;
+    let _ = writeln!(out, "rule {} ({})", rule.id, r.origin);
+    let _ = writeln!(out, "  {}", rule.title);
+    if let Some(c) = &rule.matcher.controller {
+        let _ = writeln!(out, "  controller: {c}");
+    }
+    if let Some(f) = rule.matcher.file.as_ref().or(rule.matcher.file_regex.as_ref()) {
+        let _ = writeln!(out, "  v1 file: {f}");
+    }
+    if let Some(f) = &rule.matcher.fact {
+        let _ = writeln!(out, "  host fact: {}", f.as_str());
+    }
+    if let Some(d) = &rule.default {
+        let _ = writeln!(out, "  default: {}", serde_json::to_string(d).unwrap_or_default());
+    }
+    if let Some(c) = &rule.convert {
+        let _ = writeln!(out, "  v2 target: {}", c.target);
+        let info = FUNCTIONS.iter().find(|f| f.name == c.function);
+        let _ = writeln!(
+            out,
+            "  function: {}{} — {}",
+            c.function,
+            if c.params.is_empty() {
+                String::new()
+            } else {
+                format!(" {:?}", c.params)
+            },
+            info.map(|i| i.summary).unwrap_or("")
+        );
+        match c.function.as_str() {
+            "shares_to_weight" => {
+                for f in SharesFormula::ALL {
+                    let _ = writeln!(out, "    {f}: {}", f.formula());
+                }
+            }
+            "blkio_weight_to_io_weight" | "weight_device_to_io_weight" => {
+                for f in [BlkioFormula::Oci, BlkioFormula::Systemd] {
+                    let _ = writeln!(out, "    {f}: {}", f.formula());
+                }
+            }
+            _ => {}
+        }
+        if let Some(t) = samples(&c.function) {
+            let _ = writeln!(out, "{t}");
+        }
+    }
+    if let Some(f) = &rule.finding {
+        let _ = writeln!(out, "  finding: {}", f.severity);
+        let _ = writeln!(out, "  why: {}", f.why.trim());
+        let _ = writeln!(out, "  remediation: {}", f.remediation.trim());
+    }
+    if let Some(k) = &rule.kernel {
+        let _ = writeln!(out, "  kernel: {k}");
+    }
+    if let Some(s) = &rule.source {
+        let _ = writeln!(out, "  source: {s}");
+    }
+}
+
+/// Explain a rule id or v1 file; `None` when nothing matches.
+pub fn explain(target: &str, rules: &RuleSet) -> Option<String> {
+    let mut matched: Vec<&LoadedRule> = Vec::new();
+    if let Some(r) = rules.get(target) {
+        matched.push(r);
+    }
+    for r in rules.rules() {
+        if r.is_file_rule()
+            && r.file_captures(target).is_some()
+            && !matched.iter().any(|m| m.rule.id == r.rule.id)
+        {
+            matched.push(r);
+        }
+    }
+    if matched.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for (i, r) in matched.into_iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        describe(r, &mut out);
+    }
+    Some(out)
+}
+
+/// One line per rule.
+pub fn list(rules: &RuleSet) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(140)
+        .set_header(["id", "matches", "does", "origin"]);
+    for r in rules.rules() {
+        let m = &r.rule.matcher;
+        let what = match (&m.file, &m.file_regex, &m.fact) {
+            (Some(f), _, _) => f.clone(),
+            (_, Some(re), _) => format!("/{re}/"),
+            (_, _, Some(f)) => format!("fact {}", f.as_str()),
+            _ => String::new(),
+        };
+        let mut does = Vec::new();
+        if let Some(c) = &r.rule.convert {
+            does.push(format!("→ {} ({})", c.target, c.function));
+        }
+        if let Some(f) = &r.rule.finding {
+            does.push(f.severity.to_string());
+        }
+        if does.is_empty() {
+            does.push("default only".into());
+        }
+        t.add_row([r.rule.id.clone(), what, does.join(", "), r.origin.to_string()]);
+    }
+    format!("{t}\n{} rules\n", rules.rules().len())
+}

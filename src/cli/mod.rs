@@ -1,0 +1,287 @@
+//! Command-line definitions and dispatch, nothing else.
+//!
+//! Exit codes (documented in `docs/cli.md`):
+//! * `0`: success (and, for `audit`, no finding at or above `--fail-on`);
+//! * `1`: `audit`: a finding at or above `--fail-on`; `rules check`: errors found;
+//! * `2`: the command could not run (bad input, unreadable file, bad rules).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::host::Root;
+use crate::model::{SNAPSHOT_SCHEMA, Snapshot};
+use crate::report::{self, DataFormat};
+use crate::rules::{RuleError, RuleSet};
+
+mod explain;
+
+/// Audit, plan and apply the move of Linux hosts from cgroup v1 to cgroup v2.
+#[derive(Debug, Parser)]
+#[command(name = "cgmig", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the host state comes from.
+#[derive(Debug, Args, Clone)]
+pub struct InputArgs {
+    /// Treat DIR as `/` (a captured or generated host tree) instead of the live host.
+    #[arg(long, value_name = "DIR", conflicts_with = "snapshot")]
+    root: Option<PathBuf>,
+    /// Read a snapshot written by `cgmig scan` instead of scanning.
+    #[arg(long, value_name = "FILE")]
+    snapshot: Option<PathBuf>,
+}
+
+/// Extra rules.
+#[derive(Debug, Args, Clone)]
+pub struct RulesArgs {
+    /// Directory of extra `*.yaml` rules; they add to and override the built-in rules by id.
+    #[arg(long = "rules", value_name = "DIR")]
+    rules: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a snapshot of the host's cgroup state (hierarchies, cgroups, processes, threads).
+    Scan {
+        #[command(flatten)]
+        input: RootOnly,
+        /// Write to FILE instead of standard output (atomically).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Snapshot format.
+        #[arg(long, value_enum, default_value = "json")]
+        format: DataFormat,
+    },
+    /// Show every hierarchy as a tree, with task counts, non-default settings and markers.
+    Tree {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        rules: RulesArgs,
+    },
+    /// Report which v1 features are in use, what converts, what is lost, and what blocks v2.
+    Audit {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::audit::AuditFormat,
+        /// Exit 1 when a finding of this severity or worse exists.
+        #[arg(long, value_enum, default_value = "blocker")]
+        fail_on: crate::audit::FailOn,
+        /// Write to FILE instead of standard output (atomically).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Explain a v1 file or rule id: formula, sample values, v2 target, kernel, source.
+    Explain {
+        /// A v1 interface file (`cpu.shares`) or a rule id (`host.named-hierarchy`).
+        target: String,
+        #[command(flatten)]
+        rules: RulesArgs,
+    },
+    /// List the rules in force, or check a directory of rules files.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+struct RootOnly {
+    /// Treat DIR as `/` (a captured or generated host tree) instead of the live host.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesAction {
+    /// List every rule in force (built-in plus `--rules`).
+    List {
+        #[command(flatten)]
+        rules: RulesArgs,
+    },
+    /// Validate the rules files in DIR; exit 1 if any is invalid.
+    Check {
+        /// Directory of `*.yaml` rules files.
+        dir: PathBuf,
+    },
+}
+
+/// Parse arguments, run, and return the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // A closed pipe (`cgmig tree | head`) is not an error.
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                return 0;
+            }
+            eprintln!("cgmig: error: {e:#}");
+            2
+        }
+    }
+}
+
+fn open_root(dir: Option<&Path>) -> Result<Root> {
+    match dir {
+        None => Ok(Root::live()),
+        Some(d) => Root::new(d).with_context(|| format!("cannot use {} as the root", d.display())),
+    }
+}
+
+/// Scan (live or `--root`) or load (`--snapshot`).
+pub fn load_input(input: &InputArgs) -> Result<Snapshot> {
+    if let Some(path) = &input.snapshot {
+        return read_snapshot(path);
+    }
+    let root = open_root(input.root.as_deref())?;
+    Ok(crate::scan::scan(&root)?)
+}
+
+/// Read a snapshot file (JSON or YAML) and check its schema.
+pub fn read_snapshot(path: &Path) -> Result<Snapshot> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: serde_json::Value =
+        report::from_data(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    match v.get("schema").and_then(|s| s.as_str()) {
+        Some(SNAPSHOT_SCHEMA) => {}
+        Some(other) => bail!(
+            "{}: snapshot schema {other:?} is not supported (this cgmig reads {SNAPSHOT_SCHEMA})",
+            path.display()
+        ),
+        None => bail!("{}: not a cgmig snapshot (no schema field)", path.display()),
+    }
+    serde_json::from_value(v).with_context(|| format!("{}: invalid snapshot", path.display()))
+}
+
+/// Load rules, printing every rule error; the good rules are returned.
+fn load_rules(args: &RulesArgs) -> (RuleSet, bool) {
+    let (set, errors) = RuleSet::load(&args.rules);
+    print_rule_errors(&errors);
+    (set, !errors.is_empty())
+}
+
+fn print_rule_errors(errors: &[RuleError]) {
+    for e in errors {
+        eprintln!("cgmig: rules error: {e}");
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Scan {
+            input,
+            output,
+            format,
+        } => {
+            let root = open_root(input.root.as_deref())?;
+            let snap = crate::scan::scan(&root)?;
+            for d in &snap.diagnostics {
+                eprintln!("cgmig: note: {}: {}", d.path, d.message);
+            }
+            let text = report::to_data(&snap, format).map_err(anyhow::Error::msg)?;
+            report::write_output(output.as_deref(), &text).with_context(|| {
+                format!(
+                    "cannot write {}",
+                    output.as_deref().unwrap_or(Path::new("-")).display()
+                )
+            })?;
+            Ok(0)
+        }
+        Command::Tree { input, rules } => {
+            let (rules, bad) = load_rules(&rules);
+            let snap = load_input(&input)?;
+            report::write_output(None, &report::render_tree(&snap, &rules))?;
+            Ok(if bad { 2 } else { 0 })
+        }
+        Command::Audit {
+            input,
+            rules,
+            format,
+            fail_on,
+            output,
+        } => {
+            let (rules, bad) = load_rules(&rules);
+            let snap = load_input(&input)?;
+            let report = crate::audit::audit(&snap, &rules);
+            let text = crate::audit::render(&report, format);
+            report::write_output(output.as_deref(), &text).with_context(|| {
+                format!(
+                    "cannot write {}",
+                    output.as_deref().unwrap_or(Path::new("-")).display()
+                )
+            })?;
+            if bad {
+                return Ok(2);
+            }
+            Ok(if report.fails(fail_on) { 1 } else { 0 })
+        }
+        Command::Explain { target, rules } => {
+            let (rules, bad) = load_rules(&rules);
+            match explain::explain(&target, &rules) {
+                Some(text) => {
+                    report::write_output(None, &text)?;
+                    Ok(if bad { 2 } else { 0 })
+                }
+                None => bail!("no rule matches {target:?}; `cgmig rules list` shows every rule"),
+            }
+        }
+        Command::Rules { action } => match action {
+            RulesAction::List { rules } => {
+                let (rules, bad) = load_rules(&rules);
+                report::write_output(None, &explain::list(&rules))?;
+                Ok(if bad { 2 } else { 0 })
+            }
+            RulesAction::Check { dir } => {
+                if !dir.is_dir() {
+                    bail!("{} is not a directory", dir.display());
+                }
+                let (set, errors) = RuleSet::check_dir(&dir);
+                print_rule_errors(&errors);
+                println!("{} rules valid, {} errors", set.rules().len(), errors.len());
+                Ok(if errors.is_empty() { 0 } else { 1 })
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn root_and_snapshot_conflict() {
+        let e = Cli::try_parse_from(["cgmig", "tree", "--root", "a", "--snapshot", "b"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn fail_on_values() {
+        let c = Cli::try_parse_from(["cgmig", "audit", "--fail-on", "warning"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Audit {
+                fail_on: crate::audit::FailOn::Warning,
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["cgmig", "audit", "--fail-on", "sometimes"]).is_err());
+    }
+}

@@ -1,0 +1,590 @@
+//! Materialize a host description into a root-prefixed directory tree.
+//!
+//! A [`HostSpec`] (YAML under `testdata/hosts/`) describes a host the way the
+//! kernel would show it: hierarchies with their mounts and cgroups, and
+//! processes with each thread's placement. [`materialize`] writes the files
+//! the scanner reads (`/proc/self/mountinfo`, `/proc/cgroups`,
+//! `/proc/PID/task/TID/cgroup`, the cgroupfs trees with their setting files),
+//! so tests, benchmarks and users exercise the same code path as a live scan.
+//!
+//! Setting files a spec doesn't mention get the value a fresh kernel shows,
+//! taken from the rules' `default` (one owner for "what is default").
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::path as cgpath;
+use crate::rules::RuleSet;
+
+/// A fixture that could not be read or written.
+#[derive(Debug, Error)]
+pub enum FixtureError {
+    /// Reading the spec or writing the tree failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The spec is not valid YAML for a host.
+    #[error("{path}: {message}")]
+    Spec {
+        /// The spec file.
+        path: PathBuf,
+        /// What is wrong (with line and column from the parser).
+        message: String,
+    },
+}
+
+/// One mount of a hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountSpec {
+    /// Mount point.
+    pub point: String,
+    /// Root of the mount within the hierarchy.
+    #[serde(default = "slash")]
+    pub root: String,
+    /// Mount source (`cgroup`, `none`, ...).
+    #[serde(default = "cgroup_src")]
+    pub source: String,
+    /// Extra super options (`xattr`, `nsdelegate`, `release_agent=...`).
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+fn slash() -> String {
+    "/".into()
+}
+fn cgroup_src() -> String {
+    "cgroup".into()
+}
+
+/// Owner of a cgroup directory and its membership files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerSpec {
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+}
+
+/// One cgroup.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CgroupSpec {
+    /// Non-default setting values.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// Owner (directory, `cgroup.procs`, `tasks`/`cgroup.threads`).
+    #[serde(default)]
+    pub owner: Option<OwnerSpec>,
+}
+
+/// One hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HierarchySpec {
+    /// Hierarchy id (0 for cgroup2).
+    pub id: u32,
+    /// Controllers, in the order the kernel prints them.
+    #[serde(default)]
+    pub controllers: Vec<String>,
+    /// `name=` of a named hierarchy.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Mounts; empty for a hierarchy alive but mounted nowhere.
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+    /// Cgroups by full hierarchy path; `/` is implied.
+    #[serde(default)]
+    pub cgroups: BTreeMap<String, CgroupSpec>,
+}
+
+/// One thread whose placement differs from its process's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadSpec {
+    /// Thread id.
+    pub tid: u32,
+    /// Thread name.
+    #[serde(default)]
+    pub comm: Option<String>,
+    /// Placement overrides: hierarchy id → path.
+    #[serde(default)]
+    pub cgroups: BTreeMap<u32, String>,
+}
+
+/// One process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSpec {
+    /// PID.
+    pub pid: u32,
+    /// `comm`.
+    pub comm: String,
+    /// `cmdline`; empty for a kernel thread.
+    #[serde(default)]
+    pub cmdline: Vec<String>,
+    /// Real uid.
+    #[serde(default)]
+    pub uid: u32,
+    /// Placement: hierarchy id → path. Hierarchies not listed: `/`.
+    #[serde(default)]
+    pub cgroups: BTreeMap<u32, String>,
+    /// Extra threads (the main thread, tid = pid, is implied).
+    #[serde(default)]
+    pub threads: Vec<ThreadSpec>,
+}
+
+/// A `/proc/cgroups` line for a controller not bound to any listed hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerSpec {
+    /// Controller name.
+    pub name: String,
+    /// Enabled flag.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A whole host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    /// What this host stands for, and its sources.
+    pub description: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// Boot command line.
+    #[serde(default)]
+    pub cmdline: String,
+    /// Hostname.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// Hierarchies.
+    pub hierarchies: Vec<HierarchySpec>,
+    /// Controllers compiled in but bound to no hierarchy (`/proc/cgroups` hierarchy 0).
+    #[serde(default)]
+    pub unbound_controllers: Vec<ControllerSpec>,
+    /// Values for settings at hierarchy roots (e.g. `cpuset.cpus: 0-3`).
+    #[serde(default)]
+    pub root_settings: BTreeMap<String, String>,
+    /// Processes.
+    #[serde(default)]
+    pub processes: Vec<ProcessSpec>,
+}
+
+fn default_hostname() -> String {
+    "fixture".into()
+}
+
+impl HostSpec {
+    /// Read a spec from a YAML file.
+    pub fn load(path: &Path) -> Result<HostSpec, FixtureError> {
+        let text = fs::read_to_string(path).map_err(|source| FixtureError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_yaml_ng::from_str(&text).map_err(|e| FixtureError::Spec {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Interface files every v1 cgroup has, with the settings each controller
+/// owns (their default content comes from the rules).
+fn v1_setting_files(controller: &str) -> &'static [&'static str] {
+    match controller {
+        "cpu" => &[
+            "cpu.shares",
+            "cpu.cfs_quota_us",
+            "cpu.cfs_period_us",
+            "cpu.rt_runtime_us",
+            "cpu.rt_period_us",
+        ],
+        "cpuset" => &[
+            "cpuset.cpus",
+            "cpuset.mems",
+            "cpuset.cpu_exclusive",
+            "cpuset.mem_exclusive",
+            "cpuset.memory_migrate",
+            "cpuset.sched_load_balance",
+        ],
+        "memory" => &[
+            "memory.limit_in_bytes",
+            "memory.soft_limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            "memory.kmem.limit_in_bytes",
+            "memory.swappiness",
+            "memory.oom_control",
+            "memory.use_hierarchy",
+            "memory.move_charge_at_immigrate",
+        ],
+        "devices" => &["devices.list"],
+        "freezer" => &["freezer.state"],
+        "net_cls" => &["net_cls.classid"],
+        "net_prio" => &["net_prio.ifpriomap"],
+        "blkio" => &[
+            "blkio.weight",
+            "blkio.weight_device",
+            "blkio.throttle.read_bps_device",
+            "blkio.throttle.write_bps_device",
+            "blkio.throttle.read_iops_device",
+            "blkio.throttle.write_iops_device",
+        ],
+        "pids" => &["pids.max"],
+        "hugetlb" => &["hugetlb.2MB.limit_in_bytes"],
+        _ => &[],
+    }
+}
+
+/// Statistics files written too, so the scanner proves it skips them.
+fn v1_stat_files(controller: &str) -> &'static [&'static str] {
+    match controller {
+        "cpu" => &["cpu.stat"],
+        "cpuacct" => &["cpuacct.usage", "cpuacct.stat"],
+        "memory" => &["memory.usage_in_bytes", "memory.stat"],
+        "pids" => &["pids.current"],
+        _ => &[],
+    }
+}
+
+/// Direct members of each (hierarchy id, path): pids and tids.
+type Members = BTreeMap<(u32, String), (Vec<u32>, Vec<u32>)>;
+
+struct Writer {
+    root: PathBuf,
+}
+
+impl Writer {
+    fn path(&self, abs: &str) -> PathBuf {
+        self.root.join(abs.trim_start_matches('/'))
+    }
+    fn mkdir(&self, abs: &str) -> Result<PathBuf, FixtureError> {
+        let p = self.path(abs);
+        fs::create_dir_all(&p).map_err(|source| FixtureError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        Ok(p)
+    }
+    fn write(&self, p: &Path, content: &str) -> Result<(), FixtureError> {
+        let mut f = fs::File::create(p).map_err(|source| FixtureError::Io {
+            path: p.to_path_buf(),
+            source,
+        })?;
+        f.write_all(content.as_bytes())
+            .map_err(|source| FixtureError::Io {
+                path: p.to_path_buf(),
+                source,
+            })
+    }
+    fn file(&self, abs: &str, content: &str) -> Result<(), FixtureError> {
+        let p = self.path(abs);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).map_err(|source| FixtureError::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        self.write(&p, content)
+    }
+}
+
+fn escape_mount_field(s: &str) -> String {
+    s.replace('\\', "\\134")
+        .replace(' ', "\\040")
+        .replace('\t', "\\011")
+        .replace('\n', "\\012")
+}
+
+/// Write the host into `dir` (which must exist and be empty or absent).
+pub fn materialize(spec: &HostSpec, dir: &Path, rules: &RuleSet) -> Result<(), FixtureError> {
+    let w = Writer {
+        root: dir.to_path_buf(),
+    };
+    w.file("/proc/sys/kernel/osrelease", &format!("{}\n", spec.kernel))?;
+    w.file("/proc/sys/kernel/hostname", &format!("{}\n", spec.hostname))?;
+    w.file("/proc/cmdline", &format!("{}\n", spec.cmdline))?;
+
+    // mountinfo: a root, /proc, /sys, a tmpfs at /sys/fs/cgroup unless cgroup2 is there.
+    let mut mi = String::new();
+    mi.push_str("20 1 0:2 / / rw,relatime - ext4 /dev/vda rw\n");
+    mi.push_str("21 20 0:4 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n");
+    mi.push_str("22 20 0:20 / /sys rw,nosuid,nodev,noexec,relatime - sysfs sysfs rw\n");
+    let v2_at_top = spec
+        .hierarchies
+        .iter()
+        .any(|h| h.id == 0 && h.mounts.iter().any(|m| m.point == "/sys/fs/cgroup"));
+    if !v2_at_top {
+        mi.push_str("23 22 0:25 / /sys/fs/cgroup ro,nosuid,nodev,noexec - tmpfs tmpfs ro,mode=755\n");
+    }
+    let mut mnt_id = 30;
+    for h in &spec.hierarchies {
+        let majmin = format!("0:{}", 100 + h.id);
+        for m in &h.mounts {
+            let (fstype, opts) = if h.id == 0 {
+                let mut o = vec!["rw".to_string()];
+                o.extend(m.options.iter().cloned());
+                ("cgroup2", o.join(","))
+            } else {
+                let mut o = vec!["rw".to_string()];
+                o.extend(h.controllers.iter().cloned());
+                o.extend(m.options.iter().cloned());
+                if let Some(n) = &h.name {
+                    o.push(format!("name={n}"));
+                }
+                ("cgroup", o.join(","))
+            };
+            mi.push_str(&format!(
+                "{mnt_id} 23 {majmin} {} {} rw,nosuid,nodev,noexec,relatime shared:{mnt_id} - {fstype} {} {opts}\n",
+                escape_mount_field(&m.root),
+                escape_mount_field(&m.point),
+                escape_mount_field(&m.source),
+            ));
+            mnt_id += 1;
+        }
+    }
+    w.file("/proc/self/mountinfo", &mi)?;
+
+    // /proc/cgroups
+    let mut pc = String::from("#subsys_name\thierarchy\tnum_cgroups\tenabled\n");
+    for h in spec.hierarchies.iter().filter(|h| h.id != 0) {
+        let n = 1 + h.cgroups.keys().filter(|k| k.as_str() != "/").count();
+        for c in &h.controllers {
+            pc.push_str(&format!("{c}\t{}\t{n}\t1\n", h.id));
+        }
+    }
+    for c in &spec.unbound_controllers {
+        pc.push_str(&format!("{}\t0\t1\t{}\n", c.name, u8::from(c.enabled)));
+    }
+    w.file("/proc/cgroups", &pc)?;
+
+    // Placement of every thread, per hierarchy.
+    let placement = |p: &ProcessSpec, t: Option<&ThreadSpec>, h: &HierarchySpec| -> String {
+        t.and_then(|t| t.cgroups.get(&h.id))
+            .or_else(|| p.cgroups.get(&h.id))
+            .cloned()
+            .unwrap_or_else(|| "/".into())
+    };
+
+    // Membership per (hierarchy, path): pids and tids.
+    let mut members: Members = BTreeMap::new();
+    for p in &spec.processes {
+        let main = ThreadSpec {
+            tid: p.pid,
+            comm: None,
+            cgroups: BTreeMap::new(),
+        };
+        let threads: Vec<&ThreadSpec> = std::iter::once(&main).chain(p.threads.iter()).collect();
+        for t in &threads {
+            let tdir = format!("/proc/{}/task/{}", p.pid, t.tid);
+            let mut lines = String::new();
+            let mut hs: Vec<&HierarchySpec> = spec.hierarchies.iter().collect();
+            hs.sort_by_key(|h| std::cmp::Reverse(h.id));
+            for h in hs {
+                let path = placement(p, Some(t), h);
+                let ctl = if h.id == 0 {
+                    String::new()
+                } else {
+                    let mut c = h.controllers.clone();
+                    if let Some(n) = &h.name {
+                        c.push(format!("name={n}"));
+                    }
+                    c.join(",")
+                };
+                lines.push_str(&format!("{}:{ctl}:{path}\n", h.id));
+                let e = members.entry((h.id, path)).or_default();
+                if t.tid == p.pid {
+                    e.0.push(p.pid);
+                }
+                e.1.push(t.tid);
+            }
+            w.file(&format!("{tdir}/cgroup"), &lines)?;
+            w.file(
+                &format!("{tdir}/comm"),
+                &format!("{}\n", t.comm.as_deref().unwrap_or(&p.comm)),
+            )?;
+        }
+        let pdir = format!("/proc/{}", p.pid);
+        w.file(&format!("{pdir}/comm"), &format!("{}\n", p.comm))?;
+        let mut cmd = p.cmdline.join("\0");
+        if !cmd.is_empty() {
+            cmd.push('\0');
+        }
+        w.file(&format!("{pdir}/cmdline"), &cmd)?;
+        w.file(
+            &format!("{pdir}/status"),
+            &format!(
+                "Name:\t{}\nTgid:\t{}\nPid:\t{}\nUid:\t{u}\t{u}\t{u}\t{u}\nGid:\t{u}\t{u}\t{u}\t{u}\nThreads:\t{}\n",
+                p.comm,
+                p.pid,
+                p.pid,
+                threads.len(),
+                u = p.uid
+            ),
+        )?;
+    }
+
+    // cgroupfs trees, under the first mount of each hierarchy (others are
+    // further views of the same tree; they are written too when their root is
+    // inside, so a fixture can show bind mounts).
+    for h in &spec.hierarchies {
+        for m in &h.mounts {
+            write_tree(&w, spec, h, m, &members, rules)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_tree(
+    w: &Writer,
+    spec: &HostSpec,
+    h: &HierarchySpec,
+    m: &MountSpec,
+    members: &Members,
+    rules: &RuleSet,
+) -> Result<(), FixtureError> {
+    let mut paths: Vec<String> = h.cgroups.keys().cloned().collect();
+    // Every ancestor exists too.
+    let mut all: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    all.insert("/".into());
+    for p in &paths {
+        let mut cur = Some(p.as_str());
+        while let Some(c) = cur {
+            all.insert(c.to_string());
+            cur = cgpath::parent(c);
+        }
+    }
+    for ((hid, path), _) in members.iter() {
+        if *hid == h.id {
+            let mut cur = Some(path.as_str());
+            while let Some(c) = cur {
+                all.insert(c.to_string());
+                cur = cgpath::parent(c);
+            }
+        }
+    }
+    paths = all.into_iter().collect();
+    let root = m.root.trim_end_matches('/');
+    let controllers: Vec<crate::model::Controller> = h
+        .controllers
+        .iter()
+        .map(|c| c.parse().unwrap_or_else(|e| match e {}))
+        .collect();
+    let mut values: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for path in &paths {
+        // Only cgroups at or below the mount root are visible through this mount.
+        let rel = if m.root == "/" {
+            path.clone()
+        } else if path == &m.root {
+            "/".to_string()
+        } else if let Some(r) = path.strip_prefix(&format!("{root}/")) {
+            format!("/{r}")
+        } else {
+            continue;
+        };
+        let dir_abs = if rel == "/" {
+            m.point.clone()
+        } else {
+            format!("{}{}", m.point.trim_end_matches('/'), rel)
+        };
+        let dir = w.mkdir(&dir_abs)?;
+        let is_root = path == "/";
+        let spec_cg = h.cgroups.get(path).cloned().unwrap_or_default();
+        let parent_vals = cgpath::parent(path)
+            .and_then(|p| values.get(p))
+            .cloned()
+            .unwrap_or_default();
+        let mut mine = BTreeMap::new();
+        let (pids, tids) = members.get(&(h.id, path.clone())).cloned().unwrap_or_default();
+        let list = |v: &[u32]| v.iter().map(|x| format!("{x}\n")).collect::<String>();
+        w.write(&dir.join("cgroup.procs"), &list(&pids))?;
+        if h.id == 0 {
+            w.write(&dir.join("cgroup.threads"), &list(&tids))?;
+            w.write(&dir.join("cgroup.subtree_control"), "")?;
+            if is_root {
+                w.write(
+                    &dir.join("cgroup.controllers"),
+                    &format!("{}\n", h.controllers.join(" ")),
+                )?;
+            } else {
+                w.write(&dir.join("cgroup.type"), "domain\n")?;
+            }
+            w.write(
+                &dir.join("cgroup.stat"),
+                "nr_descendants 0\nnr_dying_descendants 0\n",
+            )?;
+        } else {
+            w.write(&dir.join("tasks"), &list(&tids))?;
+            w.write(&dir.join("notify_on_release"), "0\n")?;
+            w.write(&dir.join("cgroup.clone_children"), "0\n")?;
+            if is_root {
+                let agent = m
+                    .options
+                    .iter()
+                    .find_map(|o| o.strip_prefix("release_agent="))
+                    .unwrap_or("");
+                w.write(&dir.join("release_agent"), &format!("{agent}\n"))?;
+                w.write(&dir.join("cgroup.sane_behavior"), "0\n")?;
+            }
+            for c in &h.controllers {
+                for f in v1_setting_files(c) {
+                    let v = if is_root {
+                        spec.root_settings.get(*f).cloned()
+                    } else {
+                        None
+                    }
+                    .or_else(|| {
+                        let rule = rules.file_rules(f, &controllers).find(|(r, _)| r.rule.default.is_some());
+                        match rule {
+                            Some((r, _)) if matches!(&r.rule.default, Some(crate::rules::DefaultSpec::Spec(d)) if d.parent) => {
+                                parent_vals.get(*f).cloned().or_else(|| r.example_default())
+                            }
+                            Some((r, _)) => r.example_default(),
+                            None => None,
+                        }
+                    })
+                    .unwrap_or_default();
+                    mine.insert(f.to_string(), v);
+                }
+                for f in v1_stat_files(c) {
+                    w.write(&dir.join(f), "0\n")?;
+                }
+            }
+        }
+        for (k, v) in &spec_cg.settings {
+            mine.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &mine {
+            w.write(&dir.join(k), &format!("{v}\n"))?;
+        }
+        values.insert(path.clone(), mine);
+        if let Some(o) = spec_cg.owner {
+            let membership = if h.id == 0 { "cgroup.threads" } else { "tasks" };
+            for p in [dir.clone(), dir.join("cgroup.procs"), dir.join(membership)] {
+                std::os::unix::fs::chown(&p, Some(o.uid), Some(o.gid)).map_err(|source| {
+                    FixtureError::Io {
+                        path: p.clone(),
+                        source,
+                    }
+                })?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! Which cgroup interface files are *settings* (configuration a migration must
+//! carry over) as opposed to statistics or triggers.
+//!
+//! The scanner reads only these files, once each: statistics change every
+//! second and say nothing about what the v2 tree must look like, and some
+//! files are write-only triggers (`memory.force_empty`, `devices.allow`).
+
+/// v1 core files that are settings (present in every hierarchy).
+pub const V1_CORE_SETTINGS: &[&str] = &["notify_on_release", "cgroup.clone_children"];
+
+/// v1 core files present only in a hierarchy's root.
+pub const V1_ROOT_SETTINGS: &[&str] = &["release_agent"];
+
+/// v1 controller files that are settings.
+pub const V1_SETTINGS: &[&str] = &[
+    // cpu
+    "cpu.shares",
+    "cpu.cfs_quota_us",
+    "cpu.cfs_period_us",
+    "cpu.cfs_burst_us",
+    "cpu.rt_runtime_us",
+    "cpu.rt_period_us",
+    "cpu.idle",
+    "cpu.uclamp.min",
+    "cpu.uclamp.max",
+    // cpuset
+    "cpuset.cpus",
+    "cpuset.mems",
+    "cpuset.cpu_exclusive",
+    "cpuset.mem_exclusive",
+    "cpuset.mem_hardwall",
+    "cpuset.memory_migrate",
+    "cpuset.memory_pressure_enabled",
+    "cpuset.memory_spread_page",
+    "cpuset.memory_spread_slab",
+    "cpuset.sched_load_balance",
+    "cpuset.sched_relax_domain_level",
+    // memory
+    "memory.limit_in_bytes",
+    "memory.soft_limit_in_bytes",
+    "memory.memsw.limit_in_bytes",
+    "memory.kmem.limit_in_bytes",
+    "memory.kmem.tcp.limit_in_bytes",
+    "memory.swappiness",
+    "memory.oom_control",
+    "memory.use_hierarchy",
+    "memory.move_charge_at_immigrate",
+    // devices: the effective list (allow/deny are write-only)
+    "devices.list",
+    // freezer
+    "freezer.state",
+    // net
+    "net_cls.classid",
+    "net_prio.ifpriomap",
+    // blkio
+    "blkio.weight",
+    "blkio.weight_device",
+    "blkio.leaf_weight",
+    "blkio.leaf_weight_device",
+    "blkio.bfq.weight",
+    "blkio.bfq.weight_device",
+    "blkio.throttle.read_bps_device",
+    "blkio.throttle.write_bps_device",
+    "blkio.throttle.read_iops_device",
+    "blkio.throttle.write_iops_device",
+    // pids, rdma, misc
+    "pids.max",
+    "rdma.max",
+    "misc.max",
+];
+
+/// v2 files that are settings (core and controller).
+pub const V2_SETTINGS: &[&str] = &[
+    "cgroup.type",
+    "cgroup.subtree_control",
+    "cgroup.max.depth",
+    "cgroup.max.descendants",
+    "cgroup.freeze",
+    "cpu.weight",
+    "cpu.weight.nice",
+    "cpu.max",
+    "cpu.max.burst",
+    "cpu.idle",
+    "cpu.uclamp.min",
+    "cpu.uclamp.max",
+    "cpuset.cpus",
+    "cpuset.mems",
+    "cpuset.cpus.partition",
+    "cpuset.cpus.exclusive",
+    "memory.min",
+    "memory.low",
+    "memory.high",
+    "memory.max",
+    "memory.swap.high",
+    "memory.swap.max",
+    "memory.zswap.max",
+    "memory.oom.group",
+    "io.weight",
+    "io.bfq.weight",
+    "io.max",
+    "io.latency",
+    "io.prio.class",
+    "pids.max",
+    "rdma.max",
+    "misc.max",
+];
+
+/// Whether a file in a v1 hierarchy is a setting the scanner records.
+///
+/// `hugetlb.<size>.limit_in_bytes` and `.rsvd.limit_in_bytes` carry the page
+/// size in their name, so they are matched by shape.
+pub fn is_v1_setting(name: &str, is_root: bool) -> bool {
+    V1_SETTINGS.contains(&name)
+        || V1_CORE_SETTINGS.contains(&name)
+        || (is_root && V1_ROOT_SETTINGS.contains(&name))
+        || (name.starts_with("hugetlb.") && name.ends_with("limit_in_bytes"))
+}
+
+/// Whether a file in the v2 hierarchy is a setting the scanner records.
+pub fn is_v2_setting(name: &str) -> bool {
+    V2_SETTINGS.contains(&name) || (name.starts_with("hugetlb.") && (name.ends_with(".max")))
+}
+
+/// Whether a v2 file shows what a fresh cgroup shows (so `tree` can hide it).
+///
+/// v1 defaults are rules (they decide what needs converting); v2 values are
+/// only displayed, so a short list of the kernel's initial values is enough.
+pub fn is_v2_default(name: &str, value: &str) -> bool {
+    let v = value.trim();
+    v.is_empty()
+        || matches!(v, "max" | "domain" | "member" | "max 100000" | "default 100")
+        || (v == "0" && name != "cpuset.cpus" && name != "cpuset.mems")
+        || (v == "100" && name.ends_with(".weight"))
+}
+
+/// The controller prefix of an interface file (`memory` of `memory.max`).
+pub fn file_prefix(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_recognised_by_name_and_shape() {
+        assert!(is_v1_setting("cpu.shares", false));
+        assert!(is_v1_setting("hugetlb.2MB.limit_in_bytes", false));
+        assert!(is_v1_setting("hugetlb.1GB.rsvd.limit_in_bytes", false));
+        assert!(!is_v1_setting("hugetlb.2MB.usage_in_bytes", false));
+        assert!(!is_v1_setting("memory.usage_in_bytes", false));
+        assert!(!is_v1_setting("release_agent", false));
+        assert!(is_v1_setting("release_agent", true));
+        assert!(is_v2_setting("hugetlb.2MB.max"));
+        assert!(is_v2_setting("hugetlb.2MB.rsvd.max"));
+        assert!(!is_v2_setting("memory.current"));
+    }
+}

@@ -1,0 +1,11 @@
+//! The data model shared by every stage: controllers, typed values, the
+//! snapshot graph, and the catalogue of setting files.
+
+mod controller;
+pub mod files;
+pub mod path;
+mod snapshot;
+pub mod value;
+
+pub use controller::Controller;
+pub use snapshot::*;

@@ -1,0 +1,131 @@
+//! `cgmig tree`: every hierarchy as an indented tree.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use petgraph::graph::NodeIndex;
+
+use crate::model::{Snapshot, Version};
+use crate::rules::RuleSet;
+
+/// Render all hierarchies: controllers, mounts, and per cgroup its task
+/// counts, non-default settings, a `split` marker where a process's threads
+/// are spread over cgroups of the hierarchy, and the owner when not root.
+pub fn render_tree(snap: &Snapshot, rules: &RuleSet) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "host {} — kernel {} — mode {:?}",
+        snap.host.hostname.as_deref().unwrap_or("?"),
+        snap.host.kernel.as_deref().unwrap_or("?"),
+        snap.host.mode
+    );
+    // Cgroups holding a thread whose process is split in that hierarchy.
+    let mut split_at: BTreeMap<NodeIndex, BTreeSet<u32>> = BTreeMap::new();
+    for (pi, hs) in snap.split_processes() {
+        let pid = match &snap.graph[pi] {
+            crate::model::Node::Process(p) => p.pid,
+            _ => continue,
+        };
+        for (ti, _) in snap.threads(pi) {
+            for cg in snap.memberships(ti) {
+                if hs.contains(&snap.cgroup(cg).hierarchy) {
+                    split_at.entry(cg).or_default().insert(pid);
+                }
+            }
+        }
+    }
+    for (hi, h) in snap.hierarchies() {
+        let ver = if h.version == Version::V2 { "v2" } else { "v1" };
+        let where_ = match h.scanned_mount {
+            Some(i) => {
+                let m = &h.mounts[i];
+                if m.root == "/" {
+                    format!("at {}", m.mount_point)
+                } else {
+                    format!("at {} (root {})", m.mount_point, m.root)
+                }
+            }
+            None => "mounted nowhere".to_string(),
+        };
+        let extra = if h.mounts.len() > 1 {
+            format!(", {} mounts", h.mounts.len())
+        } else {
+            String::new()
+        };
+        let ctl = if h.version == Version::V2 {
+            let c: Vec<_> = h.controllers.iter().map(|c| c.as_str()).collect();
+            format!("unified [{}]", c.join(" "))
+        } else {
+            h.label()
+        };
+        let _ = writeln!(out, "\n{ver} hierarchy {}: {ctl} {where_}{extra}", h.id);
+        let Some(root) = snap.root_cgroup(hi) else {
+            continue;
+        };
+        let mut stack: Vec<(NodeIndex, String, bool, bool)> = vec![(root, String::new(), true, true)];
+        while let Some((cg, prefix, last, is_top)) = stack.pop() {
+            let c = snap.cgroup(cg);
+            let (procs, threads) = snap.task_counts(cg);
+            let mut line = String::new();
+            if is_top {
+                line.push_str(&c.path);
+            } else {
+                line.push_str(&prefix);
+                line.push_str(if last { "└── " } else { "├── " });
+                line.push_str(c.name());
+            }
+            if threads > 0 {
+                let _ = write!(line, "  ({procs} procs, {threads} threads)");
+            }
+            let parent = snap.parent(cg).map(|p| snap.cgroup(p));
+            let mut settings = Vec::new();
+            if h.version == Version::V1 {
+                for (k, v) in &c.settings {
+                    let pv = parent.and_then(|p| p.settings.get(k)).map(String::as_str);
+                    if c.is_root() && k != "release_agent" {
+                        continue;
+                    }
+                    if !rules.is_default(k, &h.controllers, v, pv) {
+                        settings.push(format!("{k}={}", v.replace('\n', "; ")));
+                    }
+                }
+            } else {
+                for (k, v) in &c.settings {
+                    if !crate::model::files::is_v2_default(k, v) {
+                        settings.push(format!("{k}={}", v.replace('\n', "; ")));
+                    }
+                }
+            }
+            if !settings.is_empty() {
+                let _ = write!(line, "  {}", settings.join(" "));
+            }
+            if let Some(uid) = c.owner.delegate_uid() {
+                let _ = write!(line, "  [owner uid {uid}]");
+            }
+            if let Some(pids) = split_at.get(&cg) {
+                let p: Vec<_> = pids.iter().map(|p| p.to_string()).collect();
+                let _ = write!(line, "  [split threads: pid {}]", p.join(","));
+            }
+            out.push_str(&line);
+            out.push('\n');
+            let kids = snap.children(cg);
+            let child_prefix = if is_top {
+                String::new()
+            } else {
+                format!("{prefix}{}", if last { "    " } else { "│   " })
+            };
+            let n = kids.len();
+            for (i, k) in kids.into_iter().enumerate().rev() {
+                stack.push((k, child_prefix.clone(), i + 1 == n, false));
+            }
+        }
+    }
+    if !snap.diagnostics.is_empty() {
+        let _ = writeln!(out, "\n{} diagnostics:", snap.diagnostics.len());
+        for d in &snap.diagnostics {
+            let _ = writeln!(out, "  {}: {}", d.path, d.message);
+        }
+    }
+    out
+}

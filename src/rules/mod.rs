@@ -1,0 +1,468 @@
+//! Rules as data: what each v1 setting or host fact means for v2.
+//!
+//! The default rules live in `rules/*.yaml` and are embedded in the binary;
+//! `--rules DIR` adds more and overrides by id. Loading never stops at the
+//! first bad rule: every problem comes back as a [`RuleError`] naming the
+//! file, line and rule, and every good rule still loads (ripgrep's
+//! `ignore::Error::Partial` idea).
+
+pub mod convert;
+mod engine;
+mod schema;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use thiserror::Error;
+
+pub use engine::{Conversion, FUNCTIONS, FunctionInfo, convert_setting};
+pub use schema::*;
+
+/// The default rules, embedded at build time.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("rules/core.yaml", include_str!("../../rules/core.yaml")),
+    ("rules/cpu.yaml", include_str!("../../rules/cpu.yaml")),
+    ("rules/cpuset.yaml", include_str!("../../rules/cpuset.yaml")),
+    ("rules/memory.yaml", include_str!("../../rules/memory.yaml")),
+    ("rules/blkio.yaml", include_str!("../../rules/blkio.yaml")),
+    ("rules/misc.yaml", include_str!("../../rules/misc.yaml")),
+    ("rules/host.yaml", include_str!("../../rules/host.yaml")),
+];
+
+/// Where a rule was defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// File name (`rules/cpu.yaml` for embedded rules).
+    pub file: String,
+    /// 1-based line of the rule's first line.
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A problem in a rules file.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RuleError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {message}")]
+    Io {
+        /// The file or directory.
+        file: String,
+        /// The OS error.
+        message: String,
+    },
+    /// The YAML itself is broken; the whole file is skipped.
+    #[error("{file}:{line}:{column}: YAML syntax error: {message}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Parser message.
+        message: String,
+    },
+    /// One rule is invalid; it is skipped and the others load.
+    #[error("{file}:{line}: rule {rule}: {message}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// 1-based line of the rule.
+        line: usize,
+        /// The rule id (or `#N` when it has none).
+        rule: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A loaded rule with its origin and compiled regexes.
+#[derive(Debug, Clone)]
+pub struct LoadedRule {
+    /// The rule as written.
+    pub rule: Rule,
+    /// Where it came from.
+    pub origin: Origin,
+    file_regex: Option<Regex>,
+    value_regex: Option<Regex>,
+    default_regex: Option<Regex>,
+}
+
+impl LoadedRule {
+    /// Whether this rule is about an interface file (not a host fact).
+    pub fn is_file_rule(&self) -> bool {
+        self.rule.matcher.fact.is_none()
+    }
+
+    /// Whether the rule names this file; returns the regex captures (for `{1}`).
+    pub fn file_captures(&self, file: &str) -> Option<Vec<String>> {
+        if let Some(f) = &self.rule.matcher.file {
+            return (f == file).then(Vec::new);
+        }
+        let re = self.file_regex.as_ref()?;
+        let caps = re.captures(file)?;
+        Some(
+            caps.iter()
+                .skip(1)
+                .map(|m| m.map(|m| m.as_str().to_string()).unwrap_or_default())
+                .collect(),
+        )
+    }
+
+    /// Whether the value predicate (if any) accepts this value.
+    pub fn value_matches(&self, value: &str) -> bool {
+        let Some(p) = &self.rule.matcher.value else {
+            return true;
+        };
+        let v = value.trim();
+        p.equals.as_deref().is_none_or(|e| v == e)
+            && p.not_equals.as_deref().is_none_or(|e| v != e)
+            && self.value_regex.as_ref().is_none_or(|r| r.is_match(v))
+    }
+
+    /// Whether `value` is this file's default (`parent` is the parent cgroup's value).
+    pub fn is_default(&self, value: &str, parent: Option<&str>) -> bool {
+        let v = value.trim();
+        match &self.rule.default {
+            None => false,
+            Some(DefaultSpec::Exact(e)) => v == e.trim(),
+            Some(DefaultSpec::Spec(d)) => {
+                d.any_of.iter().any(|e| v == e.trim())
+                    || (d.unlimited
+                        && v.parse::<crate::model::value::Limit>() == Ok(crate::model::value::Limit::Max))
+                    || (d.parent && parent.is_some_and(|p| p.trim() == v))
+                    || self.default_regex.as_ref().is_some_and(|r| r.is_match(v))
+            }
+        }
+    }
+
+    /// A value a fresh kernel would show, for generated hosts.
+    pub fn example_default(&self) -> Option<String> {
+        match &self.rule.default {
+            None => None,
+            Some(DefaultSpec::Exact(e)) => Some(e.clone()),
+            Some(DefaultSpec::Spec(d)) => {
+                d.example
+                    .clone()
+                    .or_else(|| d.any_of.first().cloned())
+                    .or_else(|| {
+                        d.unlimited
+                            .then(|| crate::model::value::V1_UNLIMITED_4K.to_string())
+                    })
+            }
+        }
+    }
+
+    /// The scope for file rules (non-root by default).
+    pub fn scope(&self) -> Scope {
+        self.rule.matcher.scope.unwrap_or_default()
+    }
+}
+
+/// All rules in force.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    rules: Vec<LoadedRule>,
+    by_id: HashMap<String, usize>,
+}
+
+impl RuleSet {
+    /// The embedded rules only. Errors in them are a build bug (a test checks).
+    pub fn embedded() -> (RuleSet, Vec<RuleError>) {
+        let mut set = RuleSet::default();
+        let mut errors = Vec::new();
+        for (file, text) in EMBEDDED {
+            set.add_source(file, text, &mut errors, false);
+        }
+        (set, errors)
+    }
+
+    /// The embedded rules plus every `*.yaml`/`*.yml` file in `dirs`, which
+    /// override embedded rules with the same id.
+    pub fn load(dirs: &[PathBuf]) -> (RuleSet, Vec<RuleError>) {
+        let (mut set, mut errors) = RuleSet::embedded();
+        for dir in dirs {
+            for (file, text) in read_dir_sources(dir, &mut errors) {
+                set.add_source(&file, &text, &mut errors, true);
+            }
+        }
+        (set, errors)
+    }
+
+    /// Validate the rules in one directory on their own (`cgmig rules check`).
+    pub fn check_dir(dir: &Path) -> (RuleSet, Vec<RuleError>) {
+        let mut set = RuleSet::default();
+        let mut errors = Vec::new();
+        for (file, text) in read_dir_sources(dir, &mut errors) {
+            set.add_source(&file, &text, &mut errors, false);
+        }
+        (set, errors)
+    }
+
+    /// Parse one file's text and add its valid rules.
+    ///
+    /// `override_ok`: a rule may replace one from an earlier source (a user
+    /// directory over the embedded rules); within one source, or without the
+    /// flag, a repeated id is an error.
+    pub fn add_source(&mut self, file: &str, text: &str, errors: &mut Vec<RuleError>, override_ok: bool) {
+        let docs: Vec<serde_yaml_ng::Value> =
+            match serde_yaml_ng::from_str::<Option<Vec<serde_yaml_ng::Value>>>(text) {
+                Ok(v) => v.unwrap_or_default(),
+                Err(e) => {
+                    let loc = e.location();
+                    errors.push(RuleError::Syntax {
+                        file: file.to_string(),
+                        line: loc.as_ref().map_or(0, |l| l.line()),
+                        column: loc.as_ref().map_or(0, |l| l.column()),
+                        message: e.to_string(),
+                    });
+                    return;
+                }
+            };
+        let lines = item_lines(text, docs.len());
+        let mut seen_here: HashMap<String, usize> = HashMap::new();
+        for (i, doc) in docs.into_iter().enumerate() {
+            let line = lines.get(i).copied().unwrap_or(0);
+            let label = doc
+                .get("id")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("#{}", i + 1));
+            let invalid = |message: String| RuleError::Invalid {
+                file: file.to_string(),
+                line,
+                rule: label.clone(),
+                message,
+            };
+            let rule: Rule = match serde_yaml_ng::from_value(doc) {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.push(invalid(e.to_string()));
+                    continue;
+                }
+            };
+            let loaded = match validate(
+                rule,
+                Origin {
+                    file: file.to_string(),
+                    line,
+                },
+            ) {
+                Ok(r) => r,
+                Err(msg) => {
+                    errors.push(invalid(msg));
+                    continue;
+                }
+            };
+            let id = loaded.rule.id.clone();
+            if let Some(first) = seen_here.get(&id) {
+                errors.push(invalid(format!("duplicate id (first defined at {file}:{first})")));
+                continue;
+            }
+            seen_here.insert(id.clone(), line);
+            match self.by_id.get(&id) {
+                Some(&idx) if override_ok => self.rules[idx] = loaded,
+                Some(&idx) => errors.push(invalid(format!(
+                    "duplicate id (first defined at {})",
+                    self.rules[idx].origin
+                ))),
+                None => {
+                    self.by_id.insert(id, self.rules.len());
+                    self.rules.push(loaded);
+                }
+            }
+        }
+    }
+
+    /// Every rule, in load order.
+    pub fn rules(&self) -> &[LoadedRule] {
+        &self.rules
+    }
+
+    /// The rule with this id.
+    pub fn get(&self, id: &str) -> Option<&LoadedRule> {
+        self.by_id.get(id).map(|&i| &self.rules[i])
+    }
+
+    /// File rules that name this file in a hierarchy with these controllers.
+    pub fn file_rules<'a>(
+        &'a self,
+        file: &'a str,
+        controllers: &'a [crate::model::Controller],
+    ) -> impl Iterator<Item = (&'a LoadedRule, Vec<String>)> + 'a {
+        self.rules.iter().filter_map(move |r| {
+            if !r.is_file_rule() {
+                return None;
+            }
+            if let Some(c) = &r.rule.matcher.controller
+                && !controllers.iter().any(|x| x.as_str() == c)
+            {
+                return None;
+            }
+            r.file_captures(file).map(|caps| (r, caps))
+        })
+    }
+
+    /// Whether `value` of `file` is a default, by the first rule that defines one.
+    pub fn is_default(
+        &self,
+        file: &str,
+        controllers: &[crate::model::Controller],
+        value: &str,
+        parent: Option<&str>,
+    ) -> bool {
+        self.file_rules(file, controllers)
+            .find(|(r, _)| r.rule.default.is_some())
+            .is_some_and(|(r, _)| r.is_default(value, parent))
+    }
+
+    /// Rules matching a host fact.
+    pub fn fact_rules(&self, fact: Fact) -> impl Iterator<Item = &LoadedRule> {
+        self.rules
+            .iter()
+            .filter(move |r| r.rule.matcher.fact == Some(fact))
+    }
+}
+
+fn read_dir_sources(dir: &Path, errors: &mut Vec<RuleError>) -> Vec<(String, String)> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            errors.push(RuleError::Io {
+                file: dir.display().to_string(),
+                message: e.to_string(),
+            });
+            return Vec::new();
+        }
+    };
+    let mut paths: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|p| match std::fs::read_to_string(&p) {
+            Ok(t) => Some((p.display().to_string(), t)),
+            Err(e) => {
+                errors.push(RuleError::Io {
+                    file: p.display().to_string(),
+                    message: e.to_string(),
+                });
+                None
+            }
+        })
+        .collect()
+}
+
+/// The first line of each top-level sequence item.
+///
+/// serde values carry no positions, so rules are located in the text: a
+/// top-level item starts with `-` at the sequence's indentation. When the
+/// count disagrees with the parsed items (flow style, odd layouts) the lines
+/// of `id:` keys are used instead.
+fn item_lines(text: &str, count: usize) -> Vec<usize> {
+    let starts: Vec<(usize, usize)> = text
+        .lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let indent = l.len() - l.trim_start().len();
+            let t = l.trim_start();
+            (t == "-" || t.starts_with("- ")).then_some((i + 1, indent))
+        })
+        .collect();
+    let min_indent = starts.iter().map(|s| s.1).min().unwrap_or(0);
+    let top: Vec<usize> = starts.iter().filter(|s| s.1 == min_indent).map(|s| s.0).collect();
+    if top.len() == count {
+        return top;
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().trim_start_matches("- ").starts_with("id:"))
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+fn compile(what: &str, re: &Option<String>) -> Result<Option<Regex>, String> {
+    re.as_ref()
+        .map(|r| Regex::new(r).map_err(|e| format!("bad {what} regex {r:?}: {e}")))
+        .transpose()
+}
+
+/// Check one parsed rule for everything serde cannot.
+fn validate(rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
+    if rule.id.trim().is_empty() {
+        return Err("empty id".into());
+    }
+    let m = &rule.matcher;
+    let file_kinds = m.file.is_some() as u8 + m.file_regex.is_some() as u8;
+    match (file_kinds, m.fact) {
+        (0, None) => return Err("match needs one of file, file_regex or fact".into()),
+        (2, _) => return Err("match has both file and file_regex".into()),
+        (1, Some(_)) => return Err("match has both a file and a fact".into()),
+        _ => {}
+    }
+    if m.fact == Some(Fact::BootParam) && m.param.is_none() {
+        return Err("fact boot-param needs param".into());
+    }
+    if m.param.is_some() && m.fact != Some(Fact::BootParam) {
+        return Err("param is only for fact boot-param".into());
+    }
+    if let Some(c) = &m.controller {
+        let known = crate::model::Controller::KNOWN.iter().any(|k| k.as_str() == c);
+        if !known {
+            return Err(format!("unknown controller {c:?}"));
+        }
+    }
+    if rule.convert.is_none() && rule.finding.is_none() && rule.default.is_none() {
+        return Err("rule says nothing: give convert, finding or default".into());
+    }
+    if rule.fact_only_fields_misused() {
+        return Err("a fact rule cannot have default or convert".into());
+    }
+    if let Some(c) = &rule.convert {
+        engine::check_function(&c.function, &c.params)?;
+    }
+    let file_regex = compile("file", &m.file_regex)?;
+    let value_regex = compile("value", &m.value.as_ref().and_then(|v| v.regex.clone()))?;
+    let default_regex = match &rule.default {
+        Some(DefaultSpec::Spec(d)) => compile("default", &d.regex)?,
+        _ => None,
+    };
+    if let Some(k) = &rule.kernel
+        && parse_kernel(k).is_none()
+    {
+        return Err(format!("kernel {k:?} is not a version like 5.14"));
+    }
+    Ok(LoadedRule {
+        rule,
+        origin,
+        file_regex,
+        value_regex,
+        default_regex,
+    })
+}
+
+impl Rule {
+    fn fact_only_fields_misused(&self) -> bool {
+        self.matcher.fact.is_some() && (self.default.is_some() || self.convert.is_some())
+    }
+}
+
+/// Parse a kernel version prefix (`5.14`, `6.1.0-13-amd64`) to (major, minor).
+pub fn parse_kernel(s: &str) -> Option<(u32, u32)> {
+    let mut it = s.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+//! The YAML rule schema. Documented for users in `docs/rules.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How serious a finding is. Ordered: `Info < Warning < Error < Blocker`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; nothing changes for workloads.
+    Info,
+    /// Converted, but behaviour changes in a way someone should check.
+    Warning,
+    /// A setting or feature is lost: v2 has no equivalent, a replacement is needed.
+    Error,
+    /// v2 cannot express the current state at all; the switch is blocked.
+    Blocker,
+}
+
+impl Severity {
+    /// All severities, ascending.
+    pub const ALL: [Severity; 4] = [
+        Severity::Info,
+        Severity::Warning,
+        Severity::Error,
+        Severity::Blocker,
+    ];
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Blocker => "blocker",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Host-level facts a rule can match (computed by the audit, not read from a file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fact {
+    /// A named v1 hierarchy (`name=systemd`, `name=openrc`, ...).
+    NamedHierarchy,
+    /// A v1 hierarchy alive (in `/proc/cgroups` or `/proc/PID/cgroup`) but mounted nowhere.
+    UnmountedHierarchy,
+    /// A hierarchy with a `release_agent` mount option or root file set.
+    ReleaseAgent,
+    /// A process's threads are in different cgroups only in threaded controllers.
+    SplitThreadsThreaded,
+    /// A process's threads are in different cgroups in a domain controller.
+    SplitThreadsDomain,
+    /// A non-root cgroup with tasks and child cgroups, in a hierarchy with domain controllers.
+    InternalProcesses,
+    /// A cgroup owned by a non-root user (self-managed, to be delegated).
+    Delegated,
+    /// One user owns cgroups whose only common ancestor is root-owned.
+    DelegationCommonAncestor,
+    /// A kernel boot parameter is present (`param:` names it).
+    BootParam,
+    /// The kernel is older than a v2 feature the host's settings need.
+    KernelTooOld,
+    /// A controller bound to a v1 hierarchy (unavailable to v2 until released).
+    ControllerV1Bound,
+    /// A controller enabled in the kernel but neither mounted in v1 nor offered by v2.
+    ControllerUnused,
+    /// The host runs in legacy mode (v1 only).
+    LegacyMode,
+    /// The host runs in hybrid mode (v1 controllers + controller-less v2).
+    HybridMode,
+    /// A process holds a v1 notification file open (`cgroup.event_control`, ...).
+    EventListener,
+    /// A process sits at different paths in different hierarchies.
+    DivergedPlacement,
+    /// No cgroup filesystem is mounted.
+    NoCgroupfs,
+}
+
+impl Fact {
+    /// The kebab-case name used in rules files.
+    pub fn as_str(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+/// Where in a hierarchy a file rule applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Non-root cgroups only (the default: v2 roots take no resource settings).
+    #[default]
+    Nonroot,
+    /// Hierarchy roots only (`release_agent`, `memory.use_hierarchy` at `/`).
+    Root,
+    /// Every cgroup.
+    Any,
+}
+
+/// A predicate on a file's raw value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValuePred {
+    /// Value equals this (after trimming).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<String>,
+    /// Value differs from this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_equals: Option<String>,
+    /// Value matches this regex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+/// What a rule matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    /// A controller the hierarchy must have bound (`cpu`, `memory`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<String>,
+    /// An interface file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// A regex over interface file names; groups feed `{1}` in `convert.target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_regex: Option<String>,
+    /// A predicate on the file's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<ValuePred>,
+    /// A host-level fact instead of a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact: Option<Fact>,
+    /// The boot parameter for `fact: boot-param`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// For `fact: controller-v1-bound`/`controller-unused`: restrict to one controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+}
+
+/// What counts as the default (untouched) value of a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DefaultSpec {
+    /// Exactly this text.
+    Exact(String),
+    /// A richer description.
+    Spec(DefaultDetail),
+}
+
+/// The structured form of [`DefaultSpec`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultDetail {
+    /// Any of these texts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub any_of: Vec<String>,
+    /// The v1 "unlimited" limit (page-aligned LONG_MAX, `-1`, `max`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unlimited: bool,
+    /// Equal to the parent cgroup's value (cpuset lists copied down).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parent: bool,
+    /// Matches this regex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// What a fresh kernel shows, for generated test hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
+}
+
+/// A conversion to a v2 file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvertSpec {
+    /// The v2 file written (`cpu.weight`; `{1}` takes a `file_regex` group).
+    pub target: String,
+    /// A conversion function name (`cgmig explain` lists them).
+    pub function: String,
+    /// Function parameters (`formula: systemd`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+}
+
+/// A finding to report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingSpec {
+    /// How serious.
+    pub severity: Severity,
+    /// Why it matters, in one or two sentences.
+    pub why: String,
+    /// The v2 replacement or the remediation.
+    pub remediation: String,
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable id (`cpu.shares`, `host.named-hierarchy`, ...).
+    pub id: String,
+    /// One-line summary.
+    pub title: String,
+    /// What it matches.
+    #[serde(rename = "match")]
+    pub matcher: Match,
+    /// The file's default value; a default value is never a finding or conversion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<DefaultSpec>,
+    /// The conversion, if the setting maps to v2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convert: Option<ConvertSpec>,
+    /// The finding, if the setting or fact needs attention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<FindingSpec>,
+    /// First kernel with the v2 replacement (`5.14`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// Where the facts come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}

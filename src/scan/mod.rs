@@ -1,0 +1,461 @@
+//! Turn a host into a [`Snapshot`].
+//!
+//! Hierarchies are identified from kernel data, never from mount-point names:
+//! mountinfo super options give each mount's controllers and `name=`, mounts
+//! with the same superblock (`major:minor`) are one hierarchy, `/proc/cgroups`
+//! gives the hierarchy id of every bound controller, and the `ID:CONTROLLERS`
+//! prefix of every `/proc/PID/task/TID/cgroup` line names the hierarchies that
+//! are alive, including named ones and ones mounted nowhere.
+//!
+//! Only a mount table that cannot be read stops a scan; anything else that
+//! can't be read becomes a [`Diagnostic`] with its path.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use thiserror::Error;
+
+use crate::host::{CgroupMount, HostError, Membership, ProcCgroupsEntry, RawProcess, Root};
+use crate::model::{
+    Cgroup, Controller, ControllerStatus, Diagnostic, Edge, Hierarchy, HostInfo, Mode, Mount, Node, Process,
+    SNAPSHOT_SCHEMA, Snapshot, Thread, Vanished, Version, files,
+};
+
+/// A scan that could not produce a snapshot at all.
+#[derive(Debug, Error)]
+pub enum ScanError {
+    /// The mount table is missing or unparsable; nothing can be found without it.
+    #[error("cannot read the mount table: {0}")]
+    MountTable(#[source] HostError),
+}
+
+/// First id given to a v1 hierarchy whose id the kernel data did not reveal.
+const SYNTHETIC_ID_BASE: u32 = 1_000_000;
+
+/// Scan a host into a snapshot.
+pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
+    let mut diags: Vec<Diagnostic> = Vec::new();
+    let mut vanished = Vanished::default();
+    let note = |diags: &mut Vec<Diagnostic>, e: HostError| {
+        let path = match &e {
+            HostError::Io { path, .. } | HostError::Parse { path, .. } | HostError::Escapes { path, .. } => {
+                path.display().to_string()
+            }
+        };
+        diags.push(Diagnostic {
+            path,
+            message: e.to_string(),
+        });
+    };
+
+    let text = |abs: &str, diags: &mut Vec<Diagnostic>| match root.read_text(abs) {
+        Ok(t) => t,
+        Err(e) => {
+            note(diags, e);
+            None
+        }
+    };
+    let kernel = text("/proc/sys/kernel/osrelease", &mut diags);
+    let cmdline = text("/proc/cmdline", &mut diags);
+    let hostname = text("/proc/sys/kernel/hostname", &mut diags);
+
+    let mounts = root.cgroup_mounts().map_err(ScanError::MountTable)?;
+    let proc_cgroups = match root.proc_cgroups() {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            diags.push(Diagnostic {
+                path: root.path("/proc/cgroups").display().to_string(),
+                message: "file is absent: controller hierarchy ids come from /proc/PID/cgroup only".into(),
+            });
+            Vec::new()
+        }
+        Err(e) => {
+            note(&mut diags, e);
+            Vec::new()
+        }
+    };
+
+    // Processes first: their cgroup lines reveal every live hierarchy.
+    let mut procs: Vec<RawProcess> = Vec::new();
+    match root.pids() {
+        Ok(pids) => {
+            for pid in pids {
+                match root.process(pid) {
+                    Ok(Ok(p)) => procs.push(p),
+                    Ok(Err(_gone)) => vanished.tasks += 1,
+                    Err(e) => note(&mut diags, e),
+                }
+            }
+        }
+        Err(e) => note(&mut diags, e),
+    }
+    let seen = seen_hierarchies(&procs);
+
+    let mut hierarchies = build_hierarchies(&mounts, &proc_cgroups, &seen, &mut diags);
+    let v2_controllers = hierarchies
+        .iter_mut()
+        .find(|h| h.version == Version::V2)
+        .and_then(|h| {
+            let mp = h.scanned_mount.map(|i| h.mounts[i].mount_point.clone())?;
+            match root.v2_controllers(&mp) {
+                Ok(c) => {
+                    let c = c.unwrap_or_default();
+                    h.controllers = c
+                        .iter()
+                        .map(|s| s.parse().unwrap_or_else(|e| match e {}))
+                        .collect();
+                    Some(c)
+                }
+                Err(e) => {
+                    note(&mut diags, e);
+                    None
+                }
+            }
+        })
+        .unwrap_or_default();
+
+    let mode = detect_mode(&mounts);
+    let controllers = proc_cgroups
+        .iter()
+        .map(|e| ControllerStatus {
+            controller: e.name.parse().unwrap_or_else(|e| match e {}),
+            hierarchy: e.hierarchy,
+            num_cgroups: e.num_cgroups,
+            enabled: e.enabled,
+            in_v2: v2_controllers.iter().any(|c| c == &e.name),
+        })
+        .collect();
+
+    // Mount points of every mount, to avoid walking into a nested mount.
+    let all_mount_points: BTreeSet<String> = mounts.iter().map(|m| m.mount_point.clone()).collect();
+
+    let mut graph: DiGraph<Node, Edge> = DiGraph::new();
+    let mut by_path: HashMap<u32, HashMap<String, NodeIndex>> = HashMap::new();
+    for h in hierarchies {
+        let id = h.id;
+        let v2 = h.version == Version::V2;
+        let scanned = h.scanned_mount.map(|i| h.mounts[i].clone());
+        let hi = graph.add_node(Node::Hierarchy(h));
+        let Some(mount) = scanned else { continue };
+        let paths = by_path.entry(id).or_default();
+        let filter: crate::host::SettingFilter = if v2 {
+            |n, _| files::is_v2_setting(n)
+        } else {
+            files::is_v1_setting
+        };
+        let result = root.walk_cgroups(&mount.mount_point, &all_mount_points, filter, v2, |raw| {
+            let path = if mount.root == "/" {
+                raw.rel_path.clone()
+            } else if raw.rel_path == "/" {
+                mount.root.clone()
+            } else {
+                format!("{}{}", mount.root.trim_end_matches('/'), raw.rel_path)
+            };
+            let parent = crate::model::path::parent(&path).and_then(|p| paths.get(p).copied());
+            let ci = graph.add_node(Node::Cgroup(Cgroup {
+                hierarchy: id,
+                path: path.clone(),
+                owner: raw.owner,
+                settings: raw.settings.into_iter().collect(),
+            }));
+            match parent {
+                Some(p) if raw.rel_path != "/" => graph.add_edge(p, ci, Edge::Child),
+                _ => graph.add_edge(hi, ci, Edge::Child),
+            };
+            paths.insert(path, ci);
+        });
+        match result {
+            Ok(stats) => {
+                vanished.cgroups += stats.gone;
+                for e in stats.errors {
+                    note(&mut diags, e);
+                }
+            }
+            Err(e) => note(&mut diags, e),
+        }
+    }
+
+    let cgroup_points: Vec<String> = mounts
+        .iter()
+        .map(|m| format!("{}/", m.mount_point.trim_end_matches('/')))
+        .collect();
+    for p in procs {
+        let cgroup_files = p
+            .open_files
+            .into_iter()
+            .filter(|f| cgroup_points.iter().any(|mp| f.starts_with(mp.as_str())))
+            .collect();
+        let pi = graph.add_node(Node::Process(Process {
+            pid: p.pid,
+            comm: p.comm,
+            cmdline: p.cmdline,
+            uid: p.uid,
+            gid: p.gid,
+            cgroup_files,
+        }));
+        for t in p.threads {
+            let mut unresolved = Vec::new();
+            let mut members = Vec::new();
+            for m in &t.cgroups {
+                match by_path.get(&m.hierarchy).and_then(|paths| paths.get(&m.path)) {
+                    Some(&ci) => members.push(ci),
+                    None => unresolved.push((m.hierarchy, m.path.clone())),
+                }
+            }
+            let ti = graph.add_node(Node::Thread(Thread {
+                tid: t.tid,
+                comm: t.comm,
+                unresolved,
+            }));
+            graph.add_edge(pi, ti, Edge::Thread);
+            for ci in members {
+                graph.add_edge(ti, ci, Edge::Member);
+            }
+        }
+    }
+
+    Ok(Snapshot {
+        schema: SNAPSHOT_SCHEMA.to_string(),
+        host: HostInfo {
+            kernel,
+            cmdline,
+            hostname,
+            mode,
+            controllers,
+        },
+        graph,
+        diagnostics: diags,
+        vanished,
+    })
+}
+
+/// Hierarchy ids seen in process cgroup files, with the kernel's controller list.
+fn seen_hierarchies(procs: &[RawProcess]) -> BTreeMap<u32, Vec<String>> {
+    let mut seen = BTreeMap::new();
+    for p in procs {
+        for t in &p.threads {
+            for Membership {
+                hierarchy,
+                controllers,
+                ..
+            } in &t.cgroups
+            {
+                seen.entry(*hierarchy).or_insert_with(|| controllers.clone());
+            }
+        }
+    }
+    seen
+}
+
+/// Whether a super option names a controller (as opposed to `rw`, `xattr`, ...).
+fn is_controller_option(key: &str, value: &Option<String>, proc_cgroups: &[ProcCgroupsEntry]) -> bool {
+    value.is_none()
+        && (proc_cgroups.iter().any(|e| e.name == key) || Controller::KNOWN.iter().any(|c| c.as_str() == key))
+}
+
+/// Group mounts into hierarchies and add the live ones mounted nowhere.
+pub(crate) fn build_hierarchies(
+    mounts: &[CgroupMount],
+    proc_cgroups: &[ProcCgroupsEntry],
+    seen: &BTreeMap<u32, Vec<String>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Hierarchy> {
+    let mut out: Vec<Hierarchy> = Vec::new();
+    let mut v1_groups: BTreeMap<&str, Vec<&CgroupMount>> = BTreeMap::new();
+    let mut v2_mounts = Vec::new();
+    for m in mounts {
+        if m.v2 {
+            v2_mounts.push(m);
+        } else {
+            v1_groups.entry(m.majmin.as_str()).or_default().push(m);
+        }
+    }
+
+    let to_mount = |m: &CgroupMount, proc_cgroups: &[ProcCgroupsEntry]| Mount {
+        mount_point: m.mount_point.clone(),
+        root: m.root.clone(),
+        source: m.source.clone(),
+        options: m
+            .super_options
+            .iter()
+            .filter(|(k, v)| k != "name" && k != "release_agent" && !is_controller_option(k, v, proc_cgroups))
+            .map(|(k, v)| match v {
+                Some(v) => format!("{k}={v}"),
+                None => k.clone(),
+            })
+            .collect(),
+        majmin: m.majmin.clone(),
+    };
+
+    let mut next_synthetic = SYNTHETIC_ID_BASE;
+    // Keep mount-table order for groups so output is stable and familiar.
+    let mut groups: Vec<Vec<&CgroupMount>> = v1_groups.into_values().collect();
+    groups.sort_by_key(|g| g[0].line);
+    for group in groups {
+        let first = group[0];
+        let controllers: Vec<Controller> = first
+            .super_options
+            .iter()
+            .filter(|(k, v)| is_controller_option(k, v, proc_cgroups))
+            .map(|(k, _)| k.parse().unwrap_or_else(|e| match e {}))
+            .collect();
+        let name = first
+            .super_options
+            .iter()
+            .find(|(k, _)| k == "name")
+            .and_then(|(_, v)| v.clone());
+        let release_agent = first
+            .super_options
+            .iter()
+            .find(|(k, _)| k == "release_agent")
+            .and_then(|(_, v)| v.clone());
+        let id = controllers
+            .iter()
+            .find_map(|c| {
+                proc_cgroups
+                    .iter()
+                    .find(|e| e.name == c.as_str() && e.hierarchy != 0)
+                    .map(|e| e.hierarchy)
+            })
+            .or_else(|| {
+                let tag = name.as_ref().map(|n| format!("name={n}"));
+                seen.iter()
+                    .find(|(_, cs)| match &tag {
+                        Some(t) => cs.contains(t),
+                        None => controllers.iter().any(|c| cs.iter().any(|s| s == c.as_str())),
+                    })
+                    .map(|(id, _)| *id)
+            })
+            .unwrap_or_else(|| {
+                let id = next_synthetic;
+                next_synthetic += 1;
+                diags.push(Diagnostic {
+                    path: format!("mountinfo line {}", first.line),
+                    message: format!(
+                        "hierarchy mounted at {} is not listed in /proc/cgroups or any /proc/PID/cgroup; \
+                         gave it id {id}",
+                        first.mount_point
+                    ),
+                });
+                id
+            });
+        let mounts: Vec<Mount> = group.iter().map(|m| to_mount(m, proc_cgroups)).collect();
+        let scanned_mount = pick_mount(&mounts);
+        if let Some(i) = scanned_mount
+            && mounts[i].root != "/"
+        {
+            diags.push(Diagnostic {
+                path: mounts[i].mount_point.clone(),
+                message: format!(
+                    "only part of hierarchy {id} is visible (mount root {}): cgroups outside it are not scanned",
+                    mounts[i].root
+                ),
+            });
+        }
+        out.push(Hierarchy {
+            id,
+            version: Version::V1,
+            controllers,
+            name,
+            mounts,
+            scanned_mount,
+            release_agent,
+        });
+    }
+
+    if !v2_mounts.is_empty() {
+        let mounts: Vec<Mount> = v2_mounts.iter().map(|m| to_mount(m, proc_cgroups)).collect();
+        let scanned_mount = pick_mount(&mounts);
+        out.push(Hierarchy {
+            id: 0,
+            version: Version::V2,
+            controllers: Vec::new(),
+            name: None,
+            mounts,
+            scanned_mount,
+            release_agent: None,
+        });
+    }
+
+    // Alive but mounted nowhere: bound controllers in /proc/cgroups, and
+    // hierarchies (named ones too) that processes are still members of.
+    let mut unmounted: BTreeMap<u32, (Vec<Controller>, Option<String>)> = BTreeMap::new();
+    for e in proc_cgroups.iter().filter(|e| e.hierarchy != 0) {
+        if !out.iter().any(|h| h.id == e.hierarchy) {
+            unmounted
+                .entry(e.hierarchy)
+                .or_default()
+                .0
+                .push(e.name.parse().unwrap_or_else(|e| match e {}));
+        }
+    }
+    for (id, cs) in seen.iter().filter(|(id, _)| **id != 0) {
+        if out.iter().any(|h| h.id == *id) {
+            continue;
+        }
+        let entry = unmounted.entry(*id).or_default();
+        for c in cs {
+            if let Some(n) = c.strip_prefix("name=") {
+                entry.1 = Some(n.to_string());
+            } else {
+                let c: Controller = c.parse().unwrap_or_else(|e| match e {});
+                if !entry.0.contains(&c) {
+                    entry.0.push(c);
+                }
+            }
+        }
+    }
+    for (id, (controllers, name)) in unmounted {
+        let h = Hierarchy {
+            id,
+            version: Version::V1,
+            controllers,
+            name,
+            mounts: Vec::new(),
+            scanned_mount: None,
+            release_agent: None,
+        };
+        diags.push(Diagnostic {
+            path: "/proc/self/mountinfo".into(),
+            message: format!(
+                "hierarchy {id} ({}) is alive but mounted nowhere: its cgroups cannot be read",
+                h.label()
+            ),
+        });
+        out.push(h);
+    }
+    out.sort_by_key(|h| h.id);
+    out
+}
+
+/// The mount to walk: the whole hierarchy (root `/`) if any mount shows it,
+/// preferring the canonical place under `/sys/fs/cgroup`; else the widest view.
+fn pick_mount(mounts: &[Mount]) -> Option<usize> {
+    (0..mounts.len()).min_by_key(|&i| {
+        let m = &mounts[i];
+        let outside_ns = m.root.starts_with("/..");
+        (
+            outside_ns,
+            m.root != "/",
+            !m.mount_point.starts_with("/sys/fs/cgroup"),
+            m.root.len(),
+            m.mount_point.len(),
+        )
+    })
+}
+
+/// Legacy, hybrid or unified, from where cgroup filesystems are mounted.
+pub(crate) fn detect_mode(mounts: &[CgroupMount]) -> Mode {
+    let v2_at_top = mounts
+        .iter()
+        .any(|m| m.v2 && m.mount_point.trim_end_matches('/') == "/sys/fs/cgroup");
+    let any_v1 = mounts.iter().any(|m| !m.v2);
+    let any_v2 = mounts.iter().any(|m| m.v2);
+    match (v2_at_top, any_v1, any_v2) {
+        (true, _, _) => Mode::Unified,
+        (false, true, true) => Mode::Hybrid,
+        (false, true, false) => Mode::Legacy,
+        (false, false, true) => Mode::Unified,
+        (false, false, false) => Mode::None,
+    }
+}
