@@ -1,1 +1,171 @@
+//! Loading and validating rules files.
 
+use super::*;
+
+const GOOD: &str = "\
+- id: test.good
+  title: a good rule
+  match: {controller: cpu, file: cpu.shares}
+  default: \"1024\"
+  convert: {target: cpu.weight, function: shares_to_weight, params: {formula: systemd}}
+";
+
+fn load_text(text: &str) -> (RuleSet, Vec<RuleError>) {
+    let mut set = RuleSet::default();
+    let mut errors = Vec::new();
+    set.add_source("user/x.yaml", text, &mut errors, false);
+    (set, errors)
+}
+
+fn one_invalid(text: &str) -> (usize, String, String) {
+    let (set, errors) = load_text(text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(set.get("test.good").is_some(), "the good rule still loads");
+    match &errors[0] {
+        RuleError::Invalid { file, line, rule, message } => {
+            assert_eq!(file, "user/x.yaml");
+            (*line, rule.clone(), message.clone())
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn embedded_rules_are_valid() {
+    let (set, errors) = RuleSet::embedded();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(set.rules().len() > 60, "{}", set.rules().len());
+    // Every v1 setting file the scanner records has a rule (so nothing is silently ignored).
+    for f in crate::model::files::V1_SETTINGS {
+        assert!(
+            set.rules().iter().any(|r| r.file_captures(f).is_some()),
+            "no rule covers v1 setting {f}"
+        );
+    }
+    // Origins point into the real files.
+    let r = set.get("cpu.shares").unwrap();
+    assert_eq!(r.origin.file, "rules/cpu.yaml");
+    let text = EMBEDDED.iter().find(|(f, _)| *f == "rules/cpu.yaml").unwrap().1;
+    assert!(text.lines().nth(r.origin.line - 1).unwrap().contains("id: cpu.shares"));
+}
+
+#[test]
+fn syntax_error_names_file_line_and_column() {
+    let (set, errors) = load_text("- id: a\n  title: [unclosed\n");
+    assert!(set.rules().is_empty());
+    match &errors[..] {
+        [RuleError::Syntax { file, line, .. }] => {
+            assert_eq!(file, "user/x.yaml");
+            assert!(*line >= 2, "line {line}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(errors[0].to_string().starts_with("user/x.yaml:"), "{}", errors[0]);
+}
+
+#[test]
+fn unknown_field_is_one_bad_rule() {
+    let text = format!("{GOOD}- id: test.bad\n  title: t\n  match: {{file: cpu.shares}}\n  colour: red\n  default: \"1\"\n");
+    let (line, rule, msg) = one_invalid(&text);
+    assert_eq!((line, rule.as_str()), (6, "test.bad"));
+    assert!(msg.contains("colour"), "{msg}");
+}
+
+#[test]
+fn unknown_function_is_rejected_with_the_known_list() {
+    let text = format!(
+        "{GOOD}- id: test.fn\n  title: t\n  match: {{file: cpu.shares}}\n  convert: {{target: cpu.weight, function: magic}}\n"
+    );
+    let (line, rule, msg) = one_invalid(&text);
+    assert_eq!((line, rule.as_str()), (6, "test.fn"));
+    assert!(msg.contains("unknown function \"magic\"") && msg.contains("shares_to_weight"), "{msg}");
+}
+
+#[test]
+fn bad_parameter_value_is_rejected() {
+    let text = format!(
+        "{GOOD}- id: test.param\n  title: t\n  match: {{file: cpu.shares}}\n  convert: {{target: cpu.weight, function: shares_to_weight, params: {{formula: cubic}}}}\n"
+    );
+    let (_, _, msg) = one_invalid(&text);
+    assert!(msg.contains("formula must be one of oci, oci-legacy, systemd"), "{msg}");
+}
+
+#[test]
+fn duplicate_id_names_both_places() {
+    let text = format!("{GOOD}{}", GOOD.replace("a good rule", "again"));
+    let (line, rule, msg) = one_invalid(&text);
+    assert_eq!((line, rule.as_str()), (6, "test.good"));
+    assert!(msg.contains("duplicate id (first defined at user/x.yaml:1)"), "{msg}");
+}
+
+#[test]
+fn bad_regex_is_rejected() {
+    let text = format!("{GOOD}- id: test.re\n  title: t\n  match: {{file_regex: 'cpu\\.(shares'}}\n  default: \"1\"\n");
+    let (line, rule, msg) = one_invalid(&text);
+    assert_eq!((line, rule.as_str()), (6, "test.re"));
+    assert!(msg.contains("bad file regex"), "{msg}");
+}
+
+#[test]
+fn semantic_errors() {
+    for (body, expect) in [
+        ("  match: {fact: boot-param}\n  finding: {severity: info, why: w, remediation: r}\n", "needs param"),
+        ("  match: {file: a, fact: legacy-mode}\n  default: \"1\"\n", "both a file and a fact"),
+        ("  match: {file: a}\n", "says nothing"),
+        ("  match: {controller: cpux, file: a}\n  default: \"1\"\n", "unknown controller"),
+        ("  match: {file: a}\n  default: \"1\"\n  kernel: five\n", "not a version"),
+        ("  match: {fact: nonsense}\n  default: \"1\"\n", "unknown variant"),
+        ("  match: {file: a}\n  finding: {severity: fatal, why: w, remediation: r}\n", "unknown variant"),
+    ] {
+        let text = format!("{GOOD}- id: test.sem\n  title: t\n{body}");
+        let (_, _, msg) = one_invalid(&text);
+        assert!(msg.contains(expect), "{body}: {msg}");
+    }
+}
+
+#[test]
+fn user_directory_overrides_by_id_and_adds() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("site.yaml"),
+        "- id: cpu.shares\n  title: site policy\n  match: {controller: cpu, file: cpu.shares}\n  default: \"1024\"\n  convert: {target: cpu.weight, function: shares_to_weight, params: {formula: systemd}}\n- id: site.extra\n  title: extra\n  match: {fact: legacy-mode}\n  finding: {severity: blocker, why: w, remediation: r}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), "- id: [\n").unwrap();
+    std::fs::write(dir.path().join("ignored.txt"), "not rules").unwrap();
+    let (set, errors) = RuleSet::load(&[dir.path().to_path_buf()]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].to_string().contains("broken.yaml"), "{}", errors[0]);
+    let shares = set.get("cpu.shares").unwrap();
+    assert_eq!(shares.rule.title, "site policy");
+    assert!(shares.origin.file.ends_with("site.yaml"));
+    assert!(set.get("site.extra").is_some());
+    let (embedded, _) = RuleSet::embedded();
+    assert_eq!(set.rules().len(), embedded.rules().len() + 1);
+}
+
+#[test]
+fn defaults() {
+    let (set, _) = RuleSet::embedded();
+    let cpu = [crate::model::Controller::Cpu];
+    assert!(set.is_default("cpu.shares", &cpu, "1024", None));
+    assert!(!set.is_default("cpu.shares", &cpu, "512", None));
+    let mem = [crate::model::Controller::Memory];
+    assert!(set.is_default("memory.limit_in_bytes", &mem, "9223372036854771712", None));
+    assert!(!set.is_default("memory.limit_in_bytes", &mem, "1073741824", None));
+    assert!(set.is_default("memory.oom_control", &mem, "oom_kill_disable 0\nunder_oom 0", None));
+    assert!(!set.is_default("memory.oom_control", &mem, "oom_kill_disable 1\nunder_oom 0", None));
+    let cs = [crate::model::Controller::Cpuset];
+    assert!(set.is_default("cpuset.cpus", &cs, "0-3", Some("0-3")));
+    assert!(!set.is_default("cpuset.cpus", &cs, "0-1", Some("0-3")));
+    // A file in a hierarchy without its controller matches no rule.
+    assert!(!set.is_default("cpu.shares", &mem, "1024", None));
+}
+
+#[test]
+fn parse_kernel_versions() {
+    assert_eq!(parse_kernel("5.14"), Some((5, 14)));
+    assert_eq!(parse_kernel("3.10.0-1160.el7.x86_64"), Some((3, 10)));
+    assert_eq!(parse_kernel("6.18.44-fc-v595"), Some((6, 18)));
+    assert_eq!(parse_kernel("x"), None);
+}

@@ -459,3 +459,11 @@ pub(crate) fn detect_mode(mounts: &[CgroupMount]) -> Mode {
         (false, false, false) => Mode::None,
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// `is_controller_option` with no `/proc/cgroups`, for parser tests.
+    pub fn is_controller(key: &str, value: &Option<String>) -> bool {
+        super::is_controller_option(key, value, &[])
+    }
+}
