@@ -137,9 +137,15 @@ pub struct ProcessSpec {
     /// Real uid.
     #[serde(default)]
     pub uid: u32,
-    /// Placement: hierarchy id → path. Hierarchies not listed: `/`.
+    /// Placement: hierarchy id → path. Hierarchies not listed: `everywhere`.
     #[serde(default)]
     pub cgroups: BTreeMap<u32, String>,
+    /// Placement in every hierarchy not in `cgroups` (default `/`).
+    #[serde(default)]
+    pub everywhere: Option<String>,
+    /// Open files (fd targets), e.g. a v1 `cgroup.event_control` listener.
+    #[serde(default)]
+    pub open_files: Vec<String>,
     /// Extra threads (the main thread, tid = pid, is implied).
     #[serde(default)]
     pub threads: Vec<ThreadSpec>,
@@ -369,6 +375,13 @@ pub fn materialize(spec: &HostSpec, dir: &Path, rules: &RuleSet) -> Result<(), F
             pc.push_str(&format!("{c}\t{}\t{n}\t1\n", h.id));
         }
     }
+    // Controllers on the v2 hierarchy show hierarchy 0 (`io` is `blkio` there).
+    for h in spec.hierarchies.iter().filter(|h| h.id == 0) {
+        for c in &h.controllers {
+            let name = if c == "io" { "blkio" } else { c.as_str() };
+            pc.push_str(&format!("{name}\t0\t1\t1\n"));
+        }
+    }
     for c in &spec.unbound_controllers {
         pc.push_str(&format!("{}\t0\t1\t{}\n", c.name, u8::from(c.enabled)));
     }
@@ -378,6 +391,7 @@ pub fn materialize(spec: &HostSpec, dir: &Path, rules: &RuleSet) -> Result<(), F
     let placement = |p: &ProcessSpec, t: Option<&ThreadSpec>, h: &HierarchySpec| -> String {
         t.and_then(|t| t.cgroups.get(&h.id))
             .or_else(|| p.cgroups.get(&h.id))
+            .or(p.everywhere.as_ref())
             .cloned()
             .unwrap_or_else(|| "/".into())
     };
@@ -427,6 +441,12 @@ pub fn materialize(spec: &HostSpec, dir: &Path, rules: &RuleSet) -> Result<(), F
             cmd.push('\0');
         }
         w.file(&format!("{pdir}/cmdline"), &cmd)?;
+        if !p.open_files.is_empty() {
+            w.file(
+                &format!("{pdir}/fds"),
+                &p.open_files.iter().map(|f| format!("{f}\n")).collect::<String>(),
+            )?;
+        }
         w.file(
             &format!("{pdir}/status"),
             &format!(
@@ -553,7 +573,13 @@ fn write_tree(
                         let rule = rules.file_rules(f, &controllers).find(|(r, _)| r.rule.default.is_some());
                         match rule {
                             Some((r, _)) if matches!(&r.rule.default, Some(crate::rules::DefaultSpec::Spec(d)) if d.parent) => {
-                                parent_vals.get(*f).cloned().or_else(|| r.example_default())
+                                // Inherited from the parent, or from the host's root
+                                // when the parent is outside this mount.
+                                parent_vals
+                                    .get(*f)
+                                    .or_else(|| spec.root_settings.get(*f))
+                                    .cloned()
+                                    .or_else(|| r.example_default())
                             }
                             Some((r, _)) => r.example_default(),
                             None => None,

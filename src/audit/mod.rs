@@ -282,7 +282,7 @@ pub fn evaluate_cgroup(
                 Scope::Root => c.is_root(),
                 Scope::Any => true,
             };
-            if !in_scope || !rule.value_matches(value) {
+            if !in_scope || !rule.value_matches(value) || !rule.name_matches(hier.name.as_deref()) {
                 continue;
             }
             // Only non-default values count: by the rule's own default, or

@@ -224,7 +224,7 @@ impl Root {
     }
 
     fn read_maybe(&self, path: &Path) -> MaybeGone<Vec<u8>> {
-        match fs::read(path) {
+        match read_small(path) {
             Ok(b) => Ok(Ok(b)),
             Err(e) if is_gone(&e) => Ok(Err(Gone)),
             Err(source) => Err(HostError::Io {
@@ -335,9 +335,14 @@ impl Root {
                 }
                 Err(Gone) => continue, // thread exited: the process lives on
             };
-            let comm = match self.read_maybe(&tdir.join("comm"))? {
-                Ok(b) => cgpath::from_bytes(&b).trim_end_matches('\n').to_string(),
-                Err(Gone) => continue,
+            // The main thread's name is the process's: don't read it twice.
+            let comm = if tid == pid {
+                comm.clone()
+            } else {
+                match self.read_maybe(&tdir.join("comm"))? {
+                    Ok(b) => cgpath::from_bytes(&b).trim_end_matches('\n').to_string(),
+                    Err(Gone) => continue,
+                }
             };
             threads.push(RawThread { tid, comm, cgroups });
         }
@@ -345,16 +350,20 @@ impl Root {
             return Ok(Err(Gone));
         }
         // fds: links for live /proc, or a `fds` file (one target a line) in captures.
-        let mut open_files: Vec<String> = match fs::read_dir(dir.join("fd")) {
-            Ok(rd) if self.is_live() => rd
-                .filter_map(|e| e.ok())
-                .filter_map(|e| fs::read_link(e.path()).ok())
-                .map(|t| cgpath::from_bytes(t.as_os_str().as_encoded_bytes()))
-                .collect(),
-            _ => match fs::read(dir.join("fds")) {
+        let mut open_files: Vec<String> = if self.is_live() {
+            match fs::read_dir(dir.join("fd")) {
+                Ok(rd) => rd
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| fs::read_link(e.path()).ok())
+                    .map(|t| cgpath::from_bytes(t.as_os_str().as_encoded_bytes()))
+                    .collect(),
+                Err(_) => Vec::new(), // another user's process, or it exited
+            }
+        } else {
+            match read_small(&dir.join("fds")) {
                 Ok(b) => cgpath::from_bytes(&b).lines().map(str::to_string).collect(),
                 Err(_) => Vec::new(),
-            },
+            }
         };
         open_files.sort();
         open_files.dedup();
@@ -461,7 +470,7 @@ impl Root {
             files.sort_by(|a, b| a.1.cmp(&b.1));
             let mut settings = Vec::with_capacity(files.len());
             for (p, name) in files {
-                match fs::read(&p) {
+                match read_small(&p) {
                     Ok(b) => settings.push((name, cgpath::from_bytes(&b).trim().to_string())),
                     Err(e) if is_gone(&e) => {}
                     Err(source) => errors.push(HostError::Io { path: p, source }),
@@ -476,6 +485,28 @@ impl Root {
             stack.extend(children);
         }
         Ok(stats)
+    }
+}
+
+/// Read a small kernel file: open, read until EOF, close.
+///
+/// `fs::read` first stats the file to size its buffer; procfs and cgroupfs
+/// report size 0 (or 4096) anyway, so that `statx` is pure cost, and the
+/// scanner reads hundreds of thousands of these files.
+fn read_small(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    // `read_to_end` would stat and seek to size its buffer; a plain loop
+    // does open + reads + close only.
+    let mut f = fs::File::open(path)?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => return Ok(buf),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 

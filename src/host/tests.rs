@@ -82,29 +82,46 @@ fn sample(name: &str) -> String {
 #[test]
 fn centos7_reversed_option_order_and_comounts() {
     let m = parse_cgroup_mounts(&sample("gofsutil-centos7-legacy-mountinfo.txt")).unwrap();
-    let cpu = m.iter().find(|m| m.mount_point == "/sys/fs/cgroup/cpu,cpuacct").unwrap();
+    let cpu = m
+        .iter()
+        .find(|m| m.mount_point == "/sys/fs/cgroup/cpu,cpuacct")
+        .unwrap();
     let keys: Vec<&str> = cpu.super_options.iter().map(|(k, _)| k.as_str()).collect();
     assert!(keys.contains(&"cpuacct") && keys.contains(&"cpu"), "{keys:?}");
-    let systemd = m.iter().find(|m| m.mount_point == "/sys/fs/cgroup/systemd").unwrap();
-    assert!(systemd.super_options.contains(&("name".into(), Some("systemd".into()))));
+    let systemd = m
+        .iter()
+        .find(|m| m.mount_point == "/sys/fs/cgroup/systemd")
+        .unwrap();
+    assert!(
+        systemd
+            .super_options
+            .contains(&("name".into(), Some("systemd".into())))
+    );
     assert!(
         systemd
             .super_options
             .iter()
-            .any(|(k, v)| k == "release_agent" && v.as_deref() == Some("/usr/lib/systemd/systemd-cgroups-agent"))
+            .any(|(k, v)| k == "release_agent"
+                && v.as_deref() == Some("/usr/lib/systemd/systemd-cgroups-agent"))
     );
 }
 
 #[test]
 fn lxc_container_mount_roots_are_not_slash() {
-    let m = parse_cgroup_mounts(&sample("issue-lxc-centos7-container-cgroup-mixed-mountinfo-excerpt.txt")).unwrap();
+    let m = parse_cgroup_mounts(&sample(
+        "issue-lxc-centos7-container-cgroup-mixed-mountinfo-excerpt.txt",
+    ))
+    .unwrap();
     assert!(m.iter().any(|m| m.root == "/lxc.payload/el7build01"), "{m:?}");
 }
 
 #[test]
 fn cgroup2_at_systemd_and_hybrid_detection() {
     let m = parse_cgroup_mounts(&sample("runc-fedora-cgroup2-at-systemd-mountinfo.txt")).unwrap();
-    assert!(m.iter().any(|m| m.v2 && m.mount_point == "/sys/fs/cgroup/systemd"));
+    assert!(
+        m.iter()
+            .any(|m| m.v2 && m.mount_point == "/sys/fs/cgroup/systemd")
+    );
     assert_eq!(crate::scan::detect_mode(&m), crate::model::Mode::Hybrid);
     let v2host = parse_cgroup_mounts(&sample("jdk-v2-host-v1-freezer-only-mountinfo.txt")).unwrap();
     assert_eq!(crate::scan::detect_mode(&v2host), crate::model::Mode::Unified);
@@ -117,7 +134,10 @@ fn bedrock_same_hierarchy_mounted_many_times_is_one_hierarchy() {
     let m = parse_cgroup_mounts(&sample("runc-bedrock-multimount-mountinfo.txt")).unwrap();
     let mut diags = Vec::new();
     let hs = crate::scan::build_hierarchies(&m, &[], &Default::default(), &mut diags);
-    let memory: Vec<_> = hs.iter().filter(|h| h.has(&crate::model::Controller::Memory)).collect();
+    let memory: Vec<_> = hs
+        .iter()
+        .filter(|h| h.has(&crate::model::Controller::Memory))
+        .collect();
     assert_eq!(memory.len(), 1, "one hierarchy, not one per mount");
     assert!(memory[0].mounts.len() >= 2, "{:?}", memory[0].mounts);
 }
@@ -129,14 +149,23 @@ fn escaped_mount_fields_are_decoded() {
     assert_eq!(m[0].mount_point, "/mnt/cg v1");
     assert_eq!(m[0].root, "/my group");
     // nsroot=/ has a value: never a controller.
-    assert!(!super::super::scan::tests_support::is_controller("nsroot", &Some("/".into())));
+    assert!(!super::super::scan::tests_support::is_controller(
+        "nsroot",
+        &Some("/".into())
+    ));
     assert!(super::super::scan::tests_support::is_controller("cpu", &None));
 }
 
 #[test]
 fn pid_cgroup_paths_keep_colons_and_odd_bytes() {
-    let m = parse_pid_cgroup(&sample("kwdb-k8s-systemd-containerd-mixed-roots-proc-self-cgroup.txt")).unwrap();
-    assert!(m.iter().any(|m| m.path.contains(".slice:cri-containerd:")), "{m:?}");
+    let m = parse_pid_cgroup(&sample(
+        "kwdb-k8s-systemd-containerd-mixed-roots-proc-self-cgroup.txt",
+    ))
+    .unwrap();
+    assert!(
+        m.iter().any(|m| m.path.contains(".slice:cri-containerd:")),
+        "{m:?}"
+    );
     let coreos = parse_pid_cgroup(&sample("runc-coreos-systemd225-proc-self-cgroup.txt")).unwrap();
     assert!(coreos.iter().any(|m| m.path.contains(":22-")), "{coreos:?}");
     let named = parse_pid_cgroup("1:name=systemd:/user.slice/a b\n0::/\n").unwrap();
@@ -155,7 +184,8 @@ fn garbage_and_truncated_input_are_errors_with_lines() {
     assert_eq!(line, 2, "{msg}");
     let (line, _) = parse_cgroup_mounts(&format!("{good}31 23 0:27 / /x rw -")).unwrap_err();
     assert_eq!(line, 2);
-    let (line, _) = parse_proc_cgroups("#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\tx\t1\t1\n").unwrap_err();
+    let (line, _) =
+        parse_proc_cgroups("#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\tx\t1\t1\n").unwrap_err();
     assert_eq!(line, 2);
     let (line, _) = parse_proc_cgroups("cpu\t1\n").unwrap_err();
     assert_eq!(line, 1);
@@ -163,7 +193,10 @@ fn garbage_and_truncated_input_are_errors_with_lines() {
     assert_eq!(parse_pid_cgroup("0::/\nx:cpu:/\n").unwrap_err().0, 2);
     assert_eq!(parse_pid_cgroup("3:cpu:relative\n").unwrap_err().0, 1);
     assert!(parse_status_ids("Name:\tx\nUid:\tzz\n").is_err());
-    assert_eq!(parse_status_ids("Uid:\t1000\t1000\t1000\t1000\nGid:\t7\t7\t7\t7\n"), Ok((1000, 7)));
+    assert_eq!(
+        parse_status_ids("Uid:\t1000\t1000\t1000\t1000\nGid:\t7\t7\t7\t7\n"),
+        Ok((1000, 7))
+    );
 }
 
 #[test]
@@ -178,7 +211,11 @@ fn symlinks_out_of_the_root_are_refused() {
     let outside = tempfile::tempdir().unwrap();
     fs::create_dir_all(dir.path().join("proc/self")).unwrap();
     fs::write(outside.path().join("mountinfo"), "x").unwrap();
-    std::os::unix::fs::symlink(outside.path().join("mountinfo"), dir.path().join("proc/self/mountinfo")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("mountinfo"),
+        dir.path().join("proc/self/mountinfo"),
+    )
+    .unwrap();
     let root = Root::new(dir.path()).unwrap();
     let e = root.cgroup_mounts().unwrap_err();
     assert!(matches!(e, HostError::Escapes { .. }), "{e}");

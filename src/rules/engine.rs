@@ -199,7 +199,12 @@ pub fn convert_setting(
             Some(convert::quota_period_to_max(q, p))
         }
         "copy" => Some(raw.trim().to_string()),
-        "copy_idlist" => Some(raw.parse::<IdList>().map_err(conv_err)?.to_string()),
+        // An empty v1 list can't hold tasks; in v2 empty means "inherit", so
+        // nothing is written.
+        "copy_idlist" => {
+            let l = raw.parse::<IdList>().map_err(conv_err)?;
+            (!l.0.is_empty()).then(|| l.to_string())
+        }
         "cpu_exclusive_to_partition" => {
             Some(convert::cpu_exclusive_to_partition(value::parse_u64(raw).map_err(conv_err)?).to_string())
         }

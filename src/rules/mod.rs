@@ -92,6 +92,7 @@ pub struct LoadedRule {
     pub origin: Origin,
     file_regex: Option<Regex>,
     value_regex: Option<Regex>,
+    value_not_regex: Option<Regex>,
     default_regex: Option<Regex>,
 }
 
@@ -125,6 +126,14 @@ impl LoadedRule {
         p.equals.as_deref().is_none_or(|e| v == e)
             && p.not_equals.as_deref().is_none_or(|e| v != e)
             && self.value_regex.as_ref().is_none_or(|r| r.is_match(v))
+            && self.value_not_regex.as_ref().is_none_or(|r| !r.is_match(v))
+    }
+
+    /// Whether the rule applies to a hierarchy with this `name=` (if any).
+    pub fn name_matches(&self, name: Option<&str>) -> bool {
+        let m = &self.rule.matcher;
+        m.name.as_deref().is_none_or(|n| Some(n) == name)
+            && m.not_name.as_deref().is_none_or(|n| Some(n) != name)
     }
 
     /// Whether `value` is this file's default (`parent` is the parent cgroup's value).
@@ -432,6 +441,7 @@ fn validate(rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
     }
     let file_regex = compile("file", &m.file_regex)?;
     let value_regex = compile("value", &m.value.as_ref().and_then(|v| v.regex.clone()))?;
+    let value_not_regex = compile("value", &m.value.as_ref().and_then(|v| v.not_regex.clone()))?;
     let default_regex = match &rule.default {
         Some(DefaultSpec::Spec(d)) => compile("default", &d.regex)?,
         _ => None,
@@ -446,6 +456,7 @@ fn validate(rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
         origin,
         file_regex,
         value_regex,
+        value_not_regex,
         default_regex,
     })
 }

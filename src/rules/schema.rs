@@ -121,6 +121,9 @@ pub struct ValuePred {
     /// Value matches this regex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regex: Option<String>,
+    /// Value does not match this regex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_regex: Option<String>,
 }
 
 /// What a rule matches.
@@ -130,6 +133,12 @@ pub struct Match {
     /// A controller the hierarchy must have bound (`cpu`, `memory`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<String>,
+    /// The hierarchy's `name=` must be this (`systemd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The hierarchy's `name=` must not be this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_name: Option<String>,
     /// An interface file name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,

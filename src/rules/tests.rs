@@ -22,7 +22,12 @@ fn one_invalid(text: &str) -> (usize, String, String) {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(set.get("test.good").is_some(), "the good rule still loads");
     match &errors[0] {
-        RuleError::Invalid { file, line, rule, message } => {
+        RuleError::Invalid {
+            file,
+            line,
+            rule,
+            message,
+        } => {
             assert_eq!(file, "user/x.yaml");
             (*line, rule.clone(), message.clone())
         }
@@ -46,7 +51,12 @@ fn embedded_rules_are_valid() {
     let r = set.get("cpu.shares").unwrap();
     assert_eq!(r.origin.file, "rules/cpu.yaml");
     let text = EMBEDDED.iter().find(|(f, _)| *f == "rules/cpu.yaml").unwrap().1;
-    assert!(text.lines().nth(r.origin.line - 1).unwrap().contains("id: cpu.shares"));
+    assert!(
+        text.lines()
+            .nth(r.origin.line - 1)
+            .unwrap()
+            .contains("id: cpu.shares")
+    );
 }
 
 #[test]
@@ -65,7 +75,9 @@ fn syntax_error_names_file_line_and_column() {
 
 #[test]
 fn unknown_field_is_one_bad_rule() {
-    let text = format!("{GOOD}- id: test.bad\n  title: t\n  match: {{file: cpu.shares}}\n  colour: red\n  default: \"1\"\n");
+    let text = format!(
+        "{GOOD}- id: test.bad\n  title: t\n  match: {{file: cpu.shares}}\n  colour: red\n  default: \"1\"\n"
+    );
     let (line, rule, msg) = one_invalid(&text);
     assert_eq!((line, rule.as_str()), (6, "test.bad"));
     assert!(msg.contains("colour"), "{msg}");
@@ -78,7 +90,10 @@ fn unknown_function_is_rejected_with_the_known_list() {
     );
     let (line, rule, msg) = one_invalid(&text);
     assert_eq!((line, rule.as_str()), (6, "test.fn"));
-    assert!(msg.contains("unknown function \"magic\"") && msg.contains("shares_to_weight"), "{msg}");
+    assert!(
+        msg.contains("unknown function \"magic\"") && msg.contains("shares_to_weight"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -87,7 +102,10 @@ fn bad_parameter_value_is_rejected() {
         "{GOOD}- id: test.param\n  title: t\n  match: {{file: cpu.shares}}\n  convert: {{target: cpu.weight, function: shares_to_weight, params: {{formula: cubic}}}}\n"
     );
     let (_, _, msg) = one_invalid(&text);
-    assert!(msg.contains("formula must be one of oci, oci-legacy, systemd"), "{msg}");
+    assert!(
+        msg.contains("formula must be one of oci, oci-legacy, systemd"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -95,12 +113,17 @@ fn duplicate_id_names_both_places() {
     let text = format!("{GOOD}{}", GOOD.replace("a good rule", "again"));
     let (line, rule, msg) = one_invalid(&text);
     assert_eq!((line, rule.as_str()), (6, "test.good"));
-    assert!(msg.contains("duplicate id (first defined at user/x.yaml:1)"), "{msg}");
+    assert!(
+        msg.contains("duplicate id (first defined at user/x.yaml:1)"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn bad_regex_is_rejected() {
-    let text = format!("{GOOD}- id: test.re\n  title: t\n  match: {{file_regex: 'cpu\\.(shares'}}\n  default: \"1\"\n");
+    let text = format!(
+        "{GOOD}- id: test.re\n  title: t\n  match: {{file_regex: 'cpu\\.(shares'}}\n  default: \"1\"\n"
+    );
     let (line, rule, msg) = one_invalid(&text);
     assert_eq!((line, rule.as_str()), (6, "test.re"));
     assert!(msg.contains("bad file regex"), "{msg}");
@@ -109,13 +132,28 @@ fn bad_regex_is_rejected() {
 #[test]
 fn semantic_errors() {
     for (body, expect) in [
-        ("  match: {fact: boot-param}\n  finding: {severity: info, why: w, remediation: r}\n", "needs param"),
-        ("  match: {file: a, fact: legacy-mode}\n  default: \"1\"\n", "both a file and a fact"),
+        (
+            "  match: {fact: boot-param}\n  finding: {severity: info, why: w, remediation: r}\n",
+            "needs param",
+        ),
+        (
+            "  match: {file: a, fact: legacy-mode}\n  default: \"1\"\n",
+            "both a file and a fact",
+        ),
         ("  match: {file: a}\n", "says nothing"),
-        ("  match: {controller: cpux, file: a}\n  default: \"1\"\n", "unknown controller"),
-        ("  match: {file: a}\n  default: \"1\"\n  kernel: five\n", "not a version"),
+        (
+            "  match: {controller: cpux, file: a}\n  default: \"1\"\n",
+            "unknown controller",
+        ),
+        (
+            "  match: {file: a}\n  default: \"1\"\n  kernel: five\n",
+            "not a version",
+        ),
         ("  match: {fact: nonsense}\n  default: \"1\"\n", "unknown variant"),
-        ("  match: {file: a}\n  finding: {severity: fatal, why: w, remediation: r}\n", "unknown variant"),
+        (
+            "  match: {file: a}\n  finding: {severity: fatal, why: w, remediation: r}\n",
+            "unknown variant",
+        ),
     ] {
         let text = format!("{GOOD}- id: test.sem\n  title: t\n{body}");
         let (_, _, msg) = one_invalid(&text);
@@ -153,8 +191,18 @@ fn defaults() {
     let mem = [crate::model::Controller::Memory];
     assert!(set.is_default("memory.limit_in_bytes", &mem, "9223372036854771712", None));
     assert!(!set.is_default("memory.limit_in_bytes", &mem, "1073741824", None));
-    assert!(set.is_default("memory.oom_control", &mem, "oom_kill_disable 0\nunder_oom 0", None));
-    assert!(!set.is_default("memory.oom_control", &mem, "oom_kill_disable 1\nunder_oom 0", None));
+    assert!(set.is_default(
+        "memory.oom_control",
+        &mem,
+        "oom_kill_disable 0\nunder_oom 0",
+        None
+    ));
+    assert!(!set.is_default(
+        "memory.oom_control",
+        &mem,
+        "oom_kill_disable 1\nunder_oom 0",
+        None
+    ));
     let cs = [crate::model::Controller::Cpuset];
     assert!(set.is_default("cpuset.cpus", &cs, "0-3", Some("0-3")));
     assert!(!set.is_default("cpuset.cpus", &cs, "0-1", Some("0-3")));

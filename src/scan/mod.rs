@@ -122,7 +122,13 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
             hierarchy: e.hierarchy,
             num_cgroups: e.num_cgroups,
             enabled: e.enabled,
-            in_v2: v2_controllers.iter().any(|c| c == &e.name),
+            // v2 calls blkio `io`.
+            in_v2: v2_controllers.iter().any(|c| {
+                c == &e.name
+                    || e.name
+                        .parse::<Controller>()
+                        .is_ok_and(|k| k.v2_name() == Some(c.as_str()))
+            }),
         })
         .collect();
 

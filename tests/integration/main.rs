@@ -1,1 +1,8 @@
+//! Integration tests: one binary, modules by topic (ripgrep's layout).
 
+mod util;
+
+mod audit;
+mod cli;
+mod kernel;
+mod scan;

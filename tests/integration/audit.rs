@@ -1,0 +1,268 @@
+//! Audit: every finding rule fires where its feature is used and stays silent
+//! where it is not; every fixture host audits to a reviewed summary.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use cgmig::audit::{AuditFormat, Report, Verdict, audit, render};
+use cgmig::fixture::HostSpec;
+
+use crate::util::*;
+
+fn audit_host(name: &str) -> Report {
+    audit(&host(name).scan(), &rules())
+}
+
+/// A compact, reviewable rendering: verdict, grouped findings, conversions.
+fn summary(r: &Report) -> String {
+    let mut s = format!("verdict: {:?}\n", r.verdict);
+    for g in &r.groups {
+        let _ = writeln!(
+            s,
+            "{:8} {:40} x{}  e.g. {}",
+            g.severity, g.rule, g.count, g.examples[0]
+        );
+    }
+    for c in &r.conversions {
+        let inputs: Vec<String> = c
+            .conversion
+            .inputs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "convert {}:{} {} -> {}={}{}",
+            c.hierarchy,
+            c.path,
+            inputs.join(" "),
+            c.conversion.target,
+            c.conversion.value.replace('\n', "; "),
+            c.conversion
+                .formula
+                .as_ref()
+                .map(|f| format!(" [{f}]"))
+                .unwrap_or_default()
+        );
+    }
+    s
+}
+
+#[test]
+fn every_fixture_host_audits_to_its_reviewed_summary() {
+    for name in host_names() {
+        let r = audit_host(&name);
+        insta::assert_snapshot!(format!("audit-{name}"), summary(&r));
+    }
+}
+
+#[test]
+fn every_finding_rule_fires_on_some_fixture() {
+    let rules = rules();
+    let mut fired: BTreeSet<String> = BTreeSet::new();
+    let mut converted: BTreeSet<String> = BTreeSet::new();
+    for name in host_names() {
+        let r = audit_host(&name);
+        fired.extend(r.findings.iter().map(|f| f.rule.clone()));
+        converted.extend(r.conversions.iter().map(|c| c.conversion.rule.clone()));
+    }
+    // Rules whose trigger no fixture can show, with the reason.
+    let untestable: &[(&str, &str)] = &[
+        (
+            "host.no-cgroupfs",
+            "covered by quiet_host_is_silent_where_features_are_unused (empty mount table)",
+        ),
+        (
+            "host.release-agent",
+            "only when a hierarchy's root can't be read; the root file rule covers readable ones",
+        ),
+    ];
+    let mut missing = Vec::new();
+    for r in rules.rules() {
+        let id = &r.rule.id;
+        if untestable.iter().any(|(u, _)| u == id) {
+            continue;
+        }
+        if r.rule.finding.is_some() && !fired.contains(id) {
+            missing.push(format!("finding {id}"));
+        }
+        if r.rule.convert.is_some() && r.rule.finding.is_none() && !converted.contains(id) {
+            missing.push(format!("conversion {id}"));
+        }
+    }
+    // Conversions nobody uses in fixtures yet are allowed only if listed here.
+    let allowed: &[&str] = &[
+        "conversion cpu.uclamp.min",
+        "conversion cpu.uclamp.max",
+        "conversion blkio.bfq.weight",
+        "conversion blkio.bfq.weight_device",
+        "conversion hugetlb.rsvd.limit",
+        "conversion rdma.max",
+        "conversion misc.max",
+        "conversion cpu.cfs_period_us",
+    ];
+    missing.retain(|m| !allowed.contains(&m.as_str()));
+    assert!(missing.is_empty(), "rules no fixture exercises: {missing:#?}");
+}
+
+/// The same layout as centos7-legacy with every setting at its default, no
+/// owners, no boot parameters, only kernel threads and PID 1.
+fn quiet_spec() -> HostSpec {
+    let mut spec = HostSpec::load(&hosts_dir().join("centos7-legacy.yaml")).unwrap();
+    spec.cmdline = "ro quiet".into();
+    spec.kernel = "6.1.0".into();
+    for h in &mut spec.hierarchies {
+        for c in h.cgroups.values_mut() {
+            c.settings.clear();
+            c.owner = None;
+        }
+        for m in &mut h.mounts {
+            m.options.retain(|o| !o.starts_with("release_agent"));
+        }
+    }
+    spec.processes.retain(|p| p.pid <= 2);
+    spec.processes[0].cgroups.clear();
+    spec
+}
+
+#[test]
+fn quiet_host_is_silent_where_features_are_unused() {
+    let r = audit(&build_spec(quiet_spec()).scan(), &rules());
+    let ids: BTreeSet<&str> = r.findings.iter().map(|f| f.rule.as_str()).collect();
+    let expected: BTreeSet<&str> = [
+        "host.legacy-mode",
+        "host.named-hierarchy",
+        "host.controller-v1-bound",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(ids, expected, "{}", summary(&r));
+    assert!(r.conversions.is_empty());
+    assert_eq!(
+        r.verdict,
+        Verdict::ReadyWithChanges,
+        "named hierarchy is a warning"
+    );
+
+    // No cgroup filesystem at all.
+    let mut none = quiet_spec();
+    none.hierarchies.clear();
+    let r = audit(&build_spec(none).scan(), &rules());
+    assert!(r.findings.iter().any(|f| f.rule == "host.no-cgroupfs"));
+}
+
+#[test]
+fn pure_v2_is_ready() {
+    let r = audit_host("pure-v2");
+    assert_eq!(r.verdict, Verdict::Ready, "{}", summary(&r));
+    assert!(!r.fails(cgmig::audit::FailOn::Warning));
+}
+
+#[test]
+fn blockers_and_fail_on() {
+    use cgmig::audit::FailOn;
+    let r = audit_host("legacy-exotic");
+    assert_eq!(r.verdict, Verdict::Blocked);
+    let b = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "host.split-threads-domain")
+        .unwrap();
+    assert!(
+        b.why.contains("process 900 (qemu-dm-1) has 3 threads across"),
+        "{}",
+        b.why
+    );
+    assert!(r.fails(FailOn::Blocker) && r.fails(FailOn::Error) && !r.fails(FailOn::Never));
+    let lib = audit_host("libvirt-vcpu-threads");
+    assert_eq!(lib.verdict, Verdict::ReadyWithChanges);
+    assert!(
+        lib.findings
+            .iter()
+            .any(|f| f.rule == "host.split-threads-threaded")
+    );
+    assert!(!lib.fails(FailOn::Blocker));
+    assert!(
+        lib.fails(FailOn::Error),
+        "systemd.unified_cgroup_hierarchy=0 is an error"
+    );
+}
+
+#[test]
+fn devices_remediation_lists_systemd_lines() {
+    let r = audit_host("docker-cgroupfs");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "devices.list" && f.value.as_deref().is_some_and(|v| v.starts_with("c 1:3")))
+        .unwrap();
+    assert!(f.why.contains("3 entries"), "{}", f.why);
+    assert!(
+        f.remediation.contains(
+            "DeviceAllow=/dev/char/1:3 rwm; DeviceAllow=/dev/char/1:5 rwm; DeviceAllow=char-136 rwm"
+        ),
+        "{}",
+        f.remediation
+    );
+}
+
+#[test]
+fn kernel_too_old_names_the_features() {
+    let r = audit_host("centos7-legacy");
+    let k: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.rule == "host.kernel-too-old")
+        .collect();
+    assert!(
+        k.iter()
+            .any(|f| f.why.contains("cpu.weight") && f.why.contains("4.15")),
+        "{k:#?}"
+    );
+    assert!(
+        k.iter()
+            .any(|f| f.why.contains("memory.max") && f.why.contains("4.5"))
+    );
+}
+
+#[test]
+fn many_identical_findings_fold_into_one_line() {
+    use cgmig::fixture::CgroupSpec;
+    let mut spec = quiet_spec();
+    let cpu = spec.hierarchies.iter_mut().find(|h| h.id == 11).unwrap();
+    for i in 0..5000 {
+        let mut c = CgroupSpec::default();
+        c.settings.insert("cpu.rt_runtime_us".into(), "1000".into());
+        cpu.cgroups.insert(format!("/rt/job{i}"), c);
+    }
+    let r = audit(&build_spec(spec).scan(), &rules());
+    let g = r.groups.iter().find(|g| g.rule == "cpu.rt_runtime_us").unwrap();
+    assert_eq!(g.count, 5000);
+    assert_eq!(g.examples.len(), 3);
+    let table = render(&r, AuditFormat::Table);
+    assert_eq!(
+        table.matches("cpu.rt_runtime_us").count(),
+        1,
+        "one line, not 5000"
+    );
+}
+
+#[test]
+fn every_format_renders_and_machine_formats_parse() {
+    for name in host_names() {
+        let r = audit_host(&name);
+        for f in [AuditFormat::Table, AuditFormat::Markdown, AuditFormat::Prometheus] {
+            assert!(!render(&r, f).is_empty());
+        }
+        let j: Report = serde_json::from_str(&render(&r, AuditFormat::Json)).unwrap();
+        assert_eq!(j, r);
+        let y: Report = serde_yaml_ng::from_str(&render(&r, AuditFormat::Yaml)).unwrap();
+        assert_eq!(y, r);
+        let prom = render(&r, AuditFormat::Prometheus);
+        for line in prom.lines().filter(|l| !l.starts_with('#')) {
+            let (metric, value) = line.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+            assert!(metric.starts_with("cgmig_"), "{line}");
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The binary: outputs, exit codes, error messages.
+
+use crate::util::*;
+
+#[test]
+fn scan_to_file_then_tree_and_audit_from_the_snapshot() {
+    let h = host("docker-cgroupfs");
+    let dir = tempfile::tempdir().unwrap();
+    for fmt in ["json", "yaml"] {
+        let out = dir.path().join(format!("snap.{fmt}"));
+        let o = cgmig(&[
+            "scan",
+            "--root",
+            h.root().to_str().unwrap(),
+            "--format",
+            fmt,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let t1 = cgmig(&["tree", "--snapshot", out.to_str().unwrap()]);
+        let t2 = cgmig(&["tree", "--root", h.root().to_str().unwrap()]);
+        assert!(t1.status.success());
+        assert_eq!(
+            stdout(&t1),
+            stdout(&t2),
+            "snapshot and live scan show the same tree"
+        );
+        assert!(stdout(&t1).contains("b29faf21b7ef"));
+    }
+    // No temp files left behind by the atomic write.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+}
+
+#[test]
+fn audit_exit_codes_follow_fail_on() {
+    let h = host("legacy-exotic");
+    let root = h.root().to_str().unwrap();
+    assert_eq!(
+        cgmig(&["audit", "--root", root]).status.code(),
+        Some(1),
+        "blocker by default"
+    );
+    assert_eq!(
+        cgmig(&["audit", "--root", root, "--fail-on", "never"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let v2 = host("pure-v2");
+    let r = v2.root().to_str().unwrap();
+    assert_eq!(
+        cgmig(&["audit", "--root", r, "--fail-on", "warning"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let lib = host("libvirt-vcpu-threads");
+    let l = lib.root().to_str().unwrap();
+    assert_eq!(cgmig(&["audit", "--root", l]).status.code(), Some(0));
+    assert_eq!(
+        cgmig(&["audit", "--root", l, "--fail-on", "warning"])
+            .status
+            .code(),
+        Some(1)
+    );
+    let o = cgmig(&["audit", "--root", l, "--format", "prometheus"]);
+    assert!(stdout(&o).contains("cgmig_audit_verdict{verdict=\"ready-with-changes\"} 1"));
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let o = cgmig(&["scan", "--root", "/nonexistent/cgmig"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/cgmig"), "{}", stderr(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"schema\": \"cgmig.snapshot/v1\", \"host\": 3}").unwrap();
+    let o = cgmig(&["tree", "--snapshot", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.json"), "{}", stderr(&o));
+    std::fs::write(&bad, "{\"schema\": \"cgmig.snapshot/v9\"}").unwrap();
+    let o = cgmig(&["tree", "--snapshot", bad.to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains("v9") && stderr(&o).contains("not supported"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&bad, "{ not json").unwrap();
+    let o = cgmig(&["audit", "--snapshot", bad.to_str().unwrap()]);
+    assert!(stderr(&o).contains("bad.json: line 1"), "{}", stderr(&o));
+    // An output file in a missing directory: error, nothing half-written.
+    let o = cgmig(&[
+        "scan",
+        "--root",
+        host("pure-v2").root().to_str().unwrap(),
+        "-o",
+        "/nonexistent/dir/x.json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/dir/x.json"));
+}
+
+#[test]
+fn rules_check_and_list() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "- id: x\n  title: t\n  match: {file: cpu.shares}\n  convert: {target: cpu.weight, function: nope}\n",
+    )
+    .unwrap();
+    let o = cgmig(&["rules", "check", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("a.yaml:1: rule x: unknown function \"nope\""),
+        "{err}"
+    );
+    let good = tempfile::tempdir().unwrap();
+    let o = cgmig(&["rules", "check", good.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = cgmig(&["rules", "list"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("cpu.shares") && stdout(&o).contains("host.split-threads-domain"));
+    // Bad --rules: the report is still produced, the exit code says the rules were bad.
+    let o = cgmig(&[
+        "audit",
+        "--root",
+        host("pure-v2").root().to_str().unwrap(),
+        "--rules",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).contains("verdict"));
+}
+
+#[test]
+fn explain_cpu_shares_shows_all_formulas() {
+    let o = cgmig(&["explain", "cpu.shares"]);
+    assert!(o.status.success());
+    let s = stdout(&o);
+    for needle in [
+        "cpu.weight",
+        "oci-legacy",
+        "systemd",
+        "4.15",
+        "opencontainers/cgroups",
+    ] {
+        assert!(s.contains(needle), "{needle} missing:\n{s}");
+    }
+    // The sample table: 1024 -> 100 (oci), 39 (legacy), 100 (systemd).
+    let row = s.lines().find(|l| l.contains(" 1024 ")).unwrap();
+    let nums: Vec<&str> = row
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|x| !x.is_empty())
+        .collect();
+    assert_eq!(nums, ["1024", "100", "39", "100"]);
+    let o = cgmig(&["explain", "host.split-threads-domain"]);
+    assert!(stdout(&o).contains("blocker"));
+    let o = cgmig(&["explain", "hugetlb.1GB.limit_in_bytes"]);
+    assert!(stdout(&o).contains("hugetlb.{1}.max"), "{}", stdout(&o));
+    let o = cgmig(&["explain", "no.such.file"]);
+    assert_eq!(o.status.code(), Some(2));
+}
