@@ -217,3 +217,16 @@ fn parse_kernel_versions() {
     assert_eq!(parse_kernel("6.18.44-fc-v595"), Some((6, 18)));
     assert_eq!(parse_kernel("x"), None);
 }
+
+#[test]
+fn docs_cover_every_rule() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/conversions.md")).unwrap();
+    let (set, _) = RuleSet::embedded();
+    let missing: Vec<&str> = set
+        .rules()
+        .iter()
+        .map(|r| r.rule.id.as_str())
+        .filter(|id| !doc.contains(&format!("| `{id}` |")))
+        .collect();
+    assert!(missing.is_empty(), "docs/conversions.md lacks {missing:?}");
+}
