@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Snapshot, Version};
 use crate::rules::{Conversion, Fact, LoadedRule, RuleSet, Scope, Severity, convert_setting, parse_kernel};
 
+pub use facts::has_domain_controller;
 pub use render::{AuditFormat, render};
 
 /// Schema id of the machine-readable audit report.

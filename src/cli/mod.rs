@@ -80,6 +80,25 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Compute the unified v2 tree and every action to get there (the dry run).
+    Plan {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// Output format (json/yaml is what `apply` reads).
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::plan::PlanFormat,
+        /// Write to FILE instead of standard output (atomically).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Only this stage of the staged rollout (see the plan's stages).
+        #[arg(long, value_name = "N")]
+        stage: Option<usize>,
+        /// Only the subtree at this v2 path.
+        #[arg(long, value_name = "PATH")]
+        only: Option<String>,
+    },
     /// Explain a v1 file or rule id: formula, sample values, v2 target, kernel, source.
     Explain {
         /// A v1 interface file (`cpu.shares`) or a rule id (`host.named-hierarchy`).
@@ -226,6 +245,48 @@ fn run(cli: Cli) -> Result<i32> {
                 return Ok(2);
             }
             Ok(if report.fails(fail_on) { 1 } else { 0 })
+        }
+        Command::Plan {
+            input,
+            rules,
+            format,
+            output,
+            stage,
+            only,
+        } => {
+            let (rules, bad) = load_rules(&rules);
+            let snap = load_input(&input)?;
+            let mut plan = crate::plan::plan(&snap, &rules);
+            let leaf = rules.policy().leaf_name.clone();
+            if let Some(n) = stage {
+                let count = plan.stages.len();
+                plan = plan
+                    .for_stage(n, &leaf)
+                    .with_context(|| format!("there is no stage {n} (this plan has {count})"))?;
+            }
+            if let Some(path) = &only {
+                plan = plan
+                    .only(path, &leaf)
+                    .with_context(|| format!("{path} is not a node of the plan"))?;
+            }
+            let violations = crate::plan::validate(&plan);
+            let text = crate::plan::render(&plan, format);
+            report::write_output(output.as_deref(), &text).with_context(|| {
+                format!(
+                    "cannot write {}",
+                    output.as_deref().unwrap_or(Path::new("-")).display()
+                )
+            })?;
+            if !violations.is_empty() {
+                for v in &violations {
+                    eprintln!("cgmig: plan invalid at {}: {}", v.at, v.message);
+                }
+                bail!(
+                    "the plan breaks {} v2 rules (a cgmig bug: please report it)",
+                    violations.len()
+                );
+            }
+            Ok(if bad { 2 } else { 0 })
         }
         Command::Explain { target, rules } => {
             let (rules, bad) = load_rules(&rules);

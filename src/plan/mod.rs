@@ -1,1 +1,905 @@
-//! Planner.
+//! The planner: one valid v2 tree from divergent v1 hierarchies.
+//!
+//! 1. [`unify`] merges the hierarchies' significant cgroups as laminar sets
+//!    (trying each hierarchy as the spine and keeping the order that loses the
+//!    fewest settings);
+//! 2. [`plan`] names the nodes, attaches converted settings with their
+//!    origins, builds threaded subtrees for processes whose threads are split
+//!    in threaded controllers, and records delegated owners;
+//! 3. [`finish`] derives everything else from the nodes: controllers enabled
+//!    top-down, leaf children for internal processes, and the ordered actions.
+//!    Stages and subtree selections re-run [`finish`] on a filtered copy, so
+//!    each is itself a valid plan.
+//!
+//! [`validate`] checks any plan against the kernel's v2 rules, independently
+//! of this code.
+
+mod model;
+mod render;
+pub mod unify;
+mod validate;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub use model::*;
+pub use render::{PlanFormat, render};
+pub use validate::{Violation, validate};
+
+use crate::audit::{Finding, Subject};
+use crate::model::{Snapshot, Version};
+use crate::rules::{RuleSet, Severity, Strategy};
+use unify::{Merged, Prepared};
+
+fn planner_finding(
+    rule: &str,
+    severity: Severity,
+    title: &str,
+    subject: Subject,
+    why: String,
+    remediation: &str,
+) -> Finding {
+    Finding {
+        rule: rule.to_string(),
+        severity,
+        title: title.to_string(),
+        subject,
+        file: None,
+        value: None,
+        detail: None,
+        why,
+        remediation: remediation.to_string(),
+        kernel: None,
+        source: Some("cgmig planner".into()),
+    }
+}
+
+fn node_subject(path: &str) -> Subject {
+    Subject::Cgroup {
+        hierarchy: 0,
+        label: "v2".into(),
+        path: path.to_string(),
+    }
+}
+
+/// Names the kernel reserves: `cgroup.*` and `<controller>.*` files.
+fn collides_with_interface_file(name: &str) -> bool {
+    match name.split_once('.') {
+        Some((prefix, _)) => {
+            prefix == "cgroup"
+                || crate::model::Controller::KNOWN
+                    .iter()
+                    .any(|c| c.as_str() == prefix)
+                || matches!(prefix, "io" | "irq")
+        }
+        None => false,
+    }
+}
+
+/// The v1 controllers a setting's origin hierarchy carries (from its label).
+fn origin_controllers(o: &Origin) -> Vec<String> {
+    if o.label == "unified" {
+        return Vec::new();
+    }
+    o.label
+        .split(',')
+        .filter(|p| !p.starts_with("name="))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Plan the migration of a snapshot.
+pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
+    let prep = Prepared::new(snap, rules);
+    let policy = rules.policy();
+    let any_v1 = prep.hierarchies.iter().any(|(_, h)| h.version == Version::V1);
+    let mut base: Vec<(usize, u32)> = prep
+        .hierarchies
+        .iter()
+        .filter(|(_, h)| !any_v1 || h.version == Version::V1 || h.version == Version::V2)
+        .map(|(_, h)| (policy.rank(h), h.id))
+        .collect();
+    base.sort();
+    let base: Vec<u32> = base.into_iter().map(|(_, id)| id).collect();
+    let label = |id: u32| prep.hierarchy(id).label();
+
+    let mut candidates = vec![base.clone()];
+    if policy.search_spine {
+        for &h in base.iter().skip(1) {
+            if prep.hierarchy(h).controllers.is_empty() {
+                continue;
+            }
+            let mut o = vec![h];
+            o.extend(base.iter().copied().filter(|x| *x != h));
+            candidates.push(o);
+        }
+    }
+    let mut tried = Vec::new();
+    let mut best: Option<Merged> = None;
+    for order in candidates {
+        let m = unify::merge(&prep, rules, &order);
+        tried.push((order.first().map(|h| label(*h)).unwrap_or_default(), m.cost()));
+        if best.as_ref().is_none_or(|b| m.cost() < b.cost()) {
+            best = Some(m);
+        }
+    }
+    let merged = best.unwrap_or_else(|| unify::merge(&prep, rules, &base));
+    let spine = Spine {
+        order: merged.order.iter().map(|h| label(*h)).collect(),
+        settings_affected: merged.cost(),
+        tried,
+    };
+
+    let mut findings = crate::audit::audit(snap, rules).findings;
+    let (nodes, conflicts) = build_nodes(&prep, &merged, &mut findings);
+
+    let stages = stages(&prep, &nodes);
+    let host = PlanHost {
+        hostname: snap.host.hostname.clone(),
+        kernel: snap.host.kernel.clone(),
+        mode: snap.host.mode,
+    };
+    let mut p = Plan {
+        schema: PLAN_SCHEMA.to_string(),
+        host,
+        stage: None,
+        controllers: Vec::new(),
+        nodes,
+        actions: Vec::new(),
+        findings,
+        conflicts,
+        spine,
+        stages,
+    };
+    finish(&mut p, None, &policy.leaf_name);
+    p
+}
+
+/// Turn the merged tree into plan nodes (without derived parts).
+fn build_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> (Vec<PlanNode>, Vec<Conflict>) {
+    let snap = prep.snap;
+    let origin_of = |hid: u32, cg: petgraph::graph::NodeIndex| Origin {
+        hierarchy: hid,
+        label: prep.hierarchy(hid).label(),
+        path: snap.cgroup(cg).path.clone(),
+    };
+
+    // Paths, parents first. A node keeps its origin's v1 path below its
+    // parent's origin in the same hierarchy (so `machine.slice/vm.scope`
+    // stays two levels even when machine.slice itself carried nothing), unless
+    // the intermediate name is taken by a real sibling. Names are unique among
+    // siblings and never look like interface files.
+    let rel_name = |k: usize, parent: usize| -> Vec<String> {
+        let Some(&(hid, cg)) = m.nodes[k].origins.first() else {
+            return vec![m.nodes[k].name.clone()];
+        };
+        let path = &snap.cgroup(cg).path;
+        let parent_origin = m.nodes[parent]
+            .origins
+            .iter()
+            .find(|(h, _)| *h == hid)
+            .map(|(_, c)| &snap.cgroup(*c).path);
+        let rel = match parent_origin {
+            Some(pp) if pp == "/" => path.trim_start_matches('/').to_string(),
+            Some(pp) => match path.strip_prefix(&format!("{pp}/")) {
+                Some(r) => r.to_string(),
+                None => m.nodes[k].name.clone(),
+            },
+            None => m.nodes[k].name.clone(),
+        };
+        rel.split('/')
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut paths = vec![String::new(); m.nodes.len()];
+    paths[0] = "/".into();
+    let mut stack = vec![0usize];
+    while let Some(n) = stack.pop() {
+        let mut kids = m.nodes[n].children.clone();
+        kids.sort_by(|a, b| m.nodes[*a].name.cmp(&m.nodes[*b].name));
+        let rels: Vec<Vec<String>> = kids.iter().map(|k| rel_name(*k, n)).collect();
+        // Names real (single-component) siblings claim.
+        let claimed: BTreeSet<&str> = rels
+            .iter()
+            .filter(|r| r.len() == 1)
+            .map(|r| r[0].as_str())
+            .collect();
+        let mut used: BTreeSet<String> = BTreeSet::new();
+        for (k, rel) in kids.into_iter().zip(rels.iter()) {
+            let mut parts: Vec<String> = if rel.len() > 1 && !claimed.contains(rel[0].as_str()) {
+                rel.clone()
+            } else {
+                vec![rel.last().cloned().unwrap_or_else(|| "unnamed".into())]
+            };
+            for part in parts.iter_mut() {
+                if collides_with_interface_file(part) {
+                    let new = format!("_{part}");
+                    findings.push(planner_finding(
+                        "plan.renamed",
+                        Severity::Info,
+                        "cgroup renamed: its name collides with v2 interface files",
+                        node_subject(&crate::model::path::join(&paths[n], &new)),
+                        format!("{part} looks like an interface file in v2; the node is named {new}"),
+                        "Update tools that refer to the old name.",
+                    ));
+                    *part = new;
+                }
+            }
+            let name = parts.join("/");
+            let mut candidate = name.clone();
+            let mut i = 2;
+            while !used.insert(candidate.clone()) {
+                candidate = format!("{name}-{i}");
+                i += 1;
+            }
+            paths[k] = crate::model::path::join(&paths[n], &candidate);
+            stack.push(k);
+        }
+    }
+
+    let procs = unify::processes_at(prep, m);
+    let mut nodes: Vec<PlanNode> = Vec::with_capacity(m.nodes.len());
+    for (i, t) in m.nodes.iter().enumerate() {
+        let mut settings = Vec::new();
+        let mut owner: Option<Owner> = None;
+        let mut origins = Vec::new();
+        for &(hid, cg) in &t.origins {
+            let o = origin_of(hid, cg);
+            let cgd = snap.cgroup(cg);
+            if let Some(uid) = cgd.owner.delegate_uid() {
+                let gid = [cgd.owner.dir, cgd.owner.procs, cgd.owner.tasks]
+                    .into_iter()
+                    .flatten()
+                    .find(|f| f.uid == uid)
+                    .map_or(uid, |f| f.gid);
+                match owner {
+                    Some(prev) if prev.uid != uid => findings.push(planner_finding(
+                        "plan.owner-conflict",
+                        Severity::Warning,
+                        "merged cgroups have different owners",
+                        node_subject(&paths[i]),
+                        format!(
+                            "{} merges cgroups owned by uid {} and uid {uid}; uid {} is kept",
+                            paths[i], prev.uid, prev.uid
+                        ),
+                        "Decide which user manages this subtree and chown the others' cgroups accordingly.",
+                    )),
+                    None => owner = Some(Owner { uid, gid }),
+                    _ => {}
+                }
+            }
+            if i != 0 {
+                settings.extend(settings_of(prep, hid, cg, false));
+            }
+            origins.push(o);
+        }
+        for &(hid, cg) in &t.split_from {
+            settings.extend(settings_of(prep, hid, cg, true));
+        }
+        if i == 0 && !settings.is_empty() {
+            settings.clear();
+        }
+        let mut processes: Vec<u32> = procs[i].iter().map(|(_, p)| *p).collect();
+        processes.sort_unstable();
+        nodes.push(PlanNode {
+            path: paths[i].clone(),
+            node_type: NodeType::Domain,
+            subtree_control: Vec::new(),
+            settings,
+            processes,
+            threads: Vec::new(),
+            owner,
+            origins,
+            note: None,
+        });
+    }
+
+    // Threaded subtrees.
+    let mut extra: BTreeMap<String, PlanNode> = BTreeMap::new();
+    let mut thread_home: HashMap<u32, (String, u32)> = HashMap::new();
+    for split in &prep.splits {
+        let home = m.elem_node[split.elem];
+        let base_path = paths[home].clone();
+        let h = prep.hierarchy(split.hierarchy);
+        if split.domain {
+            let lost: Vec<String> = split
+                .threads
+                .iter()
+                .filter(|(_, cg)| *cg != split.lca)
+                .map(|(_, cg)| snap.cgroup(*cg).path.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            findings.push(planner_finding(
+                "plan.thread-placement-lost",
+                Severity::Error,
+                "per-thread placement in a domain controller is dropped",
+                Subject::Process { pid: split.pid, comm: comm_of(snap, split.pid) },
+                format!(
+                    "threads of process {} are kept together at {base_path}; their separate cgroups in {} ({}) and the settings on them do not carry over",
+                    split.pid,
+                    h.label(),
+                    lost.join(", ")
+                ),
+                "Move all threads of the process into one cgroup in v1 first, or accept the loss.",
+            ));
+            continue;
+        }
+        if !m.nodes[home].children.is_empty() {
+            findings.push(planner_finding(
+                "plan.threaded-needs-leaf-domain",
+                Severity::Error,
+                "a process with split threads sits in a cgroup with domain children",
+                node_subject(&base_path),
+                format!(
+                    "process {} splits its threads in {}, but {base_path} also has child cgroups; v2 can't make it a threaded domain",
+                    split.pid,
+                    h.label()
+                ),
+                "Move the process into its own cgroup in v1 (or let it keep all threads together).",
+            ));
+            continue;
+        }
+        let lca_path = snap.cgroup(split.lca).path.clone();
+        for &(tid, cg) in &split.threads {
+            if cg == split.lca {
+                continue;
+            }
+            let cg_path = snap.cgroup(cg).path.clone();
+            let rel = cg_path
+                .strip_prefix(&lca_path)
+                .unwrap_or(&cg_path)
+                .trim_start_matches('/')
+                .to_string();
+            // Create the chain lca -> cg as threaded nodes, each taking its cgroup's threaded settings.
+            let mut cur_path = base_path.clone();
+            let mut cur_cg_path = lca_path.clone();
+            for part in rel.split('/') {
+                cur_path = crate::model::path::join(&cur_path, part);
+                cur_cg_path = crate::model::path::join(&cur_cg_path, part);
+                let entry = extra.entry(cur_path.clone()).or_insert_with(|| PlanNode {
+                    path: cur_path.clone(),
+                    node_type: NodeType::Threaded,
+                    subtree_control: Vec::new(),
+                    settings: Vec::new(),
+                    processes: Vec::new(),
+                    threads: Vec::new(),
+                    owner: None,
+                    origins: Vec::new(),
+                    note: None,
+                });
+                if let Some(c) = snap.find_cgroup(split.hierarchy, &cur_cg_path) {
+                    let o = origin_of(split.hierarchy, c);
+                    if !entry.origins.contains(&o) {
+                        entry.origins.push(o);
+                        for s in settings_of(prep, split.hierarchy, c, false) {
+                            match s.controller() {
+                                Some(ctl) if is_threaded_controller(ctl) => entry.settings.push(s),
+                                _ => findings.push(planner_finding(
+                                    "plan.threaded-setting-lost",
+                                    Severity::Error,
+                                    "a domain setting on a thread cgroup has no place in a threaded subtree",
+                                    node_subject(&cur_path),
+                                    format!(
+                                        "{}={} (from {}:{}) can't apply to threads",
+                                        s.file, s.value, s.origin.label, s.origin.path
+                                    ),
+                                    "Only cpu, cpuset, pids and perf_event act inside threaded subtrees.",
+                                )),
+                            }
+                        }
+                    }
+                }
+            }
+            match thread_home.get(&tid).map(|(p, _)| p) {
+                Some(prev) if prev != &cur_path => findings.push(planner_finding(
+                    "plan.thread-conflict",
+                    Severity::Warning,
+                    "a thread is placed differently by two threaded hierarchies",
+                    node_subject(&cur_path),
+                    format!("thread {tid} is at {prev} by a higher-priority hierarchy and at {cur_path} by {}; {prev} is kept", h.label()),
+                    "Place the thread at the same relative path in every threaded hierarchy.",
+                )),
+                Some(_) => {}
+                None => {
+                    thread_home.insert(tid, (cur_path.clone(), split.pid));
+                }
+            }
+        }
+        nodes[home].node_type = NodeType::DomainThreaded;
+    }
+    for (tid, (path, pid)) in &thread_home {
+        if let Some(n) = extra.get_mut(path) {
+            n.threads.push(ThreadPlace { tid: *tid, pid: *pid });
+        }
+    }
+    for n in extra.values_mut() {
+        n.threads.sort_unstable();
+    }
+    nodes.extend(extra.into_values());
+    // Intermediate v1 path components that carried nothing become empty nodes.
+    let existing: BTreeSet<String> = nodes.iter().map(|n| n.path.clone()).collect();
+    let mut missing: BTreeSet<String> = BTreeSet::new();
+    for n in &nodes {
+        let mut cur = n.parent_path();
+        while let Some(pp) = cur {
+            if existing.contains(pp) {
+                break;
+            }
+            missing.insert(pp.to_string());
+            cur = crate::model::path::parent(pp);
+        }
+    }
+    for path in missing {
+        nodes.push(PlanNode {
+            path,
+            node_type: NodeType::Domain,
+            subtree_control: Vec::new(),
+            settings: Vec::new(),
+            processes: Vec::new(),
+            threads: Vec::new(),
+            owner: None,
+            origins: Vec::new(),
+            note: Some("intermediate v1 path".into()),
+        });
+    }
+    nodes.sort_by(|a, b| a.path.cmp(&b.path));
+
+    // Conflicts.
+    let mut conflicts = Vec::new();
+    for c in &m.crossings {
+        let rejected = origin_of(c.hierarchy, c.cgroup);
+        let crosses: Vec<Origin> = c
+            .partial
+            .iter()
+            .filter_map(|p| m.nodes[*p].origins.first().map(|(h, cg)| origin_of(*h, *cg)))
+            .collect();
+        let resolution = match c.strategy {
+            Strategy::Split => format!(
+                "split: its settings are copied onto {} pieces ({})",
+                c.pieces.len(),
+                c.pieces
+                    .iter()
+                    .map(|p| paths[*p].clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Strategy::Drop => "dropped: its settings are not carried over".to_string(),
+            Strategy::Fail => "failed: the plan is blocked".to_string(),
+        };
+        let severity = match c.strategy {
+            Strategy::Split => Severity::Warning,
+            Strategy::Drop => Severity::Error,
+            Strategy::Fail => Severity::Blocker,
+        };
+        let cross_text: Vec<String> = crosses
+            .iter()
+            .map(|o| format!("{}:{}", o.label, o.path))
+            .collect();
+        findings.push(planner_finding(
+            "plan.conflict",
+            severity,
+            "cgroups of two hierarchies cross; v2 can keep only one shape",
+            Subject::Cgroup {
+                hierarchy: rejected.hierarchy,
+                label: rejected.label.clone(),
+                path: rejected.path.clone(),
+            },
+            format!(
+                "{}:{} crosses {}: processes {:?} are in both, {:?} only in the first. {resolution}; each piece now has its own limit or weight instead of sharing one",
+                rejected.label,
+                rejected.path,
+                cross_text.join(", "),
+                c.shared,
+                c.only_rejected
+            ),
+            "Align the two hierarchies in v1 (move the processes so one cgroup contains the other), or accept the resolution.",
+        ));
+        conflicts.push(Conflict {
+            rejected,
+            crosses,
+            shared_tasks: c.shared.clone(),
+            only_rejected: c.only_rejected.clone(),
+            resolution,
+            settings_affected: c.settings,
+        });
+    }
+
+    // Delegation that v2's common-ancestor rule breaks: suggest one parent.
+    let mut roots_by_uid: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for n in &nodes {
+        if let Some(o) = n.owner {
+            let parent_owned = n
+                .parent_path()
+                .and_then(|pp| nodes.iter().find(|x| x.path == pp))
+                .is_some_and(|p| p.owner.map(|x| x.uid) == Some(o.uid));
+            if !parent_owned {
+                roots_by_uid.entry(o.uid).or_default().push(n.path.clone());
+            }
+        }
+    }
+    for (uid, roots) in roots_by_uid.into_iter().filter(|(_, r)| r.len() > 1) {
+        findings.push(planner_finding(
+            "plan.delegation-restructure",
+            Severity::Warning,
+            "one user's delegated subtrees need a common delegated parent in v2",
+            Subject::Host,
+            format!(
+                "uid {uid} owns {} separate subtrees ({}); in v2 it can only move processes between them if it owns their common ancestor",
+                roots.len(),
+                roots.join(", ")
+            ),
+            &format!("Create /user-{uid}.delegate owned by uid {uid} and move {} under it.", roots.join(", ")),
+        ));
+    }
+
+    // Weight shares change when v2 siblings come from other hierarchies.
+    for n in &nodes {
+        for s in n.settings.iter().filter(|s| s.file.ends_with(".weight")) {
+            let Some(pp) = n.parent_path() else { continue };
+            let foreign: Vec<&str> = nodes
+                .iter()
+                .filter(|x| x.parent_path() == Some(pp) && x.path != n.path)
+                .filter(|x| !x.origins.iter().any(|o| o.hierarchy == s.origin.hierarchy))
+                .map(|x| x.path.as_str())
+                .collect();
+            if !foreign.is_empty() {
+                findings.push(planner_finding(
+                    "plan.weight-share",
+                    Severity::Warning,
+                    "a weight now competes with siblings from other hierarchies",
+                    node_subject(&n.path),
+                    format!(
+                        "{}={} (from {}:{}) shares its parent with {} that had no {} sibling in v1; they get the default weight, so the share changes",
+                        s.file,
+                        s.value,
+                        s.origin.label,
+                        s.origin.path,
+                        foreign.join(", "),
+                        s.origin.label
+                    ),
+                    "Set weights on those siblings to keep the v1 ratio.",
+                ));
+            }
+        }
+    }
+    (nodes, conflicts)
+}
+
+fn comm_of(snap: &Snapshot, pid: u32) -> String {
+    snap.processes()
+        .into_iter()
+        .find(|(_, p)| p.pid == pid)
+        .map(|(_, p)| p.comm.clone())
+        .unwrap_or_default()
+}
+
+/// Settings of one cgroup as plan settings.
+fn settings_of(prep: &Prepared, hid: u32, cg: petgraph::graph::NodeIndex, split_copy: bool) -> Vec<Setting> {
+    let h = prep.hierarchy(hid);
+    let origin = Origin {
+        hierarchy: hid,
+        label: h.label(),
+        path: prep.snap.cgroup(cg).path.clone(),
+    };
+    if h.version == Version::V2 {
+        // Already v2: carry non-default values as they are.
+        return prep
+            .snap
+            .cgroup(cg)
+            .settings
+            .iter()
+            .filter(|(k, v)| {
+                !matches!(k.as_str(), "cgroup.subtree_control" | "cgroup.type")
+                    && !crate::model::files::is_v2_default(k, v)
+            })
+            .map(|(k, v)| Setting {
+                file: k.clone(),
+                value: v.clone(),
+                origin: origin.clone(),
+                rule: "v2.existing".into(),
+                function: "copy".into(),
+                formula: None,
+                inputs: vec![(k.clone(), v.clone())],
+                split_copy,
+            })
+            .collect();
+    }
+    prep.outcomes
+        .get(&cg)
+        .map(|o| {
+            o.conversions
+                .iter()
+                .map(|c| Setting {
+                    file: c.target.clone(),
+                    value: c.value.clone(),
+                    origin: origin.clone(),
+                    rule: c.rule.clone(),
+                    function: c.function.clone(),
+                    formula: c.formula.clone(),
+                    inputs: c.inputs.clone(),
+                    split_copy,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Staged rollout: one boot per v1 hierarchy, least affected first; named
+/// hierarchies go with the final switch.
+fn stages(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Stage> {
+    let mut groups: Vec<(usize, String, Vec<String>)> = Vec::new();
+    for (_, h) in &prep.hierarchies {
+        if h.version != Version::V1 || h.controllers.is_empty() {
+            continue;
+        }
+        let label = h.label();
+        let n = nodes
+            .iter()
+            .flat_map(|n| &n.settings)
+            .filter(|s| s.origin.hierarchy == h.id)
+            .count();
+        groups.push((n, label, h.controllers.iter().map(|c| c.to_string()).collect()));
+    }
+    groups.sort();
+    let mut out = Vec::new();
+    let mut cum: Vec<String> = Vec::new();
+    let total = groups.len();
+    for (i, (_, _, ctl)) in groups.into_iter().enumerate() {
+        cum.extend(ctl.iter().cloned());
+        let last = i + 1 == total;
+        let cmdline = if last {
+            "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1".to_string()
+        } else {
+            format!(
+                "cgroup_no_v1={} systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0",
+                cum.join(",")
+            )
+        };
+        out.push(Stage {
+            number: i + 1,
+            adds: ctl,
+            controllers: cum.clone(),
+            cmdline,
+        });
+    }
+    out
+}
+
+/// The v2 name of a v1 controller.
+fn v2_controller(v1: &str) -> Option<&'static str> {
+    v1.parse::<crate::model::Controller>()
+        .ok()
+        .and_then(|c| c.v2_name())
+}
+
+/// Derive subtree_control, leaves and actions from the nodes.
+///
+/// `allowed`: v1 controllers whose settings this (stage) plan may apply;
+/// `None` = all. Settings from hierarchies not fully allowed are removed.
+pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str) {
+    let mut findings = Vec::new();
+    // Undo derived leaves (stage/subtree re-derivation starts from the full plan).
+    let leaf_note = "leaf for internal processes";
+    let leaves: Vec<(String, Vec<u32>)> = p
+        .nodes
+        .iter()
+        .filter(|n| n.note.as_deref() == Some(leaf_note))
+        .map(|n| (n.path.clone(), n.processes.clone()))
+        .collect();
+    for (path, procs) in leaves {
+        if let Some(parent) = crate::model::path::parent(&path)
+            && let Some(pn) = p.nodes.iter_mut().find(|n| n.path == parent)
+        {
+            pn.processes.extend(procs);
+            pn.processes.sort_unstable();
+        }
+        p.nodes.retain(|n| n.path != path);
+    }
+    p.findings.retain(|f| f.rule != "plan.leaf");
+    if let Some(allowed) = allowed {
+        for n in &mut p.nodes {
+            n.settings.retain(|s| {
+                let need = origin_controllers(&s.origin);
+                need.iter().all(|c| allowed.contains(c))
+            });
+        }
+    }
+    let index: HashMap<String, usize> = p
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.path.clone(), i))
+        .collect();
+    let mut sc: Vec<BTreeSet<String>> = vec![BTreeSet::new(); p.nodes.len()];
+    for n in &p.nodes {
+        if n.path == "/" {
+            continue;
+        }
+        for c in n.settings.iter().filter_map(|s| s.controller()) {
+            let mut cur = n.parent_path();
+            while let Some(pp) = cur {
+                if let Some(&i) = index.get(pp) {
+                    sc[i].insert(c.to_string());
+                }
+                cur = crate::model::path::parent(pp);
+            }
+        }
+    }
+    for (n, s) in p.nodes.iter_mut().zip(sc) {
+        // Stable kernel order for readability.
+        let order = ["cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"];
+        let mut v: Vec<String> = s.into_iter().collect();
+        v.sort_by_key(|c| order.iter().position(|o| o == c).unwrap_or(order.len()));
+        n.subtree_control = v;
+    }
+    // No internal processes: a non-root domain node with processes that
+    // enables a domain controller hands its processes to a leaf child.
+    let mut new_leaves = Vec::new();
+    for n in &mut p.nodes {
+        let domain_ctl = n.subtree_control.iter().any(|c| !is_threaded_controller(c));
+        if n.path != "/" && n.node_type == NodeType::Domain && domain_ctl && !n.processes.is_empty() {
+            let mut name = leaf_name.to_string();
+            let mut i = 2;
+            while index.contains_key(&crate::model::path::join(&n.path, &name)) {
+                name = format!("{leaf_name}-{i}");
+                i += 1;
+            }
+            let path = crate::model::path::join(&n.path, &name);
+            findings.push(planner_finding(
+                "plan.leaf",
+                Severity::Info,
+                "processes of an inner cgroup move into a leaf child",
+                node_subject(&n.path),
+                format!(
+                    "{} holds processes {:?} and enables {} for its children; v2 forbids that, so the processes move to {path} (they now compete with their siblings as one cgroup with default weights)",
+                    n.path,
+                    n.processes,
+                    n.subtree_control.join(" ")
+                ),
+                "Tools that place tasks in the inner cgroup must target the leaf.",
+            ));
+            new_leaves.push(PlanNode {
+                path,
+                node_type: NodeType::Domain,
+                subtree_control: Vec::new(),
+                settings: Vec::new(),
+                processes: std::mem::take(&mut n.processes),
+                threads: Vec::new(),
+                owner: n.owner,
+                origins: Vec::new(),
+                note: Some(leaf_note.into()),
+            });
+        }
+    }
+    p.nodes.extend(new_leaves);
+    p.nodes.sort_by(|a, b| a.path.cmp(&b.path));
+    p.findings.extend(findings);
+
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    for n in &p.nodes {
+        used.extend(
+            n.settings
+                .iter()
+                .filter_map(|s| s.controller().map(str::to_string)),
+        );
+    }
+    p.controllers = match allowed {
+        Some(a) => {
+            let mut v: Vec<String> = a
+                .iter()
+                .filter_map(|c| v2_controller(c))
+                .map(str::to_string)
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+        None => used.into_iter().collect(),
+    };
+    p.actions = actions(p);
+}
+
+fn actions(p: &Plan) -> Vec<Action> {
+    let mut a = Vec::new();
+    for n in p.nodes.iter().filter(|n| n.path != "/") {
+        a.push(Action::Create { path: n.path.clone() });
+    }
+    for n in p.nodes.iter().filter(|n| n.node_type == NodeType::Threaded) {
+        a.push(Action::SetType {
+            path: n.path.clone(),
+            value: "threaded".into(),
+        });
+    }
+    for n in &p.nodes {
+        for &pid in &n.processes {
+            a.push(Action::MoveProcess {
+                pid,
+                path: n.path.clone(),
+            });
+        }
+    }
+    // Threads: their process lives at the threaded domain above them.
+    for n in p.nodes.iter().filter(|n| n.node_type == NodeType::Threaded) {
+        for t in &n.threads {
+            a.push(Action::MoveThread {
+                tid: t.tid,
+                pid: t.pid,
+                path: n.path.clone(),
+            });
+        }
+    }
+    for n in p.nodes.iter().filter(|n| !n.subtree_control.is_empty()) {
+        a.push(Action::EnableControllers {
+            path: n.path.clone(),
+            controllers: n.subtree_control.clone(),
+        });
+    }
+    for n in &p.nodes {
+        let mut s: Vec<&Setting> = n.settings.iter().collect();
+        // cpu.max.burst after cpu.max (the kernel may refuse a burst above no quota).
+        s.sort_by_key(|s| (s.file == "cpu.max.burst", s.file.clone()));
+        for s in s {
+            for line in s.value.lines() {
+                a.push(Action::Write {
+                    path: n.path.clone(),
+                    file: s.file.clone(),
+                    value: line.to_string(),
+                });
+            }
+        }
+    }
+    for n in &p.nodes {
+        if let Some(o) = n.owner {
+            a.push(Action::Chown {
+                path: n.path.clone(),
+                uid: o.uid,
+                gid: o.gid,
+                files: vec![
+                    "cgroup.procs".into(),
+                    "cgroup.threads".into(),
+                    "cgroup.subtree_control".into(),
+                ],
+            });
+        }
+    }
+    a
+}
+
+impl Plan {
+    /// The plan for one stage: the same tree, with only the settings of the
+    /// controllers moved to v2 by then. Itself a valid plan.
+    pub fn for_stage(&self, number: usize, leaf_name: &str) -> Option<Plan> {
+        let stage = self.stages.iter().find(|s| s.number == number)?;
+        let allowed: BTreeSet<String> = stage.controllers.iter().cloned().collect();
+        let mut p = self.clone();
+        p.stage = Some(number);
+        finish(&mut p, Some(&allowed), leaf_name);
+        Some(p)
+    }
+
+    /// The part of the plan at and below `path` (ancestors are kept so the
+    /// controllers can be enabled down to it, without their settings or
+    /// processes). Itself a valid plan.
+    pub fn only(&self, path: &str, leaf_name: &str) -> Option<Plan> {
+        self.node(path)?;
+        let mut p = self.clone();
+        let below = |q: &str| q == path || q.starts_with(&format!("{}/", path.trim_end_matches('/')));
+        p.nodes.retain(|n| below(&n.path) || below_rev(path, &n.path));
+        for n in &mut p.nodes {
+            if !below(&n.path) {
+                n.settings.clear();
+                n.processes.clear();
+                n.threads.clear();
+                n.owner = None;
+            }
+        }
+        finish(&mut p, None, leaf_name);
+        Some(p)
+    }
+}
+
+/// Whether `anc` is an ancestor of `path`.
+fn below_rev(path: &str, anc: &str) -> bool {
+    anc == "/" || path.starts_with(&format!("{}/", anc.trim_end_matches('/')))
+}

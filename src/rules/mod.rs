@@ -29,6 +29,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("rules/blkio.yaml", include_str!("../../rules/blkio.yaml")),
     ("rules/misc.yaml", include_str!("../../rules/misc.yaml")),
     ("rules/host.yaml", include_str!("../../rules/host.yaml")),
+    ("rules/plan.yaml", include_str!("../../rules/plan.yaml")),
 ];
 
 /// Where a rule was defined.
@@ -180,6 +181,7 @@ impl LoadedRule {
 pub struct RuleSet {
     rules: Vec<LoadedRule>,
     by_id: HashMap<String, usize>,
+    policy: PlanPolicy,
 }
 
 impl RuleSet {
@@ -221,6 +223,38 @@ impl RuleSet {
     /// directory over the embedded rules); within one source, or without the
     /// flag, a repeated id is an error.
     pub fn add_source(&mut self, file: &str, text: &str, errors: &mut Vec<RuleError>, override_ok: bool) {
+        // A mapping with `plan:` is the planner policy, not a list of rules.
+        if let Ok(serde_yaml_ng::Value::Mapping(m)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+            && m.contains_key("plan")
+        {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct PolicyFile {
+                plan: serde_yaml_ng::Value,
+            }
+            let merged = (|| -> Result<PlanPolicy, String> {
+                let pf: PolicyFile = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+                let mut base = serde_yaml_ng::to_value(&self.policy).map_err(|e| e.to_string())?;
+                if let (serde_yaml_ng::Value::Mapping(b), serde_yaml_ng::Value::Mapping(new)) =
+                    (&mut base, pf.plan)
+                {
+                    for (k, v) in new {
+                        b.insert(k, v);
+                    }
+                }
+                serde_yaml_ng::from_value(base).map_err(|e| e.to_string())
+            })();
+            match merged {
+                Ok(p) => self.policy = p,
+                Err(message) => errors.push(RuleError::Invalid {
+                    file: file.to_string(),
+                    line: 1,
+                    rule: "plan".into(),
+                    message,
+                }),
+            }
+            return;
+        }
         let docs: Vec<serde_yaml_ng::Value> =
             match serde_yaml_ng::from_str::<Option<Vec<serde_yaml_ng::Value>>>(text) {
                 Ok(v) => v.unwrap_or_default(),
@@ -288,6 +322,11 @@ impl RuleSet {
                 }
             }
         }
+    }
+
+    /// The planner policy.
+    pub fn policy(&self) -> &PlanPolicy {
+        &self.policy
     }
 
     /// Every rule, in load order.

@@ -242,3 +242,83 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
 }
+
+/// How to resolve a cgroup whose tasks cross an accepted cgroup of another hierarchy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Copy the settings onto the pieces of the tree the cgroup covers.
+    Split,
+    /// Drop the settings.
+    Drop,
+    /// Report a blocker.
+    Fail,
+}
+
+/// The planner's policy (`plan:` in a rules file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanPolicy {
+    /// Hierarchy priority: controller names, `named`, `unified`.
+    #[serde(default)]
+    pub priority: Vec<String>,
+    /// Name of the leaf child that takes an inner cgroup's processes.
+    #[serde(default = "default_leaf")]
+    pub leaf_name: String,
+    /// Conflict strategy by controller, with a `default`.
+    #[serde(default)]
+    pub conflict: BTreeMap<String, Strategy>,
+    /// Try every hierarchy as the spine and keep the one that loses the fewest settings.
+    #[serde(default = "yes")]
+    pub search_spine: bool,
+    /// v1 paths to keep as nodes.
+    #[serde(default)]
+    pub keep: Vec<String>,
+}
+
+fn default_leaf() -> String {
+    "leaf".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for PlanPolicy {
+    fn default() -> Self {
+        PlanPolicy {
+            priority: Vec::new(),
+            leaf_name: default_leaf(),
+            conflict: BTreeMap::new(),
+            search_spine: true,
+            keep: Vec::new(),
+        }
+    }
+}
+
+impl PlanPolicy {
+    /// The strategy for a crossing cgroup of a hierarchy with these controllers.
+    pub fn strategy(&self, controllers: &[crate::model::Controller]) -> Strategy {
+        controllers
+            .iter()
+            .find_map(|c| self.conflict.get(c.as_str()))
+            .or_else(|| self.conflict.get("default"))
+            .copied()
+            .unwrap_or(Strategy::Split)
+    }
+
+    /// Rank of a hierarchy in the priority list (lower = earlier).
+    pub fn rank(&self, h: &crate::model::Hierarchy) -> usize {
+        let keys: Vec<String> = if h.version == crate::model::Version::V2 {
+            vec!["unified".into()]
+        } else if h.controllers.is_empty() {
+            vec!["named".into()]
+        } else {
+            h.controllers.iter().map(|c| c.to_string()).collect()
+        };
+        keys.iter()
+            .filter_map(|k| self.priority.iter().position(|p| p == k))
+            .min()
+            .unwrap_or(self.priority.len())
+    }
+}

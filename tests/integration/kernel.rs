@@ -277,4 +277,11 @@ fn live_host_scan_agrees_with_proc_self_cgroup() {
         );
     }
     assert_eq!(got.len(), expect.len());
+    // And the live audit (the README's main job) runs on it.
+    let r = cgmig::audit::audit(&snap, &rules());
+    assert_eq!(r.host.cgroups, snap.cgroups().count());
+    assert_eq!(r.by_severity.values().sum::<usize>(), r.findings.len());
+    if snap.host.mode != cgmig::model::Mode::Unified {
+        assert!(!r.findings.is_empty(), "a v1 host always has something to report");
+    }
 }

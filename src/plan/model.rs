@@ -1,0 +1,288 @@
+//! The plan: the target v2 tree, the actions that build it, and what it costs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::Finding;
+
+/// Schema id of a serialized plan.
+pub const PLAN_SCHEMA: &str = "cgmig.plan/v1";
+
+/// The v2 type of a node (`cgroup.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeType {
+    /// A normal cgroup: whole processes, domain and threaded controllers.
+    Domain,
+    /// The root of a threaded subtree (has `threaded` children).
+    DomainThreaded,
+    /// A threaded cgroup: threads of processes of its threaded domain.
+    Threaded,
+}
+
+/// Where a node's shape or setting came from: one v1 (or v2) cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    /// Hierarchy id.
+    pub hierarchy: u32,
+    /// Hierarchy label (`cpu,cpuacct`, `name=systemd`, `unified`).
+    pub label: String,
+    /// Path in that hierarchy.
+    pub path: String,
+}
+
+/// One converted v2 setting on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setting {
+    /// The v2 file.
+    pub file: String,
+    /// The value to write.
+    pub value: String,
+    /// The v1 cgroup it came from.
+    pub origin: Origin,
+    /// The rule that converted it.
+    pub rule: String,
+    /// The conversion function.
+    pub function: String,
+    /// The formula variant, when there are several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formula: Option<String>,
+    /// The v1 files and values it was computed from.
+    pub inputs: Vec<(String, String)>,
+    /// Set when the value was copied onto this piece of a split cgroup.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub split_copy: bool,
+}
+
+impl Setting {
+    /// The v2 controller that owns the file (`None` for core files like `cgroup.freeze`).
+    pub fn controller(&self) -> Option<&str> {
+        controller_of(&self.file)
+    }
+}
+
+/// The v2 controller owning an interface file.
+pub fn controller_of(file: &str) -> Option<&str> {
+    let prefix = file.split('.').next().unwrap_or(file);
+    match prefix {
+        "cpu" | "cpuset" | "memory" | "io" | "pids" | "hugetlb" | "rdma" | "misc" => Some(prefix),
+        _ => None,
+    }
+}
+
+/// Whether a v2 controller acts in threaded subtrees.
+pub fn is_threaded_controller(c: &str) -> bool {
+    matches!(c, "cpu" | "cpuset" | "pids" | "perf_event")
+}
+
+/// A thread placed on its own, and its process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ThreadPlace {
+    /// Thread id.
+    pub tid: u32,
+    /// Its process.
+    pub pid: u32,
+}
+
+/// Owner of a delegated node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+}
+
+/// One node of the target v2 tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanNode {
+    /// Path in the v2 hierarchy (`/` for the root).
+    pub path: String,
+    /// `cgroup.type`.
+    #[serde(rename = "type")]
+    pub node_type: NodeType,
+    /// Controllers to enable in `cgroup.subtree_control`.
+    pub subtree_control: Vec<String>,
+    /// Converted settings.
+    pub settings: Vec<Setting>,
+    /// Processes placed here (whole processes).
+    pub processes: Vec<u32>,
+    /// Threads placed here (threaded subtrees only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<ThreadPlace>,
+    /// Owner, when the node is delegated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    /// Every v1 cgroup merged into this node.
+    pub origins: Vec<Origin>,
+    /// Why the node exists when it has no origin (`leaf for internal processes`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl PlanNode {
+    /// Parent path (`None` for the root).
+    pub fn parent_path(&self) -> Option<&str> {
+        crate::model::path::parent(&self.path)
+    }
+}
+
+/// One step of the plan. Every action can be checked on its own after it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// `mkdir` a cgroup (check: the directory exists).
+    Create {
+        /// Path.
+        path: String,
+    },
+    /// Write `threaded` to `cgroup.type` (check: it reads `threaded`).
+    SetType {
+        /// Path.
+        path: String,
+        /// Type to write.
+        value: String,
+    },
+    /// Move a whole process (check: `/proc/PID/cgroup` shows the path).
+    MoveProcess {
+        /// PID.
+        pid: u32,
+        /// Destination.
+        path: String,
+    },
+    /// Move one thread (check: `/proc/PID/task/TID/cgroup`).
+    MoveThread {
+        /// TID.
+        tid: u32,
+        /// Its process.
+        pid: u32,
+        /// Destination.
+        path: String,
+    },
+    /// Enable controllers in `cgroup.subtree_control` (check: it lists them).
+    EnableControllers {
+        /// Path.
+        path: String,
+        /// Controllers.
+        controllers: Vec<String>,
+    },
+    /// Write a setting (check: it reads back).
+    Write {
+        /// Path.
+        path: String,
+        /// File.
+        file: String,
+        /// Value.
+        value: String,
+    },
+    /// Delegate: chown the directory and its delegation files (check: owners).
+    Chown {
+        /// Path.
+        path: String,
+        /// uid.
+        uid: u32,
+        /// gid.
+        gid: u32,
+        /// Files chowned besides the directory.
+        files: Vec<String>,
+    },
+}
+
+impl Action {
+    /// The cgroup path the action touches.
+    pub fn path(&self) -> &str {
+        match self {
+            Action::Create { path }
+            | Action::SetType { path, .. }
+            | Action::MoveProcess { path, .. }
+            | Action::MoveThread { path, .. }
+            | Action::EnableControllers { path, .. }
+            | Action::Write { path, .. }
+            | Action::Chown { path, .. } => path,
+        }
+    }
+}
+
+/// Two cgroups whose task sets cross: v2 can't keep both as nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// The cgroup that could not be placed.
+    pub rejected: Origin,
+    /// The accepted cgroup(s) it crosses.
+    pub crosses: Vec<Origin>,
+    /// Processes in both (up to 10).
+    pub shared_tasks: Vec<u32>,
+    /// Processes of the rejected cgroup outside the crossed one (up to 10).
+    pub only_rejected: Vec<u32>,
+    /// How it was resolved (`split onto 3 pieces`, `dropped`, `failed`).
+    pub resolution: String,
+    /// Settings that no longer apply exactly.
+    pub settings_affected: usize,
+}
+
+/// The spine (hierarchy order) chosen and what the alternatives would lose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spine {
+    /// Hierarchy labels in the order used.
+    pub order: Vec<String>,
+    /// Settings affected by conflicts with this order.
+    pub settings_affected: usize,
+    /// Every order tried: (first hierarchy, settings affected).
+    pub tried: Vec<(String, usize)>,
+}
+
+/// One stage of a staged rollout: a boot with more controllers on v2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    /// 1-based.
+    pub number: usize,
+    /// v1 controllers that move to v2 in this stage.
+    pub adds: Vec<String>,
+    /// All v1 controllers on v2 after this stage.
+    pub controllers: Vec<String>,
+    /// Kernel command line parameters for this boot.
+    pub cmdline: String,
+}
+
+/// Host header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanHost {
+    /// Hostname.
+    pub hostname: Option<String>,
+    /// Kernel.
+    pub kernel: Option<String>,
+    /// Mode.
+    pub mode: crate::model::Mode,
+}
+
+/// A complete plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Always [`PLAN_SCHEMA`].
+    pub schema: String,
+    /// Host header.
+    pub host: PlanHost,
+    /// Which stage this plan is (`None`: the whole migration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<usize>,
+    /// v2 controllers this plan may use (the stage's, or all).
+    pub controllers: Vec<String>,
+    /// Target tree, parents before children.
+    pub nodes: Vec<PlanNode>,
+    /// Ordered actions.
+    pub actions: Vec<Action>,
+    /// Audit findings plus the planner's own.
+    pub findings: Vec<Finding>,
+    /// Crossing cgroups and how they were resolved.
+    pub conflicts: Vec<Conflict>,
+    /// The spine used.
+    pub spine: Spine,
+    /// The staged rollout.
+    pub stages: Vec<Stage>,
+}
+
+impl Plan {
+    /// The node at a path.
+    pub fn node(&self, path: &str) -> Option<&PlanNode> {
+        self.nodes.iter().find(|n| n.path == path)
+    }
+}

@@ -1,0 +1,409 @@
+//! Plan renderers: the human dry-run report (table, markdown), the versioned
+//! data (json, yaml) and a Graphviz drawing (dot).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+
+use super::model::{NodeType, Plan, PlanNode};
+use crate::report::{DataFormat, to_data};
+use crate::rules::Severity;
+
+/// Output formats of `cgmig plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// Human dry-run report with tables.
+    Table,
+    /// The same report in Markdown.
+    Markdown,
+    /// Versioned JSON (`schema: cgmig.plan/v1`), what `apply` reads.
+    Json,
+    /// The same document as YAML.
+    Yaml,
+    /// Graphviz: v1 hierarchies beside the v2 tree, with origin edges.
+    Dot,
+}
+
+/// Render a plan.
+pub fn render(p: &Plan, f: PlanFormat) -> String {
+    match f {
+        PlanFormat::Table => human(p, false),
+        PlanFormat::Markdown => human(p, true),
+        PlanFormat::Json => to_data(p, DataFormat::Json).unwrap_or_default(),
+        PlanFormat::Yaml => to_data(p, DataFormat::Yaml).unwrap_or_default(),
+        PlanFormat::Dot => dot(p),
+    }
+}
+
+fn children<'a>(p: &'a Plan, path: &str) -> Vec<&'a PlanNode> {
+    p.nodes.iter().filter(|n| n.parent_path() == Some(path)).collect()
+}
+
+fn tree(p: &Plan) -> String {
+    let mut out = String::new();
+    let mut stack: Vec<(&PlanNode, String, bool, bool)> = p
+        .nodes
+        .first()
+        .map(|r| (r, String::new(), true, true))
+        .into_iter()
+        .collect();
+    while let Some((n, prefix, last, top)) = stack.pop() {
+        let name = if top {
+            n.path.clone()
+        } else {
+            n.path.rsplit('/').next().unwrap_or("").to_string()
+        };
+        let mut line = if top {
+            name
+        } else {
+            format!("{prefix}{}{name}", if last { "└── " } else { "├── " })
+        };
+        match n.node_type {
+            NodeType::Domain => {}
+            NodeType::DomainThreaded => line.push_str("  <domain threaded>"),
+            NodeType::Threaded => line.push_str("  <threaded>"),
+        }
+        if !n.subtree_control.is_empty() {
+            let _ = write!(line, "  [+{}]", n.subtree_control.join(" +"));
+        }
+        if !n.processes.is_empty() {
+            let _ = write!(line, "  ({} procs)", n.processes.len());
+        }
+        if !n.threads.is_empty() {
+            let _ = write!(line, "  ({} threads)", n.threads.len());
+        }
+        if let Some(o) = n.owner {
+            let _ = write!(line, "  [delegated to uid {}]", o.uid);
+        }
+        if let Some(note) = &n.note {
+            let _ = write!(line, "  ({note})");
+        }
+        if !n.settings.is_empty() {
+            let s: Vec<String> = n
+                .settings
+                .iter()
+                .map(|s| format!("{}={}", s.file, s.value.replace('\n', "; ")))
+                .collect();
+            let _ = write!(line, "  {}", s.join(" "));
+        }
+        out.push_str(&line);
+        out.push('\n');
+        let kids = children(p, &n.path);
+        let child_prefix = if top {
+            String::new()
+        } else {
+            format!("{prefix}{}", if last { "    " } else { "│   " })
+        };
+        let k = kids.len();
+        for (i, c) in kids.into_iter().enumerate().rev() {
+            stack.push((c, child_prefix.clone(), i + 1 == k, false));
+        }
+    }
+    out
+}
+
+fn table(md: bool, header: &[&str], rows: Vec<Vec<String>>) -> String {
+    if md {
+        let mut s = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
+        for r in rows {
+            let cells: Vec<String> = r
+                .iter()
+                .map(|c| c.replace('|', "\\|").replace('\n', "<br>"))
+                .collect();
+            let _ = writeln!(s, "| {} |", cells.join(" | "));
+        }
+        s
+    } else {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(150)
+            .set_header(header.to_vec());
+        for r in rows {
+            t.add_row(r);
+        }
+        format!("{t}\n")
+    }
+}
+
+fn human(p: &Plan, md: bool) -> String {
+    let h = |s: &str| {
+        if md {
+            format!("\n## {s}\n\n")
+        } else {
+            format!("\n{s}\n")
+        }
+    };
+    let mut out = String::new();
+    if md {
+        let _ = writeln!(
+            out,
+            "# cgroup v2 plan: {}\n",
+            p.host.hostname.as_deref().unwrap_or("host")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "plan for {} — kernel {} — mode {:?}{} — {} nodes, {} actions, controllers: {}",
+        p.host.hostname.as_deref().unwrap_or("?"),
+        p.host.kernel.as_deref().unwrap_or("?"),
+        p.host.mode,
+        p.stage.map(|s| format!(" — stage {s}")).unwrap_or_default(),
+        p.nodes.len(),
+        p.actions.len(),
+        if p.controllers.is_empty() {
+            "none".into()
+        } else {
+            p.controllers.join(" ")
+        }
+    );
+    let tried: Vec<String> = p
+        .spine
+        .tried
+        .iter()
+        .map(|(h, n)| format!("{h} first: {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "spine: {} ({} settings affected by conflicts; tried {})",
+        p.spine.order.join(" > "),
+        p.spine.settings_affected,
+        tried.join(", ")
+    );
+    let blockers = p
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Blocker)
+        .count();
+    if blockers > 0 {
+        let _ = writeln!(
+            out,
+            "BLOCKED: {blockers} blocker(s) below; v2 cannot express this host as it is"
+        );
+    }
+
+    out.push_str(&h("Target v2 tree"));
+    if md {
+        out.push_str("```\n");
+    }
+    out.push_str(&tree(p));
+    if md {
+        out.push_str("```\n");
+    }
+
+    let mut rows = Vec::new();
+    for n in &p.nodes {
+        for s in &n.settings {
+            let inputs: Vec<String> = s
+                .inputs
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.replace('\n', "; ")))
+                .collect();
+            rows.push(vec![
+                n.path.clone(),
+                format!("{}:{}\n{}", s.origin.label, s.origin.path, inputs.join("\n")),
+                format!("{}={}", s.file, s.value.replace('\n', "; ")),
+                format!(
+                    "{}{}{}",
+                    s.function,
+                    s.formula.as_ref().map(|f| format!(" ({f})")).unwrap_or_default(),
+                    if s.split_copy {
+                        "\ncopied onto a piece of a split cgroup"
+                    } else {
+                        ""
+                    }
+                ),
+            ]);
+        }
+    }
+    if !rows.is_empty() {
+        out.push_str(&h("Before → after"));
+        out.push_str(&table(
+            md,
+            &["v2 node", "v1 origin", "v2 setting", "conversion"],
+            rows,
+        ));
+    }
+
+    if !p.conflicts.is_empty() {
+        out.push_str(&h("Conflicts (crossing cgroups)"));
+        let rows = p
+            .conflicts
+            .iter()
+            .map(|c| {
+                vec![
+                    format!("{}:{}", c.rejected.label, c.rejected.path),
+                    c.crosses
+                        .iter()
+                        .map(|o| format!("{}:{}", o.label, o.path))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    format!("both: {:?}\nonly first: {:?}", c.shared_tasks, c.only_rejected),
+                    c.resolution.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            md,
+            &["cgroup", "crosses", "processes", "resolution"],
+            rows,
+        ));
+    }
+
+    let serious: Vec<_> = p
+        .findings
+        .iter()
+        .filter(|f| f.severity >= Severity::Warning)
+        .collect();
+    if !serious.is_empty() {
+        out.push_str(&h("Losses, behaviour changes and blockers"));
+        let mut grouped: BTreeMap<(std::cmp::Reverse<Severity>, &str), Vec<&crate::audit::Finding>> =
+            BTreeMap::new();
+        for f in serious {
+            grouped
+                .entry((std::cmp::Reverse(f.severity), f.rule.as_str()))
+                .or_default()
+                .push(f);
+        }
+        let rows = grouped
+            .into_iter()
+            .map(|((sev, rule), fs)| {
+                vec![
+                    sev.0.to_string(),
+                    rule.to_string(),
+                    fs.len().to_string(),
+                    format!("{}\n{}", fs[0].title, fs[0].why),
+                    fs[0].remediation.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            md,
+            &["severity", "rule", "count", "what (first)", "remediation"],
+            rows,
+        ));
+    }
+
+    if !p.stages.is_empty() {
+        out.push_str(&h("Stages (one boot each)"));
+        let rows = p
+            .stages
+            .iter()
+            .map(|s| vec![s.number.to_string(), s.adds.join(","), s.cmdline.clone()])
+            .collect();
+        out.push_str(&table(md, &["stage", "moves to v2", "kernel command line"], rows));
+    }
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in &p.actions {
+        let k = match a {
+            super::Action::Create { .. } => "create",
+            super::Action::SetType { .. } => "set type",
+            super::Action::MoveProcess { .. } => "move process",
+            super::Action::MoveThread { .. } => "move thread",
+            super::Action::EnableControllers { .. } => "enable controllers",
+            super::Action::Write { .. } => "write setting",
+            super::Action::Chown { .. } => "chown (delegate)",
+        };
+        *counts.entry(k).or_default() += 1;
+    }
+    let c: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let _ = writeln!(out, "\nactions: {}", c.join(", "));
+    out
+}
+
+fn dot_id(prefix: &str, path: &str) -> String {
+    let mut s = String::from(prefix);
+    for ch in path.chars() {
+        if ch.is_ascii_alphanumeric() {
+            s.push(ch);
+        } else {
+            let _ = write!(s, "_{:x}", ch as u32);
+        }
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn dot(p: &Plan) -> String {
+    let mut out = String::from("digraph cgmig_plan {\n  rankdir=LR;\n  node [shape=box, fontsize=10];\n");
+    // v1 hierarchies, reconstructed from the origins.
+    let mut v1: BTreeMap<(u32, String), BTreeSet<String>> = BTreeMap::new();
+    for n in &p.nodes {
+        for o in &n.origins {
+            let set = v1.entry((o.hierarchy, o.label.clone())).or_default();
+            let mut cur = Some(o.path.as_str());
+            while let Some(c) = cur {
+                set.insert(c.to_string());
+                cur = crate::model::path::parent(c);
+            }
+        }
+    }
+    for ((id, label), paths) in &v1 {
+        let _ = writeln!(
+            out,
+            "  subgraph cluster_h{id} {{\n    label=\"v1 {}\"; style=dashed;",
+            esc(label)
+        );
+        for path in paths {
+            let name = if path == "/" {
+                "/"
+            } else {
+                path.rsplit('/').next().unwrap_or("")
+            };
+            let _ = writeln!(
+                out,
+                "    {} [label=\"{}\"];",
+                dot_id(&format!("h{id}_"), path),
+                esc(name)
+            );
+            if let Some(pp) = crate::model::path::parent(path) {
+                let _ = writeln!(
+                    out,
+                    "    {} -> {};",
+                    dot_id(&format!("h{id}_"), pp),
+                    dot_id(&format!("h{id}_"), path)
+                );
+            }
+        }
+        out.push_str("  }\n");
+    }
+    out.push_str("  subgraph cluster_v2 {\n    label=\"v2 plan\"; style=bold;\n");
+    for n in &p.nodes {
+        let name = if n.path == "/" {
+            "/"
+        } else {
+            n.path.rsplit('/').next().unwrap_or("")
+        };
+        let mut label = esc(name);
+        match n.node_type {
+            NodeType::Domain => {}
+            NodeType::DomainThreaded => label.push_str("\\n(domain threaded)"),
+            NodeType::Threaded => label.push_str("\\n(threaded)"),
+        }
+        for s in n.settings.iter().take(4) {
+            let _ = write!(label, "\\n{}={}", esc(&s.file), esc(&s.value.replace('\n', "; ")));
+        }
+        let style = if n.owner.is_some() { ", color=blue" } else { "" };
+        let _ = writeln!(out, "    {} [label=\"{label}\"{style}];", dot_id("v2_", &n.path));
+        if let Some(pp) = n.parent_path() {
+            let _ = writeln!(out, "    {} -> {};", dot_id("v2_", pp), dot_id("v2_", &n.path));
+        }
+    }
+    out.push_str("  }\n");
+    for n in &p.nodes {
+        for o in &n.origins {
+            let _ = writeln!(
+                out,
+                "  {} -> {} [style=dotted, arrowhead=open, constraint=false];",
+                dot_id(&format!("h{}_", o.hierarchy), &o.path),
+                dot_id("v2_", &n.path)
+            );
+        }
+    }
+    out.push_str("}\n");
+    out
+}

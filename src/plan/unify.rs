@@ -1,0 +1,684 @@
+//! Laminar merge of v1 hierarchies into one tree.
+//!
+//! Every significant v1 cgroup `c` stands for the set `M(c)` of elements in its
+//! subtree. The elements are processes, placed in each hierarchy at the lowest
+//! common ancestor of their threads' cgroups (threads split in threaded
+//! controllers are handled later as threaded subtrees), plus one *phantom*
+//! element per empty leaf, keyed by its path relative to the hierarchy root,
+//! so that empty slots survive and identical shapes merge by path.
+//!
+//! A family of sets is a tree iff it is laminar. Sets are added in priority
+//! order (hierarchy, then depth). A set that crosses an accepted one is a
+//! conflict, resolved by the policy's strategy. Each insertion costs
+//! `O(distinct deepest nodes of its elements × depth)`, so the whole merge is
+//! near-linear in the size of the hierarchies.
+
+use std::collections::{BTreeMap, HashMap};
+
+use petgraph::graph::NodeIndex;
+
+use crate::model::{Hierarchy, Node, Snapshot};
+use crate::rules::{RuleSet, Strategy};
+
+/// An element of the sets: a process or a phantom (empty leaf).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Elem {
+    /// A process (graph node, pid).
+    Process(NodeIndex, u32),
+    /// An empty leaf at this path (relative to the hierarchy root).
+    Phantom(String),
+}
+
+/// Threads of one process spread over cgroups of one hierarchy.
+#[derive(Debug, Clone)]
+pub struct ThreadSplit {
+    /// The process element index.
+    pub elem: usize,
+    /// Its pid.
+    pub pid: u32,
+    /// Hierarchy id.
+    pub hierarchy: u32,
+    /// Whether the hierarchy has a domain controller (then v2 cannot express it).
+    pub domain: bool,
+    /// Common ancestor of its threads' cgroups (where the process is placed).
+    pub lca: NodeIndex,
+    /// Each thread and its cgroup.
+    pub threads: Vec<(u32, NodeIndex)>,
+}
+
+/// Everything the merge needs, computed once per snapshot.
+pub struct Prepared<'a> {
+    /// The snapshot.
+    pub snap: &'a Snapshot,
+    /// Hierarchies taking part (scanned ones), with their node index.
+    pub hierarchies: Vec<(NodeIndex, &'a Hierarchy)>,
+    /// Elements.
+    pub elems: Vec<Elem>,
+    /// Per cgroup: sorted element set of its subtree.
+    pub sets: HashMap<NodeIndex, Vec<u32>>,
+    /// Per hierarchy id: significant non-root cgroups, top-down.
+    pub significant: BTreeMap<u32, Vec<NodeIndex>>,
+    /// Per cgroup: the converted settings (and findings) from the rules.
+    pub outcomes: HashMap<NodeIndex, crate::audit::CgroupOutcome>,
+    /// Thread splits.
+    pub splits: Vec<ThreadSplit>,
+    /// Scanned root cgroup per hierarchy id.
+    pub roots: BTreeMap<u32, NodeIndex>,
+    /// Depth of each cgroup below its scanned root.
+    pub depth: HashMap<NodeIndex, usize>,
+}
+
+fn lca_cg(
+    snap: &Snapshot,
+    depth: &HashMap<NodeIndex, usize>,
+    mut a: NodeIndex,
+    mut b: NodeIndex,
+) -> NodeIndex {
+    while a != b {
+        let (da, db) = (depth[&a], depth[&b]);
+        if da >= db {
+            match snap.parent(a) {
+                Some(p) => a = p,
+                None => return a,
+            }
+        } else {
+            match snap.parent(b) {
+                Some(p) => b = p,
+                None => return b,
+            }
+        }
+    }
+    a
+}
+
+impl<'a> Prepared<'a> {
+    /// Compute elements, placements, sets and significance.
+    pub fn new(snap: &'a Snapshot, rules: &RuleSet) -> Prepared<'a> {
+        let hierarchies: Vec<(NodeIndex, &Hierarchy)> = snap
+            .hierarchies()
+            .into_iter()
+            .filter(|(hi, _)| snap.root_cgroup(*hi).is_some())
+            .collect();
+        let mut roots = BTreeMap::new();
+        let mut depth: HashMap<NodeIndex, usize> = HashMap::new();
+        let mut order: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new(); // top-down per hierarchy
+        for (hi, h) in &hierarchies {
+            let Some(root) = snap.root_cgroup(*hi) else {
+                continue;
+            };
+            roots.insert(h.id, root);
+            let mut queue = std::collections::VecDeque::from([(root, 0usize)]);
+            let list = order.entry(h.id).or_default();
+            while let Some((c, d)) = queue.pop_front() {
+                depth.insert(c, d);
+                list.push(c);
+                for k in snap.children(c) {
+                    queue.push_back((k, d + 1));
+                }
+            }
+        }
+
+        // Elements: processes, placed per hierarchy at the LCA of their threads.
+        let mut elems: Vec<Elem> = Vec::new();
+        let mut own: HashMap<NodeIndex, Vec<u32>> = HashMap::new();
+        let mut splits = Vec::new();
+        let mut has_threads: HashMap<NodeIndex, bool> = HashMap::new();
+        for (pi, p) in snap.processes() {
+            let e = elems.len() as u32;
+            elems.push(Elem::Process(pi, p.pid));
+            let threads = snap.threads(pi);
+            let mut per_h: BTreeMap<u32, Vec<(u32, NodeIndex)>> = BTreeMap::new();
+            for (ti, t) in &threads {
+                for cg in snap.memberships(*ti) {
+                    has_threads.insert(cg, true);
+                    per_h
+                        .entry(snap.cgroup(cg).hierarchy)
+                        .or_default()
+                        .push((t.tid, cg));
+                }
+            }
+            for (hid, root) in &roots {
+                let place = match per_h.get(hid) {
+                    None => *root,
+                    Some(list) => {
+                        let mut l = list[0].1;
+                        for (_, cg) in &list[1..] {
+                            l = lca_cg(snap, &depth, l, *cg);
+                        }
+                        if list.iter().any(|(_, cg)| *cg != l) {
+                            let h = hierarchies.iter().find(|(_, h)| h.id == *hid).map(|(_, h)| *h);
+                            splits.push(ThreadSplit {
+                                elem: e as usize,
+                                pid: p.pid,
+                                hierarchy: *hid,
+                                domain: h.is_some_and(crate::audit::has_domain_controller),
+                                lca: l,
+                                threads: list.clone(),
+                            });
+                        }
+                        l
+                    }
+                };
+                own.entry(place).or_default().push(e);
+            }
+        }
+
+        // Settings per cgroup, once.
+        let mut outcomes = HashMap::new();
+        for (_, h) in &hierarchies {
+            if h.version == crate::model::Version::V2 {
+                continue;
+            }
+            for c in order.get(&h.id).into_iter().flatten() {
+                outcomes.insert(*c, crate::audit::evaluate_cgroup(snap, *c, h, rules));
+            }
+        }
+
+        // Sets bottom-up, with phantoms for empty leaves (shared by path).
+        let mut phantom_ids: HashMap<String, u32> = HashMap::new();
+        let mut sets: HashMap<NodeIndex, Vec<u32>> = HashMap::new();
+        let mut subtree_threads: HashMap<NodeIndex, bool> = HashMap::new();
+        let mut significant: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
+        let keep = &rules.policy().keep;
+        for (hid, list) in &order {
+            let root = roots[hid];
+            let root_path = snap.cgroup(root).path.clone();
+            for &c in list.iter().rev() {
+                let kids = snap.children(c);
+                let mut set: Vec<u32> = own.get(&c).cloned().unwrap_or_default();
+                let mut threads_below = has_threads.get(&c).copied().unwrap_or(false);
+                for k in &kids {
+                    set.extend_from_slice(&sets[k]);
+                    threads_below |= subtree_threads[k];
+                }
+                subtree_threads.insert(c, threads_below);
+                let rel = relative(&snap.cgroup(c).path, &root_path);
+                if kids.is_empty() && !threads_below && c != root {
+                    let next = elems.len() as u32;
+                    let id = *phantom_ids.entry(rel.clone()).or_insert_with(|| next);
+                    if id == next {
+                        elems.push(Elem::Phantom(rel.clone()));
+                    }
+                    set.push(id);
+                }
+                set.sort_unstable();
+                set.dedup();
+                sets.insert(c, set);
+            }
+            // Significance, top-down.
+            let sig = significant.entry(*hid).or_default();
+            for &c in list {
+                if c == root || sets[&c].is_empty() {
+                    continue;
+                }
+                let cg = snap.cgroup(c);
+                let rel = relative(&cg.path, &root_path);
+                let has_settings = outcomes
+                    .get(&c)
+                    .is_some_and(|o| !o.conversions.is_empty() || !o.findings.is_empty());
+                let v2_settings = hierarchies
+                    .iter()
+                    .any(|(_, h)| h.id == *hid && h.version == crate::model::Version::V2)
+                    && cg
+                        .settings
+                        .iter()
+                        .any(|(k, v)| !crate::model::files::is_v2_default(k, v));
+                if has_settings
+                    || v2_settings
+                    || own.contains_key(&c)
+                    || cg.owner.delegate_uid().is_some()
+                    || snap.children(c).is_empty()
+                    || keep.iter().any(|k| k == &rel || k == &cg.path)
+                {
+                    sig.push(c);
+                }
+            }
+        }
+        Prepared {
+            snap,
+            hierarchies,
+            elems,
+            sets,
+            significant,
+            outcomes,
+            splits,
+            roots,
+            depth,
+        }
+    }
+
+    /// The hierarchy with this id.
+    pub fn hierarchy(&self, id: u32) -> &Hierarchy {
+        self.hierarchies
+            .iter()
+            .find(|(_, h)| h.id == id)
+            .map(|(_, h)| *h)
+            .expect("known hierarchy")
+    }
+
+    /// Number of settings (conversions and lost settings) of a cgroup.
+    pub fn weight_of(&self, c: NodeIndex) -> usize {
+        self.outcomes
+            .get(&c)
+            .map(|o| o.conversions.len() + o.findings.iter().filter(|f| f.file.is_some()).count())
+            .unwrap_or(0)
+    }
+}
+
+/// Path relative to a hierarchy's scanned root (`/` for the root itself).
+pub fn relative(path: &str, root: &str) -> String {
+    if root == "/" {
+        return path.to_string();
+    }
+    match path.strip_prefix(root) {
+        Some("") => "/".into(),
+        Some(r) if r.starts_with('/') => r.to_string(),
+        _ => path.to_string(),
+    }
+}
+
+/// A node of the merged tree.
+#[derive(Debug, Clone, Default)]
+pub struct TNode {
+    /// Parent node.
+    pub parent: Option<usize>,
+    /// Children, in insertion order.
+    pub children: Vec<usize>,
+    /// Elements in the subtree.
+    pub size: usize,
+    /// Depth (root 0).
+    pub depth: usize,
+    /// The v1 cgroups merged here (hierarchy id, cgroup).
+    pub origins: Vec<(u32, NodeIndex)>,
+    /// Name, from the first (highest-priority) origin.
+    pub name: String,
+    /// Cgroups whose settings were split onto this node (hierarchy id, cgroup).
+    pub split_from: Vec<(u32, NodeIndex)>,
+}
+
+/// A crossing found during the merge.
+#[derive(Debug, Clone)]
+pub struct Crossing {
+    /// The rejected cgroup.
+    pub hierarchy: u32,
+    /// Its graph node.
+    pub cgroup: NodeIndex,
+    /// Tree nodes it partially overlaps.
+    pub partial: Vec<usize>,
+    /// Elements shared with the partial nodes (up to 10 pids).
+    pub shared: Vec<u32>,
+    /// Elements of the rejected set outside the partial nodes (up to 10 pids).
+    pub only_rejected: Vec<u32>,
+    /// Strategy applied.
+    pub strategy: Strategy,
+    /// Pieces its settings were copied onto (split).
+    pub pieces: Vec<usize>,
+    /// Settings affected.
+    pub settings: usize,
+}
+
+/// The merged tree.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    /// Nodes; 0 is the root.
+    pub nodes: Vec<TNode>,
+    /// Deepest node of each element.
+    pub elem_node: Vec<usize>,
+    /// Conflicts.
+    pub crossings: Vec<Crossing>,
+    /// Hierarchy ids in the order used.
+    pub order: Vec<u32>,
+}
+
+impl Merged {
+    /// Settings affected by conflicts.
+    pub fn cost(&self) -> usize {
+        self.crossings.iter().map(|c| c.settings).sum()
+    }
+
+    fn lca(&self, mut a: usize, mut b: usize) -> usize {
+        while a != b {
+            if self.nodes[a].depth >= self.nodes[b].depth {
+                a = self.nodes[a].parent.unwrap_or(0);
+            } else {
+                b = self.nodes[b].parent.unwrap_or(0);
+            }
+        }
+        a
+    }
+
+    /// The child of `anc` on the way to `n` (`None` if `n == anc`).
+    fn child_toward(&self, mut n: usize, anc: usize) -> Option<usize> {
+        if n == anc {
+            return None;
+        }
+        while let Some(p) = self.nodes[n].parent {
+            if p == anc {
+                return Some(n);
+            }
+            n = p;
+        }
+        None
+    }
+
+    fn add_node(&mut self, parent: usize, name: String) -> usize {
+        let id = self.nodes.len();
+        let depth = self.nodes[parent].depth + 1;
+        self.nodes.push(TNode {
+            parent: Some(parent),
+            name,
+            depth,
+            ..Default::default()
+        });
+        self.nodes[parent].children.push(id);
+        id
+    }
+
+    /// Move `child` under `new_parent`, fixing depths below it.
+    fn adopt(&mut self, new_parent: usize, child: usize) {
+        if let Some(old) = self.nodes[child].parent {
+            self.nodes[old].children.retain(|&c| c != child);
+        }
+        self.nodes[child].parent = Some(new_parent);
+        self.nodes[new_parent].children.push(child);
+        let mut stack = vec![(child, self.nodes[new_parent].depth + 1)];
+        while let Some((n, d)) = stack.pop() {
+            self.nodes[n].depth = d;
+            for &k in &self.nodes[n].children {
+                stack.push((k, d + 1));
+            }
+        }
+    }
+}
+
+/// Merge the hierarchies in `order` (hierarchy ids).
+pub fn merge(prep: &Prepared, rules: &RuleSet, order: &[u32]) -> Merged {
+    let n_elems = prep.elems.len();
+    let mut m = Merged {
+        nodes: vec![TNode {
+            size: n_elems,
+            name: "/".into(),
+            ..Default::default()
+        }],
+        elem_node: vec![0; n_elems],
+        crossings: Vec::new(),
+        order: order.to_vec(),
+    };
+    for &hid in order {
+        if let Some(root) = prep.roots.get(&hid) {
+            m.nodes[0].origins.push((hid, *root));
+        }
+        let h = prep.hierarchy(hid);
+        let strategy = rules.policy().strategy(&h.controllers);
+        for &c in prep.significant.get(&hid).into_iter().flatten() {
+            insert(&mut m, prep, hid, c, strategy);
+        }
+    }
+    m
+}
+
+fn pid_of(prep: &Prepared, e: u32) -> Option<u32> {
+    match &prep.elems[e as usize] {
+        Elem::Process(_, pid) => Some(*pid),
+        Elem::Phantom(_) => None,
+    }
+}
+
+fn insert(m: &mut Merged, prep: &Prepared, hid: u32, c: NodeIndex, strategy: Strategy) {
+    let set = &prep.sets[&c];
+    // Group elements by their deepest node: far fewer than elements.
+    let mut by_node: HashMap<usize, Vec<u32>> = HashMap::new();
+    for &e in set {
+        by_node.entry(m.elem_node[e as usize]).or_default().push(e);
+    }
+    let mut nodes = by_node.keys().copied();
+    let first = nodes.next().expect("non-empty set");
+    let l = nodes.fold(first, |a, b| m.lca(a, b));
+    // Count elements per child of l (and directly in l).
+    let mut per_child: HashMap<usize, usize> = HashMap::new();
+    let mut direct: Vec<u32> = Vec::new();
+    for (n, es) in &by_node {
+        match m.child_toward(*n, l) {
+            Some(ch) => *per_child.entry(ch).or_default() += es.len(),
+            None => direct.extend(es),
+        }
+    }
+    let partial: Vec<usize> = per_child
+        .iter()
+        .filter(|(ch, n)| **n < m.nodes[**ch].size)
+        .map(|(ch, _)| *ch)
+        .collect();
+    let name = prep.snap.cgroup(c).name().to_string();
+    if partial.is_empty() {
+        if set.len() == m.nodes[l].size {
+            equal_set(m, prep, hid, c, l, name, direct);
+            return;
+        }
+        let new = m.add_node(l, name);
+        m.nodes[new].size = set.len();
+        m.nodes[new].origins.push((hid, c));
+        let covered: Vec<usize> = per_child.keys().copied().collect();
+        for k in covered {
+            m.adopt(new, k);
+        }
+        for e in direct {
+            m.elem_node[e as usize] = new;
+        }
+        return;
+    }
+
+    // Crossing.
+    let in_set: std::collections::HashSet<u32> = set.iter().copied().collect();
+    let shared: Vec<u32> = set
+        .iter()
+        .filter(|e| partial.iter().any(|p| is_below(m, m.elem_node[**e as usize], *p)))
+        .filter_map(|e| pid_of(prep, *e))
+        .take(10)
+        .collect();
+    let only_rejected: Vec<u32> = set
+        .iter()
+        .filter(|e| !partial.iter().any(|p| is_below(m, m.elem_node[**e as usize], *p)))
+        .filter_map(|e| pid_of(prep, *e))
+        .take(10)
+        .collect();
+    let mut crossing = Crossing {
+        hierarchy: hid,
+        cgroup: c,
+        partial: partial.clone(),
+        shared,
+        only_rejected,
+        strategy,
+        pieces: Vec::new(),
+        settings: prep.weight_of(c),
+    };
+    if strategy == Strategy::Split {
+        let mut pieces = Vec::new();
+        split_pieces(m, l, &in_set, &name, &mut pieces);
+        for &p in &pieces {
+            m.nodes[p].split_from.push((hid, c));
+        }
+        crossing.pieces = pieces;
+    }
+    m.crossings.push(crossing);
+}
+
+/// Insert a cgroup whose set equals that of node `l` (and of every node in
+/// the chain of equal-size ancestors of `l`).
+///
+/// The cgroup can only go below the chain nodes that already hold one of its
+/// own hierarchy's cgroups (its ancestors there). Among the nodes below, it
+/// merges into one with the same path or name; otherwise into the first one
+/// that none of its own equal-set descendants will match by name; otherwise it
+/// becomes a new node right above the first such reserved node (or below `l`).
+fn equal_set(
+    m: &mut Merged,
+    prep: &Prepared,
+    hid: u32,
+    c: NodeIndex,
+    l: usize,
+    name: String,
+    direct: Vec<u32>,
+) {
+    let snap = prep.snap;
+    let mut chain = vec![l];
+    let mut cur = l;
+    while let Some(p) = m.nodes[cur].parent {
+        if p == 0 || m.nodes[p].size != m.nodes[l].size {
+            break;
+        }
+        chain.push(p);
+        cur = p;
+    }
+    chain.reverse(); // top-down
+    let has_h = |m: &Merged, n: usize| m.nodes[n].origins.iter().any(|(h, _)| *h == hid);
+    let start = chain.iter().rposition(|n| has_h(m, *n)).map_or(0, |i| i + 1);
+    let candidates: Vec<usize> = chain[start..].to_vec();
+    let cg = snap.cgroup(c);
+    let names_of = |m: &Merged, n: usize| -> Vec<(String, String)> {
+        m.nodes[n]
+            .origins
+            .iter()
+            .map(|(_, o)| {
+                let oc = snap.cgroup(*o);
+                (oc.path.clone(), oc.name().to_string())
+            })
+            .collect()
+    };
+    // Equal-set descendants of c in its own hierarchy (a single-child chain).
+    let size = prep.sets[&c].len();
+    let mut down: Vec<(String, String)> = Vec::new();
+    let mut d = c;
+    loop {
+        let next = snap
+            .children(d)
+            .into_iter()
+            .find(|k| prep.sets.get(k).is_some_and(|s| s.len() == size));
+        match next {
+            Some(k) => {
+                let kc = snap.cgroup(k);
+                down.push((kc.path.clone(), kc.name().to_string()));
+                d = k;
+            }
+            None => break,
+        }
+    }
+    let matches =
+        |names: &[(String, String)], path: &str, nm: &str| names.iter().any(|(p, n)| p == path || n == nm);
+    if let Some(&t) = candidates
+        .iter()
+        .find(|n| matches(&names_of(m, **n), &cg.path, cg.name()))
+    {
+        m.nodes[t].origins.push((hid, c));
+        return;
+    }
+    let reserved = |m: &Merged, n: usize| {
+        let names = names_of(m, n);
+        down.iter().any(|(p, nm)| matches(&names, p, nm))
+    };
+    if let Some(&t) = candidates.iter().find(|n| !reserved(m, **n)) {
+        m.nodes[t].origins.push((hid, c));
+        return;
+    }
+    let new = match candidates.first() {
+        Some(&first) => {
+            let parent = m.nodes[first].parent.unwrap_or(0);
+            let new = m.add_node(parent, name);
+            m.adopt(new, first);
+            new
+        }
+        None => {
+            let new = m.add_node(l, name);
+            let kids: Vec<usize> = m.nodes[l]
+                .children
+                .iter()
+                .copied()
+                .filter(|k| *k != new)
+                .collect();
+            for k in kids {
+                m.adopt(new, k);
+            }
+            for e in direct {
+                m.elem_node[e as usize] = new;
+            }
+            new
+        }
+    };
+    m.nodes[new].size = size;
+    m.nodes[new].origins.push((hid, c));
+}
+
+fn is_below(m: &Merged, mut n: usize, anc: usize) -> bool {
+    loop {
+        if n == anc {
+            return true;
+        }
+        match m.nodes[n].parent {
+            Some(p) => n = p,
+            None => return false,
+        }
+    }
+}
+
+/// The maximal pieces of the tree under `n` whose elements all lie in `set`;
+/// elements of a node directly in `set` (but not all of its elements) get a
+/// new child named after the split cgroup.
+fn split_pieces(
+    m: &mut Merged,
+    n: usize,
+    set: &std::collections::HashSet<u32>,
+    name: &str,
+    out: &mut Vec<usize>,
+) {
+    let mut direct_in: Vec<usize> = set
+        .iter()
+        .map(|e| *e as usize)
+        .filter(|e| m.elem_node[*e] == n)
+        .collect();
+    direct_in.sort_unstable();
+    let children = m.nodes[n].children.clone();
+    for ch in children {
+        let (inside, total) = count_in(m, ch, set);
+        if inside == 0 {
+            continue;
+        }
+        if inside == total {
+            out.push(ch);
+        } else {
+            split_pieces(m, ch, set, name, out);
+        }
+    }
+    if !direct_in.is_empty() {
+        let piece = m.add_node(n, name.to_string());
+        m.nodes[piece].size = direct_in.len();
+        for e in direct_in {
+            m.elem_node[e] = piece;
+        }
+        out.push(piece);
+    }
+}
+
+fn count_in(m: &Merged, n: usize, set: &std::collections::HashSet<u32>) -> (usize, usize) {
+    let mut inside = 0;
+    for e in set {
+        if is_below(m, m.elem_node[*e as usize], n) {
+            inside += 1;
+        }
+    }
+    (inside, m.nodes[n].size)
+}
+
+/// Elements' processes: for a node, the pids of process elements placed there.
+pub fn processes_at(prep: &Prepared, m: &Merged) -> Vec<Vec<(NodeIndex, u32)>> {
+    let mut out = vec![Vec::new(); m.nodes.len()];
+    for (e, &n) in m.elem_node.iter().enumerate() {
+        if let Elem::Process(pi, pid) = &prep.elems[e] {
+            out[n].push((*pi, *pid));
+        }
+    }
+    out
+}
+
+/// Whether a snapshot node is a kernel thread process.
+pub fn is_kernel(snap: &Snapshot, pi: NodeIndex) -> bool {
+    matches!(&snap.graph[pi], Node::Process(p) if p.is_kernel_thread())
+}
