@@ -1,6 +1,6 @@
 //! Host-level facts computed from a snapshot (the `fact:` side of the rules).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use petgraph::graph::NodeIndex;
 
@@ -135,20 +135,31 @@ pub fn compute(snap: &Snapshot, _rules: &RuleSet) -> Vec<Observed> {
             let per: Vec<String> = ids
                 .iter()
                 .map(|id| {
-                    let n: BTreeSet<NodeIndex> = threads
+                    let mut by_cg: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+                    for (ti, t) in &threads {
+                        for cg in snap
+                            .memberships(*ti)
+                            .filter(|cg| snap.cgroup(*cg).hierarchy == *id)
+                        {
+                            by_cg.entry(snap.cgroup(cg).path.clone()).or_default().push(t.tid);
+                        }
+                    }
+                    let places: Vec<String> = by_cg
                         .iter()
-                        .flat_map(|(ti, _)| snap.memberships(*ti))
-                        .filter(|cg| snap.cgroup(*cg).hierarchy == *id)
+                        .map(|(path, tids)| {
+                            let t: Vec<String> = tids.iter().map(|t| t.to_string()).collect();
+                            format!("threads {} in {path}", t.join(","))
+                        })
                         .collect();
-                    format!("{} cgroups of {}", n.len(), label_of(*id))
+                    format!("{} ({})", label_of(*id), places.join("; "))
                 })
                 .collect();
             format!(
-                "process {} ({}) has {} threads across {}",
+                "process {} ({}) has {} threads across cgroups of {}",
                 p.pid,
                 p.comm,
                 threads.len(),
-                per.join(", ")
+                per.join(" and ")
             )
         };
         let subject = Subject::Process {

@@ -184,6 +184,9 @@ fn build_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> (Vec
                 Some(r) => r.to_string(),
                 None => m.nodes[k].name.clone(),
             },
+            // Directly under the root with no ancestor of its own hierarchy
+            // (a container's cgroup seen through a bind mount): full path.
+            None if parent == 0 => path.trim_start_matches('/').to_string(),
             None => m.nodes[k].name.clone(),
         };
         rel.split('/')
@@ -224,6 +227,17 @@ fn build_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> (Vec
                     ));
                     *part = new;
                 }
+            }
+            // A node nested under one of the same name (a hierarchy that moved
+            // some processes of /system.slice and not others) says which
+            // hierarchy it comes from.
+            let parent_name = paths[n].rsplit('/').next().unwrap_or("");
+            if parts.len() == 1
+                && parts[0] == parent_name
+                && let Some(&(hid, _)) = m.nodes[k].origins.first()
+            {
+                let label = prep.hierarchy(hid).label().replace(',', "+").replace('=', "-");
+                parts[0] = format!("{}@{label}", parts[0]);
             }
             let name = parts.join("/");
             let mut candidate = name.clone();
@@ -486,12 +500,13 @@ fn build_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> (Vec
                 path: rejected.path.clone(),
             },
             format!(
-                "{}:{} crosses {}: processes {:?} are in both, {:?} only in the first. {resolution}; each piece now has its own limit or weight instead of sharing one",
+                "{}:{} crosses {}: processes {:?} are in both, {:?} only in the first, {:?} only in the second. {resolution}; each piece now has its own limit or weight instead of sharing one",
                 rejected.label,
                 rejected.path,
                 cross_text.join(", "),
                 c.shared,
-                c.only_rejected
+                c.only_rejected,
+                c.only_crossed
             ),
             "Align the two hierarchies in v1 (move the processes so one cgroup contains the other), or accept the resolution.",
         ));
@@ -500,6 +515,7 @@ fn build_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> (Vec
             crosses,
             shared_tasks: c.shared.clone(),
             only_rejected: c.only_rejected.clone(),
+            only_crossed: c.only_crossed.clone(),
             resolution,
             settings_affected: c.settings,
         });
@@ -533,36 +549,70 @@ fn build_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> (Vec
         ));
     }
 
-    // Weight shares change when v2 siblings come from other hierarchies.
+    // Weights are relative to siblings: report every weight whose weighted
+    // siblings in v2 are not its weighted siblings in v1 (it moved under
+    // another parent, or its parent gained or lost weighted children).
+    let by_path: HashMap<(u32, &str), petgraph::graph::NodeIndex> = snap
+        .cgroups()
+        .map(|(i, c)| ((c.hierarchy, c.path.as_str()), i))
+        .collect();
+    let weighted: BTreeSet<(u32, &str, &str)> = nodes
+        .iter()
+        .flat_map(|n| &n.settings)
+        .filter(|s| s.file.ends_with(".weight"))
+        .map(|s| (s.origin.hierarchy, s.origin.path.as_str(), s.file.as_str()))
+        .collect();
+    let mut weight_findings = Vec::new();
     for n in &nodes {
-        for s in n.settings.iter().filter(|s| s.file.ends_with(".weight")) {
+        for s in n
+            .settings
+            .iter()
+            .filter(|s| s.file.ends_with(".weight") && !s.split_copy)
+        {
             let Some(pp) = n.parent_path() else { continue };
+            let v2_sibs: BTreeSet<&str> = nodes
+                .iter()
+                .filter(|x| x.parent_path() == Some(pp) && x.path != n.path)
+                .flat_map(|x| &x.settings)
+                .filter(|x| x.file == s.file && x.origin.hierarchy == s.origin.hierarchy)
+                .map(|x| x.origin.path.as_str())
+                .collect();
+            let v1_sibs: BTreeSet<&str> = by_path
+                .get(&(s.origin.hierarchy, s.origin.path.as_str()))
+                .and_then(|c| snap.parent(*c))
+                .map(|par| snap.children(par))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| snap.cgroup(c).path.as_str())
+                .filter(|p| {
+                    *p != s.origin.path && weighted.contains(&(s.origin.hierarchy, *p, s.file.as_str()))
+                })
+                .collect();
             let foreign: Vec<&str> = nodes
                 .iter()
                 .filter(|x| x.parent_path() == Some(pp) && x.path != n.path)
                 .filter(|x| !x.origins.iter().any(|o| o.hierarchy == s.origin.hierarchy))
                 .map(|x| x.path.as_str())
                 .collect();
-            if !foreign.is_empty() {
-                findings.push(planner_finding(
-                    "plan.weight-share",
-                    Severity::Warning,
-                    "a weight now competes with siblings from other hierarchies",
-                    node_subject(&n.path),
-                    format!(
-                        "{}={} (from {}:{}) shares its parent with {} that had no {} sibling in v1; they get the default weight, so the share changes",
-                        s.file,
-                        s.value,
-                        s.origin.label,
-                        s.origin.path,
-                        foreign.join(", "),
-                        s.origin.label
-                    ),
-                    "Set weights on those siblings to keep the v1 ratio.",
-                ));
+            if v2_sibs == v1_sibs && foreign.is_empty() {
+                continue;
             }
+            let lost: Vec<&str> = v1_sibs.difference(&v2_sibs).copied().collect();
+            let gained: Vec<&str> = v2_sibs.difference(&v1_sibs).copied().collect();
+            weight_findings.push(planner_finding(
+                "plan.weight-share",
+                Severity::Warning,
+                "a weight competes with different siblings in v2",
+                node_subject(&n.path),
+                format!(
+                    "{}={} (from {}:{}) at {}: v1 siblings no longer beside it {lost:?}, new weighted siblings {gained:?}, siblings from other hierarchies at the default weight {foreign:?}; its share of the parent changes",
+                    s.file, s.value, s.origin.label, s.origin.path, n.path
+                ),
+                "Set weights on the new siblings (or restructure in v1) to keep the v1 ratio.",
+            ));
         }
     }
+    findings.extend(weight_findings);
     (nodes, conflicts)
 }
 

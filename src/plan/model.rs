@@ -211,8 +211,10 @@ pub struct Conflict {
     pub crosses: Vec<Origin>,
     /// Processes in both (up to 10).
     pub shared_tasks: Vec<u32>,
-    /// Processes of the rejected cgroup outside the crossed one (up to 10).
+    /// Processes of the rejected cgroup outside the crossed ones (up to 10).
     pub only_rejected: Vec<u32>,
+    /// Processes of the crossed cgroups outside the rejected one (up to 10).
+    pub only_crossed: Vec<u32>,
     /// How it was resolved (`split onto 3 pieces`, `dropped`, `failed`).
     pub resolution: String,
     /// Settings that no longer apply exactly.

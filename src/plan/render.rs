@@ -239,7 +239,10 @@ fn human(p: &Plan, md: bool) -> String {
                         .map(|o| format!("{}:{}", o.label, o.path))
                         .collect::<Vec<_>>()
                         .join("\n"),
-                    format!("both: {:?}\nonly first: {:?}", c.shared_tasks, c.only_rejected),
+                    format!(
+                        "both: {:?}\nonly first: {:?}\nonly second: {:?}",
+                        c.shared_tasks, c.only_rejected, c.only_crossed
+                    ),
                     c.resolution.clone(),
                 ]
             })

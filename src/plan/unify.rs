@@ -207,8 +207,11 @@ impl<'a> Prepared<'a> {
             }
             // Significance, top-down.
             let sig = significant.entry(*hid).or_default();
+            // A scanned root that is not the hierarchy's root (a container's
+            // bind mount) is an ordinary cgroup: it keeps its settings.
+            let true_root = root_path == "/";
             for &c in list {
-                if c == root || sets[&c].is_empty() {
+                if (c == root && true_root) || sets[&c].is_empty() {
                     continue;
                 }
                 let cg = snap.cgroup(c);
@@ -309,6 +312,8 @@ pub struct Crossing {
     pub shared: Vec<u32>,
     /// Elements of the rejected set outside the partial nodes (up to 10 pids).
     pub only_rejected: Vec<u32>,
+    /// Elements of the partial nodes outside the rejected set (up to 10 pids).
+    pub only_crossed: Vec<u32>,
     /// Strategy applied.
     pub strategy: Strategy,
     /// Pieces its settings were copied onto (split).
@@ -405,7 +410,9 @@ pub fn merge(prep: &Prepared, rules: &RuleSet, order: &[u32]) -> Merged {
         order: order.to_vec(),
     };
     for &hid in order {
-        if let Some(root) = prep.roots.get(&hid) {
+        if let Some(root) = prep.roots.get(&hid)
+            && prep.snap.cgroup(*root).path == "/"
+        {
             m.nodes[0].origins.push((hid, *root));
         }
         let h = prep.hierarchy(hid);
@@ -481,12 +488,21 @@ fn insert(m: &mut Merged, prep: &Prepared, hid: u32, c: NodeIndex, strategy: Str
         .filter_map(|e| pid_of(prep, *e))
         .take(10)
         .collect();
+    let only_crossed: Vec<u32> = m
+        .elem_node
+        .iter()
+        .enumerate()
+        .filter(|(e, n)| !in_set.contains(&(*e as u32)) && partial.iter().any(|p| is_below(m, **n, *p)))
+        .filter_map(|(e, _)| pid_of(prep, e as u32))
+        .take(10)
+        .collect();
     let mut crossing = Crossing {
         hierarchy: hid,
         cgroup: c,
         partial: partial.clone(),
         shared,
         only_rejected,
+        only_crossed,
         strategy,
         pieces: Vec::new(),
         settings: prep.weight_of(c),
@@ -532,7 +548,7 @@ fn equal_set(
     chain.reverse(); // top-down
     let has_h = |m: &Merged, n: usize| m.nodes[n].origins.iter().any(|(h, _)| *h == hid);
     let start = chain.iter().rposition(|n| has_h(m, *n)).map_or(0, |i| i + 1);
-    let candidates: Vec<usize> = chain[start..].to_vec();
+    let candidates: Vec<usize> = chain[start..].iter().copied().filter(|n| *n != 0).collect();
     let cg = snap.cgroup(c);
     let names_of = |m: &Merged, n: usize| -> Vec<(String, String)> {
         m.nodes[n]
@@ -564,21 +580,34 @@ fn equal_set(
     }
     let matches =
         |names: &[(String, String)], path: &str, nm: &str| names.iter().any(|(p, n)| p == path || n == nm);
-    if let Some(&t) = candidates
-        .iter()
-        .find(|n| matches(&names_of(m, **n), &cg.path, cg.name()))
-    {
+    let is_under = |path: &str, anc: &str| anc == "/" || path.starts_with(&format!("{anc}/"));
+    // Walk the candidates top-down. Hierarchies mostly share one path
+    // namespace, so a candidate whose path is an ancestor of c's stays above
+    // it, and one whose path is below c's (or that c's own descendants will
+    // claim by name) must stay below it.
+    let mut fallback: Option<usize> = None;
+    let mut above: Option<usize> = None;
+    for &f in &candidates {
+        let names = names_of(m, f);
+        if matches(&names, &cg.path, cg.name()) {
+            m.nodes[f].origins.push((hid, c));
+            return;
+        }
+        if names.iter().any(|(p, _)| is_under(&cg.path, p)) {
+            continue;
+        }
+        let reserved = down.iter().any(|(p, nm)| matches(&names, p, nm));
+        if reserved || names.iter().any(|(p, _)| is_under(p, &cg.path)) {
+            above = Some(f);
+            break;
+        }
+        fallback.get_or_insert(f);
+    }
+    if let Some(t) = fallback {
         m.nodes[t].origins.push((hid, c));
         return;
     }
-    let reserved = |m: &Merged, n: usize| {
-        let names = names_of(m, n);
-        down.iter().any(|(p, nm)| matches(&names, p, nm))
-    };
-    if let Some(&t) = candidates.iter().find(|n| !reserved(m, **n)) {
-        m.nodes[t].origins.push((hid, c));
-        return;
-    }
+    let candidates: Vec<usize> = above.into_iter().collect();
     let new = match candidates.first() {
         Some(&first) => {
             let parent = m.nodes[first].parent.unwrap_or(0);

@@ -5,4 +5,6 @@ mod util;
 mod audit;
 mod cli;
 mod kernel;
+mod oracle;
+mod plan;
 mod scan;

@@ -1,0 +1,423 @@
+//! Planner: every fixture host and scenario plans, validates, meets the
+//! oracle and renders; hand-reviewed plans are snapshotted.
+
+use std::path::PathBuf;
+
+use cgmig::fixture::HostSpec;
+use cgmig::plan::{Action, NodeType, Plan, PlanFormat, plan, render, validate};
+
+use crate::oracle;
+use crate::util::*;
+
+fn scenario_names() -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/scenarios");
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn scenario(name: &str) -> Host {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/scenarios/{name}.yaml"));
+    build_spec(HostSpec::load(&p).unwrap())
+}
+
+fn all() -> Vec<(String, Host)> {
+    let mut v: Vec<(String, Host)> = host_names().into_iter().map(|n| (n.clone(), host(&n))).collect();
+    v.extend(
+        scenario_names()
+            .into_iter()
+            .map(|n| (format!("scenario-{n}"), scenario(&n))),
+    );
+    v
+}
+
+fn check_plan(name: &str, p: &Plan) {
+    let v = validate(p);
+    assert!(v.is_empty(), "{name}: invalid plan: {v:#?}");
+}
+
+#[test]
+fn every_host_and_scenario_plans_validates_and_meets_the_oracle() {
+    let rules = rules();
+    for (name, h) in all() {
+        let snap = h.scan();
+        let p = plan(&snap, &rules);
+        check_plan(&name, &p);
+        let problems = oracle::check(&snap, &p, &rules);
+        assert!(problems.is_empty(), "{name}: oracle:\n{}", problems.join("\n"));
+        // Every stage and every top-level subtree is itself a valid plan.
+        for s in &p.stages {
+            let sp = p.for_stage(s.number, "leaf").unwrap();
+            check_plan(&format!("{name} stage {}", s.number), &sp);
+            assert!(sp.nodes.iter().flat_map(|n| &n.settings).all(|x| {
+                x.origin
+                    .label
+                    .split(',')
+                    .filter(|c| !c.starts_with("name="))
+                    .all(|c| s.controllers.iter().any(|k| k == c))
+            }));
+        }
+        if let Some(last) = p.stages.last() {
+            let full = p.for_stage(last.number, "leaf").unwrap();
+            assert_eq!(
+                full.actions.len(),
+                p.actions.len(),
+                "{name}: the last stage is the whole plan"
+            );
+        }
+        for n in p
+            .nodes
+            .iter()
+            .filter(|n| n.path.matches('/').count() == 1 && n.path != "/")
+        {
+            check_plan(
+                &format!("{name} only {}", n.path),
+                &p.only(&n.path, "leaf").unwrap(),
+            );
+        }
+        // Renders in every format; the data formats round-trip.
+        for f in [PlanFormat::Table, PlanFormat::Markdown, PlanFormat::Dot] {
+            assert!(!render(&p, f).is_empty());
+        }
+        let back: Plan = serde_json::from_str(&render(&p, PlanFormat::Json)).unwrap();
+        assert_eq!(back, p, "{name}: json");
+        let back: Plan = serde_yaml_ng::from_str(&render(&p, PlanFormat::Yaml)).unwrap();
+        assert_eq!(back, p, "{name}: yaml");
+    }
+}
+
+#[test]
+fn reviewed_plans() {
+    let rules = rules();
+    for (name, h) in all() {
+        let p = plan(&h.scan(), &rules);
+        insta::assert_snapshot!(format!("plan-{name}"), render(&p, PlanFormat::Table));
+    }
+}
+
+#[test]
+fn identical_shapes_merge_by_path_and_keep_empty_slots() {
+    let p = plan(&scenario("identical-shapes").scan(), &rules());
+    let job7 = p.node("/batch/job7").expect("empty slot survives");
+    assert_eq!(
+        job7.origins.len(),
+        2,
+        "one node for both hierarchies: {:?}",
+        job7.origins
+    );
+    let web = p.node("/web").unwrap();
+    assert_eq!(web.origins.len(), 2);
+    assert!(
+        web.settings.iter().any(|s| s.file == "memory.max")
+            && web.settings.iter().any(|s| s.file == "cpu.weight")
+    );
+    assert!(p.conflicts.is_empty());
+}
+
+#[test]
+fn crossing_trees_are_reported_and_resolved() {
+    let p = plan(&scenario("crossing").scan(), &rules());
+    assert_eq!(p.conflicts.len(), 2, "{:#?}", p.conflicts);
+    let c = &p.conflicts[0];
+    assert!(c.rejected.label.starts_with("cpu"), "memory is the spine: {c:?}");
+    assert!(!c.crosses.is_empty() && c.crosses[0].label == "memory");
+    assert!(!c.shared_tasks.is_empty() && !c.only_crossed.is_empty(), "{c:?}");
+    assert!(c.resolution.starts_with("split"), "{}", c.resolution);
+    // The pieces carry the weight, marked as copies.
+    let copies: Vec<_> = p
+        .nodes
+        .iter()
+        .flat_map(|n| &n.settings)
+        .filter(|s| s.split_copy)
+        .collect();
+    assert_eq!(
+        copies.len(),
+        4,
+        "interactive and batch each split onto two pieces"
+    );
+    assert_eq!(p.spine.order[0], "memory");
+    assert_eq!(p.spine.tried.len(), 2);
+    assert!(p.findings.iter().any(|f| f.rule == "plan.conflict"));
+}
+
+#[test]
+fn a_conflict_strategy_from_user_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "plan:\n  conflict: {default: fail}\n  search_spine: false\n",
+    )
+    .unwrap();
+    let (r, errors) = cgmig::rules::RuleSet::load(&[dir.path().to_path_buf()]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let p = plan(&scenario("crossing").scan(), &r);
+    assert!(p.conflicts.iter().all(|c| c.resolution.starts_with("failed")));
+    assert!(
+        p.findings
+            .iter()
+            .any(|f| f.rule == "plan.conflict" && f.severity == cgmig::rules::Severity::Blocker)
+    );
+    assert_eq!(p.spine.tried.len(), 1);
+}
+
+#[test]
+fn refinement_and_flat_hierarchies() {
+    let p = plan(&scenario("refine").scan(), &rules());
+    let app = p.node("/app").unwrap();
+    assert!(app.settings.iter().any(|s| s.file == "memory.max"));
+    assert_eq!(p.node("/app/web").unwrap().processes, vec![20, 21]);
+    assert_eq!(app.subtree_control, vec!["cpu"]);
+    let f = plan(&scenario("flat-beside-deep").scan(), &rules());
+    assert!(
+        f.nodes
+            .iter()
+            .all(|n| n.origins.iter().all(|o| o.label != "freezer") || n.path == "/")
+    );
+}
+
+#[test]
+fn vcpu_threads_become_a_threaded_subtree() {
+    let p = plan(&host("libvirt-vcpu-threads").scan(), &rules());
+    let dom = "/machine.slice/machine-qemu\\x2d1\\x2dweb.scope/libvirt";
+    let d = p.node(dom).unwrap();
+    assert_eq!(d.node_type, NodeType::DomainThreaded);
+    assert_eq!(d.processes, vec![3300]);
+    let v0 = p.node(&format!("{dom}/vcpu0")).unwrap();
+    assert_eq!(v0.node_type, NodeType::Threaded);
+    assert_eq!(v0.threads.iter().map(|t| t.tid).collect::<Vec<_>>(), vec![3301]);
+    assert!(
+        v0.settings
+            .iter()
+            .any(|s| s.file == "cpu.max" && s.value == "100000 100000")
+    );
+    assert!(
+        v0.settings
+            .iter()
+            .any(|s| s.file == "cpuset.cpus" && s.value == "4")
+    );
+    assert!(p.actions.contains(&Action::SetType {
+        path: format!("{dom}/vcpu0"),
+        value: "threaded".into()
+    }));
+    assert!(p.actions.iter().any(|a| matches!(
+        a,
+        Action::MoveThread {
+            tid: 3301,
+            pid: 3300,
+            ..
+        }
+    )));
+    // Memory stays on the domain above the threaded subtree.
+    assert!(
+        p.node("/machine.slice/machine-qemu\\x2d1\\x2dweb.scope")
+            .unwrap()
+            .settings
+            .iter()
+            .any(|s| s.file == "memory.max")
+    );
+}
+
+#[test]
+fn threads_split_in_memory_is_a_blocker_naming_process_and_threads() {
+    let p = plan(&scenario("threads-split-memory").scan(), &rules());
+    let b = p
+        .findings
+        .iter()
+        .find(|f| f.severity == cgmig::rules::Severity::Blocker)
+        .expect("blocker");
+    assert!(
+        b.why.contains("process 50 (server)")
+            && b.why.contains("threads 51 in /svc/hot")
+            && b.why.contains("threads 50,52 in /svc"),
+        "{}",
+        b.why
+    );
+    let lost = p
+        .findings
+        .iter()
+        .find(|f| f.rule == "plan.thread-placement-lost")
+        .unwrap();
+    assert!(lost.why.contains("/svc/hot"));
+}
+
+#[test]
+fn internal_processes_move_to_a_leaf() {
+    let p = plan(&scenario("internal-processes").scan(), &rules());
+    assert!(p.node("/daemons").unwrap().processes.is_empty());
+    let leaf = p.node("/daemons/leaf").unwrap();
+    assert_eq!(leaf.processes, vec![60]);
+    assert!(p.findings.iter().any(|f| f.rule == "plan.leaf"));
+    // The move happens before memory is enabled on /daemons.
+    let mv = p
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::MoveProcess { pid: 60, .. }))
+        .unwrap();
+    let en = p
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::EnableControllers { path, .. } if path == "/daemons"))
+        .unwrap();
+    assert!(mv < en);
+}
+
+#[test]
+fn delegated_subtree() {
+    let p = plan(&scenario("delegated").scan(), &rules());
+    for path in ["/users/alice", "/users/alice/build", "/users/alice/test"] {
+        assert_eq!(p.node(path).unwrap().owner.map(|o| o.uid), Some(1000), "{path}");
+        assert!(p.actions.contains(&Action::Chown {
+            path: path.into(),
+            uid: 1000,
+            gid: 1000,
+            files: vec![
+                "cgroup.procs".into(),
+                "cgroup.threads".into(),
+                "cgroup.subtree_control".into()
+            ],
+        }));
+    }
+    assert_eq!(p.node("/users").unwrap().owner, None);
+    let borg = plan(&host("borg-like").scan(), &rules());
+    let f = borg
+        .findings
+        .iter()
+        .find(|f| f.rule == "plan.delegation-restructure")
+        .unwrap();
+    assert!(
+        f.remediation.contains("/user-1001.delegate") && f.remediation.contains("/bob-a, /bob-b"),
+        "{}",
+        f.remediation
+    );
+}
+
+#[test]
+fn borg_like_host_unifies_cpu_batch_above_memory_tasks() {
+    let p = plan(&host("borg-like").scan(), &rules());
+    let t1 = p.node("/batch/task1").unwrap();
+    let labels: Vec<&str> = t1.origins.iter().map(|o| o.label.as_str()).collect();
+    assert!(
+        labels.contains(&"memory") && labels.contains(&"cpu,cpuacct") && labels.contains(&"freezer"),
+        "{labels:?}"
+    );
+    assert!(
+        p.node("/alloc1/task")
+            .unwrap()
+            .settings
+            .iter()
+            .any(|s| s.file == "cpu.weight" && s.origin.path == "/task")
+    );
+}
+
+#[test]
+fn validator_catches_broken_plans() {
+    let good = plan(&scenario("internal-processes").scan(), &rules());
+    assert!(validate(&good).is_empty());
+    let mut p = good.clone();
+    p.node_mut_for_test("/daemons/leaf").processes.clear();
+    p.node_mut_for_test("/daemons").processes.push(60);
+    assert!(
+        validate(&p)
+            .iter()
+            .any(|v| v.message.contains("no internal processes"))
+    );
+    let mut p = good.clone();
+    p.nodes[0].subtree_control.retain(|c| c != "memory");
+    assert!(
+        validate(&p)
+            .iter()
+            .any(|v| v.message.contains("parent") && v.message.contains("memory"))
+    );
+    let mut p = good.clone();
+    p.node_mut_for_test("/daemons/worker").processes.push(61);
+    p.node_mut_for_test("/daemons/leaf").processes.push(61);
+    assert!(
+        validate(&p)
+            .iter()
+            .any(|v| v.message.contains("process 61 is also placed"))
+    );
+    let mut p = good.clone();
+    let s = p.nodes[1].settings[0].clone();
+    p.nodes[0].settings.push(s);
+    assert!(
+        validate(&p)
+            .iter()
+            .any(|v| v.message.contains("root cgroup has no resource settings"))
+    );
+    let mut p = good.clone();
+    p.nodes.push(cgmig::plan::PlanNode {
+        path: "/memory.stat".into(),
+        ..p.nodes[2].clone()
+    });
+    p.nodes.last_mut().unwrap().processes.clear();
+    assert!(
+        validate(&p)
+            .iter()
+            .any(|v| v.message.contains("collides with interface files"))
+    );
+    let mut p = good;
+    let i = p
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::Create { path } if path == "/daemons"))
+        .unwrap();
+    let create = p.actions.remove(i);
+    p.actions.push(create);
+    assert!(
+        validate(&p)
+            .iter()
+            .any(|v| v.message.contains("before it is created"))
+    );
+}
+
+trait NodeMut {
+    fn node_mut_for_test(&mut self, path: &str) -> &mut cgmig::plan::PlanNode;
+}
+impl NodeMut for Plan {
+    fn node_mut_for_test(&mut self, path: &str) -> &mut cgmig::plan::PlanNode {
+        self.nodes.iter_mut().find(|n| n.path == path).unwrap()
+    }
+}
+
+#[test]
+fn plan_cli_formats_stage_and_only() {
+    let h = host("centos7-legacy");
+    let root = h.root().to_str().unwrap();
+    for f in ["table", "markdown", "json", "yaml", "dot"] {
+        let o = cgmig(&["plan", "--root", root, "--format", f]);
+        assert!(o.status.success(), "{f}: {}", stderr(&o));
+    }
+    let o = cgmig(&["plan", "--root", root, "--format", "json", "--stage", "1"]);
+    let p: Plan = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(p.stage, Some(1));
+    let o = cgmig(&["plan", "--root", root, "--stage", "99"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("there is no stage 99"));
+    let o = cgmig(&[
+        "plan",
+        "--root",
+        root,
+        "--only",
+        "/system.slice",
+        "--format",
+        "json",
+    ]);
+    let p: Plan = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        p.nodes
+            .iter()
+            .all(|n| n.path == "/" || n.path.starts_with("/system.slice"))
+    );
+    let dot = stdout(&cgmig(&["plan", "--root", root, "--format", "dot"]));
+    assert!(dot.starts_with("digraph") && dot.contains("cluster_v2") && dot.contains("style=dotted"));
+}
