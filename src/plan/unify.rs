@@ -438,23 +438,26 @@ fn insert(m: &mut Merged, prep: &Prepared, hid: u32, c: NodeIndex, strategy: Str
     for &e in set {
         by_node.entry(m.elem_node[e as usize]).or_default().push(e);
     }
-    let mut nodes = by_node.keys().copied();
-    let first = nodes.next().expect("non-empty set");
-    let l = nodes.fold(first, |a, b| m.lca(a, b));
+    let first = *by_node.keys().next().expect("non-empty set");
+    let l = by_node.keys().fold(first, |a, b| m.lca(a, *b));
     // Count elements per child of l (and directly in l).
     let mut per_child: HashMap<usize, usize> = HashMap::new();
     let mut direct: Vec<u32> = Vec::new();
+    let mut by_node: Vec<(usize, Vec<u32>)> = by_node.into_iter().collect();
+    by_node.sort_unstable_by_key(|(n, _)| *n);
     for (n, es) in &by_node {
         match m.child_toward(*n, l) {
             Some(ch) => *per_child.entry(ch).or_default() += es.len(),
-            None => direct.extend(es),
+            None => direct.extend(es.iter().copied()),
         }
     }
-    let partial: Vec<usize> = per_child
+    // Sorted: HashMap order must not leak into plans (they are reproducible).
+    let mut partial: Vec<usize> = per_child
         .iter()
         .filter(|(ch, n)| **n < m.nodes[**ch].size)
         .map(|(ch, _)| *ch)
         .collect();
+    partial.sort_unstable();
     let name = prep.snap.cgroup(c).name().to_string();
     if partial.is_empty() {
         if set.len() == m.nodes[l].size {
@@ -464,7 +467,8 @@ fn insert(m: &mut Merged, prep: &Prepared, hid: u32, c: NodeIndex, strategy: Str
         let new = m.add_node(l, name);
         m.nodes[new].size = set.len();
         m.nodes[new].origins.push((hid, c));
-        let covered: Vec<usize> = per_child.keys().copied().collect();
+        let mut covered: Vec<usize> = per_child.keys().copied().collect();
+        covered.sort_unstable();
         for k in covered {
             m.adopt(new, k);
         }

@@ -165,10 +165,14 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
                 }
             }
             NodeType::Threaded => {
-                if !matches!(
-                    par.map(|x| x.node_type),
-                    Some(NodeType::DomainThreaded | NodeType::Threaded)
-                ) {
+                // The root can be the threaded domain of its threaded children.
+                let root_parent = par.is_some_and(|x| x.path == "/");
+                if !root_parent
+                    && !matches!(
+                        par.map(|x| x.node_type),
+                        Some(NodeType::DomainThreaded | NodeType::Threaded)
+                    )
+                {
                     bad(
                         path,
                         "threaded node whose parent is not a threaded domain or threaded".into(),
@@ -225,7 +229,7 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
             let mut ok = false;
             while let Some(pp) = cur {
                 match by_path.get(pp).map(|&j| &p.nodes[j]) {
-                    Some(d) if d.node_type == NodeType::DomainThreaded => {
+                    Some(d) if d.node_type == NodeType::DomainThreaded || d.path == "/" => {
                         ok = d.processes.contains(&t.pid);
                         break;
                     }

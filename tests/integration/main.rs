@@ -7,4 +7,5 @@ mod cli;
 mod kernel;
 mod oracle;
 mod plan;
+mod prop;
 mod scan;

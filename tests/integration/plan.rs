@@ -53,6 +53,10 @@ fn every_host_and_scenario_plans_validates_and_meets_the_oracle() {
         let snap = h.scan();
         let p = plan(&snap, &rules);
         check_plan(&name, &p);
+        // Reproducible: HashMap order (seeded per map) must not leak in.
+        for _ in 0..3 {
+            assert_eq!(plan(&snap, &rules), p, "{name}: planning twice differs");
+        }
         let problems = oracle::check(&snap, &p, &rules);
         assert!(problems.is_empty(), "{name}: oracle:\n{}", problems.join("\n"));
         // Every stage and every top-level subtree is itself a valid plan.

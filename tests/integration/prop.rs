@@ -1,0 +1,206 @@
+//! Property tests: random multi-hierarchy hosts (shapes that agree, refine
+//! and cross; threads split; empty cgroups; internal processes; delegated
+//! subtrees) always plan to a valid tree that meets the semantic oracle.
+
+use std::collections::BTreeMap;
+
+use cgmig::fixture::{CgroupSpec, HierarchySpec, HostSpec, MountSpec, OwnerSpec, ProcessSpec, ThreadSpec};
+use proptest::prelude::*;
+
+use crate::oracle;
+use crate::util::*;
+
+/// A small path universe so that random shapes often coincide, nest or cross.
+const PATHS: &[&str] = &["/a", "/a/x", "/a/y", "/b", "/b/x", "/b/z", "/c", "/c/x"];
+
+/// (controllers, setting file, values)
+const KINDS: &[(&[&str], &str, &[&str])] = &[
+    (
+        &["cpu", "cpuacct"],
+        "cpu.shares",
+        &["2", "256", "512", "2048", "8192"],
+    ),
+    (
+        &["memory"],
+        "memory.limit_in_bytes",
+        &["1073741824", "2147483648", "536870912"],
+    ),
+    (&["pids"], "pids.max", &["10", "100", "1000"]),
+    (&["cpuset"], "cpuset.cpus", &["0", "1", "0-1"]),
+    (&["blkio"], "blkio.weight", &["100", "300", "900"]),
+    (&[], "", &[]),
+];
+
+/// Per process: a path choice per hierarchy (0 = root), and thread overrides (hierarchy, path choice).
+type ProcPlan = (Vec<usize>, Vec<(usize, usize)>);
+
+#[derive(Debug, Clone)]
+struct HostPlan {
+    kinds: Vec<usize>,
+    cgroups: Vec<Vec<(usize, Option<usize>, bool)>>, // per hierarchy: (path, value, owned)
+    procs: Vec<ProcPlan>,
+}
+
+fn host_strategy() -> impl Strategy<Value = HostPlan> {
+    (prop::sample::subsequence((0..KINDS.len()).collect::<Vec<_>>(), 2..=4))
+        .prop_flat_map(|kinds| {
+            let n = kinds.len();
+            let cgs = prop::collection::vec(
+                prop::collection::vec(
+                    (
+                        0..PATHS.len(),
+                        prop::option::of(0usize..5),
+                        prop::bool::weighted(0.15),
+                    ),
+                    1..6,
+                ),
+                n,
+            );
+            let procs = prop::collection::vec(
+                (
+                    prop::collection::vec(0..=PATHS.len(), n),
+                    prop::collection::vec((0..n, 0..=PATHS.len()), 0..3),
+                ),
+                1..8,
+            );
+            (Just(kinds), cgs, procs)
+        })
+        .prop_map(|(kinds, cgroups, procs)| HostPlan {
+            kinds,
+            cgroups,
+            procs,
+        })
+}
+
+fn to_spec(h: &HostPlan) -> HostSpec {
+    let mut hierarchies = Vec::new();
+    let mut declared: Vec<Vec<String>> = Vec::new();
+    for (i, &k) in h.kinds.iter().enumerate() {
+        let (ctl, file, values) = KINDS[k];
+        let id = i as u32 + 1;
+        let mut cgroups = BTreeMap::new();
+        for &(p, v, owned) in &h.cgroups[i] {
+            let mut c = CgroupSpec::default();
+            if let Some(v) = v
+                && !file.is_empty()
+            {
+                c.settings
+                    .insert(file.to_string(), values[v % values.len()].to_string());
+            }
+            if owned {
+                c.owner = Some(OwnerSpec { uid: 1000, gid: 1000 });
+            }
+            cgroups.insert(PATHS[p].to_string(), c);
+        }
+        declared.push(cgroups.keys().cloned().collect());
+        let point = if ctl.is_empty() {
+            "/sys/fs/cgroup/systemd".to_string()
+        } else {
+            format!("/sys/fs/cgroup/{}", ctl.join(","))
+        };
+        hierarchies.push(HierarchySpec {
+            id,
+            controllers: ctl.iter().map(|s| s.to_string()).collect(),
+            name: ctl.is_empty().then(|| "systemd".to_string()),
+            mounts: vec![MountSpec {
+                point,
+                root: "/".into(),
+                source: "cgroup".into(),
+                options: vec![],
+            }],
+            cgroups,
+        });
+    }
+    // Placements use declared paths (or the root) of each hierarchy.
+    let pick = |i: usize, sel: usize| -> String {
+        let d = &declared[i];
+        if sel == 0 || d.is_empty() {
+            "/".into()
+        } else {
+            d[(sel - 1) % d.len()].clone()
+        }
+    };
+    let processes = h
+        .procs
+        .iter()
+        .enumerate()
+        .map(|(n, (places, threads))| {
+            let pid = 100 + n as u32 * 10;
+            ProcessSpec {
+                pid,
+                comm: format!("p{n}"),
+                cmdline: vec![format!("/bin/p{n}")],
+                uid: 0,
+                cgroups: places
+                    .iter()
+                    .enumerate()
+                    .map(|(i, sel)| (i as u32 + 1, pick(i, *sel)))
+                    .collect(),
+                everywhere: None,
+                open_files: vec![],
+                threads: threads
+                    .iter()
+                    .enumerate()
+                    .map(|(t, (hi, sel))| ThreadSpec {
+                        tid: pid + 1 + t as u32,
+                        comm: None,
+                        cgroups: [(*hi as u32 + 1, pick(*hi, *sel))].into_iter().collect(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    HostSpec {
+        description: "random".into(),
+        kernel: "6.1.0".into(),
+        cmdline: String::new(),
+        hostname: "prop".into(),
+        hierarchies,
+        unbound_controllers: vec![],
+        root_settings: [
+            ("cpuset.cpus".to_string(), "0-3".to_string()),
+            ("cpuset.mems".into(), "0".into()),
+        ]
+        .into_iter()
+        .collect(),
+        processes: {
+            let mut v: Vec<ProcessSpec> = processes;
+            v.insert(
+                0,
+                ProcessSpec {
+                    pid: 1,
+                    comm: "init".into(),
+                    cmdline: vec!["/sbin/init".into()],
+                    uid: 0,
+                    cgroups: BTreeMap::new(),
+                    everywhere: None,
+                    open_files: vec![],
+                    threads: vec![],
+                },
+            );
+            v
+        },
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_hosts_plan_valid_and_meet_the_oracle(h in host_strategy()) {
+        let spec = to_spec(&h);
+        let host = build_spec(spec);
+        let snap = host.scan();
+        let rules = rules();
+        let p = cgmig::plan::plan(&snap, &rules);
+        let v = cgmig::plan::validate(&p);
+        prop_assert!(v.is_empty(), "invalid plan: {v:#?}\n{}", cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table));
+        let problems = oracle::check(&snap, &p, &rules);
+        prop_assert!(problems.is_empty(), "oracle:\n{}\n{}\n{:#?}", problems.join("\n"), cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table), p.findings.iter().filter(|f| f.rule.starts_with("plan.") || f.rule.contains("split")).map(|f| &f.why).collect::<Vec<_>>());
+        for s in &p.stages {
+            let sp = p.for_stage(s.number, "leaf").unwrap();
+            let v = cgmig::plan::validate(&sp);
+            prop_assert!(v.is_empty(), "stage {}: {v:#?}", s.number);
+        }
+    }
+}
