@@ -678,13 +678,26 @@ fn build_nodes(
         });
     }
 
+    // Indexes so that the checks below stay linear on big hosts.
+    let node_at: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.path.as_str(), i))
+        .collect();
+    let mut children_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if let Some(pp) = n.parent_path() {
+            children_of.entry(pp).or_default().push(i);
+        }
+    }
+
     // Delegation that v2's common-ancestor rule breaks: suggest one parent.
     let mut roots_by_uid: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for n in &nodes {
         if let Some(o) = n.owner {
             let parent_owned = n
                 .parent_path()
-                .and_then(|pp| nodes.iter().find(|x| x.path == pp))
+                .and_then(|pp| node_at.get(pp).map(|&i| &nodes[i]))
                 .is_some_and(|p| p.owner.map(|x| x.uid) == Some(o.uid));
             if !parent_owned {
                 roots_by_uid.entry(o.uid).or_default().push(n.path.clone());
@@ -719,6 +732,25 @@ fn build_nodes(
         .filter(|s| s.file.ends_with(".weight"))
         .map(|s| (s.origin.hierarchy, s.origin.path.as_str(), s.file.as_str()))
         .collect();
+    // Weighted children per (v2 parent, hierarchy, file) and per (v1 parent,
+    // file), computed once.
+    let mut v2_weighted: HashMap<(&str, u32, &str), BTreeSet<&str>> = HashMap::new();
+    for n in &nodes {
+        let Some(pp) = n.parent_path() else { continue };
+        for s in n.settings.iter().filter(|s| s.file.ends_with(".weight")) {
+            v2_weighted
+                .entry((pp, s.origin.hierarchy, s.file.as_str()))
+                .or_default()
+                .insert(s.origin.path.as_str());
+        }
+    }
+    let mut v1_weighted: HashMap<(petgraph::graph::NodeIndex, &str), BTreeSet<&str>> = HashMap::new();
+    for &(h, path, file) in &weighted {
+        if let Some(par) = by_path.get(&(h, path)).and_then(|c| snap.parent(*c)) {
+            v1_weighted.entry((par, file)).or_default().insert(path);
+        }
+    }
+    let mut foreign_of: HashMap<(&str, u32), Vec<&str>> = HashMap::new();
     let mut weight_findings = Vec::new();
     for n in &nodes {
         for s in n
@@ -727,29 +759,37 @@ fn build_nodes(
             .filter(|s| s.file.ends_with(".weight") && !s.split_copy)
         {
             let Some(pp) = n.parent_path() else { continue };
-            let v2_sibs: BTreeSet<&str> = nodes
+            let own: BTreeSet<&str> = n
+                .settings
                 .iter()
-                .filter(|x| x.parent_path() == Some(pp) && x.path != n.path)
-                .flat_map(|x| &x.settings)
                 .filter(|x| x.file == s.file && x.origin.hierarchy == s.origin.hierarchy)
                 .map(|x| x.origin.path.as_str())
                 .collect();
+            let v2_sibs: BTreeSet<&str> = v2_weighted
+                .get(&(pp, s.origin.hierarchy, s.file.as_str()))
+                .map(|set| set.difference(&own).copied().collect())
+                .unwrap_or_default();
             let v1_sibs: BTreeSet<&str> = by_path
                 .get(&(s.origin.hierarchy, s.origin.path.as_str()))
                 .and_then(|c| snap.parent(*c))
-                .map(|par| snap.children(par))
-                .unwrap_or_default()
-                .into_iter()
-                .map(|c| snap.cgroup(c).path.as_str())
-                .filter(|p| {
-                    *p != s.origin.path && weighted.contains(&(s.origin.hierarchy, *p, s.file.as_str()))
+                .and_then(|par| v1_weighted.get(&(par, s.file.as_str())))
+                .map(|set| set.iter().copied().filter(|p| *p != s.origin.path).collect())
+                .unwrap_or_default();
+            let foreign: Vec<&str> = foreign_of
+                .entry((pp, s.origin.hierarchy))
+                .or_insert_with(|| {
+                    children_of
+                        .get(pp)
+                        .into_iter()
+                        .flatten()
+                        .map(|&i| &nodes[i])
+                        .filter(|x| !x.origins.iter().any(|o| o.hierarchy == s.origin.hierarchy))
+                        .map(|x| x.path.as_str())
+                        .collect()
                 })
-                .collect();
-            let foreign: Vec<&str> = nodes
                 .iter()
-                .filter(|x| x.parent_path() == Some(pp) && x.path != n.path)
-                .filter(|x| !x.origins.iter().any(|o| o.hierarchy == s.origin.hierarchy))
-                .map(|x| x.path.as_str())
+                .copied()
+                .filter(|p| *p != n.path)
                 .collect();
             if v2_sibs == v1_sibs && foreign.is_empty() {
                 continue;

@@ -36,11 +36,14 @@ pub fn render(p: &Plan, f: PlanFormat) -> String {
     }
 }
 
-fn children<'a>(p: &'a Plan, path: &str) -> Vec<&'a PlanNode> {
-    p.nodes.iter().filter(|n| n.parent_path() == Some(path)).collect()
-}
-
 fn tree(p: &Plan) -> String {
+    let mut kids_of: BTreeMap<&str, Vec<&PlanNode>> = BTreeMap::new();
+    for n in &p.nodes {
+        if let Some(pp) = n.parent_path() {
+            kids_of.entry(pp).or_default().push(n);
+        }
+    }
+    let children = |_: &Plan, path: &str| kids_of.get(path).cloned().unwrap_or_default();
     let mut out = String::new();
     let mut stack: Vec<(&PlanNode, String, bool, bool)> = p
         .nodes

@@ -203,9 +203,9 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
                     format!("threaded domain enables domain controllers {domain_enabled:?}"),
                 );
             }
-            let kids_domain = p
-                .nodes
+            let kids_domain = p.nodes[i + 1..]
                 .iter()
+                .take_while(|k| k.path.starts_with(path))
                 .any(|k| parent(&k.path) == Some(path) && k.node_type != NodeType::Threaded);
             if kids_domain {
                 bad(path, "threaded domain with a non-threaded child".into());
@@ -252,11 +252,13 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
     // Actions: order and consistency.
     let mut created: BTreeSet<&str> = BTreeSet::from(["/"]);
     let mut enabled: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    let mut pending_moves: BTreeSet<(&str, u32)> = p
-        .nodes
-        .iter()
-        .flat_map(|n| n.processes.iter().map(move |pid| (n.path.as_str(), *pid)))
-        .collect();
+    // Processes still to move out of each path (counted, for linear checks).
+    let mut pending_moves: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in &p.nodes {
+        if !n.processes.is_empty() {
+            *pending_moves.entry(n.path.as_str()).or_default() += n.processes.len();
+        }
+    }
     for (i, a) in p.actions.iter().enumerate() {
         let at = format!("actions[{i}]");
         let path = a.path();
@@ -275,8 +277,10 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
                 }
                 created.insert(path);
             }
-            Action::MoveProcess { pid, path } => {
-                pending_moves.remove(&(path.as_str(), *pid));
+            Action::MoveProcess { path, .. } => {
+                if let Some(n) = pending_moves.get_mut(path.as_str()) {
+                    *n = n.saturating_sub(1);
+                }
             }
             Action::EnableControllers { path, controllers } => {
                 let parent_has = parent(path).map(|pp| enabled.get(pp).cloned().unwrap_or_default());
@@ -287,7 +291,7 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
                         bad(&at, format!("enables {c} on {path} before its parent"));
                     }
                     if !THREADED.contains(&c.as_str()) && path != "/" {
-                        let waiting = pending_moves.iter().any(|(pp, _)| *pp == path);
+                        let waiting = pending_moves.get(path.as_str()).is_some_and(|n| *n > 0);
                         if waiting {
                             bad(
                                 &at,
