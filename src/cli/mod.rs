@@ -197,6 +197,12 @@ fn print_rule_errors(errors: &[RuleError]) {
     }
 }
 
+/// Write a command's output (stdout or `-o FILE`), naming the file on error.
+fn emit(output: Option<&Path>, text: &str) -> Result<()> {
+    report::write_output(output, text)
+        .with_context(|| format!("cannot write {}", output.unwrap_or(Path::new("-")).display()))
+}
+
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Scan {
@@ -210,12 +216,7 @@ fn run(cli: Cli) -> Result<i32> {
                 eprintln!("cgmig: note: {}: {}", d.path, d.message);
             }
             let text = report::to_data(&snap, format).map_err(anyhow::Error::msg)?;
-            report::write_output(output.as_deref(), &text).with_context(|| {
-                format!(
-                    "cannot write {}",
-                    output.as_deref().unwrap_or(Path::new("-")).display()
-                )
-            })?;
+            emit(output.as_deref(), &text)?;
             Ok(0)
         }
         Command::Tree { input, rules } => {
@@ -235,12 +236,7 @@ fn run(cli: Cli) -> Result<i32> {
             let snap = load_input(&input)?;
             let report = crate::audit::audit(&snap, &rules);
             let text = crate::audit::render(&report, format);
-            report::write_output(output.as_deref(), &text).with_context(|| {
-                format!(
-                    "cannot write {}",
-                    output.as_deref().unwrap_or(Path::new("-")).display()
-                )
-            })?;
+            emit(output.as_deref(), &text)?;
             if bad {
                 return Ok(2);
             }
@@ -271,12 +267,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             let violations = crate::plan::validate(&plan);
             let text = crate::plan::render(&plan, format);
-            report::write_output(output.as_deref(), &text).with_context(|| {
-                format!(
-                    "cannot write {}",
-                    output.as_deref().unwrap_or(Path::new("-")).display()
-                )
-            })?;
+            emit(output.as_deref(), &text)?;
             if !violations.is_empty() {
                 for v in &violations {
                     eprintln!("cgmig: plan invalid at {}: {}", v.at, v.message);

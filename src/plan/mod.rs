@@ -504,17 +504,7 @@ fn build_nodes(
                     i += 1;
                 }
             }
-            let mut node = PlanNode {
-                path: path.clone(),
-                node_type: NodeType::Threaded,
-                subtree_control: Vec::new(),
-                settings: Vec::new(),
-                processes: Vec::new(),
-                threads: Vec::new(),
-                owner: None,
-                origins: Vec::new(),
-                note: None,
-            };
+            let mut node = PlanNode::new(path.clone(), NodeType::Threaded, None);
             for k in &keys {
                 let c = &cands[k];
                 node.origins.push(origin_of(c.hier, c.cg));
@@ -602,17 +592,11 @@ fn build_nodes(
         }
     }
     for path in missing {
-        nodes.push(PlanNode {
+        nodes.push(PlanNode::new(
             path,
-            node_type: NodeType::Domain,
-            subtree_control: Vec::new(),
-            settings: Vec::new(),
-            processes: Vec::new(),
-            threads: Vec::new(),
-            owner: None,
-            origins: Vec::new(),
-            note: Some("intermediate v1 path".into()),
-        });
+            NodeType::Domain,
+            Some("intermediate v1 path"),
+        ));
     }
     nodes.sort_by(|a, b| a.path.cmp(&b.path));
 
@@ -1024,17 +1008,10 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
                 ),
                 "Tools that place tasks in the inner cgroup must target the leaf.",
             ));
-            new_leaves.push(PlanNode {
-                path,
-                node_type: NodeType::Domain,
-                subtree_control: Vec::new(),
-                settings: Vec::new(),
-                processes: std::mem::take(&mut n.processes),
-                threads: Vec::new(),
-                owner: n.owner,
-                origins: Vec::new(),
-                note: Some(leaf_note.into()),
-            });
+            let mut leaf = PlanNode::new(path, NodeType::Domain, Some(leaf_note));
+            leaf.processes = std::mem::take(&mut n.processes);
+            leaf.owner = n.owner;
+            new_leaves.push(leaf);
         }
     }
     p.nodes.extend(new_leaves);

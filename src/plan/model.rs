@@ -120,6 +120,21 @@ pub struct PlanNode {
 }
 
 impl PlanNode {
+    /// A node with nothing in it yet.
+    pub fn new(path: String, node_type: NodeType, note: Option<&str>) -> PlanNode {
+        PlanNode {
+            path,
+            node_type,
+            subtree_control: Vec::new(),
+            settings: Vec::new(),
+            processes: Vec::new(),
+            threads: Vec::new(),
+            owner: None,
+            origins: Vec::new(),
+            note: note.map(str::to_string),
+        }
+    }
+
     /// Parent path (`None` for the root).
     pub fn parent_path(&self) -> Option<&str> {
         crate::model::path::parent(&self.path)

@@ -53,16 +53,7 @@ fn controller(file: &str) -> Option<&str> {
     CONTROLLERS.contains(&p).then_some(p)
 }
 
-fn parent(path: &str) -> Option<&str> {
-    if path == "/" {
-        return None;
-    }
-    match path.rfind('/') {
-        Some(0) => Some("/"),
-        Some(i) => Some(&path[..i]),
-        None => None,
-    }
-}
+use crate::model::path::parent;
 
 /// Check a plan; an empty list means it is valid.
 pub fn validate(p: &Plan) -> Vec<Violation> {
