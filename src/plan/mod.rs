@@ -839,7 +839,11 @@ fn settings_of(prep: &Prepared, hid: u32, cg: petgraph::graph::NodeIndex, split_
             .settings
             .iter()
             .filter(|(k, v)| {
+                // cpu.weight.nice is another view of cpu.weight: write one.
+                let derived = k.as_str() == "cpu.weight.nice"
+                    && prep.snap.cgroup(cg).settings.contains_key("cpu.weight");
                 !matches!(k.as_str(), "cgroup.subtree_control" | "cgroup.type")
+                    && !derived
                     && !crate::model::files::is_v2_default(k, v)
             })
             .map(|(k, v)| Setting {

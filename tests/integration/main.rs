@@ -9,3 +9,4 @@ mod oracle;
 mod plan;
 mod prop;
 mod scan;
+mod vm;
