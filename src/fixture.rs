@@ -604,9 +604,19 @@ fn write_tree(
             let membership = if h.id == 0 { "cgroup.threads" } else { "tasks" };
             for p in [dir.clone(), dir.join("cgroup.procs"), dir.join(membership)] {
                 std::os::unix::fs::chown(&p, Some(o.uid), Some(o.gid)).map_err(|source| {
-                    FixtureError::Io {
-                        path: p.clone(),
-                        source,
+                    if source.kind() == std::io::ErrorKind::PermissionDenied {
+                        FixtureError::Spec {
+                            path: p.clone(),
+                            message: format!(
+                                "owner uid {} needs root to chown: build fixture hosts with owners as root",
+                                o.uid
+                            ),
+                        }
+                    } else {
+                        FixtureError::Io {
+                            path: p.clone(),
+                            source,
+                        }
                     }
                 })?;
             }
