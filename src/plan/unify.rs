@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use petgraph::graph::NodeIndex;
 
-use crate::model::{Hierarchy, Node, Snapshot};
+use crate::model::{Hierarchy, Snapshot};
 use crate::rules::{RuleSet, Strategy};
 
 /// An element of the sets: a process or a phantom (empty leaf).
@@ -709,9 +709,4 @@ pub fn processes_at(prep: &Prepared, m: &Merged) -> Vec<Vec<(NodeIndex, u32)>> {
         }
     }
     out
-}
-
-/// Whether a snapshot node is a kernel thread process.
-pub fn is_kernel(snap: &Snapshot, pi: NodeIndex) -> bool {
-    matches!(&snap.graph[pi], Node::Process(p) if p.is_kernel_thread())
 }
