@@ -43,24 +43,14 @@ fn tree(p: &Plan) -> String {
             kids_of.entry(pp).or_default().push(n);
         }
     }
-    let children = |_: &Plan, path: &str| kids_of.get(path).cloned().unwrap_or_default();
-    let mut out = String::new();
-    let mut stack: Vec<(&PlanNode, String, bool, bool)> = p
-        .nodes
-        .first()
-        .map(|r| (r, String::new(), true, true))
-        .into_iter()
-        .collect();
-    while let Some((n, prefix, last, top)) = stack.pop() {
-        let name = if top {
+    let Some(root) = p.nodes.first() else {
+        return String::new();
+    };
+    let label = |n: &PlanNode, top: bool| -> String {
+        let mut line = if top {
             n.path.clone()
         } else {
             n.path.rsplit('/').next().unwrap_or("").to_string()
-        };
-        let mut line = if top {
-            name
-        } else {
-            format!("{prefix}{}{name}", if last { "└── " } else { "├── " })
         };
         match n.node_type {
             NodeType::Domain => {}
@@ -90,20 +80,13 @@ fn tree(p: &Plan) -> String {
                 .collect();
             let _ = write!(line, "  {}", s.join(" "));
         }
-        out.push_str(&line);
-        out.push('\n');
-        let kids = children(p, &n.path);
-        let child_prefix = if top {
-            String::new()
-        } else {
-            format!("{prefix}{}", if last { "    " } else { "│   " })
-        };
-        let k = kids.len();
-        for (i, c) in kids.into_iter().enumerate().rev() {
-            stack.push((c, child_prefix.clone(), i + 1 == k, false));
-        }
-    }
-    out
+        line
+    };
+    crate::report::draw_tree(
+        root,
+        |n: &PlanNode| kids_of.get(n.path.as_str()).cloned().unwrap_or_default(),
+        label,
+    )
 }
 
 fn table(md: bool, header: &[&str], rows: Vec<Vec<String>>) -> String {

@@ -11,6 +11,39 @@ use std::path::Path;
 
 pub use tree::render_tree;
 
+/// Draw a tree with box-drawing connectors, parents before children.
+///
+/// `label(node, is_top)` is the text after the connector (`is_top` for the
+/// root line, which has none); `children(node)` lists a node's children in
+/// display order. Iterative, so deep trees can't overflow the stack.
+pub fn draw_tree<N: Copy>(
+    root: N,
+    children: impl Fn(N) -> Vec<N>,
+    label: impl Fn(N, bool) -> String,
+) -> String {
+    let mut out = String::new();
+    let mut stack: Vec<(N, String, bool, bool)> = vec![(root, String::new(), true, true)];
+    while let Some((n, prefix, last, top)) = stack.pop() {
+        if !top {
+            out.push_str(&prefix);
+            out.push_str(if last { "└── " } else { "├── " });
+        }
+        out.push_str(&label(n, top));
+        out.push('\n');
+        let kids = children(n);
+        let child_prefix = if top {
+            String::new()
+        } else {
+            format!("{prefix}{}", if last { "    " } else { "│   " })
+        };
+        let k = kids.len();
+        for (i, c) in kids.into_iter().enumerate().rev() {
+            stack.push((c, child_prefix.clone(), i + 1 == k, false));
+        }
+    }
+    out
+}
+
 /// Machine-readable formats shared by every command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DataFormat {

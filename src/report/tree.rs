@@ -63,18 +63,14 @@ pub fn render_tree(snap: &Snapshot, rules: &RuleSet) -> String {
         let Some(root) = snap.root_cgroup(hi) else {
             continue;
         };
-        let mut stack: Vec<(NodeIndex, String, bool, bool)> = vec![(root, String::new(), true, true)];
-        while let Some((cg, prefix, last, is_top)) = stack.pop() {
+        let label = |cg: NodeIndex, is_top: bool| -> String {
             let c = snap.cgroup(cg);
             let (procs, threads) = snap.task_counts(cg);
-            let mut line = String::new();
-            if is_top {
-                line.push_str(&c.path);
+            let mut line = if is_top {
+                c.path.clone()
             } else {
-                line.push_str(&prefix);
-                line.push_str(if last { "└── " } else { "├── " });
-                line.push_str(c.name());
-            }
+                c.name().to_string()
+            };
             if threads > 0 {
                 let _ = write!(line, "  ({procs} procs, {threads} threads)");
             }
@@ -107,19 +103,9 @@ pub fn render_tree(snap: &Snapshot, rules: &RuleSet) -> String {
                 let p: Vec<_> = pids.iter().map(|p| p.to_string()).collect();
                 let _ = write!(line, "  [split threads: pid {}]", p.join(","));
             }
-            out.push_str(&line);
-            out.push('\n');
-            let kids = snap.children(cg);
-            let child_prefix = if is_top {
-                String::new()
-            } else {
-                format!("{prefix}{}", if last { "    " } else { "│   " })
-            };
-            let n = kids.len();
-            for (i, k) in kids.into_iter().enumerate().rev() {
-                stack.push((k, child_prefix.clone(), i + 1 == n, false));
-            }
-        }
+            line
+        };
+        out.push_str(&super::draw_tree(root, |cg| snap.children(cg), label));
     }
     if !snap.diagnostics.is_empty() {
         let _ = writeln!(out, "\n{} diagnostics:", snap.diagnostics.len());
