@@ -66,7 +66,7 @@ pub fn boot_params(cmdline: &str) -> Vec<(String, Option<String>)> {
 }
 
 /// Compute every fact the rules can match.
-pub fn compute(snap: &Snapshot, _rules: &RuleSet) -> Vec<Observed> {
+pub fn compute(snap: &Snapshot) -> Vec<Observed> {
     let mut out = Vec::new();
     let hs = snap.hierarchies();
     let v1: Vec<(NodeIndex, &Hierarchy)> = hs

@@ -355,7 +355,7 @@ pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
             }));
         }
     }
-    for fact in facts::compute(snap, rules) {
+    for fact in facts::compute(snap) {
         for rule in rules.fact_rules(fact.fact) {
             if fact.fact == Fact::BootParam {
                 let (Some(param), Some(p)) = (&rule.rule.matcher.param, &fact.param) else {

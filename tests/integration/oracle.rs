@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use cgmig::model::{Node, Snapshot, Version};
+use cgmig::model::{Snapshot, Version};
 use cgmig::plan::{Plan, PlanNode};
 use cgmig::rules::RuleSet;
 
@@ -170,6 +170,5 @@ pub fn check(snap: &Snapshot, plan: &Plan, rules: &RuleSet) -> Vec<String> {
             }
         }
     }
-    let _ = Node::Thread;
     problems
 }

@@ -182,7 +182,7 @@ fn odd_names_survive_scanning() {
         .insert(2, "/with space/and:colon".into());
     let h = build_spec(spec);
     // A directory whose name is not UTF-8.
-    let bad = std::ffi::OsStr::from_encoded_bytes_unchecked_safe(b"bad\xffname");
+    let bad = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"bad\xffname");
     std::fs::create_dir(h.root().join("sys/fs/cgroup/cpu,cpuacct").join(bad)).unwrap();
     let snap = h.scan();
     let sp = snap
@@ -193,17 +193,6 @@ fn odd_names_survive_scanning() {
         snap.find_cgroup(2, "/bad\\xffname").is_some(),
         "non-UTF-8 escaped"
     );
-}
-
-/// `OsStr::from_encoded_bytes_unchecked` is unsafe; on Unix `OsStrExt` is the safe way.
-trait SafeOsStr {
-    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr;
-}
-impl SafeOsStr for std::ffi::OsStr {
-    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr {
-        use std::os::unix::ffi::OsStrExt;
-        std::ffi::OsStr::from_bytes(b)
-    }
 }
 
 #[test]

@@ -39,6 +39,18 @@ struct Run {
     sections: BTreeMap<String, String>,
 }
 
+impl Run {
+    /// The snapshot, audit report and plan the VM wrote.
+    fn outputs(&self) -> (Snapshot, Report, Plan) {
+        let get = |k: &str| self.sections.get(k).unwrap_or_else(|| panic!("no {k} section"));
+        (
+            serde_json::from_str(get("snap")).unwrap(),
+            serde_json::from_str(get("audit")).unwrap(),
+            serde_json::from_str(get("plan")).unwrap(),
+        )
+    }
+}
+
 fn boot(mode: &str) -> Run {
     let out = tempfile::tempdir().unwrap();
     let o = Command::new("bash")
@@ -99,9 +111,7 @@ fn vm_pure_v1_kernel_scan_audit_plan() {
         return;
     }
     let run = boot("v1");
-    let snap: Snapshot = serde_json::from_str(&run.sections["snap"]).unwrap();
-    let audit: Report = serde_json::from_str(&run.sections["audit"]).unwrap();
-    let plan: Plan = serde_json::from_str(&run.sections["plan"]).unwrap();
+    let (snap, audit, plan) = run.outputs();
     assert_eq!(snap.host.mode, Mode::Legacy);
     assert!(snap.host.kernel.as_deref().unwrap().starts_with("6."));
     let hs = snap.hierarchies();
@@ -181,9 +191,7 @@ fn vm_pure_v2_kernel_scan_audit_plan() {
         return;
     }
     let run = boot("v2");
-    let snap: Snapshot = serde_json::from_str(&run.sections["snap"]).unwrap();
-    let audit: Report = serde_json::from_str(&run.sections["audit"]).unwrap();
-    let plan: Plan = serde_json::from_str(&run.sections["plan"]).unwrap();
+    let (snap, audit, plan) = run.outputs();
     assert_eq!(snap.host.mode, Mode::Unified);
     let hs = snap.hierarchies();
     assert_eq!(hs.len(), 1);
