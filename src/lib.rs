@@ -12,6 +12,7 @@
 //! a [`model::Snapshot`] and the [`rules::RuleSet`].
 #![deny(missing_docs)]
 
+pub mod apply;
 pub mod audit;
 pub mod cli;
 pub mod fixture;
