@@ -133,6 +133,7 @@ fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
             hostname: Some("bench".into()),
             mode: Mode::Legacy,
             controllers: vec![],
+            os: Default::default(),
         },
         graph: g,
         diagnostics: vec![],

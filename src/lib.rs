@@ -16,6 +16,7 @@ pub mod apply;
 pub mod audit;
 pub mod cli;
 pub mod fixture;
+pub mod fleet;
 pub mod host;
 pub mod model;
 pub mod plan;

@@ -139,6 +139,19 @@ pub enum Verdict {
     Blocked,
 }
 
+impl Verdict {
+    /// The verdict for the worst finding and whether any setting converts;
+    /// one definition for audits and for plans read by `cgmig fleet`.
+    pub fn of(worst: Option<Severity>, converts: bool) -> Verdict {
+        match worst {
+            Some(Severity::Blocker) => Verdict::Blocked,
+            Some(Severity::Error | Severity::Warning) => Verdict::ReadyWithChanges,
+            _ if converts => Verdict::ReadyWithChanges,
+            _ => Verdict::Ready,
+        }
+    }
+}
+
 /// `--fail-on` threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FailOn {
@@ -167,6 +180,9 @@ pub struct ReportHost {
     pub cgroups: usize,
     /// Number of processes.
     pub processes: usize,
+    /// Distribution and systemd version, from the snapshot.
+    #[serde(default, skip_serializing_if = "crate::model::OsInfo::is_empty")]
+    pub os: crate::model::OsInfo,
 }
 
 /// The audit report.
@@ -401,12 +417,7 @@ pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
         *conversions_by_rule.entry(c.conversion.rule.clone()).or_default() += 1;
     }
     let worst = findings.iter().map(|f| f.severity).max();
-    let verdict = match worst {
-        Some(Severity::Blocker) => Verdict::Blocked,
-        Some(Severity::Error | Severity::Warning) => Verdict::ReadyWithChanges,
-        _ if !conversions.is_empty() => Verdict::ReadyWithChanges,
-        _ => Verdict::Ready,
-    };
+    let verdict = Verdict::of(worst, !conversions.is_empty());
     Report {
         schema: AUDIT_SCHEMA.to_string(),
         host: ReportHost {
@@ -419,6 +430,7 @@ pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
                 .count(),
             cgroups: snap.cgroups().count(),
             processes: snap.processes().len(),
+            os: snap.host.os.clone(),
         },
         verdict,
         by_severity,

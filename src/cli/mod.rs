@@ -15,7 +15,9 @@ use crate::model::{SNAPSHOT_SCHEMA, Snapshot};
 use crate::report::{self, DataFormat};
 use crate::rules::{RuleError, RuleSet};
 
+mod completions;
 mod explain;
+mod fleet;
 
 /// Audit, plan and apply the move of Linux hosts from cgroup v1 to cgroup v2.
 #[derive(Debug, Parser)]
@@ -111,6 +113,13 @@ enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// One report for many hosts: verdicts, rules, kernels and layout families.
+    Fleet(fleet::FleetArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completions(completions::CompletionsArgs),
+    /// Write the man pages of every subcommand into a directory.
+    #[command(hide = true)]
+    Man(completions::ManArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -289,6 +298,9 @@ fn run(cli: Cli) -> Result<i32> {
                 None => bail!("no rule matches {target:?}; `cgmig rules list` shows every rule"),
             }
         }
+        Command::Fleet(args) => fleet::run(args),
+        Command::Completions(args) => completions::run_completions(args),
+        Command::Man(args) => completions::run_man(args),
         Command::Rules { action } => match action {
             RulesAction::List { rules } => {
                 let (rules, bad) = load_rules(&rules);

@@ -258,6 +258,28 @@ pub struct HostInfo {
     pub mode: Mode,
     /// Every controller from `/proc/cgroups`.
     pub controllers: Vec<ControllerStatus>,
+    /// Distribution and systemd version (fleet reports group hosts by them).
+    #[serde(default, skip_serializing_if = "OsInfo::is_empty")]
+    pub os: OsInfo,
+}
+
+/// The distribution and the systemd version of a host: not cgroup state, but
+/// what decides which boot config and which systemd behaviour a rollout meets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsInfo {
+    /// `ID VERSION_ID` from `/etc/os-release` (`centos 7`, `ubuntu 18.04`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<String>,
+    /// systemd's version number (`219`, `252`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<String>,
+}
+
+impl OsInfo {
+    /// Nothing known (old snapshots, non-systemd hosts without os-release).
+    pub fn is_empty(&self) -> bool {
+        self.distribution.is_none() && self.systemd.is_none()
+    }
 }
 
 /// Why a part of the host could not be read; never fatal.

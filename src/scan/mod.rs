@@ -10,6 +10,8 @@
 //! Only a mount table that cannot be read stops a scan; anything else that
 //! can't be read becomes a [`Diagnostic`] with its path.
 
+mod os;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -228,6 +230,7 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
             hostname,
             mode,
             controllers,
+            os: os::read_os(root),
         },
         graph,
         diagnostics: diags,

@@ -1,0 +1,53 @@
+//! `cgmig fleet`: arguments and the run; the work is in [`crate::fleet`].
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::{RulesArgs, emit, load_rules};
+use crate::fleet::{FleetFormat, FleetOptions};
+
+/// Arguments of `cgmig fleet`.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// Snapshot, audit or plan files, or directories of them (`*.json`, `*.yaml`; walked recursively).
+    #[arg(value_name = "DIR|FILE", required = true)]
+    inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    rules: RulesArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: FleetFormat,
+    /// Write to FILE instead of standard output (atomically).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write each layout family's representative plan to DIR/family-ID.json.
+    #[arg(long, value_name = "DIR")]
+    plans: Option<PathBuf>,
+}
+
+/// Run; exit 2 when an input could not be read (the report is still written).
+pub fn run(args: FleetArgs) -> Result<i32> {
+    let (rules, bad) = load_rules(&args.rules);
+    let inputs = crate::fleet::collect_inputs(&args.inputs)?;
+    if let Some(dir) = &args.plans {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let opts = FleetOptions {
+        plans_dir: args.plans.clone(),
+    };
+    let report = crate::fleet::run(&inputs, &rules, &opts)?;
+    emit(
+        args.output.as_deref(),
+        &crate::fleet::render(&report, args.format),
+    )?;
+    for u in &report.unreadable {
+        eprintln!("cgmig: fleet: skipped {}: {}", u.path.display(), u.error);
+    }
+    Ok(if bad || !report.unreadable.is_empty() {
+        2
+    } else {
+        0
+    })
+}

@@ -1,0 +1,223 @@
+//! Reading fleet inputs: find the files, read one, and reduce it to a
+//! [`HostRecord`] (the few facts the fleet report keeps per host).
+//!
+//! Each file is read, reduced and dropped before the next is opened, so
+//! memory stays bounded by the largest single file plus the per-host record.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::FleetError;
+use super::family::{Layout, audit_layout, plan_layout, snapshot_layout};
+use crate::audit::{AUDIT_SCHEMA, Report, Verdict};
+use crate::model::{Mode, SNAPSHOT_SCHEMA, Snapshot};
+use crate::plan::{PLAN_SCHEMA, Plan};
+use crate::rules::{RuleSet, Severity};
+
+/// What kind of document a host came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputKind {
+    /// A `cgmig scan` snapshot (audited and planned here).
+    Snapshot,
+    /// A `cgmig audit --format json` report.
+    Audit,
+    /// A `cgmig plan --format json` plan.
+    Plan,
+}
+
+/// One rule that has findings on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleHit {
+    /// Rule id.
+    pub rule: String,
+    /// Its severity.
+    pub severity: Severity,
+    /// Its title.
+    pub title: String,
+}
+
+/// What the fleet report keeps of one host.
+#[derive(Debug, Clone)]
+pub struct HostRecord {
+    /// Hostname, or the file stem when the document has none.
+    pub name: String,
+    /// The file it came from.
+    pub source: PathBuf,
+    /// Snapshot, audit or plan.
+    pub input: InputKind,
+    /// Kernel release.
+    pub kernel: Option<String>,
+    /// `ID VERSION_ID`.
+    pub distribution: Option<String>,
+    /// systemd version.
+    pub systemd: Option<String>,
+    /// cgroup mode.
+    pub mode: Mode,
+    /// Readiness verdict.
+    pub verdict: Verdict,
+    /// Distinct rules with findings.
+    pub rules: Vec<RuleHit>,
+    /// Normalized layout.
+    pub layout: Layout,
+}
+
+/// A document read from disk, with its typed content (kept only until the
+/// caller has decided whether it represents a new family).
+pub enum Loaded {
+    /// A snapshot: audit and plan are computed from it.
+    Snapshot(Box<Snapshot>),
+    /// An audit report: no plan can be made from it.
+    Audit,
+    /// A plan.
+    Plan(Box<Plan>),
+}
+
+impl Loaded {
+    /// The plan that represents this host's family, when one can be had.
+    pub fn plan(&self, rules: &RuleSet) -> Option<Plan> {
+        match self {
+            Loaded::Snapshot(s) => Some(crate::plan::plan(s, rules)),
+            Loaded::Audit => None,
+            Loaded::Plan(p) => Some((**p).clone()),
+        }
+    }
+}
+
+/// Every input file: files as given, directories walked recursively for
+/// `*.json`, `*.yaml`, `*.yml` (hidden files skipped), sorted by path so the
+/// report does not depend on directory order.
+pub fn collect_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, FleetError> {
+    let mut out = Vec::new();
+    for a in args {
+        let meta = std::fs::metadata(a).map_err(|source| FleetError::Io {
+            path: a.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            walk(a, &mut out)?;
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    if out.is_empty() {
+        return Err(FleetError::NoInputs);
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), FleetError> {
+    let io = |source| FleetError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for e in std::fs::read_dir(dir).map_err(io)? {
+        let e = e.map_err(io)?;
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if [".json", ".yaml", ".yml"].iter().any(|x| name.ends_with(x)) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct Peek {
+    schema: Option<String>,
+}
+
+/// Read one file and reduce it.
+pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), FleetError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FleetError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |message: String| FleetError::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
+    let peek: Peek = crate::report::from_data(&text)
+        .map_err(|e| bad(format!("not a cgmig snapshot, audit or plan document: {e}")))?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    match peek.schema.as_deref() {
+        Some(SNAPSHOT_SCHEMA) => {
+            let snap: Snapshot = crate::report::from_data(&text).map_err(bad)?;
+            let report = crate::audit::audit(&snap, rules);
+            let mut rec = from_report(&report, path, &stem, InputKind::Snapshot);
+            rec.layout = snapshot_layout(&snap, rules);
+            Ok((rec, Loaded::Snapshot(Box::new(snap))))
+        }
+        Some(AUDIT_SCHEMA) => {
+            let report: Report = crate::report::from_data(&text).map_err(bad)?;
+            let rec = from_report(&report, path, &stem, InputKind::Audit);
+            Ok((rec, Loaded::Audit))
+        }
+        Some(PLAN_SCHEMA) => {
+            let plan: Plan = crate::report::from_data(&text).map_err(bad)?;
+            Ok((from_plan(&plan, path, &stem), Loaded::Plan(Box::new(plan))))
+        }
+        Some(other) => Err(bad(format!(
+            "schema {other:?} is not one fleet reads ({SNAPSHOT_SCHEMA}, {AUDIT_SCHEMA}, {PLAN_SCHEMA})"
+        ))),
+        None => Err(bad("no schema field: not a cgmig snapshot, audit or plan".into())),
+    }
+}
+
+fn distinct_rules<'a>(findings: impl Iterator<Item = &'a crate::audit::Finding>) -> Vec<RuleHit> {
+    let mut v: Vec<RuleHit> = Vec::new();
+    for f in findings {
+        match v.iter_mut().find(|h| h.rule == f.rule) {
+            Some(h) => h.severity = h.severity.max(f.severity),
+            None => v.push(RuleHit {
+                rule: f.rule.clone(),
+                severity: f.severity,
+                title: f.title.clone(),
+            }),
+        }
+    }
+    v
+}
+
+fn from_report(r: &Report, path: &Path, stem: &str, input: InputKind) -> HostRecord {
+    HostRecord {
+        name: r.host.hostname.clone().unwrap_or_else(|| stem.to_string()),
+        source: path.to_path_buf(),
+        input,
+        kernel: r.host.kernel.clone(),
+        distribution: r.host.os.distribution.clone(),
+        systemd: r.host.os.systemd.clone(),
+        mode: r.host.mode,
+        verdict: r.verdict,
+        rules: distinct_rules(r.findings.iter()),
+        layout: audit_layout(r),
+    }
+}
+
+fn from_plan(p: &Plan, path: &Path, stem: &str) -> HostRecord {
+    let worst = p.findings.iter().map(|f| f.severity).max();
+    let converts = p.nodes.iter().any(|n| !n.settings.is_empty());
+    HostRecord {
+        name: p.host.hostname.clone().unwrap_or_else(|| stem.to_string()),
+        source: path.to_path_buf(),
+        input: InputKind::Plan,
+        kernel: p.host.kernel.clone(),
+        distribution: None,
+        systemd: None,
+        mode: p.host.mode,
+        verdict: Verdict::of(worst, converts),
+        rules: distinct_rules(p.findings.iter()),
+        layout: plan_layout(p),
+    }
+}
