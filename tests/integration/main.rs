@@ -4,6 +4,7 @@ mod util;
 
 mod audit;
 mod cli;
+mod fleet;
 mod kernel;
 mod oracle;
 mod plan;

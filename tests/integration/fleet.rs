@@ -1,0 +1,531 @@
+//! `cgmig fleet` on a generated fleet: fixture hosts multiplied with per-host
+//! names (pod UIDs, container ids, PIDs, hostnames), some changed in shape or
+//! settings; families and counts are asserted exactly. Also: completions and
+//! man pages name every subcommand and flag of the clap tree.
+
+use std::path::Path;
+
+use cgmig::fixture::{HostSpec, materialize};
+use cgmig::fleet::{FleetOptions, FleetReport, collect_inputs, normalize_name, run};
+use clap::CommandFactory;
+
+use crate::util::{cgmig, hosts_dir, rules, scratch};
+
+/// A deterministic per-host hex string of `len` digits that starts with a digit.
+fn hex(seed: u64, len: usize) -> String {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xdead_beef;
+    let mut s = String::from("1");
+    while s.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(&format!("{:x}", x & 0xf));
+    }
+    s
+}
+
+fn uuid(seed: u64) -> String {
+    let h = hex(seed, 32);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Apply `f` to every cgroup path of a spec (keys and placements).
+fn rename_paths(spec: &mut HostSpec, f: &dyn Fn(&str) -> String) {
+    for h in &mut spec.hierarchies {
+        h.cgroups = std::mem::take(&mut h.cgroups)
+            .into_iter()
+            .map(|(k, v)| (f(&k), v))
+            .collect();
+    }
+    for p in &mut spec.processes {
+        for v in p.cgroups.values_mut() {
+            *v = f(v);
+        }
+        if let Some(e) = &mut p.everywhere {
+            *e = f(e);
+        }
+        for t in &mut p.threads {
+            for v in t.cgroups.values_mut() {
+                *v = f(v);
+            }
+        }
+    }
+}
+
+/// Move every PID and TID (except init) by `off`, as another boot would.
+fn shift_pids(spec: &mut HostSpec, off: u32) {
+    for p in spec.processes.iter_mut().filter(|p| p.pid != 1) {
+        p.pid += off;
+        for t in &mut p.threads {
+            t.tid += off;
+        }
+    }
+}
+
+fn load(name: &str) -> HostSpec {
+    HostSpec::load(&hosts_dir().join(format!("{name}.yaml"))).unwrap()
+}
+
+/// The k8s fixture with this host's own pod UIDs, container ids and PIDs.
+fn k8s(i: u64) -> HostSpec {
+    let mut s = load("k8s-cgroupfs");
+    s.hostname = format!("k8s-{i:02}");
+    let names = [
+        ("1bf924dd-3f6f", uuid(i * 10 + 1)),
+        ("7a96c459-d529", uuid(i * 10 + 2)),
+        ("3c1e0a2b", hex(i * 10 + 3, 8)),
+        ("c17eb535a477", hex(i * 10 + 4, 12)),
+        ("1d3d308a7d48", hex(i * 10 + 5, 12)),
+        ("9e8f7a6b5c4d", hex(i * 10 + 6, 64)),
+    ];
+    rename_paths(&mut s, &|p| {
+        names.iter().fold(p.to_string(), |acc, (a, b)| acc.replace(a, b))
+    });
+    shift_pids(&mut s, 1000 * i as u32);
+    s
+}
+
+fn docker(i: u64) -> HostSpec {
+    let mut s = load("docker-cgroupfs");
+    s.hostname = format!("docker-{i:02}");
+    let (a, b) = (hex(i * 7 + 1, 64), hex(i * 7 + 2, 12));
+    rename_paths(&mut s, &|p| {
+        p.replace("b29faf21b7ef", &a).replace("0bd31f558c42", &b)
+    });
+    shift_pids(&mut s, 100 * i as u32);
+    s
+}
+
+/// A generated host: its spec and what its root says about the OS.
+struct Gen {
+    spec: HostSpec,
+    os_release: Option<&'static str>,
+    systemd_lib: Option<&'static str>,
+    systemd_binary: Option<&'static str>,
+}
+
+fn gen_k8s(spec: HostSpec) -> Gen {
+    Gen {
+        spec,
+        os_release: Some("ID=ubuntu\nVERSION_ID=\"20.04\"\n"),
+        systemd_lib: Some("/usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-245.so"),
+        systemd_binary: None,
+    }
+}
+
+/// The fleet: 13 k8s nodes that differ only in names (one of them runs one
+/// more pod of an existing shape), 2 with a nested cgroup (shape), 1 with a
+/// quota where the others have none (settings), 8 docker hosts, 3 centos7.
+fn fleet() -> Vec<Gen> {
+    let mut v: Vec<Gen> = (0..12).map(|i| gen_k8s(k8s(i))).collect();
+    let mut extra = k8s(12);
+    let pod = uuid(999);
+    for h in &mut extra.hierarchies {
+        let add: Vec<_> = h
+            .cgroups
+            .iter()
+            .filter(|(k, _)| k.contains("/besteffort/pod"))
+            .map(|(k, c)| {
+                let old = k.split('/').nth(3).unwrap().to_string();
+                (k.replace(&old, &format!("pod{pod}")), c.clone())
+            })
+            .collect();
+        h.cgroups.extend(add);
+    }
+    v.push(gen_k8s(extra));
+    for i in 13..15 {
+        let mut s = k8s(i);
+        let h = s.hierarchies.iter_mut().find(|h| h.id == 2).unwrap();
+        let deepest = h
+            .cgroups
+            .keys()
+            .find(|k| k.contains("/burstable/pod") && k.matches('/').count() == 4)
+            .unwrap()
+            .clone();
+        h.cgroups.insert(format!("{deepest}/nested"), Default::default());
+        v.push(gen_k8s(s));
+    }
+    let mut q = k8s(15);
+    let h = q.hierarchies.iter_mut().find(|h| h.id == 2).unwrap();
+    let burst = h
+        .cgroups
+        .keys()
+        .find(|k| k.contains("/burstable/pod") && k.matches('/').count() == 4)
+        .unwrap()
+        .clone();
+    h.cgroups
+        .get_mut(&burst)
+        .unwrap()
+        .settings
+        .insert("cpu.cfs_quota_us".into(), "50000".into());
+    v.push(gen_k8s(q));
+    for i in 0..8 {
+        v.push(Gen {
+            spec: docker(i),
+            os_release: Some("NAME=\"Amazon Linux\"\nID=\"amzn\"\nVERSION_ID=\"2\"\n"),
+            systemd_lib: None,
+            systemd_binary: Some("\x7fELF...\0systemd 219\0running in %ssystem mode"),
+        });
+    }
+    for i in 0..3 {
+        let mut s = load("centos7-legacy");
+        s.hostname = format!("centos-{i}");
+        v.push(Gen {
+            spec: s,
+            os_release: Some("ID=\"centos\"\nVERSION_ID=\"7\"\n"),
+            systemd_lib: None,
+            systemd_binary: None,
+        });
+    }
+    v
+}
+
+fn write(root: &Path, abs: &str, text: &str) {
+    let p = root.join(abs.trim_start_matches('/'));
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// Materialize and scan every host; write snapshots (and audits) to `out`.
+fn write_fleet(out: &Path, audits: bool) {
+    let rules = rules();
+    for g in fleet() {
+        let dir = scratch();
+        materialize(&g.spec, dir.path(), &rules).unwrap();
+        if let Some(t) = g.os_release {
+            write(dir.path(), "/etc/os-release", t);
+        }
+        if let Some(lib) = g.systemd_lib {
+            write(dir.path(), lib, "");
+        }
+        if let Some(b) = g.systemd_binary {
+            write(dir.path(), "/usr/lib/systemd/systemd", b);
+        }
+        let snap = cgmig::scan::scan(&cgmig::host::Root::new(dir.path()).unwrap()).unwrap();
+        let name = &g.spec.hostname;
+        let text = if audits {
+            let r = cgmig::audit::audit(&snap, &rules);
+            cgmig::audit::render(&r, cgmig::audit::AuditFormat::Json)
+        } else {
+            serde_json::to_string(&snap).unwrap()
+        };
+        std::fs::write(out.join(format!("{name}.json")), text).unwrap();
+    }
+}
+
+fn families(r: &FleetReport) -> Vec<(usize, Vec<String>)> {
+    r.families.iter().map(|f| (f.hosts, f.members.clone())).collect()
+}
+
+fn names(prefix: &str, range: std::ops::Range<u64>) -> Vec<String> {
+    range.map(|i| format!("{prefix}{i:02}")).collect()
+}
+
+#[test]
+fn generated_fleet_families_and_counts_from_snapshots() {
+    let dir = scratch();
+    write_fleet(dir.path(), false);
+    let inputs = collect_inputs(&[dir.path().to_path_buf()]).unwrap();
+    assert_eq!(inputs.len(), 27);
+    let plans = scratch();
+    let opts = FleetOptions {
+        plans_dir: Some(plans.path().to_path_buf()),
+    };
+    let r = run(&inputs, &rules(), &opts).unwrap();
+    assert_eq!(r.hosts, 27);
+    assert!(r.unreadable.is_empty(), "{:?}", r.unreadable);
+
+    // Names vary, layout doesn't: one family of 13 (incl. the node with one
+    // more pod of an existing shape); shape and settings changes split off.
+    let mut k8s_base = names("k8s-", 0..13);
+    k8s_base.sort();
+    let centos: Vec<String> = (0..3).map(|i| format!("centos-{i}")).collect();
+    assert_eq!(
+        families(&r),
+        vec![
+            (13, k8s_base),
+            (8, names("docker-", 0..8)),
+            (3, centos),
+            (2, names("k8s-", 13..15)),
+            (1, vec!["k8s-15".to_string()]),
+        ]
+    );
+    for f in &r.families {
+        let p = f.plan.as_ref().expect("snapshot families carry a plan");
+        assert!(p.nodes > 1 && p.actions > 0, "{f:?}");
+        let file = p.file.as_ref().unwrap();
+        let plan: cgmig::plan::Plan = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        assert_eq!(
+            plan.host.hostname.as_deref(),
+            Some(f.representative.host.as_str())
+        );
+        assert!(f.members.contains(&f.representative.host));
+    }
+    assert_eq!(std::fs::read_dir(plans.path()).unwrap().count(), 5);
+
+    let buckets = |b: &[cgmig::fleet::Bucket]| -> Vec<(String, usize)> {
+        b.iter().map(|b| (b.value.clone(), b.hosts)).collect()
+    };
+    assert_eq!(
+        buckets(&r.by_distribution),
+        vec![
+            ("ubuntu 20.04".into(), 16),
+            ("amzn 2".into(), 8),
+            ("centos 7".into(), 3)
+        ]
+    );
+    assert_eq!(
+        buckets(&r.by_systemd),
+        vec![("245".into(), 16), ("219".into(), 8), ("unknown".into(), 3)]
+    );
+    assert_eq!(
+        buckets(&r.by_kernel),
+        vec![
+            ("5.4.0-1045-aws".into(), 16),
+            ("4.14.336-253.554.amzn2.x86_64".into(), 8),
+            ("3.10.0-1160.el7.x86_64".into(), 3)
+        ]
+    );
+    assert_eq!(buckets(&r.by_mode), vec![("legacy".into(), 27)]);
+    assert_eq!(r.verdicts.total(), 27);
+    // Per rule: which hosts, exactly.
+    let rule = |id: &str| {
+        r.rules
+            .iter()
+            .find(|x| x.rule == id)
+            .unwrap_or_else(|| panic!("no {id}"))
+    };
+    assert_eq!(rule("host.named-hierarchy").hosts, 27);
+    assert_eq!(rule("devices.list").members, names("docker-", 0..8));
+    let centos_docker: Vec<String> = {
+        let mut v: Vec<String> = (0..3).map(|i| format!("centos-{i}")).collect();
+        v.extend(names("docker-", 0..8));
+        v
+    };
+    assert_eq!(
+        rule("host.kernel-too-old").members,
+        centos_docker,
+        "3.10 and 4.14 lack v2 files"
+    );
+    assert_eq!(rule("blkio.weight").members, centos_docker);
+    assert_eq!(rule("host.internal-processes").hosts, 3);
+    assert_eq!(
+        r.rules.len(),
+        9,
+        "{:?}",
+        r.rules.iter().map(|x| &x.rule).collect::<Vec<_>>()
+    );
+    assert!(r.blockers.is_empty());
+    assert_eq!(
+        (
+            r.verdicts.ready,
+            r.verdicts.ready_with_changes,
+            r.verdicts.blocked
+        ),
+        (0, 27, 0)
+    );
+}
+
+#[test]
+fn audits_group_like_snapshots_where_they_can_see() {
+    let dir = scratch();
+    write_fleet(dir.path(), true);
+    let r = run(
+        &collect_inputs(&[dir.path().to_path_buf()]).unwrap(),
+        &rules(),
+        &FleetOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(r.hosts, 27);
+    assert_eq!(r.inputs.get(&cgmig::fleet::InputKind::Audit), Some(&27));
+    let sizes: Vec<usize> = r.families.iter().map(|f| f.hosts).collect();
+    // An audit lists only cgroups with findings or conversions: the empty
+    // nested cgroup of k8s-13/14 is invisible, so they join the k8s family.
+    assert_eq!(sizes, vec![15, 8, 3, 1]);
+    assert!(r.families.iter().all(|f| f.plan.is_none()));
+    assert_eq!(r.by_systemd[0].value, "245");
+}
+
+#[test]
+fn blockers_are_ranked_by_hosts_affected() {
+    let dir = scratch();
+    let rules = rules();
+    for i in 0..3 {
+        let mut s = load("legacy-exotic");
+        s.hostname = format!("exotic-{i}");
+        shift_pids(&mut s, 50 * i);
+        let root = scratch();
+        materialize(&s, root.path(), &rules).unwrap();
+        let snap = cgmig::scan::scan(&cgmig::host::Root::new(root.path()).unwrap()).unwrap();
+        let text = serde_json::to_string(&snap).unwrap();
+        std::fs::write(dir.path().join(format!("exotic-{i}.json")), text).unwrap();
+    }
+    let r = run(
+        &collect_inputs(&[dir.path().to_path_buf()]).unwrap(),
+        &rules,
+        &FleetOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(r.verdicts.blocked, 3);
+    assert_eq!(r.families.len(), 1, "PIDs differ, layout does not");
+    assert_eq!(r.blockers.len(), 1);
+    assert_eq!(r.blockers[0].rule, "host.split-threads-domain");
+    assert_eq!(r.blockers[0].members, vec!["exotic-0", "exotic-1", "exotic-2"]);
+    let html = cgmig::fleet::render(&r, cgmig::fleet::FleetFormat::Html);
+    assert_eq!(html.matches("<rect class=\"bar\"").count(), 1);
+}
+
+#[test]
+fn normalization_keeps_real_names() {
+    assert_eq!(
+        normalize_name("/system.slice/sshd.service"),
+        "/system.slice/sshd.service"
+    );
+    assert_ne!(
+        normalize_name("/kubepods/burstable"),
+        normalize_name("/kubepods/besteffort")
+    );
+    assert_eq!(
+        normalize_name(&format!("/kubepods/pod{}", uuid(1))),
+        normalize_name(&format!("/kubepods/pod{}", uuid(2)))
+    );
+}
+
+#[test]
+fn cli_formats_and_bad_inputs() {
+    let dir = scratch();
+    write_fleet(dir.path(), true);
+    let d = dir.path().to_str().unwrap();
+    let out = cgmig(&["fleet", d, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema"], "cgmig.fleet/v1");
+    assert_eq!(v["hosts"], 27);
+    let prom = String::from_utf8(cgmig(&["fleet", d, "--format", "prometheus"]).stdout).unwrap();
+    assert!(
+        prom.contains("cgmig_fleet_hosts{schema=\"cgmig.fleet/v1\"} 27\n"),
+        "{prom}"
+    );
+    assert!(prom.contains("cgmig_fleet_families 4\n"));
+    let html = String::from_utf8(cgmig(&["fleet", d, "--format", "html"]).stdout).unwrap();
+    assert!(html.contains("\"hosts\":27"));
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "no external assets"
+    );
+    assert_eq!(html.matches("<tr class=\"family\"").count(), 4);
+    let md = String::from_utf8(cgmig(&["fleet", d, "--format", "markdown"]).stdout).unwrap();
+    assert!(md.contains("## Layout families"));
+
+    std::fs::write(
+        dir.path().join("broken.json"),
+        "{\"schema\": \"cgmig.audit/v1\", \"host\": 1}",
+    )
+    .unwrap();
+    let out = cgmig(&["fleet", d, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.json"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hosts"], 27, "the other hosts are still reported");
+    assert_eq!(
+        v["unreadable"][0]["path"].as_str().unwrap(),
+        dir.path().join("broken.json").to_str().unwrap()
+    );
+
+    let empty = scratch();
+    let out = cgmig(&["fleet", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no input files"));
+}
+
+/// Every visible subcommand path and its long flags, from the clap tree.
+fn command_tree() -> Vec<(Vec<String>, Vec<String>)> {
+    fn walk(c: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, Vec<String>)>) {
+        let flags = c
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .filter(|l| l != "--help" && l != "--version")
+            .collect();
+        out.push((path.clone(), flags));
+        for s in c
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            let mut p = path.clone();
+            p.push(s.get_name().to_string());
+            walk(s, p, out);
+        }
+    }
+    let mut cmd = cgmig::cli::Cli::command();
+    cmd.build();
+    let mut out = Vec::new();
+    walk(&cmd, Vec::new(), &mut out);
+    out
+}
+
+#[test]
+fn man_pages_and_completions_name_every_subcommand_and_flag() {
+    let tree = command_tree();
+    assert!(tree.iter().any(|(p, _)| p == &["fleet".to_string()]));
+    let dir = scratch();
+    let out = cgmig(&["man", "-o", dir.path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (path, flags) in &tree {
+        let file = std::iter::once("cgmig".to_string())
+            .chain(path.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("-");
+        let text = std::fs::read_to_string(dir.path().join(format!("{file}.1")))
+            .unwrap_or_else(|e| panic!("man page {file}.1: {e}"))
+            .replace('\\', "");
+        for f in flags {
+            assert!(text.contains(f.as_str()), "{file}.1 does not mention {f}");
+        }
+        if let Some(last) = path.last() {
+            let parent = std::iter::once("cgmig".to_string())
+                .chain(path[..path.len() - 1].iter().cloned())
+                .collect::<Vec<_>>()
+                .join("-");
+            let ptext = std::fs::read_to_string(dir.path().join(format!("{parent}.1"))).unwrap();
+            assert!(ptext.contains(last.as_str()), "{parent}.1 does not list {last}");
+        }
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cgmig(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8(out.stdout).unwrap();
+        for (path, flags) in &tree {
+            if let Some(last) = path.last() {
+                assert!(text.contains(last.as_str()), "{shell} completion lacks {last}");
+            }
+            for f in flags {
+                // fish writes `-l format`, the others `--format`.
+                let fish = format!("-l {}", &f[2..]);
+                assert!(
+                    text.contains(f.as_str()) || (shell == "fish" && text.contains(&fish)),
+                    "{shell} completion lacks {f} of {path:?}"
+                );
+            }
+        }
+    }
+    assert_ne!(cgmig(&["completions", "tcsh"]).status.code(), Some(0));
+}
