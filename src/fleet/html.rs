@@ -57,6 +57,16 @@ fn fold(rows: Vec<(String, VerdictCounts)>) -> Vec<(String, VerdictCounts)> {
     out
 }
 
+/// Labels longer than the label column are cut (the full text is the tooltip).
+fn short(label: &str) -> String {
+    const MAX: usize = 44;
+    if label.chars().count() <= MAX {
+        return label.to_string();
+    }
+    let head: String = label.chars().take(MAX - 1).collect();
+    format!("{head}…")
+}
+
 /// A stacked horizontal bar chart of verdicts; every segment is a
 /// `<rect data-n>` so the page's script can add them up.
 fn verdict_chart(id: &str, rows: &[(String, VerdictCounts)]) -> String {
@@ -70,10 +80,11 @@ fn verdict_chart(id: &str, rows: &[(String, VerdictCounts)]) -> String {
         let y = i * ROW_H + 4;
         let _ = write!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\"><title>{}</title>{}</text>",
             LABEL_W - 8,
             y + 16,
-            esc(label)
+            esc(label),
+            esc(&short(label))
         );
         let mut x = LABEL_W;
         for ((name, color), n) in COLORS.iter().zip(parts(v)) {
@@ -112,10 +123,11 @@ fn blocker_chart(r: &FleetReport) -> String {
         let w = (b.hosts * BAR_W).div_ceil(max).max(1);
         let _ = write!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect class=\"bar\" data-rule=\"{}\" data-n=\"{}\" x=\"{LABEL_W}\" y=\"{y}\" width=\"{w}\" height=\"{}\" fill=\"#c62828\"><title>{}: {} hosts</title></rect><text x=\"{}\" y=\"{}\">{}</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\"><title>{}</title>{}</text><rect class=\"bar\" data-rule=\"{}\" data-n=\"{}\" x=\"{LABEL_W}\" y=\"{y}\" width=\"{w}\" height=\"{}\" fill=\"#c62828\"><title>{}: {} hosts</title></rect><text x=\"{}\" y=\"{}\">{}</text>",
             LABEL_W - 8,
             y + 16,
             esc(&b.rule),
+            esc(&short(&b.rule)),
             esc(&b.rule),
             b.hosts,
             ROW_H - 6,
