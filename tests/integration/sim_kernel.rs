@@ -438,3 +438,44 @@ fn print_table(rows: &[(String, String, String, &str)], prefix: &str) {
         eprintln!("{call:w$}  {k:28}  {s:28}  {flag}");
     }
 }
+
+/// `from_snapshot` on scanned fixture hosts: the v2 tree, controllers,
+/// placements and values are there, and the seeded state obeys the rules.
+#[test]
+fn simulator_seeded_from_a_scanned_pure_v2_host() {
+    let snap = crate::util::host("pure-v2").scan();
+    let mut sim = Simulator::from_snapshot(&snap);
+    assert_eq!(
+        sim.read("/", "cgroup.controllers").unwrap(),
+        "cpuset cpu io memory hugetlb pids rdma misc"
+    );
+    assert_eq!(sim.cgroup_of(800).as_deref(), Some("/system.slice/nginx.service"));
+    assert_eq!(sim.cgroup_of(1).as_deref(), Some("/init.scope"));
+    // The root's subtree_control, absent from the fixture, is restored
+    // top-down so /system.slice's own setting is consistent.
+    assert_eq!(sim.read("/system.slice", "cgroup.controllers").unwrap(), "cpu io memory pids");
+    assert_eq!(sim.read("/system.slice/nginx.service", "memory.max").unwrap(), "1073741824");
+    assert_eq!(sim.read("/system.slice/nginx.service", "cpu.weight").unwrap(), "200");
+    // And the rules apply: /system.slice has controllers on, so no process may enter it.
+    assert_eq!(
+        sim.write("/system.slice", "cgroup.procs", "800").unwrap_err().errno,
+        Errno::EBUSY
+    );
+    assert_eq!(sim.rmdir("/system.slice/nginx.service").unwrap_err().errno, Errno::EBUSY);
+}
+
+/// A legacy host: no v2 mount, every task at the simulator's root, the v1
+/// cpuset root's CPUs as the possible CPUs.
+#[test]
+fn simulator_seeded_from_a_legacy_host() {
+    let snap = crate::util::host("libvirt-vcpu-threads").scan();
+    let mut sim = Simulator::from_snapshot(&snap);
+    assert_eq!(sim.read("/", "cgroup.controllers").unwrap(), "");
+    let (_, p) = snap.processes()[0];
+    assert_eq!(sim.cgroup_of(p.pid).as_deref(), Some("/"));
+    sim.offer_controller("cpuset");
+    sim.write("/", "cgroup.subtree_control", "+cpuset").unwrap();
+    sim.mkdir("/vm").unwrap();
+    assert_eq!(sim.write("/vm", "cpuset.cpus", "16").unwrap_err().errno, Errno::ERANGE);
+    sim.write("/vm", "cpuset.cpus", "0-15").unwrap();
+}
