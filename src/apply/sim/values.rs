@@ -128,6 +128,8 @@ pub(crate) fn write(file: &str, value: &str, ctx: &Ctx) -> Result<Vec<(String, S
             }
             one(n.to_string())
         }
+        // Resets the watermark; "all content written is completely ignored".
+        "memory.peak" | "memory.swap.peak" => Ok(vec![]),
         "memory.reclaim" => {
             // memory_reclaim: a size (memparse) and optional "swappiness=N".
             let size = value.split_whitespace().next().unwrap_or("");
