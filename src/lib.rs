@@ -19,6 +19,7 @@ pub mod fixture;
 pub mod host;
 pub mod model;
 pub mod plan;
+pub mod readiness;
 pub mod report;
 pub mod rules;
 pub mod scan;

@@ -15,6 +15,7 @@ use crate::model::{SNAPSHOT_SCHEMA, Snapshot};
 use crate::report::{self, DataFormat};
 use crate::rules::{RuleError, RuleSet};
 
+mod convert;
 mod explain;
 
 /// Audit, plan and apply the move of Linux hosts from cgroup v1 to cgroup v2.
@@ -106,6 +107,8 @@ enum Command {
         #[command(flatten)]
         rules: RulesArgs,
     },
+    /// Write the v2 configuration the host needs (systemd drop-ins, LXC, cgconfig, boot lines).
+    Convert(convert::ConvertArgs),
     /// List the rules in force, or check a directory of rules files.
     Rules {
         #[command(subcommand)]
@@ -289,6 +292,7 @@ fn run(cli: Cli) -> Result<i32> {
                 None => bail!("no rule matches {target:?}; `cgmig rules list` shows every rule"),
             }
         }
+        Command::Convert(args) => convert::run(args),
         Command::Rules { action } => match action {
             RulesAction::List { rules } => {
                 let (rules, bad) = load_rules(&rules);
