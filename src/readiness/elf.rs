@@ -195,7 +195,7 @@ pub fn parse_modinfo(text: &str) -> GoBuild {
             ["path", p, ..] => b.path = Some(p.to_string()),
             ["mod", m, v, ..] => b.main = Some((m.to_string(), v.to_string())),
             ["dep", m, v, ..] => b.deps.push((m.to_string(), v.to_string())),
-            ["=>", _path, v, ..] if !v.is_empty() => {
+            ["=>", _path, v, ..] if !v.is_empty() && *v != "(devel)" => {
                 if let Some(last) = b.deps.last_mut() {
                     last.1 = v.to_string();
                 }

@@ -8,5 +8,6 @@ mod kernel;
 mod oracle;
 mod plan;
 mod prop;
+mod readiness;
 mod scan;
 mod vm;
