@@ -41,6 +41,17 @@ impl Default for Limits {
     }
 }
 
+/// Split a path inside an image layer into the layer's root and the rest
+/// (`/var/lib/docker/overlay2/ID/diff`, `/opt/java/release`).
+fn layer_split(abs: &str) -> Option<(String, &str)> {
+    super::runtimes::STORES.iter().find_map(|(_, dir, sub)| {
+        let rest = abs.strip_prefix(dir)?.strip_prefix('/')?;
+        let (id, rest) = rest.split_once('/')?;
+        let rest = rest.strip_prefix(sub)?;
+        (rest.is_empty() || rest.starts_with('/')).then(|| (format!("{dir}/{id}/{sub}"), rest))
+    })
+}
+
 /// Kind of a directory entry (symlinks are not followed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -136,21 +147,38 @@ impl<'a> Reader<'a> {
     /// lead out of the root. Absent paths yield `None` silently.
     fn resolve(&mut self, abs: &str) -> Option<PathBuf> {
         let p = self.root.path(abs);
-        let Some(base) = &self.canonical else {
-            return Some(p);
+        let layer = layer_split(abs);
+        let base = match (&self.canonical, &layer) {
+            (Some(b), _) => b.clone(),
+            (None, Some(_)) => PathBuf::from("/"),
+            (None, None) => return Some(p),
         };
-        match fs::canonicalize(&p) {
-            Ok(c) if c.starts_with(base) => Some(c),
-            Ok(_) => {
-                self.note(&p, "resolves outside the scanned root: skipped");
-                None
+        let c = match fs::canonicalize(&p) {
+            Ok(c) => c,
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                return None;
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => {
                 self.note(&p, format!("cannot resolve: {e}"));
-                None
+                return None;
+            }
+        };
+        if !c.starts_with(&base) {
+            self.note(&p, "resolves outside the scanned root: skipped");
+            return None;
+        }
+        // Inside an image layer a symlink points into the image's own file
+        // system, not the host's: skip the path rather than read a host file.
+        if let Some((layer_root, rest)) = layer
+            && rest.contains('/')
+        {
+            let lr = fs::canonicalize(self.root.path(&layer_root)).ok()?;
+            if c != lr.join(rest.trim_start_matches('/')) {
+                self.stats.skipped += 1;
+                return None;
             }
         }
+        Some(c)
     }
 
     /// Up to `len` bytes at `offset`; `None` if absent or unreadable (noted).

@@ -170,11 +170,33 @@ fn unreadable_and_escaping_files_are_skipped_with_a_diagnostic() {
     std::os::unix::fs::symlink("/etc/passwd", root.join("usr/lib/jvm/evil/release")).unwrap();
     std::fs::create_dir_all(root.join("etc/kernel")).unwrap();
     nix::unistd::mkfifo(&root.join("etc/kernel/cmdline"), nix::sys::stat::Mode::S_IRUSR).unwrap();
+    // An image layer whose JDK is a symlink leading out of the layer into the
+    // host's JDK: the host file must not be reported as the image's.
+    let layer = root.join("var/lib/docker/overlay2/lnk/diff/opt/java");
+    std::fs::create_dir_all(&layer).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../../../usr/lib/jvm/java-17-openjdk-amd64",
+        layer.join("openjdk"),
+    )
+    .unwrap();
+    assert!(
+        layer.join("openjdk/release").is_file(),
+        "the link does reach the host JDK"
+    );
     let snap = h.scan();
+    assert!(
+        !snap
+            .readiness
+            .components
+            .iter()
+            .any(|c| matches!(&c.place, Place::Image { layer, .. } if layer == "lnk")),
+        "{:#?}",
+        snap.readiness.components
+    );
     let diag = |needle: &str| snap.diagnostics.iter().any(|d| d.path.contains(needle));
     assert!(diag("usr/lib/jvm/evil/release"), "{:?}", snap.diagnostics);
     assert!(diag("etc/kernel/cmdline"), "{:?}", snap.diagnostics);
-    assert!(snap.readiness.stats.skipped >= 2);
+    assert!(snap.readiness.stats.skipped >= 3);
 }
 
 fn go_build(dir: &Path, name: &str, with_automaxprocs: bool) -> std::path::PathBuf {
