@@ -109,6 +109,8 @@ fn unit_file(rd: &mut Reader<'_>, path: &str, out: &mut Readiness) {
 pub fn unit_settings(file: &str, text: &str) -> Vec<Setting> {
     let mut out = Vec::new();
     let mut section: Option<String> = None;
+    let mut gomaxprocs = None;
+    let mut program = None;
     for (i, l) in text.lines().enumerate() {
         let l = l.trim();
         if l.starts_with(['#', ';']) || l.is_empty() {
@@ -120,6 +122,16 @@ pub fn unit_settings(file: &str, text: &str) -> Vec<Setting> {
         }
         let Some((k, v)) = l.split_once('=') else { continue };
         let (k, v) = (k.trim(), v.trim());
+        if k == "Environment" && v.contains("GOMAXPROCS=") {
+            gomaxprocs = Some(i + 1);
+        }
+        if k == "ExecStart" && program.is_none() {
+            program = v
+                .trim_start_matches(['-', '@', '+', '!', ':'])
+                .split_whitespace()
+                .next()
+                .map(str::to_string);
+        }
         let key = if LEGACY_DIRECTIVES.contains(&k) || V2_DIRECTIVES.contains(&k) {
             k.to_string()
         } else if k.starts_with("Exec") && writes_v1_path(v) {
@@ -134,6 +146,18 @@ pub fn unit_settings(file: &str, text: &str) -> Vec<Setting> {
             section: section.clone(),
             key,
             value: v.to_string(),
+        });
+    }
+    // An explicit GOMAXPROCS mitigates a Go binary that ignores CPU quota:
+    // record which program the unit starts with it.
+    if let (Some(line), Some(prog)) = (gomaxprocs, program) {
+        out.push(Setting {
+            family: "unit".into(),
+            file: file.into(),
+            line: Some(line),
+            section: Some("Service".into()),
+            key: "GOMAXPROCS".into(),
+            value: prog,
         });
     }
     out
@@ -531,6 +555,14 @@ mod tests {
         assert_eq!(kv[2], ("MemoryMax", "2G", Some("Service")));
         assert_eq!(kv[3].0, "ExecV1Path");
         assert_eq!(s[0].line, Some(4));
+        let g = unit_settings(
+            "u",
+            "[Service]\nEnvironment=GOMAXPROCS=4 X=1\nExecStart=-/usr/local/bin/svc --flag\n",
+        );
+        assert_eq!(
+            (g[0].key.as_str(), g[0].value.as_str(), g[0].line),
+            ("GOMAXPROCS", "/usr/local/bin/svc", Some(2))
+        );
     }
 
     #[test]

@@ -518,7 +518,7 @@ fn component(c: &Component, cx: Context<'_>, r: &Readiness, out: &mut Vec<Findin
                 }
             }
         }
-        "go" => go(c, out),
+        "go" => go(c, r, out),
         "node" if less(v, "22.12").is_some_and(|l| !l) && less(v, "23").unwrap_or(false) => {
             out.push(NODE_22.on(c))
         }
@@ -537,7 +537,35 @@ fn component(c: &Component, cx: Context<'_>, r: &Readiness, out: &mut Vec<Findin
     }
 }
 
-fn go(c: &Component, out: &mut Vec<Finding>) {
+const GO_MITIGATED: Rule = Rule {
+    id: "WR-GO-003",
+    severity: Info,
+    class: NEUTRAL,
+    confidence: V,
+    title: "Go binary ignores CPU quota, but its unit sets GOMAXPROCS",
+    needed: "nothing while GOMAXPROCS matches the unit's CPU quota",
+    why: "An explicit GOMAXPROCS overrides both the runtime default and automaxprocs.",
+    source: "reference §1.2 (a unit or env with GOMAXPROCS= is mitigated)",
+};
+
+fn go(c: &Component, r: &Readiness, out: &mut Vec<Finding>) {
+    let mitigated = r
+        .settings
+        .iter()
+        .filter(|_| c.place == Place::Host)
+        .find(|s| s.family == "unit" && s.key == "GOMAXPROCS" && s.value == c.path);
+    if let Some(s) = mitigated {
+        let mut f = GO_MITIGATED.on(c);
+        f.found = format!(
+            "{} {}; GOMAXPROCS set at {}:{}",
+            c.name,
+            c.version,
+            s.file,
+            s.line.unwrap_or(0)
+        );
+        out.push(f);
+        return;
+    }
     let go125 = version::parse(&c.version).is_some_and(|v| v >= version::parse("1.25").unwrap_or(v.clone()));
     let aware = go125 && c.details.get("containermaxprocs").map(String::as_str) != Some("0");
     match c.details.get("automaxprocs") {

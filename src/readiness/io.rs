@@ -86,6 +86,8 @@ pub struct Reader<'a> {
     pub limits: Limits,
     stats: Stats,
     diags: Vec<Diagnostic>,
+    /// Canonical path of each image layer root seen (one resolution per layer).
+    layer_roots: std::collections::HashMap<String, PathBuf>,
 }
 
 /// Read at most `len` bytes at `offset` of a regular file, without blocking
@@ -121,6 +123,7 @@ impl<'a> Reader<'a> {
             limits,
             stats: Stats::default(),
             diags: Vec::new(),
+            layer_roots: std::collections::HashMap::new(),
         }
     }
 
@@ -153,6 +156,11 @@ impl<'a> Reader<'a> {
             (None, Some(_)) => PathBuf::from("/"),
             (None, None) => return Some(p),
         };
+        // Most candidate paths do not exist: one stat says so, where
+        // canonicalize would read every component's link first.
+        if fs::symlink_metadata(&p).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+            return None;
+        }
         let c = match fs::canonicalize(&p) {
             Ok(c) => c,
             Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
@@ -172,7 +180,14 @@ impl<'a> Reader<'a> {
         if let Some((layer_root, rest)) = layer
             && rest.contains('/')
         {
-            let lr = fs::canonicalize(self.root.path(&layer_root)).ok()?;
+            let lr = match self.layer_roots.get(&layer_root) {
+                Some(lr) => lr.clone(),
+                None => {
+                    let lr = fs::canonicalize(self.root.path(&layer_root)).ok()?;
+                    self.layer_roots.insert(layer_root, lr.clone());
+                    lr
+                }
+            };
             if c != lr.join(rest.trim_start_matches('/')) {
                 self.stats.skipped += 1;
                 return None;

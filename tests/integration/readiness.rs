@@ -267,6 +267,13 @@ fn go_binaries_built_here_are_read_from_their_build_info() {
     };
     place("usr/local/bin/svc", &with);
     place("var/lib/docker/overlay2/abc/diff/app/plain", &without);
+    // The same binary on the host, started by a unit that pins GOMAXPROCS.
+    place("usr/local/bin/plain", &without);
+    std::fs::write(
+        h.root().join("etc/systemd/system/plain.service"),
+        "[Service]\nEnvironment=GOMAXPROCS=2\nExecStart=/usr/local/bin/plain\n",
+    )
+    .unwrap();
     let snap = h.scan();
     let go: Vec<_> = snap
         .readiness
@@ -274,7 +281,7 @@ fn go_binaries_built_here_are_read_from_their_build_info() {
         .iter()
         .filter(|c| c.name == "go")
         .collect();
-    assert_eq!(go.len(), 2, "{go:#?}");
+    assert_eq!(go.len(), 3, "{go:#?}");
     let svc = go.iter().find(|c| c.path == "/usr/local/bin/svc").unwrap();
     assert!(svc.version.starts_with("go1."), "{svc:?}");
     assert_eq!(
@@ -296,6 +303,10 @@ fn go_binaries_built_here_are_read_from_their_build_info() {
         Some(("WR-GO-001", Class::BreaksAfterSwitch))
     );
     assert_eq!(rule_for("/app/plain"), Some(("WR-GO-002", Class::AlreadyWrong)));
+    assert_eq!(
+        rule_for("/usr/local/bin/plain"),
+        Some(("WR-GO-003", Class::Neutral))
+    );
 }
 
 #[test]
