@@ -126,6 +126,7 @@ fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
         }
     }
     Snapshot {
+        readiness: Default::default(),
         schema: SNAPSHOT_SCHEMA.into(),
         host: HostInfo {
             kernel: Some("6.1.0".into()),

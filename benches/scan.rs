@@ -119,6 +119,7 @@ pub fn synthetic(cgroups: usize, threads: usize) -> HostSpec {
         kernel: "5.10.0".into(),
         cmdline: "ro".into(),
         hostname: "bench".into(),
+        files: Default::default(),
         hierarchies,
         unbound_controllers: vec![],
         root_settings: [

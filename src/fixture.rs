@@ -191,6 +191,10 @@ pub struct HostSpec {
     /// Processes.
     #[serde(default)]
     pub processes: Vec<ProcessSpec>,
+    /// Other files of the host by absolute path (configuration, JDK `release`
+    /// files, image layers under `/var/lib/docker/...`), written verbatim.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
 }
 
 fn default_hostname() -> String {
@@ -326,6 +330,9 @@ pub fn materialize(spec: &HostSpec, dir: &Path, rules: &RuleSet) -> Result<(), F
     w.file("/proc/sys/kernel/osrelease", &format!("{}\n", spec.kernel))?;
     w.file("/proc/sys/kernel/hostname", &format!("{}\n", spec.hostname))?;
     w.file("/proc/cmdline", &format!("{}\n", spec.cmdline))?;
+    for (path, content) in &spec.files {
+        w.file(path, content)?;
+    }
 
     // mountinfo: a root, /proc, /sys, a tmpfs at /sys/fs/cgroup unless cgroup2 is there.
     let mut mi = String::new();

@@ -20,6 +20,7 @@ pub mod fleet;
 pub mod host;
 pub mod model;
 pub mod plan;
+pub mod readiness;
 pub mod report;
 pub mod rules;
 pub mod scan;

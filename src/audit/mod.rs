@@ -7,6 +7,7 @@
 //! verdict, a summary, grouped findings and every conversion with its formula.
 
 mod facts;
+pub mod readiness;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -206,6 +207,9 @@ pub struct Report {
     pub conversions: Vec<Converted>,
     /// Scan diagnostics (unreadable files), carried through.
     pub diagnostics: Vec<crate::model::Diagnostic>,
+    /// Workload and configuration readiness (its findings are in `findings` too).
+    #[serde(default)]
+    pub readiness: readiness::Section,
 }
 
 impl Report {
@@ -400,6 +404,8 @@ pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
     }
     // Kernel support for what the conversions and findings need.
     findings.extend(facts::kernel_too_old(snap, rules, &conversions));
+    let readiness = readiness::section(snap);
+    findings.extend(readiness::audit_findings(&readiness));
 
     findings.sort_by(|a, b| {
         b.severity
@@ -439,6 +445,7 @@ pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
         findings,
         conversions,
         diagnostics: snap.diagnostics.clone(),
+        readiness,
     }
 }
 

@@ -134,6 +134,7 @@ fn table(r: &Report) -> String {
         }
         let _ = writeln!(out, "\nconversions:\n{t}");
     }
+    let _ = write!(out, "\n{}", super::readiness::render(&r.readiness));
     if !r.diagnostics.is_empty() {
         let _ = writeln!(
             out,
@@ -188,6 +189,11 @@ fn markdown(r: &Report) -> String {
             let _ = writeln!(out, "| `{rule}` | {n} |");
         }
     }
+    let _ = write!(
+        out,
+        "\n## Workload readiness\n\n```text\n{}```\n",
+        super::readiness::render(&r.readiness)
+    );
     out
 }
 

@@ -16,6 +16,8 @@ use crate::report::{self, DataFormat};
 use crate::rules::{RuleError, RuleSet};
 
 mod completions;
+
+mod convert;
 mod explain;
 mod fleet;
 
@@ -108,6 +110,8 @@ enum Command {
         #[command(flatten)]
         rules: RulesArgs,
     },
+    /// Write the v2 configuration the host needs (systemd drop-ins, LXC, cgconfig, boot lines).
+    Convert(convert::ConvertArgs),
     /// List the rules in force, or check a directory of rules files.
     Rules {
         #[command(subcommand)]
@@ -301,6 +305,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Fleet(args) => fleet::run(args),
         Command::Completions(args) => completions::run_completions(args),
         Command::Man(args) => completions::run_man(args),
+
+        Command::Convert(args) => convert::run(args),
         Command::Rules { action } => match action {
             RulesAction::List { rules } => {
                 let (rules, bad) = load_rules(&rules);

@@ -313,6 +313,10 @@ pub struct Snapshot {
     pub diagnostics: Vec<Diagnostic>,
     /// Benign races.
     pub vanished: Vanished,
+    /// Workload and configuration readiness found from files (absent in
+    /// snapshots from before it existed).
+    #[serde(default)]
+    pub readiness: crate::readiness::Readiness,
 }
 
 impl PartialEq for Snapshot {
@@ -326,6 +330,7 @@ impl PartialEq for Snapshot {
             && self.host == other.host
             && self.diagnostics == other.diagnostics
             && self.vanished == other.vanished
+            && self.readiness == other.readiness
             && self.graph.node_weights().eq(other.graph.node_weights())
             && edges(&self.graph) == edges(&other.graph)
     }

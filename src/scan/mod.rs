@@ -222,7 +222,9 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
         }
     }
 
+    let readiness = crate::readiness::scan(root, kernel.as_deref(), &mut diags);
     Ok(Snapshot {
+        readiness,
         schema: SNAPSHOT_SCHEMA.to_string(),
         host: HostInfo {
             kernel,

@@ -10,6 +10,7 @@ mod kernel_util;
 mod oracle;
 mod plan;
 mod prop;
+mod readiness;
 mod scan;
 mod sim_kernel;
 mod vm;

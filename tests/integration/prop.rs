@@ -155,6 +155,7 @@ fn to_spec(h: &HostPlan) -> HostSpec {
         kernel: "6.1.0".into(),
         cmdline: String::new(),
         hostname: "prop".into(),
+        files: Default::default(),
         hierarchies,
         unbound_controllers: vec![],
         root_settings: [

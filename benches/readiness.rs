@@ -1,0 +1,165 @@
+//! Readiness scan benchmark: a generated host tree of 100,000 files, 200
+//! container images' worth of overlay2 layers (4 layers each, with JDK
+//! release files, dpkg databases, Node headers and ELF-looking executables
+//! in bin directories), 2,000 unit files and the usual configuration.
+//!
+//! Run: `cargo bench --bench readiness`. Prints files, layers, the scan's own
+//! read counters and the time per scan (best of 5, after one warm-up).
+
+use std::fs;
+use std::path::Path;
+use std::time::Instant;
+
+use cgmig::host::Root;
+use cgmig::readiness::scan;
+
+const IMAGES: usize = 200;
+const LAYERS_PER_IMAGE: usize = 4;
+const TOTAL_FILES: usize = 100_000;
+
+fn write(root: &Path, rel: &str, content: &[u8]) {
+    let p = root.join(rel.trim_start_matches('/'));
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, content).unwrap();
+}
+
+fn exec(root: &Path, rel: &str, size: usize) {
+    let mut body = b"\x7fELF\x02\x01\x01".to_vec();
+    body.resize(size, 0);
+    write(root, rel, &body);
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(
+        root.join(rel.trim_start_matches('/')),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+}
+
+/// Build the tree; returns the number of files written.
+fn generate(root: &Path) -> usize {
+    let mut n = 0;
+    for i in 0..2000 {
+        write(
+            root,
+            &format!("/etc/systemd/system/app{i}.service"),
+            b"[Service]\nExecStart=/bin/true\nCPUShares=512\nMemoryLimit=1G\n",
+        );
+        n += 1;
+    }
+    write(
+        root,
+        "/etc/docker/daemon.json",
+        br#"{"exec-opts": ["native.cgroupdriver=cgroupfs"]}"#,
+    );
+    write(
+        root,
+        "/etc/default/grub",
+        b"GRUB_CMDLINE_LINUX=\"systemd.unified_cgroup_hierarchy=0\"\n",
+    );
+    write(
+        root,
+        "/usr/lib/jvm/java-11/release",
+        b"JAVA_VERSION=\"11.0.14\"\n",
+    );
+    let mut dpkg = String::new();
+    for i in 0..1500 {
+        dpkg.push_str(&format!(
+            "Package: pkg{i}\nStatus: install ok installed\nVersion: 1.{i}\n\n"
+        ));
+    }
+    dpkg.push_str("Package: docker-ce\nStatus: install ok installed\nVersion: 5:19.03.15\n\n");
+    write(root, "/var/lib/dpkg/status", dpkg.as_bytes());
+    n += 4;
+    for l in 0..IMAGES * LAYERS_PER_IMAGE {
+        let base = format!("/var/lib/docker/overlay2/layer{l:04}/diff");
+        match l % LAYERS_PER_IMAGE {
+            0 => {
+                write(root, &format!("{base}/var/lib/dpkg/status"), dpkg.as_bytes());
+                n += 1;
+            }
+            1 => {
+                write(
+                    root,
+                    &format!("{base}/opt/java/openjdk/release"),
+                    b"JAVA_VERSION=\"1.8.0_292\"\n",
+                );
+                n += 1;
+            }
+            2 => {
+                write(root, &format!("{base}/usr/local/include/node/node_version.h"),
+                    b"#define NODE_MAJOR_VERSION 18\n#define NODE_MINOR_VERSION 1\n#define NODE_PATCH_VERSION 0\n");
+                n += 1;
+            }
+            _ => {
+                for b in 0..5 {
+                    exec(root, &format!("{base}/usr/local/bin/tool{b}"), 70 << 10);
+                    n += 1;
+                }
+            }
+        }
+    }
+    // Fill the rest with ordinary files the detectors must not cost much on:
+    // shared libraries, docs and small executables in bin directories.
+    let mut i = 0;
+    while n < TOTAL_FILES {
+        let l = i % (IMAGES * LAYERS_PER_IMAGE);
+        let rel = match i % 3 {
+            0 => format!("/var/lib/docker/overlay2/layer{l:04}/diff/usr/share/doc/f{i}"),
+            1 => format!("/var/lib/docker/overlay2/layer{l:04}/diff/usr/lib/lib{i}.so"),
+            _ => format!("/var/lib/docker/overlay2/layer{l:04}/diff/usr/bin/cmd{i}"),
+        };
+        if i % 3 == 2 {
+            exec(root, &rel, 256);
+        } else {
+            write(root, &rel, b"x");
+        }
+        n += 1;
+        i += 1;
+    }
+    n
+}
+
+fn main() {
+    let dir = tempfile::Builder::new()
+        .prefix("cgmig-bench-readiness-")
+        .tempdir_in(if Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        })
+        .unwrap();
+    let t = Instant::now();
+    let files = generate(dir.path());
+    println!(
+        "generated {files} files, {} layers in {:.1?}",
+        IMAGES * LAYERS_PER_IMAGE,
+        t.elapsed()
+    );
+    let root = Root::new(dir.path()).unwrap();
+    let mut diags = Vec::new();
+    let r = scan(&root, Some("5.10.0"), &mut diags);
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut d = Vec::new();
+        let r2 = scan(&root, Some("5.10.0"), &mut d);
+        best = best.min(t.elapsed().as_secs_f64());
+        assert_eq!(r2.components.len(), r.components.len());
+    }
+    let s = &r.stats;
+    println!(
+        "readiness scan: {} components, {} settings; read {} files, {} bytes, listed {} directories, {} layers; {} skipped",
+        r.components.len(),
+        r.settings.len(),
+        s.files_read,
+        s.bytes_read,
+        s.dirs_listed,
+        s.layers,
+        s.skipped
+    );
+    println!(
+        "best of 5: {:.1} ms per scan ({:.2} µs per generated file)",
+        best * 1e3,
+        best * 1e6 / files as f64
+    );
+}

@@ -1,0 +1,463 @@
+//! Workload readiness: the fixture hosts' readiness sections (reviewed
+//! snapshots), real Go binaries built here with and without automaxprocs,
+//! bounds and containment, and `cgmig convert` output parsed back and checked
+//! with `systemd-analyze verify`.
+//!
+//! The Go and systemd-analyze tests print why they skip when the tool is
+//! missing; CI (`scripts/test` as root) sets `CGMIG_REQUIRE_READINESS_TOOLS=1`
+//! and installs golang-go, golang-uber-automaxprocs-dev and systemd, so there
+//! they must run.
+
+use std::path::Path;
+use std::process::Command;
+
+use cgmig::audit::readiness::{Section, render, section};
+use cgmig::readiness::config::{cgconfig, lxc_settings};
+use cgmig::readiness::convert::{DROPIN, convert};
+use cgmig::readiness::{Class, Place};
+use cgmig::rules::Severity;
+
+use crate::util::*;
+
+fn readiness_of(name: &str) -> (Section, cgmig::model::Snapshot) {
+    let snap = host(name).scan();
+    (section(&snap), snap)
+}
+
+/// A missing tool: skip with a reason, or fail where CI requires the tools.
+fn tool_missing(tool: &str, why: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return false;
+    }
+    if std::env::var("CGMIG_REQUIRE_READINESS_TOOLS").as_deref() == Ok("1") {
+        panic!("{tool} is required (CGMIG_REQUIRE_READINESS_TOOLS=1): {why}");
+    }
+    eprintln!("SKIPPED: {tool} not installed: {why}");
+    true
+}
+
+#[test]
+fn readiness_fixtures_render_to_their_reviewed_sections() {
+    for name in ["readiness-hybrid", "readiness-v2-ready"] {
+        let (s, _) = readiness_of(name);
+        // Byte counts depend on nothing random, but keep the snapshot about findings.
+        let text = render(&s);
+        let text = text.split_once('\n').map_or("", |(_, rest)| rest);
+        insta::assert_snapshot!(format!("readiness-{name}"), text);
+    }
+}
+
+#[test]
+fn hybrid_fixture_finds_every_family_with_file_version_and_source() {
+    let (s, _) = readiness_of("readiness-hybrid");
+    let rules: std::collections::BTreeSet<&str> = s.findings.iter().map(|f| f.rule.as_str()).collect();
+    for want in [
+        "WR-JVM-001",
+        "WR-NODE-001",
+        "WR-DOTNET-001",
+        "WR-RT-001",
+        "WR-RT-002",
+        "WR-RT-004",
+        "WR-RT-005",
+        "WR-K8S-002",
+        "WR-K8S-003",
+        "WR-K8S-005",
+        "WR-SD-001",
+        "WR-SD-002",
+        "WR-SD-003",
+        "WR-LXC-001",
+        "WR-LXC-002",
+        "WR-LIBCG-001",
+        "WR-LIBCG-002",
+        "WR-KERN-002",
+        "WR-AGT-001",
+        "WR-GPU-001",
+    ] {
+        assert!(rules.contains(want), "{want} missing; found {rules:?}");
+    }
+    for f in &s.findings {
+        assert!(
+            !f.file.is_empty() && !f.found.is_empty() && !f.needed.is_empty() && !f.source.is_empty(),
+            "{f:?}"
+        );
+    }
+    // Images are scanned: the JDK 8u292 comes from a docker layer.
+    assert!(s.findings.iter().any(|f| f.rule == "WR-JVM-001"
+        && matches!(&f.place, Place::Image { store, .. } if store == "docker")
+        && f.found.contains("1.8.0_292")));
+    assert!(
+        s.components
+            .iter()
+            .any(|c| c.name == "node"
+                && matches!(&c.place, Place::Image { store, .. } if store == "containerd"))
+    );
+    assert!(
+        s.components.iter().any(
+            |c| c.name == "dotnet" && matches!(&c.place, Place::Image { store, .. } if store == "podman")
+        )
+    );
+    // The kubelet refusing v1 is already wrong on this v1 host, not a regression.
+    let k8s = s.findings.iter().find(|f| f.rule == "WR-K8S-003").unwrap();
+    assert_eq!(
+        (k8s.class, k8s.severity),
+        (Class::AlreadyWrong, Severity::Blocker)
+    );
+    // Unverified rows never block: cgrules is info.
+    let cgrules = s.findings.iter().find(|f| f.rule == "WR-LIBCG-002").unwrap();
+    assert_eq!(cgrules.severity, Severity::Info);
+    // A covered legacy directive is info, an uncovered one an error.
+    assert!(s.findings.iter().any(|f| f.rule == "WR-SD-001"
+        && f.file.contains("nginx.service.d")
+        && f.severity == Severity::Info));
+    assert!(
+        s.findings
+            .iter()
+            .any(|f| f.rule == "WR-SD-001" && f.file.contains("legacy-app") && f.severity == Severity::Error)
+    );
+    assert!(s.stats.layers >= 4 && s.stats.files_read > 10, "{:?}", s.stats);
+}
+
+#[test]
+fn ready_host_has_nothing_worse_than_info_and_old_hosts_stay_silent() {
+    let (s, _) = readiness_of("readiness-v2-ready");
+    assert!(s.components.len() >= 6, "{:?}", s.components);
+    let bad: Vec<_> = s
+        .findings
+        .iter()
+        .filter(|f| f.severity > Severity::Info)
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    // Hosts without these files get no readiness finding at all.
+    let (s, _) = readiness_of("pure-v2");
+    assert!(s.scanned && s.findings.is_empty(), "{:?}", s.findings);
+}
+
+#[test]
+fn audit_includes_readiness_findings_and_snapshot_round_trips() {
+    let h = host("readiness-hybrid");
+    let snap = h.scan();
+    let r = cgmig::audit::audit(&snap, &rules());
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.rule == "WR-RT-004" && f.file.as_deref() == Some("/etc/docker/daemon.json:4"))
+    );
+    let table = cgmig::audit::render(&r, cgmig::audit::AuditFormat::Table);
+    assert!(
+        table.contains("breaks after the switch") && table.contains("already wrong before it"),
+        "{table}"
+    );
+    let json = serde_json::to_string(&snap).unwrap();
+    let back: cgmig::model::Snapshot = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, snap);
+    // An old snapshot without the field still loads.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v.as_object_mut().unwrap().remove("readiness");
+    let old: cgmig::model::Snapshot = serde_json::from_value(v).unwrap();
+    assert!(!old.readiness.scanned);
+}
+
+#[test]
+fn unreadable_and_escaping_files_are_skipped_with_a_diagnostic() {
+    let h = host("readiness-v2-ready");
+    let root = h.root();
+    // A release file that points out of the root, and a FIFO where a config is expected.
+    std::fs::create_dir_all(root.join("usr/lib/jvm/evil")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("usr/lib/jvm/evil/release")).unwrap();
+    std::fs::create_dir_all(root.join("etc/kernel")).unwrap();
+    nix::unistd::mkfifo(&root.join("etc/kernel/cmdline"), nix::sys::stat::Mode::S_IRUSR).unwrap();
+    // An image layer whose JDK is a symlink leading out of the layer into the
+    // host's JDK: the host file must not be reported as the image's.
+    let layer = root.join("var/lib/docker/overlay2/lnk/diff/opt/java");
+    std::fs::create_dir_all(&layer).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../../../usr/lib/jvm/java-17-openjdk-amd64",
+        layer.join("openjdk"),
+    )
+    .unwrap();
+    assert!(
+        layer.join("openjdk/release").is_file(),
+        "the link does reach the host JDK"
+    );
+    let snap = h.scan();
+    assert!(
+        !snap
+            .readiness
+            .components
+            .iter()
+            .any(|c| matches!(&c.place, Place::Image { layer, .. } if layer == "lnk")),
+        "{:#?}",
+        snap.readiness.components
+    );
+    let diag = |needle: &str| snap.diagnostics.iter().any(|d| d.path.contains(needle));
+    assert!(diag("usr/lib/jvm/evil/release"), "{:?}", snap.diagnostics);
+    assert!(diag("etc/kernel/cmdline"), "{:?}", snap.diagnostics);
+    assert!(snap.readiness.stats.skipped >= 3);
+}
+
+fn go_build(dir: &Path, name: &str, with_automaxprocs: bool) -> std::path::PathBuf {
+    let src = dir.join(name);
+    std::fs::create_dir_all(&src).unwrap();
+    let (import, require) = if with_automaxprocs {
+        (
+            "import _ \"go.uber.org/automaxprocs\"\n",
+            "require go.uber.org/automaxprocs v1.4.0\nreplace go.uber.org/automaxprocs => /usr/share/gocode/src/go.uber.org/automaxprocs\n",
+        )
+    } else {
+        ("", "")
+    };
+    std::fs::write(
+        src.join("go.mod"),
+        format!("module example.com/{name}\n\ngo 1.19\n{require}"),
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("main.go"),
+        format!("package main\n\n{import}\nfunc main() {{}}\n"),
+    )
+    .unwrap();
+    let out = dir.join(format!("{name}.bin"));
+    let o = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(&src)
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", dir.join("cache"))
+        .env("GOPATH", dir.join("gopath"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "go build {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+#[test]
+fn go_binaries_built_here_are_read_from_their_build_info() {
+    if tool_missing(
+        "go",
+        "Go binaries with and without automaxprocs are built by this test (apt-get install golang-go)",
+    ) {
+        return;
+    }
+    if !Path::new("/usr/share/gocode/src/go.uber.org/automaxprocs").is_dir() {
+        if std::env::var("CGMIG_REQUIRE_READINESS_TOOLS").as_deref() == Ok("1") {
+            panic!("golang-uber-automaxprocs-dev is required (CGMIG_REQUIRE_READINESS_TOOLS=1)");
+        }
+        eprintln!("SKIPPED: golang-uber-automaxprocs-dev not installed");
+        return;
+    }
+    let work = scratch();
+    let with = go_build(work.path(), "svc", true);
+    let without = go_build(work.path(), "plain", false);
+    let h = host("readiness-v2-ready");
+    let place = |rel: &str, bin: &Path| {
+        let p = h.root().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::copy(bin, &p).unwrap();
+    };
+    place("usr/local/bin/svc", &with);
+    place("var/lib/docker/overlay2/abc/diff/app/plain", &without);
+    // The same binary on the host, started by a unit that pins GOMAXPROCS.
+    place("usr/local/bin/plain", &without);
+    std::fs::write(
+        h.root().join("etc/systemd/system/plain.service"),
+        "[Service]\nEnvironment=GOMAXPROCS=2\nExecStart=/usr/local/bin/plain\n",
+    )
+    .unwrap();
+    let snap = h.scan();
+    let go: Vec<_> = snap
+        .readiness
+        .components
+        .iter()
+        .filter(|c| c.name == "go")
+        .collect();
+    assert_eq!(go.len(), 3, "{go:#?}");
+    let svc = go.iter().find(|c| c.path == "/usr/local/bin/svc").unwrap();
+    assert!(svc.version.starts_with("go1."), "{svc:?}");
+    assert_eq!(
+        svc.details.get("automaxprocs").map(String::as_str),
+        Some("v1.4.0")
+    );
+    let plain = go.iter().find(|c| c.path == "/app/plain").unwrap();
+    assert!(matches!(&plain.place, Place::Image { store, .. } if store == "docker"));
+    assert!(!plain.details.contains_key("automaxprocs"));
+    let s = section(&snap);
+    let rule_for = |path: &str| {
+        s.findings
+            .iter()
+            .find(|f| f.file == path)
+            .map(|f| (f.rule.as_str(), f.class))
+    };
+    assert_eq!(
+        rule_for("/usr/local/bin/svc"),
+        Some(("WR-GO-001", Class::BreaksAfterSwitch))
+    );
+    assert_eq!(rule_for("/app/plain"), Some(("WR-GO-002", Class::AlreadyWrong)));
+    assert_eq!(
+        rule_for("/usr/local/bin/plain"),
+        Some(("WR-GO-003", Class::Neutral))
+    );
+}
+
+#[test]
+fn converted_files_parse_back() {
+    let (_, snap) = readiness_of("readiness-hybrid");
+    let stages = [(
+        1,
+        "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1".to_string(),
+    )];
+    let out = convert(&snap.readiness, &rules(), &stages);
+    let file = |p: &str| {
+        out.files
+            .iter()
+            .find(|f| f.path == p)
+            .unwrap_or_else(|| panic!("{p}: {out:#?}"))
+    };
+    // LXC: no v1 key is left active; the v2 keys carry converted values.
+    let lxc = lxc_settings("c", &file("/var/lib/lxc/web/config").text);
+    assert!(lxc.iter().all(|s| s.key.starts_with("lxc.cgroup2.")), "{lxc:?}");
+    let kv: Vec<(&str, &str)> = lxc.iter().map(|s| (s.key.as_str(), s.value.as_str())).collect();
+    assert!(kv.contains(&("lxc.cgroup2.memory.max", "536870912")), "{kv:?}");
+    assert!(kv.contains(&("lxc.cgroup2.cpuset.cpus", "0-1")), "{kv:?}");
+    assert!(kv.contains(&("lxc.cgroup2.devices.allow", "c 1:3 rwm")), "{kv:?}");
+    assert!(kv.iter().any(|(k, _)| *k == "lxc.cgroup2.cpu.weight"), "{kv:?}");
+    assert!(
+        out.notes.iter().any(|n| n.contains("net_cls.classid")),
+        "{:?}",
+        out.notes
+    );
+    // cgconfig: parses, no mount section, only v2 files.
+    let cg = cgconfig::parse(&file("/etc/cgconfig.conf").text).unwrap();
+    assert!(cg.iter().all(|b| b.head[0] != "mount"));
+    let settings = cgconfig::settings("/etc/cgconfig.conf", &cg);
+    assert!(!settings.is_empty());
+    for s in &settings {
+        assert!(cgmig::model::files::is_v2_setting(&s.key), "{s:?}");
+    }
+    // Boot lines of the stage, in every file the distribution uses.
+    for p in [
+        "/etc/default/grub",
+        "/boot/loader/entries/4c1d-5.4.0-150-generic.conf",
+        "/etc/kernel/cmdline",
+    ] {
+        let f = out
+            .files
+            .iter()
+            .find(|f| f.path == p && f.stage == Some(1))
+            .unwrap();
+        assert!(
+            f.text.contains("systemd.unified_cgroup_hierarchy=1") && !f.text.contains("hierarchy=0"),
+            "{p}: {}",
+            f.text
+        );
+        assert!(!f.text.contains("legacy_systemd_cgroup_controller"), "{p}");
+    }
+    assert!(
+        file("/etc/default/grub")
+            .text
+            .contains("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet splash\"")
+    );
+}
+
+#[test]
+fn generated_drop_ins_pass_systemd_analyze_verify() {
+    if tool_missing(
+        "systemd-analyze",
+        "verifies generated drop-ins (apt-get install systemd)",
+    ) {
+        return;
+    }
+    let (_, snap) = readiness_of("readiness-hybrid");
+    let out = convert(&snap.readiness, &rules(), &[]);
+    let dropins: Vec<_> = out.files.iter().filter(|f| f.path.ends_with(DROPIN)).collect();
+    assert_eq!(
+        dropins.len(),
+        1,
+        "only legacy-app lacks its v2 counterparts: {dropins:#?}"
+    );
+    let d = dropins[0];
+    assert!(
+        d.text.contains("CPUWeight=50") && d.text.contains("MemoryMax=2G") && d.text.contains("IOWeight=160"),
+        "{}",
+        d.text
+    );
+    assert!(
+        d.text.contains("IODeviceWeight=/dev/sda 200") && d.text.contains("IOReadBandwidthMax=/dev/sda 10M"),
+        "{}",
+        d.text
+    );
+    let dir = scratch();
+    let unit = "legacy-app.service";
+    std::fs::write(
+        dir.path().join(unit),
+        "[Unit]\nDescription=minimal\n[Service]\nExecStart=/bin/true\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join(format!("{unit}.d"))).unwrap();
+    std::fs::write(dir.path().join(format!("{unit}.d/{DROPIN}")), &d.text).unwrap();
+    let verify = || {
+        let o = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(dir.path().join(unit))
+            .output()
+            .unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    // systemd names the drop-in in every warning about it; a clean drop-in gets none.
+    let (ok, err) = verify();
+    assert!(ok, "{err}");
+    let about: Vec<&str> = err.lines().filter(|l| l.contains(DROPIN)).collect();
+    assert!(about.is_empty(), "{about:#?}");
+    // The check can fail: a legacy directive and a typo in the same place are reported.
+    std::fs::write(
+        dir.path().join(format!("{unit}.d/{DROPIN}")),
+        "[Service]\nMemoryLimit=1G\nCPUWeightt=5\n",
+    )
+    .unwrap();
+    let (_, err) = verify();
+    assert!(
+        err.contains(&format!("{DROPIN}:2: Unit uses MemoryLimit=")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{DROPIN}:3: Unknown key")), "{err}");
+}
+
+#[test]
+fn cli_convert_writes_a_reviewable_tree_and_never_overwrites() {
+    let h = host("readiness-hybrid");
+    let work = scratch();
+    let dir = work.path().join("out");
+    let root = h.root().to_str().unwrap();
+    let o = cgmig(&["convert", "--root", root, "-o", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        dir.join(format!("final/etc/systemd/system/legacy-app.service.d/{DROPIN}"))
+            .is_file()
+    );
+    assert!(dir.join("final/var/lib/lxc/web/config").is_file());
+    assert!(dir.join("stage-1/etc/default/grub").is_file());
+    let diff = std::fs::read_to_string(dir.join("changes.diff")).unwrap();
+    assert!(
+        diff.contains("-GRUB_CMDLINE_LINUX=\"systemd.unified_cgroup_hierarchy=0 swapaccount=1\""),
+        "{diff}"
+    );
+    assert!(diff.contains("+lxc.cgroup2.memory.max = 536870912"), "{diff}");
+    // A second run into the same directory is refused, nothing touched.
+    let o = cgmig(&["convert", "--root", root, "-o", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+    // Without -o the diff goes to stdout.
+    let o = cgmig(&["convert", "--root", root]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("+CPUWeight=50"));
+}
