@@ -54,7 +54,10 @@ static UUID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}")
         .expect("valid regex")
 });
-static TOKEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z0-9]+").expect("valid regex"));
+/// A systemd `\xHH` escape (kept verbatim: `\x2d` is a `-` in a unit name,
+/// not a number), or an alphanumeric token.
+static TOKEN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\\x[0-9A-Fa-f]{2}|[A-Za-z0-9]+").expect("valid regex"));
 static DIGITS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9]+").expect("valid regex"));
 
 /// Replace the parts of a name that vary per host by placeholders.
@@ -63,6 +66,12 @@ static DIGITS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9]+").expect("
 /// 2. an alphanumeric token that is (after an optional `pod` prefix) 8 or more
 ///    hex digits with at least one digit → `{id}` (container ids, hashes);
 /// 3. every other run of digits → `{n}` (PIDs, session and vCPU numbers).
+///
+/// A systemd escape such as `\x2d` is left as it is. Numbers inside words
+/// are normalized too (`cpu0`, `numa1`, `vcpu3` → `cpu{n}` ...): per-CPU or
+/// per-NUMA-node cgroups of one shape convert by the same rule, and the set
+/// semantics of [`Layout`] then make a 4-node and an 8-node machine one
+/// family. Hex words without a digit (`deadbeef`, `cafe`) are real names.
 pub fn normalize_name(s: &str) -> String {
     let s = UUID.replace_all(s, "{uid}");
     TOKEN
@@ -71,6 +80,9 @@ pub fn normalize_name(s: &str) -> String {
 }
 
 fn normalize_token(tok: &str) -> String {
+    if tok.starts_with('\\') {
+        return tok.to_string();
+    }
     let (prefix, rest) = match tok.strip_prefix("pod") {
         Some(r) if r.len() >= 8 => ("pod", r),
         _ => ("", tok),
@@ -273,6 +285,16 @@ mod tests {
             ("/machine/vcpu0", "/machine/vcpu{n}"),
             ("/system.slice/sshd.service", "/system.slice/sshd.service"),
             ("/databases/deadbeef", "/databases/deadbeef"),
+            (
+                "/system.slice/system-systemd\\x2dfsck.slice/systemd-fsck@dev-sda1.service",
+                "/system.slice/system-systemd\\x2dfsck.slice/systemd-fsck@dev-sda{n}.service",
+            ),
+            ("/lxc/10.0.3.15", "/lxc/{n}.{n}.{n}.{n}"),
+            ("/numa1/cpu0", "/numa{n}/cpu{n}"),
+            // 8+ digits read as an id: a container id can be all digits, a PID
+            // (at most 4194304) never has 8.
+            ("/batch/20240101", "/batch/{id}"),
+            ("/batch/1234567", "/batch/{n}"),
         ];
         for (raw, want) in cases {
             assert_eq!(normalize_name(raw), want, "{raw}");
