@@ -445,11 +445,15 @@ pub fn run(inputs: &[PathBuf], rules: &RuleSet, opts: &FleetOptions) -> Result<F
         if let Some(dir) = &opts.plans_dir {
             let id = agg.family_id(fp).unwrap_or_default();
             let file = dir.join(format!("family-{id}.json"));
-            let text = crate::report::to_data(&plan, crate::report::DataFormat::Json).unwrap_or_default();
-            crate::report::write_output(Some(&file), &text).map_err(|source| FleetError::Io {
+            let io = |source| FleetError::Io {
                 path: file.clone(),
                 source,
-            })?;
+            };
+            // An empty file where a reviewer expects the family's plan would
+            // be worse than stopping: a serialization failure is an error.
+            let text = crate::report::to_data(&plan, crate::report::DataFormat::Json)
+                .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+            crate::report::write_output(Some(&file), &text).map_err(io)?;
             summary.file = Some(file);
         }
         agg.set_plan(fp, summary);
