@@ -19,7 +19,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::audit::{Report, Subject};
-use crate::model::{Mode, Snapshot, Version};
+use crate::model::{Controller, Mode, Snapshot, Version};
 use crate::plan::Plan;
 use crate::rules::RuleSet;
 
@@ -106,13 +106,16 @@ fn mode_name(m: Mode) -> &'static str {
     }
 }
 
+/// Per hierarchy id: its label, controllers and version.
+type Hierarchies = BTreeMap<u32, (String, Vec<Controller>, Version)>;
+
 /// The layout of a scanned host: hierarchies, cgroups with their settings
 /// pattern and delegation, and process roles.
 pub fn snapshot_layout(snap: &Snapshot, rules: &RuleSet) -> Layout {
     let mut lines = BTreeSet::new();
     lines.insert("input snapshot".to_string());
     lines.insert(format!("mode {}", mode_name(snap.host.mode)));
-    let hierarchies: BTreeMap<u32, _> = snap
+    let hierarchies: Hierarchies = snap
         .hierarchies()
         .into_iter()
         .map(|(_, h)| (h.id, (h.label(), h.controllers.clone(), h.version)))
@@ -120,6 +123,15 @@ pub fn snapshot_layout(snap: &Snapshot, rules: &RuleSet) -> Layout {
     for (label, _, version) in hierarchies.values() {
         lines.insert(format!("hierarchy {label} {version:?}"));
     }
+    cgroup_lines(snap, rules, &hierarchies, &mut lines);
+    process_lines(snap, &hierarchies, &mut lines);
+    Layout { lines }
+}
+
+/// One line per cgroup: normalized path, the files set to a non-default
+/// value (every written file on v2, where there is no v1 default to compare
+/// with), and whether it is delegated.
+fn cgroup_lines(snap: &Snapshot, rules: &RuleSet, hierarchies: &Hierarchies, lines: &mut BTreeSet<String>) {
     for (ci, cg) in snap.cgroups() {
         let Some((label, controllers, version)) = hierarchies.get(&cg.hierarchy) else {
             continue;
@@ -150,6 +162,11 @@ pub fn snapshot_layout(snap: &Snapshot, rules: &RuleSet) -> Layout {
             set.join(",")
         ));
     }
+}
+
+/// One line per user process: normalized comm, uid, where its main thread
+/// sits in every hierarchy, and whether its threads are split.
+fn process_lines(snap: &Snapshot, hierarchies: &Hierarchies, lines: &mut BTreeSet<String>) {
     let split: BTreeSet<u32> = snap
         .split_processes()
         .into_iter()
@@ -190,7 +207,6 @@ pub fn snapshot_layout(snap: &Snapshot, rules: &RuleSet) -> Layout {
             places.join(" ")
         ));
     }
-    Layout { lines }
 }
 
 fn subject_text(s: &Subject) -> String {
