@@ -256,12 +256,16 @@ impl Aggregator {
     }
 
     /// A unique display name: the hostname, or `hostname (file)` when two
-    /// inputs carry the same hostname.
+    /// inputs carry the same hostname, or `hostname (full path)` when even
+    /// the file names repeat (`a/web1.json`, `b/web1.json`).
     fn unique_name(&mut self, rec: &HostRecord) -> String {
         let mut name = rec.name.clone();
         if self.seen.contains(&name) {
             let file = rec.source.file_name().unwrap_or(rec.source.as_os_str());
             name = format!("{} ({})", rec.name, file.to_string_lossy());
+        }
+        if self.seen.contains(&name) {
+            name = format!("{} ({})", rec.name, rec.source.display());
         }
         self.seen.insert(name.clone());
         name
@@ -459,4 +463,45 @@ pub fn run(inputs: &[PathBuf], rules: &RuleSet, opts: &FleetOptions) -> Result<F
         agg.set_plan(fp, summary);
     }
     Ok(agg.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Mode;
+
+    fn rec(name: &str, source: &str) -> HostRecord {
+        HostRecord {
+            name: name.into(),
+            source: source.into(),
+            input: InputKind::Audit,
+            kernel: None,
+            distribution: None,
+            systemd: None,
+            mode: Mode::Legacy,
+            verdict: Verdict::Ready,
+            rules: Vec::new(),
+            layout: Layout {
+                lines: ["mode legacy".to_string()].into(),
+            },
+        }
+    }
+
+    #[test]
+    fn repeated_hostnames_stay_distinct() {
+        let mut agg = Aggregator::new();
+        for src in ["a/web1.json", "b/web1.json", "c/other.json", "d/web1.json"] {
+            agg.add(&rec("web1", src));
+        }
+        let r = agg.finish();
+        assert_eq!(
+            r.families[0].members,
+            vec![
+                "web1",
+                "web1 (b/web1.json)",
+                "web1 (d/web1.json)",
+                "web1 (other.json)"
+            ]
+        );
+    }
 }
