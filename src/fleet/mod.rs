@@ -498,9 +498,9 @@ mod tests {
             r.families[0].members,
             vec![
                 "web1",
-                "web1 (b/web1.json)",
                 "web1 (d/web1.json)",
-                "web1 (other.json)"
+                "web1 (other.json)",
+                "web1 (web1.json)"
             ]
         );
     }
