@@ -354,7 +354,11 @@ impl Aggregator {
                     verdicts: *c,
                 })
                 .collect();
-            v.sort_by(|a, b| b.hosts.cmp(&a.hosts).then_with(|| a.value.cmp(&b.value)));
+            v.sort_by(|a, b| {
+                b.hosts
+                    .cmp(&a.hosts)
+                    .then_with(|| natural_cmp(&a.value, &b.value))
+            });
             v
         };
         let mut rules: Vec<RuleSummary> = self
@@ -417,6 +421,28 @@ impl Aggregator {
             unreadable: self.unreadable,
         }
     }
+}
+
+/// Order kernel and systemd versions as people read them: runs of digits
+/// compare as numbers (`5.4.0` before `5.14.0`, `252` after `99`).
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parts(s: &str) -> Vec<(u8, u64, &str)> {
+        let mut out = Vec::new();
+        let mut rest = s;
+        while let Some(c) = rest.chars().next() {
+            let digit = c.is_ascii_digit();
+            let end = rest
+                .find(|ch: char| ch.is_ascii_digit() != digit)
+                .unwrap_or(rest.len());
+            let (tok, tail) = rest.split_at(end);
+            // A number too long for u64 falls back to its text.
+            let num = if digit { tok.parse().unwrap_or(u64::MAX) } else { 0 };
+            out.push((u8::from(!digit), num, tok));
+            rest = tail;
+        }
+        out
+    }
+    parts(a).cmp(&parts(b)).then_with(|| a.cmp(b))
 }
 
 /// Options of a fleet run.
@@ -485,6 +511,28 @@ mod tests {
                 lines: ["mode legacy".to_string()].into(),
             },
         }
+    }
+
+    #[test]
+    fn versions_sort_numerically() {
+        let mut v = vec![
+            "5.14.0-362.el9",
+            "5.4.0-1045-aws",
+            "unknown",
+            "4.19.0-27",
+            "5.4.226",
+        ];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            vec![
+                "4.19.0-27",
+                "5.4.0-1045-aws",
+                "5.4.226",
+                "5.14.0-362.el9",
+                "unknown"
+            ]
+        );
     }
 
     #[test]
