@@ -19,7 +19,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::audit::{Report, Subject};
-use crate::model::{Mode, Snapshot, Version};
+use crate::model::{Controller, Mode, Snapshot, Version};
 use crate::plan::Plan;
 use crate::rules::RuleSet;
 
@@ -54,7 +54,10 @@ static UUID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}")
         .expect("valid regex")
 });
-static TOKEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z0-9]+").expect("valid regex"));
+/// A systemd `\xHH` escape (kept verbatim: `\x2d` is a `-` in a unit name,
+/// not a number), or an alphanumeric token.
+static TOKEN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\\x[0-9A-Fa-f]{2}|[A-Za-z0-9]+").expect("valid regex"));
 static DIGITS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9]+").expect("valid regex"));
 
 /// Replace the parts of a name that vary per host by placeholders.
@@ -63,6 +66,12 @@ static DIGITS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9]+").expect("
 /// 2. an alphanumeric token that is (after an optional `pod` prefix) 8 or more
 ///    hex digits with at least one digit → `{id}` (container ids, hashes);
 /// 3. every other run of digits → `{n}` (PIDs, session and vCPU numbers).
+///
+/// A systemd escape such as `\x2d` is left as it is. Numbers inside words
+/// are normalized too (`cpu0`, `numa1`, `vcpu3` → `cpu{n}` ...): per-CPU or
+/// per-NUMA-node cgroups of one shape convert by the same rule, and the set
+/// semantics of [`Layout`] then make a 4-node and an 8-node machine one
+/// family. Hex words without a digit (`deadbeef`, `cafe`) are real names.
 pub fn normalize_name(s: &str) -> String {
     let s = UUID.replace_all(s, "{uid}");
     TOKEN
@@ -71,6 +80,9 @@ pub fn normalize_name(s: &str) -> String {
 }
 
 fn normalize_token(tok: &str) -> String {
+    if tok.starts_with('\\') {
+        return tok.to_string();
+    }
     let (prefix, rest) = match tok.strip_prefix("pod") {
         Some(r) if r.len() >= 8 => ("pod", r),
         _ => ("", tok),
@@ -94,13 +106,16 @@ fn mode_name(m: Mode) -> &'static str {
     }
 }
 
+/// Per hierarchy id: its label, controllers and version.
+type Hierarchies = BTreeMap<u32, (String, Vec<Controller>, Version)>;
+
 /// The layout of a scanned host: hierarchies, cgroups with their settings
 /// pattern and delegation, and process roles.
 pub fn snapshot_layout(snap: &Snapshot, rules: &RuleSet) -> Layout {
     let mut lines = BTreeSet::new();
     lines.insert("input snapshot".to_string());
     lines.insert(format!("mode {}", mode_name(snap.host.mode)));
-    let hierarchies: BTreeMap<u32, _> = snap
+    let hierarchies: Hierarchies = snap
         .hierarchies()
         .into_iter()
         .map(|(_, h)| (h.id, (h.label(), h.controllers.clone(), h.version)))
@@ -108,6 +123,15 @@ pub fn snapshot_layout(snap: &Snapshot, rules: &RuleSet) -> Layout {
     for (label, _, version) in hierarchies.values() {
         lines.insert(format!("hierarchy {label} {version:?}"));
     }
+    cgroup_lines(snap, rules, &hierarchies, &mut lines);
+    process_lines(snap, &hierarchies, &mut lines);
+    Layout { lines }
+}
+
+/// One line per cgroup: normalized path, the files set to a non-default
+/// value (every written file on v2, where there is no v1 default to compare
+/// with), and whether it is delegated.
+fn cgroup_lines(snap: &Snapshot, rules: &RuleSet, hierarchies: &Hierarchies, lines: &mut BTreeSet<String>) {
     for (ci, cg) in snap.cgroups() {
         let Some((label, controllers, version)) = hierarchies.get(&cg.hierarchy) else {
             continue;
@@ -138,6 +162,11 @@ pub fn snapshot_layout(snap: &Snapshot, rules: &RuleSet) -> Layout {
             set.join(",")
         ));
     }
+}
+
+/// One line per user process: normalized comm, uid, where its main thread
+/// sits in every hierarchy, and whether its threads are split.
+fn process_lines(snap: &Snapshot, hierarchies: &Hierarchies, lines: &mut BTreeSet<String>) {
     let split: BTreeSet<u32> = snap
         .split_processes()
         .into_iter()
@@ -178,7 +207,6 @@ pub fn snapshot_layout(snap: &Snapshot, rules: &RuleSet) -> Layout {
             places.join(" ")
         ));
     }
-    Layout { lines }
 }
 
 fn subject_text(s: &Subject) -> String {
@@ -273,6 +301,16 @@ mod tests {
             ("/machine/vcpu0", "/machine/vcpu{n}"),
             ("/system.slice/sshd.service", "/system.slice/sshd.service"),
             ("/databases/deadbeef", "/databases/deadbeef"),
+            (
+                "/system.slice/system-systemd\\x2dfsck.slice/systemd-fsck@dev-sda1.service",
+                "/system.slice/system-systemd\\x2dfsck.slice/systemd-fsck@dev-sda{n}.service",
+            ),
+            ("/lxc/10.0.3.15", "/lxc/{n}.{n}.{n}.{n}"),
+            ("/numa1/cpu0", "/numa{n}/cpu{n}"),
+            // 8+ digits read as an id: a container id can be all digits, a PID
+            // (at most 4194304) never has 8.
+            ("/batch/20240101", "/batch/{id}"),
+            ("/batch/1234567", "/batch/{n}"),
         ];
         for (raw, want) in cases {
             assert_eq!(normalize_name(raw), want, "{raw}");

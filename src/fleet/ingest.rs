@@ -4,6 +4,7 @@
 //! Each file is read, reduced and dropped before the next is opened, so
 //! memory stays bounded by the largest single file plus the per-host record.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -88,47 +89,85 @@ impl Loaded {
 /// Every input file: files as given, directories walked recursively for
 /// `*.json`, `*.yaml`, `*.yml` (hidden files skipped), sorted by path so the
 /// report does not depend on directory order.
+///
+/// Symbolic links are followed (report trees are often assembled from links),
+/// but each directory and each file is taken once by its canonical path: a
+/// link back to a parent must not loop, and a host linked from two places
+/// must not count twice. A dangling link is kept so it is reported as
+/// unreadable with its path instead of vanishing silently.
 pub fn collect_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, FleetError> {
-    let mut out = Vec::new();
+    let mut walk = Walk::default();
     for a in args {
         let meta = std::fs::metadata(a).map_err(|source| FleetError::Io {
             path: a.clone(),
             source,
         })?;
         if meta.is_dir() {
-            walk(a, &mut out)?;
+            walk.dir(a)?;
         } else {
-            out.push(a.clone());
+            walk.file(a);
         }
     }
+    let mut out = walk.files;
     out.sort();
-    out.dedup();
     if out.is_empty() {
         return Err(FleetError::NoInputs);
     }
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), FleetError> {
-    let io = |source| FleetError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for e in std::fs::read_dir(dir).map_err(io)? {
-        let e = e.map_err(io)?;
-        let p = e.path();
-        let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') {
-            continue;
-        }
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if [".json", ".yaml", ".yml"].iter().any(|x| name.ends_with(x)) {
-            out.push(p);
+/// The state of one input walk: what was found, and the canonical paths
+/// already taken (the loop and duplicate guard).
+#[derive(Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    seen_dirs: HashSet<PathBuf>,
+    seen_files: HashSet<PathBuf>,
+}
+
+impl Walk {
+    fn file(&mut self, p: &Path) {
+        // A path that cannot be canonicalized (dangling link) is its own key.
+        let key = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if self.seen_files.insert(key) {
+            self.files.push(p.to_path_buf());
         }
     }
-    Ok(())
+
+    fn dir(&mut self, dir: &Path) -> Result<(), FleetError> {
+        let io = |source| FleetError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        if !self.seen_dirs.insert(std::fs::canonicalize(dir).map_err(io)?) {
+            return Ok(());
+        }
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        // Sorted so that of two links to one file the first path is kept.
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            if p.is_dir() {
+                self.dir(&p)?;
+            } else if [".json", ".yaml", ".yml"].iter().any(|x| name.ends_with(x)) {
+                self.file(&p);
+            }
+        }
+        Ok(())
+    }
 }
+
+/// Largest input read (1 GiB). A snapshot of a 100,000-cgroup host is far
+/// smaller; a bigger file is almost surely not a host report, and reading it
+/// whole would break the bounded-memory promise of the fleet run.
+pub const MAX_INPUT_BYTES: u64 = 1 << 30;
 
 #[derive(Deserialize)]
 struct Peek {
@@ -137,14 +176,21 @@ struct Peek {
 
 /// Read one file and reduce it.
 pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), FleetError> {
-    let text = std::fs::read_to_string(path).map_err(|source| FleetError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
     let bad = |message: String| FleetError::Parse {
         path: path.to_path_buf(),
         message,
     };
+    let io = |source| FleetError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_INPUT_BYTES {
+        return Err(bad(format!(
+            "{size} bytes is over the {MAX_INPUT_BYTES}-byte limit for one host report"
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
     let peek: Peek = crate::report::from_data(&text)
         .map_err(|e| bad(format!("not a cgmig snapshot, audit or plan document: {e}")))?;
     let stem = path

@@ -256,12 +256,16 @@ impl Aggregator {
     }
 
     /// A unique display name: the hostname, or `hostname (file)` when two
-    /// inputs carry the same hostname.
+    /// inputs carry the same hostname, or `hostname (full path)` when even
+    /// the file names repeat (`a/web1.json`, `b/web1.json`).
     fn unique_name(&mut self, rec: &HostRecord) -> String {
         let mut name = rec.name.clone();
         if self.seen.contains(&name) {
             let file = rec.source.file_name().unwrap_or(rec.source.as_os_str());
             name = format!("{} ({})", rec.name, file.to_string_lossy());
+        }
+        if self.seen.contains(&name) {
+            name = format!("{} ({})", rec.name, rec.source.display());
         }
         self.seen.insert(name.clone());
         name
@@ -350,7 +354,11 @@ impl Aggregator {
                     verdicts: *c,
                 })
                 .collect();
-            v.sort_by(|a, b| b.hosts.cmp(&a.hosts).then_with(|| a.value.cmp(&b.value)));
+            v.sort_by(|a, b| {
+                b.hosts
+                    .cmp(&a.hosts)
+                    .then_with(|| natural_cmp(&a.value, &b.value))
+            });
             v
         };
         let mut rules: Vec<RuleSummary> = self
@@ -415,6 +423,28 @@ impl Aggregator {
     }
 }
 
+/// Order kernel and systemd versions as people read them: runs of digits
+/// compare as numbers (`5.4.0` before `5.14.0`, `252` after `99`).
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parts(s: &str) -> Vec<(u8, u64, &str)> {
+        let mut out = Vec::new();
+        let mut rest = s;
+        while let Some(c) = rest.chars().next() {
+            let digit = c.is_ascii_digit();
+            let end = rest
+                .find(|ch: char| ch.is_ascii_digit() != digit)
+                .unwrap_or(rest.len());
+            let (tok, tail) = rest.split_at(end);
+            // A number too long for u64 falls back to its text.
+            let num = if digit { tok.parse().unwrap_or(u64::MAX) } else { 0 };
+            out.push((u8::from(!digit), num, tok));
+            rest = tail;
+        }
+        out
+    }
+    parts(a).cmp(&parts(b)).then_with(|| a.cmp(b))
+}
+
 /// Options of a fleet run.
 #[derive(Debug, Default, Clone)]
 pub struct FleetOptions {
@@ -445,14 +475,81 @@ pub fn run(inputs: &[PathBuf], rules: &RuleSet, opts: &FleetOptions) -> Result<F
         if let Some(dir) = &opts.plans_dir {
             let id = agg.family_id(fp).unwrap_or_default();
             let file = dir.join(format!("family-{id}.json"));
-            let text = crate::report::to_data(&plan, crate::report::DataFormat::Json).unwrap_or_default();
-            crate::report::write_output(Some(&file), &text).map_err(|source| FleetError::Io {
+            let io = |source| FleetError::Io {
                 path: file.clone(),
                 source,
-            })?;
+            };
+            // An empty file where a reviewer expects the family's plan would
+            // be worse than stopping: a serialization failure is an error.
+            let text = crate::report::to_data(&plan, crate::report::DataFormat::Json)
+                .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+            crate::report::write_output(Some(&file), &text).map_err(io)?;
             summary.file = Some(file);
         }
         agg.set_plan(fp, summary);
     }
     Ok(agg.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Mode;
+
+    fn rec(name: &str, source: &str) -> HostRecord {
+        HostRecord {
+            name: name.into(),
+            source: source.into(),
+            input: InputKind::Audit,
+            kernel: None,
+            distribution: None,
+            systemd: None,
+            mode: Mode::Legacy,
+            verdict: Verdict::Ready,
+            rules: Vec::new(),
+            layout: Layout {
+                lines: ["mode legacy".to_string()].into(),
+            },
+        }
+    }
+
+    #[test]
+    fn versions_sort_numerically() {
+        let mut v = vec![
+            "5.14.0-362.el9",
+            "5.4.0-1045-aws",
+            "unknown",
+            "4.19.0-27",
+            "5.4.226",
+        ];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            vec![
+                "4.19.0-27",
+                "5.4.0-1045-aws",
+                "5.4.226",
+                "5.14.0-362.el9",
+                "unknown"
+            ]
+        );
+    }
+
+    #[test]
+    fn repeated_hostnames_stay_distinct() {
+        let mut agg = Aggregator::new();
+        for src in ["a/web1.json", "b/web1.json", "c/other.json", "d/web1.json"] {
+            agg.add(&rec("web1", src));
+        }
+        let r = agg.finish();
+        assert_eq!(
+            r.families[0].members,
+            vec![
+                "web1",
+                "web1 (d/web1.json)",
+                "web1 (other.json)",
+                "web1 (web1.json)"
+            ]
+        );
+    }
 }

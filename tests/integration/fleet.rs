@@ -529,3 +529,35 @@ fn man_pages_and_completions_name_every_subcommand_and_flag() {
     }
     assert_ne!(cgmig(&["completions", "tcsh"]).status.code(), Some(0));
 }
+
+#[test]
+fn inputs_follow_links_once_and_never_loop() {
+    use std::os::unix::fs::symlink;
+    let dir = scratch();
+    let d = dir.path();
+    write(d, "/a.json", "{}");
+    write(d, "/sub/b.yaml", "{}");
+    write(d, "/notes.txt", "not an input");
+    write(d, "/.hidden.json", "{}");
+    symlink(d, d.join("sub/loop")).unwrap();
+    symlink(d.join("a.json"), d.join("dup.json")).unwrap();
+    symlink(d.join("nowhere.json"), d.join("dangling.json")).unwrap();
+    let got = cgmig::fleet::collect_inputs(&[d.to_path_buf(), d.join("sub")]).unwrap();
+    // The link back to the top is not walked again, the second link to
+    // a.json is dropped, the dangling link stays so it is reported.
+    assert_eq!(
+        got,
+        vec![d.join("a.json"), d.join("dangling.json"), d.join("sub/b.yaml")]
+    );
+    let out = cgmig(&["fleet", d.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bad: Vec<&str> = v["unreadable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(bad.len(), 3, "{bad:?}");
+    assert!(bad[1].ends_with("dangling.json"), "{bad:?}");
+}
