@@ -425,3 +425,88 @@ fn plan_cli_formats_stage_and_only() {
     let dot = stdout(&cgmig(&["plan", "--root", root, "--format", "dot"]));
     assert!(dot.starts_with("digraph") && dot.contains("cluster_v2") && dot.contains("style=dotted"));
 }
+
+/// The value of `file` on the node at `path`, if the plan sets it.
+fn value_at<'a>(p: &'a Plan, path: &str, file: &str) -> Option<&'a str> {
+    p.node(path)?
+        .settings
+        .iter()
+        .find(|s| s.file == file)
+        .map(|s| s.value.as_str())
+}
+
+fn finding_names(p: &Plan, rule: &str, needle: &str) -> bool {
+    p.findings
+        .iter()
+        .any(|f| f.rule == rule && (f.why.contains(needle) || f.value.as_deref() == Some(needle)))
+}
+
+/// Conversion defects 5-10 of issue 8, on one fixture host built for them.
+#[test]
+fn conversion_edges_keep_behaviour() {
+    let p = plan(&host("conversion-edges").scan(), &rules());
+    // 5: below its default siblings in v1, below them in v2 (default 100).
+    assert_eq!(value_at(&p, "/io/low", "io.weight"), Some("default 50"));
+    assert_eq!(value_at(&p, "/io/low", "io.bfq.weight"), Some("50"));
+    assert_eq!(
+        value_at(&p, "/io/mid", "io.weight"),
+        None,
+        "default stays default"
+    );
+    // weight_device: the systemd formula for both files, never a mix.
+    assert_eq!(value_at(&p, "/io/dev", "io.weight"), Some("8:0 140"));
+    assert_eq!(value_at(&p, "/io/dev", "io.bfq.weight"), Some("8:0 103"));
+    // 6: own freezer state only.
+    assert_eq!(value_at(&p, "/paused", "cgroup.freeze"), Some("1"));
+    assert_eq!(
+        value_at(&p, "/paused/child", "cgroup.freeze"),
+        None,
+        "inherited FROZEN must not freeze the child on its own"
+    );
+    // 7: hugetlb unlimited for every page size is never a number.
+    assert!(
+        p.nodes
+            .iter()
+            .flat_map(|n| &n.settings)
+            .all(|s| !s.file.starts_with("hugetlb.1GB"))
+    );
+    assert_eq!(value_at(&p, "/huge", "hugetlb.2MB.max"), None);
+    assert_eq!(
+        value_at(&p, "/huge/capped", "hugetlb.2MB.max"),
+        Some("1073741824")
+    );
+    // 8: blkio.prio.class has a rule.
+    assert_eq!(value_at(&p, "/io/low", "io.prio.class"), Some("idle"));
+    // 9: behaviour that changes silently gets a finding.
+    assert!(finding_names(&p, "blkio.throttle", "caps the whole subtree"));
+    assert!(
+        finding_names(&p, "memory.soft_limit_in_bytes", "memory_recursiveprot")
+            || p.findings
+                .iter()
+                .any(|f| f.rule == "memory.soft_limit_in_bytes"
+                    && f.remediation.contains("memory_recursiveprot"))
+    );
+    // 10: values outside the kernel's ranges become errors, never plan values.
+    assert_eq!(value_at(&p, "/slow", "cpu.max"), None);
+    assert_eq!(value_at(&p, "/ok", "cpu.max"), Some("50000 100000"));
+    assert!(
+        finding_names(&p, "cpu.cfs_period_us", "2000000") || finding_names(&p, "cpu.cfs_quota_us", "2000000")
+    );
+    assert_eq!(value_at(&p, "/wide", "cpuset.cpus"), None);
+    assert_eq!(value_at(&p, "/narrow", "cpuset.cpus"), Some("2-3"));
+    assert!(finding_names(&p, "cpuset.cpus", "0-15"));
+    assert_eq!(value_at(&p, "/huge-limit", "memory.max"), None);
+    assert!(finding_names(&p, "memory.limit_in_bytes", "18446744073709551615"));
+    for f in p.findings.iter().filter(|f| {
+        matches!(
+            f.rule.as_str(),
+            "cpu.cfs_period_us" | "cpuset.cpus" | "memory.limit_in_bytes"
+        ) && f.title.contains("cannot be converted")
+    }) {
+        assert_eq!(f.severity, cgmig::rules::Severity::Error, "{f:?}");
+        assert!(
+            f.file.is_some() && f.value.is_some(),
+            "names file and value: {f:?}"
+        );
+    }
+}
