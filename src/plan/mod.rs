@@ -16,6 +16,7 @@
 
 mod model;
 mod render;
+mod settings;
 pub mod unify;
 mod validate;
 
@@ -28,6 +29,7 @@ pub use validate::{Violation, validate};
 use crate::audit::{Finding, Subject};
 use crate::model::{Snapshot, Version};
 use crate::rules::{RuleSet, Severity, Strategy};
+use settings::settings_of;
 use unify::{Merged, Prepared};
 
 fn planner_finding(
@@ -122,7 +124,9 @@ pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
             best = Some(m);
         }
     }
-    let merged = best.unwrap_or_else(|| unify::merge(&prep, rules, &base));
+    let merged = best
+        .unwrap_or_else(|| unify::merge(&prep, rules, &base))
+        .fold_same_path(&prep);
     let spine = Spine {
         order: merged.order.iter().map(|h| label(*h)).collect(),
         settings_affected: merged.cost(),
@@ -205,7 +209,13 @@ fn build_nodes(
     while let Some(n) = stack.pop() {
         let mut kids = m.nodes[n].children.clone();
         kids.sort_by(|a, b| m.nodes[*a].name.cmp(&m.nodes[*b].name));
-        let rels: Vec<Vec<String>> = kids.iter().map(|k| rel_name(*k, n)).collect();
+        // Identity first: a node whose origins all have one path P, below its
+        // parent's v2 path, keeps exactly P (kubelet, docker and systemd look
+        // their cgroups up by path).
+        let rels: Vec<Vec<String>> = kids
+            .iter()
+            .map(|k| identity_rel(snap, &m.nodes[*k], &paths[n]).unwrap_or_else(|| rel_name(*k, n)))
+            .collect();
         // Names real (single-component) siblings claim.
         let claimed: BTreeSet<&str> = rels
             .iter()
@@ -237,6 +247,7 @@ fn build_nodes(
             // some processes of /system.slice and not others) says which
             // hierarchy it comes from.
             let parent_name = paths[n].rsplit('/').next().unwrap_or("");
+            let plain = parts.join("/");
             if parts.len() == 1
                 && parts[0] == parent_name
                 && let Some(&(hid, _)) = m.nodes[k].origins.first()
@@ -252,6 +263,12 @@ fn build_nodes(
                 i += 1;
             }
             paths[k] = crate::model::path::join(&paths[n], &candidate);
+            let wanted = identity_rel(snap, &m.nodes[k], &paths[n])
+                .map(|r| crate::model::path::join(&paths[n], &r.join("/")))
+                .unwrap_or_else(|| crate::model::path::join(&paths[n], &plain));
+            if wanted != paths[k] {
+                findings.push(forced_rename(prep, &m.nodes[k], &paths[k], &wanted));
+            }
             stack.push(k);
         }
     }
@@ -298,6 +315,7 @@ fn build_nodes(
         if i == 0 && !settings.is_empty() {
             settings.clear();
         }
+        let settings = settings::one_value_per_file(settings);
         let mut processes: Vec<u32> = procs[i].iter().map(|(_, p)| *p).collect();
         processes.sort_unstable();
         nodes.push(PlanNode {
@@ -503,6 +521,19 @@ fn build_nodes(
                     }
                     i += 1;
                 }
+                findings.push(planner_finding(
+                    "plan.renamed",
+                    Severity::Info,
+                    "threaded cgroup renamed: a domain cgroup has its name",
+                    node_subject(&path),
+                    format!(
+                        "the thread cgroup {}:{} would be {}, which is a domain cgroup in v2; the threaded node is {path}",
+                        prep.hierarchy(first.hier).label(),
+                        snap.cgroup(first.cg).path,
+                        crate::model::path::join(&parent_path, &name_part)
+                    ),
+                    "Update tools that place threads by path.",
+                ));
             }
             let mut node = PlanNode::new(path.clone(), NodeType::Threaded, None);
             for k in &keys {
@@ -797,6 +828,54 @@ fn build_nodes(
     (nodes, conflicts)
 }
 
+/// A `plan.renamed` finding for a node that can't have its v1 name: cgroups
+/// of one path whose task sets differ, merged, would put a setting, owner or
+/// process where v1 did not have it, so v2 needs two names.
+fn forced_rename(prep: &Prepared, t: &unify::TNode, path: &str, wanted: &str) -> Finding {
+    let from: Vec<String> = t
+        .origins
+        .iter()
+        .map(|(h, c)| format!("{}:{}", prep.hierarchy(*h).label(), prep.snap.cgroup(*c).path))
+        .collect();
+    planner_finding(
+        "plan.renamed",
+        Severity::Info,
+        "cgroup renamed: another cgroup of the same name holds different tasks",
+        node_subject(path),
+        format!(
+            "{} ({}) would be {wanted}, but a cgroup of that name from another hierarchy holds other tasks or settings; v2 has one tree, so the node is {path}",
+            from.join(", "),
+            if from.is_empty() {
+                "no v1 cgroup"
+            } else {
+                "its v1 cgroups"
+            },
+        ),
+        "Align the hierarchies in v1 (same tasks in cgroups of the same path), or update tools that use the old path.",
+    )
+}
+
+/// The components of a node's one v1 path below `parent` (`None` when its
+/// origins disagree on the path, or the path is not below the parent's).
+fn identity_rel(snap: &Snapshot, t: &unify::TNode, parent: &str) -> Option<Vec<String>> {
+    let (_, first) = t.origins.first()?;
+    let path = &snap.cgroup(*first).path;
+    if t.origins.iter().any(|(_, c)| &snap.cgroup(*c).path != path) {
+        return None;
+    }
+    let rest = if parent == "/" {
+        path.strip_prefix('/')?
+    } else {
+        path.strip_prefix(parent)?.strip_prefix('/')?
+    };
+    let parts: Vec<String> = rest
+        .split('/')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect();
+    (!parts.is_empty()).then_some(parts)
+}
+
 /// The cgroups between a split process's threads and their common ancestor
 /// (the thread cgroups and their ancestors below the LCA): their settings
 /// applied to some threads only.
@@ -820,61 +899,6 @@ fn comm_of(snap: &Snapshot, pid: u32) -> String {
         .into_iter()
         .find(|(_, p)| p.pid == pid)
         .map(|(_, p)| p.comm.clone())
-        .unwrap_or_default()
-}
-
-/// Settings of one cgroup as plan settings.
-fn settings_of(prep: &Prepared, hid: u32, cg: petgraph::graph::NodeIndex, split_copy: bool) -> Vec<Setting> {
-    let h = prep.hierarchy(hid);
-    let origin = Origin {
-        hierarchy: hid,
-        label: h.label(),
-        path: prep.snap.cgroup(cg).path.clone(),
-    };
-    if h.version == Version::V2 {
-        // Already v2: carry non-default values as they are.
-        return prep
-            .snap
-            .cgroup(cg)
-            .settings
-            .iter()
-            .filter(|(k, v)| {
-                // cpu.weight.nice is another view of cpu.weight: write one.
-                let derived = k.as_str() == "cpu.weight.nice"
-                    && prep.snap.cgroup(cg).settings.contains_key("cpu.weight");
-                !matches!(k.as_str(), "cgroup.subtree_control" | "cgroup.type")
-                    && !derived
-                    && !crate::model::files::is_v2_default(k, v)
-            })
-            .map(|(k, v)| Setting {
-                file: k.clone(),
-                value: v.clone(),
-                origin: origin.clone(),
-                rule: "v2.existing".into(),
-                function: "copy".into(),
-                formula: None,
-                inputs: vec![(k.clone(), v.clone())],
-                split_copy,
-            })
-            .collect();
-    }
-    prep.outcomes
-        .get(&cg)
-        .map(|o| {
-            o.conversions
-                .iter()
-                .map(|c| Setting {
-                    file: c.target.clone(),
-                    value: c.value.clone(),
-                    origin: origin.clone(),
-                    rule: c.rule.clone(),
-                    function: c.function.clone(),
-                    formula: c.formula.clone(),
-                    inputs: c.inputs.clone(),
-                    split_copy,
-                })
-                .collect()
-        })
         .unwrap_or_default()
 }
 

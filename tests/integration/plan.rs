@@ -510,3 +510,86 @@ fn conversion_edges_keep_behaviour() {
         );
     }
 }
+
+/// Class 1: one value per file per node, and it is the node's own.
+#[test]
+fn a_split_piece_keeps_its_own_value_once() {
+    let p = plan(&scenario("split-own-value").scan(), &rules());
+    assert!(!p.conflicts.is_empty(), "the scenario must split: {:#?}", p.nodes);
+    let a = p.node("/a").expect("memory /a");
+    let weights: Vec<_> = a.settings.iter().filter(|s| s.file == "cpu.weight").collect();
+    assert_eq!(weights.len(), 1, "{weights:#?}");
+    assert_eq!(weights[0].origin.path, "/batch/x", "the piece's own weight wins");
+    let writes = p
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Write { path, file, .. } if path == "/a" && file == "cpu.weight"))
+        .count();
+    assert_eq!(writes, 1);
+    // The validator says so too, for any plan.
+    let mut broken = p.clone();
+    let copy = weights[0].clone();
+    broken
+        .nodes
+        .iter_mut()
+        .find(|n| n.path == "/a")
+        .unwrap()
+        .settings
+        .push(copy);
+    assert!(
+        validate(&broken).iter().any(|v| v.message.contains("cpu.weight")),
+        "{:?}",
+        validate(&broken)
+    );
+}
+
+/// Class 2: paths that managers look up stay where they are, intermediates
+/// included; nothing is renamed `@label` or `-2` where v2 does not force it.
+#[test]
+fn managers_find_their_cgroups_at_the_same_paths() {
+    let p = plan(&host("centos7-legacy").scan(), &rules());
+    for path in [
+        "/system.slice/docker.service",
+        "/system.slice/sshd.service",
+        "/system.slice/kubelet.service",
+        "/user.slice/user-1000.slice/session-1.scope",
+    ] {
+        assert!(
+            p.node(path).is_some(),
+            "{path} missing: {:?}",
+            p.nodes.iter().map(|n| &n.path).collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        !p.nodes
+            .iter()
+            .any(|n| n.path.contains('@') || n.path.ends_with("-2")),
+        "{:?}",
+        p.nodes.iter().map(|n| &n.path).collect::<Vec<_>>()
+    );
+    let k = plan(&host("k8s-cgroupfs").scan(), &rules());
+    assert!(
+        k.node("/kubepods/burstable/pod7a96c459-d529/1d3d308a7d48")
+            .is_some()
+    );
+    for (name, h) in all() {
+        let p = plan(&h.scan(), &rules());
+        // Renamed itself (not only moved with its parent): its last name
+        // differs from that of the one v1 path all its origins share.
+        let renamed = |n: &&cgmig::plan::PlanNode| {
+            let Some(o) = n.origins.first() else { return false };
+            n.origins.iter().all(|x| x.path == o.path)
+                && n.path.rsplit('/').next() != o.path.rsplit('/').next()
+                && n.path != "/"
+        };
+        for n in p.nodes.iter().filter(renamed) {
+            assert!(
+                p.findings
+                    .iter()
+                    .any(|f| f.rule == "plan.renamed" && f.why.contains(&n.path)),
+                "{name}: {} renamed without a finding",
+                n.path
+            );
+        }
+    }
+}
