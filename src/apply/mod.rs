@@ -8,3 +8,6 @@
 pub mod target;
 
 pub use target::{Target, TargetError};
+pub mod sim;
+
+pub use sim::Simulator;
