@@ -14,6 +14,7 @@
 //! [`validate`] checks any plan against the kernel's v2 rules, independently
 //! of this code.
 
+mod kernel;
 mod model;
 mod render;
 mod settings;
@@ -136,7 +137,15 @@ pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
     let mut findings = crate::audit::audit(snap, rules).findings;
     let (nodes, conflicts) = build_nodes(&prep, &merged, policy, &mut findings);
 
-    let stages = stages(&prep, &nodes);
+    let mut nodes = nodes;
+    let mut stages = stages(&prep, &nodes);
+    let host_kernel = snap.host.kernel.as_deref().and_then(crate::rules::parse_kernel);
+    findings.extend(kernel::gate(
+        &mut nodes,
+        &mut stages,
+        host_kernel,
+        &prep.rule_kernel,
+    ));
     let host = PlanHost {
         hostname: snap.host.hostname.clone(),
         kernel: snap.host.kernel.clone(),
@@ -749,14 +758,17 @@ fn build_nodes(
         .collect();
     // Weighted children per (v2 parent, hierarchy, file) and per (v1 parent,
     // file), computed once.
-    let mut v2_weighted: HashMap<(&str, u32, &str), BTreeSet<&str>> = HashMap::new();
+    // (origin path, node path): a v1 cgroup split over two nodes (a domain
+    // and a threaded one) competes with itself.
+    type OriginAndNode<'a> = BTreeSet<(&'a str, &'a str)>;
+    let mut v2_weighted: HashMap<(&str, u32, &str), OriginAndNode> = HashMap::new();
     for n in &nodes {
         let Some(pp) = n.parent_path() else { continue };
         for s in n.settings.iter().filter(|s| s.file.ends_with(".weight")) {
             v2_weighted
                 .entry((pp, s.origin.hierarchy, s.file.as_str()))
                 .or_default()
-                .insert(s.origin.path.as_str());
+                .insert((s.origin.path.as_str(), n.path.as_str()));
         }
     }
     let mut v1_weighted: HashMap<(petgraph::graph::NodeIndex, &str), BTreeSet<&str>> = HashMap::new();
@@ -774,15 +786,14 @@ fn build_nodes(
             .filter(|s| s.file.ends_with(".weight") && !s.split_copy)
         {
             let Some(pp) = n.parent_path() else { continue };
-            let own: BTreeSet<&str> = n
-                .settings
-                .iter()
-                .filter(|x| x.file == s.file && x.origin.hierarchy == s.origin.hierarchy)
-                .map(|x| x.origin.path.as_str())
-                .collect();
             let v2_sibs: BTreeSet<&str> = v2_weighted
                 .get(&(pp, s.origin.hierarchy, s.file.as_str()))
-                .map(|set| set.difference(&own).copied().collect())
+                .map(|set| {
+                    set.iter()
+                        .filter(|(_, node)| *node != n.path)
+                        .map(|(o, _)| *o)
+                        .collect()
+                })
                 .unwrap_or_default();
             let v1_sibs: BTreeSet<&str> = by_path
                 .get(&(s.origin.hierarchy, s.origin.path.as_str()))
@@ -938,6 +949,7 @@ fn stages(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Stage> {
             adds: ctl,
             controllers: cum.clone(),
             cmdline,
+            kernel: None,
         });
     }
     out
@@ -1010,12 +1022,21 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
         v.sort_by_key(|c| order.iter().position(|o| o == c).unwrap_or(order.len()));
         n.subtree_control = v;
     }
-    // No internal processes: a non-root domain node with processes that
-    // enables a domain controller hands its processes to a leaf child.
+    // No internal processes: a non-root domain node with processes hands
+    // them to a leaf child when it enables a domain controller, or any
+    // controller while a domain child is populated (the kernel's
+    // cgroup_vet_subtree_control_enable answers EBUSY: it can't become a
+    // thread root then).
+    let busy = with_populated_domain_child(&p.nodes);
     let mut new_leaves = Vec::new();
     for n in &mut p.nodes {
         let domain_ctl = n.subtree_control.iter().any(|c| !is_threaded_controller(c));
-        if n.path != "/" && n.node_type == NodeType::Domain && domain_ctl && !n.processes.is_empty() {
+        let busy_children = !n.subtree_control.is_empty() && busy.contains(n.path.as_str());
+        if n.path != "/"
+            && n.node_type == NodeType::Domain
+            && (domain_ctl || busy_children)
+            && !n.processes.is_empty()
+        {
             let mut name = leaf_name.to_string();
             let mut i = 2;
             while index.contains_key(&crate::model::path::join(&n.path, &name)) {
@@ -1068,6 +1089,26 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
         None => used.into_iter().collect(),
     };
     p.actions = actions(p);
+}
+
+/// Paths of nodes with a domain (or domain threaded) child whose subtree
+/// holds processes: the kernel counts it in `nr_populated_domain_children`.
+fn with_populated_domain_child(nodes: &[PlanNode]) -> BTreeSet<String> {
+    let mut populated: BTreeSet<&str> = BTreeSet::new();
+    for n in nodes.iter().filter(|n| !n.processes.is_empty()) {
+        let mut cur = Some(n.path.as_str());
+        while let Some(c) = cur {
+            if !populated.insert(c) {
+                break;
+            }
+            cur = crate::model::path::parent(c);
+        }
+    }
+    nodes
+        .iter()
+        .filter(|n| n.node_type != NodeType::Threaded && populated.contains(n.path.as_str()))
+        .filter_map(|n| n.parent_path().map(str::to_string))
+        .collect()
 }
 
 fn actions(p: &Plan) -> Vec<Action> {

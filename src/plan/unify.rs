@@ -66,6 +66,8 @@ pub struct Prepared<'a> {
     pub roots: BTreeMap<u32, NodeIndex>,
     /// Depth of each cgroup below its scanned root.
     pub depth: HashMap<NodeIndex, usize>,
+    /// Rule id -> the first kernel with its v2 file (the rules' `kernel:`).
+    pub rule_kernel: HashMap<String, String>,
 }
 
 fn lca_cg(
@@ -247,6 +249,11 @@ impl<'a> Prepared<'a> {
             splits,
             roots,
             depth,
+            rule_kernel: rules
+                .rules()
+                .iter()
+                .filter_map(|r| r.rule.kernel.clone().map(|k| (r.rule.id.clone(), k)))
+                .collect(),
         }
     }
 

@@ -9,6 +9,7 @@ mod kernel_util;
 mod oracle;
 mod plan;
 mod prop;
+mod replay;
 mod scan;
 mod sim_kernel;
 mod vm;

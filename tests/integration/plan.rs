@@ -59,10 +59,23 @@ fn every_host_and_scenario_plans_validates_and_meets_the_oracle() {
         }
         let problems = oracle::check(&snap, &p, &rules);
         assert!(problems.is_empty(), "{name}: oracle:\n{}", problems.join("\n"));
+        let replayed = crate::replay::every_stage(&snap, &p);
+        assert!(
+            replayed.is_empty(),
+            "{name}: the kernel refuses:\n{}",
+            replayed.join("\n")
+        );
         // Every stage and every top-level subtree is itself a valid plan.
         for s in &p.stages {
             let sp = p.for_stage(s.number, "leaf").unwrap();
             check_plan(&format!("{name} stage {}", s.number), &sp);
+            let problems = oracle::structural(&snap, &sp, &rules);
+            assert!(
+                problems.is_empty(),
+                "{name} stage {}: oracle:\n{}",
+                s.number,
+                problems.join("\n")
+            );
             assert!(sp.nodes.iter().flat_map(|n| &n.settings).all(|x| {
                 x.origin
                     .label
@@ -592,4 +605,85 @@ fn managers_find_their_cgroups_at_the_same_paths() {
             );
         }
     }
+}
+
+/// Class 3: every stage is a plan the kernel accepts. Enabling only a
+/// threaded controller (cpu) at a cgroup with processes and populated domain
+/// children is EBUSY, so the leaf exists from the first stage that needs it.
+#[test]
+fn every_stage_replays_on_the_kernel_model() {
+    let h = scenario("internal-processes");
+    let snap = h.scan();
+    let p = plan(&snap, &rules());
+    for s in &p.stages {
+        let sp = p.for_stage(s.number, "leaf").unwrap();
+        crate::replay::replay(&snap, &sp).unwrap_or_else(|e| panic!("stage {}: {e}", s.number));
+        if sp
+            .nodes
+            .iter()
+            .any(|n| n.path == "/daemons" && !n.subtree_control.is_empty())
+        {
+            assert!(sp.node("/daemons/leaf").is_some(), "stage {}: no leaf", s.number);
+            assert!(sp.node("/daemons").unwrap().processes.is_empty());
+        }
+    }
+}
+
+/// Class 4: the host's kernel decides. docker-cgroupfs runs 4.14: no cpu
+/// controller on cgroup2 (4.15), no io.weight (iocost, 5.4). Those are never
+/// written or enabled; the stage that needs them says which kernel.
+#[test]
+fn the_hosts_kernel_decides_what_v2_can_do() {
+    let h = host("docker-cgroupfs");
+    let snap = h.scan();
+    let p = plan(&snap, &rules());
+    let writes: Vec<&str> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Write { file, .. } => Some(file.as_str()),
+            Action::EnableControllers { controllers, .. } if controllers.iter().any(|c| c == "cpu") => {
+                Some("+cpu")
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !writes
+            .iter()
+            .any(|f| f.starts_with("cpu") || *f == "+cpu" || *f == "io.weight"),
+        "{writes:?}"
+    );
+    let blockers: Vec<_> = p
+        .findings
+        .iter()
+        .filter(|f| f.rule == "plan.kernel-too-old")
+        .collect();
+    assert!(!blockers.is_empty());
+    assert!(
+        blockers
+            .iter()
+            .all(|f| f.severity == cgmig::rules::Severity::Blocker)
+    );
+    assert!(
+        blockers
+            .iter()
+            .any(|f| f.why.contains("cpu.weight (4.15)") && f.why.contains("stage"))
+    );
+    let cpu_stage = p
+        .stages
+        .iter()
+        .find(|s| s.adds.iter().any(|c| c == "cpu"))
+        .unwrap();
+    assert!(
+        cpu_stage
+            .kernel
+            .as_deref()
+            .and_then(cgmig::rules::parse_kernel)
+            .is_some_and(|k| k >= (4, 15)),
+        "{cpu_stage:?}"
+    );
+    assert!(crate::replay::every_stage(&snap, &p).is_empty());
+    // io.bfq.weight is optional for apply (BFQ only).
+    assert!(cgmig::plan::is_optional_file("io.bfq.weight") && !cgmig::plan::is_optional_file("io.weight"));
 }
