@@ -389,19 +389,49 @@ fn within_host(
     }
 }
 
+/// The file rules applied to every v1 cgroup of a snapshot, once.
+///
+/// Shared by the audit report and the planner: the rules are evaluated once
+/// per snapshot, and both see the same conversions and findings.
+#[derive(Debug, Default, Clone)]
+pub struct Evaluation {
+    /// Per v1 cgroup (graph node): its conversions and findings.
+    pub outcomes: std::collections::HashMap<petgraph::graph::NodeIndex, CgroupOutcome>,
+}
+
+/// Evaluate the file rules on every v1 cgroup.
+pub fn evaluate(snap: &Snapshot, rules: &RuleSet) -> Evaluation {
+    let mut outcomes = std::collections::HashMap::new();
+    for (_, h) in snap
+        .hierarchies()
+        .iter()
+        .filter(|(_, h)| h.version == Version::V1)
+    {
+        for (ci, _) in snap.cgroups().filter(|(_, c)| c.hierarchy == h.id) {
+            outcomes.insert(ci, evaluate_cgroup(snap, ci, h, rules));
+        }
+    }
+    Evaluation { outcomes }
+}
+
 /// Audit a snapshot.
 pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
+    report(snap, rules, &evaluate(snap, rules))
+}
+
+/// The audit report from an evaluation already made (see [`evaluate`]).
+pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
     let mut findings = Vec::new();
     let mut conversions = Vec::new();
     let hierarchies = snap.hierarchies();
     for (_, h) in hierarchies.iter().filter(|(_, h)| h.version == Version::V1) {
         for (ci, c) in snap.cgroups().filter(|(_, c)| c.hierarchy == h.id) {
-            let o = evaluate_cgroup(snap, ci, h, rules);
-            findings.extend(o.findings);
-            conversions.extend(o.conversions.into_iter().map(|conv| Converted {
+            let Some(o) = eval.outcomes.get(&ci) else { continue };
+            findings.extend(o.findings.iter().cloned());
+            conversions.extend(o.conversions.iter().map(|conv| Converted {
                 hierarchy: c.hierarchy,
                 path: c.path.clone(),
-                conversion: conv,
+                conversion: conv.clone(),
             }));
         }
     }

@@ -85,7 +85,20 @@ fn origin_controllers(o: &Origin) -> Vec<String> {
 
 /// Plan the migration of a snapshot.
 pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
-    let prep = Prepared::new(snap, rules);
+    let eval = crate::audit::evaluate(snap, rules);
+    let report = crate::audit::report(snap, rules, &eval);
+    plan_from(snap, rules, &eval, report)
+}
+
+/// Plan from an audit already made: the rules' evaluation and the report
+/// built from it (its findings open the plan's). Nothing is evaluated twice.
+pub fn plan_from(
+    snap: &Snapshot,
+    rules: &RuleSet,
+    eval: &crate::audit::Evaluation,
+    report: crate::audit::Report,
+) -> Plan {
+    let prep = Prepared::new(snap, rules, eval);
     let policy = rules.policy();
     let any_v1 = prep.hierarchies.iter().any(|(_, h)| h.version == Version::V1);
     let mut base: Vec<(usize, u32)> = prep
@@ -114,8 +127,13 @@ pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
     for order in candidates {
         let m = unify::merge(&prep, rules, &order);
         tried.push((order.first().map(|h| label(*h)).unwrap_or_default(), m.cost()));
+        let perfect = m.cost() == 0;
         if best.as_ref().is_none_or(|b| m.cost() < b.cost()) {
             best = Some(m);
+        }
+        // No order can lose fewer than no settings: stop searching.
+        if perfect {
+            break;
         }
     }
     let merged = best
@@ -127,7 +145,7 @@ pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
         tried,
     };
 
-    let mut findings = crate::audit::audit(snap, rules).findings;
+    let mut findings = report.findings;
     let (nodes, conflicts) = build_nodes(&prep, &merged, policy, &mut findings);
 
     let mut nodes = nodes;

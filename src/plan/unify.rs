@@ -58,8 +58,9 @@ pub struct Prepared<'a> {
     pub sets: HashMap<NodeIndex, Vec<u32>>,
     /// Per hierarchy id: significant non-root cgroups, top-down.
     pub significant: BTreeMap<u32, Vec<NodeIndex>>,
-    /// Per cgroup: the converted settings (and findings) from the rules.
-    pub outcomes: HashMap<NodeIndex, crate::audit::CgroupOutcome>,
+    /// Per cgroup: the converted settings (and findings) from the rules,
+    /// evaluated once for the audit and the plan.
+    pub outcomes: &'a HashMap<NodeIndex, crate::audit::CgroupOutcome>,
     /// Thread splits.
     pub splits: Vec<ThreadSplit>,
     /// Scanned root cgroup per hierarchy id.
@@ -95,7 +96,7 @@ fn lca_cg(
 
 impl<'a> Prepared<'a> {
     /// Compute elements, placements, sets and significance.
-    pub fn new(snap: &'a Snapshot, rules: &RuleSet) -> Prepared<'a> {
+    pub fn new(snap: &'a Snapshot, rules: &RuleSet, eval: &'a crate::audit::Evaluation) -> Prepared<'a> {
         let hierarchies: Vec<(NodeIndex, &Hierarchy)> = snap
             .hierarchies()
             .into_iter()
@@ -165,17 +166,7 @@ impl<'a> Prepared<'a> {
             }
         }
 
-        // Settings per cgroup, once.
-        let mut outcomes = HashMap::new();
-        for (_, h) in &hierarchies {
-            if h.version == crate::model::Version::V2 {
-                continue;
-            }
-            for c in order.get(&h.id).into_iter().flatten() {
-                outcomes.insert(*c, crate::audit::evaluate_cgroup(snap, *c, h, rules));
-            }
-        }
-
+        let outcomes = &eval.outcomes;
         // Sets bottom-up, with phantoms for empty leaves (shared by path).
         let mut phantom_ids: HashMap<String, u32> = HashMap::new();
         let mut sets: HashMap<NodeIndex, Vec<u32>> = HashMap::new();
