@@ -308,10 +308,9 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
     }
     // No internal processes: a non-root domain node with processes hands
     // them to a leaf child when it enables a domain controller, or any
-    // controller while a domain child is populated (the kernel's
-    // cgroup_vet_subtree_control_enable answers EBUSY: it can't become a
-    // thread root then).
-    let busy = with_populated_domain_child(&p.nodes);
+    // controller while it has domain children (it would become a thread
+    // root: EBUSY while they are populated, and invalid children otherwise).
+    let busy = with_domain_child(&p.nodes);
     let mut new_leaves = Vec::new();
     for n in &mut p.nodes {
         let domain_ctl = n.subtree_control.iter().any(|c| !is_threaded_controller(c));
@@ -375,22 +374,15 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
     p.actions = actions(p);
 }
 
-/// Paths of nodes with a domain (or domain threaded) child whose subtree
-/// holds processes: the kernel counts it in `nr_populated_domain_children`.
-fn with_populated_domain_child(nodes: &[PlanNode]) -> BTreeSet<String> {
-    let mut populated: BTreeSet<&str> = BTreeSet::new();
-    for n in nodes.iter().filter(|n| !n.processes.is_empty()) {
-        let mut cur = Some(n.path.as_str());
-        while let Some(c) = cur {
-            if !populated.insert(c) {
-                break;
-            }
-            cur = crate::model::path::parent(c);
-        }
-    }
+/// Paths of nodes with a domain (or domain threaded) child. A cgroup with
+/// processes that enables a controller becomes a thread root
+/// (`cgroup_is_thread_root`): the kernel refuses it while a domain child is
+/// populated (EBUSY), and otherwise turns its domain children invalid, so
+/// they can neither enable controllers nor take processes (EOPNOTSUPP).
+fn with_domain_child(nodes: &[PlanNode]) -> BTreeSet<String> {
     nodes
         .iter()
-        .filter(|n| n.node_type != NodeType::Threaded && populated.contains(n.path.as_str()))
+        .filter(|n| n.node_type != NodeType::Threaded)
         .filter_map(|n| n.parent_path().map(str::to_string))
         .collect()
 }
