@@ -329,7 +329,9 @@ pub fn evaluate_cgroup(
             ];
             vars.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
             if rule.rule.convert.is_some() {
-                match convert_setting(rule, file, &caps, &c.settings) {
+                let converted = convert_setting(rule, file, &caps, &c.settings)
+                    .and_then(|conv| within_host(snap, cg, conv));
+                match converted {
                     Ok(Some(conv)) => {
                         if seen.insert((conv.target.clone(), conv.value.clone())) {
                             out.conversions.push(conv);
@@ -359,19 +361,97 @@ pub fn evaluate_cgroup(
     out
 }
 
+/// A converted CPU or memory-node list must name only what the host has: the
+/// hierarchy root's list (all online CPUs / nodes). v2 refuses anything else
+/// (EINVAL), so such a value is an error, never a plan value.
+fn within_host(
+    snap: &Snapshot,
+    cg: petgraph::graph::NodeIndex,
+    conv: Option<Conversion>,
+) -> Result<Option<Conversion>, crate::rules::convert::ConvError> {
+    let Some(conv) = conv else { return Ok(None) };
+    if !matches!(conv.target.as_str(), "cpuset.cpus" | "cpuset.mems") {
+        return Ok(Some(conv));
+    }
+    let mut root = cg;
+    while let Some(p) = snap.parent(root) {
+        root = p;
+    }
+    let host = snap
+        .cgroup(root)
+        .settings
+        .get(&conv.target)
+        .and_then(|v| v.parse::<crate::model::value::IdList>().ok())
+        .filter(|l| !l.0.is_empty());
+    let (Some(host), Ok(want)) = (host, conv.value.parse::<crate::model::value::IdList>()) else {
+        return Ok(Some(conv));
+    };
+    let inside = |id: u32| host.0.iter().any(|(a, b)| (*a..=*b).contains(&id));
+    // Bounded: any id past the host's last one is already outside.
+    let last = host
+        .0
+        .iter()
+        .map(|(_, b)| *b)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    match want
+        .0
+        .iter()
+        .flat_map(|(a, b)| *a..=(*b).min(last))
+        .find(|id| !inside(*id))
+    {
+        Some(id) => Err(crate::rules::convert::ConvError::Invalid(format!(
+            "{} {} names {id}, which the host does not have (it has {host})",
+            conv.target, conv.value
+        ))),
+        None => Ok(Some(conv)),
+    }
+}
+
+/// The file rules applied to every v1 cgroup of a snapshot, once.
+///
+/// Shared by the audit report and the planner: the rules are evaluated once
+/// per snapshot, and both see the same conversions and findings.
+#[derive(Debug, Default, Clone)]
+pub struct Evaluation {
+    /// Per v1 cgroup (graph node): its conversions and findings.
+    pub outcomes: std::collections::HashMap<petgraph::graph::NodeIndex, CgroupOutcome>,
+}
+
+/// Evaluate the file rules on every v1 cgroup.
+pub fn evaluate(snap: &Snapshot, rules: &RuleSet) -> Evaluation {
+    let mut outcomes = std::collections::HashMap::new();
+    for (_, h) in snap
+        .hierarchies()
+        .iter()
+        .filter(|(_, h)| h.version == Version::V1)
+    {
+        for (ci, _) in snap.cgroups().filter(|(_, c)| c.hierarchy == h.id) {
+            outcomes.insert(ci, evaluate_cgroup(snap, ci, h, rules));
+        }
+    }
+    Evaluation { outcomes }
+}
+
 /// Audit a snapshot.
 pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
+    report(snap, rules, &evaluate(snap, rules))
+}
+
+/// The audit report from an evaluation already made (see [`evaluate`]).
+pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
     let mut findings = Vec::new();
     let mut conversions = Vec::new();
     let hierarchies = snap.hierarchies();
     for (_, h) in hierarchies.iter().filter(|(_, h)| h.version == Version::V1) {
         for (ci, c) in snap.cgroups().filter(|(_, c)| c.hierarchy == h.id) {
-            let o = evaluate_cgroup(snap, ci, h, rules);
-            findings.extend(o.findings);
-            conversions.extend(o.conversions.into_iter().map(|conv| Converted {
+            let Some(o) = eval.outcomes.get(&ci) else { continue };
+            findings.extend(o.findings.iter().cloned());
+            conversions.extend(o.conversions.iter().map(|conv| Converted {
                 hierarchy: c.hierarchy,
                 path: c.path.clone(),
-                conversion: conv,
+                conversion: conv.clone(),
             }));
         }
     }

@@ -29,21 +29,25 @@ fn samples(function: &str) -> Option<Table> {
                 ]);
             }
         }
-        "blkio_weight_to_io_weight" | "weight_device_to_io_weight" => {
-            t.set_header(["blkio.weight", "oci (default)", "systemd", "io.bfq.weight"]);
-            for w in [10u64, 100, 500, 1000] {
-                let f = |f| {
-                    convert::blkio_weight_to_io_weight(w, f)
-                        .map(|v| v.to_string())
-                        .unwrap_or_default()
-                };
+        "blkio_weight_to_io_weight"
+        | "weight_device_to_io_weight"
+        | "blkio_weight_to_bfq"
+        | "weight_device_to_bfq" => {
+            t.set_header([
+                "blkio.weight",
+                "systemd io.weight (default)",
+                "systemd io.bfq.weight",
+                "oci io.weight",
+                "oci io.bfq.weight",
+            ]);
+            for w in [10u64, 100, 250, 500, 1000] {
+                let show = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
                 t.add_row([
                     w.to_string(),
-                    f(BlkioFormula::Oci),
-                    f(BlkioFormula::Systemd),
-                    convert::blkio_weight_to_bfq(w)
-                        .map(|v| v.to_string())
-                        .unwrap_or_default(),
+                    show(convert::blkio_weight_to_io_weight(w, BlkioFormula::Systemd)),
+                    show(convert::blkio_weight_to_bfq(w, BlkioFormula::Systemd)),
+                    show(convert::blkio_weight_to_io_weight(w, BlkioFormula::Oci)),
+                    show(convert::blkio_weight_to_bfq(w, BlkioFormula::Oci)),
                 ]);
             }
         }
@@ -54,8 +58,10 @@ fn samples(function: &str) -> Option<Table> {
                 (50000, 100000),
                 (200000, 100000),
                 (25000, 50000),
+                (50000, 2_000_000),
             ] {
-                t.add_row([q.to_string(), p.to_string(), convert::quota_period_to_max(q, p)]);
+                let v = convert::quota_period_to_max(q, p).unwrap_or_else(|e| format!("error: {e}"));
+                t.add_row([q.to_string(), p.to_string(), v]);
             }
         }
         "memsw_to_swap_max" => {

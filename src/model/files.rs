@@ -49,6 +49,8 @@ pub const V1_SETTINGS: &[&str] = &[
     "devices.list",
     // freezer
     "freezer.state",
+    // whether the state is the cgroup's own (1) or inherited (0)
+    "freezer.self_freezing",
     // net
     "net_cls.classid",
     "net_prio.ifpriomap",
@@ -63,6 +65,7 @@ pub const V1_SETTINGS: &[&str] = &[
     "blkio.throttle.write_bps_device",
     "blkio.throttle.read_iops_device",
     "blkio.throttle.write_iops_device",
+    "blkio.prio.class",
     // pids, rdma, misc
     "pids.max",
     "rdma.max",

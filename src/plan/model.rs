@@ -69,6 +69,13 @@ pub fn controller_of(file: &str) -> Option<&str> {
     }
 }
 
+/// Whether a v2 file may be absent on a correct host, so that apply treats
+/// ENOENT on writing it as "skipped" (and reports it) rather than a failure:
+/// `io.bfq.weight` exists only while some device uses the BFQ scheduler.
+pub fn is_optional_file(file: &str) -> bool {
+    file == "io.bfq.weight"
+}
+
 /// Whether a v2 controller acts in threaded subtrees.
 pub fn is_threaded_controller(c: &str) -> bool {
     matches!(c, "cpu" | "cpuset" | "pids" | "perf_event")
@@ -258,6 +265,11 @@ pub struct Stage {
     pub controllers: Vec<String>,
     /// Kernel command line parameters for this boot.
     pub cmdline: String,
+    /// The oldest kernel that carries out this stage with every setting it
+    /// moves (`5.6`); a `plan.kernel-too-old` blocker names the stage when
+    /// the host's kernel is older.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
 }
 
 /// Host header.

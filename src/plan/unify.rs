@@ -58,14 +58,17 @@ pub struct Prepared<'a> {
     pub sets: HashMap<NodeIndex, Vec<u32>>,
     /// Per hierarchy id: significant non-root cgroups, top-down.
     pub significant: BTreeMap<u32, Vec<NodeIndex>>,
-    /// Per cgroup: the converted settings (and findings) from the rules.
-    pub outcomes: HashMap<NodeIndex, crate::audit::CgroupOutcome>,
+    /// Per cgroup: the converted settings (and findings) from the rules,
+    /// evaluated once for the audit and the plan.
+    pub outcomes: &'a HashMap<NodeIndex, crate::audit::CgroupOutcome>,
     /// Thread splits.
     pub splits: Vec<ThreadSplit>,
     /// Scanned root cgroup per hierarchy id.
     pub roots: BTreeMap<u32, NodeIndex>,
     /// Depth of each cgroup below its scanned root.
     pub depth: HashMap<NodeIndex, usize>,
+    /// Rule id -> the first kernel with its v2 file (the rules' `kernel:`).
+    pub rule_kernel: HashMap<String, String>,
 }
 
 fn lca_cg(
@@ -93,7 +96,7 @@ fn lca_cg(
 
 impl<'a> Prepared<'a> {
     /// Compute elements, placements, sets and significance.
-    pub fn new(snap: &'a Snapshot, rules: &RuleSet) -> Prepared<'a> {
+    pub fn new(snap: &'a Snapshot, rules: &RuleSet, eval: &'a crate::audit::Evaluation) -> Prepared<'a> {
         let hierarchies: Vec<(NodeIndex, &Hierarchy)> = snap
             .hierarchies()
             .into_iter()
@@ -163,17 +166,7 @@ impl<'a> Prepared<'a> {
             }
         }
 
-        // Settings per cgroup, once.
-        let mut outcomes = HashMap::new();
-        for (_, h) in &hierarchies {
-            if h.version == crate::model::Version::V2 {
-                continue;
-            }
-            for c in order.get(&h.id).into_iter().flatten() {
-                outcomes.insert(*c, crate::audit::evaluate_cgroup(snap, *c, h, rules));
-            }
-        }
-
+        let outcomes = &eval.outcomes;
         // Sets bottom-up, with phantoms for empty leaves (shared by path).
         let mut phantom_ids: HashMap<String, u32> = HashMap::new();
         let mut sets: HashMap<NodeIndex, Vec<u32>> = HashMap::new();
@@ -247,6 +240,11 @@ impl<'a> Prepared<'a> {
             splits,
             roots,
             depth,
+            rule_kernel: rules
+                .rules()
+                .iter()
+                .filter_map(|r| r.rule.kernel.clone().map(|k| (r.rule.id.clone(), k)))
+                .collect(),
         }
     }
 
@@ -709,4 +707,207 @@ pub fn processes_at(prep: &Prepared, m: &Merged) -> Vec<Vec<(NodeIndex, u32)>> {
         }
     }
     out
+}
+
+impl Merged {
+    /// Fold into its parent every node that shares a v1 path with it and
+    /// carries nothing of its own (no setting, no delegated owner, no split
+    /// copy).
+    ///
+    /// The laminar merge nests cgroups of the same path when their task sets
+    /// differ (systemd's `/system.slice` holds sshd, memory's only docker).
+    /// Nesting keeps every setting exact but moves the inner cgroup's
+    /// children to a path no manager looks up
+    /// (`/system.slice/system.slice@memory/...`). When the inner one carries
+    /// nothing, folding it loses nothing: its tasks and children move up one
+    /// level into the node of the same path.
+    pub fn fold_same_path(self, prep: &Prepared) -> Merged {
+        let order = self.top_down();
+        let mut rep: Vec<usize> = (0..self.nodes.len()).collect();
+        let mut paths: Vec<Vec<&str>> = self
+            .nodes
+            .iter()
+            .map(|t| {
+                t.origins
+                    .iter()
+                    .map(|(_, c)| prep.snap.cgroup(*c).path.as_str())
+                    .collect()
+            })
+            .collect();
+        let mut empty: Vec<bool> = self.nodes.iter().map(|t| carries_nothing(prep, t)).collect();
+        let mut procs = self.processes_below(prep);
+        // (parent, path) -> the first child there with that path.
+        let mut sibling: HashMap<(usize, &str), usize> = HashMap::new();
+        for &k in order.iter().skip(1) {
+            let Some(parent) = self.nodes[k].parent else {
+                continue;
+            };
+            let p = rep[parent];
+            let into_parent = p != 0 && empty[k] && paths[k].iter().any(|x| paths[p].contains(x));
+            // Two siblings of one path (a slot in one hierarchy, the unit with
+            // its process in another) are one cgroup, when merging them puts
+            // no setting on a process that did not have it.
+            let into_sibling = paths[k]
+                .iter()
+                .find_map(|x| sibling.get(&(p, *x)).copied())
+                .filter(|&s| (empty[k] && (procs[k] == 0 || empty[s])) || (empty[s] && procs[s] == 0));
+            let target = if into_parent { Some(p) } else { into_sibling };
+            match target {
+                Some(t) => {
+                    rep[k] = t;
+                    empty[t] = empty[t] && empty[k];
+                    procs[t] += procs[k];
+                    let mine = std::mem::take(&mut paths[k]);
+                    paths[t].extend(mine);
+                }
+                None => {
+                    for x in &paths[k] {
+                        sibling.entry((p, x)).or_insert(k);
+                    }
+                }
+            }
+        }
+        let mut m = if rep.iter().enumerate().all(|(i, r)| i == *r) {
+            self
+        } else {
+            self.compact(&rep, &order)
+        };
+        m.adopt_empty_slots(prep);
+        m
+    }
+
+    /// Move every subtree without processes under the sibling whose path is
+    /// a prefix of its own (`/a/x`, an empty slot of one hierarchy, beside
+    /// `/a` of another): no process changes place or settings, and the slot
+    /// keeps its path.
+    fn adopt_empty_slots(&mut self, prep: &Prepared) {
+        let procs = self.processes_below(prep);
+        let one_path = |t: &TNode| -> Option<&str> {
+            let (_, first) = t.origins.first()?;
+            let p = prep.snap.cgroup(*first).path.as_str();
+            t.origins
+                .iter()
+                .all(|(_, c)| prep.snap.cgroup(*c).path == p)
+                .then_some(p)
+        };
+        let mut at: HashMap<(usize, &str), usize> = HashMap::new();
+        for (i, t) in self.nodes.iter().enumerate() {
+            if let (Some(p), Some(par)) = (one_path(t), t.parent) {
+                at.entry((par, p)).or_insert(i);
+            }
+        }
+        let mut moves = Vec::new();
+        for (k, t) in self.nodes.iter().enumerate() {
+            let (Some(path), Some(par)) = (one_path(t), t.parent) else {
+                continue;
+            };
+            if procs[k] != 0 {
+                continue;
+            }
+            let mut q = crate::model::path::parent(path);
+            while let Some(anc) = q.filter(|a| *a != "/") {
+                if let Some(&s) = at.get(&(par, anc)) {
+                    moves.push((s, k));
+                    break;
+                }
+                q = crate::model::path::parent(anc);
+            }
+        }
+        for (s, k) in moves {
+            self.adopt(s, k);
+        }
+    }
+
+    /// Per node: process elements in its subtree.
+    fn processes_below(&self, prep: &Prepared) -> Vec<usize> {
+        let mut n = vec![0usize; self.nodes.len()];
+        for (e, &at) in self.elem_node.iter().enumerate() {
+            if matches!(prep.elems[e], Elem::Process(..)) {
+                n[at] += 1;
+            }
+        }
+        for &k in self.top_down().iter().rev() {
+            if let Some(p) = self.nodes[k].parent {
+                n[p] += n[k];
+            }
+        }
+        n
+    }
+
+    /// Node ids, parents before children.
+    fn top_down(&self) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        let mut stack = vec![0usize];
+        while let Some(n) = stack.pop() {
+            out.push(n);
+            stack.extend(self.nodes[n].children.iter().rev().copied());
+        }
+        out
+    }
+
+    /// Rebuild the tree with every node `k` replaced by `rep[k]`.
+    fn compact(self, rep: &[usize], order: &[usize]) -> Merged {
+        let mut new_id = vec![usize::MAX; self.nodes.len()];
+        let mut nodes: Vec<TNode> = Vec::new();
+        for &k in order {
+            if rep[k] == k {
+                new_id[k] = nodes.len();
+                nodes.push(TNode {
+                    children: Vec::new(),
+                    ..self.nodes[k].clone()
+                });
+            }
+        }
+        let to = |k: usize| new_id[rep[k]];
+        for &k in order {
+            if rep[k] != k {
+                let (origins, split) = (self.nodes[k].origins.clone(), self.nodes[k].split_from.clone());
+                nodes[to(k)].origins.extend(origins);
+                nodes[to(k)].split_from.extend(split);
+                continue;
+            }
+            let id = to(k);
+            nodes[id].parent = self.nodes[k].parent.map(to);
+            if let Some(p) = nodes[id].parent {
+                nodes[id].depth = nodes[p].depth + 1;
+                nodes[p].children.push(id);
+            }
+        }
+        let remap = |v: &[usize]| {
+            let mut out: Vec<usize> = v.iter().map(|x| to(*x)).collect();
+            out.dedup();
+            out
+        };
+        let crossings = self
+            .crossings
+            .into_iter()
+            .map(|c| Crossing {
+                partial: remap(&c.partial),
+                pieces: remap(&c.pieces),
+                ..c
+            })
+            .collect();
+        Merged {
+            nodes,
+            elem_node: self.elem_node.iter().map(|n| to(*n)).collect(),
+            crossings,
+            order: self.order,
+        }
+    }
+}
+
+/// Whether a merged node carries nothing a fold could lose.
+fn carries_nothing(prep: &Prepared, t: &TNode) -> bool {
+    t.split_from.is_empty()
+        && t.origins.iter().all(|(hid, c)| {
+            let cg = prep.snap.cgroup(*c);
+            let v2 = prep.hierarchy(*hid).version == crate::model::Version::V2;
+            prep.weight_of(*c) == 0
+                && cg.owner.delegate_uid().is_none()
+                && !(v2
+                    && cg
+                        .settings
+                        .iter()
+                        .any(|(k, v)| !crate::model::files::is_v2_default(k, v)))
+        })
 }

@@ -16,6 +16,7 @@
 //!   and carry only threaded controllers, hold threads and no whole processes
 //!   ("Threads");
 //! * every process is placed once and every thread at most once;
+//! * a node carries at most one value per file (per key of a keyed file);
 //! * actions create a node before touching it, move processes before a domain
 //!   controller is enabled above them, and enable controllers top-down.
 
@@ -107,6 +108,39 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
                     bad(path, "listed before its parent".into())
                 }
                 _ => {}
+            }
+        }
+        // One value per file (per key of a keyed file): two writes to one
+        // file leave only the later, silently.
+        let mut written: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for st in &n.settings {
+            let keyed = matches!(
+                st.file.as_str(),
+                "io.max" | "io.weight" | "io.bfq.weight" | "io.latency" | "rdma.max" | "misc.max"
+            );
+            let keys: Vec<&str> = if keyed {
+                st.value
+                    .lines()
+                    .map(|l| l.split_whitespace().next().unwrap_or(""))
+                    .collect()
+            } else {
+                vec![""]
+            };
+            for k in keys {
+                if !written.insert((st.file.as_str(), k)) {
+                    bad(
+                        path,
+                        format!(
+                            "two values for {}{}",
+                            st.file,
+                            if k.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" key {k}")
+                            }
+                        ),
+                    );
+                }
             }
         }
         // Top-down: subtree_control and files need the parent's enablement.

@@ -105,14 +105,25 @@ pub fn shares_to_weight(shares: u64, formula: SharesFormula) -> Option<u64> {
 ///
 /// v1 quota −1 (any negative) means no limit; v2 writes `max`. Period range
 /// [1000, 1000000] µs, default 100000 in both (K1 sched-bwc, K2). A period of
-/// 0 is taken as the default, as runc does (OCG fs2/cpu.go).
-pub fn quota_period_to_max(quota_us: i64, period_us: u64) -> String {
+/// 0 is taken as the default, as runc does (OCG fs2/cpu.go). A period outside
+/// the kernel's range, or a quota below its 1 ms minimum, is an error: v2's
+/// `cpu.max` would refuse it (EINVAL) and the plan must not carry it.
+pub fn quota_period_to_max(quota_us: i64, period_us: u64) -> Result<String, ConvError> {
     let period = if period_us == 0 { 100_000 } else { period_us };
-    if quota_us <= 0 {
-        format!("max {period}")
-    } else {
-        format!("{quota_us} {period}")
+    if !(1_000..=1_000_000).contains(&period) {
+        return Err(ConvError::Invalid(format!(
+            "cfs period {period} µs is outside the kernel's range 1000..1000000"
+        )));
     }
+    if quota_us <= 0 {
+        return Ok(format!("max {period}"));
+    }
+    if quota_us < 1_000 {
+        return Err(ConvError::Invalid(format!(
+            "cfs quota {quota_us} µs is below the kernel's minimum of 1000"
+        )));
+    }
+    Ok(format!("{quota_us} {period}"))
 }
 
 /// v1 `cpuset.cpu_exclusive` → v2 `cpuset.cpus.partition`.
@@ -126,8 +137,48 @@ pub fn cpu_exclusive_to_partition(exclusive: u64) -> &'static str {
 
 /// v1 byte limit → v2 `*.max` value (`memory.max`, `hugetlb.<size>.max`,
 /// `memory.low`, ...): unlimited becomes `max`, bytes pass through.
-pub fn limit_to_v2(limit: Limit) -> String {
-    limit.to_string()
+///
+/// "Unlimited" is whatever the kernel prints for `PAGE_COUNTER_MAX` in this
+/// file (see [`is_v1_unlimited`]), so a hugetlb cgroup left at its default is
+/// never written as a number. A byte count above the 64-bit page counter's
+/// maximum that is not such a sentinel can't be set on v2: an error.
+pub fn limit_to_v2(limit: Limit) -> Result<String, ConvError> {
+    match limit {
+        Limit::Bytes(b) if is_v1_unlimited(b) => Ok("max".into()),
+        Limit::Bytes(b) if b > i64::MAX as u64 => Err(ConvError::Invalid(format!(
+            "{b} is above the 64-bit page counter maximum {} and is not the unlimited value",
+            i64::MAX
+        ))),
+        other => Ok(other.to_string()),
+    }
+}
+
+/// Whether a v1 limit's text is a number above `LONG_MAX`: no page counter
+/// holds it, so it is neither a limit v2 accepts nor the unlimited value.
+pub fn above_page_counter(text: &str) -> bool {
+    text.trim().parse::<u64>().is_ok_and(|v| v > i64::MAX as u64)
+}
+
+/// Whether `bytes` is a value a v1 kernel prints for "unlimited".
+///
+/// A page counter's maximum is `PAGE_COUNTER_MAX = LONG_MAX / PAGE_SIZE`
+/// pages. hugetlb rounds it down to whole huge pages
+/// (`hugetlb_cgroup_init`: `round_down(PAGE_COUNTER_MAX, pages_per_huge_page)`),
+/// so the printed value depends on both the base page size (4, 16 or 64 KiB)
+/// and the huge page size: 9223372036854771712 for memory on 4 KiB pages,
+/// 9223372036852678656 for 2 MiB huge pages, 9223372035781033984 for 1 GiB.
+/// Every (base page, power-of-two huge page up to 16 GiB) pair is recognised.
+pub fn is_v1_unlimited(bytes: u64) -> bool {
+    if bytes >= crate::model::value::V1_UNLIMITED_FLOOR && bytes <= i64::MAX as u64 {
+        return true;
+    }
+    [4096u64, 16384, 65536].into_iter().any(|page| {
+        let max_pages = i64::MAX as u64 / page;
+        (0..=22).any(|shift| {
+            let per_huge = 1u64 << shift;
+            (max_pages - max_pages % per_huge) * page == bytes
+        })
+    })
 }
 
 /// v1 `memory.memsw.limit_in_bytes` (memory+swap) → v2 `memory.swap.max` (swap only).
@@ -210,19 +261,58 @@ pub fn blkio_weight_to_io_weight(weight: u64, formula: BlkioFormula) -> Option<u
     })
 }
 
-/// v1 `blkio.weight` → v2 `io.bfq.weight`: the same number (runc/crun write it
-/// unconverted when the BFQ file exists; both sides use 1..1000).
-pub fn blkio_weight_to_bfq(weight: u64) -> Option<u64> {
-    (weight != 0).then(|| weight.clamp(1, 1000))
+/// v1 `blkio.weight` → v2 `io.bfq.weight` (BFQ range 1..1000, default 100).
+///
+/// * `Oci`: the v1 number unchanged (runc/crun/youki write it verbatim when
+///   `io.bfq.weight` exists, OCG fs2/io.go).
+/// * `Systemd`: the io.weight value mapped onto BFQ's range
+///   (SD-C `cgroup_weight_io_to_bfq`, `BFQ_WEIGHT`): identity up to 100, then
+///   `100 + (io − 100)·900/9900`, so 500 → 100 keeps the default a default.
+pub fn blkio_weight_to_bfq(weight: u64, formula: BlkioFormula) -> Option<u64> {
+    if weight == 0 {
+        return None;
+    }
+    Some(match formula {
+        BlkioFormula::Oci => weight.clamp(1, 1000),
+        BlkioFormula::Systemd => io_weight_to_bfq(blkio_weight_to_io_weight(weight, formula)?),
+    })
+}
+
+/// systemd's `BFQ_WEIGHT(io)`: io.weight [1..10000] → BFQ [1..1000].
+pub fn io_weight_to_bfq(io: u64) -> u64 {
+    if io <= 100 {
+        100 - (100 - io) * 99 / 99
+    } else {
+        100 + (io - 100) * 900 / 9900
+    }
 }
 
 /// v1 `blkio.weight_device` lines → v2 `io.weight` lines (`MAJ:MIN W'`).
 ///
-/// A v1 weight of 0 removes the device override; v2 says `MAJ:MIN default`.
+/// Only systemd writes per-device io.weight (`w/5`); the runtimes apply
+/// weight_device solely through `io.bfq.weight` ([`weight_device_to_bfq`]),
+/// so with `Oci` this yields nothing. A v1 weight of 0 removes the device
+/// override; v2 says `MAJ:MIN default`.
 pub fn weight_device_to_io_weight(lines: &[(DevNum, u64)], formula: BlkioFormula) -> Vec<String> {
+    if formula == BlkioFormula::Oci {
+        return Vec::new();
+    }
     lines
         .iter()
         .map(|(dev, w)| match blkio_weight_to_io_weight(*w, formula) {
+            Some(v) => format!("{dev} {v}"),
+            None => format!("{dev} default"),
+        })
+        .collect()
+}
+
+/// v1 `blkio.weight_device` lines → v2 `io.bfq.weight` lines (`MAJ:MIN W'`):
+/// runtimes copy `W` (`Oci`), systemd writes `BFQ_WEIGHT(W/5)` (`Systemd`).
+/// Needs kernel 5.4 (per-device BFQ weights, commit 795fe54c2a8).
+pub fn weight_device_to_bfq(lines: &[(DevNum, u64)], formula: BlkioFormula) -> Vec<String> {
+    lines
+        .iter()
+        .map(|(dev, w)| match blkio_weight_to_bfq(*w, formula) {
             Some(v) => format!("{dev} {v}"),
             None => format!("{dev} default"),
         })
@@ -275,17 +365,30 @@ pub fn throttle_to_io_max(t: &Throttle) -> Vec<String> {
         .collect()
 }
 
-/// v1 `freezer.state` → v2 `cgroup.freeze`.
+/// v1 `freezer.state` (+ `freezer.self_freezing`) → v2 `cgroup.freeze`.
 ///
-/// `FROZEN` → `1`, `THAWED` → `0`. `FREEZING` (in progress, or a parent is
-/// frozen) also becomes `1`: the intent was to freeze. v2 frozen tasks are
+/// v1 shows `FROZEN` in every descendant of a frozen cgroup; only
+/// `freezer.self_freezing` (1 = frozen by a write to this cgroup's own
+/// state) says whose state it is (OCG `GetState` reads it). v2's
+/// `cgroup.freeze` is inherited the same way, so only a cgroup's *own* state
+/// is converted: inherited `FROZEN` writes nothing (otherwise the child would
+/// stay frozen after the parent thaws). Without `self_freezing` (old
+/// captures), `FROZEN`/`FREEZING` → `1`. `THAWED` → `0`. v2 frozen tasks are
 /// killable and may migrate, unlike v1 (K1 freezer-subsystem, K2 core).
-pub fn freezer_state_to_freeze(state: &str) -> Result<&'static str, ConvError> {
-    match state.trim() {
-        "FROZEN" | "FREEZING" => Ok("1"),
-        "THAWED" => Ok("0"),
-        other => Err(ConvError::Invalid(format!("unknown freezer state {other:?}"))),
-    }
+pub fn freezer_state_to_freeze(
+    state: &str,
+    self_freezing: Option<u64>,
+) -> Result<Option<&'static str>, ConvError> {
+    let frozen = match state.trim() {
+        "FROZEN" | "FREEZING" => true,
+        "THAWED" => false,
+        other => return Err(ConvError::Invalid(format!("unknown freezer state {other:?}"))),
+    };
+    Ok(match (frozen, self_freezing) {
+        (true, Some(0)) => None,
+        (true, _) => Some("1"),
+        (false, _) => Some("0"),
+    })
 }
 
 /// v1 `pids.max` → v2 `pids.max`: same syntax (`max` or a count). A limit of 0
@@ -338,10 +441,17 @@ mod tests {
 
     #[test]
     fn cpu_max() {
-        assert_eq!(quota_period_to_max(-1, 100000), "max 100000");
-        assert_eq!(quota_period_to_max(50000, 100000), "50000 100000");
-        assert_eq!(quota_period_to_max(200000, 0), "200000 100000");
-        assert_eq!(quota_period_to_max(0, 250000), "max 250000");
+        let ok = |q, p| quota_period_to_max(q, p).unwrap();
+        assert_eq!(ok(-1, 100000), "max 100000");
+        assert_eq!(ok(50000, 100000), "50000 100000");
+        assert_eq!(ok(200000, 0), "200000 100000");
+        assert_eq!(ok(0, 250000), "max 250000");
+        assert_eq!(ok(1000, 1000), "1000 1000");
+        assert_eq!(ok(-1, 1_000_000), "max 1000000");
+        // Outside the kernel's ranges: never a plan value.
+        assert!(quota_period_to_max(50000, 999).is_err(), "period below 1 ms");
+        assert!(quota_period_to_max(50000, 1_000_001).is_err(), "period above 1 s");
+        assert!(quota_period_to_max(999, 100000).is_err(), "quota below 1 ms");
     }
 
     #[test]
@@ -367,14 +477,22 @@ mod tests {
         assert_eq!(blkio_weight_to_io_weight(10, BlkioFormula::Systemd), Some(2));
         assert_eq!(blkio_weight_to_io_weight(1000, BlkioFormula::Systemd), Some(200));
         assert_eq!(blkio_weight_to_io_weight(0, BlkioFormula::Oci), None);
-        assert_eq!(blkio_weight_to_bfq(500), Some(500));
         let d = DevNum { major: 8, minor: 0 };
+        let lines = [(d, 100), (DevNum { major: 8, minor: 16 }, 0)];
+        // Runtimes: weight_device only through io.bfq.weight, verbatim.
+        assert!(weight_device_to_io_weight(&lines, BlkioFormula::Oci).is_empty());
         assert_eq!(
-            weight_device_to_io_weight(
-                &[(d, 100), (DevNum { major: 8, minor: 16 }, 0)],
-                BlkioFormula::Oci
-            ),
-            vec!["8:0 910".to_string(), "8:16 default".to_string()]
+            weight_device_to_bfq(&lines, BlkioFormula::Oci),
+            vec!["8:0 100".to_string(), "8:16 default".to_string()]
+        );
+        // systemd: io.weight w/5 and io.bfq.weight BFQ_WEIGHT(w/5).
+        assert_eq!(
+            weight_device_to_io_weight(&lines, BlkioFormula::Systemd),
+            vec!["8:0 20".to_string(), "8:16 default".to_string()]
+        );
+        assert_eq!(
+            weight_device_to_bfq(&lines, BlkioFormula::Systemd),
+            vec!["8:0 20".to_string(), "8:16 default".to_string()]
         );
     }
 
@@ -400,14 +518,99 @@ mod tests {
 
     #[test]
     fn small_ones() {
-        assert_eq!(freezer_state_to_freeze("FROZEN"), Ok("1"));
-        assert_eq!(freezer_state_to_freeze("THAWED\n"), Ok("0"));
-        assert!(freezer_state_to_freeze("SLEEPY").is_err());
+        assert_eq!(freezer_state_to_freeze("FROZEN", Some(1)), Ok(Some("1")));
+        assert_eq!(freezer_state_to_freeze("FROZEN", None), Ok(Some("1")));
+        assert_eq!(
+            freezer_state_to_freeze("FROZEN", Some(0)),
+            Ok(None),
+            "inherited from a frozen parent: nothing of its own"
+        );
+        assert_eq!(freezer_state_to_freeze("THAWED\n", Some(0)), Ok(Some("0")));
+        assert!(freezer_state_to_freeze("SLEEPY", None).is_err());
         assert_eq!(pids_max(Limit::Bytes(0)), "1");
         assert_eq!(pids_max(Limit::Max), "max");
         assert_eq!(cpu_exclusive_to_partition(1), "root");
         assert_eq!(cpu_exclusive_to_partition(0), "member");
-        assert_eq!(limit_to_v2(Limit::Bytes(4096)), "4096");
+        assert_eq!(limit_to_v2(Limit::Bytes(4096)), Ok("4096".into()));
+        assert_eq!(limit_to_v2(Limit::Max), Ok("max".into()));
+        assert!(
+            limit_to_v2(Limit::Bytes(u64::MAX)).is_err(),
+            "above the page counter"
+        );
+    }
+
+    #[test]
+    fn hugetlb_unlimited_for_every_page_size() {
+        // The values kernels print (audit reference §3), never a number in v2.
+        for v in [
+            9223372036854771712u64, // 4 KiB pages (memory, 4 KiB hugetlb)
+            9223372036852678656,    // 2 MiB huge pages
+            9223372035781033984,    // 1 GiB huge pages
+            9223372036854710272,    // 64 KiB base pages
+        ] {
+            assert!(is_v1_unlimited(v), "{v}");
+            assert_eq!(limit_to_v2(Limit::Bytes(v)), Ok("max".into()), "{v}");
+        }
+        // A real limit, a whole number of 1 GiB pages, stays a number.
+        assert!(!is_v1_unlimited(64 << 30));
+        assert!(!is_v1_unlimited((1u64 << 63) - (3u64 << 29)));
+    }
+
+    /// The reference's upstream table (v1-to-v2-conversion.md §0): each
+    /// formula reproduces the upstream samples exactly.
+    #[test]
+    fn blkio_upstream_table() {
+        // (w, runc/crun io.weight, runc/crun io.bfq.weight, systemd io.weight, systemd bfq)
+        let table = [
+            (10, 1, 10, 2, 2),
+            (100, 910, 100, 20, 20),
+            (250, 2425, 250, 50, 50),
+            (500, 4950, 500, 100, 100),
+            (1000, 10000, 1000, 200, 109),
+        ];
+        for (w, oci, oci_bfq, sd, sd_bfq) in table {
+            assert_eq!(
+                blkio_weight_to_io_weight(w, BlkioFormula::Oci),
+                Some(oci),
+                "oci {w}"
+            );
+            assert_eq!(
+                blkio_weight_to_bfq(w, BlkioFormula::Oci),
+                Some(oci_bfq),
+                "oci bfq {w}"
+            );
+            assert_eq!(
+                blkio_weight_to_io_weight(w, BlkioFormula::Systemd),
+                Some(sd),
+                "sd {w}"
+            );
+            assert_eq!(
+                blkio_weight_to_bfq(w, BlkioFormula::Systemd),
+                Some(sd_bfq),
+                "sd bfq {w}"
+            );
+        }
+        // systemd's BFQ_WEIGHT at its ends.
+        assert_eq!(io_weight_to_bfq(1), 1);
+        assert_eq!(io_weight_to_bfq(10000), 1000);
+    }
+
+    /// Sibling order: a cgroup weighted below its default (500) siblings in
+    /// v1 stays below the v2 default (100) with the systemd formula, for every
+    /// weight; the OCI formula inverts it (why systemd is the default).
+    #[test]
+    fn blkio_systemd_keeps_order_against_default_siblings() {
+        for w in 10..=1000u64 {
+            let v2 = blkio_weight_to_io_weight(w, BlkioFormula::Systemd).unwrap();
+            let bfq = blkio_weight_to_bfq(w, BlkioFormula::Systemd).unwrap();
+            // Never inverted (integer rounding may tie just above 500).
+            assert_eq!(w < 500, v2 < 100, "io.weight {w} -> {v2}");
+            assert_eq!(w < 500, bfq < 100, "bfq {w} -> {bfq}");
+            if w == 500 {
+                assert_eq!((v2, bfq), (100, 100), "the default stays the default");
+            }
+        }
+        assert!(blkio_weight_to_io_weight(250, BlkioFormula::Oci).unwrap() > 100);
     }
 
     proptest! {

@@ -61,7 +61,7 @@ pub const FUNCTIONS: &[FunctionInfo] = &[
     },
     FunctionInfo {
         name: "limit_to_max",
-        summary: "byte limit; v1 unlimited (page-aligned LONG_MAX or -1) -> max",
+        summary: "byte limit; v1 unlimited (PAGE_COUNTER_MAX for any page/huge-page size, or -1) -> max",
         params: &[],
         reads: &[],
     },
@@ -74,19 +74,25 @@ pub const FUNCTIONS: &[FunctionInfo] = &[
     FunctionInfo {
         name: "blkio_weight_to_io_weight",
         summary: "blkio.weight [10..1000, default 500] -> io.weight [1..10000, default 100]",
-        params: &[("formula", &["oci", "systemd"])],
+        params: &[("formula", &["systemd", "oci"])],
         reads: &[],
     },
     FunctionInfo {
         name: "blkio_weight_to_bfq",
-        summary: "blkio.weight -> io.bfq.weight, unchanged (both 1..1000)",
-        params: &[],
+        summary: "blkio.weight -> io.bfq.weight: oci copies it, systemd writes BFQ_WEIGHT(w/5)",
+        params: &[("formula", &["systemd", "oci"])],
         reads: &[],
     },
     FunctionInfo {
         name: "weight_device_to_io_weight",
-        summary: "MAJ:MIN W lines -> MAJ:MIN W' lines (0 -> default)",
-        params: &[("formula", &["oci", "systemd"])],
+        summary: "MAJ:MIN W lines -> io.weight MAJ:MIN W/5 (systemd; oci writes none)",
+        params: &[("formula", &["systemd", "oci"])],
+        reads: &[],
+    },
+    FunctionInfo {
+        name: "weight_device_to_bfq",
+        summary: "MAJ:MIN W lines -> io.bfq.weight lines: oci copies W, systemd BFQ_WEIGHT(W/5)",
+        params: &[("formula", &["systemd", "oci"])],
         reads: &[],
     },
     FunctionInfo {
@@ -102,9 +108,9 @@ pub const FUNCTIONS: &[FunctionInfo] = &[
     },
     FunctionInfo {
         name: "freezer_state_to_freeze",
-        summary: "FROZEN/FREEZING -> 1, THAWED -> 0",
+        summary: "own state only (freezer.self_freezing): FROZEN -> 1, THAWED -> 0, inherited -> nothing",
         params: &[],
-        reads: &[],
+        reads: &["freezer.self_freezing"],
     },
     FunctionInfo {
         name: "pids_max",
@@ -196,7 +202,7 @@ pub fn convert_setting(
                 ("cpu.cfs_quota_us".into(), q.to_string()),
                 ("cpu.cfs_period_us".into(), p.to_string()),
             ];
-            Some(convert::quota_period_to_max(q, p))
+            Some(convert::quota_period_to_max(q, p)?)
         }
         "copy" => Some(raw.trim().to_string()),
         // An empty v1 list can't hold tasks; in v2 empty means "inherit", so
@@ -208,7 +214,16 @@ pub fn convert_setting(
         "cpu_exclusive_to_partition" => {
             Some(convert::cpu_exclusive_to_partition(value::parse_u64(raw).map_err(conv_err)?).to_string())
         }
-        "limit_to_max" => Some(convert::limit_to_v2(raw.parse::<Limit>().map_err(conv_err)?)),
+        "limit_to_max" => {
+            if convert::above_page_counter(raw) {
+                return Err(ConvError::Invalid(format!(
+                    "{} is above the 64-bit page counter maximum {} and is not the unlimited value",
+                    raw.trim(),
+                    i64::MAX
+                )));
+            }
+            Some(convert::limit_to_v2(raw.parse::<Limit>().map_err(conv_err)?)?)
+        }
         "memsw_to_swap_max" => {
             let mem = get("memory.limit_in_bytes")
                 .map(str::parse::<Limit>)
@@ -230,23 +245,34 @@ pub fn convert_setting(
             ];
             convert::memsw_to_swap_max(mem, sw)?
         }
-        "blkio_weight_to_io_weight" | "weight_device_to_io_weight" => {
-            let f = match param(rule, "formula").unwrap_or("oci") {
-                "systemd" => BlkioFormula::Systemd,
-                _ => BlkioFormula::Oci,
+        "blkio_weight_to_io_weight"
+        | "weight_device_to_io_weight"
+        | "blkio_weight_to_bfq"
+        | "weight_device_to_bfq" => {
+            let f = match param(rule, "formula").unwrap_or("systemd") {
+                "oci" => BlkioFormula::Oci,
+                _ => BlkioFormula::Systemd,
             };
             formula = Some(f.to_string());
-            if spec.function == "blkio_weight_to_io_weight" {
-                convert::blkio_weight_to_io_weight(value::parse_u64(raw).map_err(conv_err)?, f)
-                    .map(|w| format!("default {w}"))
-            } else {
-                let lines = value::parse_device_values(raw).map_err(conv_err)?;
-                let out = convert::weight_device_to_io_weight(&lines, f);
-                (!out.is_empty()).then(|| out.join("\n"))
+            match spec.function.as_str() {
+                "blkio_weight_to_io_weight" => {
+                    convert::blkio_weight_to_io_weight(value::parse_u64(raw).map_err(conv_err)?, f)
+                        .map(|w| format!("default {w}"))
+                }
+                "blkio_weight_to_bfq" => {
+                    convert::blkio_weight_to_bfq(value::parse_u64(raw).map_err(conv_err)?, f)
+                        .map(|w| w.to_string())
+                }
+                other => {
+                    let lines = value::parse_device_values(raw).map_err(conv_err)?;
+                    let out = if other == "weight_device_to_bfq" {
+                        convert::weight_device_to_bfq(&lines, f)
+                    } else {
+                        convert::weight_device_to_io_weight(&lines, f)
+                    };
+                    (!out.is_empty()).then(|| out.join("\n"))
+                }
             }
-        }
-        "blkio_weight_to_bfq" => {
-            convert::blkio_weight_to_bfq(value::parse_u64(raw).map_err(conv_err)?).map(|w| w.to_string())
         }
         "throttle_to_io_max" => {
             let dv = |f: &str| value::parse_device_values(get(f).unwrap_or("")).map_err(conv_err);
@@ -271,7 +297,17 @@ pub fn convert_setting(
             let lines = convert::throttle_to_io_max(&t);
             (!lines.is_empty()).then(|| lines.join("\n"))
         }
-        "freezer_state_to_freeze" => Some(convert::freezer_state_to_freeze(raw)?.to_string()),
+        "freezer_state_to_freeze" => {
+            let own = get("freezer.self_freezing")
+                .filter(|v| !v.trim().is_empty())
+                .map(value::parse_u64)
+                .transpose()
+                .map_err(conv_err)?;
+            if let Some(o) = own {
+                inputs.push(("freezer.self_freezing".into(), o.to_string()));
+            }
+            convert::freezer_state_to_freeze(raw, own)?.map(str::to_string)
+        }
         "pids_max" => Some(convert::pids_max(raw.parse::<Limit>().map_err(conv_err)?)),
         other => return Err(ConvError::Invalid(format!("unknown function {other}"))),
     };
@@ -288,4 +324,146 @@ pub fn convert_setting(
         formula,
         inputs,
     }))
+}
+
+/// `docs/conversions.md` is generated from the rules and the conversion
+/// functions, so it cannot drift from them: this test renders it and compares
+/// (`CGMIG_UPDATE_DOCS=1 cargo test --lib conversions_doc` rewrites it).
+#[cfg(test)]
+mod doc {
+    use std::fmt::Write;
+
+    use super::super::convert::{self, BlkioFormula, SharesFormula};
+    use super::super::{DefaultSpec, RuleSet};
+
+    fn default_text(d: &Option<DefaultSpec>) -> String {
+        match d {
+            None => String::new(),
+            Some(DefaultSpec::Exact(e)) => format!("`{e}`"),
+            Some(DefaultSpec::Spec(s)) => {
+                let mut parts = Vec::new();
+                if !s.any_of.is_empty() {
+                    let q: Vec<String> = s.any_of.iter().map(|v| format!("'{v}'")).collect();
+                    parts.push(format!("any_of=[{}]", q.join(", ")));
+                }
+                if s.unlimited {
+                    parts.push("unlimited=True".into());
+                }
+                if s.parent {
+                    parts.push("parent=True".into());
+                }
+                if let Some(r) = &s.regex {
+                    parts.push(format!("regex={}", r.replace('|', "\\|")));
+                }
+                format!("`{}`", parts.join(", "))
+            }
+        }
+    }
+
+    fn render() -> String {
+        let (set, errors) = RuleSet::embedded();
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut s = String::from(
+            "# v1 → v2 conversion matrix\n\nGenerated from `rules/*.yaml` and `src/rules/convert.rs` by `CGMIG_UPDATE_DOCS=1 cargo test --lib conversions_doc` (the rules are the source of truth; the test fails when this page is stale). `cgmig explain ID` shows formulas and sample values.\n\n| rule | v1 file / fact | default | v2 conversion | finding | kernel | source |\n|---|---|---|---|---|---|---|\n",
+        );
+        for r in set.rules() {
+            let m = &r.rule.matcher;
+            let what = match (&m.file, &m.file_regex, &m.fact) {
+                (Some(f), _, _) => format!("`{f}`"),
+                (_, Some(re), _) => format!("`/{}/`", re.replace('|', "\\|")),
+                (_, _, Some(f)) => format!(
+                    "`fact {}`",
+                    serde_json::to_value(f).unwrap().as_str().unwrap_or("")
+                ),
+                _ => String::new(),
+            };
+            let conv = match &r.rule.convert {
+                None => "—".to_string(),
+                Some(c) => {
+                    let params: Vec<String> = c.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let p = if params.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", params.join(", "))
+                    };
+                    format!("`{}` via `{}`{p}", c.target, c.function)
+                }
+            };
+            let finding = r
+                .rule
+                .finding
+                .as_ref()
+                .map(|f| f.severity.to_string())
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "| `{}` | {what} | {} | {conv} | {finding} | {} | {} |",
+                r.rule.id,
+                default_text(&r.rule.default),
+                r.rule.kernel.as_deref().unwrap_or(""),
+                r.rule.source.as_deref().unwrap_or("").replace('|', "\\|"),
+            );
+        }
+        s.push_str("\n## Formulas with several variants\n\n");
+        s.push_str("**cpu.shares → cpu.weight** (v1 [2, 262144], default 1024; v2 [1, 10000], default 100). The variant used is recorded in each conversion (`formula`); the rule's `formula` parameter chooses it:\n\n");
+        let shares = [2u64, 100, 512, 1024, 2048, 10240, 102400, 262144];
+        let head: Vec<String> = shares.iter().map(u64::to_string).collect();
+        let _ = writeln!(s, "| variant | formula | {} |", head.join(" | "));
+        let _ = writeln!(s, "|---|---|{}", "---|".repeat(shares.len()));
+        for (f, label) in [
+            (SharesFormula::Oci, "`oci` (default; runc ≥ 1.3.2, crun ≥ 1.23)"),
+            (SharesFormula::OciLegacy, "`oci-legacy` (runc < 1.3.2, KEP-2254)"),
+            (SharesFormula::Systemd, "`systemd`"),
+        ] {
+            let row: Vec<String> = shares
+                .iter()
+                .map(|v| convert::shares_to_weight(*v, f).unwrap().to_string())
+                .collect();
+            let _ = writeln!(s, "| {label} | `{}` | {} |", f.formula(), row.join(" | "));
+        }
+        s.push_str("\n**blkio.weight → io.weight / io.bfq.weight** (v1 [10, 1000], CFQ default 500; io.weight [1, 10000], default 100; io.bfq.weight [1, 1000], default 100). `systemd` is the default because it keeps a default a default (500 → 100): a cgroup weighted below its default siblings in v1 stays below them in v2, with the same ratio. The runtimes' `oci` formula gives w = 250 the io.weight 2425 against its default siblings' 100 (inverted). `blkio.weight_device` follows the same formula: `oci` writes only `io.bfq.weight MAJ:MIN W` (as runc/crun/youki), `systemd` writes `io.weight MAJ:MIN W/5` and `io.bfq.weight MAJ:MIN BFQ_WEIGHT(W/5)`. io.weight only acts with iocost enabled or BFQ as the device's scheduler (the rule's warning says so); `io.bfq.weight` exists only under BFQ, so apply treats it as optional.\n\n");
+        let weights = [10u64, 100, 250, 500, 1000];
+        let head: Vec<String> = weights.iter().map(u64::to_string).collect();
+        let _ = writeln!(s, "| variant | file | {} |", head.join(" | "));
+        let _ = writeln!(s, "|---|---|{}", "---|".repeat(weights.len()));
+        for (f, file) in [
+            (BlkioFormula::Systemd, "io.weight"),
+            (BlkioFormula::Systemd, "io.bfq.weight"),
+            (BlkioFormula::Oci, "io.weight"),
+            (BlkioFormula::Oci, "io.bfq.weight"),
+        ] {
+            let row: Vec<String> = weights
+                .iter()
+                .map(|w| {
+                    let v = if file == "io.weight" {
+                        convert::blkio_weight_to_io_weight(*w, f)
+                    } else {
+                        convert::blkio_weight_to_bfq(*w, f)
+                    };
+                    v.unwrap().to_string()
+                })
+                .collect();
+            let _ = writeln!(s, "| `{f}` | `{file}` | {} |", row.join(" | "));
+        }
+        s.push_str("\n**memory.memsw.limit_in_bytes → memory.swap.max**: runc's case order (see `cgmig explain memory.memsw.limit_in_bytes`): memsw − memory; `0` when equal; `max` when memsw is unlimited, or when memory is unlimited and memsw unset; memsw as is when memory is unlimited and memsw set; an error when memsw < memory or memsw is set without a memory limit.\n");
+        s.push_str("\n**memory.soft_limit_in_bytes** → `memory.low` (runc/crun, the kernel's stated successor). libcgroup maps it to `memory.high` instead; the warning says so. Override with a `--rules` file if `memory.high` is your policy. memory.low protects only if the ancestors grant protection too; the plan does not set it on them and recommends the `memory_recursiveprot` mount option.\n");
+        s.push_str("\n**Unlimited.** v1 prints `PAGE_COUNTER_MAX` pages in bytes; hugetlb rounds it down to whole huge pages, so the value depends on the page size (4 KiB memory: 9223372036854771712, 2 MiB hugetlb: 9223372036852678656, 1 GiB hugetlb: 9223372035781033984). Every such value becomes `max`; a number above the page counter's maximum that is not one is an error.\n");
+        s.push_str("\n**Ranges.** Values v2 would refuse never reach a plan; each is an error finding naming the file and value: a CFS period outside 1 ms–1 s or a quota below 1 ms, a cpuset list naming CPUs or memory nodes the host's root cpuset does not have, a limit above the 64-bit page counter maximum.\n");
+        s.push_str("\n**freezer.state → cgroup.freeze**: only the cgroup's own state (`freezer.self_freezing` = 1) is converted; a child that is FROZEN because its parent is writes nothing, as v2 inherits the parent's freeze the same way.\n");
+        s
+    }
+
+    #[test]
+    fn conversions_doc_is_generated_from_the_rules() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/conversions.md");
+        let want = render();
+        if std::env::var_os("CGMIG_UPDATE_DOCS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap();
+        assert!(
+            have == want,
+            "docs/conversions.md is stale: run CGMIG_UPDATE_DOCS=1 cargo test --lib conversions_doc"
+        );
+    }
 }

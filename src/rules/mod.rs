@@ -146,7 +146,13 @@ impl LoadedRule {
             Some(DefaultSpec::Spec(d)) => {
                 d.any_of.iter().any(|e| v == e.trim())
                     || (d.unlimited
-                        && v.parse::<crate::model::value::Limit>() == Ok(crate::model::value::Limit::Max))
+                        && match v.parse::<crate::model::value::Limit>() {
+                            // Above LONG_MAX is no kernel's "unlimited": not a default.
+                            Ok(crate::model::value::Limit::Max) => !convert::above_page_counter(v),
+                            // hugetlb's unlimited depends on the huge page size.
+                            Ok(crate::model::value::Limit::Bytes(b)) => convert::is_v1_unlimited(b),
+                            Err(_) => false,
+                        })
                     || (d.parent && parent.is_some_and(|p| p.trim() == v))
                     || self.default_regex.as_ref().is_some_and(|r| r.is_match(v))
             }

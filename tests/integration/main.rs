@@ -11,6 +11,7 @@ mod oracle;
 mod plan;
 mod prop;
 mod readiness;
+mod replay;
 mod scan;
 mod sim_kernel;
 mod vm;

@@ -59,10 +59,23 @@ fn every_host_and_scenario_plans_validates_and_meets_the_oracle() {
         }
         let problems = oracle::check(&snap, &p, &rules);
         assert!(problems.is_empty(), "{name}: oracle:\n{}", problems.join("\n"));
+        let replayed = crate::replay::every_stage(&snap, &p);
+        assert!(
+            replayed.is_empty(),
+            "{name}: the kernel refuses:\n{}",
+            replayed.join("\n")
+        );
         // Every stage and every top-level subtree is itself a valid plan.
         for s in &p.stages {
             let sp = p.for_stage(s.number, "leaf").unwrap();
             check_plan(&format!("{name} stage {}", s.number), &sp);
+            let problems = oracle::structural(&snap, &sp, &rules);
+            assert!(
+                problems.is_empty(),
+                "{name} stage {}: oracle:\n{}",
+                s.number,
+                problems.join("\n")
+            );
             assert!(sp.nodes.iter().flat_map(|n| &n.settings).all(|x| {
                 x.origin
                     .label
@@ -424,4 +437,253 @@ fn plan_cli_formats_stage_and_only() {
     );
     let dot = stdout(&cgmig(&["plan", "--root", root, "--format", "dot"]));
     assert!(dot.starts_with("digraph") && dot.contains("cluster_v2") && dot.contains("style=dotted"));
+}
+
+/// The value of `file` on the node at `path`, if the plan sets it.
+fn value_at<'a>(p: &'a Plan, path: &str, file: &str) -> Option<&'a str> {
+    p.node(path)?
+        .settings
+        .iter()
+        .find(|s| s.file == file)
+        .map(|s| s.value.as_str())
+}
+
+fn finding_names(p: &Plan, rule: &str, needle: &str) -> bool {
+    p.findings
+        .iter()
+        .any(|f| f.rule == rule && (f.why.contains(needle) || f.value.as_deref() == Some(needle)))
+}
+
+/// Conversion defects 5-10 of issue 8, on one fixture host built for them.
+#[test]
+fn conversion_edges_keep_behaviour() {
+    let p = plan(&host("conversion-edges").scan(), &rules());
+    // 5: below its default siblings in v1, below them in v2 (default 100).
+    assert_eq!(value_at(&p, "/io/low", "io.weight"), Some("default 50"));
+    assert_eq!(value_at(&p, "/io/low", "io.bfq.weight"), Some("50"));
+    assert_eq!(
+        value_at(&p, "/io/mid", "io.weight"),
+        None,
+        "default stays default"
+    );
+    // weight_device: the systemd formula for both files, never a mix.
+    assert_eq!(value_at(&p, "/io/dev", "io.weight"), Some("8:0 140"));
+    assert_eq!(value_at(&p, "/io/dev", "io.bfq.weight"), Some("8:0 103"));
+    // 6: own freezer state only.
+    assert_eq!(value_at(&p, "/paused", "cgroup.freeze"), Some("1"));
+    assert_eq!(
+        value_at(&p, "/paused/child", "cgroup.freeze"),
+        None,
+        "inherited FROZEN must not freeze the child on its own"
+    );
+    // 7: hugetlb unlimited for every page size is never a number.
+    assert!(
+        p.nodes
+            .iter()
+            .flat_map(|n| &n.settings)
+            .all(|s| !s.file.starts_with("hugetlb.1GB"))
+    );
+    assert_eq!(value_at(&p, "/huge", "hugetlb.2MB.max"), None);
+    assert_eq!(
+        value_at(&p, "/huge/capped", "hugetlb.2MB.max"),
+        Some("1073741824")
+    );
+    // 8: blkio.prio.class has a rule.
+    assert_eq!(value_at(&p, "/io/low", "io.prio.class"), Some("idle"));
+    // 9: behaviour that changes silently gets a finding.
+    assert!(finding_names(&p, "blkio.throttle", "caps the whole subtree"));
+    assert!(
+        finding_names(&p, "memory.soft_limit_in_bytes", "memory_recursiveprot")
+            || p.findings
+                .iter()
+                .any(|f| f.rule == "memory.soft_limit_in_bytes"
+                    && f.remediation.contains("memory_recursiveprot"))
+    );
+    // 10: values outside the kernel's ranges become errors, never plan values.
+    assert_eq!(value_at(&p, "/slow", "cpu.max"), None);
+    assert_eq!(value_at(&p, "/ok", "cpu.max"), Some("50000 100000"));
+    assert!(
+        finding_names(&p, "cpu.cfs_period_us", "2000000") || finding_names(&p, "cpu.cfs_quota_us", "2000000")
+    );
+    assert_eq!(value_at(&p, "/wide", "cpuset.cpus"), None);
+    assert_eq!(value_at(&p, "/narrow", "cpuset.cpus"), Some("2-3"));
+    assert!(finding_names(&p, "cpuset.cpus", "0-15"));
+    assert_eq!(value_at(&p, "/huge-limit", "memory.max"), None);
+    assert!(finding_names(&p, "memory.limit_in_bytes", "18446744073709551615"));
+    for f in p.findings.iter().filter(|f| {
+        matches!(
+            f.rule.as_str(),
+            "cpu.cfs_period_us" | "cpuset.cpus" | "memory.limit_in_bytes"
+        ) && f.title.contains("cannot be converted")
+    }) {
+        assert_eq!(f.severity, cgmig::rules::Severity::Error, "{f:?}");
+        assert!(
+            f.file.is_some() && f.value.is_some(),
+            "names file and value: {f:?}"
+        );
+    }
+}
+
+/// Class 1: one value per file per node, and it is the node's own.
+#[test]
+fn a_split_piece_keeps_its_own_value_once() {
+    let p = plan(&scenario("split-own-value").scan(), &rules());
+    assert!(!p.conflicts.is_empty(), "the scenario must split: {:#?}", p.nodes);
+    let a = p.node("/a").expect("memory /a");
+    let weights: Vec<_> = a.settings.iter().filter(|s| s.file == "cpu.weight").collect();
+    assert_eq!(weights.len(), 1, "{weights:#?}");
+    assert_eq!(weights[0].origin.path, "/batch/x", "the piece's own weight wins");
+    let writes = p
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Write { path, file, .. } if path == "/a" && file == "cpu.weight"))
+        .count();
+    assert_eq!(writes, 1);
+    // The validator says so too, for any plan.
+    let mut broken = p.clone();
+    let copy = weights[0].clone();
+    broken
+        .nodes
+        .iter_mut()
+        .find(|n| n.path == "/a")
+        .unwrap()
+        .settings
+        .push(copy);
+    assert!(
+        validate(&broken).iter().any(|v| v.message.contains("cpu.weight")),
+        "{:?}",
+        validate(&broken)
+    );
+}
+
+/// Class 2: paths that managers look up stay where they are, intermediates
+/// included; nothing is renamed `@label` or `-2` where v2 does not force it.
+#[test]
+fn managers_find_their_cgroups_at_the_same_paths() {
+    let p = plan(&host("centos7-legacy").scan(), &rules());
+    for path in [
+        "/system.slice/docker.service",
+        "/system.slice/sshd.service",
+        "/system.slice/kubelet.service",
+        "/user.slice/user-1000.slice/session-1.scope",
+    ] {
+        assert!(
+            p.node(path).is_some(),
+            "{path} missing: {:?}",
+            p.nodes.iter().map(|n| &n.path).collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        !p.nodes
+            .iter()
+            .any(|n| n.path.contains('@') || n.path.ends_with("-2")),
+        "{:?}",
+        p.nodes.iter().map(|n| &n.path).collect::<Vec<_>>()
+    );
+    let k = plan(&host("k8s-cgroupfs").scan(), &rules());
+    assert!(
+        k.node("/kubepods/burstable/pod7a96c459-d529/1d3d308a7d48")
+            .is_some()
+    );
+    for (name, h) in all() {
+        let p = plan(&h.scan(), &rules());
+        // Renamed itself (not only moved with its parent): its last name
+        // differs from that of the one v1 path all its origins share.
+        let renamed = |n: &&cgmig::plan::PlanNode| {
+            let Some(o) = n.origins.first() else { return false };
+            n.origins.iter().all(|x| x.path == o.path)
+                && n.path.rsplit('/').next() != o.path.rsplit('/').next()
+                && n.path != "/"
+        };
+        for n in p.nodes.iter().filter(renamed) {
+            assert!(
+                p.findings
+                    .iter()
+                    .any(|f| f.rule == "plan.renamed" && f.why.contains(&n.path)),
+                "{name}: {} renamed without a finding",
+                n.path
+            );
+        }
+    }
+}
+
+/// Class 3: every stage is a plan the kernel accepts. Enabling only a
+/// threaded controller (cpu) at a cgroup with processes and populated domain
+/// children is EBUSY, so the leaf exists from the first stage that needs it.
+#[test]
+fn every_stage_replays_on_the_kernel_model() {
+    let h = scenario("internal-processes");
+    let snap = h.scan();
+    let p = plan(&snap, &rules());
+    for s in &p.stages {
+        let sp = p.for_stage(s.number, "leaf").unwrap();
+        crate::replay::replay(&snap, &sp).unwrap_or_else(|e| panic!("stage {}: {e}", s.number));
+        if sp
+            .nodes
+            .iter()
+            .any(|n| n.path == "/daemons" && !n.subtree_control.is_empty())
+        {
+            assert!(sp.node("/daemons/leaf").is_some(), "stage {}: no leaf", s.number);
+            assert!(sp.node("/daemons").unwrap().processes.is_empty());
+        }
+    }
+}
+
+/// Class 4: the host's kernel decides. docker-cgroupfs runs 4.14: no cpu
+/// controller on cgroup2 (4.15), no io.weight (iocost, 5.4). Those are never
+/// written or enabled; the stage that needs them says which kernel.
+#[test]
+fn the_hosts_kernel_decides_what_v2_can_do() {
+    let h = host("docker-cgroupfs");
+    let snap = h.scan();
+    let p = plan(&snap, &rules());
+    let writes: Vec<&str> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Write { file, .. } => Some(file.as_str()),
+            Action::EnableControllers { controllers, .. } if controllers.iter().any(|c| c == "cpu") => {
+                Some("+cpu")
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !writes
+            .iter()
+            .any(|f| f.starts_with("cpu") || *f == "+cpu" || *f == "io.weight"),
+        "{writes:?}"
+    );
+    let blockers: Vec<_> = p
+        .findings
+        .iter()
+        .filter(|f| f.rule == "plan.kernel-too-old")
+        .collect();
+    assert!(!blockers.is_empty());
+    assert!(
+        blockers
+            .iter()
+            .all(|f| f.severity == cgmig::rules::Severity::Blocker)
+    );
+    assert!(
+        blockers
+            .iter()
+            .any(|f| f.why.contains("cpu.weight (4.15)") && f.why.contains("stage"))
+    );
+    let cpu_stage = p
+        .stages
+        .iter()
+        .find(|s| s.adds.iter().any(|c| c == "cpu"))
+        .unwrap();
+    assert!(
+        cpu_stage
+            .kernel
+            .as_deref()
+            .and_then(cgmig::rules::parse_kernel)
+            .is_some_and(|k| k >= (4, 15)),
+        "{cpu_stage:?}"
+    );
+    assert!(crate::replay::every_stage(&snap, &p).is_empty());
+    // io.bfq.weight is optional for apply (BFQ only).
+    assert!(cgmig::plan::is_optional_file("io.bfq.weight") && !cgmig::plan::is_optional_file("io.weight"));
 }

@@ -202,6 +202,10 @@ proptest! {
             let sp = p.for_stage(s.number, "leaf").unwrap();
             let v = cgmig::plan::validate(&sp);
             prop_assert!(v.is_empty(), "stage {}: {v:#?}", s.number);
+            let problems = oracle::structural(&snap, &sp, &rules);
+            prop_assert!(problems.is_empty(), "stage {} oracle:\n{}", s.number, problems.join("\n"));
         }
+        let refused = crate::replay::every_stage(&snap, &p);
+        prop_assert!(refused.is_empty(), "the kernel refuses:\n{}\n{}", refused.join("\n"), cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table));
     }
 }

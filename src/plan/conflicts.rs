@@ -1,0 +1,87 @@
+//! Conflicts step: crossing cgroups as plan conflicts and findings, with
+//! the strategy that resolved each.
+
+use super::model::*;
+use super::nodes::origin_of;
+use super::planner_finding;
+use super::unify::{Merged, Prepared};
+use crate::audit::{Finding, Subject};
+use crate::rules::Severity;
+use crate::rules::Strategy;
+
+/// The merge's crossings as plan conflicts (and `plan.conflict` findings).
+pub fn conflicts(
+    prep: &Prepared,
+    m: &Merged,
+    paths: &[String],
+    findings: &mut Vec<Finding>,
+) -> Vec<Conflict> {
+    // Conflicts.
+    let mut conflicts = Vec::new();
+    for c in &m.crossings {
+        let rejected = origin_of(prep, c.hierarchy, c.cgroup);
+        let crosses: Vec<Origin> = c
+            .partial
+            .iter()
+            .filter_map(|p| {
+                m.nodes[*p]
+                    .origins
+                    .first()
+                    .map(|(h, cg)| origin_of(prep, *h, *cg))
+            })
+            .collect();
+        let resolution = match c.strategy {
+            Strategy::Split => format!(
+                "split: its settings are copied onto {} pieces ({})",
+                c.pieces.len(),
+                c.pieces
+                    .iter()
+                    .map(|p| paths[*p].clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Strategy::Drop => "dropped: its settings are not carried over".to_string(),
+            Strategy::Fail => "failed: the plan is blocked".to_string(),
+        };
+        let severity = match c.strategy {
+            Strategy::Split => Severity::Warning,
+            Strategy::Drop => Severity::Error,
+            Strategy::Fail => Severity::Blocker,
+        };
+        let cross_text: Vec<String> = crosses
+            .iter()
+            .map(|o| format!("{}:{}", o.label, o.path))
+            .collect();
+        findings.push(planner_finding(
+            "plan.conflict",
+            severity,
+            "cgroups of two hierarchies cross; v2 can keep only one shape",
+            Subject::Cgroup {
+                hierarchy: rejected.hierarchy,
+                label: rejected.label.clone(),
+                path: rejected.path.clone(),
+            },
+            format!(
+                "{}:{} crosses {}: processes {:?} are in both, {:?} only in the first, {:?} only in the second. {resolution}; each piece now has its own limit or weight instead of sharing one",
+                rejected.label,
+                rejected.path,
+                cross_text.join(", "),
+                c.shared,
+                c.only_rejected,
+                c.only_crossed
+            ),
+            "Align the two hierarchies in v1 (move the processes so one cgroup contains the other), or accept the resolution.",
+        ));
+        conflicts.push(Conflict {
+            rejected,
+            crosses,
+            shared_tasks: c.shared.clone(),
+            only_rejected: c.only_rejected.clone(),
+            only_crossed: c.only_crossed.clone(),
+            resolution,
+            settings_affected: c.settings,
+        });
+    }
+
+    conflicts
+}

@@ -1,0 +1,185 @@
+//! Naming step: the v2 path of every merged node, parents first.
+//!
+//! Identity first: a node whose v1 cgroups all have one path keeps exactly
+//! that path (kubelet, docker and systemd look their cgroups up by path).
+//! Otherwise a node keeps its origin's v1 path below its parent's origin in
+//! the same hierarchy. Names never collide with interface files (`_`
+//! prefix); a name v2 forces to change (`@label`, `-2`) gets a
+//! `plan.renamed` finding.
+
+use std::collections::BTreeSet;
+
+use super::unify::{self, Merged, Prepared};
+use super::{node_subject, planner_finding};
+use crate::audit::Finding;
+use crate::model::Snapshot;
+use crate::rules::Severity;
+
+/// Names the kernel reserves: `cgroup.*` and `<controller>.*` files.
+fn collides_with_interface_file(name: &str) -> bool {
+    match name.split_once('.') {
+        Some((prefix, _)) => {
+            prefix == "cgroup"
+                || crate::model::Controller::KNOWN
+                    .iter()
+                    .any(|c| c.as_str() == prefix)
+                || matches!(prefix, "io" | "irq")
+        }
+        None => false,
+    }
+}
+
+/// The v2 path of every merged node (index = merged node id).
+pub fn name_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> Vec<String> {
+    let snap = prep.snap;
+    // Paths, parents first. A node keeps its origin's v1 path below its
+    // parent's origin in the same hierarchy (so `machine.slice/vm.scope`
+    // stays two levels even when machine.slice itself carried nothing), unless
+    // the intermediate name is taken by a real sibling. Names are unique among
+    // siblings and never look like interface files.
+    let rel_name = |k: usize, parent: usize| -> Vec<String> {
+        let Some(&(hid, cg)) = m.nodes[k].origins.first() else {
+            return vec![m.nodes[k].name.clone()];
+        };
+        let path = &snap.cgroup(cg).path;
+        let parent_origin = m.nodes[parent]
+            .origins
+            .iter()
+            .find(|(h, _)| *h == hid)
+            .map(|(_, c)| &snap.cgroup(*c).path);
+        let rel = match parent_origin {
+            Some(pp) if pp == "/" => path.trim_start_matches('/').to_string(),
+            Some(pp) => match path.strip_prefix(&format!("{pp}/")) {
+                Some(r) => r.to_string(),
+                None => m.nodes[k].name.clone(),
+            },
+            // Directly under the root with no ancestor of its own hierarchy
+            // (a container's cgroup seen through a bind mount): full path.
+            None if parent == 0 => path.trim_start_matches('/').to_string(),
+            None => m.nodes[k].name.clone(),
+        };
+        rel.split('/')
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut paths = vec![String::new(); m.nodes.len()];
+    paths[0] = "/".into();
+    let mut stack = vec![0usize];
+    while let Some(n) = stack.pop() {
+        let mut kids = m.nodes[n].children.clone();
+        kids.sort_by(|a, b| m.nodes[*a].name.cmp(&m.nodes[*b].name));
+        // Identity first: a node whose origins all have one path P, below its
+        // parent's v2 path, keeps exactly P (kubelet, docker and systemd look
+        // their cgroups up by path).
+        let rels: Vec<Vec<String>> = kids
+            .iter()
+            .map(|k| identity_rel(snap, &m.nodes[*k], &paths[n]).unwrap_or_else(|| rel_name(*k, n)))
+            .collect();
+        // Names real (single-component) siblings claim.
+        let claimed: BTreeSet<&str> = rels
+            .iter()
+            .filter(|r| r.len() == 1)
+            .map(|r| r[0].as_str())
+            .collect();
+        let mut used: BTreeSet<String> = BTreeSet::new();
+        for (k, rel) in kids.into_iter().zip(rels.iter()) {
+            let mut parts: Vec<String> = if rel.len() > 1 && !claimed.contains(rel[0].as_str()) {
+                rel.clone()
+            } else {
+                vec![rel.last().cloned().unwrap_or_else(|| "unnamed".into())]
+            };
+            for part in parts.iter_mut() {
+                if collides_with_interface_file(part) {
+                    let new = format!("_{part}");
+                    findings.push(planner_finding(
+                        "plan.renamed",
+                        Severity::Info,
+                        "cgroup renamed: its name collides with v2 interface files",
+                        node_subject(&crate::model::path::join(&paths[n], &new)),
+                        format!("{part} looks like an interface file in v2; the node is named {new}"),
+                        "Update tools that refer to the old name.",
+                    ));
+                    *part = new;
+                }
+            }
+            // A node nested under one of the same name (a hierarchy that moved
+            // some processes of /system.slice and not others) says which
+            // hierarchy it comes from.
+            let parent_name = paths[n].rsplit('/').next().unwrap_or("");
+            let plain = parts.join("/");
+            if parts.len() == 1
+                && parts[0] == parent_name
+                && let Some(&(hid, _)) = m.nodes[k].origins.first()
+            {
+                let label = prep.hierarchy(hid).label().replace(',', "+").replace('=', "-");
+                parts[0] = format!("{}@{label}", parts[0]);
+            }
+            let name = parts.join("/");
+            let mut candidate = name.clone();
+            let mut i = 2;
+            while !used.insert(candidate.clone()) {
+                candidate = format!("{name}-{i}");
+                i += 1;
+            }
+            paths[k] = crate::model::path::join(&paths[n], &candidate);
+            let wanted = identity_rel(snap, &m.nodes[k], &paths[n])
+                .map(|r| crate::model::path::join(&paths[n], &r.join("/")))
+                .unwrap_or_else(|| crate::model::path::join(&paths[n], &plain));
+            if wanted != paths[k] {
+                findings.push(forced_rename(prep, &m.nodes[k], &paths[k], &wanted));
+            }
+            stack.push(k);
+        }
+    }
+
+    paths
+}
+
+/// A `plan.renamed` finding for a node that can't have its v1 name: cgroups
+/// of one path whose task sets differ, merged, would put a setting, owner or
+/// process where v1 did not have it, so v2 needs two names.
+fn forced_rename(prep: &Prepared, t: &unify::TNode, path: &str, wanted: &str) -> Finding {
+    let from: Vec<String> = t
+        .origins
+        .iter()
+        .map(|(h, c)| format!("{}:{}", prep.hierarchy(*h).label(), prep.snap.cgroup(*c).path))
+        .collect();
+    planner_finding(
+        "plan.renamed",
+        Severity::Info,
+        "cgroup renamed: another cgroup of the same name holds different tasks",
+        node_subject(path),
+        format!(
+            "{} ({}) would be {wanted}, but a cgroup of that name from another hierarchy holds other tasks or settings; v2 has one tree, so the node is {path}",
+            from.join(", "),
+            if from.is_empty() {
+                "no v1 cgroup"
+            } else {
+                "its v1 cgroups"
+            },
+        ),
+        "Align the hierarchies in v1 (same tasks in cgroups of the same path), or update tools that use the old path.",
+    )
+}
+
+/// The components of a node's one v1 path below `parent` (`None` when its
+/// origins disagree on the path, or the path is not below the parent's).
+fn identity_rel(snap: &Snapshot, t: &unify::TNode, parent: &str) -> Option<Vec<String>> {
+    let (_, first) = t.origins.first()?;
+    let path = &snap.cgroup(*first).path;
+    if t.origins.iter().any(|(_, c)| &snap.cgroup(*c).path != path) {
+        return None;
+    }
+    let rest = if parent == "/" {
+        path.strip_prefix('/')?
+    } else {
+        path.strip_prefix(parent)?.strip_prefix('/')?
+    };
+    let parts: Vec<String> = rest
+        .split('/')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect();
+    (!parts.is_empty()).then_some(parts)
+}
