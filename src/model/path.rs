@@ -5,17 +5,84 @@
 //! valid UTF-8 are written as `\xNN` (the form systemd and the kernel's own
 //! escaping use), so every name maps to one string and the mapping is the same
 //! wherever a path is read (directory walk or `/proc/PID/cgroup`).
+//!
+//! The escape is reversible ([`to_bytes`]): a backslash that the decoder
+//! could misread is itself written `\\` — one followed by another backslash,
+//! by `x` and two hex digits of a byte >= 0x80, or by an escaped byte. Every
+//! other backslash stays as it is, so systemd's own `\x2d` in unit names
+//! (`machine-qemu\x2d1.scope`, bytes below 0x80 are never escaped) reads the
+//! same as on the host, and the name `a\xff` (five bytes) and the name `a` +
+//! byte 0xff can never meet in one string.
 
-/// Decode bytes to a path string, escaping invalid UTF-8 as `\xNN`.
+/// Whether `rest` (after a backslash) starts with `x` and two hex digits of
+/// a byte >= 0x80: what [`to_bytes`] reads as an escaped byte.
+fn escaped_byte(rest: &[u8]) -> Option<u8> {
+    if rest.first() != Some(&b'x') || rest.len() < 3 {
+        return None;
+    }
+    let h = std::str::from_utf8(&rest[1..3]).ok()?;
+    u8::from_str_radix(h, 16).ok().filter(|v| *v >= 0x80)
+}
+
+/// Decode bytes to a path string, escaping invalid UTF-8 as `\xNN` and an
+/// ambiguous backslash as `\\`.
 pub fn from_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
+        let valid = chunk.valid().as_bytes();
+        let next_is_escape = !chunk.invalid().is_empty();
+        let mut start = 0;
+        for (i, &c) in valid.iter().enumerate() {
+            if c != b'\\' {
+                continue;
+            }
+            let rest = &valid[i + 1..];
+            let ambiguous = rest.first() == Some(&b'\\')
+                || escaped_byte(rest).is_some()
+                || (rest.is_empty() && next_is_escape);
+            if ambiguous {
+                out.push_str(&chunk.valid()[start..=i]);
+                out.push('\\');
+                start = i + 1;
+            }
+        }
+        out.push_str(&chunk.valid()[start..]);
         for b in chunk.invalid() {
             out.push_str(&format!("\\x{b:02x}"));
         }
     }
     out
+}
+
+/// The raw bytes of a path string written by [`from_bytes`] (its inverse):
+/// `\\` is a backslash, `\xNN` with NN >= 0x80 a byte, anything else itself.
+pub fn to_bytes(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'\\') {
+                out.push(b'\\');
+                i += 2;
+                continue;
+            }
+            if let Some(v) = escaped_byte(&b[i + 1..]) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// A path string as an OS path (raw bytes), for opening it.
+pub fn to_os(s: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    std::ffi::OsString::from_vec(to_bytes(s))
 }
 
 /// Whether a path string carries escaped non-UTF-8 bytes.
@@ -73,6 +140,16 @@ mod tests {
     fn escapes() {
         assert_eq!(from_bytes(b"ok"), "ok");
         assert_eq!(from_bytes(b"a\xffb"), "a\\xffb");
+        // A literal backslash that could be misread is escaped, so the two never collide.
+        assert_eq!(from_bytes(b"a\\xffb"), "a\\\\xffb");
+        assert_eq!(to_bytes("a\\xffb"), b"a\xffb");
+        assert_eq!(to_bytes("a\\\\xffb"), b"a\\xffb");
+        // systemd's own escapes stay as the host shows them.
+        assert_eq!(
+            from_bytes(b"machine-qemu\\x2d1.scope"),
+            "machine-qemu\\x2d1.scope"
+        );
+        assert_eq!(from_bytes(b"a\\\xff"), "a\\\\\\xff");
         assert_eq!(unescape_octal("/mnt/my\\040cgroup"), "/mnt/my cgroup");
         assert_eq!(unescape_octal("a\\134b"), "a\\b");
         assert_eq!(unescape_octal("trailing\\04"), "trailing\\04");
@@ -81,5 +158,21 @@ mod tests {
         assert_eq!(parent("/a/b"), Some("/a"));
         assert_eq!(parent("/a"), Some("/"));
         assert_eq!(parent("/"), None);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn escape_is_reversible(b in proptest::collection::vec(any::<u8>(), 0..24)) {
+            prop_assert_eq!(to_bytes(&from_bytes(&b)), b);
+        }
+
+        #[test]
+        fn escape_is_reversible_around_backslashes(
+            b in proptest::collection::vec(proptest::sample::select(vec![b'\\', b'x', b'f', b'2', 0xff, 0xc3, b'a']), 0..16)
+        ) {
+            prop_assert_eq!(to_bytes(&from_bytes(&b)), b);
+        }
     }
 }
