@@ -96,7 +96,8 @@ impl HostError {
     /// The cause without the path, for a diagnostic that names the path
     /// itself (`file:line` for a parse error): one cause, said once.
     pub fn diagnostic(&self) -> (String, String) {
-        let p = self.path().display().to_string();
+        // Names in the path are escaped like every other name.
+        let p = cgpath::from_bytes(self.path().as_os_str().as_bytes());
         match self {
             HostError::Io { source, .. } => (p, format!("{UNREADABLE}{source}")),
             HostError::Parse { line, message, .. } => {
@@ -380,7 +381,7 @@ impl Root {
     /// Read a small text file (`/proc/cmdline`, ...), trimmed; `None` if absent.
     pub fn read_text(&self, abs: &str) -> Result<Option<String>, HostError> {
         match self.read_bytes(abs) {
-            Ok(b) => Ok(Some(cgpath::from_bytes(&b).trim().to_string())),
+            Ok(b) => Ok(Some(cgpath::from_bytes(b.trim_ascii()))),
             Err(HostError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -392,15 +393,17 @@ impl Root {
     /// rejects is an error naming the file and line.
     pub fn cgroup_mounts(&self) -> Result<Vec<CgroupMount>, HostError> {
         let path = self.path("/proc/self/mountinfo");
-        let text = cgpath::from_bytes(&self.read_bytes("/proc/self/mountinfo")?);
+        let text = cgpath::value_from_bytes(&self.read_bytes("/proc/self/mountinfo")?);
         parse_cgroup_mounts(&text).map_err(|(line, message)| HostError::Parse { path, line, message })
     }
 
     /// `/proc/cgroups`, parsed by procfs-core. `None` if the file is absent.
     pub fn proc_cgroups(&self) -> Result<Option<Vec<ProcCgroupsEntry>>, HostError> {
         let path = self.path("/proc/cgroups");
-        let Some(text) = self.read_text("/proc/cgroups")? else {
-            return Ok(None);
+        let text = match self.read_bytes("/proc/cgroups") {
+            Ok(b) => cgpath::value_from_bytes(&b),
+            Err(HostError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
         };
         parse_proc_cgroups(&text)
             .map(Some)
@@ -421,7 +424,7 @@ impl Root {
     fn read_comm(&self, abs: &str) -> MaybeGone<String> {
         Ok(self
             .read_maybe(abs)?
-            .map(|b| cgpath::from_bytes(&b).trim_end_matches('\n').to_string()))
+            .map(|b| cgpath::from_bytes(b.strip_suffix(b"\n").unwrap_or(&b))))
     }
 
     /// Read one process and all its threads.
@@ -440,13 +443,13 @@ impl Root {
         };
         let status_abs = format!("{dir}/status");
         let (uid, gid) = match self.read_maybe(&status_abs)? {
-            Ok(b) => {
-                parse_status_ids(&cgpath::from_bytes(&b)).map_err(|(line, message)| HostError::Parse {
+            Ok(b) => parse_status_ids(&cgpath::value_from_bytes(&b)).map_err(|(line, message)| {
+                HostError::Parse {
                     path: self.path(&status_abs),
                     line,
                     message,
-                })?
-            }
+                }
+            })?,
             Err(Gone) => return Ok(Err(Gone)),
         };
         let task_dir = format!("{dir}/task");
@@ -464,13 +467,13 @@ impl Root {
         for tid in tids {
             let cg_abs = format!("{task_dir}/{tid}/cgroup");
             let cgroups = match self.read_maybe(&cg_abs)? {
-                Ok(b) => {
-                    parse_pid_cgroup(&cgpath::from_bytes(&b)).map_err(|(line, message)| HostError::Parse {
+                Ok(b) => parse_pid_cgroup(&cgpath::value_from_bytes(&b)).map_err(|(line, message)| {
+                    HostError::Parse {
                         path: self.path(&cg_abs),
                         line,
                         message,
-                    })?
-                }
+                    }
+                })?,
                 Err(Gone) => continue, // thread exited: the process lives on
             };
             // The main thread's name is the process's: don't read it twice.
@@ -520,7 +523,11 @@ impl Root {
                 .collect()
         } else {
             match self.read_bounded(Path::new(&format!("{dir}/fds")), MAX_TABLE_BYTES) {
-                Ok(b) => cgpath::from_bytes(&b).lines().map(str::to_string).collect(),
+                Ok(b) => b
+                    .split(|&c| c == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(cgpath::from_bytes)
+                    .collect(),
                 Err(_) => Vec::new(),
             }
         }
@@ -534,7 +541,7 @@ impl Root {
         ));
         match self.read_bounded(Path::new(&abs), MAX_SETTING_BYTES) {
             Ok(b) => Ok(Some(
-                cgpath::from_bytes(&b)
+                cgpath::value_from_bytes(&b)
                     .split_whitespace()
                     .map(str::to_string)
                     .collect(),
@@ -699,7 +706,7 @@ impl Root {
                 .map_err(contain::open_error)
                 .and_then(|fd| contain::read_fd(fd, MAX_SETTING_BYTES));
             match read {
-                Ok(b) => settings.push((name_s, cgpath::from_bytes(&b).trim().to_string())),
+                Ok(b) => settings.push((name_s, cgpath::value_from_bytes(b.trim_ascii()))),
                 Err(ReadError::Io(e)) if is_gone(&e) => {}
                 Err(e) => stats.errors.push(HostError::from_read(dir_abs.join(&name), e)),
             }
@@ -761,6 +768,21 @@ fn list_fd(fd: OwnedFd) -> io::Result<Vec<(OsString, Option<nix::dir::Type>)>> {
     Ok(out)
 }
 
+/// A procfs-core error as one cause on one line: its "internal error"
+/// wording ("bug at ... please report this procfs bug") is about the
+/// crate's expectations, and here the input file is what is wrong.
+fn proc_msg(e: procfs_core::ProcError) -> String {
+    let msg = match e {
+        procfs_core::ProcError::InternalError(ie) => ie.msg,
+        other => other.to_string(),
+    };
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Parse mountinfo text into its cgroup mounts. Errors are `(line, message)`.
 pub fn parse_cgroup_mounts(text: &str) -> Result<Vec<CgroupMount>, (usize, String)> {
     let mut out = Vec::new();
@@ -769,7 +791,7 @@ pub fn parse_cgroup_mounts(text: &str) -> Result<Vec<CgroupMount>, (usize, Strin
             continue;
         }
         let mi = procfs_core::process::MountInfo::from_line(line)
-            .map_err(|e| (i + 1, format!("malformed mountinfo line: {e}")))?;
+            .map_err(|e| (i + 1, format!("malformed mountinfo line: {}", proc_msg(e))))?;
         let v2 = match mi.fs_type.as_str() {
             "cgroup" => false,
             "cgroup2" => true,
@@ -808,7 +830,7 @@ pub fn parse_proc_cgroups(text: &str) -> Result<Vec<ProcCgroupsEntry>, (usize, S
             continue;
         }
         let parsed = procfs_core::CGroupControllers::from_buf_read(line.as_bytes())
-            .map_err(|e| (i + 1, format!("malformed /proc/cgroups line: {e}")))?;
+            .map_err(|e| (i + 1, format!("malformed /proc/cgroups line: {}", proc_msg(e))))?;
         out.extend(parsed.0.into_iter().map(|c| ProcCgroupsEntry {
             name: c.name,
             hierarchy: c.hierarchy,
@@ -834,7 +856,7 @@ pub fn parse_pid_cgroup(text: &str) -> Result<Vec<Membership>, (usize, String)> 
             ));
         }
         let parsed = procfs_core::ProcessCGroups::from_buf_read(line.as_bytes())
-            .map_err(|e| (i + 1, format!("malformed cgroup line {line:?}: {e}")))?;
+            .map_err(|e| (i + 1, format!("malformed cgroup line {line:?}: {}", proc_msg(e))))?;
         for c in parsed.0 {
             if !c.pathname.starts_with('/') {
                 return Err((i + 1, format!("cgroup path {:?} is not absolute", c.pathname)));

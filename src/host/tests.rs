@@ -173,7 +173,7 @@ fn pid_cgroup_paths_keep_colons_and_odd_bytes() {
     assert_eq!(named[0].path, "/user.slice/a b");
     assert_eq!(named[1].hierarchy, 0);
     // Non-UTF-8 bytes arrive escaped by the host layer.
-    let raw = crate::model::path::from_bytes(b"3:cpu:/bad\xffname\n");
+    let raw = crate::model::path::value_from_bytes(b"3:cpu:/bad\xffname\n");
     assert_eq!(parse_pid_cgroup(&raw).unwrap()[0].path, "/bad\\xffname");
 }
 

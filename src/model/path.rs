@@ -6,47 +6,64 @@
 //! escaping use), so every name maps to one string and the mapping is the same
 //! wherever a path is read (directory walk or `/proc/PID/cgroup`).
 //!
+//! Control characters (C0, DEL and C1) are written `\xNN` as well, so a
+//! name can never carry a terminal escape or a line break into any output;
+//! this is the one boundary where names enter cgmig, and every renderer
+//! downstream can trust them. Setting values keep `\n` and `\t`
+//! ([`value_from_bytes`]): multi-line files such as `devices.list` are data.
+//!
 //! The escape is reversible ([`to_bytes`]): a backslash that the decoder
 //! could misread is itself written `\\` — one followed by another backslash,
-//! by `x` and two hex digits of a byte >= 0x80, or by an escaped byte. Every
-//! other backslash stays as it is, so systemd's own `\x2d` in unit names
-//! (`machine-qemu\x2d1.scope`, bytes below 0x80 are never escaped) reads the
+//! by `x` and two hex digits of an escaped byte, or by an escape. Every other
+//! backslash stays as it is, so systemd's own `\x2d` in unit names
+//! (`machine-qemu\x2d1.scope`; printable ASCII is never escaped) reads the
 //! same as on the host, and the name `a\xff` (five bytes) and the name `a` +
 //! byte 0xff can never meet in one string.
 
-/// Whether `rest` (after a backslash) starts with `x` and two hex digits of
-/// a byte >= 0x80: what [`to_bytes`] reads as an escaped byte.
+/// Whether a byte is written `\xNN`: control characters and bytes >= 0x80
+/// (which only appear escaped when they are not valid UTF-8 or are C1).
+fn escapable(v: u8) -> bool {
+    v < 0x20 || v == 0x7f || v >= 0x80
+}
+
+/// The byte of an `xNN` escape at the start of `rest` (after a backslash).
 fn escaped_byte(rest: &[u8]) -> Option<u8> {
     if rest.first() != Some(&b'x') || rest.len() < 3 {
         return None;
     }
     let h = std::str::from_utf8(&rest[1..3]).ok()?;
-    u8::from_str_radix(h, 16).ok().filter(|v| *v >= 0x80)
+    u8::from_str_radix(h, 16).ok().filter(|v| escapable(*v))
 }
 
-/// Decode bytes to a path string, escaping invalid UTF-8 as `\xNN` and an
-/// ambiguous backslash as `\\`.
-pub fn from_bytes(bytes: &[u8]) -> String {
+/// Whether a character is written escaped (`keep` lists control characters kept raw).
+fn char_escaped(c: char, keep: &[char]) -> bool {
+    (c.is_control()) && !keep.contains(&c)
+}
+
+fn encode(bytes: &[u8], keep: &[char]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        let valid = chunk.valid().as_bytes();
-        let next_is_escape = !chunk.invalid().is_empty();
-        let mut start = 0;
-        for (i, &c) in valid.iter().enumerate() {
-            if c != b'\\' {
-                continue;
-            }
-            let rest = &valid[i + 1..];
-            let ambiguous = rest.first() == Some(&b'\\')
-                || escaped_byte(rest).is_some()
-                || (rest.is_empty() && next_is_escape);
-            if ambiguous {
-                out.push_str(&chunk.valid()[start..=i]);
-                out.push('\\');
-                start = i + 1;
+        let valid = chunk.valid();
+        let invalid_follows = !chunk.invalid().is_empty();
+        let mut it = valid.char_indices().peekable();
+        while let Some((i, c)) = it.next() {
+            if c == '\\' {
+                let rest = &valid.as_bytes()[i + 1..];
+                let next = it.peek().map(|(_, n)| *n);
+                let ambiguous = match next {
+                    None => invalid_follows,
+                    Some(n) => n == '\\' || char_escaped(n, keep) || escaped_byte(rest).is_some(),
+                };
+                out.push_str(if ambiguous { "\\\\" } else { "\\" });
+            } else if char_escaped(c, keep) {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            } else {
+                out.push(c);
             }
         }
-        out.push_str(&chunk.valid()[start..]);
         for b in chunk.invalid() {
             out.push_str(&format!("\\x{b:02x}"));
         }
@@ -54,8 +71,22 @@ pub fn from_bytes(bytes: &[u8]) -> String {
     out
 }
 
-/// The raw bytes of a path string written by [`from_bytes`] (its inverse):
-/// `\\` is a backslash, `\xNN` with NN >= 0x80 a byte, anything else itself.
+/// Decode a name (cgroup name or path, comm, argument, hostname) to a
+/// string: invalid UTF-8 and control characters as `\xNN`, an ambiguous
+/// backslash as `\\`.
+pub fn from_bytes(bytes: &[u8]) -> String {
+    encode(bytes, &[])
+}
+
+/// Decode a file's text (a setting value, a kernel table before it is split
+/// into lines): as [`from_bytes`], but `\n` and `\t` stay as they are.
+pub fn value_from_bytes(bytes: &[u8]) -> String {
+    encode(bytes, &['\n', '\t'])
+}
+
+/// The raw bytes of a string written by [`from_bytes`] or
+/// [`value_from_bytes`] (their inverse): `\\` is a backslash, `\xNN` for an
+/// escaped byte is that byte, anything else is itself.
 pub fn to_bytes(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -77,6 +108,13 @@ pub fn to_bytes(s: &str) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+/// Whether a string holds a control character that [`from_bytes`] would
+/// have escaped (`keep`: allowed ones, `\n` for values). Snapshots loaded
+/// from a file are checked with this, as they never passed the boundary.
+pub fn has_raw_control(s: &str, keep: &[char]) -> bool {
+    s.chars().any(|c| char_escaped(c, keep))
 }
 
 /// A path string as an OS path (raw bytes), for opening it.
@@ -150,6 +188,12 @@ mod tests {
             "machine-qemu\\x2d1.scope"
         );
         assert_eq!(from_bytes(b"a\\\xff"), "a\\\\\\xff");
+        // Control characters cannot reach a terminal or break a line.
+        assert_eq!(from_bytes(b"evil\x1b[2J\nfake"), "evil\\x1b[2J\\x0afake");
+        assert_eq!(
+            value_from_bytes(b"c 1:3 rw\nc 1:5 rw\x07"),
+            "c 1:3 rw\nc 1:5 rw\\x07"
+        );
         assert_eq!(unescape_octal("/mnt/my\\040cgroup"), "/mnt/my cgroup");
         assert_eq!(unescape_octal("a\\134b"), "a\\b");
         assert_eq!(unescape_octal("trailing\\04"), "trailing\\04");
@@ -169,8 +213,14 @@ mod tests {
         }
 
         #[test]
+        fn value_escape_is_reversible(b in proptest::collection::vec(any::<u8>(), 0..24)) {
+            prop_assert_eq!(to_bytes(&value_from_bytes(&b)), b.clone());
+            prop_assert!(!has_raw_control(&from_bytes(&b), &[]));
+        }
+
+        #[test]
         fn escape_is_reversible_around_backslashes(
-            b in proptest::collection::vec(proptest::sample::select(vec![b'\\', b'x', b'f', b'2', 0xff, 0xc3, b'a']), 0..16)
+            b in proptest::collection::vec(proptest::sample::select(vec![b'\\', b'x', b'f', b'2', b'1', 0xff, 0xc2, 0x9b, b'\n', 0x1b, b'a']), 0..16)
         ) {
             prop_assert_eq!(to_bytes(&from_bytes(&b)), b);
         }
