@@ -135,8 +135,41 @@ pub enum Verdict {
     Ready,
     /// Settings convert or need attention, nothing blocks.
     ReadyWithChanges,
+    /// Part of the host could not be read (an `unreadable:` diagnostic):
+    /// nothing blocks in what was read, but the rest is unknown.
+    Incomplete,
     /// v2 cannot express the current state.
     Blocked,
+}
+
+/// Rule id of the finding for each part of the host that could not be read.
+pub const UNREADABLE_RULE: &str = "scan.unreadable";
+
+/// One error finding per unreadable part of the host, so that a verdict on
+/// partial data can never pass `--fail-on error`.
+fn unreadable_findings(snap: &Snapshot) -> Vec<Finding> {
+    snap.diagnostics
+        .iter()
+        .filter(|d| crate::scan::is_unreadable(d))
+        .map(|d| Finding {
+            rule: UNREADABLE_RULE.to_string(),
+            severity: Severity::Error,
+            title: "part of the host could not be read".into(),
+            subject: Subject::Host,
+            file: None,
+            value: None,
+            detail: Some(format!(
+                "{}: {}",
+                d.path,
+                d.message.trim_start_matches(crate::host::UNREADABLE)
+            )),
+            why: "the audit only knows what it could read: settings, cgroups or processes may be missing"
+                .into(),
+            remediation: "run as root on the host, or fix the file named, then audit again".into(),
+            kernel: None,
+            source: None,
+        })
+        .collect()
 }
 
 /// `--fail-on` threshold.
@@ -384,6 +417,8 @@ pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
     }
     // Kernel support for what the conversions and findings need.
     findings.extend(facts::kernel_too_old(snap, rules, &conversions));
+    let incomplete = snap.diagnostics.iter().any(crate::scan::is_unreadable);
+    findings.extend(unreadable_findings(snap));
 
     findings.sort_by(|a, b| {
         b.severity
@@ -403,6 +438,7 @@ pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
     let worst = findings.iter().map(|f| f.severity).max();
     let verdict = match worst {
         Some(Severity::Blocker) => Verdict::Blocked,
+        _ if incomplete => Verdict::Incomplete,
         Some(Severity::Error | Severity::Warning) => Verdict::ReadyWithChanges,
         _ if !conversions.is_empty() => Verdict::ReadyWithChanges,
         _ => Verdict::Ready,
