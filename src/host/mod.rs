@@ -773,7 +773,11 @@ fn list_fd(fd: OwnedFd) -> io::Result<Vec<(OsString, Option<nix::dir::Type>)>> {
 /// crate's expectations, and here the input file is what is wrong.
 fn proc_msg(e: procfs_core::ProcError) -> String {
     let msg = match e {
-        procfs_core::ProcError::InternalError(ie) => ie.msg,
+        // Its message nests procfs-internal unwrap chains and source paths:
+        // none of it helps with a malformed line.
+        procfs_core::ProcError::InternalError(_) => {
+            "a field is missing or not in the expected form".to_string()
+        }
         other => other.to_string(),
     };
     msg.lines()

@@ -66,7 +66,8 @@ pub fn to_data<T: serde::Serialize>(v: &T, f: DataFormat) -> Result<String, Stri
 /// Read a JSON or YAML document (JSON if it starts with `{`).
 pub fn from_data<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))
+        // serde_json's message already ends "at line L column C".
+        serde_json::from_str(text).map_err(|e| e.to_string())
     } else {
         serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
     }

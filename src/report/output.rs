@@ -10,9 +10,11 @@
 //!   descriptor), synced, and renamed over the target: a crash or a full
 //!   disk leaves the old contents, a symlink planted at the temporary name
 //!   makes the create fail (and cgmig retries with another name);
-//! * a symlink to an existing regular file writes that file the same way
-//!   (the link stays a link); a dangling symlink is refused: following it
-//!   would create a file wherever its owner chose;
+//! * a symlink owned by the user running cgmig, to an existing regular
+//!   file, writes that file the same way (the link stays a link); a symlink
+//!   owned by anyone else is refused (root must not be steered by a link
+//!   planted in a shared directory), and so is a dangling symlink: following
+//!   it would create a file wherever its owner chose;
 //! * a FIFO or a character device (a terminal, `/dev/null`) is written in
 //!   place, never renamed over (that would replace the device); a FIFO with
 //!   no reader is an error, not a hang;
@@ -63,6 +65,15 @@ pub fn write_file(p: &Path, bytes: &[u8]) -> io::Result<()> {
     match std::fs::symlink_metadata(p) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => replace(p, bytes, None, &mut temp_name),
         Err(e) => Err(e),
+        Ok(m) if m.file_type().is_symlink() && !own_link(&m) => Err(err(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "is a symlink owned by uid {}; cgmig follows only links of its own user (uid {}), \
+                 as the kernel's protected_symlinks does in shared directories",
+                std::os::unix::fs::MetadataExt::uid(&m),
+                nix::unistd::geteuid()
+            ),
+        )),
         Ok(m) if m.file_type().is_symlink() => match std::fs::metadata(p) {
             Ok(t) if t.is_file() => {
                 let real = std::fs::canonicalize(p)?;
@@ -78,6 +89,12 @@ pub fn write_file(p: &Path, bytes: &[u8]) -> io::Result<()> {
         Ok(m) if m.is_file() => replace(p, bytes, Some(m.permissions()), &mut temp_name),
         Ok(_) => write_in_place(p, bytes),
     }
+}
+
+/// Whether a symlink belongs to the user running cgmig (root must not be
+/// steered by a link another user planted in `/tmp`).
+fn own_link(m: &std::fs::Metadata) -> bool {
+    std::os::unix::fs::MetadataExt::uid(m) == nix::unistd::geteuid().as_raw()
 }
 
 /// A FIFO or character device: open without creating, never rename.
@@ -280,6 +297,24 @@ mod tests {
                 "{name} replaced"
             );
         }
+    }
+
+    #[test]
+    fn other_users_symlinks_are_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: lchown to another user needs root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let link = d.path().join("out.json");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+        let e = write_output(Some(&link), "x").unwrap_err();
+        assert!(e.to_string().contains("owned by uid 65534"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     }
 
     #[test]

@@ -223,6 +223,24 @@ impl RuleSet {
     /// directory over the embedded rules); within one source, or without the
     /// flag, a repeated id is an error.
     pub fn add_source(&mut self, file: &str, text: &str, errors: &mut Vec<RuleError>, override_ok: bool) {
+        // A nesting bomb is refused before the YAML parser recurses into it.
+        if let Err(message) = crate::model::validate::check_depth(text) {
+            let line = message
+                .strip_prefix("line ")
+                .and_then(|r| r.split(':').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let message = message
+                .split_once(": ")
+                .map_or(message.clone(), |(_, m)| m.to_string());
+            errors.push(RuleError::Syntax {
+                file: file.to_string(),
+                line,
+                column: 1,
+                message,
+            });
+            return;
+        }
         // A mapping with `plan:` is the planner policy, not a list of rules.
         if let Ok(serde_yaml_ng::Value::Mapping(m)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
             && m.contains_key("plan")

@@ -3,6 +3,7 @@
 mod util;
 
 mod audit;
+mod bad;
 mod cli;
 mod kernel;
 mod oracle;
