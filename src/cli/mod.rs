@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::host::Root;
-use crate::model::{SNAPSHOT_SCHEMA, Snapshot};
+use crate::model::Snapshot;
 use crate::report::{self, DataFormat};
 use crate::rules::{RuleError, RuleSet};
 
@@ -173,28 +173,7 @@ pub fn load_input(input: &InputArgs) -> Result<Snapshot> {
 /// problem on its own line, never a panic or a wrong plan.
 pub fn read_snapshot(path: &Path) -> Result<Snapshot> {
     let text = read_document(path)?;
-    crate::model::validate::check_depth(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let v: serde_json::Value =
-        report::from_data(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    match v.get("schema").and_then(|s| s.as_str()) {
-        Some(SNAPSHOT_SCHEMA) => {}
-        Some(other) => bail!(
-            "{}: snapshot schema {other:?} is not supported (this cgmig reads {SNAPSHOT_SCHEMA})",
-            path.display()
-        ),
-        None => bail!("{}: not a cgmig snapshot (no schema field)", path.display()),
-    }
-    let snap: Snapshot = serde_json::from_value(v)
-        .map_err(|e| anyhow::anyhow!("{}: invalid snapshot: {e}", path.display()))?;
-    let problems = crate::model::validate::validate(&snap);
-    if !problems.is_empty() {
-        bail!(
-            "{}: inconsistent snapshot:\n  {}",
-            path.display(),
-            problems.join("\n  ")
-        );
-    }
-    Ok(snap)
+    crate::model::validate::parse_snapshot(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Read a user-named document (snapshot, plan): a regular file, opened

@@ -65,6 +65,34 @@ pub fn check_depth(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Parse a snapshot document (JSON if it starts with `{`, else YAML):
+/// depth limit, schema, types, then [`validate`]. The error says what is
+/// wrong, every graph problem on its own line; the caller adds the file.
+pub fn parse_snapshot(text: &str) -> Result<Snapshot, String> {
+    check_depth(text)?;
+    let v: serde_json::Value = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| e.to_string())?
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?
+    };
+    match v.get("schema").and_then(|s| s.as_str()) {
+        Some(super::SNAPSHOT_SCHEMA) => {}
+        Some(other) => {
+            return Err(format!(
+                "snapshot schema {other:?} is not supported (this cgmig reads {})",
+                super::SNAPSHOT_SCHEMA
+            ));
+        }
+        None => return Err("not a cgmig snapshot (no schema field)".into()),
+    }
+    let snap: Snapshot = serde_json::from_value(v).map_err(|e| format!("invalid snapshot: {e}"))?;
+    let problems = validate(&snap);
+    if !problems.is_empty() {
+        return Err(format!("inconsistent snapshot:\n  {}", problems.join("\n  ")));
+    }
+    Ok(snap)
+}
+
 /// Whether a cgroup path is absolute and normalized (`/`, `/a/b`; no `//`,
 /// no trailing `/`, no `.` or `..` component).
 pub fn is_normalized_path(p: &str) -> bool {

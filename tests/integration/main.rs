@@ -5,6 +5,7 @@ mod util;
 mod audit;
 mod bad;
 mod cli;
+mod fuzz;
 mod kernel;
 mod oracle;
 mod plan;
