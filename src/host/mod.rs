@@ -2,7 +2,9 @@
 //!
 //! Everything is read relative to a [`Root`]: `/` for the live host, or a
 //! directory holding a captured or generated tree (`--root DIR`). Reads are
-//! read-only, never follow a symlink out of the root, and classify failures:
+//! read-only, go through one containment primitive ([`Root::open_contained`],
+//! [`Root::read_bounded`]; see [`contain`]) so nothing outside the root is
+//! ever opened, and classify failures:
 //!
 //! * a process, thread or cgroup that vanished between listing and reading
 //!   (`ENOENT`, `ESRCH`, `ENODEV`) is a benign race, reported as [`Gone`];
@@ -55,14 +57,6 @@ pub enum HostError {
         /// What was wrong.
         message: String,
     },
-    /// A path would leave the root through a symlink.
-    #[error("{path}: resolves outside the scanned root {root}")]
-    Escapes {
-        /// The offending path.
-        path: PathBuf,
-        /// The root it escapes.
-        root: PathBuf,
-    },
     /// A FIFO, socket, device or directory where a regular file belongs.
     #[error("cannot read {path}: it is a {kind}, not a regular file")]
     NotRegular {
@@ -87,7 +81,6 @@ impl HostError {
         match self {
             HostError::Io { path, .. }
             | HostError::Parse { path, .. }
-            | HostError::Escapes { path, .. }
             | HostError::NotRegular { path, .. }
             | HostError::TooLarge { path, .. } => path,
         }
@@ -102,9 +95,6 @@ impl HostError {
             HostError::Io { source, .. } => (p, format!("{UNREADABLE}{source}")),
             HostError::Parse { line, message, .. } => {
                 (format!("{p}:{line}"), format!("{UNREADABLE}{message}"))
-            }
-            HostError::Escapes { root, .. } => {
-                (p, format!("{UNREADABLE}resolves outside {}", root.display()))
             }
             HostError::NotRegular { kind, .. } => (p, format!("{UNREADABLE}a {kind}, not a regular file")),
             HostError::TooLarge { limit, .. } => (p, format!("{UNREADABLE}larger than {limit} bytes")),
