@@ -627,3 +627,39 @@ fn every_command_on_every_bad_input() {
         failures.join("\n")
     );
 }
+
+/// Class 7: a non-root run on the live host says so first, and the audit
+/// verdict is incomplete, so `--fail-on error` fails. Runs the binary as
+/// uid 65534 with `setpriv` (read-only: it only scans).
+#[test]
+fn non_root_says_so_up_front() {
+    let required = std::env::var_os("CGMIG_REQUIRE_KERNEL_TESTS").is_some();
+    let can = nix::unistd::geteuid().is_root()
+        && Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !can {
+        assert!(!required, "needs root and setpriv to run as another user");
+        eprintln!("skipping: needs root and setpriv (util-linux) to run as another user");
+        return;
+    }
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_cgmig"))
+        .args(["audit", "--fail-on", "error"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        err.lines().next().is_some_and(|l| l.contains("not root")),
+        "first line: {err}"
+    );
+    assert!(
+        out.contains("INCOMPLETE") && out.contains("scan.unreadable"),
+        "{out}"
+    );
+    assert_eq!(o.status.code(), Some(1), "{err}");
+}
