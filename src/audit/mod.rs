@@ -136,6 +136,9 @@ pub enum Verdict {
     Ready,
     /// Settings convert or need attention, nothing blocks.
     ReadyWithChanges,
+    /// Part of the host could not be read (an `unreadable:` diagnostic):
+    /// nothing blocks in what was read, but the rest is unknown.
+    Incomplete,
     /// v2 cannot express the current state.
     Blocked,
 }
@@ -151,6 +154,36 @@ impl Verdict {
             _ => Verdict::Ready,
         }
     }
+}
+
+/// Rule id of the finding for each part of the host that could not be read.
+pub const UNREADABLE_RULE: &str = "scan.unreadable";
+
+/// One error finding per unreadable part of the host, so that a verdict on
+/// partial data can never pass `--fail-on error`.
+fn unreadable_findings(snap: &Snapshot) -> Vec<Finding> {
+    snap.diagnostics
+        .iter()
+        .filter(|d| crate::scan::is_unreadable(d))
+        .map(|d| Finding {
+            rule: UNREADABLE_RULE.to_string(),
+            severity: Severity::Error,
+            title: "part of the host could not be read".into(),
+            subject: Subject::Host,
+            file: None,
+            value: None,
+            detail: Some(format!(
+                "{}: {}",
+                d.path,
+                d.message.trim_start_matches(crate::host::UNREADABLE)
+            )),
+            why: "the audit only knows what it could read: settings, cgroups or processes may be missing"
+                .into(),
+            remediation: "run as root on the host, or fix the file named, then audit again".into(),
+            kernel: None,
+            source: None,
+        })
+        .collect()
 }
 
 /// `--fail-on` threshold.
@@ -486,6 +519,8 @@ pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
     findings.extend(facts::kernel_too_old(snap, rules, &conversions));
     let readiness = readiness::section(snap);
     findings.extend(readiness::audit_findings(&readiness));
+    let incomplete = snap.diagnostics.iter().any(crate::scan::is_unreadable);
+    findings.extend(unreadable_findings(snap));
 
     findings.sort_by(|a, b| {
         b.severity
@@ -503,7 +538,12 @@ pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
         *conversions_by_rule.entry(c.conversion.rule.clone()).or_default() += 1;
     }
     let worst = findings.iter().map(|f| f.severity).max();
-    let verdict = Verdict::of(worst, !conversions.is_empty());
+    // Partial data can be at best "incomplete": only a blocker outranks it.
+    let verdict = match Verdict::of(worst, !conversions.is_empty()) {
+        Verdict::Blocked => Verdict::Blocked,
+        _ if incomplete => Verdict::Incomplete,
+        v => v,
+    };
     Report {
         schema: AUDIT_SCHEMA.to_string(),
         host: ReportHost {

@@ -40,6 +40,7 @@ fn verdict_text(v: Verdict) -> &'static str {
         Verdict::ReadyWithChanges => {
             "READY WITH CHANGES: settings convert or need a replacement; nothing blocks"
         }
+        Verdict::Incomplete => "INCOMPLETE: part of the host could not be read (see scan.unreadable)",
         Verdict::Blocked => "BLOCKED: v2 cannot express the current state (see blockers)",
     }
 }
@@ -218,6 +219,7 @@ fn prometheus(r: &Report) -> String {
     for (name, v) in [
         ("ready", Verdict::Ready),
         ("ready-with-changes", Verdict::ReadyWithChanges),
+        ("incomplete", Verdict::Incomplete),
         ("blocked", Verdict::Blocked),
     ] {
         let _ = writeln!(

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::host::Root;
-use crate::model::{SNAPSHOT_SCHEMA, Snapshot};
+use crate::model::Snapshot;
 use crate::report::{self, DataFormat};
 use crate::rules::{RuleError, RuleSet};
 
@@ -20,6 +20,7 @@ mod completions;
 mod convert;
 mod explain;
 mod fleet;
+mod output;
 
 /// Audit, plan and apply the move of Linux hosts from cgroup v1 to cgroup v2.
 #[derive(Debug, Parser)]
@@ -153,13 +154,9 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            // A closed pipe (`cgmig tree | head`) is not an error.
-            if let Some(io) = e.downcast_ref::<std::io::Error>()
-                && io.kind() == std::io::ErrorKind::BrokenPipe
-            {
-                return 0;
-            }
-            eprintln!("cgmig: error: {e:#}");
+            // Every cause on its own line, each said once (a closed pipe or
+            // a full disk included: the output is incomplete, so exit 2).
+            eprint!("{}", output::error_text(&e));
             2
         }
     }
@@ -167,7 +164,10 @@ pub fn main() -> i32 {
 
 fn open_root(dir: Option<&Path>) -> Result<Root> {
     match dir {
-        None => Ok(Root::live()),
+        None => {
+            output::warn_non_root();
+            Ok(Root::live())
+        }
         Some(d) => Root::new(d).with_context(|| format!("cannot use {} as the root", d.display())),
     }
 }
@@ -181,20 +181,33 @@ pub fn load_input(input: &InputArgs) -> Result<Snapshot> {
     Ok(crate::scan::scan(&root)?)
 }
 
-/// Read a snapshot file (JSON or YAML) and check its schema.
+/// Read a snapshot file (JSON or YAML), check its schema and validate its
+/// graph (see `model::validate`): a bad snapshot is exit 2 with every
+/// problem on its own line, never a panic or a wrong plan.
 pub fn read_snapshot(path: &Path) -> Result<Snapshot> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let v: serde_json::Value =
-        report::from_data(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    match v.get("schema").and_then(|s| s.as_str()) {
-        Some(SNAPSHOT_SCHEMA) => {}
-        Some(other) => bail!(
-            "{}: snapshot schema {other:?} is not supported (this cgmig reads {SNAPSHOT_SCHEMA})",
+    let text = read_document(path)?;
+    crate::model::validate::parse_snapshot(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Read a user-named document (snapshot, plan): a regular file, opened
+/// non-blocking, at most `MAX_DOCUMENT_BYTES`, valid UTF-8.
+pub fn read_document(path: &Path) -> Result<String> {
+    use crate::host::contain::{ReadError, read_user_file};
+    let bytes = read_user_file(path, crate::host::MAX_DOCUMENT_BYTES).map_err(|e| match e {
+        ReadError::Io(e) => anyhow::anyhow!("cannot read {}: {e}", path.display()),
+        ReadError::NotRegular(kind) => anyhow::anyhow!(
+            "cannot read {}: it is a {kind}, not a regular file",
             path.display()
         ),
-        None => bail!("{}: not a cgmig snapshot (no schema field)", path.display()),
-    }
-    serde_json::from_value(v).with_context(|| format!("{}: invalid snapshot", path.display()))
+        ReadError::TooLarge(n) => anyhow::anyhow!("cannot read {}: larger than {n} bytes", path.display()),
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not UTF-8 text (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// Load rules, printing every rule error; the good rules are returned.
@@ -212,8 +225,11 @@ fn print_rule_errors(errors: &[RuleError]) {
 
 /// Write a command's output (stdout or `-o FILE`), naming the file on error.
 fn emit(output: Option<&Path>, text: &str) -> Result<()> {
-    report::write_output(output, text)
-        .with_context(|| format!("cannot write {}", output.unwrap_or(Path::new("-")).display()))
+    report::write_output(output, text).with_context(|| match output {
+        None => "cannot write standard output".to_string(),
+        Some(p) if p == Path::new("-") => "cannot write standard output".to_string(),
+        Some(p) => format!("cannot write {}", p.display()),
+    })
 }
 
 fn run(cli: Cli) -> Result<i32> {
@@ -226,7 +242,7 @@ fn run(cli: Cli) -> Result<i32> {
             let root = open_root(input.root.as_deref())?;
             let snap = crate::scan::scan(&root)?;
             for d in &snap.diagnostics {
-                eprintln!("cgmig: note: {}: {}", d.path, d.message);
+                eprintln!("cgmig: note: {}: {}", d.path, report::escape::line(&d.message));
             }
             let text = report::to_data(&snap, format).map_err(anyhow::Error::msg)?;
             emit(output.as_deref(), &text)?;
@@ -235,7 +251,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Tree { input, rules } => {
             let (rules, bad) = load_rules(&rules);
             let snap = load_input(&input)?;
-            report::write_output(None, &report::render_tree(&snap, &rules))?;
+            emit(None, &report::render_tree(&snap, &rules))?;
             Ok(if bad { 2 } else { 0 })
         }
         Command::Audit {
@@ -279,24 +295,25 @@ fn run(cli: Cli) -> Result<i32> {
                     .with_context(|| format!("{path} is not a node of the plan"))?;
             }
             let violations = crate::plan::validate(&plan);
-            let text = crate::plan::render(&plan, format);
-            emit(output.as_deref(), &text)?;
             if !violations.is_empty() {
+                // Never written: an invalid plan must not reach `apply`.
                 for v in &violations {
                     eprintln!("cgmig: plan invalid at {}: {}", v.at, v.message);
                 }
                 bail!(
-                    "the plan breaks {} v2 rules (a cgmig bug: please report it)",
+                    "the plan breaks {} v2 rules and was not written (a cgmig bug: please report it)",
                     violations.len()
                 );
             }
+            let text = crate::plan::render(&plan, format);
+            emit(output.as_deref(), &text)?;
             Ok(if bad { 2 } else { 0 })
         }
         Command::Explain { target, rules } => {
             let (rules, bad) = load_rules(&rules);
             match explain::explain(&target, &rules) {
                 Some(text) => {
-                    report::write_output(None, &text)?;
+                    emit(None, &text)?;
                     Ok(if bad { 2 } else { 0 })
                 }
                 None => bail!("no rule matches {target:?}; `cgmig rules list` shows every rule"),
@@ -310,7 +327,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Rules { action } => match action {
             RulesAction::List { rules } => {
                 let (rules, bad) = load_rules(&rules);
-                report::write_output(None, &explain::list(&rules))?;
+                emit(None, &explain::list(&rules))?;
                 Ok(if bad { 2 } else { 0 })
             }
             RulesAction::Check { dir } => {
@@ -319,7 +336,10 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 let (set, errors) = RuleSet::check_dir(&dir);
                 print_rule_errors(&errors);
-                println!("{} rules valid, {} errors", set.rules().len(), errors.len());
+                emit(
+                    None,
+                    &format!("{} rules valid, {} errors\n", set.rules().len(), errors.len()),
+                )?;
                 Ok(if errors.is_empty() { 0 } else { 1 })
             }
         },

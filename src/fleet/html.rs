@@ -22,10 +22,11 @@ const LABEL_W: usize = 300;
 const BAR_W: usize = 520;
 const ROW_H: usize = 24;
 
-const COLORS: [(&str, &str); 3] = [
+const COLORS: [(&str, &str); 4] = [
     ("ready", "#2e7d32"),
     ("ready-with-changes", "#f9a825"),
     ("blocked", "#c62828"),
+    ("incomplete", "#757575"),
 ];
 
 fn esc(s: &str) -> String {
@@ -36,8 +37,8 @@ fn esc(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn parts(v: &VerdictCounts) -> [usize; 3] {
-    [v.ready, v.ready_with_changes, v.blocked]
+fn parts(v: &VerdictCounts) -> [usize; 4] {
+    [v.ready, v.ready_with_changes, v.blocked, v.incomplete]
 }
 
 /// Keep the first rows, fold the rest into one "other (N values)" row.
@@ -52,6 +53,7 @@ fn fold(rows: Vec<(String, VerdictCounts)>) -> Vec<(String, VerdictCounts)> {
         other.ready += v.ready;
         other.ready_with_changes += v.ready_with_changes;
         other.blocked += v.blocked;
+        other.incomplete += v.incomplete;
     }
     out.push((format!("other ({rest} values)"), other));
     out
@@ -148,17 +150,18 @@ fn bucket_rows(b: &[Bucket]) -> Vec<(String, VerdictCounts)> {
 
 fn bucket_table(name: &str, b: &[Bucket]) -> String {
     let mut s = format!(
-        "<table><tr><th>{name}</th><th>hosts</th><th>ready</th><th>with changes</th><th>blocked</th></tr>"
+        "<table><tr><th>{name}</th><th>hosts</th><th>ready</th><th>with changes</th><th>blocked</th><th>incomplete</th></tr>"
     );
     for b in b {
         let _ = write!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&b.value),
             b.hosts,
             b.verdicts.ready,
             b.verdicts.ready_with_changes,
-            b.verdicts.blocked
+            b.verdicts.blocked,
+            b.verdicts.incomplete
         );
     }
     s.push_str("</table>");
@@ -167,7 +170,7 @@ fn bucket_table(name: &str, b: &[Bucket]) -> String {
 
 fn families_table(r: &FleetReport) -> String {
     let mut s = String::from(
-        "<table id=\"families\"><tr><th>family</th><th>hosts</th><th>ready / changes / blocked</th><th>representative</th><th>plan</th><th>members</th></tr>",
+        "<table id=\"families\"><tr><th>family</th><th>hosts</th><th>ready / changes / blocked / incomplete</th><th>representative</th><th>plan</th><th>members</th></tr>",
     );
     for f in &r.families {
         let plan = f.plan.as_ref().map_or_else(
@@ -176,13 +179,14 @@ fn families_table(r: &FleetReport) -> String {
         );
         let _ = write!(
             s,
-            "<tr class=\"family\" data-hosts=\"{}\"><td><code>{}</code></td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td><details><summary>{}</summary>{}</details></td></tr>",
+            "<tr class=\"family\" data-hosts=\"{}\"><td><code>{}</code></td><td>{}</td><td>{} / {} / {} / {}</td><td>{}</td><td>{}</td><td><details><summary>{}</summary>{}</details></td></tr>",
             f.hosts,
             esc(&f.id),
             f.hosts,
             f.verdicts.ready,
             f.verdicts.ready_with_changes,
             f.verdicts.blocked,
+            f.verdicts.incomplete,
             esc(&f.representative.host),
             esc(&plan),
             esc(&some_of(&f.members)),
@@ -240,7 +244,7 @@ const SCRIPT: &str = r#"(function(){
     var d = JSON.parse(document.getElementById('fleet-data').textContent);
     function sum(sel){ var n = 0; document.querySelectorAll(sel).forEach(function(r){ n += Number(r.getAttribute('data-n')); }); return n; }
     var byKernel = sum('#chart-kernel rect.seg'), byFamily = sum('#chart-family rect.seg');
-    var total = d.verdicts['ready'] + d.verdicts['ready-with-changes'] + d.verdicts['blocked'];
+    var total = d.verdicts['ready'] + d.verdicts['ready-with-changes'] + d.verdicts['blocked'] + (d.verdicts['incomplete'] || 0);
     if (total !== d.hosts) throw new Error('verdicts add up to ' + total + ', not ' + d.hosts);
     if (byKernel !== d.hosts) throw new Error('kernel chart shows ' + byKernel + ' hosts, not ' + d.hosts);
     if (byFamily !== d.hosts) throw new Error('family chart shows ' + byFamily + ' hosts, not ' + d.hosts);
@@ -288,6 +292,7 @@ pub fn page(r: &FleetReport) -> String {
             r.verdicts.ready_with_changes,
         ),
         ("blocked", "blocked", r.verdicts.blocked),
+        ("incomplete", "incomplete", r.verdicts.incomplete),
         ("families", "layout families", r.families.len()),
         ("unreadable", "unreadable inputs", r.unreadable.len()),
     ] {
@@ -352,6 +357,7 @@ mod tests {
                         ready: 1,
                         ready_with_changes: i,
                         blocked: 2,
+                        incomplete: 0,
                     },
                 )
             })

@@ -76,6 +76,9 @@ pub struct VerdictCounts {
     pub ready_with_changes: usize,
     /// `blocked`.
     pub blocked: usize,
+    /// `incomplete`: part of the host could not be read (audits since issue 10).
+    #[serde(default)]
+    pub incomplete: usize,
 }
 
 impl VerdictCounts {
@@ -84,12 +87,13 @@ impl VerdictCounts {
             Verdict::Ready => self.ready += 1,
             Verdict::ReadyWithChanges => self.ready_with_changes += 1,
             Verdict::Blocked => self.blocked += 1,
+            Verdict::Incomplete => self.incomplete += 1,
         }
     }
 
     /// All hosts counted.
     pub fn total(&self) -> usize {
-        self.ready + self.ready_with_changes + self.blocked
+        self.ready + self.ready_with_changes + self.blocked + self.incomplete
     }
 }
 

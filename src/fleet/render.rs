@@ -47,11 +47,12 @@ pub(super) fn some_of(names: &[String]) -> String {
 
 fn summary_line(r: &FleetReport) -> String {
     format!(
-        "{} hosts: {} ready, {} ready with changes, {} blocked; {} layout families; {} unreadable inputs",
+        "{} hosts: {} ready, {} ready with changes, {} blocked, {} incomplete; {} layout families; {} unreadable inputs",
         r.hosts,
         r.verdicts.ready,
         r.verdicts.ready_with_changes,
         r.verdicts.blocked,
+        r.verdicts.incomplete,
         r.families.len(),
         r.unreadable.len()
     )
@@ -67,7 +68,7 @@ fn new_table(header: &[&str]) -> Table {
 }
 
 fn bucket_table(name: &str, buckets: &[Bucket]) -> Table {
-    let mut t = new_table(&[name, "hosts", "ready", "with changes", "blocked"]);
+    let mut t = new_table(&[name, "hosts", "ready", "with changes", "blocked", "incomplete"]);
     for b in buckets {
         t.add_row(vec![
             b.value.clone(),
@@ -75,6 +76,7 @@ fn bucket_table(name: &str, buckets: &[Bucket]) -> Table {
             b.verdicts.ready.to_string(),
             b.verdicts.ready_with_changes.to_string(),
             b.verdicts.blocked.to_string(),
+            b.verdicts.incomplete.to_string(),
         ]);
     }
     t
@@ -113,7 +115,7 @@ fn table(r: &FleetReport) -> String {
     let mut t = new_table(&[
         "family",
         "hosts",
-        "ready/changes/blocked",
+        "ready/changes/blocked/incomplete",
         "representative",
         "plan",
         "members",
@@ -127,8 +129,8 @@ fn table(r: &FleetReport) -> String {
             f.id.clone(),
             f.hosts.to_string(),
             format!(
-                "{}/{}/{}",
-                f.verdicts.ready, f.verdicts.ready_with_changes, f.verdicts.blocked
+                "{}/{}/{}/{}",
+                f.verdicts.ready, f.verdicts.ready_with_changes, f.verdicts.blocked, f.verdicts.incomplete
             ),
             f.representative.host.clone(),
             plan,
@@ -149,17 +151,18 @@ fn md_cell(s: &str) -> String {
 fn md_buckets(out: &mut String, name: &str, buckets: &[Bucket]) {
     let _ = writeln!(
         out,
-        "\n### By {name}\n\n| {name} | hosts | ready | with changes | blocked |\n|---|---:|---:|---:|---:|"
+        "\n### By {name}\n\n| {name} | hosts | ready | with changes | blocked | incomplete |\n|---|---:|---:|---:|---:|---:|"
     );
     for b in buckets {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             md_cell(&b.value),
             b.hosts,
             b.verdicts.ready,
             b.verdicts.ready_with_changes,
-            b.verdicts.blocked
+            b.verdicts.blocked,
+            b.verdicts.incomplete
         );
     }
 }
@@ -197,17 +200,18 @@ fn markdown(r: &FleetReport) -> String {
     md_rules(&mut out, "Rules", &r.rules);
     let _ = writeln!(
         out,
-        "\n## Layout families\n\n| family | hosts | ready / changes / blocked | representative | members |\n|---|---:|---|---|---|"
+        "\n## Layout families\n\n| family | hosts | ready / changes / blocked / incomplete | representative | members |\n|---|---:|---|---|---|"
     );
     for f in &r.families {
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} / {} / {} | {} | {} |",
+            "| `{}` | {} | {} / {} / {} / {} | {} | {} |",
             f.id,
             f.hosts,
             f.verdicts.ready,
             f.verdicts.ready_with_changes,
             f.verdicts.blocked,
+            f.verdicts.incomplete,
             md_cell(&f.representative.host),
             md_cell(&some_of(&f.members))
         );
@@ -245,6 +249,7 @@ fn prometheus(r: &FleetReport) -> String {
         ("ready", r.verdicts.ready),
         ("ready-with-changes", r.verdicts.ready_with_changes),
         ("blocked", r.verdicts.blocked),
+        ("incomplete", r.verdicts.incomplete),
     ] {
         let _ = writeln!(o, "cgmig_fleet_verdict_hosts{{verdict=\"{v}\"}} {n}");
     }
@@ -263,6 +268,7 @@ fn prometheus(r: &FleetReport) -> String {
                 ("ready", b.verdicts.ready),
                 ("ready-with-changes", b.verdicts.ready_with_changes),
                 ("blocked", b.verdicts.blocked),
+                ("incomplete", b.verdicts.incomplete),
             ] {
                 let _ = writeln!(
                     o,

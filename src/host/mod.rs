@@ -2,7 +2,9 @@
 //!
 //! Everything is read relative to a [`Root`]: `/` for the live host, or a
 //! directory holding a captured or generated tree (`--root DIR`). Reads are
-//! read-only, never follow a symlink out of the root, and classify failures:
+//! read-only, go through one containment primitive ([`Root::open_contained`],
+//! [`Root::read_bounded`]; see [`contain`]) so nothing outside the root is
+//! ever opened, and classify failures:
 //!
 //! * a process, thread or cgroup that vanished between listing and reading
 //!   (`ENOENT`, `ESRCH`, `ENODEV`) is a benign race, reported as [`Gone`];
@@ -14,16 +16,24 @@
 //! prefix, the byte-level escaping of names that are not UTF-8, and the
 //! decoding of mountinfo's octal escapes, which procfs-core leaves in place.
 
+pub mod contain;
+
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::fcntl::{AtFlags, OFlag};
 
 use procfs_core::FromBufRead;
 use thiserror::Error;
 
 use crate::model::path as cgpath;
 use crate::model::{FileOwner, Ownership};
+pub use contain::{MAX_DOCUMENT_BYTES, MAX_SETTING_BYTES, MAX_TABLE_BYTES, ReadError, Resolver};
 
 /// An error reading the host, always with the path concerned.
 #[derive(Debug, Error)]
@@ -47,15 +57,62 @@ pub enum HostError {
         /// What was wrong.
         message: String,
     },
-    /// A path would leave the root through a symlink.
-    #[error("{path}: resolves outside the scanned root {root}")]
-    Escapes {
-        /// The offending path.
+    /// A FIFO, socket, device or directory where a regular file belongs.
+    #[error("cannot read {path}: it is a {kind}, not a regular file")]
+    NotRegular {
+        /// Path on the host (root-prefixed).
         path: PathBuf,
-        /// The root it escapes.
-        root: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// A file larger than cgmig reads.
+    #[error("cannot read {path}: larger than {limit} bytes")]
+    TooLarge {
+        /// Path on the host (root-prefixed).
+        path: PathBuf,
+        /// The limit.
+        limit: usize,
     },
 }
+
+impl HostError {
+    /// The path concerned.
+    pub fn path(&self) -> &Path {
+        match self {
+            HostError::Io { path, .. }
+            | HostError::Parse { path, .. }
+            | HostError::NotRegular { path, .. }
+            | HostError::TooLarge { path, .. } => path,
+        }
+    }
+
+    /// The cause without the path, for a diagnostic that names the path
+    /// itself (`file:line` for a parse error): one cause, said once.
+    pub fn diagnostic(&self) -> (String, String) {
+        // Names in the path are escaped like every other name.
+        let p = cgpath::from_bytes(self.path().as_os_str().as_bytes());
+        match self {
+            HostError::Io { source, .. } => (p, format!("{UNREADABLE}{source}")),
+            HostError::Parse { line, message, .. } => {
+                (format!("{p}:{line}"), format!("{UNREADABLE}{message}"))
+            }
+            HostError::NotRegular { kind, .. } => (p, format!("{UNREADABLE}a {kind}, not a regular file")),
+            HostError::TooLarge { limit, .. } => (p, format!("{UNREADABLE}larger than {limit} bytes")),
+        }
+    }
+
+    fn from_read(path: PathBuf, e: ReadError) -> HostError {
+        match e {
+            ReadError::Io(source) => HostError::Io { path, source },
+            ReadError::NotRegular(kind) => HostError::NotRegular { path, kind },
+            ReadError::TooLarge(limit) => HostError::TooLarge { path, limit },
+        }
+    }
+}
+
+/// How the message of every diagnostic for something that could not be
+/// read starts: the audit counts these to call a verdict incomplete.
+pub const UNREADABLE: &str = "unreadable: ";
 
 /// The thing being read disappeared mid-scan (a benign race on a live host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +131,11 @@ fn is_gone(e: &io::Error) -> bool {
 pub struct Root {
     base: PathBuf,
     canonical: PathBuf,
+    /// `O_PATH` descriptor of the root every path is resolved beneath.
+    fd: Option<Arc<OwnedFd>>,
+    resolver: Resolver,
+    /// Why `/` could not be opened, reported on the first read.
+    open_error: Option<Arc<io::Error>>,
 }
 
 /// One line of mountinfo that describes a cgroup filesystem.
@@ -174,12 +236,19 @@ pub struct WalkStats {
 pub type SettingFilter = fn(name: &str, is_root: bool) -> bool;
 
 impl Root {
-    /// The live host.
+    /// The live host (`/`), read through the same containment primitive.
     pub fn live() -> Root {
-        Root {
-            base: PathBuf::from("/"),
-            canonical: PathBuf::from("/"),
-        }
+        Root::open(PathBuf::from("/"), PathBuf::from("/"), None).unwrap_or_else(|e| {
+            // `/` itself cannot be opened only in a broken environment; the
+            // error surfaces on the first read instead of here.
+            Root {
+                base: PathBuf::from("/"),
+                canonical: PathBuf::from("/"),
+                fd: None,
+                resolver: Resolver::Walk,
+                open_error: Some(Arc::new(e)),
+            }
+        })
     }
 
     /// A captured or generated tree that stands for `/`.
@@ -189,7 +258,36 @@ impl Root {
             path: base.clone(),
             source,
         })?;
-        Ok(Root { base, canonical })
+        Root::open(base.clone(), canonical, None).map_err(|source| HostError::Io { path: base, source })
+    }
+
+    /// Like [`Root::new`] but with a chosen resolver (tests prove both).
+    pub fn with_resolver(dir: impl Into<PathBuf>, resolver: Resolver) -> Result<Root, HostError> {
+        let base = dir.into();
+        let canonical = fs::canonicalize(&base).map_err(|source| HostError::Io {
+            path: base.clone(),
+            source,
+        })?;
+        Root::open(base.clone(), canonical, Some(resolver))
+            .map_err(|source| HostError::Io { path: base, source })
+    }
+
+    fn open(base: PathBuf, canonical: PathBuf, resolver: Option<Resolver>) -> io::Result<Root> {
+        let raw = nix::fcntl::open(
+            &canonical,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        // SAFETY: open returned a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let resolver = resolver.unwrap_or_else(|| Resolver::detect(fd.as_fd()));
+        Ok(Root {
+            base,
+            canonical,
+            fd: Some(Arc::new(fd)),
+            resolver,
+            open_error: None,
+        })
     }
 
     /// Whether this is the live host's `/`.
@@ -197,47 +295,83 @@ impl Root {
         self.canonical == Path::new("/")
     }
 
-    /// The root-prefixed path of an absolute host path.
+    /// The resolver in use (`openat2`, or the component walk on old kernels).
+    pub fn resolver(&self) -> Resolver {
+        self.resolver
+    }
+
+    /// The root-prefixed path of an absolute host path (for messages).
     pub fn path(&self, abs: &str) -> PathBuf {
         self.base.join(abs.trim_start_matches('/'))
     }
 
-    /// Resolve a host path, refusing one whose symlinks lead out of the root.
-    fn contained(&self, abs: &str) -> Result<PathBuf, HostError> {
-        let p = self.path(abs);
-        if self.is_live() {
-            return Ok(p);
+    fn display(&self, abs: &Path) -> PathBuf {
+        contain::display_join(&self.base, abs)
+    }
+
+    /// Open a host path under the root: the containment primitive every read
+    /// goes through. Symlinks and `..` resolve as if the root were `/`
+    /// (`RESOLVE_IN_ROOT`), magic links (`/proc/PID/fd/N`, `/proc/PID/root`)
+    /// are refused, and nothing outside the root is ever opened. `abs` is raw
+    /// bytes (see [`cgpath::to_os`] for an escaped model path).
+    pub fn open_contained(&self, abs: &Path, flags: OFlag) -> Result<OwnedFd, HostError> {
+        let fd = self.root_fd().map_err(|source| HostError::Io {
+            path: self.display(abs),
+            source,
+        })?;
+        contain::open_beneath(fd, self.resolver, abs, flags).map_err(|source| HostError::Io {
+            path: self.display(abs),
+            source,
+        })
+    }
+
+    fn root_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        match (&self.fd, &self.open_error) {
+            (Some(fd), _) => Ok(fd.as_fd()),
+            (None, Some(e)) => Err(io::Error::new(e.kind(), e.to_string())),
+            (None, None) => Err(io::Error::from(io::ErrorKind::NotFound)),
         }
-        match fs::canonicalize(&p) {
-            Ok(c) if c.starts_with(&self.canonical) => Ok(c),
-            Ok(_) => Err(HostError::Escapes {
-                path: p,
-                root: self.base.clone(),
-            }),
-            Err(source) => Err(HostError::Io { path: p, source }),
-        }
+    }
+
+    /// Read a regular file under the root, at most `limit` bytes: opened
+    /// through [`Root::open_contained`] non-blocking, type-checked with
+    /// `fstat`, so a FIFO, socket or device is an error, never a hang.
+    pub fn read_bounded(&self, abs: &Path, limit: usize) -> Result<Vec<u8>, HostError> {
+        let fd = match self.open_contained(abs, contain::file_flags()) {
+            Ok(fd) => fd,
+            Err(HostError::Io { path, source }) => {
+                return Err(HostError::from_read(path, contain::open_error(source)));
+            }
+            Err(e) => return Err(e),
+        };
+        contain::read_fd(fd, limit).map_err(|e| HostError::from_read(self.display(abs), e))
     }
 
     fn read_bytes(&self, abs: &str) -> Result<Vec<u8>, HostError> {
-        let p = self.contained(abs)?;
-        fs::read(&p).map_err(|source| HostError::Io { path: p, source })
+        self.read_bounded(Path::new(abs), MAX_TABLE_BYTES)
     }
 
-    fn read_maybe(&self, path: &Path) -> MaybeGone<Vec<u8>> {
-        match read_small(path) {
+    fn read_maybe(&self, abs: &str) -> MaybeGone<Vec<u8>> {
+        match self.read_bounded(Path::new(abs), MAX_TABLE_BYTES) {
             Ok(b) => Ok(Ok(b)),
-            Err(e) if is_gone(&e) => Ok(Err(Gone)),
-            Err(source) => Err(HostError::Io {
-                path: path.to_path_buf(),
-                source,
-            }),
+            Err(HostError::Io { source, .. }) if is_gone(&source) => Ok(Err(Gone)),
+            Err(e) => Err(e),
         }
+    }
+
+    /// Names in a directory under the root (contained), with their types.
+    fn list_dir(&self, abs: &str) -> Result<Vec<(OsString, Option<nix::dir::Type>)>, HostError> {
+        let fd = self.open_contained(Path::new(abs), contain::dir_flags())?;
+        list_fd(fd).map_err(|source| HostError::Io {
+            path: self.display(Path::new(abs)),
+            source,
+        })
     }
 
     /// Read a small text file (`/proc/cmdline`, ...), trimmed; `None` if absent.
     pub fn read_text(&self, abs: &str) -> Result<Option<String>, HostError> {
         match self.read_bytes(abs) {
-            Ok(b) => Ok(Some(cgpath::from_bytes(&b).trim().to_string())),
+            Ok(b) => Ok(Some(cgpath::from_bytes(b.trim_ascii()))),
             Err(HostError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -249,15 +383,17 @@ impl Root {
     /// rejects is an error naming the file and line.
     pub fn cgroup_mounts(&self) -> Result<Vec<CgroupMount>, HostError> {
         let path = self.path("/proc/self/mountinfo");
-        let text = cgpath::from_bytes(&self.read_bytes("/proc/self/mountinfo")?);
+        let text = cgpath::value_from_bytes(&self.read_bytes("/proc/self/mountinfo")?);
         parse_cgroup_mounts(&text).map_err(|(line, message)| HostError::Parse { path, line, message })
     }
 
     /// `/proc/cgroups`, parsed by procfs-core. `None` if the file is absent.
     pub fn proc_cgroups(&self) -> Result<Option<Vec<ProcCgroupsEntry>>, HostError> {
         let path = self.path("/proc/cgroups");
-        let Some(text) = self.read_text("/proc/cgroups")? else {
-            return Ok(None);
+        let text = match self.read_bytes("/proc/cgroups") {
+            Ok(b) => cgpath::value_from_bytes(&b),
+            Err(HostError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
         };
         parse_proc_cgroups(&text)
             .map(Some)
@@ -266,27 +402,28 @@ impl Root {
 
     /// PIDs under `/proc`, ascending.
     pub fn pids(&self) -> Result<Vec<u32>, HostError> {
-        let p = self.contained("/proc")?;
-        let rd = fs::read_dir(&p).map_err(|source| HostError::Io {
-            path: p.clone(),
-            source,
-        })?;
-        let mut pids: Vec<u32> = rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        let mut pids: Vec<u32> = self
+            .list_dir("/proc")?
+            .into_iter()
+            .filter_map(|(n, _)| n.to_str().and_then(|s| s.parse().ok()))
             .collect();
         pids.sort_unstable();
         Ok(pids)
     }
 
+    fn read_comm(&self, abs: &str) -> MaybeGone<String> {
+        Ok(self
+            .read_maybe(abs)?
+            .map(|b| cgpath::from_bytes(b.strip_suffix(b"\n").unwrap_or(&b))))
+    }
+
     /// Read one process and all its threads.
     pub fn process(&self, pid: u32) -> MaybeGone<RawProcess> {
-        let dir = self.path(&format!("/proc/{pid}"));
-        let comm = match self.read_maybe(&dir.join("comm"))? {
-            Ok(b) => cgpath::from_bytes(&b).trim_end_matches('\n').to_string(),
-            Err(Gone) => return Ok(Err(Gone)),
+        let dir = format!("/proc/{pid}");
+        let Ok(comm) = self.read_comm(&format!("{dir}/comm"))? else {
+            return Ok(Err(Gone));
         };
-        let cmdline = match self.read_maybe(&dir.join("cmdline"))? {
+        let cmdline = match self.read_maybe(&format!("{dir}/cmdline"))? {
             Ok(b) => b
                 .split(|&c| c == 0)
                 .filter(|s| !s.is_empty())
@@ -294,53 +431,47 @@ impl Root {
                 .collect(),
             Err(Gone) => return Ok(Err(Gone)),
         };
-        let status_path = dir.join("status");
-        let (uid, gid) = match self.read_maybe(&status_path)? {
-            Ok(b) => {
-                parse_status_ids(&cgpath::from_bytes(&b)).map_err(|(line, message)| HostError::Parse {
-                    path: status_path.clone(),
+        let status_abs = format!("{dir}/status");
+        let (uid, gid) = match self.read_maybe(&status_abs)? {
+            Ok(b) => parse_status_ids(&cgpath::value_from_bytes(&b)).map_err(|(line, message)| {
+                HostError::Parse {
+                    path: self.path(&status_abs),
                     line,
                     message,
-                })?
-            }
+                }
+            })?,
             Err(Gone) => return Ok(Err(Gone)),
         };
-        let task_dir = dir.join("task");
-        let rd = match fs::read_dir(&task_dir) {
-            Ok(rd) => rd,
-            Err(e) if is_gone(&e) => return Ok(Err(Gone)),
-            Err(source) => {
-                return Err(HostError::Io {
-                    path: task_dir,
-                    source,
-                });
-            }
+        let task_dir = format!("{dir}/task");
+        let entries = match self.list_dir(&task_dir) {
+            Ok(e) => e,
+            Err(HostError::Io { source, .. }) if is_gone(&source) => return Ok(Err(Gone)),
+            Err(e) => return Err(e),
         };
-        let mut tids: Vec<u32> = rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        let mut tids: Vec<u32> = entries
+            .into_iter()
+            .filter_map(|(n, _)| n.to_str().and_then(|s| s.parse().ok()))
             .collect();
         tids.sort_unstable();
         let mut threads = Vec::with_capacity(tids.len());
         for tid in tids {
-            let tdir = task_dir.join(tid.to_string());
-            let cg_path = tdir.join("cgroup");
-            let cgroups = match self.read_maybe(&cg_path)? {
-                Ok(b) => {
-                    parse_pid_cgroup(&cgpath::from_bytes(&b)).map_err(|(line, message)| HostError::Parse {
-                        path: cg_path.clone(),
+            let cg_abs = format!("{task_dir}/{tid}/cgroup");
+            let cgroups = match self.read_maybe(&cg_abs)? {
+                Ok(b) => parse_pid_cgroup(&cgpath::value_from_bytes(&b)).map_err(|(line, message)| {
+                    HostError::Parse {
+                        path: self.path(&cg_abs),
                         line,
                         message,
-                    })?
-                }
+                    }
+                })?,
                 Err(Gone) => continue, // thread exited: the process lives on
             };
             // The main thread's name is the process's: don't read it twice.
             let comm = if tid == pid {
                 comm.clone()
             } else {
-                match self.read_maybe(&tdir.join("comm"))? {
-                    Ok(b) => cgpath::from_bytes(&b).trim_end_matches('\n').to_string(),
+                match self.read_comm(&format!("{task_dir}/{tid}/comm"))? {
+                    Ok(c) => c,
                     Err(Gone) => continue,
                 }
             };
@@ -349,22 +480,7 @@ impl Root {
         if threads.is_empty() {
             return Ok(Err(Gone));
         }
-        // fds: links for live /proc, or a `fds` file (one target a line) in captures.
-        let mut open_files: Vec<String> = if self.is_live() {
-            match fs::read_dir(dir.join("fd")) {
-                Ok(rd) => rd
-                    .filter_map(|e| e.ok())
-                    .filter_map(|e| fs::read_link(e.path()).ok())
-                    .map(|t| cgpath::from_bytes(t.as_os_str().as_encoded_bytes()))
-                    .collect(),
-                Err(_) => Vec::new(), // another user's process, or it exited
-            }
-        } else {
-            match read_small(&dir.join("fds")) {
-                Ok(b) => cgpath::from_bytes(&b).lines().map(str::to_string).collect(),
-                Err(_) => Vec::new(),
-            }
-        };
+        let mut open_files = self.open_files(&dir);
         open_files.sort();
         open_files.dedup();
         Ok(Ok(RawProcess {
@@ -378,24 +494,64 @@ impl Root {
         }))
     }
 
+    /// Targets of a process's open fds: the `fd/*` links of a live `/proc`
+    /// (read with `readlinkat` on the contained `fd` directory, never opened:
+    /// they are magic links), or a `fds` file (one target a line) in
+    /// captures. Unreadable fds are skipped: another user's process, or gone.
+    fn open_files(&self, dir: &str) -> Vec<String> {
+        if self.is_live() {
+            let Ok(dirfd) = self.open_contained(Path::new(&format!("{dir}/fd")), contain::dir_flags()) else {
+                return Vec::new();
+            };
+            let Ok(names) = dirfd.try_clone().and_then(list_fd) else {
+                return Vec::new();
+            };
+            names
+                .into_iter()
+                .filter_map(|(n, _)| nix::fcntl::readlinkat(Some(dirfd.as_raw_fd()), n.as_os_str()).ok())
+                .map(|t| cgpath::from_bytes(t.as_bytes()))
+                .collect()
+        } else {
+            match self.read_bounded(Path::new(&format!("{dir}/fds")), MAX_TABLE_BYTES) {
+                Ok(b) => b
+                    .split(|&c| c == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(cgpath::from_bytes)
+                    .collect(),
+                Err(_) => Vec::new(),
+            }
+        }
+    }
+
     /// Read the root `cgroup.controllers` of a cgroup2 mount.
     pub fn v2_controllers(&self, mount_point: &str) -> Result<Option<Vec<String>>, HostError> {
-        Ok(self
-            .read_text(&format!(
-                "{}/cgroup.controllers",
-                mount_point.trim_end_matches('/')
-            ))?
-            .map(|s| s.split_whitespace().map(str::to_string).collect()))
+        let abs = cgpath::to_os(&format!(
+            "{}/cgroup.controllers",
+            mount_point.trim_end_matches('/')
+        ));
+        match self.read_bounded(Path::new(&abs), MAX_SETTING_BYTES) {
+            Ok(b) => Ok(Some(
+                cgpath::value_from_bytes(&b)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
+            )),
+            Err(HostError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Walk a mounted hierarchy, calling `visit` for each cgroup directory,
     /// parents before children, siblings in name order.
     ///
     /// Directories that are themselves mount points (`nested_mounts`, host
-    /// paths) are not entered: they are other mounts, recorded as such.
-    /// Symlinks are never followed; a cgroup that disappears mid-walk counts
-    /// in [`WalkStats::gone`]; every other unreadable entry becomes an error
-    /// in [`WalkStats::errors`] and the walk continues.
+    /// paths) are not entered: they are other mounts, recorded as such. The
+    /// mount point is opened through [`Root::open_contained`]; below it every
+    /// directory and file is opened one component at a time with
+    /// `O_NOFOLLOW` from its parent's descriptor, so a symlink is never
+    /// followed. A cgroup that disappears mid-walk counts in
+    /// [`WalkStats::gone`]; every other unreadable entry becomes an error in
+    /// [`WalkStats::errors`] and the walk continues.
     pub fn walk_cgroups(
         &self,
         mount_point: &str,
@@ -405,109 +561,220 @@ impl Root {
         mut visit: impl FnMut(RawCgroup),
     ) -> Result<WalkStats, HostError> {
         let mut stats = WalkStats::default();
-        let gone = &mut stats.gone;
-        let errors = &mut stats.errors;
-        let top = self.contained(mount_point)?;
         let mp = mount_point.trim_end_matches('/');
-        let mut stack: Vec<(PathBuf, String)> = vec![(top, "/".to_string())];
-        while let Some((dir, rel)) = stack.pop() {
-            let is_root = rel == "/";
-            let rd = match fs::read_dir(&dir) {
-                Ok(rd) => rd,
-                Err(e) if is_gone(&e) && !is_root => {
-                    *gone += 1;
-                    continue;
-                }
-                Err(source) => {
-                    if is_root {
-                        return Err(HostError::Io { path: dir, source });
+        let top = self.open_contained(Path::new(&cgpath::to_os(mount_point)), contain::dir_flags())?;
+        // Pending directories: (open parent fd + raw name, or the top), rel path.
+        let mut stack: Vec<(Option<ChildOf>, String)> = vec![(None, "/".to_string())];
+        let mut top = Some(top);
+        while let Some((at, rel)) = stack.pop() {
+            let dir_abs = self.display(Path::new(&cgpath::to_os(&format!("{mp}{rel}"))));
+            let dir = match (at, top.take()) {
+                (None, Some(t)) => t,
+                (Some((parent, name)), _) => {
+                    match contain::open_child(parent.as_fd(), &name, contain::dir_flags()) {
+                        Ok(fd) => fd,
+                        Err(e) if is_gone(&e) => {
+                            stats.gone += 1;
+                            continue;
+                        }
+                        Err(source) => {
+                            stats.errors.push(HostError::Io {
+                                path: dir_abs,
+                                source,
+                            });
+                            continue;
+                        }
                     }
-                    errors.push(HostError::Io { path: dir, source });
-                    continue;
                 }
+                (None, None) => continue,
             };
-            let mut children = Vec::new();
-            let mut files = Vec::new();
-            for entry in rd {
-                let entry = match entry {
-                    Ok(e) => e,
-                    Err(source) => {
-                        errors.push(HostError::Io {
-                            path: dir.clone(),
-                            source,
-                        });
-                        continue;
-                    }
-                };
-                let Ok(ft) = entry.file_type() else { continue };
-                let name = entry.file_name();
-                let name_s = cgpath::from_bytes(name.as_encoded_bytes());
-                if ft.is_dir() {
-                    let child = cgpath::join(&rel, &name_s);
-                    if !nested_mounts.contains(&format!("{mp}{child}")) {
-                        children.push((entry.path(), child));
-                    }
-                } else if ft.is_file() && is_setting(&name_s, is_root) {
-                    files.push((entry.path(), name_s));
+            let dir = Arc::new(dir);
+            match self.read_cgroup_dir(
+                &dir,
+                &dir_abs,
+                &rel,
+                mp,
+                nested_mounts,
+                is_setting,
+                v2,
+                &mut stats,
+            ) {
+                Some((cgroup, mut children)) => {
+                    visit(cgroup);
+                    children.sort_by(|a, b| b.1.cmp(&a.1));
+                    stack.extend(
+                        children
+                            .into_iter()
+                            .map(|(name, child)| (Some((dir.clone(), name)), child)),
+                    );
                 }
+                None => continue,
             }
-            let owner_of = |p: &Path| -> Option<FileOwner> {
-                fs::symlink_metadata(p).ok().map(|m| FileOwner {
-                    uid: m.uid(),
-                    gid: m.gid(),
-                    mode: m.permissions().mode() & 0o7777,
-                })
-            };
-            let owner = Ownership {
-                dir: owner_of(&dir),
-                procs: owner_of(&dir.join("cgroup.procs")),
-                tasks: owner_of(&dir.join(if v2 { "cgroup.threads" } else { "tasks" })),
-            };
-            if owner.dir.is_none() && !is_root {
-                *gone += 1;
-                continue;
-            }
-            files.sort_by(|a, b| a.1.cmp(&b.1));
-            let mut settings = Vec::with_capacity(files.len());
-            for (p, name) in files {
-                match read_small(&p) {
-                    Ok(b) => settings.push((name, cgpath::from_bytes(&b).trim().to_string())),
-                    Err(e) if is_gone(&e) => {}
-                    Err(source) => errors.push(HostError::Io { path: p, source }),
-                }
-            }
-            visit(RawCgroup {
-                rel_path: rel,
-                owner,
-                settings,
-            });
-            children.sort_by(|a, b| b.1.cmp(&a.1));
-            stack.extend(children);
         }
         Ok(stats)
     }
+
+    /// One cgroup directory: its ownership, settings and child directories.
+    #[allow(clippy::too_many_arguments)]
+    fn read_cgroup_dir(
+        &self,
+        dir: &Arc<OwnedFd>,
+        dir_abs: &Path,
+        rel: &str,
+        mp: &str,
+        nested_mounts: &std::collections::BTreeSet<String>,
+        is_setting: SettingFilter,
+        v2: bool,
+        stats: &mut WalkStats,
+    ) -> Option<(RawCgroup, Vec<(OsString, String)>)> {
+        let is_root = rel == "/";
+        let entries = match dir.try_clone().map(list_fd) {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) | Err(e) if is_gone(&e) => {
+                stats.gone += 1;
+                return None;
+            }
+            Ok(Err(source)) | Err(source) => {
+                stats.errors.push(HostError::Io {
+                    path: dir_abs.to_path_buf(),
+                    source,
+                });
+                return None;
+            }
+        };
+        let mut children = Vec::new();
+        let mut files = Vec::new();
+        for (name, ty) in entries {
+            let name_s = cgpath::from_bytes(name.as_bytes());
+            let ty = ty.or_else(|| {
+                nix::sys::stat::fstatat(
+                    Some(dir.as_raw_fd()),
+                    name.as_os_str(),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .ok()
+                .map(|st| file_type(st.st_mode))
+            });
+            match ty {
+                Some(nix::dir::Type::Directory) => {
+                    let child = cgpath::join(rel, &name_s);
+                    if !nested_mounts.contains(&format!("{mp}{child}")) {
+                        children.push((name, child));
+                    }
+                }
+                Some(nix::dir::Type::File) if is_setting(&name_s, is_root) => files.push((name, name_s)),
+                // A setting's name on a FIFO, socket, device or symlink:
+                // never opened, but said, so the snapshot is not silently short.
+                Some(other) if is_setting(&name_s, is_root) => stats.errors.push(HostError::NotRegular {
+                    path: dir_abs.join(&name),
+                    kind: type_name(other),
+                }),
+                _ => {}
+            }
+        }
+        let owner_of = |name: &str| -> Option<FileOwner> {
+            let st = if name.is_empty() {
+                nix::sys::stat::fstat(dir.as_raw_fd()).ok()?
+            } else {
+                nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?
+            };
+            Some(FileOwner {
+                uid: st.st_uid,
+                gid: st.st_gid,
+                mode: st.st_mode & 0o7777,
+            })
+        };
+        let owner = Ownership {
+            dir: owner_of(""),
+            procs: owner_of("cgroup.procs"),
+            tasks: owner_of(if v2 { "cgroup.threads" } else { "tasks" }),
+        };
+        files.sort_by(|a, b| a.1.cmp(&b.1));
+        let mut settings = Vec::with_capacity(files.len());
+        for (name, name_s) in files {
+            let read = contain::open_child(dir.as_fd(), &name, contain::file_flags())
+                .map_err(contain::open_error)
+                .and_then(|fd| contain::read_fd(fd, MAX_SETTING_BYTES));
+            match read {
+                Ok(b) => settings.push((name_s, cgpath::value_from_bytes(b.trim_ascii()))),
+                Err(ReadError::Io(e)) if is_gone(&e) => {}
+                Err(e) => stats.errors.push(HostError::from_read(dir_abs.join(&name), e)),
+            }
+        }
+        Some((
+            RawCgroup {
+                rel_path: rel.to_string(),
+                owner,
+                settings,
+            },
+            children,
+        ))
+    }
 }
 
-/// Read a small kernel file: open, read until EOF, close.
-///
-/// `fs::read` first stats the file to size its buffer; procfs and cgroupfs
-/// report size 0 (or 4096) anyway, so that `statx` is pure cost, and the
-/// scanner reads hundreds of thousands of these files.
-fn read_small(path: &Path) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    // `read_to_end` would stat and seek to size its buffer; a plain loop
-    // does open + reads + close only.
-    let mut f = fs::File::open(path)?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match f.read(&mut chunk) {
-            Ok(0) => return Ok(buf),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// A directory to open later: its parent's descriptor and its raw name.
+type ChildOf = (Arc<OwnedFd>, OsString);
+
+/// The file type bits of a mode as a directory-entry type.
+fn file_type(mode: u32) -> nix::dir::Type {
+    use nix::sys::stat::SFlag;
+    match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFDIR => nix::dir::Type::Directory,
+        SFlag::S_IFREG => nix::dir::Type::File,
+        SFlag::S_IFLNK => nix::dir::Type::Symlink,
+        SFlag::S_IFIFO => nix::dir::Type::Fifo,
+        SFlag::S_IFSOCK => nix::dir::Type::Socket,
+        SFlag::S_IFCHR => nix::dir::Type::CharacterDevice,
+        _ => nix::dir::Type::BlockDevice,
     }
+}
+
+/// A directory-entry type for messages.
+fn type_name(t: nix::dir::Type) -> &'static str {
+    use nix::dir::Type;
+    match t {
+        Type::Fifo => "FIFO",
+        Type::CharacterDevice => "character device",
+        Type::Directory => "directory",
+        Type::BlockDevice => "block device",
+        Type::File => "regular file",
+        Type::Symlink => "symlink",
+        Type::Socket => "socket",
+    }
+}
+
+/// Entries of an open directory (without `.` and `..`), with their `d_type`.
+fn list_fd(fd: OwnedFd) -> io::Result<Vec<(OsString, Option<nix::dir::Type>)>> {
+    let mut d = nix::dir::Dir::from_fd(fd.into_raw_fd())?;
+    let mut out = Vec::new();
+    for e in d.iter() {
+        let e = e?;
+        let name = e.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push((OsStr::from_bytes(name).to_os_string(), e.file_type()));
+    }
+    Ok(out)
+}
+
+/// A procfs-core error as one cause on one line: its "internal error"
+/// wording ("bug at ... please report this procfs bug") is about the
+/// crate's expectations, and here the input file is what is wrong.
+fn proc_msg(e: procfs_core::ProcError) -> String {
+    let msg = match e {
+        // Its message nests procfs-internal unwrap chains and source paths:
+        // none of it helps with a malformed line.
+        procfs_core::ProcError::InternalError(_) => {
+            "a field is missing or not in the expected form".to_string()
+        }
+        other => other.to_string(),
+    };
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Parse mountinfo text into its cgroup mounts. Errors are `(line, message)`.
@@ -518,7 +785,7 @@ pub fn parse_cgroup_mounts(text: &str) -> Result<Vec<CgroupMount>, (usize, Strin
             continue;
         }
         let mi = procfs_core::process::MountInfo::from_line(line)
-            .map_err(|e| (i + 1, format!("malformed mountinfo line: {e}")))?;
+            .map_err(|e| (i + 1, format!("malformed mountinfo line: {}", proc_msg(e))))?;
         let v2 = match mi.fs_type.as_str() {
             "cgroup" => false,
             "cgroup2" => true,
@@ -557,7 +824,7 @@ pub fn parse_proc_cgroups(text: &str) -> Result<Vec<ProcCgroupsEntry>, (usize, S
             continue;
         }
         let parsed = procfs_core::CGroupControllers::from_buf_read(line.as_bytes())
-            .map_err(|e| (i + 1, format!("malformed /proc/cgroups line: {e}")))?;
+            .map_err(|e| (i + 1, format!("malformed /proc/cgroups line: {}", proc_msg(e))))?;
         out.extend(parsed.0.into_iter().map(|c| ProcCgroupsEntry {
             name: c.name,
             hierarchy: c.hierarchy,
@@ -583,7 +850,7 @@ pub fn parse_pid_cgroup(text: &str) -> Result<Vec<Membership>, (usize, String)> 
             ));
         }
         let parsed = procfs_core::ProcessCGroups::from_buf_read(line.as_bytes())
-            .map_err(|e| (i + 1, format!("malformed cgroup line {line:?}: {e}")))?;
+            .map_err(|e| (i + 1, format!("malformed cgroup line {line:?}: {}", proc_msg(e))))?;
         for c in parsed.0 {
             if !c.pathname.starts_with('/') {
                 return Err((i + 1, format!("cgroup path {:?} is not absolute", c.pathname)));

@@ -5,6 +5,7 @@ mod controller;
 pub mod files;
 pub mod path;
 mod snapshot;
+pub mod validate;
 pub mod value;
 
 pub use controller::Controller;

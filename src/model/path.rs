@@ -5,17 +5,122 @@
 //! valid UTF-8 are written as `\xNN` (the form systemd and the kernel's own
 //! escaping use), so every name maps to one string and the mapping is the same
 //! wherever a path is read (directory walk or `/proc/PID/cgroup`).
+//!
+//! Control characters (C0, DEL and C1) are written `\xNN` as well, so a
+//! name can never carry a terminal escape or a line break into any output;
+//! this is the one boundary where names enter cgmig, and every renderer
+//! downstream can trust them. Setting values keep `\n` and `\t`
+//! ([`value_from_bytes`]): multi-line files such as `devices.list` are data.
+//!
+//! The escape is reversible ([`to_bytes`]): a backslash that the decoder
+//! could misread is itself written `\\` — one followed by another backslash,
+//! by `x` and two hex digits of an escaped byte, or by an escape. Every other
+//! backslash stays as it is, so systemd's own `\x2d` in unit names
+//! (`machine-qemu\x2d1.scope`; printable ASCII is never escaped) reads the
+//! same as on the host, and the name `a\xff` (five bytes) and the name `a` +
+//! byte 0xff can never meet in one string.
 
-/// Decode bytes to a path string, escaping invalid UTF-8 as `\xNN`.
-pub fn from_bytes(bytes: &[u8]) -> String {
+/// Whether a byte is written `\xNN`: control characters and bytes >= 0x80
+/// (which only appear escaped when they are not valid UTF-8 or are C1).
+fn escapable(v: u8) -> bool {
+    v < 0x20 || v == 0x7f || v >= 0x80
+}
+
+/// The byte of an `xNN` escape at the start of `rest` (after a backslash).
+fn escaped_byte(rest: &[u8]) -> Option<u8> {
+    if rest.first() != Some(&b'x') || rest.len() < 3 {
+        return None;
+    }
+    let h = std::str::from_utf8(&rest[1..3]).ok()?;
+    u8::from_str_radix(h, 16).ok().filter(|v| escapable(*v))
+}
+
+/// Whether a character is written escaped (`keep` lists control characters kept raw).
+fn char_escaped(c: char, keep: &[char]) -> bool {
+    (c.is_control()) && !keep.contains(&c)
+}
+
+fn encode(bytes: &[u8], keep: &[char]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
+        let valid = chunk.valid();
+        let invalid_follows = !chunk.invalid().is_empty();
+        let mut it = valid.char_indices().peekable();
+        while let Some((i, c)) = it.next() {
+            if c == '\\' {
+                let rest = &valid.as_bytes()[i + 1..];
+                let next = it.peek().map(|(_, n)| *n);
+                let ambiguous = match next {
+                    None => invalid_follows,
+                    Some(n) => n == '\\' || char_escaped(n, keep) || escaped_byte(rest).is_some(),
+                };
+                out.push_str(if ambiguous { "\\\\" } else { "\\" });
+            } else if char_escaped(c, keep) {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
         for b in chunk.invalid() {
             out.push_str(&format!("\\x{b:02x}"));
         }
     }
     out
+}
+
+/// Decode a name (cgroup name or path, comm, argument, hostname) to a
+/// string: invalid UTF-8 and control characters as `\xNN`, an ambiguous
+/// backslash as `\\`.
+pub fn from_bytes(bytes: &[u8]) -> String {
+    encode(bytes, &[])
+}
+
+/// Decode a file's text (a setting value, a kernel table before it is split
+/// into lines): as [`from_bytes`], but `\n` and `\t` stay as they are.
+pub fn value_from_bytes(bytes: &[u8]) -> String {
+    encode(bytes, &['\n', '\t'])
+}
+
+/// The raw bytes of a string written by [`from_bytes`] or
+/// [`value_from_bytes`] (their inverse): `\\` is a backslash, `\xNN` for an
+/// escaped byte is that byte, anything else is itself.
+pub fn to_bytes(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'\\') {
+                out.push(b'\\');
+                i += 2;
+                continue;
+            }
+            if let Some(v) = escaped_byte(&b[i + 1..]) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Whether a string holds a control character that [`from_bytes`] would
+/// have escaped (`keep`: allowed ones, `\n` for values). Snapshots loaded
+/// from a file are checked with this, as they never passed the boundary.
+pub fn has_raw_control(s: &str, keep: &[char]) -> bool {
+    s.chars().any(|c| char_escaped(c, keep))
+}
+
+/// A path string as an OS path (raw bytes), for opening it.
+pub fn to_os(s: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    std::ffi::OsString::from_vec(to_bytes(s))
 }
 
 /// Whether a path string carries escaped non-UTF-8 bytes.
@@ -73,6 +178,22 @@ mod tests {
     fn escapes() {
         assert_eq!(from_bytes(b"ok"), "ok");
         assert_eq!(from_bytes(b"a\xffb"), "a\\xffb");
+        // A literal backslash that could be misread is escaped, so the two never collide.
+        assert_eq!(from_bytes(b"a\\xffb"), "a\\\\xffb");
+        assert_eq!(to_bytes("a\\xffb"), b"a\xffb");
+        assert_eq!(to_bytes("a\\\\xffb"), b"a\\xffb");
+        // systemd's own escapes stay as the host shows them.
+        assert_eq!(
+            from_bytes(b"machine-qemu\\x2d1.scope"),
+            "machine-qemu\\x2d1.scope"
+        );
+        assert_eq!(from_bytes(b"a\\\xff"), "a\\\\\\xff");
+        // Control characters cannot reach a terminal or break a line.
+        assert_eq!(from_bytes(b"evil\x1b[2J\nfake"), "evil\\x1b[2J\\x0afake");
+        assert_eq!(
+            value_from_bytes(b"c 1:3 rw\nc 1:5 rw\x07"),
+            "c 1:3 rw\nc 1:5 rw\\x07"
+        );
         assert_eq!(unescape_octal("/mnt/my\\040cgroup"), "/mnt/my cgroup");
         assert_eq!(unescape_octal("a\\134b"), "a\\b");
         assert_eq!(unescape_octal("trailing\\04"), "trailing\\04");
@@ -81,5 +202,27 @@ mod tests {
         assert_eq!(parent("/a/b"), Some("/a"));
         assert_eq!(parent("/a"), Some("/"));
         assert_eq!(parent("/"), None);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn escape_is_reversible(b in proptest::collection::vec(any::<u8>(), 0..24)) {
+            prop_assert_eq!(to_bytes(&from_bytes(&b)), b);
+        }
+
+        #[test]
+        fn value_escape_is_reversible(b in proptest::collection::vec(any::<u8>(), 0..24)) {
+            prop_assert_eq!(to_bytes(&value_from_bytes(&b)), b.clone());
+            prop_assert!(!has_raw_control(&from_bytes(&b), &[]));
+        }
+
+        #[test]
+        fn escape_is_reversible_around_backslashes(
+            b in proptest::collection::vec(proptest::sample::select(vec![b'\\', b'x', b'f', b'2', b'1', 0xff, 0xc2, 0x9b, b'\n', 0x1b, b'a']), 0..16)
+        ) {
+            prop_assert_eq!(to_bytes(&from_bytes(&b)), b);
+        }
     }
 }

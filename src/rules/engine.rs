@@ -316,6 +316,8 @@ pub fn convert_setting(
     for (i, c) in caps.iter().enumerate() {
         target = target.replace(&format!("{{{}}}", i + 1), c);
     }
+    super::schema::check_target(&target, rule.rule.matcher.controller.as_deref())
+        .map_err(ConvError::Invalid)?;
     Ok(Some(Conversion {
         rule: rule.rule.id.clone(),
         target,

@@ -229,6 +229,24 @@ impl RuleSet {
     /// directory over the embedded rules); within one source, or without the
     /// flag, a repeated id is an error.
     pub fn add_source(&mut self, file: &str, text: &str, errors: &mut Vec<RuleError>, override_ok: bool) {
+        // A nesting bomb is refused before the YAML parser recurses into it.
+        if let Err(message) = crate::model::validate::check_depth(text) {
+            let line = message
+                .strip_prefix("line ")
+                .and_then(|r| r.split(':').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let message = message
+                .split_once(": ")
+                .map_or(message.clone(), |(_, m)| m.to_string());
+            errors.push(RuleError::Syntax {
+                file: file.to_string(),
+                line,
+                column: 1,
+                message,
+            });
+            return;
+        }
         // A mapping with `plan:` is the planner policy, not a list of rules.
         if let Ok(serde_yaml_ng::Value::Mapping(m)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
             && m.contains_key("plan")
@@ -250,6 +268,19 @@ impl RuleSet {
                 }
                 serde_yaml_ng::from_value(base).map_err(|e| e.to_string())
             })();
+            let merged = merged.and_then(|p| {
+                schema::check_leaf_name(&p.leaf_name)?;
+                if let Some(k) = p
+                    .keep
+                    .iter()
+                    .find(|k| !crate::model::validate::is_normalized_path(k))
+                {
+                    return Err(format!(
+                        "keep path {k:?} is not an absolute normalized cgroup path"
+                    ));
+                }
+                Ok(p)
+            });
             match merged {
                 Ok(p) => self.policy = p,
                 Err(message) => errors.push(RuleError::Invalid {
@@ -316,8 +347,10 @@ impl RuleSet {
                 continue;
             }
             seen_here.insert(id.clone(), line);
+            // A user file may override a built-in rule; two user files
+            // defining one id is the same error here as in `rules check`.
             match self.by_id.get(&id) {
-                Some(&idx) if override_ok => self.rules[idx] = loaded,
+                Some(&idx) if override_ok && is_embedded(&self.rules[idx].origin) => self.rules[idx] = loaded,
                 Some(&idx) => errors.push(invalid(format!(
                     "duplicate id (first defined at {})",
                     self.rules[idx].origin
@@ -385,6 +418,11 @@ impl RuleSet {
     }
 }
 
+/// Whether a rule came from the rules built into the binary.
+fn is_embedded(origin: &Origin) -> bool {
+    EMBEDDED.iter().any(|(f, _)| *f == origin.file)
+}
+
 fn read_dir_sources(dir: &Path, errors: &mut Vec<RuleError>) -> Vec<(String, String)> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
@@ -403,14 +441,26 @@ fn read_dir_sources(dir: &Path, errors: &mut Vec<RuleError>) -> Vec<(String, Str
     paths.sort();
     paths
         .into_iter()
-        .filter_map(|p| match std::fs::read_to_string(&p) {
-            Ok(t) => Some((p.display().to_string(), t)),
-            Err(e) => {
-                errors.push(RuleError::Io {
-                    file: p.display().to_string(),
-                    message: e.to_string(),
-                });
-                None
+        .filter_map(|p| {
+            // A regular file, opened non-blocking and bounded: a FIFO or a
+            // device named `x.yaml` is an error, never a hang.
+            use crate::host::contain::{ReadError, read_user_file};
+            let text = read_user_file(&p, crate::host::MAX_DOCUMENT_BYTES)
+                .map_err(|e| match e {
+                    ReadError::Io(e) => e.to_string(),
+                    ReadError::NotRegular(kind) => format!("a {kind}, not a regular file"),
+                    ReadError::TooLarge(n) => format!("larger than {n} bytes"),
+                })
+                .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()));
+            match text {
+                Ok(t) => Some((p.display().to_string(), t)),
+                Err(message) => {
+                    errors.push(RuleError::Io {
+                        file: p.display().to_string(),
+                        message,
+                    });
+                    None
+                }
             }
         })
         .collect()
@@ -483,6 +533,24 @@ fn validate(rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
     }
     if let Some(c) = &rule.convert {
         engine::check_function(&c.function, &c.params)?;
+        // Placeholders are filled from file names (one component) at run
+        // time, where the engine checks the result again.
+        let filled = regex::Regex::new(r"\{[0-9]+\}")
+            .map(|re| re.replace_all(&c.target, "x").into_owned())
+            .unwrap_or_else(|_| c.target.clone());
+        schema::check_target(&filled, m.controller.as_deref())?;
+    }
+    for (what, text) in [("id", &rule.id), ("title", &rule.title)] {
+        if text.chars().any(char::is_control) {
+            return Err(format!("{what} contains a control character"));
+        }
+    }
+    if let Some(f) = &rule.finding
+        && [&f.why, &f.remediation]
+            .iter()
+            .any(|t| t.chars().any(|c| c.is_control() && c != '\n'))
+    {
+        return Err("finding text contains a control character".into());
     }
     let file_regex = compile("file", &m.file_regex)?;
     let value_regex = compile("value", &m.value.as_ref().and_then(|v| v.regex.clone()))?;

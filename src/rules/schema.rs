@@ -322,3 +322,120 @@ impl PlanPolicy {
             .unwrap_or(self.priority.len())
     }
 }
+
+/// Whether `s` can be the name of one interface file or cgroup directory:
+/// one path component (no `/`, not `.` or `..`), no NUL, whitespace or
+/// control character, at most 255 bytes (`NAME_MAX`).
+pub fn is_single_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s != "."
+        && s != ".."
+        && !s.chars().any(|c| c == '/' || c.is_whitespace() || c.is_control())
+}
+
+/// The v2 file-name prefixes a conversion of a rule for `controller` may
+/// write: the controller's v2 name (`blkio` writes `io.*`), and `cgroup.`
+/// only for `freezer` (`cgroup.freeze`). A rule without a controller may
+/// write any v2 controller's files, never a core `cgroup.*` file (which
+/// would move processes or change the tree's type).
+fn allowed_prefixes(controller: Option<&str>) -> Vec<&'static str> {
+    use crate::model::Controller;
+    match controller {
+        Some("freezer") => vec!["cgroup.freeze"],
+        Some(c) => c
+            .parse::<Controller>()
+            .ok()
+            .and_then(|c| c.v2_name())
+            .into_iter()
+            .collect(),
+        None => Controller::KNOWN.iter().filter_map(|c| c.v2_name()).collect(),
+    }
+}
+
+/// Check a conversion target (after `{N}` placeholders are filled): one
+/// interface-file name of the rule's controller (`cpu.weight` for `cpu`).
+pub fn check_target(target: &str, controller: Option<&str>) -> Result<(), String> {
+    if !is_single_name(target) {
+        return Err(format!(
+            "convert target {target:?} is not an interface file name (one name, no '/', '..', spaces or control characters)"
+        ));
+    }
+    let allowed = allowed_prefixes(controller);
+    let ok = allowed.iter().any(|p| {
+        (p.contains('.') && target == *p)
+            || target
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1)
+    });
+    if !ok {
+        return Err(format!(
+            "convert target {target:?} is not a file of controller {} (allowed: {})",
+            controller.unwrap_or("(any)"),
+            allowed
+                .iter()
+                .map(|p| format!("{p}.*"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Check the planner's leaf name: one cgroup name that cannot collide with
+/// an interface file (`cgroup.*` or a controller's `NAME.*`).
+pub fn check_leaf_name(name: &str) -> Result<(), String> {
+    if !is_single_name(name) {
+        return Err(format!(
+            "leaf_name {name:?} is not a cgroup name (one name, no '/', '..', spaces or control characters)"
+        ));
+    }
+    let prefix = name.split('.').next().unwrap_or("");
+    let clashes = name.contains('.')
+        && (prefix == "cgroup"
+            || crate::model::Controller::KNOWN
+                .iter()
+                .any(|c| c.v2_name() == Some(prefix) || c.as_str() == prefix));
+    if clashes {
+        return Err(format!(
+            "leaf_name {name:?} looks like an interface file ({prefix}.*)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn targets_stay_inside_their_controller() {
+        assert!(check_target("cpu.weight", Some("cpu")).is_ok());
+        assert!(check_target("io.max", Some("blkio")).is_ok());
+        assert!(check_target("cgroup.freeze", Some("freezer")).is_ok());
+        assert!(check_target("hugetlb.2MB.max", Some("hugetlb")).is_ok());
+        for bad in [
+            "../../etc/passwd",
+            "cpu.weight/x",
+            "..",
+            "",
+            "cpu weight",
+            "cpu.\n",
+        ] {
+            assert!(check_target(bad, Some("cpu")).is_err(), "{bad:?}");
+        }
+        assert!(check_target("memory.max", Some("cpu")).is_err());
+        assert!(check_target("cgroup.procs", None).is_err());
+        assert!(check_target("cgroup.procs", Some("freezer")).is_err());
+        assert!(check_target("cpu", Some("cpu")).is_err());
+    }
+
+    #[test]
+    fn leaf_names_are_cgroup_names() {
+        assert!(check_leaf_name("leaf").is_ok());
+        assert!(check_leaf_name("leaf-1.x").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x", "cgroup.procs", "memory.max", "a b"] {
+            assert!(check_leaf_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

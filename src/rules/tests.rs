@@ -230,3 +230,74 @@ fn docs_cover_every_rule() {
         .collect();
     assert!(missing.is_empty(), "docs/conversions.md lacks {missing:?}");
 }
+
+/// `rules check`, `audit --rules` and `plan --rules` judge a directory the
+/// same way: an id defined in two user files is one error, the same text.
+#[test]
+fn duplicate_id_across_user_files_is_the_same_error_everywhere() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("a.yaml"), GOOD).unwrap();
+    std::fs::write(d.path().join("b.yaml"), GOOD).unwrap();
+    let (_, check) = RuleSet::check_dir(d.path());
+    let (_, load) = RuleSet::load(&[d.path().to_path_buf()]);
+    assert_eq!(check.len(), 1, "{check:?}");
+    assert_eq!(check, load);
+    assert!(
+        check[0].to_string().contains("duplicate id (first defined at"),
+        "{}",
+        check[0]
+    );
+    // Overriding a built-in rule stays allowed.
+    let e = tempfile::tempdir().unwrap();
+    let (set, errs) = RuleSet::embedded();
+    let builtin = set.rules()[0].rule.clone();
+    std::fs::write(
+        e.path().join("o.yaml"),
+        serde_yaml_ng::to_string(&vec![builtin]).unwrap(),
+    )
+    .unwrap();
+    assert!(errs.is_empty());
+    let (_, load) = RuleSet::load(&[e.path().to_path_buf()]);
+    assert!(load.is_empty(), "{load:?}");
+}
+
+#[test]
+fn targets_and_leaf_names_cannot_escape() {
+    for target in [
+        "../../../etc/cron.d/x",
+        "cgroup.procs",
+        "memory.max",
+        "cpu.weight/../../x",
+    ] {
+        let text = format!(
+            "- id: test.bad\n  title: t\n  match: {{controller: cpu, file: cpu.shares}}\n  convert: {{target: \"{target}\", function: copy}}\n"
+        );
+        let (set, errors) = load_text(&text);
+        assert!(
+            set.get("test.bad").is_none() && errors.len() == 1,
+            "{target}: {errors:?}"
+        );
+    }
+    for leaf in ["../x", "a/b", "cgroup.procs", ""] {
+        let (set, errors) = load_text(&format!("plan:\n  leaf_name: \"{leaf}\"\n"));
+        assert_eq!(errors.len(), 1, "{leaf}: {errors:?}");
+        assert_eq!(set.policy().leaf_name, "leaf");
+    }
+}
+
+#[test]
+fn special_files_in_a_rules_dir_are_errors_not_hangs() {
+    let d = tempfile::tempdir().unwrap();
+    nix::unistd::mkfifo(
+        &d.path().join("fifo.yaml"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    std::fs::create_dir(d.path().join("dir.yaml")).unwrap();
+    let (_, errors) = RuleSet::check_dir(d.path());
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.to_string().contains("FIFO")),
+        "{errors:?}"
+    );
+}

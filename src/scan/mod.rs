@@ -31,23 +31,37 @@ pub enum ScanError {
     MountTable(#[source] HostError),
 }
 
+/// Whether a diagnostic says something could not be read (so any verdict
+/// built on the snapshot is incomplete), as opposed to a note about the
+/// host's layout.
+pub fn is_unreadable(d: &Diagnostic) -> bool {
+    d.message.starts_with(crate::host::UNREADABLE)
+}
+
+/// The note every scan of a live host by a non-root user carries: other
+/// users' `/proc/PID` files and delegated cgroups are unreadable, so the
+/// snapshot is partial. `None` as root or for `--root DIR`.
+pub fn non_root_note(root: &Root) -> Option<Diagnostic> {
+    let uid = nix::unistd::geteuid();
+    (root.is_live() && !uid.is_root()).then(|| Diagnostic {
+        path: "/proc".into(),
+        message: format!(
+            "{}running as uid {uid}, not root: other users' processes and some cgroup files cannot be read",
+            crate::host::UNREADABLE
+        ),
+    })
+}
+
 /// First id given to a v1 hierarchy whose id the kernel data did not reveal.
 const SYNTHETIC_ID_BASE: u32 = 1_000_000;
 
 /// Scan a host into a snapshot.
 pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
-    let mut diags: Vec<Diagnostic> = Vec::new();
+    let mut diags: Vec<Diagnostic> = non_root_note(root).into_iter().collect();
     let mut vanished = Vanished::default();
     let note = |diags: &mut Vec<Diagnostic>, e: HostError| {
-        let path = match &e {
-            HostError::Io { path, .. } | HostError::Parse { path, .. } | HostError::Escapes { path, .. } => {
-                path.display().to_string()
-            }
-        };
-        diags.push(Diagnostic {
-            path,
-            message: e.to_string(),
-        });
+        let (path, message) = e.diagnostic();
+        diags.push(Diagnostic { path, message });
     };
 
     let text = |abs: &str, diags: &mut Vec<Diagnostic>| match root.read_text(abs) {

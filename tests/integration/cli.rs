@@ -92,7 +92,11 @@ fn bad_inputs_are_clear_errors() {
     );
     std::fs::write(&bad, "{ not json").unwrap();
     let o = cgmig(&["audit", "--snapshot", bad.to_str().unwrap()]);
-    assert!(stderr(&o).contains("bad.json: line 1"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.json: ") && stderr(&o).contains("at line 1 column"),
+        "{}",
+        stderr(&o)
+    );
     // An output file in a missing directory: error, nothing half-written.
     let o = cgmig(&[
         "scan",

@@ -3,8 +3,10 @@
 mod util;
 
 mod audit;
+mod bad;
 mod cli;
 mod fleet;
+mod fuzz;
 mod kernel;
 mod kernel_util;
 mod oracle;
