@@ -18,6 +18,7 @@ pub mod cli;
 pub mod fixture;
 pub mod host;
 pub mod model;
+pub mod owners;
 pub mod plan;
 pub mod report;
 pub mod rules;

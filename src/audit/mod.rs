@@ -431,7 +431,7 @@ pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
 }
 
 /// Fold findings by rule; keep the worst-first order.
-fn group(findings: &[Finding]) -> Vec<Group> {
+pub(crate) fn group(findings: &[Finding]) -> Vec<Group> {
     const EXAMPLES: usize = 3;
     let mut out: Vec<Group> = Vec::new();
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();

@@ -234,8 +234,12 @@ fn run(cli: Cli) -> Result<i32> {
         } => {
             let (rules, bad) = load_rules(&rules);
             let snap = load_input(&input)?;
-            let report = crate::audit::audit(&snap, &rules);
-            let text = crate::audit::render(&report, format);
+            let mut report = crate::audit::audit(&snap, &rules);
+            crate::owners::adjust_report(&mut report, &snap);
+            let mut text = crate::audit::render(&report, format);
+            if matches!(format, crate::audit::AuditFormat::Table) {
+                text.push_str(&crate::owners::audit_section(&snap));
+            }
             emit(output.as_deref(), &text)?;
             if bad {
                 return Ok(2);
@@ -266,7 +270,13 @@ fn run(cli: Cli) -> Result<i32> {
                     .with_context(|| format!("{path} is not a node of the plan"))?;
             }
             let violations = crate::plan::validate(&plan);
-            let text = crate::plan::render(&plan, format);
+            let mut text = crate::plan::render(&plan, format);
+            if matches!(
+                format,
+                crate::plan::PlanFormat::Table | crate::plan::PlanFormat::Markdown
+            ) {
+                text.push_str(&crate::owners::plan_section(&plan));
+            }
             emit(output.as_deref(), &text)?;
             if !violations.is_empty() {
                 for v in &violations {

@@ -25,6 +25,8 @@ use thiserror::Error;
 use crate::model::path as cgpath;
 use crate::model::{FileOwner, Ownership};
 
+mod listing;
+
 /// An error reading the host, always with the path concerned.
 #[derive(Debug, Error)]
 pub enum HostError {

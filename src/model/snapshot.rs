@@ -291,6 +291,9 @@ pub struct Snapshot {
     pub diagnostics: Vec<Diagnostic>,
     /// Benign races.
     pub vanished: Vanished,
+    /// Who manages the cgroups: unit files, systemd version, xattrs (see `owners`).
+    #[serde(default, skip_serializing_if = "crate::owners::Evidence::is_empty")]
+    pub owner_evidence: crate::owners::Evidence,
 }
 
 impl PartialEq for Snapshot {
@@ -304,6 +307,7 @@ impl PartialEq for Snapshot {
             && self.host == other.host
             && self.diagnostics == other.diagnostics
             && self.vanished == other.vanished
+            && self.owner_evidence == other.owner_evidence
             && self.graph.node_weights().eq(other.graph.node_weights())
             && edges(&self.graph) == edges(&other.graph)
     }

@@ -149,8 +149,10 @@ pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
         conflicts,
         spine,
         stages,
+        owners: Default::default(),
     };
     finish(&mut p, None, &policy.leaf_name);
+    crate::owners::annotate(&mut p, snap);
     p
 }
 
@@ -1044,6 +1046,7 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
         None => used.into_iter().collect(),
     };
     p.actions = actions(p);
+    crate::owners::strip_actions(p);
 }
 
 fn actions(p: &Plan) -> Vec<Action> {

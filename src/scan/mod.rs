@@ -220,7 +220,7 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
         }
     }
 
-    Ok(Snapshot {
+    let mut snap = Snapshot {
         schema: SNAPSHOT_SCHEMA.to_string(),
         host: HostInfo {
             kernel,
@@ -232,7 +232,12 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
         graph,
         diagnostics: diags,
         vanished,
-    })
+        owner_evidence: Default::default(),
+    };
+    let mut notes = Vec::new();
+    snap.owner_evidence = crate::owners::evidence::read(root, &snap, &mut notes);
+    snap.diagnostics.extend(notes);
+    Ok(snap)
 }
 
 /// Hierarchy ids seen in process cgroup files, with the kernel's controller list.
