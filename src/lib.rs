@@ -23,3 +23,4 @@ pub mod plan;
 pub mod report;
 pub mod rules;
 pub mod scan;
+pub mod verify;

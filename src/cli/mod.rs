@@ -16,6 +16,7 @@ use crate::report::{self, DataFormat};
 use crate::rules::{RuleError, RuleSet};
 
 mod explain;
+mod verify;
 
 /// Audit, plan and apply the move of Linux hosts from cgroup v1 to cgroup v2.
 #[derive(Debug, Parser)]
@@ -99,6 +100,8 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         only: Option<String>,
     },
+    /// Compare the host after the switch (or a stage) with the plan's predictions, owner by owner.
+    Verify(verify::VerifyArgs),
     /// Explain a v1 file or rule id: formula, sample values, v2 target, kernel, source.
     Explain {
         /// A v1 interface file (`cpu.shares`) or a rule id (`host.named-hierarchy`).
@@ -289,6 +292,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(if bad { 2 } else { 0 })
         }
+        Command::Verify(args) => verify::run(args),
         Command::Explain { target, rules } => {
             let (rules, bad) = load_rules(&rules);
             match explain::explain(&target, &rules) {

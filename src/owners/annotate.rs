@@ -122,6 +122,23 @@ pub struct PlanOwners {
     /// Runtime trees.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runtimes: Vec<RuntimePlan>,
+    /// Where each (non-kernel) process belongs, by command line: PIDs change
+    /// across a reboot, so `verify` finds processes again by what they run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub places: Vec<ProcessPlace>,
+}
+
+/// Where a process belongs on v2, by its command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessPlace {
+    /// `comm`.
+    pub comm: String,
+    /// The command line, joined by spaces.
+    pub cmdline: String,
+    /// The v2 path: the plan node, or the unit's path for systemd's units.
+    pub path: String,
+    /// Who places it there.
+    pub owner: Manager,
 }
 
 impl PlanOwners {
@@ -133,9 +150,13 @@ impl PlanOwners {
     /// The owner of a v2 path: its own entry or, for a node the planner
     /// derived later (a leaf), its nearest ancestor's.
     pub fn owner_of(&self, path: &str) -> Option<&Owner> {
+        Self::lookup(&self.nodes, path)
+    }
+
+    fn lookup<'a>(nodes: &'a BTreeMap<String, Owner>, path: &str) -> Option<&'a Owner> {
         let mut cur = Some(path);
         while let Some(p) = cur {
-            if let Some(o) = self.nodes.get(p) {
+            if let Some(o) = nodes.get(p) {
                 return Some(o);
             }
             cur = crate::model::path::parent(p);
@@ -336,6 +357,7 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
     let runtimes = super::runtimes::plan_runtimes(&nodes, systemd_host, &mut findings);
     relabel_device_findings(&mut p.findings, &map);
     p.findings.extend(findings);
+    let places = places(p, snap, &nodes);
     p.owners = PlanOwners {
         systemd: systemd_host.then_some(ctx),
         nodes,
@@ -343,6 +365,7 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
         delegations,
         suggestions,
         runtimes,
+        places,
     };
     strip_actions(p);
 }
@@ -488,7 +511,7 @@ fn predict_units(
         let dropin = unit_dropin(unit, &lines, "v2 directives that keep this unit's v1 behaviour");
         out.push(UnitPrediction {
             unit: unit.to_string(),
-            path: n.path.clone(),
+            path: systemd_path(n),
             files,
             dropped,
             differences,
@@ -651,5 +674,46 @@ fn suggestions(p: &Plan, nodes: &BTreeMap<String, Owner>, findings: &mut Vec<Fin
             },
         });
     }
+    out
+}
+
+/// The v2 path systemd uses for a node: its `name=systemd` or unified origin
+/// (systemd rebuilds its tree at the same paths), else the plan's path.
+pub fn systemd_path(n: &PlanNode) -> String {
+    n.origins
+        .iter()
+        .find(|o| o.label == "name=systemd" || o.label == "unified")
+        .map(|o| o.path.clone())
+        .unwrap_or_else(|| n.path.clone())
+}
+
+fn places(p: &Plan, snap: &Snapshot, nodes: &BTreeMap<String, Owner>) -> Vec<ProcessPlace> {
+    let by_pid: BTreeMap<u32, &crate::model::Process> =
+        snap.processes().into_iter().map(|(_, p)| (p.pid, p)).collect();
+    let mut out = Vec::new();
+    for n in p.nodes.iter().filter(|n| n.path != "/") {
+        let Some(o) = PlanOwners::lookup(nodes, &n.path) else {
+            continue;
+        };
+        let path = if o.manager == Manager::Systemd {
+            systemd_path(n)
+        } else {
+            n.path.clone()
+        };
+        for pid in &n.processes {
+            let Some(pr) = by_pid.get(pid) else { continue };
+            if pr.is_kernel_thread() {
+                continue;
+            }
+            out.push(ProcessPlace {
+                comm: pr.comm.clone(),
+                cmdline: pr.cmdline.join(" "),
+                path: path.clone(),
+                owner: o.manager,
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.path, &a.cmdline).cmp(&(&b.path, &b.cmdline)));
+    out.dedup();
     out
 }

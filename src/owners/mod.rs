@@ -26,8 +26,8 @@ pub mod systemd;
 pub mod units;
 
 pub use annotate::{
-    Delegation, InstallFile, OwnerRefusal, PlanOwners, RuntimePlan, Suggestion, UnitPrediction, annotate,
-    strip_actions, writable_by_cgmig,
+    Delegation, InstallFile, OwnerRefusal, PlanOwners, ProcessPlace, RuntimePlan, Suggestion, UnitPrediction,
+    annotate, strip_actions, writable_by_cgmig,
 };
 pub use detect::{Manager, Owner, OwnerMap, detect, is_systemd_host};
 pub use evidence::Evidence;
