@@ -396,17 +396,33 @@ impl Ctx<'_> {
             }
         }
         let places = self.plan.owners.places.clone();
-        for pl in places {
+        // Planned paths per command line: one live process satisfies any of them.
+        let mut planned: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for pl in &places {
+            planned
+                .entry(pl.cmdline.as_str())
+                .or_default()
+                .push(pl.path.as_str());
+        }
+        let under = |live: &str, path: &str| {
+            live == path || live.starts_with(&format!("{}/", path.trim_end_matches('/')))
+        };
+        for pl in &places {
             let Some(found) = by_cmd.get(&pl.cmdline) else {
                 continue;
             };
-            let prefix = format!("{}/", pl.path.trim_end_matches('/'));
-            let ok = found.iter().any(|(_, p)| *p == pl.path || p.starts_with(&prefix));
-            if ok {
+            if found.iter().any(|(_, p)| under(p, &pl.path)) {
                 continue;
             }
-            let announced = self.announced_above(&pl.path);
-            let (pid, at) = &found[0];
+            // Blame a live process that is at none of this command's planned places.
+            let Some((pid, at)) = found
+                .iter()
+                .find(|(_, p)| !planned[pl.cmdline.as_str()].iter().any(|pp| under(p, pp)))
+            else {
+                continue;
+            };
+            // A runtime's processes are placed by the runtime, whose rebuild the plan announced.
+            let announced = pl.owner.is_runtime() || self.announced_above(&pl.path);
             self.push(
                 CheckKind::Process,
                 pl.owner.as_str(),
@@ -417,7 +433,7 @@ impl Ctx<'_> {
                 Some(at.clone()),
                 announced,
                 format!(
-                    "{} (pid {pid}: {}) runs in {at}, not in {}",
+                    "{} ({}) runs in {at} (pid {pid}), not in {}",
                     pl.comm, pl.cmdline, pl.path
                 ),
             );
