@@ -616,6 +616,18 @@ fn delegations(
 }
 
 fn suggestions(p: &Plan, nodes: &BTreeMap<String, Owner>, findings: &mut Vec<Finding>) -> Vec<Suggestion> {
+    // Controllers used below each top-level path, in one pass.
+    let mut used: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for m in p.nodes.iter().filter(|m| m.path != "/") {
+        let end = m.path[1..].find('/').map_or(m.path.len(), |i| i + 1);
+        let e = used.entry(&m.path[..end]).or_default();
+        e.extend(
+            m.settings
+                .iter()
+                .filter_map(|s| s.controller().map(str::to_string)),
+        );
+        e.extend(m.subtree_control.iter().cloned());
+    }
     let mut out = Vec::new();
     for n in &p.nodes {
         let Some(o) = nodes.get(&n.path) else { continue };
@@ -631,20 +643,7 @@ fn suggestions(p: &Plan, nodes: &BTreeMap<String, Owner>, findings: &mut Vec<Fin
             .filter_map(|e| e.strip_prefix("populated by "))
             .flat_map(|s| s.split(", ").map(str::to_string))
             .collect();
-        let mut controllers: BTreeSet<String> = BTreeSet::new();
-        let prefix = format!("{}/", n.path);
-        for m in p
-            .nodes
-            .iter()
-            .filter(|m| m.path == n.path || m.path.starts_with(&prefix))
-        {
-            controllers.extend(
-                m.settings
-                    .iter()
-                    .filter_map(|s| s.controller().map(str::to_string)),
-            );
-            controllers.extend(m.subtree_control.iter().cloned());
-        }
+        let controllers = used.get(n.path.as_str()).cloned().unwrap_or_default();
         let delegate = if controllers.is_empty() {
             "yes".to_string()
         } else {

@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::convert;
+
 /// First systemd version that ignores the legacy (v1) directives.
 pub const LEGACY_IGNORED_FROM: u32 = 258;
 
@@ -68,9 +70,9 @@ pub struct Dropped {
     pub replacement: Option<String>,
 }
 
-/// systemd's cpu.shares → cpu.weight.
+/// systemd's cpu.shares → cpu.weight (the project's one conversion, systemd variant).
 pub fn shares_to_weight(shares: u64) -> u64 {
-    (shares.saturating_mul(100) / 1024).clamp(1, 10000)
+    convert::shares_to_weight(shares, convert::SharesFormula::Systemd).unwrap_or(1)
 }
 
 /// systemd's cpu.weight → cpu.shares (v1 hierarchies).
@@ -78,9 +80,9 @@ pub fn weight_to_shares(weight: u64) -> u64 {
     (weight.saturating_mul(1024) / 100).clamp(2, 262_144)
 }
 
-/// systemd's blkio.weight → io.weight.
+/// systemd's blkio.weight → io.weight (the project's one conversion, systemd variant).
 pub fn blkio_to_io(w: u64) -> u64 {
-    (w.saturating_mul(100) / 500).clamp(1, 10000)
+    convert::blkio_weight_to_io_weight(w, convert::BlkioFormula::Systemd).unwrap_or(1)
 }
 
 /// systemd's io.weight → blkio.weight (v1 hierarchies).

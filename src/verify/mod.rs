@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{FailOn, Subject};
 use crate::model::{Snapshot, Version};
+use crate::owners::systemd::{self, SystemdContext, Written};
 use crate::owners::{Manager, UnitPrediction};
 use crate::plan::Plan;
 use crate::rules::Severity;
@@ -149,11 +150,29 @@ fn v2_tree(snap: &Snapshot) -> BTreeMap<String, BTreeMap<String, String>> {
 
 struct Ctx<'a> {
     plan: &'a Plan,
+    /// The verified host's systemd facts: `N%` task limits scale with its
+    /// own threads-max and pid_max, which differ between boots and machines.
+    live_ctx: SystemdContext,
     tree: BTreeMap<String, BTreeMap<String, String>>,
     checks: Vec<Check>,
 }
 
 impl Ctx<'_> {
+    /// A predicted value as this host resolves it (percentages of its task base).
+    fn resolve(&self, w: &Written) -> String {
+        let pct = w
+            .from
+            .split_once('=')
+            .map(|(_, v)| v)
+            .filter(|v| v.ends_with('%'));
+        match (w.file.as_str(), pct) {
+            ("pids.max", Some(v)) if self.live_ctx.tasks_base.is_some() => {
+                systemd::tasks_max(v, self.live_ctx.tasks_base).unwrap_or_else(|| w.value.clone())
+            }
+            _ => w.value.clone(),
+        }
+    }
+
     /// Whether the plan carried an owners finding about this path.
     fn announced(&self, path: &str) -> bool {
         self.plan.findings.iter().any(|f| {
@@ -215,7 +234,7 @@ impl Ctx<'_> {
             return;
         };
         for w in &u.files {
-            let expected = normalise(&w.file, &w.value);
+            let expected = normalise(&w.file, &self.resolve(w));
             match live.get(&w.file) {
                 Some(actual) if normalise(&w.file, actual) == expected => self.push(
                     CheckKind::Match,
@@ -240,7 +259,7 @@ impl Ctx<'_> {
                             .map(|a| normalise(&w.file, a))
                             .unwrap_or_else(|| "(absent)".into()),
                     ),
-                    announced,
+                    u.differences.iter().any(|d| d.contains(&w.file)),
                     format!(
                         "predicted from {} ({}); systemd built something else",
                         w.from, w.formula
@@ -490,6 +509,7 @@ impl Ctx<'_> {
 pub fn verify(plan: &Plan, live: &Snapshot) -> VerifyReport {
     let mut ctx = Ctx {
         plan,
+        live_ctx: crate::owners::annotate::systemd_context(live),
         tree: v2_tree(live),
         checks: Vec::new(),
     };

@@ -311,3 +311,37 @@ fn snapshot_evidence_round_trips() {
     assert_eq!(back, s);
     assert!(!s.owner_evidence.units["v1dirs.service"].directives.is_empty());
 }
+
+#[test]
+fn top_level_custom_trees_get_a_suggested_unit_and_keep_their_actions() {
+    let p = plan(&crate::util::host("legacy-exotic").scan(), &rules());
+    let s = p
+        .owners
+        .suggestions
+        .iter()
+        .find(|s| s.path == "/daemons")
+        .expect("a suggestion for /daemons");
+    assert_eq!(s.unit, "daemons-manager.service");
+    assert_eq!(s.placed_at, "/system.slice/daemons-manager.service/daemons");
+    assert!(s.file.text.contains("Delegate="), "{}", s.file.text);
+    assert!(p.findings.iter().any(|f| f.rule == "owners.custom-top-level"));
+    assert!(
+        p.actions.iter().any(|a| a.path().starts_with("/daemons")),
+        "cgmig still builds custom trees"
+    );
+    assert!(owners::writable_by_cgmig(&p, "/daemons").is_ok());
+}
+
+#[test]
+fn without_systemd_every_cgroup_is_a_custom_managers() {
+    let p = plan(&crate::util::host("borg-like").scan(), &rules());
+    assert!(p.owners.systemd.is_none());
+    assert!(
+        p.owners
+            .nodes
+            .values()
+            .all(|o| o.manager == Manager::Custom && o.unit.is_none())
+    );
+    assert!(p.owners.units.is_empty() && p.owners.suggestions.is_empty());
+    assert!(p.actions.iter().any(|a| matches!(a, Action::Create { .. })));
+}

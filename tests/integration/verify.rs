@@ -223,3 +223,47 @@ fn verify_command_line_formats_and_exit_codes() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("systemd-hybrid.snapshot.json"));
 }
+
+/// `DefaultTasksMax=15%` scales with the booted host's threads-max, which
+/// moves with the memory the kernel sees (a bigger initramfs is enough):
+/// verify resolves the percentage on the verified host.
+#[test]
+fn percentage_task_limits_resolve_on_the_verified_host() {
+    let p = plan(&captured("systemd-hybrid"), &rules());
+    let mut after = captured("systemd-unified");
+    after.owner_evidence.threads_max = Some(23174); // 15% -> 3476
+    let paths: Vec<String> = p
+        .owners
+        .units
+        .iter()
+        .filter(|u| {
+            u.files
+                .iter()
+                .any(|w| w.file == "pids.max" && w.from.starts_with("DefaultTasksMax="))
+        })
+        .map(|u| u.path.clone())
+        .filter(|path| v2_get(&after, path, "pids.max").is_some())
+        .collect();
+    assert!(paths.len() >= 5, "{paths:?}");
+    for path in &paths {
+        v2_set(&mut after, path, "pids.max", "3476");
+    }
+    let r = verify(&p, &after);
+    assert_eq!(
+        r.unexpected,
+        0,
+        "{:#?}",
+        r.checks
+            .iter()
+            .filter(|c| !c.announced && c.kind != CheckKind::Match)
+            .collect::<Vec<_>>()
+    );
+    // An explicit TasksMax=64 does not scale.
+    v2_set(
+        &mut after,
+        "/cgmig.slice/cgmig-test.slice/v1dirs.service",
+        "pids.max",
+        "63",
+    );
+    assert_eq!(verify(&p, &after).unexpected, 1);
+}
