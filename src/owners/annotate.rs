@@ -400,11 +400,15 @@ fn is_v1_default(file: &str, value: &str) -> bool {
     }
 }
 
+/// Cgroups by (hierarchy, path): `Snapshot::find_cgroup` is a scan, and
+/// every unit node looks up its origins.
+type CgroupIndex<'a> = std::collections::HashMap<(u32, &'a str), petgraph::graph::NodeIndex>;
+
 /// The v1 values of the files systemd manages, at a node's origins.
-fn observed_v1(n: &PlanNode, snap: &Snapshot) -> BTreeMap<String, String> {
+fn observed_v1(n: &PlanNode, snap: &Snapshot, index: &CgroupIndex) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for o in &n.origins {
-        let Some(ci) = snap.find_cgroup(o.hierarchy, &o.path) else {
+        let Some(&ci) = index.get(&(o.hierarchy, o.path.as_str())) else {
             continue;
         };
         for (f, v) in &snap.cgroup(ci).settings {
@@ -449,6 +453,10 @@ fn predict_units(
     ctx: &SystemdContext,
     findings: &mut Vec<Finding>,
 ) -> Vec<UnitPrediction> {
+    let index: CgroupIndex = snap
+        .cgroups()
+        .map(|(i, c)| ((c.hierarchy, c.path.as_str()), i))
+        .collect();
     let empty = BTreeMap::new();
     let mut out = Vec::new();
     for n in &p.nodes {
@@ -484,7 +492,7 @@ fn predict_units(
         }
         // v1 values no directive explains: systemd will not rebuild them.
         let expected = systemd::expected_v1(unit, d, ctx);
-        for (f, v) in observed_v1(n, snap) {
+        for (f, v) in observed_v1(n, snap, &index) {
             if is_v1_default(&f, &v) || expected.get(&f) == Some(&v) {
                 continue;
             }
@@ -543,22 +551,23 @@ fn delegations(
     findings: &mut Vec<Finding>,
 ) -> Vec<Delegation> {
     // unit -> (unit path, manager nodes)
-    let mut by_unit: BTreeMap<String, (Option<String>, Vec<&PlanNode>)> = BTreeMap::new();
+    let mut by_unit: BTreeMap<String, (Option<&PlanNode>, Vec<&PlanNode>)> = BTreeMap::new();
     for n in &p.nodes {
         let Some(o) = nodes.get(&n.path) else { continue };
         match (o.manager, enclosing_unit(o)) {
             (Manager::Systemd, Some(u)) if o.detail.is_none() && n.path.ends_with(&format!("/{u}")) => {
-                by_unit.entry(u.to_string()).or_default().0 = Some(n.path.clone());
+                by_unit.entry(u.to_string()).or_default().0 = Some(n);
             }
             (Manager::Custom, Some(u)) => by_unit.entry(u.to_string()).or_default().1.push(n),
             _ => {}
         }
     }
     let mut out = Vec::new();
-    for (unit, (path, inner)) in by_unit {
-        let (Some(path), false) = (path, inner.is_empty()) else {
+    for (unit, (unit_node, inner)) in by_unit {
+        let (Some(un), false) = (unit_node, inner.is_empty()) else {
             continue;
         };
+        let path = un.path.clone();
         let mut controllers: BTreeSet<String> = BTreeSet::new();
         for n in &inner {
             controllers.extend(
@@ -568,9 +577,7 @@ fn delegations(
             );
             controllers.extend(n.subtree_control.iter().cloned());
         }
-        if let Some(un) = p.node(&path) {
-            controllers.extend(un.subtree_control.iter().cloned());
-        }
+        controllers.extend(un.subtree_control.iter().cloned());
         let delegates = snap
             .owner_evidence
             .units

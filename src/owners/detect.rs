@@ -302,9 +302,10 @@ pub fn detect(snap: &Snapshot) -> OwnerMap {
 /// Processes in a path or below it (up to 5, then a count).
 pub fn subtree_processes(procs: &BTreeMap<String, BTreeSet<String>>, path: &str) -> Vec<String> {
     let prefix = format!("{}/", path.trim_end_matches('/'));
-    let mut all: BTreeSet<&String> = BTreeSet::new();
-    for (p, set) in procs.range(path.to_string()..) {
-        if p != path && !p.starts_with(&prefix) {
+    let mut all: BTreeSet<&String> = procs.get(path).into_iter().flatten().collect();
+    // Descendants sort right after `path/` (siblings like `path-x` sort before it).
+    for (p, set) in procs.range(prefix.clone()..) {
+        if !p.starts_with(&prefix) {
             break;
         }
         all.extend(set);
@@ -350,6 +351,15 @@ mod tests {
         assert_eq!((mg, unit), (Manager::Custom, None));
         assert_eq!(d.as_deref(), Some("beside systemd's tree"));
         assert_eq!(classify("/batch", false).unwrap().2, None);
+    }
+
+    #[test]
+    fn subtree_processes_skip_siblings_that_sort_between() {
+        let mut procs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (p, c) in [("/a", "x (1)"), ("/a-b", "sib (2)"), ("/a/c", "kid (3)")] {
+            procs.entry(p.into()).or_default().insert(c.into());
+        }
+        assert_eq!(subtree_processes(&procs, "/a"), ["kid (3)", "x (1)"]);
     }
 
     #[test]
