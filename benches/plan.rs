@@ -139,6 +139,7 @@ fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
         graph: g,
         diagnostics: vec![],
         vanished: Vanished::default(),
+        owner_evidence: Default::default(),
     }
 }
 

@@ -570,7 +570,7 @@ pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
 }
 
 /// Fold findings by rule; keep the worst-first order.
-fn group(findings: &[Finding]) -> Vec<Group> {
+pub(crate) fn group(findings: &[Finding]) -> Vec<Group> {
     const EXAMPLES: usize = 3;
     let mut out: Vec<Group> = Vec::new();
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();

@@ -21,6 +21,7 @@ mod convert;
 mod explain;
 mod fleet;
 mod output;
+mod verify;
 
 /// Audit, plan and apply the move of Linux hosts from cgroup v1 to cgroup v2.
 #[derive(Debug, Parser)]
@@ -104,6 +105,8 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         only: Option<String>,
     },
+    /// Compare the host after the switch (or a stage) with the plan's predictions, owner by owner.
+    Verify(verify::VerifyArgs),
     /// Explain a v1 file or rule id: formula, sample values, v2 target, kernel, source.
     Explain {
         /// A v1 interface file (`cpu.shares`) or a rule id (`host.named-hierarchy`).
@@ -263,8 +266,12 @@ fn run(cli: Cli) -> Result<i32> {
         } => {
             let (rules, bad) = load_rules(&rules);
             let snap = load_input(&input)?;
-            let report = crate::audit::audit(&snap, &rules);
-            let text = crate::audit::render(&report, format);
+            let mut report = crate::audit::audit(&snap, &rules);
+            crate::owners::adjust_report(&mut report, &snap);
+            let mut text = crate::audit::render(&report, format);
+            if matches!(format, crate::audit::AuditFormat::Table) {
+                text.push_str(&crate::owners::audit_section(&snap));
+            }
             emit(output.as_deref(), &text)?;
             if bad {
                 return Ok(2);
@@ -305,10 +312,17 @@ fn run(cli: Cli) -> Result<i32> {
                     violations.len()
                 );
             }
-            let text = crate::plan::render(&plan, format);
+            let mut text = crate::plan::render(&plan, format);
+            if matches!(
+                format,
+                crate::plan::PlanFormat::Table | crate::plan::PlanFormat::Markdown
+            ) {
+                text.push_str(&crate::owners::plan_section(&plan));
+            }
             emit(output.as_deref(), &text)?;
             Ok(if bad { 2 } else { 0 })
         }
+        Command::Verify(args) => verify::run(args),
         Command::Explain { target, rules } => {
             let (rules, bad) = load_rules(&rules);
             match explain::explain(&target, &rules) {

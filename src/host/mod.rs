@@ -35,6 +35,8 @@ use crate::model::path as cgpath;
 use crate::model::{FileOwner, Ownership};
 pub use contain::{MAX_DOCUMENT_BYTES, MAX_SETTING_BYTES, MAX_TABLE_BYTES, ReadError, Resolver};
 
+mod listing;
+
 /// An error reading the host, always with the path concerned.
 #[derive(Debug, Error)]
 pub enum HostError {

@@ -317,6 +317,9 @@ pub struct Snapshot {
     /// snapshots from before it existed).
     #[serde(default)]
     pub readiness: crate::readiness::Readiness,
+    /// Who manages the cgroups: unit files, systemd version, xattrs (see `owners`).
+    #[serde(default, skip_serializing_if = "crate::owners::Evidence::is_empty")]
+    pub owner_evidence: crate::owners::Evidence,
 }
 
 impl PartialEq for Snapshot {
@@ -331,6 +334,7 @@ impl PartialEq for Snapshot {
             && self.diagnostics == other.diagnostics
             && self.vanished == other.vanished
             && self.readiness == other.readiness
+            && self.owner_evidence == other.owner_evidence
             && self.graph.node_weights().eq(other.graph.node_weights())
             && edges(&self.graph) == edges(&other.graph)
     }

@@ -173,8 +173,10 @@ pub fn plan_from(
         conflicts,
         spine,
         stages,
+        owners: Default::default(),
     };
     finish(&mut p, None, &policy.leaf_name);
+    crate::owners::annotate(&mut p, snap);
     p
 }
 
@@ -372,6 +374,7 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
         None => used.into_iter().collect(),
     };
     p.actions = actions(p);
+    crate::owners::strip_actions(p);
 }
 
 /// Paths of nodes with a domain (or domain threaded) child. A cgroup with

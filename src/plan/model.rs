@@ -307,6 +307,9 @@ pub struct Plan {
     pub spine: Spine,
     /// The staged rollout.
     pub stages: Vec<Stage>,
+    /// Who owns each node, what other owners will build, and what they need (`owners::annotate`).
+    #[serde(default, skip_serializing_if = "crate::owners::PlanOwners::is_empty")]
+    pub owners: crate::owners::PlanOwners,
 }
 
 impl Plan {

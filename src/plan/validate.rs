@@ -277,6 +277,14 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
     // Actions: order and consistency.
     let mut created: BTreeSet<&str> = BTreeSet::from(["/"]);
     let mut enabled: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    // Nodes systemd or a runtime builds exist before cgmig acts (owners::annotate).
+    for (path, ctl) in p.owners.prebuilt(p) {
+        created.insert(path);
+        enabled
+            .entry(path)
+            .or_default()
+            .extend(ctl.iter().map(String::as_str));
+    }
     // Processes still to move out of each path (counted, for linear checks).
     let mut pending_moves: BTreeMap<&str, usize> = BTreeMap::new();
     for n in &p.nodes {

@@ -237,7 +237,7 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
     }
 
     let readiness = crate::readiness::scan(root, kernel.as_deref(), &mut diags);
-    Ok(Snapshot {
+    let mut snap = Snapshot {
         readiness,
         schema: SNAPSHOT_SCHEMA.to_string(),
         host: HostInfo {
@@ -251,7 +251,12 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
         graph,
         diagnostics: diags,
         vanished,
-    })
+        owner_evidence: Default::default(),
+    };
+    let mut notes = Vec::new();
+    snap.owner_evidence = crate::owners::evidence::read(root, &snap, &mut notes);
+    snap.diagnostics.extend(notes);
+    Ok(snap)
 }
 
 /// Hierarchy ids seen in process cgroup files, with the kernel's controller list.

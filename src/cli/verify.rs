@@ -1,0 +1,56 @@
+//! `cgmig verify`: read a plan and the host (live, `--root` or `--snapshot`),
+//! compare, print, and exit like `audit` (1 when a check reaches `--fail-on`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::plan::{PLAN_SCHEMA, Plan};
+use crate::report;
+
+/// Arguments of `cgmig verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The plan (json or yaml) the host was migrated with.
+    #[arg(long, value_name = "PLAN")]
+    plan: PathBuf,
+    #[command(flatten)]
+    input: super::InputArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: crate::verify::VerifyFormat,
+    /// Exit 1 when a check of this severity or worse exists (unannounced differences are errors,
+    /// announced ones warnings).
+    #[arg(long, value_enum, default_value = "error")]
+    fail_on: crate::audit::FailOn,
+    /// Write to FILE instead of standard output (atomically).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// Read a plan file and check its schema.
+pub fn read_plan(path: &Path) -> Result<Plan> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: serde_json::Value =
+        report::from_data(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    match v.get("schema").and_then(|s| s.as_str()) {
+        Some(PLAN_SCHEMA) => {}
+        Some(other) => bail!(
+            "{}: plan schema {other:?} is not supported (this cgmig reads {PLAN_SCHEMA})",
+            path.display()
+        ),
+        None => bail!("{}: not a cgmig plan (no schema field)", path.display()),
+    }
+    serde_json::from_value(v).with_context(|| format!("{}: invalid plan", path.display()))
+}
+
+/// Run `cgmig verify`; returns the exit code.
+pub fn run(args: VerifyArgs) -> Result<i32> {
+    let plan = read_plan(&args.plan)?;
+    let live = super::load_input(&args.input)?;
+    let r = crate::verify::verify(&plan, &live);
+    let text = crate::verify::render(&r, args.format);
+    super::emit(args.output.as_deref(), &text)?;
+    Ok(if r.fails(args.fail_on) { 1 } else { 0 })
+}

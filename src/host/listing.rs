@@ -1,0 +1,61 @@
+//! Directory listings and extended attributes, read under the [`Root`].
+//!
+//! The owners module needs two reads the scanner did not: the names in a
+//! unit directory (`/etc/systemd/system`, its `*.d/` drop-ins) and the
+//! extended attributes systemd puts on its cgroup directories
+//! (`trusted.invocation_id`, `user.delegate`, ...). Both open the directory
+//! through [`Root::open_contained`], the one containment primitive, so a
+//! symlink cannot lead them out of a captured root.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use xattr::FileExt;
+
+use super::{HostError, Root, contain};
+use crate::model::path as cgpath;
+
+impl Root {
+    /// Names of the entries of a directory, sorted; `None` when it does not exist.
+    ///
+    /// Entries whose names are not UTF-8 are escaped the way cgroup names are.
+    pub fn list_names(&self, abs: &str) -> Result<Option<Vec<String>>, HostError> {
+        let entries = match self.list_dir(abs) {
+            Ok(e) => e,
+            Err(HostError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut names: Vec<String> = entries
+            .iter()
+            .map(|(name, _)| cgpath::from_bytes(name.as_bytes()))
+            .collect();
+        names.sort();
+        Ok(Some(names))
+    }
+
+    /// Extended attributes of a directory whose names start with one of
+    /// `prefixes`, with their values (trimmed). Attributes that cannot be
+    /// read (no permission for `trusted.*`, a filesystem without xattrs) are
+    /// left out: they are evidence, never required.
+    pub fn xattrs(&self, abs: &str, prefixes: &[&str]) -> Result<Vec<(String, String)>, HostError> {
+        let dir = File::from(self.open_contained(Path::new(abs), contain::dir_flags())?);
+        let names = match dir.list_xattr() {
+            Ok(n) => n,
+            Err(_) => return Ok(Vec::new()),
+        };
+        let mut out = Vec::new();
+        for name in names {
+            let name = name.to_string_lossy().into_owned();
+            if !prefixes.iter().any(|pre| name.starts_with(pre)) {
+                continue;
+            }
+            if let Ok(Some(v)) = dir.get_xattr(&name) {
+                out.push((name, cgpath::from_bytes(&v).trim().to_string()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}

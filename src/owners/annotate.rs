@@ -1,0 +1,725 @@
+//! The plan post-pass: an owner on every node, and each part planned the
+//! way its owner rebuilds it on v2.
+//!
+//! * systemd's units get no actions from cgmig; the plan carries what systemd
+//!   will write (its formulas, its defaults, this version's handling of v1
+//!   directives) and a drop-in where that differs from v1 behaviour;
+//! * another manager's cgroups inside a unit need the unit to delegate: the
+//!   plan names the unit, the controllers and the drop-in;
+//! * a custom manager's top-level cgroups on a systemd host get a suggested
+//!   unit to live under;
+//! * runtime trees (kubelet, docker, containerd, CRI-O, podman, libvirt, LXC)
+//!   get the settings that must change and the tree the runtime will build.
+//!
+//! Only cgroups no other manager rebuilds keep their actions
+//! ([`strip_actions`], re-applied whenever the planner re-derives actions).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::detect::{self, Manager, Owner, OwnerMap};
+use super::findings::{self as fk, Kind};
+use super::systemd::{self, Dropped, SystemdContext, Written};
+use crate::audit::{Finding, Subject};
+use crate::model::Snapshot;
+use crate::plan::{Action, Plan, PlanNode};
+
+/// A file to install on the host (a drop-in or a unit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallFile {
+    /// Where it goes.
+    pub path: String,
+    /// Its contents.
+    pub text: String,
+}
+
+/// What systemd will build for one unit on v2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitPrediction {
+    /// The unit.
+    pub unit: String,
+    /// Its v2 path in the plan.
+    pub path: String,
+    /// Files systemd writes, with the directive and formula.
+    pub files: Vec<Written>,
+    /// Directives that will have no effect on v2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<Dropped>,
+    /// Where v2 differs from v1 behaviour, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<String>,
+    /// The drop-in that restores v1 behaviour (or moves to the v2 directives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropin: Option<InstallFile>,
+}
+
+/// A unit that must delegate a subtree to another manager.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegation {
+    /// The unit.
+    pub unit: String,
+    /// Its v2 path.
+    pub path: String,
+    /// Whether its configuration already delegates.
+    pub delegates: bool,
+    /// Controllers the manager's subtree uses (to list in `Delegate=`).
+    pub controllers: Vec<String>,
+    /// The manager's nodes inside the unit.
+    pub subtree: Vec<String>,
+    /// The drop-in to install (none when it delegates already).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropin: Option<InstallFile>,
+}
+
+/// A unit suggested for a custom manager's top-level cgroups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suggestion {
+    /// The top-level v2 path of the manager's tree.
+    pub path: String,
+    /// The suggested unit.
+    pub unit: String,
+    /// Where the tree would then live on v2.
+    pub placed_at: String,
+    /// The processes that populate it.
+    pub processes: Vec<String>,
+    /// The unit file.
+    pub file: InstallFile,
+}
+
+/// A runtime's tree: what must change, and what it will build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimePlan {
+    /// The runtime.
+    pub manager: Manager,
+    /// Driver or mode seen (`cgroupfs driver`, `systemd driver`, ...).
+    pub driver: String,
+    /// Its top-level nodes.
+    pub paths: Vec<String>,
+    /// Settings to change before the switch.
+    pub changes: Vec<String>,
+    /// The tree the runtime builds on v2 (paths).
+    pub predicted: Vec<String>,
+}
+
+/// Owners, predictions and per-owner plans; a section of the plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanOwners {
+    /// The systemd facts used, when the host runs systemd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<SystemdContext>,
+    /// The owner of every non-root node, by v2 path.
+    pub nodes: BTreeMap<String, Owner>,
+    /// What systemd builds, per unit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<UnitPrediction>,
+    /// Units that must delegate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegations: Vec<Delegation>,
+    /// Units suggested for top-level custom trees.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Suggestion>,
+    /// Runtime trees.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtimes: Vec<RuntimePlan>,
+    /// Where each (non-kernel) process belongs, by command line: PIDs change
+    /// across a reboot, so `verify` finds processes again by what they run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub places: Vec<ProcessPlace>,
+}
+
+/// Where a process belongs on v2, by its command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessPlace {
+    /// `comm`.
+    pub comm: String,
+    /// The command line, joined by spaces.
+    pub cmdline: String,
+    /// The v2 path: the plan node, or the unit's path for systemd's units.
+    pub path: String,
+    /// Who places it there.
+    pub owner: Manager,
+}
+
+impl PlanOwners {
+    /// No owner information (plans of hosts with no managed cgroups).
+    pub fn is_empty(&self) -> bool {
+        *self == PlanOwners::default()
+    }
+
+    /// The owner of a v2 path: its own entry or, for a node the planner
+    /// derived later (a leaf), its nearest ancestor's.
+    pub fn owner_of(&self, path: &str) -> Option<&Owner> {
+        Self::lookup(&self.nodes, path)
+    }
+
+    fn lookup<'a>(nodes: &'a BTreeMap<String, Owner>, path: &str) -> Option<&'a Owner> {
+        let mut cur = Some(path);
+        while let Some(p) = cur {
+            if let Some(o) = nodes.get(p) {
+                return Some(o);
+            }
+            cur = crate::model::path::parent(p);
+        }
+        None
+    }
+
+    /// Nodes another manager builds before cgmig acts, with the controllers
+    /// it enables below them (for the plan validator).
+    pub fn prebuilt<'a>(&'a self, p: &'a Plan) -> impl Iterator<Item = (&'a str, &'a [String])> + 'a {
+        let systemd_root = self.systemd.is_some();
+        p.nodes
+            .iter()
+            .filter(move |n| {
+                if n.path == "/" {
+                    return systemd_root;
+                }
+                self.owner_of(&n.path)
+                    .is_some_and(|o| o.manager != Manager::Custom)
+            })
+            .map(|n| (n.path.as_str(), n.subtree_control.as_slice()))
+    }
+}
+
+/// Why `apply` must not write a path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path} belongs to {owner}: {why}")]
+pub struct OwnerRefusal {
+    /// The path.
+    pub path: String,
+    /// Its owner's label.
+    pub owner: String,
+    /// What to do instead.
+    pub why: String,
+}
+
+/// Whether cgmig may write into a path of this plan (create, configure,
+/// move processes into it). Paths owned by systemd or a runtime are refused;
+/// a delegated unit's own directory is accepted (its `cgroup.subtree_control`
+/// and `cgroup.procs` belong to the delegatee, for whom cgmig acts).
+pub fn writable_by_cgmig(plan: &Plan, path: &str) -> Result<(), OwnerRefusal> {
+    let root_owner = Owner {
+        manager: Manager::Systemd,
+        unit: Some("-.slice".into()),
+        detail: None,
+        evidence: Vec::new(),
+    };
+    let o = match plan.owners.owner_of(path) {
+        Some(o) => o,
+        None if path == "/" && plan.owners.systemd.is_some() => &root_owner,
+        None => return Ok(()),
+    };
+    let refuse = |why: String| {
+        Err(OwnerRefusal {
+            path: path.to_string(),
+            owner: o.label(),
+            why,
+        })
+    };
+    if path == "/" && plan.owners.systemd.is_some() {
+        return refuse("systemd manages the root of the tree on a systemd host".into());
+    }
+    match o.manager {
+        Manager::Custom => Ok(()),
+        Manager::Systemd => {
+            let delegated = plan.owners.delegations.iter().any(|d| d.path == path);
+            if delegated {
+                Ok(())
+            } else {
+                refuse(
+                    "systemd writes it from the unit's configuration; change the unit (drop-in) instead"
+                        .into(),
+                )
+            }
+        }
+        m => refuse(format!(
+            "{m} rebuilds it after the switch; change the runtime's settings instead"
+        )),
+    }
+}
+
+/// Remove the actions that would write into another owner's cgroups.
+pub fn strip_actions(p: &mut Plan) {
+    if p.owners.nodes.is_empty() {
+        return;
+    }
+    let owners = std::mem::take(&mut p.owners);
+    let delegated: BTreeSet<&str> = owners.delegations.iter().map(|d| d.path.as_str()).collect();
+    // On a systemd host the root's controllers and processes are systemd's too.
+    let systemd_root = owners.systemd.is_some();
+    p.actions.retain(|a| {
+        let path = a.path();
+        if path == "/" {
+            return !systemd_root;
+        }
+        match owners.owner_of(path).map(|o| o.manager) {
+            None | Some(Manager::Custom) => true,
+            Some(Manager::Systemd) => {
+                delegated.contains(path) && matches!(a, Action::EnableControllers { .. })
+            }
+            Some(_) => false,
+        }
+    });
+    p.owners = owners;
+}
+
+/// Host-wide systemd facts from the snapshot's evidence.
+pub fn systemd_context(snap: &Snapshot) -> SystemdContext {
+    let ev = &snap.owner_evidence;
+    let base = match (ev.threads_max, ev.pid_max) {
+        (Some(t), Some(p)) => Some(t.min(p.saturating_sub(1))),
+        (t, p) => t.or(p.map(|p| p.saturating_sub(1))),
+    };
+    SystemdContext {
+        version: ev.systemd_version,
+        tasks_base: base,
+        default_tasks_max: ev
+            .manager_defaults
+            .get("DefaultTasksMax")
+            .cloned()
+            .unwrap_or_else(|| "15%".into()),
+    }
+}
+
+/// The owner of each plan node, parents first.
+fn node_owners(p: &Plan, map: &OwnerMap) -> BTreeMap<String, Owner> {
+    let mut out: BTreeMap<String, Owner> = BTreeMap::new();
+    for n in p.nodes.iter().filter(|n| n.path != "/") {
+        let from_origin = n
+            .origins
+            .iter()
+            .filter_map(|o| map.get(&o.path))
+            .min_by_key(|o| o.manager != Manager::Systemd)
+            .or_else(|| map.get(&n.path))
+            .cloned();
+        let parent = n.parent_path().and_then(|pp| out.get(pp)).cloned();
+        let mut owner = match (from_origin, &parent) {
+            (Some(o), _) => o,
+            (None, Some(po)) if po.manager == Manager::Systemd && !is_slice(po) => Owner {
+                manager: Manager::Custom,
+                unit: po.unit.clone(),
+                detail: Some(format!("inside {}", po.unit.as_deref().unwrap_or("?"))),
+                evidence: vec![format!(
+                    "{}: derived node below {}",
+                    n.note.as_deref().unwrap_or("node"),
+                    po.label()
+                )],
+            },
+            (None, Some(po)) => po.clone(),
+            (None, None) => continue,
+        };
+        // A custom tree the planner placed inside a unit needs that unit.
+        if owner.manager == Manager::Custom
+            && let Some(po) = &parent
+            && let Some(u) = enclosing_unit(po)
+            && owner.unit.as_deref() != Some(u)
+        {
+            owner.unit = Some(u.to_string());
+            owner.detail = Some(format!("inside {u}"));
+            owner.evidence.push(format!("placed below {u} by the plan"));
+        }
+        out.insert(n.path.clone(), owner);
+    }
+    out
+}
+
+fn is_slice(o: &Owner) -> bool {
+    o.unit.as_deref().is_some_and(|u| u.ends_with(".slice"))
+}
+
+/// The service or scope an owner lies in (custom) or is (systemd).
+fn enclosing_unit(o: &Owner) -> Option<&str> {
+    o.unit.as_deref().filter(|u| !u.ends_with(".slice"))
+}
+
+/// Annotate a plan with owners, predictions and per-owner plans, and remove
+/// the actions that belong to another owner.
+pub fn annotate(p: &mut Plan, snap: &Snapshot) {
+    let map = detect::detect(snap);
+    if map.is_empty() {
+        return;
+    }
+    let nodes = node_owners(p, &map);
+    let systemd_host = detect::is_systemd_host(snap);
+    let ctx = systemd_context(snap);
+    let mut findings = Vec::new();
+    let units = if systemd_host {
+        predict_units(p, snap, &nodes, &ctx, &mut findings)
+    } else {
+        Vec::new()
+    };
+    let delegations = delegations(p, snap, &nodes, &mut findings);
+    let suggestions = if systemd_host {
+        suggestions(p, &nodes, &mut findings)
+    } else {
+        Vec::new()
+    };
+    let runtimes = super::runtimes::plan_runtimes(&nodes, systemd_host, &mut findings);
+    relabel_device_findings(&mut p.findings, &map);
+    p.findings.extend(findings);
+    let places = places(p, snap, &nodes);
+    p.owners = PlanOwners {
+        systemd: systemd_host.then_some(ctx),
+        nodes,
+        units,
+        delegations,
+        suggestions,
+        runtimes,
+        places,
+    };
+    strip_actions(p);
+}
+
+/// systemd's own device policies are not errors: it rebuilds them as BPF.
+pub fn relabel_device_findings(findings: &mut [Finding], map: &OwnerMap) {
+    for f in findings.iter_mut().filter(|f| f.rule == "devices.list") {
+        if let Subject::Cgroup { path, .. } = &f.subject
+            && map.get(path).is_some_and(|o| o.manager == Manager::Systemd)
+        {
+            let k = fk::SYSTEMD_DEVICES;
+            f.why = format!("{} (was: {})", k.title, f.why);
+            f.rule = k.id.into();
+            f.severity = k.severity;
+            f.title = k.title.into();
+            f.remediation = k.remediation.into();
+        }
+    }
+}
+
+/// Default v1 values systemd leaves alone (a value other than these on a
+/// unit's cgroup was written by someone).
+fn is_v1_default(file: &str, value: &str) -> bool {
+    match file {
+        "cpu.shares" => value == "1024",
+        "cpu.cfs_quota_us" => value == "-1",
+        "cpu.cfs_period_us" => value == "100000",
+        "memory.limit_in_bytes" => value.parse::<u64>().is_ok_and(|v| v >= 1 << 62),
+        "blkio.weight" => value == "500" || value == "100",
+        "pids.max" => value == "max",
+        _ => true,
+    }
+}
+
+/// Cgroups by (hierarchy, path): `Snapshot::find_cgroup` is a scan, and
+/// every unit node looks up its origins.
+type CgroupIndex<'a> = std::collections::HashMap<(u32, &'a str), petgraph::graph::NodeIndex>;
+
+/// The v1 values of the files systemd manages, at a node's origins.
+fn observed_v1(n: &PlanNode, snap: &Snapshot, index: &CgroupIndex) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for o in &n.origins {
+        let Some(&ci) = index.get(&(o.hierarchy, o.path.as_str())) else {
+            continue;
+        };
+        for (f, v) in &snap.cgroup(ci).settings {
+            if matches!(
+                f.as_str(),
+                "cpu.shares"
+                    | "cpu.cfs_quota_us"
+                    | "cpu.cfs_period_us"
+                    | "memory.limit_in_bytes"
+                    | "blkio.weight"
+                    | "pids.max"
+            ) {
+                out.insert(f.clone(), v.clone());
+            }
+        }
+    }
+    out
+}
+
+fn unit_dropin(unit: &str, lines: &[String], why: &str) -> Option<InstallFile> {
+    if lines.is_empty() {
+        return None;
+    }
+    let mut text = format!("# Written by cgmig: {why}.\n[{}]\n", systemd::section_of(unit));
+    let mut seen = BTreeSet::new();
+    for l in lines {
+        if seen.insert(l.split('=').next().unwrap_or(l).to_string()) {
+            text.push_str(l);
+            text.push('\n');
+        }
+    }
+    Some(InstallFile {
+        path: format!("/etc/systemd/system/{unit}.d/50-cgmig-v2.conf"),
+        text,
+    })
+}
+
+fn predict_units(
+    p: &Plan,
+    snap: &Snapshot,
+    nodes: &BTreeMap<String, Owner>,
+    ctx: &SystemdContext,
+    findings: &mut Vec<Finding>,
+) -> Vec<UnitPrediction> {
+    let index: CgroupIndex = snap
+        .cgroups()
+        .map(|(i, c)| ((c.hierarchy, c.path.as_str()), i))
+        .collect();
+    let empty = BTreeMap::new();
+    let mut out = Vec::new();
+    for n in &p.nodes {
+        let Some(o) = nodes.get(&n.path) else { continue };
+        let Some(unit) = o.unit.as_deref() else { continue };
+        if o.manager != Manager::Systemd || o.detail.is_some() || !n.path.ends_with(&format!("/{unit}")) {
+            continue;
+        }
+        let d = snap
+            .owner_evidence
+            .units
+            .get(unit)
+            .map(|c| &c.directives)
+            .unwrap_or(&empty);
+        let (files, dropped) = systemd::predict_v2(unit, d, ctx);
+        let mut differences = Vec::new();
+        let mut lines = Vec::new();
+        for x in &dropped {
+            differences.push(format!("{}: {}", x.directive, x.why));
+            lines.extend(x.replacement.clone());
+            findings.push(fk::DIRECTIVE_DROPPED.at(&n.path, format!("{unit}: {}", x.why)));
+        }
+        for w in files.iter().filter(|w| is_legacy_source(&w.from)) {
+            let repl = legacy_replacement(w);
+            findings.push(fk::DIRECTIVE_DEPRECATED.at(
+                &n.path,
+                format!(
+                    "{unit}: {} is translated to {} {} ({}); the v2 form is {repl}",
+                    w.from, w.file, w.value, w.formula
+                ),
+            ));
+            lines.push(repl);
+        }
+        // v1 values no directive explains: systemd will not rebuild them.
+        let expected = systemd::expected_v1(unit, d, ctx);
+        for (f, v) in observed_v1(n, snap, &index) {
+            if is_v1_default(&f, &v) || expected.get(&f) == Some(&v) {
+                continue;
+            }
+            if f == "pids.max" && ctx.tasks_base.is_none() && !d.contains_key("TasksMax") {
+                continue; // systemd's default; its base is unknown here
+            }
+            let Some(dir) = systemd::directive_for_v1(&f, &v) else {
+                continue;
+            };
+            let why = if snap.owner_evidence.units.contains_key(unit) {
+                format!(
+                    "{f}={v} on {unit} is not from its unit configuration (systemd would write {}); on v2 systemd builds the cgroup from the unit and the value is lost",
+                    expected.get(&f).map(String::as_str).unwrap_or("nothing")
+                )
+            } else {
+                format!(
+                    "{f}={v} on {unit}: no unit file was read for it (not captured, or a transient unit), so nothing shows systemd set it; systemd builds the cgroup from the unit on v2, and a value set by hand is lost"
+                )
+            };
+            differences.push(why.clone());
+            findings.push(fk::SET_OUTSIDE_UNIT.at(&n.path, format!("{why}; the drop-in sets {dir}")));
+            lines.push(dir);
+        }
+        let dropin = unit_dropin(unit, &lines, "v2 directives that keep this unit's v1 behaviour");
+        out.push(UnitPrediction {
+            unit: unit.to_string(),
+            path: systemd_path(n),
+            files,
+            dropped,
+            differences,
+            dropin,
+        });
+    }
+    out
+}
+
+fn is_legacy_source(from: &str) -> bool {
+    ["CPUShares=", "MemoryLimit=", "BlockIOWeight="]
+        .iter()
+        .any(|p| from.starts_with(p))
+}
+
+fn legacy_replacement(w: &Written) -> String {
+    match w.file.as_str() {
+        "cpu.weight" => format!("CPUWeight={}", w.value),
+        "memory.max" => format!("MemoryMax={}", w.value),
+        "io.weight" => format!("IOWeight={}", w.value.trim_start_matches("default ")),
+        _ => w.from.clone(),
+    }
+}
+
+fn delegations(
+    p: &Plan,
+    snap: &Snapshot,
+    nodes: &BTreeMap<String, Owner>,
+    findings: &mut Vec<Finding>,
+) -> Vec<Delegation> {
+    // unit -> (unit path, manager nodes)
+    let mut by_unit: BTreeMap<String, (Option<&PlanNode>, Vec<&PlanNode>)> = BTreeMap::new();
+    for n in &p.nodes {
+        let Some(o) = nodes.get(&n.path) else { continue };
+        match (o.manager, enclosing_unit(o)) {
+            (Manager::Systemd, Some(u)) if o.detail.is_none() && n.path.ends_with(&format!("/{u}")) => {
+                by_unit.entry(u.to_string()).or_default().0 = Some(n);
+            }
+            (Manager::Custom, Some(u)) => by_unit.entry(u.to_string()).or_default().1.push(n),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (unit, (unit_node, inner)) in by_unit {
+        let (Some(un), false) = (unit_node, inner.is_empty()) else {
+            continue;
+        };
+        let path = un.path.clone();
+        let mut controllers: BTreeSet<String> = BTreeSet::new();
+        for n in &inner {
+            controllers.extend(
+                n.settings
+                    .iter()
+                    .filter_map(|s| s.controller().map(str::to_string)),
+            );
+            controllers.extend(n.subtree_control.iter().cloned());
+        }
+        controllers.extend(un.subtree_control.iter().cloned());
+        let delegates = snap
+            .owner_evidence
+            .units
+            .get(&unit)
+            .is_some_and(|c| c.delegates());
+        let controllers: Vec<String> = controllers.into_iter().collect();
+        let subtree: Vec<String> = inner.iter().map(|n| n.path.clone()).collect();
+        let line = if controllers.is_empty() {
+            "Delegate=yes".to_string()
+        } else {
+            format!("Delegate={}", controllers.join(" "))
+        };
+        let dropin = (!delegates)
+            .then(|| {
+                unit_dropin(
+                    &unit,
+                    std::slice::from_ref(&line),
+                    "delegate this unit's subtree to the manager running in it",
+                )
+            })
+            .flatten();
+        let why = format!(
+            "{} cgroups of another manager ({}) lie inside {unit}; on v2 they need {line}",
+            subtree.len(),
+            subtree.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        );
+        let kind: Kind = if delegates {
+            fk::DELEGATED
+        } else {
+            fk::DELEGATE_NEEDED
+        };
+        findings.push(kind.at(&path, why));
+        out.push(Delegation {
+            unit,
+            path,
+            delegates,
+            controllers,
+            subtree,
+            dropin,
+        });
+    }
+    out
+}
+
+fn suggestions(p: &Plan, nodes: &BTreeMap<String, Owner>, findings: &mut Vec<Finding>) -> Vec<Suggestion> {
+    // Controllers used below each top-level path, in one pass.
+    let mut used: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for m in p.nodes.iter().filter(|m| m.path != "/") {
+        let end = m.path[1..].find('/').map_or(m.path.len(), |i| i + 1);
+        let e = used.entry(&m.path[..end]).or_default();
+        e.extend(
+            m.settings
+                .iter()
+                .filter_map(|s| s.controller().map(str::to_string)),
+        );
+        e.extend(m.subtree_control.iter().cloned());
+    }
+    let mut out = Vec::new();
+    for n in &p.nodes {
+        let Some(o) = nodes.get(&n.path) else { continue };
+        let top = n.parent_path() == Some("/");
+        if !(top && o.manager == Manager::Custom && o.unit.is_none()) {
+            continue;
+        }
+        let name = n.path.trim_start_matches('/').replace(['.', '@', ' '], "-");
+        let unit = format!("{name}-manager.service");
+        let processes: Vec<String> = o
+            .evidence
+            .iter()
+            .filter_map(|e| e.strip_prefix("populated by "))
+            .flat_map(|s| s.split(", ").map(str::to_string))
+            .collect();
+        let controllers = used.get(n.path.as_str()).cloned().unwrap_or_default();
+        let delegate = if controllers.is_empty() {
+            "yes".to_string()
+        } else {
+            controllers.into_iter().collect::<Vec<_>>().join(" ")
+        };
+        let text = format!(
+            "# Suggested by cgmig: run the manager of {path} here so systemd delegates its tree on v2.\n[Unit]\nDescription=Manager of the {path} cgroups\n\n[Service]\nExecStart=/path/to/the/manager\nDelegate={delegate}\n\n[Install]\nWantedBy=multi-user.target\n",
+            path = n.path
+        );
+        let placed_at = format!("/system.slice/{unit}{}", n.path);
+        findings.push(fk::CUSTOM_TOP_LEVEL.at(
+            &n.path,
+            format!(
+                "{} is a custom manager's tree at the top level (populated by {}); on v2 it belongs under a delegating unit such as {unit}, at {placed_at}",
+                n.path,
+                if processes.is_empty() { "no process".to_string() } else { processes.join(", ") }
+            ),
+        ));
+        out.push(Suggestion {
+            path: n.path.clone(),
+            unit: unit.clone(),
+            placed_at,
+            processes,
+            file: InstallFile {
+                path: format!("/etc/systemd/system/{unit}"),
+                text,
+            },
+        });
+    }
+    out
+}
+
+/// The v2 path systemd uses for a node: its `name=systemd` or unified origin
+/// (systemd rebuilds its tree at the same paths), else the plan's path.
+pub fn systemd_path(n: &PlanNode) -> String {
+    n.origins
+        .iter()
+        .find(|o| o.label == "name=systemd" || o.label == "unified")
+        .map(|o| o.path.clone())
+        .unwrap_or_else(|| n.path.clone())
+}
+
+fn places(p: &Plan, snap: &Snapshot, nodes: &BTreeMap<String, Owner>) -> Vec<ProcessPlace> {
+    let by_pid: BTreeMap<u32, &crate::model::Process> =
+        snap.processes().into_iter().map(|(_, p)| (p.pid, p)).collect();
+    let mut out = Vec::new();
+    for n in p.nodes.iter().filter(|n| n.path != "/") {
+        let Some(o) = PlanOwners::lookup(nodes, &n.path) else {
+            continue;
+        };
+        let path = if o.manager == Manager::Systemd {
+            systemd_path(n)
+        } else {
+            n.path.clone()
+        };
+        for pid in &n.processes {
+            let Some(pr) = by_pid.get(pid) else { continue };
+            if pr.is_kernel_thread() {
+                continue;
+            }
+            out.push(ProcessPlace {
+                comm: pr.comm.clone(),
+                cmdline: pr.cmdline.join(" "),
+                path: path.clone(),
+                owner: o.manager,
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.path, &a.cmdline).cmp(&(&b.path, &b.cmdline)));
+    out.dedup();
+    out
+}

@@ -1,0 +1,197 @@
+//! What the scanner records for ownership: systemd's unit configuration,
+//! its version and defaults, and the extended attributes it leaves on its
+//! cgroups.
+//!
+//! Stored in the snapshot (`Snapshot::owner_evidence`) so that `plan` and
+//! `verify` work from a snapshot taken on another machine. Reading is the
+//! only I/O; everything after it is pure ([`super::detect`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::units::{self, UnitConfig};
+use crate::host::{HostError, Root};
+use crate::model::{Diagnostic, Node, Snapshot, Version};
+
+/// Everything the scan found about who manages the cgroups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// systemd's version (from `libsystemd-shared-NNN.so` or the package database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_version: Option<u32>,
+    /// `kernel.pid_max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_max: Option<u64>,
+    /// `kernel.threads-max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads_max: Option<u64>,
+    /// `[Manager]` settings of `system.conf` and its drop-ins (`DefaultTasksMax`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub manager_defaults: BTreeMap<String, String>,
+    /// Unit configuration (fragment plus drop-ins) of every unit seen in the cgroup trees.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub units: BTreeMap<String, UnitConfig>,
+    /// systemd's extended attributes per cgroup path (`trusted.invocation_id`, `user.delegate`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub xattrs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Evidence {
+    /// Nothing was found (keeps snapshots of non-systemd hosts unchanged).
+    pub fn is_empty(&self) -> bool {
+        *self == Evidence::default()
+    }
+}
+
+/// Directories where systemd keeps `libsystemd-shared-NNN.so`.
+const SHARED_LIB_DIRS: &[&str] = &[
+    "/usr/lib/systemd",
+    "/lib/systemd",
+    "/usr/lib/x86_64-linux-gnu/systemd",
+    "/usr/lib/aarch64-linux-gnu/systemd",
+    "/usr/lib64/systemd",
+];
+
+/// Read the evidence for a scanned snapshot. Unreadable parts become
+/// diagnostics; nothing here is fatal.
+pub fn read(root: &Root, snap: &Snapshot, diags: &mut Vec<Diagnostic>) -> Evidence {
+    let mut ev = Evidence::default();
+    let mut note = |e: HostError| {
+        let (path, message) = e.diagnostic();
+        diags.push(Diagnostic { path, message })
+    };
+    let num = |s: Option<String>| s.and_then(|v| v.trim().parse().ok());
+    match root.read_text("/proc/sys/kernel/pid_max") {
+        Ok(v) => ev.pid_max = num(v),
+        Err(e) => note(e),
+    }
+    match root.read_text("/proc/sys/kernel/threads-max") {
+        Ok(v) => ev.threads_max = num(v),
+        Err(e) => note(e),
+    }
+    if !super::detect::is_systemd_host(snap) {
+        return ev;
+    }
+    ev.systemd_version = systemd_version(root, &mut note);
+    ev.manager_defaults = units::manager_defaults(root, &mut note);
+    let names = unit_names(snap);
+    for name in names {
+        if let Some(cfg) = units::read_unit(root, &name, &mut note)
+            && !cfg.files.is_empty()
+        {
+            ev.units.insert(name, cfg);
+        }
+    }
+    ev.xattrs = cgroup_xattrs(root, snap, &mut note);
+    ev
+}
+
+/// Every systemd unit name that appears as a cgroup path component.
+fn unit_names(snap: &Snapshot) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (_, c) in snap.cgroups() {
+        for comp in c.path.split('/').filter(|s| !s.is_empty()) {
+            if units::is_unit_name(comp) {
+                out.insert(comp.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn systemd_version(root: &Root, note: &mut impl FnMut(HostError)) -> Option<u32> {
+    for dir in SHARED_LIB_DIRS {
+        match root.list_names(dir) {
+            Ok(Some(names)) => {
+                for n in names {
+                    if let Some(rest) = n.strip_prefix("libsystemd-shared-") {
+                        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                        if let Ok(v) = digits.parse() {
+                            return Some(v);
+                        }
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => note(e),
+        }
+    }
+    // Package database: `Package: systemd` ... `Version: 252.39-1~deb12u1`.
+    let status = match root.read_text("/var/lib/dpkg/status") {
+        Ok(s) => s?,
+        Err(e) => {
+            note(e);
+            return None;
+        }
+    };
+    dpkg_version(&status, "systemd")
+}
+
+/// The upstream major version of a package in a dpkg status file.
+pub fn dpkg_version(status: &str, package: &str) -> Option<u32> {
+    let mut in_pkg = false;
+    for line in status.lines() {
+        if let Some(p) = line.strip_prefix("Package: ") {
+            in_pkg = p.trim() == package;
+        } else if in_pkg && let Some(v) = line.strip_prefix("Version: ") {
+            let v = v.split_once(':').map(|(_, r)| r).unwrap_or(v);
+            let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+            return digits.parse().ok();
+        }
+    }
+    None
+}
+
+/// xattrs on the cgroups of the v2 and `name=systemd` hierarchies.
+fn cgroup_xattrs(
+    root: &Root,
+    snap: &Snapshot,
+    note: &mut impl FnMut(HostError),
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (hi, h) in snap.hierarchies() {
+        let tracked = h.version == Version::V2 || h.name.as_deref() == Some("systemd");
+        let Some(m) = h.scanned_mount.and_then(|i| h.mounts.get(i)) else {
+            continue;
+        };
+        if !tracked {
+            continue;
+        }
+        let mroot = m.root.trim_end_matches('/');
+        if let Some(ci) = snap.root_cgroup(hi) {
+            walk(snap, ci, &mut |path: &str| {
+                let rel = if mroot.is_empty() {
+                    Some(path)
+                } else if path == m.root {
+                    Some("")
+                } else {
+                    path.strip_prefix(mroot)
+                };
+                let Some(rel) = rel else { return };
+                let dir = format!(
+                    "{}{}",
+                    m.mount_point.trim_end_matches('/'),
+                    rel.trim_end_matches('/')
+                );
+                match root.xattrs(&dir, &["trusted.", "user."]) {
+                    Ok(v) if !v.is_empty() => {
+                        out.entry(path.to_string()).or_default().extend(v);
+                    }
+                    Ok(_) => {}
+                    Err(e) => note(e),
+                }
+            });
+        }
+    }
+    out
+}
+
+fn walk(snap: &Snapshot, ci: petgraph::graph::NodeIndex, f: &mut impl FnMut(&str)) {
+    if let Node::Cgroup(c) = &snap.graph[ci] {
+        f(&c.path);
+        for ch in snap.children(ci) {
+            walk(snap, ch, f);
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The owners findings: one table of (id, severity, title, remediation).
+
+use crate::audit::{Finding, Subject};
+use crate::rules::Severity;
+
+/// One kind of owners finding.
+#[derive(Debug, Clone, Copy)]
+pub struct Kind {
+    /// Rule id.
+    pub id: &'static str,
+    /// Severity.
+    pub severity: Severity,
+    /// Title.
+    pub title: &'static str,
+    /// What to do.
+    pub remediation: &'static str,
+}
+
+/// A v1 directive this systemd ignores on v2: the limit silently vanishes.
+pub const DIRECTIVE_DROPPED: Kind = Kind {
+    id: "owners.directive-dropped",
+    severity: Severity::Error,
+    title: "a unit directive has no effect on v2 with this systemd",
+    remediation: "Replace the v1 directive with its v2 form (the plan's drop-in) before the switch.",
+};
+
+/// A deprecated directive systemd still translates (with a warning in the journal).
+pub const DIRECTIVE_DEPRECATED: Kind = Kind {
+    id: "owners.directive-deprecated",
+    severity: Severity::Info,
+    title: "a deprecated v1 unit directive is translated by systemd on v2",
+    remediation: "Move to the v2 directive (the plan's drop-in): systemd 258 and later ignore the v1 one.",
+};
+
+/// A v1 value on a unit's cgroup that no directive explains (written by hand or a tool).
+pub const SET_OUTSIDE_UNIT: Kind = Kind {
+    id: "owners.set-outside-unit",
+    severity: Severity::Warning,
+    title: "a value in a systemd unit's cgroup was not set by systemd",
+    remediation: "systemd will not restore it on v2; the plan's drop-in sets it through the unit.",
+};
+
+/// Another manager's cgroups inside a unit that does not delegate.
+pub const DELEGATE_NEEDED: Kind = Kind {
+    id: "owners.delegate-needed",
+    severity: Severity::Error,
+    title: "cgroups of another manager inside a unit that does not delegate",
+    remediation: "Add the plan's drop-in (`Delegate=` with the controllers) to the unit; on v2 systemd otherwise owns the whole subtree and the manager cannot create or configure cgroups there.",
+};
+
+/// Another manager's cgroups inside a delegating unit (fine; controllers listed).
+pub const DELEGATED: Kind = Kind {
+    id: "owners.delegated",
+    severity: Severity::Info,
+    title: "another manager's cgroups inside a delegated unit",
+    remediation: "Check that the unit delegates the controllers the plan lists.",
+};
+
+/// Top-level cgroups of a custom manager on a systemd host.
+pub const CUSTOM_TOP_LEVEL: Kind = Kind {
+    id: "owners.custom-top-level",
+    severity: Severity::Warning,
+    title: "a custom manager's cgroups beside systemd's tree",
+    remediation: "Run the manager in a unit that delegates (the plan suggests one) so its cgroups live in a delegated subtree on v2.",
+};
+
+/// A runtime's tree that the runtime rebuilds after the switch, with settings to change.
+pub const RUNTIME_SETTINGS: Kind = Kind {
+    id: "owners.runtime-settings",
+    severity: Severity::Warning,
+    title: "a runtime rebuilds its tree on v2; its settings must change first",
+    remediation: "Apply the runtime settings the plan lists (cgroup driver, shim, config keys) before the switch; cgmig does not write the runtime's cgroups.",
+};
+
+/// A runtime's tree that the runtime rebuilds unchanged.
+pub const RUNTIME_REBUILDS: Kind = Kind {
+    id: "owners.runtime-rebuilds",
+    severity: Severity::Info,
+    title: "a runtime rebuilds its tree on v2",
+    remediation: "Nothing for cgmig to write; check the runtime's version supports v2.",
+};
+
+/// systemd's own device policy (journald, logind, ...): BPF on v2, not an error.
+pub const SYSTEMD_DEVICES: Kind = Kind {
+    id: "owners.systemd-device-policy",
+    severity: Severity::Info,
+    title: "systemd's own device policy; systemd installs it as BPF on v2",
+    remediation: "Nothing to do: systemd rebuilds DevicePolicy=/DeviceAllow= as a BPF program on v2.",
+};
+
+/// Every kind, for documentation and `explain`.
+pub const ALL: &[Kind] = &[
+    DIRECTIVE_DROPPED,
+    DIRECTIVE_DEPRECATED,
+    SET_OUTSIDE_UNIT,
+    DELEGATE_NEEDED,
+    DELEGATED,
+    CUSTOM_TOP_LEVEL,
+    RUNTIME_SETTINGS,
+    RUNTIME_REBUILDS,
+    SYSTEMD_DEVICES,
+];
+
+impl Kind {
+    /// A finding of this kind about a v2 path.
+    pub fn at(&self, path: &str, why: String) -> Finding {
+        Finding {
+            rule: self.id.to_string(),
+            severity: self.severity,
+            title: self.title.to_string(),
+            subject: Subject::Cgroup {
+                hierarchy: 0,
+                label: "v2".into(),
+                path: path.to_string(),
+            },
+            file: None,
+            value: None,
+            detail: None,
+            why,
+            remediation: self.remediation.to_string(),
+            kernel: None,
+            source: Some("cgmig owners".into()),
+        }
+    }
+}

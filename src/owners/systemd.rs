@@ -1,0 +1,509 @@
+//! What systemd writes into a unit's cgroup, on v1 and on v2, from the
+//! unit's directives: systemd's own formulas, defaults and per-version
+//! handling of the deprecated (v1) directives.
+//!
+//! Sources (systemd `src/core/cgroup.c`, `src/basic/cgroup-util.h`,
+//! `src/basic/limits-util.c`, systemd.resource-control(5)):
+//! * `cgroup_cpu_shares_to_weight`: `CLAMP(shares * 100 / 1024, 1, 10000)`,
+//!   and back `CLAMP(weight * 1024 / 100, 2, 262144)`;
+//! * `cgroup_weight_blkio_to_io`: `CLAMP(w * 100 / 500, 1, 10000)`, and back
+//!   `CLAMP(io * 500 / 100, 10, 1000)`;
+//! * CPU quota: `MAX(quota_per_sec * period / 1s, 1ms)`, period 100 ms unless
+//!   `CPUQuotaPeriodSec=`;
+//! * `TasksMax=N%` and `DefaultTasksMax=15%` (since v240; 512 from v228):
+//!   `min(threads-max, pid_max - 1) * permyriad / 10000`;
+//! * "if any of the settings for the unified hierarchy are present, all
+//!   settings for the legacy hierarchy are ignored" (per controller); the
+//!   legacy directives are translated up to v257 (deprecated in v252) and
+//!   ignored from v258, where v1 support is gone (measured translation on
+//!   v252: reference/systemd-hosts.md; the exact last translating version is
+//!   not verified, so cgmig reports from v258 on).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rules::convert;
+
+/// First systemd version that ignores the legacy (v1) directives.
+pub const LEGACY_IGNORED_FROM: u32 = 258;
+
+/// Host-wide facts a prediction needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemdContext {
+    /// systemd's version, when known.
+    pub version: Option<u32>,
+    /// `min(threads-max, pid_max - 1)`: what `N%` task limits scale.
+    pub tasks_base: Option<u64>,
+    /// `DefaultTasksMax=` from system.conf (`15%` when unset).
+    pub default_tasks_max: String,
+}
+
+impl SystemdContext {
+    /// Whether this systemd still translates the legacy directives.
+    pub fn translates_legacy(&self) -> bool {
+        self.version.is_none_or(|v| v < LEGACY_IGNORED_FROM)
+    }
+}
+
+/// One file value systemd writes, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    /// The cgroup file.
+    pub file: String,
+    /// The value (as systemd writes it).
+    pub value: String,
+    /// The directive(s) it comes from (`CPUShares=2048`, `DefaultTasksMax=15%`).
+    pub from: String,
+    /// The formula applied.
+    pub formula: String,
+}
+
+/// A directive that will not take effect on v2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    /// The directive and value (`MemoryLimit=1G`).
+    pub directive: String,
+    /// Why it has no effect.
+    pub why: String,
+    /// The v2 directive that restores it (`MemoryMax=1073741824`).
+    pub replacement: Option<String>,
+}
+
+/// systemd's cpu.shares → cpu.weight (the project's one conversion, systemd variant).
+pub fn shares_to_weight(shares: u64) -> u64 {
+    convert::shares_to_weight(shares, convert::SharesFormula::Systemd).unwrap_or(1)
+}
+
+/// systemd's cpu.weight → cpu.shares (v1 hierarchies).
+pub fn weight_to_shares(weight: u64) -> u64 {
+    (weight.saturating_mul(1024) / 100).clamp(2, 262_144)
+}
+
+/// systemd's blkio.weight → io.weight (the project's one conversion, systemd variant).
+pub fn blkio_to_io(w: u64) -> u64 {
+    convert::blkio_weight_to_io_weight(w, convert::BlkioFormula::Systemd).unwrap_or(1)
+}
+
+/// systemd's io.weight → blkio.weight (v1 hierarchies).
+pub fn io_to_blkio(w: u64) -> u64 {
+    (w.saturating_mul(500) / 100).clamp(10, 1000)
+}
+
+/// A byte size as systemd parses it (`256M`, `1G`, base 1024); `None` for
+/// `infinity` and percentages (memory-relative, not predictable here).
+pub fn parse_bytes(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (num, mult) = match v.chars().last()? {
+        'K' => (&v[..v.len() - 1], 1u64 << 10),
+        'M' => (&v[..v.len() - 1], 1 << 20),
+        'G' => (&v[..v.len() - 1], 1 << 30),
+        'T' => (&v[..v.len() - 1], 1 << 40),
+        'B' => (&v[..v.len() - 1], 1),
+        c if c.is_ascii_digit() => (v, 1),
+        _ => return None,
+    };
+    num.trim().parse::<u64>().ok().map(|n| n.saturating_mul(mult))
+}
+
+/// A percentage as systemd parses it (`15%`, `1.5%`) in permyriad.
+fn parse_permyriad(v: &str) -> Option<u64> {
+    let p = v.trim().strip_suffix('%')?;
+    let (int, frac) = p.split_once('.').unwrap_or((p, ""));
+    let int: u64 = int.parse().ok()?;
+    let frac2: u64 = format!("{frac:0<2}").get(..2)?.parse().ok()?;
+    Some(int * 100 + frac2)
+}
+
+/// A task limit (`64`, `15%`, `infinity`) resolved to the pids.max value.
+pub fn tasks_max(v: &str, base: Option<u64>) -> Option<String> {
+    let v = v.trim();
+    if v == "infinity" {
+        return Some("max".into());
+    }
+    if let Some(pm) = parse_permyriad(v) {
+        return base.map(|b| (b * pm / 10000).to_string());
+    }
+    v.parse::<u64>().ok().map(|n| n.to_string())
+}
+
+/// `CPUQuota=50%` → `cpu.max` `"50000 100000"` (period from `CPUQuotaPeriodSec=`).
+pub fn cpu_max(quota: &str, period_sec: Option<&str>) -> Option<String> {
+    let pm = parse_permyriad(quota)?;
+    let period_us = match period_sec {
+        Some(p) => parse_usec(p)?,
+        None => 100_000,
+    };
+    // quota per second in µs = pm * 100; then scaled to the period.
+    let per_sec = pm * 100;
+    let q = (per_sec * period_us / 1_000_000).max(1000);
+    Some(format!("{q} {period_us}"))
+}
+
+/// A time span (`100ms`, `1s`, `50000us`) in µs.
+fn parse_usec(v: &str) -> Option<u64> {
+    let v = v.trim();
+    for (suf, mult) in [("ms", 1000u64), ("us", 1), ("s", 1_000_000)] {
+        if let Some(n) = v.strip_suffix(suf) {
+            return n.trim().parse::<u64>().ok().map(|n| n * mult);
+        }
+    }
+    v.parse::<u64>().ok().map(|n| n * 1_000_000)
+}
+
+fn num(v: &str) -> Option<u64> {
+    v.trim().parse().ok()
+}
+
+/// Unit types that get `DefaultTasksMax` when they set no `TasksMax=`.
+fn gets_default_tasks_max(unit: &str) -> bool {
+    [".service", ".scope", ".socket", ".mount", ".swap"]
+        .iter()
+        .any(|s| unit.ends_with(s))
+}
+
+fn written(file: &str, value: String, from: String, formula: &str) -> Written {
+    Written {
+        file: file.into(),
+        value,
+        from,
+        formula: formula.into(),
+    }
+}
+
+/// What systemd writes on a v2 (unified) host for a unit, and the
+/// directives that will have no effect there.
+pub fn predict_v2(
+    unit: &str,
+    d: &BTreeMap<String, String>,
+    ctx: &SystemdContext,
+) -> (Vec<Written>, Vec<Dropped>) {
+    let mut out = Vec::new();
+    let mut dropped = Vec::new();
+    let g = |k: &str| d.get(k).map(String::as_str);
+    let legacy_ok = ctx.translates_legacy();
+    let mut legacy = |directive: &str,
+                      value: &str,
+                      replacement: Option<String>,
+                      out: &mut Vec<Written>,
+                      w: Option<Written>| {
+        if legacy_ok {
+            out.extend(w);
+        } else {
+            dropped.push(Dropped {
+                directive: format!("{directive}={value}"),
+                why: format!(
+                    "systemd {} ignores the v1 directive {directive}= (v1 support removed in {LEGACY_IGNORED_FROM})",
+                    ctx.version.map(|v| v.to_string()).unwrap_or_default()
+                ),
+                replacement,
+            });
+        }
+    };
+    // cpu.weight
+    if let Some(w) = g("CPUWeight") {
+        if let Some(n) = num(w) {
+            out.push(written(
+                "cpu.weight",
+                n.to_string(),
+                format!("CPUWeight={w}"),
+                "copied",
+            ));
+        }
+    } else if let Some(s) = g("CPUShares").and_then(|s| num(s).map(|n| (s, n))) {
+        let w = shares_to_weight(s.1);
+        legacy(
+            "CPUShares",
+            s.0,
+            Some(format!("CPUWeight={w}")),
+            &mut out,
+            Some(written(
+                "cpu.weight",
+                w.to_string(),
+                format!("CPUShares={}", s.0),
+                "systemd: clamp(shares*100/1024, 1, 10000)",
+            )),
+        );
+    }
+    if let Some(q) = g("CPUQuota")
+        && let Some(v) = cpu_max(q, g("CPUQuotaPeriodSec"))
+    {
+        out.push(written(
+            "cpu.max",
+            v,
+            format!("CPUQuota={q}"),
+            "quota% * period, period 100ms",
+        ));
+    }
+    // memory
+    if let Some(m) = g("MemoryMax") {
+        let v = if m == "infinity" {
+            Some("max".to_string())
+        } else {
+            parse_bytes(m).map(|b| b.to_string())
+        };
+        if let Some(v) = v {
+            out.push(written("memory.max", v, format!("MemoryMax={m}"), "copied"));
+        }
+    } else if let Some(m) = g("MemoryLimit") {
+        let v = if m == "infinity" {
+            Some("max".to_string())
+        } else {
+            parse_bytes(m).map(|b| b.to_string())
+        };
+        if let Some(v) = v {
+            legacy(
+                "MemoryLimit",
+                m,
+                Some(format!("MemoryMax={v}")),
+                &mut out,
+                Some(written(
+                    "memory.max",
+                    v,
+                    format!("MemoryLimit={m}"),
+                    "copied (MemoryLimit= read as MemoryMax=)",
+                )),
+            );
+        }
+    }
+    for (k, f) in [
+        ("MemoryHigh", "memory.high"),
+        ("MemoryLow", "memory.low"),
+        ("MemoryMin", "memory.min"),
+        ("MemorySwapMax", "memory.swap.max"),
+    ] {
+        if let Some(m) = g(k) {
+            let v = if m == "infinity" {
+                Some("max".to_string())
+            } else {
+                parse_bytes(m).map(|b| b.to_string())
+            };
+            if let Some(v) = v {
+                out.push(written(f, v, format!("{k}={m}"), "copied"));
+            }
+        }
+    }
+    // io.weight
+    if let Some(w) = g("IOWeight") {
+        if let Some(n) = num(w) {
+            out.push(written(
+                "io.weight",
+                format!("default {n}"),
+                format!("IOWeight={w}"),
+                "copied",
+            ));
+        }
+    } else if let Some(s) = g("BlockIOWeight").and_then(|s| num(s).map(|n| (s, n))) {
+        let w = blkio_to_io(s.1);
+        legacy(
+            "BlockIOWeight",
+            s.0,
+            Some(format!("IOWeight={w}")),
+            &mut out,
+            Some(written(
+                "io.weight",
+                format!("default {w}"),
+                format!("BlockIOWeight={}", s.0),
+                "systemd: clamp(w*100/500, 1, 10000)",
+            )),
+        );
+    }
+    for k in [
+        "BlockIODeviceWeight",
+        "BlockIOReadBandwidth",
+        "BlockIOWriteBandwidth",
+    ] {
+        if let Some(v) = g(k)
+            && !legacy_ok
+        {
+            let repl = match k {
+                "BlockIODeviceWeight" => "IODeviceWeight",
+                "BlockIOReadBandwidth" => "IOReadBandwidthMax",
+                _ => "IOWriteBandwidthMax",
+            };
+            legacy(k, v, Some(format!("{repl}={v}")), &mut out, None);
+        }
+    }
+    // pids.max
+    match g("TasksMax") {
+        Some(t) => {
+            if let Some(v) = tasks_max(t, ctx.tasks_base) {
+                out.push(written(
+                    "pids.max",
+                    v,
+                    format!("TasksMax={t}"),
+                    "N, N% of min(threads-max, pid_max-1), or max",
+                ));
+            }
+        }
+        None if gets_default_tasks_max(unit) => {
+            if let Some(v) = tasks_max(&ctx.default_tasks_max, ctx.tasks_base) {
+                out.push(written(
+                    "pids.max",
+                    v,
+                    format!("DefaultTasksMax={}", ctx.default_tasks_max),
+                    "N% of min(threads-max, pid_max-1)",
+                ));
+            }
+        }
+        None => {}
+    }
+    if let Some(c) = g("AllowedCPUs") {
+        out.push(written(
+            "cpuset.cpus",
+            c.to_string(),
+            format!("AllowedCPUs={c}"),
+            "copied",
+        ));
+    }
+    if let Some(c) = g("AllowedMemoryNodes") {
+        out.push(written(
+            "cpuset.mems",
+            c.to_string(),
+            format!("AllowedMemoryNodes={c}"),
+            "copied",
+        ));
+    }
+    if let Some(v) = g("NetClass") {
+        dropped.push(Dropped {
+            directive: format!("NetClass={v}"),
+            why: "net_cls has no v2 equivalent; systemd ignores NetClass=".into(),
+            replacement: None,
+        });
+    }
+    (out, dropped)
+}
+
+/// What systemd writes on a v1 (legacy or hybrid) host for a unit: the
+/// reverse mappings, to tell settings systemd made from ones set by hand.
+pub fn expected_v1(
+    unit: &str,
+    d: &BTreeMap<String, String>,
+    ctx: &SystemdContext,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let g = |k: &str| d.get(k).map(String::as_str);
+    if let Some(s) = g("CPUShares").and_then(num) {
+        out.insert("cpu.shares".into(), s.to_string());
+    } else if let Some(w) = g("CPUWeight").and_then(num) {
+        out.insert("cpu.shares".into(), weight_to_shares(w).to_string());
+    }
+    if let Some(q) = g("CPUQuota")
+        && let Some(v) = cpu_max(q, g("CPUQuotaPeriodSec"))
+        && let Some((q, p)) = v.split_once(' ')
+    {
+        out.insert("cpu.cfs_quota_us".into(), q.into());
+        out.insert("cpu.cfs_period_us".into(), p.into());
+    }
+    if let Some(b) = g("MemoryLimit").or(g("MemoryMax")).and_then(parse_bytes) {
+        out.insert("memory.limit_in_bytes".into(), b.to_string());
+    }
+    if let Some(w) = g("BlockIOWeight").and_then(num) {
+        out.insert("blkio.weight".into(), w.to_string());
+    } else if let Some(w) = g("IOWeight").and_then(num) {
+        out.insert("blkio.weight".into(), io_to_blkio(w).to_string());
+    }
+    let (pred, _) = predict_v2(unit, d, ctx);
+    if let Some(p) = pred.iter().find(|w| w.file == "pids.max") {
+        out.insert("pids.max".into(), p.value.clone());
+    }
+    out
+}
+
+/// The v2 directive that reproduces a v1 value set outside the unit's
+/// configuration (by hand or by a tool), with systemd's formulas.
+pub fn directive_for_v1(file: &str, value: &str) -> Option<String> {
+    let n = num(value);
+    match file {
+        "cpu.shares" => n.map(|s| format!("CPUWeight={}", shares_to_weight(s))),
+        "memory.limit_in_bytes" => n.filter(|b| *b < (1 << 62)).map(|b| format!("MemoryMax={b}")),
+        "blkio.weight" => n.map(|w| format!("IOWeight={}", blkio_to_io(w))),
+        "pids.max" => Some(format!(
+            "TasksMax={}",
+            if value == "max" { "infinity" } else { value }
+        )),
+        _ => None,
+    }
+}
+
+/// The unit file section resource directives go in (`Service`, `Slice`, ...).
+pub fn section_of(unit: &str) -> &'static str {
+    match unit.rsplit('.').next() {
+        Some("slice") => "Slice",
+        Some("scope") => "Scope",
+        Some("socket") => "Socket",
+        Some("mount") => "Mount",
+        Some("swap") => "Swap",
+        _ => "Service",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(version: u32) -> SystemdContext {
+        SystemdContext {
+            version: Some(version),
+            tasks_base: Some(22_928),
+            default_tasks_max: "15%".into(),
+        }
+    }
+
+    fn dir(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn formulas_match_systemd() {
+        assert_eq!(shares_to_weight(2048), 200);
+        assert_eq!(shares_to_weight(1024), 100);
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1 << 30), 10000);
+        assert_eq!(weight_to_shares(50), 512);
+        assert_eq!(blkio_to_io(250), 50);
+        assert_eq!(io_to_blkio(50), 250);
+        assert_eq!(cpu_max("50%", None).as_deref(), Some("50000 100000"));
+        assert_eq!(cpu_max("150%", Some("20ms")).as_deref(), Some("30000 20000"));
+        assert_eq!(parse_bytes("256M"), Some(268_435_456));
+        assert_eq!(tasks_max("15%", Some(22_928)).as_deref(), Some("3439"));
+    }
+
+    #[test]
+    fn legacy_directives_translate_until_258() {
+        let d = dir(&[
+            ("CPUShares", "2048"),
+            ("MemoryLimit", "256M"),
+            ("BlockIOWeight", "250"),
+        ]);
+        let (w, dropped) = predict_v2("a.service", &d, &ctx(252));
+        let get = |f: &str| w.iter().find(|x| x.file == f).map(|x| x.value.clone());
+        assert_eq!(get("cpu.weight").as_deref(), Some("200"));
+        assert_eq!(get("memory.max").as_deref(), Some("268435456"));
+        assert_eq!(get("io.weight").as_deref(), Some("default 50"));
+        assert_eq!(get("pids.max").as_deref(), Some("3439"));
+        assert!(dropped.is_empty());
+        let (w, dropped) = predict_v2("a.service", &d, &ctx(258));
+        assert!(w.iter().all(|x| x.file == "pids.max"));
+        let repl: Vec<_> = dropped.iter().filter_map(|x| x.replacement.clone()).collect();
+        assert_eq!(repl, ["CPUWeight=200", "MemoryMax=268435456", "IOWeight=50"]);
+    }
+
+    #[test]
+    fn unified_directive_wins_over_legacy() {
+        let d = dir(&[("CPUShares", "2048"), ("CPUWeight", "50")]);
+        let (w, _) = predict_v2("a.service", &d, &ctx(252));
+        assert_eq!(w.iter().find(|x| x.file == "cpu.weight").unwrap().value, "50");
+        assert_eq!(
+            expected_v1("a.service", &dir(&[("CPUWeight", "50")]), &ctx(252))["cpu.shares"],
+            "512"
+        );
+        assert!(
+            predict_v2("a.slice", &BTreeMap::new(), &ctx(252)).0.is_empty(),
+            "slices get no DefaultTasksMax"
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! systemd unit configuration: which files make up a unit, and the
+//! directives they set, read through the [`Root`].
+//!
+//! The owners module needs only a typed map from unit name to its effective
+//! directives (fragment, then drop-ins in systemd's order, an empty
+//! assignment resetting). It is kept that small on purpose: the readiness
+//! reader (`src/readiness/`) is the project's full unit parser, and this map
+//! is what the predictions consume, whichever reader fills it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::{HostError, Root};
+
+/// Unit search path, highest priority first (systemd.unit(5), system manager).
+pub const UNIT_DIRS: &[&str] = &[
+    "/etc/systemd/system.control",
+    "/run/systemd/system.control",
+    "/run/systemd/transient",
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+
+/// Unit type suffixes that own a cgroup.
+const CGROUP_UNIT_SUFFIXES: &[&str] = &[".service", ".slice", ".scope", ".socket", ".mount", ".swap"];
+
+/// The effective configuration of one unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitConfig {
+    /// Files read, in the order applied (fragment first, then drop-ins).
+    pub files: Vec<String>,
+    /// Effective directives (`CPUShares` → `2048`), last assignment wins.
+    pub directives: BTreeMap<String, String>,
+}
+
+impl UnitConfig {
+    /// A directive's value.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.directives.get(key).map(String::as_str)
+    }
+
+    /// Whether the unit delegates its cgroup (`Delegate=yes` or a controller list).
+    pub fn delegates(&self) -> bool {
+        match self.get("Delegate") {
+            Some(v) => !matches!(v.trim(), "no" | "false" | "0" | "off" | ""),
+            None => false,
+        }
+    }
+}
+
+/// Whether a cgroup path component names a unit that owns a cgroup.
+pub fn is_unit_name(name: &str) -> bool {
+    CGROUP_UNIT_SUFFIXES
+        .iter()
+        .any(|s| name.len() > s.len() && name.ends_with(s))
+}
+
+/// Apply one unit file's text to a directive map (sections are not
+/// distinguished: resource-control keys are unique across them).
+/// Returns the 1-based line of the first malformed line, if any.
+pub fn apply_text(text: &str, directives: &mut BTreeMap<String, String>) -> Result<(), (usize, String)> {
+    let mut pending: Option<(usize, String)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = match pending.take() {
+            Some((start, mut acc)) => {
+                acc.push(' ');
+                acc.push_str(raw.trim());
+                (start, acc)
+            }
+            None => (i + 1, raw.trim().to_string()),
+        };
+        let (start, mut l) = line;
+        if l.ends_with('\\') {
+            l.pop();
+            pending = Some((start, l));
+            continue;
+        }
+        if l.is_empty() || l.starts_with('#') || l.starts_with(';') || l.starts_with('[') {
+            continue;
+        }
+        let Some((k, v)) = l.split_once('=') else {
+            return Err((start, format!("expected KEY=VALUE, found {l:?}")));
+        };
+        let (k, v) = (k.trim().to_string(), v.trim().to_string());
+        if v.is_empty() {
+            directives.remove(&k);
+        } else {
+            directives.insert(k, v);
+        }
+    }
+    Ok(())
+}
+
+/// The template of an instance (`getty@tty1.service` → `getty@.service`).
+fn template_of(name: &str) -> Option<String> {
+    let (prefix, rest) = name.split_once('@')?;
+    let suffix = rest.rsplit_once('.').map(|(_, s)| s)?;
+    Some(format!("{prefix}@.{suffix}"))
+}
+
+/// Drop-in directory names for a unit, least specific first: the type
+/// (`service.d`), dash prefixes (`foo-.service.d`), the template, the unit.
+fn dropin_dirs(name: &str) -> Vec<String> {
+    let Some((stem, suffix)) = name.rsplit_once('.') else {
+        return Vec::new();
+    };
+    let mut out = vec![format!("{suffix}.d")];
+    let base = stem.split('@').next().unwrap_or(stem);
+    let parts: Vec<&str> = base.split('-').collect();
+    for i in 1..parts.len() {
+        out.push(format!("{}-.{suffix}.d", parts[..i].join("-")));
+    }
+    if let Some(t) = template_of(name) {
+        out.push(format!("{t}.d"));
+    }
+    out.push(format!("{name}.d"));
+    out
+}
+
+/// Read a unit's fragment and drop-ins. `None` when nothing was readable.
+pub fn read_unit(root: &Root, name: &str, note: &mut impl FnMut(HostError)) -> Option<UnitConfig> {
+    let mut cfg = UnitConfig::default();
+    let mut candidates = vec![name.to_string()];
+    candidates.extend(template_of(name));
+    'frag: for cand in &candidates {
+        for dir in UNIT_DIRS {
+            let path = format!("{dir}/{cand}");
+            match root.read_text(&path) {
+                Ok(Some(text)) => {
+                    apply_file(&path, &text, &mut cfg, note);
+                    break 'frag;
+                }
+                Ok(None) => {}
+                Err(e) => note(e),
+            }
+        }
+    }
+    // Drop-ins: per name, the highest-priority directory wins; applied in
+    // name order across all directories.
+    let mut by_name: BTreeMap<String, String> = BTreeMap::new();
+    for d in dropin_dirs(name) {
+        for dir in UNIT_DIRS.iter().rev() {
+            let ddir = format!("{dir}/{d}");
+            match root.list_names(&ddir) {
+                Ok(Some(files)) => {
+                    for f in files.into_iter().filter(|f| f.ends_with(".conf")) {
+                        by_name.insert(f.clone(), format!("{ddir}/{f}"));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => note(e),
+            }
+        }
+    }
+    for path in by_name.values() {
+        match root.read_text(path) {
+            Ok(Some(text)) => apply_file(path, &text, &mut cfg, note),
+            Ok(None) => {}
+            Err(e) => note(e),
+        }
+    }
+    (!cfg.files.is_empty()).then_some(cfg)
+}
+
+fn apply_file(path: &str, text: &str, cfg: &mut UnitConfig, note: &mut impl FnMut(HostError)) {
+    cfg.files.push(path.to_string());
+    if let Err((line, message)) = apply_text(text, &mut cfg.directives) {
+        note(HostError::Parse {
+            path: path.into(),
+            line,
+            message,
+        });
+    }
+}
+
+/// `[Manager]` settings from `system.conf` and its drop-ins.
+pub fn manager_defaults(root: &Root, note: &mut impl FnMut(HostError)) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut files = vec!["/etc/systemd/system.conf".to_string()];
+    for dir in [
+        "/usr/lib/systemd/system.conf.d",
+        "/run/systemd/system.conf.d",
+        "/etc/systemd/system.conf.d",
+    ] {
+        match root.list_names(dir) {
+            Ok(Some(names)) => files.extend(
+                names
+                    .into_iter()
+                    .filter(|n| n.ends_with(".conf"))
+                    .map(|n| format!("{dir}/{n}")),
+            ),
+            Ok(None) => {}
+            Err(e) => note(e),
+        }
+    }
+    for f in files {
+        match root.read_text(&f) {
+            Ok(Some(text)) => {
+                if let Err((line, message)) = apply_text(&text, &mut out) {
+                    note(HostError::Parse {
+                        path: f.into(),
+                        line,
+                        message,
+                    });
+                }
+            }
+            Ok(None) => {}
+            Err(e) => note(e),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_directives_with_resets_and_continuations() {
+        let mut d = BTreeMap::new();
+        apply_text(
+            "[Service]\n# comment\nCPUShares=2048\nExecStart=/bin/sh -c\\\n  'sleep 1'\nMemoryLimit=1G\nMemoryLimit=\n",
+            &mut d,
+        )
+        .unwrap();
+        assert_eq!(d.get("CPUShares").map(String::as_str), Some("2048"));
+        assert_eq!(
+            d.get("ExecStart").map(String::as_str),
+            Some("/bin/sh -c 'sleep 1'")
+        );
+        assert!(!d.contains_key("MemoryLimit"), "an empty assignment resets");
+        assert_eq!(apply_text("[Service]\nbogus line\n", &mut d).unwrap_err().0, 2);
+    }
+
+    #[test]
+    fn dropin_dirs_in_systemd_order() {
+        assert_eq!(
+            dropin_dirs("foo-bar@x.service"),
+            [
+                "service.d",
+                "foo-.service.d",
+                "foo-bar@.service.d",
+                "foo-bar@x.service.d"
+            ]
+        );
+        assert!(is_unit_name("a.slice") && !is_unit_name(".slice") && !is_unit_name("borg"));
+    }
+}

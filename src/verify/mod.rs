@@ -1,0 +1,552 @@
+//! Verify: compare a host after the switch (or after a stage) with the
+//! plan's predictions, owner by owner.
+//!
+//! The post-boot gate of a staged rollout. For each owner it checks what the
+//! plan said that owner would build:
+//!
+//! * systemd: every unit's cgroup exists at its path and holds the values
+//!   systemd was predicted to write (compared by meaning: `default 50` and
+//!   `50` are one io weight, `max` is `max`); units whose v1 directives have no
+//!   effect any more are reported with the drop-in that restores them;
+//!   delegating units carry systemd's delegation mark;
+//! * cgmig (custom and unowned nodes): the node exists with the plan's values;
+//! * runtimes: their trees are rebuilt by the runtime (only reported);
+//! * processes: found again by command line (PIDs change across a reboot),
+//!   each must sit at (or below) its planned place;
+//! * extra cgroups that no owner's plan accounts for.
+//!
+//! Each difference is *announced* when the plan carried a finding or a
+//! prediction of it (then a warning), otherwise an error. Pure: a function
+//! of the plan and a snapshot of the v2 host.
+
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{FailOn, Subject};
+use crate::model::{Snapshot, Version};
+use crate::owners::systemd::{self, SystemdContext, Written};
+use crate::owners::{Manager, UnitPrediction};
+use crate::plan::Plan;
+use crate::rules::Severity;
+
+pub use render::{VerifyFormat, render};
+
+/// Schema id of the verify report.
+pub const VERIFY_SCHEMA: &str = "cgmig.verify/v1";
+
+/// What kind of difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckKind {
+    /// A predicted value is as predicted.
+    Match,
+    /// A predicted node is absent.
+    Missing,
+    /// A node no owner's plan accounts for.
+    Extra,
+    /// A value differs by meaning.
+    Value,
+    /// A process is not where the plan puts it.
+    Process,
+    /// A unit directive that has no effect on v2 (and no drop-in replaced it).
+    Dropped,
+    /// A unit that must delegate does not.
+    Delegation,
+}
+
+/// One comparison.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// What kind.
+    pub kind: CheckKind,
+    /// Severity: info for matches, warning when announced, error otherwise.
+    pub severity: Severity,
+    /// The owner (`systemd`, `custom`, `cgmig`, `kubelet`, ...).
+    pub owner: String,
+    /// The unit, when systemd's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// The v2 path.
+    pub path: String,
+    /// The file, for value checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// What the plan predicted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// What the host has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual: Option<String>,
+    /// Whether the plan announced this difference.
+    pub announced: bool,
+    /// Explanation.
+    pub message: String,
+}
+
+/// The verify report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Always [`VERIFY_SCHEMA`].
+    pub schema: String,
+    /// The host verified.
+    pub hostname: Option<String>,
+    /// Checks that matched.
+    pub matched: usize,
+    /// Differences the plan announced.
+    pub announced: usize,
+    /// Differences the plan did not announce.
+    pub unexpected: usize,
+    /// Every check, differences first.
+    pub checks: Vec<Check>,
+}
+
+impl VerifyReport {
+    /// Whether a check at or above the threshold exists.
+    pub fn fails(&self, on: FailOn) -> bool {
+        let min = match on {
+            FailOn::Never => return false,
+            FailOn::Warning => Severity::Warning,
+            FailOn::Error => Severity::Error,
+            FailOn::Blocker => Severity::Blocker,
+        };
+        self.checks.iter().any(|c| c.severity >= min)
+    }
+}
+
+/// A v2 value normalised to its meaning.
+pub fn normalise(file: &str, value: &str) -> String {
+    let v = value.trim();
+    match file {
+        // `default 50` (+ per-device lines) is the default weight 50.
+        "io.weight" | "io.bfq.weight" => v
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("default "))
+            .unwrap_or(v.lines().next().unwrap_or(v))
+            .trim()
+            .to_string(),
+        "cpu.max" => {
+            let mut it = v.split_whitespace();
+            let q = it.next().unwrap_or("max");
+            let p = it.next().unwrap_or("100000");
+            format!("{q} {p}")
+        }
+        _ => v.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
+/// The live v2 tree: path → settings.
+fn v2_tree(snap: &Snapshot) -> BTreeMap<String, BTreeMap<String, String>> {
+    snap.cgroups()
+        .filter(|(_, c)| {
+            snap.hierarchy(c.hierarchy)
+                .is_some_and(|(_, h)| h.version == Version::V2)
+        })
+        .map(|(_, c)| (c.path.clone(), c.settings.clone()))
+        .collect()
+}
+
+struct Ctx<'a> {
+    plan: &'a Plan,
+    /// The verified host's systemd facts: `N%` task limits scale with its
+    /// own threads-max and pid_max, which differ between boots and machines.
+    live_ctx: SystemdContext,
+    tree: BTreeMap<String, BTreeMap<String, String>>,
+    checks: Vec<Check>,
+}
+
+impl Ctx<'_> {
+    /// A predicted value as this host resolves it (percentages of its task base).
+    fn resolve(&self, w: &Written) -> String {
+        let pct = w
+            .from
+            .split_once('=')
+            .map(|(_, v)| v)
+            .filter(|v| v.ends_with('%'));
+        match (w.file.as_str(), pct) {
+            ("pids.max", Some(v)) if self.live_ctx.tasks_base.is_some() => {
+                systemd::tasks_max(v, self.live_ctx.tasks_base).unwrap_or_else(|| w.value.clone())
+            }
+            _ => w.value.clone(),
+        }
+    }
+
+    /// Whether the plan carried an owners finding about this path.
+    fn announced(&self, path: &str) -> bool {
+        self.plan.findings.iter().any(|f| {
+            f.rule.starts_with("owners.")
+                && f.rule != "owners.runtime-rebuilds"
+                && matches!(&f.subject, Subject::Cgroup { path: p, .. } if p == path)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        kind: CheckKind,
+        owner: &str,
+        unit: Option<&str>,
+        path: &str,
+        file: Option<&str>,
+        expected: Option<String>,
+        actual: Option<String>,
+        announced: bool,
+        message: String,
+    ) {
+        let severity = match (kind, announced) {
+            (CheckKind::Match, _) => Severity::Info,
+            (_, true) => Severity::Warning,
+            (_, false) => Severity::Error,
+        };
+        self.checks.push(Check {
+            kind,
+            severity,
+            owner: owner.to_string(),
+            unit: unit.map(str::to_string),
+            path: path.to_string(),
+            file: file.map(str::to_string),
+            expected,
+            actual,
+            announced,
+            message,
+        });
+    }
+
+    fn unit(&mut self, u: &UnitPrediction) {
+        let announced = !u.differences.is_empty() || self.announced(&u.path);
+        let Some(live) = self.tree.get(&u.path).cloned() else {
+            self.push(
+                CheckKind::Missing,
+                "systemd",
+                Some(&u.unit),
+                &u.path,
+                None,
+                None,
+                None,
+                announced,
+                format!(
+                    "{} has no cgroup at {} (unit inactive, renamed or gone)",
+                    u.unit, u.path
+                ),
+            );
+            return;
+        };
+        for w in &u.files {
+            let expected = normalise(&w.file, &self.resolve(w));
+            match live.get(&w.file) {
+                Some(actual) if normalise(&w.file, actual) == expected => self.push(
+                    CheckKind::Match,
+                    "systemd",
+                    Some(&u.unit),
+                    &u.path,
+                    Some(&w.file),
+                    Some(expected),
+                    Some(normalise(&w.file, actual)),
+                    false,
+                    format!("systemd wrote {} from {} ({})", w.file, w.from, w.formula),
+                ),
+                actual => self.push(
+                    CheckKind::Value,
+                    "systemd",
+                    Some(&u.unit),
+                    &u.path,
+                    Some(&w.file),
+                    Some(expected),
+                    Some(
+                        actual
+                            .map(|a| normalise(&w.file, a))
+                            .unwrap_or_else(|| "(absent)".into()),
+                    ),
+                    u.differences.iter().any(|d| d.contains(&w.file)),
+                    format!(
+                        "predicted from {} ({}); systemd built something else",
+                        w.from, w.formula
+                    ),
+                ),
+            }
+        }
+        for d in &u.dropped {
+            self.push(
+                CheckKind::Dropped,
+                "systemd",
+                Some(&u.unit),
+                &u.path,
+                None,
+                d.replacement.clone(),
+                None,
+                true,
+                format!("{}: {}", d.directive, d.why),
+            );
+        }
+    }
+
+    /// Delegating units carry systemd's mark (`trusted.delegate`/`user.delegate`)
+    /// on their cgroup; without readable xattrs on the host this is skipped.
+    fn delegations(&mut self, live: &Snapshot) {
+        if live.owner_evidence.xattrs.is_empty() {
+            return;
+        }
+        for d in &self.plan.owners.delegations {
+            let marked = live
+                .owner_evidence
+                .xattrs
+                .get(&d.path)
+                .is_some_and(|x| x.keys().any(|k| k.ends_with(".delegate")));
+            let expected = Some(format!("Delegate={}", d.controllers.join(" ")));
+            if marked {
+                let msg = format!("{} delegates its subtree", d.unit);
+                self.push(
+                    CheckKind::Match,
+                    "systemd",
+                    Some(&d.unit),
+                    &d.path,
+                    None,
+                    expected,
+                    Some("delegated".into()),
+                    false,
+                    msg,
+                );
+                continue;
+            }
+            let msg = format!(
+                "{} carries no delegation mark; its manager's tree ({}) needs Delegate={}",
+                d.unit,
+                d.subtree.join(", "),
+                d.controllers.join(" ")
+            );
+            self.push(
+                CheckKind::Delegation,
+                "systemd",
+                Some(&d.unit),
+                &d.path,
+                None,
+                expected,
+                None,
+                !d.delegates,
+                msg,
+            );
+        }
+    }
+
+    /// cgmig's own nodes (custom and unowned): they exist with the plan's values.
+    fn cgmig_nodes(&mut self) {
+        let plan = self.plan;
+        for n in plan.nodes.iter().filter(|n| n.path != "/") {
+            let owner = plan.owners.owner_of(&n.path);
+            if owner.is_some_and(|o| o.manager != Manager::Custom) {
+                continue;
+            }
+            let label = owner.map(|o| o.label()).unwrap_or_else(|| "cgmig".into());
+            let announced = self.announced(&n.path)
+                || owner.and_then(|o| o.unit.as_deref()).is_some_and(|u| {
+                    plan.owners
+                        .delegations
+                        .iter()
+                        .any(|d| d.unit == u && !d.delegates)
+                })
+                || crate::model::path::parent(&n.path).is_some_and(|pp| self.announced_above(pp));
+            let Some(live) = self.tree.get(&n.path).cloned() else {
+                self.push(
+                    CheckKind::Missing,
+                    &label,
+                    None,
+                    &n.path,
+                    None,
+                    None,
+                    None,
+                    announced,
+                    "the plan's node is absent (not applied yet, or its manager did not rebuild it)".into(),
+                );
+                continue;
+            };
+            for s in &n.settings {
+                let expected = normalise(&s.file, &s.value);
+                let actual = live.get(&s.file).map(|a| normalise(&s.file, a));
+                let kind = if actual.as_deref() == Some(expected.as_str()) {
+                    CheckKind::Match
+                } else {
+                    CheckKind::Value
+                };
+                self.push(
+                    kind,
+                    &label,
+                    None,
+                    &n.path,
+                    Some(&s.file),
+                    Some(expected),
+                    Some(actual.unwrap_or_else(|| "(absent)".into())),
+                    announced,
+                    format!("from {}:{} by {}", s.origin.label, s.origin.path, s.function),
+                );
+            }
+        }
+    }
+
+    fn announced_above(&self, path: &str) -> bool {
+        let mut cur = Some(path);
+        while let Some(p) = cur {
+            if self.announced(p) {
+                return true;
+            }
+            cur = crate::model::path::parent(p);
+        }
+        false
+    }
+
+    fn processes(&mut self, live: &Snapshot) {
+        // Live processes by command line, with their v2 path.
+        let mut by_cmd: BTreeMap<String, Vec<(u32, String)>> = BTreeMap::new();
+        for (pi, p) in live.processes() {
+            let Some((ti, _)) = live.threads(pi).into_iter().find(|(_, t)| t.tid == p.pid) else {
+                continue;
+            };
+            let path = live
+                .memberships(ti)
+                .map(|c| live.cgroup(c))
+                .find(|c| {
+                    live.hierarchy(c.hierarchy)
+                        .is_some_and(|(_, h)| h.version == Version::V2)
+                })
+                .map(|c| c.path.clone());
+            if let Some(path) = path {
+                by_cmd.entry(p.cmdline.join(" ")).or_default().push((p.pid, path));
+            }
+        }
+        let places = self.plan.owners.places.clone();
+        // Planned paths per command line: one live process satisfies any of them.
+        let mut planned: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for pl in &places {
+            planned
+                .entry(pl.cmdline.as_str())
+                .or_default()
+                .push(pl.path.as_str());
+        }
+        let under = |live: &str, path: &str| {
+            live == path || live.starts_with(&format!("{}/", path.trim_end_matches('/')))
+        };
+        for pl in &places {
+            let Some(found) = by_cmd.get(&pl.cmdline) else {
+                continue;
+            };
+            if found.iter().any(|(_, p)| under(p, &pl.path)) {
+                continue;
+            }
+            // Blame a live process that is at none of this command's planned places.
+            let Some((pid, at)) = found
+                .iter()
+                .find(|(_, p)| !planned[pl.cmdline.as_str()].iter().any(|pp| under(p, pp)))
+            else {
+                continue;
+            };
+            // A runtime's processes are placed by the runtime, whose rebuild the plan announced.
+            let announced = pl.owner.is_runtime() || self.announced_above(&pl.path);
+            self.push(
+                CheckKind::Process,
+                pl.owner.as_str(),
+                None,
+                &pl.path,
+                None,
+                Some(pl.path.clone()),
+                Some(at.clone()),
+                announced,
+                format!(
+                    "{} ({}) runs in {at} (pid {pid}), not in {}",
+                    pl.comm, pl.cmdline, pl.path
+                ),
+            );
+        }
+    }
+
+    /// Live cgroups no owner's plan accounts for (systemd's own new units and
+    /// runtimes' containers are expected to come and go).
+    fn extras(&mut self, live: &Snapshot) {
+        let plan = self.plan;
+        let mut known: BTreeSet<&str> = plan.nodes.iter().map(|n| n.path.as_str()).collect();
+        known.extend(plan.owners.units.iter().map(|u| u.path.as_str()));
+        known.extend(
+            plan.owners
+                .runtimes
+                .iter()
+                .flat_map(|r| r.predicted.iter().map(String::as_str)),
+        );
+        let live_owners = crate::owners::detect(live);
+        let paths: Vec<String> = self.tree.keys().filter(|p| *p != "/").cloned().collect();
+        for path in paths {
+            if known.contains(path.as_str()) {
+                continue;
+            }
+            let Some(o) = live_owners.get(&path) else { continue };
+            if o.manager != Manager::Custom {
+                continue;
+            }
+            // Only the top of an unknown subtree.
+            if crate::model::path::parent(&path).is_some_and(|pp| {
+                !known.contains(pp)
+                    && live_owners
+                        .get(pp)
+                        .is_some_and(|po| po.manager == Manager::Custom)
+            }) {
+                continue;
+            }
+            self.push(
+                CheckKind::Extra,
+                &o.label(),
+                o.unit.as_deref(),
+                &path,
+                None,
+                None,
+                Some(o.evidence.join("; ")),
+                false,
+                "a cgroup no owner's plan accounts for".into(),
+            );
+        }
+    }
+}
+
+/// Compare a snapshot of the host (v2) with a plan.
+pub fn verify(plan: &Plan, live: &Snapshot) -> VerifyReport {
+    let mut ctx = Ctx {
+        plan,
+        live_ctx: crate::owners::annotate::systemd_context(live),
+        tree: v2_tree(live),
+        checks: Vec::new(),
+    };
+    for u in &plan.owners.units {
+        ctx.unit(u);
+    }
+    ctx.delegations(live);
+    ctx.cgmig_nodes();
+    ctx.processes(live);
+    ctx.extras(live);
+    let mut checks = ctx.checks;
+    checks.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.path.cmp(&b.path))
+            .then_with(|| a.file.cmp(&b.file))
+    });
+    let count = |f: &dyn Fn(&Check) -> bool| checks.iter().filter(|c| f(c)).count();
+    VerifyReport {
+        schema: VERIFY_SCHEMA.into(),
+        hostname: live.host.hostname.clone(),
+        matched: count(&|c| c.kind == CheckKind::Match),
+        announced: count(&|c| c.kind != CheckKind::Match && c.announced),
+        unexpected: count(&|c| c.kind != CheckKind::Match && !c.announced),
+        checks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_compare_by_meaning() {
+        assert_eq!(normalise("io.weight", "default 50\n8:0 200"), "50");
+        assert_eq!(normalise("io.weight", "default 50"), normalise("io.weight", "50"));
+        assert_eq!(normalise("cpu.max", "max"), "max 100000");
+        assert_eq!(normalise("memory.max", "268435456\n"), "268435456");
+    }
+}

@@ -1,0 +1,269 @@
+//! `cgmig verify` on the two boots captured from the real systemd guest:
+//! the plan made on the hybrid boot against the unified boot's snapshot, the
+//! systemd v2 mappings against what the guest's systemd wrote, mutations
+//! that must become unannounced differences, and the command line.
+
+use cgmig::model::{Node, Snapshot, Version};
+use cgmig::owners::systemd;
+use cgmig::plan::plan;
+use cgmig::verify::{CheckKind, verify};
+
+use crate::owners::captured;
+use crate::util::{cgmig, rules};
+
+fn v2_set(s: &mut Snapshot, path: &str, file: &str, value: &str) {
+    let ci = s
+        .cgroups()
+        .find(|(_, c)| {
+            c.path == path
+                && s.hierarchy(c.hierarchy)
+                    .is_some_and(|(_, h)| h.version == Version::V2)
+        })
+        .map(|(i, _)| i)
+        .unwrap_or_else(|| panic!("no v2 cgroup {path}"));
+    if let Node::Cgroup(c) = &mut s.graph[ci] {
+        c.settings.insert(file.into(), value.into());
+    }
+}
+
+fn v2_get(s: &Snapshot, path: &str, file: &str) -> Option<String> {
+    s.cgroups()
+        .find(|(_, c)| {
+            c.path == path
+                && s.hierarchy(c.hierarchy)
+                    .is_some_and(|(_, h)| h.version == Version::V2)
+        })
+        .and_then(|(_, c)| c.settings.get(file).cloned())
+}
+
+/// systemd's v2 values on the unified boot, against cgmig's predictions from
+/// the same unit files (captured on the hybrid boot).
+#[test]
+fn systemd_v2_mappings_match_the_guest() {
+    let before = captured("systemd-hybrid");
+    let after = captured("systemd-unified");
+    let ctx = cgmig::owners::annotate::systemd_context(&before);
+    let table = [
+        (
+            "v1dirs.service",
+            "/cgmig.slice/cgmig-test.slice/v1dirs.service",
+            "cpu.weight",
+            "200",
+        ),
+        (
+            "v1dirs.service",
+            "/cgmig.slice/cgmig-test.slice/v1dirs.service",
+            "memory.max",
+            "268435456",
+        ),
+        (
+            "v1dirs.service",
+            "/cgmig.slice/cgmig-test.slice/v1dirs.service",
+            "io.weight",
+            "default 50",
+        ),
+        (
+            "v1dirs.service",
+            "/cgmig.slice/cgmig-test.slice/v1dirs.service",
+            "pids.max",
+            "64",
+        ),
+        (
+            "v2dirs.service",
+            "/cgmig.slice/cgmig-test.slice/v2dirs.service",
+            "cpu.weight",
+            "50",
+        ),
+        (
+            "cgmig-test.slice",
+            "/cgmig.slice/cgmig-test.slice",
+            "cpu.max",
+            "50000 100000",
+        ),
+    ];
+    for (unit, path, file, guest) in table {
+        let actual = v2_get(&after, path, file);
+        assert_eq!(
+            actual.as_deref().map(|a| a.lines().next().unwrap_or("")),
+            Some(guest),
+            "{path} {file} on the guest"
+        );
+        let d = &before.owner_evidence.units[unit].directives;
+        let (pred, _) = systemd::predict_v2(unit, d, &ctx);
+        let ours = pred.iter().find(|w| w.file == file).map(|w| w.value.as_str());
+        assert_eq!(ours, Some(guest), "{unit}: {file}");
+    }
+}
+
+#[test]
+fn the_unified_boot_matches_the_hybrid_plan() {
+    let p = plan(&captured("systemd-hybrid"), &rules());
+    let after = captured("systemd-unified");
+    let r = verify(&p, &after);
+    let systemd_values: Vec<_> = r
+        .checks
+        .iter()
+        .filter(|c| c.owner == "systemd" && c.file.is_some())
+        .collect();
+    assert!(systemd_values.len() >= 15, "{systemd_values:#?}");
+    let wrong: Vec<_> = systemd_values
+        .iter()
+        .filter(|c| c.kind != CheckKind::Match)
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert_eq!(
+        r.unexpected,
+        0,
+        "{:#?}",
+        r.checks
+            .iter()
+            .filter(|c| !c.announced && c.kind != CheckKind::Match)
+            .collect::<Vec<_>>()
+    );
+    // The custom manager could not rebuild its tree without delegation: announced.
+    assert!(
+        r.checks.iter().any(|c| c.announced
+            && c.path.starts_with("/system.slice/borg.service")
+            && c.kind != CheckKind::Match),
+        "{:#?}",
+        r.checks
+    );
+    assert!(!r.fails(cgmig::audit::FailOn::Error));
+    assert!(r.fails(cgmig::audit::FailOn::Warning));
+}
+
+#[test]
+fn a_value_systemd_did_not_build_is_an_unannounced_error() {
+    let p = plan(&captured("systemd-hybrid"), &rules());
+    let mut after = captured("systemd-unified");
+    v2_set(
+        &mut after,
+        "/cgmig.slice/cgmig-test.slice/v2dirs.service",
+        "cpu.weight",
+        "174",
+    );
+    let r = verify(&p, &after);
+    let c = r
+        .checks
+        .iter()
+        .find(|c| c.kind == CheckKind::Value && c.path.ends_with("v2dirs.service"))
+        .expect("the changed weight is reported");
+    assert_eq!(
+        (c.expected.as_deref(), c.actual.as_deref()),
+        (Some("50"), Some("174"))
+    );
+    assert!(!c.announced);
+    assert_eq!(r.unexpected, 1);
+    assert!(r.fails(cgmig::audit::FailOn::Error));
+    // "default 50" and "50" are the same io weight.
+    let mut same = captured("systemd-unified");
+    v2_set(
+        &mut same,
+        "/cgmig.slice/cgmig-test.slice/v1dirs.service",
+        "io.weight",
+        "default 50\n8:0 50",
+    );
+    assert_eq!(verify(&p, &same).unexpected, 0);
+}
+
+#[test]
+fn verify_command_line_formats_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = crate::util::hosts_dir();
+    let snap = hosts.join("systemd-hybrid.snapshot.json");
+    let after = hosts.join("systemd-unified.snapshot.json");
+    let plan_path = dir.path().join("plan.json");
+    let o = cgmig(&[
+        "plan",
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        plan_path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let args = |fmt: &str, fail: &str| {
+        cgmig(&[
+            "verify",
+            "--plan",
+            plan_path.to_str().unwrap(),
+            "--snapshot",
+            after.to_str().unwrap(),
+            "--format",
+            fmt,
+            "--fail-on",
+            fail,
+        ])
+    };
+    let o = args("json", "error");
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: cgmig::verify::VerifyReport = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r.schema, "cgmig.verify/v1");
+    assert_eq!(
+        args("table", "warning").status.code(),
+        Some(1),
+        "announced differences are warnings"
+    );
+    let o = args("prometheus", "never");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("cgmig_verify_ok 1"), "{text}");
+    assert!(
+        text.contains("cgmig_verify_checks{kind=\"match\",owner=\"systemd\",severity=\"info\"}"),
+        "{text}"
+    );
+    // A file that is not a plan: exit 2, naming it.
+    let o = cgmig(&[
+        "verify",
+        "--plan",
+        snap.to_str().unwrap(),
+        "--snapshot",
+        after.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("systemd-hybrid.snapshot.json"));
+}
+
+/// `DefaultTasksMax=15%` scales with the booted host's threads-max, which
+/// moves with the memory the kernel sees (a bigger initramfs is enough):
+/// verify resolves the percentage on the verified host.
+#[test]
+fn percentage_task_limits_resolve_on_the_verified_host() {
+    let p = plan(&captured("systemd-hybrid"), &rules());
+    let mut after = captured("systemd-unified");
+    after.owner_evidence.threads_max = Some(23174); // 15% -> 3476
+    let paths: Vec<String> = p
+        .owners
+        .units
+        .iter()
+        .filter(|u| {
+            u.files
+                .iter()
+                .any(|w| w.file == "pids.max" && w.from.starts_with("DefaultTasksMax="))
+        })
+        .map(|u| u.path.clone())
+        .filter(|path| v2_get(&after, path, "pids.max").is_some())
+        .collect();
+    assert!(paths.len() >= 5, "{paths:?}");
+    for path in &paths {
+        v2_set(&mut after, path, "pids.max", "3476");
+    }
+    let r = verify(&p, &after);
+    assert_eq!(
+        r.unexpected,
+        0,
+        "{:#?}",
+        r.checks
+            .iter()
+            .filter(|c| !c.announced && c.kind != CheckKind::Match)
+            .collect::<Vec<_>>()
+    );
+    // An explicit TasksMax=64 does not scale.
+    v2_set(
+        &mut after,
+        "/cgmig.slice/cgmig-test.slice/v1dirs.service",
+        "pids.max",
+        "63",
+    );
+    assert_eq!(verify(&p, &after).unexpected, 1);
+}
