@@ -17,10 +17,12 @@ pub mod journal;
 pub mod kernel;
 pub mod normalize;
 pub mod resolve;
+pub mod sim;
 pub mod step;
 pub mod target;
 pub mod tasks;
 
 pub use error::ApplyError;
+pub use sim::Simulator;
 pub use target::{Target, TargetError};
 pub use tasks::Host;

@@ -23,3 +23,9 @@ pub trait Host: Target {
         None
     }
 }
+
+impl Host for super::Simulator {
+    fn cgroup_of_task(&self, _pid: u32, tid: u32) -> Result<String, Errno> {
+        self.cgroup_of(tid).ok_or(Errno::ESRCH)
+    }
+}
