@@ -102,6 +102,7 @@ pub fn build_steps(
     }
     let mut place = Vec::new();
     let mut configure = Vec::new();
+    let mut at_root = 0;
     for a in &plan.actions {
         let path = on_mount(prefix, a.path());
         match a {
@@ -113,10 +114,7 @@ pub fn build_steps(
             })),
             Action::MoveProcess { pid, path: p } => {
                 if p == "/" {
-                    skipped.push(skip(
-                        format!("move process {pid} to /"),
-                        "processes the plan leaves at the root stay where they are".into(),
-                    ));
+                    at_root += 1;
                     continue;
                 }
                 for live in resolved.pids.get(pid).cloned().unwrap_or_else(|| vec![*pid]) {
@@ -162,6 +160,12 @@ pub fn build_steps(
                 files: files.clone(),
             })),
         }
+    }
+    if at_root > 0 {
+        skipped.push(skip(
+            format!("move {at_root} processes to /"),
+            "processes the plan leaves at the root stay where they are".into(),
+        ));
     }
     let mut steps = head;
     if handover.is_empty() {

@@ -82,9 +82,11 @@ fn same_identity(k: &ProcessKey, l: &Live) -> bool {
 /// Resolve every process and thread the plan places.
 pub fn resolve(plan: &Plan, live: &[Live]) -> Resolved {
     let mut r = Resolved::default();
+    // Processes the plan leaves at the root are never moved: not matched either.
     let node_of: BTreeMap<u32, &str> = plan
         .nodes
         .iter()
+        .filter(|n| n.path != "/")
         .flat_map(|n| n.processes.iter().map(move |p| (*p, n.path.as_str())))
         .collect();
     let by_pid: BTreeMap<u32, &Live> = live.iter().map(|l| (l.pid, l)).collect();
@@ -105,7 +107,7 @@ pub fn resolve(plan: &Plan, live: &[Live]) -> Resolved {
     }
     let mut taken: BTreeSet<u32> = BTreeSet::new();
     let mut pending: Vec<&ProcessKey> = Vec::new();
-    for k in &plan.process_keys {
+    for k in plan.process_keys.iter().filter(|k| node_of.contains_key(&k.pid)) {
         match by_pid.get(&k.pid) {
             Some(l) if same_identity(k, l) => {
                 taken.insert(l.pid);
