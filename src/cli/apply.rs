@@ -251,6 +251,12 @@ pub fn apply(a: ApplyArgs) -> Result<i32> {
     if a.dry_run {
         return dry_run(&a, &full);
     }
+    // Asked first, before anything is scanned, locked or written.
+    confirm(
+        a.live,
+        a.yes,
+        "hand the plan's controllers over from v1 to cgroup2",
+    )?;
     let _lock = Lock::take()?;
     let journal_path = a
         .journal

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod apply_cli;
 mod apply_sim;
 mod audit;
 mod cli;
