@@ -3,6 +3,7 @@
 mod util;
 
 mod apply_cli;
+mod apply_kernel;
 mod apply_sim;
 mod audit;
 mod cli;
