@@ -483,3 +483,150 @@ fn real_kernel_read_only_target_is_refused() {
     assert!(!dir.path().join("plan.json.journal").exists());
     assert!(!Path::new(&format!("{V2}/cgmig-test-apply-ro-{}", std::process::id())).exists());
 }
+
+/// Keeps only the v1 hierarchy carrying `hugetlb` (and its cgroups) in a
+/// snapshot: the test plans what it built, not the whole machine.
+const FILTER: &str = r#"
+import json, sys
+s = json.load(open(sys.argv[1])); g = s["graph"]; nodes = g["nodes"]
+keep_h = {n["id"] for n in nodes if n["kind"] == "hierarchy" and n["version"] == "v1" and "hugetlb" in n["controllers"]}
+def keep(n):
+    if n["kind"] == "hierarchy": return n["id"] in keep_h
+    if n["kind"] == "cgroup": return n["hierarchy"] in keep_h
+    return True
+idx = {}; new = []
+for i, n in enumerate(nodes):
+    if keep(n): idx[i] = len(new); new.append(n)
+g["nodes"] = new; g["node_holes"] = []
+g["edges"] = [[idx[a], idx[b], w] for a, b, w in g["edges"] if a in idx and b in idx]
+json.dump(s, open(sys.argv[2], "w"))
+"#;
+
+/// The live handover, all in one private mount namespace. Prints `OK name`,
+/// `FAIL name …`, `WINDOW ms`; its EXIT trap leaves hugetlb on cgroup2.
+const LIVE: &str = r#"
+set -u
+BIN=$1; W=$2; U=$3
+H=$W/hugetlb; V2=/sys/fs/cgroup/unified; T=$V2/cgmig-test-apply-live-$U; G=$H/cgmig-apply-$U; N=cgmig-apply-$U
+export CGMIG_LOCK=$W/lock
+P1=; P2=; PY=
+check() { if [ "$2" = "$3" ]; then echo "OK $1"; else echo "FAIL $1: got [$2] want [$3]"; fi; }
+hier() { awk '$1=="hugetlb"{print $2}' /proc/cgroups; }
+count() { awk '$1=="hugetlb"{print $3}' /proc/cgroups; }
+cleanup() {
+  set +e
+  for p in $P1 $P2 $PY; do kill $p 2>/dev/null; done; wait 2>/dev/null
+  if [ -d $T ]; then
+    find $T -depth -type d | while read d; do echo -hugetlb > $d/cgroup.subtree_control 2>/dev/null; done
+    find $T -depth -type d -exec rmdir {} \; 2>/dev/null
+  fi
+  echo -hugetlb > $V2/cgroup.subtree_control 2>/dev/null
+  if mountpoint -q $H; then
+    find $H -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
+    i=0; while [ $i -lt 500 ] && [ "$(count)" != 1 ]; do sleep 0.01; i=$((i+1)); done
+    umount $H
+  fi
+  i=0; while [ $i -lt 500 ] && [ "$(hier)" != 0 ]; do sleep 0.01; i=$((i+1)); done
+  echo "CLEANED hierarchy=$(hier)"
+}
+trap cleanup EXIT
+v1state() { (cd $H && find $N -type d | sort | while read d; do echo "$d $(cat $d/hugetlb.2MB.limit_in_bytes) [$(sort -n $d/tasks | tr '\n' ' ')]"; done); }
+v2check() {
+  check "$1 hierarchy" "$(hier)" 0
+  check "$1 v1 unmounted" "$(grep -c ' - cgroup .*hugetlb' /proc/self/mountinfo)" 0
+  check "$1 web max" "$(cat $T/$N/web/hugetlb.2MB.max)" 8388608
+  check "$1 a max" "$(cat $T/$N/web/a/hugetlb.2MB.max)" 4194304
+  check "$1 batch max" "$(cat $T/$N/batch/hugetlb.2MB.max)" 2097152
+  check "$1 p1" "$(cat $T/$N/web/a/cgroup.procs)" "$P1"
+  check "$1 p2" "$(cat $T/$N/web/b/cgroup.procs)" "$P2"
+  check "$1 py threads" "$(sort -n $T/$N/batch/cgroup.threads | tr '\n' ' ')" "$(ls /proc/$PY/task | sort -n | tr '\n' ' ')"
+}
+mkdir -p $H
+mount -t cgroup -o hugetlb cgmig-hugetlb $H || { echo "FAIL mount hugetlb v1"; exit 1; }
+mkdir -p $G/web/a $G/web/b $G/batch
+echo 8388608 > $G/web/hugetlb.2MB.limit_in_bytes
+echo 4194304 > $G/web/a/hugetlb.2MB.limit_in_bytes
+echo 2097152 > $G/batch/hugetlb.2MB.limit_in_bytes
+sleep 300 & P1=$!
+sleep 300 & P2=$!
+python3 -c 'import threading,time
+ev=threading.Event()
+for _ in range(2): threading.Thread(target=ev.wait).start()
+ev.wait()' & PY=$!
+i=0; while [ $i -lt 500 ] && [ "$(ls /proc/$PY/task 2>/dev/null | wc -l)" != 3 ]; do sleep 0.01; i=$((i+1)); done
+echo $P1 > $G/web/a/cgroup.procs; echo $P2 > $G/web/b/cgroup.procs; echo $PY > $G/batch/cgroup.procs
+v1state > $W/v1.before
+check "python has 3 threads" "$(ls /proc/$PY/task | wc -l)" 3
+$BIN scan -o $W/snap.json 2>/dev/null || echo "FAIL scan"
+python3 $W/filter.py $W/snap.json $W/f.json || echo "FAIL filter"
+$BIN plan --snapshot $W/f.json --format json -o $W/plan.json || echo "FAIL plan"
+$BIN apply $W/plan.json --live --yes --target $T --format json > $W/apply1.json; check "apply exit" $? 0
+python3 -c 'import json,sys; print("WINDOW", json.load(open(sys.argv[1]))["handover_window_ms"])' $W/apply1.json
+v2check first
+$BIN rollback $W/plan.json.journal --yes --format json > $W/rb.json; check "rollback exit" $? 0
+check "v1 tree, limits, tasks back" "$(v1state)" "$(cat $W/v1.before)"
+check "subtree gone" "$([ -e $T ] && echo present || echo gone)" gone
+check "hugetlb on v1" "$([ "$(hier)" != 0 ] && echo v1 || echo v2)" v1
+$BIN apply $W/plan.json --live --yes --target $T --journal $W/second.journal --format json > $W/apply2.json; check "apply again exit" $? 0
+python3 -c 'import json,sys; print("WINDOW", json.load(open(sys.argv[1]))["handover_window_ms"])' $W/apply2.json
+v2check again
+"#;
+
+#[test]
+fn real_kernel_live_handover_of_hugetlb_and_back() {
+    if !require() {
+        return;
+    }
+    let _lock = hugetlb_lock();
+    if let Some(why) = hugetlb_busy() {
+        if std::env::var("CGMIG_REQUIRE_KERNEL_TESTS").as_deref() == Ok("1") {
+            panic!("hugetlb is required free but: {why}");
+        }
+        eprintln!("SKIPPED live handover test: {why}");
+        return;
+    }
+    let before_sc = std::fs::read_to_string(format!("{V2}/cgroup.subtree_control")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("filter.py"), FILTER).unwrap();
+    let u = std::process::id().to_string();
+    // The v2 side is visible outside the namespace: guard it from here too.
+    let _g = Guard {
+        target: PathBuf::from(format!("{V2}/cgmig-test-apply-live-{u}")),
+        children: Vec::new(),
+        root_had_hugetlb: false,
+    };
+    let o = Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            LIVE,
+            "live",
+            bin(),
+            &dir.path().display().to_string(),
+            &u,
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(fails.is_empty(), "{fails:#?}\n{out}\n{err}");
+    let oks = out.lines().filter(|l| l.starts_with("OK")).count();
+    assert_eq!(oks, 23, "every check ran:\n{out}\n{err}");
+    for w in out.lines().filter(|l| l.starts_with("WINDOW")) {
+        eprintln!("live handover {w} ms");
+    }
+    assert!(
+        out.contains("CLEANED hierarchy=0"),
+        "hugetlb back on cgroup2:\n{out}\n{err}"
+    );
+    // As found: on cgroup2, offered, not enabled.
+    assert!(hugetlb_busy().is_none(), "{:?}", hugetlb_busy());
+    assert_eq!(
+        std::fs::read_to_string(format!("{V2}/cgroup.subtree_control")).unwrap(),
+        before_sc
+    );
+    let ctrls = std::fs::read_to_string(format!("{V2}/cgroup.controllers")).unwrap();
+    assert!(ctrls.split_whitespace().any(|c| c == "hugetlb"), "{ctrls}");
+}
