@@ -428,6 +428,19 @@ fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
             }
         }
     }
+    let offered = crate::apply::Target::read(&sim, "/", "cgroup.controllers").unwrap_or_default();
+    let missing: Vec<&str> = plan
+        .controllers
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !offered.split_whitespace().any(|o| o == *c))
+        .collect();
+    if !missing.is_empty() {
+        preflight.push(format!(
+            "not on cgroup2 on this host: {} (boot the plan's stage, or hand them over with --live)",
+            missing.join(" ")
+        ));
+    }
     let live = resolve::live_from_snapshot(&snap);
     let resolved = resolve::resolve(&plan, &live);
     let (steps, skipped) = exec::build_steps(&plan, &prefix, &resolved, &sim, &specs);
@@ -519,11 +532,16 @@ fn table(r: &Report) -> String {
     }
     let mut s = String::new();
     for p in &r.preflight {
-        s.push_str(&format!("preflight: {p}\n"));
+        s.push_str(&format!("note: {p}\n"));
     }
     s.push_str(&format!("{t}\n"));
     let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    s.push_str(&format!("{}: {}", r.command, counts.join(", ")));
+    let counts = if counts.is_empty() {
+        "nothing to do".to_string()
+    } else {
+        counts.join(", ")
+    };
+    s.push_str(&format!("{}: {counts}", r.command));
     if let Some(w) = r.handover_window_ms {
         s.push_str(&format!("; handover window {w:.1} ms"));
     }

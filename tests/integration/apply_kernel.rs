@@ -24,17 +24,8 @@ const V2: &str = "/sys/fs/cgroup/unified";
 
 /// `None` if these tests can run here; otherwise why not.
 fn cannot_run() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not running as root".into());
-    }
-    for tool in ["unshare", "python3", "mount", "mountpoint"] {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            return Some(format!("`{tool}` is not installed"));
-        }
+    if let Some(why) = crate::kernel_util::cannot_run(&["unshare", "python3", "mount", "mountpoint"]) {
+        return Some(why);
     }
     let controllers = std::fs::read_to_string(format!("{V2}/cgroup.controllers")).unwrap_or_default();
     if !controllers.split_whitespace().any(|c| c == "hugetlb") {
@@ -49,13 +40,7 @@ fn cannot_run() -> Option<String> {
 fn require() -> bool {
     match cannot_run() {
         None => true,
-        Some(why) => {
-            if std::env::var("CGMIG_REQUIRE_KERNEL_TESTS").as_deref() == Ok("1") {
-                panic!("real-kernel tests are required (CGMIG_REQUIRE_KERNEL_TESTS=1) but cannot run: {why}");
-            }
-            eprintln!("SKIPPED real-kernel apply test: {why}");
-            false
-        }
+        Some(why) => crate::kernel_util::skip_or_fail(&why),
     }
 }
 
@@ -114,17 +99,17 @@ impl Drop for Guard {
     }
 }
 
-/// -hugetlb bottom-up, then rmdir bottom-up.
+/// -hugetlb bottom-up, then rmdir bottom-up (with the shared helper's retries).
 fn remove_tree(t: &Path) {
     let mut dirs = Vec::new();
     let mut stack = vec![t.to_path_buf()];
     while let Some(d) = stack.pop() {
         if let Ok(rd) = std::fs::read_dir(&d) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
-                }
-            }
+            stack.extend(
+                rd.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
             dirs.push(d);
         }
     }
@@ -132,9 +117,7 @@ fn remove_tree(t: &Path) {
     for d in &dirs {
         let _ = std::fs::write(d.join("cgroup.subtree_control"), "-hugetlb");
     }
-    for d in &dirs {
-        let _ = std::fs::remove_dir(d);
-    }
+    crate::kernel_util::remove_tree(t);
 }
 
 fn spawn_sleep() -> Child {
@@ -314,10 +297,7 @@ fn real_kernel_apply_to_a_subtree_crash_resume_and_rollback() {
     }
     let _lock = hugetlb_lock();
     if let Some(why) = hugetlb_busy() {
-        if std::env::var("CGMIG_REQUIRE_KERNEL_TESTS").as_deref() == Ok("1") {
-            panic!("hugetlb is required free but: {why}");
-        }
-        eprintln!("SKIPPED real-kernel apply test: {why}");
+        crate::kernel_util::skip_or_fail(&why);
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -579,10 +559,7 @@ fn real_kernel_live_handover_of_hugetlb_and_back() {
     }
     let _lock = hugetlb_lock();
     if let Some(why) = hugetlb_busy() {
-        if std::env::var("CGMIG_REQUIRE_KERNEL_TESTS").as_deref() == Ok("1") {
-            panic!("hugetlb is required free but: {why}");
-        }
-        eprintln!("SKIPPED live handover test: {why}");
+        crate::kernel_util::skip_or_fail(&why);
         return;
     }
     let before_sc = std::fs::read_to_string(format!("{V2}/cgroup.subtree_control")).unwrap();

@@ -453,15 +453,29 @@ fn simulator_seeded_from_a_scanned_pure_v2_host() {
     assert_eq!(sim.cgroup_of(1).as_deref(), Some("/init.scope"));
     // The root's subtree_control, absent from the fixture, is restored
     // top-down so /system.slice's own setting is consistent.
-    assert_eq!(sim.read("/system.slice", "cgroup.controllers").unwrap(), "cpu io memory pids");
-    assert_eq!(sim.read("/system.slice/nginx.service", "memory.max").unwrap(), "1073741824");
-    assert_eq!(sim.read("/system.slice/nginx.service", "cpu.weight").unwrap(), "200");
+    assert_eq!(
+        sim.read("/system.slice", "cgroup.controllers").unwrap(),
+        "cpu io memory pids"
+    );
+    assert_eq!(
+        sim.read("/system.slice/nginx.service", "memory.max").unwrap(),
+        "1073741824"
+    );
+    assert_eq!(
+        sim.read("/system.slice/nginx.service", "cpu.weight").unwrap(),
+        "200"
+    );
     // And the rules apply: /system.slice has controllers on, so no process may enter it.
     assert_eq!(
-        sim.write("/system.slice", "cgroup.procs", "800").unwrap_err().errno,
+        sim.write("/system.slice", "cgroup.procs", "800")
+            .unwrap_err()
+            .errno,
         Errno::EBUSY
     );
-    assert_eq!(sim.rmdir("/system.slice/nginx.service").unwrap_err().errno, Errno::EBUSY);
+    assert_eq!(
+        sim.rmdir("/system.slice/nginx.service").unwrap_err().errno,
+        Errno::EBUSY
+    );
 }
 
 /// A legacy host: no v2 mount, every task at the simulator's root, the v1
@@ -476,6 +490,9 @@ fn simulator_seeded_from_a_legacy_host() {
     sim.offer_controller("cpuset");
     sim.write("/", "cgroup.subtree_control", "+cpuset").unwrap();
     sim.mkdir("/vm").unwrap();
-    assert_eq!(sim.write("/vm", "cpuset.cpus", "16").unwrap_err().errno, Errno::ERANGE);
+    assert_eq!(
+        sim.write("/vm", "cpuset.cpus", "16").unwrap_err().errno,
+        Errno::ERANGE
+    );
     sim.write("/vm", "cpuset.cpus", "0-15").unwrap();
 }
