@@ -97,17 +97,31 @@ fn binds(m: &V1Mount, ctrl: &str) -> bool {
     m.super_options.split(',').any(|o| o == ctrl)
 }
 
-/// The v1 hierarchies that carry a controller the plan uses on v2 and are
-/// still bound to v1.
+/// The v1 controllers a plan moves to v2: its stage's (cumulative), or
+/// every stage's for a whole plan, plus those its v2 controllers name.
+pub fn moved_controllers(plan: &Plan) -> Vec<String> {
+    let mut v: Vec<String> = match plan
+        .stage
+        .and_then(|n| plan.stages.iter().find(|s| s.number == n))
+    {
+        Some(s) => s.controllers.clone(),
+        None => plan.stages.iter().flat_map(|s| s.adds.iter().cloned()).collect(),
+    };
+    v.extend(plan.controllers.iter().cloned());
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The v1 hierarchies, still bound to v1, that carry a controller the plan moves.
 pub fn specs_for(plan: &Plan) -> Vec<Spec> {
+    let wanted = moved_controllers(plan);
     let rows = proc_cgroups();
     let mounts = v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
     let mut ids: Vec<u32> = Vec::new();
     let mut specs = Vec::new();
     for (c, hid, _, _) in &rows {
-        if *hid == 0
-            || ids.contains(hid)
-            || !v2_name(c).is_some_and(|v| plan.controllers.iter().any(|p| p == v))
+        if *hid == 0 || ids.contains(hid) || !wanted.iter().any(|w| w == c || v2_name(c) == Some(w.as_str()))
         {
             continue;
         }
