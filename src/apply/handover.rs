@@ -640,6 +640,22 @@ mod tests {
     }
 
     #[test]
+    fn a_stage_hands_over_its_cumulative_controllers() {
+        let mut p: Plan = serde_json::from_str(
+            r#"{"schema":"cgmig.plan/v1","host":{"hostname":null,"kernel":null,"mode":"hybrid"},
+               "controllers":["hugetlb"],"nodes":[],"actions":[],"findings":[],"conflicts":[],
+               "spine":{"order":[],"settings_affected":0,"tried":[]},
+               "stages":[{"number":1,"adds":["pids"],"controllers":["pids"],"cmdline":"cgroup_no_v1=pids"},
+                         {"number":2,"adds":["memory"],"controllers":["pids","memory"],"cmdline":"cgroup_no_v1=all"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(moved_controllers(&p), ["hugetlb", "memory", "pids"]);
+        p.stage = Some(1);
+        assert_eq!(moved_controllers(&p), ["hugetlb", "pids"]);
+        assert!(staged_boot_hint(&p).contains("cgroup_no_v1=pids"));
+    }
+
+    #[test]
     fn settings_not_counters() {
         assert!(is_setting("hugetlb.2MB.limit_in_bytes", &["hugetlb"]));
         assert!(!is_setting("hugetlb.2MB.usage_in_bytes", &["hugetlb"]));
