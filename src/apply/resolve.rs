@@ -3,12 +3,14 @@
 //! Rules (documented in `docs/apply.md`, "Stable process key"):
 //! 1. The live process with the plan's PID is taken when its uid, `comm` and
 //!    `cmdline` equal the key (same boot, or a PID that came back the same).
-//! 2. Otherwise every live process with the key's uid, `comm` and `cmdline`
+//! 2. In the plan's own boot, a PID is the identity: a planned process that
+//!    is gone has exited (reported), and no namesake stands in for it.
+//! 3. Otherwise every live process with the key's uid, `comm` and `cmdline`
 //!    is a candidate. Keys of one identity that all go to one node take all
 //!    candidates there. When they go to several nodes, a candidate goes where
 //!    a key's v1 cgroups equal its own; one that fits no key or several is
 //!    ambiguous: reported, not moved.
-//! 3. A key with no candidate is reported ("no process matches").
+//! 4. A key with no candidate is reported ("no process matches").
 //!
 //! Threads placed on their own follow by thread `comm` inside the matched
 //! process when that is unique; otherwise they are reported.
@@ -79,8 +81,10 @@ fn same_identity(k: &ProcessKey, l: &Live) -> bool {
     k.uid == l.uid && k.comm == l.comm && k.cmdline == l.cmdline
 }
 
-/// Resolve every process and thread the plan places.
-pub fn resolve(plan: &Plan, live: &[Live]) -> Resolved {
+/// Resolve every process and thread the plan places. In the boot the plan
+/// was made in (`same_boot`), a PID is the identity: a planned process that
+/// is gone has exited, and is not replaced by a namesake started since.
+pub fn resolve(plan: &Plan, live: &[Live], same_boot: bool) -> Resolved {
     let mut r = Resolved::default();
     // Processes the plan leaves at the root are never moved: not matched either.
     let node_of: BTreeMap<u32, &str> = plan
@@ -120,6 +124,13 @@ pub fn resolve(plan: &Plan, live: &[Live]) -> Resolved {
                             .push((*tid, format!("thread {tid} of process {} has exited", k.pid)));
                     }
                 }
+            }
+            _ if same_boot => {
+                r.pids.insert(k.pid, Vec::new());
+                r.unmatched.push((
+                    k.pid,
+                    format!("process {} ({}) has exited since the plan", k.pid, k.comm),
+                ));
             }
             _ => pending.push(k),
         }
@@ -259,7 +270,7 @@ mod tests {
     #[test]
     fn same_pid_same_identity_is_kept() {
         let p = plan(&[("/a", &[10])], vec![key(10, "a", "/a")]);
-        let r = resolve(&p, &[live(10, "a", "/a")]);
+        let r = resolve(&p, &[live(10, "a", "/a")], false);
         assert_eq!(r.pids[&10], vec![10]);
     }
 
@@ -272,6 +283,7 @@ mod tests {
         let r = resolve(
             &p,
             &[live(500, "b", "/b"), live(501, "a", "/a"), live(10, "other", "/")],
+            false,
         );
         assert_eq!(r.pids[&10], vec![501]);
         assert_eq!(r.pids[&11], vec![500]);
@@ -284,13 +296,14 @@ mod tests {
         let r = resolve(
             &p,
             &[live(20, "w", "/a"), live(21, "w", "/a"), live(22, "w", "/zz")],
+            false,
         );
         assert_eq!(r.pids[&10], vec![20, 21, 22]);
         let p = plan(
             &[("/a", &[10]), ("/b", &[11])],
             vec![key(10, "w", "/a"), key(11, "w", "/b")],
         );
-        let r = resolve(&p, &[live(20, "w", "/b"), live(21, "w", "/q")]);
+        let r = resolve(&p, &[live(20, "w", "/b"), live(21, "w", "/q")], false);
         assert_eq!(r.pids[&11], vec![20]);
         assert!(r.pids[&10].is_empty());
         assert_eq!(r.unmatched.len(), 1);
@@ -300,7 +313,12 @@ mod tests {
     #[test]
     fn no_match_is_reported() {
         let p = plan(&[("/a", &[10])], vec![key(10, "a", "/a")]);
-        let r = resolve(&p, &[live(10, "b", "/a")]);
+        let r = resolve(&p, &[live(10, "b", "/a")], false);
+        assert!(r.pids[&10].is_empty());
+        let r = resolve(&p, &[live(11, "a", "/a")], true);
+        assert!(r.pids[&10].is_empty(), "same boot: a namesake does not stand in");
+        assert!(r.unmatched[0].1.contains("exited since the plan"));
+        let r = resolve(&p, &[live(10, "b", "/a")], false);
         assert!(r.pids[&10].is_empty());
         assert!(r.unmatched[0].1.contains("no live process matches"));
     }

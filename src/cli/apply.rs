@@ -185,11 +185,14 @@ fn check_host(plan: &Plan) -> Vec<String> {
     why
 }
 
+/// Whether the plan was made in this boot (its PIDs are still the processes').
+fn same_boot(plan: &Plan) -> bool {
+    plan.host.boot_id.is_some() && plan.host.boot_id == live_text("/proc/sys/kernel/random/boot_id")
+}
+
 /// What changed since the plan (same boot only: after a reboot every PID changed).
 fn check_changes(plan: &Plan, live: &[resolve::Live]) -> Vec<String> {
-    let same_boot =
-        plan.host.boot_id.is_some() && plan.host.boot_id == live_text("/proc/sys/kernel/random/boot_id");
-    if !same_boot {
+    if !same_boot(plan) {
         return Vec::new();
     }
     let mut why = Vec::new();
@@ -326,7 +329,7 @@ pub fn apply(a: ApplyArgs) -> Result<i32> {
             Vec::new()
         };
         let host = KernelTarget::new(mount.clone());
-        let resolved = resolve::resolve(&plan, &live);
+        let resolved = resolve::resolve(&plan, &live, same_boot(&plan));
         let (steps, skipped) = exec::build_steps(&plan, &prefix, &resolved, &host, &specs);
         let opts = RunOptions {
             stage: a.stage,
@@ -442,7 +445,7 @@ fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
         ));
     }
     let live = resolve::live_from_snapshot(&snap);
-    let resolved = resolve::resolve(&plan, &live);
+    let resolved = resolve::resolve(&plan, &live, on_live_host && same_boot(&plan));
     let (steps, skipped) = exec::build_steps(&plan, &prefix, &resolved, &sim, &specs);
     let mut runner = Runner::new(&mut sim, None, false);
     runner.kill_after = None;

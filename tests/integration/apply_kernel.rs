@@ -146,6 +146,14 @@ fn spawn_threads() -> (Child, Vec<u32>) {
 }
 
 fn key(pid: u32, threads: &[u32]) -> serde_json::Value {
+    // spawn() may return before the child's exec: wait for its own comm.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // (Before exec it still carries the test thread's name.)
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("apply_kernel"))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid: u32 = status
         .lines()
@@ -371,7 +379,9 @@ fn real_kernel_apply_to_a_subtree_crash_resume_and_rollback() {
         std::fs::read_to_string(rel("/svc/b/cgroup.procs"))
             .unwrap()
             .trim(),
-        p2.to_string()
+        p2.to_string(),
+        "{}",
+        text(&o)
     );
     assert_eq!(
         std::fs::read_to_string(rel("/thr/t1/cgroup.type"))
@@ -522,7 +532,8 @@ v2check() {
   check "$1 py threads" "$(sort -n $T/$N/batch/cgroup.threads | tr '\n' ' ')" "$(ls /proc/$PY/task | sort -n | tr '\n' ' ')"
 }
 mkdir -p $H
-mount -t cgroup -o hugetlb cgmig-hugetlb $H || { echo "FAIL mount hugetlb v1"; exit 1; }
+# v2 releases hugetlb asynchronously after a previous user's -hugetlb: retry a moment.
+i=0; until mount -t cgroup -o hugetlb cgmig-hugetlb $H 2>/dev/null; do i=$((i+1)); [ $i -gt 200 ] && { echo "FAIL mount hugetlb v1"; exit 1; }; sleep 0.025; done
 mkdir -p $G/web/a $G/web/b $G/batch
 echo 8388608 > $G/web/hugetlb.2MB.limit_in_bytes
 echo 4194304 > $G/web/a/hugetlb.2MB.limit_in_bytes
