@@ -66,6 +66,12 @@ struct Cg {
     values: BTreeMap<String, String>,
     /// `chown` results: `""` for the directory, else the file name.
     owners: BTreeMap<String, (u32, u32)>,
+    /// Paths of the child cgroups (an index: the tree is `Simulator::cgroups`).
+    children: BTreeSet<String>,
+    /// Tids of the tasks in this cgroup (an index of `Simulator::tasks`).
+    members: BTreeSet<u32>,
+    /// `nr_threaded_children`, kept by [`Simulator::set_threaded`] and [`Simulator::destroy`].
+    threaded_children: usize,
 }
 
 /// A task (thread) of a live process.
@@ -86,6 +92,8 @@ pub struct Simulator {
     cgroups: BTreeMap<String, Cg>,
     /// Every live task by tid.
     tasks: BTreeMap<u32, Task>,
+    /// The tids of each live process (an index of `tasks`).
+    threads_of: BTreeMap<u32, BTreeSet<u32>>,
     /// Kernel version; decides which version-dependent files exist.
     kernel: (u32, u32),
     /// Whether a block device uses BFQ (then `io.bfq.weight` exists).
@@ -108,6 +116,7 @@ impl Simulator {
             offered: controllers.iter().map(|c| c.to_string()).collect(),
             cgroups,
             tasks: BTreeMap::new(),
+            threads_of: BTreeMap::new(),
             kernel: (6, 18),
             bfq: false,
             hugepage_sizes: vec!["2MB".into(), "1GB".into()],
@@ -131,32 +140,22 @@ impl Simulator {
         let mut all: BTreeSet<u32> = tids.iter().copied().collect();
         all.insert(pid);
         for tid in all {
-            self.tasks.insert(
-                tid,
-                Task {
-                    pid,
-                    cgroup: path.to_string(),
-                },
-            );
+            self.place(tid, pid, path);
         }
         Ok(())
     }
 
     /// The process exits: its tasks leave their cgroups; later writes of its pid/tids give ESRCH.
     pub fn exit_process(&mut self, pid: u32) {
-        self.tasks.retain(|_, t| t.pid != pid);
+        for tid in self.threads_of.get(&pid).cloned().unwrap_or_default() {
+            self.unplace(tid);
+        }
     }
 
     /// A new thread appears in a process (fork during a move); it starts in the process's cgroup.
     pub fn add_thread(&mut self, pid: u32, tid: u32) {
         if let Some(leader) = self.tasks.get(&pid).cloned() {
-            self.tasks.insert(
-                tid,
-                Task {
-                    pid,
-                    cgroup: leader.cgroup,
-                },
-            );
+            self.place(tid, pid, &leader.cgroup);
         }
     }
 
@@ -244,37 +243,118 @@ impl Simulator {
         path
     }
 
+    /// Put task `tid` of process `pid` into cgroup `path`, keeping the indexes in step.
+    fn place(&mut self, tid: u32, pid: u32, path: &str) {
+        self.unplace(tid);
+        self.tasks.insert(
+            tid,
+            Task {
+                pid,
+                cgroup: path.to_string(),
+            },
+        );
+        self.threads_of.entry(pid).or_default().insert(tid);
+        if let Some(c) = self.cgroups.get_mut(path) {
+            c.members.insert(tid);
+        }
+    }
+
+    /// The task is gone.
+    fn unplace(&mut self, tid: u32) {
+        if let Some(t) = self.tasks.remove(&tid) {
+            if let Some(c) = self.cgroups.get_mut(&t.cgroup) {
+                c.members.remove(&tid);
+            }
+            if let Some(set) = self.threads_of.get_mut(&t.pid) {
+                set.remove(&tid);
+                if set.is_empty() {
+                    self.threads_of.remove(&t.pid);
+                }
+            }
+        }
+    }
+
+    /// Add a cgroup under its (existing) parent, keeping the children index.
+    fn create(&mut self, path: &str) {
+        self.cgroups.insert(path.to_string(), Cg::default());
+        if let Some(parent) = cgpath::parent(path) {
+            if let Some(p) = self.cgroups.get_mut(parent) {
+                p.children.insert(path.to_string());
+            }
+        }
+    }
+
+    /// Remove an empty leaf cgroup.
+    fn destroy(&mut self, path: &str) {
+        let was_threaded = self.cgroups.remove(path).is_some_and(|c| c.threaded);
+        if let Some(parent) = cgpath::parent(path) {
+            if let Some(p) = self.cgroups.get_mut(parent) {
+                p.children.remove(path);
+                if was_threaded {
+                    p.threaded_children -= 1;
+                }
+            }
+        }
+    }
+
+    /// Mark a cgroup threaded (`dom_cgrp` = parent's domain; the parent's
+    /// `nr_threaded_children` goes up).
+    fn set_threaded(&mut self, path: &str) {
+        let Some(c) = self.cgroups.get_mut(path) else {
+            return;
+        };
+        if c.threaded {
+            return;
+        }
+        c.threaded = true;
+        if let Some(p) = cgpath::parent(path).and_then(|p| self.cgroups.get_mut(p)) {
+            p.threaded_children += 1;
+        }
+    }
+
+    /// The cgroup and all below it: a key range, since every descendant's
+    /// path starts with `path/` (and `'0'` is the byte after `'/'`).
+    fn subtree(&self, path: &str) -> Box<dyn Iterator<Item = (&String, &Cg)> + '_> {
+        if path == "/" {
+            return Box::new(self.cgroups.iter());
+        }
+        let below = self.cgroups.range::<String, _>((
+            std::ops::Bound::Included(format!("{path}/")),
+            std::ops::Bound::Excluded(format!("{path}0")),
+        ));
+        Box::new(self.cgroups.get_key_value(path).into_iter().chain(below))
+    }
+
     /// `cgroup_has_tasks`.
     fn has_tasks(&self, path: &str) -> bool {
-        self.tasks.values().any(|t| t.cgroup == path)
+        self.cg(path).is_some_and(|c| !c.members.is_empty())
     }
 
     /// `cgroup_is_populated`: tasks in the cgroup or below.
     fn is_populated(&self, path: &str) -> bool {
-        self.tasks.values().any(|t| is_self_or_below(&t.cgroup, path))
+        self.subtree(path).any(|(_, c)| !c.members.is_empty())
     }
 
     /// Direct children's paths.
     fn child_paths(&self, path: &str) -> Vec<String> {
-        self.cgroups
-            .keys()
-            .filter(|p| cgpath::parent(p) == Some(path))
-            .cloned()
-            .collect()
+        self.cg(path)
+            .map(|c| c.children.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Direct children, without copying.
+    fn child_iter<'a>(&'a self, path: &str) -> impl Iterator<Item = &'a String> + 'a {
+        self.cg(path).into_iter().flat_map(|c| c.children.iter())
     }
 
     /// `cgrp->nr_threaded_children`.
     fn nr_threaded_children(&self, path: &str) -> usize {
-        self.child_paths(path)
-            .iter()
-            .filter(|c| self.is_threaded(c))
-            .count()
+        self.cg(path).map_or(0, |c| c.threaded_children)
     }
 
     /// `cgrp->nr_populated_domain_children`.
     fn nr_populated_domain_children(&self, path: &str) -> usize {
-        self.child_paths(path)
-            .iter()
+        self.child_iter(path)
             .filter(|c| !self.is_threaded(c) && self.is_populated(c))
             .count()
     }
@@ -371,11 +451,6 @@ impl Simulator {
 
 mod seed;
 mod tree;
-
-/// Whether `p` is `top` or below it.
-fn is_self_or_below(p: &str, top: &str) -> bool {
-    top == "/" || p == top || p.strip_prefix(top).is_some_and(|r| r.starts_with('/'))
-}
 
 /// A controller set in subsystem id order (unknown names last, sorted).
 fn ordered(set: &BTreeSet<String>) -> Vec<String> {

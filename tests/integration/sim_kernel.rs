@@ -10,8 +10,11 @@
 //! live-handover.md), missing controller files, bad values for the core
 //! files, busy rmdir and a dead pid. Controller rules need a controller the
 //! parent enables; this machine's mount offers only `hugetlb`, which belongs
-//! to the apply helper's handover test, so those are left to the unit tests
-//! and the test says so.
+//! to the apply helper's handover test, so the test never enables a
+//! controller (those rules are left to the unit tests, and the test says so).
+//! The mount's root is not the test's: another test may enable or hand over
+//! a controller there meanwhile, so the simulator's root mirrors the
+//! kernel's (offered and enabled controllers) before every call.
 
 use std::io::Write as _;
 use std::os::unix::fs::chown;
@@ -168,11 +171,21 @@ struct Procs {
 }
 
 /// The sequences, on the subtree `r` (a child of the mount's root).
-fn sequence(r: &str, p: &Procs) -> Vec<Step> {
+///
+/// `absent` is a v2 controller the mount's root does not offer: enabling it
+/// must fail with ENOENT. The test never enables a controller for real (the
+/// root's `hugetlb` belongs to the apply helper's handover test).
+fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
     use Op::*;
     let s = |x: &str| format!("{r}{x}");
     let n = |x: u32| x.to_string();
-    vec![
+    let mut steps = Vec::new();
+    if let Some(c) = absent {
+        steps.push(fail(Write(s(""), "cgroup.subtree_control", format!("+{c}"))));
+        // Disabling what is not enabled is a no-op.
+        steps.push(ok(Write(s(""), "cgroup.subtree_control", format!("-{c}"))));
+    }
+    steps.extend(vec![
         // Tree basics.
         fail(Mkdir(r.to_string())),
         fail(Mkdir(s("/x/y"))),
@@ -196,10 +209,7 @@ fn sequence(r: &str, p: &Procs) -> Vec<Step> {
         // subtree_control syntax and availability.
         fail(Write(s(""), "cgroup.subtree_control", "+bogus".into())),
         fail(Write(s(""), "cgroup.subtree_control", "memory".into())),
-        fail(Write(s(""), "cgroup.subtree_control", "+memory".into())),
         fail(Write(s(""), "cgroup.subtree_control", "+cpuacct".into())),
-        fail(Write(s(""), "cgroup.subtree_control", "+hugetlb".into())),
-        ok(Write(s(""), "cgroup.subtree_control", "-hugetlb".into())),
         // Files that cannot be opened that way.
         fail(Write(s("/a"), "cgroup.controllers", "x".into())),
         fail(Write(s("/a"), "cgroup.events", "x".into())),
@@ -318,7 +328,8 @@ fn sequence(r: &str, p: &Procs) -> Vec<Step> {
         ok(Write(s(""), "cgroup.procs", n(p.p1))),
         ok(Rmdir(s("/a/b"))),
         ok(Read(s(""), "cgroup.stat")),
-    ]
+    ]);
+    steps
 }
 
 #[test]
@@ -363,11 +374,19 @@ fn differential() {
     sim.add_process(p2, &[p2], "/").unwrap();
     sim.add_process(py, &[py, tids[0], tids[1]], "/").unwrap();
 
-    let steps = sequence(&scratch.rel(), &procs);
+    // A v2 controller the root lacks, for the ENOENT case (never one it offers).
+    let absent = ["memory", "cpu", "io", "pids", "cpuset", "rdma", "misc"]
+        .into_iter()
+        .find(|c| !offered.contains(c));
+    let steps = sequence(&scratch.rel(), &procs, absent);
     let mut rows = Vec::new();
     let mut mismatches = Vec::new();
     let mut accepted_but_must_fail = Vec::new();
     for step in &steps {
+        // The mount's root is not ours: other tests (the hugetlb handover)
+        // may enable, disable, take or give back a controller there while
+        // this runs. Its state is an input: mirror it before every call.
+        sync_root(&kernel, &mut sim);
         if let Op::Kill(pid) = step.op {
             scratch.kill(pid);
             sim.exit_process(pid);
@@ -425,6 +444,34 @@ fn differential() {
         "the kernel accepted calls the sequence expects it to refuse: {accepted_but_must_fail:#?}"
     );
     assert!(steps.iter().filter(|s| s.must_fail).count() >= 40);
+}
+
+/// Make the simulator's root offer and enable what the kernel's root does now.
+fn sync_root(kernel: &DirTarget, sim: &mut Simulator) {
+    let words = |t: &dyn Target, f: &str| -> std::collections::BTreeSet<String> {
+        t.read("/", f)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let k_offered = words(kernel, "cgroup.controllers");
+    let s_offered = words(sim, "cgroup.controllers");
+    for c in k_offered.difference(&s_offered) {
+        sim.offer_controller(c);
+    }
+    let k_on = words(kernel, "cgroup.subtree_control");
+    let s_on = words(sim, "cgroup.subtree_control");
+    let mut change: Vec<String> = k_on.difference(&s_on).map(|c| format!("+{c}")).collect();
+    change.extend(s_on.difference(&k_on).map(|c| format!("-{c}")));
+    if !change.is_empty() {
+        sim.write("/", "cgroup.subtree_control", &change.join(" "))
+            .expect("mirror the root's subtree_control");
+    }
+    for c in s_offered.difference(&k_offered) {
+        sim.withdraw_controller(c)
+            .expect("mirror a controller leaving the root");
+    }
 }
 
 fn print_table(rows: &[(String, String, String, &str)], prefix: &str) {

@@ -180,8 +180,14 @@ pub(crate) fn lookup(ctx: &Ctx, name: &str) -> Option<Spec> {
     for (n, ctrl, place, access, since) in CORE.iter().chain(CONTROLLER) {
         if *n == name {
             let ok = place_ok(*place, ctx.is_root) && ctx.kernel >= *since && ctrl.is_none_or(visible);
+            // memory_peak_write/swap_peak_write (6.12): any write resets the watermark.
+            let access = if name.starts_with("memory.") && name.ends_with("peak") && ctx.kernel >= (6, 12) {
+                RW
+            } else {
+                *access
+            };
             return ok.then_some(Spec {
-                access: *access,
+                access,
                 controller: *ctrl,
             });
         }

@@ -28,17 +28,21 @@ pub(super) fn from_snapshot(snap: &Snapshot) -> Simulator {
     let v2_id = v2.map(|(_, h)| h.id);
     for (_, cg) in snap.cgroups().filter(|(_, c)| Some(c.hierarchy) == v2_id) {
         sim.ensure_path(&cg.path);
+        let mut threaded = false;
         let entry = sim.cgroups.entry(cg.path.clone()).or_default();
         for (file, value) in &cg.settings {
             match file.as_str() {
                 "cgroup.subtree_control" => {
                     entry.subtree_control = value.split_whitespace().map(str::to_string).collect();
                 }
-                "cgroup.type" => entry.threaded = value.trim() == "threaded",
+                "cgroup.type" => threaded = value.trim() == "threaded",
                 _ => {
                     entry.values.insert(file.clone(), value.clone());
                 }
             }
+        }
+        if threaded {
+            sim.set_threaded(&cg.path);
         }
     }
     sim.restore_top_down();
@@ -50,28 +54,18 @@ pub(super) fn from_snapshot(snap: &Snapshot) -> Simulator {
                 .find(|c| Some(c.hierarchy) == v2_id)
                 .map(|c| c.path.clone())
                 .unwrap_or_else(|| "/".to_string());
-            sim.tasks.insert(
-                t.tid,
-                super::Task {
-                    pid: p.pid,
-                    cgroup: place,
-                },
-            );
+            sim.place(t.tid, p.pid, &place);
         }
         if !sim.tasks.contains_key(&p.pid) {
-            // A leader the scan saw no thread node for still exists.
+            // A leader the scan saw no thread node for still exists: with
+            // its threads, or at the root.
             let place = sim
-                .tasks
-                .values()
-                .find(|t| t.pid == p.pid)
+                .threads_of
+                .get(&p.pid)
+                .and_then(|t| t.iter().next())
+                .and_then(|tid| sim.tasks.get(tid))
                 .map_or("/".to_string(), |t| t.cgroup.clone());
-            sim.tasks.insert(
-                p.pid,
-                super::Task {
-                    pid: p.pid,
-                    cgroup: place,
-                },
-            );
+            sim.place(p.pid, p.pid, &place);
         }
     }
     sim
@@ -106,11 +100,13 @@ impl Simulator {
 
     /// Create `path` and any missing ancestors, bypassing the rules (seeding only).
     fn ensure_path(&mut self, path: &str) {
-        let mut p = Some(path);
-        while let Some(cur) = p {
-            self.cgroups.entry(cur.to_string()).or_default();
-            p = crate::model::path::parent(cur);
+        if self.cgroups.contains_key(path) {
+            return;
         }
+        if let Some(parent) = crate::model::path::parent(path) {
+            self.ensure_path(parent);
+        }
+        self.create(path);
     }
 }
 

@@ -640,3 +640,118 @@ fn kill_empties_the_subtree() {
     assert_eq!(s.cgroup_of(10), None);
     s.rmdir("/a/b").unwrap();
 }
+
+mod random_sequences {
+    //! Arbitrary call sequences never panic and never leave the simulator in
+    //! a state the kernel can't be in.
+
+    use proptest::prelude::*;
+
+    use super::super::Simulator;
+    use crate::apply::target::Target;
+
+    const PATHS: &[&str] = &["/", "/a", "/a/b", "/a/b/c", "/d", "/a/e"];
+    const FILES: &[&str] = &[
+        "cgroup.type",
+        "cgroup.procs",
+        "cgroup.threads",
+        "cgroup.subtree_control",
+        "cgroup.max.depth",
+        "cgroup.freeze",
+        "memory.max",
+        "cpu.weight",
+        "pids.max",
+    ];
+    const VALUES: &[&str] = &[
+        "threaded",
+        "domain",
+        "+cpu",
+        "+memory",
+        "-memory",
+        "-cpu",
+        "+pids",
+        "+cpu +pids",
+        "10",
+        "11",
+        "12",
+        "20",
+        "21",
+        "max",
+        "1G",
+        "abc",
+        "0",
+        "1",
+        "",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Call {
+        Mkdir(usize),
+        Rmdir(usize),
+        Write(usize, usize, usize),
+        Exit(u32),
+        Thread(u32, u32),
+    }
+
+    fn call() -> impl Strategy<Value = Call> {
+        prop_oneof![
+            (0..PATHS.len()).prop_map(Call::Mkdir),
+            (0..PATHS.len()).prop_map(Call::Rmdir),
+            (0..PATHS.len(), 0..FILES.len(), 0..VALUES.len()).prop_map(|(p, f, v)| Call::Write(p, f, v)),
+            prop_oneof![Just(10u32), Just(20u32)].prop_map(Call::Exit),
+            (prop_oneof![Just(10u32), Just(20u32)], 30u32..33).prop_map(|(p, t)| Call::Thread(p, t)),
+        ]
+    }
+
+    /// The kernel's invariants, checked through the public interface.
+    fn check(s: &Simulator) {
+        for p in PATHS.iter().filter(|p| s.exists(p)) {
+            let controllers = s.read(p, "cgroup.controllers").unwrap();
+            let enabled = s.read(p, "cgroup.subtree_control").unwrap();
+            for c in enabled.split_whitespace() {
+                assert!(
+                    controllers.split_whitespace().any(|x| x == c),
+                    "{p}: {c} enabled but not available"
+                );
+            }
+            if *p != "/" {
+                let t = s.read(p, "cgroup.type").unwrap();
+                assert!(["domain", "domain threaded", "domain invalid", "threaded"].contains(&t.as_str()));
+                // No internal process in a domain with domain controllers.
+                let has_domain_ctrl = enabled.split_whitespace().any(|c| c == "memory");
+                if (has_domain_ctrl && t == "domain") || t == "domain invalid" {
+                    assert_eq!(
+                        s.read(p, "cgroup.threads").unwrap(),
+                        "",
+                        "{p} ({t}): tasks not allowed here"
+                    );
+                }
+            }
+        }
+        for tid in [10, 11, 20, 21, 30, 31, 32] {
+            if let Some(cg) = s.cgroup_of(tid) {
+                assert!(s.exists(&cg), "task {tid} in missing {cg}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn random_calls_keep_the_kernel_invariants(calls in proptest::collection::vec(call(), 1..60)) {
+            let mut s = Simulator::new(&["cpu", "memory", "pids"]);
+            s.add_process(10, &[10, 11], "/").unwrap();
+            s.add_process(20, &[20, 21], "/").unwrap();
+            for c in calls {
+                match c {
+                    Call::Mkdir(p) => { let _ = s.mkdir(PATHS[p]); }
+                    Call::Rmdir(p) => { let _ = s.rmdir(PATHS[p]); }
+                    Call::Write(p, f, v) => { let _ = s.write(PATHS[p], FILES[f], VALUES[v]); }
+                    Call::Exit(pid) => s.exit_process(pid),
+                    Call::Thread(pid, tid) => s.add_thread(pid, tid),
+                }
+                check(&s);
+            }
+        }
+    }
+}

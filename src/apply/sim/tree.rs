@@ -5,7 +5,7 @@
 use nix::errno::Errno;
 
 use super::files::{self, Access};
-use super::{Cg, Simulator, is_self_or_below, is_threaded_ctrl, ordered, values};
+use super::{Simulator, is_threaded_ctrl, ordered, values};
 use crate::apply::target::TargetError;
 use crate::model::path as cgpath;
 
@@ -44,7 +44,7 @@ impl Simulator {
         if !self.within_hierarchy_limits(parent) {
             return err(Errno::EAGAIN);
         }
-        self.cgroups.insert(path.to_string(), Cg::default());
+        self.create(path);
         Ok(())
     }
 
@@ -55,14 +55,12 @@ impl Simulator {
         let mut level = 0i64;
         let mut p = Some(parent);
         while let Some(cur) = p {
-            let nr_descendants = self
-                .cgroups
-                .keys()
-                .filter(|k| *k != cur && is_self_or_below(k, cur))
-                .count() as i64;
-            if nr_descendants >= self.limit(cur, "cgroup.max.descendants")
-                || level >= self.limit(cur, "cgroup.max.depth")
-            {
+            if level >= self.limit(cur, "cgroup.max.depth") {
+                return false;
+            }
+            let max = self.limit(cur, "cgroup.max.descendants");
+            // Counting is O(subtree): only where a limit is set.
+            if max < INT_MAX && (self.subtree(cur).count() as i64 - 1) >= max {
                 return false;
             }
             level += 1;
@@ -102,7 +100,7 @@ impl Simulator {
         if self.is_populated(path) || !self.child_paths(path).is_empty() {
             return err(Errno::EBUSY);
         }
-        self.cgroups.remove(path);
+        self.destroy(path);
         Ok(())
     }
 
@@ -184,11 +182,9 @@ impl Simulator {
                 lines(self.procs_of(path))
             }
             "cgroup.threads" => lines(
-                self.tasks
-                    .iter()
-                    .filter(|(_, t)| t.cgroup == path)
-                    .map(|(tid, _)| *tid)
-                    .collect(),
+                self.cg(path)
+                    .map(|c| c.members.iter().copied().collect())
+                    .unwrap_or_default(),
             ),
             // CGRP_FROZEN: every task of an effectively frozen cgroup is
             // frozen, which holds at once for an empty one (the simulator has
@@ -205,10 +201,9 @@ impl Simulator {
             "cpuset.cpus.effective" => values::print_list(&self.effective(path, "cpuset.cpus")),
             "cpuset.mems.effective" => values::print_list(&self.effective(path, "cpuset.mems")),
             "pids.current" => self
-                .tasks
-                .values()
-                .filter(|t| is_self_or_below(&t.cgroup, path))
-                .count()
+                .subtree(path)
+                .map(|(_, c)| c.members.len())
+                .sum::<usize>()
                 .to_string(),
             _ => match self.cg(path).and_then(|c| c.values.get(file)) {
                 Some(v) => v.clone(),
@@ -243,11 +238,7 @@ impl Simulator {
     /// csses in the subtree including itself. Dying cgroups linger in the
     /// kernel for a while after rmdir; the simulator has none.
     fn stat(&self, path: &str) -> String {
-        let below: Vec<&String> = self
-            .cgroups
-            .keys()
-            .filter(|k| is_self_or_below(k, path))
-            .collect();
+        let below: Vec<&String> = self.subtree(path).map(|(k, _)| k).collect();
         let mut out = vec![format!("nr_descendants {}", below.len() - 1)];
         let subsys: Vec<&str> = super::SUBSYS_ORDER
             .iter()
@@ -302,13 +293,10 @@ impl Simulator {
     /// for a thread root, anywhere in its threaded subtree (CSS_TASK_ITER_THREADED).
     fn procs_of(&self, path: &str) -> Vec<u32> {
         let mut v: Vec<u32> = self
-            .tasks
-            .iter()
-            .filter(|(tid, t)| {
-                **tid == t.pid
-                    && (t.cgroup == path || (self.is_threaded(&t.cgroup) && self.dom_cgrp(&t.cgroup) == path))
-            })
-            .map(|(tid, _)| *tid)
+            .subtree(path)
+            .filter(|(p, _)| p.as_str() == path || (self.is_threaded(p) && self.dom_cgrp(p) == path))
+            .flat_map(|(_, c)| c.members.iter().copied())
+            .filter(|tid| self.tasks.get(tid).is_some_and(|t| t.pid == *tid))
             .collect();
         v.sort();
         v
@@ -369,10 +357,9 @@ impl Simulator {
             return Err(Errno::EOPNOTSUPP);
         }
         let pids: Vec<u32> = self
-            .tasks
-            .values()
-            .filter(|t| is_self_or_below(&t.cgroup, path))
-            .map(|t| t.pid)
+            .subtree(path)
+            .flat_map(|(_, c)| c.members.iter().copied())
+            .filter_map(|tid| self.tasks.get(&tid).map(|t| t.pid))
             .collect();
         for pid in pids {
             self.exit_process(pid);
@@ -543,9 +530,7 @@ impl Simulator {
         if !self.is_valid_domain(&dom) || !self.can_be_thread_root(&dom) {
             return Err(Errno::EOPNOTSUPP);
         }
-        if let Some(c) = self.cgroups.get_mut(path) {
-            c.threaded = true;
-        }
+        self.set_threaded(path);
         // cgroup_apply_control -> cgroup_propagate_control: in a threaded
         // cgroup only threaded controllers stay enabled below.
         Ok(())
@@ -574,13 +559,12 @@ impl Simulator {
         if !threadgroup && self.dom_cgrp(&src) != self.dom_cgrp(path) {
             return Err(Errno::EOPNOTSUPP);
         }
-        let dst = path.to_string();
         if threadgroup {
-            for t in self.tasks.values_mut().filter(|t| t.pid == task.pid) {
-                t.cgroup = dst.clone();
+            for tid in self.threads_of.get(&task.pid).cloned().unwrap_or_default() {
+                self.place(tid, task.pid, path);
             }
-        } else if let Some(t) = self.tasks.get_mut(&(pid as u32)) {
-            t.cgroup = dst;
+        } else {
+            self.place(pid as u32, task.pid, path);
         }
         Ok(())
     }

@@ -40,12 +40,13 @@ const PRIO_TO_WEIGHT: [u64; 40] = [
 ];
 /// `PIDS_MAX`: `PID_MAX_LIMIT + 1` on 64-bit.
 const PIDS_MAX: i64 = 4 * 1024 * 1024 + 1;
-/// CFS bandwidth bounds in µs: `min_cfs_quota_period` 1 ms, `max_cfs_quota_period` 1 s,
-/// `max_cfs_runtime` = `MAX_BW` µs (2^(64-1-20) - 1... as in sched/core.c: `MAX_BW_BITS = 64 - BW_SHIFT`,
-/// `MAX_BW = (1ULL << (MAX_BW_BITS - 1)) - 1`, i.e. 2^43 - 1 µs).
+/// CFS bandwidth bounds in µs (kernel/sched/core.c `tg_set_bandwidth`):
+/// period 1 ms..1 s, quota at least 1 ms and at most `max_bw_runtime_us` =
+/// `MAX_BW` = `(1 << (64 - BW_SHIFT)) - 1` with `BW_SHIFT` 20 (kernel/sched/sched.h),
+/// "more than 203 days".
 const MIN_PERIOD_US: u64 = 1000;
 const MAX_PERIOD_US: u64 = 1_000_000;
-const MAX_CFS_RUNTIME_US: u64 = (1u64 << 43) - 1;
+const MAX_CFS_RUNTIME_US: u64 = (1u64 << 44) - 1;
 
 /// The value a file shows before anything was written to it.
 pub(crate) fn default_of(file: &str, _spec: &Spec) -> String {
@@ -128,6 +129,8 @@ pub(crate) fn write(file: &str, value: &str, ctx: &Ctx) -> Result<Vec<(String, S
             }
             one(n.to_string())
         }
+        // Resets the watermark; "all content written is completely ignored".
+        "memory.peak" | "memory.swap.peak" => Ok(vec![]),
         "memory.reclaim" => {
             // memory_reclaim: a size (memparse) and optional "swappiness=N".
             let size = value.split_whitespace().next().unwrap_or("");
