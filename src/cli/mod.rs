@@ -15,8 +15,8 @@ use crate::model::Snapshot;
 use crate::report::{self, DataFormat};
 use crate::rules::{RuleError, RuleSet};
 
+mod apply;
 mod completions;
-
 mod convert;
 mod explain;
 mod fleet;
@@ -116,6 +116,10 @@ enum Command {
     },
     /// Write the v2 configuration the host needs (systemd drop-ins, LXC, cgconfig, boot lines).
     Convert(convert::ConvertArgs),
+    /// Carry out a plan on this host: journaled, resumable, reversible (see docs/apply.md).
+    Apply(apply::ApplyArgs),
+    /// Undo what an apply did, from its journal, in reverse.
+    Rollback(apply::RollbackArgs),
     /// List the rules in force, or check a directory of rules files.
     Rules {
         #[command(subcommand)]
@@ -289,6 +293,9 @@ fn run(cli: Cli) -> Result<i32> {
             let (rules, bad) = load_rules(&rules);
             let snap = load_input(&input)?;
             let mut plan = crate::plan::plan(&snap, &rules);
+            if input.root.is_none() && input.snapshot.is_none() {
+                crate::plan::keys::record_live_identity(&mut plan);
+            }
             let leaf = rules.policy().leaf_name.clone();
             if let Some(n) = stage {
                 let count = plan.stages.len();
@@ -336,8 +343,9 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Fleet(args) => fleet::run(args),
         Command::Completions(args) => completions::run_completions(args),
         Command::Man(args) => completions::run_man(args),
-
         Command::Convert(args) => convert::run(args),
+        Command::Apply(args) => apply::apply(args),
+        Command::Rollback(args) => apply::rollback(args),
         Command::Rules { action } => match action {
             RulesAction::List { rules } => {
                 let (rules, bad) = load_rules(&rules);

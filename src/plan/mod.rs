@@ -19,6 +19,7 @@
 mod conflicts;
 mod delegation;
 mod kernel;
+pub mod keys;
 mod model;
 mod naming;
 mod nodes;
@@ -161,6 +162,8 @@ pub fn plan_from(
         hostname: snap.host.hostname.clone(),
         kernel: snap.host.kernel.clone(),
         mode: snap.host.mode,
+        machine_id: None,
+        boot_id: None,
     };
     let mut p = Plan {
         schema: PLAN_SCHEMA.to_string(),
@@ -174,9 +177,11 @@ pub fn plan_from(
         spine,
         stages,
         owners: Default::default(),
+        process_keys: Vec::new(),
     };
     finish(&mut p, None, &policy.leaf_name);
     crate::owners::annotate(&mut p, snap);
+    keys::annotate(&mut p, snap);
     p
 }
 

@@ -2,6 +2,9 @@
 
 mod util;
 
+mod apply_cli;
+mod apply_kernel;
+mod apply_sim;
 mod audit;
 mod bad;
 mod cli;
