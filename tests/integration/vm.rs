@@ -1,6 +1,9 @@
 //! Whole-kernel tests: boot Debian's kernel under QEMU (TCG) in pure v1 and in
 //! pure v2, build a real layout with real processes and threads, and run
-//! `cgmig scan`, `audit` and `plan` inside (see scripts/vm-test).
+//! `cgmig scan`, `audit` and `plan` inside (see scripts/vm-test); and
+//! scenarios over several boots of one guest whose named checks (expected
+//! against what the kernel said) are listed in the test output, so a failure
+//! reads from the CI log.
 //!
 //! Without QEMU, a static busybox or a kernel image the tests print why they
 //! did not run; `CGMIG_REQUIRE_VM_TESTS=1` (set by scripts/test as root) makes
@@ -34,9 +37,20 @@ fn require() -> bool {
     false
 }
 
+/// One named check a guest scenario reported.
+struct Check {
+    name: String,
+    expected: String,
+    actual: String,
+    ok: bool,
+}
+
 struct Run {
     facts: BTreeMap<String, u32>,
     sections: BTreeMap<String, String>,
+    checks: Vec<Check>,
+    /// Other lines the scenario reported (`RATIO ...` measurements).
+    lines: Vec<String>,
 }
 
 impl Run {
@@ -51,6 +65,46 @@ impl Run {
     }
 }
 
+impl Run {
+    /// The table of named checks, one line each.
+    fn table(&self) -> String {
+        self.checks
+            .iter()
+            .map(|c| {
+                let mark = if c.ok { "ok  " } else { "FAIL" };
+                format!(
+                    "{mark} {:<44} expected {:<22} actual {}\n",
+                    c.name, c.expected, c.actual
+                )
+            })
+            .collect()
+    }
+
+    /// Print every check; fail on a FAIL or on a required check the guest
+    /// never reported (a scenario that stopped early must not pass).
+    fn assert_checks(&self, required: &[String]) {
+        eprintln!("{}", self.table());
+        let missing: Vec<&String> = required
+            .iter()
+            .filter(|r| !self.checks.iter().any(|c| &c.name == *r))
+            .collect();
+        let failed: Vec<&str> = self
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert!(
+            missing.is_empty() && failed.is_empty(),
+            "failed checks {failed:?}, checks never reported {missing:?}\n{}",
+            self.table()
+        );
+    }
+}
+
+/// Run one scenario (scripts/vm/NAME.sh) through scripts/vm-test; the run's
+/// outputs stay in a temporary directory that is removed afterwards (run the
+/// script by hand to keep them: docs/testing.md).
 fn boot(mode: &str) -> Run {
     let out = tempfile::tempdir().unwrap();
     let o = Command::new("bash")
@@ -58,20 +112,41 @@ fn boot(mode: &str) -> Run {
         .args([mode, out.path().to_str().unwrap()])
         .output()
         .unwrap();
+    let data = std::fs::read_to_string(out.path().join("data.txt"))
+        .unwrap_or_default()
+        .replace('\r', "");
+    let run = parse(&data);
+    // A failed run with checks: show them first, they say what went wrong.
     assert!(
         o.status.success(),
-        "vm-test {mode} failed:\n{}\n{}",
+        "vm-test {mode} failed:\n{}{}\n{}",
+        run.table(),
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    let data = std::fs::read_to_string(out.path().join("data.txt"))
-        .unwrap()
-        .replace('\r', "");
+    assert!(data.contains("SCENARIO-DONE"), "{data}");
+    run
+}
+
+/// Parse what the guest sent over its second serial port (see scripts/vm/lib.sh).
+fn parse(data: &str) -> Run {
     let mut sections = BTreeMap::new();
     let mut facts = BTreeMap::new();
+    let mut checks = Vec::new();
+    let mut lines = Vec::new();
     let mut cur: Option<(String, String)> = None;
     for line in data.lines() {
-        if let Some(rest) = line.strip_prefix("FACTS ") {
+        if let Some(rest) = line.strip_prefix("CHECK\t") {
+            let f: Vec<&str> = rest.split('\t').collect();
+            checks.push(Check {
+                name: f.first().unwrap_or(&"?").to_string(),
+                expected: f.get(1).unwrap_or(&"").to_string(),
+                actual: f.get(2).unwrap_or(&"").to_string(),
+                ok: f.get(3) == Some(&"ok"),
+            });
+        } else if line.starts_with("RATIO ") {
+            lines.push(line.to_string());
+        } else if let Some(rest) = line.strip_prefix("FACTS ") {
             for kv in rest.split_whitespace() {
                 if let Some((k, v)) = kv.split_once('=') {
                     facts.insert(k.to_string(), v.parse().unwrap());
@@ -87,8 +162,12 @@ fn boot(mode: &str) -> Run {
             t.push('\n');
         }
     }
-    assert!(data.contains("SCENARIO-DONE"), "{data}");
-    Run { facts, sections }
+    Run {
+        facts,
+        sections,
+        checks,
+        lines,
+    }
 }
 
 fn member_paths(snap: &Snapshot, tid: u32) -> Vec<(u32, String)> {
@@ -213,4 +292,39 @@ fn vm_pure_v2_kernel_scan_audit_plan() {
         plan.nodes.iter().find(|n| n.processes.contains(&w)).unwrap().path,
         "/app/web"
     );
+}
+
+/// Scenario behaviour (scripts/vm/behaviour.sh): in a pure v1 boot and then a
+/// pure v2 boot of the same guest, a memory hog is OOM-killed at the
+/// (converted) limit, pids.max refuses the forks beyond it, and two CPU-bound
+/// loops on one CPU share it in the ratio of their shares (v1) or of the
+/// weights each cpu.shares formula gives (v2). The v2 tree is built from the
+/// plans the v1 boot made and kept on the guest's disk.
+#[test]
+fn vm_behaviour_v1_then_v2() {
+    if !require() {
+        return;
+    }
+    let run = boot("behaviour");
+    let mut required: Vec<String> = Vec::new();
+    for v in ["v1", "v2"] {
+        let events = if v == "v1" {
+            "memory.oom_control"
+        } else {
+            "memory.events"
+        };
+        required.push(format!("{v}.oom.exit_status"));
+        required.push(format!("{v}.oom.mib_reached"));
+        required.push(format!("{v}.oom.{events}.oom_kill"));
+        required.push(format!("{v}.pids.forks_ok_refused"));
+    }
+    for pair in ["lo", "mid"] {
+        required.push(format!("v1.cpu.ratio.hi/{pair}"));
+        for f in ["oci", "oci-legacy", "systemd"] {
+            required.push(format!("v2.cpu.ratio.hi/{pair}.{f}"));
+        }
+    }
+    required.extend(["v2.memory.max", "v2.pids.max", "v2.cpu.weight.hi.oci"].map(String::from));
+    eprintln!("{}", run.lines.join("\n"));
+    run.assert_checks(&required);
 }
