@@ -15,6 +15,7 @@ use crate::model::{SNAPSHOT_SCHEMA, Snapshot};
 use crate::report::{self, DataFormat};
 use crate::rules::{RuleError, RuleSet};
 
+mod apply;
 mod explain;
 
 /// Audit, plan and apply the move of Linux hosts from cgroup v1 to cgroup v2.
@@ -106,6 +107,10 @@ enum Command {
         #[command(flatten)]
         rules: RulesArgs,
     },
+    /// Carry out a plan on this host: journaled, resumable, reversible (see docs/apply.md).
+    Apply(apply::ApplyArgs),
+    /// Undo what an apply did, from its journal, in reverse.
+    Rollback(apply::RollbackArgs),
     /// List the rules in force, or check a directory of rules files.
     Rules {
         #[command(subcommand)]
@@ -253,6 +258,9 @@ fn run(cli: Cli) -> Result<i32> {
             let (rules, bad) = load_rules(&rules);
             let snap = load_input(&input)?;
             let mut plan = crate::plan::plan(&snap, &rules);
+            if input.root.is_none() && input.snapshot.is_none() {
+                crate::plan::keys::record_live_identity(&mut plan);
+            }
             let leaf = rules.policy().leaf_name.clone();
             if let Some(n) = stage {
                 let count = plan.stages.len();
@@ -289,6 +297,8 @@ fn run(cli: Cli) -> Result<i32> {
                 None => bail!("no rule matches {target:?}; `cgmig rules list` shows every rule"),
             }
         }
+        Command::Apply(args) => apply::apply(args),
+        Command::Rollback(args) => apply::rollback(args),
         Command::Rules { action } => match action {
             RulesAction::List { rules } => {
                 let (rules, bad) = load_rules(&rules);

@@ -14,6 +14,7 @@
 //! [`validate`] checks any plan against the kernel's v2 rules, independently
 //! of this code.
 
+pub mod keys;
 mod model;
 mod render;
 pub mod unify;
@@ -137,6 +138,8 @@ pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
         hostname: snap.host.hostname.clone(),
         kernel: snap.host.kernel.clone(),
         mode: snap.host.mode,
+        machine_id: None,
+        boot_id: None,
     };
     let mut p = Plan {
         schema: PLAN_SCHEMA.to_string(),
@@ -149,8 +152,10 @@ pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
         conflicts,
         spine,
         stages,
+        process_keys: Vec::new(),
     };
     finish(&mut p, None, &policy.leaf_name);
+    keys::annotate(&mut p, snap);
     p
 }
 

@@ -269,6 +269,33 @@ pub struct PlanHost {
     pub kernel: Option<String>,
     /// Mode.
     pub mode: crate::model::Mode,
+    /// `/etc/machine-id` of the host, when the plan was made on it (live scan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
+    /// `/proc/sys/kernel/random/boot_id` at planning time: the same boot means
+    /// the plan's PIDs are still meaningful (checked against the keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+}
+
+/// A process's identity that survives a reboot (PIDs do not): what `apply`
+/// matches live processes on. See `docs/apply.md` ("Stable process key").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessKey {
+    /// PID at planning time (the plan's actions name it).
+    pub pid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// `comm`.
+    pub comm: String,
+    /// Exact `cmdline` arguments.
+    pub cmdline: Vec<String>,
+    /// The v1 cgroups it was in: (hierarchy label, path), sorted. Used only to
+    /// tell apart processes with the same uid, comm and cmdline.
+    pub v1: Vec<(String, String)>,
+    /// Threads placed on their own: (tid at planning time, thread comm).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<(u32, String)>,
 }
 
 /// A complete plan.
@@ -295,6 +322,9 @@ pub struct Plan {
     pub spine: Spine,
     /// The staged rollout.
     pub stages: Vec<Stage>,
+    /// Stable keys of the processes the plan places (`plan::keys`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub process_keys: Vec<ProcessKey>,
 }
 
 impl Plan {

@@ -2,6 +2,8 @@
 
 mod util;
 
+mod apply_cli;
+mod apply_sim;
 mod audit;
 mod cli;
 mod kernel;

@@ -1,0 +1,95 @@
+//! The apply layer's errors: everything that stops an apply, rollback or
+//! resume before or between actions. A failed *action* is not an error here:
+//! it is recorded in the journal and listed in the result (exit 1).
+
+use std::path::PathBuf;
+
+/// Why apply or rollback could not run (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// An I/O error on a named file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the kernel said.
+        source: std::io::Error,
+    },
+    /// The target is not a cgroup2 filesystem.
+    #[error("{}: not a cgroup2 filesystem (statfs magic {magic:#x}); --target must be a cgroup2 mount or a directory in one", path.display())]
+    NotCgroup2 {
+        /// The target.
+        path: PathBuf,
+        /// The filesystem magic found.
+        magic: i64,
+    },
+    /// The target is mounted read-only.
+    #[error("{}: the cgroup2 filesystem is mounted read-only", path.display())]
+    ReadOnly {
+        /// The target.
+        path: PathBuf,
+    },
+    /// A journal line could not be read.
+    #[error("{}: line {line}: {message}", path.display())]
+    Journal {
+        /// The journal.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The journal was written for another plan.
+    #[error("{}: this journal belongs to another plan (journal's plan hash {journal}, this plan's {plan})", path.display())]
+    OtherPlan {
+        /// The journal.
+        path: PathBuf,
+        /// Hash in the journal header.
+        journal: String,
+        /// Hash of the plan given.
+        plan: String,
+    },
+    /// Another apply or rollback holds the lock.
+    #[error("{}: another cgmig apply or rollback is running (the lock is held{holder})", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// `" by pid N"` when known.
+        holder: String,
+    },
+    /// The plan was made for another host or kernel, or the host changed.
+    #[error("the plan does not fit this host:\n  {}", reasons.join("\n  "))]
+    WrongHost {
+        /// Every mismatch.
+        reasons: Vec<String>,
+    },
+    /// The plan breaks v2 rules.
+    #[error("{}: the plan does not validate:\n  {}", path.display(), reasons.join("\n  "))]
+    Invalid {
+        /// The plan file.
+        path: PathBuf,
+        /// Every violation.
+        reasons: Vec<String>,
+    },
+    /// The live handover preflight refused.
+    #[error("live handover refused before touching anything:\n  {}\n{hint}", reasons.join("\n  "))]
+    Preflight {
+        /// Every reason.
+        reasons: Vec<String>,
+        /// What to do instead.
+        hint: String,
+    },
+    /// Anything else that stops the run, with its reason.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl ApplyError {
+    /// Wrap an I/O error with its path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> ApplyError {
+        ApplyError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

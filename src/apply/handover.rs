@@ -1,0 +1,635 @@
+//! Live handover: move a controller from its v1 hierarchy to cgroup2 on a
+//! running kernel, and back (rollback).
+//!
+//! The sequence and its traps are measured in
+//! `shared/reference/live-handover.md`: tasks to the v1 root, rmdir deepest
+//! first, wait for `/proc/cgroups` to count 1 cgroup (rmdir is asynchronous;
+//! unmounting earlier leaves the hierarchy alive and mounted nowhere),
+//! unmount every mount, wait for the controller in the v2 root's
+//! `cgroup.controllers`. The v2 tree and its tasks are placed before, the
+//! controller enabled and configured right after (the executor orders that),
+//! so the window without limits is as short as the kernel allows.
+//!
+//! Mounts in other mount namespaces are refused in the preflight, not
+//! entered with `setns`: a container's mount is its owner's business, and
+//! unmounting it from outside would break that container's view silently.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use super::step::{Before, Step, V1Cgroup, V1Mount, V1State};
+use super::tasks::Host;
+use crate::plan::Plan;
+
+/// Bound on each wait (release, v2 offer, remount).
+pub const WAIT_MS: u64 = 10_000;
+
+/// One v1 hierarchy to hand over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// Its v1 controllers, comma-joined (`hugetlb`, `cpu,cpuacct`).
+    pub hierarchy: String,
+    /// The v1 controllers.
+    pub v1: Vec<String>,
+    /// Their v2 controllers.
+    pub v2: Vec<String>,
+    /// Its mounts in this mount namespace.
+    pub mounts: Vec<V1Mount>,
+}
+
+/// The v2 controller a v1 controller becomes (`None`: v2 has none).
+pub fn v2_name(v1: &str) -> Option<&'static str> {
+    Some(match v1 {
+        "cpu" | "cpuacct" => "cpu",
+        "cpuset" => "cpuset",
+        "memory" => "memory",
+        "blkio" => "io",
+        "pids" => "pids",
+        "hugetlb" => "hugetlb",
+        "rdma" => "rdma",
+        "misc" => "misc",
+        "perf_event" => "perf_event",
+        _ => return None,
+    })
+}
+
+/// `/proc/cgroups` rows: (controller, hierarchy id, num_cgroups, enabled).
+pub fn proc_cgroups() -> Vec<(String, u32, u32, bool)> {
+    let text = std::fs::read_to_string("/proc/cgroups").unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((
+                f.first()?.to_string(),
+                f.get(1)?.parse().ok()?,
+                f.get(2)?.parse().ok()?,
+                *f.get(3)? == "1",
+            ))
+        })
+        .collect()
+}
+
+/// v1 cgroup mounts in a mountinfo text.
+pub fn v1_mounts(mountinfo: &str) -> Vec<V1Mount> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let r: Vec<&str> = right.split_whitespace().collect();
+            if r.first() != Some(&"cgroup") {
+                return None;
+            }
+            let lf: Vec<&str> = left.split_whitespace().collect();
+            Some(V1Mount {
+                point: crate::model::path::unescape_octal(lf.get(4)?),
+                source: r.get(1)?.to_string(),
+                options: lf.get(5)?.to_string(),
+                super_options: r.get(2)?.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn binds(m: &V1Mount, ctrl: &str) -> bool {
+    m.super_options.split(',').any(|o| o == ctrl)
+}
+
+/// The v1 hierarchies that carry a controller the plan uses on v2 and are
+/// still bound to v1.
+pub fn specs_for(plan: &Plan) -> Vec<Spec> {
+    let rows = proc_cgroups();
+    let mounts = v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
+    let mut ids: Vec<u32> = Vec::new();
+    let mut specs = Vec::new();
+    for (c, hid, _, _) in &rows {
+        if *hid == 0
+            || ids.contains(hid)
+            || !v2_name(c).is_some_and(|v| plan.controllers.iter().any(|p| p == v))
+        {
+            continue;
+        }
+        ids.push(*hid);
+        let v1: Vec<String> = rows.iter().filter(|r| r.1 == *hid).map(|r| r.0.clone()).collect();
+        let mut v2: Vec<String> = v1.iter().filter_map(|c| v2_name(c)).map(str::to_string).collect();
+        v2.dedup();
+        specs.push(Spec {
+            hierarchy: v1.join(","),
+            mounts: mounts.iter().filter(|m| binds(m, c)).cloned().collect(),
+            v1,
+            v2,
+        });
+    }
+    specs
+}
+
+/// The handover steps of one hierarchy.
+pub fn steps(s: &Spec) -> Vec<Step> {
+    let first = s.mounts.first().map(|m| m.point.clone()).unwrap_or_default();
+    let mut v = vec![
+        Step::Evacuate {
+            hierarchy: s.hierarchy.clone(),
+            mount: first.clone(),
+        },
+        Step::RemoveV1 {
+            hierarchy: s.hierarchy.clone(),
+            mount: first,
+        },
+        Step::WaitRelease {
+            controller: s.v1[0].clone(),
+            timeout_ms: WAIT_MS,
+        },
+        Step::Unmount {
+            hierarchy: s.hierarchy.clone(),
+            mounts: s.mounts.iter().map(|m| m.point.clone()).collect(),
+        },
+    ];
+    for c in &s.v2 {
+        v.push(Step::WaitV2 {
+            controller: c.clone(),
+            timeout_ms: WAIT_MS,
+        });
+    }
+    v
+}
+
+/// Everything that would make the handover fail or hurt, found without
+/// touching anything. Empty: go.
+pub fn preflight(specs: &[Spec], v2_root: Option<&Path>, systemd_v1: bool) -> Vec<String> {
+    let mut why = Vec::new();
+    if v2_root.is_none() {
+        why.push("no cgroup2 mount: the controller would have nowhere to go".into());
+    }
+    for s in specs {
+        for c in &s.v1 {
+            if v2_name(c).is_none() {
+                why.push(format!(
+                    "{}: v1 controller {c} has no cgroup2 counterpart on this kernel",
+                    s.hierarchy
+                ));
+            }
+        }
+        let Some(m) = s.mounts.first() else {
+            why.push(format!("{}: not mounted in this mount namespace", s.hierarchy));
+            continue;
+        };
+        let paths = walk(Path::new(&m.point));
+        why.extend(managers(&s.hierarchy, &paths, systemd_v1));
+        if s.v1.iter().any(|c| c == "memory") {
+            why.extend(pinned_memcgs(Path::new(&m.point), &paths));
+        }
+        why.extend(other_namespaces(s));
+    }
+    why
+}
+
+/// What to do instead when the preflight refuses.
+pub fn staged_boot_hint(plan: &Plan) -> String {
+    let line = plan
+        .stages
+        .first()
+        .map(|s| s.cmdline.as_str())
+        .unwrap_or("cgroup_no_v1=…");
+    format!(
+        "The staged boot is the path for these: boot with the plan's stage line ({line}), then run `cgmig apply PLAN` without --live."
+    )
+}
+
+fn managers(h: &str, paths: &[String], systemd_v1: bool) -> Vec<String> {
+    let mut why = Vec::new();
+    let mut hit = |who: &str, p: &String, fix: &str| {
+        why.push(format!("{h}: {who} holds {p} ({fix})"));
+    };
+    if let Some(p) = paths.iter().find(|p| p.contains("kubepods")) {
+        hit("kubelet", p, "kubelet writes pod limits there");
+    }
+    if let Some(p) = paths
+        .iter()
+        .find(|p| p.split('/').any(|c| c == "docker" || c.starts_with("docker-")))
+    {
+        hit("docker", p, "dockerd writes container limits there");
+    }
+    if let Some(p) = paths
+        .iter()
+        .find(|p| p.contains("machine.slice") || p.contains("libvirt") || p.starts_with("/machine"))
+    {
+        hit("libvirt", p, "libvirtd places VMs there");
+    }
+    if systemd_v1
+        && let Some(p) = paths
+            .iter()
+            .find(|p| [".slice", ".service", ".scope"].iter().any(|s| p.ends_with(s)))
+    {
+        hit(
+            "systemd (legacy/hybrid mode)",
+            p,
+            "systemd writes unit settings there",
+        );
+    }
+    why
+}
+
+fn pinned_memcgs(mount: &Path, paths: &[String]) -> Vec<String> {
+    let mut why = Vec::new();
+    let counted = proc_cgroups()
+        .into_iter()
+        .find(|r| r.0 == "memory")
+        .map_or(0, |r| r.2);
+    let visible = paths.len() as u32 + 1;
+    if counted > visible {
+        why.push(format!(
+            "memory: /proc/cgroups counts {counted} cgroups but {visible} are visible: {} offline memcgs are pinned by charged pages (page cache, tmpfs or /dev/shm files); they go when those files are deleted or the cache dropped (sync; echo 1 > /proc/sys/vm/drop_caches)",
+            counted - visible
+        ));
+    }
+    for p in paths {
+        let stat = std::fs::read_to_string(mount.join(p.trim_start_matches('/')).join("memory.stat"))
+            .unwrap_or_default();
+        let get = |k: &str| {
+            stat.lines()
+                .find_map(|l| l.strip_prefix(k).and_then(|v| v.trim().parse::<u64>().ok()))
+                .unwrap_or(0)
+        };
+        let (shmem, file) = (get("shmem "), get("cache ").max(get("file ")));
+        if shmem > 0 {
+            why.push(format!(
+                "memory:{p}: {shmem} bytes of tmpfs/shm are charged to it: after rmdir it stays a zombie until those files are deleted"
+            ));
+        } else if file > 0 {
+            why.push(format!(
+                "memory:{p}: {file} bytes of page cache are charged to it (memory.force_empty may reclaim them; drop_caches does)"
+            ));
+        }
+    }
+    why
+}
+
+/// Mounts of the hierarchy in mount namespaces other than ours.
+fn other_namespaces(s: &Spec) -> Vec<String> {
+    let ours = std::fs::read_link("/proc/self/ns/mnt").ok();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut why = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return why;
+    };
+    for e in rd.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(ns) = std::fs::read_link(e.path().join("ns/mnt")) else {
+            continue;
+        };
+        if Some(&ns) == ours.as_ref() || !seen.insert(ns.clone()) {
+            continue;
+        }
+        let info = std::fs::read_to_string(e.path().join("mountinfo")).unwrap_or_default();
+        for m in v1_mounts(&info) {
+            if s.v1.iter().any(|c| binds(&m, c)) {
+                why.push(format!(
+                    "{}: also mounted at {} in mount namespace {} (process {name}); cgmig does not unmount in other namespaces",
+                    s.hierarchy,
+                    m.point,
+                    ns.display()
+                ));
+            }
+        }
+    }
+    why
+}
+
+/// Every cgroup path below a mount, parents first (the root excluded).
+pub fn walk(mount: &Path) -> Vec<String> {
+    fn rec(dir: &Path, rel: &str, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let mut names: Vec<String> = rd
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for n in names {
+            let p = format!("{rel}/{n}");
+            out.push(p.clone());
+            rec(&dir.join(&n), &p, out);
+        }
+    }
+    let mut out = Vec::new();
+    rec(mount, "", &mut out);
+    out
+}
+
+fn dir(mount: &str, path: &str) -> PathBuf {
+    let p = Path::new(mount);
+    if path == "/" {
+        p.to_path_buf()
+    } else {
+        p.join(path.trim_start_matches('/'))
+    }
+}
+
+fn read_ids(f: &Path) -> Vec<u32> {
+    std::fs::read_to_string(f)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// A controller file worth restoring (limits and knobs, not counters).
+fn is_setting(file: &str, ctrls: &[&str]) -> bool {
+    let Some((prefix, _)) = file.split_once('.') else {
+        return false;
+    };
+    ctrls.contains(&prefix)
+        && !["usage", "failcnt", "stat", "events", "max_usage"]
+            .iter()
+            .any(|w| file.contains(w))
+}
+
+/// Read a mounted v1 hierarchy: its cgroups, settings and tasks.
+pub fn read_v1(mount: &str, hierarchy: &str) -> V1State {
+    let ctrls: Vec<&str> = hierarchy.split(',').collect();
+    let mut paths = vec!["/".to_string()];
+    paths.extend(walk(Path::new(mount)));
+    let cgroups = paths
+        .into_iter()
+        .map(|p| {
+            let d = dir(mount, &p);
+            let mut settings = Vec::new();
+            if p != "/"
+                && let Ok(rd) = std::fs::read_dir(&d)
+            {
+                let mut files: Vec<String> = rd
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|f| is_setting(f, &ctrls))
+                    .collect();
+                files.sort();
+                for f in files {
+                    if let Ok(v) = std::fs::read_to_string(d.join(&f)) {
+                        settings.push((f, v.trim().to_string()));
+                    }
+                }
+            }
+            V1Cgroup {
+                tasks: read_ids(&d.join("tasks")),
+                path: p,
+                settings,
+            }
+        })
+        .collect();
+    let mounts = v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+        .into_iter()
+        .filter(|m| ctrls.iter().any(|c| binds(m, c)))
+        .collect();
+    V1State { mounts, cgroups }
+}
+
+/// What a handover step removes (the executor journals it).
+pub fn capture(step: &Step) -> Before {
+    match step {
+        Step::Evacuate { hierarchy, mount } | Step::RemoveV1 { hierarchy, mount } => Before {
+            v1: Some(read_v1(mount, hierarchy)),
+            ..Before::default()
+        },
+        Step::Unmount { hierarchy, .. } => {
+            let ctrls: Vec<&str> = hierarchy.split(',').collect();
+            let mounts = v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+                .into_iter()
+                .filter(|m| ctrls.iter().any(|c| binds(m, c)))
+                .collect();
+            Before {
+                v1: Some(V1State {
+                    mounts,
+                    cgroups: Vec::new(),
+                }),
+                ..Before::default()
+            }
+        }
+        _ => Before::default(),
+    }
+}
+
+fn write(f: &Path, v: &str) -> Result<(), Errno> {
+    std::fs::write(f, v).map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))
+}
+
+/// Run one handover step.
+pub fn perform(step: &Step, _before: &Before, host: &mut dyn Host) -> Result<Option<String>, String> {
+    match step {
+        Step::Evacuate { mount, .. } => evacuate(mount),
+        Step::RemoveV1 { mount, hierarchy } => remove_v1(mount, hierarchy),
+        Step::WaitRelease {
+            controller,
+            timeout_ms,
+        } => wait(*timeout_ms, || {
+            let n = proc_cgroups()
+                .into_iter()
+                .find(|r| &r.0 == controller)
+                .map_or(1, |r| if r.1 == 0 { 1 } else { r.2 });
+            (n <= 1).then_some(()).ok_or(format!(
+                "{controller}: /proc/cgroups still counts {n} cgroups after {timeout_ms} ms: offline cgroups are pinned (memory: charged page cache or tmpfs files); the hierarchy was NOT unmounted (unmounting now would leave it alive and mounted nowhere)"
+            ))
+        }),
+        Step::Unmount { mounts, .. } => {
+            for m in mounts {
+                match nix::mount::umount(m.as_str()) {
+                    Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+                    Err(e) => return Err(format!("umount {m}: {e}")),
+                }
+            }
+            Ok(None)
+        }
+        Step::WaitV2 {
+            controller,
+            timeout_ms,
+        } => wait(*timeout_ms, || {
+            let have = host.read("/", "cgroup.controllers").unwrap_or_default();
+            have.split_whitespace().any(|c| c == controller).then_some(()).ok_or(format!(
+                "{controller} did not show up in the cgroup2 root's cgroup.controllers within {timeout_ms} ms"
+            ))
+        }),
+        _ => Err(format!("not a handover step: {}", step.label())),
+    }
+}
+
+fn wait(timeout_ms: u64, mut ok: impl FnMut() -> Result<(), String>) -> Result<Option<String>, String> {
+    let start = Instant::now();
+    loop {
+        match ok() {
+            Ok(()) => return Ok(Some(format!("after {} ms", start.elapsed().as_millis()))),
+            Err(e) if start.elapsed() >= Duration::from_millis(timeout_ms) => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+fn evacuate(mount: &str) -> Result<Option<String>, String> {
+    let root = dir(mount, "/");
+    // Forks during the sweep land in the cgroup of their parent: sweep until empty.
+    for _ in 0..5 {
+        let mut left = 0;
+        for p in walk(Path::new(mount)).iter().rev() {
+            for tid in read_ids(&dir(mount, p).join("tasks")) {
+                match write(&root.join("tasks"), &tid.to_string()) {
+                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(e) => return Err(format!("{mount}{p}: move task {tid} to the root: {e}")),
+                }
+                left += 1;
+            }
+        }
+        if left == 0 {
+            return Ok(None);
+        }
+    }
+    let busy: Vec<String> = walk(Path::new(mount))
+        .into_iter()
+        .filter(|p| !read_ids(&dir(mount, p).join("tasks")).is_empty())
+        .collect();
+    if busy.is_empty() {
+        Ok(None)
+    } else {
+        Err(format!("tasks keep appearing in {}", busy.join(", ")))
+    }
+}
+
+fn remove_v1(mount: &str, hierarchy: &str) -> Result<Option<String>, String> {
+    let memory = hierarchy.split(',').any(|c| c == "memory");
+    for p in walk(Path::new(mount)).iter().rev() {
+        let d = dir(mount, p);
+        if memory {
+            let _ = write(&d.join("memory.force_empty"), "0");
+        }
+        match std::fs::remove_dir(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("rmdir {}: {e}", d.display())),
+        }
+    }
+    Ok(None)
+}
+
+/// Undo a handover step (rollback).
+pub fn undo(step: &Step, before: &Before, host: &mut dyn Host) -> Result<Option<String>, String> {
+    let state = before.v1.clone().unwrap_or_default();
+    match step {
+        Step::Unmount { .. } => remount(&state, host),
+        Step::RemoveV1 { mount, .. } => {
+            for c in state.cgroups.iter().filter(|c| c.path != "/") {
+                let d = dir(mount, &c.path);
+                match std::fs::create_dir(&d) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(format!("mkdir {}: {e}", d.display())),
+                }
+                for (f, v) in &c.settings {
+                    let now = std::fs::read_to_string(d.join(f)).unwrap_or_default();
+                    if now.trim() != v && write(&d.join(f), v).is_err() {
+                        return Err(format!("{}/{f}: cannot restore {v:?}", d.display()));
+                    }
+                }
+            }
+            Ok(None)
+        }
+        Step::Evacuate { mount, .. } => {
+            let mut gone = 0;
+            for c in state.cgroups.iter().filter(|c| c.path != "/") {
+                for t in &c.tasks {
+                    match write(&dir(mount, &c.path).join("tasks"), &t.to_string()) {
+                        Ok(()) => {}
+                        Err(Errno::ESRCH) => gone += 1,
+                        Err(e) => return Err(format!("{mount}{}: move task {t} back: {e}", c.path)),
+                    }
+                }
+            }
+            Ok((gone > 0).then(|| format!("{gone} tasks had exited")))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn remount(state: &V1State, _host: &mut dyn Host) -> Result<Option<String>, String> {
+    use nix::mount::MsFlags;
+    for m in &state.mounts {
+        if v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+            .iter()
+            .any(|x| x.point == m.point)
+        {
+            continue;
+        }
+        let mut flags = MsFlags::empty();
+        for o in m.options.split(',') {
+            flags |= match o {
+                "ro" => MsFlags::MS_RDONLY,
+                "nosuid" => MsFlags::MS_NOSUID,
+                "nodev" => MsFlags::MS_NODEV,
+                "noexec" => MsFlags::MS_NOEXEC,
+                "noatime" => MsFlags::MS_NOATIME,
+                "relatime" => MsFlags::MS_RELATIME,
+                _ => MsFlags::empty(),
+            };
+        }
+        let data: Vec<&str> = m
+            .super_options
+            .split(',')
+            .filter(|o| *o != "rw" && *o != "ro")
+            .collect();
+        let data = data.join(",");
+        std::fs::create_dir_all(&m.point).map_err(|e| format!("mkdir {}: {e}", m.point))?;
+        // v2 releases the controller's css asynchronously after `-ctrl`: EBUSY for a moment.
+        wait(WAIT_MS, || {
+            nix::mount::mount(
+                Some(m.source.as_str()),
+                m.point.as_str(),
+                Some("cgroup"),
+                flags,
+                Some(data.as_str()),
+            )
+            .map_err(|e| format!("mount -t cgroup -o {data} {} {}: {e}", m.source, m.point))
+        })?;
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_v1_mounts() {
+        let info = "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
+                    32 31 0:29 / /sys/fs/cgroup/cpu rw,nosuid,relatime - cgroup cgroup rw,cpu\n\
+                    90 31 0:50 / /tmp/h\\040x rw,relatime shared:5 - cgroup x rw,hugetlb\n";
+        let m = v1_mounts(info);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].point, "/tmp/h x");
+        assert_eq!(m[1].super_options, "rw,hugetlb");
+        assert_eq!(m[0].options, "rw,nosuid,relatime");
+    }
+
+    #[test]
+    fn managers_are_named() {
+        let paths = vec![
+            "/system.slice".to_string(),
+            "/kubepods/burstable".into(),
+            "/docker/abc".into(),
+        ];
+        let why = managers("cpu", &paths, true);
+        assert_eq!(why.len(), 3, "{why:?}");
+        assert!(why.iter().any(|w| w.contains("kubelet")));
+        assert!(why.iter().any(|w| w.contains("systemd")));
+        assert!(managers("cpu", &["/mine/a".to_string()], true).is_empty());
+        assert!(managers("cpu", &["/x.slice".to_string()], false).is_empty());
+    }
+
+    #[test]
+    fn settings_not_counters() {
+        assert!(is_setting("hugetlb.2MB.limit_in_bytes", &["hugetlb"]));
+        assert!(!is_setting("hugetlb.2MB.usage_in_bytes", &["hugetlb"]));
+        assert!(!is_setting("hugetlb.2MB.max_usage_in_bytes", &["hugetlb"]));
+        assert!(!is_setting("cgroup.procs", &["hugetlb"]));
+    }
+}

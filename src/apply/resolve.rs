@@ -1,0 +1,307 @@
+//! Match the plan's processes to live ones by their stable key.
+//!
+//! Rules (documented in `docs/apply.md`, "Stable process key"):
+//! 1. The live process with the plan's PID is taken when its uid, `comm` and
+//!    `cmdline` equal the key (same boot, or a PID that came back the same).
+//! 2. Otherwise every live process with the key's uid, `comm` and `cmdline`
+//!    is a candidate. Keys of one identity that all go to one node take all
+//!    candidates there. When they go to several nodes, a candidate goes where
+//!    a key's v1 cgroups equal its own; one that fits no key or several is
+//!    ambiguous: reported, not moved.
+//! 3. A key with no candidate is reported ("no process matches").
+//!
+//! Threads placed on their own follow by thread `comm` inside the matched
+//! process when that is unique; otherwise they are reported.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{Snapshot, Version};
+use crate::plan::{Plan, ProcessKey};
+
+/// A live process as the key sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Live {
+    /// PID.
+    pub pid: u32,
+    /// uid.
+    pub uid: u32,
+    /// comm.
+    pub comm: String,
+    /// cmdline.
+    pub cmdline: Vec<String>,
+    /// (hierarchy label, path) of its v1 cgroups.
+    pub v1: Vec<(String, String)>,
+    /// (tid, comm).
+    pub threads: Vec<(u32, String)>,
+}
+
+/// The plan's PIDs and TIDs mapped to live ones, and what could not be.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    /// Plan PID → live PIDs (several when one key matches several processes).
+    pub pids: BTreeMap<u32, Vec<u32>>,
+    /// Plan TID → live TID.
+    pub tids: BTreeMap<u32, u32>,
+    /// What could not be matched: (plan pid or tid, reason).
+    pub unmatched: Vec<(u32, String)>,
+}
+
+/// Live processes from a (fresh) snapshot.
+pub fn live_from_snapshot(snap: &Snapshot) -> Vec<Live> {
+    snap.processes()
+        .into_iter()
+        .map(|(pi, p)| {
+            let ts = snap.threads(pi);
+            let mut v1 = BTreeSet::new();
+            if let Some((ti, _)) = ts.iter().find(|(_, t)| t.tid == p.pid).or(ts.first()) {
+                for cg in snap.memberships(*ti) {
+                    let c = snap.cgroup(cg);
+                    if let Some((_, h)) = snap.hierarchy(c.hierarchy)
+                        && h.version == Version::V1
+                    {
+                        v1.insert((h.label(), c.path.clone()));
+                    }
+                }
+            }
+            Live {
+                pid: p.pid,
+                uid: p.uid,
+                comm: p.comm.clone(),
+                cmdline: p.cmdline.clone(),
+                v1: v1.into_iter().collect(),
+                threads: ts.iter().map(|(_, t)| (t.tid, t.comm.clone())).collect(),
+            }
+        })
+        .collect()
+}
+
+fn same_identity(k: &ProcessKey, l: &Live) -> bool {
+    k.uid == l.uid && k.comm == l.comm && k.cmdline == l.cmdline
+}
+
+/// Resolve every process and thread the plan places.
+pub fn resolve(plan: &Plan, live: &[Live]) -> Resolved {
+    let mut r = Resolved::default();
+    // Processes the plan leaves at the root are never moved: not matched either.
+    let node_of: BTreeMap<u32, &str> = plan
+        .nodes
+        .iter()
+        .filter(|n| n.path != "/")
+        .flat_map(|n| n.processes.iter().map(move |p| (*p, n.path.as_str())))
+        .collect();
+    let by_pid: BTreeMap<u32, &Live> = live.iter().map(|l| (l.pid, l)).collect();
+    if plan.process_keys.is_empty() {
+        // A plan without keys (older cgmig): PIDs as they are, if alive.
+        for pid in node_of.keys() {
+            match by_pid.get(pid) {
+                Some(_) => r.pids.insert(*pid, vec![*pid]),
+                None => r.pids.insert(*pid, Vec::new()),
+            };
+        }
+        for n in &plan.nodes {
+            for t in &n.threads {
+                r.tids.insert(t.tid, t.tid);
+            }
+        }
+        return r;
+    }
+    let mut taken: BTreeSet<u32> = BTreeSet::new();
+    let mut pending: Vec<&ProcessKey> = Vec::new();
+    for k in plan.process_keys.iter().filter(|k| node_of.contains_key(&k.pid)) {
+        match by_pid.get(&k.pid) {
+            Some(l) if same_identity(k, l) => {
+                taken.insert(l.pid);
+                r.pids.insert(k.pid, vec![l.pid]);
+                for (tid, _) in &k.threads {
+                    if l.threads.iter().any(|(t, _)| t == tid) {
+                        r.tids.insert(*tid, *tid);
+                    } else {
+                        r.unmatched
+                            .push((*tid, format!("thread {tid} of process {} has exited", k.pid)));
+                    }
+                }
+            }
+            _ => pending.push(k),
+        }
+    }
+    // Group the rest by identity.
+    let mut groups: BTreeMap<(u32, &str, &Vec<String>), Vec<&ProcessKey>> = BTreeMap::new();
+    for k in pending {
+        groups
+            .entry((k.uid, k.comm.as_str(), &k.cmdline))
+            .or_default()
+            .push(k);
+    }
+    for keys in groups.values() {
+        let cands: Vec<&Live> = live
+            .iter()
+            .filter(|l| !taken.contains(&l.pid) && same_identity(keys[0], l))
+            .collect();
+        assign_group(keys, &cands, &node_of, &mut r);
+    }
+    r
+}
+
+fn assign_group(keys: &[&ProcessKey], cands: &[&Live], node_of: &BTreeMap<u32, &str>, r: &mut Resolved) {
+    let key_desc = |k: &ProcessKey| format!("{} (uid {}, {:?})", k.comm, k.uid, k.cmdline.join(" "));
+    if cands.is_empty() {
+        for k in keys {
+            r.pids.insert(k.pid, Vec::new());
+            r.unmatched.push((
+                k.pid,
+                format!("no live process matches the key of {}: {}", k.pid, key_desc(k)),
+            ));
+        }
+        return;
+    }
+    let nodes: BTreeSet<&str> = keys.iter().filter_map(|k| node_of.get(&k.pid).copied()).collect();
+    if nodes.len() <= 1 {
+        // One destination: every candidate goes there, under the first key.
+        r.pids.insert(keys[0].pid, cands.iter().map(|l| l.pid).collect());
+        for k in &keys[1..] {
+            r.pids.insert(k.pid, Vec::new());
+        }
+        if keys.len() == 1 && cands.len() == 1 {
+            match_threads(keys[0], cands[0], r);
+        }
+        return;
+    }
+    for k in keys {
+        r.pids.entry(k.pid).or_default();
+    }
+    for l in cands {
+        let fits: Vec<&&ProcessKey> = keys.iter().filter(|k| k.v1 == l.v1).collect();
+        match fits.as_slice() {
+            [k] => {
+                r.pids.entry(k.pid).or_default().push(l.pid);
+                match_threads(k, l, r);
+            }
+            _ => r.unmatched.push((
+                l.pid,
+                format!(
+                    "process {} matches the key {} of {} processes planned for different nodes: not moved",
+                    l.pid,
+                    key_desc(keys[0]),
+                    keys.len()
+                ),
+            )),
+        }
+    }
+}
+
+fn match_threads(k: &ProcessKey, l: &Live, r: &mut Resolved) {
+    for (tid, comm) in &k.threads {
+        let hits: Vec<u32> = l
+            .threads
+            .iter()
+            .filter(|(_, c)| c == comm)
+            .map(|(t, _)| *t)
+            .collect();
+        match hits.as_slice() {
+            [t] => {
+                r.tids.insert(*tid, *t);
+            }
+            _ => r.unmatched.push((
+                *tid,
+                format!(
+                    "thread {tid} ({comm:?}) has {} namesakes in process {}: not moved",
+                    hits.len(),
+                    l.pid
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{NodeType, PlanNode};
+
+    fn key(pid: u32, cmd: &str, v1: &str) -> ProcessKey {
+        ProcessKey {
+            pid,
+            uid: 0,
+            comm: "x".into(),
+            cmdline: vec![cmd.into()],
+            v1: vec![("cpu".into(), v1.into())],
+            threads: Vec::new(),
+        }
+    }
+
+    fn live(pid: u32, cmd: &str, v1: &str) -> Live {
+        Live {
+            pid,
+            uid: 0,
+            comm: "x".into(),
+            cmdline: vec![cmd.into()],
+            v1: vec![("cpu".into(), v1.into())],
+            threads: vec![(pid, "x".into())],
+        }
+    }
+
+    fn plan(nodes: &[(&str, &[u32])], keys: Vec<ProcessKey>) -> Plan {
+        let mut p: Plan = serde_json::from_str(
+            r#"{"schema":"cgmig.plan/v1","host":{"hostname":null,"kernel":null,"mode":"legacy"},
+               "controllers":[],"nodes":[],"actions":[],"findings":[],"conflicts":[],
+               "spine":{"order":[],"settings_affected":0,"tried":[]},"stages":[]}"#,
+        )
+        .unwrap();
+        for (path, pids) in nodes {
+            let mut n = PlanNode::new(path.to_string(), NodeType::Domain, None);
+            n.processes = pids.to_vec();
+            p.nodes.push(n);
+        }
+        p.process_keys = keys;
+        p
+    }
+
+    #[test]
+    fn same_pid_same_identity_is_kept() {
+        let p = plan(&[("/a", &[10])], vec![key(10, "a", "/a")]);
+        let r = resolve(&p, &[live(10, "a", "/a")]);
+        assert_eq!(r.pids[&10], vec![10]);
+    }
+
+    #[test]
+    fn after_reboot_matches_by_key() {
+        let p = plan(
+            &[("/a", &[10]), ("/b", &[11])],
+            vec![key(10, "a", "/a"), key(11, "b", "/b")],
+        );
+        let r = resolve(
+            &p,
+            &[live(500, "b", "/b"), live(501, "a", "/a"), live(10, "other", "/")],
+        );
+        assert_eq!(r.pids[&10], vec![501]);
+        assert_eq!(r.pids[&11], vec![500]);
+        assert!(r.unmatched.is_empty());
+    }
+
+    #[test]
+    fn several_same_node_all_go_several_nodes_by_v1_else_ambiguous() {
+        let p = plan(&[("/a", &[10, 11])], vec![key(10, "w", "/a"), key(11, "w", "/a")]);
+        let r = resolve(
+            &p,
+            &[live(20, "w", "/a"), live(21, "w", "/a"), live(22, "w", "/zz")],
+        );
+        assert_eq!(r.pids[&10], vec![20, 21, 22]);
+        let p = plan(
+            &[("/a", &[10]), ("/b", &[11])],
+            vec![key(10, "w", "/a"), key(11, "w", "/b")],
+        );
+        let r = resolve(&p, &[live(20, "w", "/b"), live(21, "w", "/q")]);
+        assert_eq!(r.pids[&11], vec![20]);
+        assert!(r.pids[&10].is_empty());
+        assert_eq!(r.unmatched.len(), 1);
+        assert!(r.unmatched[0].1.contains("different nodes"));
+    }
+
+    #[test]
+    fn no_match_is_reported() {
+        let p = plan(&[("/a", &[10])], vec![key(10, "a", "/a")]);
+        let r = resolve(&p, &[live(10, "b", "/a")]);
+        assert!(r.pids[&10].is_empty());
+        assert!(r.unmatched[0].1.contains("no live process matches"));
+    }
+}

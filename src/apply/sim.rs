@@ -1,0 +1,404 @@
+//! An in-memory model of the cgroup v2 kernel rules: the [`Simulator`].
+//!
+//! Why it exists: `apply --dry-run`, the crash tests and the planner's stage
+//! replay need to know what the kernel *would* answer to each call without
+//! touching a host. The simulator keeps the state the kernel's verdicts depend
+//! on (the tree, each cgroup's `subtree_control` and type, where every task
+//! is, the values written) and answers each [`Target`] call with the success
+//! or the errno that `kernel/cgroup/cgroup.c` (and the controllers' write
+//! handlers) give. Each rule cites the kernel function that enforces it; the
+//! differential test `tests/integration/sim_kernel.rs` runs the same calls on
+//! the real kernel and compares the errnos call by call.
+//!
+//! Reads return the file's text without its final newline (multi-line files
+//! keep their inner newlines), values normalized as the kernel prints them.
+//!
+//! Split: this file holds the tree, types, controllers and task placement;
+//! [`files`] decides which interface files exist; [`values`] parses, checks
+//! and normalizes the values written to them.
+
+mod files;
+mod values;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use nix::errno::Errno;
+
+use super::target::{Target, TargetError};
+use crate::model::path as cgpath;
+
+/// `cgrp_dfl_threaded_ss_mask`: the controllers whose `ss->threaded` is set.
+const THREADED: &[&str] = &["cpuset", "cpu", "perf_event", "pids"];
+
+/// Controllers a v2 kernel knows, in subsystem id order (`cgroup_subsys.h`),
+/// which is the order `cgroup_subtree_control_write` checks them in and
+/// `cgroup.controllers` prints them in.
+const SUBSYS_ORDER: &[&str] = &[
+    "cpuset",
+    "cpu",
+    "io",
+    "memory",
+    "perf_event",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+    "dmem",
+];
+
+/// `cgrp_dfl_implicit_ss_mask`: enabled everywhere on v2, never listed or
+/// writable in `subtree_control`.
+const IMPLICIT: &[&str] = &["perf_event"];
+
+/// Whether a controller may be enabled in a threaded subtree.
+fn is_threaded_ctrl(c: &str) -> bool {
+    THREADED.contains(&c)
+}
+
+/// One cgroup's own state; what depends on tasks is computed from [`Simulator::tasks`].
+#[derive(Debug, Clone, Default)]
+struct Cg {
+    /// `cgroup.subtree_control`.
+    subtree_control: BTreeSet<String>,
+    /// `threaded` was written to `cgroup.type` (one way: `cgroup_type_write`).
+    threaded: bool,
+    /// Values written to interface files, normalized as the kernel prints them.
+    values: BTreeMap<String, String>,
+    /// `chown` results: `""` for the directory, else the file name.
+    owners: BTreeMap<String, (u32, u32)>,
+}
+
+/// A task (thread) of a live process.
+#[derive(Debug, Clone)]
+struct Task {
+    /// Its thread group (process) id.
+    pid: u32,
+    /// The cgroup it is in.
+    cgroup: String,
+}
+
+/// An in-memory cgroup2 hierarchy that answers like the kernel. See the module doc.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    /// The root's `cgroup.controllers`: controllers bound to v2.
+    offered: BTreeSet<String>,
+    /// Every cgroup by path (`/` is the root).
+    cgroups: BTreeMap<String, Cg>,
+    /// Every live task by tid.
+    tasks: BTreeMap<u32, Task>,
+    /// Kernel version; decides which version-dependent files exist.
+    kernel: (u32, u32),
+    /// Whether a block device uses BFQ (then `io.bfq.weight` exists).
+    bfq: bool,
+    /// Huge page sizes (`2MB`, `1GB`) for the `hugetlb.<size>.*` files.
+    hugepage_sizes: Vec<String>,
+    /// Possible CPUs and memory nodes, for `cpuset.cpus`/`cpuset.mems`.
+    cpus: BTreeSet<u32>,
+    mems: BTreeSet<u32>,
+    /// Known block devices (`MAJ:MIN`); `None` accepts any device key.
+    devices: Option<BTreeSet<String>>,
+}
+
+impl Simulator {
+    /// An empty cgroup2 root whose cgroup.controllers offers these (e.g. ["cpu","memory","pids","io","cpuset","hugetlb"]).
+    pub fn new(controllers: &[&str]) -> Simulator {
+        let mut cgroups = BTreeMap::new();
+        cgroups.insert("/".to_string(), Cg::default());
+        Simulator {
+            offered: controllers.iter().map(|c| c.to_string()).collect(),
+            cgroups,
+            tasks: BTreeMap::new(),
+            kernel: (6, 18),
+            bfq: false,
+            hugepage_sizes: vec!["2MB".into(), "1GB".into()],
+            cpus: (0..64).collect(),
+            mems: (0..4).collect(),
+            devices: None,
+        }
+    }
+
+    /// Seeded from a scanned host: the v2 mount's controllers, its cgroups, their subtree_control/type,
+    /// and every process/thread of the snapshot at its v2 place (root when the snapshot has no v2 place for it).
+    pub fn from_snapshot(snap: &crate::model::Snapshot) -> Simulator {
+        seed::from_snapshot(snap)
+    }
+
+    /// A process with these threads (tids include pid) in cgroup `path`.
+    pub fn add_process(&mut self, pid: u32, tids: &[u32], path: &str) -> Result<(), TargetError> {
+        if !self.cgroups.contains_key(path) {
+            return Err(TargetError::new(path, None, Errno::ENOENT));
+        }
+        let mut all: BTreeSet<u32> = tids.iter().copied().collect();
+        all.insert(pid);
+        for tid in all {
+            self.tasks.insert(
+                tid,
+                Task {
+                    pid,
+                    cgroup: path.to_string(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The process exits: its tasks leave their cgroups; later writes of its pid/tids give ESRCH.
+    pub fn exit_process(&mut self, pid: u32) {
+        self.tasks.retain(|_, t| t.pid != pid);
+    }
+
+    /// A new thread appears in a process (fork during a move); it starts in the process's cgroup.
+    pub fn add_thread(&mut self, pid: u32, tid: u32) {
+        if let Some(leader) = self.tasks.get(&pid).cloned() {
+            self.tasks.insert(
+                tid,
+                Task {
+                    pid,
+                    cgroup: leader.cgroup,
+                },
+            );
+        }
+    }
+
+    /// A controller released by its v1 hierarchy shows up in the root's cgroup.controllers (live handover).
+    pub fn offer_controller(&mut self, controller: &str) {
+        self.offered.insert(controller.to_string());
+    }
+
+    /// Hand a controller back to v1 (rollback). Err(EBUSY) while any subtree_control enables it.
+    ///
+    /// `rebind_subsystems`: a controller can leave the default hierarchy only
+    /// when no cgroup there enables it (`cgroup_ss_mask` of the root's children).
+    pub fn withdraw_controller(&mut self, controller: &str) -> Result<(), TargetError> {
+        if let Some((p, _)) = self
+            .cgroups
+            .iter()
+            .find(|(_, c)| c.subtree_control.contains(controller))
+        {
+            return Err(TargetError::new(p, Some("cgroup.subtree_control"), Errno::EBUSY));
+        }
+        self.offered.remove(controller);
+        Ok(())
+    }
+
+    /// Which optional files exist: e.g. io.bfq.weight only when a device uses BFQ, cpu.idle/cpu.max.burst by kernel version.
+    pub fn set_kernel(&mut self, version: (u32, u32)) {
+        self.kernel = version;
+    }
+
+    /// Whether a block device uses the BFQ scheduler (`io.bfq.weight` exists only then).
+    pub fn set_io_scheduler_bfq(&mut self, on: bool) {
+        self.bfq = on;
+    }
+
+    /// Where a task is (cgroup path), for tests and verification.
+    pub fn cgroup_of(&self, tid: u32) -> Option<String> {
+        self.tasks.get(&tid).map(|t| t.cgroup.clone())
+    }
+
+    // ---- derived state, named after the kernel predicates they mirror ----
+
+    fn cg(&self, path: &str) -> Option<&Cg> {
+        self.cgroups.get(path)
+    }
+
+    fn is_root(path: &str) -> bool {
+        path == "/"
+    }
+
+    /// `cgroup_is_threaded`: `dom_cgrp != cgrp`.
+    fn is_threaded(&self, path: &str) -> bool {
+        self.cg(path).is_some_and(|c| c.threaded)
+    }
+
+    /// `cgrp->dom_cgrp`: the nearest ancestor-or-self that is not threaded.
+    fn dom_cgrp<'a>(&self, mut path: &'a str) -> &'a str {
+        while self.is_threaded(path) {
+            path = cgpath::parent(path).unwrap_or("/");
+        }
+        path
+    }
+
+    /// `cgroup_has_tasks`.
+    fn has_tasks(&self, path: &str) -> bool {
+        self.tasks.values().any(|t| t.cgroup == path)
+    }
+
+    /// `cgroup_is_populated`: tasks in the cgroup or below.
+    fn is_populated(&self, path: &str) -> bool {
+        self.tasks.values().any(|t| is_self_or_below(&t.cgroup, path))
+    }
+
+    /// Direct children's paths.
+    fn child_paths(&self, path: &str) -> Vec<String> {
+        self.cgroups
+            .keys()
+            .filter(|p| cgpath::parent(p) == Some(path))
+            .cloned()
+            .collect()
+    }
+
+    /// `cgrp->nr_threaded_children`.
+    fn nr_threaded_children(&self, path: &str) -> usize {
+        self.child_paths(path)
+            .iter()
+            .filter(|c| self.is_threaded(c))
+            .count()
+    }
+
+    /// `cgrp->nr_populated_domain_children`.
+    fn nr_populated_domain_children(&self, path: &str) -> usize {
+        self.child_paths(path)
+            .iter()
+            .filter(|c| !self.is_threaded(c) && self.is_populated(c))
+            .count()
+    }
+
+    fn has_domain_controllers(&self, path: &str) -> bool {
+        self.cg(path)
+            .is_some_and(|c| c.subtree_control.iter().any(|s| !is_threaded_ctrl(s)))
+    }
+
+    fn has_threaded_controllers(&self, path: &str) -> bool {
+        self.cg(path)
+            .is_some_and(|c| c.subtree_control.iter().any(|s| is_threaded_ctrl(s)))
+    }
+
+    /// `cgroup_is_mixable`: only the root.
+    fn is_mixable(path: &str) -> bool {
+        Self::is_root(path)
+    }
+
+    /// `cgroup_can_be_thread_root`.
+    fn can_be_thread_root(&self, path: &str) -> bool {
+        if Self::is_mixable(path) {
+            return true;
+        }
+        if self.is_threaded(path) {
+            return false;
+        }
+        self.nr_populated_domain_children(path) == 0 && !self.has_domain_controllers(path)
+    }
+
+    /// `cgroup_is_thread_root`.
+    fn is_thread_root(&self, path: &str) -> bool {
+        if self.is_threaded(path) {
+            return false;
+        }
+        self.nr_threaded_children(path) > 0 || (self.has_tasks(path) && self.has_threaded_controllers(path))
+    }
+
+    /// `cgroup_is_valid_domain`.
+    fn is_valid_domain(&self, path: &str) -> bool {
+        if self.is_threaded(path) {
+            return false;
+        }
+        let mut p = path;
+        while let Some(parent) = cgpath::parent(p) {
+            if !Self::is_mixable(parent) && self.is_thread_root(parent) {
+                return false;
+            }
+            if self.is_threaded(parent) {
+                return false;
+            }
+            p = parent;
+        }
+        true
+    }
+
+    /// `cgroup_control`: what `cgroup.controllers` shows, in subsystem order.
+    fn control(&self, path: &str) -> Vec<String> {
+        let set: BTreeSet<String> = match cgpath::parent(path) {
+            None => self
+                .offered
+                .iter()
+                .filter(|c| !IMPLICIT.contains(&c.as_str()))
+                .cloned()
+                .collect(),
+            Some(parent) => {
+                let sc = self
+                    .cg(parent)
+                    .map(|c| c.subtree_control.clone())
+                    .unwrap_or_default();
+                if self.is_threaded(path) {
+                    sc.into_iter().filter(|c| is_threaded_ctrl(c)).collect()
+                } else {
+                    sc
+                }
+            }
+        };
+        ordered(&set)
+    }
+
+    /// `cgroup.type` as `cgroup_type_show` prints it.
+    fn type_name(&self, path: &str) -> &'static str {
+        if self.is_threaded(path) {
+            "threaded"
+        } else if !self.is_valid_domain(path) {
+            "domain invalid"
+        } else if self.is_thread_root(path) {
+            "domain threaded"
+        } else {
+            "domain"
+        }
+    }
+}
+
+mod seed;
+mod tree;
+
+/// Whether `p` is `top` or below it.
+fn is_self_or_below(p: &str, top: &str) -> bool {
+    top == "/" || p == top || p.strip_prefix(top).is_some_and(|r| r.starts_with('/'))
+}
+
+/// A controller set in subsystem id order (unknown names last, sorted).
+fn ordered(set: &BTreeSet<String>) -> Vec<String> {
+    let mut v: Vec<String> = SUBSYS_ORDER
+        .iter()
+        .filter(|c| set.contains(**c))
+        .map(|c| c.to_string())
+        .collect();
+    v.extend(
+        set.iter()
+            .filter(|c| !SUBSYS_ORDER.contains(&c.as_str()))
+            .cloned(),
+    );
+    v
+}
+
+impl Target for Simulator {
+    fn mkdir(&mut self, path: &str) -> Result<(), TargetError> {
+        self.do_mkdir(path)
+    }
+    fn rmdir(&mut self, path: &str) -> Result<(), TargetError> {
+        self.do_rmdir(path)
+    }
+    fn exists(&self, path: &str) -> bool {
+        self.cgroups.contains_key(path)
+    }
+    fn children(&self, path: &str) -> Result<Vec<String>, TargetError> {
+        if !self.cgroups.contains_key(path) {
+            return Err(TargetError::new(path, None, Errno::ENOENT));
+        }
+        let mut v: Vec<String> = self
+            .child_paths(path)
+            .iter()
+            .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+    fn read(&self, path: &str, file: &str) -> Result<String, TargetError> {
+        self.do_read(path, file)
+    }
+    fn write(&mut self, path: &str, file: &str, value: &str) -> Result<(), TargetError> {
+        self.do_write(path, file, value)
+    }
+    fn chown(&mut self, path: &str, file: Option<&str>, uid: u32, gid: u32) -> Result<(), TargetError> {
+        self.do_chown(path, file, uid, gid)
+    }
+}
+
+#[cfg(test)]
+mod tests;

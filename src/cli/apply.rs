@@ -1,0 +1,535 @@
+//! `cgmig apply` and `cgmig rollback`: arguments, the checks before anything
+//! is touched, and the result report. The work itself is `crate::apply`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use serde::Serialize;
+
+use super::InputArgs;
+use crate::apply::exec::{self, Outcome, Runner, Status};
+use crate::apply::journal::{self, Journal, Lock, Record, RunOptions, Writer};
+use crate::apply::kernel::{self, KernelTarget};
+use crate::apply::{ApplyError, Host, Simulator, handover, resolve};
+use crate::plan::{PLAN_SCHEMA, Plan};
+
+/// Result format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResultFormat {
+    /// Summary table.
+    Table,
+    /// Every step as JSON.
+    Json,
+}
+
+/// `cgmig apply` arguments.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan (`cgmig plan --format json -o FILE`).
+    plan: PathBuf,
+    /// A cgroup2 directory to build the plan's tree under (created when missing;
+    /// the plan's controllers are enabled down to it). Default: the host's cgroup2 mount.
+    #[arg(long, value_name = "DIR")]
+    target: Option<PathBuf>,
+    /// Only this stage of the plan's staged rollout.
+    #[arg(long, value_name = "N")]
+    stage: Option<usize>,
+    /// Only the subtree at this v2 path.
+    #[arg(long, value_name = "PATH")]
+    only: Option<String>,
+    /// Hand the plan's controllers over from their v1 hierarchies now, without a reboot.
+    #[arg(long)]
+    live: bool,
+    /// Do not ask for confirmation (required for --live when not on a terminal).
+    #[arg(long)]
+    yes: bool,
+    /// Run against the simulator seeded from the host (or --root/--snapshot); change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    input: InputArgs,
+    /// Journal file (default: PLAN.journal).
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
+    /// Continue the apply recorded in the journal from its first unfinished step.
+    #[arg(long)]
+    resume: bool,
+    /// Apply even though the plan was made for another host or kernel.
+    #[arg(long)]
+    force_host: bool,
+    /// Apply even though processes moved or appeared since the plan was made.
+    #[arg(long)]
+    allow_changed: bool,
+    /// Result format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: ResultFormat,
+}
+
+/// `cgmig rollback` arguments.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The journal an apply wrote.
+    journal: PathBuf,
+    /// Do not ask for confirmation (required to undo a live handover when not on a terminal).
+    #[arg(long)]
+    yes: bool,
+    /// Result format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: ResultFormat,
+}
+
+/// What `--format json` prints.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    command: &'a str,
+    journal: Option<String>,
+    dry_run: bool,
+    steps: &'a [Outcome],
+    not_done: Vec<&'a Outcome>,
+    counts: std::collections::BTreeMap<&'static str, usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handover_window_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    preflight: Vec<String>,
+}
+
+/// Read and check a plan file: schema, parse, v2 rules.
+pub fn read_plan(path: &Path) -> Result<Plan, ApplyError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ApplyError::io(path, e))?;
+    let v: serde_json::Value = crate::report::from_data(&text)
+        .map_err(|e| ApplyError::Refused(format!("{}: not a readable plan: {e}", path.display())))?;
+    match v.get("schema").and_then(|s| s.as_str()) {
+        Some(PLAN_SCHEMA) => {}
+        Some(other) => {
+            return Err(ApplyError::Refused(format!(
+                "{}: plan schema {other:?} is not supported (this cgmig reads {PLAN_SCHEMA})",
+                path.display()
+            )));
+        }
+        None => {
+            return Err(ApplyError::Refused(format!(
+                "{}: not a cgmig plan (no schema field)",
+                path.display()
+            )));
+        }
+    }
+    let plan: Plan = serde_json::from_value(v)
+        .map_err(|e| ApplyError::Refused(format!("{}: invalid plan: {e}", path.display())))?;
+    let bad = crate::plan::validate(&plan);
+    if !bad.is_empty() {
+        return Err(ApplyError::Invalid {
+            path: path.into(),
+            reasons: bad.iter().map(|v| format!("{}: {}", v.at, v.message)).collect(),
+        });
+    }
+    Ok(plan)
+}
+
+fn scoped(plan: &Plan, stage: Option<usize>, only: Option<&str>) -> Result<Plan, ApplyError> {
+    let (rules, _) = crate::rules::RuleSet::load(&[]);
+    let leaf = rules.policy().leaf_name.clone();
+    let mut p = plan.clone();
+    if let Some(n) = stage {
+        p = p.for_stage(n, &leaf).ok_or_else(|| {
+            ApplyError::Refused(format!(
+                "there is no stage {n} (this plan has {})",
+                plan.stages.len()
+            ))
+        })?;
+    }
+    if let Some(path) = only {
+        p = p
+            .only(path, &leaf)
+            .ok_or_else(|| ApplyError::Refused(format!("{path} is not a node of the plan")))?;
+    }
+    Ok(p)
+}
+
+fn live_text(p: &str) -> Option<String> {
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Refuse a plan made for another host or kernel.
+fn check_host(plan: &Plan) -> Vec<String> {
+    let mut why = Vec::new();
+    let pairs = [
+        (
+            "machine-id",
+            plan.host.machine_id.as_deref(),
+            live_text("/etc/machine-id"),
+        ),
+        (
+            "hostname",
+            plan.host.hostname.as_deref(),
+            live_text("/proc/sys/kernel/hostname"),
+        ),
+        (
+            "kernel",
+            plan.host.kernel.as_deref(),
+            live_text("/proc/sys/kernel/osrelease"),
+        ),
+    ];
+    for (what, planned, here) in pairs {
+        if let (Some(p), Some(h)) = (planned, here)
+            && p != h
+        {
+            why.push(format!("{what}: the plan was made for {p:?}, this host is {h:?}"));
+        }
+    }
+    why
+}
+
+/// What changed since the plan (same boot only: after a reboot every PID changed).
+fn check_changes(plan: &Plan, live: &[resolve::Live]) -> Vec<String> {
+    let same_boot =
+        plan.host.boot_id.is_some() && plan.host.boot_id == live_text("/proc/sys/kernel/random/boot_id");
+    if !same_boot {
+        return Vec::new();
+    }
+    let mut why = Vec::new();
+    for k in &plan.process_keys {
+        if let Some(l) = live
+            .iter()
+            .find(|l| l.pid == k.pid && l.comm == k.comm && l.cmdline == k.cmdline)
+            && l.v1 != k.v1
+        {
+            why.push(format!(
+                "process {} ({}) moved since the plan: {:?} → {:?}",
+                k.pid, k.comm, k.v1, l.v1
+            ));
+        }
+    }
+    let planned: std::collections::BTreeSet<u32> = plan.process_keys.iter().map(|k| k.pid).collect();
+    let origins: std::collections::BTreeSet<(String, String)> = plan
+        .nodes
+        .iter()
+        .flat_map(|n| n.origins.iter())
+        .filter(|o| o.path != "/")
+        .map(|o| (o.label.clone(), o.path.clone()))
+        .collect();
+    for l in live {
+        if !planned.contains(&l.pid)
+            && let Some(at) = l.v1.iter().find(|m| origins.contains(*m))
+        {
+            why.push(format!(
+                "process {} ({}) is new in {}:{} (the plan would leave it behind)",
+                l.pid, l.comm, at.0, at.1
+            ));
+        }
+    }
+    why
+}
+
+fn confirm(live: bool, yes: bool, what: &str) -> Result<(), ApplyError> {
+    if !live || yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(ApplyError::Refused(format!(
+            "{what} changes v1 hierarchies on this running host: pass --yes to confirm"
+        )));
+    }
+    eprint!("cgmig: {what} now? [y/N] ");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    if matches!(line.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(ApplyError::Refused("not confirmed".into()))
+    }
+}
+
+/// `cgmig apply`.
+pub fn apply(a: ApplyArgs) -> Result<i32> {
+    let full = read_plan(&a.plan)?;
+    if a.dry_run {
+        return dry_run(&a, &full);
+    }
+    // Asked first, before anything is scanned, locked or written.
+    confirm(
+        a.live,
+        a.yes,
+        "hand the plan's controllers over from v1 to cgroup2",
+    )?;
+    let _lock = Lock::take()?;
+    let journal_path = a
+        .journal
+        .clone()
+        .unwrap_or_else(|| journal::default_path(&a.plan));
+    let hash = journal::plan_hash(&full);
+    let plan = scoped(&full, a.stage, a.only.as_deref())?;
+    if !a.force_host {
+        let why = check_host(&plan);
+        if !why.is_empty() {
+            return Err(ApplyError::WrongHost { reasons: why }.into());
+        }
+    }
+    let (steps, options, skipped, prior, preflight) = if a.resume {
+        let j = Journal::read(&journal_path)?;
+        let (jh, _, opts) = j.header.clone().expect("read checks the header");
+        if jh != hash {
+            return Err(ApplyError::OtherPlan {
+                path: journal_path,
+                journal: jh,
+                plan: hash,
+            }
+            .into());
+        }
+        (j.steps.clone(), opts, Vec::new(), Some(j), Vec::new())
+    } else {
+        let (mount, prefix) = match &a.target {
+            Some(dir) => {
+                let l = kernel::locate(dir)?;
+                (l.mount, l.prefix)
+            }
+            None => {
+                let m = kernel::default_mount()?;
+                kernel::locate(&m)?;
+                (m, "/".to_string())
+            }
+        };
+        let snap = crate::scan::scan(&crate::host::Root::live()).context("fresh scan of this host")?;
+        let live = resolve::live_from_snapshot(&snap);
+        let changed = check_changes(&plan, &live);
+        if !changed.is_empty() && !a.allow_changed {
+            return Err(ApplyError::WrongHost { reasons: changed }.into());
+        }
+        let specs = if a.live {
+            handover::specs_for(&plan)
+        } else {
+            Vec::new()
+        };
+        let preflight = if a.live {
+            let systemd = snap
+                .hierarchies()
+                .iter()
+                .any(|(_, h)| h.name.as_deref() == Some("systemd"));
+            let why = handover::preflight(&specs, Some(&mount), systemd);
+            if !why.is_empty() {
+                return Err(ApplyError::Preflight {
+                    reasons: why,
+                    hint: handover::staged_boot_hint(&full),
+                }
+                .into());
+            }
+            specs
+                .iter()
+                .map(|s| format!("{}: ready to hand over", s.hierarchy))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let host = KernelTarget::new(mount.clone());
+        let resolved = resolve::resolve(&plan, &live);
+        let (steps, skipped) = exec::build_steps(&plan, &prefix, &resolved, &host, &specs);
+        let opts = RunOptions {
+            stage: a.stage,
+            only: a.only.clone(),
+            live: a.live,
+            mount: mount.display().to_string(),
+            prefix,
+        };
+        (steps, opts, skipped, None, preflight)
+    };
+    confirm(
+        options.live,
+        a.yes,
+        "hand the plan's controllers over from v1 to cgroup2",
+    )?;
+    let writer = if a.resume {
+        Writer::open(&journal_path)?
+    } else {
+        Writer::create(
+            &journal_path,
+            Record::Header {
+                schema: journal::JOURNAL_SCHEMA.into(),
+                plan_hash: hash,
+                plan: a.plan.display().to_string(),
+                options: options.clone(),
+                steps: steps.clone(),
+            },
+        )?
+    };
+    let mut host = KernelTarget::new(PathBuf::from(&options.mount));
+    let mut runner = Runner::new(&mut host, Some(writer), options.live);
+    runner.progress = progress(steps.len());
+    let mut outcomes = runner.run(&steps, prior.as_ref())?;
+    let window = runner.window_ms();
+    outcomes.extend(skipped);
+    report(
+        "apply",
+        Some(&journal_path),
+        false,
+        &outcomes,
+        window,
+        preflight,
+        a.format,
+    )
+}
+
+fn progress(n: usize) -> Option<indicatif::ProgressBar> {
+    (n > 50 && std::io::stderr().is_terminal()).then(|| {
+        let p = indicatif::ProgressBar::new(n as u64);
+        p.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        p
+    })
+}
+
+fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
+    let plan = scoped(full, a.stage, a.only.as_deref())?;
+    let snap = super::load_input(&a.input)?;
+    let mut sim = Simulator::from_snapshot(&snap);
+    let prefix = match &a.target {
+        Some(dir) => kernel::locate(dir)
+            .map(|l| l.prefix)
+            .unwrap_or_else(|_| dir.display().to_string()),
+        None => "/".into(),
+    };
+    let on_live_host = a.input.root.is_none() && a.input.snapshot.is_none();
+    let specs = if a.live && on_live_host {
+        handover::specs_for(&plan)
+    } else {
+        Vec::new()
+    };
+    let mut preflight = Vec::new();
+    if a.live {
+        if !on_live_host {
+            preflight.push("handover preflight needs the live host (not --root/--snapshot)".into());
+        }
+        let systemd = snap
+            .hierarchies()
+            .iter()
+            .any(|(_, h)| h.name.as_deref() == Some("systemd"));
+        let mount = kernel::default_mount().ok();
+        let why = handover::preflight(&specs, mount.as_deref(), systemd);
+        if why.is_empty() {
+            preflight.extend(
+                specs
+                    .iter()
+                    .map(|s| format!("{}: ready to hand over", s.hierarchy)),
+            );
+        } else {
+            preflight.extend(why.into_iter().map(|w| format!("REFUSED: {w}")));
+            preflight.push(handover::staged_boot_hint(full));
+        }
+        // The simulated handover's outcome: the controllers come to v2.
+        for s in &specs {
+            for c in &s.v2 {
+                sim.offer_controller(c);
+            }
+        }
+    }
+    let live = resolve::live_from_snapshot(&snap);
+    let resolved = resolve::resolve(&plan, &live);
+    let (steps, skipped) = exec::build_steps(&plan, &prefix, &resolved, &sim, &specs);
+    let mut runner = Runner::new(&mut sim, None, false);
+    runner.kill_after = None;
+    let mut outcomes = runner.run(&steps, None)?;
+    outcomes.extend(skipped);
+    report(
+        "apply --dry-run",
+        None,
+        true,
+        &outcomes,
+        None,
+        preflight,
+        a.format,
+    )
+}
+
+/// `cgmig rollback`.
+pub fn rollback(a: RollbackArgs) -> Result<i32> {
+    let _lock = Lock::take()?;
+    let j = Journal::read(&a.journal)?;
+    let (_, _, opts) = j.header.clone().expect("read checks the header");
+    confirm(opts.live, a.yes, "hand the controllers back to v1 hierarchies")?;
+    let mut host = KernelTarget::new(PathBuf::from(&opts.mount));
+    let mut w = Writer::open(&a.journal)?;
+    let outcomes = exec::rollback(&mut host as &mut dyn Host, &j, Some(&mut w))?;
+    report(
+        "rollback",
+        Some(&a.journal),
+        false,
+        &outcomes,
+        None,
+        Vec::new(),
+        a.format,
+    )
+}
+
+fn report(
+    command: &str,
+    journal: Option<&Path>,
+    dry_run: bool,
+    outcomes: &[Outcome],
+    window: Option<f64>,
+    preflight: Vec<String>,
+    format: ResultFormat,
+) -> Result<i32> {
+    let failed = outcomes.iter().any(|o| o.status == Status::Failed);
+    let r = Report {
+        command,
+        journal: journal.map(|p| p.display().to_string()),
+        dry_run,
+        steps: outcomes,
+        not_done: outcomes.iter().filter(|o| o.status != Status::Done).collect(),
+        counts: exec::summary_counts(outcomes),
+        handover_window_ms: window,
+        preflight,
+    };
+    let text = match format {
+        ResultFormat::Json => serde_json::to_string_pretty(&r)? + "\n",
+        ResultFormat::Table => table(&r),
+    };
+    crate::report::write_output(None, &text)?;
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn table(r: &Report) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(["#", "step", "status", "note"]);
+    // Every step when few; otherwise what was not done.
+    let rows: Vec<&Outcome> = if r.steps.len() <= 40 {
+        r.steps.iter().collect()
+    } else {
+        r.not_done.clone()
+    };
+    for o in rows {
+        let status = match o.status {
+            Status::Done => "done",
+            Status::Failed => "FAILED",
+            Status::Skipped => "skipped",
+        };
+        t.add_row([
+            o.seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            o.label.clone(),
+            status.into(),
+            o.note.clone().unwrap_or_default(),
+        ]);
+    }
+    let mut s = String::new();
+    for p in &r.preflight {
+        s.push_str(&format!("preflight: {p}\n"));
+    }
+    s.push_str(&format!("{t}\n"));
+    let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    s.push_str(&format!("{}: {}", r.command, counts.join(", ")));
+    if let Some(w) = r.handover_window_ms {
+        s.push_str(&format!("; handover window {w:.1} ms"));
+    }
+    if let Some(j) = &r.journal {
+        s.push_str(&format!("; journal {j}"));
+    }
+    s.push('\n');
+    s
+}

@@ -1,0 +1,186 @@
+//! `cgmig apply` / `rollback` refusals: each a clear error, exit 2, and
+//! nothing written (no journal, no cgroup). The real-kernel refusals
+//! (read-only target) are in `apply_kernel`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::util::*;
+
+/// A fixture plan file and a scratch dir with a private lock.
+struct Case {
+    dir: tempfile::TempDir,
+    plan: PathBuf,
+}
+
+fn case() -> Case {
+    let h = host("borg-like");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    let o = cgmig(&[
+        "plan",
+        "--root",
+        &h.root().display().to_string(),
+        "--format",
+        "json",
+        "-o",
+        &plan.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Case { dir, plan }
+}
+
+impl Case {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cgmig"))
+            .args(args)
+            .env("CGMIG_LOCK", self.dir.path().join("lock"))
+            .output()
+            .unwrap()
+    }
+    fn p(&self) -> String {
+        self.plan.display().to_string()
+    }
+    fn journal(&self) -> PathBuf {
+        PathBuf::from(format!("{}.journal", self.p()))
+    }
+}
+
+fn refused(o: &Output, what: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "stdout {} stderr {}",
+        stdout(o),
+        stderr(o)
+    );
+    assert!(stderr(o).contains(what), "expected {what:?} in: {}", stderr(o));
+}
+
+#[test]
+fn a_truncated_plan_is_refused_naming_the_file_and_line() {
+    let c = case();
+    let text = std::fs::read_to_string(&c.plan).unwrap();
+    std::fs::write(&c.plan, &text[..text.len() / 2]).unwrap();
+    let o = c.run(&["apply", &c.p(), "--force-host"]);
+    refused(&o, &c.p());
+    assert!(stderr(&o).contains("line"), "{}", stderr(&o));
+    assert!(!c.journal().exists(), "no journal for a refused plan");
+}
+
+#[test]
+fn a_hand_edited_plan_that_breaks_v2_rules_is_refused() {
+    let c = case();
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&c.plan).unwrap()).unwrap();
+    // A node whose parent does not exist.
+    let mut orphan = v["nodes"][1].clone();
+    orphan["path"] = "/no/such/parent".into();
+    v["nodes"].as_array_mut().unwrap().push(orphan);
+    std::fs::write(&c.plan, serde_json::to_string(&v).unwrap()).unwrap();
+    let o = c.run(&["apply", &c.p(), "--force-host"]);
+    refused(&o, "does not validate");
+    assert!(stderr(&o).contains("/no/such/parent"), "{}", stderr(&o));
+    assert!(!c.journal().exists());
+}
+
+#[test]
+fn a_plan_for_another_host_is_refused() {
+    let c = case();
+    let o = c.run(&["apply", &c.p()]);
+    refused(&o, "the plan does not fit this host");
+    assert!(stderr(&o).contains("hostname"), "{}", stderr(&o));
+    assert!(!c.journal().exists());
+}
+
+#[test]
+fn a_journal_of_another_plan_is_refused() {
+    let c = case();
+    let other = c.dir.path().join("other.journal");
+    std::fs::write(
+        &other,
+        r#"{"kind":"header","schema":"cgmig.journal/v1","plan_hash":"0000000000000000","plan":"x.json","options":{"stage":null,"only":null,"live":false,"mount":"/sys/fs/cgroup","prefix":"/"},"steps":[]}
+"#,
+    )
+    .unwrap();
+    let before = std::fs::read(&other).unwrap();
+    let o = c.run(&[
+        "apply",
+        &c.p(),
+        "--force-host",
+        "--resume",
+        "--journal",
+        &other.display().to_string(),
+    ]);
+    refused(&o, "belongs to another plan");
+    assert_eq!(std::fs::read(&other).unwrap(), before, "the journal is untouched");
+}
+
+#[test]
+fn a_target_that_is_not_cgroup2_is_refused() {
+    let c = case();
+    let t = c.dir.path().join("not-cgroup");
+    std::fs::create_dir(&t).unwrap();
+    let o = c.run(&[
+        "apply",
+        &c.p(),
+        "--force-host",
+        "--target",
+        &t.join("sub").display().to_string(),
+    ]);
+    refused(&o, "not a cgroup2 filesystem");
+    assert!(!t.join("sub").exists());
+    assert!(!c.journal().exists());
+}
+
+#[test]
+fn a_second_apply_refuses_while_the_lock_is_held() {
+    let c = case();
+    let f = std::fs::File::create(c.dir.path().join("lock")).unwrap();
+    let _held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
+    let o = c.run(&["apply", &c.p(), "--force-host"]);
+    refused(&o, "another cgmig apply or rollback is running");
+    let o = c.run(&["rollback", &c.journal().display().to_string()]);
+    refused(&o, "another cgmig apply or rollback is running");
+}
+
+#[test]
+fn rollback_of_something_that_is_not_a_journal_is_refused() {
+    let c = case();
+    let o = c.run(&["rollback", &c.p()]);
+    refused(&o, "line 1");
+}
+
+#[test]
+fn live_needs_yes_when_not_on_a_terminal() {
+    let c = case();
+    // Not a terminal (piped): --yes is demanded before anything is looked at.
+    let o = c.run(&["apply", &c.p(), "--force-host", "--live"]);
+    refused(&o, "pass --yes");
+    assert!(!c.journal().exists());
+}
+
+#[test]
+fn dry_run_lists_what_would_fail_and_why() {
+    let h = host("borg-like");
+    let c = case();
+    let root = h.root().display().to_string();
+    let o = c.run(&["apply", &c.p(), "--dry-run", "--root", &root, "--format", "json"]);
+    // borg-like is a legacy host: cpu and memory are not on cgroup2 there.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["dry_run"], true);
+    let failed: Vec<&serde_json::Value> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "failed")
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|s| s["note"].as_str().unwrap().contains("subtree_control")),
+        "{failed:#?}"
+    );
+    assert!(!c.journal().exists(), "a dry run writes no journal");
+    let _ = Path::new(&root);
+}
