@@ -29,12 +29,17 @@ fn main() {
 /// N sleeping threads; prints the pid and the thread ids.
 fn sleepers(n: usize, secs: u64) {
     let (tx, rx) = std::sync::mpsc::channel();
-    for _ in 0..n {
+    for i in 0..n {
         let tx = tx.clone();
-        std::thread::spawn(move || {
-            tx.send(nix::unistd::gettid().as_raw()).ok();
-            std::thread::sleep(Duration::from_secs(secs));
-        });
+        // Named threads (their comm), so a plan's stable key can tell them
+        // apart after a reboot.
+        std::thread::Builder::new()
+            .name(format!("worker{i}"))
+            .spawn(move || {
+                tx.send(nix::unistd::gettid().as_raw()).ok();
+                std::thread::sleep(Duration::from_secs(secs));
+            })
+            .expect("spawn a thread");
     }
     let mut tids: Vec<i32> = (0..n).filter_map(|_| rx.recv().ok()).collect();
     tids.sort();

@@ -328,3 +328,94 @@ fn vm_behaviour_v1_then_v2() {
     eprintln!("{}", run.lines.join("\n"));
     run.assert_checks(&required);
 }
+
+/// The named checks a stage-by-stage scenario must report after each stage:
+/// the v2 tree was read (its root) and so were the v1 hierarchies (the named
+/// one is never handed over).
+fn stage_checks(run: &Run, prefix: impl Fn(usize) -> String, stages: usize) -> Vec<String> {
+    let mut req = Vec::new();
+    for n in 1..=stages {
+        let p = prefix(n);
+        req.push(format!("{p}.v2:/.exists"));
+        req.push(format!("{p}.v1:name=systemd:/.exists"));
+    }
+    assert!(
+        run.checks.len() > req.len(),
+        "only {} checks reported\n{}",
+        run.checks.len(),
+        run.table()
+    );
+    req
+}
+
+/// Scenario live (scripts/vm/live.sh): pure v1 with cgroup2 beside, a
+/// divergent layout with real processes and split threads; `cgmig apply
+/// --live --stage N` stage by stage until no v1 hierarchy with a controller is
+/// left, every promise of each stage read back from the kernel; the preflight
+/// refuses a memcg pinned by tmpfs pages, naming it; then `cgmig rollback` of
+/// every stage brings the v1 layout back.
+///
+/// Not in the required suite yet: the applier (branch apply) still fails
+/// stages of this scenario (see docs/testing.md, "Scenarios that wait for the
+/// applier"). Run it with `cargo test --test integration vm_live -- --ignored`.
+#[test]
+#[ignore = "waits for the applier to pass it: cargo test --test integration vm_live -- --ignored"]
+fn vm_live_stage_by_stage_and_rollback() {
+    if !require() {
+        return;
+    }
+    let run = boot("live");
+    let plan = run_plan(&run);
+    let n = plan.stages.len();
+    let mut req = stage_checks(&run, |n| format!("s{n}"), n);
+    for s in &plan.stages {
+        req.push(format!("s{}.apply.exit", s.number));
+        if s.adds.iter().any(|c| c == "memory") {
+            req.push(format!("s{}.preflight.pinned.refused", s.number));
+            req.push(format!("s{}.preflight.pinned.named", s.number));
+        }
+        req.push(format!("rollback.s{}.exit", s.number));
+    }
+    req.push("v1.hierarchies_with_controllers_left".into());
+    req.push("rollback.v1:name=systemd:/.exists".into());
+    req.push("rollback.v2.subtree_control".into());
+    run.assert_checks(&req);
+}
+
+/// Scenario boots (scripts/vm/boots.sh): the staged boot path. Plan on pure
+/// v1, then reboot the same guest into each stage's `cgroup_no_v1=` line and
+/// finally `cgroup_no_v1=all`, start the same workloads, `cgmig apply --stage
+/// N` (processes matched by stable keys), and check the state after every
+/// boot.
+///
+/// Not in the required suite yet, for the same reason as the live scenario.
+#[test]
+#[ignore = "waits for the applier to pass it: cargo test --test integration vm_boots -- --ignored"]
+fn vm_boots_staged_to_pure_v2() {
+    if !require() {
+        return;
+    }
+    let run = boot("boots");
+    let plan = run_plan(&run);
+    let n = plan.stages.len();
+    let mut req = stage_checks(&run, |n| format!("b{}", n + 1), n);
+    for s in &plan.stages {
+        let b = s.number + 1;
+        req.push(format!("b{b}.cmdline.is.stage{}", s.number));
+        req.push(format!("b{b}.apply.stage{}.exit", s.number));
+    }
+    req.push(format!("b{}.v1.hierarchies_with_controllers_left", n + 1));
+    assert!(
+        plan.stages
+            .last()
+            .is_some_and(|s| s.cmdline.contains("cgroup_no_v1=all")),
+        "the last stage boots pure v2"
+    );
+    run.assert_checks(&req);
+}
+
+/// The plan a multi-stage scenario sent (its `plan` section).
+fn run_plan(run: &Run) -> Plan {
+    let text = run.sections.get("plan").expect("the scenario sends its plan");
+    serde_json::from_str(text).expect("the plan parses")
+}
