@@ -245,12 +245,23 @@ impl Writer {
 
     /// Append one record and `fsync` it.
     pub fn append(&mut self, rec: &Record) -> Result<(), ApplyError> {
+        self.append_unsynced(rec)?;
+        self.sync()
+    }
+
+    /// Append one record; the caller syncs before anything else changes
+    /// (the executor syncs a step's `done` together with the next intent).
+    pub fn append_unsynced(&mut self, rec: &Record) -> Result<(), ApplyError> {
         let mut line = serde_json::to_string(rec).map_err(|e| ApplyError::Refused(e.to_string()))?;
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
-            .and_then(|_| self.file.sync_data())
             .map_err(|e| ApplyError::io(&self.path, e))
+    }
+
+    /// `fdatasync` what was appended.
+    pub fn sync(&mut self) -> Result<(), ApplyError> {
+        self.file.sync_data().map_err(|e| ApplyError::io(&self.path, e))
     }
 }
 

@@ -191,6 +191,31 @@ impl Simulator {
         self.bfq = on;
     }
 
+    /// The block devices (`MAJ:MIN`) that exist; a per-device `io.*` write
+    /// naming another one gives ENODEV. By default any device key is accepted.
+    pub fn set_block_devices(&mut self, devices: &[&str]) {
+        self.devices = Some(devices.iter().map(|d| d.to_string()).collect());
+    }
+
+    /// The possible CPUs and memory nodes (`cpuset.cpus`/`cpuset.mems`
+    /// lists, e.g. `"0-15"`, `"0-1"`). By default CPUs 0-63 and nodes 0-3.
+    /// A malformed list leaves the current set.
+    pub fn set_cpus(&mut self, cpus: &str, mems: &str) {
+        let any: BTreeSet<u32> = (0..8192).collect();
+        if let Ok(c) = values::parse_list(cpus, &any, Errno::EINVAL) {
+            self.cpus = c;
+        }
+        if let Ok(m) = values::parse_list(mems, &any, Errno::EINVAL) {
+            self.mems = m;
+        }
+    }
+
+    /// The huge page sizes the kernel has (`hugetlb.<size>.*` files), e.g.
+    /// `["2MB", "1GB"]` (the default).
+    pub fn set_hugepage_sizes(&mut self, sizes: &[&str]) {
+        self.hugepage_sizes = sizes.iter().map(|s| s.to_string()).collect();
+    }
+
     /// Where a task is (cgroup path), for tests and verification.
     pub fn cgroup_of(&self, tid: u32) -> Option<String> {
         self.tasks.get(&tid).map(|t| t.cgroup.clone())

@@ -428,6 +428,19 @@ fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
             }
         }
     }
+    let offered = crate::apply::Target::read(&sim, "/", "cgroup.controllers").unwrap_or_default();
+    let missing: Vec<&str> = plan
+        .controllers
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !offered.split_whitespace().any(|o| o == *c))
+        .collect();
+    if !missing.is_empty() {
+        preflight.push(format!(
+            "not on cgroup2 on this host: {} (boot the plan's stage, or hand them over with --live)",
+            missing.join(" ")
+        ));
+    }
     let live = resolve::live_from_snapshot(&snap);
     let resolved = resolve::resolve(&plan, &live);
     let (steps, skipped) = exec::build_steps(&plan, &prefix, &resolved, &sim, &specs);
@@ -519,11 +532,16 @@ fn table(r: &Report) -> String {
     }
     let mut s = String::new();
     for p in &r.preflight {
-        s.push_str(&format!("preflight: {p}\n"));
+        s.push_str(&format!("note: {p}\n"));
     }
     s.push_str(&format!("{t}\n"));
     let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    s.push_str(&format!("{}: {}", r.command, counts.join(", ")));
+    let counts = if counts.is_empty() {
+        "nothing to do".to_string()
+    } else {
+        counts.join(", ")
+    };
+    s.push_str(&format!("{}: {counts}", r.command));
     if let Some(w) = r.handover_window_ms {
         s.push_str(&format!("; handover window {w:.1} ms"));
     }
@@ -532,4 +550,54 @@ fn table(r: &Report) -> String {
     }
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_with(boot: Option<String>) -> Plan {
+        let mut p: Plan = serde_json::from_str(
+            r#"{"schema":"cgmig.plan/v1","host":{"hostname":null,"kernel":null,"mode":"legacy"},
+               "controllers":[],"nodes":[{"path":"/","type":"domain","subtree_control":[],"settings":[],"processes":[],"origins":[]},
+               {"path":"/a","type":"domain","subtree_control":[],"settings":[],"processes":[10],
+                "origins":[{"hierarchy":1,"label":"cpu","path":"/a"}]}],
+               "actions":[],"findings":[],"conflicts":[],
+               "spine":{"order":[],"settings_affected":0,"tried":[]},"stages":[],
+               "process_keys":[{"pid":10,"uid":0,"comm":"w","cmdline":["w"],"v1":[["cpu","/a"]]}]}"#,
+        )
+        .unwrap();
+        p.host.boot_id = boot;
+        p
+    }
+
+    fn live(pid: u32, path: &str) -> resolve::Live {
+        resolve::Live {
+            pid,
+            uid: 0,
+            comm: "w".into(),
+            cmdline: vec!["w".into()],
+            v1: vec![("cpu".into(), path.into())],
+            threads: vec![],
+        }
+    }
+
+    #[test]
+    fn changes_since_the_plan_are_named_in_the_same_boot_only() {
+        let Some(boot) = live_text("/proc/sys/kernel/random/boot_id") else {
+            eprintln!("SKIPPED: no boot_id on this system");
+            return;
+        };
+        let p = plan_with(Some(boot));
+        assert!(check_changes(&p, &[live(10, "/a")]).is_empty());
+        let moved = check_changes(&p, &[live(10, "/b")]);
+        assert!(moved[0].contains("moved since the plan"), "{moved:?}");
+        let new = check_changes(&p, &[live(10, "/a"), live(11, "/a")]);
+        assert!(
+            new[0].contains("process 11") && new[0].contains("is new in cpu:/a"),
+            "{new:?}"
+        );
+        // Another boot: every PID changed, nothing to compare.
+        assert!(check_changes(&plan_with(Some("other".into())), &[live(10, "/b")]).is_empty());
+    }
 }

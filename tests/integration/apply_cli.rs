@@ -184,3 +184,37 @@ fn dry_run_lists_what_would_fail_and_why() {
     assert!(!c.journal().exists(), "a dry run writes no journal");
     let _ = Path::new(&root);
 }
+
+#[test]
+fn stage_and_only_select_part_of_the_plan() {
+    let h = host("borg-like");
+    let c = case();
+    let root = h.root().display().to_string();
+    let o = c.run(&[
+        "apply",
+        &c.p(),
+        "--dry-run",
+        "--root",
+        &root,
+        "--only",
+        "/batch",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let labels: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert!(labels.iter().any(|l| l.contains("/batch/task1")), "{labels:#?}");
+    assert!(
+        !labels
+            .iter()
+            .any(|l| l.contains("websearch") || l.contains("alloc1")),
+        "{labels:#?}"
+    );
+    let o = c.run(&["apply", &c.p(), "--dry-run", "--root", &root, "--stage", "99"]);
+    refused(&o, "there is no stage 99");
+}

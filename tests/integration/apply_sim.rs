@@ -259,3 +259,50 @@ fn processes_are_matched_by_their_stable_key_after_a_reboot() {
         }
     }
 }
+
+#[test]
+fn live_steps_place_tasks_first_then_hand_over_then_configure() {
+    let plan = plan_of("borg-like");
+    let sim = sim_for(&plan);
+    let spec = cgmig::apply::handover::Spec {
+        hierarchy: "memory".into(),
+        v1: vec!["memory".into()],
+        v2: vec!["memory".into()],
+        mounts: vec![cgmig::apply::step::V1Mount {
+            point: "/sys/fs/cgroup/memory".into(),
+            source: "cgroup".into(),
+            options: "rw".into(),
+            super_options: "rw,memory".into(),
+        }],
+    };
+    let (steps, _) = exec::build_steps(&plan, "/m", &Resolved::default(), &sim, &[spec]);
+    let pos = |f: &dyn Fn(&Step) -> bool| steps.iter().position(f).unwrap();
+    let last = |f: &dyn Fn(&Step) -> bool| steps.iter().rposition(f).unwrap();
+    use cgmig::plan::Action;
+    let last_move = last(&|s| matches!(s, Step::Action(Action::MoveProcess { .. })));
+    let evac = pos(&|s| matches!(s, Step::Evacuate { .. }));
+    let wait = pos(&|s| matches!(s, Step::WaitV2 { .. }));
+    let first_enable = pos(&|s| {
+        matches!(
+            s,
+            Step::EnableAbove { .. } | Step::Action(Action::EnableControllers { .. })
+        )
+    });
+    let first_write = pos(&|s| matches!(s, Step::Action(Action::Write { .. })));
+    assert!(
+        last_move < evac && evac < wait && wait < first_enable && first_enable < first_write,
+        "{steps:#?}"
+    );
+    let kinds: Vec<&str> = steps[evac..=wait]
+        .iter()
+        .map(|s| match s {
+            Step::Evacuate { .. } => "evacuate",
+            Step::RemoveV1 { .. } => "remove",
+            Step::WaitRelease { .. } => "release",
+            Step::Unmount { .. } => "unmount",
+            Step::WaitV2 { .. } => "v2",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["evacuate", "remove", "release", "unmount", "v2"]);
+}

@@ -17,35 +17,71 @@ use cgmig::model::{Node, Snapshot};
 
 use crate::util::*;
 
-/// `None` if the tests can run here; otherwise why not.
-fn cannot_run() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not running as root".into());
-    }
-    for tool in ["unshare", "python3", "mount"] {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            return Some(format!("`{tool}` is not installed"));
-        }
-    }
-    None
+/// Whether a new process still lists the v1 hierarchy `name=cgmig-test`
+/// (a hierarchy alive but mounted nowhere shows there, not in mountinfo).
+fn named_hierarchy_alive() -> bool {
+    let o = Command::new("cat").arg("/proc/self/cgroup").output().unwrap();
+    String::from_utf8_lossy(&o.stdout).contains(":name=cgmig-test:")
 }
 
-/// Skip with a printed reason, or fail when CI requires these tests.
-fn require() -> bool {
-    match cannot_run() {
-        None => true,
-        Some(why) => {
-            if std::env::var("CGMIG_REQUIRE_KERNEL_TESTS").as_deref() == Ok("1") {
-                panic!("real-kernel tests are required (CGMIG_REQUIRE_KERNEL_TESTS=1) but cannot run: {why}");
-            }
-            eprintln!("SKIPPED real-kernel test: {why}");
-            false
-        }
+/// The v1 hierarchy id `/proc/cgroups` gives `net_cls` (0: not on v1).
+fn net_cls_hierarchy() -> u32 {
+    std::fs::read_to_string("/proc/cgroups")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"net_cls")).then(|| f[1].parse().unwrap_or(0))
+        })
+        .unwrap_or(0)
+}
+
+/// Whether any mount namespace has a cgroup v1 mount with this option
+/// (another test run using the hierarchy right now).
+fn v1_mounted_anywhere(option: &str) -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    rd.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("mountinfo")).ok())
+        .any(|t| {
+            t.lines().any(|l| {
+                l.split(" - ").nth(1).is_some_and(|r| {
+                    let f: Vec<&str> = r.split(' ').collect();
+                    f.first() == Some(&"cgroup")
+                        && f.get(2).is_some_and(|o| o.split(',').any(|x| x == option))
+                })
+            })
+        })
+}
+
+/// Fail if a v1 hierarchy the test used is still alive after 5 s, unless
+/// another run has it mounted (then it is that run's to release).
+fn assert_released(what: &str, alive: impl Fn() -> bool, option: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    if alive() {
+        assert!(
+            v1_mounted_anywhere(option),
+            "{what} is still alive and mounted nowhere: the test leaked it"
+        );
+        eprintln!("note: {what} is alive because another test run has it mounted");
+    }
+}
+
+/// The tools the script needs besides root.
+const TOOLS: &[&str] = &["unshare", "python3", "mount"];
+
+fn require() -> bool {
+    crate::kernel_util::require(TOOLS)
 }
 
 const SCRIPT: &str = r#"
@@ -53,6 +89,50 @@ set -eu
 BIN=$1; OUT=$2; U=$3; WORK=$4
 NAMED=$WORK/named; NET=$WORK/net
 P1=; PY=; NETOK=0; V2=
+NAMED_OPTS=none,name=cgmig-test; NET_OPTS=net_cls,net_prio
+# A v1 hierarchy is destroyed only once its removed cgroups are released
+# (asynchronously, ~100-200 ms after rmdir) AND its last mount is gone;
+# unmounted too early it lingers, alive and mounted nowhere
+# (live-handover.md). These helpers go in that order with bounded waits, and
+# recover a lingering hierarchy (this run's or an earlier run's) by mounting
+# it again with the same options (the kernel reuses it) and unmounting.
+alive() { # $1: name=X (named hierarchy) or a controller
+  case "$1" in
+    name=*) grep -q ":$1:" /proc/self/cgroup ;;
+    *) [ "$(awk -v c="$1" '$1==c {print $2}' /proc/cgroups)" != 0 ] ;;
+  esac
+}
+mounted_anywhere() { # $1 as for alive: a mount of it in any mount namespace
+  grep -qs -E -- "- cgroup [^ ]+ [^ ]*[,]?$1([, ]|\$)" /proc/[0-9]*/mountinfo
+}
+wait_released() { # $1: controller; until /proc/cgroups shows 1 cgroup, at most 5 s
+  for _ in $(seq 50); do
+    [ "$(awk -v c="$1" '$1==c {print $3}' /proc/cgroups)" = 1 ] && return 0
+    sleep 0.1
+  done
+  echo "warning: $1 still counts cgroups after 5 s" >&2
+}
+release_v1() { # $1: key for alive, $2: mount point, $3: mount options
+  mountpoint -q "$2" && umount "$2"
+  for _ in $(seq 25); do
+    alive "$1" || return 0
+    if mounted_anywhere "$1"; then
+      echo "note: $1 is mounted elsewhere (another test run); left to it" >&2
+      return 0
+    fi
+    sleep 0.1
+    mount -t cgroup -o "$3" cgroup "$2" 2>/dev/null && umount "$2"
+  done
+  echo "warning: v1 hierarchy $1 is still alive after 5 s" >&2
+}
+clean_dead_runs() { # $1: a v1 mount; remove trees left by runs whose pid is gone
+  for top in "$1"/cgmig-*; do
+    [ -d "$top" ] || continue
+    pid=${top##*/cgmig-}; pid=${pid%%-*}
+    kill -0 "$pid" 2>/dev/null && continue
+    find "$top" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+}
 cleanup() {
   set +e
   [ -n "$P1" ] && kill "$P1" 2>/dev/null
@@ -61,15 +141,22 @@ cleanup() {
   for d in "$NAMED/cgmig-$U/alice/sub" "$NAMED/cgmig-$U/alice" "$NAMED/cgmig-$U/a" "$NAMED/cgmig-$U/b" "$NAMED/cgmig-$U"; do
     [ -d "$d" ] && rmdir "$d"
   done
-  if [ "$NETOK" = 1 ]; then rmdir "$NET/cgmig-$U/x" "$NET/cgmig-$U" 2>/dev/null; umount "$NET"; fi
+  if [ "$NETOK" = 1 ]; then
+    rmdir "$NET/cgmig-$U/x" "$NET/cgmig-$U" 2>/dev/null
+    wait_released net_cls
+    release_v1 net_cls "$NET" "$NET_OPTS"
+  fi
   [ -n "$V2" ] && rmdir "$V2/leaf" "$V2" 2>/dev/null
-  mountpoint -q "$NAMED" && umount "$NAMED"
+  # A named hierarchy has no /proc/cgroups line to wait on: release_v1
+  # checks /proc/self/cgroup after the unmount and retries.
+  mountpoint -q "$NAMED" && release_v1 name=cgmig-test "$NAMED" "$NAMED_OPTS"
   true
 }
 trap cleanup EXIT
 mkdir -p "$NAMED" "$NET"
 # A v1 hierarchy lingers after unmount: always the same name, so it is reused.
-mount -t cgroup -o none,name=cgmig-test cgmig-test "$NAMED"
+mount -t cgroup -o "$NAMED_OPTS" cgmig-test "$NAMED"
+clean_dead_runs "$NAMED"
 mkdir -p "$NAMED/cgmig-$U/a" "$NAMED/cgmig-$U/b" "$NAMED/cgmig-$U/alice/sub"
 
 sleep 300 & P1=$!
@@ -92,8 +179,9 @@ chown 1000:1000 "$NAMED/cgmig-$U/alice" "$NAMED/cgmig-$U/alice/tasks" "$NAMED/cg
 
 # net_cls,net_prio only when nobody else has it mounted.
 if ! grep -qE ' - cgroup [^ ]+ .*net_cls' /proc/1/mountinfo; then
-  if mount -t cgroup -o net_cls,net_prio cgroup "$NET" 2>/dev/null; then
+  if mount -t cgroup -o "$NET_OPTS" cgroup "$NET" 2>/dev/null; then
     NETOK=1
+    clean_dead_runs "$NET"
     mkdir -p "$NET/cgmig-$U/x"
     echo 0x100001 > "$NET/cgmig-$U/x/net_cls.classid"
     echo "$P1" > "$NET/cgmig-$U/x/cgroup.procs"
@@ -250,33 +338,50 @@ fn real_kernel_named_and_net_hierarchies_threads_and_owners() {
         assert!(cgroups_of(&snap, facts.p1).contains(&(0, format!("/{name}/leaf"))));
         assert!(!Path::new(v2).exists(), "v2 test subtree was removed");
     }
+    // The v1 hierarchies are destroyed, not just unmounted.
+    assert_released("name=cgmig-test", named_hierarchy_alive, "name=cgmig-test");
+    if facts.net {
+        assert_released("net_cls,net_prio", || net_cls_hierarchy() != 0, "net_cls");
+    }
 }
 
 #[test]
 fn live_host_scan_agrees_with_proc_self_cgroup() {
-    // Read-only: needs no root, but does need a cgroup filesystem.
-    let snap = match cgmig::scan::scan(&cgmig::host::Root::live()) {
-        Ok(s) => s,
-        Err(e) => panic!("live scan failed: {e}"),
-    };
+    // Read-only: needs no root, but does need a cgroup filesystem. Other
+    // tests create and destroy v1 hierarchies (name=cgmig-test, net_cls)
+    // while this one runs, so a hierarchy may come or go between the scan
+    // and the read of /proc/self/cgroup: compare again a few times before
+    // calling a difference a failure.
     let me = std::process::id();
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let expect = cgmig::host::parse_pid_cgroup(&text).unwrap();
-    if expect.is_empty() {
-        eprintln!("SKIPPED: /proc/self/cgroup is empty (no cgroups on this kernel)");
-        return;
-    }
-    // Threads of this test binary move around; compare the main thread.
-    let got = cgroups_of(&snap, me);
-    for m in &expect {
+    let mut attempt = 0;
+    let snap = loop {
+        attempt += 1;
+        let snap = match cgmig::scan::scan(&cgmig::host::Root::live()) {
+            Ok(s) => s,
+            Err(e) => panic!("live scan failed: {e}"),
+        };
+        let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let expect = cgmig::host::parse_pid_cgroup(&text).unwrap();
+        if expect.is_empty() {
+            eprintln!("SKIPPED: /proc/self/cgroup is empty (no cgroups on this kernel)");
+            return;
+        }
+        // Threads of this test binary move around; compare the main thread.
+        let got = cgroups_of(&snap, me);
+        let missing: Vec<_> = expect
+            .iter()
+            .filter(|m| !got.contains(&(m.hierarchy, m.path.clone())))
+            .map(|m| (m.hierarchy, m.path.clone()))
+            .collect();
+        if missing.is_empty() && got.len() == expect.len() {
+            break snap;
+        }
         assert!(
-            got.contains(&(m.hierarchy, m.path.clone())),
-            "hierarchy {} path {} missing from {got:?}",
-            m.hierarchy,
-            m.path
+            attempt < 5,
+            "scan and /proc/self/cgroup disagree: missing {missing:?}, scan has {got:?}"
         );
-    }
-    assert_eq!(got.len(), expect.len());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
     // And the live audit (the README's main job) runs on it.
     let r = cgmig::audit::audit(&snap, &rules());
     assert_eq!(r.host.cgroups, snap.cgroups().count());

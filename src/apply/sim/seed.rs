@@ -41,6 +41,7 @@ pub(super) fn from_snapshot(snap: &Snapshot) -> Simulator {
             }
         }
     }
+    sim.restore_top_down();
     for (pi, p) in snap.processes() {
         for (ti, t) in snap.threads(pi) {
             let place = snap
@@ -77,6 +78,32 @@ pub(super) fn from_snapshot(snap: &Snapshot) -> Simulator {
 }
 
 impl Simulator {
+    /// The kernel keeps `subtree_control` within `cgroup.controllers`
+    /// (`cgroup_propagate_control`): a controller enabled in a cgroup is
+    /// enabled in every ancestor. A snapshot that lacks an ancestor's value
+    /// (a fixture, an unreadable file) gets it back here, within what the
+    /// root offers.
+    fn restore_top_down(&mut self) {
+        let enabled: Vec<(String, Vec<String>)> = self
+            .cgroups
+            .iter()
+            .map(|(p, c)| (p.clone(), c.subtree_control.iter().cloned().collect()))
+            .collect();
+        for (path, ctrls) in enabled {
+            let mut up = crate::model::path::parent(&path);
+            while let Some(a) = up {
+                if let Some(c) = self.cgroups.get_mut(a) {
+                    c.subtree_control.extend(ctrls.iter().cloned());
+                }
+                up = crate::model::path::parent(a);
+            }
+        }
+        let offered = self.offered.clone();
+        for c in self.cgroups.values_mut() {
+            c.subtree_control.retain(|x| offered.contains(x));
+        }
+    }
+
     /// Create `path` and any missing ancestors, bypassing the rules (seeding only).
     fn ensure_path(&mut self, path: &str) {
         let mut p = Some(path);

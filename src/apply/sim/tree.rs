@@ -145,7 +145,7 @@ impl Simulator {
         files::lookup(&ctx, name)
     }
 
-    /// Look the file up and check it may be opened this way (kernfs_fop_open: EACCES).
+    /// Look the file up and check it has the operation (read or write) asked for.
     fn open(&self, path: &str, file: &str, access: Access) -> Result<files::Spec, TargetError> {
         let err = |e| Err(TargetError::new(path, Some(file), e));
         if !self.cgroups.contains_key(path) {
@@ -156,7 +156,9 @@ impl Simulator {
         }
         match self.file_spec(path, file) {
             None => err(Errno::ENOENT),
-            Some(spec) if !spec.access.allows(access) => err(Errno::EACCES),
+            // Root passes the mode check at open; kernfs_fop_read_iter /
+            // kernfs_fop_write_iter then find no seq_show/write op: EINVAL.
+            Some(spec) if !spec.access.allows(access) => err(Errno::EINVAL),
             Some(spec) => Ok(spec),
         }
     }
@@ -188,18 +190,15 @@ impl Simulator {
                     .map(|(tid, _)| *tid)
                     .collect(),
             ),
+            // CGRP_FROZEN: every task of an effectively frozen cgroup is
+            // frozen, which holds at once for an empty one (the simulator has
+            // no running tasks to wait for).
             "cgroup.events" => format!(
                 "populated {}\nfrozen {}",
                 u8::from(self.is_populated(path)),
-                u8::from(self.is_frozen(path) && self.is_populated(path))
+                u8::from(self.is_frozen(path))
             ),
-            "cgroup.stat" => format!(
-                "nr_descendants {}\nnr_dying_descendants 0",
-                self.cgroups
-                    .keys()
-                    .filter(|k| *k != path && is_self_or_below(k, path))
-                    .count()
-            ),
+            "cgroup.stat" => self.stat(path),
             "cgroup.max.depth" | "cgroup.max.descendants" | "cgroup.freeze" => {
                 self.value_or(path, file, if file == "cgroup.freeze" { "0" } else { "max" })
             }
@@ -238,6 +237,42 @@ impl Simulator {
             Some(own) if !own.is_disjoint(&up) => own.intersection(&up).copied().collect(),
             _ => up,
         }
+    }
+
+    /// `cgroup_stat_show`: live descendants, then (6.11+) per controller the
+    /// csses in the subtree including itself. Dying cgroups linger in the
+    /// kernel for a while after rmdir; the simulator has none.
+    fn stat(&self, path: &str) -> String {
+        let below: Vec<&String> = self
+            .cgroups
+            .keys()
+            .filter(|k| is_self_or_below(k, path))
+            .collect();
+        let mut out = vec![format!("nr_descendants {}", below.len() - 1)];
+        let subsys: Vec<&str> = super::SUBSYS_ORDER
+            .iter()
+            .copied()
+            .filter(|c| super::IMPLICIT.contains(c) || self.offered.contains(*c))
+            .collect();
+        let modern = self.kernel >= (6, 11);
+        if modern {
+            for c in &subsys {
+                let n = below
+                    .iter()
+                    .filter(|p| {
+                        super::IMPLICIT.contains(c)
+                            || p.as_str() == "/"
+                            || self.control(p).iter().any(|x| x == c)
+                    })
+                    .count();
+                out.push(format!("nr_subsys_{c} {n}"));
+            }
+        }
+        out.push("nr_dying_descendants 0".into());
+        if modern {
+            out.extend(subsys.iter().map(|c| format!("nr_dying_subsys_{c} 0")));
+        }
+        out.join("\n")
     }
 
     fn value_or(&self, path: &str, file: &str, default: &str) -> String {

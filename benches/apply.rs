@@ -1,0 +1,335 @@
+//! Benchmark: `cgmig apply` of a 10,000-node plan to a cgroup2 subtree and
+//! its rollback, next to a plain shell script doing the same mkdirs, writes
+//! and moves without journal or checks; and the live handover window of
+//! `hugetlb` (tasks at the v1 root → v2 settings written).
+//!
+//! `cargo bench --bench apply` (root; uses this machine's cgroup2 mount at
+//! /sys/fs/cgroup/unified and its `hugetlb` controller, and leaves both as
+//! found). Not root, or no hugetlb on cgroup2: prints why and exits 0.
+//! Options: `CGMIG_BENCH_NODES` (default 10000), `CGMIG_BENCH_RUNS` (3).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Instant;
+
+const V2: &str = "/sys/fs/cgroup/unified";
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cgmig"))
+}
+
+fn cannot_run() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root".into());
+    }
+    let c = std::fs::read_to_string(format!("{V2}/cgroup.controllers")).unwrap_or_default();
+    if !c.split_whitespace().any(|x| x == "hugetlb") {
+        return Some(format!("{V2} does not offer hugetlb"));
+    }
+    let sc = std::fs::read_to_string(format!("{V2}/cgroup.subtree_control")).unwrap_or_default();
+    if sc.split_whitespace().any(|x| x == "hugetlb") {
+        return Some("hugetlb is in use on cgroup2".into());
+    }
+    None
+}
+
+fn setting(v: &str) -> serde_json::Value {
+    serde_json::json!({"file": "hugetlb.2MB.max", "value": v,
+        "origin": {"hierarchy": 0, "label": "bench", "path": "/"}, "rule": "bench", "function": "bench", "inputs": []})
+}
+
+/// `nodes` leaves under `sqrt(nodes)` parents, each leaf with a limit; the
+/// first `procs.len()` leaves get a process each.
+fn plan(nodes: usize, procs: &[u32]) -> cgmig::plan::Plan {
+    let fan = (nodes as f64).sqrt().ceil() as usize;
+    let mut ns = vec![
+        serde_json::json!({"path": "/", "type": "domain", "subtree_control": [], "settings": [], "processes": [], "origins": []}),
+    ];
+    let mut leaf = 0;
+    for p in 0..fan {
+        ns.push(serde_json::json!({"path": format!("/p{p}"), "type": "domain", "subtree_control": [], "settings": [], "processes": [], "origins": []}));
+        for c in 0..fan {
+            if leaf == nodes {
+                break;
+            }
+            let pr: Vec<u32> = procs.get(leaf).copied().into_iter().collect();
+            ns.push(serde_json::json!({"path": format!("/p{p}/c{c}"), "type": "domain", "subtree_control": [],
+                "settings": [setting(&format!("{}", 2097152 * (1 + leaf % 8)))], "processes": pr, "origins": []}));
+            leaf += 1;
+        }
+    }
+    let v = serde_json::json!({"schema": "cgmig.plan/v1", "host": {"hostname": null, "kernel": null, "mode": "hybrid"},
+        "controllers": ["hugetlb"], "nodes": ns, "actions": [], "findings": [], "conflicts": [],
+        "spine": {"order": [], "settings_affected": 0, "tried": []}, "stages": []});
+    let mut p: cgmig::plan::Plan = serde_json::from_value(v).unwrap();
+    cgmig::plan::finish(&mut p, None, "leaf");
+    p
+}
+
+/// The same work as a shell script: mkdir, enable, write, move.
+fn shell_script(p: &cgmig::plan::Plan, target: &str) -> String {
+    let mut s = format!("set -e\nmkdir {target}\necho +hugetlb > {V2}/cgroup.subtree_control\n");
+    for a in &p.actions {
+        let dir = if a.path() == "/" {
+            target.to_string()
+        } else {
+            format!("{target}{}", a.path())
+        };
+        match a {
+            cgmig::plan::Action::Create { .. } if a.path() != "/" => s.push_str(&format!("mkdir {dir}\n")),
+            cgmig::plan::Action::MoveProcess { pid, .. } => {
+                s.push_str(&format!("echo {pid} > {dir}/cgroup.procs\n"))
+            }
+            cgmig::plan::Action::EnableControllers { .. } => {
+                s.push_str(&format!("echo +hugetlb > {dir}/cgroup.subtree_control\n"))
+            }
+            cgmig::plan::Action::Write { file, value, .. } => {
+                s.push_str(&format!("echo {value} > {dir}/{file}\n"))
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+fn shell_undo(p: &cgmig::plan::Plan, target: &str, home: &str) -> String {
+    let mut s = String::from("set -e\n");
+    for a in p.actions.iter().rev() {
+        let dir = if a.path() == "/" {
+            target.to_string()
+        } else {
+            format!("{target}{}", a.path())
+        };
+        match a {
+            cgmig::plan::Action::MoveProcess { pid, .. } => {
+                s.push_str(&format!("echo {pid} > {V2}{home}/cgroup.procs\n"))
+            }
+            cgmig::plan::Action::EnableControllers { .. } => {
+                s.push_str(&format!("echo -hugetlb > {dir}/cgroup.subtree_control\n"))
+            }
+            _ => {}
+        }
+    }
+    for a in p.actions.iter().rev() {
+        if let cgmig::plan::Action::Create { path } = a
+            && path != "/"
+        {
+            s.push_str(&format!("rmdir {target}{path}\n"));
+        }
+    }
+    s.push_str(&format!(
+        "rmdir {target}\necho -hugetlb > {V2}/cgroup.subtree_control\n"
+    ));
+    s
+}
+
+fn secs(f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
+fn sh(script: &str) {
+    let o = Command::new("sh").args(["-c", script]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn cgmig(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new(bin())
+        .args(args)
+        .env("CGMIG_LOCK", dir.join("lock"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.code() == Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    if let Some(why) = cannot_run() {
+        println!("apply bench skipped: {why}");
+        return;
+    }
+    let lockf = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/cgmig-hugetlb.lock")
+        .unwrap();
+    let _lock = nix::fcntl::Flock::lock(lockf, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let nodes = env("CGMIG_BENCH_NODES", 10_000);
+    let runs = env("CGMIG_BENCH_RUNS", 3);
+    let mut kids: Vec<Child> = (0..100)
+        .map(|_| Command::new("sleep").arg("600").spawn().unwrap())
+        .collect();
+    let pids: Vec<u32> = kids.iter().map(|k| k.id()).collect();
+    let home = std::fs::read_to_string(format!("/proc/{}/cgroup", pids[0])).unwrap();
+    let home = home
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap()
+        .to_string();
+    let p = plan(nodes, &pids);
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let plan_path = dir.path().join("plan.json");
+    std::fs::write(&plan_path, serde_json::to_string(&p).unwrap()).unwrap();
+    let target = format!("{V2}/cgmig-bench-apply-{}", std::process::id());
+    println!(
+        "plan: {} nodes, {} actions ({} processes moved)",
+        p.nodes.len(),
+        p.actions.len(),
+        pids.len()
+    );
+    let (mut ap, mut rb, mut sa, mut su) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ap_shm, mut rb_shm) = (Vec::new(), Vec::new());
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    for r in 0..runs {
+        // The same with the journal on tmpfs, where fsync costs nothing: the journal's share.
+        let j = shm.path().join(format!("j{r}")).display().to_string();
+        let pp = plan_path.display().to_string();
+        ap_shm.push(secs(|| {
+            cgmig(
+                dir.path(),
+                &[
+                    "apply",
+                    &pp,
+                    "--target",
+                    &target,
+                    "--journal",
+                    &j,
+                    "--format",
+                    "json",
+                ],
+            );
+        }));
+        rb_shm.push(secs(|| {
+            cgmig(dir.path(), &["rollback", &j, "--format", "json"]);
+        }));
+        let j = dir.path().join(format!("j{r}")).display().to_string();
+        let pp = plan_path.display().to_string();
+        ap.push(secs(|| {
+            cgmig(
+                dir.path(),
+                &[
+                    "apply",
+                    &pp,
+                    "--target",
+                    &target,
+                    "--journal",
+                    &j,
+                    "--format",
+                    "json",
+                ],
+            );
+        }));
+        rb.push(secs(|| {
+            cgmig(dir.path(), &["rollback", &j, "--format", "json"]);
+        }));
+        assert!(!Path::new(&target).exists(), "rollback removed the subtree");
+        let (up, down) = (shell_script(&p, &target), shell_undo(&p, &target, &home));
+        sa.push(secs(|| sh(&up)));
+        su.push(secs(|| sh(&down)));
+    }
+    let (ap, rb, sa, su) = (median(ap), median(rb), median(sa), median(su));
+    let (aps, rbs) = (median(ap_shm), median(rb_shm));
+    println!(
+        "cgmig apply    {ap:8.2} s   shell script {sa:6.2} s   ratio {:.1}x",
+        ap / sa
+    );
+    println!(
+        "cgmig rollback {rb:8.2} s   shell script {su:6.2} s   ratio {:.1}x",
+        rb / su
+    );
+    println!(
+        "journal on tmpfs (no fsync cost): apply {aps:.2} s ({:.1}x shell), rollback {rbs:.2} s ({:.1}x shell)",
+        aps / sa,
+        rbs / su
+    );
+    println!(
+        "per action: apply {:.0} µs, shell {:.0} µs",
+        ap * 1e6 / p.actions.len() as f64,
+        sa * 1e6 / p.actions.len() as f64
+    );
+    for k in &mut kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
+    handover_window(dir.path(), runs);
+}
+
+/// The live handover of hugetlb, as the real-kernel test does it, `runs` times.
+fn handover_window(dir: &Path, runs: usize) {
+    let script = r#"
+set -u
+BIN=$1; W=$2; H=$W/h; V2=/sys/fs/cgroup/unified; T=$V2/cgmig-bench-live-$$; P=
+export CGMIG_LOCK=$W/lock
+cleanup() {
+  set +e; [ -n "$P" ] && kill $P; wait
+  if [ -d $T ]; then find $T -depth -type d | while read d; do echo -hugetlb > $d/cgroup.subtree_control; done; find $T -depth -type d -exec rmdir {} \; ; fi
+  echo -hugetlb > $V2/cgroup.subtree_control
+  if mountpoint -q $H; then find $H -mindepth 1 -depth -type d -exec rmdir {} \; ; i=0; while [ $i -lt 500 ] && [ "$(awk '$1=="hugetlb"{print $3}' /proc/cgroups)" != 1 ]; do sleep 0.01; i=$((i+1)); done; umount $H; fi
+  i=0; while [ $i -lt 500 ] && [ "$(awk '$1=="hugetlb"{print $2}' /proc/cgroups)" != 0 ]; do sleep 0.01; i=$((i+1)); done
+} 2>/dev/null
+trap cleanup EXIT
+mkdir -p $H && mount -t cgroup -o hugetlb cgmig-hugetlb $H && mkdir -p $H/b/x && echo 4194304 > $H/b/x/hugetlb.2MB.limit_in_bytes
+sleep 300 & P=$!; echo $P > $H/b/x/cgroup.procs
+$BIN scan -o $W/s.json 2>/dev/null && python3 $W/filter.py $W/s.json $W/f.json && $BIN plan --snapshot $W/f.json --format json -o $W/p.json
+rm -f $W/p.json.journal
+$BIN apply $W/p.json --live --yes --target $T --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["handover_window_ms"])'
+"#;
+    let filter = r#"
+import json, sys
+s = json.load(open(sys.argv[1])); g = s["graph"]; nodes = g["nodes"]
+keep_h = {n["id"] for n in nodes if n["kind"] == "hierarchy" and n["version"] == "v1" and "hugetlb" in n["controllers"]}
+keep = lambda n: n["id"] in keep_h if n["kind"] == "hierarchy" else (n["hierarchy"] in keep_h if n["kind"] == "cgroup" else True)
+idx = {}; new = []
+for i, n in enumerate(nodes):
+    if keep(n): idx[i] = len(new); new.append(n)
+g["nodes"] = new; g["node_holes"] = []
+g["edges"] = [[idx[a], idx[b], w] for a, b, w in g["edges"] if a in idx and b in idx]
+json.dump(s, open(sys.argv[2], "w"))
+"#;
+    std::fs::write(dir.join("filter.py"), filter).unwrap();
+    let mut w = Vec::new();
+    for _ in 0..runs {
+        let o = Command::new("unshare")
+            .args([
+                "-m",
+                "sh",
+                "-c",
+                script,
+                "live",
+                &bin().display().to_string(),
+                &dir.display().to_string(),
+            ])
+            .output()
+            .unwrap();
+        match String::from_utf8_lossy(&o.stdout).trim().parse::<f64>() {
+            Ok(ms) => w.push(ms),
+            Err(_) => {
+                println!("handover run failed: {}", String::from_utf8_lossy(&o.stderr));
+                return;
+            }
+        }
+    }
+    println!(
+        "hugetlb live handover window: median {:.0} ms (runs: {:?})",
+        median(w.clone()),
+        w.iter().map(|x| x.round()).collect::<Vec<_>>()
+    );
+}
