@@ -17,7 +17,7 @@ use cgmig::model::{Controller, Mode, Node, Snapshot};
 use cgmig::plan::{NodeType, Plan};
 
 fn require() -> bool {
-    let missing: Vec<&str> = ["qemu-system-x86_64", "busybox", "cpio", "dpkg-deb"]
+    let missing: Vec<&str> = ["qemu-system-x86_64", "busybox", "cpio", "dpkg-deb", "flock"]
         .into_iter()
         .filter(|t| {
             !Command::new("sh")
