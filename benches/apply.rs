@@ -137,7 +137,10 @@ fn secs(f: impl FnOnce()) -> f64 {
 }
 
 fn sh(script: &str) {
-    let o = Command::new("sh").args(["-c", script]).output().unwrap();
+    // Too long for one argument: through a file.
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), script).unwrap();
+    let o = Command::new("sh").arg(f.path()).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -153,6 +156,18 @@ fn cgmig(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// The spawned processes, killed even when the bench panics.
+struct Kids(Vec<Child>);
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for k in &mut self.0 {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -174,10 +189,12 @@ fn main() {
     let _lock = nix::fcntl::Flock::lock(lockf, nix::fcntl::FlockArg::LockExclusive).unwrap();
     let nodes = env("CGMIG_BENCH_NODES", 10_000);
     let runs = env("CGMIG_BENCH_RUNS", 3);
-    let mut kids: Vec<Child> = (0..100)
-        .map(|_| Command::new("sleep").arg("600").spawn().unwrap())
-        .collect();
-    let pids: Vec<u32> = kids.iter().map(|k| k.id()).collect();
+    let kids = Kids(
+        (0..100)
+            .map(|_| Command::new("sleep").arg("600").spawn().unwrap())
+            .collect(),
+    );
+    let pids: Vec<u32> = kids.0.iter().map(|k| k.id()).collect();
     let home = std::fs::read_to_string(format!("/proc/{}/cgroup", pids[0])).unwrap();
     let home = home
         .lines()
@@ -265,10 +282,7 @@ fn main() {
         ap * 1e6 / p.actions.len() as f64,
         sa * 1e6 / p.actions.len() as f64
     );
-    for k in &mut kids {
-        let _ = k.kill();
-        let _ = k.wait();
-    }
+    drop(kids);
     handover_window(dir.path(), runs);
 }
 

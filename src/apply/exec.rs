@@ -531,19 +531,24 @@ pub fn rollback(
             continue;
         }
         let r = undo(host, step, before, &created, &moved);
+        // Every undo is idempotent (gone is gone, back is back), so a lost
+        // record only means that undo runs again: one sync at the end.
         if let Some(w) = w.as_deref_mut() {
             match &r {
-                Ok(note) => w.append(&Record::Undone {
+                Ok(note) => w.append_unsynced(&Record::Undone {
                     seq,
                     note: note.clone(),
                 })?,
-                Err(e) => w.append(&Record::UndoFailed {
+                Err(e) => w.append_unsynced(&Record::UndoFailed {
                     seq,
                     error: e.clone(),
                 })?,
             }
         }
         out.push(finished(seq, step, r, false));
+    }
+    if let Some(w) = w {
+        w.sync()?;
     }
     Ok(out)
 }

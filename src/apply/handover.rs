@@ -97,17 +97,31 @@ fn binds(m: &V1Mount, ctrl: &str) -> bool {
     m.super_options.split(',').any(|o| o == ctrl)
 }
 
-/// The v1 hierarchies that carry a controller the plan uses on v2 and are
-/// still bound to v1.
+/// The v1 controllers a plan moves to v2: its stage's (cumulative), or
+/// every stage's for a whole plan, plus those its v2 controllers name.
+pub fn moved_controllers(plan: &Plan) -> Vec<String> {
+    let mut v: Vec<String> = match plan
+        .stage
+        .and_then(|n| plan.stages.iter().find(|s| s.number == n))
+    {
+        Some(s) => s.controllers.clone(),
+        None => plan.stages.iter().flat_map(|s| s.adds.iter().cloned()).collect(),
+    };
+    v.extend(plan.controllers.iter().cloned());
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The v1 hierarchies, still bound to v1, that carry a controller the plan moves.
 pub fn specs_for(plan: &Plan) -> Vec<Spec> {
+    let wanted = moved_controllers(plan);
     let rows = proc_cgroups();
     let mounts = v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
     let mut ids: Vec<u32> = Vec::new();
     let mut specs = Vec::new();
     for (c, hid, _, _) in &rows {
-        if *hid == 0
-            || ids.contains(hid)
-            || !v2_name(c).is_some_and(|v| plan.controllers.iter().any(|p| p == v))
+        if *hid == 0 || ids.contains(hid) || !wanted.iter().any(|w| w == c || v2_name(c) == Some(w.as_str()))
         {
             continue;
         }
@@ -623,6 +637,22 @@ mod tests {
         assert!(why.iter().any(|w| w.contains("systemd")));
         assert!(managers("cpu", &["/mine/a".to_string()], true).is_empty());
         assert!(managers("cpu", &["/x.slice".to_string()], false).is_empty());
+    }
+
+    #[test]
+    fn a_stage_hands_over_its_cumulative_controllers() {
+        let mut p: Plan = serde_json::from_str(
+            r#"{"schema":"cgmig.plan/v1","host":{"hostname":null,"kernel":null,"mode":"hybrid"},
+               "controllers":["hugetlb"],"nodes":[],"actions":[],"findings":[],"conflicts":[],
+               "spine":{"order":[],"settings_affected":0,"tried":[]},
+               "stages":[{"number":1,"adds":["pids"],"controllers":["pids"],"cmdline":"cgroup_no_v1=pids"},
+                         {"number":2,"adds":["memory"],"controllers":["pids","memory"],"cmdline":"cgroup_no_v1=all"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(moved_controllers(&p), ["hugetlb", "memory", "pids"]);
+        p.stage = Some(1);
+        assert_eq!(moved_controllers(&p), ["hugetlb", "pids"]);
+        assert!(staged_boot_hint(&p).contains("cgroup_no_v1=pids"));
     }
 
     #[test]

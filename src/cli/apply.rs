@@ -314,7 +314,7 @@ pub fn apply(a: ApplyArgs) -> Result<i32> {
             if !why.is_empty() {
                 return Err(ApplyError::Preflight {
                     reasons: why,
-                    hint: handover::staged_boot_hint(&full),
+                    hint: handover::staged_boot_hint(&plan),
                 }
                 .into());
             }
@@ -419,7 +419,7 @@ fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
             );
         } else {
             preflight.extend(why.into_iter().map(|w| format!("REFUSED: {w}")));
-            preflight.push(handover::staged_boot_hint(full));
+            preflight.push(handover::staged_boot_hint(&plan));
         }
         // The simulated handover's outcome: the controllers come to v2.
         for s in &specs {

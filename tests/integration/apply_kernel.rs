@@ -46,7 +46,7 @@ fn require() -> bool {
 
 /// Serializes every user of hugetlb on cgroup2 (this file's tests, and any
 /// other test that takes `/tmp/cgmig-hugetlb.lock`).
-fn hugetlb_lock() -> nix::fcntl::Flock<std::fs::File> {
+pub(crate) fn hugetlb_lock() -> nix::fcntl::Flock<std::fs::File> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
