@@ -452,6 +452,9 @@ mod doc {
         s.push_str("\n**Unlimited.** v1 prints `PAGE_COUNTER_MAX` pages in bytes; hugetlb rounds it down to whole huge pages, so the value depends on the page size (4 KiB memory: 9223372036854771712, 2 MiB hugetlb: 9223372036852678656, 1 GiB hugetlb: 9223372035781033984). Every such value becomes `max`; a number above the page counter's maximum that is not one is an error.\n");
         s.push_str("\n**Ranges.** Values v2 would refuse never reach a plan; each is an error finding naming the file and value: a CFS period outside 1 ms–1 s or a quota below 1 ms, a cpuset list naming CPUs or memory nodes the host's root cpuset does not have, a limit above the 64-bit page counter maximum.\n");
         s.push_str("\n**freezer.state → cgroup.freeze**: only the cgroup's own state (`freezer.self_freezing` = 1) is converted; a child that is FROZEN because its parent is writes nothing, as v2 inherits the parent's freeze the same way.\n");
+        // Measured behaviour (CPU time per formula under QEMU) is hand-written
+        // from the VM scenario, so it lives beside this generated file.
+        s.push_str("\n**Measured on real kernels**: the CPU time each cpu.shares formula gives two sibling loops on v1 and v2 is in [conversions-measured.md](conversions-measured.md).\n");
         s
     }
 

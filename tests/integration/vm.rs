@@ -1,6 +1,9 @@
 //! Whole-kernel tests: boot Debian's kernel under QEMU (TCG) in pure v1 and in
 //! pure v2, build a real layout with real processes and threads, and run
-//! `cgmig scan`, `audit` and `plan` inside (see scripts/vm-test).
+//! `cgmig scan`, `audit` and `plan` inside (see scripts/vm-test); and
+//! scenarios over several boots of one guest whose named checks (expected
+//! against what the kernel said) are listed in the test output, so a failure
+//! reads from the CI log.
 //!
 //! Without QEMU, a static busybox or a kernel image the tests print why they
 //! did not run; `CGMIG_REQUIRE_VM_TESTS=1` (set by scripts/test as root) makes
@@ -14,7 +17,7 @@ use cgmig::model::{Controller, Mode, Node, Snapshot};
 use cgmig::plan::{NodeType, Plan};
 
 fn require() -> bool {
-    let missing: Vec<&str> = ["qemu-system-x86_64", "busybox", "cpio", "dpkg-deb"]
+    let missing: Vec<&str> = ["qemu-system-x86_64", "busybox", "cpio", "dpkg-deb", "flock"]
         .into_iter()
         .filter(|t| {
             !Command::new("sh")
@@ -34,9 +37,20 @@ fn require() -> bool {
     false
 }
 
+/// One named check a guest scenario reported.
+struct Check {
+    name: String,
+    expected: String,
+    actual: String,
+    ok: bool,
+}
+
 struct Run {
     facts: BTreeMap<String, u32>,
     sections: BTreeMap<String, String>,
+    checks: Vec<Check>,
+    /// Other lines the scenario reported (`RATIO ...` measurements).
+    lines: Vec<String>,
 }
 
 impl Run {
@@ -51,6 +65,49 @@ impl Run {
     }
 }
 
+impl Run {
+    /// The table of named checks, one line each.
+    fn table(&self) -> String {
+        self.checks
+            .iter()
+            .map(|c| {
+                let mark = if c.ok { "ok  " } else { "FAIL" };
+                format!(
+                    "{mark} {:<44} expected {:<22} actual {}\n",
+                    c.name, c.expected, c.actual
+                )
+            })
+            .collect()
+    }
+
+    /// Print every check; fail on a FAIL or on a required check the guest
+    /// never reported (a scenario that stopped early must not pass). The
+    /// failure message lists only the failed and the missing checks.
+    fn assert_checks(&self, required: &[String]) {
+        eprintln!("{}", self.table());
+        let missing: Vec<&String> = required
+            .iter()
+            .filter(|r| !self.checks.iter().any(|c| &c.name == *r))
+            .collect();
+        let failed: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: expected {}, kernel said {}", c.name, c.expected, c.actual))
+            .collect();
+        assert!(
+            missing.is_empty() && failed.is_empty(),
+            "{} of {} checks failed:\n{}\nchecks never reported: {missing:?}",
+            failed.len(),
+            self.checks.len(),
+            failed.join("\n")
+        );
+    }
+}
+
+/// Run one scenario (scripts/vm/NAME.sh) through scripts/vm-test; the run's
+/// outputs stay in a temporary directory that is removed afterwards (run the
+/// script by hand to keep them: docs/testing.md).
 fn boot(mode: &str) -> Run {
     let out = tempfile::tempdir().unwrap();
     let o = Command::new("bash")
@@ -58,20 +115,42 @@ fn boot(mode: &str) -> Run {
         .args([mode, out.path().to_str().unwrap()])
         .output()
         .unwrap();
+    let data = std::fs::read_to_string(out.path().join("data.txt"))
+        .unwrap_or_default()
+        .replace('\r', "");
+    let run = parse(&data);
+    // A run that finished is judged by its checks (assert_checks), a run
+    // that did not by what the script and the guest said.
     assert!(
-        o.status.success(),
-        "vm-test {mode} failed:\n{}\n{}",
+        data.contains("SCENARIO-DONE"),
+        "vm-test {mode} did not finish ({}):\n{}{}\n{}",
+        o.status,
+        run.table(),
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    let data = std::fs::read_to_string(out.path().join("data.txt"))
-        .unwrap()
-        .replace('\r', "");
+    run
+}
+
+/// Parse what the guest sent over its second serial port (see scripts/vm/lib.sh).
+fn parse(data: &str) -> Run {
     let mut sections = BTreeMap::new();
     let mut facts = BTreeMap::new();
+    let mut checks = Vec::new();
+    let mut lines = Vec::new();
     let mut cur: Option<(String, String)> = None;
     for line in data.lines() {
-        if let Some(rest) = line.strip_prefix("FACTS ") {
+        if let Some(rest) = line.strip_prefix("CHECK\t") {
+            let f: Vec<&str> = rest.split('\t').collect();
+            checks.push(Check {
+                name: f.first().unwrap_or(&"?").to_string(),
+                expected: f.get(1).unwrap_or(&"").to_string(),
+                actual: f.get(2).unwrap_or(&"").to_string(),
+                ok: f.get(3) == Some(&"ok"),
+            });
+        } else if line.starts_with("RATIO ") {
+            lines.push(line.to_string());
+        } else if let Some(rest) = line.strip_prefix("FACTS ") {
             for kv in rest.split_whitespace() {
                 if let Some((k, v)) = kv.split_once('=') {
                     facts.insert(k.to_string(), v.parse().unwrap());
@@ -87,8 +166,12 @@ fn boot(mode: &str) -> Run {
             t.push('\n');
         }
     }
-    assert!(data.contains("SCENARIO-DONE"), "{data}");
-    Run { facts, sections }
+    Run {
+        facts,
+        sections,
+        checks,
+        lines,
+    }
 }
 
 fn member_paths(snap: &Snapshot, tid: u32) -> Vec<(u32, String)> {
@@ -213,4 +296,130 @@ fn vm_pure_v2_kernel_scan_audit_plan() {
         plan.nodes.iter().find(|n| n.processes.contains(&w)).unwrap().path,
         "/app/web"
     );
+}
+
+/// Scenario behaviour (scripts/vm/behaviour.sh): in a pure v1 boot and then a
+/// pure v2 boot of the same guest, a memory hog is OOM-killed at the
+/// (converted) limit, pids.max refuses the forks beyond it, and two CPU-bound
+/// loops on one CPU share it in the ratio of their shares (v1) or of the
+/// weights each cpu.shares formula gives (v2). The v2 tree is built from the
+/// plans the v1 boot made and kept on the guest's disk.
+#[test]
+fn vm_behaviour_v1_then_v2() {
+    if !require() {
+        return;
+    }
+    let run = boot("behaviour");
+    let mut required: Vec<String> = Vec::new();
+    for v in ["v1", "v2"] {
+        let events = if v == "v1" {
+            "memory.oom_control"
+        } else {
+            "memory.events"
+        };
+        required.push(format!("{v}.oom.exit_status"));
+        required.push(format!("{v}.oom.mib_reached"));
+        required.push(format!("{v}.oom.{events}.oom_kill"));
+        required.push(format!("{v}.pids.forks_ok_refused"));
+    }
+    for pair in ["lo", "mid"] {
+        required.push(format!("v1.cpu.ratio.hi/{pair}"));
+        for f in ["oci", "oci-legacy", "systemd"] {
+            required.push(format!("v2.cpu.ratio.hi/{pair}.{f}"));
+        }
+    }
+    required.extend(["v2.memory.max", "v2.pids.max", "v2.cpu.weight.hi.oci"].map(String::from));
+    eprintln!("{}", run.lines.join("\n"));
+    run.assert_checks(&required);
+}
+
+/// The named checks a stage-by-stage scenario must report after each stage:
+/// the v2 tree was read (its root) and so were the v1 hierarchies (the named
+/// one is never handed over).
+fn stage_checks(run: &Run, prefix: impl Fn(usize) -> String, stages: usize) -> Vec<String> {
+    let mut req = Vec::new();
+    for n in 1..=stages {
+        let p = prefix(n);
+        req.push(format!("{p}.v2:/.exists"));
+        req.push(format!("{p}.v1:name=systemd:/.exists"));
+    }
+    assert!(
+        run.checks.len() > req.len(),
+        "only {} checks reported\n{}",
+        run.checks.len(),
+        run.table()
+    );
+    req
+}
+
+/// Scenario live (scripts/vm/live.sh): pure v1 with cgroup2 beside, a
+/// divergent layout with real processes and split threads; `cgmig apply
+/// --live --stage N` stage by stage until no v1 hierarchy with a controller is
+/// left, every promise of each stage read back from the kernel; the preflight
+/// refuses a memcg pinned by tmpfs pages, naming it; then `cgmig rollback` of
+/// every stage brings the v1 layout back.
+///
+/// Not in the required suite yet: the applier (branch apply) still fails
+/// stages of this scenario (see docs/testing.md, "Scenarios that wait for the
+/// applier"). Run it with `cargo test --test integration vm_live -- --ignored`.
+#[test]
+#[ignore = "waits for the applier to pass it: cargo test --test integration vm_live -- --ignored"]
+fn vm_live_stage_by_stage_and_rollback() {
+    if !require() {
+        return;
+    }
+    let run = boot("live");
+    let plan = run_plan(&run);
+    let n = plan.stages.len();
+    let mut req = stage_checks(&run, |n| format!("s{n}"), n);
+    for s in &plan.stages {
+        req.push(format!("s{}.apply.exit", s.number));
+        if s.adds.iter().any(|c| c == "memory") {
+            req.push(format!("s{}.preflight.pinned.refused", s.number));
+            req.push(format!("s{}.preflight.pinned.named", s.number));
+        }
+        req.push(format!("rollback.s{}.exit", s.number));
+    }
+    req.push("v1.hierarchies_with_controllers_left".into());
+    req.push("rollback.v1:name=systemd:/.exists".into());
+    req.push("rollback.v2.subtree_control".into());
+    run.assert_checks(&req);
+}
+
+/// Scenario boots (scripts/vm/boots.sh): the staged boot path. Plan on pure
+/// v1, then reboot the same guest into each stage's `cgroup_no_v1=` line and
+/// finally `cgroup_no_v1=all`, start the same workloads, `cgmig apply --stage
+/// N` (processes matched by stable keys), and check the state after every
+/// boot.
+///
+/// Not in the required suite yet, for the same reason as the live scenario.
+#[test]
+#[ignore = "waits for the applier to pass it: cargo test --test integration vm_boots -- --ignored"]
+fn vm_boots_staged_to_pure_v2() {
+    if !require() {
+        return;
+    }
+    let run = boot("boots");
+    let plan = run_plan(&run);
+    let n = plan.stages.len();
+    let mut req = stage_checks(&run, |n| format!("b{}", n + 1), n);
+    for s in &plan.stages {
+        let b = s.number + 1;
+        req.push(format!("b{b}.cmdline.is.stage{}", s.number));
+        req.push(format!("b{b}.apply.stage{}.exit", s.number));
+    }
+    req.push(format!("b{}.v1.hierarchies_with_controllers_left", n + 1));
+    assert!(
+        plan.stages
+            .last()
+            .is_some_and(|s| s.cmdline.contains("cgroup_no_v1=all")),
+        "the last stage boots pure v2"
+    );
+    run.assert_checks(&req);
+}
+
+/// The plan a multi-stage scenario sent (its `plan` section).
+fn run_plan(run: &Run) -> Plan {
+    let text = run.sections.get("plan").expect("the scenario sends its plan");
+    serde_json::from_str(text).expect("the plan parses")
 }
