@@ -215,6 +215,50 @@ impl Simulator {
         self.hugepage_sizes = sizes.iter().map(|s| s.to_string()).collect();
     }
 
+    /// Build what another owner (systemd, a runtime) creates before cgmig
+    /// acts: each cgroup of `nodes` with its parents, and each node's
+    /// controllers enabled along its path, as `crate::plan::validate` assumes
+    /// (see `owners::PlanOwners::prebuilt`). Plans leave these to their
+    /// owner, so a replay or a dry run starts from them.
+    pub fn prebuild<'a>(
+        &mut self,
+        nodes: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    ) -> Result<(), TargetError> {
+        let mut nodes: Vec<(&str, &[String])> = nodes.into_iter().collect();
+        nodes.sort_by_key(|(p, _)| (p.matches('/').count(), *p));
+        for (path, controllers) in nodes {
+            let mut at = String::from("/");
+            for name in path.split('/').filter(|n| !n.is_empty()) {
+                let child = crate::model::path::join(&at, name);
+                if !crate::apply::Target::exists(self, &child) {
+                    crate::apply::Target::mkdir(self, &child)?;
+                }
+                at = child;
+            }
+            for c in controllers {
+                self.enable_along(path, c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Enable `controller` in `subtree_control` from the root down to `path`.
+    fn enable_along(&mut self, path: &str, controller: &str) -> Result<(), TargetError> {
+        let mut chain = vec![path.to_string()];
+        let mut cur = path;
+        while let Some(parent) = crate::model::path::parent(cur) {
+            chain.push(parent.to_string());
+            cur = parent;
+        }
+        for p in chain.iter().rev() {
+            let on = crate::apply::Target::read(self, p, "cgroup.subtree_control")?;
+            if !on.split_whitespace().any(|c| c == controller) {
+                crate::apply::Target::write(self, p, "cgroup.subtree_control", &format!("+{controller}"))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Where a task is (cgroup path), for tests and verification.
     pub fn cgroup_of(&self, tid: u32) -> Option<String> {
         self.tasks.get(&tid).map(|t| t.cgroup.clone())

@@ -397,6 +397,13 @@ fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
             .unwrap_or_else(|_| dir.display().to_string()),
         None => "/".into(),
     };
+    if prefix == "/" {
+        // systemd's and runtimes' cgroups exist before cgmig acts (they are
+        // the owners' to build); model them so the replay matches the host.
+        if let Err(e) = sim.prebuild(plan.owners.prebuilt(&plan)) {
+            eprintln!("cgmig: dry run: other owners' cgroups could not be modelled: {e}");
+        }
+    }
     let on_live_host = a.input.root.is_none() && a.input.snapshot.is_none();
     let specs = if a.live && on_live_host {
         handover::specs_for(&plan)

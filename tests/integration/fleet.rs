@@ -259,7 +259,9 @@ fn generated_fleet_families_and_counts_from_snapshots() {
     );
     for f in &r.families {
         let p = f.plan.as_ref().expect("snapshot families carry a plan");
-        assert!(p.nodes > 1 && p.actions > 0, "{f:?}");
+        // Actions and settings may be none: systemd, kubelet and docker rebuild
+        // their trees themselves (issue 14).
+        assert!(p.nodes > 1, "{f:?}");
         let file = p.file.as_ref().unwrap();
         let plan: cgmig::plan::Plan = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         assert_eq!(
