@@ -170,7 +170,8 @@ fn key(pid: u32, threads: &[u32]) -> serde_json::Value {
         .unwrap()
         .split('\0')
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
+        // As the scanner stores it: control characters escaped (`\n` -> `\x0a`).
+        .map(|s| cgmig::model::path::from_bytes(s.as_bytes()))
         .collect();
     let threads: Vec<(u32, String)> = threads
         .iter()
@@ -393,7 +394,9 @@ fn real_kernel_apply_to_a_subtree_crash_resume_and_rollback() {
         std::fs::read_to_string(rel("/thr/t1/cgroup.threads"))
             .unwrap()
             .trim(),
-        tid.to_string()
+        tid.to_string(),
+        "{}",
+        text(&o)
     );
     assert!(
         std::fs::read_to_string(rel("/thr/cgroup.threads"))
