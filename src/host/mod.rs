@@ -379,6 +379,18 @@ impl Root {
         }
     }
 
+    /// Read a text file whole (unit files, drop-ins, os-release, dpkg's
+    /// status): as [`Root::read_text`], but newlines and tabs stay, so the
+    /// caller can split lines; other control characters are escaped.
+    /// `None` if absent.
+    pub fn read_text_lines(&self, abs: &str) -> Result<Option<String>, HostError> {
+        match self.read_bytes(abs) {
+            Ok(b) => Ok(Some(cgpath::value_from_bytes(&b))),
+            Err(HostError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The cgroup filesystems in `/proc/self/mountinfo`.
     ///
     /// Each line goes through procfs-core's `MountInfo::from_line`; a line it

@@ -118,7 +118,7 @@ fn systemd_version(root: &Root, note: &mut impl FnMut(HostError)) -> Option<u32>
         }
     }
     // Package database: `Package: systemd` ... `Version: 252.39-1~deb12u1`.
-    let status = match root.read_text("/var/lib/dpkg/status") {
+    let status = match root.read_text_lines("/var/lib/dpkg/status") {
         Ok(s) => s?,
         Err(e) => {
             note(e);

@@ -129,7 +129,7 @@ pub fn read_unit(root: &Root, name: &str, note: &mut impl FnMut(HostError)) -> O
     'frag: for cand in &candidates {
         for dir in UNIT_DIRS {
             let path = format!("{dir}/{cand}");
-            match root.read_text(&path) {
+            match root.read_text_lines(&path) {
                 Ok(Some(text)) => {
                     apply_file(&path, &text, &mut cfg, note);
                     break 'frag;
@@ -157,7 +157,7 @@ pub fn read_unit(root: &Root, name: &str, note: &mut impl FnMut(HostError)) -> O
         }
     }
     for path in by_name.values() {
-        match root.read_text(path) {
+        match root.read_text_lines(path) {
             Ok(Some(text)) => apply_file(path, &text, &mut cfg, note),
             Ok(None) => {}
             Err(e) => note(e),
@@ -198,7 +198,7 @@ pub fn manager_defaults(root: &Root, note: &mut impl FnMut(HostError)) -> BTreeM
         }
     }
     for f in files {
-        match root.read_text(&f) {
+        match root.read_text_lines(&f) {
             Ok(Some(text)) => {
                 if let Err((line, message)) = apply_text(&text, &mut out) {
                     note(HostError::Parse {

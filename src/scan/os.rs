@@ -33,9 +33,8 @@ pub(crate) fn read_os(root: &Root) -> OsInfo {
 fn distribution(root: &Root) -> Option<String> {
     let text = ["/etc/os-release", "/usr/lib/os-release"]
         .iter()
-        .find_map(|p| root.read_bounded(std::path::Path::new(p), 64 * 1024).ok())?;
-    // A multi-line file: keep newlines (read_text escapes control characters).
-    parse_os_release(&crate::model::path::value_from_bytes(&text))
+        .find_map(|p| root.read_text_lines(p).ok().flatten())?;
+    parse_os_release(&text)
 }
 
 /// `ID VERSION_ID` (`centos 7`), or `PRETTY_NAME` when those are missing.
