@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use petgraph::graph::NodeIndex;
 
-use super::{Converted, Finding, Subject, kernel_at_least};
+use super::{Finding, Subject, kernel_at_least};
 use crate::model::{Controller, Hierarchy, Mode, Node, Snapshot, Version};
 use crate::rules::{Fact, RuleSet};
 
@@ -350,7 +350,11 @@ fn count_owned_below(snap: &Snapshot, ci: NodeIndex, uid: u32) -> usize {
 }
 
 /// Conversions whose v2 target needs a newer kernel than the host's.
-pub fn kernel_too_old(snap: &Snapshot, rules: &RuleSet, conversions: &[Converted]) -> Vec<Finding> {
+pub fn kernel_too_old<'a>(
+    snap: &Snapshot,
+    rules: &RuleSet,
+    conversions: impl IntoIterator<Item = &'a crate::rules::Conversion>,
+) -> Vec<Finding> {
     let Some(rule) = rules.fact_rules(Fact::KernelTooOld).next() else {
         return Vec::new();
     };
@@ -359,10 +363,10 @@ pub fn kernel_too_old(snap: &Snapshot, rules: &RuleSet, conversions: &[Converted
     };
     let mut need: BTreeMap<(String, String), usize> = BTreeMap::new();
     for c in conversions {
-        if let Some(k) = rules.get(&c.conversion.rule).and_then(|r| r.rule.kernel.clone())
+        if let Some(k) = rules.get(&c.rule).and_then(|r| r.rule.kernel.clone())
             && !kernel_at_least(snap, &k)
         {
-            *need.entry((c.conversion.target.clone(), k)).or_default() += 1;
+            *need.entry((c.target.clone(), k)).or_default() += 1;
         }
     }
     let kernel = snap.host.kernel.clone().unwrap_or_default();

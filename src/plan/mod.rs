@@ -86,17 +86,19 @@ fn origin_controllers(o: &Origin) -> Vec<String> {
 /// Plan the migration of a snapshot.
 pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
     let eval = crate::audit::evaluate(snap, rules);
-    let report = crate::audit::report(snap, rules, &eval);
-    plan_from(snap, rules, &eval, report)
+    let findings = crate::audit::findings(snap, rules, &eval);
+    plan_from(snap, rules, &eval, findings)
 }
 
-/// Plan from an audit already made: the rules' evaluation and the report
-/// built from it (its findings open the plan's). Nothing is evaluated twice.
+/// Plan from an audit already made: the rules' evaluation and the audit's
+/// findings from it (they open the plan's). Nothing is evaluated twice, and
+/// the rest of the audit report (every conversion with its path) is not
+/// built at all: the planner reads the conversions from the evaluation.
 pub fn plan_from(
     snap: &Snapshot,
     rules: &RuleSet,
     eval: &crate::audit::Evaluation,
-    report: crate::audit::Report,
+    findings: Vec<Finding>,
 ) -> Plan {
     let prep = Prepared::new(snap, rules, eval);
     let policy = rules.policy();
@@ -145,7 +147,7 @@ pub fn plan_from(
         tried,
     };
 
-    let mut findings = report.findings;
+    let mut findings = findings;
     let (nodes, conflicts) = build_nodes(&prep, &merged, policy, &mut findings);
 
     let mut nodes = nodes;
