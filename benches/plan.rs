@@ -151,6 +151,15 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time this thread has run, in ns (`/proc/thread-self/schedstat`): on a
+/// shared machine it varies less than wall time.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
 /// Reset `VmHWM` to the current RSS (Linux ≥ 4.0), so the next reading is
 /// the peak of one phase alone.
 fn reset_hwm() {
@@ -170,9 +179,10 @@ fn one(cgroups: usize) {
         .node_weights()
         .filter(|n| matches!(n, Node::Thread(_)))
         .count();
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_ns());
     let plan = cgmig::plan::plan(&snap, &rules);
     let plan_t = t.elapsed();
+    let plan_cpu = std::time::Duration::from_nanos(cpu_ns() - cpu);
     let plan_peak = vm_hwm_kib();
     reset_hwm();
     let t = Instant::now();
@@ -187,11 +197,12 @@ fn one(cgroups: usize) {
     let table_t = t.elapsed();
     std::hint::black_box(table.len());
     println!(
-        "cgroups {n_cg:>7}  threads {n_thr:>7}  nodes {:>6}  actions {:>7}  build {:>8.2?}  plan {:>8.2?}  validate {:>8.2?}  json {:>8.2?} ({} MB)  table {:>8.2?}  peak RSS {} MiB (snapshot {}, plan {}, render {})",
+        "cgroups {n_cg:>7}  threads {n_thr:>7}  nodes {:>6}  actions {:>7}  build {:>8.2?}  plan {:>8.2?} (cpu {:>8.2?})  validate {:>8.2?}  json {:>8.2?} ({} MB)  table {:>8.2?}  peak RSS {} MiB (snapshot {}, plan {}, render {})",
         plan.nodes.len(),
         plan.actions.len(),
         build,
         plan_t,
+        plan_cpu,
         val_t,
         json_t,
         text.len() >> 20,

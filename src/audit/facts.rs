@@ -180,8 +180,10 @@ pub fn compute(snap: &Snapshot) -> Vec<Observed> {
         let mut owned: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
         for (ci, c) in snap.cgroups().filter(|(_, c)| c.hierarchy == h.id) {
             if domain && !c.is_root() {
-                let (procs, threads) = snap.task_counts(ci);
+                // Leaves (most cgroups) cannot hold internal processes:
+                // count their tasks only for inner cgroups.
                 let kids = snap.children(ci).len();
+                let (procs, threads) = if kids > 0 { snap.task_counts(ci) } else { (0, 0) };
                 if threads > 0 && kids > 0 {
                     out.push(obs(
                         Fact::InternalProcesses,
@@ -309,20 +311,21 @@ pub fn compute(snap: &Snapshot) -> Vec<Observed> {
         let Some((main, _)) = snap.threads(pi).into_iter().find(|(_, t)| t.tid == p.pid) else {
             continue;
         };
-        let mut paths: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        // Hierarchy ids per path; labels are only made for a finding.
+        let mut paths: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for cg in snap.memberships(main) {
             let c = snap.cgroup(cg);
             if v1.iter().any(|(_, h)| h.id == c.hierarchy) {
-                paths
-                    .entry(c.path.as_str())
-                    .or_default()
-                    .push(label_of(c.hierarchy));
+                paths.entry(c.path.as_str()).or_default().push(c.hierarchy);
             }
         }
         if paths.len() > 1 {
             let parts: Vec<String> = paths
                 .iter()
-                .map(|(p, ls)| format!("{p} in {}", ls.join(",")))
+                .map(|(p, ids)| {
+                    let ls: Vec<String> = ids.iter().map(|id| label_of(*id)).collect();
+                    format!("{p} in {}", ls.join(","))
+                })
                 .collect();
             out.push(obs(
                 Fact::DivergedPlacement,

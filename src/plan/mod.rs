@@ -87,7 +87,12 @@ fn origin_controllers(o: &Origin) -> Vec<String> {
 pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
     let eval = crate::audit::evaluate(snap, rules);
     let findings = crate::audit::findings(snap, rules, &eval);
-    plan_from(snap, rules, &eval, findings)
+    let mut p = draft(snap, rules, &eval, findings);
+    // The evaluation (every conversion and finding per cgroup) is the
+    // largest value besides the plan: free it before the actions are made.
+    drop(eval);
+    finish(&mut p, None, &rules.policy().leaf_name);
+    p
 }
 
 /// Plan from an audit already made: the rules' evaluation and the audit's
@@ -100,6 +105,14 @@ pub fn plan_from(
     eval: &crate::audit::Evaluation,
     findings: Vec<Finding>,
 ) -> Plan {
+    let mut p = draft(snap, rules, eval, findings);
+    finish(&mut p, None, &rules.policy().leaf_name);
+    p
+}
+
+/// The plan before its derived parts ([`finish`]): the merged tree's nodes,
+/// findings, conflicts, spine and stages.
+fn draft(snap: &Snapshot, rules: &RuleSet, eval: &crate::audit::Evaluation, findings: Vec<Finding>) -> Plan {
     let prep = Prepared::new(snap, rules, eval);
     let policy = rules.policy();
     let any_v1 = prep.hierarchies.iter().any(|(_, h)| h.version == Version::V1);
@@ -164,7 +177,7 @@ pub fn plan_from(
         kernel: snap.host.kernel.clone(),
         mode: snap.host.mode,
     };
-    let mut p = Plan {
+    Plan {
         schema: PLAN_SCHEMA.to_string(),
         host,
         stage: None,
@@ -175,9 +188,7 @@ pub fn plan_from(
         conflicts,
         spine,
         stages,
-    };
-    finish(&mut p, None, &policy.leaf_name);
-    p
+    }
 }
 
 /// Turn the merged tree into plan nodes (without derived parts): naming,

@@ -100,6 +100,18 @@ pub struct Prepared<'a> {
     pub depth: IdMap<NodeIndex, usize>,
     /// Rule id -> the first kernel with its v2 file (the rules' `kernel:`).
     pub rule_kernel: HashMap<String, String>,
+    /// Hierarchy id -> its label, made once (every origin carries one).
+    labels: BTreeMap<u32, String>,
+}
+
+/// A cgroup's children, unsorted (`Snapshot::children` sorts them by path,
+/// which the set computation does not need).
+fn child_cgroups(snap: &Snapshot, c: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+    use petgraph::visit::EdgeRef;
+    snap.graph
+        .edges_directed(c, petgraph::Direction::Outgoing)
+        .filter(|e| *e.weight() == crate::model::Edge::Child)
+        .map(|e| e.target())
 }
 
 fn lca_cg(snap: &Snapshot, depth: &IdMap<NodeIndex, usize>, mut a: NodeIndex, mut b: NodeIndex) -> NodeIndex {
@@ -203,16 +215,18 @@ impl<'a> Prepared<'a> {
             let root = roots[hid];
             let root_path = snap.cgroup(root).path.clone();
             for &c in list.iter().rev() {
-                let kids = snap.children(c);
+                // Children in any order: the set is sorted below.
                 let mut set: Vec<u32> = own.get(&c).cloned().unwrap_or_default();
                 let mut threads_below = has_threads.get(&c).copied().unwrap_or(false);
-                for k in &kids {
-                    set.extend_from_slice(&sets[k]);
-                    threads_below |= subtree_threads[k];
+                let mut leaf = true;
+                for k in child_cgroups(snap, c) {
+                    leaf = false;
+                    set.extend_from_slice(&sets[&k]);
+                    threads_below |= subtree_threads[&k];
                 }
                 subtree_threads.insert(c, threads_below);
-                let rel = relative(&snap.cgroup(c).path, &root_path);
-                if kids.is_empty() && !threads_below && c != root {
+                if leaf && !threads_below && c != root {
+                    let rel = relative(&snap.cgroup(c).path, &root_path);
                     let next = elems.len() as u32;
                     let id = *phantom_ids.entry(rel.clone()).or_insert_with(|| next);
                     if id == next {
@@ -234,7 +248,6 @@ impl<'a> Prepared<'a> {
                     continue;
                 }
                 let cg = snap.cgroup(c);
-                let rel = relative(&cg.path, &root_path);
                 let has_settings = outcomes
                     .get(&c)
                     .is_some_and(|o| !o.conversions.is_empty() || !o.findings.is_empty());
@@ -249,15 +262,20 @@ impl<'a> Prepared<'a> {
                     || v2_settings
                     || own.contains_key(&c)
                     || cg.owner.delegate_uid().is_some()
-                    || snap.children(c).is_empty()
-                    || keep.iter().any(|k| k == &rel || k == &cg.path)
+                    || child_cgroups(snap, c).next().is_none()
+                    || (!keep.is_empty() && {
+                        let rel = relative(&cg.path, &root_path);
+                        keep.iter().any(|k| k == &rel || k == &cg.path)
+                    })
                 {
                     sig.push(c);
                 }
             }
         }
+        let labels = hierarchies.iter().map(|(_, h)| (h.id, h.label())).collect();
         Prepared {
             snap,
+            labels,
             hierarchies,
             elems,
             sets,
@@ -281,6 +299,14 @@ impl<'a> Prepared<'a> {
             .find(|(_, h)| h.id == id)
             .map(|(_, h)| *h)
             .expect("known hierarchy")
+    }
+
+    /// The label of the hierarchy with this id (`cpu,cpuacct`).
+    pub fn label(&self, id: u32) -> String {
+        match self.labels.get(&id) {
+            Some(l) => l.clone(),
+            None => self.hierarchy(id).label(),
+        }
     }
 
     /// Number of settings (conversions and lost settings) of a cgroup.
