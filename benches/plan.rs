@@ -5,7 +5,8 @@
 //! cgroups over 6 hierarchies and twice as many threads (5 per process), then
 //! times planning (unification with spine search, threaded subtrees, actions),
 //! validation and rendering. Each size runs in a child process so the peak
-//! RSS (`VmHWM`) is that size's alone. `CGMIG_BENCH_SIZES=10000,100000`
+//! RSS (`VmHWM`) is that size's alone; it is also read per phase (building
+//! the snapshot, planning, validating and rendering), resetting it between. `CGMIG_BENCH_SIZES=10000,100000`
 //! chooses sizes.
 
 use std::collections::BTreeMap;
@@ -151,20 +152,40 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time this thread has run, in ns (`/proc/thread-self/schedstat`): on a
+/// shared machine it varies less than wall time.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Reset `VmHWM` to the current RSS (Linux ≥ 4.0), so the next reading is
+/// the peak of one phase alone.
+fn reset_hwm() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 fn one(cgroups: usize) {
     let (rules, _) = cgmig::rules::RuleSet::embedded();
     let t = Instant::now();
     let snap = synthetic(cgroups, cgroups * 2);
     let build = t.elapsed();
+    let snap_peak = vm_hwm_kib();
+    reset_hwm();
     let n_cg = snap.cgroups().count();
     let n_thr = snap
         .graph
         .node_weights()
         .filter(|n| matches!(n, Node::Thread(_)))
         .count();
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_ns());
     let plan = cgmig::plan::plan(&snap, &rules);
     let plan_t = t.elapsed();
+    let plan_cpu = std::time::Duration::from_nanos(cpu_ns() - cpu);
+    let plan_peak = vm_hwm_kib();
+    reset_hwm();
     let t = Instant::now();
     let v = cgmig::plan::validate(&plan);
     let val_t = t.elapsed();
@@ -177,15 +198,19 @@ fn one(cgroups: usize) {
     let table_t = t.elapsed();
     std::hint::black_box(table.len());
     println!(
-        "cgroups {n_cg:>7}  threads {n_thr:>7}  nodes {:>6}  actions {:>7}  build {:>8.2?}  plan {:>8.2?}  validate {:>8.2?}  json {:>8.2?} ({} MB)  table {:>8.2?}  peak RSS {} MiB",
+        "cgroups {n_cg:>7}  threads {n_thr:>7}  nodes {:>6}  actions {:>7}  build {:>8.2?}  plan {:>8.2?} (cpu {:>8.2?})  validate {:>8.2?}  json {:>8.2?} ({} MB)  table {:>8.2?}  peak RSS {} MiB (snapshot {}, plan {}, render {})",
         plan.nodes.len(),
         plan.actions.len(),
         build,
         plan_t,
+        plan_cpu,
         val_t,
         json_t,
         text.len() >> 20,
         table_t,
+        snap_peak.max(plan_peak).max(vm_hwm_kib()) >> 10,
+        snap_peak >> 10,
+        plan_peak >> 10,
         vm_hwm_kib() >> 10
     );
 }

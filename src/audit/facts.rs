@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use petgraph::graph::NodeIndex;
 
-use super::{Converted, Finding, Subject, kernel_at_least};
+use super::{Finding, Subject, kernel_at_least};
 use crate::model::{Controller, Hierarchy, Mode, Node, Snapshot, Version};
 use crate::rules::{Fact, RuleSet};
 
@@ -180,8 +180,10 @@ pub fn compute(snap: &Snapshot) -> Vec<Observed> {
         let mut owned: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
         for (ci, c) in snap.cgroups().filter(|(_, c)| c.hierarchy == h.id) {
             if domain && !c.is_root() {
-                let (procs, threads) = snap.task_counts(ci);
+                // Leaves (most cgroups) cannot hold internal processes:
+                // count their tasks only for inner cgroups.
                 let kids = snap.children(ci).len();
+                let (procs, threads) = if kids > 0 { snap.task_counts(ci) } else { (0, 0) };
                 if threads > 0 && kids > 0 {
                     out.push(obs(
                         Fact::InternalProcesses,
@@ -309,20 +311,21 @@ pub fn compute(snap: &Snapshot) -> Vec<Observed> {
         let Some((main, _)) = snap.threads(pi).into_iter().find(|(_, t)| t.tid == p.pid) else {
             continue;
         };
-        let mut paths: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        // Hierarchy ids per path; labels are only made for a finding.
+        let mut paths: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for cg in snap.memberships(main) {
             let c = snap.cgroup(cg);
             if v1.iter().any(|(_, h)| h.id == c.hierarchy) {
-                paths
-                    .entry(c.path.as_str())
-                    .or_default()
-                    .push(label_of(c.hierarchy));
+                paths.entry(c.path.as_str()).or_default().push(c.hierarchy);
             }
         }
         if paths.len() > 1 {
             let parts: Vec<String> = paths
                 .iter()
-                .map(|(p, ls)| format!("{p} in {}", ls.join(",")))
+                .map(|(p, ids)| {
+                    let ls: Vec<String> = ids.iter().map(|id| label_of(*id)).collect();
+                    format!("{p} in {}", ls.join(","))
+                })
                 .collect();
             out.push(obs(
                 Fact::DivergedPlacement,
@@ -350,7 +353,11 @@ fn count_owned_below(snap: &Snapshot, ci: NodeIndex, uid: u32) -> usize {
 }
 
 /// Conversions whose v2 target needs a newer kernel than the host's.
-pub fn kernel_too_old(snap: &Snapshot, rules: &RuleSet, conversions: &[Converted]) -> Vec<Finding> {
+pub fn kernel_too_old<'a>(
+    snap: &Snapshot,
+    rules: &RuleSet,
+    conversions: impl IntoIterator<Item = &'a crate::rules::Conversion>,
+) -> Vec<Finding> {
     let Some(rule) = rules.fact_rules(Fact::KernelTooOld).next() else {
         return Vec::new();
     };
@@ -359,10 +366,10 @@ pub fn kernel_too_old(snap: &Snapshot, rules: &RuleSet, conversions: &[Converted
     };
     let mut need: BTreeMap<(String, String), usize> = BTreeMap::new();
     for c in conversions {
-        if let Some(k) = rules.get(&c.conversion.rule).and_then(|r| r.rule.kernel.clone())
+        if let Some(k) = rules.get(&c.rule).and_then(|r| r.rule.kernel.clone())
             && !kernel_at_least(snap, &k)
         {
-            *need.entry((c.conversion.target.clone(), k)).or_default() += 1;
+            *need.entry((c.target.clone(), k)).or_default() += 1;
         }
     }
     let kernel = snap.host.kernel.clone().unwrap_or_default();

@@ -472,22 +472,40 @@ pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
     report(snap, rules, &evaluate(snap, rules))
 }
 
-/// The audit report from an evaluation already made (see [`evaluate`]).
-pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
-    let mut findings = Vec::new();
-    let mut conversions = Vec::new();
-    let hierarchies = snap.hierarchies();
-    for (_, h) in hierarchies.iter().filter(|(_, h)| h.version == Version::V1) {
-        for (ci, c) in snap.cgroups().filter(|(_, c)| c.hierarchy == h.id) {
-            let Some(o) = eval.outcomes.get(&ci) else { continue };
-            findings.extend(o.findings.iter().cloned());
-            conversions.extend(o.conversions.iter().map(|conv| Converted {
-                hierarchy: c.hierarchy,
-                path: c.path.clone(),
-                conversion: conv.clone(),
-            }));
-        }
-    }
+/// The report's findings from an evaluation already made, sorted worst
+/// first, without the rest of the report: the planner needs only these, and
+/// building them borrows the conversions instead of cloning them.
+pub fn findings(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Vec<Finding> {
+    findings_and_readiness(snap, rules, eval).0
+}
+
+/// Per v1 cgroup with an outcome, top-down per hierarchy: its graph node and
+/// the cgroup (the report's order).
+fn evaluated<'a>(
+    snap: &'a Snapshot,
+    eval: &'a Evaluation,
+) -> impl Iterator<Item = (&'a crate::model::Cgroup, &'a CgroupOutcome)> + 'a {
+    let v1: Vec<u32> = snap
+        .hierarchies()
+        .iter()
+        .filter(|(_, h)| h.version == Version::V1)
+        .map(|(_, h)| h.id)
+        .collect();
+    v1.into_iter().flat_map(move |id| {
+        snap.cgroups()
+            .filter(move |(_, c)| c.hierarchy == id)
+            .filter_map(|(ci, c)| eval.outcomes.get(&ci).map(|o| (c, o)))
+    })
+}
+
+fn findings_and_readiness(
+    snap: &Snapshot,
+    rules: &RuleSet,
+    eval: &Evaluation,
+) -> (Vec<Finding>, readiness::Section) {
+    let mut findings: Vec<Finding> = evaluated(snap, eval)
+        .flat_map(|(_, o)| o.findings.iter().cloned())
+        .collect();
     for fact in facts::compute(snap) {
         for rule in rules.fact_rules(fact.fact) {
             if fact.fact == Fact::BootParam {
@@ -516,10 +534,10 @@ pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
         }
     }
     // Kernel support for what the conversions and findings need.
-    findings.extend(facts::kernel_too_old(snap, rules, &conversions));
+    let conversions = evaluated(snap, eval).flat_map(|(_, o)| o.conversions.iter());
+    findings.extend(facts::kernel_too_old(snap, rules, conversions));
     let readiness = readiness::section(snap);
     findings.extend(readiness::audit_findings(&readiness));
-    let incomplete = snap.diagnostics.iter().any(crate::scan::is_unreadable);
     findings.extend(unreadable_findings(snap));
 
     findings.sort_by(|a, b| {
@@ -528,6 +546,22 @@ pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
             .then_with(|| a.rule.cmp(&b.rule))
             .then_with(|| a.subject.cmp(&b.subject))
     });
+    (findings, readiness)
+}
+
+/// The audit report from an evaluation already made (see [`evaluate`]).
+pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
+    let hierarchies = snap.hierarchies();
+    let conversions: Vec<Converted> = evaluated(snap, eval)
+        .flat_map(|(c, o)| {
+            o.conversions.iter().map(|conv| Converted {
+                hierarchy: c.hierarchy,
+                path: c.path.clone(),
+                conversion: conv.clone(),
+            })
+        })
+        .collect();
+    let (findings, readiness) = findings_and_readiness(snap, rules, eval);
     let mut by_severity: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
     for f in &findings {
         *by_severity.entry(f.severity).or_default() += 1;
@@ -538,6 +572,7 @@ pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
         *conversions_by_rule.entry(c.conversion.rule.clone()).or_default() += 1;
     }
     let worst = findings.iter().map(|f| f.severity).max();
+    let incomplete = snap.diagnostics.iter().any(crate::scan::is_unreadable);
     // Partial data can be at best "incomplete": only a blocker outranks it.
     let verdict = match Verdict::of(worst, !conversions.is_empty()) {
         Verdict::Blocked => Verdict::Blocked,

@@ -87,18 +87,43 @@ fn origin_controllers(o: &Origin) -> Vec<String> {
 /// Plan the migration of a snapshot.
 pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
     let eval = crate::audit::evaluate(snap, rules);
-    let report = crate::audit::report(snap, rules, &eval);
-    plan_from(snap, rules, &eval, report)
+    let findings = crate::audit::findings(snap, rules, &eval);
+    let mut p = draft(snap, rules, &eval, findings);
+    // The evaluation (every conversion and finding per cgroup) is the
+    // largest value besides the plan: free it before the actions are made.
+    drop(eval);
+    finish(&mut p, None, &rules.policy().leaf_name);
+    annotate(&mut p, snap);
+    p
 }
 
-/// Plan from an audit already made: the rules' evaluation and the report
-/// built from it (its findings open the plan's). Nothing is evaluated twice.
+/// Plan from an audit already made: the rules' evaluation and the audit's
+/// findings from it (they open the plan's). Nothing is evaluated twice, and
+/// the rest of the audit report (every conversion with its path) is not
+/// built at all: the planner reads the conversions from the evaluation.
 pub fn plan_from(
     snap: &Snapshot,
     rules: &RuleSet,
     eval: &crate::audit::Evaluation,
-    report: crate::audit::Report,
+    findings: Vec<Finding>,
 ) -> Plan {
+    let mut p = draft(snap, rules, eval, findings);
+    finish(&mut p, None, &rules.policy().leaf_name);
+    annotate(&mut p, snap);
+    p
+}
+
+/// What the finished plan learns from the host besides the tree: who owns
+/// each node (systemd, runtimes: their cgroups get no actions) and the
+/// stable key of each placed process (PIDs change across a reboot).
+fn annotate(p: &mut Plan, snap: &Snapshot) {
+    crate::owners::annotate(p, snap);
+    keys::annotate(p, snap);
+}
+
+/// The plan before its derived parts ([`finish`]): the merged tree's nodes,
+/// findings, conflicts, spine and stages.
+fn draft(snap: &Snapshot, rules: &RuleSet, eval: &crate::audit::Evaluation, findings: Vec<Finding>) -> Plan {
     let prep = Prepared::new(snap, rules, eval);
     let policy = rules.policy();
     let any_v1 = prep.hierarchies.iter().any(|(_, h)| h.version == Version::V1);
@@ -146,7 +171,7 @@ pub fn plan_from(
         tried,
     };
 
-    let mut findings = report.findings;
+    let mut findings = findings;
     let (nodes, conflicts) = build_nodes(&prep, &merged, policy, &mut findings);
 
     let mut nodes = nodes;
@@ -165,7 +190,7 @@ pub fn plan_from(
         machine_id: None,
         boot_id: None,
     };
-    let mut p = Plan {
+    Plan {
         schema: PLAN_SCHEMA.to_string(),
         host,
         stage: None,
@@ -178,11 +203,7 @@ pub fn plan_from(
         stages,
         owners: Default::default(),
         process_keys: Vec::new(),
-    };
-    finish(&mut p, None, &policy.leaf_name);
-    crate::owners::annotate(&mut p, snap);
-    keys::annotate(&mut p, snap);
-    p
+    }
 }
 
 /// Turn the merged tree into plan nodes (without derived parts): naming,
@@ -257,14 +278,33 @@ fn v2_controller(v1: &str) -> Option<&'static str> {
 ///
 /// `allowed`: v1 controllers whose settings this (stage) plan may apply;
 /// `None` = all. Settings from hierarchies not fully allowed are removed.
+/// Steps, in order: undo derived leaves, keep the allowed settings, enable
+/// controllers top-down, hand internal processes to leaves, list the
+/// controllers, order the actions.
 pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str) {
-    let mut findings = Vec::new();
-    // Undo derived leaves (stage/subtree re-derivation starts from the full plan).
-    let leaf_note = "leaf for internal processes";
+    undo_leaves(p);
+    if let Some(allowed) = allowed {
+        keep_allowed_settings(&mut p.nodes, allowed);
+    }
+    subtree_control(&mut p.nodes);
+    let findings = add_leaves(&mut p.nodes, leaf_name);
+    p.findings.extend(findings);
+    p.controllers = controllers(&p.nodes, allowed);
+    p.actions = actions(p);
+    // No actions in systemd's or runtimes' cgroups (owners::annotate).
+    crate::owners::strip_actions(p);
+}
+
+/// The note of a derived leaf node.
+const LEAF_NOTE: &str = "leaf for internal processes";
+
+/// Undo derived leaves: stage and subtree re-derivation starts from the
+/// full plan, whose leaves hold processes of their parents.
+fn undo_leaves(p: &mut Plan) {
     let leaves: Vec<(String, Vec<u32>)> = p
         .nodes
         .iter()
-        .filter(|n| n.note.as_deref() == Some(leaf_note))
+        .filter(|n| n.note.as_deref() == Some(LEAF_NOTE))
         .map(|n| (n.path.clone(), n.processes.clone()))
         .collect();
     for (path, procs) in leaves {
@@ -277,22 +317,28 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
         p.nodes.retain(|n| n.path != path);
     }
     p.findings.retain(|f| f.rule != "plan.leaf");
-    if let Some(allowed) = allowed {
-        for n in &mut p.nodes {
-            n.settings.retain(|s| {
-                let need = origin_controllers(&s.origin);
-                need.iter().all(|c| allowed.contains(c))
-            });
-        }
+}
+
+/// Keep only settings whose origin hierarchy's controllers are all allowed.
+fn keep_allowed_settings(nodes: &mut [PlanNode], allowed: &BTreeSet<String>) {
+    for n in nodes {
+        n.settings.retain(|s| {
+            let need = origin_controllers(&s.origin);
+            need.iter().all(|c| allowed.contains(c))
+        });
     }
-    let index: HashMap<String, usize> = p
-        .nodes
+}
+
+/// Enable each controller in every ancestor of a node that uses it, and
+/// only there (in the kernel's order, for readability).
+fn subtree_control(nodes: &mut [PlanNode]) {
+    let index: HashMap<&str, usize> = nodes
         .iter()
         .enumerate()
-        .map(|(i, n)| (n.path.clone(), i))
+        .map(|(i, n)| (n.path.as_str(), i))
         .collect();
-    let mut sc: Vec<BTreeSet<String>> = vec![BTreeSet::new(); p.nodes.len()];
-    for n in &p.nodes {
+    let mut sc: Vec<BTreeSet<String>> = vec![BTreeSet::new(); nodes.len()];
+    for n in nodes.iter() {
         if n.path == "/" {
             continue;
         }
@@ -306,66 +352,67 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
             }
         }
     }
-    for (n, s) in p.nodes.iter_mut().zip(sc) {
-        // Stable kernel order for readability.
+    for (n, s) in nodes.iter_mut().zip(sc) {
         let order = ["cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"];
         let mut v: Vec<String> = s.into_iter().collect();
         v.sort_by_key(|c| order.iter().position(|o| o == c).unwrap_or(order.len()));
         n.subtree_control = v;
     }
-    // No internal processes: a non-root domain node with processes hands
-    // them to a leaf child when it enables a domain controller, or any
-    // controller while it has domain children (it would become a thread
-    // root: EBUSY while they are populated, and invalid children otherwise).
-    let busy = with_domain_child(&p.nodes);
+}
+
+/// No internal processes: a non-root domain node with processes hands them
+/// to a leaf child when it enables a domain controller, or any controller
+/// while it has domain children (it would become a thread root: EBUSY while
+/// they are populated, and invalid children otherwise). Returns the
+/// `plan.leaf` findings; the nodes end sorted by path.
+fn add_leaves(nodes: &mut Vec<PlanNode>, leaf_name: &str) -> Vec<Finding> {
+    let taken: BTreeSet<String> = nodes.iter().map(|n| n.path.clone()).collect();
+    let busy = with_domain_child(nodes);
+    let mut findings = Vec::new();
     let mut new_leaves = Vec::new();
-    for n in &mut p.nodes {
+    for n in nodes.iter_mut() {
         let domain_ctl = n.subtree_control.iter().any(|c| !is_threaded_controller(c));
         let busy_children = !n.subtree_control.is_empty() && busy.contains(n.path.as_str());
-        if n.path != "/"
-            && n.node_type == NodeType::Domain
-            && (domain_ctl || busy_children)
-            && !n.processes.is_empty()
+        if n.path == "/"
+            || n.node_type != NodeType::Domain
+            || !(domain_ctl || busy_children)
+            || n.processes.is_empty()
         {
-            let mut name = leaf_name.to_string();
-            let mut i = 2;
-            while index.contains_key(&crate::model::path::join(&n.path, &name)) {
-                name = format!("{leaf_name}-{i}");
-                i += 1;
-            }
-            let path = crate::model::path::join(&n.path, &name);
-            findings.push(planner_finding(
-                "plan.leaf",
-                Severity::Info,
-                "processes of an inner cgroup move into a leaf child",
-                node_subject(&n.path),
-                format!(
-                    "{} holds processes {:?} and enables {} for its children; v2 forbids that, so the processes move to {path} (they now compete with their siblings as one cgroup with default weights)",
-                    n.path,
-                    n.processes,
-                    n.subtree_control.join(" ")
-                ),
-                "Tools that place tasks in the inner cgroup must target the leaf.",
-            ));
-            let mut leaf = PlanNode::new(path, NodeType::Domain, Some(leaf_note));
-            leaf.processes = std::mem::take(&mut n.processes);
-            leaf.owner = n.owner;
-            new_leaves.push(leaf);
+            continue;
         }
+        let mut name = leaf_name.to_string();
+        let mut i = 2;
+        while taken.contains(&crate::model::path::join(&n.path, &name)) {
+            name = format!("{leaf_name}-{i}");
+            i += 1;
+        }
+        let path = crate::model::path::join(&n.path, &name);
+        findings.push(planner_finding(
+            "plan.leaf",
+            Severity::Info,
+            "processes of an inner cgroup move into a leaf child",
+            node_subject(&n.path),
+            format!(
+                "{} holds processes {:?} and enables {} for its children; v2 forbids that, so the processes move to {path} (they now compete with their siblings as one cgroup with default weights)",
+                n.path,
+                n.processes,
+                n.subtree_control.join(" ")
+            ),
+            "Tools that place tasks in the inner cgroup must target the leaf.",
+        ));
+        let mut leaf = PlanNode::new(path, NodeType::Domain, Some(LEAF_NOTE));
+        leaf.processes = std::mem::take(&mut n.processes);
+        leaf.owner = n.owner;
+        new_leaves.push(leaf);
     }
-    p.nodes.extend(new_leaves);
-    p.nodes.sort_by(|a, b| a.path.cmp(&b.path));
-    p.findings.extend(findings);
+    nodes.extend(new_leaves);
+    nodes.sort_by(|a, b| a.path.cmp(&b.path));
+    findings
+}
 
-    let mut used: BTreeSet<String> = BTreeSet::new();
-    for n in &p.nodes {
-        used.extend(
-            n.settings
-                .iter()
-                .filter_map(|s| s.controller().map(str::to_string)),
-        );
-    }
-    p.controllers = match allowed {
+/// The plan's v2 controllers: those a stage allows, or those its settings use.
+fn controllers(nodes: &[PlanNode], allowed: Option<&BTreeSet<String>>) -> Vec<String> {
+    match allowed {
         Some(a) => {
             let mut v: Vec<String> = a
                 .iter()
@@ -376,10 +423,15 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
             v.dedup();
             v
         }
-        None => used.into_iter().collect(),
-    };
-    p.actions = actions(p);
-    crate::owners::strip_actions(p);
+        None => {
+            let used: BTreeSet<String> = nodes
+                .iter()
+                .flat_map(|n| &n.settings)
+                .filter_map(|s| s.controller().map(str::to_string))
+                .collect();
+            used.into_iter().collect()
+        }
+    }
 }
 
 /// Paths of nodes with a domain (or domain threaded) child. A cgroup with

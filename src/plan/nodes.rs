@@ -15,7 +15,7 @@ use crate::rules::Severity;
 pub fn origin_of(prep: &Prepared, hid: u32, cg: petgraph::graph::NodeIndex) -> Origin {
     Origin {
         hierarchy: hid,
-        label: prep.hierarchy(hid).label(),
+        label: prep.label(hid),
         path: prep.snap.cgroup(cg).path.clone(),
     }
 }

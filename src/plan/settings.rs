@@ -59,7 +59,7 @@ pub fn settings_of(prep: &Prepared, hid: u32, cg: NodeIndex, split_copy: bool) -
     let h = prep.hierarchy(hid);
     let origin = Origin {
         hierarchy: hid,
-        label: h.label(),
+        label: prep.label(hid),
         path: prep.snap.cgroup(cg).path.clone(),
     };
     if h.version == Version::V2 {

@@ -14,11 +14,42 @@
 //! near-linear in the size of the hierarchies.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use petgraph::graph::NodeIndex;
 
 use crate::model::{Hierarchy, Snapshot};
 use crate::rules::{RuleSet, Strategy};
+
+/// A hasher for small integer keys (graph indices, tree node numbers): the
+/// merge looks up hundreds of thousands of them, and SipHash's protection
+/// against chosen keys buys nothing for indices the planner made itself.
+/// (Fx-style: rotate, xor, multiply.)
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// A hash map keyed by indices the planner made (see [`IdHasher`]).
+pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// An element of the sets: a process or a phantom (empty leaf).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +86,7 @@ pub struct Prepared<'a> {
     /// Elements.
     pub elems: Vec<Elem>,
     /// Per cgroup: sorted element set of its subtree.
-    pub sets: HashMap<NodeIndex, Vec<u32>>,
+    pub sets: IdMap<NodeIndex, Vec<u32>>,
     /// Per hierarchy id: significant non-root cgroups, top-down.
     pub significant: BTreeMap<u32, Vec<NodeIndex>>,
     /// Per cgroup: the converted settings (and findings) from the rules,
@@ -66,17 +97,24 @@ pub struct Prepared<'a> {
     /// Scanned root cgroup per hierarchy id.
     pub roots: BTreeMap<u32, NodeIndex>,
     /// Depth of each cgroup below its scanned root.
-    pub depth: HashMap<NodeIndex, usize>,
+    pub depth: IdMap<NodeIndex, usize>,
     /// Rule id -> the first kernel with its v2 file (the rules' `kernel:`).
     pub rule_kernel: HashMap<String, String>,
+    /// Hierarchy id -> its label, made once (every origin carries one).
+    labels: BTreeMap<u32, String>,
 }
 
-fn lca_cg(
-    snap: &Snapshot,
-    depth: &HashMap<NodeIndex, usize>,
-    mut a: NodeIndex,
-    mut b: NodeIndex,
-) -> NodeIndex {
+/// A cgroup's children, unsorted (`Snapshot::children` sorts them by path,
+/// which the set computation does not need).
+fn child_cgroups(snap: &Snapshot, c: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+    use petgraph::visit::EdgeRef;
+    snap.graph
+        .edges_directed(c, petgraph::Direction::Outgoing)
+        .filter(|e| *e.weight() == crate::model::Edge::Child)
+        .map(|e| e.target())
+}
+
+fn lca_cg(snap: &Snapshot, depth: &IdMap<NodeIndex, usize>, mut a: NodeIndex, mut b: NodeIndex) -> NodeIndex {
     while a != b {
         let (da, db) = (depth[&a], depth[&b]);
         if da >= db {
@@ -103,7 +141,7 @@ impl<'a> Prepared<'a> {
             .filter(|(hi, _)| snap.root_cgroup(*hi).is_some())
             .collect();
         let mut roots = BTreeMap::new();
-        let mut depth: HashMap<NodeIndex, usize> = HashMap::new();
+        let mut depth: IdMap<NodeIndex, usize> = IdMap::default();
         let mut order: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new(); // top-down per hierarchy
         for (hi, h) in &hierarchies {
             let Some(root) = snap.root_cgroup(*hi) else {
@@ -123,9 +161,9 @@ impl<'a> Prepared<'a> {
 
         // Elements: processes, placed per hierarchy at the LCA of their threads.
         let mut elems: Vec<Elem> = Vec::new();
-        let mut own: HashMap<NodeIndex, Vec<u32>> = HashMap::new();
+        let mut own: IdMap<NodeIndex, Vec<u32>> = IdMap::default();
         let mut splits = Vec::new();
-        let mut has_threads: HashMap<NodeIndex, bool> = HashMap::new();
+        let mut has_threads: IdMap<NodeIndex, bool> = IdMap::default();
         for (pi, p) in snap.processes() {
             let e = elems.len() as u32;
             elems.push(Elem::Process(pi, p.pid));
@@ -169,24 +207,26 @@ impl<'a> Prepared<'a> {
         let outcomes = &eval.outcomes;
         // Sets bottom-up, with phantoms for empty leaves (shared by path).
         let mut phantom_ids: HashMap<String, u32> = HashMap::new();
-        let mut sets: HashMap<NodeIndex, Vec<u32>> = HashMap::new();
-        let mut subtree_threads: HashMap<NodeIndex, bool> = HashMap::new();
+        let mut sets: IdMap<NodeIndex, Vec<u32>> = IdMap::default();
+        let mut subtree_threads: IdMap<NodeIndex, bool> = IdMap::default();
         let mut significant: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
         let keep = &rules.policy().keep;
         for (hid, list) in &order {
             let root = roots[hid];
             let root_path = snap.cgroup(root).path.clone();
             for &c in list.iter().rev() {
-                let kids = snap.children(c);
+                // Children in any order: the set is sorted below.
                 let mut set: Vec<u32> = own.get(&c).cloned().unwrap_or_default();
                 let mut threads_below = has_threads.get(&c).copied().unwrap_or(false);
-                for k in &kids {
-                    set.extend_from_slice(&sets[k]);
-                    threads_below |= subtree_threads[k];
+                let mut leaf = true;
+                for k in child_cgroups(snap, c) {
+                    leaf = false;
+                    set.extend_from_slice(&sets[&k]);
+                    threads_below |= subtree_threads[&k];
                 }
                 subtree_threads.insert(c, threads_below);
-                let rel = relative(&snap.cgroup(c).path, &root_path);
-                if kids.is_empty() && !threads_below && c != root {
+                if leaf && !threads_below && c != root {
+                    let rel = relative(&snap.cgroup(c).path, &root_path);
                     let next = elems.len() as u32;
                     let id = *phantom_ids.entry(rel.clone()).or_insert_with(|| next);
                     if id == next {
@@ -208,7 +248,6 @@ impl<'a> Prepared<'a> {
                     continue;
                 }
                 let cg = snap.cgroup(c);
-                let rel = relative(&cg.path, &root_path);
                 let has_settings = outcomes
                     .get(&c)
                     .is_some_and(|o| !o.conversions.is_empty() || !o.findings.is_empty());
@@ -223,15 +262,20 @@ impl<'a> Prepared<'a> {
                     || v2_settings
                     || own.contains_key(&c)
                     || cg.owner.delegate_uid().is_some()
-                    || snap.children(c).is_empty()
-                    || keep.iter().any(|k| k == &rel || k == &cg.path)
+                    || child_cgroups(snap, c).next().is_none()
+                    || (!keep.is_empty() && {
+                        let rel = relative(&cg.path, &root_path);
+                        keep.iter().any(|k| k == &rel || k == &cg.path)
+                    })
                 {
                     sig.push(c);
                 }
             }
         }
+        let labels = hierarchies.iter().map(|(_, h)| (h.id, h.label())).collect();
         Prepared {
             snap,
+            labels,
             hierarchies,
             elems,
             sets,
@@ -255,6 +299,14 @@ impl<'a> Prepared<'a> {
             .find(|(_, h)| h.id == id)
             .map(|(_, h)| *h)
             .expect("known hierarchy")
+    }
+
+    /// The label of the hierarchy with this id (`cpu,cpuacct`).
+    pub fn label(&self, id: u32) -> String {
+        match self.labels.get(&id) {
+            Some(l) => l.clone(),
+            None => self.hierarchy(id).label(),
+        }
     }
 
     /// Number of settings (conversions and lost settings) of a cgroup.
@@ -432,14 +484,14 @@ fn pid_of(prep: &Prepared, e: u32) -> Option<u32> {
 fn insert(m: &mut Merged, prep: &Prepared, hid: u32, c: NodeIndex, strategy: Strategy) {
     let set = &prep.sets[&c];
     // Group elements by their deepest node: far fewer than elements.
-    let mut by_node: HashMap<usize, Vec<u32>> = HashMap::new();
+    let mut by_node: IdMap<usize, Vec<u32>> = IdMap::default();
     for &e in set {
         by_node.entry(m.elem_node[e as usize]).or_default().push(e);
     }
     let first = *by_node.keys().next().expect("non-empty set");
     let l = by_node.keys().fold(first, |a, b| m.lca(a, *b));
     // Count elements per child of l (and directly in l).
-    let mut per_child: HashMap<usize, usize> = HashMap::new();
+    let mut per_child: IdMap<usize, usize> = IdMap::default();
     let mut direct: Vec<u32> = Vec::new();
     let mut by_node: Vec<(usize, Vec<u32>)> = by_node.into_iter().collect();
     by_node.sort_unstable_by_key(|(n, _)| *n);

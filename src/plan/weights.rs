@@ -21,15 +21,18 @@ pub fn weight_shares(snap: &Snapshot, nodes: &[PlanNode]) -> Vec<Finding> {
     // Weights are relative to siblings: report every weight whose weighted
     // siblings in v2 are not its weighted siblings in v1 (it moved under
     // another parent, or its parent gained or lost weighted children).
-    let by_path: HashMap<(u32, &str), petgraph::graph::NodeIndex> = snap
-        .cgroups()
-        .map(|(i, c)| ((c.hierarchy, c.path.as_str()), i))
-        .collect();
     let weighted: BTreeSet<(u32, &str, &str)> = nodes
         .iter()
         .flat_map(|n| &n.settings)
         .filter(|s| s.file.ends_with(".weight"))
         .map(|s| (s.origin.hierarchy, s.origin.path.as_str(), s.file.as_str()))
+        .collect();
+    // Only weighted hierarchies' cgroups are looked up by path.
+    let weighted_h: BTreeSet<u32> = weighted.iter().map(|(h, _, _)| *h).collect();
+    let by_path: HashMap<(u32, &str), petgraph::graph::NodeIndex> = snap
+        .cgroups()
+        .filter(|(_, c)| weighted_h.contains(&c.hierarchy))
+        .map(|(i, c)| ((c.hierarchy, c.path.as_str()), i))
         .collect();
     // Weighted children per (v2 parent, hierarchy, file) and per (v1 parent,
     // file), computed once.
