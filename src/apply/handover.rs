@@ -259,8 +259,12 @@ fn pinned_memcgs(mount: &Path, paths: &[String]) -> Vec<String> {
         ));
     }
     for p in paths {
-        let stat = std::fs::read_to_string(mount.join(p.trim_start_matches('/')).join("memory.stat"))
-            .unwrap_or_default();
+        let stat = std::fs::read_to_string(
+            mount
+                .join(crate::model::path::to_os(p.trim_start_matches('/')))
+                .join("memory.stat"),
+        )
+        .unwrap_or_default();
         let get = |k: &str| {
             stat.lines()
                 .find_map(|l| l.strip_prefix(k).and_then(|v| v.trim().parse::<u64>().ok()))
@@ -318,14 +322,15 @@ fn other_namespaces(s: &Spec) -> Vec<String> {
 pub fn walk(mount: &Path) -> Vec<String> {
     fn rec(dir: &Path, rel: &str, out: &mut Vec<String>) {
         let Ok(rd) = std::fs::read_dir(dir) else { return };
-        let mut names: Vec<String> = rd
+        // Raw names to recurse, escaped names (model form) for the paths.
+        let mut names: Vec<std::ffi::OsString> = rd
             .filter_map(Result::ok)
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .map(|e| e.file_name())
             .collect();
         names.sort();
         for n in names {
-            let p = format!("{rel}/{n}");
+            let p = format!("{rel}/{}", crate::model::path::from_bytes(n.as_encoded_bytes()));
             out.push(p.clone());
             rec(&dir.join(&n), &p, out);
         }
@@ -340,7 +345,7 @@ fn dir(mount: &str, path: &str) -> PathBuf {
     if path == "/" {
         p.to_path_buf()
     } else {
-        p.join(path.trim_start_matches('/'))
+        p.join(crate::model::path::to_os(path.trim_start_matches('/')))
     }
 }
 

@@ -54,7 +54,8 @@ impl KernelTarget {
         if rel.is_empty() {
             self.mount.clone()
         } else {
-            self.mount.join(rel)
+            // Plan paths are escaped (model::path); the kernel wants the raw bytes.
+            self.mount.join(crate::model::path::to_os(rel))
         }
     }
 
@@ -157,7 +158,7 @@ impl Target for KernelTarget {
         let mut v: Vec<String> = rd
             .filter_map(Result::ok)
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .map(|e| crate::model::path::from_bytes(e.file_name().as_encoded_bytes()))
             .collect();
         v.sort();
         Ok(v)
@@ -190,16 +191,17 @@ impl Target for KernelTarget {
 
 impl Host for KernelTarget {
     fn cgroup_of_task(&self, pid: u32, tid: u32) -> Result<String, Errno> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/cgroup")).map_err(|e| {
+        let raw = std::fs::read(format!("/proc/{pid}/task/{tid}/cgroup")).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Errno::ESRCH
             } else {
                 errno_of(&e)
             }
         })?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .map(str::to_string)
+        // Raw bytes, escaped like the plan's paths (a name may not be UTF-8).
+        raw.split(|&b| b == b'\n')
+            .find_map(|l| l.strip_prefix(b"0::"))
+            .map(crate::model::path::from_bytes)
             .ok_or(Errno::ENOENT)
     }
 
@@ -216,5 +218,61 @@ impl Host for KernelTarget {
             None => self.dir(path),
         };
         std::fs::metadata(p).ok().map(|m| (m.uid(), m.gid()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::Target;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// Plan paths are escaped (`\xNN`, `\\`); the directories made, written,
+    /// listed and removed are the raw names. A plain directory stands in
+    /// for the mount: these calls are the same on any filesystem.
+    #[test]
+    fn escaped_plan_names_become_the_raw_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut k = KernelTarget::new(tmp.path().to_path_buf());
+        // A control byte, a non-UTF-8 byte, a literal `\x01` (its backslash
+        // escaped) and a plain backslash.
+        let names = [r"/ctl\x01x", r"/bad\xffutf8", r"/lit\\x01", r"/back\slash"];
+        for n in names {
+            k.mkdir(n).unwrap();
+            // Cgroup files exist already; here the test makes the file.
+            std::fs::write(k.dir(n).join("f"), "").unwrap();
+            k.write(n, "f", "1").unwrap();
+        }
+        let mut raw: Vec<Vec<u8>> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+            .collect();
+        raw.sort();
+        let want: Vec<&[u8]> = vec![b"back\\slash", b"bad\xffutf8", b"ctl\x01x", b"lit\\x01"];
+        assert_eq!(raw, want);
+        assert_eq!(
+            std::fs::read(
+                tmp.path()
+                    .join(std::ffi::OsStr::from_bytes(b"ctl\x01x"))
+                    .join("f")
+            )
+            .unwrap(),
+            b"1"
+        );
+        let mut listed = k.children("/").unwrap();
+        listed.sort();
+        let mut expect: Vec<String> = names.iter().map(|n| n[1..].to_string()).collect();
+        expect.sort();
+        assert_eq!(listed, expect, "listing gives the escaped names back");
+        let mut walked = crate::apply::handover::walk(tmp.path());
+        walked.sort();
+        let mut expect: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        expect.sort();
+        assert_eq!(walked, expect, "the handover's walk too");
+        for n in names {
+            std::fs::remove_file(k.dir(n).join("f")).unwrap();
+            k.rmdir(n).unwrap();
+        }
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 }

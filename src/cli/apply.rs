@@ -125,7 +125,28 @@ pub fn read_plan(path: &Path) -> Result<Plan, ApplyError> {
             reasons: bad.iter().map(|v| format!("{}: {}", v.at, v.message)).collect(),
         });
     }
+    owned_elsewhere(path, &plan)?;
     Ok(plan)
+}
+
+/// Issue 14: apply never writes into a cgroup another owner (systemd, a
+/// runtime) rebuilds. The planner strips such actions; this refuses a plan
+/// edited by hand to carry them back, before anything is touched.
+fn owned_elsewhere(path: &Path, plan: &Plan) -> Result<(), ApplyError> {
+    let refusals: std::collections::BTreeSet<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| crate::owners::writable_by_cgmig(plan, a.path()).err())
+        .map(|r| r.to_string())
+        .collect();
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    Err(ApplyError::Refused(format!(
+        "{}: the plan writes into cgroups cgmig does not own:\n  {}",
+        path.display(),
+        refusals.into_iter().collect::<Vec<_>>().join("\n  ")
+    )))
 }
 
 fn scoped(plan: &Plan, stage: Option<usize>, only: Option<&str>) -> Result<Plan, ApplyError> {

@@ -1,22 +1,28 @@
 //! The readiness scan's only access to the host: bounded, counted, contained.
 //!
-//! Every path is resolved under the scan's [`Root`] and, on a captured tree,
-//! must stay inside it after symlinks are followed (the same rule as
-//! `Root::read_text`). Only regular files are read (a FIFO would block, a
-//! device could be endless), never more than [`Limits::max_file_bytes`] at a
-//! time, and every read is counted so the audit can say what the scan cost.
-//! Directory walks never follow symlinks.
-//!
-//! All byte reads funnel through [`read_range`], one small function, so it
-//! can switch to the host module's hardened read primitive when that lands.
+//! Every path is opened through the scan's [`Root::open_contained`], the
+//! host module's one containment primitive (`openat2` `RESOLVE_IN_ROOT`, or
+//! the `O_NOFOLLOW` walk on old kernels): symlinks resolve as if the root
+//! were `/`, so nothing outside the scanned root is ever read. Inside an
+//! image layer no symlink is followed at all (a link there points into the
+//! image's own file system, not the host's). Only regular files are read (a
+//! FIFO would block, a device could be endless), never more than
+//! [`Limits::max_file_bytes`] at a time, and every read is counted so the
+//! audit can say what the scan cost. Directory walks never follow symlinks.
 
-use std::fs;
+use std::ffi::OsStr;
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
-use crate::host::Root;
+use nix::fcntl::OFlag;
+
+use crate::host::{HostError, Root, contain};
 use crate::model::Diagnostic;
+use crate::model::path as cgpath;
 
 use super::Stats;
 
@@ -81,22 +87,17 @@ pub struct Entry {
 /// Reads files under a root within [`Limits`], counting what it does.
 pub struct Reader<'a> {
     root: &'a Root,
-    canonical: Option<PathBuf>,
     /// The bounds in force.
     pub limits: Limits,
     stats: Stats,
     diags: Vec<Diagnostic>,
-    /// Canonical path of each image layer root seen (one resolution per layer).
-    layer_roots: std::collections::HashMap<String, PathBuf>,
 }
 
-/// Read at most `len` bytes at `offset` of a regular file, without blocking
-/// on FIFOs. Returns the bytes and whether the file had more.
-fn read_range(path: &Path, offset: u64, len: u64) -> io::Result<(Vec<u8>, bool)> {
-    let mut f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
-        .open(path)?;
+/// Read at most `len` bytes at `offset` of an open regular file (opened
+/// non-blocking, so a FIFO never hangs). Returns the bytes and whether the
+/// file had more.
+fn read_range(fd: OwnedFd, offset: u64, len: u64) -> io::Result<(Vec<u8>, bool)> {
+    let mut f = File::from(fd);
     let meta = f.metadata()?;
     if !meta.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
@@ -109,21 +110,27 @@ fn read_range(path: &Path, offset: u64, len: u64) -> io::Result<(Vec<u8>, bool)>
     Ok((buf, meta.len() > offset + len))
 }
 
+/// `lstat` of one name in an open directory (the name itself, never a link's target).
+fn lstat_child(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<fs::Metadata> {
+    File::from(contain::open_child(dir, name, OFlag::O_PATH)?).metadata()
+}
+
+/// The kernel's error behind a host error.
+fn io_of(e: HostError) -> io::Error {
+    match e {
+        HostError::Io { source, .. } => source,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
 impl<'a> Reader<'a> {
     /// A reader over `root`.
     pub fn new(root: &'a Root, limits: Limits) -> Reader<'a> {
-        let canonical = if root.is_live() {
-            None
-        } else {
-            fs::canonicalize(root.path("/")).ok()
-        };
         Reader {
             root,
-            canonical,
             limits,
             stats: Stats::default(),
             diags: Vec::new(),
-            layer_roots: std::collections::HashMap::new(),
         }
     }
 
@@ -146,61 +153,64 @@ impl<'a> Reader<'a> {
         });
     }
 
-    /// The root-prefixed path, or `None` (with a diagnostic) when symlinks
-    /// lead out of the root. Absent paths yield `None` silently.
-    fn resolve(&mut self, abs: &str) -> Option<PathBuf> {
-        let p = self.root.path(abs);
-        let layer = layer_split(abs);
-        let base = match (&self.canonical, &layer) {
-            (Some(b), _) => b.clone(),
-            (None, Some(_)) => PathBuf::from("/"),
-            (None, None) => return Some(p),
-        };
-        // Most candidate paths do not exist: one stat says so, where
-        // canonicalize would read every component's link first.
-        if fs::symlink_metadata(&p).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
-            return None;
-        }
-        let c = match fs::canonicalize(&p) {
-            Ok(c) => c,
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
-                return None;
-            }
-            Err(e) => {
-                self.note(&p, format!("cannot resolve: {e}"));
-                return None;
-            }
-        };
-        if !c.starts_with(&base) {
-            self.note(&p, "resolves outside the scanned root: skipped");
-            return None;
-        }
-        // Inside an image layer a symlink points into the image's own file
-        // system, not the host's: skip the path rather than read a host file.
-        if let Some((layer_root, rest)) = layer
+    /// Open `abs` under the root with `flags`: through
+    /// [`Root::open_contained`], or inside an image layer component by
+    /// component with no symlink followed. Absent paths are `Err` NotFound.
+    fn open_raw(&self, abs: &str, flags: OFlag) -> io::Result<OwnedFd> {
+        if let Some((layer_root, rest)) = layer_split(abs)
             && rest.contains('/')
         {
-            let lr = match self.layer_roots.get(&layer_root) {
-                Some(lr) => lr.clone(),
-                None => {
-                    let lr = fs::canonicalize(self.root.path(&layer_root)).ok()?;
-                    self.layer_roots.insert(layer_root, lr.clone());
-                    lr
-                }
-            };
-            if c != lr.join(rest.trim_start_matches('/')) {
+            let mut fd = self
+                .root
+                .open_contained(Path::new(&cgpath::to_os(&layer_root)), contain::dir_flags())
+                .map_err(io_of)?;
+            let parts: Vec<&str> = rest.split('/').filter(|c| !c.is_empty()).collect();
+            for (i, part) in parts.iter().enumerate() {
+                let last = i + 1 == parts.len();
+                let f = if last { flags } else { contain::dir_flags() };
+                let name = cgpath::to_os(part);
+                fd = contain::open_child(fd.as_fd(), &name, f).map_err(|e| {
+                    // O_DIRECTORY on a link says ENOTDIR: name the link as such.
+                    match lstat_child(fd.as_fd(), &name) {
+                        Ok(m) if m.file_type().is_symlink() => io::Error::from_raw_os_error(nix::libc::ELOOP),
+                        _ => e,
+                    }
+                })?;
+            }
+            return Ok(fd);
+        }
+        self.root
+            .open_contained(Path::new(&cgpath::to_os(abs)), flags)
+            .map_err(io_of)
+    }
+
+    /// [`Self::open_raw`], `None` when absent; a path that cannot be opened
+    /// (a symlink in an image layer, a magic link, no permission) is counted
+    /// as skipped, with a diagnostic outside image layers.
+    fn open(&mut self, abs: &str, flags: OFlag) -> Option<OwnedFd> {
+        match self.open_raw(abs, flags) {
+            Ok(fd) => Some(fd),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOTDIR) => None,
+            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) && layer_split(abs).is_some() => {
+                // A symlink inside an image layer: skip rather than read a host file.
                 self.stats.skipped += 1;
-                return None;
+                None
+            }
+            Err(e) => {
+                let p = self.root.path(abs);
+                self.note(&p, format!("cannot open: {e}"));
+                None
             }
         }
-        Some(c)
     }
 
     /// Up to `len` bytes at `offset`; `None` if absent or unreadable (noted).
     pub fn read_at(&mut self, abs: &str, offset: u64, len: u64) -> Option<Vec<u8>> {
-        let p = self.resolve(abs)?;
+        let fd = self.open(abs, contain::file_flags())?;
+        let p = self.root.path(abs);
         let len = len.min(self.limits.max_file_bytes);
-        match read_range(&p, offset, len) {
+        match read_range(fd, offset, len) {
             Ok((b, more)) => {
                 self.stats.files_read += 1;
                 self.stats.bytes_read += b.len() as u64;
@@ -227,14 +237,12 @@ impl<'a> Reader<'a> {
     /// The entries of a directory, sorted by name, without following symlinks;
     /// empty if absent. At most [`Limits::max_dir_entries`].
     pub fn list(&mut self, abs: &str) -> Vec<Entry> {
-        let Some(p) = self.resolve(abs) else {
+        let Some(fd) = self.open(abs, contain::dir_flags()) else {
             return Vec::new();
         };
-        let rd = match fs::read_dir(&p) {
-            Ok(rd) => rd,
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
-                return Vec::new();
-            }
+        let p = self.root.path(abs);
+        let names = match list_names(&fd) {
+            Ok(n) => n,
             Err(e) => {
                 self.note(&p, format!("cannot list: {e}"));
                 return Vec::new();
@@ -242,7 +250,7 @@ impl<'a> Reader<'a> {
         };
         self.stats.dirs_listed += 1;
         let mut out = Vec::new();
-        for e in rd.flatten() {
+        for name in names {
             if out.len() >= self.limits.max_dir_entries {
                 self.note(
                     &p,
@@ -253,7 +261,10 @@ impl<'a> Reader<'a> {
                 );
                 break;
             }
-            let Ok(ft) = e.file_type() else { continue };
+            let Ok(m) = lstat_child(fd.as_fd(), &name) else {
+                continue;
+            };
+            let ft = m.file_type();
             let kind = if ft.is_symlink() {
                 Kind::Link
             } else if ft.is_dir() {
@@ -263,12 +274,12 @@ impl<'a> Reader<'a> {
             } else {
                 Kind::Other
             };
-            let (exec, size) = match (kind, e.metadata()) {
-                (Kind::File, Ok(m)) => (m.permissions().mode() & 0o111 != 0, m.len()),
+            let (exec, size) = match kind {
+                Kind::File => (m.permissions().mode() & 0o111 != 0, m.len()),
                 _ => (false, 0),
             };
             out.push(Entry {
-                name: e.file_name().to_string_lossy().into_owned(),
+                name: cgpath::from_bytes(name.as_bytes()),
                 kind,
                 exec,
                 size,
@@ -307,17 +318,24 @@ pub fn join(dir: &str, name: &str) -> String {
 }
 
 impl Reader<'_> {
+    /// `lstat` of `abs` under the root: its directory opened contained, the
+    /// last name not followed.
+    fn lstat(&self, abs: &str) -> Option<fs::Metadata> {
+        let (dir, name) = abs.trim_end_matches('/').rsplit_once('/')?;
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let fd = self.open_raw(dir, contain::dir_flags()).ok()?;
+        lstat_child(fd.as_fd(), &cgpath::to_os(name)).ok()
+    }
+
     /// Whether `abs` itself is a symlink (walks skip linked directories such
     /// as a merged-usr `/bin`, which would be scanned twice).
     pub fn is_symlink(&self, abs: &str) -> bool {
-        fs::symlink_metadata(self.root.path(abs)).is_ok_and(|m| m.file_type().is_symlink())
+        self.lstat(abs).is_some_and(|m| m.file_type().is_symlink())
     }
-}
 
-impl Reader<'_> {
     /// Whether `abs` exists (without following a final symlink).
     pub fn exists(&self, abs: &str) -> bool {
-        fs::symlink_metadata(self.root.path(abs)).is_ok()
+        self.lstat(abs).is_some()
     }
 
     /// Record something skipped at a host path.
@@ -325,4 +343,19 @@ impl Reader<'_> {
         let p = self.root.path(abs);
         self.note(&p, message);
     }
+}
+
+/// The names in an open directory (without `.` and `..`), unsorted.
+fn list_names(fd: &OwnedFd) -> io::Result<Vec<std::ffi::OsString>> {
+    let dup = fd.try_clone()?;
+    let mut d = nix::dir::Dir::from_fd(std::os::fd::IntoRawFd::into_raw_fd(dup))?;
+    let mut out = Vec::new();
+    for e in d.iter() {
+        let e = e?;
+        let name = e.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            out.push(OsStr::from_bytes(name).to_os_string());
+        }
+    }
+    Ok(out)
 }

@@ -54,21 +54,20 @@ pub(crate) fn parse_os_release(text: &str) -> Option<String> {
 }
 
 fn systemd_version(root: &Root) -> Option<String> {
+    // Listed and read through the root's containment primitive: a symlinked
+    // directory or binary in a captured root never leads outside it.
     for dir in SYSTEMD_LIB_DIRS {
-        let Ok(entries) = std::fs::read_dir(root.path(dir)) else {
+        let Ok(Some(names)) = root.list_names(dir) else {
             continue;
         };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            if let Some(v) = version_from_lib_name(&name.to_string_lossy()) {
-                return Some(v);
-            }
+        if let Some(v) = names.iter().find_map(|n| version_from_lib_name(n)) {
+            return Some(v);
         }
     }
     SYSTEMD_BINARIES
         .iter()
-        .find_map(|b| root.read_text(b).ok().flatten())
-        .and_then(|t| version_in_binary(&t))
+        .find_map(|b| root.read_bounded(std::path::Path::new(b), 64 << 20).ok())
+        .and_then(|bin| version_in_binary(&String::from_utf8_lossy(&bin)))
 }
 
 /// `libsystemd-shared-252.so` → `252` (also `-252.1-1.fc38.so`).

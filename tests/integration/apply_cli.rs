@@ -218,3 +218,65 @@ fn stage_and_only_select_part_of_the_plan() {
     let o = c.run(&["apply", &c.p(), "--dry-run", "--root", &root, "--stage", "99"]);
     refused(&o, "there is no stage 99");
 }
+
+/// Issue 14: a plan from a systemd host, edited by hand to write into a
+/// systemd unit's cgroup, is refused before anything is touched, naming the
+/// owner; the same plan unedited passes that check.
+#[test]
+fn a_write_into_a_systemd_units_cgroup_is_refused() {
+    let snap = hosts_dir().join("systemd-hybrid.snapshot.json");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    let p = plan.display().to_string();
+    let o = cgmig(&[
+        "plan",
+        "--snapshot",
+        &snap.display().to_string(),
+        "--format",
+        "json",
+        "-o",
+        &p,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let c = Case { dir, plan };
+    let dry = c.run(&[
+        "apply",
+        &p,
+        "--dry-run",
+        "--snapshot",
+        &snap.display().to_string(),
+    ]);
+    assert!(!stderr(&dry).contains("does not own"), "{}", stderr(&dry));
+
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&c.plan).unwrap()).unwrap();
+    let delegated: Vec<String> = v["owners"]["delegations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap().to_string())
+        .collect();
+    let unit = v["owners"]["nodes"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(path, o)| {
+            o["manager"] == "systemd" && path.ends_with(".service") && !delegated.contains(path)
+        })
+        .map(|(path, _)| path.clone())
+        .expect("the fixture has a systemd service");
+    v["actions"].as_array_mut().unwrap().push(serde_json::json!(
+        {"action": "write", "path": unit, "file": "memory.max", "value": "1G"}
+    ));
+    std::fs::write(&c.plan, serde_json::to_string(&v).unwrap()).unwrap();
+    let t = c.dir.path().join("target");
+    let o = c.run(&["apply", &p, "--force-host", "--target", &t.display().to_string()]);
+    refused(&o, "does not own");
+    assert!(stderr(&o).contains(&unit), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("systemd"),
+        "the owner is named: {}",
+        stderr(&o)
+    );
+    assert!(!t.exists(), "nothing created");
+    assert!(!c.journal().exists(), "no journal");
+}
