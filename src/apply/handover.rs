@@ -410,6 +410,10 @@ fn restorable(file: &str, read: &str) -> String {
     read.trim().to_string()
 }
 
+/// The v1 device whitelist: read-only, restored through
+/// `devices.deny`/`devices.allow` (see [`restore`]).
+const DEVICES_LIST: &str = "devices.list";
+
 /// v1 memcg knob: charges follow a task that moves *into* a cgroup with it
 /// set (3 = anonymous and file pages).
 const MOVE_CHARGE: &str = "memory.move_charge_at_immigrate";
@@ -435,7 +439,7 @@ pub fn read_v1(mount: &str, hierarchy: &str) -> V1State {
                             is_setting(f, &ctrls)
                         }
                     })
-                    .filter(|f| writable(&d.join(f)))
+                    .filter(|f| writable(&d.join(f)) || (p != "/" && f == DEVICES_LIST))
                     .collect();
                 files.sort();
                 for f in files {
@@ -636,11 +640,30 @@ pub fn undo(step: &Step, before: &Before, host: &mut dyn Host) -> Result<Option<
     }
 }
 
+/// A v1 device whitelist back: deny all, allow each listed rule. The kernel
+/// refuses `a` with children, so this runs right after the cgroup's mkdir,
+/// before its children are made again (parents come first).
+fn restore_devices(d: &Path, list: &str) -> Result<(), Errno> {
+    write(&d.join("devices.deny"), "a")?;
+    for rule in list.lines().filter(|l| !l.trim().is_empty()) {
+        write(&d.join("devices.allow"), rule.trim())?;
+    }
+    Ok(())
+}
+
 /// Write back the settings that differ from their journaled values.
 fn restore(d: &Path, settings: &[(String, String)]) -> Result<(), String> {
     for (f, v) in settings {
         let now = std::fs::read_to_string(d.join(f)).unwrap_or_default();
-        if restorable(f, &now) != *v && write(&d.join(f), v).is_err() {
+        if restorable(f, &now) == *v {
+            continue;
+        }
+        let done = if f == DEVICES_LIST {
+            restore_devices(d, v)
+        } else {
+            write(&d.join(f), v)
+        };
+        if done.is_err() {
             return Err(format!("{}/{f}: cannot restore {v:?}", d.display()));
         }
     }
@@ -754,6 +777,10 @@ mod tests {
         let read = "oom_kill_disable 1\nunder_oom 0\noom_kill 3\n";
         assert_eq!(restorable("memory.oom_control", read), "1");
         assert_eq!(restorable("pids.max", "max\n"), "max");
+        assert_eq!(
+            restorable("devices.list", "c 1:3 rwm\nc 1:5 rwm\n"),
+            "c 1:3 rwm\nc 1:5 rwm"
+        );
     }
 
     #[test]
