@@ -247,7 +247,7 @@ pub fn strip_actions(p: &mut Plan) {
     let delegated: BTreeSet<&str> = owners.delegations.iter().map(|d| d.path.as_str()).collect();
     // On a systemd host the root's controllers and processes are systemd's too.
     let systemd_root = owners.systemd.is_some();
-    let keep = |a: &Action| {
+    p.actions.retain(|a| {
         let path = a.path();
         if path == "/" {
             return !systemd_root;
@@ -259,21 +259,7 @@ pub fn strip_actions(p: &mut Plan) {
             }
             Some(_) => false,
         }
-    };
-    // A kept action needs its cgroup's ancestors: their creation stays even
-    // when another owner holds them (else mkdir of the child is ENOENT).
-    let kept: Vec<String> = p
-        .actions
-        .iter()
-        .filter(|a| keep(a))
-        .map(|a| a.path().to_string())
-        .collect();
-    let needed = |path: &str| {
-        let below = format!("{}/", path.trim_end_matches('/'));
-        kept.iter().any(|k| k.starts_with(&below))
-    };
-    p.actions
-        .retain(|a| keep(a) || matches!(a, Action::Create { path } if needed(path)));
+    });
     p.owners = owners;
 }
 
@@ -736,36 +722,4 @@ fn places(p: &Plan, snap: &Snapshot, nodes: &BTreeMap<String, Owner>) -> Vec<Pro
     out.sort_by(|a, b| (&a.path, &a.cmdline).cmp(&(&b.path, &b.cmdline)));
     out.dedup();
     out
-}
-
-#[cfg(test)]
-mod strip_tests {
-    use super::*;
-
-    /// issue 9 (VM live): `/x/app.slice` was systemd's by name, its children
-    /// were not: their mkdir failed (ENOENT) because the slice's was stripped.
-    #[test]
-    fn an_owned_cgroup_is_still_created_when_a_kept_child_needs_it() {
-        let mut p: Plan = serde_json::from_str(
-            r#"{"schema":"cgmig.plan/v1","host":{"hostname":null,"kernel":null,"mode":"hybrid"},
-               "controllers":[],"nodes":[],"findings":[],"conflicts":[],
-               "spine":{"order":[],"settings_affected":0,"tried":[]},"stages":[],
-               "actions":[{"action":"create","path":"/x"},{"action":"create","path":"/x/app.slice"},
-                          {"action":"create","path":"/x/app.slice/db"},{"action":"create","path":"/y.slice"},
-                          {"action":"create","path":"/y.slice/z.service"}]}"#,
-        )
-        .unwrap();
-        let owner = |m: Manager| Owner {
-            manager: m,
-            unit: None,
-            detail: None,
-            evidence: Vec::new(),
-        };
-        p.owners.nodes.insert("/x/app.slice".into(), owner(Manager::Systemd));
-        p.owners.nodes.insert("/x/app.slice/db".into(), owner(Manager::Custom));
-        p.owners.nodes.insert("/y.slice".into(), owner(Manager::Systemd));
-        strip_actions(&mut p);
-        let paths: Vec<&str> = p.actions.iter().map(|a| a.path()).collect();
-        assert_eq!(paths, ["/x", "/x/app.slice", "/x/app.slice/db"]);
-    }
 }
