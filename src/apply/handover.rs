@@ -378,10 +378,11 @@ fn is_setting(file: &str, ctrls: &[&str]) -> bool {
     let Some((prefix, _)) = file.split_once('.') else {
         return false;
     };
+    // Whole words: `freezer.state` is a setting, `memory.numa_stat` is not.
     ctrls.contains(&prefix)
-        && !["usage", "failcnt", "stat", "events", "max_usage", "peak"]
-            .iter()
-            .any(|w| file.contains(w))
+        && !file
+            .split(['.', '_'])
+            .any(|w| ["usage", "failcnt", "stat", "events", "peak"].contains(&w))
 }
 
 /// Settings of the v1 root worth restoring: the release agent, and the
@@ -767,6 +768,8 @@ mod tests {
         assert!(!is_setting("hugetlb.2MB.max_usage_in_bytes", &["hugetlb"]));
         assert!(!is_setting("cgroup.procs", &["hugetlb"]));
         assert!(!is_setting("pids.peak", &["pids"]));
+        assert!(is_setting("freezer.state", &["freezer"]));
+        assert!(!is_setting("memory.numa_stat", &["memory"]));
         assert!(is_setting("notify_on_release", &["pids"]));
         assert!(is_root_setting("release_agent"));
         assert!(!is_root_setting("notify_on_release"));
