@@ -418,7 +418,15 @@ fn create(h: &mut dyn Host, path: &str) -> Result<Option<String>, String> {
 }
 
 fn enable(h: &mut dyn Host, path: &str, ctrls: &[String]) -> Result<Option<String>, String> {
-    let value: Vec<String> = ctrls.iter().map(|c| format!("+{c}")).collect();
+    // Implicit controllers (perf_event) are on everywhere; `+perf_event` is EINVAL.
+    let value: Vec<String> = ctrls
+        .iter()
+        .filter(|c| !handover::is_implicit(c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if value.is_empty() {
+        return Ok(Some("implicit on cgroup2: nothing to enable".into()));
+    }
     write_verified(h, path, "cgroup.subtree_control", &value.join(" "))
 }
 
@@ -580,7 +588,7 @@ fn undo(
             let had: BTreeSet<&str> = before.value.as_deref().unwrap_or("").split_whitespace().collect();
             let off: Vec<String> = controllers
                 .iter()
-                .filter(|c| !had.contains(c.as_str()))
+                .filter(|c| !had.contains(c.as_str()) && !handover::is_implicit(c))
                 .map(|c| format!("-{c}"))
                 .collect();
             if off.is_empty() || !h.exists(path) {

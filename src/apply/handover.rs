@@ -55,6 +55,22 @@ pub fn v2_name(v1: &str) -> Option<&'static str> {
     })
 }
 
+/// v1 controllers that cgroup2 has no controller for, handed over by just
+/// releasing their hierarchy: on v2 `devices` is a BPF program (the plan's
+/// findings name its rules), `freezer` is the core `cgroup.freeze` (the plan
+/// writes the converted state), `net_cls`/`net_prio` are implicit (socket
+/// matching by cgroup path, BPF).
+pub const V1_ONLY: &[&str] = &["devices", "freezer", "net_cls", "net_prio"];
+
+/// v2 controllers that are implicit (`implicit_on_dfl` in the kernel): on in
+/// every cgroup, never listed in `cgroup.controllers`, never enabled.
+pub const IMPLICIT_V2: &[&str] = &["perf_event"];
+
+/// Whether a v2 controller is implicit: nothing to wait for or enable.
+pub fn is_implicit(v2: &str) -> bool {
+    IMPLICIT_V2.contains(&v2)
+}
+
 /// `/proc/cgroups` rows: (controller, hierarchy id, num_cgroups, enabled).
 pub fn proc_cgroups() -> Vec<(String, u32, u32, bool)> {
     let text = std::fs::read_to_string("/proc/cgroups").unwrap_or_default();
@@ -160,7 +176,7 @@ pub fn steps(s: &Spec) -> Vec<Step> {
             mounts: s.mounts.iter().map(|m| m.point.clone()).collect(),
         },
     ];
-    for c in &s.v2 {
+    for c in s.v2.iter().filter(|c| !is_implicit(c)) {
         v.push(Step::WaitV2 {
             controller: c.clone(),
             timeout_ms: WAIT_MS,
@@ -178,7 +194,7 @@ pub fn preflight(specs: &[Spec], v2_root: Option<&Path>, systemd_v1: bool) -> Ve
     }
     for s in specs {
         for c in &s.v1 {
-            if v2_name(c).is_none() {
+            if v2_name(c).is_none() && !V1_ONLY.contains(&c.as_str()) {
                 why.push(format!(
                     "{}: v1 controller {c} has no cgroup2 counterpart on this kernel",
                     s.hierarchy
@@ -357,16 +373,56 @@ fn read_ids(f: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// A controller file worth restoring (limits and knobs, not counters).
+/// A controller file worth restoring (limits and knobs, not counters), or
+/// the core `notify_on_release`. Files without a write bit (`pids.peak`,
+/// `cpuset.effective_cpus`, `devices.list`) are left out by [`writable`].
 fn is_setting(file: &str, ctrls: &[&str]) -> bool {
+    if file == "notify_on_release" {
+        return true;
+    }
     let Some((prefix, _)) = file.split_once('.') else {
         return false;
     };
+    // Whole words: `freezer.state` is a setting, `memory.numa_stat` is not.
     ctrls.contains(&prefix)
-        && !["usage", "failcnt", "stat", "events", "max_usage"]
-            .iter()
-            .any(|w| file.contains(w))
+        && !file
+            .split(['.', '_'])
+            .any(|w| ["usage", "failcnt", "stat", "events", "peak"].contains(&w))
 }
+
+/// Settings of the v1 root worth restoring: the release agent, and the
+/// charge-moving knob the handover turns on (see [`evacuate`]).
+fn is_root_setting(file: &str) -> bool {
+    file == "release_agent" || file == MOVE_CHARGE
+}
+
+/// Whether a cgroupfs file has a write bit (read-only ones are statistics).
+fn writable(f: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(f).is_ok_and(|m| m.permissions().mode() & 0o222 != 0)
+}
+
+/// The value to write back for a read one: `memory.oom_control` reads as
+/// `oom_kill_disable N` lines but takes the number.
+fn restorable(file: &str, read: &str) -> String {
+    if file == "memory.oom_control" {
+        return read
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill_disable "))
+            .unwrap_or("0")
+            .trim()
+            .to_string();
+    }
+    read.trim().to_string()
+}
+
+/// The v1 device whitelist: read-only, restored through
+/// `devices.deny`/`devices.allow` (see [`restore`]).
+const DEVICES_LIST: &str = "devices.list";
+
+/// v1 memcg knob: charges follow a task that moves *into* a cgroup with it
+/// set (3 = anonymous and file pages).
+const MOVE_CHARGE: &str = "memory.move_charge_at_immigrate";
 
 /// Read a mounted v1 hierarchy: its cgroups, settings and tasks.
 pub fn read_v1(mount: &str, hierarchy: &str) -> V1State {
@@ -378,18 +434,24 @@ pub fn read_v1(mount: &str, hierarchy: &str) -> V1State {
         .map(|p| {
             let d = dir(mount, &p);
             let mut settings = Vec::new();
-            if p != "/"
-                && let Ok(rd) = std::fs::read_dir(&d)
-            {
+            if let Ok(rd) = std::fs::read_dir(&d) {
                 let mut files: Vec<String> = rd
                     .filter_map(Result::ok)
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|f| is_setting(f, &ctrls))
+                    .filter(|f| {
+                        if p == "/" {
+                            is_root_setting(f)
+                        } else {
+                            is_setting(f, &ctrls)
+                        }
+                    })
+                    .filter(|f| writable(&d.join(f)) || (p != "/" && f == DEVICES_LIST))
                     .collect();
                 files.sort();
                 for f in files {
                     if let Ok(v) = std::fs::read_to_string(d.join(&f)) {
-                        settings.push((f, v.trim().to_string()));
+                        let v = restorable(&f, &v);
+                        settings.push((f, v));
                     }
                 }
             }
@@ -439,7 +501,7 @@ fn write(f: &Path, v: &str) -> Result<(), Errno> {
 /// Run one handover step.
 pub fn perform(step: &Step, _before: &Before, host: &mut dyn Host) -> Result<Option<String>, String> {
     match step {
-        Step::Evacuate { mount, .. } => evacuate(mount),
+        Step::Evacuate { mount, hierarchy } => evacuate(mount, hierarchy),
         Step::RemoveV1 { mount, hierarchy } => remove_v1(mount, hierarchy),
         Step::WaitRelease {
             controller,
@@ -486,8 +548,22 @@ fn wait(timeout_ms: u64, mut ok: impl FnMut() -> Result<(), String>) -> Result<O
     }
 }
 
-fn evacuate(mount: &str) -> Result<Option<String>, String> {
+fn evacuate(mount: &str, hierarchy: &str) -> Result<Option<String>, String> {
     let root = dir(mount, "/");
+    if hierarchy.split(',').any(|c| c == "memory") {
+        // A running task's pages stay charged to the memcg it leaves, which
+        // then never dies after rmdir: make the charges follow the tasks to
+        // the root (the old values are journaled by the capture).
+        for p in std::iter::once("/".to_string()).chain(walk(Path::new(mount))) {
+            let f = dir(mount, &p).join(MOVE_CHARGE);
+            match write(&f, "3") {
+                // ENOENT/EINVAL: a kernel without charge moving; the
+                // release wait then names what stays pinned.
+                Ok(()) | Err(Errno::ENOENT) | Err(Errno::EINVAL) => {}
+                Err(e) => return Err(format!("{}: write 3: {e}", f.display())),
+            }
+        }
+    }
     // Forks during the sweep land in the cgroup of their parent: sweep until empty.
     for _ in 0..5 {
         let mut left = 0;
@@ -544,12 +620,7 @@ pub fn undo(step: &Step, before: &Before, host: &mut dyn Host) -> Result<Option<
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(format!("mkdir {}: {e}", d.display())),
                 }
-                for (f, v) in &c.settings {
-                    let now = std::fs::read_to_string(d.join(f)).unwrap_or_default();
-                    if now.trim() != v && write(&d.join(f), v).is_err() {
-                        return Err(format!("{}/{f}: cannot restore {v:?}", d.display()));
-                    }
-                }
+                restore(&d, &c.settings)?;
             }
             Ok(None)
         }
@@ -564,10 +635,45 @@ pub fn undo(step: &Step, before: &Before, host: &mut dyn Host) -> Result<Option<
                     }
                 }
             }
+            // Last undo of the hierarchy: the settings as they were before
+            // the handover touched them (charge moving, release agent).
+            for c in &state.cgroups {
+                restore(&dir(mount, &c.path), &c.settings)?;
+            }
             Ok((gone > 0).then(|| format!("{gone} tasks had exited")))
         }
         _ => Ok(None),
     }
+}
+
+/// A v1 device whitelist back: deny all, allow each listed rule. The kernel
+/// refuses `a` with children, so this runs right after the cgroup's mkdir,
+/// before its children are made again (parents come first).
+fn restore_devices(d: &Path, list: &str) -> Result<(), Errno> {
+    write(&d.join("devices.deny"), "a")?;
+    for rule in list.lines().filter(|l| !l.trim().is_empty()) {
+        write(&d.join("devices.allow"), rule.trim())?;
+    }
+    Ok(())
+}
+
+/// Write back the settings that differ from their journaled values.
+fn restore(d: &Path, settings: &[(String, String)]) -> Result<(), String> {
+    for (f, v) in settings {
+        let now = std::fs::read_to_string(d.join(f)).unwrap_or_default();
+        if restorable(f, &now) == *v {
+            continue;
+        }
+        let done = if f == DEVICES_LIST {
+            restore_devices(d, v)
+        } else {
+            write(&d.join(f), v)
+        };
+        if done.is_err() {
+            return Err(format!("{}/{f}: cannot restore {v:?}", d.display()));
+        }
+    }
+    Ok(())
 }
 
 fn remount(state: &V1State, _host: &mut dyn Host) -> Result<Option<String>, String> {
@@ -666,5 +772,68 @@ mod tests {
         assert!(!is_setting("hugetlb.2MB.usage_in_bytes", &["hugetlb"]));
         assert!(!is_setting("hugetlb.2MB.max_usage_in_bytes", &["hugetlb"]));
         assert!(!is_setting("cgroup.procs", &["hugetlb"]));
+        assert!(!is_setting("pids.peak", &["pids"]));
+        assert!(is_setting("freezer.state", &["freezer"]));
+        assert!(!is_setting("memory.numa_stat", &["memory"]));
+        assert!(is_setting("notify_on_release", &["pids"]));
+        assert!(is_root_setting("release_agent"));
+        assert!(!is_root_setting("notify_on_release"));
+    }
+
+    #[test]
+    fn oom_control_is_restored_as_its_number() {
+        let read = "oom_kill_disable 1\nunder_oom 0\noom_kill 3\n";
+        assert_eq!(restorable("memory.oom_control", read), "1");
+        assert_eq!(restorable("pids.max", "max\n"), "max");
+        assert_eq!(
+            restorable("devices.list", "c 1:3 rwm\nc 1:5 rwm\n"),
+            "c 1:3 rwm\nc 1:5 rwm"
+        );
+    }
+
+    #[test]
+    fn read_only_files_are_not_settings() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let (ro, rw) = (d.path().join("pids.peak"), d.path().join("pids.max"));
+        std::fs::write(&ro, "3").unwrap();
+        std::fs::write(&rw, "max").unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o444)).unwrap();
+        assert!(!writable(&ro));
+        assert!(writable(&rw));
+    }
+
+    #[test]
+    fn implicit_and_v1_only_controllers_are_not_waited_for() {
+        let spec = |v1: &[&str]| Spec {
+            hierarchy: v1.join(","),
+            v1: v1.iter().map(|s| s.to_string()).collect(),
+            v2: v1.iter().filter_map(|c| v2_name(c)).map(str::to_string).collect(),
+            mounts: Vec::new(),
+        };
+        for h in [
+            &["perf_event"][..],
+            &["devices"],
+            &["freezer"],
+            &["net_cls", "net_prio"],
+        ] {
+            let s = spec(h);
+            assert!(
+                !steps(&s).iter().any(|st| matches!(st, Step::WaitV2 { .. })),
+                "{h:?}"
+            );
+            assert!(steps(&s).iter().any(|st| matches!(st, Step::Unmount { .. })));
+            // The preflight names no "no counterpart" reason for them.
+            let why = preflight(&[s], Some(Path::new("/sys/fs/cgroup")), false);
+            assert!(!why.iter().any(|w| w.contains("counterpart")), "{why:?}");
+        }
+        let odd = spec(&["debug"]);
+        let why = preflight(&[odd], Some(Path::new("/sys/fs/cgroup")), false);
+        assert!(why.iter().any(|w| w.contains("counterpart")), "{why:?}");
+        assert!(
+            steps(&spec(&["pids"]))
+                .iter()
+                .any(|st| matches!(st, Step::WaitV2 { .. }))
+        );
     }
 }
