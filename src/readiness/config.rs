@@ -222,12 +222,7 @@ pub fn daemon_json(file: &str, text: &str) -> Result<Vec<Setting>, serde_json::E
 }
 
 fn containerd(rd: &mut Reader<'_>, out: &mut Readiness) {
-    let mut files = vec!["/etc/containerd/config.toml".to_string()];
-    files.extend(
-        rd.files_ending("/etc/containerd/conf.d", ".toml")
-            .into_iter()
-            .map(|f| join("/etc/containerd/conf.d", &f)),
-    );
+    let files = rd.with_dropins("/etc/containerd/config.toml", "/etc/containerd/conf.d", ".toml");
     for f in files {
         let Some(text) = rd.text(&f) else { continue };
         for (line, key, value) in toml_keys(&text, &["runtime_type", "systemd_cgroup", "SystemdCgroup"]) {
@@ -260,7 +255,7 @@ fn lxc(rd: &mut Reader<'_>, out: &mut Readiness) {
         files.push(format!("/var/lib/lxc/{c}/config"));
     }
     for d in ["/etc/lxc", "/etc/pve/lxc"] {
-        files.extend(rd.files_ending(d, ".conf").into_iter().map(|f| join(d, &f)));
+        files.extend(rd.paths_ending(d, ".conf"));
     }
     for f in files {
         let Some(text) = rd.text(&f) else { continue };
@@ -298,12 +293,7 @@ pub fn lxc_settings(file: &str, text: &str) -> Vec<Setting> {
 }
 
 fn libcgroup(rd: &mut Reader<'_>, out: &mut Readiness) {
-    let mut files = vec!["/etc/cgconfig.conf".to_string()];
-    files.extend(
-        rd.files_ending("/etc/cgconfig.d", ".conf")
-            .into_iter()
-            .map(|f| join("/etc/cgconfig.d", &f)),
-    );
+    let files = rd.with_dropins("/etc/cgconfig.conf", "/etc/cgconfig.d", ".conf");
     for f in files {
         let Some(text) = rd.text(&f) else { continue };
         match cgconfig::parse(&text) {

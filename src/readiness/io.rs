@@ -306,6 +306,22 @@ impl<'a> Reader<'a> {
             .map(|e| e.name)
             .collect()
     }
+
+    /// Absolute paths of the files of `dir` ending with `suffix`.
+    pub fn paths_ending(&mut self, dir: &str, suffix: &str) -> Vec<String> {
+        self.files_ending(dir, suffix)
+            .into_iter()
+            .map(|f| join(dir, &f))
+            .collect()
+    }
+
+    /// A configuration file and its drop-in directory's `*suffix` files,
+    /// in the order the programs read them (main file first).
+    pub fn with_dropins(&mut self, main: &str, dir: &str, suffix: &str) -> Vec<String> {
+        let mut files = vec![main.to_string()];
+        files.extend(self.paths_ending(dir, suffix));
+        files
+    }
 }
 
 /// Join an absolute directory and a name.

@@ -119,12 +119,7 @@ fn boot_lines(rd: &mut Reader<'_>, out: &mut Readiness) {
     if let Some(t) = rd.text("/proc/cmdline") {
         out.settings.push(boot("/proc/cmdline", 1, "running", t.trim()));
     }
-    let mut grub = vec!["/etc/default/grub".to_string()];
-    grub.extend(
-        rd.files_ending("/etc/default/grub.d", ".cfg")
-            .into_iter()
-            .map(|f| join("/etc/default/grub.d", &f)),
-    );
+    let grub = rd.with_dropins("/etc/default/grub", "/etc/default/grub.d", ".cfg");
     for f in grub {
         let Some(text) = rd.text(&f) else { continue };
         out.settings.extend(grub_default(&f, &text));

@@ -76,7 +76,7 @@ pub fn scan(rd: &mut Reader<'_>, out: &mut Readiness) {
     }
     let mut flag_files: Vec<String> = KUBELET_FLAG_FILES.iter().map(|s| s.to_string()).collect();
     for d in KUBELET_DROPIN_DIRS {
-        flag_files.extend(rd.files_ending(d, ".conf").into_iter().map(|f| join(d, &f)));
+        flag_files.extend(rd.paths_ending(d, ".conf"));
     }
     for f in flag_files {
         if let Some(text) = rd.text(&f) {
