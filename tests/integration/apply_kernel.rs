@@ -300,6 +300,7 @@ fn v2_cgroup_of(pid: u32, tid: u32) -> String {
 }
 
 #[test]
+#[ignore = "needs root: applies a plan to a cgroup2 subtree with hugetlb and kills the applier mid-way"]
 fn real_kernel_apply_to_a_subtree_crash_resume_and_rollback() {
     if !require() {
         return;
@@ -447,6 +448,7 @@ fn real_kernel_apply_to_a_subtree_crash_resume_and_rollback() {
 }
 
 #[test]
+#[ignore = "needs root: mounts a read-only cgroup2 in a private mount namespace"]
 fn real_kernel_read_only_target_is_refused() {
     if !require() {
         return;
@@ -567,6 +569,7 @@ v2check again
 "#;
 
 #[test]
+#[ignore = "needs root: takes hugetlb to a private v1 mount and hands it back to cgroup2"]
 fn real_kernel_live_handover_of_hugetlb_and_back() {
     if !require() {
         return;

@@ -85,44 +85,47 @@ fn header(steps: &[Step]) -> Record {
     }
 }
 
-#[test]
-fn whole_plans_apply_and_verify_on_the_simulator() {
-    for name in ["borg-like", "libvirt-vcpu-threads", "k8s-systemd"] {
-        let plan = plan_of(name);
-        let mut sim = sim_for(&plan);
-        let steps = steps_for(&plan, &sim, "/");
-        let out = Runner::new(&mut sim, None, false).run(&steps, None).unwrap();
-        assert!(failed(&out).is_empty(), "{name}: {:#?}", failed(&out));
-        // Other owners place their own processes (after the switch, on their own).
-        let prebuilt: std::collections::BTreeSet<&str> =
-            plan.owners.prebuilt(&plan).map(|(p, _)| p).collect();
-        for n in &plan.nodes {
-            assert!(sim.exists(&n.path), "{name}: {} missing", n.path);
-            if prebuilt.contains(n.path.as_str()) {
-                continue;
-            }
-            for pid in &n.processes {
-                // A leader placed on its own as a thread is checked as a thread.
-                let leader_placed = plan.nodes.iter().any(|m| m.threads.iter().any(|t| t.tid == *pid));
-                if !leader_placed {
-                    assert_eq!(
-                        sim.cgroup_of(*pid).as_deref(),
-                        Some(n.path.as_str()),
-                        "{name}: pid {pid}"
-                    );
-                }
-            }
-            for t in &n.threads {
+/// A whole plan applies on the simulator; every node, process and thread
+/// ends where the plan says.
+fn whole_plan_applies_and_verifies_on_the_simulator(name: &str) {
+    let plan = plan_of(name);
+    let mut sim = sim_for(&plan);
+    let steps = steps_for(&plan, &sim, "/");
+    let out = Runner::new(&mut sim, None, false).run(&steps, None).unwrap();
+    assert!(failed(&out).is_empty(), "{name}: {:#?}", failed(&out));
+    // Other owners place their own processes (after the switch, on their own).
+    let prebuilt: std::collections::BTreeSet<&str> = plan.owners.prebuilt(&plan).map(|(p, _)| p).collect();
+    for n in &plan.nodes {
+        assert!(sim.exists(&n.path), "{name}: {} missing", n.path);
+        if prebuilt.contains(n.path.as_str()) {
+            continue;
+        }
+        for pid in &n.processes {
+            // A leader placed on its own as a thread is checked as a thread.
+            let leader_placed = plan.nodes.iter().any(|m| m.threads.iter().any(|t| t.tid == *pid));
+            if !leader_placed {
                 assert_eq!(
-                    sim.cgroup_of(t.tid).as_deref(),
+                    sim.cgroup_of(*pid).as_deref(),
                     Some(n.path.as_str()),
-                    "{name}: tid {}",
-                    t.tid
+                    "{name}: pid {pid}"
                 );
             }
         }
+        for t in &n.threads {
+            assert_eq!(
+                sim.cgroup_of(t.tid).as_deref(),
+                Some(n.path.as_str()),
+                "{name}: tid {}",
+                t.tid
+            );
+        }
     }
 }
+tests_named!(whole_plan_on_the_simulator, whole_plan_applies_and_verifies_on_the_simulator;
+    borg_like => "borg-like",
+    libvirt_vcpu_threads => "libvirt-vcpu-threads",
+    k8s_systemd => "k8s-systemd",
+);
 
 #[test]
 fn under_a_target_prefix_the_tree_is_built_below_it() {

@@ -48,13 +48,12 @@ fn summary(r: &Report) -> String {
     s
 }
 
-#[test]
-fn every_fixture_host_audits_to_its_reviewed_summary() {
-    for name in host_names() {
-        let r = audit_host(&name);
-        insta::assert_snapshot!(format!("audit-{name}"), summary(&r));
-    }
+/// A fixture host audits to its reviewed summary.
+fn audits_to_its_reviewed_summary(name: &str) {
+    let r = audit_host(name);
+    insta::assert_snapshot!(format!("audit-{name}"), summary(&r));
 }
+per_host!(reviewed_summary, audits_to_its_reviewed_summary);
 
 #[test]
 fn every_finding_rule_fires_on_some_fixture() {
@@ -247,22 +246,21 @@ fn many_identical_findings_fold_into_one_line() {
     );
 }
 
-#[test]
-fn every_format_renders_and_machine_formats_parse() {
-    for name in host_names() {
-        let r = audit_host(&name);
-        for f in [AuditFormat::Table, AuditFormat::Markdown, AuditFormat::Prometheus] {
-            assert!(!render(&r, f).is_empty());
-        }
-        let j: Report = serde_json::from_str(&render(&r, AuditFormat::Json)).unwrap();
-        assert_eq!(j, r);
-        let y: Report = serde_yaml_ng::from_str(&render(&r, AuditFormat::Yaml)).unwrap();
-        assert_eq!(y, r);
-        let prom = render(&r, AuditFormat::Prometheus);
-        for line in prom.lines().filter(|l| !l.starts_with('#')) {
-            let (metric, value) = line.rsplit_once(' ').unwrap();
-            assert!(value.parse::<f64>().is_ok(), "{line}");
-            assert!(metric.starts_with("cgmig_"), "{line}");
-        }
+/// A fixture host's audit renders in every format; the machine formats parse.
+fn renders_and_machine_formats_parse(name: &str) {
+    let r = audit_host(name);
+    for f in [AuditFormat::Table, AuditFormat::Markdown, AuditFormat::Prometheus] {
+        assert!(!render(&r, f).is_empty());
+    }
+    let j: Report = serde_json::from_str(&render(&r, AuditFormat::Json)).unwrap();
+    assert_eq!(j, r);
+    let y: Report = serde_yaml_ng::from_str(&render(&r, AuditFormat::Yaml)).unwrap();
+    assert_eq!(y, r);
+    let prom = render(&r, AuditFormat::Prometheus);
+    for line in prom.lines().filter(|l| !l.starts_with('#')) {
+        let (metric, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        assert!(metric.starts_with("cgmig_"), "{line}");
     }
 }
+per_host!(every_format, renders_and_machine_formats_parse);

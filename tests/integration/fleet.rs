@@ -547,7 +547,7 @@ fn inputs_follow_links_once_and_never_loop() {
     symlink(d, d.join("sub/loop")).unwrap();
     symlink(d.join("a.json"), d.join("dup.json")).unwrap();
     symlink(d.join("nowhere.json"), d.join("dangling.json")).unwrap();
-    let got = cgmig::fleet::collect_inputs(&[d.to_path_buf(), d.join("sub")]).unwrap();
+    let got = collect_inputs(&[d.to_path_buf(), d.join("sub")]).unwrap();
     // The link back to the top is not walked again, the second link to
     // a.json is dropped, the dangling link stays so it is reported.
     assert_eq!(

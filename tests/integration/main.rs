@@ -2,6 +2,10 @@
 
 mod util;
 
+// The per-host test macros: declared before the modules that use them.
+#[macro_use]
+mod hosts;
+
 mod apply_cli;
 mod apply_kernel;
 mod apply_sim;

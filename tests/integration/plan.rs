@@ -9,36 +9,25 @@ use cgmig::plan::{Action, NodeType, Plan, PlanFormat, plan, render, validate};
 use crate::oracle;
 use crate::util::*;
 
-fn scenario_names() -> Vec<String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/scenarios");
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            e.unwrap()
-                .path()
-                .file_stem()
-                .unwrap()
-                .to_string_lossy()
-                .to_string()
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 fn scenario(name: &str) -> Host {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/scenarios/{name}.yaml"));
     build_spec(HostSpec::load(&p).unwrap())
 }
 
-fn all() -> Vec<(String, Host)> {
-    let mut v: Vec<(String, Host)> = host_names().into_iter().map(|n| (n.clone(), host(&n))).collect();
-    v.extend(
-        scenario_names()
-            .into_iter()
-            .map(|n| (format!("scenario-{n}"), scenario(&n))),
-    );
-    v
+/// A fixture host or scenario, with the name its snapshots carry
+/// (`borg-like`, `scenario-crossing`).
+fn named(kind: Kind, name: &str) -> (String, Host) {
+    match kind {
+        Kind::Host => (name.to_string(), host(name)),
+        Kind::Scenario => (format!("scenario-{name}"), scenario(name)),
+    }
+}
+
+/// Where a fixture lives: `testdata/hosts/` or `testdata/scenarios/`.
+#[derive(Clone, Copy)]
+enum Kind {
+    Host,
+    Scenario,
 }
 
 fn check_plan(name: &str, p: &Plan) {
@@ -46,81 +35,99 @@ fn check_plan(name: &str, p: &Plan) {
     assert!(v.is_empty(), "{name}: invalid plan: {v:#?}");
 }
 
-#[test]
-fn every_host_and_scenario_plans_validates_and_meets_the_oracle() {
+/// A fixture plans validly (three times the same), meets the oracle,
+/// replays on the kernel model stage by stage, and renders in every format.
+fn plans_validly_and_meets_the_oracle(kind: Kind, name: &str) {
+    let (name, h) = named(kind, name);
     let rules = rules();
-    for (name, h) in all() {
-        let snap = h.scan();
-        let p = plan(&snap, &rules);
-        check_plan(&name, &p);
-        // Reproducible: HashMap order (seeded per map) must not leak in.
-        for _ in 0..3 {
-            assert_eq!(plan(&snap, &rules), p, "{name}: planning twice differs");
-        }
-        let problems = oracle::check(&snap, &p, &rules);
-        assert!(problems.is_empty(), "{name}: oracle:\n{}", problems.join("\n"));
-        let replayed = crate::replay::every_stage(&snap, &p);
-        assert!(
-            replayed.is_empty(),
-            "{name}: the kernel refuses:\n{}",
-            replayed.join("\n")
-        );
-        // Every stage and every top-level subtree is itself a valid plan.
-        for s in &p.stages {
-            let sp = p.for_stage(s.number, "leaf").unwrap();
-            check_plan(&format!("{name} stage {}", s.number), &sp);
-            let problems = oracle::structural(&snap, &sp, &rules);
-            assert!(
-                problems.is_empty(),
-                "{name} stage {}: oracle:\n{}",
-                s.number,
-                problems.join("\n")
-            );
-            assert!(sp.nodes.iter().flat_map(|n| &n.settings).all(|x| {
-                x.origin
-                    .label
-                    .split(',')
-                    .filter(|c| !c.starts_with("name="))
-                    .all(|c| s.controllers.iter().any(|k| k == c))
-            }));
-        }
-        if let Some(last) = p.stages.last() {
-            let full = p.for_stage(last.number, "leaf").unwrap();
-            assert_eq!(
-                full.actions.len(),
-                p.actions.len(),
-                "{name}: the last stage is the whole plan"
-            );
-        }
-        for n in p
-            .nodes
-            .iter()
-            .filter(|n| n.path.matches('/').count() == 1 && n.path != "/")
-        {
-            check_plan(
-                &format!("{name} only {}", n.path),
-                &p.only(&n.path, "leaf").unwrap(),
-            );
-        }
-        // Renders in every format; the data formats round-trip.
-        for f in [PlanFormat::Table, PlanFormat::Markdown, PlanFormat::Dot] {
-            assert!(!render(&p, f).is_empty());
-        }
-        let back: Plan = serde_json::from_str(&render(&p, PlanFormat::Json)).unwrap();
-        assert_eq!(back, p, "{name}: json");
-        let back: Plan = serde_yaml_ng::from_str(&render(&p, PlanFormat::Yaml)).unwrap();
-        assert_eq!(back, p, "{name}: yaml");
+    let snap = h.scan();
+    let p = plan(&snap, &rules);
+    check_plan(&name, &p);
+    // Reproducible: HashMap order (seeded per map) must not leak in.
+    for _ in 0..3 {
+        assert_eq!(plan(&snap, &rules), p, "{name}: planning twice differs");
     }
+    let problems = oracle::check(&snap, &p, &rules);
+    assert!(problems.is_empty(), "{name}: oracle:\n{}", problems.join("\n"));
+    let replayed = crate::replay::every_stage(&snap, &p);
+    assert!(
+        replayed.is_empty(),
+        "{name}: the kernel refuses:\n{}",
+        replayed.join("\n")
+    );
+    // Every stage and every top-level subtree is itself a valid plan.
+    for s in &p.stages {
+        let sp = p.for_stage(s.number, "leaf").unwrap();
+        check_plan(&format!("{name} stage {}", s.number), &sp);
+        let problems = oracle::structural(&snap, &sp, &rules);
+        assert!(
+            problems.is_empty(),
+            "{name} stage {}: oracle:\n{}",
+            s.number,
+            problems.join("\n")
+        );
+        assert!(sp.nodes.iter().flat_map(|n| &n.settings).all(|x| {
+            x.origin
+                .label
+                .split(',')
+                .filter(|c| !c.starts_with("name="))
+                .all(|c| s.controllers.iter().any(|k| k == c))
+        }));
+    }
+    if let Some(last) = p.stages.last() {
+        let full = p.for_stage(last.number, "leaf").unwrap();
+        assert_eq!(
+            full.actions.len(),
+            p.actions.len(),
+            "{name}: the last stage is the whole plan"
+        );
+    }
+    for n in p
+        .nodes
+        .iter()
+        .filter(|n| n.path.matches('/').count() == 1 && n.path != "/")
+    {
+        check_plan(
+            &format!("{name} only {}", n.path),
+            &p.only(&n.path, "leaf").unwrap(),
+        );
+    }
+    // Renders in every format; the data formats round-trip.
+    for f in [PlanFormat::Table, PlanFormat::Markdown, PlanFormat::Dot] {
+        assert!(!render(&p, f).is_empty());
+    }
+    let back: Plan = serde_json::from_str(&render(&p, PlanFormat::Json)).unwrap();
+    assert_eq!(back, p, "{name}: json");
+    let back: Plan = serde_yaml_ng::from_str(&render(&p, PlanFormat::Yaml)).unwrap();
+    assert_eq!(back, p, "{name}: yaml");
 }
 
-#[test]
-fn reviewed_plans() {
-    let rules = rules();
-    for (name, h) in all() {
-        let p = plan(&h.scan(), &rules);
-        insta::assert_snapshot!(format!("plan-{name}"), render(&p, PlanFormat::Table));
-    }
+fn host_plans_validly(name: &str) {
+    plans_validly_and_meets_the_oracle(Kind::Host, name);
 }
+per_host!(valid_plan_host, host_plans_validly);
+
+fn scenario_plans_validly(name: &str) {
+    plans_validly_and_meets_the_oracle(Kind::Scenario, name);
+}
+per_scenario!(valid_plan_scenario, scenario_plans_validly);
+
+/// A fixture's plan renders to its hand-reviewed table.
+fn reviewed_plan(kind: Kind, name: &str) {
+    let (name, h) = named(kind, name);
+    let p = plan(&h.scan(), &rules());
+    insta::assert_snapshot!(format!("plan-{name}"), render(&p, PlanFormat::Table));
+}
+
+fn host_reviewed_plan(name: &str) {
+    reviewed_plan(Kind::Host, name);
+}
+per_host!(reviewed_plan_host, host_reviewed_plan);
+
+fn scenario_reviewed_plan(name: &str) {
+    reviewed_plan(Kind::Scenario, name);
+}
+per_scenario!(reviewed_plan_scenario, scenario_reviewed_plan);
 
 #[test]
 fn identical_shapes_merge_by_path_and_keep_empty_slots() {
@@ -589,27 +596,40 @@ fn managers_find_their_cgroups_at_the_same_paths() {
         k.node("/kubepods/burstable/pod7a96c459-d529/1d3d308a7d48")
             .is_some()
     );
-    for (name, h) in all() {
-        let p = plan(&h.scan(), &rules());
-        // Renamed itself (not only moved with its parent): its last name
-        // differs from that of the one v1 path all its origins share.
-        let renamed = |n: &&cgmig::plan::PlanNode| {
-            let Some(o) = n.origins.first() else { return false };
-            n.origins.iter().all(|x| x.path == o.path)
-                && n.path.rsplit('/').next() != o.path.rsplit('/').next()
-                && n.path != "/"
-        };
-        for n in p.nodes.iter().filter(renamed) {
-            assert!(
-                p.findings
-                    .iter()
-                    .any(|f| f.rule == "plan.renamed" && f.why.contains(&n.path)),
-                "{name}: {} renamed without a finding",
-                n.path
-            );
-        }
+}
+
+/// Class 2, on every fixture: a node renamed itself (not only moved with its
+/// parent: its last name differs from that of the one v1 path all its
+/// origins share) has a `plan.renamed` finding naming it.
+fn renamed_nodes_have_a_finding(kind: Kind, name: &str) {
+    let (name, h) = named(kind, name);
+    let p = plan(&h.scan(), &rules());
+    let renamed = |n: &&cgmig::plan::PlanNode| {
+        let Some(o) = n.origins.first() else { return false };
+        n.origins.iter().all(|x| x.path == o.path)
+            && n.path.rsplit('/').next() != o.path.rsplit('/').next()
+            && n.path != "/"
+    };
+    for n in p.nodes.iter().filter(renamed) {
+        assert!(
+            p.findings
+                .iter()
+                .any(|f| f.rule == "plan.renamed" && f.why.contains(&n.path)),
+            "{name}: {} renamed without a finding",
+            n.path
+        );
     }
 }
+
+fn host_renames_have_findings(name: &str) {
+    renamed_nodes_have_a_finding(Kind::Host, name);
+}
+per_host!(renamed_host, host_renames_have_findings);
+
+fn scenario_renames_have_findings(name: &str) {
+    renamed_nodes_have_a_finding(Kind::Scenario, name);
+}
+per_scenario!(renamed_scenario, scenario_renames_have_findings);
 
 /// Class 3: every stage is a plan the kernel accepts. Enabling only a
 /// threaded controller (cpu) at a cgroup with processes and populated domain

@@ -40,16 +40,18 @@ fn tool_missing(tool: &str, why: &str) -> bool {
     true
 }
 
-#[test]
-fn readiness_fixtures_render_to_their_reviewed_sections() {
-    for name in ["readiness-hybrid", "readiness-v2-ready"] {
-        let (s, _) = readiness_of(name);
-        // Byte counts depend on nothing random, but keep the snapshot about findings.
-        let text = render(&s);
-        let text = text.split_once('\n').map_or("", |(_, rest)| rest);
-        insta::assert_snapshot!(format!("readiness-{name}"), text);
-    }
+/// A readiness fixture renders to its reviewed section.
+fn renders_to_its_reviewed_section(name: &str) {
+    let (s, _) = readiness_of(name);
+    // Byte counts depend on nothing random, but keep the snapshot about findings.
+    let text = render(&s);
+    let text = text.split_once('\n').map_or("", |(_, rest)| rest);
+    insta::assert_snapshot!(format!("readiness-{name}"), text);
 }
+tests_named!(reviewed_section, renders_to_its_reviewed_section;
+    readiness_hybrid => "readiness-hybrid",
+    readiness_v2_ready => "readiness-v2-ready",
+);
 
 #[test]
 fn hybrid_fixture_finds_every_family_with_file_version_and_source() {
@@ -251,6 +253,7 @@ fn go_build(dir: &Path, name: &str, with_automaxprocs: bool) -> std::path::PathB
 }
 
 #[test]
+#[ignore = "needs tools: go and golang-uber-automaxprocs-dev, which scripts/test installs as root"]
 fn go_binaries_built_here_are_read_from_their_build_info() {
     if tool_missing(
         "go",
@@ -379,6 +382,7 @@ fn converted_files_parse_back() {
 }
 
 #[test]
+#[ignore = "needs tools: systemd-analyze, which scripts/test installs as root"]
 fn generated_drop_ins_pass_systemd_analyze_verify() {
     if tool_missing(
         "systemd-analyze",

@@ -11,28 +11,25 @@ fn at_least_eight_fixture_hosts() {
     assert!(names.len() >= 8, "{names:?}");
 }
 
-#[test]
-fn every_fixture_host_scans_to_its_reviewed_tree() {
-    let rules = rules();
-    for name in host_names() {
-        let h = host(&name);
-        let snap = h.scan();
-        let tree = redact(&render_tree(&snap, &rules), h.root());
-        insta::assert_snapshot!(format!("tree-{name}"), tree);
-    }
+/// A fixture host scans to its reviewed tree.
+fn scans_to_its_reviewed_tree(name: &str) {
+    let h = host(name);
+    let snap = h.scan();
+    let tree = redact(&render_tree(&snap, &rules()), h.root());
+    insta::assert_snapshot!(format!("tree-{name}"), tree);
 }
+per_host!(reviewed_tree, scans_to_its_reviewed_tree);
 
-#[test]
-fn snapshots_round_trip_through_json_and_yaml() {
-    for name in host_names() {
-        let snap = host(&name).scan();
-        for f in [DataFormat::Json, DataFormat::Yaml] {
-            let text = to_data(&snap, f).unwrap();
-            let back: Snapshot = from_data(&text).unwrap();
-            assert!(back == snap, "{name} {f:?} round trip differs");
-        }
+/// A fixture host's snapshot round-trips through JSON and YAML.
+fn round_trips_through_json_and_yaml(name: &str) {
+    let snap = host(name).scan();
+    for f in [DataFormat::Json, DataFormat::Yaml] {
+        let text = to_data(&snap, f).unwrap();
+        let back: Snapshot = from_data(&text).unwrap();
+        assert!(back == snap, "{name} {f:?} round trip differs");
     }
 }
+per_host!(round_trip, round_trips_through_json_and_yaml);
 
 #[test]
 fn centos7_hierarchies_come_from_kernel_data() {

@@ -68,6 +68,7 @@ fn read<T: serde::de::DeserializeOwned>(p: &Path) -> T {
 }
 
 #[test]
+#[ignore = "needs QEMU: boots a Debian 12 systemd guest hybrid, then unified (scripts/vm-systemd)"]
 fn hybrid_plan_verified_on_the_unified_boot() {
     if !require() {
         return;

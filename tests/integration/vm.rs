@@ -189,6 +189,7 @@ fn member_paths(snap: &Snapshot, tid: u32) -> Vec<(u32, String)> {
 }
 
 #[test]
+#[ignore = "needs QEMU: boots Debian's kernel in a guest (scripts/vm-test)"]
 fn vm_pure_v1_kernel_scan_audit_plan() {
     if !require() {
         return;
@@ -269,6 +270,7 @@ fn vm_pure_v1_kernel_scan_audit_plan() {
 }
 
 #[test]
+#[ignore = "needs QEMU: boots Debian's kernel in a guest (scripts/vm-test)"]
 fn vm_pure_v2_kernel_scan_audit_plan() {
     if !require() {
         return;
@@ -305,6 +307,7 @@ fn vm_pure_v2_kernel_scan_audit_plan() {
 /// weights each cpu.shares formula gives (v2). The v2 tree is built from the
 /// plans the v1 boot made and kept on the guest's disk.
 #[test]
+#[ignore = "needs QEMU: boots Debian's kernel twice in one guest (scripts/vm-test behaviour)"]
 fn vm_behaviour_v1_then_v2() {
     if !require() {
         return;
