@@ -66,7 +66,7 @@ fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
         };
         let setting = |i: usize| -> BTreeMap<String, String> {
             let mut m = BTreeMap::new();
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 match id {
                     2 => drop(m.insert("cpu.shares".into(), (512 + i % 4096).to_string())),
                     3 => drop(m.insert("memory.limit_in_bytes".into(), ((1 + i % 64) << 28).to_string())),

@@ -518,7 +518,7 @@ pub fn perform(step: &Step, _before: &Before, host: &mut dyn Host) -> Result<Opt
         Step::Unmount { mounts, .. } => {
             for m in mounts {
                 match nix::mount::umount(m.as_str()) {
-                    Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+                    Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {}
                     Err(e) => return Err(format!("umount {m}: {e}")),
                 }
             }
@@ -559,7 +559,7 @@ fn evacuate(mount: &str, hierarchy: &str) -> Result<Option<String>, String> {
             match write(&f, "3") {
                 // ENOENT/EINVAL: a kernel without charge moving; the
                 // release wait then names what stays pinned.
-                Ok(()) | Err(Errno::ENOENT) | Err(Errno::EINVAL) => {}
+                Ok(()) | Err(Errno::ENOENT | Errno::EINVAL) => {}
                 Err(e) => return Err(format!("{}: write 3: {e}", f.display())),
             }
         }

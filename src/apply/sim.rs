@@ -230,8 +230,8 @@ impl Simulator {
             let mut at = String::from("/");
             for name in path.split('/').filter(|n| !n.is_empty()) {
                 let child = crate::model::path::join(&at, name);
-                if !crate::apply::Target::exists(self, &child) {
-                    crate::apply::Target::mkdir(self, &child)?;
+                if !Target::exists(self, &child) {
+                    Target::mkdir(self, &child)?;
                 }
                 at = child;
             }
@@ -251,9 +251,9 @@ impl Simulator {
             cur = parent;
         }
         for p in chain.iter().rev() {
-            let on = crate::apply::Target::read(self, p, "cgroup.subtree_control")?;
+            let on = Target::read(self, p, "cgroup.subtree_control")?;
             if !on.split_whitespace().any(|c| c == controller) {
-                crate::apply::Target::write(self, p, "cgroup.subtree_control", &format!("+{controller}"))?;
+                Target::write(self, p, "cgroup.subtree_control", &format!("+{controller}"))?;
             }
         }
         Ok(())
@@ -321,22 +321,22 @@ impl Simulator {
     /// Add a cgroup under its (existing) parent, keeping the children index.
     fn create(&mut self, path: &str) {
         self.cgroups.insert(path.to_string(), Cg::default());
-        if let Some(parent) = cgpath::parent(path) {
-            if let Some(p) = self.cgroups.get_mut(parent) {
-                p.children.insert(path.to_string());
-            }
+        if let Some(parent) = cgpath::parent(path)
+            && let Some(p) = self.cgroups.get_mut(parent)
+        {
+            p.children.insert(path.to_string());
         }
     }
 
     /// Remove an empty leaf cgroup.
     fn destroy(&mut self, path: &str) {
         let was_threaded = self.cgroups.remove(path).is_some_and(|c| c.threaded);
-        if let Some(parent) = cgpath::parent(path) {
-            if let Some(p) = self.cgroups.get_mut(parent) {
-                p.children.remove(path);
-                if was_threaded {
-                    p.threaded_children -= 1;
-                }
+        if let Some(parent) = cgpath::parent(path)
+            && let Some(p) = self.cgroups.get_mut(parent)
+        {
+            p.children.remove(path);
+            if was_threaded {
+                p.threaded_children -= 1;
             }
         }
     }

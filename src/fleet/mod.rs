@@ -486,7 +486,7 @@ pub fn run(inputs: &[PathBuf], rules: &RuleSet, opts: &FleetOptions) -> Result<F
             // An empty file where a reviewer expects the family's plan would
             // be worse than stopping: a serialization failure is an error.
             let text = crate::report::to_data(&plan, crate::report::DataFormat::Json)
-                .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+                .map_err(|e| io(std::io::Error::other(e.clone())))?;
             crate::report::write_output(Some(&file), &text).map_err(io)?;
             summary.file = Some(file);
         }

@@ -41,9 +41,8 @@ impl Root {
     /// left out: they are evidence, never required.
     pub fn xattrs(&self, abs: &str, prefixes: &[&str]) -> Result<Vec<(String, String)>, HostError> {
         let dir = File::from(self.open_contained(Path::new(abs), contain::dir_flags())?);
-        let names = match dir.list_xattr() {
-            Ok(n) => n,
-            Err(_) => return Ok(Vec::new()),
+        let Ok(names) = dir.list_xattr() else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for name in names {

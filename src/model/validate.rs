@@ -129,7 +129,7 @@ impl Checker {
 
     fn name(&mut self, what: &str, s: &str) {
         if has_raw_control(s, &[]) {
-            self.say(format!("{what} {:?} contains a raw control character", s));
+            self.say(format!("{what} {s:?} contains a raw control character"));
         }
     }
 

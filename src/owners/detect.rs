@@ -310,7 +310,7 @@ pub fn subtree_processes(procs: &BTreeMap<String, BTreeSet<String>>, path: &str)
         }
         all.extend(set);
     }
-    let mut v: Vec<String> = all.iter().take(5).map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = all.iter().take(5).map(|s| (*s).clone()).collect();
     if all.len() > 5 {
         v.push(format!("and {} more", all.len() - 5));
     }

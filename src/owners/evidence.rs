@@ -4,7 +4,7 @@
 //!
 //! Stored in the snapshot (`Snapshot::owner_evidence`) so that `plan` and
 //! `verify` work from a snapshot taken on another machine. Reading is the
-//! only I/O; everything after it is pure ([`super::detect`]).
+//! only I/O; everything after it is pure ([`mod@super::detect`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -9,7 +9,7 @@
 //! 1. records evidence at scan time ([`evidence`]: unit files and drop-ins,
 //!    systemd's version and defaults, its cgroup xattrs);
 //! 2. decides the owner of every cgroup from the paths and that evidence
-//!    ([`detect`], pure);
+//!    ([`mod@detect`], pure);
 //! 3. annotates a plan ([`annotate()`]): per-node owners, what systemd will
 //!    write for each unit ([`systemd`]'s formulas) with the drop-ins that keep
 //!    v1 behaviour, the units that must delegate, units suggested for custom

@@ -82,8 +82,8 @@ pub struct Finding {
 pub fn cap(s: Severity, c: Confidence) -> Severity {
     match c {
         Confidence::Verified => s,
-        Confidence::Partial => s.min(Severity::Warning),
-        Confidence::Unverified => Severity::Info,
+        Confidence::Partial => s.min(Warning),
+        Confidence::Unverified => Info,
     }
 }
 

@@ -13,7 +13,7 @@
 //! * **detection** (this module's [`scan`], one file per detector family:
 //!   [`runtimes`], [`stack`], [`kernel`], [`config`]) records an inventory in
 //!   the [`Readiness`] value that the snapshot carries;
-//! * **evaluation** ([`evaluate`]) turns the inventory into [`Finding`]s
+//! * **evaluation** ([`mod@evaluate`]) turns the inventory into [`Finding`]s
 //!   using the researched table (`docs/readiness.md`), a pure function;
 //! * **conversion** ([`convert`]) writes the v2 configuration the host needs.
 //!

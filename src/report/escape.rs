@@ -20,7 +20,7 @@ pub fn line(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// Multi-line text: as [`line`] but `\n` stays (a table cell, a paragraph).
+/// Multi-line text: as [`fn@line`] but `\n` stays (a table cell, a paragraph).
 pub fn text(s: &str) -> Cow<'_, str> {
     if path::has_raw_control(s, &['\n']) {
         Cow::Owned(path::value_from_bytes(s.as_bytes()).replace('\t', "\\x09"))

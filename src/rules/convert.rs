@@ -218,7 +218,7 @@ pub fn memsw_to_swap_max(memory: Option<Limit>, memsw: Option<Limit>) -> Result<
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BlkioFormula {
-    /// runc/crun `ConvertBlkIOToIOWeightValue`: linear [10,1000] → [1,10000].
+    /// runc/crun `ConvertBlkIOToIOWeightValue`: linear \[10,1000\] → \[1,10000\].
     Oci,
     /// systemd `cgroup_weight_blkio_to_io`: proportional, 500 → 100.
     Systemd,

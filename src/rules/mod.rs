@@ -269,7 +269,7 @@ impl RuleSet {
                 serde_yaml_ng::from_value(base).map_err(|e| e.to_string())
             })();
             let merged = merged.and_then(|p| {
-                schema::check_leaf_name(&p.leaf_name)?;
+                check_leaf_name(&p.leaf_name)?;
                 if let Some(k) = p
                     .keep
                     .iter()
@@ -535,10 +535,10 @@ fn validate(rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
         engine::check_function(&c.function, &c.params)?;
         // Placeholders are filled from file names (one component) at run
         // time, where the engine checks the result again.
-        let filled = regex::Regex::new(r"\{[0-9]+\}")
+        let filled = Regex::new(r"\{[0-9]+\}")
             .map(|re| re.replace_all(&c.target, "x").into_owned())
             .unwrap_or_else(|_| c.target.clone());
-        schema::check_target(&filled, m.controller.as_deref())?;
+        check_target(&filled, m.controller.as_deref())?;
     }
     for (what, text) in [("id", &rule.id), ("title", &rule.title)] {
         if text.chars().any(char::is_control) {

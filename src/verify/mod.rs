@@ -182,7 +182,10 @@ impl Ctx<'_> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one check's every field, named at each call site"
+    )]
     fn push(
         &mut self,
         kind: CheckKind,

@@ -114,10 +114,10 @@ impl Simulator {
         if !self.cgroups.contains_key(path) {
             return Err(TargetError::new(path, file, Errno::ENOENT));
         }
-        if let Some(f) = file {
-            if self.file_spec(path, f).is_none() {
-                return Err(TargetError::new(path, file, Errno::ENOENT));
-            }
+        if let Some(f) = file
+            && self.file_spec(path, f).is_none()
+        {
+            return Err(TargetError::new(path, file, Errno::ENOENT));
         }
         let key = file.unwrap_or("").to_string();
         if let Some(c) = self.cgroups.get_mut(path) {
@@ -487,13 +487,12 @@ impl Simulator {
             let threaded = self.is_threaded(&ch);
             for grand in self.child_paths(&ch) {
                 let name = grand.rsplit('/').next().unwrap_or(&grand);
-                if let Some(c) = files::controller_of(name) {
-                    if enable.iter().any(|e| e == c)
-                        && (!threaded || is_threaded_ctrl(c))
-                        && self.file_spec_with(&ch, name, c)
-                    {
-                        return Err(Errno::EEXIST);
-                    }
+                if let Some(c) = files::controller_of(name)
+                    && enable.iter().any(|e| e == c)
+                    && (!threaded || is_threaded_ctrl(c))
+                    && self.file_spec_with(&ch, name, c)
+                {
+                    return Err(Errno::EEXIST);
                 }
             }
         }

@@ -248,10 +248,10 @@ fn check_bandwidth(period: u64, quota: Option<u64>, burst: u64) -> Result<(), Er
     if !(MIN_PERIOD_US..=MAX_PERIOD_US).contains(&period) {
         return Err(Errno::EINVAL);
     }
-    if let Some(q) = quota {
-        if !(MIN_PERIOD_US..=MAX_CFS_RUNTIME_US).contains(&q) || burst > q || burst + q > MAX_CFS_RUNTIME_US {
-            return Err(Errno::EINVAL);
-        }
+    if let Some(q) = quota
+        && (!(MIN_PERIOD_US..=MAX_CFS_RUNTIME_US).contains(&q) || burst > q || burst + q > MAX_CFS_RUNTIME_US)
+    {
+        return Err(Errno::EINVAL);
     }
     if burst > MAX_CFS_RUNTIME_US {
         return Err(Errno::EINVAL);
@@ -383,10 +383,10 @@ fn io_max(file: &str, value: &str, ctx: &Ctx) -> Result<Vec<(String, String)>, E
             let dev = f.next()?.to_string();
             let mut vals: [String; 4] = std::array::from_fn(|_| "max".to_string());
             for kv in f {
-                if let Some((k, v)) = kv.split_once('=') {
-                    if let Some(i) = KEYS.iter().position(|x| *x == k) {
-                        vals[i] = v.to_string();
-                    }
+                if let Some((k, v)) = kv.split_once('=')
+                    && let Some(i) = KEYS.iter().position(|x| *x == k)
+                {
+                    vals[i] = v.to_string();
                 }
             }
             Some((dev, vals))
