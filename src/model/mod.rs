@@ -1,6 +1,7 @@
 //! The data model shared by every stage: controllers, typed values, the
 //! snapshot graph, and the catalogue of setting files.
 
+pub mod builder;
 mod controller;
 pub mod files;
 pub mod path;

@@ -19,6 +19,7 @@ mod kernel_util;
 mod oracle;
 mod owners;
 mod plan;
+mod plan_passes;
 mod prop;
 mod readiness;
 mod replay;
