@@ -2,7 +2,7 @@
 //! running kernel, and back (rollback).
 //!
 //! The sequence and its traps are measured in
-//! `shared/reference/live-handover.md`: tasks to the v1 root, rmdir deepest
+//! `docs/research/live-handover.md`: tasks to the v1 root, rmdir deepest
 //! first, wait for `/proc/cgroups` to count 1 cgroup (rmdir is asynchronous;
 //! unmounting earlier leaves the hierarchy alive and mounted nowhere),
 //! unmount every mount, wait for the controller in the v2 root's

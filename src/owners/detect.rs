@@ -1,7 +1,7 @@
 //! Who writes each cgroup: a pure function of the snapshot and its evidence.
 //!
 //! A cgroup's owner is decided from its path, top-down, the way the managers
-//! name what they create (reference/real-layouts.md §1–§12): systemd units
+//! name what they create (docs/research/real-layouts.md §1–§12): systemd units
 //! and slices, kubelet's `kubepods` trees (cgroupfs and systemd drivers), the
 //! container runtimes' `docker-<id>.scope`/`/docker/<id>`/`crio-`/
 //! `cri-containerd-`/`libpod-`, libvirt and machined's `machine-…` scopes and

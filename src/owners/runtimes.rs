@@ -1,6 +1,6 @@
 //! Runtime-owned trees: the settings that must change before the switch and
-//! the tree each runtime builds on v2 (reference/workload-readiness.md §2,
-//! §5.2–§5.4, §5.7; reference/real-layouts.md §3–§7). cgmig writes none of it.
+//! the tree each runtime builds on v2 (docs/research/workload-readiness.md §2,
+//! §5.2–§5.4, §5.7; docs/research/real-layouts.md §3–§7). cgmig writes none of it.
 
 use std::collections::BTreeMap;
 

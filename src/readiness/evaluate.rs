@@ -1,5 +1,5 @@
 //! Readiness findings: the researched table (`docs/readiness.md`, from
-//! `workload-readiness.md`) applied to what the scan found. Pure.
+//! `docs/research/workload-readiness.md`) applied to what the scan found. Pure.
 //!
 //! Every finding names the file, the version or value found, what is needed
 //! and the source, and says whether the problem **breaks after the switch**

@@ -408,7 +408,7 @@ mod tests {
 
     #[test]
     fn shares_formulas_at_reference_points() {
-        // (shares, oci, oci-legacy, systemd), from reference/v1-to-v2-conversion.md §0.
+        // (shares, oci, oci-legacy, systemd), from docs/research/v1-to-v2-conversion.md §0.
         let table = [
             (2, 1, 1, 1),
             (100, 17, 4, 9),
@@ -556,7 +556,7 @@ mod tests {
         assert!(!is_v1_unlimited((1u64 << 63) - (3u64 << 29)));
     }
 
-    /// The reference's upstream table (v1-to-v2-conversion.md §0): each
+    /// The reference's upstream table (docs/research/v1-to-v2-conversion.md §0): each
     /// formula reproduces the upstream samples exactly.
     #[test]
     fn blkio_upstream_table() {

@@ -93,7 +93,7 @@ NAMED_OPTS=none,name=cgmig-test; NET_OPTS=net_cls,net_prio
 # A v1 hierarchy is destroyed only once its removed cgroups are released
 # (asynchronously, ~100-200 ms after rmdir) AND its last mount is gone;
 # unmounted too early it lingers, alive and mounted nowhere
-# (live-handover.md). These helpers go in that order with bounded waits, and
+# (docs/research/live-handover.md). These helpers go in that order with bounded waits, and
 # recover a lingering hierarchy (this run's or an earlier run's) by mounting
 # it again with the same options (the kernel reuses it) and unmounting.
 alive() { # $1: name=X (named hierarchy) or a controller

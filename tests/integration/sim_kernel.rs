@@ -7,7 +7,7 @@
 //! python3 process with two extra threads); [`V2Scratch`] kills them and
 //! removes the subtree even when an assertion fails. The sequences cover the
 //! no-internal-process and thread-mode rules ("order matters" from
-//! live-handover.md), missing controller files, bad values for the core
+//! docs/research/live-handover.md), missing controller files, bad values for the core
 //! files, busy rmdir and a dead pid. Controller rules need a controller the
 //! parent enables; this machine's mount offers only `hugetlb`, which belongs
 //! to the apply helper's handover test, so the test never enables a
@@ -268,7 +268,7 @@ fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
         ok(Mkdir(s("/a/t"))),
         fail(Write(s("/a/t"), "cgroup.type", "threaded".into())),
         ok(Read(s("/a/t"), "cgroup.type")),
-        // "Order matters" (live-handover.md): process first, then types, fails.
+        // "Order matters" (docs/research/live-handover.md): process first, then types, fails.
         ok(Mkdir(s("/app"))),
         ok(Mkdir(s("/app/main"))),
         ok(Mkdir(s("/app/io"))),

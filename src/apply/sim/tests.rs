@@ -225,7 +225,7 @@ fn cgroup_type_is_one_way() {
 #[test]
 fn threaded_needs_a_parent_that_can_be_a_thread_root() {
     // cgroup_enable_threaded -> cgroup_can_be_thread_root(dom): a populated
-    // domain child (live-handover.md "order matters") -> EOPNOTSUPP.
+    // domain child (docs/research/live-handover.md "order matters") -> EOPNOTSUPP.
     let mut s = sim();
     for p in ["/app", "/app/main", "/app/io"] {
         s.mkdir(p).unwrap();
