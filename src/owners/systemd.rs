@@ -16,7 +16,7 @@
 //!   settings for the legacy hierarchy are ignored" (per controller); the
 //!   legacy directives are translated up to v257 (deprecated in v252) and
 //!   ignored from v258, where v1 support is gone (measured translation on
-//!   v252: docs/research/systemd-hosts.md; the exact last translating version is
+//!   v252: reference/systemd-hosts.md; the exact last translating version is
 //!   not verified, so cgmig reports from v258 on).
 
 use std::collections::BTreeMap;
