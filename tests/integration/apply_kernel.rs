@@ -453,6 +453,9 @@ fn real_kernel_read_only_target_is_refused() {
     if !require() {
         return;
     }
+    // The plan sets hugetlb limits: while the live-handover test has hugetlb
+    // on a v1 mount, the apply would be refused for that instead.
+    let _lock = hugetlb_lock();
     let dir = tempfile::tempdir().unwrap();
     // Real PIDs for the keys; the apply is refused before anything moves.
     let plan = test_plan(std::process::id(), 1, 2, 2);
