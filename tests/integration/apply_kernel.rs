@@ -302,10 +302,12 @@ fn v2_cgroup_of(pid: u32, tid: u32) -> String {
 #[test]
 #[ignore = "needs root: applies a plan to a cgroup2 subtree with hugetlb and kills the applier mid-way"]
 fn real_kernel_apply_to_a_subtree_crash_resume_and_rollback() {
+    // Locked before require(): it checks that cgroup2 offers hugetlb, which
+    // is untrue while another test has it on a v1 mount.
+    let _lock = hugetlb_lock();
     if !require() {
         return;
     }
-    let _lock = hugetlb_lock();
     if let Some(why) = hugetlb_busy() {
         crate::kernel_util::skip_or_fail(&why);
         return;
@@ -450,12 +452,12 @@ fn real_kernel_apply_to_a_subtree_crash_resume_and_rollback() {
 #[test]
 #[ignore = "needs root: mounts a read-only cgroup2 in a private mount namespace"]
 fn real_kernel_read_only_target_is_refused() {
+    // The plan sets hugetlb limits: while the live-handover test has hugetlb
+    // on a v1 mount, require() and the apply would see no hugetlb on cgroup2.
+    let _lock = hugetlb_lock();
     if !require() {
         return;
     }
-    // The plan sets hugetlb limits: while the live-handover test has hugetlb
-    // on a v1 mount, the apply would be refused for that instead.
-    let _lock = hugetlb_lock();
     let dir = tempfile::tempdir().unwrap();
     // Real PIDs for the keys; the apply is refused before anything moves.
     let plan = test_plan(std::process::id(), 1, 2, 2);
@@ -574,10 +576,12 @@ v2check again
 #[test]
 #[ignore = "needs root: takes hugetlb to a private v1 mount and hands it back to cgroup2"]
 fn real_kernel_live_handover_of_hugetlb_and_back() {
+    // Locked before require(): it checks that cgroup2 offers hugetlb, which
+    // is untrue while another test has it on a v1 mount.
+    let _lock = hugetlb_lock();
     if !require() {
         return;
     }
-    let _lock = hugetlb_lock();
     if let Some(why) = hugetlb_busy() {
         crate::kernel_util::skip_or_fail(&why);
         return;
