@@ -18,6 +18,7 @@
 
 pub mod annotate;
 pub mod detect;
+pub mod directives;
 pub mod evidence;
 pub mod findings;
 mod render;
