@@ -113,6 +113,22 @@ pub struct RuntimePlan {
     pub changes: Vec<String>,
     /// The tree the runtime builds on v2 (paths).
     pub predicted: Vec<String>,
+    /// The values the runtime is predicted to write, per predicted path
+    /// (the container's v1 limits as the plan converts them: the runtime
+    /// recomputes them from the same container spec).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<RuntimeValues>,
+}
+
+/// The values a runtime is predicted to write into one node it rebuilds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeValues {
+    /// The predicted v2 path.
+    pub path: String,
+    /// The v1 path it comes from.
+    pub from: String,
+    /// Files and values, with the conversion used.
+    pub files: Vec<Written>,
 }
 
 /// Owners, predictions and per-owner plans; a section of the plan.
@@ -367,7 +383,7 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
     } else {
         Vec::new()
     };
-    let runtimes = super::runtimes::plan_runtimes(&nodes, systemd_host, &mut findings);
+    let runtimes = super::runtimes::plan_runtimes(p, &nodes, systemd_host, &mut findings);
     relabel_device_findings(&mut p.findings, &map);
     p.findings.extend(findings);
     let places = places(p, snap, &nodes);

@@ -29,6 +29,18 @@ fn owners_table(map: &OwnerMap, out: &mut String) {
             String::new()
         };
         let _ = writeln!(out, "  {path}  {label}{more}");
+        // The evidence beyond the path itself (unit files, xattrs, processes).
+        if let Some(o) = map.get(&path) {
+            let ev: Vec<&str> = o
+                .evidence
+                .iter()
+                .map(String::as_str)
+                .filter(|e| !e.starts_with("path "))
+                .collect();
+            if !ev.is_empty() {
+                let _ = writeln!(out, "      evidence: {}", ev.join("; "));
+            }
+        }
     }
 }
 

@@ -531,3 +531,44 @@ fn the_guests_top_level_batch_tree_lives_in_its_units_delegated_subtree() {
     );
     assert!(s.file.path.ends_with("borg.service.d/50-cgmig-delegate.conf"));
 }
+
+/// The audit shows each cgroup's owner and evidence: in its JSON (`owners`,
+/// by path) and in its table (one line per subtree, with the evidence).
+#[test]
+fn the_audit_shows_owners_and_evidence() {
+    let snap = hosts_dir().join("systemd-hybrid.snapshot.json");
+    let snap = snap.to_str().unwrap();
+    let out = crate::util::cgmig(&["audit", "--snapshot", snap, "--format", "json"]);
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let unit = &v["owners"]["/cgmig.slice/cgmig-test.slice/v1dirs.service"];
+    assert_eq!(unit["manager"], "systemd");
+    assert_eq!(unit["unit"], "v1dirs.service");
+    assert!(
+        unit["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("/etc/systemd/system/v1dirs.service")),
+        "{unit}"
+    );
+    let batch = &v["owners"]["/borg-batch/job1"];
+    assert_eq!(batch["manager"], "custom");
+    assert!(
+        batch["evidence"].to_string().contains("populated by sleep"),
+        "{batch}"
+    );
+    assert_eq!(v["owners"]["/kubepods"]["manager"], "kubelet");
+    let out = crate::util::cgmig(&["audit", "--snapshot", snap]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("/borg-batch  custom (beside systemd's tree)"),
+        "{text}"
+    );
+    assert!(text.contains("evidence: populated by sleep (145)"), "{text}");
+}
