@@ -195,7 +195,7 @@ impl Ctx<'_> {
     fn announced(&self, path: &str) -> bool {
         self.plan.findings.iter().any(|f| {
             f.rule.starts_with("owners.")
-                && f.rule != "owners.runtime-rebuilds"
+                && f.rule != crate::owners::findings::RUNTIME_REBUILDS.id
                 && matches!(&f.subject, Subject::Cgroup { path: p, .. } if p == path)
         })
     }

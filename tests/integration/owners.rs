@@ -438,6 +438,19 @@ fn every_fixture_top_level_custom_tree_gets_a_unit() {
     let mut suggested = 0;
     for (name, s) in &snaps {
         let p = plan(s, &rules());
+        // Every owners finding is a row of the one table, word for word.
+        for f in p.findings.iter().filter(|f| f.rule.starts_with("owners.")) {
+            let row = owners::findings::ALL
+                .iter()
+                .find(|k| k.id == f.rule)
+                .unwrap_or_else(|| panic!("{name}: {} is not in owners::findings::ALL", f.rule));
+            assert_eq!(
+                (f.severity, f.title.as_str(), f.remediation.as_str()),
+                (row.severity, row.title, row.remediation),
+                "{name}: {}",
+                f.rule
+            );
+        }
         if p.owners.systemd.is_none() {
             assert!(p.owners.suggestions.is_empty(), "{name}");
             continue;
