@@ -243,6 +243,10 @@ pub struct Report {
     /// Workload and configuration readiness (its findings are in `findings` too).
     #[serde(default)]
     pub readiness: readiness::Section,
+    /// Who writes each cgroup (by path), with the evidence; filled by
+    /// `owners::adjust_report`, left out when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub owners: BTreeMap<String, crate::owners::Owner>,
 }
 
 impl Report {
@@ -601,6 +605,7 @@ pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
         conversions,
         diagnostics: snap.diagnostics.clone(),
         readiness,
+        owners: BTreeMap::new(),
     }
 }
 

@@ -75,16 +75,29 @@ pub struct Delegation {
 /// A unit suggested for a custom manager's top-level cgroups.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suggestion {
-    /// The top-level v2 path of the manager's tree.
+    /// The top-level path of the manager's tree on v1 (`/borg-batch`).
     pub path: String,
-    /// The suggested unit.
+    /// The unit to live under: a new one (`borg-batch-manager.service`), or
+    /// the existing unit whose processes populate the tree.
     pub unit: String,
-    /// Where the tree would then live on v2.
+    /// Whether `unit` exists already (then `file` is a drop-in for it).
+    #[serde(default)]
+    pub existing_unit: bool,
+    /// Where the tree's top then lives on v2.
     pub placed_at: String,
+    /// The v2 controllers the unit must delegate (`Delegate=` list).
+    #[serde(default)]
+    pub controllers: Vec<String>,
     /// The processes that populate it.
     pub processes: Vec<String>,
-    /// The unit file.
+    /// The unit file, or the drop-in for an existing unit.
     pub file: InstallFile,
+    /// The same as a transient scope, for a manager started by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_command: Option<String>,
+    /// The manager's tree as it is predicted on v2, under `placed_at`.
+    #[serde(default)]
+    pub predicted: Vec<String>,
 }
 
 /// A runtime's tree: what must change, and what it will build.
@@ -100,6 +113,22 @@ pub struct RuntimePlan {
     pub changes: Vec<String>,
     /// The tree the runtime builds on v2 (paths).
     pub predicted: Vec<String>,
+    /// The values the runtime is predicted to write, per predicted path
+    /// (the container's v1 limits as the plan converts them: the runtime
+    /// recomputes them from the same container spec).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<RuntimeValues>,
+}
+
+/// The values a runtime is predicted to write into one node it rebuilds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeValues {
+    /// The predicted v2 path.
+    pub path: String,
+    /// The v1 path it comes from.
+    pub from: String,
+    /// Files and values, with the conversion used.
+    pub files: Vec<Written>,
 }
 
 /// Owners, predictions and per-owner plans; a section of the plan.
@@ -350,11 +379,11 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
     };
     let delegations = delegations(p, snap, &nodes, &mut findings);
     let suggestions = if systemd_host {
-        suggestions(p, &nodes, &mut findings)
+        suggestions(p, &nodes, &map, &delegations, &mut findings)
     } else {
         Vec::new()
     };
-    let runtimes = super::runtimes::plan_runtimes(&nodes, systemd_host, &mut findings);
+    let runtimes = super::runtimes::plan_runtimes(p, &nodes, systemd_host, &mut findings);
     relabel_device_findings(&mut p.findings, &map);
     p.findings.extend(findings);
     let places = places(p, snap, &nodes);
@@ -428,7 +457,12 @@ fn observed_v1(n: &PlanNode, snap: &Snapshot, index: &CgroupIndex) -> BTreeMap<S
     out
 }
 
-fn unit_dropin(unit: &str, lines: &[String], why: &str) -> Option<InstallFile> {
+/// Drop-in file name of the v2 directives that keep a unit's v1 behaviour.
+const DROPIN_V2: &str = "50-cgmig-v2.conf";
+/// Drop-in file name of a delegation (apart from [`DROPIN_V2`], so both can be installed).
+const DROPIN_DELEGATE: &str = "50-cgmig-delegate.conf";
+
+fn unit_dropin(unit: &str, name: &str, lines: &[String], why: &str) -> Option<InstallFile> {
     if lines.is_empty() {
         return None;
     }
@@ -441,7 +475,7 @@ fn unit_dropin(unit: &str, lines: &[String], why: &str) -> Option<InstallFile> {
         }
     }
     Some(InstallFile {
-        path: format!("/etc/systemd/system/{unit}.d/50-cgmig-v2.conf"),
+        path: format!("/etc/systemd/system/{unit}.d/{name}"),
         text,
     })
 }
@@ -479,16 +513,26 @@ fn predict_units(
             lines.extend(x.replacement.clone());
             findings.push(fk::DIRECTIVE_DROPPED.at(&n.path, format!("{unit}: {}", x.why)));
         }
-        for w in files.iter().filter(|w| is_legacy_source(&w.from)) {
-            let repl = legacy_replacement(w);
+        for t in systemd::translated(d, ctx) {
+            let repl = t.replacement.clone().unwrap_or_else(|| "(none)".into());
+            let into = files
+                .iter()
+                .find(|w| w.from == t.directive)
+                .map(|w| format!("{} {} ({})", w.file, w.value, w.formula))
+                .unwrap_or_else(|| "its v2 form".into());
+            let warns = if t.warns {
+                ", with a deprecation warning in the journal"
+            } else {
+                ""
+            };
             findings.push(fk::DIRECTIVE_DEPRECATED.at(
                 &n.path,
                 format!(
-                    "{unit}: {} is translated to {} {} ({}); the v2 form is {repl}",
-                    w.from, w.file, w.value, w.formula
+                    "{unit}: {} is translated to {into}{warns}; the v2 form is {repl}",
+                    t.directive
                 ),
             ));
-            lines.push(repl);
+            lines.extend(t.replacement);
         }
         // v1 values no directive explains: systemd will not rebuild them.
         let expected = systemd::expected_v1(unit, d, ctx);
@@ -516,7 +560,12 @@ fn predict_units(
             findings.push(fk::SET_OUTSIDE_UNIT.at(&n.path, format!("{why}; the drop-in sets {dir}")));
             lines.push(dir);
         }
-        let dropin = unit_dropin(unit, &lines, "v2 directives that keep this unit's v1 behaviour");
+        let dropin = unit_dropin(
+            unit,
+            DROPIN_V2,
+            &lines,
+            "v2 directives that keep this unit's v1 behaviour",
+        );
         out.push(UnitPrediction {
             unit: unit.to_string(),
             path: systemd_path(n),
@@ -527,21 +576,6 @@ fn predict_units(
         });
     }
     out
-}
-
-fn is_legacy_source(from: &str) -> bool {
-    ["CPUShares=", "MemoryLimit=", "BlockIOWeight="]
-        .iter()
-        .any(|p| from.starts_with(p))
-}
-
-fn legacy_replacement(w: &Written) -> String {
-    match w.file.as_str() {
-        "cpu.weight" => format!("CPUWeight={}", w.value),
-        "memory.max" => format!("MemoryMax={}", w.value),
-        "io.weight" => format!("IOWeight={}", w.value.trim_start_matches("default ")),
-        _ => w.from.clone(),
-    }
 }
 
 fn delegations(
@@ -594,6 +628,7 @@ fn delegations(
             .then(|| {
                 unit_dropin(
                     &unit,
+                    DROPIN_DELEGATE,
                     std::slice::from_ref(&line),
                     "delegate this unit's subtree to the manager running in it",
                 )
@@ -622,63 +657,173 @@ fn delegations(
     out
 }
 
-fn suggestions(p: &Plan, nodes: &BTreeMap<String, Owner>, findings: &mut Vec<Finding>) -> Vec<Suggestion> {
-    // Controllers used below each top-level path, in one pass.
-    let mut used: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    for m in p.nodes.iter().filter(|m| m.path != "/") {
-        let end = m.path[1..].find('/').map_or(m.path.len(), |i| i + 1);
-        let e = used.entry(&m.path[..end]).or_default();
-        e.extend(
+/// Controllers a subtree of the plan uses (settings and enabled controllers).
+fn subtree_controllers(p: &Plan, top: &str) -> Vec<String> {
+    let prefix = format!("{}/", top.trim_end_matches('/'));
+    let mut out: BTreeSet<String> = BTreeSet::new();
+    for m in p
+        .nodes
+        .iter()
+        .filter(|m| m.path == top || m.path.starts_with(&prefix))
+    {
+        out.extend(
             m.settings
                 .iter()
                 .filter_map(|s| s.controller().map(str::to_string)),
         );
-        e.extend(m.subtree_control.iter().cloned());
+        out.extend(m.subtree_control.iter().cloned());
     }
+    out.into_iter().collect()
+}
+
+/// Plan paths at or below `top`.
+fn subtree_paths(p: &Plan, top: &str) -> Vec<String> {
+    let prefix = format!("{}/", top.trim_end_matches('/'));
+    p.nodes
+        .iter()
+        .filter(|m| m.path == top || m.path.starts_with(&prefix))
+        .map(|m| m.path.clone())
+        .collect()
+}
+
+/// The v1 top-level path a node comes from when the detection put it beside
+/// systemd's tree (`/borg-batch`), even if the plan placed it in a unit.
+fn top_level_origin<'a>(n: &'a PlanNode, map: &OwnerMap) -> Option<&'a str> {
+    n.origins.iter().map(|o| o.path.as_str()).find(|o| {
+        crate::model::path::parent(o) == Some("/")
+            && map
+                .get(*o)
+                .is_some_and(|ow| ow.manager == Manager::Custom && ow.unit.is_none())
+    })
+}
+
+/// Top-level custom trees on a systemd host, and the unit each gets: a new
+/// delegating service when nothing shows who runs the manager, or the unit
+/// the plan placed the tree in (its processes run there) when it did.
+fn suggestions(
+    p: &Plan,
+    nodes: &BTreeMap<String, Owner>,
+    map: &OwnerMap,
+    delegations: &[Delegation],
+    findings: &mut Vec<Finding>,
+) -> Vec<Suggestion> {
     let mut out = Vec::new();
     for n in &p.nodes {
         let Some(o) = nodes.get(&n.path) else { continue };
-        let top = n.parent_path() == Some("/");
-        if !(top && o.manager == Manager::Custom && o.unit.is_none()) {
+        if o.manager != Manager::Custom {
             continue;
         }
-        let name = n.path.trim_start_matches('/').replace(['.', '@', ' '], "-");
-        let unit = format!("{name}-manager.service");
+        let top = n.parent_path() == Some("/") && o.unit.is_none();
+        // Placed inside a unit by the plan, from a top-level v1 tree; only
+        // the top of such a tree (its parent is the unit itself).
+        let moved = match (enclosing_unit(o), top_level_origin(n, map)) {
+            (Some(u), Some(v1)) => n
+                .parent_path()
+                .and_then(|pp| nodes.get(pp))
+                .is_some_and(|po| po.manager == Manager::Systemd && po.unit.as_deref() == Some(u))
+                .then(|| (u.to_string(), v1.to_string())),
+            _ => None,
+        };
+        if !top && moved.is_none() {
+            continue;
+        }
         let processes: Vec<String> = o
             .evidence
             .iter()
             .filter_map(|e| e.strip_prefix("populated by "))
             .flat_map(|s| s.split(", ").map(str::to_string))
             .collect();
-        let controllers = used.get(n.path.as_str()).cloned().unwrap_or_default();
+        let controllers = subtree_controllers(p, &n.path);
         let delegate = if controllers.is_empty() {
             "yes".to_string()
         } else {
-            controllers.into_iter().collect::<Vec<_>>().join(" ")
+            controllers.join(" ")
         };
-        let text = format!(
-            "# Suggested by cgmig: run the manager of {path} here so systemd delegates its tree on v2.\n[Unit]\nDescription=Manager of the {path} cgroups\n\n[Service]\nExecStart=/path/to/the/manager\nDelegate={delegate}\n\n[Install]\nWantedBy=multi-user.target\n",
-            path = n.path
-        );
-        let placed_at = format!("/system.slice/{unit}{}", n.path);
-        findings.push(fk::CUSTOM_TOP_LEVEL.at(
-            &n.path,
-            format!(
-                "{} is a custom manager's tree at the top level (populated by {}); on v2 it belongs under a delegating unit such as {unit}, at {placed_at}",
-                n.path,
-                if processes.is_empty() { "no process".to_string() } else { processes.join(", ") }
-            ),
-        ));
-        out.push(Suggestion {
-            path: n.path.clone(),
-            unit: unit.clone(),
-            placed_at,
-            processes,
-            file: InstallFile {
-                path: format!("/etc/systemd/system/{unit}"),
-                text,
-            },
-        });
+        let who = if processes.is_empty() {
+            "no process".to_string()
+        } else {
+            processes.join(", ")
+        };
+        let s = match moved {
+            Some((unit, v1)) => {
+                let placed_at = n.path.clone();
+                // The unit's delegation covers its whole subtree: one drop-in.
+                let d = delegations.iter().find(|d| d.unit == unit);
+                let controllers = d.map(|d| d.controllers.clone()).unwrap_or(controllers);
+                let delegate = if controllers.is_empty() {
+                    "yes".to_string()
+                } else {
+                    controllers.join(" ")
+                };
+                let Some(file) = d.and_then(|d| d.dropin.clone()).or_else(|| {
+                    unit_dropin(
+                        &unit,
+                        DROPIN_DELEGATE,
+                        &[format!("Delegate={delegate}")],
+                        "delegate this unit's subtree to the manager running in it",
+                    )
+                }) else {
+                    continue;
+                };
+                findings.push(fk::CUSTOM_TOP_LEVEL.at(
+                    &placed_at,
+                    format!(
+                        "{v1} is a custom manager's tree at the top level, populated by {who} whose processes run in {unit}; on v2 it belongs in {unit}'s delegated subtree at {placed_at}: delegate Delegate={delegate} and make the manager create its tree there"
+                    ),
+                ));
+                Suggestion {
+                    path: v1,
+                    unit,
+                    existing_unit: true,
+                    predicted: subtree_paths(p, &placed_at),
+                    placed_at,
+                    controllers,
+                    processes,
+                    file,
+                    scope_command: None,
+                }
+            }
+            None => {
+                let name = n.path.trim_start_matches('/').replace(['.', '@', ' ', '/'], "-");
+                let unit = format!("{name}-manager.service");
+                let placed_at = format!("/system.slice/{unit}{}", n.path);
+                let text = format!(
+                    "# Suggested by cgmig: run the manager of {path} here so systemd delegates its tree on v2.\n\
+                     # On v2 no process may stay in a cgroup whose children have controllers: the\n\
+                     # manager keeps itself in a leaf of its subtree and builds {path} beside it.\n\
+                     [Unit]\nDescription=Manager of the {path} cgroups\n\n[Service]\nExecStart=/path/to/the/manager\nDelegate={delegate}\n\n[Install]\nWantedBy=multi-user.target\n",
+                    path = n.path
+                );
+                findings.push(fk::CUSTOM_TOP_LEVEL.at(
+                    &n.path,
+                    format!(
+                        "{} is a custom manager's tree at the top level (populated by {who}); on v2 it belongs under a delegating unit such as {unit} (Delegate={delegate}), at {placed_at}",
+                        n.path
+                    ),
+                ));
+                let predicted = subtree_paths(p, &n.path)
+                    .into_iter()
+                    .map(|x| format!("/system.slice/{unit}{x}"))
+                    .collect();
+                Suggestion {
+                    path: n.path.clone(),
+                    scope_command: Some(format!(
+                        "systemd-run --scope --unit={name}-manager.scope --slice=system.slice -p Delegate={delegate} -- /path/to/the/manager"
+                    )),
+                    unit: unit.clone(),
+                    existing_unit: false,
+                    placed_at,
+                    controllers,
+                    processes,
+                    file: InstallFile {
+                        path: format!("/etc/systemd/system/{unit}"),
+                        text,
+                    },
+                    predicted,
+                }
+            }
+        };
+        out.push(s);
     }
     out
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::units::{self, UnitConfig};
 use crate::host::{HostError, Root};
 use crate::model::{Diagnostic, Node, Snapshot, Version};
+use crate::readiness::io::{Limits, Reader};
 
 /// Everything the scan found about who manages the cgroups.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,16 +75,23 @@ pub fn read(root: &Root, snap: &Snapshot, diags: &mut Vec<Diagnostic>) -> Eviden
         return ev;
     }
     ev.systemd_version = systemd_version(root, &mut note);
-    ev.manager_defaults = units::manager_defaults(root, &mut note);
-    let names = unit_names(snap);
-    for name in names {
-        if let Some(cfg) = units::read_unit(root, &name, &mut note)
+    // Unit files and system.conf through the readiness reader: its I/O
+    // diagnostics come back with `finish`, malformed lines through `parse`.
+    let mut rd = Reader::new(root, Limits::default());
+    let mut malformed = Vec::new();
+    let mut parse = |e: HostError| malformed.push(e);
+    ev.manager_defaults = units::manager_defaults(&mut rd, &mut parse);
+    for name in unit_names(snap) {
+        if let Some(cfg) = units::read_unit(&mut rd, &name, &mut parse)
             && !cfg.files.is_empty()
         {
             ev.units.insert(name, cfg);
         }
     }
+    let (_, read_diags) = rd.finish();
+    malformed.into_iter().for_each(&mut note);
     ev.xattrs = cgroup_xattrs(root, snap, &mut note);
+    diags.extend(read_diags);
     ev
 }
 

@@ -123,3 +123,15 @@ impl Kind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_unique_and_namespaced() {
+        let mut ids: Vec<&str> = super::ALL.iter().map(|k| k.id).collect();
+        assert!(ids.iter().all(|i| i.starts_with("owners.")));
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), super::ALL.len());
+    }
+}

@@ -18,6 +18,7 @@
 
 pub mod annotate;
 pub mod detect;
+pub mod directives;
 pub mod evidence;
 pub mod findings;
 mod render;
@@ -26,21 +27,23 @@ pub mod systemd;
 pub mod units;
 
 pub use annotate::{
-    Delegation, InstallFile, OwnerRefusal, PlanOwners, ProcessPlace, RuntimePlan, Suggestion, UnitPrediction,
-    annotate, strip_actions, writable_by_cgmig,
+    Delegation, InstallFile, OwnerRefusal, PlanOwners, ProcessPlace, RuntimePlan, RuntimeValues, Suggestion,
+    UnitPrediction, annotate, strip_actions, writable_by_cgmig,
 };
 pub use detect::{Manager, Owner, OwnerMap, detect, is_systemd_host};
 pub use evidence::Evidence;
 pub use render::{audit_section, plan_section};
 
-/// Relabel the audit's device-policy findings that concern systemd's own
-/// units (journald, logind, ...): systemd rebuilds them as BPF on v2. The
-/// counts, groups and verdict are recomputed.
+/// Add the owner of every cgroup (with its evidence) to the audit, and
+/// relabel the device-policy findings that concern systemd's own units
+/// (journald, logind, ...): systemd rebuilds them as BPF on v2. The counts,
+/// groups and verdict are recomputed.
 pub fn adjust_report(report: &mut crate::audit::Report, snap: &crate::model::Snapshot) {
     use crate::audit::Verdict;
     use crate::rules::Severity;
     let map = detect(snap);
     annotate::relabel_device_findings(&mut report.findings, &map);
+    report.owners = map;
     for v in report.by_severity.values_mut() {
         *v = 0;
     }

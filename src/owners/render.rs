@@ -29,6 +29,18 @@ fn owners_table(map: &OwnerMap, out: &mut String) {
             String::new()
         };
         let _ = writeln!(out, "  {path}  {label}{more}");
+        // The evidence beyond the path itself (unit files, xattrs, processes).
+        if let Some(o) = map.get(&path) {
+            let ev: Vec<&str> = o
+                .evidence
+                .iter()
+                .map(String::as_str)
+                .filter(|e| !e.starts_with("path "))
+                .collect();
+            if !ev.is_empty() {
+                let _ = writeln!(out, "      evidence: {}", ev.join("; "));
+            }
+        }
     }
 }
 
@@ -104,13 +116,25 @@ pub fn plan_section(p: &Plan) -> String {
         }
     }
     for s in &o.suggestions {
+        let how = if s.existing_unit {
+            "delegating drop-in for"
+        } else {
+            "suggested unit"
+        };
         let _ = writeln!(
             out,
-            "\n{} (custom manager): suggested unit {} -> {}",
+            "\n{} (custom manager, top level): {how} {} -> {}",
             s.path, s.unit, s.placed_at
         );
+        let _ = writeln!(out, "  {}:", s.file.path);
         for l in s.file.text.lines() {
             let _ = writeln!(out, "    {l}");
+        }
+        if let Some(c) = &s.scope_command {
+            let _ = writeln!(out, "  or as a scope: {c}");
+        }
+        for p in s.predicted.iter().take(10) {
+            let _ = writeln!(out, "  on v2: {p}");
         }
     }
     for r in &o.runtimes {

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use super::annotate::RuntimePlan;
+use super::annotate::{RuntimePlan, RuntimeValues};
 use super::detect::{Manager, Owner};
 use super::findings as fk;
+use super::systemd::Written;
 use crate::audit::Finding;
+use crate::plan::Plan;
 
 /// Settings to change for a runtime, by driver, on a systemd host or not.
 fn changes(m: Manager, cgroupfs: bool, systemd_host: bool) -> Vec<String> {
@@ -96,8 +98,38 @@ pub fn predicted_path(m: Manager, path: &str, systemd_host: bool) -> String {
     }
 }
 
+/// The values the runtime writes into a node it rebuilds: the plan node's
+/// converted settings (the runtime converts the same container spec).
+fn runtime_values(p: &Plan, m: Manager, path: &str, systemd_host: bool) -> Option<RuntimeValues> {
+    let n = p.nodes.iter().find(|n| n.path == path)?;
+    let files: Vec<Written> = n
+        .settings
+        .iter()
+        .map(|s| Written {
+            file: s.file.clone(),
+            value: s.value.clone(),
+            from: s
+                .inputs
+                .iter()
+                .map(|(f, v)| format!("{f}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            formula: match &s.formula {
+                Some(f) => format!("{} ({f})", s.function),
+                None => s.function.clone(),
+            },
+        })
+        .collect();
+    (!files.is_empty()).then(|| RuntimeValues {
+        path: predicted_path(m, path, systemd_host),
+        from: path.to_string(),
+        files,
+    })
+}
+
 /// One plan per runtime, with its findings.
 pub fn plan_runtimes(
+    p: &Plan,
     nodes: &BTreeMap<String, Owner>,
     systemd_host: bool,
     findings: &mut Vec<Finding>,
@@ -123,7 +155,11 @@ pub fn plan_runtimes(
     for ((m, driver), (tops, all)) in groups {
         let cgroupfs = driver.contains("cgroupfs");
         let ch = changes(m, cgroupfs, systemd_host);
-        let predicted: Vec<String> = all.iter().map(|p| predicted_path(m, p, systemd_host)).collect();
+        let predicted: Vec<String> = all.iter().map(|x| predicted_path(m, x, systemd_host)).collect();
+        let values: Vec<RuntimeValues> = all
+            .iter()
+            .filter_map(|x| runtime_values(p, m, x, systemd_host))
+            .collect();
         let needs_change = cgroupfs && systemd_host;
         let kind = if needs_change {
             fk::RUNTIME_SETTINGS
@@ -147,6 +183,7 @@ pub fn plan_runtimes(
             paths: tops,
             changes: ch,
             predicted,
+            values,
         });
     }
     out

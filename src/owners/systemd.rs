@@ -13,11 +13,10 @@
 //! * `TasksMax=N%` and `DefaultTasksMax=15%` (since v240; 512 from v228):
 //!   `min(threads-max, pid_max - 1) * permyriad / 10000`;
 //! * "if any of the settings for the unified hierarchy are present, all
-//!   settings for the legacy hierarchy are ignored" (per controller); the
-//!   legacy directives are translated up to v257 (deprecated in v252) and
-//!   ignored from v258, where v1 support is gone (measured translation on
-//!   v252: reference/systemd-hosts.md; the exact last translating version is
-//!   not verified, so cgmig reports from v258 on).
+//!   settings for the legacy hierarchy are ignored" (per controller); which
+//!   legacy directives a version translates and which it ignores is the
+//!   table in [`super::directives`] (translated up to v257, with a warning
+//!   from v252; ignored from v258, with the sources cited there).
 
 use std::collections::BTreeMap;
 
@@ -25,8 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::rules::convert;
 
+use super::directives::{self, Handling};
+
 /// First systemd version that ignores the legacy (v1) directives.
-pub const LEGACY_IGNORED_FROM: u32 = 258;
+pub const LEGACY_IGNORED_FROM: u32 = directives::IGNORED_FROM;
 
 /// Host-wide facts a prediction needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +172,71 @@ fn written(file: &str, value: String, from: String, formula: &str) -> Written {
     }
 }
 
+/// Why a version ignores a v1 directive, citing the table's boundary.
+fn ignored_why(directive: &str, version: Option<u32>) -> String {
+    let v = version
+        .map(|v| format!("systemd {v}"))
+        .unwrap_or_else(|| "this systemd".into());
+    match directives::legacy(directive) {
+        Some(l) if l.v2.is_none() => format!("{v} ignores {directive}= on v2 ({})", l.source),
+        Some(l) => format!(
+            "{v} ignores the v1 directive {directive}= (ignored from systemd {}: {})",
+            l.ignored_from, l.source
+        ),
+        None => format!("{v} ignores {directive}="),
+    }
+}
+
+/// The v2 directive line that replaces a v1 one, with systemd's formulas.
+pub fn replacement(directive: &str, value: &str) -> Option<String> {
+    let v = value.trim();
+    let to = directives::legacy(directive)?.v2?;
+    let converted = match directive {
+        "CPUShares" | "StartupCPUShares" => shares_to_weight(num(v)?).to_string(),
+        "BlockIOWeight" | "StartupBlockIOWeight" => blkio_to_io(num(v)?).to_string(),
+        "MemoryLimit" if v != "infinity" => parse_bytes(v)?.to_string(),
+        "BlockIODeviceWeight" => {
+            let (dev, w) = v.rsplit_once(char::is_whitespace)?;
+            format!("{} {}", dev.trim(), blkio_to_io(num(w)?))
+        }
+        _ => v.to_string(),
+    };
+    Some(format!("{to}={converted}"))
+}
+
+/// A deprecated v1 directive this systemd still translates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Translated {
+    /// The directive and its value (`CPUShares=2048`).
+    pub directive: String,
+    /// Its v2 form (`CPUWeight=200`).
+    pub replacement: Option<String>,
+    /// Whether this version logs a deprecation warning for it.
+    pub warns: bool,
+}
+
+/// The deprecated directives of a unit that this systemd still translates
+/// (a v2 directive of the same kind wins, and then the v1 one is not used).
+pub fn translated(d: &BTreeMap<String, String>, ctx: &SystemdContext) -> Vec<Translated> {
+    directives::TABLE
+        .iter()
+        .filter_map(|l| {
+            let v = d.get(l.directive)?;
+            if l.v2.is_some_and(|k| d.contains_key(k)) {
+                return None;
+            }
+            match directives::handling(l.directive, ctx.version)? {
+                Handling::Translated { warns } => Some(Translated {
+                    directive: format!("{}={v}", l.directive),
+                    replacement: replacement(l.directive, v),
+                    warns,
+                }),
+                Handling::Ignored => None,
+            }
+        })
+        .collect()
+}
+
 /// What systemd writes on a v2 (unified) host for a unit, and the
 /// directives that will have no effect there.
 pub fn predict_v2(
@@ -181,23 +247,18 @@ pub fn predict_v2(
     let mut out = Vec::new();
     let mut dropped = Vec::new();
     let g = |k: &str| d.get(k).map(String::as_str);
-    let legacy_ok = ctx.translates_legacy();
     let mut legacy = |directive: &str,
                       value: &str,
                       replacement: Option<String>,
                       out: &mut Vec<Written>,
                       w: Option<Written>| {
-        if legacy_ok {
-            out.extend(w);
-        } else {
-            dropped.push(Dropped {
+        match directives::handling(directive, ctx.version) {
+            Some(Handling::Ignored) => dropped.push(Dropped {
                 directive: format!("{directive}={value}"),
-                why: format!(
-                    "systemd {} ignores the v1 directive {directive}= (v1 support removed in {LEGACY_IGNORED_FROM})",
-                    ctx.version.map(|v| v.to_string()).unwrap_or_default()
-                ),
+                why: ignored_why(directive, ctx.version),
                 replacement,
-            });
+            }),
+            _ => out.extend(w),
         }
     };
     // cpu.weight
@@ -308,20 +369,13 @@ pub fn predict_v2(
             )),
         );
     }
-    for k in [
-        "BlockIODeviceWeight",
-        "BlockIOReadBandwidth",
-        "BlockIOWriteBandwidth",
-    ] {
-        if let Some(v) = g(k)
-            && !legacy_ok
+    // Legacy directives with no predictable file (startup weights, per-device
+    // entries resolved at runtime, accounting switches): only their loss.
+    for l in directives::TABLE.iter().filter(|l| l.file.is_none()) {
+        if let Some(v) = g(l.directive)
+            && !l.v2.is_some_and(|k| d.contains_key(k))
         {
-            let repl = match k {
-                "BlockIODeviceWeight" => "IODeviceWeight",
-                "BlockIOReadBandwidth" => "IOReadBandwidthMax",
-                _ => "IOWriteBandwidthMax",
-            };
-            legacy(k, v, Some(format!("{repl}={v}")), &mut out, None);
+            legacy(l.directive, v, replacement(l.directive, v), &mut out, None);
         }
     }
     // pids.max
@@ -363,13 +417,6 @@ pub fn predict_v2(
             format!("AllowedMemoryNodes={c}"),
             "copied",
         ));
-    }
-    if let Some(v) = g("NetClass") {
-        dropped.push(Dropped {
-            directive: format!("NetClass={v}"),
-            why: "net_cls has no v2 equivalent; systemd ignores NetClass=".into(),
-            replacement: None,
-        });
     }
     (out, dropped)
 }

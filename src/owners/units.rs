@@ -3,15 +3,19 @@
 //!
 //! The owners module needs only a typed map from unit name to its effective
 //! directives (fragment, then drop-ins in systemd's order, an empty
-//! assignment resetting). It is kept that small on purpose: the readiness
-//! reader (`src/readiness/`) is the project's full unit parser, and this map
-//! is what the predictions consume, whichever reader fills it.
+//! assignment resetting). Every file and directory is read through the
+//! readiness scan's [`Reader`] (bounded, counted, contained in the root, its
+//! drop-in directory listed with [`Reader::paths_ending`]), so the project
+//! has one way of reading unit files; what is specific here is systemd's
+//! search path, drop-in precedence and reset semantics, which the
+//! predictions need and readiness does not.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::{HostError, Root};
+use crate::host::HostError;
+use crate::readiness::io::Reader;
 
 /// Unit search path, highest priority first (systemd.unit(5), system manager).
 pub const UNIT_DIRS: &[&str] = &[
@@ -122,20 +126,17 @@ fn dropin_dirs(name: &str) -> Vec<String> {
 }
 
 /// Read a unit's fragment and drop-ins. `None` when nothing was readable.
-pub fn read_unit(root: &Root, name: &str, note: &mut impl FnMut(HostError)) -> Option<UnitConfig> {
+/// Unreadable files are the reader's diagnostics; malformed lines go to `note`.
+pub fn read_unit(rd: &mut Reader<'_>, name: &str, note: &mut impl FnMut(HostError)) -> Option<UnitConfig> {
     let mut cfg = UnitConfig::default();
     let mut candidates = vec![name.to_string()];
     candidates.extend(template_of(name));
     'frag: for cand in &candidates {
         for dir in UNIT_DIRS {
             let path = format!("{dir}/{cand}");
-            match root.read_text_lines(&path) {
-                Ok(Some(text)) => {
-                    apply_file(&path, &text, &mut cfg, note);
-                    break 'frag;
-                }
-                Ok(None) => {}
-                Err(e) => note(e),
+            if let Some(text) = rd.text(&path) {
+                apply_file(&path, &text, &mut cfg, note);
+                break 'frag;
             }
         }
     }
@@ -144,23 +145,15 @@ pub fn read_unit(root: &Root, name: &str, note: &mut impl FnMut(HostError)) -> O
     let mut by_name: BTreeMap<String, String> = BTreeMap::new();
     for d in dropin_dirs(name) {
         for dir in UNIT_DIRS.iter().rev() {
-            let ddir = format!("{dir}/{d}");
-            match root.list_names(&ddir) {
-                Ok(Some(files)) => {
-                    for f in files.into_iter().filter(|f| f.ends_with(".conf")) {
-                        by_name.insert(f.clone(), format!("{ddir}/{f}"));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => note(e),
+            for path in rd.paths_ending(&format!("{dir}/{d}"), ".conf") {
+                let file = path.rsplit('/').next().unwrap_or(&path).to_string();
+                by_name.insert(file, path);
             }
         }
     }
     for path in by_name.values() {
-        match root.read_text_lines(path) {
-            Ok(Some(text)) => apply_file(path, &text, &mut cfg, note),
-            Ok(None) => {}
-            Err(e) => note(e),
+        if let Some(text) = rd.text(path) {
+            apply_file(path, &text, &mut cfg, note);
         }
     }
     (!cfg.files.is_empty()).then_some(cfg)
@@ -177,8 +170,9 @@ fn apply_file(path: &str, text: &str, cfg: &mut UnitConfig, note: &mut impl FnMu
     }
 }
 
-/// `[Manager]` settings from `system.conf` and its drop-ins.
-pub fn manager_defaults(root: &Root, note: &mut impl FnMut(HostError)) -> BTreeMap<String, String> {
+/// `[Manager]` settings from `system.conf` and its drop-ins, in systemd's
+/// order (the main file, then each drop-in directory's `*.conf`).
+pub fn manager_defaults(rd: &mut Reader<'_>, note: &mut impl FnMut(HostError)) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut files = vec!["/etc/systemd/system.conf".to_string()];
     for dir in [
@@ -186,30 +180,17 @@ pub fn manager_defaults(root: &Root, note: &mut impl FnMut(HostError)) -> BTreeM
         "/run/systemd/system.conf.d",
         "/etc/systemd/system.conf.d",
     ] {
-        match root.list_names(dir) {
-            Ok(Some(names)) => files.extend(
-                names
-                    .into_iter()
-                    .filter(|n| n.ends_with(".conf"))
-                    .map(|n| format!("{dir}/{n}")),
-            ),
-            Ok(None) => {}
-            Err(e) => note(e),
-        }
+        files.extend(rd.paths_ending(dir, ".conf"));
     }
     for f in files {
-        match root.read_text_lines(&f) {
-            Ok(Some(text)) => {
-                if let Err((line, message)) = apply_text(&text, &mut out) {
-                    note(HostError::Parse {
-                        path: f.into(),
-                        line,
-                        message,
-                    });
-                }
-            }
-            Ok(None) => {}
-            Err(e) => note(e),
+        if let Some(text) = rd.text(&f)
+            && let Err((line, message)) = apply_text(&text, &mut out)
+        {
+            note(HostError::Parse {
+                path: f.into(),
+                line,
+                message,
+            });
         }
     }
     out
@@ -234,6 +215,62 @@ mod tests {
         );
         assert!(!d.contains_key("MemoryLimit"), "an empty assignment resets");
         assert_eq!(apply_text("[Service]\nbogus line\n", &mut d).unwrap_err().0, 2);
+    }
+
+    /// Fragment, drop-ins from several directories (a name in /etc masks the
+    /// same name in /usr/lib), a template's drop-in and a reset, read through
+    /// the readiness reader over a root (counted by it); a malformed line is a
+    /// parse error naming its file.
+    #[test]
+    fn reads_a_unit_through_the_readiness_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |p: &str, t: &str| {
+            let f = dir.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, t).unwrap();
+        };
+        w(
+            "/usr/lib/systemd/system/app@.service",
+            "[Service]\nCPUShares=2048\nMemoryLimit=1G\n",
+        );
+        w(
+            "/usr/lib/systemd/system/app@.service.d/10-a.conf",
+            "[Service]\nTasksMax=10\n",
+        );
+        w(
+            "/etc/systemd/system/app@.service.d/10-a.conf",
+            "[Service]\nTasksMax=20\n",
+        );
+        w(
+            "/etc/systemd/system/app@x.service.d/20-b.conf",
+            "[Service]\nMemoryLimit=\nbad line\n",
+        );
+        w("/etc/systemd/system.conf", "[Manager]\nDefaultTasksMax=30%\n");
+        let root = crate::host::Root::new(dir.path()).unwrap();
+        let mut rd = Reader::new(&root, crate::readiness::io::Limits::default());
+        let mut errors = Vec::new();
+        let cfg = read_unit(&mut rd, "app@x.service", &mut |e| errors.push(e)).unwrap();
+        assert_eq!(
+            cfg.files,
+            [
+                "/usr/lib/systemd/system/app@.service",
+                "/etc/systemd/system/app@.service.d/10-a.conf",
+                "/etc/systemd/system/app@x.service.d/20-b.conf"
+            ]
+        );
+        assert_eq!(cfg.get("TasksMax"), Some("20"));
+        assert_eq!(cfg.get("CPUShares"), Some("2048"));
+        assert_eq!(cfg.get("MemoryLimit"), None, "reset by the drop-in");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].to_string().contains("20-b.conf"), "{}", errors[0]);
+        assert!(read_unit(&mut rd, "none.service", &mut |_| {}).is_none());
+        let m = manager_defaults(&mut rd, &mut |_| {});
+        assert_eq!(m.get("DefaultTasksMax").map(String::as_str), Some("30%"));
+        let (stats, _) = rd.finish();
+        assert_eq!(
+            stats.files_read, 4,
+            "the masked /usr/lib drop-in is not read: {stats:?}"
+        );
     }
 
     #[test]

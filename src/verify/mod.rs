@@ -10,7 +10,12 @@
 //!   effect any more are reported with the drop-in that restores them;
 //!   delegating units carry systemd's delegation mark;
 //! * cgmig (custom and unowned nodes): the node exists with the plan's values;
-//! * runtimes: their trees are rebuilt by the runtime (only reported);
+//! * runtimes (kubelet, containerd, docker, libvirt, ...): each predicted
+//!   node the runtime rebuilt holds the values the plan predicted it writes
+//!   (compared by meaning); a node not rebuilt yet is an announced
+//!   difference (workloads come back when the runtime restarts them); values
+//!   and nodes the plan made no prediction for are reported as *unpredicted*
+//!   (info), not as mismatches;
 //! * processes: found again by command line (PIDs change across a reboot),
 //!   each must sit at (or below) its planned place;
 //! * extra cgroups that no owner's plan accounts for.
@@ -55,6 +60,9 @@ pub enum CheckKind {
     Dropped,
     /// A unit that must delegate does not.
     Delegation,
+    /// A value (or node) a runtime built that the plan made no prediction
+    /// for: reported, never a mismatch.
+    Unpredicted,
 }
 
 /// One comparison.
@@ -86,6 +94,13 @@ pub struct Check {
     pub message: String,
 }
 
+impl Check {
+    /// A difference from the plan (not a match, not an unpredicted value).
+    pub fn is_difference(&self) -> bool {
+        !matches!(self.kind, CheckKind::Match | CheckKind::Unpredicted)
+    }
+}
+
 /// The verify report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyReport {
@@ -99,6 +114,9 @@ pub struct VerifyReport {
     pub announced: usize,
     /// Differences the plan did not announce.
     pub unexpected: usize,
+    /// Values and nodes runtimes built that the plan did not predict (info).
+    #[serde(default)]
+    pub unpredicted: usize,
     /// Every check, differences first.
     pub checks: Vec<Check>,
 }
@@ -177,7 +195,7 @@ impl Ctx<'_> {
     fn announced(&self, path: &str) -> bool {
         self.plan.findings.iter().any(|f| {
             f.rule.starts_with("owners.")
-                && f.rule != "owners.runtime-rebuilds"
+                && f.rule != crate::owners::findings::RUNTIME_REBUILDS.id
                 && matches!(&f.subject, Subject::Cgroup { path: p, .. } if p == path)
         })
     }
@@ -199,7 +217,7 @@ impl Ctx<'_> {
         message: String,
     ) {
         let severity = match (kind, announced) {
-            (CheckKind::Match, _) => Severity::Info,
+            (CheckKind::Match | CheckKind::Unpredicted, _) => Severity::Info,
             (_, true) => Severity::Warning,
             (_, false) => Severity::Error,
         };
@@ -350,7 +368,16 @@ impl Ctx<'_> {
                         .any(|d| d.unit == u && !d.delegates)
                 })
                 || crate::model::path::parent(&n.path).is_some_and(|pp| self.announced_above(pp));
-            let Some(live) = self.tree.get(&n.path).cloned() else {
+            // A top-level tree moved under its suggested unit is where the plan said it may be.
+            let at = self
+                .suggested_place(&n.path)
+                .filter(|alt| self.tree.contains_key(alt));
+            let Some(live) = self
+                .tree
+                .get(&n.path)
+                .or_else(|| at.as_ref().and_then(|a| self.tree.get(a)))
+                .cloned()
+            else {
                 self.push(
                     CheckKind::Missing,
                     &label,
@@ -385,6 +412,127 @@ impl Ctx<'_> {
                 );
             }
         }
+    }
+
+    /// Runtime trees: predicted nodes and values against the live tree.
+    fn runtimes(&mut self, live: &Snapshot) {
+        let plan = self.plan;
+        let live_owners = crate::owners::detect(live);
+        for r in &plan.owners.runtimes {
+            let owner = r.manager.as_str();
+            let values: BTreeMap<&str, &crate::owners::RuntimeValues> =
+                r.values.iter().map(|v| (v.path.as_str(), v)).collect();
+            for path in &r.predicted {
+                let Some(live_node) = self.tree.get(path).cloned() else {
+                    self.push(
+                        CheckKind::Missing,
+                        owner,
+                        None,
+                        path,
+                        None,
+                        None,
+                        None,
+                        true,
+                        format!(
+                            "{owner} ({}) has not rebuilt this node (yet): it does when it restarts the workload",
+                            r.driver
+                        ),
+                    );
+                    continue;
+                };
+                let predicted = values
+                    .get(path.as_str())
+                    .map(|v| v.files.as_slice())
+                    .unwrap_or(&[]);
+                for w in predicted {
+                    let expected = normalise(&w.file, &w.value);
+                    let actual = live_node.get(&w.file).map(|a| normalise(&w.file, a));
+                    let kind = if actual.as_deref() == Some(expected.as_str()) {
+                        CheckKind::Match
+                    } else {
+                        CheckKind::Value
+                    };
+                    self.push(
+                        kind,
+                        owner,
+                        None,
+                        path,
+                        Some(&w.file),
+                        Some(expected),
+                        Some(actual.unwrap_or_else(|| "(absent)".into())),
+                        false,
+                        format!("{owner} writes {} from {} ({})", w.file, w.from, w.formula),
+                    );
+                }
+                self.unpredicted_values(owner, path, &live_node, predicted);
+            }
+            // Nodes of this runtime on the live host that no prediction names.
+            let known: BTreeSet<&str> = r.predicted.iter().map(String::as_str).collect();
+            let extra: Vec<String> = live_owners
+                .iter()
+                .filter(|(p, o)| {
+                    o.manager == r.manager && !known.contains(p.as_str()) && self.tree.contains_key(*p)
+                })
+                .map(|(p, _)| p.clone())
+                .collect();
+            for path in extra {
+                self.push(
+                    CheckKind::Unpredicted,
+                    owner,
+                    None,
+                    &path,
+                    None,
+                    None,
+                    None,
+                    false,
+                    format!("{owner} built a node the plan did not predict (workloads come and go)"),
+                );
+            }
+        }
+    }
+
+    /// Non-default resource values on a runtime node that no prediction covers.
+    fn unpredicted_values(
+        &mut self,
+        owner: &str,
+        path: &str,
+        live: &BTreeMap<String, String>,
+        predicted: &[Written],
+    ) {
+        for (file, value) in live {
+            let Some(default) = kernel_default(file) else {
+                continue;
+            };
+            let v = normalise(file, value);
+            if v == normalise(file, default) || predicted.iter().any(|w| w.file == *file) {
+                continue;
+            }
+            self.push(
+                CheckKind::Unpredicted,
+                owner,
+                None,
+                path,
+                Some(file),
+                None,
+                Some(v),
+                false,
+                format!("{owner} set {file}; the plan had no prediction for it"),
+            );
+        }
+    }
+
+    /// Where a node of a top-level custom tree lives once its manager runs in
+    /// the unit the plan suggested (`/daemons/x` → `/system.slice/daemons-manager.service/daemons/x`).
+    fn suggested_place(&self, path: &str) -> Option<String> {
+        self.plan
+            .owners
+            .suggestions
+            .iter()
+            .filter(|s| !s.existing_unit)
+            .find_map(|s| {
+                let rest = path.strip_prefix(&s.path)?;
+                (rest.is_empty() || rest.starts_with('/')).then(|| format!("{}{rest}", s.placed_at))
+            })
     }
 
     fn announced_above(&self, path: &str) -> bool {
@@ -474,6 +622,12 @@ impl Ctx<'_> {
                 .iter()
                 .flat_map(|r| r.predicted.iter().map(String::as_str)),
         );
+        known.extend(
+            plan.owners
+                .suggestions
+                .iter()
+                .flat_map(|s| s.predicted.iter().map(String::as_str)),
+        );
         let live_owners = crate::owners::detect(live);
         let paths: Vec<String> = self.tree.keys().filter(|p| *p != "/").cloned().collect();
         for path in paths {
@@ -493,6 +647,11 @@ impl Ctx<'_> {
             }) {
                 continue;
             }
+            // The plan named this top-level tree and the unit it belongs in.
+            let suggested = plan.owners.suggestions.iter().any(|s| {
+                path.strip_prefix(&s.path)
+                    .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+            });
             self.push(
                 CheckKind::Extra,
                 &o.label(),
@@ -501,11 +660,29 @@ impl Ctx<'_> {
                 None,
                 None,
                 Some(o.evidence.join("; ")),
-                false,
-                "a cgroup no owner's plan accounts for".into(),
+                suggested,
+                if suggested {
+                    "a custom manager's top-level tree the plan asked to move under a delegating unit".into()
+                } else {
+                    "a cgroup no owner's plan accounts for".into()
+                },
             );
         }
     }
+}
+
+/// The kernel's default of a v2 resource file (`None` for files that are
+/// not resource limits, which are never reported as unpredicted).
+fn kernel_default(file: &str) -> Option<&'static str> {
+    Some(match file {
+        "cpu.weight" => "100",
+        "cpu.max" => "max 100000",
+        "memory.max" | "memory.high" | "memory.swap.max" | "pids.max" => "max",
+        "memory.low" | "memory.min" => "0",
+        "io.weight" => "default 100",
+        "io.max" | "cpuset.cpus" | "cpuset.mems" => "",
+        _ => return None,
+    })
 }
 
 /// Compare a snapshot of the host (v2) with a plan.
@@ -521,6 +698,7 @@ pub fn verify(plan: &Plan, live: &Snapshot) -> VerifyReport {
     }
     ctx.delegations(live);
     ctx.cgmig_nodes();
+    ctx.runtimes(live);
     ctx.processes(live);
     ctx.extras(live);
     let mut checks = ctx.checks;
@@ -535,8 +713,9 @@ pub fn verify(plan: &Plan, live: &Snapshot) -> VerifyReport {
         schema: VERIFY_SCHEMA.into(),
         hostname: live.host.hostname.clone(),
         matched: count(&|c| c.kind == CheckKind::Match),
-        announced: count(&|c| c.kind != CheckKind::Match && c.announced),
-        unexpected: count(&|c| c.kind != CheckKind::Match && !c.announced),
+        announced: count(&|c| c.is_difference() && c.announced),
+        unexpected: count(&|c| c.is_difference() && !c.announced),
+        unpredicted: count(&|c| c.kind == CheckKind::Unpredicted),
         checks,
     }
 }

@@ -29,13 +29,21 @@ pub fn render(r: &VerifyReport, f: VerifyFormat) -> String {
 
 fn table(r: &VerifyReport) -> String {
     let mut out = format!(
-        "verify {}: {} as predicted, {} announced differences, {} unexpected\n",
+        "verify {}: {} as predicted, {} announced differences, {} unexpected, {} unpredicted runtime values\n",
         r.hostname.as_deref().unwrap_or("?"),
         r.matched,
         r.announced,
-        r.unexpected
+        r.unexpected,
+        r.unpredicted
     );
-    let diffs: Vec<_> = r.checks.iter().filter(|c| c.kind != CheckKind::Match).collect();
+    for c in r.checks.iter().filter(|c| c.kind == CheckKind::Unpredicted) {
+        let what = match (&c.file, &c.actual) {
+            (Some(f), Some(v)) => format!("{}/{f} = {v}", c.path),
+            _ => c.path.clone(),
+        };
+        out.push_str(&format!("  unpredicted ({}): {what}\n", c.owner));
+    }
+    let diffs: Vec<_> = r.checks.iter().filter(|c| c.is_difference()).collect();
     if diffs.is_empty() {
         out.push_str("every prediction matches the host\n");
         return out;

@@ -323,7 +323,22 @@ fn top_level_custom_trees_get_a_suggested_unit_and_keep_their_actions() {
         .expect("a suggestion for /daemons");
     assert_eq!(s.unit, "daemons-manager.service");
     assert_eq!(s.placed_at, "/system.slice/daemons-manager.service/daemons");
+    assert!(!s.existing_unit);
     assert!(s.file.text.contains("Delegate="), "{}", s.file.text);
+    assert!(
+        s.scope_command
+            .as_deref()
+            .is_some_and(|c| c.contains("-p Delegate=")),
+        "{:?}",
+        s.scope_command
+    );
+    assert!(
+        s.predicted
+            .iter()
+            .all(|x| x.starts_with("/system.slice/daemons-manager.service/daemons")),
+        "{:?}",
+        s.predicted
+    );
     assert!(p.findings.iter().any(|f| f.rule == "owners.custom-top-level"));
     assert!(
         p.actions.iter().any(|a| a.path().starts_with("/daemons")),
@@ -344,4 +359,229 @@ fn without_systemd_every_cgroup_is_a_custom_managers() {
     );
     assert!(p.owners.units.is_empty() && p.owners.suggestions.is_empty());
     assert!(p.actions.iter().any(|a| matches!(a, Action::Create { .. })));
+}
+
+/// The per-version directive table against the guest: every v1 directive the
+/// guest's units use is, on systemd 252, translated into exactly the v2 value
+/// the unified boot's systemd wrote; with the same units, a v258 systemd (the
+/// table's boundary) drops each one and the drop-in carries its v2 form.
+#[test]
+fn directive_table_against_the_guest_values() {
+    use cgmig::owners::directives::{self, Handling};
+    let before = captured("systemd-hybrid");
+    let after = captured("systemd-unified");
+    let unit = "v1dirs.service";
+    let path = "/cgmig.slice/cgmig-test.slice/v1dirs.service";
+    let d = &before.owner_evidence.units[unit].directives;
+    let mut ctx = owners::annotate::systemd_context(&before);
+    assert_eq!(ctx.version, Some(252));
+    let guest_v2 = |file: &str| -> Option<String> {
+        let ci = after.cgroups().find(|(_, c)| {
+            c.path == path
+                && after
+                    .hierarchy(c.hierarchy)
+                    .is_some_and(|(_, h)| h.version == Version::V2)
+        })?;
+        ci.1.settings.get(file).cloned()
+    };
+    let mut checked = 0;
+    for row in directives::TABLE {
+        let Some(value) = d.get(row.directive) else {
+            continue;
+        };
+        let Some(file) = row.file else { continue };
+        assert_eq!(
+            directives::handling(row.directive, Some(252)),
+            Some(Handling::Translated { warns: true })
+        );
+        ctx.version = Some(252);
+        let (written, dropped) = systemd::predict_v2(unit, d, &ctx);
+        let ours = written.iter().find(|w| w.file == file).map(|w| w.value.clone());
+        let guest = guest_v2(file).map(|g| cgmig::verify::normalise(file, &g));
+        assert_eq!(
+            ours.as_deref().map(|o| cgmig::verify::normalise(file, o)),
+            guest,
+            "{}={value} -> {file}",
+            row.directive
+        );
+        assert!(dropped.is_empty());
+        ctx.version = Some(row.ignored_from);
+        let (written, dropped) = systemd::predict_v2(unit, d, &ctx);
+        assert!(!written.iter().any(|w| w.from.starts_with(row.directive)));
+        let x = dropped
+            .iter()
+            .find(|x| x.directive == format!("{}={value}", row.directive))
+            .unwrap_or_else(|| panic!("{} not dropped on {}", row.directive, row.ignored_from));
+        // The replacement restores exactly what systemd 252 wrote.
+        let repl = x.replacement.as_deref().unwrap();
+        let (_, rv) = repl.split_once('=').unwrap();
+        assert_eq!(Some(rv.to_string()), guest, "{repl}");
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 3,
+        "CPUShares, MemoryLimit and BlockIOWeight on the guest"
+    );
+}
+
+/// Every fixture host's custom-manager trees: on a systemd host each
+/// top-level custom tree (at the top of the plan, or moved by the plan into
+/// the unit its processes run in) gets a suggested unit or drop-in with
+/// `Delegate=`, and its predicted v2 tree lies under the suggested place.
+#[test]
+fn every_fixture_top_level_custom_tree_gets_a_unit() {
+    let mut snaps: Vec<(String, Snapshot)> = crate::util::host_names()
+        .into_iter()
+        .map(|n| (n.clone(), crate::util::host(&n).scan()))
+        .collect();
+    snaps.push(("systemd-hybrid".into(), captured("systemd-hybrid")));
+    let mut suggested = 0;
+    for (name, s) in &snaps {
+        let p = plan(s, &rules());
+        // Every owners finding is a row of the one table, word for word.
+        for f in p.findings.iter().filter(|f| f.rule.starts_with("owners.")) {
+            let row = owners::findings::ALL
+                .iter()
+                .find(|k| k.id == f.rule)
+                .unwrap_or_else(|| panic!("{name}: {} is not in owners::findings::ALL", f.rule));
+            assert_eq!(
+                (f.severity, f.title.as_str(), f.remediation.as_str()),
+                (row.severity, row.title, row.remediation),
+                "{name}: {}",
+                f.rule
+            );
+        }
+        if p.owners.systemd.is_none() {
+            assert!(p.owners.suggestions.is_empty(), "{name}");
+            continue;
+        }
+        let map = owners::detect(s);
+        for n in &p.nodes {
+            let Some(o) = p.owners.nodes.get(&n.path) else {
+                continue;
+            };
+            if o.manager != Manager::Custom {
+                continue;
+            }
+            let top = n.parent_path() == Some("/");
+            let moved_top = n
+                .parent_path()
+                .and_then(|pp| p.owners.nodes.get(pp))
+                .is_some_and(|po| {
+                    po.manager == Manager::Systemd
+                        && n.origins.iter().any(|x| {
+                            cgmig::model::path::parent(&x.path) == Some("/")
+                                && map
+                                    .get(&x.path)
+                                    .is_some_and(|m| m.manager == Manager::Custom && m.unit.is_none())
+                        })
+                });
+            if !(top || moved_top) {
+                continue;
+            }
+            let sg = p
+                .owners
+                .suggestions
+                .iter()
+                .find(|x| x.placed_at == n.path || x.path == n.path)
+                .unwrap_or_else(|| panic!("{name}: no unit suggested for {}", n.path));
+            assert!(sg.file.text.contains("Delegate="), "{name}: {}", sg.file.text);
+            assert!(!sg.predicted.is_empty(), "{name}: {}", n.path);
+            for x in &sg.predicted {
+                assert!(
+                    x == &sg.placed_at || x.starts_with(&format!("{}/", sg.placed_at)),
+                    "{name}: {x} not under {}",
+                    sg.placed_at
+                );
+            }
+            assert!(
+                p.findings
+                    .iter()
+                    .any(|f| f.rule == "owners.custom-top-level" && f.why.contains(&sg.path)),
+                "{name}: {}",
+                sg.path
+            );
+            suggested += 1;
+        }
+    }
+    assert!(suggested >= 15, "{suggested} suggestions over the fixtures");
+}
+
+/// The guest's `/borg-batch`: populated by borg.service's processes, placed by
+/// the plan in borg.service; the plan names that unit, its delegation drop-in
+/// (one file with the controllers of the whole delegated subtree) and the
+/// tree's v2 place.
+#[test]
+fn the_guests_top_level_batch_tree_lives_in_its_units_delegated_subtree() {
+    let p = plan(&captured("systemd-hybrid"), &rules());
+    let s = p
+        .owners
+        .suggestions
+        .iter()
+        .find(|s| s.path == "/borg-batch")
+        .expect("a suggestion for /borg-batch");
+    assert_eq!(s.unit, "borg.service");
+    assert!(s.existing_unit);
+    assert_eq!(s.placed_at, "/system.slice/borg.service/borg-batch");
+    assert_eq!(s.controllers, ["cpu", "memory"]);
+    assert_eq!(
+        s.predicted,
+        [
+            "/system.slice/borg.service/borg-batch",
+            "/system.slice/borg.service/borg-batch/job1"
+        ]
+    );
+    let d = p
+        .owners
+        .delegations
+        .iter()
+        .find(|d| d.unit == "borg.service")
+        .unwrap();
+    assert_eq!(
+        Some(&s.file),
+        d.dropin.as_ref(),
+        "the same drop-in as the delegation"
+    );
+    assert!(s.file.path.ends_with("borg.service.d/50-cgmig-delegate.conf"));
+}
+
+/// The audit shows each cgroup's owner and evidence: in its JSON (`owners`,
+/// by path) and in its table (one line per subtree, with the evidence).
+#[test]
+fn the_audit_shows_owners_and_evidence() {
+    let snap = hosts_dir().join("systemd-hybrid.snapshot.json");
+    let snap = snap.to_str().unwrap();
+    let out = crate::util::cgmig(&["audit", "--snapshot", snap, "--format", "json"]);
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let unit = &v["owners"]["/cgmig.slice/cgmig-test.slice/v1dirs.service"];
+    assert_eq!(unit["manager"], "systemd");
+    assert_eq!(unit["unit"], "v1dirs.service");
+    assert!(
+        unit["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("/etc/systemd/system/v1dirs.service")),
+        "{unit}"
+    );
+    let batch = &v["owners"]["/borg-batch/job1"];
+    assert_eq!(batch["manager"], "custom");
+    assert!(
+        batch["evidence"].to_string().contains("populated by sleep"),
+        "{batch}"
+    );
+    assert_eq!(v["owners"]["/kubepods"]["manager"], "kubelet");
+    let out = crate::util::cgmig(&["audit", "--snapshot", snap]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("/borg-batch  custom (beside systemd's tree)"),
+        "{text}"
+    );
+    assert!(text.contains("evidence: populated by sleep (145)"), "{text}");
 }

@@ -104,6 +104,15 @@ fn hybrid_plan_verified_on_the_unified_boot() {
             .any(|d| d.unit == "borg.service" && !d.delegates)
     );
     assert!(plan.owners.runtimes.iter().any(|r| r.manager == Manager::Kubelet));
+    // The manager's top-level /borg-batch gets the unit its processes run in.
+    assert!(
+        plan.owners
+            .suggestions
+            .iter()
+            .any(|s| s.path == "/borg-batch" && s.unit == "borg.service" && s.existing_unit),
+        "{:#?}",
+        plan.owners.suggestions
+    );
 
     boot("unified", &uni, Some(&hyb.join("plan.json")));
     let after: Snapshot = read(&uni.join("snap.json"));
@@ -128,6 +137,15 @@ fn hybrid_plan_verified_on_the_unified_boot() {
         0,
         "differences the plan did not announce:\n{}",
         std::fs::read_to_string(uni.join("verify.txt")).unwrap_or_default()
+    );
+    eprintln!(
+        "systemd VM verify: {} checks, {} as predicted ({} systemd values), {} announced, {} unexpected, {} unpredicted",
+        report.checks.len(),
+        report.matched,
+        systemd_values.len(),
+        report.announced,
+        report.unexpected,
+        report.unpredicted
     );
     // The same verdict from the captured snapshot on this machine.
     assert_eq!(cgmig::verify::verify(&plan, &after), report);

@@ -267,3 +267,147 @@ fn percentage_task_limits_resolve_on_the_verified_host() {
     );
     assert_eq!(verify(&p, &after).unexpected, 1);
 }
+
+/// Add a v2 cgroup (a copy of `/user.slice` with other settings) below the
+/// v2 root, as a runtime would have built it after the switch.
+fn v2_add(s: &mut Snapshot, path: &str, settings: &[(&str, &str)]) {
+    let (root, template) = {
+        let (_, c) = s
+            .cgroups()
+            .find(|(_, c)| {
+                c.path == "/user.slice"
+                    && s.hierarchy(c.hierarchy)
+                        .is_some_and(|(_, h)| h.version == Version::V2)
+            })
+            .unwrap();
+        let root = s
+            .cgroups()
+            .find(|(_, r)| r.path == "/" && r.hierarchy == c.hierarchy)
+            .map(|(i, _)| i)
+            .unwrap();
+        (root, c.clone())
+    };
+    let mut c = template;
+    c.path = path.into();
+    c.settings = settings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let i = s.graph.add_node(Node::Cgroup(c));
+    s.graph.add_edge(root, i, cgmig::model::Edge::Child);
+}
+
+/// kubelet's tree: the plan predicts where the systemd driver rebuilds each
+/// node and the values it writes (the container's cpu.shares 102 as the
+/// plan converts it); verify compares them by meaning, reports a value the
+/// plan did not predict as unpredicted (info, not a mismatch), a node not
+/// rebuilt yet as announced, and a value that differs as an unannounced error.
+#[test]
+fn runtime_trees_are_verified_against_their_predicted_values() {
+    let p = plan(&captured("systemd-hybrid"), &rules());
+    let k = p
+        .owners
+        .runtimes
+        .iter()
+        .find(|r| r.manager == cgmig::owners::Manager::Kubelet)
+        .unwrap();
+    let container = k
+        .predicted
+        .iter()
+        .find(|x| x.ends_with("cri-containerd-c0ffee01.scope"))
+        .unwrap()
+        .clone();
+    let vals = k
+        .values
+        .iter()
+        .find(|v| v.path == container)
+        .expect("values for the container");
+    let weight = vals.files.iter().find(|w| w.file == "cpu.weight").unwrap();
+    assert!(weight.from.contains("cpu.shares=102"), "{weight:?}");
+    let mut after = captured("systemd-unified");
+    v2_add(
+        &mut after,
+        &container,
+        &[
+            ("cpu.weight", &weight.value),
+            ("memory.max", "1073741824"),
+            ("pids.max", "max"),
+        ],
+    );
+    v2_add(&mut after, "/kubepods.slice/kubepods-besteffort.slice", &[]);
+    let r = verify(&p, &after);
+    let at = |kind: CheckKind, path: &str| -> Vec<cgmig::verify::Check> {
+        r.checks
+            .iter()
+            .filter(|c| c.kind == kind && c.path == path)
+            .cloned()
+            .collect()
+    };
+    let m = at(CheckKind::Match, &container);
+    assert_eq!(m.len(), 1, "{:#?}", r.checks);
+    assert_eq!(m[0].owner, "kubelet");
+    let u = at(CheckKind::Unpredicted, &container);
+    assert_eq!(u.len(), 1, "memory.max only (pids.max is the default): {u:#?}");
+    assert_eq!(u[0].file.as_deref(), Some("memory.max"));
+    assert_eq!(u[0].severity, cgmig::rules::Severity::Info);
+    assert_eq!(
+        at(
+            CheckKind::Unpredicted,
+            "/kubepods.slice/kubepods-besteffort.slice"
+        )
+        .len(),
+        1,
+        "a node the plan did not predict"
+    );
+    assert!(r.unpredicted >= 2);
+    let missing: Vec<_> = r
+        .checks
+        .iter()
+        .filter(|c| c.owner == "kubelet" && c.kind == CheckKind::Missing)
+        .collect();
+    assert!(
+        !missing.is_empty() && missing.iter().all(|c| c.announced),
+        "{missing:#?}"
+    );
+    assert_eq!(
+        r.unexpected,
+        0,
+        "{:#?}",
+        r.checks
+            .iter()
+            .filter(|c| c.is_difference() && !c.announced)
+            .collect::<Vec<_>>()
+    );
+    // The runtime wrote another weight than predicted: an unannounced error.
+    let mut wrong = captured("systemd-unified");
+    v2_add(&mut wrong, &container, &[("cpu.weight", "4")]);
+    let r = verify(&p, &wrong);
+    let v: Vec<_> = r
+        .checks
+        .iter()
+        .filter(|c| c.kind == CheckKind::Value && c.path == container)
+        .collect();
+    assert_eq!(v.len(), 1, "{:#?}", r.checks);
+    assert!(!v[0].announced && v[0].severity == cgmig::rules::Severity::Error);
+    assert!(r.fails(cgmig::audit::FailOn::Error));
+}
+
+/// A manager that still builds its top-level tree (`/borg-batch`) beside
+/// systemd's after the switch: the plan named that tree and the unit it
+/// belongs in, so the extra cgroup is an announced difference.
+#[test]
+fn a_top_level_tree_the_plan_asked_to_move_is_announced() {
+    let p = plan(&captured("systemd-hybrid"), &rules());
+    let mut after = captured("systemd-unified");
+    v2_add(&mut after, "/borg-batch", &[]);
+    v2_add(&mut after, "/stray", &[]);
+    let r = verify(&p, &after);
+    let extra = |path: &str| {
+        r.checks
+            .iter()
+            .find(|c| c.kind == CheckKind::Extra && c.path == path)
+            .unwrap_or_else(|| panic!("no extra {path}: {:#?}", r.checks))
+    };
+    assert!(extra("/borg-batch").announced);
+    assert!(!extra("/stray").announced, "no owner's plan knows /stray");
+}
