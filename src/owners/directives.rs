@@ -22,7 +22,7 @@
 //! * **From v252 each use logs a deprecation warning** ("Unit uses
 //!   CPUShares=; please use CPUWeight= instead. Support for CPUShares= will be
 //!   removed soon.", seen on systemd 252 in flatcar/Flatcar#981, and in the
-//!   Debian 12 guest's journal, reference/systemd-hosts.md).
+//!   Debian 12 guest's journal, docs/research/systemd-hosts.md).
 //! * **`NetClass=` never acts on v2**: it wrote `net_cls.classid` (a v1-only
 //!   controller), and since v229 it does nothing at all (PR #2574 "cgroup:
 //!   remove support for NetClass= directive", kept for compatibility).
