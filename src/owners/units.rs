@@ -1,5 +1,5 @@
 //! systemd unit configuration: which files make up a unit, and the
-//! directives they set, read through the [`Root`].
+//! directives they set, read through the [`Root`](crate::host::Root).
 //!
 //! The owners module needs only a typed map from unit name to its effective
 //! directives (fragment, then drop-ins in systemd's order, an empty
