@@ -139,7 +139,7 @@ pub fn name_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> V
 /// A `plan.renamed` finding for a node that can't have its v1 name: cgroups
 /// of one path whose task sets differ, merged, would put a setting, owner or
 /// process where v1 did not have it, so v2 needs two names.
-fn forced_rename(prep: &Prepared, t: &unify::TNode, path: &str, wanted: &str) -> Finding {
+fn forced_rename(prep: &Prepared, t: &unify::MergedNode, path: &str, wanted: &str) -> Finding {
     let from: Vec<String> = t
         .origins
         .iter()
@@ -165,7 +165,7 @@ fn forced_rename(prep: &Prepared, t: &unify::TNode, path: &str, wanted: &str) ->
 
 /// The components of a node's one v1 path below `parent` (`None` when its
 /// origins disagree on the path, or the path is not below the parent's).
-fn identity_rel(snap: &Snapshot, t: &unify::TNode, parent: &str) -> Option<Vec<String>> {
+fn identity_rel(snap: &Snapshot, t: &unify::MergedNode, parent: &str) -> Option<Vec<String>> {
     let (_, first) = t.origins.first()?;
     let path = &snap.cgroup(*first).path;
     if t.origins.iter().any(|(_, c)| &snap.cgroup(*c).path != path) {

@@ -132,164 +132,225 @@ fn lca_cg(snap: &Snapshot, depth: &IdMap<NodeIndex, usize>, mut a: NodeIndex, mu
     a
 }
 
-impl<'a> Prepared<'a> {
-    /// Compute elements, placements, sets and significance.
-    pub fn new(snap: &'a Snapshot, rules: &RuleSet, eval: &'a crate::audit::Evaluation) -> Prepared<'a> {
-        let hierarchies: Vec<(NodeIndex, &Hierarchy)> = snap
-            .hierarchies()
-            .into_iter()
-            .filter(|(hi, _)| snap.root_cgroup(*hi).is_some())
-            .collect();
-        let mut roots = BTreeMap::new();
-        let mut depth: IdMap<NodeIndex, usize> = IdMap::default();
-        let mut order: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new(); // top-down per hierarchy
-        for (hi, h) in &hierarchies {
+/// The scanned trees: each hierarchy's root and its cgroups top-down, with
+/// their depth.
+struct Layout {
+    roots: BTreeMap<u32, NodeIndex>,
+    depth: IdMap<NodeIndex, usize>,
+    /// Per hierarchy id: its cgroups, breadth-first (children by path).
+    top_down: BTreeMap<u32, Vec<NodeIndex>>,
+}
+
+impl Layout {
+    fn walk(snap: &Snapshot, hierarchies: &[(NodeIndex, &Hierarchy)]) -> Layout {
+        let mut out = Layout {
+            roots: BTreeMap::new(),
+            depth: IdMap::default(),
+            top_down: BTreeMap::new(),
+        };
+        for (hi, h) in hierarchies {
             let Some(root) = snap.root_cgroup(*hi) else {
                 continue;
             };
-            roots.insert(h.id, root);
+            out.roots.insert(h.id, root);
+            let list = out.top_down.entry(h.id).or_default();
             let mut queue = std::collections::VecDeque::from([(root, 0usize)]);
-            let list = order.entry(h.id).or_default();
             while let Some((c, d)) = queue.pop_front() {
-                depth.insert(c, d);
+                out.depth.insert(c, d);
                 list.push(c);
-                for k in snap.children(c) {
-                    queue.push_back((k, d + 1));
-                }
+                queue.extend(snap.children(c).into_iter().map(|k| (k, d + 1)));
             }
         }
+        out
+    }
+}
 
-        // Elements: processes, placed per hierarchy at the LCA of their threads.
-        let mut elems: Vec<Elem> = Vec::new();
-        let mut own: IdMap<NodeIndex, Vec<u32>> = IdMap::default();
-        let mut splits = Vec::new();
-        let mut has_threads: IdMap<NodeIndex, bool> = IdMap::default();
+/// Where the processes are: one element each, the cgroup it sits in per
+/// hierarchy (the common ancestor of its threads' cgroups), and its splits.
+struct Placement {
+    elems: Vec<Elem>,
+    /// Per cgroup: the elements placed directly in it.
+    own: IdMap<NodeIndex, Vec<u32>>,
+    splits: Vec<ThreadSplit>,
+    /// Cgroups with at least one thread as a member.
+    has_threads: IdMap<NodeIndex, ()>,
+}
+
+impl Placement {
+    fn of(snap: &Snapshot, hierarchies: &[(NodeIndex, &Hierarchy)], layout: &Layout) -> Placement {
+        let mut out = Placement {
+            elems: Vec::new(),
+            own: IdMap::default(),
+            splits: Vec::new(),
+            has_threads: IdMap::default(),
+        };
+        let domain: BTreeMap<u32, bool> = hierarchies
+            .iter()
+            .map(|(_, h)| (h.id, crate::audit::has_domain_controller(h)))
+            .collect();
         for (pi, p) in snap.processes() {
-            let e = elems.len() as u32;
-            elems.push(Elem::Process(pi, p.pid));
-            let threads = snap.threads(pi);
+            let e = out.elems.len() as u32;
+            out.elems.push(Elem::Process(pi, p.pid));
             let mut per_h: BTreeMap<u32, Vec<(u32, NodeIndex)>> = BTreeMap::new();
-            for (ti, t) in &threads {
-                for cg in snap.memberships(*ti) {
-                    has_threads.insert(cg, true);
+            for (ti, t) in snap.threads(pi) {
+                for cg in snap.memberships(ti) {
+                    out.has_threads.insert(cg, ());
                     per_h
                         .entry(snap.cgroup(cg).hierarchy)
                         .or_default()
                         .push((t.tid, cg));
                 }
             }
-            for (hid, root) in &roots {
-                let place = match per_h.get(hid) {
+            for (hid, root) in &layout.roots {
+                let place = match per_h.remove(hid) {
                     None => *root,
-                    Some(list) => {
-                        let mut l = list[0].1;
-                        for (_, cg) in &list[1..] {
-                            l = lca_cg(snap, &depth, l, *cg);
-                        }
-                        if list.iter().any(|(_, cg)| *cg != l) {
-                            let h = hierarchies.iter().find(|(_, h)| h.id == *hid).map(|(_, h)| *h);
-                            splits.push(ThreadSplit {
+                    Some(threads) => {
+                        let l = threads
+                            .iter()
+                            .skip(1)
+                            .fold(threads[0].1, |l, (_, cg)| lca_cg(snap, &layout.depth, l, *cg));
+                        if threads.iter().any(|(_, cg)| *cg != l) {
+                            let domain = domain.get(hid).copied().unwrap_or(false);
+                            out.splits.push(ThreadSplit {
                                 elem: e as usize,
                                 pid: p.pid,
                                 hierarchy: *hid,
-                                domain: h.is_some_and(crate::audit::has_domain_controller),
+                                domain,
                                 lca: l,
-                                threads: list.clone(),
+                                threads,
                             });
                         }
                         l
                     }
                 };
-                own.entry(place).or_default().push(e);
+                out.own.entry(place).or_default().push(e);
             }
         }
+        out
+    }
+}
 
-        let outcomes = &eval.outcomes;
-        // Sets bottom-up, with phantoms for empty leaves (shared by path).
-        let mut phantom_ids: HashMap<String, u32> = HashMap::new();
-        let mut sets: IdMap<NodeIndex, Vec<u32>> = IdMap::default();
-        let mut subtree_threads: IdMap<NodeIndex, bool> = IdMap::default();
-        let mut significant: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
-        let keep = &rules.policy().keep;
-        for (hid, list) in &order {
-            let root = roots[hid];
-            let root_path = snap.cgroup(root).path.clone();
-            for &c in list.iter().rev() {
-                // Children in any order: the set is sorted below.
-                let mut set: Vec<u32> = own.get(&c).cloned().unwrap_or_default();
-                let mut threads_below = has_threads.get(&c).copied().unwrap_or(false);
-                let mut leaf = true;
-                for k in child_cgroups(snap, c) {
-                    leaf = false;
-                    set.extend_from_slice(&sets[&k]);
-                    threads_below |= subtree_threads[&k];
-                }
-                subtree_threads.insert(c, threads_below);
-                if leaf && !threads_below && c != root {
-                    let rel = relative(&snap.cgroup(c).path, &root_path);
-                    let next = elems.len() as u32;
-                    let id = *phantom_ids.entry(rel.clone()).or_insert_with(|| next);
-                    if id == next {
-                        elems.push(Elem::Phantom(rel.clone()));
-                    }
-                    set.push(id);
-                }
-                set.sort_unstable();
-                set.dedup();
-                sets.insert(c, set);
+/// Per cgroup, the sorted set of elements in its subtree, bottom-up; every
+/// empty leaf adds a phantom element, shared by all hierarchies that have
+/// its relative path.
+fn element_sets(snap: &Snapshot, layout: &Layout, placed: &mut Placement) -> IdMap<NodeIndex, Vec<u32>> {
+    let mut phantom_ids: HashMap<String, u32> = HashMap::new();
+    let mut sets: IdMap<NodeIndex, Vec<u32>> = IdMap::default();
+    let mut subtree_threads: IdMap<NodeIndex, bool> = IdMap::default();
+    for (hid, list) in &layout.top_down {
+        let root = layout.roots[hid];
+        let root_path = snap.cgroup(root).path.as_str();
+        for &c in list.iter().rev() {
+            // Children in any order: the set is sorted below.
+            let mut set: Vec<u32> = placed.own.get(&c).cloned().unwrap_or_default();
+            let mut threads_below = placed.has_threads.contains_key(&c);
+            let mut leaf = true;
+            for k in child_cgroups(snap, c) {
+                leaf = false;
+                set.extend_from_slice(&sets[&k]);
+                threads_below |= subtree_threads[&k];
             }
-            // Significance, top-down.
-            let sig = significant.entry(*hid).or_default();
-            // A scanned root that is not the hierarchy's root (a container's
-            // bind mount) is an ordinary cgroup: it keeps its settings.
-            let true_root = root_path == "/";
-            for &c in list {
-                if (c == root && true_root) || sets[&c].is_empty() {
-                    continue;
+            subtree_threads.insert(c, threads_below);
+            if leaf && !threads_below && c != root {
+                let rel = relative(&snap.cgroup(c).path, root_path);
+                let next = placed.elems.len() as u32;
+                let id = *phantom_ids.entry(rel.clone()).or_insert(next);
+                if id == next {
+                    placed.elems.push(Elem::Phantom(rel));
                 }
-                let cg = snap.cgroup(c);
-                let has_settings = outcomes
-                    .get(&c)
-                    .is_some_and(|o| !o.conversions.is_empty() || !o.findings.is_empty());
-                let v2_settings = hierarchies
-                    .iter()
-                    .any(|(_, h)| h.id == *hid && h.version == crate::model::Version::V2)
-                    && cg
-                        .settings
-                        .iter()
-                        .any(|(k, v)| !crate::model::files::is_v2_default(k, v));
-                if has_settings
-                    || v2_settings
-                    || own.contains_key(&c)
-                    || cg.owner.delegate_uid().is_some()
-                    || child_cgroups(snap, c).next().is_none()
-                    || (!keep.is_empty() && {
-                        let rel = relative(&cg.path, &root_path);
-                        keep.iter().any(|k| k == &rel || k == &cg.path)
-                    })
-                {
-                    sig.push(c);
-                }
+                set.push(id);
+            }
+            set.sort_unstable();
+            set.dedup();
+            sets.insert(c, set);
+        }
+    }
+    sets
+}
+
+/// Per hierarchy id, its significant cgroups top-down: those with a
+/// non-default setting, processes of their own, a delegated owner, no
+/// children, or named in the policy's `keep`. A scanned root that is not
+/// the hierarchy's root (a container's bind mount) is an ordinary cgroup.
+fn significant_cgroups(
+    prep: &Prepared,
+    layout: &Layout,
+    own: &IdMap<NodeIndex, Vec<u32>>,
+    keep: &[String],
+) -> BTreeMap<u32, Vec<NodeIndex>> {
+    let snap = prep.snap;
+    let mut out: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
+    for (hid, list) in &layout.top_down {
+        let root = layout.roots[hid];
+        let root_path = snap.cgroup(root).path.as_str();
+        let v2 = prep.hierarchy(*hid).version == crate::model::Version::V2;
+        let sig = out.entry(*hid).or_default();
+        for &c in list {
+            if (c == root && root_path == "/") || prep.sets[&c].is_empty() {
+                continue;
+            }
+            let cg = snap.cgroup(c);
+            let kept = || {
+                let rel = relative(&cg.path, root_path);
+                keep.iter().any(|k| *k == rel || *k == cg.path)
+            };
+            let has_settings = prep
+                .outcomes
+                .get(&c)
+                .is_some_and(|o| !o.conversions.is_empty() || !o.findings.is_empty());
+            if has_settings
+                || (v2 && has_v2_setting(cg))
+                || own.contains_key(&c)
+                || cg.owner.delegate_uid().is_some()
+                || child_cgroups(snap, c).next().is_none()
+                || (!keep.is_empty() && kept())
+            {
+                sig.push(c);
             }
         }
+    }
+    out
+}
+
+/// Whether a cgroup of a v2 hierarchy carries a non-default value.
+fn has_v2_setting(cg: &crate::model::Cgroup) -> bool {
+    cg.settings
+        .iter()
+        .any(|(k, v)| !crate::model::files::is_v2_default(k, v))
+}
+
+impl<'a> Prepared<'a> {
+    /// Compute elements, placements, sets and significance, in that order.
+    pub fn new(snap: &'a Snapshot, rules: &RuleSet, eval: &'a crate::audit::Evaluation) -> Prepared<'a> {
+        let hierarchies: Vec<(NodeIndex, &Hierarchy)> = snap
+            .hierarchies()
+            .into_iter()
+            .filter(|(hi, _)| snap.root_cgroup(*hi).is_some())
+            .collect();
+        let layout = Layout::walk(snap, &hierarchies);
+        let mut placed = Placement::of(snap, &hierarchies, &layout);
+        let sets = element_sets(snap, &layout, &mut placed);
         let labels = hierarchies.iter().map(|(_, h)| (h.id, h.label())).collect();
-        Prepared {
+        let mut prep = Prepared {
             snap,
             labels,
             hierarchies,
-            elems,
+            elems: placed.elems,
             sets,
-            significant,
-            outcomes,
-            splits,
-            roots,
-            depth,
+            significant: BTreeMap::new(),
+            outcomes: &eval.outcomes,
+            splits: placed.splits,
+            roots: layout.roots.clone(),
+            depth: IdMap::default(),
             rule_kernel: rules
                 .rules()
                 .iter()
                 .filter_map(|r| r.rule.kernel.clone().map(|k| (r.rule.id.clone(), k)))
                 .collect(),
-        }
+        };
+        prep.significant = significant_cgroups(&prep, &layout, &placed.own, &rules.policy().keep);
+        prep.depth = layout.depth;
+        prep
     }
 
     /// The hierarchy with this id.
@@ -310,7 +371,7 @@ impl<'a> Prepared<'a> {
     }
 
     /// Number of settings (conversions and lost settings) of a cgroup.
-    pub fn weight_of(&self, c: NodeIndex) -> usize {
+    pub fn settings_count(&self, c: NodeIndex) -> usize {
         self.outcomes
             .get(&c)
             .map(|o| o.conversions.len() + o.findings.iter().filter(|f| f.file.is_some()).count())
@@ -332,7 +393,7 @@ pub fn relative(path: &str, root: &str) -> String {
 
 /// A node of the merged tree.
 #[derive(Debug, Clone, Default)]
-pub struct TNode {
+pub struct MergedNode {
     /// Parent node.
     pub parent: Option<usize>,
     /// Children, in insertion order.
@@ -376,7 +437,7 @@ pub struct Crossing {
 #[derive(Debug, Clone)]
 pub struct Merged {
     /// Nodes; 0 is the root.
-    pub nodes: Vec<TNode>,
+    pub nodes: Vec<MergedNode>,
     /// Deepest node of each element.
     pub elem_node: Vec<usize>,
     /// Conflicts.
@@ -419,7 +480,7 @@ impl Merged {
     fn add_node(&mut self, parent: usize, name: String) -> usize {
         let id = self.nodes.len();
         let depth = self.nodes[parent].depth + 1;
-        self.nodes.push(TNode {
+        self.nodes.push(MergedNode {
             parent: Some(parent),
             name,
             depth,
@@ -450,7 +511,7 @@ impl Merged {
 pub fn merge(prep: &Prepared, rules: &RuleSet, order: &[u32]) -> Merged {
     let n_elems = prep.elems.len();
     let mut m = Merged {
-        nodes: vec![TNode {
+        nodes: vec![MergedNode {
             size: n_elems,
             name: "/".into(),
             ..Default::default()
@@ -559,7 +620,7 @@ fn insert(m: &mut Merged, prep: &Prepared, hid: u32, c: NodeIndex, strategy: Str
         only_crossed,
         strategy,
         pieces: Vec::new(),
-        settings: prep.weight_of(c),
+        settings: prep.settings_count(c),
     };
     if strategy == Strategy::Split {
         let mut pieces = Vec::new();
@@ -834,7 +895,7 @@ impl Merged {
     /// keeps its path.
     fn adopt_empty_slots(&mut self, prep: &Prepared) {
         let procs = self.processes_below(prep);
-        let one_path = |t: &TNode| -> Option<&str> {
+        let one_path = |t: &MergedNode| -> Option<&str> {
             let (_, first) = t.origins.first()?;
             let p = prep.snap.cgroup(*first).path.as_str();
             t.origins
@@ -900,11 +961,11 @@ impl Merged {
     /// Rebuild the tree with every node `k` replaced by `rep[k]`.
     fn compact(self, rep: &[usize], order: &[usize]) -> Merged {
         let mut new_id = vec![usize::MAX; self.nodes.len()];
-        let mut nodes: Vec<TNode> = Vec::new();
+        let mut nodes: Vec<MergedNode> = Vec::new();
         for &k in order {
             if rep[k] == k {
                 new_id[k] = nodes.len();
-                nodes.push(TNode {
+                nodes.push(MergedNode {
                     children: Vec::new(),
                     ..self.nodes[k].clone()
                 });
@@ -949,12 +1010,12 @@ impl Merged {
 }
 
 /// Whether a merged node carries nothing a fold could lose.
-fn carries_nothing(prep: &Prepared, t: &TNode) -> bool {
+fn carries_nothing(prep: &Prepared, t: &MergedNode) -> bool {
     t.split_from.is_empty()
         && t.origins.iter().all(|(hid, c)| {
             let cg = prep.snap.cgroup(*c);
             let v2 = prep.hierarchy(*hid).version == crate::model::Version::V2;
-            prep.weight_of(*c) == 0
+            prep.settings_count(*c) == 0
                 && cg.owner.delegate_uid().is_none()
                 && !(v2
                     && cg
