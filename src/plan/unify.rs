@@ -172,8 +172,10 @@ struct Placement {
     /// Per cgroup: the elements placed directly in it.
     own: IdMap<NodeIndex, Vec<u32>>,
     splits: Vec<ThreadSplit>,
-    /// Cgroups with at least one thread as a member.
-    has_threads: IdMap<NodeIndex, ()>,
+    /// Per graph node: whether it is a cgroup with a thread as a member
+    /// (a flat table: it is set once per membership, a million times on a
+    /// big host).
+    has_threads: Vec<bool>,
 }
 
 impl Placement {
@@ -182,7 +184,7 @@ impl Placement {
             elems: Vec::new(),
             own: IdMap::default(),
             splits: Vec::new(),
-            has_threads: IdMap::default(),
+            has_threads: vec![false; snap.graph.node_count()],
         };
         let domain: BTreeMap<u32, bool> = hierarchies
             .iter()
@@ -194,7 +196,7 @@ impl Placement {
             let mut per_h: BTreeMap<u32, Vec<(u32, NodeIndex)>> = BTreeMap::new();
             for (ti, t) in snap.threads(pi) {
                 for cg in snap.memberships(ti) {
-                    out.has_threads.insert(cg, ());
+                    out.has_threads[cg.index()] = true;
                     per_h
                         .entry(snap.cgroup(cg).hierarchy)
                         .or_default()
@@ -243,7 +245,7 @@ fn element_sets(snap: &Snapshot, layout: &Layout, placed: &mut Placement) -> IdM
         for &c in list.iter().rev() {
             // Children in any order: the set is sorted below.
             let mut set: Vec<u32> = placed.own.get(&c).cloned().unwrap_or_default();
-            let mut threads_below = placed.has_threads.contains_key(&c);
+            let mut threads_below = placed.has_threads[c.index()];
             let mut leaf = true;
             for k in child_cgroups(snap, c) {
                 leaf = false;
