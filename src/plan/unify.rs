@@ -546,93 +546,135 @@ fn pid_of(prep: &Prepared, e: u32) -> Option<u32> {
 
 fn insert(m: &mut Merged, prep: &Prepared, hid: u32, c: NodeIndex, strategy: Strategy) {
     let set = &prep.sets[&c];
-    // Group elements by their deepest node: far fewer than elements.
-    let mut by_node: IdMap<usize, Vec<u32>> = IdMap::default();
-    for &e in set {
-        by_node.entry(m.elem_node[e as usize]).or_default().push(e);
-    }
-    let first = *by_node.keys().next().expect("non-empty set");
-    let l = by_node.keys().fold(first, |a, b| m.lca(a, *b));
-    // Count elements per child of l (and directly in l).
-    let mut per_child: IdMap<usize, usize> = IdMap::default();
-    let mut direct: Vec<u32> = Vec::new();
-    let mut by_node: Vec<(usize, Vec<u32>)> = by_node.into_iter().collect();
-    by_node.sort_unstable_by_key(|(n, _)| *n);
-    for (n, es) in &by_node {
-        match m.child_toward(*n, l) {
-            Some(ch) => *per_child.entry(ch).or_default() += es.len(),
-            None => direct.extend(es.iter().copied()),
-        }
-    }
-    // Sorted: HashMap order must not leak into plans (they are reproducible).
-    let mut partial: Vec<usize> = per_child
-        .iter()
-        .filter(|(ch, n)| **n < m.nodes[**ch].size)
-        .map(|(ch, _)| *ch)
-        .collect();
-    partial.sort_unstable();
+    let at = Landing::of(m, set);
     let name = prep.snap.cgroup(c).name().to_string();
-    if partial.is_empty() {
-        if set.len() == m.nodes[l].size {
-            equal_set(m, prep, hid, c, l, name, direct);
-            return;
-        }
-        let new = m.add_node(l, name);
-        m.nodes[new].size = set.len();
-        m.nodes[new].origins.push((hid, c));
-        let mut covered: Vec<usize> = per_child.keys().copied().collect();
-        covered.sort_unstable();
-        for k in covered {
-            m.adopt(new, k);
-        }
-        for e in direct {
-            m.elem_node[e as usize] = new;
-        }
+    if !at.partial.is_empty() {
+        let crossing = crossing(m, prep, (hid, c), strategy, &at);
+        m.crossings.push(crossing);
         return;
     }
+    if set.len() == m.nodes[at.lca].size {
+        equal_set(m, prep, hid, c, at.lca, name, at.direct);
+        return;
+    }
+    // A strict subset of the node at the LCA: a new node there, adopting
+    // the children it covers.
+    let new = m.add_node(at.lca, name);
+    m.nodes[new].size = set.len();
+    m.nodes[new].origins.push((hid, c));
+    for k in at.covered {
+        m.adopt(new, k);
+    }
+    for e in at.direct {
+        m.elem_node[e as usize] = new;
+    }
+}
 
-    // Crossing.
+/// Where a set lands in the tree so far: the LCA of its elements' deepest
+/// nodes, the children of the LCA it covers whole or in part, and its
+/// elements directly at the LCA.
+struct Landing {
+    lca: usize,
+    /// Children of the LCA it covers entirely (sorted).
+    covered: Vec<usize>,
+    /// Children of the LCA it covers in part: a crossing (sorted).
+    partial: Vec<usize>,
+    direct: Vec<u32>,
+}
+
+impl Landing {
+    fn of(m: &Merged, set: &[u32]) -> Landing {
+        // Group elements by their deepest node: far fewer than elements.
+        let mut by_node: IdMap<usize, usize> = IdMap::default();
+        for &e in set {
+            *by_node.entry(m.elem_node[e as usize]).or_default() += 1;
+        }
+        let first = *by_node.keys().next().expect("non-empty set");
+        let lca = by_node.keys().fold(first, |a, b| m.lca(a, *b));
+        // Count elements per child of the LCA (and directly in it).
+        let mut per_child: IdMap<usize, usize> = IdMap::default();
+        let mut direct_nodes = false;
+        for (n, count) in &by_node {
+            match m.child_toward(*n, lca) {
+                Some(ch) => *per_child.entry(ch).or_default() += count,
+                None => direct_nodes = true,
+            }
+        }
+        let direct = if direct_nodes {
+            set.iter()
+                .copied()
+                .filter(|e| m.elem_node[*e as usize] == lca)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Sorted: HashMap order must not leak into plans (they are reproducible).
+        let (mut covered, mut partial): (Vec<usize>, Vec<usize>) = per_child
+            .keys()
+            .copied()
+            .partition(|ch| per_child[ch] == m.nodes[*ch].size);
+        covered.sort_unstable();
+        partial.sort_unstable();
+        Landing {
+            lca,
+            covered,
+            partial,
+            direct,
+        }
+    }
+}
+
+/// A set that crosses accepted nodes: the conflict (with up to 10 pids on
+/// each side), and with `split` its settings copied onto the maximal pieces.
+fn crossing(
+    m: &mut Merged,
+    prep: &Prepared,
+    (hid, c): (u32, NodeIndex),
+    strategy: Strategy,
+    at: &Landing,
+) -> Crossing {
+    let set = &prep.sets[&c];
+    let partial = &at.partial;
     let in_set: std::collections::HashSet<u32> = set.iter().copied().collect();
-    let shared: Vec<u32> = set
-        .iter()
-        .filter(|e| partial.iter().any(|p| is_below(m, m.elem_node[**e as usize], *p)))
-        .filter_map(|e| pid_of(prep, *e))
-        .take(10)
-        .collect();
-    let only_rejected: Vec<u32> = set
-        .iter()
-        .filter(|e| !partial.iter().any(|p| is_below(m, m.elem_node[**e as usize], *p)))
-        .filter_map(|e| pid_of(prep, *e))
-        .take(10)
-        .collect();
-    let only_crossed: Vec<u32> = m
-        .elem_node
-        .iter()
-        .enumerate()
-        .filter(|(e, n)| !in_set.contains(&(*e as u32)) && partial.iter().any(|p| is_below(m, **n, *p)))
-        .filter_map(|(e, _)| pid_of(prep, e as u32))
-        .take(10)
-        .collect();
-    let mut crossing = Crossing {
+    let in_partial = |m: &Merged, n: usize| partial.iter().any(|p| is_below(m, n, *p));
+    let pids = |it: &mut dyn Iterator<Item = u32>| -> Vec<u32> {
+        it.filter_map(|e| pid_of(prep, e)).take(10).collect()
+    };
+    let shared = pids(
+        &mut set
+            .iter()
+            .copied()
+            .filter(|e| in_partial(m, m.elem_node[*e as usize])),
+    );
+    let only_rejected = pids(
+        &mut set
+            .iter()
+            .copied()
+            .filter(|e| !in_partial(m, m.elem_node[*e as usize])),
+    );
+    let only_crossed = pids(
+        &mut (0..m.elem_node.len() as u32)
+            .filter(|e| !in_set.contains(e) && in_partial(m, m.elem_node[*e as usize])),
+    );
+    let mut pieces = Vec::new();
+    if strategy == Strategy::Split {
+        let name = prep.snap.cgroup(c).name().to_string();
+        split_pieces(m, at.lca, &in_set, &name, &mut pieces);
+        for &p in &pieces {
+            m.nodes[p].split_from.push((hid, c));
+        }
+    }
+    Crossing {
         hierarchy: hid,
         cgroup: c,
-        partial: partial.clone(),
+        partial: partial.to_vec(),
         shared,
         only_rejected,
         only_crossed,
         strategy,
-        pieces: Vec::new(),
+        pieces,
         settings: prep.settings_count(c),
-    };
-    if strategy == Strategy::Split {
-        let mut pieces = Vec::new();
-        split_pieces(m, l, &in_set, &name, &mut pieces);
-        for &p in &pieces {
-            m.nodes[p].split_from.push((hid, c));
-        }
-        crossing.pieces = pieces;
     }
-    m.crossings.push(crossing);
 }
 
 /// Insert a cgroup whose set equals that of node `l` (and of every node in
@@ -652,87 +694,20 @@ fn equal_set(
     name: String,
     direct: Vec<u32>,
 ) {
-    let snap = prep.snap;
-    let mut chain = vec![l];
-    let mut cur = l;
-    while let Some(p) = m.nodes[cur].parent {
-        if p == 0 || m.nodes[p].size != m.nodes[l].size {
-            break;
-        }
-        chain.push(p);
-        cur = p;
-    }
-    chain.reverse(); // top-down
-    let has_h = |m: &Merged, n: usize| m.nodes[n].origins.iter().any(|(h, _)| *h == hid);
-    let start = chain.iter().rposition(|n| has_h(m, *n)).map_or(0, |i| i + 1);
-    let candidates: Vec<usize> = chain[start..].iter().copied().filter(|n| *n != 0).collect();
-    let cg = snap.cgroup(c);
-    let names_of = |m: &Merged, n: usize| -> Vec<(String, String)> {
-        m.nodes[n]
-            .origins
-            .iter()
-            .map(|(_, o)| {
-                let oc = snap.cgroup(*o);
-                (oc.path.clone(), oc.name().to_string())
-            })
-            .collect()
-    };
-    // Equal-set descendants of c in its own hierarchy (a single-child chain).
-    let size = prep.sets[&c].len();
-    let mut down: Vec<(String, String)> = Vec::new();
-    let mut d = c;
-    loop {
-        let next = snap
-            .children(d)
-            .into_iter()
-            .find(|k| prep.sets.get(k).is_some_and(|s| s.len() == size));
-        match next {
-            Some(k) => {
-                let kc = snap.cgroup(k);
-                down.push((kc.path.clone(), kc.name().to_string()));
-                d = k;
-            }
-            None => break,
-        }
-    }
-    let matches =
-        |names: &[(String, String)], path: &str, nm: &str| names.iter().any(|(p, n)| p == path || n == nm);
-    let is_under = |path: &str, anc: &str| anc == "/" || path.starts_with(&format!("{anc}/"));
-    // Walk the candidates top-down. Hierarchies mostly share one path
-    // namespace, so a candidate whose path is an ancestor of c's stays above
-    // it, and one whose path is below c's (or that c's own descendants will
-    // claim by name) must stay below it.
-    let mut fallback: Option<usize> = None;
-    let mut above: Option<usize> = None;
-    for &f in &candidates {
-        let names = names_of(m, f);
-        if matches(&names, &cg.path, cg.name()) {
-            m.nodes[f].origins.push((hid, c));
+    let candidates = equal_chain(m, l, hid);
+    let down = equal_set_descendants(prep, c);
+    let new = match place_among(m, prep, c, &candidates, &down) {
+        Place::Into(t) => {
+            m.nodes[t].origins.push((hid, c));
             return;
         }
-        if names.iter().any(|(p, _)| is_under(&cg.path, p)) {
-            continue;
-        }
-        let reserved = down.iter().any(|(p, nm)| matches(&names, p, nm));
-        if reserved || names.iter().any(|(p, _)| is_under(p, &cg.path)) {
-            above = Some(f);
-            break;
-        }
-        fallback.get_or_insert(f);
-    }
-    if let Some(t) = fallback {
-        m.nodes[t].origins.push((hid, c));
-        return;
-    }
-    let candidates: Vec<usize> = above.into_iter().collect();
-    let new = match candidates.first() {
-        Some(&first) => {
+        Place::Above(first) => {
             let parent = m.nodes[first].parent.unwrap_or(0);
             let new = m.add_node(parent, name);
             m.adopt(new, first);
             new
         }
-        None => {
+        Place::Below => {
             let new = m.add_node(l, name);
             let kids: Vec<usize> = m.nodes[l]
                 .children
@@ -749,8 +724,96 @@ fn equal_set(
             new
         }
     };
-    m.nodes[new].size = size;
+    m.nodes[new].size = prep.sets[&c].len();
     m.nodes[new].origins.push((hid, c));
+}
+
+/// The chain of equal-size nodes ending at `l`, top-down, below the last one
+/// that holds a cgroup of hierarchy `hid` (the root excluded).
+fn equal_chain(m: &Merged, l: usize, hid: u32) -> Vec<usize> {
+    let mut chain = vec![l];
+    let mut cur = l;
+    while let Some(p) = m.nodes[cur].parent {
+        if p == 0 || m.nodes[p].size != m.nodes[l].size {
+            break;
+        }
+        chain.push(p);
+        cur = p;
+    }
+    chain.reverse(); // top-down
+    let has_h = |n: usize| m.nodes[n].origins.iter().any(|(h, _)| *h == hid);
+    let start = chain.iter().rposition(|n| has_h(*n)).map_or(0, |i| i + 1);
+    chain[start..].iter().copied().filter(|n| *n != 0).collect()
+}
+
+/// (path, name) of the equal-set descendants of `c` in its own hierarchy
+/// (a single-child chain).
+fn equal_set_descendants(prep: &Prepared, c: NodeIndex) -> Vec<(String, String)> {
+    let snap = prep.snap;
+    let size = prep.sets[&c].len();
+    let mut down = Vec::new();
+    let mut d = c;
+    while let Some(k) = snap
+        .children(d)
+        .into_iter()
+        .find(|k| prep.sets.get(k).is_some_and(|s| s.len() == size))
+    {
+        let kc = snap.cgroup(k);
+        down.push((kc.path.clone(), kc.name().to_string()));
+        d = k;
+    }
+    down
+}
+
+/// Where an equal-set cgroup goes among the chain's candidates.
+enum Place {
+    /// Merge into this node.
+    Into(usize),
+    /// A new node right above this one.
+    Above(usize),
+    /// A new node below the chain's end.
+    Below,
+}
+
+/// Walk the candidates top-down. Hierarchies mostly share one path
+/// namespace, so a candidate whose path is an ancestor of c's stays above
+/// it, and one whose path is below c's (or that c's own descendants will
+/// claim by name) must stay below it.
+fn place_among(
+    m: &Merged,
+    prep: &Prepared,
+    c: NodeIndex,
+    candidates: &[usize],
+    down: &[(String, String)],
+) -> Place {
+    let snap = prep.snap;
+    let cg = snap.cgroup(c);
+    let matches =
+        |names: &[(&str, &str)], path: &str, nm: &str| names.iter().any(|(p, n)| *p == path || *n == nm);
+    let is_under = |path: &str, anc: &str| anc == "/" || path.starts_with(&format!("{anc}/"));
+    let mut fallback: Option<usize> = None;
+    for &f in candidates {
+        let names: Vec<(&str, &str)> = m.nodes[f]
+            .origins
+            .iter()
+            .map(|(_, o)| {
+                let oc = snap.cgroup(*o);
+                (oc.path.as_str(), oc.name())
+            })
+            .collect();
+        if matches(&names, &cg.path, cg.name()) {
+            return Place::Into(f);
+        }
+        if names.iter().any(|(p, _)| is_under(&cg.path, p)) {
+            continue;
+        }
+        let reserved = down.iter().any(|(p, nm)| matches(&names, p, nm));
+        if reserved || names.iter().any(|(p, _)| is_under(p, &cg.path)) {
+            return fallback.map_or(Place::Above(f), Place::Into);
+        }
+        fallback.get_or_insert(f);
+    }
+    fallback.map_or(Place::Below, Place::Into)
 }
 
 fn is_below(m: &Merged, mut n: usize, anc: usize) -> bool {
