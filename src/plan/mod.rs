@@ -4,17 +4,17 @@
 //!    (trying each hierarchy as the spine and keeping the order that loses the
 //!    fewest settings);
 //! 2. [`plan`] runs one module per step, each a function from typed values
-//!    to typed values, data flowing one way: [`naming`] (v2 paths, identity
-//!    first), [`nodes`] (placement, settings, owners), [`threads`]
-//!    (threaded subtrees), [`conflicts`], [`delegation`], [`weights`],
-//!    [`kernel`] (what the host's kernel offers);
+//!    to typed values, data flowing one way: `naming` (v2 paths, identity
+//!    first), `nodes` (placement, settings, owners), `threads` (threaded
+//!    subtrees), `conflicts`, `delegation`, `weights`, `kernel` (what the
+//!    host's kernel offers);
 //! 3. [`finish`] derives everything else from the nodes: controllers enabled
 //!    top-down, leaf children for internal processes, and the ordered actions.
 //!    Stages and subtree selections re-run [`finish`] on a filtered copy, so
 //!    each is itself a valid plan.
 //!
 //! [`validate`] checks any plan against the kernel's v2 rules, independently
-//! of this code.
+//! of this code. docs/plan.md lists every step as the code names it.
 
 mod conflicts;
 mod delegation;
