@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::units::is_unit_name;
+use petgraph::graph::NodeIndex;
+
 use crate::model::{Node, Snapshot};
 
 /// A cgroup manager.
@@ -234,34 +236,48 @@ pub fn detect(snap: &Snapshot) -> OwnerMap {
     let systemd_host = is_systemd_host(snap);
     let ev = &snap.owner_evidence;
     // Labels of the hierarchies each path appears in, and the processes in each.
+    // (The process names are only made when a custom tree needs them: the
+    // planner runs this on hosts of 100k cgroups and 200k threads.)
     let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut procs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut with_tasks: Vec<(&str, NodeIndex)> = Vec::new();
     for (hi, h) in snap.hierarchies() {
         let Some(root) = snap.root_cgroup(hi) else {
             continue;
         };
+        let label = h.label();
         let mut stack = vec![root];
         while let Some(ci) = stack.pop() {
             let c = snap.cgroup(ci);
-            seen.entry(c.path.clone()).or_default().insert(h.label());
-            for t in snap.members(ci) {
-                if let Some(p) = snap.process_of(t)
-                    && let Node::Process(p) = &snap.graph[p]
-                {
-                    procs
-                        .entry(c.path.clone())
-                        .or_default()
-                        .insert(format!("{} ({})", p.comm, p.pid));
-                }
+            // One path String per path, not per hierarchy.
+            if let Some(labels) = seen.get_mut(&c.path) {
+                labels.insert(label.clone());
+            } else {
+                seen.insert(c.path.clone(), BTreeSet::from([label.clone()]));
+            }
+            if snap.members(ci).next().is_some() {
+                with_tasks.push((c.path.as_str(), ci));
             }
             stack.extend(snap.children(ci));
         }
     }
+    let classified: Vec<(&String, &BTreeSet<String>, Class)> = seen
+        .iter()
+        .filter_map(|(path, labels)| Some((path, labels, classify(path, systemd_host)?)))
+        .collect();
+    let any_custom = classified.iter().any(|(_, _, (m, _, _))| *m == Manager::Custom);
+    let mut procs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (path, ci) in with_tasks.into_iter().filter(|_| any_custom) {
+        let names = procs.entry(path.to_string()).or_default();
+        for t in snap.members(ci) {
+            if let Some(p) = snap.process_of(t)
+                && let Node::Process(p) = &snap.graph[p]
+            {
+                names.insert(format!("{} ({})", p.comm, p.pid));
+            }
+        }
+    }
     let mut out = OwnerMap::new();
-    for (path, labels) in &seen {
-        let Some((manager, unit, detail)) = classify(path, systemd_host) else {
-            continue;
-        };
+    for (path, labels, (manager, unit, detail)) in classified {
         let mut evidence = vec![format!(
             "path {path} in {}",
             labels.iter().cloned().collect::<Vec<_>>().join(", ")

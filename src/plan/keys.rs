@@ -7,7 +7,7 @@
 //! is computed here, from the snapshot the plan was made from; the matching
 //! is `apply::keys` (see `docs/apply.md`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::{Plan, ProcessKey};
 use crate::model::{Snapshot, Version};
@@ -24,6 +24,14 @@ pub fn annotate(plan: &mut Plan, snap: &Snapshot) {
         .iter()
         .flat_map(|n| n.threads.iter().map(|t| t.tid))
         .collect();
+    // Labels of the v1 hierarchies, made once: `Snapshot::hierarchy` scans
+    // the whole graph, once per membership it made planning quadratic.
+    let v1_labels: HashMap<u32, String> = snap
+        .hierarchies()
+        .into_iter()
+        .filter(|(_, h)| h.version == Version::V1)
+        .map(|(_, h)| (h.id, h.label()))
+        .collect();
     let mut keys = Vec::new();
     for (pi, p) in snap.processes() {
         if !placed.contains(&p.pid) {
@@ -36,10 +44,8 @@ pub fn annotate(plan: &mut Plan, snap: &Snapshot) {
         if let Some((ti, _)) = lead {
             for cg in snap.memberships(*ti) {
                 let c = snap.cgroup(cg);
-                if let Some((_, h)) = snap.hierarchy(c.hierarchy)
-                    && h.version == Version::V1
-                {
-                    v1.insert((h.label(), c.path.clone()));
+                if let Some(label) = v1_labels.get(&c.hierarchy) {
+                    v1.insert((label.clone(), c.path.clone()));
                 }
             }
         }

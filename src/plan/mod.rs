@@ -4,17 +4,17 @@
 //!    (trying each hierarchy as the spine and keeping the order that loses the
 //!    fewest settings);
 //! 2. [`plan`] runs one module per step, each a function from typed values
-//!    to typed values, data flowing one way: [`naming`] (v2 paths, identity
-//!    first), [`nodes`] (placement, settings, owners), [`threads`]
-//!    (threaded subtrees), [`conflicts`], [`delegation`], [`weights`],
-//!    [`kernel`] (what the host's kernel offers);
+//!    to typed values, data flowing one way: `naming` (v2 paths, identity
+//!    first), `nodes` (placement, settings, owners), `threads` (threaded
+//!    subtrees), `conflicts`, `delegation`, `weights`, `kernel` (what the
+//!    host's kernel offers);
 //! 3. [`finish`] derives everything else from the nodes: controllers enabled
 //!    top-down, leaf children for internal processes, and the ordered actions.
 //!    Stages and subtree selections re-run [`finish`] on a filtered copy, so
 //!    each is itself a valid plan.
 //!
 //! [`validate`] checks any plan against the kernel's v2 rules, independently
-//! of this code.
+//! of this code. docs/plan.md lists every step as the code names it.
 
 mod conflicts;
 mod delegation;
@@ -30,7 +30,7 @@ pub mod unify;
 mod validate;
 mod weights;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use model::*;
 pub use render::{PlanFormat, render};
@@ -122,59 +122,13 @@ fn annotate(p: &mut Plan, snap: &Snapshot) {
 }
 
 /// The plan before its derived parts ([`finish`]): the merged tree's nodes,
-/// findings, conflicts, spine and stages.
+/// findings, conflicts, spine and stages. Steps: prepare the sets, search
+/// the spine, build the nodes, stage them, gate them by the host's kernel.
 fn draft(snap: &Snapshot, rules: &RuleSet, eval: &crate::audit::Evaluation, findings: Vec<Finding>) -> Plan {
     let prep = Prepared::new(snap, rules, eval);
-    let policy = rules.policy();
-    let any_v1 = prep.hierarchies.iter().any(|(_, h)| h.version == Version::V1);
-    let mut base: Vec<(usize, u32)> = prep
-        .hierarchies
-        .iter()
-        .filter(|(_, h)| !any_v1 || h.version == Version::V1 || h.version == Version::V2)
-        .map(|(_, h)| (policy.rank(h), h.id))
-        .collect();
-    base.sort();
-    let base: Vec<u32> = base.into_iter().map(|(_, id)| id).collect();
-    let label = |id: u32| prep.hierarchy(id).label();
-
-    let mut candidates = vec![base.clone()];
-    if policy.search_spine {
-        for &h in base.iter().skip(1) {
-            if prep.hierarchy(h).controllers.is_empty() {
-                continue;
-            }
-            let mut o = vec![h];
-            o.extend(base.iter().copied().filter(|x| *x != h));
-            candidates.push(o);
-        }
-    }
-    let mut tried = Vec::new();
-    let mut best: Option<Merged> = None;
-    for order in candidates {
-        let m = unify::merge(&prep, rules, &order);
-        tried.push((order.first().map(|h| label(*h)).unwrap_or_default(), m.cost()));
-        let perfect = m.cost() == 0;
-        if best.as_ref().is_none_or(|b| m.cost() < b.cost()) {
-            best = Some(m);
-        }
-        // No order can lose fewer than no settings: stop searching.
-        if perfect {
-            break;
-        }
-    }
-    let merged = best
-        .unwrap_or_else(|| unify::merge(&prep, rules, &base))
-        .fold_same_path(&prep);
-    let spine = Spine {
-        order: merged.order.iter().map(|h| label(*h)).collect(),
-        settings_affected: merged.cost(),
-        tried,
-    };
-
+    let (merged, spine) = spine_search(&prep, rules);
     let mut findings = findings;
-    let (nodes, conflicts) = build_nodes(&prep, &merged, policy, &mut findings);
-
-    let mut nodes = nodes;
+    let (mut nodes, conflicts) = build_nodes(&prep, &merged, rules.policy(), &mut findings);
     let mut stages = stages(&prep, &nodes);
     let host_kernel = snap.host.kernel.as_deref().and_then(crate::rules::parse_kernel);
     findings.extend(kernel::gate(
@@ -183,16 +137,9 @@ fn draft(snap: &Snapshot, rules: &RuleSet, eval: &crate::audit::Evaluation, find
         host_kernel,
         &prep.rule_kernel,
     ));
-    let host = PlanHost {
-        hostname: snap.host.hostname.clone(),
-        kernel: snap.host.kernel.clone(),
-        mode: snap.host.mode,
-        machine_id: None,
-        boot_id: None,
-    };
     Plan {
         schema: PLAN_SCHEMA.to_string(),
-        host,
+        host: plan_host(snap),
         stage: None,
         controllers: Vec::new(),
         nodes,
@@ -204,6 +151,76 @@ fn draft(snap: &Snapshot, rules: &RuleSet, eval: &crate::audit::Evaluation, find
         owners: Default::default(),
         process_keys: Vec::new(),
     }
+}
+
+/// The host as a plan records it (identity is added only for live scans).
+fn plan_host(snap: &Snapshot) -> PlanHost {
+    PlanHost {
+        hostname: snap.host.hostname.clone(),
+        kernel: snap.host.kernel.clone(),
+        mode: snap.host.mode,
+        machine_id: None,
+        boot_id: None,
+    }
+}
+
+/// The merge orders to try: the policy's order of the hierarchies first,
+/// then (with `search_spine`) each controller hierarchy moved to the front.
+/// On a v1 or hybrid host only the v1 and v2 hierarchies take part.
+fn merge_orders(prep: &Prepared, policy: &crate::rules::PlanPolicy) -> Vec<Vec<u32>> {
+    let any_v1 = prep.hierarchies.iter().any(|(_, h)| h.version == Version::V1);
+    let mut ranked: Vec<(usize, u32)> = prep
+        .hierarchies
+        .iter()
+        .filter(|(_, h)| !any_v1 || h.version == Version::V1 || h.version == Version::V2)
+        .map(|(_, h)| (policy.rank(h), h.id))
+        .collect();
+    ranked.sort();
+    let base: Vec<u32> = ranked.into_iter().map(|(_, id)| id).collect();
+    let mut orders = vec![base.clone()];
+    if policy.search_spine {
+        for &h in base.iter().skip(1) {
+            if prep.hierarchy(h).controllers.is_empty() {
+                continue;
+            }
+            orders.push(
+                std::iter::once(h)
+                    .chain(base.iter().copied().filter(|x| *x != h))
+                    .collect(),
+            );
+        }
+    }
+    orders
+}
+
+/// Merge in each order and keep the one that affects the fewest settings
+/// (ties: the earlier order); stop at the first order that affects none.
+/// Then fold same-path nodes that carry nothing.
+fn spine_search(prep: &Prepared, rules: &RuleSet) -> (Merged, Spine) {
+    let label = |id: u32| prep.label(id);
+    let mut tried = Vec::new();
+    let mut best: Option<Merged> = None;
+    for order in merge_orders(prep, rules.policy()) {
+        let m = unify::merge(prep, rules, &order);
+        let cost = m.cost();
+        tried.push((order.first().map(|h| label(*h)).unwrap_or_default(), cost));
+        if best.as_ref().is_none_or(|b| cost < b.cost()) {
+            best = Some(m);
+        }
+        // No order can lose fewer than no settings: stop searching.
+        if cost == 0 {
+            break;
+        }
+    }
+    let merged = best
+        .expect("at least the policy's order is tried")
+        .fold_same_path(prep);
+    let spine = Spine {
+        order: merged.order.iter().map(|h| label(*h)).collect(),
+        settings_affected: merged.cost(),
+        tried,
+    };
+    (merged, spine)
 }
 
 /// Turn the merged tree into plan nodes (without derived parts): naming,
@@ -228,43 +245,57 @@ fn build_nodes(
 /// Staged rollout: one boot per v1 hierarchy, least affected first; named
 /// hierarchies go with the final switch.
 fn stages(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Stage> {
-    let mut groups: Vec<(usize, String, Vec<String>)> = Vec::new();
-    for (_, h) in &prep.hierarchies {
-        if h.version != Version::V1 || h.controllers.is_empty() {
-            continue;
-        }
-        let label = h.label();
-        let n = nodes
-            .iter()
-            .flat_map(|n| &n.settings)
-            .filter(|s| s.origin.hierarchy == h.id)
-            .count();
-        groups.push((n, label, h.controllers.iter().map(|c| c.to_string()).collect()));
-    }
-    groups.sort();
-    let mut out = Vec::new();
+    let moves = stage_moves(prep, nodes);
+    let total = moves.len();
     let mut cum: Vec<String> = Vec::new();
-    let total = groups.len();
-    for (i, (_, _, ctl)) in groups.into_iter().enumerate() {
-        cum.extend(ctl.iter().cloned());
-        let last = i + 1 == total;
-        let cmdline = if last {
-            "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1".to_string()
-        } else {
-            format!(
-                "cgroup_no_v1={} systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0",
-                cum.join(",")
-            )
-        };
+    let mut out = Vec::with_capacity(total);
+    for (i, adds) in moves.into_iter().enumerate() {
+        cum.extend(adds.iter().cloned());
         out.push(Stage {
             number: i + 1,
-            adds: ctl,
+            cmdline: stage_cmdline(&cum, i + 1 == total),
+            adds,
             controllers: cum.clone(),
-            cmdline,
             kernel: None,
         });
     }
     out
+}
+
+/// The controllers each stage moves: one v1 controller hierarchy per stage,
+/// the one whose settings the plan carries least first (ties by label).
+fn stage_moves(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Vec<String>> {
+    let mut per_hierarchy: BTreeMap<u32, usize> = BTreeMap::new();
+    for s in nodes.iter().flat_map(|n| &n.settings) {
+        *per_hierarchy.entry(s.origin.hierarchy).or_default() += 1;
+    }
+    let mut groups: Vec<(usize, String, Vec<String>)> = prep
+        .hierarchies
+        .iter()
+        .filter(|(_, h)| h.version == Version::V1 && !h.controllers.is_empty())
+        .map(|(_, h)| {
+            let n = per_hierarchy.get(&h.id).copied().unwrap_or(0);
+            (
+                n,
+                h.label(),
+                h.controllers.iter().map(|c| c.to_string()).collect(),
+            )
+        })
+        .collect();
+    groups.sort();
+    groups.into_iter().map(|(_, _, ctl)| ctl).collect()
+}
+
+/// The kernel command line of a stage: v1 off for the controllers moved so
+/// far (hybrid), or v1 off entirely with systemd on v2 for the last one.
+fn stage_cmdline(moved: &[String], last: bool) -> String {
+    if last {
+        return "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1".to_string();
+    }
+    format!(
+        "cgroup_no_v1={} systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0",
+        moved.join(",")
+    )
 }
 
 /// The v2 name of a v1 controller.
@@ -447,69 +478,78 @@ fn with_domain_child(nodes: &[PlanNode]) -> BTreeSet<String> {
         .collect()
 }
 
+/// The ordered actions: the tree and its tasks first, then controllers,
+/// values and ownership.
 fn actions(p: &Plan) -> Vec<Action> {
-    let mut a = Vec::new();
-    for n in p.nodes.iter().filter(|n| n.path != "/") {
-        a.push(Action::Create { path: n.path.clone() });
-    }
-    for n in p.nodes.iter().filter(|n| n.node_type == NodeType::Threaded) {
-        a.push(Action::SetType {
+    let mut a = tree_actions(&p.nodes);
+    a.extend(value_actions(&p.nodes));
+    a
+}
+
+/// Create every node, set the threaded ones' type, move processes, then
+/// threads (their process lives at the threaded domain above them).
+fn tree_actions(nodes: &[PlanNode]) -> Vec<Action> {
+    let threaded = || nodes.iter().filter(|n| n.node_type == NodeType::Threaded);
+    let creates = nodes
+        .iter()
+        .filter(|n| n.path != "/")
+        .map(|n| Action::Create { path: n.path.clone() });
+    let types = threaded().map(|n| Action::SetType {
+        path: n.path.clone(),
+        value: "threaded".into(),
+    });
+    let procs = nodes.iter().flat_map(|n| {
+        n.processes.iter().map(|&pid| Action::MoveProcess {
+            pid,
             path: n.path.clone(),
-            value: "threaded".into(),
-        });
-    }
-    for n in &p.nodes {
-        for &pid in &n.processes {
-            a.push(Action::MoveProcess {
-                pid,
-                path: n.path.clone(),
-            });
-        }
-    }
-    // Threads: their process lives at the threaded domain above them.
-    for n in p.nodes.iter().filter(|n| n.node_type == NodeType::Threaded) {
-        for t in &n.threads {
-            a.push(Action::MoveThread {
-                tid: t.tid,
-                pid: t.pid,
-                path: n.path.clone(),
-            });
-        }
-    }
-    for n in p.nodes.iter().filter(|n| !n.subtree_control.is_empty()) {
-        a.push(Action::EnableControllers {
+        })
+    });
+    let threads = threaded().flat_map(|n| {
+        n.threads.iter().map(|t| Action::MoveThread {
+            tid: t.tid,
+            pid: t.pid,
+            path: n.path.clone(),
+        })
+    });
+    creates.chain(types).chain(procs).chain(threads).collect()
+}
+
+/// Enable controllers top-down (nodes are sorted by path), write every
+/// value (one write per line of a keyed file; `cpu.max.burst` after
+/// `cpu.max`, which the kernel may need first), then chown delegated nodes.
+fn value_actions(nodes: &[PlanNode]) -> Vec<Action> {
+    let mut a: Vec<Action> = nodes
+        .iter()
+        .filter(|n| !n.subtree_control.is_empty())
+        .map(|n| Action::EnableControllers {
             path: n.path.clone(),
             controllers: n.subtree_control.clone(),
-        });
-    }
-    for n in &p.nodes {
+        })
+        .collect();
+    for n in nodes {
         let mut s: Vec<&Setting> = n.settings.iter().collect();
-        // cpu.max.burst after cpu.max (the kernel may refuse a burst above no quota).
-        s.sort_by_key(|s| (s.file == "cpu.max.burst", s.file.clone()));
+        s.sort_by(|x, y| (x.file == "cpu.max.burst", &x.file).cmp(&(y.file == "cpu.max.burst", &y.file)));
         for s in s {
-            for line in s.value.lines() {
-                a.push(Action::Write {
-                    path: n.path.clone(),
-                    file: s.file.clone(),
-                    value: line.to_string(),
-                });
-            }
-        }
-    }
-    for n in &p.nodes {
-        if let Some(o) = n.owner {
-            a.push(Action::Chown {
+            a.extend(s.value.lines().map(|line| Action::Write {
                 path: n.path.clone(),
-                uid: o.uid,
-                gid: o.gid,
-                files: vec![
-                    "cgroup.procs".into(),
-                    "cgroup.threads".into(),
-                    "cgroup.subtree_control".into(),
-                ],
-            });
+                file: s.file.clone(),
+                value: line.to_string(),
+            }));
         }
     }
+    a.extend(nodes.iter().filter_map(|n| {
+        let o = n.owner?;
+        Some(Action::Chown {
+            path: n.path.clone(),
+            uid: o.uid,
+            gid: o.gid,
+            files: vec![
+                "cgroup.procs".into(),
+                "cgroup.threads".into(),
+                "cgroup.subtree_control".into(),
+            ],
+        })
+    }));
     a
 }
 
@@ -531,27 +571,36 @@ impl Plan {
     pub fn only(&self, path: &str, leaf_name: &str) -> Option<Plan> {
         self.node(path)?;
         let mut p = self.clone();
-        let below = |q: &str| q == path || q.starts_with(&format!("{}/", path.trim_end_matches('/')));
-        p.nodes.retain(|n| below(&n.path) || below_rev(path, &n.path));
-        for n in &mut p.nodes {
-            if !below(&n.path) {
-                n.settings.clear();
-                n.processes.clear();
-                n.threads.clear();
-                n.owner = None;
-            }
-        }
-        // Threads follow their process: drop those whose process left.
-        let placed: BTreeSet<u32> = p.nodes.iter().flat_map(|n| n.processes.iter().copied()).collect();
-        for n in &mut p.nodes {
-            n.threads.retain(|t| placed.contains(&t.pid));
-        }
+        p.nodes = subtree_with_ancestors(std::mem::take(&mut p.nodes), path);
+        drop_orphan_threads(&mut p.nodes);
         finish(&mut p, None, leaf_name);
         Some(p)
     }
 }
 
-/// Whether `anc` is an ancestor of `path`.
-fn below_rev(path: &str, anc: &str) -> bool {
-    anc == "/" || path.starts_with(&format!("{}/", anc.trim_end_matches('/')))
+/// The nodes at and below `path`, and its ancestors emptied (no settings,
+/// processes, threads or owner: they only enable controllers down to it).
+fn subtree_with_ancestors(mut nodes: Vec<PlanNode>, path: &str) -> Vec<PlanNode> {
+    nodes.retain(|n| is_within(&n.path, path) || is_within(path, &n.path));
+    for n in nodes.iter_mut().filter(|n| !is_within(&n.path, path)) {
+        n.settings.clear();
+        n.processes.clear();
+        n.threads.clear();
+        n.owner = None;
+    }
+    nodes
+}
+
+/// Threads follow their process: drop those whose process is not placed.
+fn drop_orphan_threads(nodes: &mut [PlanNode]) {
+    let placed: BTreeSet<u32> = nodes.iter().flat_map(|n| n.processes.iter().copied()).collect();
+    for n in nodes {
+        n.threads.retain(|t| placed.contains(&t.pid));
+    }
+}
+
+/// Whether `path` is `anc` or below it (`/a/b` is within `/a` and `/`,
+/// `/ab` is not within `/a`).
+fn is_within(path: &str, anc: &str) -> bool {
+    path == anc || anc == "/" || path.strip_prefix(anc).is_some_and(|r| r.starts_with('/'))
 }

@@ -31,38 +31,6 @@ fn collides_with_interface_file(name: &str) -> bool {
 
 /// The v2 path of every merged node (index = merged node id).
 pub fn name_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> Vec<String> {
-    let snap = prep.snap;
-    // Paths, parents first. A node keeps its origin's v1 path below its
-    // parent's origin in the same hierarchy (so `machine.slice/vm.scope`
-    // stays two levels even when machine.slice itself carried nothing), unless
-    // the intermediate name is taken by a real sibling. Names are unique among
-    // siblings and never look like interface files.
-    let rel_name = |k: usize, parent: usize| -> Vec<String> {
-        let Some(&(hid, cg)) = m.nodes[k].origins.first() else {
-            return vec![m.nodes[k].name.clone()];
-        };
-        let path = &snap.cgroup(cg).path;
-        let parent_origin = m.nodes[parent]
-            .origins
-            .iter()
-            .find(|(h, _)| *h == hid)
-            .map(|(_, c)| &snap.cgroup(*c).path);
-        let rel = match parent_origin {
-            Some(pp) if pp == "/" => path.trim_start_matches('/').to_string(),
-            Some(pp) => match path.strip_prefix(&format!("{pp}/")) {
-                Some(r) => r.to_string(),
-                None => m.nodes[k].name.clone(),
-            },
-            // Directly under the root with no ancestor of its own hierarchy
-            // (a container's cgroup seen through a bind mount): full path.
-            None if parent == 0 => path.trim_start_matches('/').to_string(),
-            None => m.nodes[k].name.clone(),
-        };
-        rel.split('/')
-            .filter(|x| !x.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
     let mut paths = vec![String::new(); m.nodes.len()];
     paths[0] = "/".into();
     let mut stack = vec![0usize];
@@ -74,7 +42,10 @@ pub fn name_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> V
         // their cgroups up by path).
         let rels: Vec<Vec<String>> = kids
             .iter()
-            .map(|k| identity_rel(snap, &m.nodes[*k], &paths[n]).unwrap_or_else(|| rel_name(*k, n)))
+            .map(|k| {
+                identity_rel(prep.snap, &m.nodes[*k], &paths[n])
+                    .unwrap_or_else(|| rel_name(prep.snap, m, *k, n))
+            })
             .collect();
         // Names real (single-component) siblings claim.
         let claimed: BTreeSet<&str> = rels
@@ -84,62 +55,130 @@ pub fn name_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> V
             .collect();
         let mut used: BTreeSet<String> = BTreeSet::new();
         for (k, rel) in kids.into_iter().zip(rels.iter()) {
-            let mut parts: Vec<String> = if rel.len() > 1 && !claimed.contains(rel[0].as_str()) {
-                rel.clone()
-            } else {
-                vec![rel.last().cloned().unwrap_or_else(|| "unnamed".into())]
+            let siblings = Siblings {
+                parent: &paths[n],
+                claimed: &claimed,
             };
-            for part in parts.iter_mut() {
-                if collides_with_interface_file(part) {
-                    let new = format!("_{part}");
-                    findings.push(planner_finding(
-                        "plan.renamed",
-                        Severity::Info,
-                        "cgroup renamed: its name collides with v2 interface files",
-                        node_subject(&crate::model::path::join(&paths[n], &new)),
-                        format!("{part} looks like an interface file in v2; the node is named {new}"),
-                        "Update tools that refer to the old name.",
-                    ));
-                    *part = new;
-                }
-            }
-            // A node nested under one of the same name (a hierarchy that moved
-            // some processes of /system.slice and not others) says which
-            // hierarchy it comes from.
-            let parent_name = paths[n].rsplit('/').next().unwrap_or("");
-            let plain = parts.join("/");
-            if parts.len() == 1
-                && parts[0] == parent_name
-                && let Some(&(hid, _)) = m.nodes[k].origins.first()
-            {
-                let label = prep.hierarchy(hid).label().replace(',', "+").replace('=', "-");
-                parts[0] = format!("{}@{label}", parts[0]);
-            }
-            let name = parts.join("/");
-            let mut candidate = name.clone();
-            let mut i = 2;
-            while !used.insert(candidate.clone()) {
-                candidate = format!("{name}-{i}");
-                i += 1;
-            }
-            paths[k] = crate::model::path::join(&paths[n], &candidate);
-            let wanted = identity_rel(snap, &m.nodes[k], &paths[n])
-                .map(|r| crate::model::path::join(&paths[n], &r.join("/")))
-                .unwrap_or_else(|| crate::model::path::join(&paths[n], &plain));
-            if wanted != paths[k] {
-                findings.push(forced_rename(prep, &m.nodes[k], &paths[k], &wanted));
-            }
+            let path = name_child(prep, m, k, rel, siblings, &mut used, findings);
+            paths[k] = path;
             stack.push(k);
         }
     }
-
     paths
+}
+
+/// A node keeps its origin's v1 path below its parent's origin in the same
+/// hierarchy (so `machine.slice/vm.scope` stays two levels even when
+/// machine.slice itself carried nothing); otherwise its name.
+fn rel_name(snap: &Snapshot, m: &Merged, k: usize, parent: usize) -> Vec<String> {
+    let Some(&(hid, cg)) = m.nodes[k].origins.first() else {
+        return vec![m.nodes[k].name.clone()];
+    };
+    let path = &snap.cgroup(cg).path;
+    let parent_origin = m.nodes[parent]
+        .origins
+        .iter()
+        .find(|(h, _)| *h == hid)
+        .map(|(_, c)| &snap.cgroup(*c).path);
+    let rel = match parent_origin {
+        Some(pp) if pp == "/" => path.trim_start_matches('/').to_string(),
+        Some(pp) => match path.strip_prefix(&format!("{pp}/")) {
+            Some(r) => r.to_string(),
+            None => m.nodes[k].name.clone(),
+        },
+        // Directly under the root with no ancestor of its own hierarchy
+        // (a container's cgroup seen through a bind mount): full path.
+        None if parent == 0 => path.trim_start_matches('/').to_string(),
+        None => m.nodes[k].name.clone(),
+    };
+    rel.split('/')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The parent a node is named under: its v2 path, and the names its real
+/// (single-component) children claim.
+#[derive(Clone, Copy)]
+struct Siblings<'a> {
+    parent: &'a str,
+    claimed: &'a BTreeSet<&'a str>,
+}
+
+/// The v2 path of one child: its wanted relative path (kept whole unless a
+/// real sibling claims its first component), no interface-file names, a
+/// hierarchy label when nested under a node of the same name, unique among
+/// its siblings; a `plan.renamed` finding when v2 forces another path.
+fn name_child(
+    prep: &Prepared,
+    m: &Merged,
+    k: usize,
+    rel: &[String],
+    sib: Siblings,
+    used: &mut BTreeSet<String>,
+    findings: &mut Vec<Finding>,
+) -> String {
+    let mut parts: Vec<String> = if rel.len() > 1 && !sib.claimed.contains(rel[0].as_str()) {
+        rel.to_vec()
+    } else {
+        vec![rel.last().cloned().unwrap_or_else(|| "unnamed".into())]
+    };
+    for part in parts.iter_mut() {
+        if let Some(f) = avoid_interface_file(part, sib.parent) {
+            findings.push(f);
+        }
+    }
+    let plain = parts.join("/");
+    // A node nested under one of the same name (a hierarchy that moved
+    // some processes of /system.slice and not others) says which
+    // hierarchy it comes from.
+    let parent_name = sib.parent.rsplit('/').next().unwrap_or("");
+    if parts.len() == 1
+        && parts[0] == parent_name
+        && let Some(&(hid, _)) = m.nodes[k].origins.first()
+    {
+        let label = prep.label(hid).replace(',', "+").replace('=', "-");
+        parts[0] = format!("{}@{label}", parts[0]);
+    }
+    let name = parts.join("/");
+    let mut candidate = name.clone();
+    let mut i = 2;
+    while !used.insert(candidate.clone()) {
+        candidate = format!("{name}-{i}");
+        i += 1;
+    }
+    let path = crate::model::path::join(sib.parent, &candidate);
+    let wanted = identity_rel(prep.snap, &m.nodes[k], sib.parent)
+        .map(|r| crate::model::path::join(sib.parent, &r.join("/")))
+        .unwrap_or_else(|| crate::model::path::join(sib.parent, &plain));
+    if wanted != path {
+        findings.push(forced_rename(prep, &m.nodes[k], &path, &wanted));
+    }
+    path
+}
+
+/// Prefix a name that looks like an interface file with `_` (a finding).
+fn avoid_interface_file(part: &mut String, parent: &str) -> Option<Finding> {
+    if !collides_with_interface_file(part) {
+        return None;
+    }
+    let new = format!("_{part}");
+    let f = planner_finding(
+        "plan.renamed",
+        Severity::Info,
+        "cgroup renamed: its name collides with v2 interface files",
+        node_subject(&crate::model::path::join(parent, &new)),
+        format!("{part} looks like an interface file in v2; the node is named {new}"),
+        "Update tools that refer to the old name.",
+    );
+    *part = new;
+    Some(f)
 }
 
 /// A `plan.renamed` finding for a node that can't have its v1 name: cgroups
 /// of one path whose task sets differ, merged, would put a setting, owner or
 /// process where v1 did not have it, so v2 needs two names.
-fn forced_rename(prep: &Prepared, t: &unify::TNode, path: &str, wanted: &str) -> Finding {
+fn forced_rename(prep: &Prepared, t: &unify::MergedNode, path: &str, wanted: &str) -> Finding {
     let from: Vec<String> = t
         .origins
         .iter()
@@ -165,7 +204,7 @@ fn forced_rename(prep: &Prepared, t: &unify::TNode, path: &str, wanted: &str) ->
 
 /// The components of a node's one v1 path below `parent` (`None` when its
 /// origins disagree on the path, or the path is not below the parent's).
-fn identity_rel(snap: &Snapshot, t: &unify::TNode, parent: &str) -> Option<Vec<String>> {
+fn identity_rel(snap: &Snapshot, t: &unify::MergedNode, parent: &str) -> Option<Vec<String>> {
     let (_, first) = t.origins.first()?;
     let path = &snap.cgroup(*first).path;
     if t.origins.iter().any(|(_, c)| &snap.cgroup(*c).path != path) {

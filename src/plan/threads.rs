@@ -1,7 +1,23 @@
 //! Threads step: threaded subtrees for processes whose threads are split
 //! in threaded controllers; blockers for splits v2 can't express.
+//!
+//! Each v1 cgroup between a split process's threads and their common
+//! ancestor is a candidate threaded node holding a set of threads.
+//! Candidates of different hierarchies at the same relative path merge only
+//! when they hold exactly the same threads under the same parent (libvirt's
+//! cpu and cpuset `vcpuN`); otherwise each keeps its own node. A thread
+//! lives in the deepest candidate of its highest-priority hierarchy, so it
+//! only ever sees settings of v1 cgroups it was in.
+//!
+//! The steps, each a function from typed values to typed values:
+//! [`candidates`] (splits → candidate thread cgroups and each thread's
+//! choice), [`shared_thread_cgroups`] (findings), [`threaded_nodes`]
+//! (candidates → named threaded nodes), [`overruled_places`] (findings),
+//! [`place_threads`] (threads into their nodes).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use petgraph::graph::NodeIndex;
 
 use super::model::*;
 use super::nodes::origin_of;
@@ -10,297 +26,450 @@ use super::unify::{self, Merged, Prepared};
 use super::{node_subject, planner_finding};
 use crate::audit::{Finding, Subject};
 use crate::model::Snapshot;
-use crate::rules::Severity;
+use crate::rules::{PlanPolicy, Severity};
 
 /// Add threaded nodes below the homes of split processes (and make those
 /// homes `domain threaded`).
 pub fn threaded_subtrees(
     prep: &Prepared,
     m: &Merged,
-    policy: &crate::rules::PlanPolicy,
+    policy: &PlanPolicy,
     paths: &[String],
     nodes: &mut Vec<PlanNode>,
     findings: &mut Vec<Finding>,
 ) {
-    let snap = prep.snap;
-    // Threaded subtrees. Each v1 cgroup between a split process's threads
-    // and their common ancestor is a candidate threaded node holding a set of
-    // threads. Candidates of different hierarchies at the same relative path
-    // merge only when they hold exactly the same threads (libvirt's cpu and
-    // cpuset vcpuN); otherwise each keeps its own node. A thread lives in the
-    // deepest candidate of its highest-priority hierarchy, so it only ever
-    // sees settings of v1 cgroups it was in.
-    let mut domain_paths: BTreeSet<String> = BTreeSet::new();
+    let cands = candidates(prep, m, policy, paths, findings);
+    for &home in &cands.threaded_domains {
+        nodes[home].node_type = NodeType::DomainThreaded;
+    }
+    findings.extend(shared_thread_cgroups(prep, &cands));
+    let built = threaded_nodes(prep, &cands, paths, &domain_paths(paths), findings);
+    findings.extend(overruled_places(prep, &cands, &built, paths));
+    nodes.extend(place_threads(&cands, built));
+}
+
+/// A candidate's identity: the v1 cgroup of one hierarchy, below the home
+/// (merged node) of the processes whose threads it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct CandKey {
+    home: usize,
+    hier: u32,
+    cg: NodeIndex,
+}
+
+/// A v1 thread cgroup that may become a threaded node.
+struct Cand {
+    /// Its path relative to the split's common ancestor.
+    rel: String,
+    /// The common ancestor of the latest split that reached it.
+    lca: NodeIndex,
+    /// The threads at or below it.
+    tids: BTreeSet<u32>,
+}
+
+/// Where a thread goes: the hierarchy of highest priority that splits it
+/// decides.
+struct Choice {
+    rank: usize,
+    hier: u32,
+    /// Its deepest candidate; `None` = it stays at its process's home.
+    deepest: Option<CandKey>,
+    pid: u32,
+}
+
+/// A place a lower-priority hierarchy gave a thread, which it loses.
+struct Overruled {
+    tid: u32,
+    key: CandKey,
+    lca: NodeIndex,
+}
+
+/// The candidates of every split process and each thread's choice.
+#[derive(Default)]
+struct Candidates {
+    cands: BTreeMap<CandKey, Cand>,
+    choice: BTreeMap<u32, Choice>,
+    overruled: Vec<Overruled>,
+    /// Merged nodes that become `domain threaded`.
+    threaded_domains: BTreeSet<usize>,
+}
+
+/// Every path of the domain tree, ancestors included: a threaded node must
+/// not take one.
+fn domain_paths(paths: &[String]) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = BTreeSet::new();
     for p in paths {
         let mut cur = Some(p.as_str());
         while let Some(c) = cur {
-            if !domain_paths.insert(c.to_string()) {
+            if !out.insert(c.to_string()) {
                 break;
             }
             cur = crate::model::path::parent(c);
         }
     }
-    // (home node, hierarchy, v1 cgroup)
-    type CandKey = (usize, u32, petgraph::graph::NodeIndex);
-    struct Cand {
-        home: usize,
-        hier: u32,
-        rel: String,
-        cg: petgraph::graph::NodeIndex,
-        tids: BTreeSet<u32>,
-    }
-    let mut cands: BTreeMap<CandKey, Cand> = BTreeMap::new();
+    out
+}
+
+/// Splits, in pid then priority order, turned into candidates; splits v2
+/// can't express become findings instead.
+fn candidates(
+    prep: &Prepared,
+    m: &Merged,
+    policy: &PlanPolicy,
+    paths: &[String],
+    findings: &mut Vec<Finding>,
+) -> Candidates {
+    let mut out = Candidates::default();
     let mut splits: Vec<&unify::ThreadSplit> = prep.splits.iter().collect();
     splits.sort_by_key(|s| (s.pid, policy.rank(prep.hierarchy(s.hierarchy)), s.hierarchy));
-    // Per thread: (rank, hierarchy, deepest candidate key or None = home).
-    let mut choice: BTreeMap<u32, (usize, u32, Option<CandKey>, u32)> = BTreeMap::new();
-    let mut overruled: Vec<(u32, CandKey, petgraph::graph::NodeIndex)> = Vec::new();
-    let mut lca_of: HashMap<CandKey, petgraph::graph::NodeIndex> = HashMap::new();
     for split in splits {
         let home = m.elem_node[split.elem];
-        let base_path = paths[home].clone();
         let h = prep.hierarchy(split.hierarchy);
         if h.controllers.is_empty() {
             // A named hierarchy carries no settings: its thread placement
             // needs no threaded subtree (the named-hierarchy finding covers it).
             continue;
         }
-        if split.domain {
-            let lost: Vec<String> = below_lca(snap, split).into_iter().collect();
-            findings.push(planner_finding(
-                "plan.thread-placement-lost",
-                Severity::Error,
-                "per-thread placement in a domain controller is dropped",
-                Subject::Process { pid: split.pid, comm: comm_of(snap, split.pid) },
-                format!(
-                    "threads of process {} are kept together at {base_path}; their separate cgroups in {} ({}) and the settings on them do not carry over",
-                    split.pid,
-                    h.label(),
-                    lost.join(", ")
-                ),
-                "Move all threads of the process into one cgroup in v1 first, or accept the loss.",
-            ));
+        if let Some(f) = inexpressible(prep, m, split, &paths[home]) {
+            findings.push(f);
             continue;
         }
-        // The root may hold threaded and domain children side by side; any
-        // other threaded domain may not have domain children.
-        if home != 0 && !m.nodes[home].children.is_empty() {
-            let lost = below_lca(snap, split);
-            findings.push(planner_finding(
-                "plan.threaded-needs-leaf-domain",
-                Severity::Error,
-                "a process with split threads sits in a cgroup with domain children",
-                node_subject(&base_path),
-                format!(
-                    "process {} splits its threads in {} ({}), but {base_path} also has child cgroups; v2 can't make it a threaded domain, so its threads stay together and those cgroups' settings don't apply to them",
-                    split.pid,
-                    h.label(),
-                    lost.into_iter().collect::<Vec<_>>().join(", ")
-                ),
-                "Move the process into its own cgroup in v1 (or let it keep all threads together).",
-            ));
-            continue;
-        }
-        let rank = policy.rank(h);
-        let lca_path = snap.cgroup(split.lca).path.clone();
-        for &(tid, cg) in &split.threads {
-            // Candidates along the chain lca -> cg.
-            let mut deepest = None;
-            let mut cur = Some(cg);
-            while let Some(c) = cur {
-                if c == split.lca {
-                    break;
-                }
-                let cpath = snap.cgroup(c).path.clone();
-                let rel = cpath
-                    .strip_prefix(&lca_path)
-                    .unwrap_or(&cpath)
-                    .trim_start_matches('/')
-                    .to_string();
-                let e = cands.entry((home, split.hierarchy, c)).or_insert_with(|| Cand {
-                    home,
-                    hier: split.hierarchy,
-                    rel,
-                    cg: c,
-                    tids: BTreeSet::new(),
-                });
-                e.tids.insert(tid);
-                lca_of.insert((home, split.hierarchy, c), split.lca);
-                deepest.get_or_insert((home, split.hierarchy, c));
-                cur = snap.parent(c);
-            }
-            match choice.get(&tid) {
-                Some((r, hh, _, _)) if (*r, *hh) < (rank, split.hierarchy) => {
-                    if let Some(k) = deepest {
-                        overruled.push((tid, k, split.lca));
-                    }
-                }
-                _ => {
-                    if let Some((_, _, Some(k), _)) = choice.get(&tid) {
-                        overruled.push((tid, *k, lca_of[k]));
-                    }
-                    choice.insert(tid, (rank, split.hierarchy, deepest, split.pid));
-                }
-            }
-        }
+        out.add_split(prep.snap, split, home, policy.rank(h));
         if home != 0 {
-            nodes[home].node_type = NodeType::DomainThreaded;
+            out.threaded_domains.insert(home);
         }
     }
-    // Merge candidates by (home, relative path, thread set); name collisions
-    // between different thread sets get the hierarchy's label.
-    let mut groups: BTreeMap<(usize, String, Vec<u32>), Vec<CandKey>> = BTreeMap::new();
-    for (k, c) in &cands {
+    out
+}
+
+/// The finding for a split v2 cannot express: threads split in a domain
+/// controller, or a process whose cgroup has domain children (only the root
+/// may hold threaded and domain children side by side).
+fn inexpressible(
+    prep: &Prepared,
+    m: &Merged,
+    split: &unify::ThreadSplit,
+    home_path: &str,
+) -> Option<Finding> {
+    let snap = prep.snap;
+    let label = prep.label(split.hierarchy);
+    let lost = || below_lca(snap, split).into_iter().collect::<Vec<_>>().join(", ");
+    if split.domain {
+        return Some(planner_finding(
+            "plan.thread-placement-lost",
+            Severity::Error,
+            "per-thread placement in a domain controller is dropped",
+            Subject::Process {
+                pid: split.pid,
+                comm: comm_of(prep, split),
+            },
+            format!(
+                "threads of process {} are kept together at {home_path}; their separate cgroups in {label} ({}) and the settings on them do not carry over",
+                split.pid,
+                lost()
+            ),
+            "Move all threads of the process into one cgroup in v1 first, or accept the loss.",
+        ));
+    }
+    let home = m.elem_node[split.elem];
+    if home == 0 || m.nodes[home].children.is_empty() {
+        return None;
+    }
+    Some(planner_finding(
+        "plan.threaded-needs-leaf-domain",
+        Severity::Error,
+        "a process with split threads sits in a cgroup with domain children",
+        node_subject(home_path),
+        format!(
+            "process {} splits its threads in {label} ({}), but {home_path} also has child cgroups; v2 can't make it a threaded domain, so its threads stay together and those cgroups' settings don't apply to them",
+            split.pid,
+            lost()
+        ),
+        "Move the process into its own cgroup in v1 (or let it keep all threads together).",
+    ))
+}
+
+impl Candidates {
+    /// Add the cgroups of one split (chains from each thread's cgroup up to
+    /// the common ancestor) and let each thread choose.
+    fn add_split(&mut self, snap: &Snapshot, split: &unify::ThreadSplit, home: usize, rank: usize) {
+        let lca_path = snap.cgroup(split.lca).path.as_str();
+        for &(tid, cg) in &split.threads {
+            let mut deepest = None;
+            let mut cur = Some(cg);
+            while let Some(c) = cur.filter(|c| *c != split.lca) {
+                let key = CandKey {
+                    home,
+                    hier: split.hierarchy,
+                    cg: c,
+                };
+                let cand = self.cands.entry(key).or_insert_with(|| Cand {
+                    rel: relative_to(&snap.cgroup(c).path, lca_path),
+                    lca: split.lca,
+                    tids: BTreeSet::new(),
+                });
+                cand.tids.insert(tid);
+                cand.lca = split.lca;
+                deepest.get_or_insert(key);
+                cur = snap.parent(c);
+            }
+            let choice = Choice {
+                rank,
+                hier: split.hierarchy,
+                deepest,
+                pid: split.pid,
+            };
+            self.choose(tid, choice, split.lca);
+        }
+    }
+
+    /// A thread's place: the first hierarchy by (rank, id) keeps it; the
+    /// other's place is overruled.
+    fn choose(&mut self, tid: u32, new: Choice, lca: NodeIndex) {
+        match self.choice.get(&tid) {
+            Some(old) if (old.rank, old.hier) < (new.rank, new.hier) => {
+                if let Some(key) = new.deepest {
+                    self.overruled.push(Overruled { tid, key, lca });
+                }
+            }
+            old => {
+                if let Some(key) = old.and_then(|o| o.deepest) {
+                    let lca = self.cands[&key].lca;
+                    self.overruled.push(Overruled { tid, key, lca });
+                }
+                self.choice.insert(tid, new);
+            }
+        }
+    }
+}
+
+/// `path` relative to `anc`, without a leading `/` (`vcpu0/emulator`).
+fn relative_to(path: &str, anc: &str) -> String {
+    path.strip_prefix(anc)
+        .unwrap_or(path)
+        .trim_start_matches('/')
+        .to_string()
+}
+
+/// A v1 thread cgroup that holds threads of processes with different homes
+/// becomes one threaded node per home: its limit is no longer shared.
+fn shared_thread_cgroups(prep: &Prepared, cands: &Candidates) -> Vec<Finding> {
+    let mut homes_of: BTreeMap<(u32, NodeIndex), BTreeSet<usize>> = BTreeMap::new();
+    for k in cands.cands.keys() {
+        homes_of.entry((k.hier, k.cg)).or_default().insert(k.home);
+    }
+    homes_of
+        .into_iter()
+        .filter(|(_, homes)| homes.len() > 1)
+        .map(|((hier, cg), homes)| {
+            let (label, path) = (prep.label(hier), prep.snap.cgroup(cg).path.clone());
+            planner_finding(
+                "plan.thread-cgroup-split",
+                Severity::Warning,
+                "a v1 thread cgroup holds threads of processes placed apart in v2",
+                Subject::Cgroup { hierarchy: hier, label: label.clone(), path: path.clone() },
+                format!(
+                    "{label}:{path} holds threads of processes that land under {} different v2 cgroups; it becomes one threaded node under each, so its settings apply to each group separately",
+                    homes.len()
+                ),
+                "Keep threads that must share a limit in processes that share a cgroup.",
+            )
+        })
+        .collect()
+}
+
+/// The threaded nodes, by path, and the node each candidate went to.
+struct ThreadedNodes {
+    nodes: BTreeMap<String, PlanNode>,
+    path_of: HashMap<CandKey, String>,
+}
+
+/// Candidates merged into threaded nodes: by (home, relative path, thread
+/// set), parents before children, and only when their parents are one node
+/// too. Name collisions with domain nodes or other threaded nodes get the
+/// hierarchy's label.
+fn threaded_nodes(
+    prep: &Prepared,
+    cands: &Candidates,
+    paths: &[String],
+    domain: &BTreeSet<String>,
+    findings: &mut Vec<Finding>,
+) -> ThreadedNodes {
+    let mut groups: BTreeMap<(usize, &str, Vec<u32>), Vec<CandKey>> = BTreeMap::new();
+    for (k, c) in &cands.cands {
         groups
-            .entry((c.home, c.rel.clone(), c.tids.iter().copied().collect()))
+            .entry((k.home, c.rel.as_str(), c.tids.iter().copied().collect()))
             .or_default()
             .push(*k);
     }
-    let mut key_path: HashMap<CandKey, String> = HashMap::new();
-    // A v1 thread cgroup that holds threads of processes with different homes
-    // becomes one threaded node per home: its limit is no longer shared.
-    let mut homes_of: BTreeMap<(u32, petgraph::graph::NodeIndex), BTreeSet<usize>> = BTreeMap::new();
-    for (home, hier, cg) in cands.keys() {
-        homes_of.entry((*hier, *cg)).or_default().insert(*home);
-    }
-    for ((hier, cg), homes) in homes_of.iter().filter(|(_, h)| h.len() > 1) {
-        let c = snap.cgroup(*cg);
-        findings.push(planner_finding(
-            "plan.thread-cgroup-split",
-            Severity::Warning,
-            "a v1 thread cgroup holds threads of processes placed apart in v2",
-            Subject::Cgroup { hierarchy: *hier, label: prep.hierarchy(*hier).label(), path: c.path.clone() },
-            format!(
-                "{}:{} holds threads of processes that land under {} different v2 cgroups; it becomes one threaded node under each, so its settings apply to each group separately",
-                prep.hierarchy(*hier).label(),
-                c.path,
-                homes.len()
-            ),
-            "Keep threads that must share a limit in processes that share a cgroup.",
-        ));
-    }
-    let mut extra: BTreeMap<String, PlanNode> = BTreeMap::new();
-    // Parents before children: shorter relative paths first.
     let mut ordered: Vec<_> = groups.into_iter().collect();
-    ordered.sort_by_key(|((home, rel, _), _)| (*home, rel.matches('/').count(), rel.clone()));
+    ordered.sort_by_key(|((home, rel, _), _)| (*home, rel.matches('/').count(), *rel));
+    let mut out = ThreadedNodes {
+        nodes: BTreeMap::new(),
+        path_of: HashMap::new(),
+    };
     for ((home, rel, _), group) in ordered {
-        // Candidates merge only if their parents are one node too.
-        let mut by_parent: BTreeMap<String, Vec<CandKey>> = BTreeMap::new();
-        for k in group {
-            let c = &cands[&k];
-            let pp = snap
-                .parent(c.cg)
-                .and_then(|p| key_path.get(&(home, c.hier, p)).cloned())
-                .unwrap_or_else(|| paths[home].clone());
-            by_parent.entry(pp).or_default().push(k);
-        }
-        for (parent_path, keys) in by_parent {
-            let first = &cands[&keys[0]];
-            let name_part = rel.rsplit('/').next().unwrap_or(&rel).to_string();
-            let mut path = crate::model::path::join(&parent_path, &name_part);
-            if domain_paths.contains(&path) || extra.contains_key(&path) {
-                let label = prep
-                    .hierarchy(first.hier)
-                    .label()
-                    .replace(',', "+")
-                    .replace('=', "-");
-                let mut i = 1;
-                loop {
-                    let suffix = if i == 1 { String::new() } else { format!("-{i}") };
-                    path = crate::model::path::join(&parent_path, &format!("{name_part}@{label}{suffix}"));
-                    if !domain_paths.contains(&path) && !extra.contains_key(&path) {
-                        break;
-                    }
-                    i += 1;
-                }
-                findings.push(planner_finding(
-                    "plan.renamed",
-                    Severity::Info,
-                    "threaded cgroup renamed: a domain cgroup has its name",
-                    node_subject(&path),
-                    format!(
-                        "the thread cgroup {}:{} would be {}, which is a domain cgroup in v2; the threaded node is {path}",
-                        prep.hierarchy(first.hier).label(),
-                        snap.cgroup(first.cg).path,
-                        crate::model::path::join(&parent_path, &name_part)
-                    ),
-                    "Update tools that place threads by path.",
-                ));
+        for (parent_path, keys) in by_parent(prep.snap, &out.path_of, &paths[home], group) {
+            let name = rel.rsplit('/').next().unwrap_or(rel);
+            let first = keys[0];
+            let path = threaded_path(prep, first, &parent_path, name, domain, &out.nodes, findings);
+            let node = threaded_node(prep, &keys, &path, findings);
+            for k in keys {
+                out.path_of.insert(k, path.clone());
             }
-            let mut node = PlanNode::new(path.clone(), NodeType::Threaded, None);
-            for k in &keys {
-                let c = &cands[k];
-                node.origins.push(origin_of(prep, c.hier, c.cg));
-                for st in settings_of(prep, c.hier, c.cg, false) {
-                    match st.controller() {
-                        Some(ctl) if is_threaded_controller(ctl) => node.settings.push(st),
-                        _ => findings.push(planner_finding(
-                            "plan.threaded-setting-lost",
-                            Severity::Error,
-                            "a domain setting on a thread cgroup has no place in a threaded subtree",
-                            node_subject(&path),
-                            format!(
-                                "{}={} (from {}:{}) can't apply to threads",
-                                st.file, st.value, st.origin.label, st.origin.path
-                            ),
-                            "Only cpu, cpuset, pids and perf_event act inside threaded subtrees.",
-                        )),
-                    }
-                }
-                key_path.insert(*k, path.clone());
-            }
-            extra.insert(path, node);
+            out.nodes.insert(path, node);
         }
     }
-    // A thread placed by a higher-priority hierarchy loses the places another
-    // hierarchy gave it, unless they ended up on its path anyway (merged).
-    for (tid, key, lca) in overruled {
-        let chosen = match choice.get(&tid) {
-            Some((_, _, Some(k), _)) => key_path.get(k).cloned(),
-            Some((_, _, None, _)) => Some(paths[key.0].clone()),
-            None => None,
-        };
-        let lower = key_path.get(&key).cloned();
-        if let (Some(c), Some(l)) = (&chosen, &lower)
-            && (c == l || c.starts_with(&format!("{l}/")))
+    out
+}
+
+/// Candidates of one group, by the path of their parent's threaded node
+/// (the home's path for a top candidate).
+fn by_parent(
+    snap: &Snapshot,
+    path_of: &HashMap<CandKey, String>,
+    home_path: &str,
+    group: Vec<CandKey>,
+) -> BTreeMap<String, Vec<CandKey>> {
+    let mut out: BTreeMap<String, Vec<CandKey>> = BTreeMap::new();
+    for k in group {
+        let parent = snap
+            .parent(k.cg)
+            .and_then(|p| path_of.get(&CandKey { cg: p, ..k }).cloned())
+            .unwrap_or_else(|| home_path.to_string());
+        out.entry(parent).or_default().push(k);
+    }
+    out
+}
+
+/// The path of a threaded node: `parent/name`, or `name@label[-N]` with a
+/// `plan.renamed` finding when a domain or threaded node has that path.
+fn threaded_path(
+    prep: &Prepared,
+    first: CandKey,
+    parent: &str,
+    name: &str,
+    domain: &BTreeSet<String>,
+    taken: &BTreeMap<String, PlanNode>,
+    findings: &mut Vec<Finding>,
+) -> String {
+    let wanted = crate::model::path::join(parent, name);
+    let free = |p: &str| !domain.contains(p) && !taken.contains_key(p);
+    if free(&wanted) {
+        return wanted;
+    }
+    let label = prep.label(first.hier).replace(',', "+").replace('=', "-");
+    let path = (1..)
+        .map(|i| {
+            let suffix = if i == 1 { String::new() } else { format!("-{i}") };
+            crate::model::path::join(parent, &format!("{name}@{label}{suffix}"))
+        })
+        .find(|p| free(p))
+        .expect("an unbounded suffix search ends");
+    findings.push(planner_finding(
+        "plan.renamed",
+        Severity::Info,
+        "threaded cgroup renamed: a domain cgroup has its name",
+        node_subject(&path),
+        format!(
+            "the thread cgroup {}:{} would be {wanted}, which is a domain cgroup in v2; the threaded node is {path}",
+            prep.label(first.hier),
+            prep.snap.cgroup(first.cg).path,
+        ),
+        "Update tools that place threads by path.",
+    ));
+    path
+}
+
+/// A threaded node from its candidates: their origins and their threaded
+/// settings; a domain setting on a thread cgroup is lost (a finding).
+fn threaded_node(prep: &Prepared, keys: &[CandKey], path: &str, findings: &mut Vec<Finding>) -> PlanNode {
+    let mut node = PlanNode::new(path.to_string(), NodeType::Threaded, None);
+    for k in keys {
+        node.origins.push(origin_of(prep, k.hier, k.cg));
+        for st in settings_of(prep, k.hier, k.cg, false) {
+            match st.controller() {
+                Some(ctl) if is_threaded_controller(ctl) => node.settings.push(st),
+                _ => findings.push(planner_finding(
+                    "plan.threaded-setting-lost",
+                    Severity::Error,
+                    "a domain setting on a thread cgroup has no place in a threaded subtree",
+                    node_subject(path),
+                    format!(
+                        "{}={} (from {}:{}) can't apply to threads",
+                        st.file, st.value, st.origin.label, st.origin.path
+                    ),
+                    "Only cpu, cpuset, pids and perf_event act inside threaded subtrees.",
+                )),
+            }
+        }
+    }
+    node
+}
+
+/// A thread placed by a higher-priority hierarchy loses the places another
+/// hierarchy gave it, unless they ended up on its path anyway (merged).
+fn overruled_places(
+    prep: &Prepared,
+    cands: &Candidates,
+    built: &ThreadedNodes,
+    paths: &[String],
+) -> Vec<Finding> {
+    let snap = prep.snap;
+    let mut out = Vec::new();
+    for o in &cands.overruled {
+        let chosen = cands.choice.get(&o.tid).and_then(|c| match c.deepest {
+            Some(k) => built.path_of.get(&k).cloned(),
+            None => Some(paths[o.key.home].clone()),
+        });
+        let lower = built.path_of.get(&o.key);
+        if let (Some(c), Some(l)) = (&chosen, lower)
+            && super::is_within(c, l)
         {
             continue;
         }
-        let (_, hid, cg) = key;
         let mut lost = Vec::new();
-        let mut cur = Some(cg);
-        while let Some(c) = cur {
-            if c == lca {
-                break;
-            }
+        let mut cur = Some(o.key.cg);
+        while let Some(c) = cur.filter(|c| *c != o.lca) {
             lost.push(snap.cgroup(c).path.clone());
             cur = snap.parent(c);
         }
-        findings.push(planner_finding(
+        out.push(planner_finding(
             "plan.thread-conflict",
             Severity::Warning,
             "a thread is placed differently by two threaded hierarchies",
             node_subject(chosen.as_deref().unwrap_or("/")),
             format!(
-                "thread {tid} follows a higher-priority hierarchy; its place in {} ({}) is ignored for it, with those cgroups' settings",
-                prep.hierarchy(hid).label(),
+                "thread {} follows a higher-priority hierarchy; its place in {} ({}) is ignored for it, with those cgroups' settings",
+                o.tid,
+                prep.label(o.key.hier),
                 lost.join(", ")
             ),
             "Place the thread at the same relative path in every threaded hierarchy.",
         ));
     }
-    for (tid, (_, _, deepest, pid)) in &choice {
-        if let Some(k) = deepest
-            && let Some(path) = key_path.get(k)
-            && let Some(n) = extra.get_mut(path)
+    out
+}
+
+/// Each thread into the node of its deepest chosen candidate; the nodes,
+/// ordered by path, with their threads sorted.
+fn place_threads(cands: &Candidates, built: ThreadedNodes) -> impl Iterator<Item = PlanNode> {
+    let ThreadedNodes { mut nodes, path_of } = built;
+    for (tid, c) in &cands.choice {
+        if let Some(k) = c.deepest
+            && let Some(path) = path_of.get(&k)
+            && let Some(n) = nodes.get_mut(path)
         {
-            n.threads.push(ThreadPlace { tid: *tid, pid: *pid });
+            n.threads.push(ThreadPlace {
+                tid: *tid,
+                pid: c.pid,
+            });
         }
     }
-    for n in extra.values_mut() {
+    nodes.into_values().map(|mut n| {
         n.threads.sort_unstable();
-    }
-    nodes.extend(extra.into_values());
+        n
+    })
 }
 
 /// The cgroups between a split process's threads and their common ancestor
@@ -310,10 +479,7 @@ fn below_lca(snap: &Snapshot, split: &unify::ThreadSplit) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for &(_, cg) in &split.threads {
         let mut cur = Some(cg);
-        while let Some(c) = cur {
-            if c == split.lca {
-                break;
-            }
+        while let Some(c) = cur.filter(|c| *c != split.lca) {
             out.insert(snap.cgroup(c).path.clone());
             cur = snap.parent(c);
         }
@@ -321,10 +487,13 @@ fn below_lca(snap: &Snapshot, split: &unify::ThreadSplit) -> BTreeSet<String> {
     out
 }
 
-fn comm_of(snap: &Snapshot, pid: u32) -> String {
-    snap.processes()
-        .into_iter()
-        .find(|(_, p)| p.pid == pid)
-        .map(|(_, p)| p.comm.clone())
-        .unwrap_or_default()
+/// The `comm` of a split's process (its element names the graph node).
+fn comm_of(prep: &Prepared, split: &unify::ThreadSplit) -> String {
+    match &prep.elems[split.elem] {
+        unify::Elem::Process(pi, _) => match &prep.snap.graph[*pi] {
+            crate::model::Node::Process(p) => p.comm.clone(),
+            _ => String::new(),
+        },
+        unify::Elem::Phantom(_) => String::new(),
+    }
 }

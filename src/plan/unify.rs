@@ -132,164 +132,227 @@ fn lca_cg(snap: &Snapshot, depth: &IdMap<NodeIndex, usize>, mut a: NodeIndex, mu
     a
 }
 
-impl<'a> Prepared<'a> {
-    /// Compute elements, placements, sets and significance.
-    pub fn new(snap: &'a Snapshot, rules: &RuleSet, eval: &'a crate::audit::Evaluation) -> Prepared<'a> {
-        let hierarchies: Vec<(NodeIndex, &Hierarchy)> = snap
-            .hierarchies()
-            .into_iter()
-            .filter(|(hi, _)| snap.root_cgroup(*hi).is_some())
-            .collect();
-        let mut roots = BTreeMap::new();
-        let mut depth: IdMap<NodeIndex, usize> = IdMap::default();
-        let mut order: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new(); // top-down per hierarchy
-        for (hi, h) in &hierarchies {
+/// The scanned trees: each hierarchy's root and its cgroups top-down, with
+/// their depth.
+struct Layout {
+    roots: BTreeMap<u32, NodeIndex>,
+    depth: IdMap<NodeIndex, usize>,
+    /// Per hierarchy id: its cgroups, breadth-first (children by path).
+    top_down: BTreeMap<u32, Vec<NodeIndex>>,
+}
+
+impl Layout {
+    fn walk(snap: &Snapshot, hierarchies: &[(NodeIndex, &Hierarchy)]) -> Layout {
+        let mut out = Layout {
+            roots: BTreeMap::new(),
+            depth: IdMap::default(),
+            top_down: BTreeMap::new(),
+        };
+        for (hi, h) in hierarchies {
             let Some(root) = snap.root_cgroup(*hi) else {
                 continue;
             };
-            roots.insert(h.id, root);
+            out.roots.insert(h.id, root);
+            let list = out.top_down.entry(h.id).or_default();
             let mut queue = std::collections::VecDeque::from([(root, 0usize)]);
-            let list = order.entry(h.id).or_default();
             while let Some((c, d)) = queue.pop_front() {
-                depth.insert(c, d);
+                out.depth.insert(c, d);
                 list.push(c);
-                for k in snap.children(c) {
-                    queue.push_back((k, d + 1));
-                }
+                queue.extend(snap.children(c).into_iter().map(|k| (k, d + 1)));
             }
         }
+        out
+    }
+}
 
-        // Elements: processes, placed per hierarchy at the LCA of their threads.
-        let mut elems: Vec<Elem> = Vec::new();
-        let mut own: IdMap<NodeIndex, Vec<u32>> = IdMap::default();
-        let mut splits = Vec::new();
-        let mut has_threads: IdMap<NodeIndex, bool> = IdMap::default();
+/// Where the processes are: one element each, the cgroup it sits in per
+/// hierarchy (the common ancestor of its threads' cgroups), and its splits.
+struct Placement {
+    elems: Vec<Elem>,
+    /// Per cgroup: the elements placed directly in it.
+    own: IdMap<NodeIndex, Vec<u32>>,
+    splits: Vec<ThreadSplit>,
+    /// Per graph node: whether it is a cgroup with a thread as a member
+    /// (a flat table: it is set once per membership, a million times on a
+    /// big host).
+    has_threads: Vec<bool>,
+}
+
+impl Placement {
+    fn of(snap: &Snapshot, hierarchies: &[(NodeIndex, &Hierarchy)], layout: &Layout) -> Placement {
+        let mut out = Placement {
+            elems: Vec::new(),
+            own: IdMap::default(),
+            splits: Vec::new(),
+            has_threads: vec![false; snap.graph.node_count()],
+        };
+        let domain: BTreeMap<u32, bool> = hierarchies
+            .iter()
+            .map(|(_, h)| (h.id, crate::audit::has_domain_controller(h)))
+            .collect();
         for (pi, p) in snap.processes() {
-            let e = elems.len() as u32;
-            elems.push(Elem::Process(pi, p.pid));
-            let threads = snap.threads(pi);
+            let e = out.elems.len() as u32;
+            out.elems.push(Elem::Process(pi, p.pid));
             let mut per_h: BTreeMap<u32, Vec<(u32, NodeIndex)>> = BTreeMap::new();
-            for (ti, t) in &threads {
-                for cg in snap.memberships(*ti) {
-                    has_threads.insert(cg, true);
+            for (ti, t) in snap.threads(pi) {
+                for cg in snap.memberships(ti) {
+                    out.has_threads[cg.index()] = true;
                     per_h
                         .entry(snap.cgroup(cg).hierarchy)
                         .or_default()
                         .push((t.tid, cg));
                 }
             }
-            for (hid, root) in &roots {
-                let place = match per_h.get(hid) {
+            for (hid, root) in &layout.roots {
+                let place = match per_h.remove(hid) {
                     None => *root,
-                    Some(list) => {
-                        let mut l = list[0].1;
-                        for (_, cg) in &list[1..] {
-                            l = lca_cg(snap, &depth, l, *cg);
-                        }
-                        if list.iter().any(|(_, cg)| *cg != l) {
-                            let h = hierarchies.iter().find(|(_, h)| h.id == *hid).map(|(_, h)| *h);
-                            splits.push(ThreadSplit {
+                    Some(threads) => {
+                        let l = threads
+                            .iter()
+                            .skip(1)
+                            .fold(threads[0].1, |l, (_, cg)| lca_cg(snap, &layout.depth, l, *cg));
+                        if threads.iter().any(|(_, cg)| *cg != l) {
+                            let domain = domain.get(hid).copied().unwrap_or(false);
+                            out.splits.push(ThreadSplit {
                                 elem: e as usize,
                                 pid: p.pid,
                                 hierarchy: *hid,
-                                domain: h.is_some_and(crate::audit::has_domain_controller),
+                                domain,
                                 lca: l,
-                                threads: list.clone(),
+                                threads,
                             });
                         }
                         l
                     }
                 };
-                own.entry(place).or_default().push(e);
+                out.own.entry(place).or_default().push(e);
             }
         }
+        out
+    }
+}
 
-        let outcomes = &eval.outcomes;
-        // Sets bottom-up, with phantoms for empty leaves (shared by path).
-        let mut phantom_ids: HashMap<String, u32> = HashMap::new();
-        let mut sets: IdMap<NodeIndex, Vec<u32>> = IdMap::default();
-        let mut subtree_threads: IdMap<NodeIndex, bool> = IdMap::default();
-        let mut significant: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
-        let keep = &rules.policy().keep;
-        for (hid, list) in &order {
-            let root = roots[hid];
-            let root_path = snap.cgroup(root).path.clone();
-            for &c in list.iter().rev() {
-                // Children in any order: the set is sorted below.
-                let mut set: Vec<u32> = own.get(&c).cloned().unwrap_or_default();
-                let mut threads_below = has_threads.get(&c).copied().unwrap_or(false);
-                let mut leaf = true;
-                for k in child_cgroups(snap, c) {
-                    leaf = false;
-                    set.extend_from_slice(&sets[&k]);
-                    threads_below |= subtree_threads[&k];
-                }
-                subtree_threads.insert(c, threads_below);
-                if leaf && !threads_below && c != root {
-                    let rel = relative(&snap.cgroup(c).path, &root_path);
-                    let next = elems.len() as u32;
-                    let id = *phantom_ids.entry(rel.clone()).or_insert_with(|| next);
-                    if id == next {
-                        elems.push(Elem::Phantom(rel.clone()));
-                    }
-                    set.push(id);
-                }
-                set.sort_unstable();
-                set.dedup();
-                sets.insert(c, set);
+/// Per cgroup, the sorted set of elements in its subtree, bottom-up; every
+/// empty leaf adds a phantom element, shared by all hierarchies that have
+/// its relative path.
+fn element_sets(snap: &Snapshot, layout: &Layout, placed: &mut Placement) -> IdMap<NodeIndex, Vec<u32>> {
+    let mut phantom_ids: HashMap<String, u32> = HashMap::new();
+    let mut sets: IdMap<NodeIndex, Vec<u32>> = IdMap::default();
+    let mut subtree_threads: IdMap<NodeIndex, bool> = IdMap::default();
+    for (hid, list) in &layout.top_down {
+        let root = layout.roots[hid];
+        let root_path = snap.cgroup(root).path.as_str();
+        for &c in list.iter().rev() {
+            // Children in any order: the set is sorted below.
+            let mut set: Vec<u32> = placed.own.get(&c).cloned().unwrap_or_default();
+            let mut threads_below = placed.has_threads[c.index()];
+            let mut leaf = true;
+            for k in child_cgroups(snap, c) {
+                leaf = false;
+                set.extend_from_slice(&sets[&k]);
+                threads_below |= subtree_threads[&k];
             }
-            // Significance, top-down.
-            let sig = significant.entry(*hid).or_default();
-            // A scanned root that is not the hierarchy's root (a container's
-            // bind mount) is an ordinary cgroup: it keeps its settings.
-            let true_root = root_path == "/";
-            for &c in list {
-                if (c == root && true_root) || sets[&c].is_empty() {
-                    continue;
+            subtree_threads.insert(c, threads_below);
+            if leaf && !threads_below && c != root {
+                let rel = relative(&snap.cgroup(c).path, root_path);
+                let next = placed.elems.len() as u32;
+                let id = *phantom_ids.entry(rel.clone()).or_insert(next);
+                if id == next {
+                    placed.elems.push(Elem::Phantom(rel));
                 }
-                let cg = snap.cgroup(c);
-                let has_settings = outcomes
-                    .get(&c)
-                    .is_some_and(|o| !o.conversions.is_empty() || !o.findings.is_empty());
-                let v2_settings = hierarchies
-                    .iter()
-                    .any(|(_, h)| h.id == *hid && h.version == crate::model::Version::V2)
-                    && cg
-                        .settings
-                        .iter()
-                        .any(|(k, v)| !crate::model::files::is_v2_default(k, v));
-                if has_settings
-                    || v2_settings
-                    || own.contains_key(&c)
-                    || cg.owner.delegate_uid().is_some()
-                    || child_cgroups(snap, c).next().is_none()
-                    || (!keep.is_empty() && {
-                        let rel = relative(&cg.path, &root_path);
-                        keep.iter().any(|k| k == &rel || k == &cg.path)
-                    })
-                {
-                    sig.push(c);
-                }
+                set.push(id);
+            }
+            set.sort_unstable();
+            set.dedup();
+            sets.insert(c, set);
+        }
+    }
+    sets
+}
+
+/// Per hierarchy id, its significant cgroups top-down: those with a
+/// non-default setting, processes of their own, a delegated owner, no
+/// children, or named in the policy's `keep`. A scanned root that is not
+/// the hierarchy's root (a container's bind mount) is an ordinary cgroup.
+fn significant_cgroups(
+    prep: &Prepared,
+    layout: &Layout,
+    own: &IdMap<NodeIndex, Vec<u32>>,
+    keep: &[String],
+) -> BTreeMap<u32, Vec<NodeIndex>> {
+    let snap = prep.snap;
+    let mut out: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
+    for (hid, list) in &layout.top_down {
+        let root = layout.roots[hid];
+        let root_path = snap.cgroup(root).path.as_str();
+        let v2 = prep.hierarchy(*hid).version == crate::model::Version::V2;
+        let sig = out.entry(*hid).or_default();
+        for &c in list {
+            if (c == root && root_path == "/") || prep.sets[&c].is_empty() {
+                continue;
+            }
+            let cg = snap.cgroup(c);
+            let kept = || {
+                let rel = relative(&cg.path, root_path);
+                keep.iter().any(|k| *k == rel || *k == cg.path)
+            };
+            let has_settings = prep
+                .outcomes
+                .get(&c)
+                .is_some_and(|o| !o.conversions.is_empty() || !o.findings.is_empty());
+            if has_settings
+                || (v2 && has_v2_setting(cg))
+                || own.contains_key(&c)
+                || cg.owner.delegate_uid().is_some()
+                || child_cgroups(snap, c).next().is_none()
+                || (!keep.is_empty() && kept())
+            {
+                sig.push(c);
             }
         }
+    }
+    out
+}
+
+/// Whether a cgroup of a v2 hierarchy carries a non-default value.
+fn has_v2_setting(cg: &crate::model::Cgroup) -> bool {
+    cg.settings
+        .iter()
+        .any(|(k, v)| !crate::model::files::is_v2_default(k, v))
+}
+
+impl<'a> Prepared<'a> {
+    /// Compute elements, placements, sets and significance, in that order.
+    pub fn new(snap: &'a Snapshot, rules: &RuleSet, eval: &'a crate::audit::Evaluation) -> Prepared<'a> {
+        let hierarchies: Vec<(NodeIndex, &Hierarchy)> = snap
+            .hierarchies()
+            .into_iter()
+            .filter(|(hi, _)| snap.root_cgroup(*hi).is_some())
+            .collect();
+        let layout = Layout::walk(snap, &hierarchies);
+        let mut placed = Placement::of(snap, &hierarchies, &layout);
+        let sets = element_sets(snap, &layout, &mut placed);
         let labels = hierarchies.iter().map(|(_, h)| (h.id, h.label())).collect();
-        Prepared {
+        let mut prep = Prepared {
             snap,
             labels,
             hierarchies,
-            elems,
+            elems: placed.elems,
             sets,
-            significant,
-            outcomes,
-            splits,
-            roots,
-            depth,
+            significant: BTreeMap::new(),
+            outcomes: &eval.outcomes,
+            splits: placed.splits,
+            roots: layout.roots.clone(),
+            depth: IdMap::default(),
             rule_kernel: rules
                 .rules()
                 .iter()
                 .filter_map(|r| r.rule.kernel.clone().map(|k| (r.rule.id.clone(), k)))
                 .collect(),
-        }
+        };
+        prep.significant = significant_cgroups(&prep, &layout, &placed.own, &rules.policy().keep);
+        prep.depth = layout.depth;
+        prep
     }
 
     /// The hierarchy with this id.
@@ -310,7 +373,7 @@ impl<'a> Prepared<'a> {
     }
 
     /// Number of settings (conversions and lost settings) of a cgroup.
-    pub fn weight_of(&self, c: NodeIndex) -> usize {
+    pub fn settings_count(&self, c: NodeIndex) -> usize {
         self.outcomes
             .get(&c)
             .map(|o| o.conversions.len() + o.findings.iter().filter(|f| f.file.is_some()).count())
@@ -332,7 +395,7 @@ pub fn relative(path: &str, root: &str) -> String {
 
 /// A node of the merged tree.
 #[derive(Debug, Clone, Default)]
-pub struct TNode {
+pub struct MergedNode {
     /// Parent node.
     pub parent: Option<usize>,
     /// Children, in insertion order.
@@ -376,7 +439,7 @@ pub struct Crossing {
 #[derive(Debug, Clone)]
 pub struct Merged {
     /// Nodes; 0 is the root.
-    pub nodes: Vec<TNode>,
+    pub nodes: Vec<MergedNode>,
     /// Deepest node of each element.
     pub elem_node: Vec<usize>,
     /// Conflicts.
@@ -419,7 +482,7 @@ impl Merged {
     fn add_node(&mut self, parent: usize, name: String) -> usize {
         let id = self.nodes.len();
         let depth = self.nodes[parent].depth + 1;
-        self.nodes.push(TNode {
+        self.nodes.push(MergedNode {
             parent: Some(parent),
             name,
             depth,
@@ -450,7 +513,7 @@ impl Merged {
 pub fn merge(prep: &Prepared, rules: &RuleSet, order: &[u32]) -> Merged {
     let n_elems = prep.elems.len();
     let mut m = Merged {
-        nodes: vec![TNode {
+        nodes: vec![MergedNode {
             size: n_elems,
             name: "/".into(),
             ..Default::default()
@@ -483,93 +546,135 @@ fn pid_of(prep: &Prepared, e: u32) -> Option<u32> {
 
 fn insert(m: &mut Merged, prep: &Prepared, hid: u32, c: NodeIndex, strategy: Strategy) {
     let set = &prep.sets[&c];
-    // Group elements by their deepest node: far fewer than elements.
-    let mut by_node: IdMap<usize, Vec<u32>> = IdMap::default();
-    for &e in set {
-        by_node.entry(m.elem_node[e as usize]).or_default().push(e);
-    }
-    let first = *by_node.keys().next().expect("non-empty set");
-    let l = by_node.keys().fold(first, |a, b| m.lca(a, *b));
-    // Count elements per child of l (and directly in l).
-    let mut per_child: IdMap<usize, usize> = IdMap::default();
-    let mut direct: Vec<u32> = Vec::new();
-    let mut by_node: Vec<(usize, Vec<u32>)> = by_node.into_iter().collect();
-    by_node.sort_unstable_by_key(|(n, _)| *n);
-    for (n, es) in &by_node {
-        match m.child_toward(*n, l) {
-            Some(ch) => *per_child.entry(ch).or_default() += es.len(),
-            None => direct.extend(es.iter().copied()),
-        }
-    }
-    // Sorted: HashMap order must not leak into plans (they are reproducible).
-    let mut partial: Vec<usize> = per_child
-        .iter()
-        .filter(|(ch, n)| **n < m.nodes[**ch].size)
-        .map(|(ch, _)| *ch)
-        .collect();
-    partial.sort_unstable();
+    let at = Landing::of(m, set);
     let name = prep.snap.cgroup(c).name().to_string();
-    if partial.is_empty() {
-        if set.len() == m.nodes[l].size {
-            equal_set(m, prep, hid, c, l, name, direct);
-            return;
-        }
-        let new = m.add_node(l, name);
-        m.nodes[new].size = set.len();
-        m.nodes[new].origins.push((hid, c));
-        let mut covered: Vec<usize> = per_child.keys().copied().collect();
-        covered.sort_unstable();
-        for k in covered {
-            m.adopt(new, k);
-        }
-        for e in direct {
-            m.elem_node[e as usize] = new;
-        }
+    if !at.partial.is_empty() {
+        let crossing = crossing(m, prep, (hid, c), strategy, &at);
+        m.crossings.push(crossing);
         return;
     }
+    if set.len() == m.nodes[at.lca].size {
+        equal_set(m, prep, hid, c, at.lca, name, at.direct);
+        return;
+    }
+    // A strict subset of the node at the LCA: a new node there, adopting
+    // the children it covers.
+    let new = m.add_node(at.lca, name);
+    m.nodes[new].size = set.len();
+    m.nodes[new].origins.push((hid, c));
+    for k in at.covered {
+        m.adopt(new, k);
+    }
+    for e in at.direct {
+        m.elem_node[e as usize] = new;
+    }
+}
 
-    // Crossing.
+/// Where a set lands in the tree so far: the LCA of its elements' deepest
+/// nodes, the children of the LCA it covers whole or in part, and its
+/// elements directly at the LCA.
+struct Landing {
+    lca: usize,
+    /// Children of the LCA it covers entirely (sorted).
+    covered: Vec<usize>,
+    /// Children of the LCA it covers in part: a crossing (sorted).
+    partial: Vec<usize>,
+    direct: Vec<u32>,
+}
+
+impl Landing {
+    fn of(m: &Merged, set: &[u32]) -> Landing {
+        // Group elements by their deepest node: far fewer than elements.
+        let mut by_node: IdMap<usize, usize> = IdMap::default();
+        for &e in set {
+            *by_node.entry(m.elem_node[e as usize]).or_default() += 1;
+        }
+        let first = *by_node.keys().next().expect("non-empty set");
+        let lca = by_node.keys().fold(first, |a, b| m.lca(a, *b));
+        // Count elements per child of the LCA (and directly in it).
+        let mut per_child: IdMap<usize, usize> = IdMap::default();
+        let mut direct_nodes = false;
+        for (n, count) in &by_node {
+            match m.child_toward(*n, lca) {
+                Some(ch) => *per_child.entry(ch).or_default() += count,
+                None => direct_nodes = true,
+            }
+        }
+        let direct = if direct_nodes {
+            set.iter()
+                .copied()
+                .filter(|e| m.elem_node[*e as usize] == lca)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Sorted: HashMap order must not leak into plans (they are reproducible).
+        let (mut covered, mut partial): (Vec<usize>, Vec<usize>) = per_child
+            .keys()
+            .copied()
+            .partition(|ch| per_child[ch] == m.nodes[*ch].size);
+        covered.sort_unstable();
+        partial.sort_unstable();
+        Landing {
+            lca,
+            covered,
+            partial,
+            direct,
+        }
+    }
+}
+
+/// A set that crosses accepted nodes: the conflict (with up to 10 pids on
+/// each side), and with `split` its settings copied onto the maximal pieces.
+fn crossing(
+    m: &mut Merged,
+    prep: &Prepared,
+    (hid, c): (u32, NodeIndex),
+    strategy: Strategy,
+    at: &Landing,
+) -> Crossing {
+    let set = &prep.sets[&c];
+    let partial = &at.partial;
     let in_set: std::collections::HashSet<u32> = set.iter().copied().collect();
-    let shared: Vec<u32> = set
-        .iter()
-        .filter(|e| partial.iter().any(|p| is_below(m, m.elem_node[**e as usize], *p)))
-        .filter_map(|e| pid_of(prep, *e))
-        .take(10)
-        .collect();
-    let only_rejected: Vec<u32> = set
-        .iter()
-        .filter(|e| !partial.iter().any(|p| is_below(m, m.elem_node[**e as usize], *p)))
-        .filter_map(|e| pid_of(prep, *e))
-        .take(10)
-        .collect();
-    let only_crossed: Vec<u32> = m
-        .elem_node
-        .iter()
-        .enumerate()
-        .filter(|(e, n)| !in_set.contains(&(*e as u32)) && partial.iter().any(|p| is_below(m, **n, *p)))
-        .filter_map(|(e, _)| pid_of(prep, e as u32))
-        .take(10)
-        .collect();
-    let mut crossing = Crossing {
+    let in_partial = |m: &Merged, n: usize| partial.iter().any(|p| is_below(m, n, *p));
+    let pids = |it: &mut dyn Iterator<Item = u32>| -> Vec<u32> {
+        it.filter_map(|e| pid_of(prep, e)).take(10).collect()
+    };
+    let shared = pids(
+        &mut set
+            .iter()
+            .copied()
+            .filter(|e| in_partial(m, m.elem_node[*e as usize])),
+    );
+    let only_rejected = pids(
+        &mut set
+            .iter()
+            .copied()
+            .filter(|e| !in_partial(m, m.elem_node[*e as usize])),
+    );
+    let only_crossed = pids(
+        &mut (0..m.elem_node.len() as u32)
+            .filter(|e| !in_set.contains(e) && in_partial(m, m.elem_node[*e as usize])),
+    );
+    let mut pieces = Vec::new();
+    if strategy == Strategy::Split {
+        let name = prep.snap.cgroup(c).name().to_string();
+        split_pieces(m, at.lca, &in_set, &name, &mut pieces);
+        for &p in &pieces {
+            m.nodes[p].split_from.push((hid, c));
+        }
+    }
+    Crossing {
         hierarchy: hid,
         cgroup: c,
-        partial: partial.clone(),
+        partial: partial.to_vec(),
         shared,
         only_rejected,
         only_crossed,
         strategy,
-        pieces: Vec::new(),
-        settings: prep.weight_of(c),
-    };
-    if strategy == Strategy::Split {
-        let mut pieces = Vec::new();
-        split_pieces(m, l, &in_set, &name, &mut pieces);
-        for &p in &pieces {
-            m.nodes[p].split_from.push((hid, c));
-        }
-        crossing.pieces = pieces;
+        pieces,
+        settings: prep.settings_count(c),
     }
-    m.crossings.push(crossing);
 }
 
 /// Insert a cgroup whose set equals that of node `l` (and of every node in
@@ -589,87 +694,20 @@ fn equal_set(
     name: String,
     direct: Vec<u32>,
 ) {
-    let snap = prep.snap;
-    let mut chain = vec![l];
-    let mut cur = l;
-    while let Some(p) = m.nodes[cur].parent {
-        if p == 0 || m.nodes[p].size != m.nodes[l].size {
-            break;
-        }
-        chain.push(p);
-        cur = p;
-    }
-    chain.reverse(); // top-down
-    let has_h = |m: &Merged, n: usize| m.nodes[n].origins.iter().any(|(h, _)| *h == hid);
-    let start = chain.iter().rposition(|n| has_h(m, *n)).map_or(0, |i| i + 1);
-    let candidates: Vec<usize> = chain[start..].iter().copied().filter(|n| *n != 0).collect();
-    let cg = snap.cgroup(c);
-    let names_of = |m: &Merged, n: usize| -> Vec<(String, String)> {
-        m.nodes[n]
-            .origins
-            .iter()
-            .map(|(_, o)| {
-                let oc = snap.cgroup(*o);
-                (oc.path.clone(), oc.name().to_string())
-            })
-            .collect()
-    };
-    // Equal-set descendants of c in its own hierarchy (a single-child chain).
-    let size = prep.sets[&c].len();
-    let mut down: Vec<(String, String)> = Vec::new();
-    let mut d = c;
-    loop {
-        let next = snap
-            .children(d)
-            .into_iter()
-            .find(|k| prep.sets.get(k).is_some_and(|s| s.len() == size));
-        match next {
-            Some(k) => {
-                let kc = snap.cgroup(k);
-                down.push((kc.path.clone(), kc.name().to_string()));
-                d = k;
-            }
-            None => break,
-        }
-    }
-    let matches =
-        |names: &[(String, String)], path: &str, nm: &str| names.iter().any(|(p, n)| p == path || n == nm);
-    let is_under = |path: &str, anc: &str| anc == "/" || path.starts_with(&format!("{anc}/"));
-    // Walk the candidates top-down. Hierarchies mostly share one path
-    // namespace, so a candidate whose path is an ancestor of c's stays above
-    // it, and one whose path is below c's (or that c's own descendants will
-    // claim by name) must stay below it.
-    let mut fallback: Option<usize> = None;
-    let mut above: Option<usize> = None;
-    for &f in &candidates {
-        let names = names_of(m, f);
-        if matches(&names, &cg.path, cg.name()) {
-            m.nodes[f].origins.push((hid, c));
+    let candidates = equal_chain(m, l, hid);
+    let down = equal_set_descendants(prep, c);
+    let new = match place_among(m, prep, c, &candidates, &down) {
+        Place::Into(t) => {
+            m.nodes[t].origins.push((hid, c));
             return;
         }
-        if names.iter().any(|(p, _)| is_under(&cg.path, p)) {
-            continue;
-        }
-        let reserved = down.iter().any(|(p, nm)| matches(&names, p, nm));
-        if reserved || names.iter().any(|(p, _)| is_under(p, &cg.path)) {
-            above = Some(f);
-            break;
-        }
-        fallback.get_or_insert(f);
-    }
-    if let Some(t) = fallback {
-        m.nodes[t].origins.push((hid, c));
-        return;
-    }
-    let candidates: Vec<usize> = above.into_iter().collect();
-    let new = match candidates.first() {
-        Some(&first) => {
+        Place::Above(first) => {
             let parent = m.nodes[first].parent.unwrap_or(0);
             let new = m.add_node(parent, name);
             m.adopt(new, first);
             new
         }
-        None => {
+        Place::Below => {
             let new = m.add_node(l, name);
             let kids: Vec<usize> = m.nodes[l]
                 .children
@@ -686,8 +724,96 @@ fn equal_set(
             new
         }
     };
-    m.nodes[new].size = size;
+    m.nodes[new].size = prep.sets[&c].len();
     m.nodes[new].origins.push((hid, c));
+}
+
+/// The chain of equal-size nodes ending at `l`, top-down, below the last one
+/// that holds a cgroup of hierarchy `hid` (the root excluded).
+fn equal_chain(m: &Merged, l: usize, hid: u32) -> Vec<usize> {
+    let mut chain = vec![l];
+    let mut cur = l;
+    while let Some(p) = m.nodes[cur].parent {
+        if p == 0 || m.nodes[p].size != m.nodes[l].size {
+            break;
+        }
+        chain.push(p);
+        cur = p;
+    }
+    chain.reverse(); // top-down
+    let has_h = |n: usize| m.nodes[n].origins.iter().any(|(h, _)| *h == hid);
+    let start = chain.iter().rposition(|n| has_h(*n)).map_or(0, |i| i + 1);
+    chain[start..].iter().copied().filter(|n| *n != 0).collect()
+}
+
+/// (path, name) of the equal-set descendants of `c` in its own hierarchy
+/// (a single-child chain).
+fn equal_set_descendants(prep: &Prepared, c: NodeIndex) -> Vec<(String, String)> {
+    let snap = prep.snap;
+    let size = prep.sets[&c].len();
+    let mut down = Vec::new();
+    let mut d = c;
+    while let Some(k) = snap
+        .children(d)
+        .into_iter()
+        .find(|k| prep.sets.get(k).is_some_and(|s| s.len() == size))
+    {
+        let kc = snap.cgroup(k);
+        down.push((kc.path.clone(), kc.name().to_string()));
+        d = k;
+    }
+    down
+}
+
+/// Where an equal-set cgroup goes among the chain's candidates.
+enum Place {
+    /// Merge into this node.
+    Into(usize),
+    /// A new node right above this one.
+    Above(usize),
+    /// A new node below the chain's end.
+    Below,
+}
+
+/// Walk the candidates top-down. Hierarchies mostly share one path
+/// namespace, so a candidate whose path is an ancestor of c's stays above
+/// it, and one whose path is below c's (or that c's own descendants will
+/// claim by name) must stay below it.
+fn place_among(
+    m: &Merged,
+    prep: &Prepared,
+    c: NodeIndex,
+    candidates: &[usize],
+    down: &[(String, String)],
+) -> Place {
+    let snap = prep.snap;
+    let cg = snap.cgroup(c);
+    let matches =
+        |names: &[(&str, &str)], path: &str, nm: &str| names.iter().any(|(p, n)| *p == path || *n == nm);
+    let is_under = |path: &str, anc: &str| anc == "/" || path.starts_with(&format!("{anc}/"));
+    let mut fallback: Option<usize> = None;
+    for &f in candidates {
+        let names: Vec<(&str, &str)> = m.nodes[f]
+            .origins
+            .iter()
+            .map(|(_, o)| {
+                let oc = snap.cgroup(*o);
+                (oc.path.as_str(), oc.name())
+            })
+            .collect();
+        if matches(&names, &cg.path, cg.name()) {
+            return Place::Into(f);
+        }
+        if names.iter().any(|(p, _)| is_under(&cg.path, p)) {
+            continue;
+        }
+        let reserved = down.iter().any(|(p, nm)| matches(&names, p, nm));
+        if reserved || names.iter().any(|(p, _)| is_under(p, &cg.path)) {
+            return fallback.map_or(Place::Above(f), Place::Into);
+        }
+        fallback.get_or_insert(f);
+    }
+    fallback.map_or(Place::Below, Place::Into)
 }
 
 fn is_below(m: &Merged, mut n: usize, anc: usize) -> bool {
@@ -834,7 +960,7 @@ impl Merged {
     /// keeps its path.
     fn adopt_empty_slots(&mut self, prep: &Prepared) {
         let procs = self.processes_below(prep);
-        let one_path = |t: &TNode| -> Option<&str> {
+        let one_path = |t: &MergedNode| -> Option<&str> {
             let (_, first) = t.origins.first()?;
             let p = prep.snap.cgroup(*first).path.as_str();
             t.origins
@@ -900,11 +1026,11 @@ impl Merged {
     /// Rebuild the tree with every node `k` replaced by `rep[k]`.
     fn compact(self, rep: &[usize], order: &[usize]) -> Merged {
         let mut new_id = vec![usize::MAX; self.nodes.len()];
-        let mut nodes: Vec<TNode> = Vec::new();
+        let mut nodes: Vec<MergedNode> = Vec::new();
         for &k in order {
             if rep[k] == k {
                 new_id[k] = nodes.len();
-                nodes.push(TNode {
+                nodes.push(MergedNode {
                     children: Vec::new(),
                     ..self.nodes[k].clone()
                 });
@@ -949,12 +1075,12 @@ impl Merged {
 }
 
 /// Whether a merged node carries nothing a fold could lose.
-fn carries_nothing(prep: &Prepared, t: &TNode) -> bool {
+fn carries_nothing(prep: &Prepared, t: &MergedNode) -> bool {
     t.split_from.is_empty()
         && t.origins.iter().all(|(hid, c)| {
             let cg = prep.snap.cgroup(*c);
             let v2 = prep.hierarchy(*hid).version == crate::model::Version::V2;
-            prep.weight_of(*c) == 0
+            prep.settings_count(*c) == 0
                 && cg.owner.delegate_uid().is_none()
                 && !(v2
                     && cg
