@@ -667,7 +667,7 @@ fn crossing(
     Crossing {
         hierarchy: hid,
         cgroup: c,
-        partial: partial.to_vec(),
+        partial: partial.clone(),
         shared,
         only_rejected,
         only_crossed,
