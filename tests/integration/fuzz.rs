@@ -371,6 +371,12 @@ fn fuzz_values() {
         let _ = s.parse::<DeviceRule>();
         let _ = parse_device_list(&s);
         let _ = parse_flat_keyed(&s);
+        // Unit-file values the owner prediction reads (AFL found overflows
+        // here: seeds afl-overflow-*.txt).
+        let _ = cgmig::owners::systemd::parse_bytes(&s);
+        let _ = cgmig::owners::systemd::tasks_max(&s, Some(4_194_304));
+        let (quota, period) = s.split_once('\n').unwrap_or((&s, ""));
+        let _ = cgmig::owners::systemd::cpu_max(quota, Some(period).filter(|p| !p.is_empty()));
     });
 }
 
