@@ -140,7 +140,7 @@ pub fn cpu_max(quota: &str, period_sec: Option<&str>) -> Option<String> {
     };
     // quota per second in µs = pm * 100; then scaled to the period.
     let per_sec = u128::from(pm) * 100;
-    let q = u64::try_from(per_sec * u128::from(period_us) / 1_000_000)
+    let q = u64::try_from(per_sec.checked_mul(u128::from(period_us))? / 1_000_000)
         .ok()?
         .max(1000);
     Some(format!("{q} {period_us}"))
@@ -465,6 +465,8 @@ mod tests {
         let big = cpu_max("5000000000000000%", Some("100ms"));
         assert_eq!(big.as_deref(), Some("5000000000000000000 100000"));
         assert_eq!(cpu_max("50%", Some("10000000000000000000ms")), None);
+        // Found by the proptest layer: over u128 before the division.
+        assert_eq!(cpu_max("9223372000000000%", Some("10036854771712")), None);
         let long = cpu_max("50%", Some("19000001900s"));
         assert_eq!(long.as_deref(), Some("9500000950000000 19000001900000000"));
         assert_eq!(cpu_max("50%", Some("100ms")).as_deref(), Some("50000 100000"));
