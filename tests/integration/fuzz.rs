@@ -1,8 +1,8 @@
 //! Mutation fuzzing of every parser and loader, on stable Rust.
 //!
-//! Coverage-guided fuzzers need nightly (cargo-fuzz) or an instrumented
-//! build outside `cargo test` (cargo-afl; see docs/testing.md for what was
-//! tried), so this is proptest-driven mutation: each target starts from the
+//! The coverage-guided layer is AFL++ (`fuzz/`, `scripts/fuzz`): it needs
+//! an instrumented build outside `cargo test`. This is the fast layer every
+//! `cargo test` runs, proptest-driven mutation: each target starts from the
 //! seed corpus in the repository (`testdata/fuzz/<target>/`, the public
 //! kernel samples, the built-in rules, fixture-host snapshots) and applies
 //! random byte mutations (flip, insert, delete, duplicate, splice, magic
