@@ -94,6 +94,24 @@ pub enum Record {
     },
 }
 
+/// A journal's text: a regular file only (a FIFO given to `rollback` must
+/// not block), bounded like every user-named document (issue 10, class 2).
+fn read_text(path: &Path) -> Result<String, ApplyError> {
+    use crate::host::contain::{ReadError, read_user_file};
+    let bytes = read_user_file(path, crate::host::MAX_DOCUMENT_BYTES).map_err(|e| {
+        let e = match e {
+            ReadError::Io(e) => e,
+            ReadError::NotRegular(kind) => {
+                std::io::Error::other(format!("it is a {kind}, not a regular file"))
+            }
+            ReadError::TooLarge(n) => std::io::Error::other(format!("larger than {n} bytes")),
+        };
+        ApplyError::io(path, e)
+    })?;
+    String::from_utf8(bytes)
+        .map_err(|e| ApplyError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
 /// A journal read back: header, and per step its intent and outcome.
 #[derive(Debug, Clone, Default)]
 pub struct Journal {
@@ -113,7 +131,7 @@ impl Journal {
     /// Read a journal. A torn last line (a crash during the write) is
     /// ignored: its step had not started or is re-checked on resume.
     pub fn read(path: &Path) -> Result<Journal, ApplyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ApplyError::io(path, e))?;
+        let text = read_text(path)?;
         let mut j = Journal::default();
         let lines: Vec<&str> = text.lines().collect();
         let torn_tail = !text.ends_with('\n');

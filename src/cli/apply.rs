@@ -98,7 +98,8 @@ struct Report<'a> {
 
 /// Read and check a plan file: schema, parse, v2 rules.
 pub fn read_plan(path: &Path) -> Result<Plan, ApplyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ApplyError::io(path, e))?;
+    // A regular file, bounded (a FIFO must not block: issue 10, class 2).
+    let text = super::read_document(path).map_err(|e| ApplyError::Refused(format!("{e:#}")))?;
     let v: serde_json::Value = crate::report::from_data(&text)
         .map_err(|e| ApplyError::Refused(format!("{}: not a readable plan: {e}", path.display())))?;
     match v.get("schema").and_then(|s| s.as_str()) {

@@ -184,13 +184,17 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
         path: path.to_path_buf(),
         source,
     };
-    let size = std::fs::metadata(path).map_err(io)?.len();
-    if size > MAX_INPUT_BYTES {
-        return Err(bad(format!(
-            "{size} bytes is over the {MAX_INPUT_BYTES}-byte limit for one host report"
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(io)?;
+    // Issue 10: a regular file only (a FIFO must not block), bounded, and
+    // nested no deeper than the loaders accept before any parser recurses.
+    use crate::host::contain::{ReadError, read_user_file};
+    let bytes = read_user_file(path, MAX_INPUT_BYTES as usize).map_err(|e| match e {
+        ReadError::Io(e) => io(e),
+        ReadError::NotRegular(kind) => bad(format!("it is a {kind}, not a regular file")),
+        ReadError::TooLarge(n) => bad(format!("over the {n}-byte limit for one host report")),
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| bad(format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))?;
+    crate::model::validate::check_depth(&text).map_err(bad)?;
     let peek: Peek = crate::report::from_data(&text)
         .map_err(|e| bad(format!("not a cgmig snapshot, audit or plan document: {e}")))?;
     let stem = path
@@ -199,7 +203,9 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
         .unwrap_or_default();
     match peek.schema.as_deref() {
         Some(SNAPSHOT_SCHEMA) => {
-            let snap: Snapshot = crate::report::from_data(&text).map_err(bad)?;
+            // Validated like every other snapshot load: an inconsistent graph
+            // (a cgroup cycle made the audit loop) is refused, not audited.
+            let snap: Snapshot = crate::model::validate::parse_snapshot(&text).map_err(bad)?;
             let report = crate::audit::audit(&snap, rules);
             let mut rec = from_report(&report, path, &stem, InputKind::Snapshot);
             rec.layout = snapshot_layout(&snap, rules);

@@ -113,7 +113,9 @@ fn parse_permyriad(v: &str) -> Option<u64> {
     let (int, frac) = p.split_once('.').unwrap_or((p, ""));
     let int: u64 = int.parse().ok()?;
     let frac2: u64 = format!("{frac:0<2}").get(..2)?.parse().ok()?;
-    Some(int * 100 + frac2)
+    // Checked: a unit file may say `CPUQuota=99999999999999999%` (AFL found
+    // the overflow); an out-of-range value is not predictable, not a wrap.
+    int.checked_mul(100)?.checked_add(frac2)
 }
 
 /// A task limit (`64`, `15%`, `infinity`) resolved to the pids.max value.
@@ -123,7 +125,9 @@ pub fn tasks_max(v: &str, base: Option<u64>) -> Option<String> {
         return Some("max".into());
     }
     if let Some(pm) = parse_permyriad(v) {
-        return base.map(|b| (b * pm / 10000).to_string());
+        return base
+            .and_then(|b| b.checked_mul(pm))
+            .map(|x| (x / 10000).to_string());
     }
     v.parse::<u64>().ok().map(|n| n.to_string())
 }
@@ -136,8 +140,10 @@ pub fn cpu_max(quota: &str, period_sec: Option<&str>) -> Option<String> {
         None => 100_000,
     };
     // quota per second in µs = pm * 100; then scaled to the period.
-    let per_sec = pm * 100;
-    let q = (per_sec * period_us / 1_000_000).max(1000);
+    let per_sec = u128::from(pm) * 100;
+    let q = u64::try_from(per_sec.checked_mul(u128::from(period_us))? / 1_000_000)
+        .ok()?
+        .max(1000);
     Some(format!("{q} {period_us}"))
 }
 
@@ -146,10 +152,10 @@ fn parse_usec(v: &str) -> Option<u64> {
     let v = v.trim();
     for (suf, mult) in [("ms", 1000u64), ("us", 1), ("s", 1_000_000)] {
         if let Some(n) = v.strip_suffix(suf) {
-            return n.trim().parse::<u64>().ok().map(|n| n * mult);
+            return n.trim().parse::<u64>().ok()?.checked_mul(mult);
         }
     }
-    v.parse::<u64>().ok().map(|n| n * 1_000_000)
+    v.parse::<u64>().ok()?.checked_mul(1_000_000)
 }
 
 fn num(v: &str) -> Option<u64> {
@@ -495,6 +501,23 @@ mod tests {
             tasks_base: Some(22_928),
             default_tasks_max: "15%".into(),
         }
+    }
+
+    /// Found by AFL (fuzz target `values`): huge percentages and periods
+    /// overflowed (a panic in debug builds, a wrapped value in release).
+    #[test]
+    fn huge_quotas_and_limits_are_unpredictable_not_wrapped() {
+        assert_eq!(tasks_max("2222222222222222%", Some(4_194_304)), None);
+        assert_eq!(cpu_max("500000000000000000%", Some("100ms")), None);
+        let big = cpu_max("5000000000000000%", Some("100ms"));
+        assert_eq!(big.as_deref(), Some("5000000000000000000 100000"));
+        assert_eq!(cpu_max("50%", Some("10000000000000000000ms")), None);
+        // Found by the proptest layer: over u128 before the division.
+        assert_eq!(cpu_max("9223372000000000%", Some("10036854771712")), None);
+        let long = cpu_max("50%", Some("19000001900s"));
+        assert_eq!(long.as_deref(), Some("9500000950000000 19000001900000000"));
+        assert_eq!(cpu_max("50%", Some("100ms")).as_deref(), Some("50000 100000"));
+        assert_eq!(tasks_max("15%", Some(22_928)).as_deref(), Some("3439"));
     }
 
     fn dir(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -1,8 +1,8 @@
 //! Mutation fuzzing of every parser and loader, on stable Rust.
 //!
-//! Coverage-guided fuzzers need nightly (cargo-fuzz) or an instrumented
-//! build outside `cargo test` (cargo-afl; see docs/testing.md for what was
-//! tried), so this is proptest-driven mutation: each target starts from the
+//! The coverage-guided layer is AFL++ (`fuzz/`, `scripts/fuzz`): it needs
+//! an instrumented build outside `cargo test`. This is the fast layer every
+//! `cargo test` runs, proptest-driven mutation: each target starts from the
 //! seed corpus in the repository (`testdata/fuzz/<target>/`, the public
 //! kernel samples, the built-in rules, fixture-host snapshots) and applies
 //! random byte mutations (flip, insert, delete, duplicate, splice, magic
@@ -371,6 +371,12 @@ fn fuzz_values() {
         let _ = s.parse::<DeviceRule>();
         let _ = parse_device_list(&s);
         let _ = parse_flat_keyed(&s);
+        // Unit-file values the owner prediction reads (AFL found overflows
+        // here: seeds afl-overflow-*.txt).
+        let _ = cgmig::owners::systemd::parse_bytes(&s);
+        let _ = cgmig::owners::systemd::tasks_max(&s, Some(4_194_304));
+        let (quota, period) = s.split_once('\n').unwrap_or((&s, ""));
+        let _ = cgmig::owners::systemd::cpu_max(quota, Some(period).filter(|p| !p.is_empty()));
     });
 }
 
