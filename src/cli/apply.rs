@@ -260,7 +260,10 @@ fn confirm(live: bool, yes: bool, what: &str) -> Result<(), ApplyError> {
             "{what} changes v1 hierarchies on this running host: pass --yes to confirm"
         )));
     }
-    eprint!("cgmig: {what} now? [y/N] ");
+    {
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), "cgmig: {what} now? [y/N] ");
+    }
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
     if matches!(line.trim(), "y" | "Y" | "yes") {
@@ -423,7 +426,7 @@ fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
         // systemd's and runtimes' cgroups exist before cgmig acts (they are
         // the owners' to build); model them so the replay matches the host.
         if let Err(e) = sim.prebuild(plan.owners.prebuilt(&plan)) {
-            eprintln!("cgmig: dry run: other owners' cgroups could not be modelled: {e}");
+            say!("cgmig: dry run: other owners' cgroups could not be modelled: {e}");
         }
     }
     let on_live_host = a.input.root.is_none() && a.input.snapshot.is_none();
@@ -621,7 +624,7 @@ mod tests {
                 std::env::var_os("CGMIG_REQUIRE_KERNEL_TESTS").is_none(),
                 "no /proc/sys/kernel/random/boot_id on a required kernel-test run"
             );
-            eprintln!("SKIPPED: no boot_id on this system");
+            say!("SKIPPED: no boot_id on this system");
             return;
         };
         let p = plan_with(Some(boot));

@@ -84,6 +84,6 @@ pub fn write_man(dir: &Path) -> Result<usize> {
 /// Run `cgmig man -o DIR`.
 pub fn run_man(args: ManArgs) -> Result<i32> {
     let n = write_man(&args.output)?;
-    eprintln!("cgmig: wrote {n} man pages to {}", args.output.display());
+    say!("cgmig: wrote {n} man pages to {}", args.output.display());
     Ok(0)
 }

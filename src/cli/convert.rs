@@ -118,7 +118,7 @@ pub fn run(args: ConvertArgs) -> Result<i32> {
     let out = convert(&snap.readiness, &rules, &stages);
     let d = diff(&out);
     for n in &out.notes {
-        eprintln!("cgmig: note: {n}");
+        say!("cgmig: note: {n}");
     }
     match &args.output {
         Some(dir) => {

@@ -43,7 +43,7 @@ pub fn run(args: FleetArgs) -> Result<i32> {
         &crate::fleet::render(&report, args.format),
     )?;
     for u in &report.unreadable {
-        eprintln!("cgmig: fleet: skipped {}: {}", u.path.display(), u.error);
+        say!("cgmig: fleet: skipped {}: {}", u.path.display(), u.error);
     }
     Ok(if bad || !report.unreadable.is_empty() {
         2

@@ -15,6 +15,17 @@ use crate::model::Snapshot;
 use crate::report::{self, DataFormat};
 use crate::rules::{RuleError, RuleSet};
 
+/// A line on standard error that can never panic. `eprintln!` panics when
+/// stderr is closed or full (`cgmig fleet … 2>&1 >/dev/null | head -2`
+/// exited 101); a note that cannot be shown is dropped, and the exit code
+/// still says whether the command worked.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod apply;
 mod completions;
 mod convert;
@@ -163,7 +174,10 @@ pub fn main() -> i32 {
         Err(e) => {
             // Every cause on its own line, each said once (a closed pipe or
             // a full disk included: the output is incomplete, so exit 2).
-            eprint!("{}", output::error_text(&e));
+            {
+                use std::io::Write as _;
+                let _ = write!(std::io::stderr(), "{}", output::error_text(&e));
+            }
             2
         }
     }
@@ -226,7 +240,7 @@ fn load_rules(args: &RulesArgs) -> (RuleSet, bool) {
 
 fn print_rule_errors(errors: &[RuleError]) {
     for e in errors {
-        eprintln!("cgmig: rules error: {e}");
+        say!("cgmig: rules error: {e}");
     }
 }
 
@@ -249,7 +263,7 @@ fn run(cli: Cli) -> Result<i32> {
             let root = open_root(input.root.as_deref())?;
             let snap = crate::scan::scan(&root)?;
             for d in &snap.diagnostics {
-                eprintln!("cgmig: note: {}: {}", d.path, report::escape::line(&d.message));
+                say!("cgmig: note: {}: {}", d.path, report::escape::line(&d.message));
             }
             let text = report::to_data(&snap, format).map_err(anyhow::Error::msg)?;
             emit(output.as_deref(), &text)?;
@@ -312,7 +326,7 @@ fn run(cli: Cli) -> Result<i32> {
             if !violations.is_empty() {
                 // Never written: an invalid plan must not reach `apply`.
                 for v in &violations {
-                    eprintln!("cgmig: plan invalid at {}: {}", v.at, v.message);
+                    say!("cgmig: plan invalid at {}: {}", v.at, v.message);
                 }
                 bail!(
                     "the plan breaks {} v2 rules and was not written (a cgmig bug: please report it)",

@@ -33,7 +33,7 @@ pub fn error_text(e: &anyhow::Error) -> String {
 pub fn warn_non_root() {
     let uid = nix::unistd::geteuid();
     if !uid.is_root() {
-        eprintln!(
+        say!(
             "cgmig: note: running as uid {uid}, not root: other users' processes and some cgroup files \
              cannot be read, so results are incomplete"
         );
