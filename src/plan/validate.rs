@@ -35,25 +35,17 @@ pub struct Violation {
     pub message: String,
 }
 
-const THREADED: &[&str] = &["cpu", "cpuset", "pids", "perf_event"];
-const CONTROLLERS: &[&str] = &[
-    "cpu",
-    "cpuset",
-    "io",
-    "memory",
-    "hugetlb",
-    "pids",
-    "rdma",
-    "misc",
-    "perf_event",
-    "dmem",
-];
-
+/// The v2 controller owning a file, from the one controller table.
 fn controller(file: &str) -> Option<&str> {
-    let p = file.split('.').next().unwrap_or("");
-    CONTROLLERS.contains(&p).then_some(p)
+    Controller::of_v2_file(file)
 }
 
+/// Whether a v2 controller may be enabled inside a threaded subtree.
+fn threaded(c: &str) -> bool {
+    Controller::is_threaded_name(c)
+}
+
+use crate::model::Controller;
 use crate::model::path::parent;
 
 /// Check a plan; an empty list means it is valid.
@@ -94,9 +86,7 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
             if name.is_empty() || name == "." || name == ".." {
                 bad(path, format!("invalid name {name:?}"));
             }
-            if let Some((prefix, _)) = name.split_once('.')
-                && (prefix == "cgroup" || CONTROLLERS.contains(&prefix) || prefix == "blkio")
-            {
+            if Controller::name_collides_with_interface_file(name) {
                 bad(path, format!("name {name:?} collides with interface files"));
             }
         }
@@ -145,7 +135,7 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
         }
         // Top-down: subtree_control and files need the parent's enablement.
         for c in &n.subtree_control {
-            if !CONTROLLERS.contains(&c.as_str()) {
+            if Controller::v2_named(c).is_none() {
                 bad(path, format!("unknown controller {c}"));
             }
             if let Some(pn) = par
@@ -166,11 +156,7 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
                 }
             }
         }
-        let domain_enabled: Vec<&String> = n
-            .subtree_control
-            .iter()
-            .filter(|c| !THREADED.contains(&c.as_str()))
-            .collect();
+        let domain_enabled: Vec<&String> = n.subtree_control.iter().filter(|c| !threaded(c)).collect();
         match n.node_type {
             NodeType::Domain | NodeType::DomainThreaded => {
                 if path != "/" && !n.processes.is_empty() && !domain_enabled.is_empty() {
@@ -214,7 +200,7 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
                 }
                 for s in &n.settings {
                     if let Some(c) = controller(&s.file)
-                        && !THREADED.contains(&c)
+                        && !threaded(c)
                     {
                         bad(path, format!("threaded node sets domain file {}", s.file));
                     }
@@ -323,7 +309,7 @@ pub fn validate(p: &Plan) -> Vec<Violation> {
                     {
                         bad(&at, format!("enables {c} on {path} before its parent"));
                     }
-                    if !THREADED.contains(&c.as_str()) && path != "/" {
+                    if !threaded(c) && path != "/" {
                         let waiting = pending_moves.get(path.as_str()).is_some_and(|n| *n > 0);
                         if waiting {
                             bad(

@@ -391,12 +391,7 @@ pub fn check_leaf_name(name: &str) -> Result<(), String> {
         ));
     }
     let prefix = name.split('.').next().unwrap_or("");
-    let clashes = name.contains('.')
-        && (prefix == "cgroup"
-            || crate::model::Controller::KNOWN
-                .iter()
-                .any(|c| c.v2_name() == Some(prefix) || c.as_str() == prefix));
-    if clashes {
+    if crate::model::Controller::name_collides_with_interface_file(name) {
         return Err(format!(
             "leaf_name {name:?} looks like an interface file ({prefix}.*)"
         ));
