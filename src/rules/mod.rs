@@ -501,7 +501,7 @@ fn compile(what: &str, re: &Option<String>) -> Result<Option<Regex>, String> {
 }
 
 /// Check one parsed rule for everything serde cannot.
-fn validate(rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
+fn validate(mut rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
     if rule.id.trim().is_empty() {
         return Err("empty id".into());
     }
@@ -530,6 +530,10 @@ fn validate(rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
     }
     if rule.fact_only_fields_misused() {
         return Err("a fact rule cannot have default or convert".into());
+    }
+    if let Some(c) = &mut rule.convert {
+        // A former function name loads as the current one (see FORMER_NAMES).
+        c.function = engine::canonical_function(&c.function).to_string();
     }
     if let Some(c) = &rule.convert {
         engine::check_function(&c.function, &c.params)?;

@@ -301,3 +301,24 @@ fn special_files_in_a_rules_dir_are_errors_not_hangs() {
         "{errors:?}"
     );
 }
+
+/// A rules file written for an older cgmig still loads with the former
+/// name of a conversion function, as the current name.
+#[test]
+fn former_function_name_loads_as_the_current_one() {
+    let (set, errors) = load_text(
+        "\
+- id: test.soft
+  title: soft limit
+  match: {controller: memory, file: memory.soft_limit_in_bytes}
+  convert: {target: memory.low, function: limit_to_max}
+",
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let r = set.get("test.soft").unwrap();
+    assert_eq!(r.rule.convert.as_ref().unwrap().function, "byte_limit_or_max");
+    // Every former name maps to a function that exists.
+    for (_, current) in engine::FORMER_NAMES {
+        assert!(engine::FUNCTIONS.iter().any(|f| f.name == *current), "{current}");
+    }
+}
