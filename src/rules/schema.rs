@@ -86,8 +86,9 @@ pub enum Fact {
 }
 
 impl Fact {
-    /// The kebab-case name used in rules files.
-    pub fn as_str(self) -> String {
+    /// The kebab-case name rules files use (`named-hierarchy`): the serde
+    /// name, serialized, so it can't drift from what `match.fact` parses.
+    pub fn rules_name(self) -> String {
         serde_json::to_value(self)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
