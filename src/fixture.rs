@@ -25,13 +25,15 @@ use crate::rules::RuleSet;
 #[derive(Debug, Error)]
 pub enum FixtureError {
     /// Reading the spec or writing the tree failed.
-    #[error("{path}: {source}")]
+    ///
+    /// The OS error is part of the message and not a `source()`, so an
+    /// error chain says it once.
+    #[error("{path}: {err}")]
     Io {
         /// The path.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// The spec is not valid YAML for a host.
     #[error("{path}: {message}")]
@@ -206,7 +208,7 @@ impl HostSpec {
     pub fn load(path: &Path) -> Result<HostSpec, FixtureError> {
         let text = fs::read_to_string(path).map_err(|source| FixtureError::Io {
             path: path.to_path_buf(),
-            source,
+            err: source,
         })?;
         serde_yaml_ng::from_str(&text).map_err(|e| FixtureError::Spec {
             path: path.to_path_buf(),
@@ -288,19 +290,19 @@ impl Writer {
         let p = self.path(abs);
         fs::create_dir_all(&p).map_err(|source| FixtureError::Io {
             path: p.clone(),
-            source,
+            err: source,
         })?;
         Ok(p)
     }
     fn write(&self, p: &Path, content: &str) -> Result<(), FixtureError> {
         let mut f = fs::File::create(p).map_err(|source| FixtureError::Io {
             path: p.to_path_buf(),
-            source,
+            err: source,
         })?;
         f.write_all(content.as_bytes())
             .map_err(|source| FixtureError::Io {
                 path: p.to_path_buf(),
-                source,
+                err: source,
             })
     }
     fn file(&self, abs: &str, content: &str) -> Result<(), FixtureError> {
@@ -308,7 +310,7 @@ impl Writer {
         if let Some(parent) = p.parent() {
             fs::create_dir_all(parent).map_err(|source| FixtureError::Io {
                 path: parent.to_path_buf(),
-                source,
+                err: source,
             })?;
         }
         self.write(&p, content)
@@ -622,7 +624,7 @@ fn write_tree(
                     } else {
                         FixtureError::Io {
                             path: p.clone(),
-                            source,
+                            err: source,
                         }
                     }
                 })?;

@@ -27,8 +27,11 @@ use crate::model::{
 #[derive(Debug, Error)]
 pub enum ScanError {
     /// The mount table is missing or unparsable; nothing can be found without it.
+    ///
+    /// The host error is part of the message and not a `source()`, so an
+    /// error chain says it once.
     #[error("cannot read the mount table: {0}")]
-    MountTable(#[source] HostError),
+    MountTable(HostError),
 }
 
 /// Whether a diagnostic says something could not be read (so any verdict
