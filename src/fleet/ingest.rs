@@ -100,7 +100,7 @@ pub fn collect_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, FleetError> {
     for a in args {
         let meta = std::fs::metadata(a).map_err(|source| FleetError::Io {
             path: a.clone(),
-            source,
+            err: source,
         })?;
         if meta.is_dir() {
             walk.dir(a)?;
@@ -137,7 +137,7 @@ impl Walk {
     fn dir(&mut self, dir: &Path) -> Result<(), FleetError> {
         let io = |source| FleetError::Io {
             path: dir.to_path_buf(),
-            source,
+            err: source,
         };
         if !self.seen_dirs.insert(std::fs::canonicalize(dir).map_err(io)?) {
             return Ok(());
@@ -182,7 +182,7 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
     };
     let io = |source| FleetError::Io {
         path: path.to_path_buf(),
-        source,
+        err: source,
     };
     let size = std::fs::metadata(path).map_err(io)?.len();
     if size > MAX_INPUT_BYTES {
@@ -199,19 +199,19 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
         .unwrap_or_default();
     match peek.schema.as_deref() {
         Some(SNAPSHOT_SCHEMA) => {
-            let snap: Snapshot = crate::report::from_data(&text).map_err(bad)?;
+            let snap: Snapshot = crate::report::from_data(&text).map_err(|e| bad(e.to_string()))?;
             let report = crate::audit::audit(&snap, rules);
             let mut rec = from_report(&report, path, &stem, InputKind::Snapshot);
             rec.layout = snapshot_layout(&snap, rules);
             Ok((rec, Loaded::Snapshot(Box::new(snap))))
         }
         Some(AUDIT_SCHEMA) => {
-            let report: Report = crate::report::from_data(&text).map_err(bad)?;
+            let report: Report = crate::report::from_data(&text).map_err(|e| bad(e.to_string()))?;
             let rec = from_report(&report, path, &stem, InputKind::Audit);
             Ok((rec, Loaded::Audit))
         }
         Some(PLAN_SCHEMA) => {
-            let plan: Plan = crate::report::from_data(&text).map_err(bad)?;
+            let plan: Plan = crate::report::from_data(&text).map_err(|e| bad(e.to_string()))?;
             Ok((from_plan(&plan, path, &stem), Loaded::Plan(Box::new(plan))))
         }
         Some(other) => Err(bad(format!(

@@ -7,11 +7,11 @@ use std::fmt::Write;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use super::model::{NodeType, Plan, PlanNode};
-use crate::report::{DataFormat, to_data};
+use crate::report::{DataError, DataFormat, to_data};
 use crate::rules::Severity;
 
 /// Output formats of `cgmig plan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanFormat {
     /// Human dry-run report with tables.
     Table,
@@ -26,14 +26,16 @@ pub enum PlanFormat {
 }
 
 /// Render a plan.
-pub fn render(p: &Plan, f: PlanFormat) -> String {
-    match f {
+/// Human formats cannot fail; JSON and YAML return the serializer's error
+/// (the CLI exits 2) rather than an empty document.
+pub fn render(p: &Plan, f: PlanFormat) -> Result<String, DataError> {
+    Ok(match f {
         PlanFormat::Table => human(p, false),
         PlanFormat::Markdown => human(p, true),
-        PlanFormat::Json => to_data(p, DataFormat::Json).unwrap_or_default(),
-        PlanFormat::Yaml => to_data(p, DataFormat::Yaml).unwrap_or_default(),
+        PlanFormat::Json => to_data(p, DataFormat::Json)?,
+        PlanFormat::Yaml => to_data(p, DataFormat::Yaml)?,
         PlanFormat::Dot => dot(p),
-    }
+    })
 }
 
 fn tree(p: &Plan) -> String {
