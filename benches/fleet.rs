@@ -43,7 +43,7 @@ fn templates(rules: &RuleSet) -> Vec<(String, String)> {
             let r = cgmig::audit::audit(&snap, rules);
             (
                 spec.hostname.clone(),
-                cgmig::audit::render(&r, cgmig::audit::AuditFormat::Json),
+                cgmig::audit::render(&r, cgmig::audit::AuditFormat::Json).unwrap(),
             )
         })
         .collect()
@@ -68,7 +68,7 @@ fn child(dir: &Path) {
     let t = Instant::now();
     let inputs = collect_inputs(&[dir.to_path_buf()]).unwrap();
     let report = run(&inputs, &rules, &FleetOptions::default()).unwrap();
-    let json = cgmig::fleet::render(&report, cgmig::fleet::FleetFormat::Json);
+    let json = cgmig::fleet::render(&report, cgmig::fleet::FleetFormat::Json).unwrap();
     let secs = t.elapsed().as_secs_f64();
     println!(
         "{} {} {:.3} {} {} {}",

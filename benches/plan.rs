@@ -191,10 +191,10 @@ fn one(cgroups: usize) {
     let val_t = t.elapsed();
     assert!(v.is_empty(), "invalid: {:?}", &v[..v.len().min(3)]);
     let t = Instant::now();
-    let text = cgmig::plan::render(&plan, cgmig::plan::PlanFormat::Json);
+    let text = cgmig::plan::render(&plan, cgmig::plan::PlanFormat::Json).unwrap();
     let json_t = t.elapsed();
     let t = Instant::now();
-    let table = cgmig::plan::render(&plan, cgmig::plan::PlanFormat::Table);
+    let table = cgmig::plan::render(&plan, cgmig::plan::PlanFormat::Table).unwrap();
     let table_t = t.elapsed();
     std::hint::black_box(table.len());
     println!(

@@ -25,13 +25,15 @@ use crate::rules::RuleSet;
 #[derive(Debug, Error)]
 pub enum FixtureError {
     /// Reading the spec or writing the tree failed.
-    #[error("{path}: {source}")]
+    ///
+    /// The OS error is part of the message and not a `source()`, so an
+    /// error chain says it once.
+    #[error("{path}: {err}")]
     Io {
         /// The path.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// The spec is not valid YAML for a host.
     #[error("{path}: {message}")]
@@ -206,7 +208,7 @@ impl HostSpec {
     pub fn load(path: &Path) -> Result<HostSpec, FixtureError> {
         let text = fs::read_to_string(path).map_err(|source| FixtureError::Io {
             path: path.to_path_buf(),
-            source,
+            err: source,
         })?;
         serde_yaml_ng::from_str(&text).map_err(|e| FixtureError::Spec {
             path: path.to_path_buf(),
@@ -288,19 +290,19 @@ impl Writer {
         let p = self.path(abs);
         fs::create_dir_all(&p).map_err(|source| FixtureError::Io {
             path: p.clone(),
-            source,
+            err: source,
         })?;
         Ok(p)
     }
     fn write(&self, p: &Path, content: &str) -> Result<(), FixtureError> {
         let mut f = fs::File::create(p).map_err(|source| FixtureError::Io {
             path: p.to_path_buf(),
-            source,
+            err: source,
         })?;
         f.write_all(content.as_bytes())
             .map_err(|source| FixtureError::Io {
                 path: p.to_path_buf(),
-                source,
+                err: source,
             })
     }
     fn file(&self, abs: &str, content: &str) -> Result<(), FixtureError> {
@@ -308,7 +310,7 @@ impl Writer {
         if let Some(parent) = p.parent() {
             fs::create_dir_all(parent).map_err(|source| FixtureError::Io {
                 path: parent.to_path_buf(),
-                source,
+                err: source,
             })?;
         }
         self.write(&p, content)
@@ -322,7 +324,9 @@ fn escape_mount_field(s: &str) -> String {
         .replace('\n', "\\012")
 }
 
-/// Write the host into `dir` (which must exist and be empty or absent).
+/// Write the host into `dir` (which must exist and be empty or absent):
+/// host files, the mount table, `/proc/cgroups`, every process and thread,
+/// then each hierarchy's cgroup tree with its members.
 pub fn materialize(spec: &HostSpec, dir: &Path, rules: &RuleSet) -> Result<(), FixtureError> {
     let w = Writer {
         root: dir.to_path_buf(),
@@ -333,8 +337,27 @@ pub fn materialize(spec: &HostSpec, dir: &Path, rules: &RuleSet) -> Result<(), F
     for (path, content) in &spec.files {
         w.file(path, content)?;
     }
+    w.file("/proc/self/mountinfo", &mountinfo(spec))?;
+    w.file("/proc/cgroups", &proc_cgroups(spec))?;
+    // Membership per (hierarchy, path): pids and tids.
+    let mut members: Members = BTreeMap::new();
+    for p in &spec.processes {
+        write_process(&w, spec, p, &mut members)?;
+    }
+    // cgroupfs trees, under the first mount of each hierarchy (others are
+    // further views of the same tree; they are written too when their root is
+    // inside, so a fixture can show bind mounts).
+    for h in &spec.hierarchies {
+        for m in &h.mounts {
+            write_tree(&w, spec, h, m, &members, rules)?;
+        }
+    }
+    Ok(())
+}
 
-    // mountinfo: a root, /proc, /sys, a tmpfs at /sys/fs/cgroup unless cgroup2 is there.
+/// `/proc/self/mountinfo`: a root, /proc, /sys, a tmpfs at /sys/fs/cgroup
+/// unless cgroup2 is there, then every hierarchy's mounts.
+fn mountinfo(spec: &HostSpec) -> String {
     let mut mi = String::new();
     mi.push_str("20 1 0:2 / / rw,relatime - ext4 /dev/vda rw\n");
     mi.push_str("21 20 0:4 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n");
@@ -372,9 +395,11 @@ pub fn materialize(spec: &HostSpec, dir: &Path, rules: &RuleSet) -> Result<(), F
             mnt_id += 1;
         }
     }
-    w.file("/proc/self/mountinfo", &mi)?;
+    mi
+}
 
-    // /proc/cgroups
+/// `/proc/cgroups`: v1 controllers with their hierarchy, v2 ones with 0.
+fn proc_cgroups(spec: &HostSpec) -> String {
     let mut pc = String::from("#subsys_name\thierarchy\tnum_cgroups\tenabled\n");
     for h in spec.hierarchies.iter().filter(|h| h.id != 0) {
         let n = 1 + h.cgroups.keys().filter(|k| k.as_str() != "/").count();
@@ -392,92 +417,92 @@ pub fn materialize(spec: &HostSpec, dir: &Path, rules: &RuleSet) -> Result<(), F
     for c in &spec.unbound_controllers {
         pc.push_str(&format!("{}\t0\t1\t{}\n", c.name, u8::from(c.enabled)));
     }
-    w.file("/proc/cgroups", &pc)?;
+    pc
+}
 
-    // Placement of every thread, per hierarchy.
-    let placement = |p: &ProcessSpec, t: Option<&ThreadSpec>, h: &HierarchySpec| -> String {
-        t.and_then(|t| t.cgroups.get(&h.id))
-            .or_else(|| p.cgroups.get(&h.id))
-            .or(p.everywhere.as_ref())
-            .cloned()
-            .unwrap_or_else(|| "/".into())
+/// Where a thread sits in a hierarchy: its own placement, its process's,
+/// the process's `everywhere`, or the root.
+fn placement(p: &ProcessSpec, t: Option<&ThreadSpec>, h: &HierarchySpec) -> String {
+    t.and_then(|t| t.cgroups.get(&h.id))
+        .or_else(|| p.cgroups.get(&h.id))
+        .or(p.everywhere.as_ref())
+        .cloned()
+        .unwrap_or_else(|| "/".into())
+}
+
+/// One process's `/proc/PID` files and its threads', recording where each
+/// task is a member.
+fn write_process(
+    w: &Writer,
+    spec: &HostSpec,
+    p: &ProcessSpec,
+    members: &mut Members,
+) -> Result<(), FixtureError> {
+    let main = ThreadSpec {
+        tid: p.pid,
+        comm: None,
+        cgroups: BTreeMap::new(),
     };
-
-    // Membership per (hierarchy, path): pids and tids.
-    let mut members: Members = BTreeMap::new();
-    for p in &spec.processes {
-        let main = ThreadSpec {
-            tid: p.pid,
-            comm: None,
-            cgroups: BTreeMap::new(),
-        };
-        let threads: Vec<&ThreadSpec> = std::iter::once(&main).chain(p.threads.iter()).collect();
-        for t in &threads {
-            let tdir = format!("/proc/{}/task/{}", p.pid, t.tid);
-            let mut lines = String::new();
-            let mut hs: Vec<&HierarchySpec> = spec.hierarchies.iter().collect();
-            hs.sort_by_key(|h| std::cmp::Reverse(h.id));
-            for h in hs {
-                let path = placement(p, Some(t), h);
-                let ctl = if h.id == 0 {
-                    String::new()
-                } else {
-                    let mut c = h.controllers.clone();
-                    if let Some(n) = &h.name {
-                        c.push(format!("name={n}"));
-                    }
-                    c.join(",")
-                };
-                lines.push_str(&format!("{}:{ctl}:{path}\n", h.id));
-                let e = members.entry((h.id, path)).or_default();
-                if t.tid == p.pid {
-                    e.0.push(p.pid);
+    let threads: Vec<&ThreadSpec> = std::iter::once(&main).chain(p.threads.iter()).collect();
+    for t in &threads {
+        let tdir = format!("/proc/{}/task/{}", p.pid, t.tid);
+        let mut lines = String::new();
+        let mut hs: Vec<&HierarchySpec> = spec.hierarchies.iter().collect();
+        hs.sort_by_key(|h| std::cmp::Reverse(h.id));
+        for h in hs {
+            let path = placement(p, Some(t), h);
+            let ctl = if h.id == 0 {
+                String::new()
+            } else {
+                let mut c = h.controllers.clone();
+                if let Some(n) = &h.name {
+                    c.push(format!("name={n}"));
                 }
-                e.1.push(t.tid);
+                c.join(",")
+            };
+            lines.push_str(&format!("{}:{ctl}:{path}\n", h.id));
+            let e = members.entry((h.id, path)).or_default();
+            if t.tid == p.pid {
+                e.0.push(p.pid);
             }
-            w.file(&format!("{tdir}/cgroup"), &lines)?;
-            w.file(
-                &format!("{tdir}/comm"),
-                &format!("{}\n", t.comm.as_deref().unwrap_or(&p.comm)),
-            )?;
+            e.1.push(t.tid);
         }
-        let pdir = format!("/proc/{}", p.pid);
-        w.file(&format!("{pdir}/comm"), &format!("{}\n", p.comm))?;
-        let mut cmd = p.cmdline.join("\0");
-        if !cmd.is_empty() {
-            cmd.push('\0');
-        }
-        w.file(&format!("{pdir}/cmdline"), &cmd)?;
-        if !p.open_files.is_empty() {
-            w.file(
-                &format!("{pdir}/fds"),
-                &p.open_files.iter().map(|f| format!("{f}\n")).collect::<String>(),
-            )?;
-        }
+        w.file(&format!("{tdir}/cgroup"), &lines)?;
         w.file(
-            &format!("{pdir}/status"),
-            &format!(
-                "Name:\t{}\nTgid:\t{}\nPid:\t{}\nUid:\t{u}\t{u}\t{u}\t{u}\nGid:\t{u}\t{u}\t{u}\t{u}\nThreads:\t{}\n",
-                p.comm,
-                p.pid,
-                p.pid,
-                threads.len(),
-                u = p.uid
-            ),
+            &format!("{tdir}/comm"),
+            &format!("{}\n", t.comm.as_deref().unwrap_or(&p.comm)),
         )?;
     }
-
-    // cgroupfs trees, under the first mount of each hierarchy (others are
-    // further views of the same tree; they are written too when their root is
-    // inside, so a fixture can show bind mounts).
-    for h in &spec.hierarchies {
-        for m in &h.mounts {
-            write_tree(&w, spec, h, m, &members, rules)?;
-        }
+    let pdir = format!("/proc/{}", p.pid);
+    w.file(&format!("{pdir}/comm"), &format!("{}\n", p.comm))?;
+    let mut cmd = p.cmdline.join("\0");
+    if !cmd.is_empty() {
+        cmd.push('\0');
     }
+    w.file(&format!("{pdir}/cmdline"), &cmd)?;
+    if !p.open_files.is_empty() {
+        w.file(
+            &format!("{pdir}/fds"),
+            &p.open_files.iter().map(|f| format!("{f}\n")).collect::<String>(),
+        )?;
+    }
+    w.file(
+        &format!("{pdir}/status"),
+        &format!(
+            "Name:\t{}\nTgid:\t{}\nPid:\t{}\nUid:\t{u}\t{u}\t{u}\t{u}\nGid:\t{u}\t{u}\t{u}\t{u}\nThreads:\t{}\n",
+            p.comm,
+            p.pid,
+            p.pid,
+            threads.len(),
+            u = p.uid
+        ),
+    )?;
     Ok(())
 }
 
+/// One hierarchy's cgroup tree as seen through mount `m`: every cgroup of
+/// the spec and every ancestor of a member, parents first, each with its
+/// core files, its settings (spec, else the rules' defaults) and its owner.
 fn write_tree(
     w: &Writer,
     spec: &HostSpec,
@@ -486,43 +511,23 @@ fn write_tree(
     members: &Members,
     rules: &RuleSet,
 ) -> Result<(), FixtureError> {
-    let mut paths: Vec<String> = h.cgroups.keys().cloned().collect();
-    // Every ancestor exists too.
-    let mut all: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    all.insert("/".into());
-    for p in &paths {
-        let mut cur = Some(p.as_str());
-        while let Some(c) = cur {
-            all.insert(c.to_string());
-            cur = cgpath::parent(c);
-        }
-    }
-    for ((hid, path), _) in members.iter() {
-        if *hid == h.id {
-            let mut cur = Some(path.as_str());
-            while let Some(c) = cur {
-                all.insert(c.to_string());
-                cur = cgpath::parent(c);
-            }
-        }
-    }
-    paths = all.into_iter().collect();
-    let root = m.root.trim_end_matches('/');
     let controllers: Vec<crate::model::Controller> = h
         .controllers
         .iter()
         .map(|c| c.parse().unwrap_or_else(|e| match e {}))
         .collect();
+    let tree = Tree {
+        w,
+        spec,
+        h,
+        m,
+        rules,
+        controllers,
+    };
     let mut values: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for path in &paths {
+    for path in tree_paths(h, members) {
         // Only cgroups at or below the mount root are visible through this mount.
-        let rel = if m.root == "/" {
-            path.clone()
-        } else if path == &m.root {
-            "/".to_string()
-        } else if let Some(r) = path.strip_prefix(&format!("{root}/")) {
-            format!("/{r}")
-        } else {
+        let Some(rel) = visible_path(m, &path) else {
             continue;
         };
         let dir_abs = if rel == "/" {
@@ -531,75 +536,22 @@ fn write_tree(
             format!("{}{}", m.point.trim_end_matches('/'), rel)
         };
         let dir = w.mkdir(&dir_abs)?;
-        let is_root = path == "/";
-        let spec_cg = h.cgroups.get(path).cloned().unwrap_or_default();
-        let parent_vals = cgpath::parent(path)
+        let (pids, tids) = members.get(&(h.id, path.clone())).cloned().unwrap_or_default();
+        if h.id == 0 {
+            tree.v2_core_files(&dir, &path, &pids, &tids)?;
+        } else {
+            tree.v1_core_files(&dir, &path, &pids, &tids)?;
+        }
+        let parent_vals = cgpath::parent(&path)
             .and_then(|p| values.get(p))
             .cloned()
             .unwrap_or_default();
-        let mut mine = BTreeMap::new();
-        let (pids, tids) = members.get(&(h.id, path.clone())).cloned().unwrap_or_default();
-        let list = |v: &[u32]| v.iter().map(|x| format!("{x}\n")).collect::<String>();
-        w.write(&dir.join("cgroup.procs"), &list(&pids))?;
-        if h.id == 0 {
-            w.write(&dir.join("cgroup.threads"), &list(&tids))?;
-            w.write(&dir.join("cgroup.subtree_control"), "")?;
-            if is_root {
-                w.write(
-                    &dir.join("cgroup.controllers"),
-                    &format!("{}\n", h.controllers.join(" ")),
-                )?;
-            } else {
-                w.write(&dir.join("cgroup.type"), "domain\n")?;
-            }
-            w.write(
-                &dir.join("cgroup.stat"),
-                "nr_descendants 0\nnr_dying_descendants 0\n",
-            )?;
+        let mut mine = if h.id == 0 {
+            BTreeMap::new()
         } else {
-            w.write(&dir.join("tasks"), &list(&tids))?;
-            w.write(&dir.join("notify_on_release"), "0\n")?;
-            w.write(&dir.join("cgroup.clone_children"), "0\n")?;
-            if is_root {
-                let agent = m
-                    .options
-                    .iter()
-                    .find_map(|o| o.strip_prefix("release_agent="))
-                    .unwrap_or("");
-                w.write(&dir.join("release_agent"), &format!("{agent}\n"))?;
-                w.write(&dir.join("cgroup.sane_behavior"), "0\n")?;
-            }
-            for c in &h.controllers {
-                for f in v1_setting_files(c) {
-                    let v = if is_root {
-                        spec.root_settings.get(*f).cloned()
-                    } else {
-                        None
-                    }
-                    .or_else(|| {
-                        let rule = rules.file_rules(f, &controllers).find(|(r, _)| r.rule.default.is_some());
-                        match rule {
-                            Some((r, _)) if matches!(&r.rule.default, Some(crate::rules::DefaultSpec::Spec(d)) if d.parent) => {
-                                // Inherited from the parent, or from the host's root
-                                // when the parent is outside this mount.
-                                parent_vals
-                                    .get(*f)
-                                    .or_else(|| spec.root_settings.get(*f))
-                                    .cloned()
-                                    .or_else(|| r.example_default())
-                            }
-                            Some((r, _)) => r.example_default(),
-                            None => None,
-                        }
-                    })
-                    .unwrap_or_default();
-                    mine.insert(f.to_string(), v);
-                }
-                for f in v1_stat_files(c) {
-                    w.write(&dir.join(f), "0\n")?;
-                }
-            }
-        }
+            tree.v1_defaults(&dir, &path, &parent_vals)?
+        };
+        let spec_cg = h.cgroups.get(&path).cloned().unwrap_or_default();
         for (k, v) in &spec_cg.settings {
             mine.insert(k.clone(), v.clone());
         }
@@ -608,26 +560,168 @@ fn write_tree(
         }
         values.insert(path.clone(), mine);
         if let Some(o) = spec_cg.owner {
-            let membership = if h.id == 0 { "cgroup.threads" } else { "tasks" };
-            for p in [dir.clone(), dir.join("cgroup.procs"), dir.join(membership)] {
-                std::os::unix::fs::chown(&p, Some(o.uid), Some(o.gid)).map_err(|source| {
-                    if source.kind() == std::io::ErrorKind::PermissionDenied {
-                        FixtureError::Spec {
-                            path: p.clone(),
-                            message: format!(
-                                "owner uid {} needs root to chown: build fixture hosts with owners as root",
-                                o.uid
-                            ),
-                        }
-                    } else {
-                        FixtureError::Io {
-                            path: p.clone(),
-                            source,
-                        }
-                    }
-                })?;
+            chown_delegated(&dir, h, o.uid, o.gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// What writing one hierarchy's tree needs.
+struct Tree<'a> {
+    w: &'a Writer,
+    spec: &'a HostSpec,
+    h: &'a HierarchySpec,
+    m: &'a MountSpec,
+    rules: &'a RuleSet,
+    controllers: Vec<crate::model::Controller>,
+}
+
+impl Tree<'_> {
+    fn v2_core_files(&self, dir: &Path, path: &str, pids: &[u32], tids: &[u32]) -> Result<(), FixtureError> {
+        let w = self.w;
+        w.write(&dir.join("cgroup.procs"), &id_list(pids))?;
+        w.write(&dir.join("cgroup.threads"), &id_list(tids))?;
+        w.write(&dir.join("cgroup.subtree_control"), "")?;
+        if path == "/" {
+            w.write(
+                &dir.join("cgroup.controllers"),
+                &format!("{}\n", self.h.controllers.join(" ")),
+            )?;
+        } else {
+            w.write(&dir.join("cgroup.type"), "domain\n")?;
+        }
+        w.write(
+            &dir.join("cgroup.stat"),
+            "nr_descendants 0\nnr_dying_descendants 0\n",
+        )
+    }
+
+    fn v1_core_files(&self, dir: &Path, path: &str, pids: &[u32], tids: &[u32]) -> Result<(), FixtureError> {
+        let w = self.w;
+        w.write(&dir.join("cgroup.procs"), &id_list(pids))?;
+        w.write(&dir.join("tasks"), &id_list(tids))?;
+        w.write(&dir.join("notify_on_release"), "0\n")?;
+        w.write(&dir.join("cgroup.clone_children"), "0\n")?;
+        if path == "/" {
+            let agent = self
+                .m
+                .options
+                .iter()
+                .find_map(|o| o.strip_prefix("release_agent="))
+                .unwrap_or("");
+            w.write(&dir.join("release_agent"), &format!("{agent}\n"))?;
+            w.write(&dir.join("cgroup.sane_behavior"), "0\n")?;
+        }
+        Ok(())
+    }
+
+    /// Every v1 setting file of the hierarchy's controllers with its value
+    /// (the spec's root setting, else the rule's default, inherited from
+    /// the parent where the rule says so); the stat files are written as 0.
+    fn v1_defaults(
+        &self,
+        dir: &Path,
+        path: &str,
+        parent_vals: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, FixtureError> {
+        let is_root = path == "/";
+        let mut mine = BTreeMap::new();
+        for c in &self.h.controllers {
+            for f in v1_setting_files(c) {
+                let v = if is_root {
+                    self.spec.root_settings.get(*f).cloned()
+                } else {
+                    None
+                }
+                .or_else(|| self.rule_default(f, parent_vals))
+                .unwrap_or_default();
+                mine.insert(f.to_string(), v);
+            }
+            for f in v1_stat_files(c) {
+                self.w.write(&dir.join(f), "0\n")?;
             }
         }
+        Ok(mine)
+    }
+
+    /// The default the rules give file `f`: inherited from the parent, or
+    /// from the host's root when the parent is outside this mount, for a
+    /// `parent: true` default; the rule's example otherwise.
+    fn rule_default(&self, f: &str, parent_vals: &BTreeMap<String, String>) -> Option<String> {
+        let rule = self
+            .rules
+            .file_rules(f, &self.controllers)
+            .find(|(r, _)| r.rule.default.is_some());
+        match rule {
+            Some((r, _)) if matches!(&r.rule.default, Some(crate::rules::DefaultSpec::Spec(d)) if d.parent) => {
+                parent_vals
+                    .get(f)
+                    .or_else(|| self.spec.root_settings.get(f))
+                    .cloned()
+                    .or_else(|| r.example_default())
+            }
+            Some((r, _)) => r.example_default(),
+            None => None,
+        }
+    }
+}
+
+/// One id per line, as `cgroup.procs`, `tasks` and `cgroup.threads` list them.
+fn id_list(v: &[u32]) -> String {
+    v.iter().map(|x| format!("{x}\n")).collect()
+}
+
+/// Every cgroup of the hierarchy's spec and every ancestor of one, plus
+/// every ancestor of a cgroup that has members, sorted (parents first).
+fn tree_paths(h: &HierarchySpec, members: &Members) -> Vec<String> {
+    let mut all: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    all.insert("/".into());
+    let member_paths = members
+        .keys()
+        .filter(|(hid, _)| *hid == h.id)
+        .map(|(_, path)| path);
+    for p in h.cgroups.keys().chain(member_paths) {
+        let mut cur = Some(p.as_str());
+        while let Some(c) = cur {
+            all.insert(c.to_string());
+            cur = cgpath::parent(c);
+        }
+    }
+    all.into_iter().collect()
+}
+
+/// A cgroup's path below mount `m`'s root (`None`: outside this mount).
+fn visible_path(m: &MountSpec, path: &str) -> Option<String> {
+    let root = m.root.trim_end_matches('/');
+    if m.root == "/" {
+        Some(path.to_string())
+    } else if path == m.root {
+        Some("/".to_string())
+    } else {
+        path.strip_prefix(&format!("{root}/")).map(|r| format!("/{r}"))
+    }
+}
+
+/// A delegated cgroup: its directory, `cgroup.procs` and its membership
+/// file belong to the owner.
+fn chown_delegated(dir: &Path, h: &HierarchySpec, uid: u32, gid: u32) -> Result<(), FixtureError> {
+    let membership = if h.id == 0 { "cgroup.threads" } else { "tasks" };
+    for p in [dir.to_path_buf(), dir.join("cgroup.procs"), dir.join(membership)] {
+        std::os::unix::fs::chown(&p, Some(uid), Some(gid)).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::PermissionDenied {
+                FixtureError::Spec {
+                    path: p.clone(),
+                    message: format!(
+                        "owner uid {uid} needs root to chown: build fixture hosts with owners as root"
+                    ),
+                }
+            } else {
+                FixtureError::Io {
+                    path: p.clone(),
+                    err: source,
+                }
+            }
+        })?;
     }
     Ok(())
 }

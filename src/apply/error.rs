@@ -8,12 +8,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// An I/O error on a named file.
-    #[error("{}: {source}", path.display())]
+    ///
+    /// The OS error is part of the message and not a `source()`, so an
+    /// error chain says it once.
+    #[error("{}: {err}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// What the kernel said.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// The target is not a cgroup2 filesystem.
     #[error("{}: not a cgroup2 filesystem (statfs magic {magic:#x}); --target must be a cgroup2 mount or a directory in one", path.display())]
@@ -89,7 +92,7 @@ impl ApplyError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> ApplyError {
         ApplyError::Io {
             path: path.into(),
-            source,
+            err: source,
         }
     }
 }

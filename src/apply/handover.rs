@@ -21,6 +21,7 @@ use nix::errno::Errno;
 
 use super::step::{Before, Step, V1Cgroup, V1Mount, V1State};
 use super::tasks::Host;
+use crate::model::Controller;
 use crate::plan::Plan;
 
 /// Bound on each wait (release, v2 offer, remount).
@@ -39,36 +40,22 @@ pub struct Spec {
     pub mounts: Vec<V1Mount>,
 }
 
-/// The v2 controller a v1 controller becomes (`None`: v2 has none).
+/// The v2 controller a v1 controller becomes (`None`: v2 has none), from
+/// the one controller table ([`Controller::v2_name`]).
 pub fn v2_name(v1: &str) -> Option<&'static str> {
-    Some(match v1 {
-        "cpu" | "cpuacct" => "cpu",
-        "cpuset" => "cpuset",
-        "memory" => "memory",
-        "blkio" => "io",
-        "pids" => "pids",
-        "hugetlb" => "hugetlb",
-        "rdma" => "rdma",
-        "misc" => "misc",
-        "perf_event" => "perf_event",
-        _ => return None,
-    })
+    v1.parse::<Controller>().ok()?.v2_name()
 }
 
-/// v1 controllers that cgroup2 has no controller for, handed over by just
-/// releasing their hierarchy: on v2 `devices` is a BPF program (the plan's
-/// findings name its rules), `freezer` is the core `cgroup.freeze` (the plan
-/// writes the converted state), `net_cls`/`net_prio` are implicit (socket
-/// matching by cgroup path, BPF).
-pub const V1_ONLY: &[&str] = &["devices", "freezer", "net_cls", "net_prio"];
+/// Whether v2 has no controller for this v1 one, so it is handed over by
+/// just releasing its hierarchy ([`Controller::is_v1_only`]).
+pub fn is_v1_only(v1: &str) -> bool {
+    v1.parse::<Controller>().is_ok_and(|c| c.is_v1_only())
+}
 
-/// v2 controllers that are implicit (`implicit_on_dfl` in the kernel): on in
-/// every cgroup, never listed in `cgroup.controllers`, never enabled.
-pub const IMPLICIT_V2: &[&str] = &["perf_event"];
-
-/// Whether a v2 controller is implicit: nothing to wait for or enable.
+/// Whether a v2 controller is implicit: nothing to wait for or enable
+/// ([`Controller::is_implicit_on_v2`]).
 pub fn is_implicit(v2: &str) -> bool {
-    IMPLICIT_V2.contains(&v2)
+    Controller::v2_named(v2).is_some_and(Controller::is_implicit_on_v2)
 }
 
 /// `/proc/cgroups` rows: (controller, hierarchy id, num_cgroups, enabled).
@@ -194,7 +181,7 @@ pub fn preflight(specs: &[Spec], v2_root: Option<&Path>, systemd_v1: bool) -> Ve
     }
     for s in specs {
         for c in &s.v1 {
-            if v2_name(c).is_none() && !V1_ONLY.contains(&c.as_str()) {
+            if v2_name(c).is_none() && !is_v1_only(c) {
                 why.push(format!(
                     "{}: v1 controller {c} has no cgroup2 counterpart on this kernel",
                     s.hierarchy

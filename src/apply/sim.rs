@@ -25,34 +25,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use nix::errno::Errno;
 
 use super::target::{Target, TargetError};
+use crate::model::Controller;
 use crate::model::path as cgpath;
 
-/// `cgrp_dfl_threaded_ss_mask`: the controllers whose `ss->threaded` is set.
-const THREADED: &[&str] = &["cpuset", "cpu", "perf_event", "pids"];
+/// Whether a v2 controller is implicit (`cgrp_dfl_implicit_ss_mask`):
+/// enabled everywhere, never listed or writable in `subtree_control`.
+fn is_implicit(c: &str) -> bool {
+    Controller::v2_named(c).is_some_and(Controller::is_implicit_on_v2)
+}
 
-/// Controllers a v2 kernel knows, in subsystem id order (`cgroup_subsys.h`),
-/// which is the order `cgroup_subtree_control_write` checks them in and
-/// `cgroup.controllers` prints them in.
-const SUBSYS_ORDER: &[&str] = &[
-    "cpuset",
-    "cpu",
-    "io",
-    "memory",
-    "perf_event",
-    "hugetlb",
-    "pids",
-    "rdma",
-    "misc",
-    "dmem",
-];
-
-/// `cgrp_dfl_implicit_ss_mask`: enabled everywhere on v2, never listed or
-/// writable in `subtree_control`.
-const IMPLICIT: &[&str] = &["perf_event"];
-
-/// Whether a controller may be enabled in a threaded subtree.
+/// Whether a controller may be enabled in a threaded subtree
+/// (`cgrp_dfl_threaded_ss_mask`).
 fn is_threaded_ctrl(c: &str) -> bool {
-    THREADED.contains(&c)
+    Controller::is_threaded_name(c)
 }
 
 /// One cgroup's own state; what depends on tasks is computed from [`Simulator::tasks`].
@@ -458,12 +443,7 @@ impl Simulator {
     /// `cgroup_control`: what `cgroup.controllers` shows, in subsystem order.
     fn control(&self, path: &str) -> Vec<String> {
         let set: BTreeSet<String> = match cgpath::parent(path) {
-            None => self
-                .offered
-                .iter()
-                .filter(|c| !IMPLICIT.contains(&c.as_str()))
-                .cloned()
-                .collect(),
+            None => self.offered.iter().filter(|c| !is_implicit(c)).cloned().collect(),
             Some(parent) => {
                 let sc = self
                     .cg(parent)
@@ -498,16 +478,11 @@ mod tree;
 
 /// A controller set in subsystem id order (unknown names last, sorted).
 fn ordered(set: &BTreeSet<String>) -> Vec<String> {
-    let mut v: Vec<String> = SUBSYS_ORDER
-        .iter()
-        .filter(|c| set.contains(**c))
-        .map(|c| c.to_string())
+    let mut v: Vec<String> = Controller::v2_names()
+        .filter(|c| set.contains(*c))
+        .map(str::to_string)
         .collect();
-    v.extend(
-        set.iter()
-            .filter(|c| !SUBSYS_ORDER.contains(&c.as_str()))
-            .cloned(),
-    );
+    v.extend(set.iter().filter(|c| Controller::v2_named(c).is_none()).cloned());
     v
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use petgraph::graph::NodeIndex;
 
 use super::{Finding, Subject, kernel_at_least};
-use crate::model::{Controller, Hierarchy, Mode, Node, Snapshot, Version};
+use crate::model::{Controller, Hierarchy, Mode, Node, Process, Snapshot, Version};
 use crate::rules::{Fact, RuleSet};
 
 /// One observed fact.
@@ -65,206 +65,277 @@ pub fn boot_params(cmdline: &str) -> Vec<(String, Option<String>)> {
     out
 }
 
-/// Compute every fact the rules can match.
+/// Compute every fact the rules can match, host-wide facts first, then per
+/// hierarchy, per process, boot parameters, controllers and open files.
 pub fn compute(snap: &Snapshot) -> Vec<Observed> {
+    let view = View::new(snap);
     let mut out = Vec::new();
-    let hs = snap.hierarchies();
-    let v1: Vec<(NodeIndex, &Hierarchy)> = hs
-        .iter()
-        .filter(|(_, h)| h.version == Version::V1)
-        .cloned()
-        .collect();
-    let label_of = |id: u32| -> String {
-        hs.iter()
+    mode_facts(snap, &mut out);
+    for (hi, h) in &view.v1 {
+        hierarchy_facts(snap, *hi, h, &mut out);
+    }
+    split_thread_facts(&view, &mut out);
+    for (_, h) in &view.v1 {
+        internal_process_and_delegation_facts(snap, h, &mut out);
+    }
+    boot_param_facts(snap, &mut out);
+    controller_facts(&view, &mut out);
+    for (pi, p) in snap.processes() {
+        out.extend(event_listener_fact(p));
+        out.extend(diverged_placement_fact(&view, pi, p));
+    }
+    out
+}
+
+/// The snapshot's hierarchies, looked up once for every fact.
+struct View<'a> {
+    snap: &'a Snapshot,
+    all: Vec<(NodeIndex, &'a Hierarchy)>,
+    v1: Vec<(NodeIndex, &'a Hierarchy)>,
+}
+
+impl<'a> View<'a> {
+    fn new(snap: &'a Snapshot) -> Self {
+        let all = snap.hierarchies();
+        let v1 = all
+            .iter()
+            .filter(|(_, h)| h.version == Version::V1)
+            .cloned()
+            .collect();
+        View { snap, all, v1 }
+    }
+
+    /// A hierarchy's label by id (the id itself when it is unknown).
+    fn label_of(&self, id: u32) -> String {
+        self.all
+            .iter()
             .find(|(_, h)| h.id == id)
             .map(|(_, h)| h.label())
             .unwrap_or_else(|| id.to_string())
-    };
-    let hsub = |h: &Hierarchy| Subject::Hierarchy {
+    }
+}
+
+fn hierarchy_subject(h: &Hierarchy) -> Subject {
+    Subject::Hierarchy {
         id: h.id,
         label: h.label(),
-    };
+    }
+}
 
+fn cgroup_subject(h: &Hierarchy, path: &str) -> Subject {
+    Subject::Cgroup {
+        hierarchy: h.id,
+        label: h.label(),
+        path: path.to_string(),
+    }
+}
+
+fn process_subject(p: &Process) -> Subject {
+    Subject::Process {
+        pid: p.pid,
+        comm: p.comm.clone(),
+    }
+}
+
+/// `legacy-mode`, `hybrid-mode`, `no-cgroupfs`.
+fn mode_facts(snap: &Snapshot, out: &mut Vec<Observed>) {
     match snap.host.mode {
         Mode::Legacy => out.push(obs(Fact::LegacyMode, Subject::Host, "legacy".into())),
         Mode::Hybrid => out.push(obs(Fact::HybridMode, Subject::Host, "hybrid".into())),
         Mode::None => out.push(obs(Fact::NoCgroupfs, Subject::Host, "none".into())),
         Mode::Unified => {}
     }
+}
 
-    for (hi, h) in &v1 {
-        if let Some(n) = &h.name {
-            out.push(obs(
-                Fact::NamedHierarchy,
-                hsub(h),
-                format!("name={n} (id {})", h.id),
-            ));
-        }
-        if h.mounts.is_empty() {
-            out.push(obs(
-                Fact::UnmountedHierarchy,
-                hsub(h),
-                format!("{} (id {})", h.label(), h.id),
-            ));
-        }
-        // The root's release_agent file is a file rule; the mount option is
-        // only reported when the root could not be read.
-        if let Some(agent) = h.release_agent.as_ref().filter(|a| !a.is_empty())
-            && snap.root_cgroup(*hi).is_none()
-        {
-            out.push(obs(
-                Fact::ReleaseAgent,
-                hsub(h),
-                format!("{} ({agent})", h.label()),
-            ));
-        }
+/// Facts about one v1 hierarchy itself: named, unmounted, release agent, ...
+fn hierarchy_facts(snap: &Snapshot, hi: NodeIndex, h: &Hierarchy, out: &mut Vec<Observed>) {
+    if let Some(n) = &h.name {
+        out.push(obs(
+            Fact::NamedHierarchy,
+            hierarchy_subject(h),
+            format!("name={n} (id {})", h.id),
+        ));
     }
+    if h.mounts.is_empty() {
+        out.push(obs(
+            Fact::UnmountedHierarchy,
+            hierarchy_subject(h),
+            format!("{} (id {})", h.label(), h.id),
+        ));
+    }
+    // The root's release_agent file is a file rule; the mount option is
+    // only reported when the root could not be read.
+    if let Some(agent) = h.release_agent.as_ref().filter(|a| !a.is_empty())
+        && snap.root_cgroup(hi).is_none()
+    {
+        out.push(obs(
+            Fact::ReleaseAgent,
+            hierarchy_subject(h),
+            format!("{} ({agent})", h.label()),
+        ));
+    }
+}
 
-    // Threads split across cgroups of one hierarchy.
+/// `split-threads-*`: a process whose threads sit in different cgroups of
+/// one hierarchy, split by whether that hierarchy has a domain controller.
+fn split_thread_facts(view: &View<'_>, out: &mut Vec<Observed>) {
+    let snap = view.snap;
     for (pi, split) in snap.split_processes() {
         let Node::Process(p) = &snap.graph[pi] else {
             continue;
         };
-        let threads = snap.threads(pi);
         let (domain, threaded): (Vec<u32>, Vec<u32>) = split.iter().partition(|id| {
-            hs.iter()
+            view.all
+                .iter()
                 .find(|(_, h)| h.id == **id)
                 .is_some_and(|(_, h)| has_domain_controller(h))
         });
-        let describe = |ids: &[u32]| -> String {
-            let per: Vec<String> = ids
-                .iter()
-                .map(|id| {
-                    let mut by_cg: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-                    for (ti, t) in &threads {
-                        for cg in snap
-                            .memberships(*ti)
-                            .filter(|cg| snap.cgroup(*cg).hierarchy == *id)
-                        {
-                            by_cg.entry(snap.cgroup(cg).path.clone()).or_default().push(t.tid);
-                        }
-                    }
-                    let places: Vec<String> = by_cg
-                        .iter()
-                        .map(|(path, tids)| {
-                            let t: Vec<String> = tids.iter().map(|t| t.to_string()).collect();
-                            format!("threads {} in {path}", t.join(","))
-                        })
-                        .collect();
-                    format!("{} ({})", label_of(*id), places.join("; "))
-                })
-                .collect();
-            format!(
-                "process {} ({}) has {} threads across cgroups of {}",
-                p.pid,
-                p.comm,
-                threads.len(),
-                per.join(" and ")
-            )
-        };
-        let subject = Subject::Process {
-            pid: p.pid,
-            comm: p.comm.clone(),
-        };
         if !domain.is_empty() {
-            out.push(obs(Fact::SplitThreadsDomain, subject.clone(), describe(&domain)));
+            let detail = describe_split(view, pi, p, &domain);
+            out.push(obs(Fact::SplitThreadsDomain, process_subject(p), detail));
         }
         if !threaded.is_empty() {
-            out.push(obs(Fact::SplitThreadsThreaded, subject, describe(&threaded)));
+            let detail = describe_split(view, pi, p, &threaded);
+            out.push(obs(Fact::SplitThreadsThreaded, process_subject(p), detail));
         }
     }
+}
 
-    // Internal processes, delegation.
-    for (_, h) in &v1 {
-        let domain = has_domain_controller(h);
-        let mut owned: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
-        for (ci, c) in snap.cgroups().filter(|(_, c)| c.hierarchy == h.id) {
-            if domain && !c.is_root() {
-                // Leaves (most cgroups) cannot hold internal processes:
-                // count their tasks only for inner cgroups.
-                let kids = snap.children(ci).len();
-                let (procs, threads) = if kids > 0 { snap.task_counts(ci) } else { (0, 0) };
-                if threads > 0 && kids > 0 {
-                    out.push(obs(
-                        Fact::InternalProcesses,
-                        Subject::Cgroup {
-                            hierarchy: h.id,
-                            label: h.label(),
-                            path: c.path.clone(),
-                        },
-                        format!(
-                            "{} holds {procs} processes ({threads} threads) and has {kids} child cgroups in {}",
-                            c.path,
-                            h.label()
-                        ),
-                    ));
+/// "process P (comm) has N threads across cgroups of H (threads 1,2 in /a; ...)".
+fn describe_split(view: &View<'_>, pi: NodeIndex, p: &Process, ids: &[u32]) -> String {
+    let snap = view.snap;
+    let threads = snap.threads(pi);
+    let per: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let mut by_cg: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+            for (ti, t) in &threads {
+                for cg in snap
+                    .memberships(*ti)
+                    .filter(|cg| snap.cgroup(*cg).hierarchy == *id)
+                {
+                    by_cg.entry(snap.cgroup(cg).path.clone()).or_default().push(t.tid);
                 }
             }
-            if let Some(uid) = c.owner.delegate_uid() {
-                let parent_same = snap
-                    .parent(ci)
-                    .is_some_and(|p| snap.cgroup(p).owner.delegate_uid() == Some(uid));
-                if !parent_same {
-                    owned.entry(uid).or_default().push(ci);
-                }
-            }
+            let places: Vec<String> = by_cg
+                .iter()
+                .map(|(path, tids)| {
+                    let t: Vec<String> = tids.iter().map(|t| t.to_string()).collect();
+                    format!("threads {} in {path}", t.join(","))
+                })
+                .collect();
+            format!("{} ({})", view.label_of(*id), places.join("; "))
+        })
+        .collect();
+    format!(
+        "process {} ({}) has {} threads across cgroups of {}",
+        p.pid,
+        p.comm,
+        threads.len(),
+        per.join(" and ")
+    )
+}
+
+/// `internal-processes` for inner cgroups of a hierarchy with a domain
+/// controller, then the delegation facts of that hierarchy.
+fn internal_process_and_delegation_facts(snap: &Snapshot, h: &Hierarchy, out: &mut Vec<Observed>) {
+    let domain = has_domain_controller(h);
+    let mut owned: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
+    for (ci, c) in snap.cgroups().filter(|(_, c)| c.hierarchy == h.id) {
+        if domain && !c.is_root() {
+            out.extend(internal_processes_fact(snap, h, ci));
         }
-        for (uid, tops) in owned {
-            for &ci in &tops {
-                let c = snap.cgroup(ci);
-                let below = count_owned_below(snap, ci, uid);
-                out.push(obs(
-                    Fact::Delegated,
-                    Subject::Cgroup {
-                        hierarchy: h.id,
-                        label: h.label(),
-                        path: c.path.clone(),
-                    },
-                    format!(
-                        "uid {uid} owns {} and {below} cgroups below it in {}",
-                        c.path,
-                        h.label()
-                    ),
-                ));
-            }
-            if tops.len() > 1 {
-                let paths: Vec<&str> = tops.iter().map(|i| snap.cgroup(*i).path.as_str()).collect();
-                out.push(obs(
-                    Fact::DelegationCommonAncestor,
-                    Subject::Hierarchy {
-                        id: h.id,
-                        label: h.label(),
-                    },
-                    format!(
-                        "uid {uid} owns {} separate subtrees in {} ({}) whose common ancestor is root-owned",
-                        tops.len(),
-                        h.label(),
-                        paths.join(", ")
-                    ),
-                ));
+        if let Some(uid) = c.owner.delegate_uid() {
+            let parent_same = snap
+                .parent(ci)
+                .is_some_and(|p| snap.cgroup(p).owner.delegate_uid() == Some(uid));
+            if !parent_same {
+                owned.entry(uid).or_default().push(ci);
             }
         }
     }
-
-    if let Some(cmd) = &snap.host.cmdline {
-        for (k, v) in boot_params(cmd) {
-            out.push(Observed {
-                fact: Fact::BootParam,
-                subject: Subject::Host,
-                detail: format!("{k}{}", v.as_ref().map(|v| format!("={v}")).unwrap_or_default()),
-                param: Some(k),
-                value: v,
-            });
-        }
+    for (uid, tops) in owned {
+        delegation_facts(snap, h, uid, &tops, out);
     }
+}
 
-    let has_v2 = hs.iter().any(|(_, h)| h.version == Version::V2);
+/// `internal-processes`: an inner cgroup that holds tasks.
+fn internal_processes_fact(snap: &Snapshot, h: &Hierarchy, ci: NodeIndex) -> Option<Observed> {
+    // Leaves (most cgroups) cannot hold internal processes: count their
+    // tasks only for inner cgroups.
+    let kids = snap.children(ci).len();
+    if kids == 0 {
+        return None;
+    }
+    let (procs, threads) = snap.task_counts(ci);
+    if threads == 0 {
+        return None;
+    }
+    let c = snap.cgroup(ci);
+    Some(obs(
+        Fact::InternalProcesses,
+        cgroup_subject(h, &c.path),
+        format!(
+            "{} holds {procs} processes ({threads} threads) and has {kids} child cgroups in {}",
+            c.path,
+            h.label()
+        ),
+    ))
+}
+
+/// `delegated` for each top cgroup a uid owns, and
+/// `delegation-common-ancestor` when it owns more than one subtree.
+fn delegation_facts(snap: &Snapshot, h: &Hierarchy, uid: u32, tops: &[NodeIndex], out: &mut Vec<Observed>) {
+    for &ci in tops {
+        let c = snap.cgroup(ci);
+        let below = count_owned_below(snap, ci, uid);
+        out.push(obs(
+            Fact::Delegated,
+            cgroup_subject(h, &c.path),
+            format!(
+                "uid {uid} owns {} and {below} cgroups below it in {}",
+                c.path,
+                h.label()
+            ),
+        ));
+    }
+    if tops.len() > 1 {
+        let paths: Vec<&str> = tops.iter().map(|i| snap.cgroup(*i).path.as_str()).collect();
+        out.push(obs(
+            Fact::DelegationCommonAncestor,
+            hierarchy_subject(h),
+            format!(
+                "uid {uid} owns {} separate subtrees in {} ({}) whose common ancestor is root-owned",
+                tops.len(),
+                h.label(),
+                paths.join(", ")
+            ),
+        ));
+    }
+}
+
+/// `boot-param`: one per kernel command-line parameter.
+fn boot_param_facts(snap: &Snapshot, out: &mut Vec<Observed>) {
+    let Some(cmd) = &snap.host.cmdline else {
+        return;
+    };
+    for (k, v) in boot_params(cmd) {
+        out.push(Observed {
+            fact: Fact::BootParam,
+            subject: Subject::Host,
+            detail: format!("{k}{}", v.as_ref().map(|v| format!("={v}")).unwrap_or_default()),
+            param: Some(k),
+            value: v,
+        });
+    }
+}
+
+/// `controller-v1-bound` and `controller-unused` from `/proc/cgroups`.
+fn controller_facts(view: &View<'_>, out: &mut Vec<Observed>) {
+    let has_v2 = view.all.iter().any(|(_, h)| h.version == Version::V2);
     // perf_event needs no enabling on v2: it is implicitly there.
     let perf_implicit = |c: &crate::model::ControllerStatus| has_v2 && c.controller == Controller::PerfEvent;
-    for c in &snap.host.controllers {
-        if !c.enabled {
-            continue;
-        }
+    for c in view.snap.host.controllers.iter().filter(|c| c.enabled) {
         if c.hierarchy != 0 {
             out.push(obs(
                 Fact::ControllerV1Bound,
@@ -279,65 +350,66 @@ pub fn compute(snap: &Snapshot) -> Vec<Observed> {
             ));
         }
     }
+}
 
-    const EVENT_FILES: &[&str] = &[
-        "cgroup.event_control",
-        "memory.oom_control",
-        "memory.pressure_level",
-        "memory.usage_in_bytes",
-        "memory.memsw.usage_in_bytes",
-    ];
-    for (pi, p) in snap.processes() {
-        let files: Vec<&str> = p
-            .cgroup_files
-            .iter()
-            .filter(|f| EVENT_FILES.iter().any(|e| f.ends_with(&format!("/{e}"))))
-            .map(String::as_str)
-            .collect();
-        if !files.is_empty() {
-            out.push(obs(
-                Fact::EventListener,
-                Subject::Process {
-                    pid: p.pid,
-                    comm: p.comm.clone(),
-                },
-                format!("process {} ({}) holds {} open", p.pid, p.comm, files.join(", ")),
-            ));
-        }
-        // Placement that differs between v1 hierarchies.
-        if p.is_kernel_thread() {
-            continue;
-        }
-        let Some((main, _)) = snap.threads(pi).into_iter().find(|(_, t)| t.tid == p.pid) else {
-            continue;
-        };
-        // Hierarchy ids per path; labels are only made for a finding.
-        let mut paths: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-        for cg in snap.memberships(main) {
-            let c = snap.cgroup(cg);
-            if v1.iter().any(|(_, h)| h.id == c.hierarchy) {
-                paths.entry(c.path.as_str()).or_default().push(c.hierarchy);
-            }
-        }
-        if paths.len() > 1 {
-            let parts: Vec<String> = paths
-                .iter()
-                .map(|(p, ids)| {
-                    let ls: Vec<String> = ids.iter().map(|id| label_of(*id)).collect();
-                    format!("{p} in {}", ls.join(","))
-                })
-                .collect();
-            out.push(obs(
-                Fact::DivergedPlacement,
-                Subject::Process {
-                    pid: p.pid,
-                    comm: p.comm.clone(),
-                },
-                format!("process {} ({}) is at {}", p.pid, p.comm, parts.join("; ")),
-            ));
+/// v1 files whose open descriptors are event listeners (eventfd-based
+/// notifications that have no v2 equivalent at the same path).
+const EVENT_FILES: &[&str] = &[
+    "cgroup.event_control",
+    "memory.oom_control",
+    "memory.pressure_level",
+    "memory.usage_in_bytes",
+    "memory.memsw.usage_in_bytes",
+];
+
+/// `event-listener`: a process holding v1 event files open.
+fn event_listener_fact(p: &Process) -> Option<Observed> {
+    let files: Vec<&str> = p
+        .cgroup_files
+        .iter()
+        .filter(|f| EVENT_FILES.iter().any(|e| f.ends_with(&format!("/{e}"))))
+        .map(String::as_str)
+        .collect();
+    (!files.is_empty()).then(|| {
+        obs(
+            Fact::EventListener,
+            process_subject(p),
+            format!("process {} ({}) holds {} open", p.pid, p.comm, files.join(", ")),
+        )
+    })
+}
+
+/// `diverged-placement`: a user process whose main thread sits at different
+/// paths in different v1 hierarchies.
+fn diverged_placement_fact(view: &View<'_>, pi: NodeIndex, p: &Process) -> Option<Observed> {
+    let snap = view.snap;
+    if p.is_kernel_thread() {
+        return None;
+    }
+    let (main, _) = snap.threads(pi).into_iter().find(|(_, t)| t.tid == p.pid)?;
+    // Hierarchy ids per path; labels are only made for a finding.
+    let mut paths: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for cg in snap.memberships(main) {
+        let c = snap.cgroup(cg);
+        if view.v1.iter().any(|(_, h)| h.id == c.hierarchy) {
+            paths.entry(c.path.as_str()).or_default().push(c.hierarchy);
         }
     }
-    out
+    if paths.len() <= 1 {
+        return None;
+    }
+    let parts: Vec<String> = paths
+        .iter()
+        .map(|(p, ids)| {
+            let ls: Vec<String> = ids.iter().map(|id| view.label_of(*id)).collect();
+            format!("{p} in {}", ls.join(","))
+        })
+        .collect();
+    Some(obs(
+        Fact::DivergedPlacement,
+        process_subject(p),
+        format!("process {} ({}) is at {}", p.pid, p.comm, parts.join("; ")),
+    ))
 }
 
 fn count_owned_below(snap: &Snapshot, ci: NodeIndex, uid: u32) -> usize {

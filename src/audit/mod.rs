@@ -187,7 +187,7 @@ fn unreadable_findings(snap: &Snapshot) -> Vec<Finding> {
 }
 
 /// `--fail-on` threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailOn {
     /// Never fail.
     Never,

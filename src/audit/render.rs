@@ -5,11 +5,11 @@ use std::fmt::Write;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use super::{Report, Verdict};
-use crate::report::{DataFormat, to_data};
+use crate::report::{DataError, DataFormat, to_data};
 use crate::rules::Severity;
 
 /// Output formats of `cgmig audit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditFormat {
     /// Human tables.
     Table,
@@ -24,14 +24,16 @@ pub enum AuditFormat {
 }
 
 /// Render a report.
-pub fn render(r: &Report, f: AuditFormat) -> String {
-    match f {
+/// Human formats cannot fail; JSON and YAML return the serializer's error
+/// (the CLI exits 2) rather than an empty document.
+pub fn render(r: &Report, f: AuditFormat) -> Result<String, DataError> {
+    Ok(match f {
         AuditFormat::Table => table(r),
-        AuditFormat::Json => to_data(r, DataFormat::Json).unwrap_or_default(),
-        AuditFormat::Yaml => to_data(r, DataFormat::Yaml).unwrap_or_default(),
+        AuditFormat::Json => to_data(r, DataFormat::Json)?,
+        AuditFormat::Yaml => to_data(r, DataFormat::Yaml)?,
         AuditFormat::Markdown => markdown(r),
         AuditFormat::Prometheus => prometheus(r),
-    }
+    })
 }
 
 fn verdict_text(v: Verdict) -> &'static str {

@@ -101,7 +101,7 @@ fn describe(r: &LoadedRule, out: &mut String) {
         let _ = writeln!(out, "  v1 file: {f}");
     }
     if let Some(f) = &rule.matcher.fact {
-        let _ = writeln!(out, "  host fact: {}", f.as_str());
+        let _ = writeln!(out, "  host fact: {}", f.rules_name());
     }
     if let Some(d) = &rule.default {
         let _ = writeln!(out, "  default: {}", serde_json::to_string(d).unwrap_or_default());
@@ -189,7 +189,7 @@ pub fn list(rules: &RuleSet) -> String {
         let what = match (&m.file, &m.file_regex, &m.fact) {
             (Some(f), _, _) => f.clone(),
             (_, Some(re), _) => format!("/{re}/"),
-            (_, _, Some(f)) => format!("fact {}", f.as_str()),
+            (_, _, Some(f)) => format!("fact {}", f.rules_name()),
             _ => String::new(),
         };
         let mut does = Vec::new();

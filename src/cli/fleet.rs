@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use super::formats::FleetFormat;
 use super::{RulesArgs, emit, load_rules};
-use crate::fleet::{FleetFormat, FleetOptions};
+use crate::fleet::FleetOptions;
 
 /// Arguments of `cgmig fleet`.
 #[derive(Debug, Args)]
@@ -40,7 +41,7 @@ pub fn run(args: FleetArgs) -> Result<i32> {
     let report = crate::fleet::run(&inputs, &rules, &opts)?;
     emit(
         args.output.as_deref(),
-        &crate::fleet::render(&report, args.format),
+        &crate::fleet::render(&report, args.format.into()).context("cannot render the fleet report")?,
     )?;
     for u in &report.unreadable {
         say!("cgmig: fleet: skipped {}: {}", u.path.display(), u.error);

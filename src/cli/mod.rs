@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::host::Root;
 use crate::model::Snapshot;
-use crate::report::{self, DataFormat};
+use crate::report;
 use crate::rules::{RuleError, RuleSet};
 
 /// A line on standard error that can never panic. `eprintln!` panics when
@@ -31,6 +31,7 @@ mod completions;
 mod convert;
 mod explain;
 mod fleet;
+mod formats;
 mod output;
 mod verify;
 
@@ -72,7 +73,7 @@ enum Command {
         output: Option<PathBuf>,
         /// Snapshot format.
         #[arg(long, value_enum, default_value = "json")]
-        format: DataFormat,
+        format: formats::DataFormat,
     },
     /// Show every hierarchy as a tree, with task counts, non-default settings and markers.
     Tree {
@@ -89,10 +90,10 @@ enum Command {
         rules: RulesArgs,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
-        format: crate::audit::AuditFormat,
+        format: formats::AuditFormat,
         /// Exit 1 when a finding of this severity or worse exists.
         #[arg(long, value_enum, default_value = "blocker")]
-        fail_on: crate::audit::FailOn,
+        fail_on: formats::FailOn,
         /// Write to FILE instead of standard output (atomically).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -105,7 +106,7 @@ enum Command {
         rules: RulesArgs,
         /// Output format (json/yaml is what `apply` reads).
         #[arg(long, value_enum, default_value = "table")]
-        format: crate::plan::PlanFormat,
+        format: formats::PlanFormat,
         /// Write to FILE instead of standard output (atomically).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -265,7 +266,7 @@ fn run(cli: Cli) -> Result<i32> {
             for d in &snap.diagnostics {
                 say!("cgmig: note: {}: {}", d.path, report::escape::line(&d.message));
             }
-            let text = report::to_data(&snap, format).map_err(anyhow::Error::msg)?;
+            let text = report::to_data(&snap, format.into()).context("cannot write the snapshot")?;
             emit(output.as_deref(), &text)?;
             Ok(0)
         }
@@ -286,15 +287,16 @@ fn run(cli: Cli) -> Result<i32> {
             let snap = load_input(&input)?;
             let mut report = crate::audit::audit(&snap, &rules);
             crate::owners::adjust_report(&mut report, &snap);
-            let mut text = crate::audit::render(&report, format);
-            if matches!(format, crate::audit::AuditFormat::Table) {
+            let mut text =
+                crate::audit::render(&report, format.into()).context("cannot render the audit report")?;
+            if matches!(format, formats::AuditFormat::Table) {
                 text.push_str(&crate::owners::audit_section(&snap));
             }
             emit(output.as_deref(), &text)?;
             if bad {
                 return Ok(2);
             }
-            Ok(if report.fails(fail_on) { 1 } else { 0 })
+            Ok(if report.fails(fail_on.into()) { 1 } else { 0 })
         }
         Command::Plan {
             input,
@@ -333,11 +335,8 @@ fn run(cli: Cli) -> Result<i32> {
                     violations.len()
                 );
             }
-            let mut text = crate::plan::render(&plan, format);
-            if matches!(
-                format,
-                crate::plan::PlanFormat::Table | crate::plan::PlanFormat::Markdown
-            ) {
+            let mut text = crate::plan::render(&plan, format.into()).context("cannot render the plan")?;
+            if matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown) {
                 text.push_str(&crate::owners::plan_section(&plan));
             }
             emit(output.as_deref(), &text)?;
@@ -404,7 +403,7 @@ mod tests {
         assert!(matches!(
             c.command,
             Command::Audit {
-                fail_on: crate::audit::FailOn::Warning,
+                fail_on: formats::FailOn::Warning,
                 ..
             }
         ));

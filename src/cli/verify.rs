@@ -19,11 +19,11 @@ pub struct VerifyArgs {
     input: super::InputArgs,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
-    format: crate::verify::VerifyFormat,
+    format: super::formats::VerifyFormat,
     /// Exit 1 when a check of this severity or worse exists (unannounced differences are errors,
     /// announced ones warnings).
     #[arg(long, value_enum, default_value = "error")]
-    fail_on: crate::audit::FailOn,
+    fail_on: super::formats::FailOn,
     /// Write to FILE instead of standard output (atomically).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -50,7 +50,7 @@ pub fn run(args: VerifyArgs) -> Result<i32> {
     let plan = read_plan(&args.plan)?;
     let live = super::load_input(&args.input)?;
     let r = crate::verify::verify(&plan, &live);
-    let text = crate::verify::render(&r, args.format);
+    let text = crate::verify::render(&r, args.format.into()).context("cannot render the verify report")?;
     super::emit(args.output.as_deref(), &text)?;
-    Ok(if r.fails(args.fail_on) { 1 } else { 0 })
+    Ok(if r.fails(args.fail_on.into()) { 1 } else { 0 })
 }

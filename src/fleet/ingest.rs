@@ -100,7 +100,7 @@ pub fn collect_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, FleetError> {
     for a in args {
         let meta = std::fs::metadata(a).map_err(|source| FleetError::Io {
             path: a.clone(),
-            source,
+            err: source,
         })?;
         if meta.is_dir() {
             walk.dir(a)?;
@@ -137,7 +137,7 @@ impl Walk {
     fn dir(&mut self, dir: &Path) -> Result<(), FleetError> {
         let io = |source| FleetError::Io {
             path: dir.to_path_buf(),
-            source,
+            err: source,
         };
         if !self.seen_dirs.insert(std::fs::canonicalize(dir).map_err(io)?) {
             return Ok(());
@@ -182,7 +182,7 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
     };
     let io = |source| FleetError::Io {
         path: path.to_path_buf(),
-        source,
+        err: source,
     };
     // Issue 10: a regular file only (a FIFO must not block), bounded, and
     // nested no deeper than the loaders accept before any parser recurses.
@@ -212,12 +212,12 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
             Ok((rec, Loaded::Snapshot(Box::new(snap))))
         }
         Some(AUDIT_SCHEMA) => {
-            let report: Report = crate::report::from_data(&text).map_err(bad)?;
+            let report: Report = crate::report::from_data(&text).map_err(|e| bad(e.to_string()))?;
             let rec = from_report(&report, path, &stem, InputKind::Audit);
             Ok((rec, Loaded::Audit))
         }
         Some(PLAN_SCHEMA) => {
-            let plan: Plan = crate::report::from_data(&text).map_err(bad)?;
+            let plan: Plan = crate::report::from_data(&text).map_err(|e| bad(e.to_string()))?;
             Ok((from_plan(&plan, path, &stem), Loaded::Plan(Box::new(plan))))
         }
         Some(other) => Err(bad(format!(

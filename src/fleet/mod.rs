@@ -35,12 +35,15 @@ pub const FLEET_SCHEMA: &str = "cgmig.fleet/v1";
 #[derive(Debug, Error)]
 pub enum FleetError {
     /// A file or directory could not be read.
-    #[error("{}: {source}", path.display())]
+    ///
+    /// The OS error is part of the message and not a `source()`, so an
+    /// error chain says it once.
+    #[error("{}: {err}", path.display())]
     Io {
         /// The path.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// A file is not a snapshot, audit or plan this cgmig reads.
     #[error("{}: {message}", path.display())]
@@ -59,7 +62,7 @@ impl FleetError {
     /// The error without the path (for lists that show the path already).
     pub fn message(&self) -> String {
         match self {
-            FleetError::Io { source, .. } => source.to_string(),
+            FleetError::Io { err: source, .. } => source.to_string(),
             FleetError::Parse { message, .. } => message.clone(),
             FleetError::NoInputs => self.to_string(),
         }
@@ -481,12 +484,12 @@ pub fn run(inputs: &[PathBuf], rules: &RuleSet, opts: &FleetOptions) -> Result<F
             let file = dir.join(format!("family-{id}.json"));
             let io = |source| FleetError::Io {
                 path: file.clone(),
-                source,
+                err: source,
             };
             // An empty file where a reviewer expects the family's plan would
             // be worse than stopping: a serialization failure is an error.
             let text = crate::report::to_data(&plan, crate::report::DataFormat::Json)
-                .map_err(|e| io(std::io::Error::other(e.clone())))?;
+                .map_err(|e| io(std::io::Error::other(e)))?;
             crate::report::write_output(Some(&file), &text).map_err(io)?;
             summary.file = Some(file);
         }

@@ -5,10 +5,10 @@ use std::fmt::Write;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use super::{Bucket, FleetReport, RuleSummary};
-use crate::report::{DataFormat, to_data};
+use crate::report::{DataError, DataFormat, to_data};
 
 /// Output formats of `cgmig fleet`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FleetFormat {
     /// Human tables.
     Table,
@@ -26,14 +26,16 @@ pub enum FleetFormat {
 const SHOWN: usize = 5;
 
 /// Render a fleet report.
-pub fn render(r: &FleetReport, f: FleetFormat) -> String {
-    match f {
+/// Human formats cannot fail; JSON and YAML return the serializer's error
+/// (the CLI exits 2) rather than an empty document.
+pub fn render(r: &FleetReport, f: FleetFormat) -> Result<String, DataError> {
+    Ok(match f {
         FleetFormat::Table => table(r),
         FleetFormat::Markdown => markdown(r),
-        FleetFormat::Json => to_data(r, DataFormat::Json).unwrap_or_default(),
+        FleetFormat::Json => to_data(r, DataFormat::Json)?,
         FleetFormat::Prometheus => prometheus(r),
         FleetFormat::Html => super::html::page(r),
-    }
+    })
 }
 
 /// `a, b, c … (+7 more)`.

@@ -24,7 +24,9 @@ impl Root {
     pub fn list_names(&self, abs: &str) -> Result<Option<Vec<String>>, HostError> {
         let entries = match self.list_dir(abs) {
             Ok(e) => e,
-            Err(HostError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(HostError::Io { err: source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
             Err(e) => return Err(e),
         };
         let mut names: Vec<String> = entries

@@ -41,13 +41,15 @@ mod listing;
 #[derive(Debug, Error)]
 pub enum HostError {
     /// A file or directory could not be read.
-    #[error("cannot read {path}: {source}")]
+    ///
+    /// The OS error is part of the message and not a `source()`, so an
+    /// error chain says it once.
+    #[error("cannot read {path}: {err}")]
     Io {
         /// Path on the host (root-prefixed).
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: io::Error,
+        err: io::Error,
     },
     /// A file's contents are not in the expected format.
     #[error("{path}:{line}: {message}")]
@@ -94,7 +96,7 @@ impl HostError {
         // Names in the path are escaped like every other name.
         let p = cgpath::from_bytes(self.path().as_os_str().as_bytes());
         match self {
-            HostError::Io { source, .. } => (p, format!("{UNREADABLE}{source}")),
+            HostError::Io { err: source, .. } => (p, format!("{UNREADABLE}{source}")),
             HostError::Parse { line, message, .. } => {
                 (format!("{p}:{line}"), format!("{UNREADABLE}{message}"))
             }
@@ -105,7 +107,7 @@ impl HostError {
 
     fn from_read(path: PathBuf, e: ReadError) -> HostError {
         match e {
-            ReadError::Io(source) => HostError::Io { path, source },
+            ReadError::Io(source) => HostError::Io { path, err: source },
             ReadError::NotRegular(kind) => HostError::NotRegular { path, kind },
             ReadError::TooLarge(limit) => HostError::TooLarge { path, limit },
         }
@@ -258,9 +260,12 @@ impl Root {
         let base = dir.into();
         let canonical = fs::canonicalize(&base).map_err(|source| HostError::Io {
             path: base.clone(),
-            source,
+            err: source,
         })?;
-        Root::open(base.clone(), canonical, None).map_err(|source| HostError::Io { path: base, source })
+        Root::open(base.clone(), canonical, None).map_err(|source| HostError::Io {
+            path: base,
+            err: source,
+        })
     }
 
     /// Like [`Root::new`] but with a chosen resolver (tests prove both).
@@ -268,10 +273,12 @@ impl Root {
         let base = dir.into();
         let canonical = fs::canonicalize(&base).map_err(|source| HostError::Io {
             path: base.clone(),
-            source,
+            err: source,
         })?;
-        Root::open(base.clone(), canonical, Some(resolver))
-            .map_err(|source| HostError::Io { path: base, source })
+        Root::open(base.clone(), canonical, Some(resolver)).map_err(|source| HostError::Io {
+            path: base,
+            err: source,
+        })
     }
 
     fn open(base: PathBuf, canonical: PathBuf, resolver: Option<Resolver>) -> io::Result<Root> {
@@ -319,11 +326,11 @@ impl Root {
     pub fn open_contained(&self, abs: &Path, flags: OFlag) -> Result<OwnedFd, HostError> {
         let fd = self.root_fd().map_err(|source| HostError::Io {
             path: self.display(abs),
-            source,
+            err: source,
         })?;
         contain::open_beneath(fd, self.resolver, abs, flags).map_err(|source| HostError::Io {
             path: self.display(abs),
-            source,
+            err: source,
         })
     }
 
@@ -341,7 +348,7 @@ impl Root {
     pub fn read_bounded(&self, abs: &Path, limit: usize) -> Result<Vec<u8>, HostError> {
         let fd = match self.open_contained(abs, contain::file_flags()) {
             Ok(fd) => fd,
-            Err(HostError::Io { path, source }) => {
+            Err(HostError::Io { path, err: source }) => {
                 return Err(HostError::from_read(path, contain::open_error(source)));
             }
             Err(e) => return Err(e),
@@ -356,7 +363,7 @@ impl Root {
     fn read_maybe(&self, abs: &str) -> MaybeGone<Vec<u8>> {
         match self.read_bounded(Path::new(abs), MAX_TABLE_BYTES) {
             Ok(b) => Ok(Ok(b)),
-            Err(HostError::Io { source, .. }) if is_gone(&source) => Ok(Err(Gone)),
+            Err(HostError::Io { err: source, .. }) if is_gone(&source) => Ok(Err(Gone)),
             Err(e) => Err(e),
         }
     }
@@ -366,7 +373,7 @@ impl Root {
         let fd = self.open_contained(Path::new(abs), contain::dir_flags())?;
         list_fd(fd).map_err(|source| HostError::Io {
             path: self.display(Path::new(abs)),
-            source,
+            err: source,
         })
     }
 
@@ -374,7 +381,7 @@ impl Root {
     pub fn read_text(&self, abs: &str) -> Result<Option<String>, HostError> {
         match self.read_bytes(abs) {
             Ok(b) => Ok(Some(cgpath::from_bytes(b.trim_ascii()))),
-            Err(HostError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(HostError::Io { err: source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -386,7 +393,7 @@ impl Root {
     pub fn read_text_lines(&self, abs: &str) -> Result<Option<String>, HostError> {
         match self.read_bytes(abs) {
             Ok(b) => Ok(Some(cgpath::value_from_bytes(&b))),
-            Err(HostError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(HostError::Io { err: source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -406,7 +413,9 @@ impl Root {
         let path = self.path("/proc/cgroups");
         let text = match self.read_bytes("/proc/cgroups") {
             Ok(b) => cgpath::value_from_bytes(&b),
-            Err(HostError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(HostError::Io { err: source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
             Err(e) => return Err(e),
         };
         parse_proc_cgroups(&text)
@@ -459,7 +468,7 @@ impl Root {
         let task_dir = format!("{dir}/task");
         let entries = match self.list_dir(&task_dir) {
             Ok(e) => e,
-            Err(HostError::Io { source, .. }) if is_gone(&source) => return Ok(Err(Gone)),
+            Err(HostError::Io { err: source, .. }) if is_gone(&source) => return Ok(Err(Gone)),
             Err(e) => return Err(e),
         };
         let mut tids: Vec<u32> = entries
@@ -550,7 +559,7 @@ impl Root {
                     .map(str::to_string)
                     .collect(),
             )),
-            Err(HostError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(HostError::Io { err: source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -594,7 +603,7 @@ impl Root {
                         Err(source) => {
                             stats.errors.push(HostError::Io {
                                 path: dir_abs,
-                                source,
+                                err: source,
                             });
                             continue;
                         }
@@ -654,7 +663,7 @@ impl Root {
             Ok(Err(source)) | Err(source) => {
                 stats.errors.push(HostError::Io {
                     path: dir_abs.to_path_buf(),
-                    source,
+                    err: source,
                 });
                 return None;
             }

@@ -72,6 +72,96 @@ impl Controller {
         Controller::Dmem,
     ];
 
+    /// The controllers cgroup2 has, in subsystem id order (`cgroup_subsys.h`):
+    /// the order `cgroup.controllers` prints them in and
+    /// `cgroup_subtree_control_write` checks them in.
+    pub const V2: &'static [Controller] = &[
+        Controller::Cpuset,
+        Controller::Cpu,
+        Controller::Io,
+        Controller::Memory,
+        Controller::PerfEvent,
+        Controller::Hugetlb,
+        Controller::Pids,
+        Controller::Rdma,
+        Controller::Misc,
+        Controller::Dmem,
+    ];
+
+    /// The v2 controller called `name`, if cgroup2 has one by that name.
+    pub fn v2_named(name: &str) -> Option<&'static Controller> {
+        Self::V2.iter().find(|c| c.as_str() == name)
+    }
+
+    /// The position of the v2 controller `name` in subsystem id order
+    /// (`None` when cgroup2 has no such controller).
+    pub fn v2_rank(name: &str) -> Option<usize> {
+        Self::V2.iter().position(|c| c.as_str() == name)
+    }
+
+    /// Names of the v2 controllers, in subsystem id order.
+    pub fn v2_names() -> impl Iterator<Item = &'static str> {
+        Self::V2.iter().map(|c| c.as_str())
+    }
+
+    /// The v2 controller owning an interface file (`memory` of
+    /// `memory.max`), or `None` for core files (`cgroup.*`, `irq.pressure`).
+    pub fn of_v2_file(file: &str) -> Option<&str> {
+        let prefix = file.split('.').next().unwrap_or(file);
+        Self::v2_named(prefix).map(|_| prefix)
+    }
+
+    /// Whether the controller called `name` acts inside threaded subtrees
+    /// (see [`Controller::is_threaded`]).
+    pub fn is_threaded_name(name: &str) -> bool {
+        name.parse::<Controller>().is_ok_and(|c| c.is_threaded())
+    }
+
+    /// Whether v2 has this controller implicitly (`cgrp_dfl_implicit_ss_mask`):
+    /// on in every cgroup, never listed in `cgroup.controllers`, never
+    /// written to `cgroup.subtree_control`.
+    pub fn is_implicit_on_v2(&self) -> bool {
+        matches!(self, Controller::PerfEvent)
+    }
+
+    /// Whether v2 has no controller for this v1 one, so it is handed over by
+    /// releasing its hierarchy: `devices` becomes a BPF program, `freezer`
+    /// the core `cgroup.freeze`, `net_cls`/`net_prio` socket matching by
+    /// cgroup path.
+    pub fn is_v1_only(&self) -> bool {
+        matches!(
+            self,
+            Controller::Devices | Controller::Freezer | Controller::NetCls | Controller::NetPrio
+        )
+    }
+
+    /// The first kernel (major, minor) that offers this controller on
+    /// cgroup2; 4.5 (cgroup2 itself) for the first ones and for the rest.
+    pub fn v2_since(&self) -> (u32, u32) {
+        match self {
+            Controller::Cpu => (4, 15),
+            Controller::Cpuset => (5, 0),
+            Controller::Hugetlb => (5, 6),
+            Controller::Misc => (5, 13),
+            Controller::Rdma | Controller::PerfEvent => (4, 11),
+            Controller::Dmem => (6, 14),
+            _ => (4, 5),
+        }
+    }
+
+    /// Whether a cgroup name could be mistaken for an interface file, which
+    /// cgroup-v2.rst "Avoid Name Collisions" forbids: `cgroup.*`, `irq.*` (the
+    /// core `irq.pressure`) and `<controller>.*` for every controller this build
+    /// knows, v1 names included.
+    pub fn name_collides_with_interface_file(name: &str) -> bool {
+        match name.split_once('.') {
+            Some((prefix, _)) => {
+                matches!(prefix, "cgroup" | "irq") || Controller::KNOWN.iter().any(|c| c.as_str() == prefix)
+            }
+            None => false,
+        }
+    }
+
     /// The kernel's name for this controller.
     pub fn as_str(&self) -> &str {
         match self {
@@ -176,6 +266,54 @@ mod tests {
             "net_cgroup".parse::<Controller>().unwrap(),
             Controller::Other("net_cgroup".into())
         );
+    }
+
+    #[test]
+    fn v2_table_is_in_subsystem_order_and_named_by_v2_name() {
+        let names: Vec<_> = Controller::v2_names().collect();
+        assert_eq!(
+            names,
+            [
+                "cpuset",
+                "cpu",
+                "io",
+                "memory",
+                "perf_event",
+                "hugetlb",
+                "pids",
+                "rdma",
+                "misc",
+                "dmem"
+            ]
+        );
+        for c in Controller::V2 {
+            assert_eq!(c.v2_name(), Some(c.as_str()), "{c}");
+        }
+        assert_eq!(Controller::of_v2_file("dmem.max"), Some("dmem"));
+        assert_eq!(Controller::of_v2_file("cgroup.procs"), None);
+        assert_eq!(Controller::of_v2_file("blkio.weight"), None);
+        assert!(
+            Controller::KNOWN
+                .iter()
+                .all(|c| c.v2_name().is_some() != c.is_v1_only() || *c == Controller::Debug)
+        );
+    }
+
+    #[test]
+    fn interface_file_names_collide() {
+        for n in [
+            "cgroup.x",
+            "memory.a",
+            "irq.b",
+            "blkio.c",
+            "dmem.d",
+            "perf_event.e",
+        ] {
+            assert!(Controller::name_collides_with_interface_file(n), "{n}");
+        }
+        for n in ["memory", "foo.bar", "system.slice"] {
+            assert!(!Controller::name_collides_with_interface_file(n), "{n}");
+        }
     }
 
     #[test]

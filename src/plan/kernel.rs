@@ -27,14 +27,7 @@ pub const THREADS: Kernel = (4, 14);
 
 /// The first kernel that offers a controller on cgroup2.
 pub fn controller_kernel(c: &str) -> Kernel {
-    match c {
-        "cpu" => (4, 15),
-        "cpuset" => (5, 0),
-        "hugetlb" => (5, 6),
-        "misc" => (5, 13),
-        "rdma" | "perf_event" => (4, 11),
-        _ => CGROUP2,
-    }
+    crate::model::Controller::v2_named(c).map_or(CGROUP2, |c| c.v2_since())
 }
 
 fn show(k: Kernel) -> String {

@@ -384,9 +384,8 @@ fn subtree_control(nodes: &mut [PlanNode]) {
         }
     }
     for (n, s) in nodes.iter_mut().zip(sc) {
-        let order = ["cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"];
         let mut v: Vec<String> = s.into_iter().collect();
-        v.sort_by_key(|c| order.iter().position(|o| o == c).unwrap_or(order.len()));
+        v.sort_by_key(|c| crate::model::Controller::v2_rank(c).unwrap_or(usize::MAX));
         n.subtree_control = v;
     }
 }

@@ -62,11 +62,7 @@ impl Setting {
 
 /// The v2 controller owning an interface file.
 pub fn controller_of(file: &str) -> Option<&str> {
-    let prefix = file.split('.').next().unwrap_or(file);
-    match prefix {
-        "cpu" | "cpuset" | "memory" | "io" | "pids" | "hugetlb" | "rdma" | "misc" => Some(prefix),
-        _ => None,
-    }
+    crate::model::Controller::of_v2_file(file)
 }
 
 /// Whether a v2 file may be absent on a correct host, so that apply treats
@@ -78,7 +74,7 @@ pub fn is_optional_file(file: &str) -> bool {
 
 /// Whether a v2 controller acts in threaded subtrees.
 pub fn is_threaded_controller(c: &str) -> bool {
-    matches!(c, "cpu" | "cpuset" | "pids" | "perf_event")
+    crate::model::Controller::is_threaded_name(c)
 }
 
 /// A thread placed on its own, and its process.

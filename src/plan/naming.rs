@@ -17,16 +17,7 @@ use crate::rules::Severity;
 
 /// Names the kernel reserves: `cgroup.*` and `<controller>.*` files.
 fn collides_with_interface_file(name: &str) -> bool {
-    match name.split_once('.') {
-        Some((prefix, _)) => {
-            prefix == "cgroup"
-                || crate::model::Controller::KNOWN
-                    .iter()
-                    .any(|c| c.as_str() == prefix)
-                || matches!(prefix, "io" | "irq")
-        }
-        None => false,
-    }
+    crate::model::Controller::name_collides_with_interface_file(name)
 }
 
 /// The v2 path of every merged node (index = merged node id).

@@ -7,11 +7,11 @@ use std::fmt::Write;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use super::model::{NodeType, Plan, PlanNode};
-use crate::report::{DataFormat, to_data};
+use crate::report::{DataError, DataFormat, to_data};
 use crate::rules::Severity;
 
 /// Output formats of `cgmig plan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanFormat {
     /// Human dry-run report with tables.
     Table,
@@ -26,14 +26,16 @@ pub enum PlanFormat {
 }
 
 /// Render a plan.
-pub fn render(p: &Plan, f: PlanFormat) -> String {
-    match f {
+/// Human formats cannot fail; JSON and YAML return the serializer's error
+/// (the CLI exits 2) rather than an empty document.
+pub fn render(p: &Plan, f: PlanFormat) -> Result<String, DataError> {
+    Ok(match f {
         PlanFormat::Table => human(p, false),
         PlanFormat::Markdown => human(p, true),
-        PlanFormat::Json => to_data(p, DataFormat::Json).unwrap_or_default(),
-        PlanFormat::Yaml => to_data(p, DataFormat::Yaml).unwrap_or_default(),
+        PlanFormat::Json => to_data(p, DataFormat::Json)?,
+        PlanFormat::Yaml => to_data(p, DataFormat::Yaml)?,
         PlanFormat::Dot => dot(p),
-    }
+    })
 }
 
 fn tree(p: &Plan) -> String {
@@ -113,15 +115,38 @@ fn table(md: bool, header: &[&str], rows: Vec<Vec<String>>) -> String {
     }
 }
 
+/// The human report (text or Markdown): header, target tree, then one
+/// section per kind of content, each left out when empty.
 fn human(p: &Plan, md: bool) -> String {
-    let h = |s: &str| {
-        if md {
-            format!("\n## {s}\n\n")
-        } else {
-            format!("\n{s}\n")
-        }
-    };
     let mut out = String::new();
+    human_header(p, md, &mut out);
+    out.push_str(&heading(md, "Target v2 tree"));
+    if md {
+        out.push_str("```\n");
+    }
+    out.push_str(&tree(p));
+    if md {
+        out.push_str("```\n");
+    }
+    settings_section(p, md, &mut out);
+    conflicts_section(p, md, &mut out);
+    findings_section(p, md, &mut out);
+    stages_section(p, md, &mut out);
+    let _ = writeln!(out, "\nactions: {}", action_counts(p));
+    out
+}
+
+/// A section heading in text or Markdown.
+fn heading(md: bool, s: &str) -> String {
+    if md {
+        format!("\n## {s}\n\n")
+    } else {
+        format!("\n{s}\n")
+    }
+}
+
+/// Title (Markdown), the one-line summary, the spine and the blocker line.
+fn human_header(p: &Plan, md: bool, out: &mut String) {
     if md {
         let _ = writeln!(
             out,
@@ -168,16 +193,10 @@ fn human(p: &Plan, md: bool) -> String {
             "BLOCKED: {blockers} blocker(s) below; v2 cannot express this host as it is"
         );
     }
+}
 
-    out.push_str(&h("Target v2 tree"));
-    if md {
-        out.push_str("```\n");
-    }
-    out.push_str(&tree(p));
-    if md {
-        out.push_str("```\n");
-    }
-
+/// "Before → after": every converted setting with its v1 origin.
+fn settings_section(p: &Plan, md: bool, out: &mut String) {
     let mut rows = Vec::new();
     for n in &p.nodes {
         for s in &n.settings {
@@ -204,85 +223,101 @@ fn human(p: &Plan, md: bool) -> String {
         }
     }
     if !rows.is_empty() {
-        out.push_str(&h("Before → after"));
+        out.push_str(&heading(md, "Before → after"));
         out.push_str(&table(
             md,
             &["v2 node", "v1 origin", "v2 setting", "conversion"],
             rows,
         ));
     }
+}
 
-    if !p.conflicts.is_empty() {
-        out.push_str(&h("Conflicts (crossing cgroups)"));
-        let rows = p
-            .conflicts
-            .iter()
-            .map(|c| {
-                vec![
-                    format!("{}:{}", c.rejected.label, c.rejected.path),
-                    c.crosses
-                        .iter()
-                        .map(|o| format!("{}:{}", o.label, o.path))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                    format!(
-                        "both: {:?}\nonly first: {:?}\nonly second: {:?}",
-                        c.shared_tasks, c.only_rejected, c.only_crossed
-                    ),
-                    c.resolution.clone(),
-                ]
-            })
-            .collect();
-        out.push_str(&table(
-            md,
-            &["cgroup", "crosses", "processes", "resolution"],
-            rows,
-        ));
+/// Cgroups of one hierarchy that cross cgroups of another.
+fn conflicts_section(p: &Plan, md: bool, out: &mut String) {
+    if p.conflicts.is_empty() {
+        return;
     }
+    out.push_str(&heading(md, "Conflicts (crossing cgroups)"));
+    let rows = p
+        .conflicts
+        .iter()
+        .map(|c| {
+            vec![
+                format!("{}:{}", c.rejected.label, c.rejected.path),
+                c.crosses
+                    .iter()
+                    .map(|o| format!("{}:{}", o.label, o.path))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                format!(
+                    "both: {:?}\nonly first: {:?}\nonly second: {:?}",
+                    c.shared_tasks, c.only_rejected, c.only_crossed
+                ),
+                c.resolution.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        md,
+        &["cgroup", "crosses", "processes", "resolution"],
+        rows,
+    ));
+}
 
+/// Findings of warning severity and above, one row per (severity, rule).
+fn findings_section(p: &Plan, md: bool, out: &mut String) {
     let serious: Vec<_> = p
         .findings
         .iter()
         .filter(|f| f.severity >= Severity::Warning)
         .collect();
-    if !serious.is_empty() {
-        out.push_str(&h("Losses, behaviour changes and blockers"));
-        let mut grouped: BTreeMap<(std::cmp::Reverse<Severity>, &str), Vec<&crate::audit::Finding>> =
-            BTreeMap::new();
-        for f in serious {
-            grouped
-                .entry((std::cmp::Reverse(f.severity), f.rule.as_str()))
-                .or_default()
-                .push(f);
-        }
-        let rows = grouped
-            .into_iter()
-            .map(|((sev, rule), fs)| {
-                vec![
-                    sev.0.to_string(),
-                    rule.to_string(),
-                    fs.len().to_string(),
-                    format!("{}\n{}", fs[0].title, fs[0].why),
-                    fs[0].remediation.clone(),
-                ]
-            })
-            .collect();
-        out.push_str(&table(
-            md,
-            &["severity", "rule", "count", "what (first)", "remediation"],
-            rows,
-        ));
+    if serious.is_empty() {
+        return;
     }
+    out.push_str(&heading(md, "Losses, behaviour changes and blockers"));
+    let mut grouped: BTreeMap<(std::cmp::Reverse<Severity>, &str), Vec<&crate::audit::Finding>> =
+        BTreeMap::new();
+    for f in serious {
+        grouped
+            .entry((std::cmp::Reverse(f.severity), f.rule.as_str()))
+            .or_default()
+            .push(f);
+    }
+    let rows = grouped
+        .into_iter()
+        .map(|((sev, rule), fs)| {
+            vec![
+                sev.0.to_string(),
+                rule.to_string(),
+                fs.len().to_string(),
+                format!("{}\n{}", fs[0].title, fs[0].why),
+                fs[0].remediation.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        md,
+        &["severity", "rule", "count", "what (first)", "remediation"],
+        rows,
+    ));
+}
 
-    if !p.stages.is_empty() {
-        out.push_str(&h("Stages (one boot each)"));
-        let rows = p
-            .stages
-            .iter()
-            .map(|s| vec![s.number.to_string(), s.adds.join(","), s.cmdline.clone()])
-            .collect();
-        out.push_str(&table(md, &["stage", "moves to v2", "kernel command line"], rows));
+/// The boots a staged move takes.
+fn stages_section(p: &Plan, md: bool, out: &mut String) {
+    if p.stages.is_empty() {
+        return;
     }
+    out.push_str(&heading(md, "Stages (one boot each)"));
+    let rows = p
+        .stages
+        .iter()
+        .map(|s| vec![s.number.to_string(), s.adds.join(","), s.cmdline.clone()])
+        .collect();
+    out.push_str(&table(md, &["stage", "moves to v2", "kernel command line"], rows));
+}
+
+/// "3 create, 2 enable controllers, ...": the actions counted by kind.
+fn action_counts(p: &Plan) -> String {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for a in &p.actions {
         let k = match a {
@@ -297,8 +332,7 @@ fn human(p: &Plan, md: bool) -> String {
         *counts.entry(k).or_default() += 1;
     }
     let c: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    let _ = writeln!(out, "\nactions: {}", c.join(", "));
-    out
+    c.join(", ")
 }
 
 fn dot_id(prefix: &str, path: &str) -> String {

@@ -118,7 +118,7 @@ fn lstat_child(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<fs::Metadata> {
 /// The kernel's error behind a host error.
 fn io_of(e: HostError) -> io::Error {
     match e {
-        HostError::Io { source, .. } => source,
+        HostError::Io { err: source, .. } => source,
         other => io::Error::other(other.to_string()),
     }
 }

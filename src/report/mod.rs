@@ -45,7 +45,7 @@ pub fn draw_tree<N: Copy>(
 }
 
 /// Machine-readable formats shared by every command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataFormat {
     /// JSON, pretty-printed.
     Json,
@@ -54,21 +54,32 @@ pub enum DataFormat {
 }
 
 /// Serialize a value as JSON or YAML.
-pub fn to_data<T: serde::Serialize>(v: &T, f: DataFormat) -> Result<String, String> {
-    match f {
-        DataFormat::Json => serde_json::to_string_pretty(v)
-            .map(|s| s + "\n")
-            .map_err(|e| e.to_string()),
-        DataFormat::Yaml => serde_yaml_ng::to_string(v).map_err(|e| e.to_string()),
-    }
+pub fn to_data<T: serde::Serialize>(v: &T, f: DataFormat) -> Result<String, DataError> {
+    Ok(match f {
+        DataFormat::Json => serde_json::to_string_pretty(v)? + "\n",
+        DataFormat::Yaml => serde_yaml_ng::to_string(v)?,
+    })
+}
+
+/// A document that could not be written or read as JSON or YAML. The
+/// serde message is the whole text (it names line and column when reading),
+/// said once: callers add the file name.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// JSON (serde_json's message).
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// YAML (serde_yaml_ng's message).
+    #[error(transparent)]
+    Yaml(#[from] serde_yaml_ng::Error),
 }
 
 /// Read a JSON or YAML document (JSON if it starts with `{`).
-pub fn from_data<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+pub fn from_data<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, DataError> {
     if text.trim_start().starts_with('{') {
         // serde_json's message already ends "at line L column C".
-        serde_json::from_str(text).map_err(|e| e.to_string())
+        Ok(serde_json::from_str(text)?)
     } else {
-        serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
+        Ok(serde_yaml_ng::from_str(text)?)
     }
 }

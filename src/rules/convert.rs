@@ -135,14 +135,16 @@ pub fn cpu_exclusive_to_partition(exclusive: u64) -> &'static str {
     if exclusive == 1 { "root" } else { "member" }
 }
 
-/// v1 byte limit → v2 `*.max` value (`memory.max`, `hugetlb.<size>.max`,
-/// `memory.low`, ...): unlimited becomes `max`, bytes pass through.
+/// v1 byte limit → v2 byte-limit value (`memory.max`, `hugetlb.<size>.max`,
+/// and the soft limit's `memory.low`): unlimited becomes `max`, bytes pass
+/// through. Rules call it `byte_limit_or_max` (formerly `limit_to_max`, a
+/// name that said `*.max` although `memory.low` uses it too).
 ///
 /// "Unlimited" is whatever the kernel prints for `PAGE_COUNTER_MAX` in this
 /// file (see [`is_v1_unlimited`]), so a hugetlb cgroup left at its default is
 /// never written as a number. A byte count above the 64-bit page counter's
 /// maximum that is not such a sentinel can't be set on v2: an error.
-pub fn limit_to_v2(limit: Limit) -> Result<String, ConvError> {
+pub fn byte_limit_or_max(limit: Limit) -> Result<String, ConvError> {
     match limit {
         Limit::Bytes(b) if is_v1_unlimited(b) => Ok("max".into()),
         Limit::Bytes(b) if b > i64::MAX as u64 => Err(ConvError::Invalid(format!(
@@ -531,10 +533,10 @@ mod tests {
         assert_eq!(pids_max(Limit::Max), "max");
         assert_eq!(cpu_exclusive_to_partition(1), "root");
         assert_eq!(cpu_exclusive_to_partition(0), "member");
-        assert_eq!(limit_to_v2(Limit::Bytes(4096)), Ok("4096".into()));
-        assert_eq!(limit_to_v2(Limit::Max), Ok("max".into()));
+        assert_eq!(byte_limit_or_max(Limit::Bytes(4096)), Ok("4096".into()));
+        assert_eq!(byte_limit_or_max(Limit::Max), Ok("max".into()));
         assert!(
-            limit_to_v2(Limit::Bytes(u64::MAX)).is_err(),
+            byte_limit_or_max(Limit::Bytes(u64::MAX)).is_err(),
             "above the page counter"
         );
     }
@@ -549,7 +551,7 @@ mod tests {
             9223372036854710272,    // 64 KiB base pages
         ] {
             assert!(is_v1_unlimited(v), "{v}");
-            assert_eq!(limit_to_v2(Limit::Bytes(v)), Ok("max".into()), "{v}");
+            assert_eq!(byte_limit_or_max(Limit::Bytes(v)), Ok("max".into()), "{v}");
         }
         // A real limit, a whole number of 1 GiB pages, stays a number.
         assert!(!is_v1_unlimited(64 << 30));

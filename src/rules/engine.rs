@@ -27,6 +27,24 @@ pub struct FunctionInfo {
     pub reads: &'static [&'static str],
 }
 
+/// Former names of conversion functions, still accepted in rules files so
+/// that rules written for an older cgmig keep loading. Deprecated: they are
+/// converted to the current name (which the plan shows), and docs/rules.md
+/// lists them. `(former, current)`.
+pub const FORMER_NAMES: &[(&str, &str)] = &[
+    // It converts the soft limit to `memory.low` too, so `*_max` misled.
+    ("limit_to_max", "byte_limit_or_max"),
+];
+
+/// The current name of a conversion function (a former name is mapped to
+/// its replacement; any other name is returned as it is).
+pub fn canonical_function(name: &str) -> &str {
+    FORMER_NAMES
+        .iter()
+        .find(|(former, _)| *former == name)
+        .map_or(name, |(_, current)| current)
+}
+
 /// Every conversion function.
 pub const FUNCTIONS: &[FunctionInfo] = &[
     FunctionInfo {
@@ -60,7 +78,7 @@ pub const FUNCTIONS: &[FunctionInfo] = &[
         reads: &[],
     },
     FunctionInfo {
-        name: "limit_to_max",
+        name: "byte_limit_or_max",
         summary: "byte limit; v1 unlimited (PAGE_COUNTER_MAX for any page/huge-page size, or -1) -> max",
         params: &[],
         reads: &[],
@@ -122,6 +140,7 @@ pub const FUNCTIONS: &[FunctionInfo] = &[
 
 /// Check that a function exists and its parameters are accepted.
 pub(super) fn check_function(name: &str, params: &BTreeMap<String, String>) -> Result<(), String> {
+    let name = canonical_function(name);
     let info = FUNCTIONS.iter().find(|f| f.name == name).ok_or_else(|| {
         let names: Vec<_> = FUNCTIONS.iter().map(|f| f.name).collect();
         format!("unknown function {name:?} (known: {})", names.join(", "))
@@ -182,28 +201,55 @@ pub fn convert_setting(
         return Ok(None);
     };
     let raw = settings.get(file).map(String::as_str).unwrap_or("");
-    let mut inputs = vec![(file.to_string(), raw.to_string())];
-    let mut formula = None;
-    let get = |f: &str| settings.get(f).map(String::as_str);
-    let value: Option<String> = match spec.function.as_str() {
-        "shares_to_weight" => {
-            let f = match param(rule, "formula").unwrap_or("oci") {
-                "oci-legacy" => SharesFormula::OciLegacy,
-                "systemd" => SharesFormula::Systemd,
-                _ => SharesFormula::Oci,
-            };
-            formula = Some(f.to_string());
-            convert::shares_to_weight(value::parse_u64(raw).map_err(conv_err)?, f).map(|w| w.to_string())
-        }
-        "quota_period_to_max" => {
-            let q = value::parse_i64(get("cpu.cfs_quota_us").unwrap_or("-1")).map_err(conv_err)?;
-            let p = value::parse_u64(get("cpu.cfs_period_us").unwrap_or("100000")).map_err(conv_err)?;
-            inputs = vec![
-                ("cpu.cfs_quota_us".into(), q.to_string()),
-                ("cpu.cfs_period_us".into(), p.to_string()),
-            ];
-            Some(convert::quota_period_to_max(q, p)?)
-        }
+    let input = Input { rule, raw, settings };
+    let mut out = Computed {
+        value: None,
+        formula: None,
+        inputs: vec![(file.to_string(), raw.to_string())],
+    };
+    compute(canonical_function(&spec.function), &input, &mut out)?;
+    let Some(value) = out.value else { return Ok(None) };
+    let target = fill_placeholders(&spec.target, caps);
+    super::schema::check_target(&target, rule.rule.matcher.controller.as_deref())
+        .map_err(ConvError::Invalid)?;
+    Ok(Some(Conversion {
+        rule: rule.rule.id.clone(),
+        target,
+        value,
+        function: canonical_function(&spec.function).to_string(),
+        formula: out.formula,
+        inputs: out.inputs,
+    }))
+}
+
+/// What a conversion function reads: the rule (for its parameters), the
+/// matched file's text and the cgroup's other settings.
+struct Input<'a> {
+    rule: &'a LoadedRule,
+    raw: &'a str,
+    settings: &'a BTreeMap<String, String>,
+}
+
+impl Input<'_> {
+    fn get(&self, file: &str) -> Option<&str> {
+        self.settings.get(file).map(String::as_str)
+    }
+}
+
+/// What a conversion function produced: the value (`None`: unset), its
+/// formula variant, and the v1 files and values it was computed from.
+struct Computed {
+    value: Option<String>,
+    formula: Option<String>,
+    inputs: Vec<(String, String)>,
+}
+
+/// Run the conversion function `function` (a canonical name).
+fn compute(function: &str, input: &Input<'_>, out: &mut Computed) -> Result<(), ConvError> {
+    let raw = input.raw;
+    out.value = match function {
+        "shares_to_weight" => shares(input, out)?,
+        "quota_period_to_max" => quota_period(input, out)?,
         "copy" => Some(raw.trim().to_string()),
         // An empty v1 list can't hold tasks; in v2 empty means "inherit", so
         // nothing is written.
@@ -214,118 +260,141 @@ pub fn convert_setting(
         "cpu_exclusive_to_partition" => {
             Some(convert::cpu_exclusive_to_partition(value::parse_u64(raw).map_err(conv_err)?).to_string())
         }
-        "limit_to_max" => {
-            if convert::above_page_counter(raw) {
-                return Err(ConvError::Invalid(format!(
-                    "{} is above the 64-bit page counter maximum {} and is not the unlimited value",
-                    raw.trim(),
-                    i64::MAX
-                )));
-            }
-            Some(convert::limit_to_v2(raw.parse::<Limit>().map_err(conv_err)?)?)
-        }
-        "memsw_to_swap_max" => {
-            let mem = get("memory.limit_in_bytes")
-                .map(str::parse::<Limit>)
-                .transpose()
-                .map_err(conv_err)?;
-            let sw = get("memory.memsw.limit_in_bytes")
-                .map(str::parse::<Limit>)
-                .transpose()
-                .map_err(conv_err)?;
-            inputs = vec![
-                (
-                    "memory.limit_in_bytes".into(),
-                    get("memory.limit_in_bytes").unwrap_or("").into(),
-                ),
-                (
-                    "memory.memsw.limit_in_bytes".into(),
-                    get("memory.memsw.limit_in_bytes").unwrap_or("").into(),
-                ),
-            ];
-            convert::memsw_to_swap_max(mem, sw)?
-        }
+        "byte_limit_or_max" => Some(byte_limit(raw)?),
+        "memsw_to_swap_max" => memsw(input, out)?,
         "blkio_weight_to_io_weight"
         | "weight_device_to_io_weight"
         | "blkio_weight_to_bfq"
-        | "weight_device_to_bfq" => {
-            let f = match param(rule, "formula").unwrap_or("systemd") {
-                "oci" => BlkioFormula::Oci,
-                _ => BlkioFormula::Systemd,
-            };
-            formula = Some(f.to_string());
-            match spec.function.as_str() {
-                "blkio_weight_to_io_weight" => {
-                    convert::blkio_weight_to_io_weight(value::parse_u64(raw).map_err(conv_err)?, f)
-                        .map(|w| format!("default {w}"))
-                }
-                "blkio_weight_to_bfq" => {
-                    convert::blkio_weight_to_bfq(value::parse_u64(raw).map_err(conv_err)?, f)
-                        .map(|w| w.to_string())
-                }
-                other => {
-                    let lines = value::parse_device_values(raw).map_err(conv_err)?;
-                    let out = if other == "weight_device_to_bfq" {
-                        convert::weight_device_to_bfq(&lines, f)
-                    } else {
-                        convert::weight_device_to_io_weight(&lines, f)
-                    };
-                    (!out.is_empty()).then(|| out.join("\n"))
-                }
-            }
-        }
-        "throttle_to_io_max" => {
-            let dv = |f: &str| value::parse_device_values(get(f).unwrap_or("")).map_err(conv_err);
-            let t = Throttle {
-                rbps: dv("blkio.throttle.read_bps_device")?,
-                wbps: dv("blkio.throttle.write_bps_device")?,
-                riops: dv("blkio.throttle.read_iops_device")?,
-                wiops: dv("blkio.throttle.write_iops_device")?,
-            };
-            inputs = FUNCTIONS
-                .iter()
-                .find(|f| f.name == "throttle_to_io_max")
-                .map(|f| f.reads)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|f| {
-                    get(f)
-                        .filter(|v| !v.is_empty())
-                        .map(|v| (f.to_string(), v.to_string()))
-                })
-                .collect();
-            let lines = convert::throttle_to_io_max(&t);
-            (!lines.is_empty()).then(|| lines.join("\n"))
-        }
-        "freezer_state_to_freeze" => {
-            let own = get("freezer.self_freezing")
-                .filter(|v| !v.trim().is_empty())
-                .map(value::parse_u64)
-                .transpose()
-                .map_err(conv_err)?;
-            if let Some(o) = own {
-                inputs.push(("freezer.self_freezing".into(), o.to_string()));
-            }
-            convert::freezer_state_to_freeze(raw, own)?.map(str::to_string)
-        }
+        | "weight_device_to_bfq" => blkio_weight(function, input, out)?,
+        "throttle_to_io_max" => throttle(input, out)?,
+        "freezer_state_to_freeze" => freezer(input, out)?,
         "pids_max" => Some(convert::pids_max(raw.parse::<Limit>().map_err(conv_err)?)),
         other => return Err(ConvError::Invalid(format!("unknown function {other}"))),
     };
-    let Some(value) = value else { return Ok(None) };
-    let mut target = spec.target.clone();
+    Ok(())
+}
+
+/// `{1}`, `{2}`, ... in a target replaced by the matcher's captures.
+fn fill_placeholders(target: &str, caps: &[String]) -> String {
+    let mut target = target.to_string();
     for (i, c) in caps.iter().enumerate() {
         target = target.replace(&format!("{{{}}}", i + 1), c);
     }
-    super::schema::check_target(&target, rule.rule.matcher.controller.as_deref())
-        .map_err(ConvError::Invalid)?;
-    Ok(Some(Conversion {
-        rule: rule.rule.id.clone(),
-        target,
-        value,
-        function: spec.function.clone(),
-        formula,
-        inputs,
-    }))
+    target
+}
+
+fn shares(input: &Input<'_>, out: &mut Computed) -> Result<Option<String>, ConvError> {
+    let f = match param(input.rule, "formula").unwrap_or("oci") {
+        "oci-legacy" => SharesFormula::OciLegacy,
+        "systemd" => SharesFormula::Systemd,
+        _ => SharesFormula::Oci,
+    };
+    out.formula = Some(f.to_string());
+    let shares = value::parse_u64(input.raw).map_err(conv_err)?;
+    Ok(convert::shares_to_weight(shares, f).map(|w| w.to_string()))
+}
+
+fn quota_period(input: &Input<'_>, out: &mut Computed) -> Result<Option<String>, ConvError> {
+    let q = value::parse_i64(input.get("cpu.cfs_quota_us").unwrap_or("-1")).map_err(conv_err)?;
+    let p = value::parse_u64(input.get("cpu.cfs_period_us").unwrap_or("100000")).map_err(conv_err)?;
+    out.inputs = vec![
+        ("cpu.cfs_quota_us".into(), q.to_string()),
+        ("cpu.cfs_period_us".into(), p.to_string()),
+    ];
+    Ok(Some(convert::quota_period_to_max(q, p)?))
+}
+
+fn byte_limit(raw: &str) -> Result<String, ConvError> {
+    if convert::above_page_counter(raw) {
+        return Err(ConvError::Invalid(format!(
+            "{} is above the 64-bit page counter maximum {} and is not the unlimited value",
+            raw.trim(),
+            i64::MAX
+        )));
+    }
+    convert::byte_limit_or_max(raw.parse::<Limit>().map_err(conv_err)?)
+}
+
+fn memsw(input: &Input<'_>, out: &mut Computed) -> Result<Option<String>, ConvError> {
+    let limit = |f: &str| {
+        input
+            .get(f)
+            .map(str::parse::<Limit>)
+            .transpose()
+            .map_err(conv_err)
+    };
+    let mem = limit("memory.limit_in_bytes")?;
+    let sw = limit("memory.memsw.limit_in_bytes")?;
+    out.inputs = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+        .iter()
+        .map(|f| (f.to_string(), input.get(f).unwrap_or("").to_string()))
+        .collect();
+    convert::memsw_to_swap_max(mem, sw)
+}
+
+fn blkio_weight(function: &str, input: &Input<'_>, out: &mut Computed) -> Result<Option<String>, ConvError> {
+    let f = match param(input.rule, "formula").unwrap_or("systemd") {
+        "oci" => BlkioFormula::Oci,
+        _ => BlkioFormula::Systemd,
+    };
+    out.formula = Some(f.to_string());
+    let raw = input.raw;
+    Ok(match function {
+        "blkio_weight_to_io_weight" => {
+            convert::blkio_weight_to_io_weight(value::parse_u64(raw).map_err(conv_err)?, f)
+                .map(|w| format!("default {w}"))
+        }
+        "blkio_weight_to_bfq" => {
+            convert::blkio_weight_to_bfq(value::parse_u64(raw).map_err(conv_err)?, f).map(|w| w.to_string())
+        }
+        other => {
+            let lines = value::parse_device_values(raw).map_err(conv_err)?;
+            let out = if other == "weight_device_to_bfq" {
+                convert::weight_device_to_bfq(&lines, f)
+            } else {
+                convert::weight_device_to_io_weight(&lines, f)
+            };
+            (!out.is_empty()).then(|| out.join("\n"))
+        }
+    })
+}
+
+fn throttle(input: &Input<'_>, out: &mut Computed) -> Result<Option<String>, ConvError> {
+    let dv = |f: &str| value::parse_device_values(input.get(f).unwrap_or("")).map_err(conv_err);
+    let t = Throttle {
+        rbps: dv("blkio.throttle.read_bps_device")?,
+        wbps: dv("blkio.throttle.write_bps_device")?,
+        riops: dv("blkio.throttle.read_iops_device")?,
+        wiops: dv("blkio.throttle.write_iops_device")?,
+    };
+    out.inputs = FUNCTIONS
+        .iter()
+        .find(|f| f.name == "throttle_to_io_max")
+        .map(|f| f.reads)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| {
+            input
+                .get(f)
+                .filter(|v| !v.is_empty())
+                .map(|v| (f.to_string(), v.to_string()))
+        })
+        .collect();
+    let lines = convert::throttle_to_io_max(&t);
+    Ok((!lines.is_empty()).then(|| lines.join("\n")))
+}
+
+fn freezer(input: &Input<'_>, out: &mut Computed) -> Result<Option<String>, ConvError> {
+    let own = input
+        .get("freezer.self_freezing")
+        .filter(|v| !v.trim().is_empty())
+        .map(value::parse_u64)
+        .transpose()
+        .map_err(conv_err)?;
+    if let Some(o) = own {
+        out.inputs.push(("freezer.self_freezing".into(), o.to_string()));
+    }
+    Ok(convert::freezer_state_to_freeze(input.raw, own)?.map(str::to_string))
 }
 
 /// `docs/conversions.md` is generated from the rules and the conversion

@@ -231,57 +231,14 @@ impl RuleSet {
     pub fn add_source(&mut self, file: &str, text: &str, errors: &mut Vec<RuleError>, override_ok: bool) {
         // A nesting bomb is refused before the YAML parser recurses into it.
         if let Err(message) = crate::model::validate::check_depth(text) {
-            let line = message
-                .strip_prefix("line ")
-                .and_then(|r| r.split(':').next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            let message = message
-                .split_once(": ")
-                .map_or(message.clone(), |(_, m)| m.to_string());
-            errors.push(RuleError::Syntax {
-                file: file.to_string(),
-                line,
-                column: 1,
-                message,
-            });
+            errors.push(depth_error(file, message));
             return;
         }
         // A mapping with `plan:` is the planner policy, not a list of rules.
         if let Ok(serde_yaml_ng::Value::Mapping(m)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
             && m.contains_key("plan")
         {
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct PolicyFile {
-                plan: serde_yaml_ng::Value,
-            }
-            let merged = (|| -> Result<PlanPolicy, String> {
-                let pf: PolicyFile = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
-                let mut base = serde_yaml_ng::to_value(&self.policy).map_err(|e| e.to_string())?;
-                if let (serde_yaml_ng::Value::Mapping(b), serde_yaml_ng::Value::Mapping(new)) =
-                    (&mut base, pf.plan)
-                {
-                    for (k, v) in new {
-                        b.insert(k, v);
-                    }
-                }
-                serde_yaml_ng::from_value(base).map_err(|e| e.to_string())
-            })();
-            let merged = merged.and_then(|p| {
-                check_leaf_name(&p.leaf_name)?;
-                if let Some(k) = p
-                    .keep
-                    .iter()
-                    .find(|k| !crate::model::validate::is_normalized_path(k))
-                {
-                    return Err(format!(
-                        "keep path {k:?} is not an absolute normalized cgroup path"
-                    ));
-                }
-                Ok(p)
-            });
-            match merged {
+            match self.merged_policy(text) {
                 Ok(p) => self.policy = p,
                 Err(message) => errors.push(RuleError::Invalid {
                     file: file.to_string(),
@@ -321,20 +278,7 @@ impl RuleSet {
                 rule: label.clone(),
                 message,
             };
-            let rule: Rule = match serde_yaml_ng::from_value(doc) {
-                Ok(r) => r,
-                Err(e) => {
-                    errors.push(invalid(e.to_string()));
-                    continue;
-                }
-            };
-            let loaded = match validate(
-                rule,
-                Origin {
-                    file: file.to_string(),
-                    line,
-                },
-            ) {
+            let loaded = match parse_rule(doc, file, line) {
                 Ok(r) => r,
                 Err(msg) => {
                     errors.push(invalid(msg));
@@ -347,20 +291,59 @@ impl RuleSet {
                 continue;
             }
             seen_here.insert(id.clone(), line);
-            // A user file may override a built-in rule; two user files
-            // defining one id is the same error here as in `rules check`.
-            match self.by_id.get(&id) {
-                Some(&idx) if override_ok && is_embedded(&self.rules[idx].origin) => self.rules[idx] = loaded,
-                Some(&idx) => errors.push(invalid(format!(
-                    "duplicate id (first defined at {})",
-                    self.rules[idx].origin
-                ))),
-                None => {
-                    self.by_id.insert(id, self.rules.len());
-                    self.rules.push(loaded);
-                }
+            if let Err(msg) = self.insert(loaded, override_ok) {
+                errors.push(invalid(msg));
             }
         }
+    }
+
+    /// The policy after a `plan:` file: its keys over the current policy,
+    /// then the leaf name and `keep` paths checked.
+    fn merged_policy(&self, text: &str) -> Result<PlanPolicy, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct PolicyFile {
+            plan: serde_yaml_ng::Value,
+        }
+        let pf: PolicyFile = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+        let mut base = serde_yaml_ng::to_value(&self.policy).map_err(|e| e.to_string())?;
+        if let (serde_yaml_ng::Value::Mapping(b), serde_yaml_ng::Value::Mapping(new)) = (&mut base, pf.plan) {
+            for (k, v) in new {
+                b.insert(k, v);
+            }
+        }
+        let p: PlanPolicy = serde_yaml_ng::from_value(base).map_err(|e| e.to_string())?;
+        check_leaf_name(&p.leaf_name)?;
+        if let Some(k) = p
+            .keep
+            .iter()
+            .find(|k| !crate::model::validate::is_normalized_path(k))
+        {
+            return Err(format!(
+                "keep path {k:?} is not an absolute normalized cgroup path"
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Add a rule; a user file may override a built-in rule, but two user
+    /// files defining one id is the same error here as in `rules check`.
+    fn insert(&mut self, loaded: LoadedRule, override_ok: bool) -> Result<(), String> {
+        let id = loaded.rule.id.clone();
+        match self.by_id.get(&id) {
+            Some(&idx) if override_ok && is_embedded(&self.rules[idx].origin) => self.rules[idx] = loaded,
+            Some(&idx) => {
+                return Err(format!(
+                    "duplicate id (first defined at {})",
+                    self.rules[idx].origin
+                ));
+            }
+            None => {
+                self.by_id.insert(id, self.rules.len());
+                self.rules.push(loaded);
+            }
+        }
+        Ok(())
     }
 
     /// The planner policy.
@@ -500,8 +483,38 @@ fn compile(what: &str, re: &Option<String>) -> Result<Option<Regex>, String> {
         .transpose()
 }
 
+/// The syntax error for a file nested too deeply (`line N: message`).
+fn depth_error(file: &str, message: String) -> RuleError {
+    let line = message
+        .strip_prefix("line ")
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let message = message
+        .split_once(": ")
+        .map_or(message.clone(), |(_, m)| m.to_string());
+    RuleError::Syntax {
+        file: file.to_string(),
+        line,
+        column: 1,
+        message,
+    }
+}
+
+/// One list item of a rules file, parsed and checked.
+fn parse_rule(doc: serde_yaml_ng::Value, file: &str, line: usize) -> Result<LoadedRule, String> {
+    let rule: Rule = serde_yaml_ng::from_value(doc).map_err(|e| e.to_string())?;
+    validate(
+        rule,
+        Origin {
+            file: file.to_string(),
+            line,
+        },
+    )
+}
+
 /// Check one parsed rule for everything serde cannot.
-fn validate(rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
+fn validate(mut rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
     if rule.id.trim().is_empty() {
         return Err("empty id".into());
     }
@@ -530,6 +543,10 @@ fn validate(rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
     }
     if rule.fact_only_fields_misused() {
         return Err("a fact rule cannot have default or convert".into());
+    }
+    if let Some(c) = &mut rule.convert {
+        // A former function name loads as the current one (see FORMER_NAMES).
+        c.function = engine::canonical_function(&c.function).to_string();
     }
     if let Some(c) = &rule.convert {
         engine::check_function(&c.function, &c.params)?;

@@ -86,8 +86,9 @@ pub enum Fact {
 }
 
 impl Fact {
-    /// The kebab-case name used in rules files.
-    pub fn as_str(self) -> String {
+    /// The kebab-case name rules files use (`named-hierarchy`): the serde
+    /// name, serialized, so it can't drift from what `match.fact` parses.
+    pub fn rules_name(self) -> String {
         serde_json::to_value(self)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -391,12 +392,7 @@ pub fn check_leaf_name(name: &str) -> Result<(), String> {
         ));
     }
     let prefix = name.split('.').next().unwrap_or("");
-    let clashes = name.contains('.')
-        && (prefix == "cgroup"
-            || crate::model::Controller::KNOWN
-                .iter()
-                .any(|c| c.v2_name() == Some(prefix) || c.as_str() == prefix));
-    if clashes {
+    if crate::model::Controller::name_collides_with_interface_file(name) {
         return Err(format!(
             "leaf_name {name:?} looks like an interface file ({prefix}.*)"
         ));

@@ -301,3 +301,53 @@ fn special_files_in_a_rules_dir_are_errors_not_hangs() {
         "{errors:?}"
     );
 }
+
+/// A rules file written for an older cgmig still loads with the former
+/// name of a conversion function, as the current name.
+#[test]
+fn former_function_name_loads_as_the_current_one() {
+    let (set, errors) = load_text(
+        "\
+- id: test.soft
+  title: soft limit
+  match: {controller: memory, file: memory.soft_limit_in_bytes}
+  convert: {target: memory.low, function: limit_to_max}
+",
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let r = set.get("test.soft").unwrap();
+    assert_eq!(r.rule.convert.as_ref().unwrap().function, "byte_limit_or_max");
+    // Every former name maps to a function that exists.
+    for (_, current) in engine::FORMER_NAMES {
+        assert!(FUNCTIONS.iter().any(|f| f.name == *current), "{current}");
+    }
+}
+
+/// Rule ids follow the scheme in docs/rules.md ("Rule ids"): `PREFIX.NAME`
+/// where PREFIX is the rule's v1 controller, `core` for core files, or
+/// `host` for fact rules.
+#[test]
+fn rule_ids_follow_the_scheme() {
+    let (set, errors) = RuleSet::embedded();
+    assert!(errors.is_empty(), "{errors:#?}");
+    for r in set.rules() {
+        let id = r.rule.id.as_str();
+        let (prefix, name) = id
+            .split_once('.')
+            .unwrap_or_else(|| panic!("{id}: no PREFIX.NAME"));
+        assert!(
+            !name.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c)),
+            "{id}: lower case letters, digits, '.', '_' and '-' only"
+        );
+        let m = &r.rule.matcher;
+        let expected = match (&m.fact, &m.controller) {
+            (Some(_), _) => "host",
+            (None, Some(c)) => c.as_str(),
+            (None, None) => "core",
+        };
+        assert_eq!(prefix, expected, "{id} (in {})", r.origin.file);
+    }
+}

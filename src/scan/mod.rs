@@ -27,8 +27,11 @@ use crate::model::{
 #[derive(Debug, Error)]
 pub enum ScanError {
     /// The mount table is missing or unparsable; nothing can be found without it.
+    ///
+    /// The host error is part of the message and not a `source()`, so an
+    /// error chain says it once.
     #[error("cannot read the mount table: {0}")]
-    MountTable(#[source] HostError),
+    MountTable(HostError),
 }
 
 /// Whether a diagnostic says something could not be read (so any verdict
@@ -55,28 +58,75 @@ pub fn non_root_note(root: &Root) -> Option<Diagnostic> {
 /// First id given to a v1 hierarchy whose id the kernel data did not reveal.
 const SYNTHETIC_ID_BASE: u32 = 1_000_000;
 
-/// Scan a host into a snapshot.
+/// Scan a host into a snapshot: host identity, the mount table and
+/// `/proc/cgroups`, processes (whose cgroup lines reveal every live
+/// hierarchy), hierarchies, the cgroup trees, then processes and threads as
+/// members of those trees.
 pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
     let mut diags: Vec<Diagnostic> = non_root_note(root).into_iter().collect();
     let mut vanished = Vanished::default();
-    let note = |diags: &mut Vec<Diagnostic>, e: HostError| {
-        let (path, message) = e.diagnostic();
-        diags.push(Diagnostic { path, message });
-    };
+    let kernel = read_text(root, "/proc/sys/kernel/osrelease", &mut diags);
+    let cmdline = read_text(root, "/proc/cmdline", &mut diags);
+    let hostname = read_text(root, "/proc/sys/kernel/hostname", &mut diags);
 
-    let text = |abs: &str, diags: &mut Vec<Diagnostic>| match root.read_text(abs) {
+    let mounts = root.cgroup_mounts().map_err(ScanError::MountTable)?;
+    let proc_cgroups = read_proc_cgroups(root, &mut diags);
+    // Processes first: their cgroup lines reveal every live hierarchy.
+    let procs = read_processes(root, &mut vanished, &mut diags);
+    let seen = seen_hierarchies(&procs);
+
+    let mut hierarchies = build_hierarchies(&mounts, &proc_cgroups, &seen, &mut diags);
+    let v2_controllers = read_v2_controllers(root, &mut hierarchies, &mut diags);
+    let mode = detect_mode(&mounts);
+    let controllers = controller_statuses(&proc_cgroups, &v2_controllers);
+
+    let mut graph: DiGraph<Node, Edge> = DiGraph::new();
+    let by_path = add_cgroup_trees(root, &mut graph, hierarchies, &mounts, &mut vanished, &mut diags);
+    add_processes(&mut graph, procs, &by_path, &mounts);
+
+    let readiness = crate::readiness::scan(root, kernel.as_deref(), &mut diags);
+    let mut snap = Snapshot {
+        readiness,
+        schema: SNAPSHOT_SCHEMA.to_string(),
+        host: HostInfo {
+            kernel,
+            cmdline,
+            hostname,
+            mode,
+            controllers,
+            os: os::read_os(root),
+        },
+        graph,
+        diagnostics: diags,
+        vanished,
+        owner_evidence: Default::default(),
+    };
+    let mut notes = Vec::new();
+    snap.owner_evidence = crate::owners::evidence::read(root, &snap, &mut notes);
+    snap.diagnostics.extend(notes);
+    Ok(snap)
+}
+
+/// Record a read failure as a diagnostic with its path.
+fn note(diags: &mut Vec<Diagnostic>, e: HostError) {
+    let (path, message) = e.diagnostic();
+    diags.push(Diagnostic { path, message });
+}
+
+/// A small text file of the host (`None`, noted, when unreadable).
+fn read_text(root: &Root, abs: &str, diags: &mut Vec<Diagnostic>) -> Option<String> {
+    match root.read_text(abs) {
         Ok(t) => t,
         Err(e) => {
             note(diags, e);
             None
         }
-    };
-    let kernel = text("/proc/sys/kernel/osrelease", &mut diags);
-    let cmdline = text("/proc/cmdline", &mut diags);
-    let hostname = text("/proc/sys/kernel/hostname", &mut diags);
+    }
+}
 
-    let mounts = root.cgroup_mounts().map_err(ScanError::MountTable)?;
-    let proc_cgroups = match root.proc_cgroups() {
+/// `/proc/cgroups`; empty (with a note) when absent or unreadable.
+fn read_proc_cgroups(root: &Root, diags: &mut Vec<Diagnostic>) -> Vec<ProcCgroupsEntry> {
+    match root.proc_cgroups() {
         Ok(Some(p)) => p,
         Ok(None) => {
             diags.push(Diagnostic {
@@ -86,12 +136,14 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
             Vec::new()
         }
         Err(e) => {
-            note(&mut diags, e);
+            note(diags, e);
             Vec::new()
         }
-    };
+    }
+}
 
-    // Processes first: their cgroup lines reveal every live hierarchy.
+/// Every readable process; those that exit while read are counted as vanished.
+fn read_processes(root: &Root, vanished: &mut Vanished, diags: &mut Vec<Diagnostic>) -> Vec<RawProcess> {
     let mut procs: Vec<RawProcess> = Vec::new();
     match root.pids() {
         Ok(pids) => {
@@ -99,16 +151,23 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
                 match root.process(pid) {
                     Ok(Ok(p)) => procs.push(p),
                     Ok(Err(_gone)) => vanished.tasks += 1,
-                    Err(e) => note(&mut diags, e),
+                    Err(e) => note(diags, e),
                 }
             }
         }
-        Err(e) => note(&mut diags, e),
+        Err(e) => note(diags, e),
     }
-    let seen = seen_hierarchies(&procs);
+    procs
+}
 
-    let mut hierarchies = build_hierarchies(&mounts, &proc_cgroups, &seen, &mut diags);
-    let v2_controllers = hierarchies
+/// The v2 root's `cgroup.controllers`, also stored as the v2 hierarchy's
+/// controllers (empty when there is no readable v2 mount).
+fn read_v2_controllers(
+    root: &Root,
+    hierarchies: &mut [Hierarchy],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<String> {
+    hierarchies
         .iter_mut()
         .find(|h| h.version == Version::V2)
         .and_then(|h| {
@@ -123,15 +182,20 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
                     Some(c)
                 }
                 Err(e) => {
-                    note(&mut diags, e);
+                    note(diags, e);
                     None
                 }
             }
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
 
-    let mode = detect_mode(&mounts);
-    let controllers = proc_cgroups
+/// One status per `/proc/cgroups` row, with whether v2 offers it.
+fn controller_statuses(
+    proc_cgroups: &[ProcCgroupsEntry],
+    v2_controllers: &[String],
+) -> Vec<ControllerStatus> {
+    proc_cgroups
         .iter()
         .map(|e| ControllerStatus {
             controller: e.name.parse().unwrap_or_else(|e| match e {}),
@@ -146,13 +210,24 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
                         .is_ok_and(|k| k.v2_name() == Some(c.as_str()))
             }),
         })
-        .collect();
+        .collect()
+}
 
+/// Cgroup nodes by hierarchy id and path.
+type CgroupIndex = HashMap<u32, HashMap<String, NodeIndex>>;
+
+/// Add every hierarchy and walk the cgroup tree of each mounted one.
+fn add_cgroup_trees(
+    root: &Root,
+    graph: &mut DiGraph<Node, Edge>,
+    hierarchies: Vec<Hierarchy>,
+    mounts: &[CgroupMount],
+    vanished: &mut Vanished,
+    diags: &mut Vec<Diagnostic>,
+) -> CgroupIndex {
     // Mount points of every mount, to avoid walking into a nested mount.
     let all_mount_points: BTreeSet<String> = mounts.iter().map(|m| m.mount_point.clone()).collect();
-
-    let mut graph: DiGraph<Node, Edge> = DiGraph::new();
-    let mut by_path: HashMap<u32, HashMap<String, NodeIndex>> = HashMap::new();
+    let mut by_path: CgroupIndex = HashMap::new();
     for h in hierarchies {
         let id = h.id;
         let v2 = h.version == Version::V2;
@@ -166,13 +241,7 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
             files::is_v1_setting
         };
         let result = root.walk_cgroups(&mount.mount_point, &all_mount_points, filter, v2, |raw| {
-            let path = if mount.root == "/" {
-                raw.rel_path.clone()
-            } else if raw.rel_path == "/" {
-                mount.root.clone()
-            } else {
-                format!("{}{}", mount.root.trim_end_matches('/'), raw.rel_path)
-            };
+            let path = hierarchy_path(&mount, &raw.rel_path);
             let parent = crate::model::path::parent(&path).and_then(|p| paths.get(p).copied());
             let ci = graph.add_node(Node::Cgroup(Cgroup {
                 hierarchy: id,
@@ -190,13 +259,35 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
             Ok(stats) => {
                 vanished.cgroups += stats.gone;
                 for e in stats.errors {
-                    note(&mut diags, e);
+                    note(diags, e);
                 }
             }
-            Err(e) => note(&mut diags, e),
+            Err(e) => note(diags, e),
         }
     }
+    by_path
+}
 
+/// A cgroup's path in its hierarchy from its path below the mount (a mount
+/// may show only a subtree: its `root`).
+fn hierarchy_path(mount: &Mount, rel_path: &str) -> String {
+    if mount.root == "/" {
+        rel_path.to_string()
+    } else if rel_path == "/" {
+        mount.root.clone()
+    } else {
+        format!("{}{}", mount.root.trim_end_matches('/'), rel_path)
+    }
+}
+
+/// Add processes, their threads, and each thread's memberships (a
+/// membership in a cgroup the walk did not see stays `unresolved`).
+fn add_processes(
+    graph: &mut DiGraph<Node, Edge>,
+    procs: Vec<RawProcess>,
+    by_path: &CgroupIndex,
+    mounts: &[CgroupMount],
+) {
     let cgroup_points: Vec<String> = mounts
         .iter()
         .map(|m| format!("{}/", m.mount_point.trim_end_matches('/')))
@@ -235,28 +326,6 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
             }
         }
     }
-
-    let readiness = crate::readiness::scan(root, kernel.as_deref(), &mut diags);
-    let mut snap = Snapshot {
-        readiness,
-        schema: SNAPSHOT_SCHEMA.to_string(),
-        host: HostInfo {
-            kernel,
-            cmdline,
-            hostname,
-            mode,
-            controllers,
-            os: os::read_os(root),
-        },
-        graph,
-        diagnostics: diags,
-        vanished,
-        owner_evidence: Default::default(),
-    };
-    let mut notes = Vec::new();
-    snap.owner_evidence = crate::owners::evidence::read(root, &snap, &mut notes);
-    snap.diagnostics.extend(notes);
-    Ok(snap)
 }
 
 /// Hierarchy ids seen in process cgroup files, with the kernel's controller list.
@@ -290,7 +359,6 @@ pub(crate) fn build_hierarchies(
     seen: &BTreeMap<u32, Vec<String>>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Hierarchy> {
-    let mut out: Vec<Hierarchy> = Vec::new();
     let mut v1_groups: BTreeMap<&str, Vec<&CgroupMount>> = BTreeMap::new();
     let mut v2_mounts = Vec::new();
     for m in mounts {
@@ -300,8 +368,27 @@ pub(crate) fn build_hierarchies(
             v1_groups.entry(m.majmin.as_str()).or_default().push(m);
         }
     }
+    // Keep mount-table order for groups so output is stable and familiar.
+    let mut groups: Vec<Vec<&CgroupMount>> = v1_groups.into_values().collect();
+    groups.sort_by_key(|g| g[0].line);
+    let mut next_synthetic = SYNTHETIC_ID_BASE;
+    let mut out: Vec<Hierarchy> = groups
+        .iter()
+        .map(|group| v1_hierarchy(group, proc_cgroups, seen, &mut next_synthetic, diags))
+        .collect();
+    if !v2_mounts.is_empty() {
+        out.push(v2_hierarchy(&v2_mounts, proc_cgroups));
+    }
+    let unmounted = unmounted_hierarchies(&out, proc_cgroups, seen, diags);
+    out.extend(unmounted);
+    out.sort_by_key(|h| h.id);
+    out
+}
 
-    let to_mount = |m: &CgroupMount, proc_cgroups: &[ProcCgroupsEntry]| Mount {
+/// A mount as the model keeps it: options without `name=`,
+/// `release_agent=` and the controllers (the hierarchy has those).
+fn to_mount(m: &CgroupMount, proc_cgroups: &[ProcCgroupsEntry]) -> Mount {
+    Mount {
         mount_point: m.mount_point.clone(),
         root: m.root.clone(),
         source: m.source.clone(),
@@ -315,103 +402,126 @@ pub(crate) fn build_hierarchies(
             })
             .collect(),
         majmin: m.majmin.clone(),
-    };
+    }
+}
 
-    let mut next_synthetic = SYNTHETIC_ID_BASE;
-    // Keep mount-table order for groups so output is stable and familiar.
-    let mut groups: Vec<Vec<&CgroupMount>> = v1_groups.into_values().collect();
-    groups.sort_by_key(|g| g[0].line);
-    for group in groups {
-        let first = group[0];
-        let controllers: Vec<Controller> = first
-            .super_options
-            .iter()
-            .filter(|(k, v)| is_controller_option(k, v, proc_cgroups))
-            .map(|(k, _)| k.parse().unwrap_or_else(|e| match e {}))
-            .collect();
-        let name = first
-            .super_options
-            .iter()
-            .find(|(k, _)| k == "name")
-            .and_then(|(_, v)| v.clone());
-        let release_agent = first
-            .super_options
-            .iter()
-            .find(|(k, _)| k == "release_agent")
-            .and_then(|(_, v)| v.clone());
-        let id = controllers
-            .iter()
-            .find_map(|c| {
-                proc_cgroups
-                    .iter()
-                    .find(|e| e.name == c.as_str() && e.hierarchy != 0)
-                    .map(|e| e.hierarchy)
-            })
-            .or_else(|| {
-                let tag = name.as_ref().map(|n| format!("name={n}"));
-                seen.iter()
-                    .find(|(_, cs)| match &tag {
-                        Some(t) => cs.contains(t),
-                        None => controllers.iter().any(|c| cs.iter().any(|s| s == c.as_str())),
-                    })
-                    .map(|(id, _)| *id)
-            })
-            .unwrap_or_else(|| {
-                let id = next_synthetic;
-                next_synthetic += 1;
-                diags.push(Diagnostic {
-                    path: format!("mountinfo line {}", first.line),
-                    message: format!(
-                        "hierarchy mounted at {} is not listed in /proc/cgroups or any /proc/PID/cgroup; \
-                         gave it id {id}",
-                        first.mount_point
-                    ),
-                });
-                id
-            });
-        let mounts: Vec<Mount> = group.iter().map(|m| to_mount(m, proc_cgroups)).collect();
-        let scanned_mount = pick_mount(&mounts);
-        if let Some(i) = scanned_mount
-            && mounts[i].root != "/"
-        {
-            diags.push(Diagnostic {
-                path: mounts[i].mount_point.clone(),
-                message: format!(
-                    "only part of hierarchy {id} is visible (mount root {}): cgroups outside it are not scanned",
-                    mounts[i].root
-                ),
-            });
-        }
-        out.push(Hierarchy {
-            id,
-            version: Version::V1,
-            controllers,
-            name,
-            mounts,
-            scanned_mount,
-            release_agent,
+/// The value of a super option (`name=`, `release_agent=`).
+fn super_option(m: &CgroupMount, key: &str) -> Option<String> {
+    m.super_options
+        .iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v.clone())
+}
+
+/// One v1 hierarchy from the mounts of one superblock.
+fn v1_hierarchy(
+    group: &[&CgroupMount],
+    proc_cgroups: &[ProcCgroupsEntry],
+    seen: &BTreeMap<u32, Vec<String>>,
+    next_synthetic: &mut u32,
+    diags: &mut Vec<Diagnostic>,
+) -> Hierarchy {
+    let first = group[0];
+    let controllers: Vec<Controller> = first
+        .super_options
+        .iter()
+        .filter(|(k, v)| is_controller_option(k, v, proc_cgroups))
+        .map(|(k, _)| k.parse().unwrap_or_else(|e| match e {}))
+        .collect();
+    let name = super_option(first, "name");
+    let release_agent = super_option(first, "release_agent");
+    let id = known_hierarchy_id(&controllers, name.as_deref(), proc_cgroups, seen).unwrap_or_else(|| {
+        let id = *next_synthetic;
+        *next_synthetic += 1;
+        diags.push(Diagnostic {
+            path: format!("mountinfo line {}", first.line),
+            message: format!(
+                "hierarchy mounted at {} is not listed in /proc/cgroups or any /proc/PID/cgroup; \
+                 gave it id {id}",
+                first.mount_point
+            ),
+        });
+        id
+    });
+    let mounts: Vec<Mount> = group.iter().map(|m| to_mount(m, proc_cgroups)).collect();
+    let scanned_mount = pick_mount(&mounts);
+    if let Some(i) = scanned_mount
+        && mounts[i].root != "/"
+    {
+        diags.push(Diagnostic {
+            path: mounts[i].mount_point.clone(),
+            message: format!(
+                "only part of hierarchy {id} is visible (mount root {}): cgroups outside it are not scanned",
+                mounts[i].root
+            ),
         });
     }
-
-    if !v2_mounts.is_empty() {
-        let mounts: Vec<Mount> = v2_mounts.iter().map(|m| to_mount(m, proc_cgroups)).collect();
-        let scanned_mount = pick_mount(&mounts);
-        out.push(Hierarchy {
-            id: 0,
-            version: Version::V2,
-            controllers: Vec::new(),
-            name: None,
-            mounts,
-            scanned_mount,
-            release_agent: None,
-        });
+    Hierarchy {
+        id,
+        version: Version::V1,
+        controllers,
+        name,
+        mounts,
+        scanned_mount,
+        release_agent,
     }
+}
 
-    // Alive but mounted nowhere: bound controllers in /proc/cgroups, and
-    // hierarchies (named ones too) that processes are still members of.
+/// The kernel's id of a v1 hierarchy: from `/proc/cgroups` for a bound
+/// controller, else from the processes' cgroup lines (by `name=` or by
+/// controller).
+fn known_hierarchy_id(
+    controllers: &[Controller],
+    name: Option<&str>,
+    proc_cgroups: &[ProcCgroupsEntry],
+    seen: &BTreeMap<u32, Vec<String>>,
+) -> Option<u32> {
+    controllers
+        .iter()
+        .find_map(|c| {
+            proc_cgroups
+                .iter()
+                .find(|e| e.name == c.as_str() && e.hierarchy != 0)
+                .map(|e| e.hierarchy)
+        })
+        .or_else(|| {
+            let tag = name.map(|n| format!("name={n}"));
+            seen.iter()
+                .find(|(_, cs)| match &tag {
+                    Some(t) => cs.contains(t),
+                    None => controllers.iter().any(|c| cs.iter().any(|s| s == c.as_str())),
+                })
+                .map(|(id, _)| *id)
+        })
+}
+
+/// The one cgroup2 hierarchy (id 0), however many times it is mounted.
+fn v2_hierarchy(v2_mounts: &[&CgroupMount], proc_cgroups: &[ProcCgroupsEntry]) -> Hierarchy {
+    let mounts: Vec<Mount> = v2_mounts.iter().map(|m| to_mount(m, proc_cgroups)).collect();
+    let scanned_mount = pick_mount(&mounts);
+    Hierarchy {
+        id: 0,
+        version: Version::V2,
+        controllers: Vec::new(),
+        name: None,
+        mounts,
+        scanned_mount,
+        release_agent: None,
+    }
+}
+
+/// Alive but mounted nowhere: bound controllers in /proc/cgroups, and
+/// hierarchies (named ones too) that processes are still members of.
+fn unmounted_hierarchies(
+    mounted: &[Hierarchy],
+    proc_cgroups: &[ProcCgroupsEntry],
+    seen: &BTreeMap<u32, Vec<String>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Hierarchy> {
+    let is_mounted = |id: u32| mounted.iter().any(|h| h.id == id);
     let mut unmounted: BTreeMap<u32, (Vec<Controller>, Option<String>)> = BTreeMap::new();
     for e in proc_cgroups.iter().filter(|e| e.hierarchy != 0) {
-        if !out.iter().any(|h| h.id == e.hierarchy) {
+        if !is_mounted(e.hierarchy) {
             unmounted
                 .entry(e.hierarchy)
                 .or_default()
@@ -420,7 +530,7 @@ pub(crate) fn build_hierarchies(
         }
     }
     for (id, cs) in seen.iter().filter(|(id, _)| **id != 0) {
-        if out.iter().any(|h| h.id == *id) {
+        if is_mounted(*id) {
             continue;
         }
         let entry = unmounted.entry(*id).or_default();
@@ -435,6 +545,7 @@ pub(crate) fn build_hierarchies(
             }
         }
     }
+    let mut out = Vec::new();
     for (id, (controllers, name)) in unmounted {
         let h = Hierarchy {
             id,
@@ -454,7 +565,6 @@ pub(crate) fn build_hierarchies(
         });
         out.push(h);
     }
-    out.sort_by_key(|h| h.id);
     out
 }
 

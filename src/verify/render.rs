@@ -6,7 +6,7 @@ use super::{CheckKind, VerifyReport};
 use crate::rules::Severity;
 
 /// Output format of `cgmig verify`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyFormat {
     /// Human table.
     Table,
@@ -17,14 +17,14 @@ pub enum VerifyFormat {
 }
 
 /// Render a verify report.
-pub fn render(r: &VerifyReport, f: VerifyFormat) -> String {
-    match f {
+/// Human formats cannot fail; JSON and YAML return the serializer's error
+/// (the CLI exits 2) rather than an empty document.
+pub fn render(r: &VerifyReport, f: VerifyFormat) -> Result<String, crate::report::DataError> {
+    Ok(match f {
         VerifyFormat::Table => table(r),
-        VerifyFormat::Json => serde_json::to_string_pretty(r)
-            .map(|s| s + "\n")
-            .unwrap_or_default(),
+        VerifyFormat::Json => crate::report::to_data(r, crate::report::DataFormat::Json)?,
         VerifyFormat::Prometheus => prometheus(r),
-    }
+    })
 }
 
 fn table(r: &VerifyReport) -> String {

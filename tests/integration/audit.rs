@@ -238,7 +238,7 @@ fn many_identical_findings_fold_into_one_line() {
     let g = r.groups.iter().find(|g| g.rule == "cpu.rt_runtime_us").unwrap();
     assert_eq!(g.count, 5000);
     assert_eq!(g.examples.len(), 3);
-    let table = render(&r, AuditFormat::Table);
+    let table = render(&r, AuditFormat::Table).unwrap();
     assert_eq!(
         table.matches("cpu.rt_runtime_us").count(),
         1,
@@ -250,13 +250,13 @@ fn many_identical_findings_fold_into_one_line() {
 fn renders_and_machine_formats_parse(name: &str) {
     let r = audit_host(name);
     for f in [AuditFormat::Table, AuditFormat::Markdown, AuditFormat::Prometheus] {
-        assert!(!render(&r, f).is_empty());
+        assert!(!render(&r, f).unwrap().is_empty());
     }
-    let j: Report = serde_json::from_str(&render(&r, AuditFormat::Json)).unwrap();
+    let j: Report = serde_json::from_str(&render(&r, AuditFormat::Json).unwrap()).unwrap();
     assert_eq!(j, r);
-    let y: Report = serde_yaml_ng::from_str(&render(&r, AuditFormat::Yaml)).unwrap();
+    let y: Report = serde_yaml_ng::from_str(&render(&r, AuditFormat::Yaml).unwrap()).unwrap();
     assert_eq!(y, r);
-    let prom = render(&r, AuditFormat::Prometheus);
+    let prom = render(&r, AuditFormat::Prometheus).unwrap();
     for line in prom.lines().filter(|l| !l.starts_with('#')) {
         let (metric, value) = line.rsplit_once(' ').unwrap();
         assert!(value.parse::<f64>().is_ok(), "{line}");

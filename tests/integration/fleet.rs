@@ -212,7 +212,7 @@ fn write_fleet(out: &Path, audits: bool) {
         let name = &g.spec.hostname;
         let text = if audits {
             let r = cgmig::audit::audit(&snap, &rules);
-            cgmig::audit::render(&r, cgmig::audit::AuditFormat::Json)
+            cgmig::audit::render(&r, cgmig::audit::AuditFormat::Json).unwrap()
         } else {
             serde_json::to_string(&snap).unwrap()
         };
@@ -383,7 +383,7 @@ fn blockers_are_ranked_by_hosts_affected() {
     assert_eq!(r.blockers.len(), 1);
     assert_eq!(r.blockers[0].rule, "host.split-threads-domain");
     assert_eq!(r.blockers[0].members, vec!["exotic-0", "exotic-1", "exotic-2"]);
-    let html = cgmig::fleet::render(&r, cgmig::fleet::FleetFormat::Html);
+    let html = cgmig::fleet::render(&r, cgmig::fleet::FleetFormat::Html).unwrap();
     assert_eq!(html.matches("<rect class=\"bar\"").count(), 1);
 }
 

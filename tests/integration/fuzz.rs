@@ -398,10 +398,10 @@ fn snapshot_target(b: &[u8]) {
     };
     let rules = crate::util::rules();
     let report = cgmig::audit::audit(&snap, &rules);
-    let _ = cgmig::audit::render(&report, cgmig::audit::AuditFormat::Markdown);
+    let _ = cgmig::audit::render(&report, cgmig::audit::AuditFormat::Markdown).unwrap();
     let _ = cgmig::report::render_tree(&snap, &rules);
     let plan = cgmig::plan::plan(&snap, &rules);
-    let _ = cgmig::plan::render(&plan, cgmig::plan::PlanFormat::Table);
+    let _ = cgmig::plan::render(&plan, cgmig::plan::PlanFormat::Table).unwrap();
 }
 
 #[test]
@@ -450,7 +450,7 @@ fn fuzz_rules_yaml() {
             set.add_source("fuzz.yaml", t, &mut errors, true);
             // The rules that loaded are used: conversions and findings run.
             let report = cgmig::audit::audit(&base, &set);
-            let _ = cgmig::audit::render(&report, cgmig::audit::AuditFormat::Table);
+            let _ = cgmig::audit::render(&report, cgmig::audit::AuditFormat::Table).unwrap();
         },
     );
 }
@@ -474,7 +474,7 @@ fn fuzz_plan_json() {
                 return;
             };
             let _ = cgmig::plan::validate(&p);
-            let _ = cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table);
+            let _ = cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table).unwrap();
         },
     );
 }

@@ -195,9 +195,9 @@ proptest! {
         let rules = rules();
         let p = cgmig::plan::plan(&snap, &rules);
         let v = cgmig::plan::validate(&p);
-        prop_assert!(v.is_empty(), "invalid plan: {v:#?}\n{}", cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table));
+        prop_assert!(v.is_empty(), "invalid plan: {v:#?}\n{}", cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table).unwrap());
         let problems = oracle::check(&snap, &p, &rules);
-        prop_assert!(problems.is_empty(), "oracle:\n{}\n{}\n{:#?}", problems.join("\n"), cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table), p.findings.iter().filter(|f| f.rule.starts_with("plan.") || f.rule.contains("split")).map(|f| &f.why).collect::<Vec<_>>());
+        prop_assert!(problems.is_empty(), "oracle:\n{}\n{}\n{:#?}", problems.join("\n"), cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table).unwrap(), p.findings.iter().filter(|f| f.rule.starts_with("plan.") || f.rule.contains("split")).map(|f| &f.why).collect::<Vec<_>>());
         for s in &p.stages {
             let sp = p.for_stage(s.number, "leaf").unwrap();
             let v = cgmig::plan::validate(&sp);
@@ -206,6 +206,6 @@ proptest! {
             prop_assert!(problems.is_empty(), "stage {} oracle:\n{}", s.number, problems.join("\n"));
         }
         let refused = crate::replay::every_stage(&snap, &p);
-        prop_assert!(refused.is_empty(), "the kernel refuses:\n{}\n{}", refused.join("\n"), cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table));
+        prop_assert!(refused.is_empty(), "the kernel refuses:\n{}\n{}", refused.join("\n"), cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table).unwrap());
     }
 }

@@ -148,7 +148,7 @@ fn audit_includes_readiness_findings_and_snapshot_round_trips() {
             .iter()
             .any(|f| f.rule == "WR-RT-004" && f.file.as_deref() == Some("/etc/docker/daemon.json:4"))
     );
-    let table = cgmig::audit::render(&r, cgmig::audit::AuditFormat::Table);
+    let table = cgmig::audit::render(&r, cgmig::audit::AuditFormat::Table).unwrap();
     assert!(
         table.contains("breaks after the switch") && table.contains("already wrong before it"),
         "{table}"

@@ -7,6 +7,7 @@ use nix::errno::Errno;
 use super::files::{self, Access};
 use super::{Simulator, is_threaded_ctrl, ordered, values};
 use crate::apply::target::TargetError;
+use crate::model::Controller;
 use crate::model::path as cgpath;
 
 /// `INT_MAX`, what `cgroup.max.depth`/`cgroup.max.descendants` hold for "max".
@@ -240,10 +241,8 @@ impl Simulator {
     fn stat(&self, path: &str) -> String {
         let below: Vec<&String> = self.subtree(path).map(|(k, _)| k).collect();
         let mut out = vec![format!("nr_descendants {}", below.len() - 1)];
-        let subsys: Vec<&str> = super::SUBSYS_ORDER
-            .iter()
-            .copied()
-            .filter(|c| super::IMPLICIT.contains(c) || self.offered.contains(*c))
+        let subsys: Vec<&str> = Controller::v2_names()
+            .filter(|c| super::is_implicit(c) || self.offered.contains(*c))
             .collect();
         let modern = self.kernel >= (6, 11);
         if modern {
@@ -251,9 +250,7 @@ impl Simulator {
                 let n = below
                     .iter()
                     .filter(|p| {
-                        super::IMPLICIT.contains(c)
-                            || p.as_str() == "/"
-                            || self.control(p).iter().any(|x| x == c)
+                        super::is_implicit(c) || p.as_str() == "/" || self.control(p).iter().any(|x| x == c)
                     })
                     .count();
                 out.push(format!("nr_subsys_{c} {n}"));
@@ -399,12 +396,7 @@ impl Simulator {
         let control = self.control(path);
         // Checked in subsystem id order, as for_each_subsys does.
         let mut all: Vec<String> = enable.iter().chain(disable.iter()).cloned().collect();
-        all.sort_by_key(|c| {
-            super::SUBSYS_ORDER
-                .iter()
-                .position(|s| s == c)
-                .unwrap_or(usize::MAX)
-        });
+        all.sort_by_key(|c| Controller::v2_rank(c).unwrap_or(usize::MAX));
         for c in &all {
             if enable.contains(c) {
                 if current.contains(c) {
@@ -450,7 +442,7 @@ impl Simulator {
     /// Whether `+name`/`-name` names a controller this kernel has on v2
     /// (else the parser in `cgroup_subtree_control_write` gives EINVAL).
     fn knows_controller(&self, name: &str) -> bool {
-        super::SUBSYS_ORDER.contains(&name) || self.offered.contains(name)
+        Controller::v2_named(name).is_some() || self.offered.contains(name)
     }
 
     /// `cgroup_vet_subtree_control_enable`.
