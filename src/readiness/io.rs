@@ -227,6 +227,33 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An open regular file for many bounded reads (a package database read
+    /// page by page), counted as one file read; the caller reports the bytes
+    /// it reads with [`Self::count_bytes`]. `None` if absent or unreadable.
+    pub fn open_file(&mut self, abs: &str) -> Option<File> {
+        let fd = self.open(abs, contain::file_flags())?;
+        let f = File::from(fd);
+        match f.metadata() {
+            Ok(m) if m.is_file() => {
+                self.stats.files_read += 1;
+                Some(f)
+            }
+            Ok(_) => {
+                self.note_abs(abs, "not a regular file");
+                None
+            }
+            Err(e) => {
+                self.note_abs(abs, format!("cannot stat: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Add bytes read through a file from [`Self::open_file`].
+    pub fn count_bytes(&mut self, n: u64) {
+        self.stats.bytes_read += n;
+    }
+
     /// A whole (text) file up to the per-file limit, lossily decoded.
     pub fn text(&mut self, abs: &str) -> Option<String> {
         let max = self.limits.max_file_bytes;

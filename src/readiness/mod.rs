@@ -27,6 +27,7 @@ pub mod evaluate;
 mod evaluate_config;
 pub mod io;
 pub mod kernel;
+pub mod rpmdb;
 pub mod runtimes;
 pub mod stack;
 pub mod version;

@@ -11,9 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use super::elf;
 use super::io::{Kind, Reader, join};
 use super::{Component, Place, Readiness, stack};
+use super::{elf, rpmdb};
 
 /// Container storages: (store name, directory of layers, subdirectory that is the rootfs).
 pub const STORES: &[(&str, &str, &str)] = &[
@@ -89,7 +89,7 @@ fn scan_tree(rd: &mut Reader<'_>, t: &Tree, out: &mut Readiness) {
     dotnet(rd, t, out);
     elasticsearch(rd, t, out);
     dpkg(rd, t, out);
-    rpm(rd, t);
+    rpm(rd, t, out);
 }
 
 fn push(out: &mut Readiness, t: &Tree, name: &str, version: &str, path: &str, evidence: &str) {
@@ -390,24 +390,33 @@ pub fn dpkg_installed(text: &str) -> Vec<(String, String)> {
     out
 }
 
-/// The rpm database is SQLite (or Berkeley DB on old systems): reading it
-/// needs a C library cgmig does not link, so say so once per tree and rely
-/// on the file detectors, which find the same software.
-fn rpm(rd: &mut Reader<'_>, t: &Tree) {
-    for db in [
-        "/var/lib/rpm/rpmdb.sqlite",
-        "/usr/lib/sysimage/rpm/rpmdb.sqlite",
-        "/var/lib/rpm/Packages",
-    ] {
-        let abs = t.abs(db);
-        if rd.exists(&abs) {
-            rd.note_abs(
-                &abs,
-                "rpm database not read (SQLite/Berkeley DB needs a C library cgmig does not link); \
-                 versions come from the files the packages install",
-            );
-            return;
-        }
+/// Installed packages from the rpm database (SQLite, Berkeley DB; see
+/// [`rpmdb`]), mapped like the dpkg ones.
+fn rpm(rd: &mut Reader<'_>, t: &Tree, out: &mut Readiness) {
+    let Some((db, packages)) = rpmdb::installed(rd, &t.prefix) else {
+        return;
+    };
+    for p in packages {
+        let Some(name) = package_component(&p.name) else {
+            continue;
+        };
+        // The Java version is the package's; an epoch would hide it.
+        let version = if name == "openjdk" {
+            p.evr
+                .split_once(':')
+                .map_or(p.evr.as_str(), |(_, r)| r)
+                .to_string()
+        } else {
+            p.evr.clone()
+        };
+        out.components.push(Component {
+            name: name.into(),
+            version,
+            path: db.clone(),
+            place: t.place.clone(),
+            evidence: format!("rpm package {}", p.name),
+            details: BTreeMap::new(),
+        });
     }
 }
 

@@ -470,3 +470,205 @@ fn cli_convert_writes_a_reviewable_tree_and_never_overwrites() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("+CPUWeight=50"));
 }
+
+/// Build a header-only rpm with rpmbuild (no files: only its header matters).
+/// A long description makes the header span several 4 KiB pages (a
+/// Berkeley DB overflow chain).
+fn rpm_build(dir: &Path, name: &str, epoch: Option<u32>, version: &str, release: &str) -> std::path::PathBuf {
+    let epoch = epoch.map_or(String::new(), |e| format!("Epoch: {e}\n"));
+    let long = if name == "docker-ce" {
+        "long description line\n".repeat(600)
+    } else {
+        String::new()
+    };
+    let spec = dir.join(format!("{name}.spec"));
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: {name}\n{epoch}Version: {version}\nRelease: {release}\nSummary: cgmig test\n\
+             License: MIT\nBuildArch: noarch\n%description\ncgmig readiness test package\n{long}%files\n"
+        ),
+    )
+    .unwrap();
+    let top = dir.join("top");
+    let o = Command::new("rpmbuild")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg("-bb")
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "rpmbuild {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    top.join(format!("RPMS/noarch/{name}-{version}-{release}.noarch.rpm"))
+}
+
+/// A real rpm ≥ 4.16 SQLite database under `root/var/lib/rpm`, written by rpm.
+fn rpm_database(root: &Path, work: &Path) {
+    let db = root.join("var/lib/rpm");
+    std::fs::create_dir_all(&db).unwrap();
+    let pkgs = [
+        rpm_build(work, "docker-ce", Some(3), "19.03.15", "3.el7"),
+        rpm_build(
+            work,
+            "java-1.8.0-openjdk-headless",
+            Some(1),
+            "1.8.0.292.b10",
+            "1.el7_9",
+        ),
+        rpm_build(work, "bash", None, "4.2.46", "35.el7_9"),
+    ];
+    let rpm = |args: &[&std::ffi::OsStr]| {
+        let o = Command::new("rpm")
+            .arg("--dbpath")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "rpm {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    rpm(&["--initdb".as_ref()]);
+    let mut args: Vec<&std::ffi::OsStr> = vec!["-i".as_ref(), "--justdb".as_ref(), "--nodeps".as_ref()];
+    args.extend(pkgs.iter().map(|p| p.as_os_str()));
+    rpm(&args);
+}
+
+fn rpm_components(snap: &cgmig::model::Snapshot) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = snap
+        .readiness
+        .components
+        .iter()
+        .filter(|c| c.evidence.starts_with("rpm package"))
+        .map(|c| (c.name.clone(), c.version.clone(), c.path.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn rpm_sqlite_database_written_by_rpm_is_read() {
+    if tool_missing(
+        "rpmbuild",
+        "rpm databases are written by rpm itself (apt-get install rpm)",
+    ) {
+        return;
+    }
+    let work = scratch();
+    let h = host("readiness-v2-ready");
+    rpm_database(h.root(), work.path());
+    let snap = h.scan();
+    assert_eq!(
+        rpm_components(&snap),
+        vec![
+            (
+                "docker".into(),
+                "3:19.03.15-3.el7".into(),
+                "/var/lib/rpm/rpmdb.sqlite".into()
+            ),
+            (
+                "openjdk".into(),
+                "1.8.0.292.b10-1.el7_9".into(),
+                "/var/lib/rpm/rpmdb.sqlite".into()
+            ),
+        ]
+    );
+    let s = section(&snap);
+    let rules: Vec<&str> = s
+        .findings
+        .iter()
+        .filter(|f| f.file == "/var/lib/rpm/rpmdb.sqlite")
+        .map(|f| f.rule.as_str())
+        .collect();
+    assert!(
+        rules.contains(&"WR-RT-001") && rules.contains(&"WR-JVM-001"),
+        "{rules:?}"
+    );
+    assert!(
+        !snap.diagnostics.iter().any(|d| d.path.contains("rpm")),
+        "{:?}",
+        snap.diagnostics
+    );
+    // Reading left the database as it was: no journal or WAL created.
+    let names: Vec<_> = std::fs::read_dir(h.root().join("var/lib/rpm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with("-journal")), "{names:?}");
+}
+
+/// The same headers in a Berkeley DB hash database (RHEL 7/8's `Packages`),
+/// written by libdb 5.3's own `db_load` from the headers rpm stored.
+#[test]
+fn rpm_berkeley_db_packages_file_is_read() {
+    if tool_missing("rpmbuild", "rpm headers are written by rpm (apt-get install rpm)")
+        || tool_missing(
+            "db5.3_load",
+            "the Berkeley DB file is written by libdb (apt-get install db5.3-util)",
+        )
+    {
+        return;
+    }
+    let work = scratch();
+    let sqlite_host = host("readiness-v2-ready");
+    rpm_database(sqlite_host.root(), work.path());
+    let conn = rusqlite::Connection::open(sqlite_host.root().join("var/lib/rpm/rpmdb.sqlite")).unwrap();
+    let mut stmt = conn.prepare("SELECT hnum, blob FROM Packages").unwrap();
+    let rows: Vec<(u32, Vec<u8>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 3);
+    // db_load's dump format: keys are rpm's 4-byte instance numbers (host
+    // order), plus the counter record under key 0 as rpm keeps it.
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut dump = String::from("VERSION=3\nformat=bytevalue\ntype=hash\ndb_pagesize=4096\nHEADER=END\n");
+    dump += &format!(" {}\n {}\n", hex(&0u32.to_le_bytes()), hex(&4u32.to_le_bytes()));
+    for (n, blob) in &rows {
+        dump += &format!(" {}\n {}\n", hex(&n.to_le_bytes()), hex(blob));
+    }
+    dump += "DATA=END\n";
+    let h = host("readiness-v2-ready");
+    let db = h.root().join("var/lib/rpm");
+    std::fs::create_dir_all(&db).unwrap();
+    let mut child = Command::new("db5.3_load")
+        .arg(db.join("Packages"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(dump.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    let snap = h.scan();
+    let want = |v: &str| {
+        (
+            "docker".to_string(),
+            v.to_string(),
+            "/var/lib/rpm/Packages".to_string(),
+        )
+    };
+    let got = rpm_components(&snap);
+    assert!(got.contains(&want("3:19.03.15-3.el7")), "{got:?}");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        !snap.diagnostics.iter().any(|d| d.path.contains("rpm")),
+        "{:?}",
+        snap.diagnostics
+    );
+    // Damaged: every page after the metadata overwritten; a diagnostic, no panic.
+    let file = db.join("Packages");
+    let mut bytes = std::fs::read(&file).unwrap();
+    for b in bytes.iter_mut().skip(4096) {
+        *b = 0xa5;
+    }
+    std::fs::write(&file, &bytes).unwrap();
+    let snap = h.scan();
+    assert!(rpm_components(&snap).is_empty());
+}
