@@ -511,10 +511,13 @@ fn component(c: &Component, cx: Context<'_>, r: &Readiness, out: &mut Vec<Findin
                 let regresses = matches!(feature, 9 | 10 | 12 | 13 | 14)
                     || (feature == 8 && update < 372)
                     || (feature == 11 && update < 16);
-                if feature == 8 && update < 191 {
+                let opts = jvm_settings(c, r);
+                if let Some(s) = opts.iter().find(|s| s.key == "-XX:-UseContainerSupport") {
+                    out.push(with_setting(JVM_NO_SUPPORT.on(c), s));
+                } else if feature == 8 && update < 191 {
                     out.push(JVM_OLD.on(c));
                 } else if regresses {
-                    out.push(JVM.on(c));
+                    out.push(jvm_regression(c, &opts));
                 }
             }
         }
@@ -537,6 +540,70 @@ fn component(c: &Component, cx: Context<'_>, r: &Readiness, out: &mut Vec<Findin
     }
 }
 
+const JVM_HEAP_SET: Rule = Rule {
+    id: "WR-JVM-004",
+    severity: Warning,
+    class: BREAKS,
+    confidence: V,
+    title: "JVM is container-aware on v1 only; its heap is set explicitly (mitigated)",
+    needed: "8u372, 11.0.16, or 15 and later (the CPU count still comes from the host)",
+    why: "-Xmx or -XX:MaxRAM bounds the heap whatever the JVM detects, so no heap OOM kill; availableProcessors() still returns the host CPU count on v2.",
+    source: "reference §1.3 and §5.8 (an explicit -Xmx lowers WR-JVM-001 to a warning); JDK-8230305",
+};
+const JVM_NO_SUPPORT: Rule = Rule {
+    id: "WR-JVM-005",
+    severity: Info,
+    class: PRE,
+    confidence: V,
+    title: "JVM container support disabled explicitly (-XX:-UseContainerSupport)",
+    needed: "remove -XX:-UseContainerSupport, or size heap and CPUs explicitly",
+    why: "With container support off the JVM ignores cgroup limits on v1 and v2 alike: not a migration regression.",
+    source: "reference §5.8 (-XX:-UseContainerSupport disables detection everywhere)",
+};
+
+/// The JVM options (family `jvm`) that apply to a host JDK: host-wide ones
+/// (`*`), those of a program inside the JDK's home, and those of a generic
+/// `java` launcher (`/usr/bin/java`, an alternatives link to some JDK).
+fn jvm_settings<'a>(c: &Component, r: &'a Readiness) -> Vec<&'a Setting> {
+    if c.place != Place::Host {
+        return Vec::new();
+    }
+    let home = c.path.strip_suffix("/release").map(|h| format!("{h}/"));
+    r.settings
+        .iter()
+        .filter(|s| s.family == "jvm")
+        .filter(|s| {
+            let prog = s.section.as_deref().unwrap_or("");
+            prog == "*"
+                || home.as_deref().is_some_and(|h| prog.starts_with(h))
+                || matches!(
+                    prog,
+                    "java" | "/usr/bin/java" | "/bin/java" | "/etc/alternatives/java"
+                )
+        })
+        .collect()
+}
+
+fn with_setting(mut f: Finding, s: &Setting) -> Finding {
+    f.found = format!("{}; {} at {}:{}", f.found, s.value, s.file, s.line.unwrap_or(0));
+    f
+}
+
+/// WR-JVM-001, lowered to WR-JVM-004 when `-Xmx`/`-XX:MaxRAM=` bounds the
+/// heap. `-XX:MaxRAMPercentage=` alone does not: on a JVM that cannot read
+/// v2 it is a percentage of host RAM, and the finding says so.
+fn jvm_regression(c: &Component, opts: &[&Setting]) -> Finding {
+    if let Some(s) = opts.iter().find(|s| s.key == "-Xmx" || s.key == "-XX:MaxRAM=") {
+        return with_setting(JVM_HEAP_SET.on(c), s);
+    }
+    let mut f = JVM.on(c);
+    if let Some(s) = opts.iter().find(|s| s.key == "-XX:MaxRAMPercentage=") {
+        f = with_setting(f, s);
+        f.found += " (a percentage of host RAM on this JVM: does not bound the heap on v2)";
+    }
+    f
+}
+
 const GO_MITIGATED: Rule = Rule {
     id: "WR-GO-003",
     severity: Info,
@@ -548,13 +615,16 @@ const GO_MITIGATED: Rule = Rule {
     source: "reference §1.2 (a unit or env with GOMAXPROCS= is mitigated)",
 };
 
-fn go(c: &Component, r: &Readiness, out: &mut Vec<Finding>) {
-    let mitigated = r
-        .settings
+/// A unit (file, drop-in or environment file) that sets `var` for this host binary.
+fn go_env<'a>(c: &Component, r: &'a Readiness, var: &str) -> Option<&'a Setting> {
+    r.settings
         .iter()
         .filter(|_| c.place == Place::Host)
-        .find(|s| s.family == "unit" && s.key == "GOMAXPROCS" && s.value == c.path);
-    if let Some(s) = mitigated {
+        .find(|s| s.family == "unit" && s.key == var && s.value == c.path)
+}
+
+fn go(c: &Component, r: &Readiness, out: &mut Vec<Finding>) {
+    if let Some(s) = go_env(c, r, "GOMAXPROCS") {
         let mut f = GO_MITIGATED.on(c);
         f.found = format!(
             "{} {}; GOMAXPROCS set at {}:{}",
@@ -563,6 +633,9 @@ fn go(c: &Component, r: &Readiness, out: &mut Vec<Finding>) {
             s.file,
             s.line.unwrap_or(0)
         );
+        if let Some(m) = go_env(c, r, "GOMEMLIMIT") {
+            f.found += &format!(", GOMEMLIMIT at {}:{}", m.file, m.line.unwrap_or(0));
+        }
         out.push(f);
         return;
     }

@@ -30,6 +30,7 @@ pub mod kernel;
 pub mod rpmdb;
 pub mod runtimes;
 pub mod stack;
+pub mod unit_env;
 pub mod version;
 
 use std::collections::BTreeMap;
@@ -95,7 +96,8 @@ pub struct Setting {
     /// 1-based line, when the format has lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
-    /// Section (`Service` in a unit, a cgconfig group name), when there is one.
+    /// Section (`Service` in a unit, a cgconfig group name), when there is one;
+    /// for family `jvm`, the java program the option applies to (`*`: every JVM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub section: Option<String>,
     /// Key (`CPUShares`, `exec-opts`, `lxc.cgroup.memory.limit_in_bytes`).

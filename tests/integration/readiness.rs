@@ -283,6 +283,20 @@ fn go_binaries_built_here_are_read_from_their_build_info() {
         "[Service]\nEnvironment=GOMAXPROCS=2\nExecStart=/usr/local/bin/plain\n",
     )
     .unwrap();
+    // The same again, with GOMAXPROCS and GOMEMLIMIT in a drop-in only.
+    place("usr/local/bin/plain2", &without);
+    std::fs::write(
+        h.root().join("etc/systemd/system/plain2.service"),
+        "[Service]\nExecStart=/usr/local/bin/plain2 --serve\n",
+    )
+    .unwrap();
+    let dropins = h.root().join("etc/systemd/system/plain2.service.d");
+    std::fs::create_dir_all(&dropins).unwrap();
+    std::fs::write(
+        dropins.join("go.conf"),
+        "[Service]\nEnvironment=\"GOMAXPROCS=2\" GOMEMLIMIT=900MiB\n",
+    )
+    .unwrap();
     let snap = h.scan();
     let go: Vec<_> = snap
         .readiness
@@ -290,7 +304,7 @@ fn go_binaries_built_here_are_read_from_their_build_info() {
         .iter()
         .filter(|c| c.name == "go")
         .collect();
-    assert_eq!(go.len(), 3, "{go:#?}");
+    assert_eq!(go.len(), 4, "{go:#?}");
     let svc = go.iter().find(|c| c.path == "/usr/local/bin/svc").unwrap();
     assert!(svc.version.starts_with("go1."), "{svc:?}");
     assert_eq!(
@@ -315,6 +329,22 @@ fn go_binaries_built_here_are_read_from_their_build_info() {
     assert_eq!(
         rule_for("/usr/local/bin/plain"),
         Some(("WR-GO-003", Class::Neutral))
+    );
+    assert_eq!(
+        rule_for("/usr/local/bin/plain2"),
+        Some(("WR-GO-003", Class::Neutral))
+    );
+    let f = s
+        .findings
+        .iter()
+        .find(|f| f.file == "/usr/local/bin/plain2")
+        .unwrap();
+    assert!(
+        f.found
+            .contains("GOMAXPROCS set at /etc/systemd/system/plain2.service.d/go.conf:2")
+            && f.found.contains("GOMEMLIMIT at"),
+        "{}",
+        f.found
     );
 }
 
@@ -671,4 +701,86 @@ fn rpm_berkeley_db_packages_file_is_read() {
     std::fs::write(&file, &bytes).unwrap();
     let snap = h.scan();
     assert!(rpm_components(&snap).is_empty());
+}
+
+#[test]
+fn jvm_heap_options_in_units_drop_ins_and_jvm_options_mitigate_the_jvm_finding() {
+    let h = host("readiness-v2-ready");
+    let root = h.root();
+    let write = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    // Three JDK 11.0.14 homes (container-aware on v1 only).
+    for jdk in ["a", "b", "c"] {
+        write(
+            &format!("usr/lib/jvm/{jdk}/release"),
+            "JAVA_VERSION=\"11.0.14\"\n",
+        );
+    }
+    // a: -Xmx in a drop-in's environment file, the program in the unit file.
+    write(
+        "etc/systemd/system/shop.service",
+        "[Service]\nExecStart=/usr/lib/jvm/a/bin/java -jar shop.jar\n",
+    );
+    write(
+        "etc/systemd/system/shop.service.d/heap.conf",
+        "[Service]\nEnvironmentFile=-/etc/default/shop\n",
+    );
+    write("etc/default/shop", "# heap\nJAVA_OPTS=\"-Xms1g -Xmx2g\"\n");
+    // b: only MaxRAMPercentage, which an unaware JVM applies to host RAM.
+    write(
+        "etc/systemd/system/batch.service",
+        "[Service]\nExecStart=/usr/lib/jvm/b/bin/java -XX:MaxRAMPercentage=50 -jar b.jar\n",
+    );
+    // c: nothing. Elasticsearch's bundled JDK with -Xmx in jvm.options.d.
+    write(
+        "usr/share/elasticsearch/jdk/release",
+        "JAVA_VERSION=\"11.0.12\"\n",
+    );
+    write(
+        "etc/elasticsearch/jvm.options.d/heap.options",
+        "# size\n-Xms4g\n-Xmx4g\n",
+    );
+    let s = section(&h.scan());
+    let finding = |path: &str| {
+        s.findings
+            .iter()
+            .find(|f| f.file == path)
+            .unwrap_or_else(|| panic!("no finding for {path}: {:#?}", s.findings))
+    };
+    let a = finding("/usr/lib/jvm/a/release");
+    assert_eq!((a.rule.as_str(), a.severity), ("WR-JVM-004", Severity::Warning));
+    assert!(a.found.contains("-Xmx2g at /etc/default/shop:2"), "{}", a.found);
+    let b = finding("/usr/lib/jvm/b/release");
+    assert_eq!((b.rule.as_str(), b.severity), ("WR-JVM-001", Severity::Error));
+    assert!(
+        b.found.contains("MaxRAMPercentage=50") && b.found.contains("does not bound"),
+        "{}",
+        b.found
+    );
+    assert_eq!(finding("/usr/lib/jvm/c/release").rule, "WR-JVM-001");
+    let es = finding("/usr/share/elasticsearch/jdk/release");
+    assert_eq!(es.rule, "WR-JVM-004");
+    assert!(
+        es.found
+            .contains("/etc/elasticsearch/jvm.options.d/heap.options:3"),
+        "{}",
+        es.found
+    );
+    // Host-wide: /etc/environment reaches every JVM, c included.
+    write("etc/environment", "JAVA_TOOL_OPTIONS=\"-XX:MaxRAM=8g\"\n");
+    let s = section(&h.scan());
+    let c = s
+        .findings
+        .iter()
+        .find(|f| f.file == "/usr/lib/jvm/c/release")
+        .unwrap();
+    assert_eq!(c.rule, "WR-JVM-004");
+    assert!(
+        c.found.contains("-XX:MaxRAM=8g at /etc/environment:1"),
+        "{}",
+        c.found
+    );
 }
