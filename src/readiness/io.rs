@@ -381,6 +381,25 @@ impl Reader<'_> {
         self.lstat(abs).is_some()
     }
 
+    /// Whether `abs` is an overlayfs whiteout: a character device 0/0.
+    pub fn is_char_whiteout(&self, abs: &str) -> bool {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        self.lstat(abs)
+            .is_some_and(|m| m.file_type().is_char_device() && m.rdev() == 0)
+    }
+
+    /// Whether the directory `abs` is an overlayfs opaque directory
+    /// (`trusted.overlay.opaque=y`, or `user.overlay.opaque=y` rootless).
+    pub fn is_opaque_dir(&self, abs: &str) -> bool {
+        let Ok(fd) = self.open_raw(abs, contain::dir_flags()) else {
+            return false;
+        };
+        let f = File::from(fd);
+        ["trusted.overlay.opaque", "user.overlay.opaque"]
+            .iter()
+            .any(|k| xattr::FileExt::get_xattr(&f, k).ok().flatten().as_deref() == Some(b"y".as_slice()))
+    }
+
     /// Record something skipped at a host path.
     pub fn note_abs(&mut self, abs: &str, message: impl Into<String>) {
         let p = self.root.path(abs);

@@ -25,6 +25,7 @@ pub mod convert;
 pub mod elf;
 pub mod evaluate;
 mod evaluate_config;
+pub mod images;
 pub mod io;
 pub mod kernel;
 pub mod rpmdb;
@@ -52,8 +53,13 @@ pub enum Place {
     Image {
         /// The storage (`docker`, `containerd`, `podman`).
         store: String,
-        /// Layer or snapshot id (directory name).
+        /// Layer or snapshot id (directory name) the file is in.
         layer: String,
+        /// The image (first tag, else its id) when the store's metadata names
+        /// it; the component is then reported once per image that still has
+        /// the file after its upper layers' whiteouts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
     },
 }
 
@@ -61,7 +67,12 @@ impl std::fmt::Display for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Place::Host => f.write_str("host"),
-            Place::Image { store, layer } => write!(f, "{store} layer {layer}"),
+            Place::Image {
+                store,
+                layer,
+                image: Some(image),
+            } => write!(f, "{store} image {image} (layer {layer})"),
+            Place::Image { store, layer, .. } => write!(f, "{store} layer {layer}"),
         }
     }
 }

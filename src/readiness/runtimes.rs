@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::io::{Kind, Reader, join};
 use super::{Component, Place, Readiness, stack};
-use super::{elf, rpmdb};
+use super::{elf, images, rpmdb};
 
 /// Container storages: (store name, directory of layers, subdirectory that is the rootfs).
 pub const STORES: &[(&str, &str, &str)] = &[
@@ -60,6 +60,7 @@ pub fn scan(rd: &mut Reader<'_>, out: &mut Readiness) {
         place: Place::Host,
     };
     scan_tree(rd, &host, out);
+    let first_image_component = out.components.len();
     for (store, dir, sub) in STORES {
         let layers = rd.subdirs(dir);
         for layer in layers.iter().take(rd.limits.max_layers) {
@@ -69,6 +70,7 @@ pub fn scan(rd: &mut Reader<'_>, out: &mut Readiness) {
                 place: Place::Image {
                     store: store.to_string(),
                     layer: layer.clone(),
+                    image: None,
                 },
             };
             scan_tree(rd, &tree, out);
@@ -80,6 +82,13 @@ pub fn scan(rd: &mut Reader<'_>, out: &mut Readiness) {
             );
         }
     }
+    // Layers into images: whiteouts applied, one report per image.
+    let mut images = images::docker_images(rd);
+    images.extend(images::podman_images(rd));
+    let layered = out.components.split_off(first_image_component);
+    out.components.extend(images::per_image(rd, &images, layered));
+    out.components
+        .extend(images.iter().filter_map(images::named_components));
 }
 
 fn scan_tree(rd: &mut Reader<'_>, t: &Tree, out: &mut Readiness) {

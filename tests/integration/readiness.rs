@@ -784,3 +784,200 @@ fn jvm_heap_options_in_units_drop_ins_and_jvm_options_mitigate_the_jvm_finding()
         c.found
     );
 }
+
+/// A docker overlay2 store with its image metadata: `layers` are (cache id,
+/// diff id, files), bottom first, shared between images by diff chain.
+fn docker_image(root: &Path, id: &str, tag: &str, layers: &[(&str, &str, &[(&str, &str)])]) {
+    let meta = root.join("var/lib/docker/image/overlay2");
+    let mut parent = String::new();
+    let mut diff_ids = Vec::new();
+    for (cache, diff, files) in layers {
+        // A made-up chain id per (parent, diff): unique is all docker needs here.
+        let chain = format!(
+            "{:0>64}",
+            format!("{}{}", parent.len(), diff.trim_start_matches("sha256:"))
+        );
+        let dir = meta.join("layerdb/sha256").join(&chain);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("diff"), diff).unwrap();
+        std::fs::write(dir.join("cache-id"), cache).unwrap();
+        if !parent.is_empty() {
+            std::fs::write(dir.join("parent"), &parent).unwrap();
+        }
+        parent = format!("sha256:{chain}");
+        diff_ids.push(format!("\"{diff}\""));
+        for (rel, text) in *files {
+            let p = root
+                .join("var/lib/docker/overlay2")
+                .join(cache)
+                .join("diff")
+                .join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+    }
+    let content = meta.join("imagedb/content/sha256");
+    std::fs::create_dir_all(&content).unwrap();
+    std::fs::write(
+        content.join(id),
+        format!(
+            "{{\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[{}]}}}}",
+            diff_ids.join(",")
+        ),
+    )
+    .unwrap();
+    let repos = meta.join("repositories.json");
+    let mut v: serde_json::Value = std::fs::read_to_string(&repos)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| serde_json::json!({"Repositories": {}}));
+    let repo = tag.rsplit_once(':').unwrap().0;
+    v["Repositories"][repo][tag] = serde_json::json!(format!("sha256:{id}"));
+    std::fs::write(repos, v.to_string()).unwrap();
+}
+
+fn jdks_by_image(snap: &cgmig::model::Snapshot) -> Vec<(String, String)> {
+    let mut v: Vec<_> = snap
+        .readiness
+        .components
+        .iter()
+        .filter(|c| c.name == "openjdk")
+        .filter_map(|c| match &c.place {
+            Place::Image { image, layer, .. } => Some((
+                image.clone().unwrap_or(format!("layer {layer}")),
+                c.version.clone(),
+            )),
+            Place::Host => None,
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn image_layers_are_stacked_with_whiteouts_and_reported_per_image() {
+    let h = host("readiness-v2-ready");
+    let root = h.root();
+    let jdk8 = "JAVA_VERSION=\"1.8.0_292\"\n";
+    let jdk17 = "JAVA_VERSION=\"17.0.9\"\n";
+    let base: (&str, &str, &[(&str, &str)]) = ("base", "sha256:d0", &[("opt/java/openjdk/release", jdk8)]);
+    // Only the base: the JDK 8 is there.
+    docker_image(root, "aaa111", "app/old:1", &[base]);
+    // A layer deleting /opt/java (`.wh.java`): no JDK left.
+    docker_image(
+        root,
+        "bbb222",
+        "app/slim:2",
+        &[base, ("del", "sha256:d1", &[("opt/.wh.java", "")])],
+    );
+    // An opaque /opt holding a new JDK 17: only 17 is visible.
+    docker_image(
+        root,
+        "ccc333",
+        "app/new:3",
+        &[
+            base,
+            (
+                "opq",
+                "sha256:d2",
+                &[("opt/.wh..wh..opq", ""), ("opt/java/openjdk/release", jdk17)],
+            ),
+        ],
+    );
+    // cAdvisor known by its tag, and a layer no image names.
+    docker_image(
+        root,
+        "ddd444",
+        "gcr.io/cadvisor/cadvisor:v0.39.0",
+        &[("cad", "sha256:d3", &[("etc/x", "")])],
+    );
+    let orphan = root.join("var/lib/docker/overlay2/orphan/diff/usr/lib/jvm/j11");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::write(orphan.join("release"), "JAVA_VERSION=\"11.0.2\"\n").unwrap();
+    // podman: an image of two layers whose top deletes the JDK of the bottom.
+    let storage = root.join("var/lib/containers/storage");
+    for (layer, rel) in [("p0", "opt/java/openjdk/release"), ("p1", "opt/java/.wh.openjdk")] {
+        let p = storage.join("overlay").join(layer).join("diff").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, jdk8).unwrap();
+    }
+    std::fs::create_dir_all(storage.join("overlay-layers")).unwrap();
+    std::fs::create_dir_all(storage.join("overlay-images")).unwrap();
+    std::fs::write(
+        storage.join("overlay-layers/layers.json"),
+        r#"[{"id":"p0"},{"id":"p1","parent":"p0"}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        storage.join("overlay-images/images.json"),
+        r#"[{"id":"eee555","names":["quay.io/x/podapp:1"],"layer":"p1"}]"#,
+    )
+    .unwrap();
+    let snap = h.scan();
+    assert_eq!(
+        jdks_by_image(&snap),
+        vec![
+            ("app/new:3".to_string(), "17.0.9".to_string()),
+            ("app/old:1".to_string(), "1.8.0_292".to_string()),
+            ("layer orphan".to_string(), "11.0.2".to_string()),
+        ]
+    );
+    let s = section(&snap);
+    let cad = s
+        .findings
+        .iter()
+        .find(|f| f.rule == "WR-AGT-002")
+        .expect("cAdvisor by tag");
+    assert!(cad.found.contains("0.39.0"), "{}", cad.found);
+    let jvm: Vec<String> = s
+        .findings
+        .iter()
+        .filter(|f| f.rule.starts_with("WR-JVM"))
+        .map(|f| f.place.to_string())
+        .collect();
+    assert!(
+        jvm.contains(&"docker image app/old:1 (layer base)".to_string()),
+        "{jvm:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: overlayfs whiteouts are character devices 0/0 and trusted.* xattrs"]
+fn overlayfs_char_device_whiteouts_and_opaque_xattrs_hide_lower_files() {
+    if !nix::unistd::geteuid().is_root() {
+        if std::env::var("CGMIG_REQUIRE_KERNEL_TESTS").as_deref() == Ok("1") {
+            panic!("root is required (CGMIG_REQUIRE_KERNEL_TESTS=1)");
+        }
+        eprintln!("SKIPPED: not root: mknod and trusted.* xattrs need CAP_MKNOD/CAP_SYS_ADMIN");
+        return;
+    }
+    let h = host("readiness-v2-ready");
+    let root = h.root();
+    let jdk8 = "JAVA_VERSION=\"1.8.0_292\"\n";
+    let base: (&str, &str, &[(&str, &str)]) = ("base", "sha256:d0", &[("opt/java/openjdk/release", jdk8)]);
+    docker_image(
+        root,
+        "aaa111",
+        "app/chr:1",
+        &[base, ("chr", "sha256:d1", &[("etc/x", "")])],
+    );
+    docker_image(
+        root,
+        "bbb222",
+        "app/opq:2",
+        &[base, ("opq", "sha256:d2", &[("opt/keep", "")])],
+    );
+    let chr = root.join("var/lib/docker/overlay2/chr/diff/opt");
+    std::fs::create_dir_all(&chr).unwrap();
+    nix::sys::stat::mknod(
+        &chr.join("java"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        0,
+    )
+    .unwrap();
+    let opq = root.join("var/lib/docker/overlay2/opq/diff/opt");
+    xattr::set(&opq, "trusted.overlay.opaque", b"y").unwrap();
+    let snap = h.scan();
+    assert_eq!(jdks_by_image(&snap), Vec::<(String, String)>::new());
+}
