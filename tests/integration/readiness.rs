@@ -787,7 +787,10 @@ fn jvm_heap_options_in_units_drop_ins_and_jvm_options_mitigate_the_jvm_finding()
 
 /// A docker overlay2 store with its image metadata: `layers` are (cache id,
 /// diff id, files), bottom first, shared between images by diff chain.
-fn docker_image(root: &Path, id: &str, tag: &str, layers: &[(&str, &str, &[(&str, &str)])]) {
+/// (cache id, diff id, files as (path, contents)).
+type Layer<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+fn docker_image(root: &Path, id: &str, tag: &str, layers: &[Layer<'_>]) {
     let meta = root.join("var/lib/docker/image/overlay2");
     let mut parent = String::new();
     let mut diff_ids = Vec::new();
@@ -860,7 +863,7 @@ fn image_layers_are_stacked_with_whiteouts_and_reported_per_image() {
     let root = h.root();
     let jdk8 = "JAVA_VERSION=\"1.8.0_292\"\n";
     let jdk17 = "JAVA_VERSION=\"17.0.9\"\n";
-    let base: (&str, &str, &[(&str, &str)]) = ("base", "sha256:d0", &[("opt/java/openjdk/release", jdk8)]);
+    let base: Layer<'_> = ("base", "sha256:d0", &[("opt/java/openjdk/release", jdk8)]);
     // Only the base: the JDK 8 is there.
     docker_image(root, "aaa111", "app/old:1", &[base]);
     // A layer deleting /opt/java (`.wh.java`): no JDK left.
@@ -954,7 +957,7 @@ fn overlayfs_char_device_whiteouts_and_opaque_xattrs_hide_lower_files() {
     let h = host("readiness-v2-ready");
     let root = h.root();
     let jdk8 = "JAVA_VERSION=\"1.8.0_292\"\n";
-    let base: (&str, &str, &[(&str, &str)]) = ("base", "sha256:d0", &[("opt/java/openjdk/release", jdk8)]);
+    let base: Layer<'_> = ("base", "sha256:d0", &[("opt/java/openjdk/release", jdk8)]);
     docker_image(
         root,
         "aaa111",
