@@ -165,26 +165,42 @@ fn elf_header(rd: &mut Reader<'_>, abs: &str, head: &[u8]) -> Option<Elf> {
     Some(elf)
 }
 
-/// The `.go.buildinfo` section's bytes, from the section table.
-fn section_data(rd: &mut Reader<'_>, abs: &str, head: &[u8], elf: &Elf) -> Option<Vec<u8>> {
-    let shoff = elf.word(head, 0x20, 0x28)?;
-    let (entsize, num, strndx) = if elf.is64 {
-        (
-            elf.uint(head, 0x3a, 2)?,
-            elf.uint(head, 0x3c, 2)?,
-            elf.uint(head, 0x3e, 2)?,
-        )
-    } else {
-        (
-            elf.uint(head, 0x2e, 2)?,
-            elf.uint(head, 0x30, 2)?,
-            elf.uint(head, 0x32, 2)?,
-        )
+/// The named sections' (offset, size), from the section table.
+fn find_sections(
+    rd: &mut Reader<'_>,
+    abs: &str,
+    head: &[u8],
+    elf: &Elf,
+    wanted: &[&str],
+) -> Vec<Option<(u64, u64)>> {
+    let mut found = vec![None; wanted.len()];
+    let header = || -> Option<(u64, u64, u64, u64)> {
+        let shoff = elf.word(head, 0x20, 0x28)?;
+        Some(if elf.is64 {
+            (
+                shoff,
+                elf.uint(head, 0x3a, 2)?,
+                elf.uint(head, 0x3c, 2)?,
+                elf.uint(head, 0x3e, 2)?,
+            )
+        } else {
+            (
+                shoff,
+                elf.uint(head, 0x2e, 2)?,
+                elf.uint(head, 0x30, 2)?,
+                elf.uint(head, 0x32, 2)?,
+            )
+        })
+    };
+    let Some((shoff, entsize, num, strndx)) = header() else {
+        return found;
     };
     if shoff == 0 || num == 0 || entsize < 40 || strndx >= num || entsize * num > MAX_TABLE {
-        return None;
+        return found;
     }
-    let table = rd.read_at(abs, shoff, entsize * num)?;
+    let Some(table) = rd.read_at(abs, shoff, entsize * num) else {
+        return found;
+    };
     // Section header fields: name (u32 at 0), offset and size.
     let section = |i: u64| -> Option<(u64, u64, u64)> {
         let base = (i * entsize) as usize;
@@ -193,13 +209,80 @@ fn section_data(rd: &mut Reader<'_>, abs: &str, head: &[u8], elf: &Elf) -> Optio
         let size = elf.word(&table, base + 0x14, base + 0x20)?;
         Some((name, off, size))
     };
-    let (_, str_off, str_size) = section(strndx)?;
-    let names = rd.read_at(abs, str_off, str_size.min(MAX_TABLE))?;
-    let wanted = b".go.buildinfo\0";
-    let (_, off, size) = (0..num)
-        .filter_map(section)
-        .find(|(name, _, _)| names.get(*name as usize..).is_some_and(|n| n.starts_with(wanted)))?;
-    rd.read_at(abs, off, size.min(MAX_TABLE))
+    let Some((_, str_off, str_size)) = section(strndx) else {
+        return found;
+    };
+    let Some(names) = rd.read_at(abs, str_off, str_size.min(MAX_TABLE)) else {
+        return found;
+    };
+    for (name, off, size) in (0..num).filter_map(section) {
+        let Some(n) = names.get(name as usize..) else {
+            continue;
+        };
+        for (slot, w) in found.iter_mut().zip(wanted) {
+            if slot.is_none() && n.starts_with(w.as_bytes()) && n.get(w.len()) == Some(&0) {
+                *slot = Some((off, size));
+            }
+        }
+    }
+    found
+}
+
+/// `rustc version 1.63.0 (4b91a6ea7 2022-08-08)` in a `.comment` section → `1.63.0`.
+pub fn rustc_version(comment: &[u8]) -> Option<String> {
+    comment.split(|&b| b == 0).find_map(|s| {
+        let s = std::str::from_utf8(s).ok()?;
+        let v = s.strip_prefix("rustc version ")?.split_whitespace().next()?;
+        v.starts_with(|c: char| c.is_ascii_digit()).then(|| v.to_string())
+    })
+}
+
+/// What an ELF executable says about its toolchain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binary {
+    /// Go build info, for a Go binary.
+    pub go: Option<GoBuild>,
+    /// The rustc version in `.comment`, for a Rust binary that kept it.
+    pub rustc: Option<String>,
+}
+
+/// Read a binary's Go build info and rustc version, reading the section
+/// table once; `None` if it is not ELF.
+pub fn read_binary(rd: &mut Reader<'_>, abs: &str, head: &[u8]) -> Option<Binary> {
+    if !is_elf(head) {
+        return None;
+    }
+    let elf = elf_header(rd, abs, head)?;
+    let [go, comment] = find_sections(rd, abs, head, &elf, &[".go.buildinfo", ".comment"])[..] else {
+        return None;
+    };
+    let data = match go {
+        Some((off, size)) => rd.read_at(abs, off, size.min(MAX_TABLE)),
+        // The segment search is for binaries stripped of their section
+        // table only: C binaries with sections cost no data-segment read.
+        None if comment.is_none() && !has_sections(head, &elf) => segment_data(rd, abs, &elf),
+        None => None,
+    };
+    let go = data.and_then(|d| {
+        parse_buildinfo_with(&d, |addr, len| {
+            let (off, n) = elf.file_range(addr, len)?;
+            rd.read_at(abs, off, n)
+        })
+    });
+    let rustc = match (&go, comment) {
+        (None, Some((off, size))) => rd
+            .read_at(abs, off, size.min(4096))
+            .and_then(|c| rustc_version(&c)),
+        _ => None,
+    };
+    Some(Binary { go, rustc })
+}
+
+fn has_sections(head: &[u8], elf: &Elf) -> bool {
+    elf.word(head, 0x20, 0x28).is_some_and(|o| o != 0)
+        && elf
+            .uint(head, if elf.is64 { 0x3c } else { 0x30 }, 2)
+            .is_some_and(|n| n != 0)
 }
 
 /// Without section headers: the magic at a 16-byte boundary in the first
@@ -216,25 +299,7 @@ fn segment_data(rd: &mut Reader<'_>, abs: &str, elf: &Elf) -> Option<Vec<u8>> {
 
 /// Read the Go build info of an ELF file; `None` if it is not a Go binary.
 pub fn read_go_build(rd: &mut Reader<'_>, abs: &str, head: &[u8]) -> Option<GoBuild> {
-    if !is_elf(head) {
-        return None;
-    }
-    let elf = elf_header(rd, abs, head)?;
-    // The segment search is for binaries stripped of their section table
-    // only: C binaries with sections cost no data-segment read.
-    let has_sections = elf.word(head, 0x20, 0x28).is_some_and(|o| o != 0)
-        && elf
-            .uint(head, if elf.is64 { 0x3c } else { 0x30 }, 2)
-            .is_some_and(|n| n != 0);
-    let data = if has_sections {
-        section_data(rd, abs, head, &elf)?
-    } else {
-        segment_data(rd, abs, &elf)?
-    };
-    parse_buildinfo_with(&data, |addr, len| {
-        let (off, n) = elf.file_range(addr, len)?;
-        rd.read_at(abs, off, n)
-    })
+    read_binary(rd, abs, head)?.go
 }
 
 /// Decode the `.go.buildinfo` section contents. Pre-1.18 sections (pointers,
@@ -500,6 +565,13 @@ mod tests {
         for cut in (0..f.len()).step_by(7) {
             let _ = read_file(&f[..cut.max(64)]);
         }
+    }
+
+    #[test]
+    fn rustc_version_from_comment() {
+        let c = b"GCC: (Debian 12.2.0-14) 12.2.0\0rustc version 1.63.0 (4b91a6ea7 2022-08-08)\0";
+        assert_eq!(rustc_version(c).as_deref(), Some("1.63.0"));
+        assert_eq!(rustc_version(b"GCC: (GNU) 13\0"), None);
     }
 
     #[test]

@@ -486,6 +486,7 @@ pub fn evaluate(r: &Readiness, cx: Context<'_>) -> Vec<Finding> {
     }
     super::evaluate_config::settings(r, cx, &mut out);
     super::evaluate_config::kernel(r, cx, &mut out);
+    super::apps::evaluate(r, &mut out);
     out.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -522,6 +523,12 @@ fn component(c: &Component, cx: Context<'_>, r: &Readiness, out: &mut Vec<Findin
             }
         }
         "go" => go(c, r, out),
+        "rust" if less(v, "1.59") == Some(false) && less(v, "1.61") == Some(true) => {
+            out.push(RUST_NO_QUOTA.on(c))
+        }
+        "rust" if less(v, "1.61") == Some(false) && less(v, "1.64") == Some(true) => {
+            out.push(RUST_V2_ONLY.on(c))
+        }
         "node" if less(v, "22.12").is_some_and(|l| !l) && less(v, "23").unwrap_or(false) => {
             out.push(NODE_22.on(c))
         }
@@ -540,6 +547,26 @@ fn component(c: &Component, cx: Context<'_>, r: &Readiness, out: &mut Vec<Findin
     }
 }
 
+const RUST_NO_QUOTA: Rule = Rule {
+    id: "WR-RUST-001",
+    severity: Info,
+    class: PRE,
+    confidence: U,
+    title: "Rust 1.59–1.60 available_parallelism() ignores CPU quota (v1 and v2 alike)",
+    needed: "Rust 1.64 or later (reads v1 and v2 quota)",
+    why: "Quota support came in 1.61 (v2, PR #92697) and 1.64 (v1, PR #97925): not a migration regression. Found through .comment, a method the reference lists as unverified.",
+    source: "rust-lang/rust PRs #92697, #97925",
+};
+const RUST_V2_ONLY: Rule = Rule {
+    id: "WR-RUST-002",
+    severity: Info,
+    class: NEUTRAL,
+    confidence: U,
+    title: "Rust 1.61–1.63 reads only v2 CPU quota: the switch improves it",
+    needed: "nothing for v2",
+    why: "available_parallelism() honours cpu.max but not cpu.cfs_quota_us before 1.64. Found through .comment (unverified method).",
+    source: "rust-lang/rust PRs #92697, #97925",
+};
 const JVM_HEAP_SET: Rule = Rule {
     id: "WR-JVM-004",
     severity: Warning,

@@ -20,6 +20,7 @@
 //! All reads go through [`io::Reader`]: bounded per file, counted, contained
 //! in the root, regular files only.
 
+pub mod apps;
 pub mod config;
 pub mod convert;
 pub mod elf;
@@ -194,6 +195,7 @@ pub fn scan_with(
     stack::scan(&mut rd, &mut out);
     kernel::scan(&mut rd, kernel_release, &mut out);
     config::scan(&mut rd, &mut out);
+    apps::scan(&mut rd, &mut out);
     out.components.sort();
     out.components.dedup();
     out.settings.sort();

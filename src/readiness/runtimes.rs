@@ -175,10 +175,15 @@ fn go_binaries(rd: &mut Reader<'_>, t: &Tree, out: &mut Readiness) {
             let Some(head) = rd.read_at(&abs, 0, 64) else {
                 continue;
             };
-            let Some(b) = elf::read_go_build(rd, &abs, &head) else {
+            let Some(bin) = elf::read_binary(rd, &abs, &head) else {
                 continue;
             };
-            go_component(out, t, &file, &b);
+            if let Some(b) = &bin.go {
+                go_component(out, t, &file, b);
+            }
+            if let Some(v) = &bin.rustc {
+                push(out, t, "rust", v, &file, "rustc version in ELF .comment");
+            }
         }
     }
 }
@@ -347,7 +352,7 @@ pub fn package_component(pkg: &str) -> Option<&'static str> {
         "prometheus-node-exporter" | "node_exporter" => "node_exporter",
         "cadvisor" => "cadvisor",
         "nvidia-container-toolkit" => "nvidia-container-toolkit",
-        "slurmd" | "slurm-wlm" => "slurm",
+        "slurmd" | "slurm-wlm" | "slurm" | "slurm-slurmd" => "slurm",
         "ecs-init" | "amazon-ecs-init" => "ecs-agent",
         _ => return None,
     })

@@ -984,3 +984,103 @@ fn overlayfs_char_device_whiteouts_and_opaque_xattrs_hide_lower_files() {
     let snap = h.scan();
     assert_eq!(jdks_by_image(&snap), Vec::<(String, String)>::new());
 }
+
+#[test]
+fn rust_binary_built_here_is_found_by_its_rustc_comment() {
+    if tool_missing("rustc", "a Rust binary is built by this test") {
+        return;
+    }
+    let work = scratch();
+    let src = work.path().join("m.rs");
+    std::fs::write(&src, "fn main() {}\n").unwrap();
+    let bin = work.path().join("m");
+    let o = Command::new("rustc")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = Command::new("rustc").arg("--version").output().unwrap();
+    let want = String::from_utf8_lossy(&v.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let h = host("readiness-v2-ready");
+    let dst = h.root().join("usr/local/bin/rusty");
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    std::fs::copy(&bin, &dst).unwrap();
+    let snap = h.scan();
+    let rust: Vec<_> = snap
+        .readiness
+        .components
+        .iter()
+        .filter(|c| c.name == "rust")
+        .collect();
+    assert_eq!(rust.len(), 1, "{rust:#?}");
+    assert_eq!(
+        (rust[0].version.as_str(), rust[0].path.as_str()),
+        (want.as_str(), "/usr/local/bin/rusty")
+    );
+}
+
+#[test]
+fn slurm_yarn_htcondor_and_compose_configs_are_evaluated() {
+    let h = host("readiness-v2-ready");
+    let write = |rel: &str, text: &str| {
+        let p = h.root().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write(
+        "etc/slurm/cgroup.conf",
+        "CgroupAutomount=yes\nCgroupPlugin=cgroup/v1\nConstrainKmemSpace=yes\n",
+    );
+    write(
+        "etc/hadoop/conf/yarn-site.xml",
+        "<configuration>\n  <property>\n    <name>yarn.nodemanager.linux-container-executor.resources-handler.class</name>\n    \
+         <value>org.apache.hadoop.yarn.server.nodemanager.util.CgroupsLCEResourcesHandler</value>\n  </property>\n</configuration>\n",
+    );
+    write("etc/condor/config.d/10-cgroup", "BASE_CGROUP = htcondor\n");
+    write(
+        "opt/shop/docker-compose.yml",
+        "services:\n  api:\n    image: shop/api:1\n    mem_swappiness: 10\n    oom_kill_disable: true\n    cpu_shares: 512\n",
+    );
+    write("srv/broken/compose.yaml", "services: [\n");
+    let snap = h.scan();
+    let s = section(&snap);
+    let at = |rule: &str| -> Vec<String> {
+        s.findings
+            .iter()
+            .filter(|f| f.rule == rule)
+            .map(|f| f.file.clone())
+            .collect()
+    };
+    assert_eq!(at("WR-HPC-001"), vec!["/etc/slurm/cgroup.conf:2"]);
+    assert_eq!(at("WR-HPC-003"), vec!["/etc/slurm/cgroup.conf:3"]);
+    assert_eq!(at("WR-HPC-002"), vec!["/etc/hadoop/conf/yarn-site.xml:3"]);
+    assert_eq!(at("WR-HPC-004"), vec!["/etc/condor/config.d/10-cgroup:1"]);
+    assert_eq!(
+        at("WR-RT-006"),
+        vec!["/opt/shop/docker-compose.yml:4", "/opt/shop/docker-compose.yml:5"]
+    );
+    assert_eq!(at("WR-RT-009"), vec!["/opt/shop/docker-compose.yml:6"]);
+    let hpc = s.findings.iter().find(|f| f.rule == "WR-HPC-001").unwrap();
+    assert_eq!(hpc.severity, Severity::Blocker);
+    assert!(
+        snap.diagnostics
+            .iter()
+            .any(|d| d.path.ends_with("srv/broken/compose.yaml")),
+        "{:?}",
+        snap.diagnostics
+    );
+    // With the v2 handler switched on, YARN is fine.
+    write(
+        "etc/hadoop/conf/yarn-site.xml",
+        "<configuration><property><name>yarn.nodemanager.resource.memory.enabled</name><value>true</value></property>\n\
+         <property><name>yarn.nodemanager.linux-container-executor.cgroups.v2.enabled</name><value>true</value></property></configuration>\n",
+    );
+    let s = section(&h.scan());
+    assert!(!s.findings.iter().any(|f| f.rule == "WR-HPC-002"));
+}
