@@ -345,9 +345,14 @@ pub const DATABASES: &[(&str, &str)] = &[
 /// (the host or an image layer), with the file it came from; unreadable
 /// databases become diagnostics.
 pub fn installed(rd: &mut Reader<'_>, prefix: &str) -> Option<(String, Vec<Package>)> {
-    let (db, format) = DATABASES
-        .iter()
-        .find(|(db, _)| rd.exists(&format!("{prefix}{db}")))?;
+    // One listing per rpm directory (absent on most trees and layers), not
+    // one lookup per candidate file: this runs for every image layer.
+    let mut present = Vec::new();
+    for dir in ["/var/lib/rpm", "/usr/lib/sysimage/rpm"] {
+        let names = rd.files_ending(&format!("{prefix}{dir}"), "");
+        present.extend(names.into_iter().map(|n| format!("{dir}/{n}")));
+    }
+    let (db, format) = DATABASES.iter().find(|(db, _)| present.iter().any(|p| p == db))?;
     let abs = format!("{prefix}{db}");
     if *format == "ndb" {
         rd.note_abs(
