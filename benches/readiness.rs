@@ -3,6 +3,13 @@
 //! release files, dpkg databases, Node headers and ELF-looking executables
 //! in bin directories), 2,000 unit files and the usual configuration.
 //!
+//! Since the per-image work (issue 11, second round) the tree also has
+//! docker's image metadata for the 200 images (layerdb, imagedb,
+//! repositories.json; half the images delete their base layer's JDK with a
+//! `.wh.` whiteout) and a host rpm SQLite database of 1,500 packages.
+//! `CGMIG_BENCH_READINESS_BASE=1` leaves both out: the tree of the first
+//! round, to compare code versions on the same input.
+//!
 //! Run: `cargo bench --bench readiness`. Prints files, layers, the scan's own
 //! read counters and the time per scan (best of 5, after one warm-up).
 
@@ -98,6 +105,10 @@ fn generate(root: &Path) -> usize {
             }
         }
     }
+    if std::env::var("CGMIG_BENCH_READINESS_BASE").as_deref() != Ok("1") {
+        n += image_metadata(root);
+        n += rpm_database(root);
+    }
     // Fill the rest with ordinary files the detectors must not cost much on:
     // shared libraries, docs and small executables in bin directories.
     let mut i = 0;
@@ -117,6 +128,108 @@ fn generate(root: &Path) -> usize {
         i += 1;
     }
     n
+}
+
+/// Docker's overlay2 image metadata for every image; returns files written.
+fn image_metadata(root: &Path) -> usize {
+    let meta = "/var/lib/docker/image/overlay2";
+    let mut n = 0;
+    let mut repos = serde_json::Map::new();
+    for m in 0..IMAGES {
+        let mut parent = String::new();
+        let mut diffs = Vec::new();
+        for k in 0..LAYERS_PER_IMAGE {
+            let l = m * LAYERS_PER_IMAGE + k;
+            let chain = format!("{l:064x}");
+            let dir = format!("{meta}/layerdb/sha256/{chain}");
+            write(root, &format!("{dir}/diff"), format!("sha256:{l:064}").as_bytes());
+            write(
+                root,
+                &format!("{dir}/cache-id"),
+                format!("layer{l:04}").as_bytes(),
+            );
+            n += 2;
+            if !parent.is_empty() {
+                write(root, &format!("{dir}/parent"), parent.as_bytes());
+                n += 1;
+            }
+            parent = format!("sha256:{chain}");
+            diffs.push(format!("sha256:{l:064}"));
+        }
+        let id = format!("{:064x}", 0xa000_0000usize + m);
+        let config = serde_json::json!({"rootfs": {"type": "layers", "diff_ids": diffs}});
+        write(
+            root,
+            &format!("{meta}/imagedb/content/sha256/{id}"),
+            config.to_string().as_bytes(),
+        );
+        repos.insert(
+            format!("app{m}"),
+            serde_json::json!({format!("app{m}:1"): format!("sha256:{id}")}),
+        );
+        n += 1;
+        if m % 2 == 0 {
+            let top = m * LAYERS_PER_IMAGE + LAYERS_PER_IMAGE - 1;
+            write(
+                root,
+                &format!("/var/lib/docker/overlay2/layer{top:04}/diff/opt/.wh.java"),
+                b"",
+            );
+            n += 1;
+        }
+    }
+    let repos = serde_json::json!({ "Repositories": repos });
+    write(
+        root,
+        &format!("{meta}/repositories.json"),
+        repos.to_string().as_bytes(),
+    );
+    n + 1
+}
+
+/// An rpm header blob (NAME, VERSION, RELEASE) as rpm stores it.
+fn rpm_header(name: &str, version: &str) -> Vec<u8> {
+    let mut index = Vec::new();
+    let mut data = Vec::new();
+    for (tag, s) in [(1000u32, name), (1001, version), (1002, "1.el9")] {
+        for v in [tag, 6, data.len() as u32, 1] {
+            index.extend_from_slice(&v.to_be_bytes());
+        }
+        data.extend_from_slice(s.as_bytes());
+        data.push(0);
+    }
+    // Real headers carry ~100 more tags: pad the data store to a typical 4 KiB.
+    data.resize(4096, 0);
+    let mut blob = 3u32.to_be_bytes().to_vec();
+    blob.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    blob.extend(index);
+    blob.extend(data);
+    blob
+}
+
+/// The host's rpm ≥ 4.16 database: 1,500 packages; returns files written.
+fn rpm_database(root: &Path) -> usize {
+    let dir = root.join("var/lib/rpm");
+    fs::create_dir_all(&dir).unwrap();
+    let db = rusqlite::Connection::open(dir.join("rpmdb.sqlite")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL); BEGIN;",
+    )
+    .unwrap();
+    for i in 0..1500 {
+        let name = if i == 0 {
+            "docker-ce".to_string()
+        } else {
+            format!("pkg{i}")
+        };
+        db.execute(
+            "INSERT INTO Packages (blob) VALUES (?1)",
+            [rpm_header(&name, "20.10.0")],
+        )
+        .unwrap();
+    }
+    db.execute_batch("COMMIT;").unwrap();
+    1
 }
 
 fn main() {

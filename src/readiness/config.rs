@@ -73,6 +73,7 @@ pub fn scan(rd: &mut Reader<'_>, out: &mut Readiness) {
 }
 
 fn units(rd: &mut Reader<'_>, out: &mut Readiness) {
+    let mut texts = Vec::new();
     for dir in UNIT_DIRS {
         if rd.is_symlink(dir) {
             continue; // merged /usr: /lib → usr/lib
@@ -80,16 +81,17 @@ fn units(rd: &mut Reader<'_>, out: &mut Readiness) {
         for e in rd.list(dir) {
             let path = join(dir, &e.name);
             match e.kind {
-                Kind::File if is_unit_name(&e.name) => unit_file(rd, &path, out),
+                Kind::File if is_unit_name(&e.name) => unit_file(rd, &path, out, &mut texts),
                 Kind::Dir if e.name.ends_with(".d") => {
                     for f in rd.files_ending(&path, ".conf") {
-                        unit_file(rd, &join(&path, &f), out);
+                        unit_file(rd, &join(&path, &f), out, &mut texts);
                     }
                 }
                 _ => {}
             }
         }
     }
+    super::unit_env::scan(rd, &texts, out);
 }
 
 fn is_unit_name(n: &str) -> bool {
@@ -98,9 +100,10 @@ fn is_unit_name(n: &str) -> bool {
         .any(|s| n.ends_with(s))
 }
 
-fn unit_file(rd: &mut Reader<'_>, path: &str, out: &mut Readiness) {
+fn unit_file(rd: &mut Reader<'_>, path: &str, out: &mut Readiness, texts: &mut Vec<(String, String)>) {
     if let Some(text) = rd.text(path) {
         out.settings.extend(unit_settings(path, &text));
+        texts.push((path.to_string(), text));
     }
 }
 

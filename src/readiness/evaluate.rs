@@ -486,6 +486,7 @@ pub fn evaluate(r: &Readiness, cx: Context<'_>) -> Vec<Finding> {
     }
     super::evaluate_config::settings(r, cx, &mut out);
     super::evaluate_config::kernel(r, cx, &mut out);
+    super::apps::evaluate(r, &mut out);
     out.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -511,14 +512,23 @@ fn component(c: &Component, cx: Context<'_>, r: &Readiness, out: &mut Vec<Findin
                 let regresses = matches!(feature, 9 | 10 | 12 | 13 | 14)
                     || (feature == 8 && update < 372)
                     || (feature == 11 && update < 16);
-                if feature == 8 && update < 191 {
+                let opts = jvm_settings(c, r);
+                if let Some(s) = opts.iter().find(|s| s.key == "-XX:-UseContainerSupport") {
+                    out.push(with_setting(JVM_NO_SUPPORT.on(c), s));
+                } else if feature == 8 && update < 191 {
                     out.push(JVM_OLD.on(c));
                 } else if regresses {
-                    out.push(JVM.on(c));
+                    out.push(jvm_regression(c, &opts));
                 }
             }
         }
         "go" => go(c, r, out),
+        "rust" if less(v, "1.59") == Some(false) && less(v, "1.61") == Some(true) => {
+            out.push(RUST_NO_QUOTA.on(c))
+        }
+        "rust" if less(v, "1.61") == Some(false) && less(v, "1.64") == Some(true) => {
+            out.push(RUST_V2_ONLY.on(c))
+        }
         "node" if less(v, "22.12").is_some_and(|l| !l) && less(v, "23").unwrap_or(false) => {
             out.push(NODE_22.on(c))
         }
@@ -537,6 +547,90 @@ fn component(c: &Component, cx: Context<'_>, r: &Readiness, out: &mut Vec<Findin
     }
 }
 
+const RUST_NO_QUOTA: Rule = Rule {
+    id: "WR-RUST-001",
+    severity: Info,
+    class: PRE,
+    confidence: U,
+    title: "Rust 1.59–1.60 available_parallelism() ignores CPU quota (v1 and v2 alike)",
+    needed: "Rust 1.64 or later (reads v1 and v2 quota)",
+    why: "Quota support came in 1.61 (v2, PR #92697) and 1.64 (v1, PR #97925): not a migration regression. Found through .comment, a method the reference lists as unverified.",
+    source: "rust-lang/rust PRs #92697, #97925",
+};
+const RUST_V2_ONLY: Rule = Rule {
+    id: "WR-RUST-002",
+    severity: Info,
+    class: NEUTRAL,
+    confidence: U,
+    title: "Rust 1.61–1.63 reads only v2 CPU quota: the switch improves it",
+    needed: "nothing for v2",
+    why: "available_parallelism() honours cpu.max but not cpu.cfs_quota_us before 1.64. Found through .comment (unverified method).",
+    source: "rust-lang/rust PRs #92697, #97925",
+};
+const JVM_HEAP_SET: Rule = Rule {
+    id: "WR-JVM-004",
+    severity: Warning,
+    class: BREAKS,
+    confidence: V,
+    title: "JVM is container-aware on v1 only; its heap is set explicitly (mitigated)",
+    needed: "8u372, 11.0.16, or 15 and later (the CPU count still comes from the host)",
+    why: "-Xmx or -XX:MaxRAM bounds the heap whatever the JVM detects, so no heap OOM kill; availableProcessors() still returns the host CPU count on v2.",
+    source: "reference §1.3 and §5.8 (an explicit -Xmx lowers WR-JVM-001 to a warning); JDK-8230305",
+};
+const JVM_NO_SUPPORT: Rule = Rule {
+    id: "WR-JVM-005",
+    severity: Info,
+    class: PRE,
+    confidence: V,
+    title: "JVM container support disabled explicitly (-XX:-UseContainerSupport)",
+    needed: "remove -XX:-UseContainerSupport, or size heap and CPUs explicitly",
+    why: "With container support off the JVM ignores cgroup limits on v1 and v2 alike: not a migration regression.",
+    source: "reference §5.8 (-XX:-UseContainerSupport disables detection everywhere)",
+};
+
+/// The JVM options (family `jvm`) that apply to a host JDK: host-wide ones
+/// (`*`), those of a program inside the JDK's home, and those of a generic
+/// `java` launcher (`/usr/bin/java`, an alternatives link to some JDK).
+fn jvm_settings<'a>(c: &Component, r: &'a Readiness) -> Vec<&'a Setting> {
+    if c.place != Place::Host {
+        return Vec::new();
+    }
+    let home = c.path.strip_suffix("/release").map(|h| format!("{h}/"));
+    r.settings
+        .iter()
+        .filter(|s| s.family == "jvm")
+        .filter(|s| {
+            let prog = s.section.as_deref().unwrap_or("");
+            prog == "*"
+                || home.as_deref().is_some_and(|h| prog.starts_with(h))
+                || matches!(
+                    prog,
+                    "java" | "/usr/bin/java" | "/bin/java" | "/etc/alternatives/java"
+                )
+        })
+        .collect()
+}
+
+fn with_setting(mut f: Finding, s: &Setting) -> Finding {
+    f.found = format!("{}; {} at {}:{}", f.found, s.value, s.file, s.line.unwrap_or(0));
+    f
+}
+
+/// WR-JVM-001, lowered to WR-JVM-004 when `-Xmx`/`-XX:MaxRAM=` bounds the
+/// heap. `-XX:MaxRAMPercentage=` alone does not: on a JVM that cannot read
+/// v2 it is a percentage of host RAM, and the finding says so.
+fn jvm_regression(c: &Component, opts: &[&Setting]) -> Finding {
+    if let Some(s) = opts.iter().find(|s| s.key == "-Xmx" || s.key == "-XX:MaxRAM=") {
+        return with_setting(JVM_HEAP_SET.on(c), s);
+    }
+    let mut f = JVM.on(c);
+    if let Some(s) = opts.iter().find(|s| s.key == "-XX:MaxRAMPercentage=") {
+        f = with_setting(f, s);
+        f.found += " (a percentage of host RAM on this JVM: does not bound the heap on v2)";
+    }
+    f
+}
+
 const GO_MITIGATED: Rule = Rule {
     id: "WR-GO-003",
     severity: Info,
@@ -548,13 +642,16 @@ const GO_MITIGATED: Rule = Rule {
     source: "reference §1.2 (a unit or env with GOMAXPROCS= is mitigated)",
 };
 
-fn go(c: &Component, r: &Readiness, out: &mut Vec<Finding>) {
-    let mitigated = r
-        .settings
+/// A unit (file, drop-in or environment file) that sets `var` for this host binary.
+fn go_env<'a>(c: &Component, r: &'a Readiness, var: &str) -> Option<&'a Setting> {
+    r.settings
         .iter()
         .filter(|_| c.place == Place::Host)
-        .find(|s| s.family == "unit" && s.key == "GOMAXPROCS" && s.value == c.path);
-    if let Some(s) = mitigated {
+        .find(|s| s.family == "unit" && s.key == var && s.value == c.path)
+}
+
+fn go(c: &Component, r: &Readiness, out: &mut Vec<Finding>) {
+    if let Some(s) = go_env(c, r, "GOMAXPROCS") {
         let mut f = GO_MITIGATED.on(c);
         f.found = format!(
             "{} {}; GOMAXPROCS set at {}:{}",
@@ -563,6 +660,9 @@ fn go(c: &Component, r: &Readiness, out: &mut Vec<Finding>) {
             s.file,
             s.line.unwrap_or(0)
         );
+        if let Some(m) = go_env(c, r, "GOMEMLIMIT") {
+            f.found += &format!(", GOMEMLIMIT at {}:{}", m.file, m.line.unwrap_or(0));
+        }
         out.push(f);
         return;
     }

@@ -227,6 +227,33 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An open regular file for many bounded reads (a package database read
+    /// page by page), counted as one file read; the caller reports the bytes
+    /// it reads with [`Self::count_bytes`]. `None` if absent or unreadable.
+    pub fn open_file(&mut self, abs: &str) -> Option<File> {
+        let fd = self.open(abs, contain::file_flags())?;
+        let f = File::from(fd);
+        match f.metadata() {
+            Ok(m) if m.is_file() => {
+                self.stats.files_read += 1;
+                Some(f)
+            }
+            Ok(_) => {
+                self.note_abs(abs, "not a regular file");
+                None
+            }
+            Err(e) => {
+                self.note_abs(abs, format!("cannot stat: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Add bytes read through a file from [`Self::open_file`].
+    pub fn count_bytes(&mut self, n: u64) {
+        self.stats.bytes_read += n;
+    }
+
     /// A whole (text) file up to the per-file limit, lossily decoded.
     pub fn text(&mut self, abs: &str) -> Option<String> {
         let max = self.limits.max_file_bytes;
@@ -352,6 +379,25 @@ impl Reader<'_> {
     /// Whether `abs` exists (without following a final symlink).
     pub fn exists(&self, abs: &str) -> bool {
         self.lstat(abs).is_some()
+    }
+
+    /// Whether `abs` is an overlayfs whiteout: a character device 0/0.
+    pub fn is_char_whiteout(&self, abs: &str) -> bool {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        self.lstat(abs)
+            .is_some_and(|m| m.file_type().is_char_device() && m.rdev() == 0)
+    }
+
+    /// Whether the directory `abs` is an overlayfs opaque directory
+    /// (`trusted.overlay.opaque=y`, or `user.overlay.opaque=y` rootless).
+    pub fn is_opaque_dir(&self, abs: &str) -> bool {
+        let Ok(fd) = self.open_raw(abs, contain::dir_flags()) else {
+            return false;
+        };
+        let f = File::from(fd);
+        ["trusted.overlay.opaque", "user.overlay.opaque"]
+            .iter()
+            .any(|k| xattr::FileExt::get_xattr(&f, k).ok().flatten().as_deref() == Some(b"y".as_slice()))
     }
 
     /// Record something skipped at a host path.

@@ -20,15 +20,19 @@
 //! All reads go through [`io::Reader`]: bounded per file, counted, contained
 //! in the root, regular files only.
 
+pub mod apps;
 pub mod config;
 pub mod convert;
 pub mod elf;
 pub mod evaluate;
 mod evaluate_config;
+pub mod images;
 pub mod io;
 pub mod kernel;
+pub mod rpmdb;
 pub mod runtimes;
 pub mod stack;
+pub mod unit_env;
 pub mod version;
 
 use std::collections::BTreeMap;
@@ -50,8 +54,13 @@ pub enum Place {
     Image {
         /// The storage (`docker`, `containerd`, `podman`).
         store: String,
-        /// Layer or snapshot id (directory name).
+        /// Layer or snapshot id (directory name) the file is in.
         layer: String,
+        /// The image (first tag, else its id) when the store's metadata names
+        /// it; the component is then reported once per image that still has
+        /// the file after its upper layers' whiteouts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
     },
 }
 
@@ -59,7 +68,12 @@ impl std::fmt::Display for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Place::Host => f.write_str("host"),
-            Place::Image { store, layer } => write!(f, "{store} layer {layer}"),
+            Place::Image {
+                store,
+                layer,
+                image: Some(image),
+            } => write!(f, "{store} image {image} (layer {layer})"),
+            Place::Image { store, layer, .. } => write!(f, "{store} layer {layer}"),
         }
     }
 }
@@ -94,7 +108,8 @@ pub struct Setting {
     /// 1-based line, when the format has lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
-    /// Section (`Service` in a unit, a cgconfig group name), when there is one.
+    /// Section (`Service` in a unit, a cgconfig group name), when there is one;
+    /// for family `jvm`, the java program the option applies to (`*`: every JVM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub section: Option<String>,
     /// Key (`CPUShares`, `exec-opts`, `lxc.cgroup.memory.limit_in_bytes`).
@@ -180,6 +195,7 @@ pub fn scan_with(
     stack::scan(&mut rd, &mut out);
     kernel::scan(&mut rd, kernel_release, &mut out);
     config::scan(&mut rd, &mut out);
+    apps::scan(&mut rd, &mut out);
     out.components.sort();
     out.components.dedup();
     out.settings.sort();

@@ -11,9 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use super::elf;
 use super::io::{Kind, Reader, join};
 use super::{Component, Place, Readiness, stack};
+use super::{elf, images, rpmdb};
 
 /// Container storages: (store name, directory of layers, subdirectory that is the rootfs).
 pub const STORES: &[(&str, &str, &str)] = &[
@@ -60,6 +60,7 @@ pub fn scan(rd: &mut Reader<'_>, out: &mut Readiness) {
         place: Place::Host,
     };
     scan_tree(rd, &host, out);
+    let first_image_component = out.components.len();
     for (store, dir, sub) in STORES {
         let layers = rd.subdirs(dir);
         for layer in layers.iter().take(rd.limits.max_layers) {
@@ -69,6 +70,7 @@ pub fn scan(rd: &mut Reader<'_>, out: &mut Readiness) {
                 place: Place::Image {
                     store: store.to_string(),
                     layer: layer.clone(),
+                    image: None,
                 },
             };
             scan_tree(rd, &tree, out);
@@ -80,6 +82,13 @@ pub fn scan(rd: &mut Reader<'_>, out: &mut Readiness) {
             );
         }
     }
+    // Layers into images: whiteouts applied, one report per image.
+    let mut images = images::docker_images(rd);
+    images.extend(images::podman_images(rd));
+    let layered = out.components.split_off(first_image_component);
+    out.components.extend(images::per_image(rd, &images, layered));
+    out.components
+        .extend(images.iter().filter_map(images::named_components));
 }
 
 fn scan_tree(rd: &mut Reader<'_>, t: &Tree, out: &mut Readiness) {
@@ -89,7 +98,7 @@ fn scan_tree(rd: &mut Reader<'_>, t: &Tree, out: &mut Readiness) {
     dotnet(rd, t, out);
     elasticsearch(rd, t, out);
     dpkg(rd, t, out);
-    rpm(rd, t);
+    rpm(rd, t, out);
 }
 
 fn push(out: &mut Readiness, t: &Tree, name: &str, version: &str, path: &str, evidence: &str) {
@@ -166,10 +175,15 @@ fn go_binaries(rd: &mut Reader<'_>, t: &Tree, out: &mut Readiness) {
             let Some(head) = rd.read_at(&abs, 0, 64) else {
                 continue;
             };
-            let Some(b) = elf::read_go_build(rd, &abs, &head) else {
+            let Some(bin) = elf::read_binary(rd, &abs, &head) else {
                 continue;
             };
-            go_component(out, t, &file, &b);
+            if let Some(b) = &bin.go {
+                go_component(out, t, &file, b);
+            }
+            if let Some(v) = &bin.rustc {
+                push(out, t, "rust", v, &file, "rustc version in ELF .comment");
+            }
         }
     }
 }
@@ -338,7 +352,7 @@ pub fn package_component(pkg: &str) -> Option<&'static str> {
         "prometheus-node-exporter" | "node_exporter" => "node_exporter",
         "cadvisor" => "cadvisor",
         "nvidia-container-toolkit" => "nvidia-container-toolkit",
-        "slurmd" | "slurm-wlm" => "slurm",
+        "slurmd" | "slurm-wlm" | "slurm" | "slurm-slurmd" => "slurm",
         "ecs-init" | "amazon-ecs-init" => "ecs-agent",
         _ => return None,
     })
@@ -390,24 +404,33 @@ pub fn dpkg_installed(text: &str) -> Vec<(String, String)> {
     out
 }
 
-/// The rpm database is SQLite (or Berkeley DB on old systems): reading it
-/// needs a C library cgmig does not link, so say so once per tree and rely
-/// on the file detectors, which find the same software.
-fn rpm(rd: &mut Reader<'_>, t: &Tree) {
-    for db in [
-        "/var/lib/rpm/rpmdb.sqlite",
-        "/usr/lib/sysimage/rpm/rpmdb.sqlite",
-        "/var/lib/rpm/Packages",
-    ] {
-        let abs = t.abs(db);
-        if rd.exists(&abs) {
-            rd.note_abs(
-                &abs,
-                "rpm database not read (SQLite/Berkeley DB needs a C library cgmig does not link); \
-                 versions come from the files the packages install",
-            );
-            return;
-        }
+/// Installed packages from the rpm database (SQLite, Berkeley DB; see
+/// [`rpmdb`]), mapped like the dpkg ones.
+fn rpm(rd: &mut Reader<'_>, t: &Tree, out: &mut Readiness) {
+    let Some((db, packages)) = rpmdb::installed(rd, &t.prefix) else {
+        return;
+    };
+    for p in packages {
+        let Some(name) = package_component(&p.name) else {
+            continue;
+        };
+        // The Java version is the package's; an epoch would hide it.
+        let version = if name == "openjdk" {
+            p.evr
+                .split_once(':')
+                .map_or(p.evr.as_str(), |(_, r)| r)
+                .to_string()
+        } else {
+            p.evr.clone()
+        };
+        out.components.push(Component {
+            name: name.into(),
+            version,
+            path: db.clone(),
+            place: t.place.clone(),
+            evidence: format!("rpm package {}", p.name),
+            details: BTreeMap::new(),
+        });
     }
 }
 

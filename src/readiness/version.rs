@@ -101,7 +101,11 @@ pub fn java(s: &str) -> Option<(u64, u64)> {
         return Some((f, u));
     }
     if let Some(rest) = v.strip_prefix("1.") {
-        let (major, update) = rest.split_once('_').unwrap_or((rest, "0"));
+        // `1.8.0_372`, or rpm's `1.8.0.372.b07` (java-1.8.0-openjdk).
+        let (major, update) = match rest.split_once('_') {
+            Some((m, u)) => (m, u),
+            None => (rest, rest.split('.').nth(2).unwrap_or("0")),
+        };
         let feature = major.split('.').next()?.parse().ok()?;
         return Some((feature, update.parse().ok()?));
     }
@@ -149,5 +153,7 @@ mod tests {
         assert_eq!(java("21.0.2"), Some((21, 2)));
         assert_eq!(java("8u372-ga-1"), Some((8, 372)));
         assert_eq!(java("junk"), None);
+        assert_eq!(java("1.8.0.292.b10-1.el7_9"), Some((8, 292)));
+        assert_eq!(java("1.8.0"), Some((8, 0)));
     }
 }

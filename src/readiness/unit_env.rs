@@ -1,0 +1,225 @@
+//! What a unit (its file and every drop-in) tells the program it starts:
+//! `GOMAXPROCS=`/`GOMEMLIMIT=` in `Environment=` (or an `EnvironmentFile=`),
+//! and JVM heap options (`-Xmx`, `-XX:MaxRAM=`, `-XX:MaxRAMPercentage=`,
+//! `-XX:-UseContainerSupport`) on its command line or in its environment
+//! (`JAVA_OPTS`, `JAVA_TOOL_OPTIONS`, ...). Host-wide JVM options come from
+//! `/etc/environment` and Elasticsearch's `jvm.options` (its bundled JDK).
+//!
+//! These settings **mitigate** runtime findings: a Go binary whose unit pins
+//! GOMAXPROCS does not depend on automaxprocs reading the quota; a JVM given
+//! `-Xmx` does not size its heap from host RAM. A drop-in rarely repeats the
+//! unit's `ExecStart=`, so the program is taken from whichever file of the
+//! unit names it (the unit file first, then drop-ins in order).
+//!
+//! Settings produced: family `unit`, key `GOMAXPROCS`/`GOMEMLIMIT`, value the
+//! program; family `jvm`, key the option's name, value the option as
+//! written, `section` the java program it applies to (`*`: every JVM on the
+//! host).
+
+use std::collections::BTreeMap;
+
+use super::evaluate_config::unit_of;
+use super::io::Reader;
+use super::{Readiness, Setting};
+
+/// JVM options that decide heap and container detection, by name.
+pub const JVM_OPTIONS: &[&str] = &[
+    "-Xmx",
+    "-XX:MaxRAM=",
+    "-XX:MaxRAMPercentage=",
+    "-XX:-UseContainerSupport",
+];
+
+/// Go environment variables that replace what automaxprocs/automemlimit would compute.
+const GO_VARS: &[&str] = &["GOMAXPROCS", "GOMEMLIMIT"];
+
+/// One unit's program and the lines of its files that matter here.
+#[derive(Default)]
+struct Unit {
+    program: Option<String>,
+    /// (file, line, kind, value): kind is a Go variable or a JVM option name.
+    hits: Vec<(String, usize, String, String)>,
+    env_files: Vec<(String, usize, String)>,
+}
+
+/// The JVM options in a command line or environment value.
+pub fn jvm_options(text: &str) -> Vec<(&'static str, String)> {
+    text.split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+        .filter_map(|w| {
+            let name = JVM_OPTIONS.iter().find(|o| w.starts_with(**o))?;
+            // `-Xmx` needs a size after it; `-Xmx` alone is not an option.
+            (*name != "-Xmx" || w.len() > 4).then(|| (*name, w.to_string()))
+        })
+        .collect()
+}
+
+/// Go variables assigned in an `Environment=` value or an environment file line.
+fn go_vars(text: &str) -> Vec<&'static str> {
+    GO_VARS
+        .iter()
+        .filter(|v| {
+            text.split(|c: char| c.is_whitespace() || c == '"').any(|w| {
+                w.strip_prefix(**v)
+                    .is_some_and(|r| r.starts_with('=') && r.len() > 1)
+            })
+        })
+        .copied()
+        .collect()
+}
+
+/// Read one unit file or drop-in (`env_file`: an `EnvironmentFile=`, whose
+/// every line is an assignment).
+fn scan_unit_text(u: &mut Unit, file: &str, text: &str, env_file: bool) {
+    for (i, l) in text.lines().enumerate() {
+        let l = l.trim();
+        if l.starts_with(['#', ';']) {
+            continue;
+        }
+        let (k, v) = match l.split_once('=') {
+            _ if env_file => ("Environment", l),
+            Some((k, v)) => (k.trim(), v.trim()),
+            None => continue,
+        };
+        match k {
+            "ExecStart" if u.program.is_none() && !v.is_empty() => {
+                u.program = v
+                    .trim_start_matches(['-', '@', '+', '!', ':'])
+                    .split_whitespace()
+                    .next()
+                    .map(str::to_string);
+            }
+            "EnvironmentFile" => {
+                u.env_files
+                    .push((file.to_string(), i + 1, v.trim_start_matches('-').to_string()))
+            }
+            _ => {}
+        }
+        if k == "Environment" || k.starts_with("Exec") {
+            for var in go_vars(v).into_iter().filter(|_| k == "Environment") {
+                u.hits.push((file.into(), i + 1, var.into(), v.into()));
+            }
+            for (name, opt) in jvm_options(v) {
+                u.hits.push((file.into(), i + 1, name.into(), opt));
+            }
+        }
+    }
+}
+
+/// Settings from the units read by the unit scan (`texts`: file, contents),
+/// their environment files, `/etc/environment` and Elasticsearch's options.
+pub fn scan(rd: &mut Reader<'_>, texts: &[(String, String)], out: &mut Readiness) {
+    let mut units: BTreeMap<String, Unit> = BTreeMap::new();
+    for (file, text) in texts {
+        scan_unit_text(units.entry(unit_of(file)).or_default(), file, text, false);
+    }
+    for u in units.values_mut() {
+        for (_, _, path) in std::mem::take(&mut u.env_files) {
+            if !path.starts_with('/') || path.contains('%') {
+                continue; // specifiers are resolved by systemd, not here
+            }
+            if let Some(text) = rd.text(&path) {
+                scan_unit_text(u, &path, &text, true);
+            }
+        }
+        let program = u.program.clone().unwrap_or_default();
+        for (file, line, kind, value) in &u.hits {
+            out.settings.push(if GO_VARS.contains(&kind.as_str()) {
+                setting("unit", file, *line, Some("Service"), kind, &program)
+            } else {
+                setting("jvm", file, *line, Some(&program), kind, value)
+            });
+        }
+    }
+    host_jvm_options(rd, out);
+}
+
+fn setting(family: &str, file: &str, line: usize, section: Option<&str>, key: &str, value: &str) -> Setting {
+    Setting {
+        family: family.into(),
+        file: file.into(),
+        line: Some(line),
+        section: section.map(str::to_string),
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
+/// `/etc/environment` (every JVM: `*`) and Elasticsearch's `jvm.options`
+/// and `jvm.options.d/*.options` (its bundled JDK).
+fn host_jvm_options(rd: &mut Reader<'_>, out: &mut Readiness) {
+    let es_java = "/usr/share/elasticsearch/jdk/bin/java";
+    let mut files = vec![("/etc/environment".to_string(), "*")];
+    for f in rd.with_dropins(
+        "/etc/elasticsearch/jvm.options",
+        "/etc/elasticsearch/jvm.options.d",
+        ".options",
+    ) {
+        files.push((f, es_java));
+    }
+    for (file, applies) in files {
+        let Some(text) = rd.text(&file) else { continue };
+        for (i, l) in text.lines().enumerate() {
+            if l.trim_start().starts_with('#') {
+                continue;
+            }
+            for (name, opt) in jvm_options(l) {
+                out.settings
+                    .push(setting("jvm", &file, i + 1, Some(applies), name, &opt));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jvm_options_are_found_in_command_lines_and_environment_values() {
+        let got = jvm_options("\"JAVA_OPTS=-Xms1g -Xmx2g -XX:MaxRAMPercentage=75.0\" X=-Xmx");
+        assert_eq!(
+            got,
+            vec![
+                ("-Xmx", "-Xmx2g".to_string()),
+                ("-XX:MaxRAMPercentage=", "-XX:MaxRAMPercentage=75.0".to_string())
+            ]
+        );
+        assert!(jvm_options("-Xss512k -XX:+UseG1GC").is_empty());
+        assert_eq!(
+            go_vars("GOMAXPROCS=4 GOMEMLIMIT=1GiB"),
+            vec!["GOMAXPROCS", "GOMEMLIMIT"]
+        );
+        assert!(go_vars("GOMAXPROCS= NOT_GOMAXPROCS=3").is_empty());
+    }
+
+    #[test]
+    fn a_drop_in_applies_to_the_program_of_its_unit() {
+        let mut u = Unit::default();
+        scan_unit_text(
+            &mut u,
+            "/etc/systemd/system/api.service",
+            "[Service]\nExecStart=/opt/api/bin/api --serve\n",
+            false,
+        );
+        scan_unit_text(
+            &mut u,
+            "/etc/systemd/system/api.service.d/go.conf",
+            "[Service]\nEnvironment=GOMAXPROCS=2\nEnvironmentFile=-/etc/default/api\n",
+            false,
+        );
+        scan_unit_text(
+            &mut u,
+            "/etc/default/api",
+            "# x\nGOMEMLIMIT=1GiB\nJAVA_OPTS=\"-Xmx1g\"\n",
+            true,
+        );
+        assert_eq!(u.hits.len(), 3);
+        assert_eq!(u.program.as_deref(), Some("/opt/api/bin/api"));
+        assert_eq!(u.hits[0].1, 2);
+        assert_eq!(
+            (u.hits[1].2.as_str(), u.hits[2].3.as_str()),
+            ("GOMEMLIMIT", "-Xmx1g")
+        );
+        assert_eq!(u.env_files[0].2, "/etc/default/api");
+    }
+}
