@@ -14,6 +14,7 @@ mod kernel;
 mod kernel_util;
 mod oracle;
 mod owners;
+mod owners_host;
 mod plan;
 mod prop;
 mod readiness;
