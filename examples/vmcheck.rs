@@ -384,6 +384,7 @@ fn hierarchy_checks(
             let got = read(&dir.join(file));
             check(&at(file), want, &got, &got == want);
         }
+        owner_checks(cg, &dir, &at);
         if cg.is_root() {
             continue;
         }
@@ -395,5 +396,25 @@ fn hierarchy_checks(
             })
             .collect();
         members(&at("tasks"), &tids, &read(&dir.join("tasks")), remap);
+    }
+}
+
+/// A delegated v1 cgroup (a user owns the directory or its membership
+/// files) keeps its owners: rollback must chown them back.
+fn owner_checks(cg: &cgmig::model::Cgroup, dir: &Path, at: &dyn Fn(&str) -> String) {
+    if cg.owner.delegate_uid().is_none() {
+        return;
+    }
+    let o = &cg.owner;
+    for (what, path, want) in [
+        ("owner", dir.to_path_buf(), o.dir),
+        ("owner.cgroup.procs", dir.join("cgroup.procs"), o.procs),
+        ("owner.tasks", dir.join("tasks"), o.tasks),
+    ] {
+        let Some(want) = want else { continue };
+        let want = format!("{}:{}", want.uid, want.gid);
+        let got = std::fs::metadata(&path)
+            .map_or_else(|e| format!("<{e}>"), |m| format!("{}:{}", m.uid(), m.gid()));
+        check(&at(what), &want, &got, got == want);
     }
 }

@@ -444,6 +444,7 @@ pub fn read_v1(mount: &str, hierarchy: &str) -> V1State {
             }
             V1Cgroup {
                 tasks: read_ids(&d.join("tasks")),
+                owners: delegated_owners(&d),
                 path: p,
                 settings,
             }
@@ -454,6 +455,29 @@ pub fn read_v1(mount: &str, hierarchy: &str) -> V1State {
         .filter(|m| ctrls.iter().any(|c| binds(m, c)))
         .collect();
     V1State { mounts, cgroups }
+}
+
+/// The files of a cgroup a user owns (v1 delegation chowns the directory,
+/// `cgroup.procs` and `tasks`); root-owned files are not listed.
+fn delegated_owners(d: &Path) -> Vec<(String, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    [".", "cgroup.procs", "tasks"]
+        .into_iter()
+        .filter_map(|f| {
+            let m = std::fs::metadata(d.join(f)).ok()?;
+            (m.uid() != 0 || m.gid() != 0).then(|| (f.to_string(), m.uid(), m.gid()))
+        })
+        .collect()
+}
+
+/// Give a re-made cgroup's files back to their owners (see [`delegated_owners`]).
+fn restore_owners(d: &Path, owners: &[(String, u32, u32)]) -> Result<(), String> {
+    for (f, uid, gid) in owners {
+        let p = d.join(f);
+        std::os::unix::fs::chown(&p, Some(*uid), Some(*gid))
+            .map_err(|e| format!("chown {uid}:{gid} {}: {e}", p.display()))?;
+    }
+    Ok(())
 }
 
 /// What a handover step removes (the executor journals it).
@@ -608,6 +632,7 @@ pub fn undo(step: &Step, before: &Before, host: &mut dyn Host) -> Result<Option<
                     Err(e) => return Err(format!("mkdir {}: {e}", d.display())),
                 }
                 restore(&d, &c.settings)?;
+                restore_owners(&d, &c.owners)?;
             }
             Ok(None)
         }
@@ -751,6 +776,40 @@ mod tests {
         p.stage = Some(1);
         assert_eq!(moved_controllers(&p), ["hugetlb", "pids"]);
         assert!(staged_boot_hint(&p).contains("cgroup_no_v1=pids"));
+    }
+
+    /// A delegated v1 cgroup's owners are journaled and given back (issue 9:
+    /// rollback re-made memory:/user as root's).
+    #[test]
+    fn delegated_owners_are_read_and_restored() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("user");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("tasks"), "").unwrap();
+        std::fs::write(d.join("cgroup.procs"), "").unwrap();
+        let me = std::fs::metadata(&d).unwrap();
+        // As root, hand the files to 1000 as a delegation does; otherwise
+        // they are already ours (not root's).
+        let (uid, gid) = if me.uid() == 0 {
+            (1000, 1000)
+        } else {
+            (me.uid(), me.gid())
+        };
+        for f in [".", "tasks"] {
+            std::os::unix::fs::chown(d.join(f), Some(uid), Some(gid)).unwrap();
+        }
+        let owners = delegated_owners(&d);
+        assert!(owners.contains(&(".".into(), uid, gid)), "{owners:?}");
+        assert!(owners.contains(&("tasks".into(), uid, gid)), "{owners:?}");
+        if me.uid() == 0 {
+            assert_eq!(owners.len(), 2, "cgroup.procs stays root's: {owners:?}");
+            std::fs::remove_dir_all(&d).unwrap();
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join("tasks"), "").unwrap();
+            restore_owners(&d, &owners).unwrap();
+            assert_eq!(delegated_owners(&d), owners);
+        }
     }
 
     #[test]

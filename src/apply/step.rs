@@ -100,6 +100,11 @@ pub struct V1Cgroup {
     pub settings: Vec<(String, String)>,
     /// `tasks` (thread ids).
     pub tasks: Vec<u32>,
+    /// Files not owned by root:root (a delegated subtree: the directory,
+    /// `cgroup.procs`, `tasks`) as (file, uid, gid), `.` for the directory;
+    /// rollback chowns them back after the mkdir.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<(String, u32, u32)>,
 }
 
 /// One mount of a v1 hierarchy.

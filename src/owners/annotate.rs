@@ -193,6 +193,15 @@ impl PlanOwners {
         None
     }
 
+    /// Whether another manager builds the cgroup at `path` itself (see
+    /// [`detect::builds_at`]): systemd or a runtime, at a path its own naming
+    /// gives. A node merged from an owned cgroup at another path is cgmig's
+    /// to create, even though its owner label stays (for predictions).
+    pub fn built_by_owner(&self, path: &str) -> bool {
+        self.owner_of(path)
+            .is_some_and(|o| detect::builds_at(path, o, self.systemd.is_some()))
+    }
+
     /// Nodes another manager builds before cgmig acts, with the controllers
     /// it enables below them (for the plan validator).
     pub fn prebuilt<'a>(&'a self, p: &'a Plan) -> impl Iterator<Item = (&'a str, &'a [String])> + 'a {
@@ -203,8 +212,7 @@ impl PlanOwners {
                 if n.path == "/" {
                     return systemd_root;
                 }
-                self.owner_of(&n.path)
-                    .is_some_and(|o| o.manager != Manager::Custom)
+                self.built_by_owner(&n.path)
             })
             .map(|n| (n.path.as_str(), n.subtree_control.as_slice()))
     }
@@ -248,6 +256,11 @@ pub fn writable_by_cgmig(plan: &Plan, path: &str) -> Result<(), OwnerRefusal> {
     if path == "/" && plan.owners.systemd.is_some() {
         return refuse("systemd manages the root of the tree on a systemd host".into());
     }
+    // A plan node its owner does not build at this path (kept creates of
+    // strip_actions): nobody but cgmig makes it.
+    if plan.owners.nodes.contains_key(path) && !plan.owners.built_by_owner(path) {
+        return Ok(());
+    }
     match o.manager {
         Manager::Custom => Ok(()),
         Manager::Systemd => {
@@ -268,6 +281,13 @@ pub fn writable_by_cgmig(plan: &Plan, path: &str) -> Result<(), OwnerRefusal> {
 }
 
 /// Remove the actions that would write into another owner's cgroups.
+///
+/// A kept action needs its cgroup's ancestors to exist when `apply` runs.
+/// An ancestor whose owner builds it at that path (systemd's unit, a
+/// runtime's tree) is there before cgmig acts; any other ancestor keeps its
+/// create even when it carries an owner's label, else the kept child's mkdir
+/// is ENOENT (issue 9: `/app/app@pids/app.slice`, merged from `name=systemd`
+/// `/app.slice`, lost its create while `db` and `web` below it kept theirs).
 pub fn strip_actions(p: &mut Plan) {
     if p.owners.nodes.is_empty() {
         return;
@@ -276,7 +296,7 @@ pub fn strip_actions(p: &mut Plan) {
     let delegated: BTreeSet<&str> = owners.delegations.iter().map(|d| d.path.as_str()).collect();
     // On a systemd host the root's controllers and processes are systemd's too.
     let systemd_root = owners.systemd.is_some();
-    p.actions.retain(|a| {
+    let keep = |a: &Action| {
         let path = a.path();
         if path == "/" {
             return !systemd_root;
@@ -288,6 +308,27 @@ pub fn strip_actions(p: &mut Plan) {
             }
             Some(_) => false,
         }
+    };
+    let kept: Vec<bool> = p.actions.iter().map(keep).collect();
+    // Every proper ancestor (but `/`) of a kept action's cgroup.
+    let mut needed: BTreeSet<&str> = BTreeSet::new();
+    for (a, _) in p.actions.iter().zip(&kept).filter(|(_, k)| **k) {
+        let mut cur = crate::model::path::parent(a.path());
+        while let Some(pp) = cur.filter(|pp| *pp != "/") {
+            if !needed.insert(pp) {
+                break;
+            }
+            cur = crate::model::path::parent(pp);
+        }
+    }
+    let needed: BTreeSet<String> = needed
+        .into_iter()
+        .filter(|pp| !owners.built_by_owner(pp))
+        .map(str::to_string)
+        .collect();
+    let mut k = kept.into_iter();
+    p.actions.retain(|a| {
+        k.next().unwrap_or(false) || matches!(a, Action::Create { path } if needed.contains(path))
     });
     p.owners = owners;
 }
@@ -867,4 +908,90 @@ fn places(p: &Plan, snap: &Snapshot, nodes: &BTreeMap<String, Owner>) -> Vec<Pro
     out.sort_by(|a, b| (&a.path, &a.cmdline).cmp(&(&b.path, &b.cmdline)));
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod strip_tests {
+    use super::*;
+    use crate::plan::NodeType;
+
+    fn owner(manager: Manager, unit: Option<&str>) -> Owner {
+        Owner {
+            manager,
+            unit: unit.map(str::to_string),
+            detail: None,
+            evidence: Vec::new(),
+        }
+    }
+
+    /// A systemd host's plan: `/x/app.slice` carries systemd's label (merged
+    /// from `name=systemd:/app.slice`) but systemd builds `/app.slice`, not
+    /// this path; `/y.slice` is systemd's own. Children below both are
+    /// custom.
+    fn plan() -> Plan {
+        let mut p: Plan = serde_json::from_str(
+            r#"{"schema":"cgmig.plan/v1","host":{"hostname":null,"kernel":null,"mode":"hybrid"},
+               "controllers":[],"nodes":[],"findings":[],"conflicts":[],
+               "spine":{"order":[],"settings_affected":0,"tried":[]},"stages":[],"actions":[]}"#,
+        )
+        .unwrap();
+        let paths = [
+            "/",
+            "/x",
+            "/x/app.slice",
+            "/x/app.slice/db",
+            "/y.slice",
+            "/y.slice/z",
+        ];
+        p.nodes = paths
+            .iter()
+            .map(|s| PlanNode::new(s.to_string(), NodeType::Domain, None))
+            .collect();
+        p.actions = paths[1..]
+            .iter()
+            .map(|s| Action::Create { path: s.to_string() })
+            .collect();
+        p.owners.systemd = Some(SystemdContext::default());
+        let nodes = &mut p.owners.nodes;
+        nodes.insert("/x".into(), owner(Manager::Custom, None));
+        nodes.insert("/x/app.slice".into(), owner(Manager::Systemd, Some("app.slice")));
+        nodes.insert("/x/app.slice/db".into(), owner(Manager::Custom, None));
+        nodes.insert("/y.slice".into(), owner(Manager::Systemd, Some("y.slice")));
+        nodes.insert("/y.slice/z".into(), owner(Manager::Custom, Some("y.slice")));
+        p
+    }
+
+    /// issue 9 (VM live): the create of an owned node that its owner does
+    /// not build at that path stays when a kept child needs it; the create of
+    /// a cgroup systemd builds itself goes.
+    #[test]
+    fn a_create_stays_when_a_kept_child_needs_it_and_no_owner_builds_it() {
+        let mut p = plan();
+        strip_actions(&mut p);
+        let paths: Vec<&str> = p.actions.iter().map(|a| a.path()).collect();
+        assert_eq!(paths, ["/x", "/x/app.slice", "/x/app.slice/db", "/y.slice/z"]);
+        assert!(
+            crate::plan::validate(&p).is_empty(),
+            "{:?}",
+            crate::plan::validate(&p)
+        );
+        assert!(writable_by_cgmig(&p, "/x/app.slice").is_ok());
+        assert!(writable_by_cgmig(&p, "/y.slice").is_err());
+    }
+
+    /// The validator sees a stripped parent that nobody builds: the plan
+    /// the old strip made (no create of `/x/app.slice`) is refused.
+    #[test]
+    fn the_validator_refuses_a_child_whose_parent_nobody_builds() {
+        let mut p = plan();
+        p.actions
+            .retain(|a| !matches!(a.path(), "/x/app.slice" | "/y.slice"));
+        let v = crate::plan::validate(&p);
+        let said = |m: &str| v.iter().any(|x| x.message.contains(m));
+        assert!(said("/x/app.slice/db created before its parent"), "{v:?}");
+        assert!(
+            !said("/y.slice/z created before its parent"),
+            "systemd builds /y.slice: {v:?}"
+        );
+    }
 }

@@ -105,16 +105,26 @@ impl Owner {
 pub type OwnerMap = BTreeMap<String, Owner>;
 
 /// Whether systemd is the host's init (so unit-named cgroups are its units).
+///
+/// A `name=systemd` hierarchy alone is no proof: anything can mount one
+/// (a busybox guest, OpenRC's compatibility mounts, a container image that
+/// wants to run systemd). systemd leaves real marks, any one of which counts:
+/// PID 1 is systemd; it moved itself to `/init.scope`; its `system.slice` or
+/// `user.slice` exist at the top of a tree; or the `name=systemd` hierarchy
+/// carries the `xattr` option systemd mounts it with (mount-setup.c), the
+/// only mark left when a container sees just its own subtree.
 pub fn is_systemd_host(snap: &Snapshot) -> bool {
-    let named = snap
-        .hierarchies()
-        .iter()
-        .any(|(_, h)| h.name.as_deref() == Some("systemd"));
+    let named_xattr = snap.hierarchies().iter().any(|(_, h)| {
+        h.name.as_deref() == Some("systemd")
+            && h.mounts.iter().any(|m| m.options.iter().any(|o| o == "xattr"))
+    });
     let pid1 = snap.processes().iter().any(|(_, p)| {
         p.pid == 1 && (p.comm == "systemd" || p.cmdline.first().is_some_and(|c| c.ends_with("systemd")))
     });
-    let init_scope = snap.cgroups().any(|(_, c)| c.path == "/init.scope");
-    named || pid1 || init_scope
+    let own_cgroups = snap
+        .cgroups()
+        .any(|(_, c)| matches!(c.path.as_str(), "/init.scope" | "/system.slice" | "/user.slice"));
+    named_xattr || pid1 || own_cgroups
 }
 
 /// A runtime or manager recognised by one path component.
@@ -225,6 +235,22 @@ fn classify(path: &str, systemd_host: bool) -> Option<Class> {
         unit.map(str::to_string),
         user_mgr.map(|u| format!("user manager in {u}")),
     ))
+}
+
+/// Whether `owner` itself builds the cgroup at `path` on v2: its own naming
+/// puts that cgroup there (a unit's or slice's cgroup, a runtime's tree).
+/// A plan node merged from an owner's cgroup at another path (the
+/// `name=systemd` cgroup `/app.slice` placed under a custom `/app/…`) is
+/// not built by anyone but cgmig, so its create must stay in the plan.
+pub fn builds_at(path: &str, owner: &Owner, systemd_host: bool) -> bool {
+    match classify(path, systemd_host) {
+        Some((m, unit, _)) if m == owner.manager => match m {
+            Manager::Custom => false,
+            Manager::Systemd => unit == owner.unit,
+            _ => true,
+        },
+        _ => false,
+    }
 }
 
 fn is_user_manager(unit: &str) -> bool {
@@ -376,6 +402,39 @@ mod tests {
             procs.entry(p.into()).or_default().insert(c.into());
         }
         assert_eq!(subtree_processes(&procs, "/a"), ["kid (3)", "x (1)"]);
+    }
+
+    #[test]
+    fn owners_build_only_at_their_own_paths() {
+        let systemd = |u: &str| Owner {
+            manager: Manager::Systemd,
+            unit: Some(u.into()),
+            detail: None,
+            evidence: Vec::new(),
+        };
+        assert!(builds_at(
+            "/system.slice/cron.service",
+            &systemd("cron.service"),
+            true
+        ));
+        assert!(builds_at("/app.slice", &systemd("app.slice"), true));
+        // The planner merged name=systemd:/app.slice under a custom tree.
+        assert!(!builds_at("/app/app@pids/app.slice", &systemd("app.slice"), true));
+        assert!(
+            !builds_at("/app.slice", &systemd("app.slice"), false),
+            "no systemd running"
+        );
+        let docker = Owner {
+            manager: Manager::Docker,
+            ..systemd("x")
+        };
+        assert!(builds_at("/docker/0123", &docker, false));
+        assert!(!builds_at("/batch/0123", &docker, false));
+        let custom = Owner {
+            manager: Manager::Custom,
+            ..systemd("x")
+        };
+        assert!(!builds_at("/batch", &custom, true));
     }
 
     #[test]

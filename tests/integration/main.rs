@@ -18,6 +18,7 @@ mod kernel;
 mod kernel_util;
 mod oracle;
 mod owners;
+mod owners_host;
 mod plan;
 mod plan_passes;
 mod prop;

@@ -360,13 +360,9 @@ fn stage_checks(run: &Run, prefix: impl Fn(usize) -> String, stages: usize) -> V
 /// --live --stage N` stage by stage until no v1 hierarchy with a controller is
 /// left, every promise of each stage read back from the kernel; the preflight
 /// refuses a memcg pinned by tmpfs pages, naming it; then `cgmig rollback` of
-/// every stage brings the v1 layout back.
-///
-/// Not in the required suite yet: the applier (branch apply) still fails
-/// stages of this scenario (see docs/testing.md, "Scenarios that wait for the
-/// applier"). Run it with `cargo test --test integration vm_live -- --ignored`.
+/// every stage brings the v1 layout back (trees, values, members, owners).
 #[test]
-#[ignore = "waits for the applier to pass it: cargo test --test integration vm_live -- --ignored"]
+#[ignore = "needs QEMU: scenario live (scripts/vm-test live)"]
 fn vm_live_stage_by_stage_and_rollback() {
     if !require() {
         return;
@@ -383,8 +379,10 @@ fn vm_live_stage_by_stage_and_rollback() {
         }
         req.push(format!("rollback.s{}.exit", s.number));
     }
+    req.extend(final_checks(&plan, &format!("s{n}")));
+    req.extend(layout_checks("s0"));
+    req.extend(layout_checks("rollback"));
     req.push("v1.hierarchies_with_controllers_left".into());
-    req.push("rollback.v1:name=systemd:/.exists".into());
     req.push("rollback.v2.subtree_control".into());
     run.assert_checks(&req);
 }
@@ -394,10 +392,8 @@ fn vm_live_stage_by_stage_and_rollback() {
 /// finally `cgroup_no_v1=all`, start the same workloads, `cgmig apply --stage
 /// N` (processes matched by stable keys), and check the state after every
 /// boot.
-///
-/// Not in the required suite yet, for the same reason as the live scenario.
 #[test]
-#[ignore = "waits for the applier to pass it: cargo test --test integration vm_boots -- --ignored"]
+#[ignore = "needs QEMU: scenario boots (scripts/vm-test boots)"]
 fn vm_boots_staged_to_pure_v2() {
     if !require() {
         return;
@@ -411,6 +407,8 @@ fn vm_boots_staged_to_pure_v2() {
         req.push(format!("b{b}.cmdline.is.stage{}", s.number));
         req.push(format!("b{b}.apply.stage{}.exit", s.number));
     }
+    req.extend(final_checks(&plan, &format!("b{}", n + 1)));
+    req.extend(layout_checks("b1"));
     req.push(format!("b{}.v1.hierarchies_with_controllers_left", n + 1));
     assert!(
         plan.stages
@@ -419,6 +417,58 @@ fn vm_boots_staged_to_pure_v2() {
         "the last stage boots pure v2"
     );
     run.assert_checks(&req);
+}
+
+/// After the last stage every node of the plan is read back: its existence,
+/// type, settings, owner, processes and threads. `vmcheck` leaves out a
+/// membership check when it finds none of the planned tasks (by PID or stable
+/// key), so requiring them here catches a scenario whose workloads were lost.
+fn final_checks(plan: &Plan, prefix: &str) -> Vec<String> {
+    let mut req = Vec::new();
+    for n in &plan.nodes {
+        let at = |what: &str| format!("{prefix}.v2:{}.{what}", n.path);
+        req.push(at("exists"));
+        req.push(at("cgroup.subtree_control"));
+        req.extend(n.settings.iter().map(|s| at(&s.file)));
+        if n.path == "/" {
+            continue;
+        }
+        req.push(at("cgroup.type"));
+        if n.owner.is_some() {
+            req.push(at("owner"));
+        }
+        if !n.processes.is_empty() {
+            req.push(at("processes"));
+        }
+        if !n.threads.is_empty() {
+            req.push(at("threads"));
+        }
+    }
+    req
+}
+
+/// The v1 layout of scripts/vm/layout.sh as `vmcheck v1` reads it: the
+/// delegated subtree's owners, the devices list, the frozen cgroup, the
+/// release agent, split threads and the internal process.
+fn layout_checks(prefix: &str) -> Vec<String> {
+    [
+        "memory:/user.owner",
+        "memory:/user/job.owner.tasks",
+        "memory:/app.memory.soft_limit_in_bytes",
+        "memory:/app.memory.memsw.limit_in_bytes",
+        "memory:/app.tasks",
+        "devices:/app/web.devices.list",
+        "freezer:/frozen.freezer.state",
+        "pids:/.release_agent",
+        "pids:/app.notify_on_release",
+        "pids:/app.pids.max",
+        "cpu,cpuacct:/vm/vcpu0.tasks",
+        "cpu,cpuacct:/vm/vcpu1.tasks",
+        "cpu,cpuacct:/app/web.cpu.cfs_quota_us",
+    ]
+    .iter()
+    .map(|c| format!("{prefix}.v1:{c}"))
+    .collect()
 }
 
 /// The plan a multi-stage scenario sent (its `plan` section).
