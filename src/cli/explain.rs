@@ -165,7 +165,7 @@ pub fn explain(target: &str, rules: &RuleSet) -> Option<String> {
         }
     }
     if matched.is_empty() {
-        return None;
+        return owners_finding(target);
     }
     let mut out = String::new();
     for (i, r) in matched.into_iter().enumerate() {
@@ -175,6 +175,16 @@ pub fn explain(target: &str, rules: &RuleSet) -> Option<String> {
         describe(r, &mut out);
     }
     Some(out)
+}
+
+/// An `owners.*` id: those findings come from the owners table, not from
+/// rules files, so a user who meets one in a plan can still ask what it means.
+fn owners_finding(id: &str) -> Option<String> {
+    let k = crate::owners::findings::ALL.iter().find(|k| k.id == id)?;
+    Some(format!(
+        "{}: {}\n  severity: {}\n  origin: built in (owners of cgroups, docs/owners.md)\n  remediation: {}\n",
+        k.id, k.title, k.severity, k.remediation
+    ))
 }
 
 /// One line per rule.

@@ -143,6 +143,21 @@ fn rules_check_and_list() {
 }
 
 #[test]
+fn explain_knows_the_owners_findings() {
+    for id in ["owners.directive-dropped", "owners.directive-deprecated"] {
+        let o = cgmig(&["explain", id]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{id}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.starts_with(id) && out.contains("remediation:"), "{out}");
+    }
+}
+
+#[test]
 fn explain_cpu_shares_shows_all_formulas() {
     let o = cgmig(&["explain", "cpu.shares"]);
     assert!(o.status.success());
