@@ -10,17 +10,6 @@ use super::evaluate::*;
 use super::io::{Reader, join};
 use super::{Readiness, Setting};
 
-fn setting(family: &str, file: &str, line: usize, section: Option<&str>, key: &str, value: &str) -> Setting {
-    Setting {
-        family: family.into(),
-        file: file.into(),
-        line: Some(line),
-        section: section.map(str::to_string),
-        key: key.into(),
-        value: value.into(),
-    }
-}
-
 /// Run every application detector.
 pub fn scan(rd: &mut Reader<'_>, out: &mut Readiness) {
     slurm(rd, out);
@@ -53,7 +42,7 @@ pub fn slurm_settings(file: &str, text: &str) -> Vec<Setting> {
         let l = l.split('#').next().unwrap_or("").trim();
         let Some((k, v)) = l.split_once('=') else { continue };
         if let Some(key) = SLURM_KEYS.iter().find(|s| s.eq_ignore_ascii_case(k.trim())) {
-            out.push(setting("slurm", file, i + 1, None, key, v.trim()));
+            out.push(Setting::at_line("slurm", file, i + 1, None, key, v.trim()));
         }
     }
     out
@@ -74,7 +63,7 @@ fn yarn(rd: &mut Reader<'_>, out: &mut Readiness) {
             xml_properties(&text)
                 .into_iter()
                 .filter(|(_, k, _)| k.starts_with("yarn.nodemanager."))
-                .map(|(line, k, v)| setting("yarn", file, line, None, &k, &v)),
+                .map(|(line, k, v)| Setting::at_line("yarn", file, line, None, &k, &v)),
         );
     }
 }
@@ -114,7 +103,7 @@ fn htcondor(rd: &mut Reader<'_>, out: &mut Readiness) {
             let Some((k, v)) = l.split_once('=') else { continue };
             let k = k.trim();
             if k.eq_ignore_ascii_case("BASE_CGROUP") || k.eq_ignore_ascii_case("CGROUP_MEMORY_LIMIT_POLICY") {
-                out.settings.push(setting(
+                out.settings.push(Setting::at_line(
                     "htcondor",
                     &file,
                     i + 1,
@@ -192,7 +181,7 @@ pub fn compose_settings(file: &str, text: &str) -> Result<Vec<Setting>, serde_ya
                 .skip(svc_line.unwrap_or(0))
                 .find(|(_, l)| l.trim_start().starts_with(&format!("{key}:")))
                 .map_or(1, |(i, _)| i + 1);
-            out.push(setting("compose", file, line, Some(name), key, &value));
+            out.push(Setting::at_line("compose", file, line, Some(name), key, &value));
         }
     }
     Ok(out)

@@ -118,6 +118,28 @@ pub struct Setting {
     pub value: String,
 }
 
+impl Setting {
+    /// A setting found at a line of a file (the detectors of apps and unit
+    /// environments build them the same way).
+    pub fn at_line(
+        family: &str,
+        file: &str,
+        line: usize,
+        section: Option<&str>,
+        key: &str,
+        value: &str,
+    ) -> Setting {
+        Setting {
+            family: family.into(),
+            file: file.into(),
+            line: Some(line),
+            section: section.map(str::to_string),
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
 /// A configuration file `convert` rewrites, kept whole so the converted file
 /// can be reviewed as a diff against it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

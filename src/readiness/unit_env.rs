@@ -124,24 +124,13 @@ pub fn scan(rd: &mut Reader<'_>, texts: &[(String, String)], out: &mut Readiness
         let program = u.program.clone().unwrap_or_default();
         for (file, line, kind, value) in &u.hits {
             out.settings.push(if GO_VARS.contains(&kind.as_str()) {
-                setting("unit", file, *line, Some("Service"), kind, &program)
+                Setting::at_line("unit", file, *line, Some("Service"), kind, &program)
             } else {
-                setting("jvm", file, *line, Some(&program), kind, value)
+                Setting::at_line("jvm", file, *line, Some(&program), kind, value)
             });
         }
     }
     host_jvm_options(rd, out);
-}
-
-fn setting(family: &str, file: &str, line: usize, section: Option<&str>, key: &str, value: &str) -> Setting {
-    Setting {
-        family: family.into(),
-        file: file.into(),
-        line: Some(line),
-        section: section.map(str::to_string),
-        key: key.into(),
-        value: value.into(),
-    }
 }
 
 /// `/etc/environment` (every JVM: `*`) and Elasticsearch's `jvm.options`
@@ -164,7 +153,7 @@ fn host_jvm_options(rd: &mut Reader<'_>, out: &mut Readiness) {
             }
             for (name, opt) in jvm_options(l) {
                 out.settings
-                    .push(setting("jvm", &file, i + 1, Some(applies), name, &opt));
+                    .push(Setting::at_line("jvm", &file, i + 1, Some(applies), name, &opt));
             }
         }
     }
