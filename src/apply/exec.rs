@@ -370,7 +370,7 @@ impl<'a> Runner<'a> {
                 files,
                 ..
             }) => chown(h, path, *uid, *gid, files),
-            _ if self.live => handover::perform(step, before, h),
+            _ if self.live => handover::perform(step, before, h).map_err(|e| e.to_string()),
             _ => Ok(Some(
                 "not run: the live handover runs only with --live on the kernel".into(),
             )),
@@ -645,7 +645,7 @@ fn undo(
             }
             Ok(None)
         }
-        _ => handover::undo(step, before, h),
+        _ => handover::undo(step, before, h).map_err(|e| e.to_string()),
     }
 }
 
