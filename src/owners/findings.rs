@@ -109,7 +109,7 @@ impl Kind {
             severity: self.severity,
             title: self.title.to_string(),
             subject: Subject::Cgroup {
-                hierarchy: 0,
+                hierarchy: crate::model::HierarchyId::UNIFIED,
                 label: "v2".into(),
                 path: path.to_string(),
             },
