@@ -100,15 +100,9 @@ impl HierarchyId {
     pub const UNIFIED: HierarchyId = HierarchyId(0);
 }
 
-impl Tid {
-    /// The process whose main thread this is (a main thread's tid is its pid).
-    pub const fn as_main_thread_pid(self) -> Pid {
-        Pid(self.0)
-    }
-}
-
 impl Pid {
-    /// The tid of this process's main thread (equal to the pid).
+    /// The tid of this process's main thread (the kernel gives it the
+    /// pid's number): the one place a pid stands for a thread.
     pub const fn main_thread(self) -> Tid {
         Tid(self.0)
     }
