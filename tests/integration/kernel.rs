@@ -199,7 +199,8 @@ echo "P1=$P1 MAIN=$MAIN T1=$T1 T2=$T2 NETOK=$NETOK V2=$V2" > "$WORK/facts"
 "#;
 
 struct Facts {
-    p1: Pid,
+    /// The sleep's main thread (the test looks up where it is).
+    p1: Tid,
     main: Pid,
     t2: Tid,
     net: bool,
@@ -303,7 +304,7 @@ fn real_kernel_named_and_net_hierarchies_threads_and_owners() {
     assert_eq!(a.owner.delegate_uid(), None);
 
     // Processes and the split thread.
-    assert!(cgroups_of(&snap, facts.p1.main_thread()).contains(&(nid, format!("/cgmig-{u}/a"))));
+    assert!(cgroups_of(&snap, facts.p1).contains(&(nid, format!("/cgmig-{u}/a"))));
     assert!(cgroups_of(&snap, facts.main.main_thread()).contains(&(nid, format!("/cgmig-{u}/b"))));
     assert!(cgroups_of(&snap, facts.t2).contains(&(nid, format!("/cgmig-{u}/a"))));
     let split = snap.split_processes();
@@ -323,7 +324,7 @@ fn real_kernel_named_and_net_hierarchies_threads_and_owners() {
             .unwrap();
         let x = snap.cgroup(snap.find_cgroup(net.id, &format!("/cgmig-{u}/x")).unwrap());
         assert_eq!(x.settings["net_cls.classid"], "1048577");
-        assert!(cgroups_of(&snap, facts.p1.main_thread()).contains(&(net.id, format!("/cgmig-{u}/x"))));
+        assert!(cgroups_of(&snap, facts.p1).contains(&(net.id, format!("/cgmig-{u}/x"))));
         // And the audit sees the classid.
         let r = cgmig::audit::audit(&snap, &rules());
         assert!(
@@ -339,10 +340,7 @@ fn real_kernel_named_and_net_hierarchies_threads_and_owners() {
     }
     if let Some(v2) = &facts.v2 {
         let name = Path::new(v2).file_name().unwrap().to_string_lossy().to_string();
-        assert!(
-            cgroups_of(&snap, facts.p1.main_thread())
-                .contains(&(HierarchyId::UNIFIED, format!("/{name}/leaf")))
-        );
+        assert!(cgroups_of(&snap, facts.p1).contains(&(HierarchyId::UNIFIED, format!("/{name}/leaf"))));
         assert!(!Path::new(v2).exists(), "v2 test subtree was removed");
     } else {
         crate::kernel_util::skip_or_fail("no cgroup2 mount: the cgroup2 part did not run");
