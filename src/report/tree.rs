@@ -41,8 +41,8 @@ pub fn render_tree(snap: &Snapshot, rules: &RuleSet) -> String {
 /// The cgroups holding a thread whose process is split in that hierarchy,
 /// with those processes' pids: computed once for the whole snapshot, so each
 /// line only looks its cgroup up.
-fn split_cgroups(snap: &Snapshot) -> BTreeMap<NodeIndex, BTreeSet<u32>> {
-    let mut split_at: BTreeMap<NodeIndex, BTreeSet<u32>> = BTreeMap::new();
+fn split_cgroups(snap: &Snapshot) -> BTreeMap<NodeIndex, BTreeSet<crate::model::Pid>> {
+    let mut split_at: BTreeMap<NodeIndex, BTreeSet<crate::model::Pid>> = BTreeMap::new();
     for (pi, hs) in snap.split_processes() {
         let pid = match &snap.graph[pi] {
             crate::model::Node::Process(p) => p.pid,
@@ -94,7 +94,7 @@ fn cgroup_line(
     snap: &Snapshot,
     rules: &RuleSet,
     h: &Hierarchy,
-    split_at: &BTreeMap<NodeIndex, BTreeSet<u32>>,
+    split_at: &BTreeMap<NodeIndex, BTreeSet<crate::model::Pid>>,
     cg: NodeIndex,
     is_top: bool,
 ) -> String {
