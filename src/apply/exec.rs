@@ -20,7 +20,7 @@ use super::handover::{self, Spec};
 use super::journal::{Journal, Record, Writer};
 use super::normalize::same;
 use super::resolve::Resolved;
-use super::step::{Before, Step};
+use super::step::{Before, OwnedFile, Step, UidGid};
 use super::tasks::Host;
 use crate::plan::{Action, Plan};
 
@@ -374,13 +374,13 @@ impl<'a> Runner<'a> {
             Step::Action(Action::MoveThread { tid, pid, .. }) => b.cgroup = h.cgroup_of_task(*pid, *tid).ok(),
             Step::Action(Action::Write { path, file, .. }) => b.value = h.read(path, file).ok(),
             Step::Action(Action::Chown { path, files, .. }) => {
-                let mut o: Vec<(String, u32, u32)> = Vec::new();
-                if let Some((u, g)) = h.owner(path, None) {
-                    o.push((String::new(), u, g));
+                let mut o: Vec<OwnedFile> = Vec::new();
+                if let Some(owner) = h.owner(path, None) {
+                    o.push(OwnedFile::new("", owner));
                 }
                 for f in files {
-                    if let Some((u, g)) = h.owner(path, Some(f)) {
-                        o.push((f.clone(), u, g));
+                    if let Some(owner) = h.owner(path, Some(f)) {
+                        o.push(OwnedFile::new(f, owner));
                     }
                 }
                 b.owners = o;
@@ -535,9 +535,9 @@ fn chown(
     for f in targets {
         h.chown(path, f, uid, gid).map_err(|e| format!("chown {e}"))?;
         if let Some(o) = h.owner(path, f)
-            && o != (uid, gid)
+            && o != UidGid::new(uid, gid)
         {
-            return Err(format!("{path}: owner is {}:{} after chown", o.0, o.1));
+            return Err(format!("{path}: owner is {}:{} after chown", o.uid, o.gid));
         }
     }
     Ok(None)
@@ -677,7 +677,11 @@ fn undo(
             if created.contains(path.as_str()) {
                 return Ok(Some("cgroup created by this apply".into()));
             }
-            for (f, u, g) in &before.owners {
+            for OwnedFile {
+                file: f,
+                owner: UidGid { uid: u, gid: g },
+            } in &before.owners
+            {
                 let f = (!f.is_empty()).then_some(f.as_str());
                 h.chown(path, f, *u, *g).map_err(|e| format!("chown back {e}"))?;
             }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::step::{Before, Step, V1Cgroup, V1Mount, V1State};
+use super::step::{Before, OwnedFile, Step, UidGid, V1Cgroup, V1Mount, V1State};
 use super::tasks::Host;
 use crate::host::ProcCgroupsEntry;
 use crate::model::Controller;
@@ -601,25 +601,26 @@ pub fn read_v1(mount: &str, hierarchy: &str) -> V1State {
 
 /// The files of a cgroup a user owns (v1 delegation chowns the directory,
 /// `cgroup.procs` and `tasks`); root-owned files are not listed.
-fn delegated_owners(d: &Path) -> Vec<(String, u32, u32)> {
+fn delegated_owners(d: &Path) -> Vec<OwnedFile> {
     use std::os::unix::fs::MetadataExt;
     [".", "cgroup.procs", "tasks"]
         .into_iter()
         .filter_map(|f| {
             let m = std::fs::metadata(d.join(f)).ok()?;
-            (m.uid() != 0 || m.gid() != 0).then(|| (f.to_string(), m.uid(), m.gid()))
+            (m.uid() != 0 || m.gid() != 0).then(|| OwnedFile::new(f, UidGid::new(m.uid(), m.gid())))
         })
         .collect()
 }
 
 /// Give a re-made cgroup's files back to their owners (see [`delegated_owners`]).
-fn restore_owners(d: &Path, owners: &[(String, u32, u32)]) -> Result<(), HandoverError> {
-    for (f, uid, gid) in owners {
-        let p = d.join(f);
-        std::os::unix::fs::chown(&p, Some(*uid), Some(*gid)).map_err(|err| HandoverError::Chown {
+fn restore_owners(d: &Path, owners: &[OwnedFile]) -> Result<(), HandoverError> {
+    for OwnedFile { file, owner } in owners {
+        let UidGid { uid, gid } = *owner;
+        let p = d.join(file);
+        std::os::unix::fs::chown(&p, Some(uid), Some(gid)).map_err(|err| HandoverError::Chown {
             path: p.clone(),
-            uid: *uid,
-            gid: *gid,
+            uid,
+            gid,
             err,
         })?;
     }
@@ -995,8 +996,9 @@ mod tests {
             std::os::unix::fs::chown(d.join(f), Some(uid), Some(gid)).unwrap();
         }
         let owners = delegated_owners(&d);
-        assert!(owners.contains(&(".".into(), uid, gid)), "{owners:?}");
-        assert!(owners.contains(&("tasks".into(), uid, gid)), "{owners:?}");
+        let owned = |file: &str| OwnedFile::new(file, UidGid::new(uid, gid));
+        assert!(owners.contains(&owned(".")), "{owners:?}");
+        assert!(owners.contains(&owned("tasks")), "{owners:?}");
         if me.uid() == 0 {
             assert_eq!(owners.len(), 2, "cgroup.procs stays root's: {owners:?}");
             std::fs::remove_dir_all(&d).unwrap();

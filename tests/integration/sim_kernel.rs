@@ -21,6 +21,7 @@ use std::os::unix::fs::chown;
 use std::path::PathBuf;
 
 use cgmig::apply::{Simulator, Target, TargetError};
+use cgmig::model::{Pid, Tid};
 use nix::errno::Errno;
 
 use crate::kernel_util::{V2Scratch, in_private_mount_ns, require};
@@ -420,9 +421,10 @@ fn differential() {
     };
     // The test runs at the mount's root (or somewhere outside the subtree):
     // for the simulator, the root.
-    sim.add_process(p1, &[p1], "/").unwrap();
-    sim.add_process(p2, &[p2], "/").unwrap();
-    sim.add_process(py, &[py, tids[0], tids[1]], "/").unwrap();
+    sim.add_process(Pid::new(p1), &[], "/").unwrap();
+    sim.add_process(Pid::new(p2), &[], "/").unwrap();
+    sim.add_process(Pid::new(py), &[Tid::new(tids[0]), Tid::new(tids[1])], "/")
+        .unwrap();
 
     // A v2 controller the root lacks, for the ENOENT case (never one it offers).
     let absent = ["memory", "cpu", "io", "pids", "cpuset", "rdma", "misc"]
@@ -439,7 +441,7 @@ fn differential() {
         sync_root(&kernel, &mut sim);
         if let Op::Kill(pid) = step.op {
             scratch.kill(pid);
-            sim.exit_process(pid);
+            sim.exit_process(Pid::new(pid));
             rows.push((describe(&step.op), "-".to_string(), "-".to_string(), ""));
             continue;
         }
@@ -467,7 +469,7 @@ fn differential() {
             .find_map(|l| l.strip_prefix("0::"))
             .unwrap_or("?")
             .to_string();
-        let s = sim.cgroup_of(tid).unwrap_or_else(|| "?".into());
+        let s = sim.cgroup_of(Tid::new(tid)).unwrap_or_else(|| "?".into());
         let same = k == s;
         if !same {
             mismatches.push(format!("placement of {tid}"));
@@ -545,8 +547,11 @@ fn simulator_seeded_from_a_scanned_pure_v2_host() {
         sim.read("/", "cgroup.controllers").unwrap(),
         "cpuset cpu io memory hugetlb pids rdma misc"
     );
-    assert_eq!(sim.cgroup_of(800).as_deref(), Some("/system.slice/nginx.service"));
-    assert_eq!(sim.cgroup_of(1).as_deref(), Some("/init.scope"));
+    assert_eq!(
+        sim.cgroup_of(Tid::new(800)).as_deref(),
+        Some("/system.slice/nginx.service")
+    );
+    assert_eq!(sim.cgroup_of(Tid::new(1)).as_deref(), Some("/init.scope"));
     // The root's subtree_control, absent from the fixture, is restored
     // top-down so /system.slice's own setting is consistent.
     assert_eq!(
@@ -582,7 +587,7 @@ fn simulator_seeded_from_a_legacy_host() {
     let mut sim = Simulator::from_snapshot(&snap);
     assert_eq!(sim.read("/", "cgroup.controllers").unwrap(), "");
     let (_, p) = snap.processes()[0];
-    assert_eq!(sim.cgroup_of(p.pid.get()).as_deref(), Some("/"));
+    assert_eq!(sim.cgroup_of(p.pid.main_thread()).as_deref(), Some("/"));
     sim.offer_controller("cpuset");
     sim.write("/", "cgroup.subtree_control", "+cpuset").unwrap();
     sim.mkdir("/vm").unwrap();
