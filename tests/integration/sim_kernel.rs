@@ -179,14 +179,26 @@ struct Procs {
 fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
     use Op::*;
     let s = |x: &str| format!("{r}{x}");
-    let n = |x: u32| x.to_string();
     let mut steps = Vec::new();
     if let Some(c) = absent {
         steps.push(fail(Write(s(""), "cgroup.subtree_control", format!("+{c}"))));
         // Disabling what is not enabled is a no-op.
         steps.push(ok(Write(s(""), "cgroup.subtree_control", format!("-{c}"))));
     }
-    steps.extend(vec![
+    steps.extend(tree_steps(r));
+    steps.extend(limit_steps(r));
+    steps.extend(process_steps(r, p));
+    steps.extend(thread_steps(r, p));
+    steps.extend(closing_steps(r, p));
+    steps
+}
+
+/// The tree's basics: what mkdir refuses, which files exist where, what
+/// `subtree_control` and the core files accept.
+fn tree_steps(r: &str) -> Vec<Step> {
+    use Op::*;
+    let s = |x: &str| format!("{r}{x}");
+    vec![
         // Tree basics.
         fail(Mkdir(r.to_string())),
         fail(Mkdir(s("/x/y"))),
@@ -226,6 +238,15 @@ fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
         fail(Write(s("/d"), "cgroup.freeze", "2".into())),
         fail(Write(s("/d"), "cgroup.freeze", "x".into())),
         fail(Write(s("/d"), "cgroup.kill", "2".into())),
+    ]
+}
+
+/// `cgroup.max.depth` and `cgroup.max.descendants`, and freezing an empty
+/// cgroup (what its child reports).
+fn limit_steps(r: &str) -> Vec<Step> {
+    use Op::*;
+    let s = |x: &str| format!("{r}{x}");
+    vec![
         // Limits: depth and descendants.
         ok(Write(s("/d"), "cgroup.max.depth", "0".into())),
         fail(Mkdir(s("/d/x"))),
@@ -248,6 +269,15 @@ fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
         ok(Read(s("/d/x"), "cgroup.events")),
         ok(Write(s("/d"), "cgroup.freeze", "0".into())),
         ok(Rmdir(s("/d/x"))),
+    ]
+}
+
+/// Moving processes: into a cgroup, the rmdir of a busy one, a dead pid.
+fn process_steps(r: &str, p: &Procs) -> Vec<Step> {
+    use Op::*;
+    let s = |x: &str| format!("{r}{x}");
+    let n = |x: u32| x.to_string();
+    vec![
         // Processes: move, busy rmdir, dead pid.
         ok(Write(s("/a/b"), "cgroup.procs", n(p.p1))),
         ok(Read(s("/a/b"), "cgroup.procs")),
@@ -265,6 +295,17 @@ fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
         fail(Write(s("/a"), "cgroup.procs", n(p.p2))),
         fail(Write(s("/a"), "cgroup.threads", n(p.p2))),
         ok(Read(s("/d"), "cgroup.procs")),
+    ]
+}
+
+/// Threaded subtrees: the order the kernel insists on (types while empty,
+/// then the process, then its threads), "domain invalid" children, and a
+/// whole process or a tid written to `cgroup.procs`.
+fn thread_steps(r: &str, p: &Procs) -> Vec<Step> {
+    use Op::*;
+    let s = |x: &str| format!("{r}{x}");
+    let n = |x: u32| x.to_string();
+    vec![
         // Threaded under a plain domain whose domain child is populated.
         ok(Mkdir(s("/a/t"))),
         fail(Write(s("/a/t"), "cgroup.type", "threaded".into())),
@@ -320,6 +361,15 @@ fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
         ok(Read(s("/app"), "cgroup.type")),
         ok(Rmdir(s("/app/io/sub"))),
         ok(Read(s("/app"), "cgroup.type")),
+    ]
+}
+
+/// Ownership, then the subtree emptied again: removal bottom-up works.
+fn closing_steps(r: &str, p: &Procs) -> Vec<Step> {
+    use Op::*;
+    let s = |x: &str| format!("{r}{x}");
+    let n = |x: u32| x.to_string();
+    vec![
         // Ownership.
         ok(Chown(s("/d"), None)),
         ok(Chown(s("/d"), Some("cgroup.procs"))),
@@ -329,8 +379,7 @@ fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
         ok(Write(s(""), "cgroup.procs", n(p.p1))),
         ok(Rmdir(s("/a/b"))),
         ok(Read(s(""), "cgroup.stat")),
-    ]);
-    steps
+    ]
 }
 
 #[test]
