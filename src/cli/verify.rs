@@ -31,7 +31,9 @@ pub struct VerifyArgs {
 
 /// Read a plan file and check its schema.
 pub fn read_plan(path: &Path) -> Result<Plan> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // Through `read_document`: a FIFO or a device named by --plan is refused
+    // instead of blocking the command.
+    let text = super::read_document(path)?;
     let v: serde_json::Value =
         report::from_data(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     match v.get("schema").and_then(|s| s.as_str()) {
