@@ -20,7 +20,7 @@ use super::handover::{self, Spec};
 use super::journal::{Journal, Record, Writer};
 use super::normalize::same;
 use super::resolve::Resolved;
-use super::step::{Before, OwnedFile, Step, UidGid};
+use super::step::{Before, OwnedFile, Step, StepFailure, StepResult, UidGid, fail};
 use super::tasks::Host;
 use crate::plan::{Action, Plan};
 
@@ -333,7 +333,7 @@ impl<'a> Runner<'a> {
                 })?,
                 Err(e) => self.record(&Record::Failed {
                     seq,
-                    error: e.clone(),
+                    error: e.0.clone(),
                 })?,
             }
             out.push(finished(seq, step, result, false));
@@ -391,7 +391,7 @@ impl<'a> Runner<'a> {
         b
     }
 
-    fn perform(&mut self, step: &Step, before: &Before) -> Result<Option<String>, String> {
+    fn perform(&mut self, step: &Step, before: &Before) -> StepResult {
         let h = &mut *self.host;
         match step {
             Step::MkdirTarget { path } | Step::Action(Action::Create { path }) => create(h, path),
@@ -408,7 +408,7 @@ impl<'a> Runner<'a> {
                 files,
                 ..
             }) => chown(h, path, *uid, *gid, files),
-            _ if self.live => handover::perform(step, before, h).map_err(|e| e.to_string()),
+            _ if self.live => handover::perform(step, before, h).map_err(|e| StepFailure(e.to_string())),
             _ => Ok(Some(
                 "not run: the live handover runs only with --live on the kernel".into(),
             )),
@@ -416,10 +416,10 @@ impl<'a> Runner<'a> {
     }
 }
 
-fn finished(seq: usize, step: &Step, r: Result<Option<String>, String>, earlier: bool) -> Outcome {
+fn finished(seq: usize, step: &Step, r: StepResult, earlier: bool) -> Outcome {
     let (status, note) = match r {
         Ok(n) => (Status::Done, n),
-        Err(e) => (Status::Failed, Some(e)),
+        Err(e) => (Status::Failed, Some(e.0)),
     };
     let note = if earlier {
         Some(match note {
@@ -437,7 +437,7 @@ fn finished(seq: usize, step: &Step, r: Result<Option<String>, String>, earlier:
     }
 }
 
-fn create(h: &mut dyn Host, path: &str) -> Result<Option<String>, String> {
+fn create(h: &mut dyn Host, path: &str) -> StepResult {
     if h.exists(path) {
         return Ok(Some("already there".into()));
     }
@@ -446,16 +446,16 @@ fn create(h: &mut dyn Host, path: &str) -> Result<Option<String>, String> {
         | Err(super::TargetError {
             errno: Errno::EEXIST, ..
         }) => {}
-        Err(e) => return Err(format!("mkdir {e}")),
+        Err(e) => return fail(format!("mkdir {e}")),
     }
     if h.exists(path) {
         Ok(None)
     } else {
-        Err(format!("{path}: mkdir succeeded but the cgroup is not there"))
+        fail(format!("{path}: mkdir succeeded but the cgroup is not there"))
     }
 }
 
-fn enable(h: &mut dyn Host, path: &str, ctrls: &[String]) -> Result<Option<String>, String> {
+fn enable(h: &mut dyn Host, path: &str, ctrls: &[String]) -> StepResult {
     // Implicit controllers (perf_event) are on everywhere; `+perf_event` is EINVAL.
     let value: Vec<String> = ctrls
         .iter()
@@ -468,31 +468,31 @@ fn enable(h: &mut dyn Host, path: &str, ctrls: &[String]) -> Result<Option<Strin
     write_verified(h, path, "cgroup.subtree_control", &value.join(" "))
 }
 
-fn write_verified(h: &mut dyn Host, path: &str, file: &str, value: &str) -> Result<Option<String>, String> {
+fn write_verified(h: &mut dyn Host, path: &str, file: &str, value: &str) -> StepResult {
     h.write(path, file, value)
         .map_err(|e| format!("write {value:?}: {e}"))?;
     let got = h.read(path, file).map_err(|e| format!("read back: {e}"))?;
     if same(file, value, &got) {
         Ok(None)
     } else {
-        Err(format!(
+        fail(format!(
             "{path}/{file}: wrote {value:?}, reads back {:?}",
             got.trim()
         ))
     }
 }
 
-fn move_process(h: &mut dyn Host, pid: Pid, path: &str, before: &Before) -> Result<Option<String>, String> {
+fn move_process(h: &mut dyn Host, pid: Pid, path: &str, before: &Before) -> StepResult {
     match h.write(path, "cgroup.procs", &pid.to_string()) {
         Ok(()) => {}
         Err(e) if e.errno == Errno::ESRCH => return Ok(Some(format!("process {pid} has exited"))),
-        Err(e) => return Err(format!("move process {pid}: {e}")),
+        Err(e) => return fail(format!("move process {pid}: {e}")),
     }
     match h.cgroup_of_task(pid, pid.main_thread()) {
         Ok(now) if now == path => {}
-        Ok(now) => return Err(format!("process {pid} is in {now} after the move, not {path}")),
+        Ok(now) => return fail(format!("process {pid} is in {now} after the move, not {path}")),
         Err(Errno::ESRCH) => return Ok(Some(format!("process {pid} exited after the move"))),
-        Err(e) => return Err(format!("cannot verify process {pid}: {e}")),
+        Err(e) => return fail(format!("cannot verify process {pid}: {e}")),
     }
     // A child forked while the move ran may have landed in the old cgroup.
     let mut forked = Vec::new();
@@ -509,27 +509,21 @@ fn move_process(h: &mut dyn Host, pid: Pid, path: &str, before: &Before) -> Resu
         .then(|| format!("also moved children forked during the move: {}", forked.join(" "))))
 }
 
-fn move_thread(h: &mut dyn Host, pid: Pid, tid: Tid, path: &str) -> Result<Option<String>, String> {
+fn move_thread(h: &mut dyn Host, pid: Pid, tid: Tid, path: &str) -> StepResult {
     match h.write(path, "cgroup.threads", &tid.to_string()) {
         Ok(()) => {}
         Err(e) if e.errno == Errno::ESRCH => return Ok(Some(format!("thread {tid} has exited"))),
-        Err(e) => return Err(format!("move thread {tid}: {e}")),
+        Err(e) => return fail(format!("move thread {tid}: {e}")),
     }
     match h.cgroup_of_task(pid, tid) {
         Ok(now) if now == path => Ok(None),
-        Ok(now) => Err(format!("thread {tid} is in {now} after the move, not {path}")),
+        Ok(now) => fail(format!("thread {tid} is in {now} after the move, not {path}")),
         Err(Errno::ESRCH) => Ok(Some(format!("thread {tid} exited after the move"))),
-        Err(e) => Err(format!("cannot verify thread {tid}: {e}")),
+        Err(e) => fail(format!("cannot verify thread {tid}: {e}")),
     }
 }
 
-fn chown(
-    h: &mut dyn Host,
-    path: &str,
-    uid: u32,
-    gid: u32,
-    files: &[String],
-) -> Result<Option<String>, String> {
+fn chown(h: &mut dyn Host, path: &str, uid: u32, gid: u32, files: &[String]) -> StepResult {
     let mut targets: Vec<Option<&str>> = vec![None];
     targets.extend(files.iter().map(|f| Some(f.as_str())));
     for f in targets {
@@ -537,7 +531,7 @@ fn chown(
         if let Some(o) = h.owner(path, f)
             && o != UidGid::new(uid, gid)
         {
-            return Err(format!("{path}: owner is {}:{} after chown", o.uid, o.gid));
+            return fail(format!("{path}: owner is {}:{} after chown", o.uid, o.gid));
         }
     }
     Ok(None)
@@ -587,7 +581,7 @@ pub fn rollback(
                 })?,
                 Err(e) => w.append_unsynced(&Record::UndoFailed {
                     seq,
-                    error: e.clone(),
+                    error: e.0.clone(),
                 })?,
             }
         }
@@ -605,7 +599,7 @@ fn undo(
     before: &Before,
     created: &BTreeSet<&str>,
     moved: &BTreeSet<Pid>,
-) -> Result<Option<String>, String> {
+) -> StepResult {
     match step {
         Step::MkdirTarget { path } | Step::Action(Action::Create { path }) => {
             if before.existed != Some(false) {
@@ -614,7 +608,7 @@ fn undo(
             match h.rmdir(path) {
                 Ok(()) => Ok(None),
                 Err(e) if e.errno == Errno::ENOENT => Ok(Some("already gone".into())),
-                Err(e) => Err(format!(
+                Err(e) => fail(format!(
                     "rmdir {e} (not empty: tasks or cgroups that this apply did not put there)"
                 )),
             }
@@ -656,7 +650,7 @@ fn undo(
             Some(old) => match h.write(old, "cgroup.procs", &pid.to_string()) {
                 Ok(()) => Ok(None),
                 Err(e) if e.errno == Errno::ESRCH => Ok(Some(format!("process {pid} has exited"))),
-                Err(e) => Err(format!("move process {pid} back: {e}")),
+                Err(e) => fail(format!("move process {pid} back: {e}")),
             },
             None => Ok(Some("old cgroup unknown (process had exited)".into())),
         },
@@ -668,7 +662,7 @@ fn undo(
                 Some(old) => match h.write(old, "cgroup.threads", &tid.to_string()) {
                     Ok(()) => Ok(None),
                     Err(e) if e.errno == Errno::ESRCH => Ok(Some(format!("thread {tid} has exited"))),
-                    Err(e) => Err(format!("move thread {tid} back: {e}")),
+                    Err(e) => fail(format!("move thread {tid} back: {e}")),
                 },
                 None => Ok(None),
             }
@@ -687,7 +681,7 @@ fn undo(
             }
             Ok(None)
         }
-        _ => handover::undo(step, before, h).map_err(|e| e.to_string()),
+        _ => handover::undo(step, before, h).map_err(|e| StepFailure(e.to_string())),
     }
 }
 

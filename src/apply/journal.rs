@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApplyError;
-use super::step::{Before, Step};
+use super::step::{Before, Step, StepFailure, StepResult};
 
 /// Schema id of the header line.
 pub const JOURNAL_SCHEMA: &str = "cgmig.journal/v1";
@@ -122,9 +122,9 @@ pub struct Journal {
     /// Step → (step, before) from its first intent.
     pub intents: BTreeMap<usize, (Step, Before)>,
     /// Step → `Ok(note)` done or `Err(reason)` failed (the last outcome wins).
-    pub outcomes: BTreeMap<usize, Result<Option<String>, String>>,
+    pub outcomes: BTreeMap<usize, StepResult>,
     /// Step → whether rollback undid it (or failed to).
-    pub undone: BTreeMap<usize, Result<Option<String>, String>>,
+    pub undone: BTreeMap<usize, StepResult>,
 }
 
 impl Journal {
@@ -187,13 +187,13 @@ impl Journal {
                 self.outcomes.insert(seq, Ok(note));
             }
             Record::Failed { seq, error } => {
-                self.outcomes.insert(seq, Err(error));
+                self.outcomes.insert(seq, Err(StepFailure(error)));
             }
             Record::Undone { seq, note } => {
                 self.undone.insert(seq, Ok(note));
             }
             Record::UndoFailed { seq, error } => {
-                self.undone.insert(seq, Err(error));
+                self.undone.insert(seq, Err(StepFailure(error)));
             }
         }
         Ok(())

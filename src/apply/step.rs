@@ -236,3 +236,25 @@ mod tests {
         assert_eq!(serde_json::to_string(&cg).unwrap(), v1);
     }
 }
+
+/// How a step (or its undo) ended, as the journal records it: done, with an
+/// optional note (`process 42 has exited`), or failed.
+pub type StepResult = Result<Option<String>, StepFailure>;
+
+/// Why a step or its undo failed: the kernel's or the check's message, kept
+/// as text because it is what the journal stores and what `resume` and
+/// `rollback` read back and show, not a value any caller matches on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StepFailure(pub String);
+
+impl From<String> for StepFailure {
+    fn from(s: String) -> StepFailure {
+        StepFailure(s)
+    }
+}
+
+/// A failed step with this message.
+pub fn fail<T>(message: String) -> Result<T, StepFailure> {
+    Err(StepFailure(message))
+}
