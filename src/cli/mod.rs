@@ -335,11 +335,21 @@ fn run(cli: Cli) -> Result<i32> {
                     violations.len()
                 );
             }
-            let mut text = crate::plan::render(&plan, format.into()).context("cannot render the plan")?;
-            if matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown) {
-                text.push_str(&crate::owners::plan_section(&plan));
-            }
-            emit(output.as_deref(), &text)?;
+            // Streamed: the JSON of a big host is over 100 MB.
+            let human = matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown);
+            let owners = if human {
+                crate::owners::plan_section(&plan)
+            } else {
+                String::new()
+            };
+            let written = report::write_output_with(output.as_deref(), &mut |w| {
+                crate::plan::render_to(&plan, format.into(), w).map_err(std::io::Error::other)?;
+                w.write_all(owners.as_bytes())
+            });
+            written.with_context(|| match output.as_deref() {
+                Some(p) if p != Path::new("-") => format!("cannot write {}", p.display()),
+                _ => "cannot write standard output".to_string(),
+            })?;
             Ok(if bad { 2 } else { 0 })
         }
         Command::Verify(args) => verify::run(args),

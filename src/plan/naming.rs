@@ -27,7 +27,7 @@ pub fn name_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> V
     let mut stack = vec![0usize];
     while let Some(n) = stack.pop() {
         let mut kids = m.nodes[n].children.clone();
-        kids.sort_by(|a, b| m.nodes[*a].name.cmp(&m.nodes[*b].name));
+        kids.sort_by(|a, b| m.nodes[*a].name.cmp(m.nodes[*b].name));
         // Identity first: a node whose origins all have one path P, below its
         // parent's v2 path, keeps exactly P (kubelet, docker and systemd look
         // their cgroups up by path).
@@ -63,7 +63,7 @@ pub fn name_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> V
 /// machine.slice itself carried nothing); otherwise its name.
 fn rel_name(snap: &Snapshot, m: &Merged, k: usize, parent: usize) -> Vec<String> {
     let Some(&(hid, cg)) = m.nodes[k].origins.first() else {
-        return vec![m.nodes[k].name.clone()];
+        return vec![m.nodes[k].name.to_string()];
     };
     let path = &snap.cgroup(cg).path;
     let parent_origin = m.nodes[parent]
@@ -73,14 +73,14 @@ fn rel_name(snap: &Snapshot, m: &Merged, k: usize, parent: usize) -> Vec<String>
         .map(|(_, c)| &snap.cgroup(*c).path);
     let rel = match parent_origin {
         Some(pp) if pp == "/" => path.trim_start_matches('/').to_string(),
-        Some(pp) => match path.strip_prefix(&format!("{pp}/")) {
+        Some(pp) => match path.strip_prefix(pp.as_str()).and_then(|r| r.strip_prefix('/')) {
             Some(r) => r.to_string(),
-            None => m.nodes[k].name.clone(),
+            None => m.nodes[k].name.to_string(),
         },
         // Directly under the root with no ancestor of its own hierarchy
         // (a container's cgroup seen through a bind mount): full path.
         None if parent == 0 => path.trim_start_matches('/').to_string(),
-        None => m.nodes[k].name.clone(),
+        None => m.nodes[k].name.to_string(),
     };
     rel.split('/')
         .filter(|x| !x.is_empty())

@@ -33,7 +33,7 @@ pub fn domain_nodes(
     for (i, t) in m.nodes.iter().enumerate() {
         let mut settings = Vec::new();
         let mut owner: Option<Owner> = None;
-        let mut origins = Vec::new();
+        let mut origins = Vec::with_capacity(t.origins.len());
         for &(hid, cg) in &t.origins {
             let o = origin_of(prep, hid, cg);
             let cgd = snap.cgroup(cg);
@@ -92,16 +92,18 @@ pub fn domain_nodes(
 /// Intermediate v1 path components that carried nothing become empty
 /// nodes; the result is sorted by path (parents first).
 pub fn add_intermediates(nodes: &mut Vec<PlanNode>) {
-    let existing: BTreeSet<String> = nodes.iter().map(|n| n.path.clone()).collect();
     let mut missing: BTreeSet<String> = BTreeSet::new();
-    for n in nodes.iter() {
-        let mut cur = n.parent_path();
-        while let Some(pp) = cur {
-            if existing.contains(pp) {
-                break;
+    {
+        let existing: unify::IdSet<&str> = nodes.iter().map(|n| n.path.as_str()).collect();
+        for n in nodes.iter() {
+            let mut cur = n.parent_path();
+            while let Some(pp) = cur {
+                if existing.contains(pp) || missing.contains(pp) {
+                    break;
+                }
+                missing.insert(pp.to_string());
+                cur = crate::model::path::parent(pp);
             }
-            missing.insert(pp.to_string());
-            cur = crate::model::path::parent(pp);
         }
     }
     for path in missing {
@@ -111,5 +113,15 @@ pub fn add_intermediates(nodes: &mut Vec<PlanNode>) {
             Some("intermediate v1 path"),
         ));
     }
-    nodes.sort_by(|a, b| a.path.cmp(&b.path));
+    sort_by_path(nodes);
+}
+
+/// Sort nodes by path (parents first). Indices are sorted and the nodes
+/// moved once: sorting the nodes themselves moved each large node many
+/// times. Paths are unique, so an unstable sort is exact.
+pub fn sort_by_path(nodes: &mut Vec<PlanNode>) {
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    order.sort_unstable_by(|a, b| nodes[*a].path.cmp(&nodes[*b].path));
+    let mut slots: Vec<Option<PlanNode>> = std::mem::take(nodes).into_iter().map(Some).collect();
+    nodes.extend(order.into_iter().filter_map(|i| slots[i].take()));
 }

@@ -25,7 +25,6 @@ use super::settings::settings_of;
 use super::unify::{self, Merged, Prepared};
 use super::{node_subject, planner_finding};
 use crate::audit::{Finding, Subject};
-use crate::model::Snapshot;
 use crate::rules::{PlanPolicy, Severity};
 
 /// Add threaded nodes below the homes of split processes (and make those
@@ -134,7 +133,7 @@ fn candidates(
             findings.push(f);
             continue;
         }
-        out.add_split(prep.snap, split, home, policy.rank(h));
+        out.add_split(prep, split, home, policy.rank(h));
         if home != 0 {
             out.threaded_domains.insert(home);
         }
@@ -151,9 +150,8 @@ fn inexpressible(
     split: &unify::ThreadSplit,
     home_path: &str,
 ) -> Option<Finding> {
-    let snap = prep.snap;
     let label = prep.label(split.hierarchy);
-    let lost = || below_lca(snap, split).into_iter().collect::<Vec<_>>().join(", ");
+    let lost = || below_lca(prep, split).into_iter().collect::<Vec<_>>().join(", ");
     if split.domain {
         return Some(planner_finding(
             "plan.thread-placement-lost",
@@ -192,9 +190,10 @@ fn inexpressible(
 impl Candidates {
     /// Add the cgroups of one split (chains from each thread's cgroup up to
     /// the common ancestor) and let each thread choose.
-    fn add_split(&mut self, snap: &Snapshot, split: &unify::ThreadSplit, home: usize, rank: usize) {
+    fn add_split(&mut self, prep: &Prepared, split: &unify::ThreadSplit, home: usize, rank: usize) {
+        let snap = prep.snap;
         let lca_path = snap.cgroup(split.lca).path.as_str();
-        for &(tid, cg) in &split.threads {
+        for &unify::ThreadAt { tid, cgroup: cg } in &split.threads {
             let mut deepest = None;
             let mut cur = Some(cg);
             while let Some(c) = cur.filter(|c| *c != split.lca) {
@@ -211,7 +210,7 @@ impl Candidates {
                 cand.tids.insert(tid);
                 cand.lca = split.lca;
                 deepest.get_or_insert(key);
-                cur = snap.parent(c);
+                cur = prep.parent(c);
             }
             let choice = Choice {
                 rank,
@@ -309,7 +308,7 @@ fn threaded_nodes(
         path_of: HashMap::new(),
     };
     for ((home, rel, _), group) in ordered {
-        for (parent_path, keys) in by_parent(prep.snap, &out.path_of, &paths[home], group) {
+        for (parent_path, keys) in by_parent(prep, &out.path_of, &paths[home], group) {
             let name = rel.rsplit('/').next().unwrap_or(rel);
             let first = keys[0];
             let path = threaded_path(prep, first, &parent_path, name, domain, &out.nodes, findings);
@@ -326,14 +325,14 @@ fn threaded_nodes(
 /// Candidates of one group, by the path of their parent's threaded node
 /// (the home's path for a top candidate).
 fn by_parent(
-    snap: &Snapshot,
+    prep: &Prepared,
     path_of: &HashMap<CandKey, String>,
     home_path: &str,
     group: Vec<CandKey>,
 ) -> BTreeMap<String, Vec<CandKey>> {
     let mut out: BTreeMap<String, Vec<CandKey>> = BTreeMap::new();
     for k in group {
-        let parent = snap
+        let parent = prep
             .parent(k.cg)
             .and_then(|p| path_of.get(&CandKey { cg: p, ..k }).cloned())
             .unwrap_or_else(|| home_path.to_string());
@@ -432,7 +431,7 @@ fn overruled_places(
         let mut cur = Some(o.key.cg);
         while let Some(c) = cur.filter(|c| *c != o.lca) {
             lost.push(snap.cgroup(c).path.clone());
-            cur = snap.parent(c);
+            cur = prep.parent(c);
         }
         out.push(planner_finding(
             "plan.thread-conflict",
@@ -475,13 +474,13 @@ fn place_threads(cands: &Candidates, built: ThreadedNodes) -> impl Iterator<Item
 /// The cgroups between a split process's threads and their common ancestor
 /// (the thread cgroups and their ancestors below the LCA): their settings
 /// applied to some threads only.
-fn below_lca(snap: &Snapshot, split: &unify::ThreadSplit) -> BTreeSet<String> {
+fn below_lca(prep: &Prepared, split: &unify::ThreadSplit) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for &(_, cg) in &split.threads {
-        let mut cur = Some(cg);
+    for t in &split.threads {
+        let mut cur = Some(t.cgroup);
         while let Some(c) = cur.filter(|c| *c != split.lca) {
-            out.insert(snap.cgroup(c).path.clone());
-            cur = snap.parent(c);
+            out.insert(prep.snap.cgroup(c).path.clone());
+            cur = prep.parent(c);
         }
     }
     out
