@@ -101,7 +101,7 @@ fn hierarchy_node(spec: &Spec) -> Node {
         spec.controllers[0].to_string()
     };
     Node::Hierarchy(Hierarchy {
-        id: spec.id,
+        id: HierarchyId::new(spec.id),
         version: Version::V1,
         controllers: spec.controllers.to_vec(),
         name: spec.name.map(str::to_string),
@@ -127,7 +127,7 @@ impl Host {
     ) -> NodeIndex {
         let owner = Ownership::default();
         let c = self.g.add_node(Node::Cgroup(Cgroup {
-            hierarchy: id,
+            hierarchy: HierarchyId::new(id),
             path,
             owner,
             settings,
@@ -164,7 +164,7 @@ impl Host {
             let comm = format!("w{p}");
             let cmdline = vec![format!("/bin/w{p}")];
             let process = Process {
-                pid,
+                pid: Pid::new(pid),
                 comm: comm.clone(),
                 cmdline,
                 uid: 0,
@@ -174,7 +174,7 @@ impl Host {
             let pi = self.g.add_node(Node::Process(process));
             for t in 0..5u32 {
                 let thread = Thread {
-                    tid: pid + t,
+                    tid: Tid::new(pid + t),
                     comm: comm.clone(),
                     unresolved: vec![],
                 };

@@ -13,9 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::model::{NodeType, PlanNode, Stage};
-use super::{node_subject, origin_controllers, planner_finding};
+use super::{findings, node_subject, origin_controllers};
 use crate::audit::Finding;
-use crate::rules::{Severity, parse_kernel};
+use crate::model::HierarchyId;
+use crate::rules::parse_kernel;
 
 /// A kernel version (major, minor).
 pub type Kernel = (u32, u32);
@@ -59,7 +60,7 @@ impl<'a> Needs<'a> {
 }
 
 /// Per setting (in node order): its origin hierarchy and the kernel it needs.
-fn setting_needs(nodes: &[PlanNode], needs: &Needs) -> Vec<(u32, Kernel)> {
+fn setting_needs(nodes: &[PlanNode], needs: &Needs) -> Vec<(HierarchyId, Kernel)> {
     nodes
         .iter()
         .flat_map(|n| &n.settings)
@@ -68,8 +69,8 @@ fn setting_needs(nodes: &[PlanNode], needs: &Needs) -> Vec<(u32, Kernel)> {
 }
 
 /// The hierarchies (by id) whose controllers a stage has all moved.
-fn moved_hierarchies(nodes: &[PlanNode], stage: &Stage) -> BTreeSet<u32> {
-    let mut seen: BTreeMap<u32, bool> = BTreeMap::new();
+fn moved_hierarchies(nodes: &[PlanNode], stage: &Stage) -> BTreeSet<HierarchyId> {
+    let mut seen: BTreeMap<HierarchyId, bool> = BTreeMap::new();
     for s in nodes.iter().flat_map(|n| &n.settings) {
         seen.entry(s.origin.hierarchy).or_insert_with(|| {
             origin_controllers(&s.origin)
@@ -147,10 +148,7 @@ fn too_old(
         .into_iter()
         .filter(|x| !x.is_empty())
         .collect();
-    planner_finding(
-        "plan.kernel-too-old",
-        Severity::Blocker,
-        "a stage needs a newer kernel than the host's",
+    findings::KERNEL_TOO_OLD.finding_with(
         node_subject("/"),
         format!(
             "stage {stage} needs kernel {} (this host runs {}): {}; settings the host's kernel lacks are left out of the plan, not written",
@@ -158,6 +156,6 @@ fn too_old(
             show(host),
             parts.join("; ")
         ),
-        &format!("Boot kernel {} or newer before stage {stage}.", show(need)),
+        format!("Boot kernel {} or newer before stage {stage}.", show(need)),
     )
 }

@@ -22,7 +22,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use petgraph::graph::NodeIndex;
 
-use crate::model::{Hierarchy, Snapshot};
+use crate::model::{Hierarchy, HierarchyId, Pid, Snapshot, Tid};
 use crate::rules::RuleSet;
 
 /// A fast hasher for keys the planner made or reads from its own tables
@@ -73,7 +73,7 @@ pub type IdSet<K> = std::collections::HashSet<K, BuildHasherDefault<IdHasher>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Elem {
     /// A process (graph node, pid).
-    Process(NodeIndex, u32),
+    Process(NodeIndex, Pid),
     /// An empty leaf at this path (relative to the hierarchy root).
     Phantom(String),
 }
@@ -82,7 +82,7 @@ pub enum Elem {
 #[derive(Debug, Clone, Copy)]
 pub struct ThreadAt {
     /// Thread id.
-    pub tid: u32,
+    pub tid: Tid,
     /// Its cgroup in the split's hierarchy.
     pub cgroup: NodeIndex,
 }
@@ -93,9 +93,9 @@ pub struct ThreadSplit {
     /// The process element index.
     pub elem: usize,
     /// Its pid.
-    pub pid: u32,
+    pub pid: Pid,
     /// Hierarchy id.
-    pub hierarchy: u32,
+    pub hierarchy: HierarchyId,
     /// Whether the hierarchy has a domain controller (then v2 cannot express it).
     pub domain: bool,
     /// Common ancestor of its threads' cgroups (where the process is placed).
@@ -118,7 +118,7 @@ pub struct Prepared<'a> {
     /// Per cgroup: sorted element set of its subtree.
     pub sets: IdMap<NodeIndex, Vec<u32>>,
     /// Per hierarchy id: significant non-root cgroups, top-down.
-    pub significant: BTreeMap<u32, Vec<NodeIndex>>,
+    pub significant: BTreeMap<HierarchyId, Vec<NodeIndex>>,
     /// Per graph node: the converted settings (and findings) from the
     /// rules, evaluated once for the audit and the plan (`None` for nodes
     /// that are not evaluated cgroups).
@@ -126,14 +126,14 @@ pub struct Prepared<'a> {
     /// Thread splits.
     pub splits: Vec<ThreadSplit>,
     /// Scanned root cgroup per hierarchy id.
-    pub roots: BTreeMap<u32, NodeIndex>,
+    pub roots: BTreeMap<HierarchyId, NodeIndex>,
     /// Per graph node: its parent cgroup (`NO_PARENT` for roots and nodes
     /// that are not cgroups).
     parents: Vec<u32>,
     /// Rule id -> the first kernel with its v2 file (the rules' `kernel:`).
     pub rule_kernel: HashMap<String, String>,
     /// Hierarchy id -> its label, made once (every origin carries one).
-    labels: Vec<(u32, String)>,
+    labels: Vec<(HierarchyId, String)>,
 }
 
 /// A cgroup's children, unsorted (`Snapshot::children` sorts them by path,
@@ -159,11 +159,11 @@ fn children_by_name(snap: &Snapshot, c: NodeIndex) -> Vec<NodeIndex> {
 /// The scanned trees: each hierarchy's root and its cgroups top-down, with
 /// their depth and parent (dense, per graph node).
 struct Layout {
-    roots: BTreeMap<u32, NodeIndex>,
+    roots: BTreeMap<HierarchyId, NodeIndex>,
     depth: Vec<u32>,
     parents: Vec<u32>,
     /// Per hierarchy id: its cgroups, breadth-first (children by path).
-    top_down: BTreeMap<u32, Vec<NodeIndex>>,
+    top_down: BTreeMap<HierarchyId, Vec<NodeIndex>>,
 }
 
 impl Layout {
@@ -279,7 +279,7 @@ impl Placement {
         let mut placed: Vec<(NodeIndex, u32)> = Vec::new();
         // The scanned hierarchies in id order, each with its threads' cgroups
         // of the current process (reused buffers).
-        let slots: Vec<(u32, NodeIndex, bool)> = layout
+        let slots: Vec<(HierarchyId, NodeIndex, bool)> = layout
             .roots
             .iter()
             .map(|(hid, root)| {
@@ -391,9 +391,9 @@ fn significant_cgroups(
     layout: &Layout,
     own: &OwnElems,
     keep: &[String],
-) -> BTreeMap<u32, Vec<NodeIndex>> {
+) -> BTreeMap<HierarchyId, Vec<NodeIndex>> {
     let snap = prep.snap;
-    let mut out: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
+    let mut out: BTreeMap<HierarchyId, Vec<NodeIndex>> = BTreeMap::new();
     for (hid, list) in &layout.top_down {
         let root = layout.roots[hid];
         let root_path = snap.cgroup(root).path.as_str();
@@ -486,7 +486,7 @@ impl<'a> Prepared<'a> {
     }
 
     /// The hierarchy with this id.
-    pub fn hierarchy(&self, id: u32) -> &Hierarchy {
+    pub fn hierarchy(&self, id: HierarchyId) -> &Hierarchy {
         self.hierarchies
             .iter()
             .find(|(_, h)| h.id == id)
@@ -495,12 +495,12 @@ impl<'a> Prepared<'a> {
     }
 
     /// The label of the hierarchy with this id (`cpu,cpuacct`).
-    pub fn label(&self, id: u32) -> String {
+    pub fn label(&self, id: HierarchyId) -> String {
         self.label_str(id).to_string()
     }
 
     /// The label of the hierarchy with this id, borrowed.
-    pub fn label_str(&self, id: u32) -> &str {
+    pub fn label_str(&self, id: HierarchyId) -> &str {
         self.labels
             .iter()
             .find(|(h, _)| *h == id)

@@ -13,6 +13,7 @@
 use petgraph::graph::NodeIndex;
 
 pub use super::prepare::{Elem, IdMap, IdSet, Prepared, ThreadAt, ThreadSplit, relative};
+use crate::model::{HierarchyId, Pid};
 use crate::rules::{RuleSet, Strategy};
 
 /// A node of the merged tree.
@@ -27,29 +28,29 @@ pub struct MergedNode<'a> {
     /// Depth (root 0).
     pub depth: usize,
     /// The v1 cgroups merged here (hierarchy id, cgroup).
-    pub origins: Vec<(u32, NodeIndex)>,
+    pub origins: Vec<(HierarchyId, NodeIndex)>,
     /// Name, from the first (highest-priority) origin (borrowed from the
     /// snapshot: one allocation less per inserted cgroup).
     pub name: &'a str,
     /// Cgroups whose settings were split onto this node (hierarchy id, cgroup).
-    pub split_from: Vec<(u32, NodeIndex)>,
+    pub split_from: Vec<(HierarchyId, NodeIndex)>,
 }
 
 /// A crossing found during the merge.
 #[derive(Debug, Clone)]
 pub struct Crossing {
     /// The rejected cgroup.
-    pub hierarchy: u32,
+    pub hierarchy: HierarchyId,
     /// Its graph node.
     pub cgroup: NodeIndex,
     /// Tree nodes it partially overlaps.
     pub partial: Vec<usize>,
     /// Elements shared with the partial nodes (up to 10 pids).
-    pub shared: Vec<u32>,
+    pub shared: Vec<Pid>,
     /// Elements of the rejected set outside the partial nodes (up to 10 pids).
-    pub only_rejected: Vec<u32>,
+    pub only_rejected: Vec<Pid>,
     /// Elements of the partial nodes outside the rejected set (up to 10 pids).
-    pub only_crossed: Vec<u32>,
+    pub only_crossed: Vec<Pid>,
     /// Strategy applied.
     pub strategy: Strategy,
     /// Pieces its settings were copied onto (split).
@@ -68,7 +69,7 @@ pub struct Merged<'a> {
     /// Conflicts.
     pub crossings: Vec<Crossing>,
     /// Hierarchy ids in the order used.
-    pub order: Vec<u32>,
+    pub order: Vec<HierarchyId>,
 }
 
 impl<'a> Merged<'a> {
@@ -154,7 +155,7 @@ impl<'a> Merged<'a> {
 }
 
 /// Merge the hierarchies in `order` (hierarchy ids).
-pub fn merge<'a>(prep: &Prepared<'a>, rules: &RuleSet, order: &[u32]) -> Merged<'a> {
+pub fn merge<'a>(prep: &Prepared<'a>, rules: &RuleSet, order: &[HierarchyId]) -> Merged<'a> {
     let n_elems = prep.elems.len();
     let mut m = Merged {
         nodes: vec![MergedNode {
@@ -181,14 +182,14 @@ pub fn merge<'a>(prep: &Prepared<'a>, rules: &RuleSet, order: &[u32]) -> Merged<
     m
 }
 
-fn pid_of(prep: &Prepared, e: u32) -> Option<u32> {
+fn pid_of(prep: &Prepared, e: u32) -> Option<Pid> {
     match &prep.elems[e as usize] {
         Elem::Process(_, pid) => Some(*pid),
         Elem::Phantom(_) => None,
     }
 }
 
-fn insert<'a>(m: &mut Merged<'a>, prep: &Prepared<'a>, hid: u32, c: NodeIndex, strategy: Strategy) {
+fn insert<'a>(m: &mut Merged<'a>, prep: &Prepared<'a>, hid: HierarchyId, c: NodeIndex, strategy: Strategy) {
     let set = &prep.sets[&c];
     let at = Landing::of(m, set);
     let name = prep.snap.cgroup(c).name();
@@ -271,7 +272,7 @@ impl Landing {
 fn crossing<'a>(
     m: &mut Merged<'a>,
     prep: &Prepared<'a>,
-    (hid, c): (u32, NodeIndex),
+    (hid, c): (HierarchyId, NodeIndex),
     strategy: Strategy,
     at: &Landing,
 ) -> Crossing {
@@ -279,7 +280,7 @@ fn crossing<'a>(
     let partial = &at.partial;
     let in_set: IdSet<u32> = set.iter().copied().collect();
     let in_partial = |m: &Merged, n: usize| partial.iter().any(|p| is_below(m, n, *p));
-    let pids = |it: &mut dyn Iterator<Item = u32>| -> Vec<u32> {
+    let pids = |it: &mut dyn Iterator<Item = u32>| -> Vec<Pid> {
         it.filter_map(|e| pid_of(prep, e)).take(10).collect()
     };
     let shared = pids(
@@ -330,7 +331,7 @@ fn crossing<'a>(
 fn equal_set<'a>(
     m: &mut Merged<'a>,
     prep: &Prepared<'a>,
-    hid: u32,
+    hid: HierarchyId,
     c: NodeIndex,
     l: usize,
     name: &'a str,
@@ -370,7 +371,7 @@ fn equal_set<'a>(
 
 /// The chain of equal-size nodes ending at `l`, top-down, below the last one
 /// that holds a cgroup of hierarchy `hid` (the root excluded).
-fn equal_chain(m: &Merged, l: usize, hid: u32) -> Vec<usize> {
+fn equal_chain(m: &Merged, l: usize, hid: HierarchyId) -> Vec<usize> {
     let mut chain = vec![l];
     let mut cur = l;
     while let Some(p) = m.nodes[cur].parent {
@@ -510,7 +511,7 @@ fn count_in(m: &Merged, n: usize, set: &IdSet<u32>) -> (usize, usize) {
 }
 
 /// Elements' processes: for a node, the pids of process elements placed there.
-pub fn processes_at(prep: &Prepared, m: &Merged) -> Vec<Vec<(NodeIndex, u32)>> {
+pub fn processes_at(prep: &Prepared, m: &Merged) -> Vec<Vec<(NodeIndex, Pid)>> {
     let mut out = vec![Vec::new(); m.nodes.len()];
     for (e, &n) in m.elem_node.iter().enumerate() {
         if let Elem::Process(pi, pid) = &prep.elems[e] {
