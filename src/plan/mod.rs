@@ -253,21 +253,30 @@ fn stage_moves(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Vec<String>> {
     for s in nodes.iter().flat_map(|n| &n.settings) {
         *per_hierarchy.entry(s.origin.hierarchy).or_default() += 1;
     }
-    let mut groups: Vec<(usize, String, Vec<String>)> = prep
+    let mut groups: Vec<StageMove> = prep
         .hierarchies
         .iter()
         .filter(|(_, h)| h.version == Version::V1 && !h.controllers.is_empty())
-        .map(|(_, h)| {
-            let n = per_hierarchy.get(&h.id).copied().unwrap_or(0);
-            (
-                n,
-                h.label(),
-                h.controllers.iter().map(|c| c.to_string()).collect(),
-            )
+        .map(|(_, h)| StageMove {
+            settings: per_hierarchy.get(&h.id).copied().unwrap_or(0),
+            label: h.label(),
+            controllers: h.controllers.iter().map(|c| c.to_string()).collect(),
         })
         .collect();
     groups.sort();
-    groups.into_iter().map(|(_, _, ctl)| ctl).collect()
+    groups.into_iter().map(|g| g.controllers).collect()
+}
+
+/// One v1 controller hierarchy as a stage moves it. Ordered by the fields
+/// in this order: fewest settings first, ties by label.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct StageMove {
+    /// Settings the plan carries from it.
+    settings: usize,
+    /// Its label (`cpu,cpuacct`).
+    label: String,
+    /// Its v1 controllers.
+    controllers: Vec<String>,
 }
 
 /// The kernel command line of a stage: v1 off for the controllers moved so
@@ -519,15 +528,28 @@ fn with_domain_child(nodes: &[PlanNode]) -> Vec<bool> {
 
 /// The ordered actions: the tree and its tasks first, then controllers,
 /// values and ownership.
+///
+/// Presized: a hundred thousand actions grown by doubling copied the vector
+/// several times and held two copies at once.
 fn actions(p: &Plan) -> Vec<Action> {
-    let mut a = tree_actions(&p.nodes);
-    a.extend(value_actions(&p.nodes));
+    let nodes = &p.nodes;
+    let threaded = nodes.iter().filter(|n| n.node_type == NodeType::Threaded);
+    let tree = nodes.len()
+        + nodes.iter().map(|n| n.processes.len()).sum::<usize>()
+        + threaded.map(|n| 1 + n.threads.len()).sum::<usize>();
+    let values = nodes
+        .iter()
+        .map(|n| 2 + n.settings.iter().map(|s| s.value.lines().count()).sum::<usize>())
+        .sum::<usize>();
+    let mut a = Vec::with_capacity(tree + values);
+    tree_actions(nodes, &mut a);
+    value_actions(nodes, &mut a);
     a
 }
 
 /// Create every node, set the threaded ones' type, move processes, then
 /// threads (their process lives at the threaded domain above them).
-fn tree_actions(nodes: &[PlanNode]) -> Vec<Action> {
+fn tree_actions(nodes: &[PlanNode], a: &mut Vec<Action>) {
     let threaded = || nodes.iter().filter(|n| n.node_type == NodeType::Threaded);
     let creates = nodes
         .iter()
@@ -550,21 +572,22 @@ fn tree_actions(nodes: &[PlanNode]) -> Vec<Action> {
             path: n.path.clone(),
         })
     });
-    creates.chain(types).chain(procs).chain(threads).collect()
+    a.extend(creates.chain(types).chain(procs).chain(threads));
 }
 
 /// Enable controllers top-down (nodes are sorted by path), write every
 /// value (one write per line of a keyed file; `cpu.max.burst` after
 /// `cpu.max`, which the kernel may need first), then chown delegated nodes.
-fn value_actions(nodes: &[PlanNode]) -> Vec<Action> {
-    let mut a: Vec<Action> = nodes
-        .iter()
-        .filter(|n| !n.subtree_control.is_empty())
-        .map(|n| Action::EnableControllers {
-            path: n.path.clone(),
-            controllers: n.subtree_control.clone(),
-        })
-        .collect();
+fn value_actions(nodes: &[PlanNode], a: &mut Vec<Action>) {
+    a.extend(
+        nodes
+            .iter()
+            .filter(|n| !n.subtree_control.is_empty())
+            .map(|n| Action::EnableControllers {
+                path: n.path.clone(),
+                controllers: n.subtree_control.clone(),
+            }),
+    );
     for n in nodes {
         let mut s: Vec<&Setting> = n.settings.iter().collect();
         s.sort_by(|x, y| (x.file == "cpu.max.burst", &x.file).cmp(&(y.file == "cpu.max.burst", &y.file)));
@@ -589,7 +612,6 @@ fn value_actions(nodes: &[PlanNode]) -> Vec<Action> {
             ],
         })
     }));
-    a
 }
 
 impl Plan {

@@ -16,13 +16,48 @@ pub use super::prepare::{Elem, IdMap, IdSet, Prepared, ThreadAt, ThreadSplit, re
 use crate::model::{HierarchyId, Pid};
 use crate::rules::{RuleSet, Strategy};
 
+/// A node of the merged tree: its index in [`Merged::nodes`] (and in the
+/// vectors the steps keep per merged node). A type of its own so that it is
+/// never mixed up with an element, a graph node or a plan node, which were
+/// all bare `usize`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct MergedId(usize);
+
+impl MergedId {
+    /// The root of the merged tree.
+    pub const ROOT: MergedId = MergedId(0);
+
+    /// The node at this index of [`Merged::nodes`].
+    pub fn new(index: usize) -> MergedId {
+        MergedId(index)
+    }
+
+    /// Its index in [`Merged::nodes`] and in vectors per merged node.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl<'a> std::ops::Index<MergedId> for Merged<'a> {
+    type Output = MergedNode<'a>;
+    fn index(&self, id: MergedId) -> &MergedNode<'a> {
+        &self.nodes[id.0]
+    }
+}
+
+impl<'a> std::ops::IndexMut<MergedId> for Merged<'a> {
+    fn index_mut(&mut self, id: MergedId) -> &mut MergedNode<'a> {
+        &mut self.nodes[id.0]
+    }
+}
+
 /// A node of the merged tree.
 #[derive(Debug, Clone, Default)]
 pub struct MergedNode<'a> {
     /// Parent node.
-    pub parent: Option<usize>,
+    pub parent: Option<MergedId>,
     /// Children, in insertion order.
-    pub children: Vec<usize>,
+    pub children: Vec<MergedId>,
     /// Elements in the subtree.
     pub size: usize,
     /// Depth (root 0).
@@ -44,7 +79,7 @@ pub struct Crossing {
     /// Its graph node.
     pub cgroup: NodeIndex,
     /// Tree nodes it partially overlaps.
-    pub partial: Vec<usize>,
+    pub partial: Vec<MergedId>,
     /// Elements shared with the partial nodes (up to 10 pids).
     pub shared: Vec<Pid>,
     /// Elements of the rejected set outside the partial nodes (up to 10 pids).
@@ -54,7 +89,7 @@ pub struct Crossing {
     /// Strategy applied.
     pub strategy: Strategy,
     /// Pieces its settings were copied onto (split).
-    pub pieces: Vec<usize>,
+    pub pieces: Vec<MergedId>,
     /// Settings affected.
     pub settings: usize,
 }
@@ -65,7 +100,7 @@ pub struct Merged<'a> {
     /// Nodes; 0 is the root.
     pub nodes: Vec<MergedNode<'a>>,
     /// Deepest node of each element.
-    pub elem_node: Vec<usize>,
+    pub elem_node: Vec<MergedId>,
     /// Conflicts.
     pub crossings: Vec<Crossing>,
     /// Hierarchy ids in the order used.
@@ -78,23 +113,23 @@ impl<'a> Merged<'a> {
         self.crossings.iter().map(|c| c.settings).sum()
     }
 
-    fn lca(&self, mut a: usize, mut b: usize) -> usize {
+    fn lca(&self, mut a: MergedId, mut b: MergedId) -> MergedId {
         while a != b {
-            if self.nodes[a].depth >= self.nodes[b].depth {
-                a = self.nodes[a].parent.unwrap_or(0);
+            if self[a].depth >= self[b].depth {
+                a = self[a].parent.unwrap_or(MergedId::ROOT);
             } else {
-                b = self.nodes[b].parent.unwrap_or(0);
+                b = self[b].parent.unwrap_or(MergedId::ROOT);
             }
         }
         a
     }
 
     /// The child of `anc` on the way to `n` (`None` if `n == anc`).
-    fn child_toward(&self, mut n: usize, anc: usize) -> Option<usize> {
+    fn child_toward(&self, mut n: MergedId, anc: MergedId) -> Option<MergedId> {
         if n == anc {
             return None;
         }
-        while let Some(p) = self.nodes[n].parent {
+        while let Some(p) = self[n].parent {
             if p == anc {
                 return Some(n);
             }
@@ -103,51 +138,51 @@ impl<'a> Merged<'a> {
         None
     }
 
-    fn add_node(&mut self, parent: usize, name: &'a str) -> usize {
-        let id = self.nodes.len();
-        let depth = self.nodes[parent].depth + 1;
+    fn add_node(&mut self, parent: MergedId, name: &'a str) -> MergedId {
+        let id = MergedId(self.nodes.len());
+        let depth = self[parent].depth + 1;
         self.nodes.push(MergedNode {
             parent: Some(parent),
             name,
             depth,
             ..Default::default()
         });
-        self.nodes[parent].children.push(id);
+        self[parent].children.push(id);
         id
     }
 
     /// Move `child` under `new_parent`, fixing depths below it.
-    fn adopt(&mut self, new_parent: usize, child: usize) {
+    fn adopt(&mut self, new_parent: MergedId, child: MergedId) {
         self.adopt_all(new_parent, &[child]);
     }
 
     /// Move `kids` under `new_parent` (in that order), fixing depths below
     /// them. One pass over each old parent's children, however many move:
     /// a node adopting a hundred siblings one by one was quadratic.
-    fn adopt_all(&mut self, new_parent: usize, kids: &[usize]) {
-        let mut old: Vec<usize> = kids.iter().filter_map(|&k| self.nodes[k].parent).collect();
+    fn adopt_all(&mut self, new_parent: MergedId, kids: &[MergedId]) {
+        let mut old: Vec<MergedId> = kids.iter().filter_map(|&k| self[k].parent).collect();
         old.sort_unstable();
         old.dedup();
         if let [one] = kids {
             for o in old {
-                self.nodes[o].children.retain(|c| c != one);
+                self[o].children.retain(|c| c != one);
             }
         } else {
-            let moving: IdSet<usize> = kids.iter().copied().collect();
+            let moving: IdSet<MergedId> = kids.iter().copied().collect();
             for o in old {
-                self.nodes[o].children.retain(|c| !moving.contains(c));
+                self[o].children.retain(|c| !moving.contains(c));
             }
         }
-        let depth = self.nodes[new_parent].depth + 1;
+        let depth = self[new_parent].depth + 1;
         let mut stack = Vec::with_capacity(kids.len());
         for &child in kids {
-            self.nodes[child].parent = Some(new_parent);
-            self.nodes[new_parent].children.push(child);
+            self[child].parent = Some(new_parent);
+            self[new_parent].children.push(child);
             stack.push((child, depth));
         }
         while let Some((n, d)) = stack.pop() {
-            self.nodes[n].depth = d;
-            for &k in &self.nodes[n].children {
+            self[n].depth = d;
+            for &k in &self[n].children {
                 stack.push((k, d + 1));
             }
         }
@@ -163,7 +198,7 @@ pub fn merge<'a>(prep: &Prepared<'a>, rules: &RuleSet, order: &[HierarchyId]) ->
             name: "/",
             ..Default::default()
         }],
-        elem_node: vec![0; n_elems],
+        elem_node: vec![MergedId::ROOT; n_elems],
         crossings: Vec::new(),
         order: order.to_vec(),
     };
@@ -171,7 +206,7 @@ pub fn merge<'a>(prep: &Prepared<'a>, rules: &RuleSet, order: &[HierarchyId]) ->
         if let Some(root) = prep.roots.get(&hid)
             && prep.snap.cgroup(*root).path == "/"
         {
-            m.nodes[0].origins.push((hid, *root));
+            m[MergedId::ROOT].origins.push((hid, *root));
         }
         let h = prep.hierarchy(hid);
         let strategy = rules.policy().strategy(&h.controllers);
@@ -198,15 +233,15 @@ fn insert<'a>(m: &mut Merged<'a>, prep: &Prepared<'a>, hid: HierarchyId, c: Node
         m.crossings.push(crossing);
         return;
     }
-    if set.len() == m.nodes[at.lca].size {
+    if set.len() == m[at.lca].size {
         equal_set(m, prep, hid, c, at.lca, name, at.direct);
         return;
     }
     // A strict subset of the node at the LCA: a new node there, adopting
     // the children it covers.
     let new = m.add_node(at.lca, name);
-    m.nodes[new].size = set.len();
-    m.nodes[new].origins.push((hid, c));
+    m[new].size = set.len();
+    m[new].origins.push((hid, c));
     m.adopt_all(new, &at.covered);
     for e in at.direct {
         m.elem_node[e as usize] = new;
@@ -217,25 +252,25 @@ fn insert<'a>(m: &mut Merged<'a>, prep: &Prepared<'a>, hid: HierarchyId, c: Node
 /// nodes, the children of the LCA it covers whole or in part, and its
 /// elements directly at the LCA.
 struct Landing {
-    lca: usize,
+    lca: MergedId,
     /// Children of the LCA it covers entirely (sorted).
-    covered: Vec<usize>,
+    covered: Vec<MergedId>,
     /// Children of the LCA it covers in part: a crossing (sorted).
-    partial: Vec<usize>,
+    partial: Vec<MergedId>,
     direct: Vec<u32>,
 }
 
 impl Landing {
     fn of(m: &Merged, set: &[u32]) -> Landing {
         // Group elements by their deepest node: far fewer than elements.
-        let mut by_node: IdMap<usize, usize> = IdMap::default();
+        let mut by_node: IdMap<MergedId, usize> = IdMap::default();
         for &e in set {
             *by_node.entry(m.elem_node[e as usize]).or_default() += 1;
         }
         let first = *by_node.keys().next().expect("non-empty set");
         let lca = by_node.keys().fold(first, |a, b| m.lca(a, *b));
         // Count elements per child of the LCA (and directly in it).
-        let mut per_child: IdMap<usize, usize> = IdMap::default();
+        let mut per_child: IdMap<MergedId, usize> = IdMap::default();
         let mut direct_nodes = false;
         for (n, count) in &by_node {
             match m.child_toward(*n, lca) {
@@ -252,10 +287,10 @@ impl Landing {
             Vec::new()
         };
         // Sorted: HashMap order must not leak into plans (they are reproducible).
-        let (mut covered, mut partial): (Vec<usize>, Vec<usize>) = per_child
+        let (mut covered, mut partial): (Vec<MergedId>, Vec<MergedId>) = per_child
             .keys()
             .copied()
-            .partition(|ch| per_child[ch] == m.nodes[*ch].size);
+            .partition(|ch| per_child[ch] == m[*ch].size);
         covered.sort_unstable();
         partial.sort_unstable();
         Landing {
@@ -279,7 +314,7 @@ fn crossing<'a>(
     let set = &prep.sets[&c];
     let partial = &at.partial;
     let in_set: IdSet<u32> = set.iter().copied().collect();
-    let in_partial = |m: &Merged, n: usize| partial.iter().any(|p| is_below(m, n, *p));
+    let in_partial = |m: &Merged, n: MergedId| partial.iter().any(|p| is_below(m, n, *p));
     let pids = |it: &mut dyn Iterator<Item = u32>| -> Vec<Pid> {
         it.filter_map(|e| pid_of(prep, e)).take(10).collect()
     };
@@ -304,7 +339,7 @@ fn crossing<'a>(
         let name = prep.snap.cgroup(c).name();
         split_pieces(m, at.lca, &in_set, name, &mut pieces);
         for &p in &pieces {
-            m.nodes[p].split_from.push((hid, c));
+            m[p].split_from.push((hid, c));
         }
     }
     Crossing {
@@ -333,7 +368,7 @@ fn equal_set<'a>(
     prep: &Prepared<'a>,
     hid: HierarchyId,
     c: NodeIndex,
-    l: usize,
+    l: MergedId,
     name: &'a str,
     direct: Vec<u32>,
 ) {
@@ -341,23 +376,18 @@ fn equal_set<'a>(
     let down = equal_set_descendants(prep, c);
     let new = match place_among(m, prep, c, &candidates, &down) {
         Place::Into(t) => {
-            m.nodes[t].origins.push((hid, c));
+            m[t].origins.push((hid, c));
             return;
         }
         Place::Above(first) => {
-            let parent = m.nodes[first].parent.unwrap_or(0);
+            let parent = m[first].parent.unwrap_or(MergedId::ROOT);
             let new = m.add_node(parent, name);
             m.adopt(new, first);
             new
         }
         Place::Below => {
             let new = m.add_node(l, name);
-            let kids: Vec<usize> = m.nodes[l]
-                .children
-                .iter()
-                .copied()
-                .filter(|k| *k != new)
-                .collect();
+            let kids: Vec<MergedId> = m[l].children.iter().copied().filter(|k| *k != new).collect();
             m.adopt_all(new, &kids);
             for e in direct {
                 m.elem_node[e as usize] = new;
@@ -365,26 +395,30 @@ fn equal_set<'a>(
             new
         }
     };
-    m.nodes[new].size = prep.sets[&c].len();
-    m.nodes[new].origins.push((hid, c));
+    m[new].size = prep.sets[&c].len();
+    m[new].origins.push((hid, c));
 }
 
 /// The chain of equal-size nodes ending at `l`, top-down, below the last one
 /// that holds a cgroup of hierarchy `hid` (the root excluded).
-fn equal_chain(m: &Merged, l: usize, hid: HierarchyId) -> Vec<usize> {
+fn equal_chain(m: &Merged, l: MergedId, hid: HierarchyId) -> Vec<MergedId> {
     let mut chain = vec![l];
     let mut cur = l;
-    while let Some(p) = m.nodes[cur].parent {
-        if p == 0 || m.nodes[p].size != m.nodes[l].size {
+    while let Some(p) = m[cur].parent {
+        if p == MergedId::ROOT || m[p].size != m[l].size {
             break;
         }
         chain.push(p);
         cur = p;
     }
     chain.reverse(); // top-down
-    let has_h = |n: usize| m.nodes[n].origins.iter().any(|(h, _)| *h == hid);
+    let has_h = |n: MergedId| m[n].origins.iter().any(|(h, _)| *h == hid);
     let start = chain.iter().rposition(|n| has_h(*n)).map_or(0, |i| i + 1);
-    chain[start..].iter().copied().filter(|n| *n != 0).collect()
+    chain[start..]
+        .iter()
+        .copied()
+        .filter(|n| *n != MergedId::ROOT)
+        .collect()
 }
 
 /// (path, name) of the equal-set descendants of `c` in its own hierarchy
@@ -409,9 +443,9 @@ fn equal_set_descendants<'a>(prep: &Prepared<'a>, c: NodeIndex) -> Vec<(&'a str,
 /// Where an equal-set cgroup goes among the chain's candidates.
 enum Place {
     /// Merge into this node.
-    Into(usize),
+    Into(MergedId),
     /// A new node right above this one.
-    Above(usize),
+    Above(MergedId),
     /// A new node below the chain's end.
     Below,
 }
@@ -424,7 +458,7 @@ fn place_among(
     m: &Merged,
     prep: &Prepared,
     c: NodeIndex,
-    candidates: &[usize],
+    candidates: &[MergedId],
     down: &[(&str, &str)],
 ) -> Place {
     let snap = prep.snap;
@@ -433,11 +467,11 @@ fn place_among(
         |names: &[(&str, &str)], path: &str, nm: &str| names.iter().any(|(p, n)| *p == path || *n == nm);
     let is_under =
         |path: &str, anc: &str| anc == "/" || path.strip_prefix(anc).is_some_and(|r| r.starts_with('/'));
-    let mut fallback: Option<usize> = None;
+    let mut fallback: Option<MergedId> = None;
     let mut names: Vec<(&str, &str)> = Vec::new();
     for &f in candidates {
         names.clear();
-        names.extend(m.nodes[f].origins.iter().map(|(_, o)| {
+        names.extend(m[f].origins.iter().map(|(_, o)| {
             let oc = snap.cgroup(*o);
             (oc.path.as_str(), oc.name())
         }));
@@ -456,12 +490,12 @@ fn place_among(
     fallback.map_or(Place::Below, Place::Into)
 }
 
-fn is_below(m: &Merged, mut n: usize, anc: usize) -> bool {
+fn is_below(m: &Merged, mut n: MergedId, anc: MergedId) -> bool {
     loop {
         if n == anc {
             return true;
         }
-        match m.nodes[n].parent {
+        match m[n].parent {
             Some(p) => n = p,
             None => return false,
         }
@@ -471,14 +505,20 @@ fn is_below(m: &Merged, mut n: usize, anc: usize) -> bool {
 /// The maximal pieces of the tree under `n` whose elements all lie in `set`;
 /// elements of a node directly in `set` (but not all of its elements) get a
 /// new child named after the split cgroup.
-fn split_pieces<'a>(m: &mut Merged<'a>, n: usize, set: &IdSet<u32>, name: &'a str, out: &mut Vec<usize>) {
+fn split_pieces<'a>(
+    m: &mut Merged<'a>,
+    n: MergedId,
+    set: &IdSet<u32>,
+    name: &'a str,
+    out: &mut Vec<MergedId>,
+) {
     let mut direct_in: Vec<usize> = set
         .iter()
         .map(|e| *e as usize)
         .filter(|e| m.elem_node[*e] == n)
         .collect();
     direct_in.sort_unstable();
-    let children = m.nodes[n].children.clone();
+    let children = m[n].children.clone();
     for ch in children {
         let (inside, total) = count_in(m, ch, set);
         if inside == 0 {
@@ -492,7 +532,7 @@ fn split_pieces<'a>(m: &mut Merged<'a>, n: usize, set: &IdSet<u32>, name: &'a st
     }
     if !direct_in.is_empty() {
         let piece = m.add_node(n, name);
-        m.nodes[piece].size = direct_in.len();
+        m[piece].size = direct_in.len();
         for e in direct_in {
             m.elem_node[e] = piece;
         }
@@ -500,25 +540,43 @@ fn split_pieces<'a>(m: &mut Merged<'a>, n: usize, set: &IdSet<u32>, name: &'a st
     }
 }
 
-fn count_in(m: &Merged, n: usize, set: &IdSet<u32>) -> (usize, usize) {
+fn count_in(m: &Merged, n: MergedId, set: &IdSet<u32>) -> (usize, usize) {
     let mut inside = 0;
     for e in set {
         if is_below(m, m.elem_node[*e as usize], n) {
             inside += 1;
         }
     }
-    (inside, m.nodes[n].size)
+    (inside, m[n].size)
 }
 
 /// Elements' processes: for a node, the pids of process elements placed there.
-pub fn processes_at(prep: &Prepared, m: &Merged) -> Vec<Vec<(NodeIndex, Pid)>> {
-    let mut out = vec![Vec::new(); m.nodes.len()];
+pub fn processes_at(prep: &Prepared, m: &Merged) -> PerNode<Vec<(NodeIndex, Pid)>> {
+    let mut out = PerNode(vec![Vec::new(); m.nodes.len()]);
     for (e, &n) in m.elem_node.iter().enumerate() {
         if let Elem::Process(pi, pid) = &prep.elems[e] {
             out[n].push((*pi, *pid));
         }
     }
     out
+}
+
+/// Values per merged node, indexed by [`MergedId`] (the v2 path of each,
+/// its processes).
+#[derive(Debug, Clone, Default)]
+pub struct PerNode<T>(pub Vec<T>);
+
+impl<T> std::ops::Index<MergedId> for PerNode<T> {
+    type Output = T;
+    fn index(&self, id: MergedId) -> &T {
+        &self.0[id.0]
+    }
+}
+
+impl<T> std::ops::IndexMut<MergedId> for PerNode<T> {
+    fn index_mut(&mut self, id: MergedId) -> &mut T {
+        &mut self.0[id.0]
+    }
 }
 
 impl<'a> Merged<'a> {
@@ -554,7 +612,7 @@ impl<'a> Merged<'a> {
             let Some(parent) = self.nodes[k].parent else {
                 continue;
             };
-            let p = rep[parent];
+            let p = rep[parent.0];
             let into_parent = p != 0 && empty[k] && paths[k].iter().any(|x| paths[p].contains(x));
             // Two siblings of one path (a slot in one hierarchy, the unit with
             // its process in another) are one cgroup, when merging them puts
@@ -602,10 +660,10 @@ impl<'a> Merged<'a> {
                 .all(|(_, c)| prep.snap.cgroup(*c).path == p)
                 .then_some(p)
         };
-        let mut at: IdMap<(usize, &str), usize> = IdMap::default();
+        let mut at: IdMap<(MergedId, &str), MergedId> = IdMap::default();
         for (i, t) in self.nodes.iter().enumerate() {
             if let (Some(p), Some(par)) = (one_path(t), t.parent) {
-                at.entry((par, p)).or_insert(i);
+                at.entry((par, p)).or_insert(MergedId(i));
             }
         }
         let mut moves = Vec::new();
@@ -619,7 +677,7 @@ impl<'a> Merged<'a> {
             let mut q = crate::model::path::parent(path);
             while let Some(anc) = q.filter(|a| *a != "/") {
                 if let Some(&s) = at.get(&(par, anc)) {
-                    moves.push((s, k));
+                    moves.push((s, MergedId(k)));
                     break;
                 }
                 q = crate::model::path::parent(anc);
@@ -635,24 +693,24 @@ impl<'a> Merged<'a> {
         let mut n = vec![0usize; self.nodes.len()];
         for (e, &at) in self.elem_node.iter().enumerate() {
             if matches!(prep.elems[e], Elem::Process(..)) {
-                n[at] += 1;
+                n[at.0] += 1;
             }
         }
         for &k in self.top_down().iter().rev() {
             if let Some(p) = self.nodes[k].parent {
-                n[p] += n[k];
+                n[p.0] += n[k];
             }
         }
         n
     }
 
-    /// Node ids, parents before children.
+    /// Node indices, parents before children.
     fn top_down(&self) -> Vec<usize> {
         let mut out = Vec::with_capacity(self.nodes.len());
-        let mut stack = vec![0usize];
+        let mut stack = vec![MergedId::ROOT];
         while let Some(n) = stack.pop() {
-            out.push(n);
-            stack.extend(self.nodes[n].children.iter().rev().copied());
+            out.push(n.0);
+            stack.extend(self[n].children.iter().rev().copied());
         }
         out
     }
@@ -670,23 +728,24 @@ impl<'a> Merged<'a> {
                 });
             }
         }
-        let to = |k: usize| new_id[rep[k]];
+        let to = |k: MergedId| MergedId(new_id[rep[k.0]]);
         for &k in order {
+            let old = &self.nodes[k];
+            let id = to(MergedId(k));
             if rep[k] != k {
-                let (origins, split) = (self.nodes[k].origins.clone(), self.nodes[k].split_from.clone());
-                nodes[to(k)].origins.extend(origins);
-                nodes[to(k)].split_from.extend(split);
+                let (origins, split) = (old.origins.clone(), old.split_from.clone());
+                nodes[id.0].origins.extend(origins);
+                nodes[id.0].split_from.extend(split);
                 continue;
             }
-            let id = to(k);
-            nodes[id].parent = self.nodes[k].parent.map(to);
-            if let Some(p) = nodes[id].parent {
-                nodes[id].depth = nodes[p].depth + 1;
-                nodes[p].children.push(id);
+            nodes[id.0].parent = old.parent.map(to);
+            if let Some(p) = nodes[id.0].parent {
+                nodes[id.0].depth = nodes[p.0].depth + 1;
+                nodes[p.0].children.push(id);
             }
         }
-        let remap = |v: &[usize]| {
-            let mut out: Vec<usize> = v.iter().map(|x| to(*x)).collect();
+        let remap = |v: &[MergedId]| {
+            let mut out: Vec<MergedId> = v.iter().map(|x| to(*x)).collect();
             out.dedup();
             out
         };
