@@ -1,8 +1,9 @@
 //! The planner: one valid v2 tree from divergent v1 hierarchies.
 //!
-//! 1. [`unify`] merges the hierarchies' significant cgroups as laminar sets
-//!    (trying each hierarchy as the spine and keeping the order that loses the
-//!    fewest settings);
+//! 1. `prepare` computes the elements (processes, phantoms), their places
+//!    and each cgroup's element set once; [`unify`] merges the hierarchies'
+//!    significant cgroups as laminar sets (trying each hierarchy as the spine
+//!    and keeping the order that loses the fewest settings);
 //! 2. [`plan`] runs one module per step, each a function from typed values
 //!    to typed values, data flowing one way: `naming` (v2 paths, identity
 //!    first), `nodes` (placement, settings, owners), `threads` (threaded
