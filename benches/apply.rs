@@ -189,18 +189,8 @@ fn main() {
     let _lock = nix::fcntl::Flock::lock(lockf, nix::fcntl::FlockArg::LockExclusive).unwrap();
     let nodes = env("CGMIG_BENCH_NODES", 10_000);
     let runs = env("CGMIG_BENCH_RUNS", 3);
-    let kids = Kids(
-        (0..100)
-            .map(|_| Command::new("sleep").arg("600").spawn().unwrap())
-            .collect(),
-    );
+    let (kids, home) = spawn_sleepers();
     let pids: Vec<u32> = kids.0.iter().map(|k| k.id()).collect();
-    let home = std::fs::read_to_string(format!("/proc/{}/cgroup", pids[0])).unwrap();
-    let home = home
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .unwrap()
-        .to_string();
     let p = plan(nodes, &pids);
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let plan_path = dir.path().join("plan.json");
@@ -212,78 +202,127 @@ fn main() {
         p.actions.len(),
         pids.len()
     );
-    let (mut ap, mut rb, mut sa, mut su) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut ap_shm, mut rb_shm) = (Vec::new(), Vec::new());
-    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
-    for r in 0..runs {
-        // The same with the journal on tmpfs, where fsync costs nothing: the journal's share.
-        let j = shm.path().join(format!("j{r}")).display().to_string();
-        let pp = plan_path.display().to_string();
-        ap_shm.push(secs(|| {
-            cgmig(
-                dir.path(),
-                &[
-                    "apply",
-                    &pp,
-                    "--target",
-                    &target,
-                    "--journal",
-                    &j,
-                    "--format",
-                    "json",
-                ],
-            );
-        }));
-        rb_shm.push(secs(|| {
-            cgmig(dir.path(), &["rollback", &j, "--format", "json"]);
-        }));
-        let j = dir.path().join(format!("j{r}")).display().to_string();
-        let pp = plan_path.display().to_string();
-        ap.push(secs(|| {
-            cgmig(
-                dir.path(),
-                &[
-                    "apply",
-                    &pp,
-                    "--target",
-                    &target,
-                    "--journal",
-                    &j,
-                    "--format",
-                    "json",
-                ],
-            );
-        }));
-        rb.push(secs(|| {
-            cgmig(dir.path(), &["rollback", &j, "--format", "json"]);
-        }));
-        assert!(!Path::new(&target).exists(), "rollback removed the subtree");
-        let (up, down) = (shell_script(&p, &target), shell_undo(&p, &target, &home));
-        sa.push(secs(|| sh(&up)));
-        su.push(secs(|| sh(&down)));
-    }
-    let (ap, rb, sa, su) = (median(ap), median(rb), median(sa), median(su));
-    let (aps, rbs) = (median(ap_shm), median(rb_shm));
-    println!(
-        "cgmig apply    {ap:8.2} s   shell script {sa:6.2} s   ratio {:.1}x",
-        ap / sa
-    );
-    println!(
-        "cgmig rollback {rb:8.2} s   shell script {su:6.2} s   ratio {:.1}x",
-        rb / su
-    );
-    println!(
-        "journal on tmpfs (no fsync cost): apply {aps:.2} s ({:.1}x shell), rollback {rbs:.2} s ({:.1}x shell)",
-        aps / sa,
-        rbs / su
-    );
-    println!(
-        "per action: apply {:.0} µs, shell {:.0} µs",
-        ap * 1e6 / p.actions.len() as f64,
-        sa * 1e6 / p.actions.len() as f64
-    );
+    let bench = Bench {
+        dir: dir.path(),
+        plan: plan_path.display().to_string(),
+        target,
+    };
+    let t = bench.time(&p, &home, runs);
+    t.print(p.actions.len());
     drop(kids);
     handover_window(dir.path(), runs);
+}
+
+/// 100 `sleep` processes for the plan to move, and the cgroup2 cgroup they
+/// start in (where the shell undo puts them back).
+fn spawn_sleepers() -> (Kids, String) {
+    let kids = Kids(
+        (0..100)
+            .map(|_| Command::new("sleep").arg("600").spawn().unwrap())
+            .collect(),
+    );
+    let home = std::fs::read_to_string(format!("/proc/{}/cgroup", kids.0[0].id())).unwrap();
+    let home = home
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap()
+        .to_string();
+    (kids, home)
+}
+
+/// Where the apply runs: the working directory (journal on disk), the plan
+/// file and the cgroup2 subtree it builds.
+struct Bench<'a> {
+    dir: &'a Path,
+    plan: String,
+    target: String,
+}
+
+/// Seconds of each run: apply and rollback with the journal on disk and on
+/// tmpfs, and the shell script doing the same writes.
+#[derive(Default)]
+struct Timings {
+    apply: Vec<f64>,
+    rollback: Vec<f64>,
+    shell_apply: Vec<f64>,
+    shell_undo: Vec<f64>,
+    apply_tmpfs: Vec<f64>,
+    rollback_tmpfs: Vec<f64>,
+}
+
+impl Bench<'_> {
+    /// `runs` rounds of: apply and rollback journaled on tmpfs (where fsync
+    /// costs nothing: the journal's share), the same journaled on disk, then
+    /// the shell script and its undo.
+    fn time(&self, p: &cgmig::plan::Plan, home: &str, runs: usize) -> Timings {
+        let mut t = Timings::default();
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        for r in 0..runs {
+            let j = shm.path().join(format!("j{r}")).display().to_string();
+            let (a, b) = self.apply_and_rollback(&j);
+            t.apply_tmpfs.push(a);
+            t.rollback_tmpfs.push(b);
+            let j = self.dir.join(format!("j{r}")).display().to_string();
+            let (a, b) = self.apply_and_rollback(&j);
+            t.apply.push(a);
+            t.rollback.push(b);
+            assert!(!Path::new(&self.target).exists(), "rollback removed the subtree");
+            let (up, down) = (shell_script(p, &self.target), shell_undo(p, &self.target, home));
+            t.shell_apply.push(secs(|| sh(&up)));
+            t.shell_undo.push(secs(|| sh(&down)));
+        }
+        t
+    }
+
+    /// Seconds of one `cgmig apply` and of its `cgmig rollback`.
+    fn apply_and_rollback(&self, journal: &str) -> (f64, f64) {
+        let apply = secs(|| {
+            cgmig(
+                self.dir,
+                &[
+                    "apply",
+                    &self.plan,
+                    "--target",
+                    &self.target,
+                    "--journal",
+                    journal,
+                    "--format",
+                    "json",
+                ],
+            );
+        });
+        let rollback = secs(|| {
+            cgmig(self.dir, &["rollback", journal, "--format", "json"]);
+        });
+        (apply, rollback)
+    }
+}
+
+impl Timings {
+    /// The medians, the ratios to the shell script, and the cost per action.
+    fn print(self, actions: usize) {
+        let (ap, rb) = (median(self.apply), median(self.rollback));
+        let (sa, su) = (median(self.shell_apply), median(self.shell_undo));
+        let (aps, rbs) = (median(self.apply_tmpfs), median(self.rollback_tmpfs));
+        println!(
+            "cgmig apply    {ap:8.2} s   shell script {sa:6.2} s   ratio {:.1}x",
+            ap / sa
+        );
+        println!(
+            "cgmig rollback {rb:8.2} s   shell script {su:6.2} s   ratio {:.1}x",
+            rb / su
+        );
+        println!(
+            "journal on tmpfs (no fsync cost): apply {aps:.2} s ({:.1}x shell), rollback {rbs:.2} s ({:.1}x shell)",
+            aps / sa,
+            rbs / su
+        );
+        println!(
+            "per action: apply {:.0} µs, shell {:.0} µs",
+            ap * 1e6 / actions as f64,
+            sa * 1e6 / actions as f64
+        );
+    }
 }
 
 /// The live handover of hugetlb, as the real-kernel test does it, `runs` times.

@@ -26,10 +26,32 @@ fn env(name: &str, default: usize) -> usize {
 /// name=systemd the full one too (a systemd-like host), with settings on most
 /// cgroups and threads spread over the leaves.
 pub fn synthetic(cgroups: usize, threads: usize) -> HostSpec {
-    let per_h = cgroups / 6;
+    let paths = job_paths(cgroups / 6);
+    let hierarchies = six_hierarchies(&paths);
+    let processes = workers(&paths, threads);
+    HostSpec {
+        description: "synthetic benchmark host".into(),
+        kernel: "5.10.0".into(),
+        cmdline: "ro".into(),
+        hostname: "bench".into(),
+        files: Default::default(),
+        hierarchies,
+        unbound_controllers: vec![],
+        root_settings: [
+            ("cpuset.cpus".to_string(), "0-63".to_string()),
+            ("cpuset.mems".into(), "0-1".into()),
+        ]
+        .into_iter()
+        .collect(),
+        processes,
+    }
+}
+
+/// `n` cgroup paths: `/slice{i}` (20 of them), then `/slice{i}/job{j}`
+/// below them, the two levels a systemd host has.
+fn job_paths(n: usize) -> Vec<String> {
     let fanout = 20usize;
-    // Paths: /slice{i}/job{j} (two levels), as many as needed.
-    let paths: Vec<String> = (0..per_h)
+    (0..n)
         .map(|n| {
             if n < fanout {
                 format!("/slice{n}")
@@ -37,62 +59,84 @@ pub fn synthetic(cgroups: usize, threads: usize) -> HostSpec {
                 format!("/slice{}/job{}", n % fanout, n / fanout)
             }
         })
-        .collect();
-    let mk =
-        |id: u32, controllers: &[&str], name: Option<&str>, point: &str, setting: Option<(&str, String)>| {
-            let mut cgs = BTreeMap::new();
-            for (i, p) in paths.iter().enumerate() {
-                let mut c = CgroupSpec::default();
-                if let Some((file, v)) = &setting
-                    && i % 2 == 0
-                {
-                    c.settings.insert((*file).to_string(), v.clone());
-                }
-                cgs.insert(p.clone(), c);
-            }
-            HierarchySpec {
-                id,
-                controllers: controllers.iter().map(|s| s.to_string()).collect(),
-                name: name.map(str::to_string),
-                mounts: vec![MountSpec {
-                    point: point.into(),
-                    root: "/".into(),
-                    source: "cgroup".into(),
-                    options: vec![],
-                }],
-                cgroups: cgs,
-            }
-        };
-    let hierarchies = vec![
-        mk(1, &[], Some("systemd"), "/sys/fs/cgroup/systemd", None),
-        mk(
+        .collect()
+}
+
+/// name=systemd, cpu,cpuacct, memory, pids, devices and cpuset, each with
+/// every path; three carry a setting on every other cgroup.
+fn six_hierarchies(paths: &[String]) -> Vec<HierarchySpec> {
+    vec![
+        hierarchy(paths, 1, &[], Some("systemd"), "/sys/fs/cgroup/systemd", None),
+        hierarchy(
+            paths,
             2,
             &["cpu", "cpuacct"],
             None,
             "/sys/fs/cgroup/cpu,cpuacct",
             Some(("cpu.shares", "512".into())),
         ),
-        mk(
+        hierarchy(
+            paths,
             3,
             &["memory"],
             None,
             "/sys/fs/cgroup/memory",
             Some(("memory.limit_in_bytes", "1073741824".into())),
         ),
-        mk(
+        hierarchy(
+            paths,
             4,
             &["pids"],
             None,
             "/sys/fs/cgroup/pids",
             Some(("pids.max", "1000".into())),
         ),
-        mk(5, &["devices"], None, "/sys/fs/cgroup/devices", None),
-        mk(6, &["cpuset"], None, "/sys/fs/cgroup/cpuset", None),
-    ];
+        hierarchy(paths, 5, &["devices"], None, "/sys/fs/cgroup/devices", None),
+        hierarchy(paths, 6, &["cpuset"], None, "/sys/fs/cgroup/cpuset", None),
+    ]
+}
+
+/// One hierarchy mounted at `point` with every path, `setting` written on
+/// every other cgroup.
+fn hierarchy(
+    paths: &[String],
+    id: u32,
+    controllers: &[&str],
+    name: Option<&str>,
+    point: &str,
+    setting: Option<(&str, String)>,
+) -> HierarchySpec {
+    let mut cgs = BTreeMap::new();
+    for (i, p) in paths.iter().enumerate() {
+        let mut c = CgroupSpec::default();
+        if let Some((file, v)) = &setting
+            && i % 2 == 0
+        {
+            c.settings.insert((*file).to_string(), v.clone());
+        }
+        cgs.insert(p.clone(), c);
+    }
+    HierarchySpec {
+        id,
+        controllers: controllers.iter().map(|s| s.to_string()).collect(),
+        name: name.map(str::to_string),
+        mounts: vec![MountSpec {
+            point: point.into(),
+            root: "/".into(),
+            source: "cgroup".into(),
+            options: vec![],
+        }],
+        cgroups: cgs,
+    }
+}
+
+/// `threads / 5` processes of 5 threads each, round-robin over the job
+/// leaves, every process in the same leaf in every hierarchy.
+fn workers(paths: &[String], threads: usize) -> Vec<ProcessSpec> {
     let leaves: Vec<&String> = paths.iter().filter(|p| p.contains("/job")).collect();
     let per_proc = 5;
     let nprocs = threads / per_proc;
-    let processes = (0..nprocs)
+    (0..nprocs)
         .map(|i| {
             let pid = 1000 + (i * per_proc) as u32;
             let leaf = leaves[i % leaves.len()].clone();
@@ -113,23 +157,7 @@ pub fn synthetic(cgroups: usize, threads: usize) -> HostSpec {
                     .collect(),
             }
         })
-        .collect();
-    HostSpec {
-        description: "synthetic benchmark host".into(),
-        kernel: "5.10.0".into(),
-        cmdline: "ro".into(),
-        hostname: "bench".into(),
-        files: Default::default(),
-        hierarchies,
-        unbound_controllers: vec![],
-        root_settings: [
-            ("cpuset.cpus".to_string(), "0-63".to_string()),
-            ("cpuset.mems".into(), "0-1".into()),
-        ]
-        .into_iter()
-        .collect(),
-        processes,
-    }
+        .collect()
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

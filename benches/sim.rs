@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use cgmig::apply::{Simulator, Target};
+use cgmig::model::{Pid, Tid};
 
 fn run(leaves: usize) -> (usize, std::time::Duration) {
     let t = Instant::now();
@@ -34,7 +35,7 @@ fn run(leaves: usize) -> (usize, std::time::Duration) {
             call(s.write(&leaf, "memory.max", "1G"));
             call(s.write(&leaf, "cpu.weight", "200"));
             pid += 2;
-            s.add_process(pid, &[pid, pid + 1], "/").unwrap();
+            s.add_process(Pid::new(pid), &[Tid::new(pid + 1)], "/").unwrap();
             call(s.write(&leaf, "cgroup.procs", &pid.to_string()));
         }
     }
@@ -47,7 +48,7 @@ fn run(leaves: usize) -> (usize, std::time::Duration) {
             call(s.write(&format!("{app}/{k}"), "cgroup.type", "threaded"));
         }
         pid += 2;
-        s.add_process(pid, &[pid, pid + 1], "/").unwrap();
+        s.add_process(Pid::new(pid), &[Tid::new(pid + 1)], "/").unwrap();
         call(s.write(&format!("{app}/main"), "cgroup.procs", &pid.to_string()));
         call(s.write(&format!("{app}/io"), "cgroup.threads", &(pid + 1).to_string()));
     }

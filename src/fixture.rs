@@ -35,13 +35,22 @@ pub enum FixtureError {
         /// The OS error.
         err: std::io::Error,
     },
-    /// The spec is not valid YAML for a host.
-    #[error("{path}: {message}")]
+    /// The spec is not valid YAML for a host (the parser's message, with
+    /// line and column, is part of the text and not a `source()`).
+    #[error("{path}: {err}")]
     Spec {
         /// The spec file.
         path: PathBuf,
-        /// What is wrong (with line and column from the parser).
-        message: String,
+        /// What is wrong.
+        err: serde_yaml_ng::Error,
+    },
+    /// A delegated cgroup's owner can only be set by root.
+    #[error("{path}: owner uid {uid} needs root to chown: build fixture hosts with owners as root")]
+    NeedsRoot {
+        /// The file or directory to chown.
+        path: PathBuf,
+        /// The owner the spec asks for.
+        uid: u32,
     },
 }
 
@@ -210,9 +219,9 @@ impl HostSpec {
             path: path.to_path_buf(),
             err: source,
         })?;
-        serde_yaml_ng::from_str(&text).map_err(|e| FixtureError::Spec {
+        serde_yaml_ng::from_str(&text).map_err(|err| FixtureError::Spec {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            err,
         })
     }
 }
@@ -709,12 +718,7 @@ fn chown_delegated(dir: &Path, h: &HierarchySpec, uid: u32, gid: u32) -> Result<
     for p in [dir.to_path_buf(), dir.join("cgroup.procs"), dir.join(membership)] {
         std::os::unix::fs::chown(&p, Some(uid), Some(gid)).map_err(|source| {
             if source.kind() == std::io::ErrorKind::PermissionDenied {
-                FixtureError::Spec {
-                    path: p.clone(),
-                    message: format!(
-                        "owner uid {uid} needs root to chown: build fixture hosts with owners as root"
-                    ),
-                }
+                FixtureError::NeedsRoot { path: p.clone(), uid }
             } else {
                 FixtureError::Io {
                     path: p.clone(),

@@ -20,7 +20,7 @@ use super::handover::{self, Spec};
 use super::journal::{Journal, Record, Writer};
 use super::normalize::same;
 use super::resolve::Resolved;
-use super::step::{Before, Step};
+use super::step::{Before, OwnedFile, Step, UidGid};
 use super::tasks::Host;
 use crate::plan::{Action, Plan};
 
@@ -73,116 +73,151 @@ pub fn build_steps(
         .iter()
         .map(|(id, why)| skip(format!("place task {id}"), why.clone()))
         .collect();
-    let mut head = Vec::new();
-    let mut above = Vec::new();
+    let mut phases = Phases::default();
     if prefix != "/" {
-        let mut chain: Vec<&str> = Vec::new();
-        let mut p = Some(prefix);
-        while let Some(q) = p {
-            chain.push(q);
-            p = crate::model::path::parent(q);
-        }
-        chain.reverse(); // "/", …, prefix
-        for q in chain.iter().skip(1) {
-            if !host.exists(q) {
-                head.push(Step::MkdirTarget { path: q.to_string() });
-            }
-        }
-        let ctrls = plan
-            .node("/")
-            .map(|n| n.subtree_control.clone())
-            .unwrap_or_default();
-        if !ctrls.is_empty() {
-            for q in &chain[..chain.len() - 1] {
-                above.push(Step::EnableAbove {
-                    path: q.to_string(),
-                    controllers: ctrls.clone(),
-                });
-            }
-        }
+        target_steps(plan, prefix, host, &mut phases);
     }
-    let mut place = Vec::new();
-    let mut configure = Vec::new();
-    let mut at_root = 0;
     for a in &plan.actions {
-        let path = on_mount(prefix, a.path());
-        match a {
-            Action::Create { path: p } if p == "/" => {}
-            Action::Create { .. } => place.push(Step::Action(Action::Create { path })),
-            Action::SetType { value, .. } => place.push(Step::Action(Action::SetType {
-                path,
-                value: value.clone(),
-            })),
-            Action::MoveProcess { pid, path: p } => {
-                if p == "/" {
-                    at_root += 1;
-                    continue;
-                }
-                for live in resolved.pids.get(pid).cloned().unwrap_or_else(|| vec![*pid]) {
-                    place.push(Step::Action(Action::MoveProcess {
-                        pid: live,
-                        path: path.clone(),
-                    }));
-                }
-            }
-            Action::MoveThread { tid, pid, .. } => {
-                let live_pid = resolved.pids.get(pid).and_then(|v| v.first().copied());
-                match (live_pid, resolved.tids.get(tid)) {
-                    (Some(p), Some(t)) => place.push(Step::Action(Action::MoveThread {
-                        tid: *t,
-                        pid: p,
-                        path,
-                    })),
-                    _ if resolved.tids.is_empty() && resolved.pids.is_empty() => {
-                        place.push(Step::Action(Action::MoveThread {
-                            tid: *tid,
-                            pid: *pid,
-                            path,
-                        }))
-                    }
-                    _ => {}
-                }
-            }
-            Action::EnableControllers { controllers, .. } => {
-                configure.push(Step::Action(Action::EnableControllers {
-                    path,
-                    controllers: controllers.clone(),
-                }))
-            }
-            Action::Write { file, value, .. } => configure.push(Step::Action(Action::Write {
-                path,
-                file: file.clone(),
-                value: value.clone(),
-            })),
-            Action::Chown { uid, gid, files, .. } => configure.push(Step::Action(Action::Chown {
-                path,
-                uid: *uid,
-                gid: *gid,
-                files: files.clone(),
-            })),
-        }
+        sort_action(a, prefix, resolved, &mut phases);
     }
-    if at_root > 0 {
+    if phases.at_root > 0 {
         skipped.push(skip(
-            format!("move {at_root} processes to /"),
+            format!("move {} processes to /", phases.at_root),
             "processes the plan leaves at the root stay where they are".into(),
         ));
     }
-    let mut steps = head;
-    if handover.is_empty() {
-        steps.extend(above);
-        steps.extend(place);
-    } else {
-        // Live: the v2 tree and its tasks first, then the handover, then the
-        // controller's enablement and settings: the window stays short.
-        steps.extend(place);
-        for s in handover {
-            steps.extend(handover::steps(s));
+    (phases.in_order(handover), skipped)
+}
+
+/// The steps of a plan sorted by when they may run: the order between the
+/// groups is what keeps a live handover's window short (see
+/// [`Phases::in_order`]); within a group the plan's order is kept.
+#[derive(Default)]
+struct Phases {
+    /// Make the `--target` directory's missing ancestors.
+    head: Vec<Step>,
+    /// Enable the plan's root controllers on every ancestor of the target.
+    above: Vec<Step>,
+    /// Make the tree and place the tasks.
+    place: Vec<Step>,
+    /// Enable controllers, write settings, give delegated cgroups away.
+    configure: Vec<Step>,
+    /// Processes the plan leaves at the root (not moved, counted).
+    at_root: usize,
+}
+
+impl Phases {
+    /// Without a handover: the target, the controllers above it, the tree
+    /// and tasks, the settings. Live: the v2 tree and its tasks first, then
+    /// the handover, then the controller's enablement and settings, so the
+    /// time without limits stays short.
+    fn in_order(self, handover: &[Spec]) -> Vec<Step> {
+        let mut steps = self.head;
+        if handover.is_empty() {
+            steps.extend(self.above);
+            steps.extend(self.place);
+        } else {
+            steps.extend(self.place);
+            for s in handover {
+                steps.extend(handover::steps(s));
+            }
+            steps.extend(self.above);
         }
-        steps.extend(above);
+        steps.extend(self.configure);
+        steps
     }
-    steps.extend(configure);
-    (steps, skipped)
+}
+
+/// A `--target` below the mount: make its missing ancestors, and enable the
+/// plan's root controllers on each of them down to it (v2 only lets a
+/// cgroup enable what its parent enabled).
+fn target_steps(plan: &Plan, prefix: &str, host: &dyn Host, phases: &mut Phases) {
+    let mut chain: Vec<&str> = Vec::new();
+    let mut p = Some(prefix);
+    while let Some(q) = p {
+        chain.push(q);
+        p = crate::model::path::parent(q);
+    }
+    chain.reverse(); // "/", …, prefix
+    for q in chain.iter().skip(1) {
+        if !host.exists(q) {
+            phases.head.push(Step::MkdirTarget { path: q.to_string() });
+        }
+    }
+    let ctrls = plan
+        .node("/")
+        .map(|n| n.subtree_control.clone())
+        .unwrap_or_default();
+    if !ctrls.is_empty() {
+        for q in &chain[..chain.len() - 1] {
+            phases.above.push(Step::EnableAbove {
+                path: q.to_string(),
+                controllers: ctrls.clone(),
+            });
+        }
+    }
+}
+
+/// One plan action as steps on the mount, in its group: tasks are mapped to
+/// the live processes and threads they resolved to (a task that did not
+/// resolve is left out; it is listed as skipped already).
+fn sort_action(a: &Action, prefix: &str, resolved: &Resolved, phases: &mut Phases) {
+    let path = on_mount(prefix, a.path());
+    match a {
+        Action::Create { path: p } if p == "/" => {}
+        Action::Create { .. } => phases.place.push(Step::Action(Action::Create { path })),
+        Action::SetType { value, .. } => phases.place.push(Step::Action(Action::SetType {
+            path,
+            value: value.clone(),
+        })),
+        Action::MoveProcess { pid, path: p } => {
+            if p == "/" {
+                phases.at_root += 1;
+                return;
+            }
+            for live in resolved.pids.get(pid).cloned().unwrap_or_else(|| vec![*pid]) {
+                phases.place.push(Step::Action(Action::MoveProcess {
+                    pid: live,
+                    path: path.clone(),
+                }));
+            }
+        }
+        Action::MoveThread { tid, pid, .. } => {
+            let live_pid = resolved.pids.get(pid).and_then(|v| v.first().copied());
+            match (live_pid, resolved.tids.get(tid)) {
+                (Some(p), Some(t)) => phases.place.push(Step::Action(Action::MoveThread {
+                    tid: *t,
+                    pid: p,
+                    path,
+                })),
+                _ if resolved.tids.is_empty() && resolved.pids.is_empty() => {
+                    phases.place.push(Step::Action(Action::MoveThread {
+                        tid: *tid,
+                        pid: *pid,
+                        path,
+                    }))
+                }
+                _ => {}
+            }
+        }
+        Action::EnableControllers { controllers, .. } => {
+            phases.configure.push(Step::Action(Action::EnableControllers {
+                path,
+                controllers: controllers.clone(),
+            }))
+        }
+        Action::Write { file, value, .. } => phases.configure.push(Step::Action(Action::Write {
+            path,
+            file: file.clone(),
+            value: value.clone(),
+        })),
+        Action::Chown { uid, gid, files, .. } => phases.configure.push(Step::Action(Action::Chown {
+            path,
+            uid: *uid,
+            gid: *gid,
+            files: files.clone(),
+        })),
+    }
 }
 
 fn skip(label: String, why: String) -> Outcome {
@@ -339,13 +374,13 @@ impl<'a> Runner<'a> {
             Step::Action(Action::MoveThread { tid, pid, .. }) => b.cgroup = h.cgroup_of_task(*pid, *tid).ok(),
             Step::Action(Action::Write { path, file, .. }) => b.value = h.read(path, file).ok(),
             Step::Action(Action::Chown { path, files, .. }) => {
-                let mut o: Vec<(String, u32, u32)> = Vec::new();
-                if let Some((u, g)) = h.owner(path, None) {
-                    o.push((String::new(), u, g));
+                let mut o: Vec<OwnedFile> = Vec::new();
+                if let Some(owner) = h.owner(path, None) {
+                    o.push(OwnedFile::new("", owner));
                 }
                 for f in files {
-                    if let Some((u, g)) = h.owner(path, Some(f)) {
-                        o.push((f.clone(), u, g));
+                    if let Some(owner) = h.owner(path, Some(f)) {
+                        o.push(OwnedFile::new(f, owner));
                     }
                 }
                 b.owners = o;
@@ -373,7 +408,7 @@ impl<'a> Runner<'a> {
                 files,
                 ..
             }) => chown(h, path, *uid, *gid, files),
-            _ if self.live => handover::perform(step, before, h),
+            _ if self.live => handover::perform(step, before, h).map_err(|e| e.to_string()),
             _ => Ok(Some(
                 "not run: the live handover runs only with --live on the kernel".into(),
             )),
@@ -500,9 +535,9 @@ fn chown(
     for f in targets {
         h.chown(path, f, uid, gid).map_err(|e| format!("chown {e}"))?;
         if let Some(o) = h.owner(path, f)
-            && o != (uid, gid)
+            && o != UidGid::new(uid, gid)
         {
-            return Err(format!("{path}: owner is {}:{} after chown", o.0, o.1));
+            return Err(format!("{path}: owner is {}:{} after chown", o.uid, o.gid));
         }
     }
     Ok(None)
@@ -642,13 +677,17 @@ fn undo(
             if created.contains(path.as_str()) {
                 return Ok(Some("cgroup created by this apply".into()));
             }
-            for (f, u, g) in &before.owners {
+            for OwnedFile {
+                file: f,
+                owner: UidGid { uid: u, gid: g },
+            } in &before.owners
+            {
                 let f = (!f.is_empty()).then_some(f.as_str());
                 h.chown(path, f, *u, *g).map_err(|e| format!("chown back {e}"))?;
             }
             Ok(None)
         }
-        _ => handover::undo(step, before, h),
+        _ => handover::undo(step, before, h).map_err(|e| e.to_string()),
     }
 }
 

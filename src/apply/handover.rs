@@ -19,12 +19,139 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::step::{Before, Step, V1Cgroup, V1Mount, V1State};
+use super::step::{Before, OwnedFile, Step, UidGid, V1Cgroup, V1Mount, V1State};
 use super::tasks::Host;
 use crate::host::ProcCgroupsEntry;
 use crate::model::Controller;
 use crate::model::{HierarchyId, Tid};
 use crate::plan::Plan;
+
+/// Why a handover step (or its undo) failed: each names the cgroup, file
+/// or mount it was working on. The kernel's error is part of the text and
+/// not a `source()`, so it is said once; the executor journals the text as
+/// the step's note.
+#[derive(Debug, thiserror::Error)]
+pub enum HandoverError {
+    /// The hierarchy's cgroups were removed but the kernel still counts them.
+    #[error(
+        "{controller}: /proc/cgroups still counts {count} cgroups after {timeout_ms} ms: offline cgroups are pinned (memory: charged page cache or tmpfs files); the hierarchy was NOT unmounted (unmounting now would leave it alive and mounted nowhere)"
+    )]
+    Pinned {
+        /// The v1 controller.
+        controller: String,
+        /// How many cgroups `/proc/cgroups` still counts.
+        count: u32,
+        /// How long cgmig waited.
+        timeout_ms: u64,
+    },
+    /// A v1 mount could not be unmounted.
+    #[error("umount {mount}: {errno}")]
+    Umount {
+        /// The mount point.
+        mount: String,
+        /// What the kernel said.
+        errno: Errno,
+    },
+    /// The controller never appeared on the cgroup2 root.
+    #[error("{controller} did not show up in the cgroup2 root's cgroup.controllers within {timeout_ms} ms")]
+    NotOffered {
+        /// The v2 controller.
+        controller: String,
+        /// How long cgmig waited.
+        timeout_ms: u64,
+    },
+    /// The executor passed a step that is not a handover step (a cgmig bug).
+    #[error("not a handover step: {label}")]
+    NotHandover {
+        /// The step's label.
+        label: String,
+    },
+    /// A v1 interface file refused a value.
+    #[error("{}: write {value}: {errno}", file.display())]
+    Write {
+        /// The file.
+        file: PathBuf,
+        /// The value written.
+        value: String,
+        /// What the kernel said.
+        errno: Errno,
+    },
+    /// A task could not be moved to the v1 root.
+    #[error("{cgroup}: move task {tid} to the root: {errno}")]
+    MoveToRoot {
+        /// The v1 cgroup (mount point and path).
+        cgroup: String,
+        /// The task.
+        tid: Tid,
+        /// What the kernel said.
+        errno: Errno,
+    },
+    /// Tasks kept arriving in these v1 cgroups during the sweep.
+    #[error("tasks keep appearing in {}", cgroups.join(", "))]
+    Busy {
+        /// The v1 cgroups (paths in the hierarchy).
+        cgroups: Vec<String>,
+    },
+    /// A v1 cgroup could not be removed.
+    #[error("rmdir {}: {err}", dir.display())]
+    Rmdir {
+        /// The cgroup directory.
+        dir: PathBuf,
+        /// What the kernel said.
+        err: std::io::Error,
+    },
+    /// A v1 cgroup or mount point could not be made again.
+    #[error("mkdir {}: {err}", dir.display())]
+    Mkdir {
+        /// The directory.
+        dir: PathBuf,
+        /// What the kernel said.
+        err: std::io::Error,
+    },
+    /// A task could not go back to its v1 cgroup.
+    #[error("{cgroup}: move task {tid} back: {errno}")]
+    MoveBack {
+        /// The v1 cgroup (mount point and path).
+        cgroup: String,
+        /// The task.
+        tid: Tid,
+        /// What the kernel said.
+        errno: Errno,
+    },
+    /// A journaled v1 setting could not be written back.
+    #[error("{}: cannot restore {value:?}", file.display())]
+    Restore {
+        /// The interface file.
+        file: PathBuf,
+        /// The journaled value.
+        value: String,
+    },
+    /// A delegated file could not be given back to its owner.
+    #[error("chown {uid}:{gid} {}: {err}", path.display())]
+    Chown {
+        /// The file or directory.
+        path: PathBuf,
+        /// The owner.
+        uid: u32,
+        /// The group.
+        gid: u32,
+        /// What the kernel said.
+        err: std::io::Error,
+    },
+    /// A v1 hierarchy could not be mounted again.
+    #[error("mount -t cgroup -o {data} {device} {point}: {errno}")]
+    Mount {
+        /// The mount options.
+        data: String,
+        /// The mount source (not named `source`: thiserror would take it
+        /// for the cause).
+        device: String,
+        /// The mount point.
+        point: String,
+        /// What the kernel said.
+        errno: Errno,
+    },
+}
 
 /// Bound on each wait (release, v2 offer, remount).
 pub const WAIT_MS: u64 = 10_000;
@@ -474,23 +601,28 @@ pub fn read_v1(mount: &str, hierarchy: &str) -> V1State {
 
 /// The files of a cgroup a user owns (v1 delegation chowns the directory,
 /// `cgroup.procs` and `tasks`); root-owned files are not listed.
-fn delegated_owners(d: &Path) -> Vec<(String, u32, u32)> {
+fn delegated_owners(d: &Path) -> Vec<OwnedFile> {
     use std::os::unix::fs::MetadataExt;
     [".", "cgroup.procs", "tasks"]
         .into_iter()
         .filter_map(|f| {
             let m = std::fs::metadata(d.join(f)).ok()?;
-            (m.uid() != 0 || m.gid() != 0).then(|| (f.to_string(), m.uid(), m.gid()))
+            (m.uid() != 0 || m.gid() != 0).then(|| OwnedFile::new(f, UidGid::new(m.uid(), m.gid())))
         })
         .collect()
 }
 
 /// Give a re-made cgroup's files back to their owners (see [`delegated_owners`]).
-fn restore_owners(d: &Path, owners: &[(String, u32, u32)]) -> Result<(), String> {
-    for (f, uid, gid) in owners {
-        let p = d.join(f);
-        std::os::unix::fs::chown(&p, Some(*uid), Some(*gid))
-            .map_err(|e| format!("chown {uid}:{gid} {}: {e}", p.display()))?;
+fn restore_owners(d: &Path, owners: &[OwnedFile]) -> Result<(), HandoverError> {
+    for OwnedFile { file, owner } in owners {
+        let UidGid { uid, gid } = *owner;
+        let p = d.join(file);
+        std::os::unix::fs::chown(&p, Some(uid), Some(gid)).map_err(|err| HandoverError::Chown {
+            path: p.clone(),
+            uid,
+            gid,
+            err,
+        })?;
     }
     Ok(())
 }
@@ -525,7 +657,7 @@ fn write(f: &Path, v: &str) -> Result<(), Errno> {
 }
 
 /// Run one handover step.
-pub fn perform(step: &Step, _before: &Before, host: &mut dyn Host) -> Result<Option<String>, String> {
+pub fn perform(step: &Step, _before: &Before, host: &mut dyn Host) -> Result<Option<String>, HandoverError> {
     match step {
         Step::Evacuate { mount, hierarchy } => evacuate(mount, hierarchy),
         Step::RemoveV1 { mount, hierarchy } => remove_v1(mount, hierarchy),
@@ -543,15 +675,22 @@ pub fn perform(step: &Step, _before: &Before, host: &mut dyn Host) -> Result<Opt
                         r.num_cgroups
                     }
                 });
-            (n <= 1).then_some(()).ok_or(format!(
-                "{controller}: /proc/cgroups still counts {n} cgroups after {timeout_ms} ms: offline cgroups are pinned (memory: charged page cache or tmpfs files); the hierarchy was NOT unmounted (unmounting now would leave it alive and mounted nowhere)"
-            ))
+            (n <= 1).then_some(()).ok_or_else(|| HandoverError::Pinned {
+                controller: controller.clone(),
+                count: n,
+                timeout_ms: *timeout_ms,
+            })
         }),
         Step::Unmount { mounts, .. } => {
             for m in mounts {
                 match nix::mount::umount(m.as_str()) {
                     Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {}
-                    Err(e) => return Err(format!("umount {m}: {e}")),
+                    Err(errno) => {
+                        return Err(HandoverError::Umount {
+                            mount: m.clone(),
+                            errno,
+                        });
+                    }
                 }
             }
             Ok(None)
@@ -561,15 +700,22 @@ pub fn perform(step: &Step, _before: &Before, host: &mut dyn Host) -> Result<Opt
             timeout_ms,
         } => wait(*timeout_ms, || {
             let have = host.read("/", "cgroup.controllers").unwrap_or_default();
-            have.split_whitespace().any(|c| c == controller).then_some(()).ok_or(format!(
-                "{controller} did not show up in the cgroup2 root's cgroup.controllers within {timeout_ms} ms"
-            ))
+            have.split_whitespace()
+                .any(|c| c == controller)
+                .then_some(())
+                .ok_or_else(|| HandoverError::NotOffered {
+                    controller: controller.clone(),
+                    timeout_ms: *timeout_ms,
+                })
         }),
-        _ => Err(format!("not a handover step: {}", step.label())),
+        _ => Err(HandoverError::NotHandover { label: step.label() }),
     }
 }
 
-fn wait(timeout_ms: u64, mut ok: impl FnMut() -> Result<(), String>) -> Result<Option<String>, String> {
+fn wait(
+    timeout_ms: u64,
+    mut ok: impl FnMut() -> Result<(), HandoverError>,
+) -> Result<Option<String>, HandoverError> {
     let start = Instant::now();
     loop {
         match ok() {
@@ -580,7 +726,7 @@ fn wait(timeout_ms: u64, mut ok: impl FnMut() -> Result<(), String>) -> Result<O
     }
 }
 
-fn evacuate(mount: &str, hierarchy: &str) -> Result<Option<String>, String> {
+fn evacuate(mount: &str, hierarchy: &str) -> Result<Option<String>, HandoverError> {
     let root = dir(mount, "/");
     if hierarchy.split(',').any(|c| c == "memory") {
         // A running task's pages stay charged to the memcg it leaves, which
@@ -592,7 +738,13 @@ fn evacuate(mount: &str, hierarchy: &str) -> Result<Option<String>, String> {
                 // ENOENT/EINVAL: a kernel without charge moving; the
                 // release wait then names what stays pinned.
                 Ok(()) | Err(Errno::ENOENT | Errno::EINVAL) => {}
-                Err(e) => return Err(format!("{}: write 3: {e}", f.display())),
+                Err(errno) => {
+                    return Err(HandoverError::Write {
+                        file: f,
+                        value: "3".into(),
+                        errno,
+                    });
+                }
             }
         }
     }
@@ -603,7 +755,13 @@ fn evacuate(mount: &str, hierarchy: &str) -> Result<Option<String>, String> {
             for tid in read_ids(&dir(mount, p).join("tasks")) {
                 match write(&root.join("tasks"), &tid.to_string()) {
                     Ok(()) | Err(Errno::ESRCH) => {}
-                    Err(e) => return Err(format!("{mount}{p}: move task {tid} to the root: {e}")),
+                    Err(errno) => {
+                        return Err(HandoverError::MoveToRoot {
+                            cgroup: format!("{mount}{p}"),
+                            tid,
+                            errno,
+                        });
+                    }
                 }
                 left += 1;
             }
@@ -619,11 +777,11 @@ fn evacuate(mount: &str, hierarchy: &str) -> Result<Option<String>, String> {
     if busy.is_empty() {
         Ok(None)
     } else {
-        Err(format!("tasks keep appearing in {}", busy.join(", ")))
+        Err(HandoverError::Busy { cgroups: busy })
     }
 }
 
-fn remove_v1(mount: &str, hierarchy: &str) -> Result<Option<String>, String> {
+fn remove_v1(mount: &str, hierarchy: &str) -> Result<Option<String>, HandoverError> {
     let memory = hierarchy.split(',').any(|c| c == "memory");
     for p in walk(Path::new(mount)).iter().rev() {
         let d = dir(mount, p);
@@ -633,14 +791,14 @@ fn remove_v1(mount: &str, hierarchy: &str) -> Result<Option<String>, String> {
         match std::fs::remove_dir(&d) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("rmdir {}: {e}", d.display())),
+            Err(err) => return Err(HandoverError::Rmdir { dir: d, err }),
         }
     }
     Ok(None)
 }
 
 /// Undo a handover step (rollback).
-pub fn undo(step: &Step, before: &Before, host: &mut dyn Host) -> Result<Option<String>, String> {
+pub fn undo(step: &Step, before: &Before, host: &mut dyn Host) -> Result<Option<String>, HandoverError> {
     let state = before.v1.clone().unwrap_or_default();
     match step {
         Step::Unmount { .. } => remount(&state, host),
@@ -650,7 +808,7 @@ pub fn undo(step: &Step, before: &Before, host: &mut dyn Host) -> Result<Option<
                 match std::fs::create_dir(&d) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(format!("mkdir {}: {e}", d.display())),
+                    Err(err) => return Err(HandoverError::Mkdir { dir: d, err }),
                 }
                 restore(&d, &c.settings)?;
                 restore_owners(&d, &c.owners)?;
@@ -664,7 +822,13 @@ pub fn undo(step: &Step, before: &Before, host: &mut dyn Host) -> Result<Option<
                     match write(&dir(mount, &c.path).join("tasks"), &t.to_string()) {
                         Ok(()) => {}
                         Err(Errno::ESRCH) => gone += 1,
-                        Err(e) => return Err(format!("{mount}{}: move task {t} back: {e}", c.path)),
+                        Err(errno) => {
+                            return Err(HandoverError::MoveBack {
+                                cgroup: format!("{mount}{}", c.path),
+                                tid: *t,
+                                errno,
+                            });
+                        }
                     }
                 }
             }
@@ -691,7 +855,7 @@ fn restore_devices(d: &Path, list: &str) -> Result<(), Errno> {
 }
 
 /// Write back the settings that differ from their journaled values.
-fn restore(d: &Path, settings: &[(String, String)]) -> Result<(), String> {
+fn restore(d: &Path, settings: &[(String, String)]) -> Result<(), HandoverError> {
     for (f, v) in settings {
         let now = std::fs::read_to_string(d.join(f)).unwrap_or_default();
         if restorable(f, &now) == *v {
@@ -703,13 +867,16 @@ fn restore(d: &Path, settings: &[(String, String)]) -> Result<(), String> {
             write(&d.join(f), v)
         };
         if done.is_err() {
-            return Err(format!("{}/{f}: cannot restore {v:?}", d.display()));
+            return Err(HandoverError::Restore {
+                file: d.join(f),
+                value: v.clone(),
+            });
         }
     }
     Ok(())
 }
 
-fn remount(state: &V1State, _host: &mut dyn Host) -> Result<Option<String>, String> {
+fn remount(state: &V1State, _host: &mut dyn Host) -> Result<Option<String>, HandoverError> {
     use nix::mount::MsFlags;
     for m in &state.mounts {
         if v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
@@ -736,7 +903,10 @@ fn remount(state: &V1State, _host: &mut dyn Host) -> Result<Option<String>, Stri
             .filter(|o| *o != "rw" && *o != "ro")
             .collect();
         let data = data.join(",");
-        std::fs::create_dir_all(&m.point).map_err(|e| format!("mkdir {}: {e}", m.point))?;
+        std::fs::create_dir_all(&m.point).map_err(|err| HandoverError::Mkdir {
+            dir: PathBuf::from(&m.point),
+            err,
+        })?;
         // v2 releases the controller's css asynchronously after `-ctrl`: EBUSY for a moment.
         wait(WAIT_MS, || {
             nix::mount::mount(
@@ -746,7 +916,12 @@ fn remount(state: &V1State, _host: &mut dyn Host) -> Result<Option<String>, Stri
                 flags,
                 Some(data.as_str()),
             )
-            .map_err(|e| format!("mount -t cgroup -o {data} {} {}: {e}", m.source, m.point))
+            .map_err(|errno| HandoverError::Mount {
+                data: data.clone(),
+                device: m.source.clone(),
+                point: m.point.clone(),
+                errno,
+            })
         })?;
     }
     Ok(None)
@@ -821,8 +996,9 @@ mod tests {
             std::os::unix::fs::chown(d.join(f), Some(uid), Some(gid)).unwrap();
         }
         let owners = delegated_owners(&d);
-        assert!(owners.contains(&(".".into(), uid, gid)), "{owners:?}");
-        assert!(owners.contains(&("tasks".into(), uid, gid)), "{owners:?}");
+        let owned = |file: &str| OwnedFile::new(file, UidGid::new(uid, gid));
+        assert!(owners.contains(&owned(".")), "{owners:?}");
+        assert!(owners.contains(&owned("tasks")), "{owners:?}");
         if me.uid() == 0 {
             assert_eq!(owners.len(), 2, "cgroup.procs stays root's: {owners:?}");
             std::fs::remove_dir_all(&d).unwrap();

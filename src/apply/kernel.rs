@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 use super::error::ApplyError;
+use super::step::UidGid;
 use super::target::{Target, TargetError};
 use super::tasks::Host;
 use crate::model::{Pid, Tid};
@@ -213,12 +214,12 @@ impl Host for KernelTarget {
             .and_then(|v| v.trim().parse().ok())
     }
 
-    fn owner(&self, path: &str, file: Option<&str>) -> Option<(u32, u32)> {
+    fn owner(&self, path: &str, file: Option<&str>) -> Option<UidGid> {
         let p = match file {
             Some(f) => self.file(path, f),
             None => self.dir(path),
         };
-        std::fs::metadata(p).ok().map(|m| (m.uid(), m.gid()))
+        std::fs::metadata(p).ok().map(|m| UidGid::new(m.uid(), m.gid()))
     }
 }
 

@@ -24,9 +24,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use nix::errno::Errno;
 
+use super::step::UidGid;
 use super::target::{Target, TargetError};
-use crate::model::Controller;
 use crate::model::path as cgpath;
+use crate::model::{Controller, Pid, Tid};
 
 /// Whether a v2 controller is implicit (`cgrp_dfl_implicit_ss_mask`):
 /// enabled everywhere, never listed or writable in `subtree_control`.
@@ -50,11 +51,11 @@ struct Cg {
     /// Values written to interface files, normalized as the kernel prints them.
     values: BTreeMap<String, String>,
     /// `chown` results: `""` for the directory, else the file name.
-    owners: BTreeMap<String, (u32, u32)>,
+    owners: BTreeMap<String, UidGid>,
     /// Paths of the child cgroups (an index: the tree is `Simulator::cgroups`).
     children: BTreeSet<String>,
     /// Tids of the tasks in this cgroup (an index of `Simulator::tasks`).
-    members: BTreeSet<u32>,
+    members: BTreeSet<Tid>,
     /// `nr_threaded_children`, kept by [`Simulator::set_threaded`] and [`Simulator::destroy`].
     threaded_children: usize,
 }
@@ -63,7 +64,7 @@ struct Cg {
 #[derive(Debug, Clone)]
 struct Task {
     /// Its thread group (process) id.
-    pid: u32,
+    pid: Pid,
     /// The cgroup it is in.
     cgroup: String,
 }
@@ -75,10 +76,10 @@ pub struct Simulator {
     offered: BTreeSet<String>,
     /// Every cgroup by path (`/` is the root).
     cgroups: BTreeMap<String, Cg>,
-    /// Every live task by tid.
-    tasks: BTreeMap<u32, Task>,
+    /// Every live task by tid (a process's leader under `pid.main_thread()`).
+    tasks: BTreeMap<Tid, Task>,
     /// The tids of each live process (an index of `tasks`).
-    threads_of: BTreeMap<u32, BTreeSet<u32>>,
+    threads_of: BTreeMap<Pid, BTreeSet<Tid>>,
     /// Kernel version; decides which version-dependent files exist.
     kernel: (u32, u32),
     /// Whether a block device uses BFQ (then `io.bfq.weight` exists).
@@ -117,13 +118,14 @@ impl Simulator {
         seed::from_snapshot(snap)
     }
 
-    /// A process with these threads (tids include pid) in cgroup `path`.
-    pub fn add_process(&mut self, pid: u32, tids: &[u32], path: &str) -> Result<(), TargetError> {
+    /// A process with these threads in cgroup `path`; its main thread
+    /// (`pid.main_thread()`) is added whether `tids` lists it or not.
+    pub fn add_process(&mut self, pid: Pid, tids: &[Tid], path: &str) -> Result<(), TargetError> {
         if !self.cgroups.contains_key(path) {
             return Err(TargetError::new(path, None, Errno::ENOENT));
         }
-        let mut all: BTreeSet<u32> = tids.iter().copied().collect();
-        all.insert(pid);
+        let mut all: BTreeSet<Tid> = tids.iter().copied().collect();
+        all.insert(pid.main_thread());
         for tid in all {
             self.place(tid, pid, path);
         }
@@ -131,15 +133,15 @@ impl Simulator {
     }
 
     /// The process exits: its tasks leave their cgroups; later writes of its pid/tids give ESRCH.
-    pub fn exit_process(&mut self, pid: u32) {
+    pub fn exit_process(&mut self, pid: Pid) {
         for tid in self.threads_of.get(&pid).cloned().unwrap_or_default() {
             self.unplace(tid);
         }
     }
 
     /// A new thread appears in a process (fork during a move); it starts in the process's cgroup.
-    pub fn add_thread(&mut self, pid: u32, tid: u32) {
-        if let Some(leader) = self.tasks.get(&pid).cloned() {
+    pub fn add_thread(&mut self, pid: Pid, tid: Tid) {
+        if let Some(leader) = self.tasks.get(&pid.main_thread()).cloned() {
             self.place(tid, pid, &leader.cgroup);
         }
     }
@@ -245,7 +247,8 @@ impl Simulator {
     }
 
     /// Where a task is (cgroup path), for tests and verification.
-    pub fn cgroup_of(&self, tid: u32) -> Option<String> {
+    /// A process's place is its main thread's: `cgroup_of(pid.main_thread())`.
+    pub fn cgroup_of(&self, tid: Tid) -> Option<String> {
         self.tasks.get(&tid).map(|t| t.cgroup.clone())
     }
 
@@ -273,7 +276,7 @@ impl Simulator {
     }
 
     /// Put task `tid` of process `pid` into cgroup `path`, keeping the indexes in step.
-    fn place(&mut self, tid: u32, pid: u32, path: &str) {
+    fn place(&mut self, tid: Tid, pid: Pid, path: &str) {
         self.unplace(tid);
         self.tasks.insert(
             tid,
@@ -289,7 +292,7 @@ impl Simulator {
     }
 
     /// The task is gone.
-    fn unplace(&mut self, tid: u32) {
+    fn unplace(&mut self, tid: Tid) {
         if let Some(t) = self.tasks.remove(&tid) {
             if let Some(c) = self.cgroups.get_mut(&t.cgroup) {
                 c.members.remove(&tid);

@@ -101,10 +101,66 @@ pub struct V1Cgroup {
     /// `tasks` (thread ids).
     pub tasks: Vec<crate::model::Tid>,
     /// Files not owned by root:root (a delegated subtree: the directory,
-    /// `cgroup.procs`, `tasks`) as (file, uid, gid), `.` for the directory;
-    /// rollback chowns them back after the mkdir.
+    /// `cgroup.procs`, `tasks`), `.` for the directory; rollback chowns them
+    /// back after the mkdir.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub owners: Vec<(String, u32, u32)>,
+    pub owners: Vec<OwnedFile>,
+}
+
+/// A uid and gid, what `chown(2)` sets and `stat(2)` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UidGid {
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+}
+
+impl UidGid {
+    /// The pair from `chown`'s two numbers.
+    pub const fn new(uid: u32, gid: u32) -> Self {
+        Self { uid, gid }
+    }
+}
+
+/// Who owned one file of a cgroup before a step changed it: the file name
+/// (`""` or `.` for the directory, as the recording step chose) and its owner.
+///
+/// The journal keeps the `["file", uid, gid]` array that the earlier
+/// `(String, u32, u32)` tuple wrote (`serde(from, into)`), so a journal
+/// written before this struct existed still loads and a new one reads the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "(String, u32, u32)", into = "(String, u32, u32)")]
+pub struct OwnedFile {
+    /// The file's name in the cgroup directory, or the directory itself.
+    pub file: String,
+    /// Its owner before the step.
+    pub owner: UidGid,
+}
+
+impl OwnedFile {
+    /// `file` (`""` or `.` for the directory) owned by `owner`.
+    pub fn new(file: impl Into<String>, owner: UidGid) -> Self {
+        OwnedFile {
+            file: file.into(),
+            owner,
+        }
+    }
+}
+
+impl From<(String, u32, u32)> for OwnedFile {
+    fn from((file, uid, gid): (String, u32, u32)) -> Self {
+        OwnedFile {
+            file,
+            owner: UidGid { uid, gid },
+        }
+    }
+}
+
+impl From<OwnedFile> for (String, u32, u32) {
+    fn from(o: OwnedFile) -> Self {
+        (o.file, o.owner.uid, o.owner.gid)
+    }
 }
 
 /// One mount of a v1 hierarchy.
@@ -141,10 +197,42 @@ pub struct Before {
     /// The task's cgroup before a move (path on the mount).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
-    /// Old owners: (file, or "" for the directory; uid; gid).
+    /// Old owners of the chowned files, `""` for the directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub owners: Vec<(String, u32, u32)>,
+    pub owners: Vec<OwnedFile>,
     /// The v1 hierarchy the handover takes apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub v1: Option<V1State>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Journals written while owners were `(String, u32, u32)` tuples still
+    /// load, and a new journal writes the same bytes.
+    #[test]
+    fn owners_keep_the_tuple_format_of_older_journals() {
+        let old = r#"{"owners":[["",1000,1001],["cgroup.procs",1000,1001]]}"#;
+        let before: Before = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            before.owners,
+            vec![
+                OwnedFile {
+                    file: String::new(),
+                    owner: UidGid::new(1000, 1001)
+                },
+                OwnedFile {
+                    file: "cgroup.procs".into(),
+                    owner: UidGid::new(1000, 1001)
+                },
+            ]
+        );
+        assert_eq!(serde_json::to_string(&before).unwrap(), old);
+        let v1 = r#"{"path":"/user","settings":[],"tasks":[7],"owners":[[".",1000,1000]]}"#;
+        let cg: V1Cgroup = serde_json::from_str(v1).unwrap();
+        assert_eq!(cg.owners[0].file, ".");
+        assert_eq!(cg.owners[0].owner, UidGid::new(1000, 1000));
+        assert_eq!(serde_json::to_string(&cg).unwrap(), v1);
+    }
 }

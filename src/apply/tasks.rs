@@ -8,6 +8,7 @@
 
 use nix::errno::Errno;
 
+use super::step::UidGid;
 use super::target::Target;
 use crate::model::{Pid, Tid};
 
@@ -20,14 +21,13 @@ pub trait Host: Target {
         None
     }
     /// Owner of a cgroup directory or one of its files, when known.
-    fn owner(&self, _path: &str, _file: Option<&str>) -> Option<(u32, u32)> {
+    fn owner(&self, _path: &str, _file: Option<&str>) -> Option<UidGid> {
         None
     }
 }
 
 impl Host for super::Simulator {
     fn cgroup_of_task(&self, _pid: Pid, tid: Tid) -> Result<String, Errno> {
-        // The simulated kernel keeps its task table in raw numbers, as `tasks` lists them.
-        self.cgroup_of(tid.get()).ok_or(Errno::ESRCH)
+        self.cgroup_of(tid).ok_or(Errno::ESRCH)
     }
 }

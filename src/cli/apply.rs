@@ -274,18 +274,19 @@ fn confirm(live: bool, yes: bool, what: &str) -> Result<(), ApplyError> {
     }
 }
 
-/// `cgmig apply`.
+/// What confirming an apply or a live one agrees to.
+const HANDOVER: &str = "hand the plan's controllers over from v1 to cgroup2";
+
+/// `cgmig apply`: read and scope the plan, check it fits this host, then
+/// either resume the journaled run or prepare a fresh one, and run it with
+/// the journal around every step.
 pub fn apply(a: ApplyArgs) -> Result<i32> {
     let full = read_plan(&a.plan)?;
     if a.dry_run {
         return dry_run(&a, &full);
     }
     // Asked first, before anything is scanned, locked or written.
-    confirm(
-        a.live,
-        a.yes,
-        "hand the plan's controllers over from v1 to cgroup2",
-    )?;
+    confirm(a.live, a.yes, HANDOVER)?;
     let _lock = Lock::take()?;
     let journal_path = a
         .journal
@@ -299,105 +300,167 @@ pub fn apply(a: ApplyArgs) -> Result<i32> {
             return Err(ApplyError::WrongHost { reasons: why }.into());
         }
     }
-    let (steps, options, skipped, prior, preflight) = if a.resume {
-        let j = Journal::read(&journal_path)?;
-        let (jh, _, opts) = j.header.clone().expect("read checks the header");
-        if jh != hash {
-            return Err(ApplyError::OtherPlan {
-                path: journal_path,
-                journal: jh,
-                plan: hash,
-            }
-            .into());
-        }
-        (j.steps.clone(), opts, Vec::new(), Some(j), Vec::new())
+    let prepared = if a.resume {
+        resume(&journal_path, &hash)?
     } else {
-        let (mount, prefix) = match &a.target {
-            Some(dir) => {
-                let l = kernel::locate(dir)?;
-                (l.mount, l.prefix)
-            }
-            None => {
-                let m = kernel::default_mount()?;
-                kernel::locate(&m)?;
-                (m, "/".to_string())
-            }
-        };
-        let snap = crate::scan::scan(&crate::host::Root::live()).context("fresh scan of this host")?;
-        let live = resolve::live_from_snapshot(&snap);
-        let changed = check_changes(&plan, &live);
-        if !changed.is_empty() && !a.allow_changed {
-            return Err(ApplyError::WrongHost { reasons: changed }.into());
-        }
-        let specs = if a.live {
-            handover::specs_for(&plan)
-        } else {
-            Vec::new()
-        };
-        let preflight = if a.live {
-            let systemd = snap
-                .hierarchies()
-                .iter()
-                .any(|(_, h)| h.name.as_deref() == Some("systemd"));
-            let why = handover::preflight(&specs, Some(&mount), systemd);
-            if !why.is_empty() {
-                return Err(ApplyError::Preflight {
-                    reasons: why,
-                    hint: handover::staged_boot_hint(&plan),
-                }
-                .into());
-            }
-            specs
-                .iter()
-                .map(|s| format!("{}: ready to hand over", s.hierarchy))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let host = KernelTarget::new(mount.clone());
-        let resolved = resolve::resolve(&plan, &live, same_boot(&plan));
-        let (steps, skipped) = exec::build_steps(&plan, &prefix, &resolved, &host, &specs);
-        let opts = RunOptions {
-            stage: a.stage,
-            only: a.only.clone(),
-            live: a.live,
-            mount: mount.display().to_string(),
-            prefix,
-        };
-        (steps, opts, skipped, None, preflight)
+        prepare(&a, &plan)?
     };
-    confirm(
-        options.live,
-        a.yes,
-        "hand the plan's controllers over from v1 to cgroup2",
-    )?;
-    let writer = if a.resume {
-        Writer::open(&journal_path)?
+    confirm(prepared.options.live, a.yes, HANDOVER)?;
+    let writer = open_journal(&a, &journal_path, hash, &prepared)?;
+    run_prepared(&a, &journal_path, writer, prepared)
+}
+
+/// An apply ready to run: its steps and options, what the plan names but
+/// will not be done, the journal of the run it resumes, and the handover
+/// preflight's lines for the report.
+struct Prepared {
+    steps: Vec<crate::apply::step::Step>,
+    options: RunOptions,
+    skipped: Vec<Outcome>,
+    prior: Option<Journal>,
+    preflight: Vec<String>,
+}
+
+/// `--resume`: the steps and options come from the journal, which must
+/// belong to this very plan (the hash), so a resume never mixes two plans.
+fn resume(journal_path: &Path, hash: &str) -> Result<Prepared> {
+    let j = Journal::read(journal_path)?;
+    let (jh, _, opts) = j.header.clone().expect("read checks the header");
+    if jh != hash {
+        return Err(ApplyError::OtherPlan {
+            path: journal_path.to_path_buf(),
+            journal: jh,
+            plan: hash.to_string(),
+        }
+        .into());
+    }
+    Ok(Prepared {
+        steps: j.steps.clone(),
+        options: opts,
+        skipped: Vec::new(),
+        prior: Some(j),
+        preflight: Vec::new(),
+    })
+}
+
+/// A fresh run: find the cgroup2 mount, scan the host again (the plan may
+/// be old), refuse when processes moved since the plan, run the handover
+/// preflight, and turn the plan into steps for the processes as they are now.
+fn prepare(a: &ApplyArgs, plan: &Plan) -> Result<Prepared> {
+    let (mount, prefix) = target_mount(a.target.as_deref())?;
+    let snap = crate::scan::scan(&crate::host::Root::live()).context("fresh scan of this host")?;
+    let live = resolve::live_from_snapshot(&snap);
+    let changed = check_changes(plan, &live);
+    if !changed.is_empty() && !a.allow_changed {
+        return Err(ApplyError::WrongHost { reasons: changed }.into());
+    }
+    let (specs, preflight) = if a.live {
+        live_preflight(plan, &snap, &mount)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let host = KernelTarget::new(mount.clone());
+    let resolved = resolve::resolve(plan, &live, same_boot(plan));
+    let (steps, skipped) = exec::build_steps(plan, &prefix, &resolved, &host, &specs);
+    let options = RunOptions {
+        stage: a.stage,
+        only: a.only.clone(),
+        live: a.live,
+        mount: mount.display().to_string(),
+        prefix,
+    };
+    Ok(Prepared {
+        steps,
+        options,
+        skipped,
+        prior: None,
+        preflight,
+    })
+}
+
+/// The cgroup2 mount and the prefix in it the plan's tree goes under:
+/// `--target` (checked to be a writable cgroup2 directory), or the host's
+/// cgroup2 mount itself.
+fn target_mount(target: Option<&Path>) -> Result<(PathBuf, String), ApplyError> {
+    match target {
+        Some(dir) => {
+            let l = kernel::locate(dir)?;
+            Ok((l.mount, l.prefix))
+        }
+        None => {
+            let m = kernel::default_mount()?;
+            kernel::locate(&m)?;
+            Ok((m, "/".to_string()))
+        }
+    }
+}
+
+/// `--live`: the hierarchies to hand over and the preflight's "ready"
+/// lines, or the refusal with every reason before anything is touched.
+fn live_preflight(
+    plan: &Plan,
+    snap: &crate::model::Snapshot,
+    mount: &Path,
+) -> Result<(Vec<handover::Spec>, Vec<String>), ApplyError> {
+    let specs = handover::specs_for(plan);
+    let systemd = snap
+        .hierarchies()
+        .iter()
+        .any(|(_, h)| h.name.as_deref() == Some("systemd"));
+    let why = handover::preflight(&specs, Some(mount), systemd);
+    if !why.is_empty() {
+        return Err(ApplyError::Preflight {
+            reasons: why,
+            hint: handover::staged_boot_hint(plan),
+        });
+    }
+    let ready = specs
+        .iter()
+        .map(|s| format!("{}: ready to hand over", s.hierarchy))
+        .collect();
+    Ok((specs, ready))
+}
+
+/// The journal writer: the existing journal on resume, else a new one whose
+/// header records the plan, the options and every step before the first runs.
+fn open_journal(
+    a: &ApplyArgs,
+    journal_path: &Path,
+    hash: String,
+    p: &Prepared,
+) -> Result<Writer, ApplyError> {
+    if a.resume {
+        Writer::open(journal_path)
     } else {
         Writer::create(
-            &journal_path,
+            journal_path,
             Record::Header {
                 schema: journal::JOURNAL_SCHEMA.into(),
                 plan_hash: hash,
                 plan: a.plan.display().to_string(),
-                options: options.clone(),
-                steps: steps.clone(),
+                options: p.options.clone(),
+                steps: p.steps.clone(),
             },
-        )?
-    };
-    let mut host = KernelTarget::new(PathBuf::from(&options.mount));
-    let mut runner = Runner::new(&mut host, Some(writer), options.live);
-    runner.progress = progress(steps.len());
-    let mut outcomes = runner.run(&steps, prior.as_ref())?;
+        )
+    }
+}
+
+/// Run the steps on the kernel (skipping what an earlier run finished) and
+/// report every outcome, the skipped ones and the handover window.
+fn run_prepared(a: &ApplyArgs, journal_path: &Path, writer: Writer, p: Prepared) -> Result<i32> {
+    let mut host = KernelTarget::new(PathBuf::from(&p.options.mount));
+    let mut runner = Runner::new(&mut host, Some(writer), p.options.live);
+    runner.progress = progress(p.steps.len());
+    let mut outcomes = runner.run(&p.steps, p.prior.as_ref())?;
     let window = runner.window_ms();
-    outcomes.extend(skipped);
+    outcomes.extend(p.skipped);
     report(
         "apply",
-        Some(&journal_path),
+        Some(journal_path),
         false,
         &outcomes,
         window,
-        preflight,
+        p.preflight,
         a.format,
     )
 }

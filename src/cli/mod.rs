@@ -254,50 +254,23 @@ fn emit(output: Option<&Path>, text: &str) -> Result<()> {
     })
 }
 
+/// Run one command: each is its own function below, and this is only the
+/// table from subcommand to function.
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Scan {
             input,
             output,
             format,
-        } => {
-            let root = open_root(input.root.as_deref())?;
-            let snap = crate::scan::scan(&root)?;
-            for d in &snap.diagnostics {
-                say!("cgmig: note: {}: {}", d.path, report::escape::line(&d.message));
-            }
-            let text = report::to_data(&snap, format.into()).context("cannot write the snapshot")?;
-            emit(output.as_deref(), &text)?;
-            Ok(0)
-        }
-        Command::Tree { input, rules } => {
-            let (rules, bad) = load_rules(&rules);
-            let snap = load_input(&input)?;
-            emit(None, &report::render_tree(&snap, &rules))?;
-            Ok(if bad { 2 } else { 0 })
-        }
+        } => scan(&input, output.as_deref(), format),
+        Command::Tree { input, rules } => tree(&input, &rules),
         Command::Audit {
             input,
             rules,
             format,
             fail_on,
             output,
-        } => {
-            let (rules, bad) = load_rules(&rules);
-            let snap = load_input(&input)?;
-            let mut report = crate::audit::audit(&snap, &rules);
-            crate::owners::adjust_report(&mut report, &snap);
-            let mut text =
-                crate::audit::render(&report, format.into()).context("cannot render the audit report")?;
-            if matches!(format, formats::AuditFormat::Table) {
-                text.push_str(&crate::owners::audit_section(&snap));
-            }
-            emit(output.as_deref(), &text)?;
-            if bad {
-                return Ok(2);
-            }
-            Ok(if report.fails(fail_on.into()) { 1 } else { 0 })
-        }
+        } => audit(&input, &rules, format, fail_on, output.as_deref()),
         Command::Plan {
             input,
             rules,
@@ -305,64 +278,9 @@ fn run(cli: Cli) -> Result<i32> {
             output,
             stage,
             only,
-        } => {
-            let (rules, bad) = load_rules(&rules);
-            let snap = load_input(&input)?;
-            let mut plan = crate::plan::plan(&snap, &rules);
-            if input.root.is_none() && input.snapshot.is_none() {
-                crate::plan::keys::record_live_identity(&mut plan);
-            }
-            let leaf = rules.policy().leaf_name.clone();
-            if let Some(n) = stage {
-                let count = plan.stages.len();
-                plan = plan
-                    .for_stage(n, &leaf)
-                    .with_context(|| format!("there is no stage {n} (this plan has {count})"))?;
-            }
-            if let Some(path) = &only {
-                plan = plan
-                    .only(path, &leaf)
-                    .with_context(|| format!("{path} is not a node of the plan"))?;
-            }
-            let violations = crate::plan::validate(&plan);
-            if !violations.is_empty() {
-                // Never written: an invalid plan must not reach `apply`.
-                for v in &violations {
-                    say!("cgmig: plan invalid at {}: {}", v.at, v.message);
-                }
-                bail!(
-                    "the plan breaks {} v2 rules and was not written (a cgmig bug: please report it)",
-                    violations.len()
-                );
-            }
-            // Streamed: the JSON of a big host is over 100 MB.
-            let human = matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown);
-            let owners = if human {
-                crate::owners::plan_section(&plan)
-            } else {
-                String::new()
-            };
-            let written = report::write_output_with(output.as_deref(), &mut |w| {
-                crate::plan::render_to(&plan, format.into(), w).map_err(std::io::Error::other)?;
-                w.write_all(owners.as_bytes())
-            });
-            written.with_context(|| match output.as_deref() {
-                Some(p) if p != Path::new("-") => format!("cannot write {}", p.display()),
-                _ => "cannot write standard output".to_string(),
-            })?;
-            Ok(if bad { 2 } else { 0 })
-        }
+        } => plan(&input, &rules, format, output, stage, only.as_deref()),
         Command::Verify(args) => verify::run(args),
-        Command::Explain { target, rules } => {
-            let (rules, bad) = load_rules(&rules);
-            match explain::explain(&target, &rules) {
-                Some(text) => {
-                    emit(None, &text)?;
-                    Ok(if bad { 2 } else { 0 })
-                }
-                None => bail!("no rule matches {target:?}; `cgmig rules list` shows every rule"),
-            }
-        }
+        Command::Explain { target, rules } => explain(&target, &rules),
         Command::Fleet(args) => fleet::run(args),
         Command::Completions(args) => completions::run_completions(args),
         Command::Man(args) => completions::run_man(args),
@@ -370,25 +288,171 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Apply(args) => apply::apply(args),
         Command::Rollback(args) => apply::rollback(args),
         Command::Rules { action } => match action {
-            RulesAction::List { rules } => {
-                let (rules, bad) = load_rules(&rules);
-                emit(None, &explain::list(&rules))?;
-                Ok(if bad { 2 } else { 0 })
-            }
-            RulesAction::Check { dir } => {
-                if !dir.is_dir() {
-                    bail!("{} is not a directory", dir.display());
-                }
-                let (set, errors) = RuleSet::check_dir(&dir);
-                print_rule_errors(&errors);
-                emit(
-                    None,
-                    &format!("{} rules valid, {} errors\n", set.rules().len(), errors.len()),
-                )?;
-                Ok(if errors.is_empty() { 0 } else { 1 })
-            }
+            RulesAction::List { rules } => rules_list(&rules),
+            RulesAction::Check { dir } => rules_check(&dir),
         },
     }
+}
+
+/// `cgmig scan`: the snapshot, with every diagnostic of the scan said on
+/// stderr (the snapshot carries them too).
+fn scan(input: &RootOnly, output: Option<&Path>, format: formats::DataFormat) -> Result<i32> {
+    let root = open_root(input.root.as_deref())?;
+    let snap = crate::scan::scan(&root)?;
+    for d in &snap.diagnostics {
+        say!("cgmig: note: {}: {}", d.path, report::escape::line(&d.message));
+    }
+    let text = report::to_data(&snap, format.into()).context("cannot write the snapshot")?;
+    emit(output, &text)?;
+    Ok(0)
+}
+
+/// `cgmig tree`: every hierarchy as a tree; exit 2 when a rules file was bad.
+fn tree(input: &InputArgs, rules: &RulesArgs) -> Result<i32> {
+    let (rules, bad) = load_rules(rules);
+    let snap = load_input(input)?;
+    emit(None, &report::render_tree(&snap, &rules))?;
+    Ok(if bad { 2 } else { 0 })
+}
+
+/// `cgmig audit`: the report (adjusted for other owners, with their section
+/// in a table); exit 1 on a finding at or above `--fail-on`, 2 on bad rules.
+fn audit(
+    input: &InputArgs,
+    rules: &RulesArgs,
+    format: formats::AuditFormat,
+    fail_on: formats::FailOn,
+    output: Option<&Path>,
+) -> Result<i32> {
+    let (rules, bad) = load_rules(rules);
+    let snap = load_input(input)?;
+    let mut report = crate::audit::audit(&snap, &rules);
+    crate::owners::adjust_report(&mut report, &snap);
+    let mut text = crate::audit::render(&report, format.into()).context("cannot render the audit report")?;
+    if matches!(format, formats::AuditFormat::Table) {
+        text.push_str(&crate::owners::audit_section(&snap));
+    }
+    emit(output, &text)?;
+    if bad {
+        return Ok(2);
+    }
+    Ok(if report.fails(fail_on.into()) { 1 } else { 0 })
+}
+
+/// `cgmig plan`: plan, narrow to a stage or subtree, refuse a plan that
+/// breaks a v2 rule, then write it.
+fn plan(
+    input: &InputArgs,
+    rules: &RulesArgs,
+    format: formats::PlanFormat,
+    output: Option<PathBuf>,
+    stage: Option<usize>,
+    only: Option<&str>,
+) -> Result<i32> {
+    let (rules, bad) = load_rules(rules);
+    let snap = load_input(input)?;
+    let mut plan = crate::plan::plan(&snap, &rules);
+    if input.root.is_none() && input.snapshot.is_none() {
+        crate::plan::keys::record_live_identity(&mut plan);
+    }
+    let plan = narrow_plan(plan, stage, only, &rules.policy().leaf_name)?;
+    refuse_invalid_plan(&plan)?;
+    write_plan(plan, format, output)?;
+    Ok(if bad { 2 } else { 0 })
+}
+
+/// `--stage N` and `--only PATH`: the part of the plan asked for, or an
+/// error naming what does not exist.
+fn narrow_plan(
+    mut plan: crate::plan::Plan,
+    stage: Option<usize>,
+    only: Option<&str>,
+    leaf: &str,
+) -> Result<crate::plan::Plan> {
+    if let Some(n) = stage {
+        let count = plan.stages.len();
+        plan = plan
+            .for_stage(n, leaf)
+            .with_context(|| format!("there is no stage {n} (this plan has {count})"))?;
+    }
+    if let Some(path) = only {
+        plan = plan
+            .only(path, leaf)
+            .with_context(|| format!("{path} is not a node of the plan"))?;
+    }
+    Ok(plan)
+}
+
+/// A plan that breaks a v2 rule is never written: it must not reach
+/// `apply`. Every violation is said, then the command fails.
+fn refuse_invalid_plan(plan: &crate::plan::Plan) -> Result<()> {
+    let violations = crate::plan::validate(plan);
+    if !violations.is_empty() {
+        for v in &violations {
+            say!("cgmig: plan invalid at {}: {}", v.at, v.message);
+        }
+        bail!(
+            "the plan breaks {} v2 rules and was not written (a cgmig bug: please report it)",
+            violations.len()
+        );
+    }
+    Ok(())
+}
+
+/// Write the plan in the format asked for (table and markdown end with the
+/// other owners' section), streamed into the output: the JSON of a big host
+/// is over 100 MB, and rendering it into a string first doubled the memory
+/// of the command.
+fn write_plan(plan: crate::plan::Plan, format: formats::PlanFormat, output: Option<PathBuf>) -> Result<()> {
+    let human = matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown);
+    let owners = if human {
+        crate::owners::plan_section(&plan)
+    } else {
+        String::new()
+    };
+    let written = report::write_output_with(output.as_deref(), &mut |w| {
+        crate::plan::render_to(&plan, format.into(), w).map_err(std::io::Error::other)?;
+        w.write_all(owners.as_bytes())
+    });
+    written.with_context(|| match output.as_deref() {
+        Some(p) if p != Path::new("-") => format!("cannot write {}", p.display()),
+        _ => "cannot write standard output".to_string(),
+    })
+}
+
+/// `cgmig explain`: a v1 file or a rule id explained, or an error that
+/// points at `rules list`.
+fn explain(target: &str, rules: &RulesArgs) -> Result<i32> {
+    let (rules, bad) = load_rules(rules);
+    match explain::explain(target, &rules) {
+        Some(text) => {
+            emit(None, &text)?;
+            Ok(if bad { 2 } else { 0 })
+        }
+        None => bail!("no rule matches {target:?}; `cgmig rules list` shows every rule"),
+    }
+}
+
+/// `cgmig rules list`: every rule in force.
+fn rules_list(rules: &RulesArgs) -> Result<i32> {
+    let (rules, bad) = load_rules(rules);
+    emit(None, &explain::list(&rules))?;
+    Ok(if bad { 2 } else { 0 })
+}
+
+/// `cgmig rules check DIR`: every error of the directory's rules files,
+/// then the counts; exit 1 when any file is invalid.
+fn rules_check(dir: &Path) -> Result<i32> {
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    let (set, errors) = RuleSet::check_dir(dir);
+    print_rule_errors(&errors);
+    emit(
+        None,
+        &format!("{} rules valid, {} errors\n", set.rules().len(), errors.len()),
+    )?;
+    Ok(if errors.is_empty() { 0 } else { 1 })
 }
 
 #[cfg(test)]

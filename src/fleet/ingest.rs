@@ -194,7 +194,7 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
     })?;
     let text = String::from_utf8(bytes)
         .map_err(|e| bad(format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))?;
-    crate::model::validate::check_depth(&text).map_err(bad)?;
+    crate::model::validate::check_depth(&text).map_err(|e| bad(e.to_string()))?;
     let peek: Peek = crate::report::from_data(&text)
         .map_err(|e| bad(format!("not a cgmig snapshot, audit or plan document: {e}")))?;
     let stem = path
@@ -205,7 +205,8 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
         Some(SNAPSHOT_SCHEMA) => {
             // Validated like every other snapshot load: an inconsistent graph
             // (a cgroup cycle made the audit loop) is refused, not audited.
-            let snap: Snapshot = crate::model::validate::parse_snapshot(&text).map_err(bad)?;
+            let snap: Snapshot =
+                crate::model::validate::parse_snapshot(&text).map_err(|e| bad(e.to_string()))?;
             let report = crate::audit::audit(&snap, rules);
             let mut rec = from_report(&report, path, &stem, InputKind::Snapshot);
             rec.layout = snapshot_layout(&snap, rules);

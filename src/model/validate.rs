@@ -31,7 +31,7 @@ pub const MAX_DEPTH: usize = 64;
 /// Reject a document nested deeper than [`MAX_DEPTH`] (flow collections:
 /// `[`/`{`), in one linear pass that skips quoted strings. Block-style YAML
 /// nests by indentation, which the size limit on reads already bounds.
-pub fn check_depth(text: &str) -> Result<(), String> {
+pub fn check_depth(text: &str) -> Result<(), DepthError> {
     let mut depth = 0usize;
     let mut quote: Option<u8> = None;
     let mut escaped = false;
@@ -55,7 +55,7 @@ pub fn check_depth(text: &str) -> Result<(), String> {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
-                    return Err(format!("line {line}: nested deeper than {MAX_DEPTH} levels"));
+                    return Err(DepthError { line });
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
@@ -67,30 +67,80 @@ pub fn check_depth(text: &str) -> Result<(), String> {
 
 /// Parse a snapshot document (JSON if it starts with `{`, else YAML):
 /// depth limit, schema, types, then [`validate`]. The error says what is
-/// wrong, every graph problem on its own line; the caller adds the file.
-pub fn parse_snapshot(text: &str) -> Result<Snapshot, String> {
+/// wrong and where (line and column, or every graph problem on its own line
+/// with its cgroup path); the caller adds the file.
+pub fn parse_snapshot(text: &str) -> Result<Snapshot, SnapshotError> {
     check_depth(text)?;
     let v: serde_json::Value = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| e.to_string())?
+        serde_json::from_str(text).map_err(SnapshotError::Json)?
     } else {
-        serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?
+        serde_yaml_ng::from_str(text).map_err(SnapshotError::Yaml)?
     };
     match v.get("schema").and_then(|s| s.as_str()) {
         Some(super::SNAPSHOT_SCHEMA) => {}
-        Some(other) => {
-            return Err(format!(
-                "snapshot schema {other:?} is not supported (this cgmig reads {})",
-                super::SNAPSHOT_SCHEMA
-            ));
-        }
-        None => return Err("not a cgmig snapshot (no schema field)".into()),
+        Some(other) => return Err(SnapshotError::Schema { found: other.into() }),
+        None => return Err(SnapshotError::NoSchema),
     }
-    let snap: Snapshot = serde_json::from_value(v).map_err(|e| format!("invalid snapshot: {e}"))?;
+    let snap: Snapshot = serde_json::from_value(v).map_err(SnapshotError::Invalid)?;
     let problems = validate(&snap);
     if !problems.is_empty() {
-        return Err(format!("inconsistent snapshot:\n  {}", problems.join("\n  ")));
+        return Err(SnapshotError::Inconsistent { problems });
     }
     Ok(snap)
+}
+
+/// A document nested deeper than [`MAX_DEPTH`], with the line where it
+/// crossed the limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: nested deeper than {MAX_DEPTH} levels")]
+pub struct DepthError {
+    /// 1-based line of the bracket that went one level too deep.
+    pub line: usize,
+}
+
+/// Why a snapshot document was refused. Each parser's message (which names
+/// line and column) is part of the text and not a `source()`, so an error
+/// chain says it once; the caller adds the file name.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Nested deeper than [`MAX_DEPTH`].
+    #[error("{0}")]
+    TooDeep(DepthError),
+    /// Not JSON (serde_json's message, with line and column).
+    #[error("{0}")]
+    Json(serde_json::Error),
+    /// Not YAML (serde_yaml_ng's message, with line and column).
+    #[error("{0}")]
+    Yaml(serde_yaml_ng::Error),
+    /// A snapshot of another schema version.
+    #[error(
+        "snapshot schema {found:?} is not supported (this cgmig reads {})",
+        super::SNAPSHOT_SCHEMA
+    )]
+    Schema {
+        /// The schema the document names.
+        found: String,
+    },
+    /// No `schema` field: not a snapshot at all.
+    #[error("not a cgmig snapshot (no schema field)")]
+    NoSchema,
+    /// The fields do not have the snapshot's types (serde's message).
+    #[error("invalid snapshot: {0}")]
+    Invalid(serde_json::Error),
+    /// The graph breaks a rule of [`validate`] (each problem names its node).
+    #[error("inconsistent snapshot:\n  {}", problems.join("\n  "))]
+    Inconsistent {
+        /// Every problem, one line each.
+        problems: Vec<String>,
+    },
+}
+
+impl From<DepthError> for SnapshotError {
+    /// By hand, not `#[from]`: that would also make the depth error the
+    /// `source()` of a message that already says it.
+    fn from(e: DepthError) -> SnapshotError {
+        SnapshotError::TooDeep(e)
+    }
 }
 
 /// Whether a cgroup path is absolute and normalized (`/`, `/a/b`; no `//`,

@@ -87,23 +87,67 @@ pub fn convert(r: &Readiness, rules: &RuleSet, stages: &[(usize, String)]) -> Ou
     out
 }
 
+/// Why a legacy unit directive has no v2 line. The text names the directive
+/// and its value (`CPUShares=lots: not a number`); the caller adds the unit
+/// file and line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectiveError {
+    /// systemd has no v2 directive for this key.
+    #[error("{key}= has no v2 directive")]
+    NoCounterpart {
+        /// The directive.
+        key: String,
+    },
+    /// The value (or its weight) is not a number.
+    #[error("{key}={value}: not a number")]
+    NotANumber {
+        /// The directive.
+        key: String,
+        /// The part that should be a number.
+        value: String,
+    },
+    /// The number is outside what the formula accepts.
+    #[error("{key}={value}: out of range")]
+    OutOfRange {
+        /// The directive.
+        key: String,
+        /// The value as written.
+        value: String,
+    },
+    /// `BlockIODeviceWeight=` without a weight after the device.
+    #[error("{key}={value}: expected 'DEVICE WEIGHT'")]
+    NoWeight {
+        /// The directive.
+        key: String,
+        /// The value as written.
+        value: String,
+    },
+}
+
 /// The v2 line for one legacy unit directive, with its comment.
-pub fn unit_directive(key: &str, value: &str) -> Result<(String, String), String> {
-    let target = v2_counterpart(key).ok_or_else(|| format!("{key}= has no v2 directive"))?;
+pub fn unit_directive(key: &str, value: &str) -> Result<(String, String), DirectiveError> {
+    let target = v2_counterpart(key).ok_or_else(|| DirectiveError::NoCounterpart { key: key.into() })?;
     let v = value.trim();
-    let num = |v: &str| v.parse::<u64>().map_err(|_| format!("{key}={v}: not a number"));
+    let num = |v: &str| {
+        v.parse::<u64>().map_err(|_| DirectiveError::NotANumber {
+            key: key.into(),
+            value: v.into(),
+        })
+    };
+    let out_of_range = || DirectiveError::OutOfRange {
+        key: key.into(),
+        value: v.into(),
+    };
     let (new, how) = match key {
         "CPUShares" | "StartupCPUShares" if !v.is_empty() => {
-            let w = shares_to_weight(num(v)?, SharesFormula::Systemd)
-                .ok_or(format!("{key}={v}: out of range"))?;
+            let w = shares_to_weight(num(v)?, SharesFormula::Systemd).ok_or_else(out_of_range)?;
             (
                 w.to_string(),
                 format!("systemd cgroup_cpu_shares_to_weight: clamp({v} * 100 / 1024, 1, 10000)"),
             )
         }
         "BlockIOWeight" | "StartupBlockIOWeight" if !v.is_empty() => {
-            let w = blkio_weight_to_io_weight(num(v)?, BlkioFormula::Systemd)
-                .ok_or(format!("{key}={v}: out of range"))?;
+            let w = blkio_weight_to_io_weight(num(v)?, BlkioFormula::Systemd).ok_or_else(out_of_range)?;
             (
                 w.to_string(),
                 format!("systemd cgroup_weight_blkio_to_io: clamp({v} * 100 / 500, 1, 10000)"),
@@ -112,9 +156,11 @@ pub fn unit_directive(key: &str, value: &str) -> Result<(String, String), String
         "BlockIODeviceWeight" if !v.is_empty() => {
             let (dev, w) = v
                 .rsplit_once(char::is_whitespace)
-                .ok_or(format!("{key}={v}: expected 'DEVICE WEIGHT'"))?;
-            let w = blkio_weight_to_io_weight(num(w)?, BlkioFormula::Systemd)
-                .ok_or(format!("{key}={v}: out of range"))?;
+                .ok_or_else(|| DirectiveError::NoWeight {
+                    key: key.into(),
+                    value: v.into(),
+                })?;
+            let w = blkio_weight_to_io_weight(num(w)?, BlkioFormula::Systemd).ok_or_else(out_of_range)?;
             (
                 format!("{} {w}", dev.trim()),
                 "systemd cgroup_weight_blkio_to_io: clamp(w * 100 / 500, 1, 10000)".into(),
@@ -421,8 +467,12 @@ mod tests {
         for (k, v, want) in cases {
             assert_eq!(unit_directive(k, v).unwrap().0, want, "{k}={v}");
         }
-        assert!(unit_directive("CPUShares", "lots").is_err());
-        assert!(unit_directive("NetClass", "1").is_err());
+        let e = unit_directive("CPUShares", "lots").unwrap_err();
+        assert_eq!(e.to_string(), "CPUShares=lots: not a number");
+        let e = unit_directive("BlockIODeviceWeight", "/dev/sda x").unwrap_err();
+        assert_eq!(e.to_string(), "BlockIODeviceWeight=x: not a number");
+        let e = unit_directive("NetClass", "1").unwrap_err();
+        assert_eq!(e.to_string(), "NetClass= has no v2 directive");
     }
 
     #[test]

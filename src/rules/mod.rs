@@ -231,7 +231,7 @@ impl RuleSet {
     pub fn add_source(&mut self, file: &str, text: &str, errors: &mut Vec<RuleError>, override_ok: bool) {
         // A nesting bomb is refused before the YAML parser recurses into it.
         if let Err(message) = crate::model::validate::check_depth(text) {
-            errors.push(depth_error(file, message));
+            errors.push(depth_error(file, message.to_string()));
             return;
         }
         // A mapping with `plan:` is the planner policy, not a list of rules.

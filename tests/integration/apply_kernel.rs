@@ -326,127 +326,143 @@ fn real_kernel_apply_to_a_subtree_crash_resume_and_rollback() {
     let plan = test_plan(p1, p2, pyid, tid);
     let plan_path = dir.path().join("plan.json");
     std::fs::write(&plan_path, serde_json::to_string_pretty(&plan).unwrap()).unwrap();
-    let root_sc = std::fs::read_to_string(format!("{V2}/cgroup.subtree_control")).unwrap();
-    let homes: Vec<String> = [(p1, p1), (p2, p2), (pyid, pyid), (pyid, tid)]
-        .iter()
-        .map(|(p, t)| v2_cgroup_of(*p, *t))
-        .collect();
-    let clean = |why: &str| {
+    let mut scene = Scene {
+        dir: dir.path(),
+        target,
+        plan: plan_path.display().to_string(),
+        pids: [p1, p2, pyid],
+        tids: [tid, tids[1]],
+        homes: Vec::new(),
+        root_sc: std::fs::read_to_string(format!("{V2}/cgroup.subtree_control")).unwrap(),
+    };
+    scene.homes = scene.where_tasks_are();
+    let (reference, steps) = scene.full_apply_and_rollback();
+    scene.killed_at_every_boundary(&reference, steps);
+    eprintln!("crash-tested {} boundaries of {steps} steps", 3 * steps);
+}
+
+/// The subtree test's world: its directory, the target, the plan file,
+/// its processes (two sleepers and a threaded python) and what was there
+/// before the first apply, which every rollback must bring back.
+struct Scene<'a> {
+    dir: &'a Path,
+    target: PathBuf,
+    plan: String,
+    /// The two sleepers and the python.
+    pids: [u32; 3],
+    /// The python thread the plan moves, and one it leaves.
+    tids: [u32; 2],
+    /// Where each task of [`Scene::tasks`] was before.
+    homes: Vec<String>,
+    /// The cgroup2 root's `cgroup.subtree_control` before.
+    root_sc: String,
+}
+
+impl Scene<'_> {
+    /// (pid, tid) of each task the plan places.
+    fn tasks(&self) -> [(u32, u32); 4] {
+        let [p1, p2, pyid] = self.pids;
+        [(p1, p1), (p2, p2), (pyid, pyid), (pyid, self.tids[0])]
+    }
+
+    fn where_tasks_are(&self) -> Vec<String> {
+        self.tasks().iter().map(|(p, t)| v2_cgroup_of(*p, *t)).collect()
+    }
+
+    /// A rollback left nothing: the subtree is gone, the tasks are back
+    /// where they were, the root enables what it did.
+    fn assert_clean(&self, why: &str) {
         assert!(
-            !target.exists(),
+            !self.target.exists(),
             "{why}: the subtree is left: {:?}",
-            dump(&target)
+            dump(&self.target)
         );
-        let now: Vec<String> = [(p1, p1), (p2, p2), (pyid, pyid), (pyid, tid)]
-            .iter()
-            .map(|(p, t)| v2_cgroup_of(*p, *t))
-            .collect();
-        assert_eq!(now, homes, "{why}: tasks are back where they were");
+        assert_eq!(
+            self.where_tasks_are(),
+            self.homes,
+            "{why}: tasks are back where they were"
+        );
         assert_eq!(
             std::fs::read_to_string(format!("{V2}/cgroup.subtree_control")).unwrap(),
-            root_sc,
+            self.root_sc,
             "{why}"
         );
-    };
-    let t = target.display().to_string();
-    let p = plan_path.display().to_string();
+    }
 
-    // Uninterrupted apply: the reference.
-    let j0 = dir.path().join("j0").display().to_string();
-    let o = run(
-        dir.path(),
-        &["apply", &p, "--target", &t, "--journal", &j0, "--format", "json"],
-        None,
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let reference = dump(&target);
-    let rel = |path: &str| target.join(path.trim_start_matches('/'));
-    assert_eq!(
-        std::fs::read_to_string(rel("/svc/a/hugetlb.2MB.max"))
-            .unwrap()
-            .trim(),
-        "4194304"
-    );
-    assert_eq!(
-        std::fs::read_to_string(rel("/svc/hugetlb.2MB.max"))
-            .unwrap()
-            .trim(),
-        "8388608"
-    );
-    assert_eq!(
-        std::fs::read_to_string(rel("/svc/a/cgroup.procs"))
-            .unwrap()
-            .trim(),
-        p1.to_string()
-    );
-    assert_eq!(
-        std::fs::read_to_string(rel("/svc/b/cgroup.procs"))
-            .unwrap()
-            .trim(),
-        p2.to_string(),
-        "{}",
-        text(&o)
-    );
-    assert_eq!(
-        std::fs::read_to_string(rel("/thr/t1/cgroup.type"))
-            .unwrap()
-            .trim(),
-        "threaded"
-    );
-    assert_eq!(
-        std::fs::read_to_string(rel("/thr/t1/cgroup.threads"))
-            .unwrap()
-            .trim(),
-        tid.to_string(),
-        "{}",
-        text(&o)
-    );
-    assert!(
-        std::fs::read_to_string(rel("/thr/cgroup.threads"))
-            .unwrap()
-            .contains(&tids[1].to_string())
-    );
-    let steps = cgmig::apply::journal::Journal::read(Path::new(&j0))
-        .unwrap()
-        .steps
-        .len();
-    let o = run(dir.path(), &["rollback", &j0], None);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    clean("rollback after a full apply");
+    fn journal(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
 
-    // SIGKILL at every journal boundary (3 per step): resume, and rollback.
-    for k in 1..=3 * steps {
-        let j = dir.path().join(format!("r{k}")).display().to_string();
+    /// An uninterrupted apply, checked file by file against the plan, then
+    /// its rollback: the reference tree every resume must reach, and the
+    /// number of steps (for the crash loop).
+    fn full_apply_and_rollback(&self) -> (Vec<String>, usize) {
+        let (t, p) = (self.target.display().to_string(), &self.plan);
+        let j0 = self.journal("j0");
         let o = run(
-            dir.path(),
-            &["apply", &p, "--target", &t, "--journal", &j],
-            Some(k),
+            self.dir,
+            &["apply", p, "--target", &t, "--journal", &j0, "--format", "json"],
+            None,
         );
-        assert_eq!(o.status.signal(), Some(9), "boundary {k}: {}", text(&o));
-        let o = run(dir.path(), &["apply", &p, "--resume", "--journal", &j], None);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let reference = dump(&self.target);
+        let read = |path: &str| {
+            std::fs::read_to_string(self.target.join(path.trim_start_matches('/')))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        let [p1, p2, _] = self.pids;
+        assert_eq!(read("/svc/a/hugetlb.2MB.max"), "4194304");
+        assert_eq!(read("/svc/hugetlb.2MB.max"), "8388608");
+        assert_eq!(read("/svc/a/cgroup.procs"), p1.to_string());
+        assert_eq!(read("/svc/b/cgroup.procs"), p2.to_string(), "{}", text(&o));
+        assert_eq!(read("/thr/t1/cgroup.type"), "threaded");
         assert_eq!(
-            o.status.code(),
-            Some(0),
-            "resume after boundary {k}: {}",
+            read("/thr/t1/cgroup.threads"),
+            self.tids[0].to_string(),
+            "{}",
             text(&o)
         );
-        assert_eq!(dump(&target), reference, "resume after boundary {k}");
-        let o = run(dir.path(), &["rollback", &j], None);
+        assert!(read("/thr/cgroup.threads").contains(&self.tids[1].to_string()));
+        let steps = cgmig::apply::journal::Journal::read(Path::new(&j0))
+            .unwrap()
+            .steps
+            .len();
+        let o = run(self.dir, &["rollback", &j0], None);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        clean(&format!("rollback after resume at {k}"));
-
-        let j = dir.path().join(format!("p{k}")).display().to_string();
-        let o = run(
-            dir.path(),
-            &["apply", &p, "--target", &t, "--journal", &j],
-            Some(k),
-        );
-        assert_eq!(o.status.signal(), Some(9), "boundary {k}: {}", text(&o));
-        let o = run(dir.path(), &["rollback", &j], None);
-        assert_eq!(o.status.code(), Some(0), "partial rollback at {k}: {}", text(&o));
-        clean(&format!("rollback of a partial apply killed at {k}"));
+        self.assert_clean("rollback after a full apply");
+        (reference, steps)
     }
-    eprintln!("crash-tested {} boundaries of {steps} steps", 3 * steps);
+
+    /// SIGKILL at every journal boundary (3 per step): a resume reaches the
+    /// reference tree and rolls back clean; a killed apply rolls back clean.
+    fn killed_at_every_boundary(&self, reference: &[String], steps: usize) {
+        let (t, p) = (self.target.display().to_string(), &self.plan);
+        for k in 1..=3 * steps {
+            let j = self.journal(&format!("r{k}"));
+            let o = run(self.dir, &["apply", p, "--target", &t, "--journal", &j], Some(k));
+            assert_eq!(o.status.signal(), Some(9), "boundary {k}: {}", text(&o));
+            let o = run(self.dir, &["apply", p, "--resume", "--journal", &j], None);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "resume after boundary {k}: {}",
+                text(&o)
+            );
+            assert_eq!(dump(&self.target), reference, "resume after boundary {k}");
+            let o = run(self.dir, &["rollback", &j], None);
+            assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+            self.assert_clean(&format!("rollback after resume at {k}"));
+
+            let j = self.journal(&format!("p{k}"));
+            let o = run(self.dir, &["apply", p, "--target", &t, "--journal", &j], Some(k));
+            assert_eq!(o.status.signal(), Some(9), "boundary {k}: {}", text(&o));
+            let o = run(self.dir, &["rollback", &j], None);
+            assert_eq!(o.status.code(), Some(0), "partial rollback at {k}: {}", text(&o));
+            self.assert_clean(&format!("rollback of a partial apply killed at {k}"));
+        }
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use cgmig::apply::journal::{JOURNAL_SCHEMA, Journal, Record, RunOptions, Writer}
 use cgmig::apply::resolve::{self, Resolved};
 use cgmig::apply::step::Step;
 use cgmig::apply::{Host, Simulator, Target};
-use cgmig::model::Pid;
+use cgmig::model::{Pid, Tid};
 use cgmig::plan::Plan;
 
 use crate::util::*;
@@ -22,14 +22,14 @@ fn sim_for(plan: &Plan) -> Simulator {
     let mut sim = Simulator::new(&["cpu", "cpuset", "io", "memory", "pids", "hugetlb", "rdma", "misc"]);
     for n in &plan.nodes {
         for pid in &n.processes {
-            let tids: Vec<u32> = plan
+            let tids: Vec<Tid> = plan
                 .nodes
                 .iter()
                 .flat_map(|m| m.threads.iter())
                 .filter(|t| t.pid == *pid)
-                .map(|t| t.tid.get())
+                .map(|t| t.tid)
                 .collect();
-            sim.add_process(pid.get(), &tids, "/").unwrap();
+            sim.add_process(*pid, &tids, "/").unwrap();
         }
     }
     // systemd's and runtimes' cgroups exist before cgmig acts.
@@ -62,10 +62,10 @@ fn state(sim: &Simulator, plan: &Plan) -> Vec<String> {
             }
         }
         for pid in &n.processes {
-            out.push(format!("pid {pid} in {:?}", sim.cgroup_of(pid.get())));
+            out.push(format!("pid {pid} in {:?}", sim.cgroup_of(pid.main_thread())));
         }
         for t in &n.threads {
-            out.push(format!("tid {} in {:?}", t.tid, sim.cgroup_of(t.tid.get())));
+            out.push(format!("tid {} in {:?}", t.tid, sim.cgroup_of(t.tid)));
         }
     }
     out.sort();
@@ -109,7 +109,7 @@ fn whole_plan_applies_and_verifies_on_the_simulator(name: &str) {
                 .any(|m| m.threads.iter().any(|t| t.tid == pid.main_thread()));
             if !leader_placed {
                 assert_eq!(
-                    sim.cgroup_of(pid.get()).as_deref(),
+                    sim.cgroup_of(pid.main_thread()).as_deref(),
                     Some(n.path.as_str()),
                     "{name}: pid {pid}"
                 );
@@ -117,7 +117,7 @@ fn whole_plan_applies_and_verifies_on_the_simulator(name: &str) {
         }
         for t in &n.threads {
             assert_eq!(
-                sim.cgroup_of(t.tid.get()).as_deref(),
+                sim.cgroup_of(t.tid).as_deref(),
                 Some(n.path.as_str()),
                 "{name}: tid {}",
                 t.tid
@@ -219,7 +219,7 @@ fn a_process_that_exited_is_recorded_not_fatal() {
         .find(|n| n.path != "/" && !n.processes.is_empty())
         .unwrap()
         .processes[0];
-    sim.exit_process(gone.get());
+    sim.exit_process(gone);
     let steps = steps_for(&plan, &sim, "/");
     let out = Runner::new(&mut sim, None, false).run(&steps, None).unwrap();
     let o = out
@@ -238,7 +238,7 @@ fn a_refused_write_is_listed_with_the_kernel_reason() {
     let mut sim = Simulator::new(&["cpu"]);
     for n in &plan.nodes {
         for pid in &n.processes {
-            sim.add_process(pid.get(), &[], "/").unwrap();
+            sim.add_process(*pid, &[], "/").unwrap();
         }
     }
     let steps = steps_for(&plan, &sim, "/");

@@ -204,3 +204,64 @@ fn explain_cpu_shares_shows_all_formulas() {
     let o = cgmig(&["explain", "no.such.file"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Issue 13: the CLI prints the error chain as it is (no de-duplication any
+/// more), so a cause said twice would show as a repeated line. On a missing
+/// snapshot, a bad YAML line, an inconsistent snapshot, a bad journal and an
+/// output directory that does not exist, exit 2 and no stderr line twice.
+#[test]
+fn bad_inputs_print_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let missing = d.join("missing.json");
+    let yaml = d.join("snap.yaml");
+    std::fs::write(&yaml, "schema: cgmig.snapshot/v1\nhost:\n  hostname: [unclosed\n").unwrap();
+    let snap = d.join("snap.json");
+    let h = host("docker-cgroupfs");
+    let root = h.root().to_str().unwrap();
+    let o = cgmig(&["scan", "--root", root, "-o", snap.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&snap).unwrap()).unwrap();
+    v["graph"]["edges"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!([0, 0, "child"]));
+    let cycle = d.join("cycle.json");
+    std::fs::write(&cycle, v.to_string()).unwrap();
+    let journal = d.join("plan.journal");
+    std::fs::write(&journal, "{\"not\": \"a record\"}\n").unwrap();
+    let out = d.join("no/such/dir/out.json");
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let runs: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["tree".into(), "--snapshot".into(), p(&missing)],
+            "missing.json",
+        ),
+        (vec!["audit".into(), "--snapshot".into(), p(&yaml)], "line 3"),
+        (
+            vec!["plan".into(), "--snapshot".into(), p(&cycle)],
+            "inconsistent snapshot",
+        ),
+        (vec!["rollback".into(), p(&journal), "--yes".into()], "line 1"),
+        (
+            vec!["scan".into(), "--root".into(), root.into(), "-o".into(), p(&out)],
+            "out.json",
+        ),
+    ];
+    for (args, says) in runs {
+        // A lock of its own: rollback must not meet another test's apply.
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_cgmig"))
+            .args(&args)
+            .env("CGMIG_LOCK", d.join("lock"))
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("cgmig: error: "), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?} does not say {says:?}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            assert!(!lines[i + 1..].contains(l), "{args:?}: {l:?} twice:\n{err}");
+        }
+    }
+}

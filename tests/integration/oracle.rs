@@ -9,9 +9,10 @@
 
 use std::collections::BTreeSet;
 
-use cgmig::model::{HierarchyId, Pid, Snapshot, Tid, Version};
+use cgmig::model::{Hierarchy, HierarchyId, Pid, Snapshot, Tid, Version};
 use cgmig::plan::{Plan, PlanNode};
 use cgmig::rules::RuleSet;
+use petgraph::graph::NodeIndex;
 
 /// (hierarchy id, v1 path, v2 file, value)
 type Seen = BTreeSet<(HierarchyId, String, String, String)>;
@@ -30,10 +31,17 @@ fn v2_chain<'a>(plan: &'a Plan, path: &str) -> Vec<&'a PlanNode> {
 
 /// Check the oracle; returns a description of every unexplained difference.
 pub fn check(snap: &Snapshot, plan: &Plan, rules: &RuleSet) -> Vec<String> {
-    let mut problems = Vec::new();
-    // Origins a finding or conflict explains (the setting may be missing or changed).
-    let explained: BTreeSet<String> = plan
-        .conflicts
+    let explained = explained_origins(plan);
+    let mut problems = tasks_see_the_same_settings(snap, plan, rules, &explained);
+    problems.extend(weighted_siblings_match(snap, plan));
+    problems.extend(structural(snap, plan, rules));
+    problems
+}
+
+/// Origins a finding or conflict explains (the setting may be missing or
+/// changed): a difference there is reported by the plan, not a bug.
+fn explained_origins(plan: &Plan) -> BTreeSet<String> {
+    plan.conflicts
         .iter()
         .map(|c| c.rejected.path.clone())
         .chain(
@@ -42,17 +50,31 @@ pub fn check(snap: &Snapshot, plan: &Plan, rules: &RuleSet) -> Vec<String> {
                 .filter(|f| f.rule.starts_with("plan."))
                 .map(|f| f.why.clone()),
         )
-        .collect();
-    let is_explained = |path: &str| {
-        explained.iter().any(|e| {
-            e == path
-                || e.contains(&format!("{path} "))
-                || e.contains(&format!("{path})"))
-                || e.contains(&format!("{path},"))
-                || e.contains(&format!("{path}="))
-                || e.ends_with(path)
-        })
-    };
+        .collect()
+}
+
+/// Whether a finding or conflict names this v1 path.
+fn is_explained(explained: &BTreeSet<String>, path: &str) -> bool {
+    explained.iter().any(|e| {
+        e == path
+            || e.contains(&format!("{path} "))
+            || e.contains(&format!("{path})"))
+            || e.contains(&format!("{path},"))
+            || e.contains(&format!("{path}="))
+            || e.ends_with(path)
+    })
+}
+
+/// For every thread of every process: the settings it sees in v1 (each
+/// hierarchy, along its cgroup's ancestors) and in the plan (along its
+/// node's ancestors) are the same, but for what a finding explains.
+fn tasks_see_the_same_settings(
+    snap: &Snapshot,
+    plan: &Plan,
+    rules: &RuleSet,
+    explained: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
     let hierarchies: Vec<_> = snap
         .hierarchies()
         .into_iter()
@@ -78,60 +100,99 @@ pub fn check(snap: &Snapshot, plan: &Plan, rules: &RuleSet) -> Vec<String> {
         };
         for (ti, t) in snap.threads(pi) {
             let node = thread_node(t.tid).unwrap_or_else(|| pnode.clone());
-            let v2: Seen = v2_chain(plan, &node)
-                .into_iter()
-                .filter(|n| n.path != "/")
-                .flat_map(|n| n.settings.iter())
-                .filter(|s| s.rule != "v2.existing")
-                .map(|s| {
-                    (
-                        s.origin.hierarchy,
-                        s.origin.path.clone(),
-                        s.file.clone(),
-                        s.value.clone(),
-                    )
-                })
-                .collect();
-            let mut v1: Seen = BTreeSet::new();
-            for cg in snap.memberships(ti) {
-                let c = snap.cgroup(cg);
-                let Some((_, h)) = hierarchies.iter().find(|(_, h)| h.id == c.hierarchy) else {
-                    continue;
-                };
-                let mut cur = Some(cg);
-                while let Some(x) = cur {
-                    let xc = snap.cgroup(x);
-                    if !xc.is_root() {
-                        for conv in cgmig::audit::evaluate_cgroup(snap, x, h, rules).conversions {
-                            v1.insert((h.id, xc.path.clone(), conv.target, conv.value));
-                        }
-                    }
-                    cur = snap.parent(x);
-                }
-            }
-            for missing in v1.difference(&v2) {
-                // Left out because the host's kernel lacks the file.
-                let kernel = plan
-                    .findings
-                    .iter()
-                    .any(|f| f.rule == "plan.kernel-too-old" && f.why.contains(&format!("{} (", missing.2)));
-                if !is_explained(&missing.1) && !kernel {
-                    problems.push(format!(
-                        "thread {} of {} ({}) sees {}={} from {}:{} in v1 but not in the plan (at {node})",
-                        t.tid, p.pid, p.comm, missing.2, missing.3, missing.0, missing.1
-                    ));
-                }
-            }
-            for extra in v2.difference(&v1) {
-                problems.push(format!(
-                    "thread {} of {} ({}) sees {}={} from {}:{} in the plan (at {node}) but not in v1",
-                    t.tid, p.pid, p.comm, extra.2, extra.3, extra.0, extra.1
-                ));
-            }
+            let v2 = seen_in_plan(plan, &node);
+            let v1 = seen_in_v1(snap, ti, &hierarchies, rules);
+            problems.extend(differences(plan, explained, &v1, &v2, &node, p, t));
         }
     }
-    // Weights: siblings in v2 that carry a weight from the same hierarchy
-    // must be the v1 siblings, or a finding says the share changes.
+    problems
+}
+
+/// What a task placed at plan node `node` sees: the settings of the node and
+/// its ancestors but the root, by v1 origin (existing v2 values left out).
+fn seen_in_plan(plan: &Plan, node: &str) -> Seen {
+    v2_chain(plan, node)
+        .into_iter()
+        .filter(|n| n.path != "/")
+        .flat_map(|n| n.settings.iter())
+        .filter(|s| s.rule != "v2.existing")
+        .map(|s| {
+            (
+                s.origin.hierarchy,
+                s.origin.path.clone(),
+                s.file.clone(),
+                s.value.clone(),
+            )
+        })
+        .collect()
+}
+
+/// What thread `ti` sees in v1: in each of the v1 `hierarchies`, what the rules convert
+/// on its cgroup and every ancestor but the root.
+fn seen_in_v1(
+    snap: &Snapshot,
+    ti: NodeIndex,
+    hierarchies: &[(NodeIndex, &Hierarchy)],
+    rules: &RuleSet,
+) -> Seen {
+    let mut v1: Seen = BTreeSet::new();
+    for cg in snap.memberships(ti) {
+        let c = snap.cgroup(cg);
+        let Some((_, h)) = hierarchies.iter().find(|(_, h)| h.id == c.hierarchy) else {
+            continue;
+        };
+        let mut cur = Some(cg);
+        while let Some(x) = cur {
+            let xc = snap.cgroup(x);
+            if !xc.is_root() {
+                for conv in cgmig::audit::evaluate_cgroup(snap, x, h, rules).conversions {
+                    v1.insert((h.id, xc.path.clone(), conv.target, conv.value));
+                }
+            }
+            cur = snap.parent(x);
+        }
+    }
+    v1
+}
+
+/// Each setting one side has and the other lacks, as a problem (a missing
+/// one is fine when a finding explains it or the kernel lacks the file).
+fn differences(
+    plan: &Plan,
+    explained: &BTreeSet<String>,
+    v1: &Seen,
+    v2: &Seen,
+    node: &str,
+    p: &cgmig::model::Process,
+    t: &cgmig::model::Thread,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for missing in v1.difference(v2) {
+        // Left out because the host's kernel lacks the file.
+        let kernel = plan
+            .findings
+            .iter()
+            .any(|f| f.rule == "plan.kernel-too-old" && f.why.contains(&format!("{} (", missing.2)));
+        if !is_explained(explained, &missing.1) && !kernel {
+            problems.push(format!(
+                "thread {} of {} ({}) sees {}={} from {}:{} in v1 but not in the plan (at {node})",
+                t.tid, p.pid, p.comm, missing.2, missing.3, missing.0, missing.1
+            ));
+        }
+    }
+    for extra in v2.difference(v1) {
+        problems.push(format!(
+            "thread {} of {} ({}) sees {}={} from {}:{} in the plan (at {node}) but not in v1",
+            t.tid, p.pid, p.comm, extra.2, extra.3, extra.0, extra.1
+        ));
+    }
+    problems
+}
+
+/// Weights: siblings in v2 that carry a weight from the same hierarchy must
+/// be the v1 siblings, or a finding says the share changes.
+fn weighted_siblings_match(snap: &Snapshot, plan: &Plan) -> Vec<String> {
+    let mut problems = Vec::new();
     for n in &plan.nodes {
         for s in n
             .settings
@@ -175,7 +236,6 @@ pub fn check(snap: &Snapshot, plan: &Plan, rules: &RuleSet) -> Vec<String> {
             }
         }
     }
-    problems.extend(structural(snap, plan, rules));
     problems
 }
 

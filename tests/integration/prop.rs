@@ -72,7 +72,32 @@ fn host_strategy() -> impl Strategy<Value = HostPlan> {
         })
 }
 
+/// The host spec a random [`HostPlan`] stands for: its hierarchies, then its
+/// processes placed in cgroups those hierarchies declare.
 fn to_spec(h: &HostPlan) -> HostSpec {
+    let (hierarchies, declared) = hierarchy_specs(h);
+    HostSpec {
+        description: "random".into(),
+        kernel: "6.1.0".into(),
+        cmdline: String::new(),
+        hostname: "prop".into(),
+        files: Default::default(),
+        hierarchies,
+        unbound_controllers: vec![],
+        root_settings: [
+            ("cpuset.cpus".to_string(), "0-3".to_string()),
+            ("cpuset.mems".into(), "0".into()),
+        ]
+        .into_iter()
+        .collect(),
+        processes: process_specs(h, &declared),
+    }
+}
+
+/// One hierarchy per kind drawn (ids from 1, mounted under its controllers'
+/// name), with its cgroups' settings and owners; and, per hierarchy, the
+/// paths it declares (where processes may be placed).
+fn hierarchy_specs(h: &HostPlan) -> (Vec<HierarchySpec>, Vec<Vec<String>>) {
     let mut hierarchies = Vec::new();
     let mut declared: Vec<Vec<String>> = Vec::new();
     for (i, &k) in h.kinds.iter().enumerate() {
@@ -111,6 +136,13 @@ fn to_spec(h: &HostPlan) -> HostSpec {
             cgroups,
         });
     }
+    (hierarchies, declared)
+}
+
+/// `init` (pid 1, at every root) and the drawn processes, each in a
+/// declared path (or the root) of each hierarchy, with threads that may sit
+/// elsewhere in one hierarchy (a split process).
+fn process_specs(h: &HostPlan, declared: &[Vec<String>]) -> Vec<ProcessSpec> {
     // Placements use declared paths (or the root) of each hierarchy.
     let pick = |i: usize, sel: usize| -> String {
         let d = &declared[i];
@@ -120,7 +152,7 @@ fn to_spec(h: &HostPlan) -> HostSpec {
             d[(sel - 1) % d.len()].clone()
         }
     };
-    let processes = h
+    let mut processes: Vec<ProcessSpec> = h
         .procs
         .iter()
         .enumerate()
@@ -150,37 +182,21 @@ fn to_spec(h: &HostPlan) -> HostSpec {
             }
         })
         .collect();
-    HostSpec {
-        description: "random".into(),
-        kernel: "6.1.0".into(),
-        cmdline: String::new(),
-        hostname: "prop".into(),
-        files: Default::default(),
-        hierarchies,
-        unbound_controllers: vec![],
-        root_settings: [
-            ("cpuset.cpus".to_string(), "0-3".to_string()),
-            ("cpuset.mems".into(), "0".into()),
-        ]
-        .into_iter()
-        .collect(),
-        processes: {
-            let mut v: Vec<ProcessSpec> = processes;
-            v.insert(
-                0,
-                ProcessSpec {
-                    pid: 1,
-                    comm: "init".into(),
-                    cmdline: vec!["/sbin/init".into()],
-                    uid: 0,
-                    cgroups: BTreeMap::new(),
-                    everywhere: None,
-                    open_files: vec![],
-                    threads: vec![],
-                },
-            );
-            v
-        },
+    processes.insert(0, init_process());
+    processes
+}
+
+/// pid 1, in the root of every hierarchy.
+fn init_process() -> ProcessSpec {
+    ProcessSpec {
+        pid: 1,
+        comm: "init".into(),
+        cmdline: vec!["/sbin/init".into()],
+        uid: 0,
+        cgroups: BTreeMap::new(),
+        everywhere: None,
+        open_files: vec![],
+        threads: vec![],
     }
 }
 

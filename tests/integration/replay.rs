@@ -11,7 +11,7 @@
 //! with ENOENT: apply treats them as optional.
 
 use cgmig::apply::{Simulator, Target};
-use cgmig::model::Snapshot;
+use cgmig::model::{Snapshot, Tid};
 use cgmig::plan::{Action, Plan};
 
 /// The host's kernel as (major, minor), if the snapshot records it.
@@ -43,8 +43,8 @@ fn fresh(snap: &Snapshot, plan: &Plan) -> Simulator {
         sim.set_kernel(k.max(base));
     }
     for (pi, p) in snap.processes() {
-        let tids: Vec<u32> = snap.threads(pi).iter().map(|(_, t)| t.tid.get()).collect();
-        sim.add_process(p.pid.get(), &tids, "/").expect("the root exists");
+        let tids: Vec<Tid> = snap.threads(pi).iter().map(|(_, t)| t.tid).collect();
+        sim.add_process(p.pid, &tids, "/").expect("the root exists");
     }
     // What systemd or a runtime builds exists before cgmig acts.
     sim.prebuild(plan.owners.prebuilt(plan))

@@ -21,6 +21,7 @@ use std::os::unix::fs::chown;
 use std::path::PathBuf;
 
 use cgmig::apply::{Simulator, Target, TargetError};
+use cgmig::model::{Pid, Tid};
 use nix::errno::Errno;
 
 use crate::kernel_util::{V2Scratch, in_private_mount_ns, require};
@@ -178,14 +179,26 @@ struct Procs {
 fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
     use Op::*;
     let s = |x: &str| format!("{r}{x}");
-    let n = |x: u32| x.to_string();
     let mut steps = Vec::new();
     if let Some(c) = absent {
         steps.push(fail(Write(s(""), "cgroup.subtree_control", format!("+{c}"))));
         // Disabling what is not enabled is a no-op.
         steps.push(ok(Write(s(""), "cgroup.subtree_control", format!("-{c}"))));
     }
-    steps.extend(vec![
+    steps.extend(tree_steps(r));
+    steps.extend(limit_steps(r));
+    steps.extend(process_steps(r, p));
+    steps.extend(thread_steps(r, p));
+    steps.extend(closing_steps(r, p));
+    steps
+}
+
+/// The tree's basics: what mkdir refuses, which files exist where, what
+/// `subtree_control` and the core files accept.
+fn tree_steps(r: &str) -> Vec<Step> {
+    use Op::*;
+    let s = |x: &str| format!("{r}{x}");
+    vec![
         // Tree basics.
         fail(Mkdir(r.to_string())),
         fail(Mkdir(s("/x/y"))),
@@ -225,6 +238,15 @@ fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
         fail(Write(s("/d"), "cgroup.freeze", "2".into())),
         fail(Write(s("/d"), "cgroup.freeze", "x".into())),
         fail(Write(s("/d"), "cgroup.kill", "2".into())),
+    ]
+}
+
+/// `cgroup.max.depth` and `cgroup.max.descendants`, and freezing an empty
+/// cgroup (what its child reports).
+fn limit_steps(r: &str) -> Vec<Step> {
+    use Op::*;
+    let s = |x: &str| format!("{r}{x}");
+    vec![
         // Limits: depth and descendants.
         ok(Write(s("/d"), "cgroup.max.depth", "0".into())),
         fail(Mkdir(s("/d/x"))),
@@ -247,6 +269,15 @@ fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
         ok(Read(s("/d/x"), "cgroup.events")),
         ok(Write(s("/d"), "cgroup.freeze", "0".into())),
         ok(Rmdir(s("/d/x"))),
+    ]
+}
+
+/// Moving processes: into a cgroup, the rmdir of a busy one, a dead pid.
+fn process_steps(r: &str, p: &Procs) -> Vec<Step> {
+    use Op::*;
+    let s = |x: &str| format!("{r}{x}");
+    let n = |x: u32| x.to_string();
+    vec![
         // Processes: move, busy rmdir, dead pid.
         ok(Write(s("/a/b"), "cgroup.procs", n(p.p1))),
         ok(Read(s("/a/b"), "cgroup.procs")),
@@ -264,6 +295,17 @@ fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
         fail(Write(s("/a"), "cgroup.procs", n(p.p2))),
         fail(Write(s("/a"), "cgroup.threads", n(p.p2))),
         ok(Read(s("/d"), "cgroup.procs")),
+    ]
+}
+
+/// Threaded subtrees: the order the kernel insists on (types while empty,
+/// then the process, then its threads), "domain invalid" children, and a
+/// whole process or a tid written to `cgroup.procs`.
+fn thread_steps(r: &str, p: &Procs) -> Vec<Step> {
+    use Op::*;
+    let s = |x: &str| format!("{r}{x}");
+    let n = |x: u32| x.to_string();
+    vec![
         // Threaded under a plain domain whose domain child is populated.
         ok(Mkdir(s("/a/t"))),
         fail(Write(s("/a/t"), "cgroup.type", "threaded".into())),
@@ -319,6 +361,15 @@ fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
         ok(Read(s("/app"), "cgroup.type")),
         ok(Rmdir(s("/app/io/sub"))),
         ok(Read(s("/app"), "cgroup.type")),
+    ]
+}
+
+/// Ownership, then the subtree emptied again: removal bottom-up works.
+fn closing_steps(r: &str, p: &Procs) -> Vec<Step> {
+    use Op::*;
+    let s = |x: &str| format!("{r}{x}");
+    let n = |x: u32| x.to_string();
+    vec![
         // Ownership.
         ok(Chown(s("/d"), None)),
         ok(Chown(s("/d"), Some("cgroup.procs"))),
@@ -328,8 +379,7 @@ fn sequence(r: &str, p: &Procs, absent: Option<&str>) -> Vec<Step> {
         ok(Write(s(""), "cgroup.procs", n(p.p1))),
         ok(Rmdir(s("/a/b"))),
         ok(Read(s(""), "cgroup.stat")),
-    ]);
-    steps
+    ]
 }
 
 #[test]
@@ -371,9 +421,10 @@ fn differential() {
     };
     // The test runs at the mount's root (or somewhere outside the subtree):
     // for the simulator, the root.
-    sim.add_process(p1, &[p1], "/").unwrap();
-    sim.add_process(p2, &[p2], "/").unwrap();
-    sim.add_process(py, &[py, tids[0], tids[1]], "/").unwrap();
+    sim.add_process(Pid::new(p1), &[], "/").unwrap();
+    sim.add_process(Pid::new(p2), &[], "/").unwrap();
+    sim.add_process(Pid::new(py), &[Tid::new(tids[0]), Tid::new(tids[1])], "/")
+        .unwrap();
 
     // A v2 controller the root lacks, for the ENOENT case (never one it offers).
     let absent = ["memory", "cpu", "io", "pids", "cpuset", "rdma", "misc"]
@@ -390,7 +441,7 @@ fn differential() {
         sync_root(&kernel, &mut sim);
         if let Op::Kill(pid) = step.op {
             scratch.kill(pid);
-            sim.exit_process(pid);
+            sim.exit_process(Pid::new(pid));
             rows.push((describe(&step.op), "-".to_string(), "-".to_string(), ""));
             continue;
         }
@@ -418,7 +469,7 @@ fn differential() {
             .find_map(|l| l.strip_prefix("0::"))
             .unwrap_or("?")
             .to_string();
-        let s = sim.cgroup_of(tid).unwrap_or_else(|| "?".into());
+        let s = sim.cgroup_of(Tid::new(tid)).unwrap_or_else(|| "?".into());
         let same = k == s;
         if !same {
             mismatches.push(format!("placement of {tid}"));
@@ -496,8 +547,11 @@ fn simulator_seeded_from_a_scanned_pure_v2_host() {
         sim.read("/", "cgroup.controllers").unwrap(),
         "cpuset cpu io memory hugetlb pids rdma misc"
     );
-    assert_eq!(sim.cgroup_of(800).as_deref(), Some("/system.slice/nginx.service"));
-    assert_eq!(sim.cgroup_of(1).as_deref(), Some("/init.scope"));
+    assert_eq!(
+        sim.cgroup_of(Tid::new(800)).as_deref(),
+        Some("/system.slice/nginx.service")
+    );
+    assert_eq!(sim.cgroup_of(Tid::new(1)).as_deref(), Some("/init.scope"));
     // The root's subtree_control, absent from the fixture, is restored
     // top-down so /system.slice's own setting is consistent.
     assert_eq!(
@@ -533,7 +587,7 @@ fn simulator_seeded_from_a_legacy_host() {
     let mut sim = Simulator::from_snapshot(&snap);
     assert_eq!(sim.read("/", "cgroup.controllers").unwrap(), "");
     let (_, p) = snap.processes()[0];
-    assert_eq!(sim.cgroup_of(p.pid.get()).as_deref(), Some("/"));
+    assert_eq!(sim.cgroup_of(p.pid.main_thread()).as_deref(), Some("/"));
     sim.offer_controller("cpuset");
     sim.write("/", "cgroup.subtree_control", "+cpuset").unwrap();
     sim.mkdir("/vm").unwrap();

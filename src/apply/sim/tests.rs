@@ -6,10 +6,17 @@
 use nix::errno::Errno;
 
 use super::Simulator;
+use crate::apply::step::UidGid;
 use crate::apply::target::{Target, TargetError};
+use crate::model::{Pid, Tid};
 
 fn sim() -> Simulator {
     Simulator::new(&["cpuset", "cpu", "io", "memory", "hugetlb", "pids"])
+}
+
+/// Thread ids from raw numbers, for short test calls.
+fn tids(raw: &[u32]) -> Vec<Tid> {
+    raw.iter().copied().map(Tid::new).collect()
 }
 
 fn errno<T: std::fmt::Debug>(r: Result<T, TargetError>) -> Errno {
@@ -59,9 +66,9 @@ fn rmdir_ebusy_while_populated() {
     let mut s = sim();
     s.mkdir("/a").unwrap();
     s.mkdir("/a/b").unwrap();
-    s.add_process(10, &[10, 11], "/a/b").unwrap();
+    s.add_process(Pid::new(10), &tids(&[10, 11]), "/a/b").unwrap();
     assert_eq!(errno(s.rmdir("/a/b")), Errno::EBUSY);
-    s.exit_process(10);
+    s.exit_process(Pid::new(10));
     s.rmdir("/a/b").unwrap();
 }
 
@@ -160,12 +167,12 @@ fn no_internal_processes_when_enabling() {
     // cgroup_vet_subtree_control_enable: a non-root cgroup with tasks can't
     // enable controllers -> EBUSY; the root is mixable and exempt.
     let mut s = with("+memory +pids");
-    s.add_process(10, &[10], "/a").unwrap();
+    s.add_process(Pid::new(10), &tids(&[10]), "/a").unwrap();
     assert_eq!(
         errno(s.write("/a", "cgroup.subtree_control", "+memory")),
         Errno::EBUSY
     );
-    s.add_process(20, &[20], "/").unwrap();
+    s.add_process(Pid::new(20), &tids(&[20]), "/").unwrap();
     s.write("/", "cgroup.subtree_control", "+io").unwrap();
     // Threaded controllers are allowed: the cgroup can become a thread root.
     s.write("/a", "cgroup.subtree_control", "+pids").unwrap();
@@ -178,12 +185,12 @@ fn no_internal_processes_when_moving() {
     // a thread root) -> EBUSY; the root takes processes anyway.
     let mut s = with("+memory");
     s.write("/a", "cgroup.subtree_control", "+memory").unwrap();
-    s.add_process(10, &[10], "/").unwrap();
+    s.add_process(Pid::new(10), &tids(&[10]), "/").unwrap();
     assert_eq!(errno(s.write("/a", "cgroup.procs", "10")), Errno::EBUSY);
     s.mkdir("/a/leaf").unwrap();
     s.write("/a/leaf", "cgroup.procs", "10").unwrap();
     s.write("/", "cgroup.procs", "10").unwrap();
-    assert_eq!(s.cgroup_of(10).as_deref(), Some("/"));
+    assert_eq!(s.cgroup_of(Tid::new(10)).as_deref(), Some("/"));
 }
 
 #[test]
@@ -194,7 +201,7 @@ fn threaded_exception_processes_with_threaded_controllers() {
     s.write("/a", "cgroup.subtree_control", "+cpu").unwrap();
     s.mkdir("/a/t").unwrap();
     s.write("/a/t", "cgroup.type", "threaded").unwrap();
-    s.add_process(10, &[10, 11], "/").unwrap();
+    s.add_process(Pid::new(10), &tids(&[10, 11]), "/").unwrap();
     s.write("/a", "cgroup.procs", "10").unwrap();
     s.write("/a/t", "cgroup.threads", "11").unwrap();
     assert_eq!(s.read("/a", "cgroup.type").unwrap(), "domain threaded");
@@ -230,7 +237,7 @@ fn threaded_needs_a_parent_that_can_be_a_thread_root() {
     for p in ["/app", "/app/main", "/app/io"] {
         s.mkdir(p).unwrap();
     }
-    s.add_process(10, &[10, 11], "/").unwrap();
+    s.add_process(Pid::new(10), &tids(&[10, 11]), "/").unwrap();
     s.write("/app/main", "cgroup.procs", "10").unwrap();
     assert_eq!(
         errno(s.write("/app/io", "cgroup.type", "threaded")),
@@ -242,8 +249,8 @@ fn threaded_needs_a_parent_that_can_be_a_thread_root() {
     s.write("/app/main", "cgroup.type", "threaded").unwrap();
     s.write("/app/main", "cgroup.procs", "10").unwrap();
     s.write("/app/io", "cgroup.threads", "11").unwrap();
-    assert_eq!(s.cgroup_of(10).as_deref(), Some("/app/main"));
-    assert_eq!(s.cgroup_of(11).as_deref(), Some("/app/io"));
+    assert_eq!(s.cgroup_of(Tid::new(10)).as_deref(), Some("/app/main"));
+    assert_eq!(s.cgroup_of(Tid::new(11)).as_deref(), Some("/app/io"));
     assert_eq!(
         s.read("/app", "cgroup.procs").unwrap(),
         "10",
@@ -263,7 +270,7 @@ fn threaded_refused_under_domain_controllers_or_when_populated() {
         Errno::EOPNOTSUPP
     );
     s.mkdir("/b").unwrap();
-    s.add_process(10, &[10], "/b").unwrap();
+    s.add_process(Pid::new(10), &tids(&[10]), "/b").unwrap();
     assert_eq!(errno(s.write("/b", "cgroup.type", "threaded")), Errno::EOPNOTSUPP);
     // Under the root (mixable) a threaded child is always possible.
     s.mkdir("/t").unwrap();
@@ -284,7 +291,7 @@ fn domain_invalid_children() {
     s.mkdir("/app/t/sub").unwrap();
     assert_eq!(s.read("/app/d", "cgroup.type").unwrap(), "domain invalid");
     assert_eq!(s.read("/app/t/sub", "cgroup.type").unwrap(), "domain invalid");
-    s.add_process(10, &[10, 11], "/app").unwrap();
+    s.add_process(Pid::new(10), &tids(&[10, 11]), "/app").unwrap();
     assert_eq!(errno(s.write("/app/d", "cgroup.procs", "10")), Errno::EOPNOTSUPP);
     assert_eq!(
         errno(s.write("/app/t/sub", "cgroup.threads", "11")),
@@ -312,7 +319,7 @@ fn threads_stay_in_their_threaded_domain() {
         s.mkdir(p).unwrap();
     }
     s.write("/app/t", "cgroup.type", "threaded").unwrap();
-    s.add_process(10, &[10, 11], "/app").unwrap();
+    s.add_process(Pid::new(10), &tids(&[10, 11]), "/app").unwrap();
     s.write("/app/t", "cgroup.threads", "11").unwrap();
     assert_eq!(
         errno(s.write("/other", "cgroup.threads", "11")),
@@ -321,8 +328,8 @@ fn threads_stay_in_their_threaded_domain() {
     assert_eq!(errno(s.write("/", "cgroup.threads", "11")), Errno::EOPNOTSUPP);
     // The whole process may go (cgroup.procs), threads included.
     s.write("/other", "cgroup.procs", "11").unwrap();
-    assert_eq!(s.cgroup_of(10).as_deref(), Some("/other"));
-    assert_eq!(s.cgroup_of(11).as_deref(), Some("/other"));
+    assert_eq!(s.cgroup_of(Tid::new(10)).as_deref(), Some("/other"));
+    assert_eq!(s.cgroup_of(Tid::new(11)).as_deref(), Some("/other"));
 }
 
 #[test]
@@ -334,7 +341,7 @@ fn procs_in_threaded_cgroups() {
     s.mkdir("/app").unwrap();
     s.mkdir("/app/t").unwrap();
     s.write("/app/t", "cgroup.type", "threaded").unwrap();
-    s.add_process(10, &[10, 11], "/").unwrap();
+    s.add_process(Pid::new(10), &tids(&[10, 11]), "/").unwrap();
     assert_eq!(errno(s.read("/app/t", "cgroup.procs")), Errno::EOPNOTSUPP);
     s.write("/app/t", "cgroup.procs", "10").unwrap();
     assert_eq!(s.read("/app/t", "cgroup.threads").unwrap(), "10\n11");
@@ -348,21 +355,26 @@ fn pid_parsing_and_vanished_processes() {
     // cgroup_procs_write_start: kstrtoint fails or pid < 0 -> EINVAL; no such task -> ESRCH.
     let mut s = sim();
     s.mkdir("/a").unwrap();
-    s.add_process(10, &[10, 11], "/").unwrap();
-    for bad in ["abc", "-1", "1.5", "10 11"] {
+    s.add_process(Pid::new(10), &tids(&[10, 11]), "/").unwrap();
+    for bad in ["abc", "-1", "1.5", "10 11", "0", "2147483648"] {
         assert_eq!(errno(s.write("/a", "cgroup.procs", bad)), Errno::EINVAL, "{bad}");
+        assert_eq!(
+            errno(s.write("/a", "cgroup.threads", bad)),
+            Errno::EINVAL,
+            "{bad}"
+        );
     }
     assert_eq!(errno(s.write("/a", "cgroup.procs", "999")), Errno::ESRCH);
     // A tid written to cgroup.procs moves its whole thread group.
     s.write("/a", "cgroup.procs", "11\n").unwrap();
-    assert_eq!(s.cgroup_of(10).as_deref(), Some("/a"));
+    assert_eq!(s.cgroup_of(Tid::new(10)).as_deref(), Some("/a"));
     // A thread appearing during a move starts in its process's cgroup.
-    s.add_thread(10, 12);
-    assert_eq!(s.cgroup_of(12).as_deref(), Some("/a"));
-    s.exit_process(10);
+    s.add_thread(Pid::new(10), Tid::new(12));
+    assert_eq!(s.cgroup_of(Tid::new(12)).as_deref(), Some("/a"));
+    s.exit_process(Pid::new(10));
     assert_eq!(errno(s.write("/", "cgroup.procs", "10")), Errno::ESRCH);
     assert_eq!(errno(s.write("/a", "cgroup.threads", "12")), Errno::ESRCH);
-    assert_eq!(s.cgroup_of(11), None);
+    assert_eq!(s.cgroup_of(Tid::new(11)), None);
     assert_eq!(s.read("/a", "cgroup.procs").unwrap(), "");
 }
 
@@ -388,7 +400,10 @@ fn controller_files_exist_only_where_enabled() {
     assert_eq!(errno(s.read("/", "hugetlb.2MB.max")), Errno::ENOENT);
     assert_eq!(errno(s.read("/a", "memory.bogus")), Errno::ENOENT);
     s.chown("/a", Some("memory.max"), 1000, 1000).unwrap();
-    assert_eq!(s.owner_of("/a", Some("memory.max")), Some((1000, 1000)));
+    assert_eq!(
+        s.owner_of("/a", Some("memory.max")),
+        Some(UidGid::new(1000, 1000))
+    );
     assert_eq!(errno(s.chown("/nope", None, 1, 1)), Errno::ENOENT);
 }
 
@@ -527,7 +542,7 @@ fn pids_max_range() {
         Errno::ERANGE
     );
     assert_eq!(errno(s.write("/a", "pids.max", "lots")), Errno::EINVAL);
-    s.add_process(10, &[10, 11], "/a").unwrap();
+    s.add_process(Pid::new(10), &tids(&[10, 11]), "/a").unwrap();
     assert_eq!(s.read("/a", "pids.current").unwrap(), "2");
 }
 
@@ -634,10 +649,10 @@ fn kill_empties_the_subtree() {
     let mut s = sim();
     s.mkdir("/a").unwrap();
     s.mkdir("/a/b").unwrap();
-    s.add_process(10, &[10], "/a/b").unwrap();
+    s.add_process(Pid::new(10), &tids(&[10]), "/a/b").unwrap();
     assert_eq!(errno(s.write("/a", "cgroup.kill", "0")), Errno::ERANGE);
     s.write("/a", "cgroup.kill", "1").unwrap();
-    assert_eq!(s.cgroup_of(10), None);
+    assert_eq!(s.cgroup_of(Tid::new(10)), None);
     s.rmdir("/a/b").unwrap();
 }
 
@@ -648,7 +663,9 @@ mod random_sequences {
     use proptest::prelude::*;
 
     use super::super::Simulator;
+    use super::tids;
     use crate::apply::target::Target;
+    use crate::model::{Pid, Tid};
 
     const PATHS: &[&str] = &["/", "/a", "/a/b", "/a/b/c", "/d", "/a/e"];
     const FILES: &[&str] = &[
@@ -689,8 +706,8 @@ mod random_sequences {
         Mkdir(usize),
         Rmdir(usize),
         Write(usize, usize, usize),
-        Exit(u32),
-        Thread(u32, u32),
+        Exit(Pid),
+        Thread(Pid, Tid),
     }
 
     fn call() -> impl Strategy<Value = Call> {
@@ -698,8 +715,9 @@ mod random_sequences {
             (0..PATHS.len()).prop_map(Call::Mkdir),
             (0..PATHS.len()).prop_map(Call::Rmdir),
             (0..PATHS.len(), 0..FILES.len(), 0..VALUES.len()).prop_map(|(p, f, v)| Call::Write(p, f, v)),
-            prop_oneof![Just(10u32), Just(20u32)].prop_map(Call::Exit),
-            (prop_oneof![Just(10u32), Just(20u32)], 30u32..33).prop_map(|(p, t)| Call::Thread(p, t)),
+            prop_oneof![Just(10u32), Just(20u32)].prop_map(|p| Call::Exit(Pid::new(p))),
+            (prop_oneof![Just(10u32), Just(20u32)], 30u32..33)
+                .prop_map(|(p, t)| Call::Thread(Pid::new(p), Tid::new(t))),
         ]
     }
 
@@ -728,7 +746,7 @@ mod random_sequences {
                 }
             }
         }
-        for tid in [10, 11, 20, 21, 30, 31, 32] {
+        for tid in [10, 11, 20, 21, 30, 31, 32].map(Tid::new) {
             if let Some(cg) = s.cgroup_of(tid) {
                 assert!(s.exists(&cg), "task {tid} in missing {cg}");
             }
@@ -740,8 +758,8 @@ mod random_sequences {
         #[test]
         fn random_calls_keep_the_kernel_invariants(calls in proptest::collection::vec(call(), 1..60)) {
             let mut s = Simulator::new(&["cpu", "memory", "pids"]);
-            s.add_process(10, &[10, 11], "/").unwrap();
-            s.add_process(20, &[20, 21], "/").unwrap();
+            s.add_process(Pid::new(10), &tids(&[10, 11]), "/").unwrap();
+            s.add_process(Pid::new(20), &tids(&[20, 21]), "/").unwrap();
             for c in calls {
                 match c {
                     Call::Mkdir(p) => { let _ = s.mkdir(PATHS[p]); }

@@ -6,9 +6,10 @@ use nix::errno::Errno;
 
 use super::files::{self, Access};
 use super::{Simulator, is_threaded_ctrl, ordered, values};
+use crate::apply::step::UidGid;
 use crate::apply::target::TargetError;
-use crate::model::Controller;
 use crate::model::path as cgpath;
+use crate::model::{Controller, Pid, Tid};
 
 /// `INT_MAX`, what `cgroup.max.depth`/`cgroup.max.descendants` hold for "max".
 const INT_MAX: i64 = i32::MAX as i64;
@@ -122,13 +123,13 @@ impl Simulator {
         }
         let key = file.unwrap_or("").to_string();
         if let Some(c) = self.cgroups.get_mut(path) {
-            c.owners.insert(key, (uid, gid));
+            c.owners.insert(key, UidGid::new(uid, gid));
         }
         Ok(())
     }
 
     /// The owner `chown` gave a cgroup directory (`None`) or file, if any.
-    pub fn owner_of(&self, path: &str, file: Option<&str>) -> Option<(u32, u32)> {
+    pub fn owner_of(&self, path: &str, file: Option<&str>) -> Option<UidGid> {
         self.cg(path)?.owners.get(file.unwrap_or("")).copied()
     }
 
@@ -288,12 +289,17 @@ impl Simulator {
 
     /// `cgroup.procs` of a domain: the processes whose leader is in it or,
     /// for a thread root, anywhere in its threaded subtree (CSS_TASK_ITER_THREADED).
-    fn procs_of(&self, path: &str) -> Vec<u32> {
-        let mut v: Vec<u32> = self
+    fn procs_of(&self, path: &str) -> Vec<Pid> {
+        let mut v: Vec<Pid> = self
             .subtree(path)
             .filter(|(p, _)| p.as_str() == path || (self.is_threaded(p) && self.dom_cgrp(p) == path))
-            .flat_map(|(_, c)| c.members.iter().copied())
-            .filter(|tid| self.tasks.get(tid).is_some_and(|t| t.pid == *tid))
+            .flat_map(|(_, c)| c.members.iter())
+            .filter_map(|tid| {
+                self.tasks
+                    .get(tid)
+                    .map(|t| t.pid)
+                    .filter(|pid| pid.main_thread() == *tid)
+            })
             .collect();
         v.sort();
         v
@@ -353,7 +359,7 @@ impl Simulator {
         if self.is_threaded(path) {
             return Err(Errno::EOPNOTSUPP);
         }
-        let pids: Vec<u32> = self
+        let pids: Vec<Pid> = self
             .subtree(path)
             .flat_map(|(_, c)| c.members.iter().copied())
             .filter_map(|tid| self.tasks.get(&tid).map(|t| t.pid))
@@ -530,17 +536,10 @@ impl Simulator {
     /// `__cgroup_procs_write`: parse, find the task, vet the destination
     /// (`cgroup_attach_permissions` -> `cgroup_migrate_vet_dst`), then move.
     fn write_procs(&mut self, path: &str, value: &str, threadgroup: bool) -> Result<(), Errno> {
-        // cgroup_procs_write_start: kstrtoint(strstrip(buf), 0) or pid < 0 -> EINVAL.
-        let pid = values::kstrtoint(value.trim()).map_err(|_| Errno::EINVAL)?;
-        if pid < 0 {
-            return Err(Errno::EINVAL);
-        }
-        if pid == 0 {
-            // "0" is the writer itself, which the simulator has no notion of.
-            return Err(Errno::EINVAL);
-        }
-        let task = self.tasks.get(&(pid as u32)).cloned().ok_or(Errno::ESRCH)?;
-        let leader = if threadgroup { task.pid } else { pid as u32 };
+        let tid = written_task(value)?;
+        let task = self.tasks.get(&tid).cloned().ok_or(Errno::ESRCH)?;
+        // cgroup.procs moves the whole group: the leader's cgroup is the source.
+        let leader = if threadgroup { task.pid.main_thread() } else { tid };
         let src = self
             .tasks
             .get(&leader)
@@ -555,7 +554,7 @@ impl Simulator {
                 self.place(tid, task.pid, path);
             }
         } else {
-            self.place(pid as u32, task.pid, path);
+            self.place(tid, task.pid, path);
         }
         Ok(())
     }
@@ -596,7 +595,23 @@ fn write_limit(value: &str) -> Result<String, Errno> {
     })
 }
 
+/// The task a number written to `cgroup.procs` or `cgroup.threads` names:
+/// the one place the simulator turns text into a [`Tid`].
+///
+/// `cgroup_procs_write_start`: `kstrtoint(strstrip(buf), 0)`, a negative
+/// number is EINVAL, and the task is found by `find_task_by_vpid`, which
+/// takes any thread's id; so even a number written to `cgroup.procs` is
+/// looked up as a task, and the caller goes to its group leader.
+fn written_task(value: &str) -> Result<Tid, Errno> {
+    let n = values::kstrtoint(value.trim()).map_err(|_| Errno::EINVAL)?;
+    match u32::try_from(n) {
+        // "0" is the writer itself, which the simulator has no notion of.
+        Ok(0) | Err(_) => Err(Errno::EINVAL),
+        Ok(n) => Ok(Tid::new(n)),
+    }
+}
+
 /// One number per line, as seq_file prints `cgroup.procs`/`cgroup.threads`.
-fn lines(v: Vec<u32>) -> String {
+fn lines<T: std::fmt::Display>(v: Vec<T>) -> String {
     v.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("\n")
 }
