@@ -4,9 +4,11 @@
 //! snapshot; the scan benchmark covers I/O) with 10k, 25k, 50k and 100k
 //! cgroups over 6 hierarchies and twice as many threads (5 per process), then
 //! times planning (unification with spine search, threaded subtrees, actions),
-//! validation and rendering. Each size runs in a child process so the peak
-//! RSS (`VmHWM`) is that size's alone; it is also read per phase (building
-//! the snapshot, planning, validating and rendering), resetting it between. `CGMIG_BENCH_SIZES=10000,100000`
+//! validation and rendering (JSON and the table, streamed into a byte
+//! counter as `cgmig plan` streams them to its output). Each size runs in a
+//! child process so the peak RSS (`VmHWM`) is that size's alone; it is also
+//! read per phase (building the snapshot, planning, validating and
+//! rendering), resetting it between. `CGMIG_BENCH_SIZES=10000,100000`
 //! chooses sizes.
 
 use std::collections::BTreeMap;
@@ -15,117 +17,192 @@ use std::time::Instant;
 use cgmig::model::*;
 use petgraph::graph::{DiGraph, NodeIndex};
 
+/// One synthetic hierarchy: id, controllers, name, and how deep its
+/// slice/job tree goes (0: root only, 1: slices, 2: slices and jobs).
+struct Spec {
+    id: u32,
+    controllers: &'static [Controller],
+    name: Option<&'static str>,
+    depth: usize,
+}
+
 /// Six hierarchies shaped like a big systemd/container host: name=systemd,
 /// cpu,cpuacct and memory carry the full slice/job tree; devices too; pids only
-/// the slices (pruned); cpuset is flat. Settings on half the cgroups; one
-/// process in 50 splits its threads in cpu (a threaded subtree).
-fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
-    let per_h_full = cgroups / 4; // systemd, cpu, memory, devices full; pids slices; cpuset root
-    let fanout = 100usize;
-    let slices = per_h_full / fanout;
-    let mut g: DiGraph<Node, Edge> = DiGraph::new();
-    let specs: [(u32, &[Controller], Option<&str>, usize); 6] = [
-        (1, &[], Some("systemd"), 2),
-        (2, &[Controller::Cpu, Controller::Cpuacct], None, 2),
-        (3, &[Controller::Memory], None, 2),
-        (4, &[Controller::Devices], None, 2),
-        (5, &[Controller::Pids], None, 1),
-        (6, &[Controller::Cpuset], None, 0),
-    ];
-    let mut leaf: BTreeMap<(u32, usize, usize), NodeIndex> = BTreeMap::new();
-    let mut slice_ix: BTreeMap<(u32, usize), NodeIndex> = BTreeMap::new();
-    let mut roots = BTreeMap::new();
-    for (id, ctl, name, depth) in specs {
-        let label = if ctl.is_empty() {
-            "systemd".to_string()
-        } else {
-            ctl[0].to_string()
-        };
-        let h = g.add_node(Node::Hierarchy(Hierarchy {
-            id: HierarchyId::new(id),
-            version: Version::V1,
-            controllers: ctl.to_vec(),
-            name: name.map(str::to_string),
-            mounts: vec![Mount {
-                mount_point: format!("/sys/fs/cgroup/{label}"),
-                root: "/".into(),
-                source: Some("cgroup".into()),
-                options: vec![],
-                majmin: format!("0:{id}"),
-            }],
-            scanned_mount: Some(0),
-            release_agent: None,
+/// the slices (pruned); cpuset is flat.
+const SPECS: [Spec; 6] = [
+    Spec {
+        id: 1,
+        controllers: &[],
+        name: Some("systemd"),
+        depth: 2,
+    },
+    Spec {
+        id: 2,
+        controllers: &[Controller::Cpu, Controller::Cpuacct],
+        name: None,
+        depth: 2,
+    },
+    Spec {
+        id: 3,
+        controllers: &[Controller::Memory],
+        name: None,
+        depth: 2,
+    },
+    Spec {
+        id: 4,
+        controllers: &[Controller::Devices],
+        name: None,
+        depth: 2,
+    },
+    Spec {
+        id: 5,
+        controllers: &[Controller::Pids],
+        name: None,
+        depth: 1,
+    },
+    Spec {
+        id: 6,
+        controllers: &[Controller::Cpuset],
+        name: None,
+        depth: 0,
+    },
+];
+
+/// Children per slice.
+const FANOUT: usize = 100;
+
+/// The graph being built and the cgroups processes join, by hierarchy id.
+#[derive(Default)]
+struct Host {
+    g: DiGraph<Node, Edge>,
+    roots: BTreeMap<u32, NodeIndex>,
+    slices: BTreeMap<(u32, usize), NodeIndex>,
+    leaves: BTreeMap<(u32, usize, usize), NodeIndex>,
+}
+
+/// Settings on half the cgroups (cpu.shares, memory limit, pids.max).
+fn setting(id: u32, i: usize) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    if i.is_multiple_of(2) {
+        match id {
+            2 => drop(m.insert("cpu.shares".into(), (512 + i % 4096).to_string())),
+            3 => drop(m.insert("memory.limit_in_bytes".into(), ((1 + i % 64) << 28).to_string())),
+            5 => drop(m.insert("pids.max".into(), (100 + i % 1000).to_string())),
+            _ => {}
+        }
+    }
+    m
+}
+
+fn hierarchy_node(spec: &Spec) -> Node {
+    let label = if spec.controllers.is_empty() {
+        "systemd".to_string()
+    } else {
+        spec.controllers[0].to_string()
+    };
+    Node::Hierarchy(Hierarchy {
+        id: HierarchyId::new(spec.id),
+        version: Version::V1,
+        controllers: spec.controllers.to_vec(),
+        name: spec.name.map(str::to_string),
+        mounts: vec![Mount {
+            mount_point: format!("/sys/fs/cgroup/{label}"),
+            root: "/".into(),
+            source: Some("cgroup".into()),
+            options: vec![],
+            majmin: format!("0:{}", spec.id),
+        }],
+        scanned_mount: Some(0),
+        release_agent: None,
+    })
+}
+
+impl Host {
+    fn cgroup(
+        &mut self,
+        parent: NodeIndex,
+        id: u32,
+        path: String,
+        settings: BTreeMap<String, String>,
+    ) -> NodeIndex {
+        let owner = Ownership::default();
+        let c = self.g.add_node(Node::Cgroup(Cgroup {
+            hierarchy: HierarchyId::new(id),
+            path,
+            owner,
+            settings,
         }));
-        let cg = |path: String, settings: BTreeMap<String, String>| {
-            Node::Cgroup(Cgroup {
-                hierarchy: HierarchyId::new(id),
-                path,
-                owner: Ownership::default(),
-                settings,
-            })
-        };
-        let setting = |i: usize| -> BTreeMap<String, String> {
-            let mut m = BTreeMap::new();
-            if i.is_multiple_of(2) {
-                match id {
-                    2 => drop(m.insert("cpu.shares".into(), (512 + i % 4096).to_string())),
-                    3 => drop(m.insert("memory.limit_in_bytes".into(), ((1 + i % 64) << 28).to_string())),
-                    5 => drop(m.insert("pids.max".into(), (100 + i % 1000).to_string())),
-                    _ => {}
-                }
-            }
-            m
-        };
-        let root = g.add_node(cg("/".into(), BTreeMap::new()));
-        g.add_edge(h, root, Edge::Child);
-        roots.insert(id, root);
-        if depth >= 1 {
-            for s in 0..slices {
-                let si = g.add_node(cg(format!("/s{s}.slice"), setting(s)));
-                g.add_edge(root, si, Edge::Child);
-                slice_ix.insert((id, s), si);
-                if depth >= 2 {
-                    for j in 0..fanout {
-                        let ji = g.add_node(cg(format!("/s{s}.slice/j{j}.scope"), setting(s * fanout + j)));
-                        g.add_edge(si, ji, Edge::Child);
-                        leaf.insert((id, s, j), ji);
-                    }
-                }
+        self.g.add_edge(parent, c, Edge::Child);
+        c
+    }
+
+    /// One hierarchy: its root, `slices` slices and `FANOUT` jobs in each,
+    /// as deep as the spec says.
+    fn add_hierarchy(&mut self, spec: &Spec, slices: usize) {
+        let id = spec.id;
+        let h = self.g.add_node(hierarchy_node(spec));
+        let root = self.cgroup(h, id, "/".into(), BTreeMap::new());
+        self.roots.insert(id, root);
+        for s in (0..slices).filter(|_| spec.depth >= 1) {
+            let si = self.cgroup(root, id, format!("/s{s}.slice"), setting(id, s));
+            self.slices.insert((id, s), si);
+            for j in (0..FANOUT).filter(|_| spec.depth >= 2) {
+                let path = format!("/s{s}.slice/j{j}.scope");
+                let ji = self.cgroup(si, id, path, setting(id, s * FANOUT + j));
+                self.leaves.insert((id, s, j), ji);
             }
         }
     }
-    let nprocs = threads / 5;
-    for p in 0..nprocs {
-        let pid = 1000 + p as u32 * 5;
-        let (s, j) = ((p / fanout) % slices.max(1), p % fanout);
-        let pi = g.add_node(Node::Process(Process {
-            pid: Pid::new(pid),
-            comm: format!("w{p}"),
-            cmdline: vec![format!("/bin/w{p}")],
-            uid: 0,
-            gid: 0,
-            cgroup_files: vec![],
-        }));
-        for t in 0..5u32 {
-            let ti = g.add_node(Node::Thread(Thread {
-                tid: Tid::new(pid + t),
-                comm: format!("w{p}"),
-                unresolved: vec![],
-            }));
-            g.add_edge(pi, ti, Edge::Thread);
-            for (id, _, _, depth) in specs {
-                let target = match depth {
-                    // One process in 50 keeps threads 1-4 in its slice in cpu:
-                    // split in a threaded controller.
-                    2 if id == 2 && p % 50 == 0 && t > 0 => slice_ix[&(id, s)],
-                    2 => leaf[&(id, s, j)],
-                    1 => slice_ix[&(id, s)],
-                    _ => roots[&id],
+
+    /// `threads / 5` processes of 5 threads each, every thread a member of
+    /// one cgroup per hierarchy. One process in 50 keeps threads 1-4 in its
+    /// slice in cpu: split in a threaded controller (a threaded subtree).
+    fn add_processes(&mut self, threads: usize, slices: usize) {
+        for p in 0..threads / 5 {
+            let pid = 1000 + p as u32 * 5;
+            let (s, j) = ((p / FANOUT) % slices.max(1), p % FANOUT);
+            let comm = format!("w{p}");
+            let cmdline = vec![format!("/bin/w{p}")];
+            let process = Process {
+                pid: Pid::new(pid),
+                comm: comm.clone(),
+                cmdline,
+                uid: 0,
+                gid: 0,
+                cgroup_files: vec![],
+            };
+            let pi = self.g.add_node(Node::Process(process));
+            for t in 0..5u32 {
+                let thread = Thread {
+                    tid: Tid::new(pid + t),
+                    comm: comm.clone(),
+                    unresolved: vec![],
                 };
-                g.add_edge(ti, target, Edge::Member);
+                let ti = self.g.add_node(Node::Thread(thread));
+                self.g.add_edge(pi, ti, Edge::Thread);
+                for spec in &SPECS {
+                    let target = match spec.depth {
+                        2 if spec.id == 2 && p % 50 == 0 && t > 0 => self.slices[&(spec.id, s)],
+                        2 => self.leaves[&(spec.id, s, j)],
+                        1 => self.slices[&(spec.id, s)],
+                        _ => self.roots[&spec.id],
+                    };
+                    self.g.add_edge(ti, target, Edge::Member);
+                }
             }
         }
     }
+}
+
+/// The synthetic host: [`SPECS`] with `cgroups` cgroups in all, settings
+/// on half of them, and `threads` threads.
+fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
+    let slices = cgroups / 4 / FANOUT; // systemd, cpu, memory, devices full; pids slices; cpuset root
+    let mut host = Host::default();
+    for spec in &SPECS {
+        host.add_hierarchy(spec, slices);
+    }
+    host.add_processes(threads, slices);
     Snapshot {
         readiness: Default::default(),
         schema: SNAPSHOT_SCHEMA.into(),
@@ -137,11 +214,33 @@ fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
             controllers: vec![],
             os: Default::default(),
         },
-        graph: g,
+        graph: host.g,
         diagnostics: vec![],
         vanished: Vanished::default(),
         owner_evidence: Default::default(),
     }
+}
+
+/// A writer that only counts bytes: the render phase streams the plan as
+/// `cgmig plan -o` does, without the disk.
+#[derive(Default)]
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Stream a plan in one format through a buffer into a counter: its size.
+fn render_size(plan: &cgmig::plan::Plan, f: cgmig::plan::PlanFormat) -> usize {
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, Counter::default());
+    cgmig::plan::render_to(plan, f, &mut w).expect("render");
+    w.into_inner().map_err(|_| "flush").expect("flush").0
 }
 
 fn vm_hwm_kib() -> u64 {
@@ -190,28 +289,32 @@ fn one(cgroups: usize) {
     let v = cgmig::plan::validate(&plan);
     let val_t = t.elapsed();
     assert!(v.is_empty(), "invalid: {:?}", &v[..v.len().min(3)]);
+    let val_peak = vm_hwm_kib();
+    reset_hwm();
     let t = Instant::now();
-    let text = cgmig::plan::render(&plan, cgmig::plan::PlanFormat::Json).unwrap();
+    let json_bytes = render_size(&plan, cgmig::plan::PlanFormat::Json);
     let json_t = t.elapsed();
     let t = Instant::now();
-    let table = cgmig::plan::render(&plan, cgmig::plan::PlanFormat::Table).unwrap();
+    std::hint::black_box(render_size(&plan, cgmig::plan::PlanFormat::Table));
     let table_t = t.elapsed();
-    std::hint::black_box(table.len());
+    let render_peak = vm_hwm_kib();
     println!(
-        "cgroups {n_cg:>7}  threads {n_thr:>7}  nodes {:>6}  actions {:>7}  build {:>8.2?}  plan {:>8.2?} (cpu {:>8.2?})  validate {:>8.2?}  json {:>8.2?} ({} MB)  table {:>8.2?}  peak RSS {} MiB (snapshot {}, plan {}, render {})",
+        "cgroups {n_cg:>7}  threads {n_thr:>7}  nodes {:>6}  actions {:>7}  findings {:>6}  build {:>8.2?}  plan {:>8.2?} (cpu {:>8.2?})  validate {:>8.2?}  json {:>8.2?} ({} MB)  table {:>8.2?}  peak RSS {} MiB (snapshot {}, plan {}, validate {}, render {})",
         plan.nodes.len(),
         plan.actions.len(),
+        plan.findings.len(),
         build,
         plan_t,
         plan_cpu,
         val_t,
         json_t,
-        text.len() >> 20,
+        json_bytes >> 20,
         table_t,
-        snap_peak.max(plan_peak).max(vm_hwm_kib()) >> 10,
+        snap_peak.max(plan_peak).max(val_peak).max(render_peak) >> 10,
         snap_peak >> 10,
         plan_peak >> 10,
-        vm_hwm_kib() >> 10
+        val_peak >> 10,
+        render_peak >> 10
     );
 }
 

@@ -400,15 +400,24 @@ fn refuse_invalid_plan(plan: &crate::plan::Plan) -> Result<()> {
 }
 
 /// Write the plan in the format asked for (table and markdown end with the
-/// other owners' section). Kept as one block: the plan's output is the
-/// planner's to change (streamed JSON), not the dispatcher's.
+/// other owners' section), streamed into the output: the JSON of a big host
+/// is over 100 MB, and rendering it into a string first doubled the memory
+/// of the command.
 fn write_plan(plan: crate::plan::Plan, format: formats::PlanFormat, output: Option<PathBuf>) -> Result<()> {
-    let mut text = crate::plan::render(&plan, format.into()).context("cannot render the plan")?;
-    if matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown) {
-        text.push_str(&crate::owners::plan_section(&plan));
-    }
-    emit(output.as_deref(), &text)?;
-    Ok(())
+    let human = matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown);
+    let owners = if human {
+        crate::owners::plan_section(&plan)
+    } else {
+        String::new()
+    };
+    let written = report::write_output_with(output.as_deref(), &mut |w| {
+        crate::plan::render_to(&plan, format.into(), w).map_err(std::io::Error::other)?;
+        w.write_all(owners.as_bytes())
+    });
+    written.with_context(|| match output.as_deref() {
+        Some(p) if p != Path::new("-") => format!("cannot write {}", p.display()),
+        _ => "cannot write standard output".to_string(),
+    })
 }
 
 /// `cgmig explain`: a v1 file or a rule id explained, or an error that

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::model::{NodeType, PlanNode, Stage};
 use super::{findings, node_subject, origin_controllers};
 use crate::audit::Finding;
+use crate::model::HierarchyId;
 use crate::rules::parse_kernel;
 
 /// A kernel version (major, minor).
@@ -34,14 +35,53 @@ fn show(k: Kernel) -> String {
     format!("{}.{}", k.0, k.1)
 }
 
-/// What one setting needs: its rule's kernel and its controller's.
-fn setting_kernel(s: &super::Setting, rule_kernel: &HashMap<String, String>) -> Kernel {
-    let rule = rule_kernel
-        .get(&s.rule)
-        .and_then(|k| parse_kernel(k))
-        .unwrap_or(CGROUP2);
-    let ctl = s.controller().map_or(CGROUP2, controller_kernel);
-    rule.max(ctl).max(CGROUP2)
+/// What settings need: their rule's kernel and their controller's. The
+/// rules' kernels are parsed once (a plan has a setting per converted file,
+/// a hundred thousand on a big host, and few rules).
+struct Needs<'a> {
+    rule: HashMap<&'a str, Kernel>,
+}
+
+impl<'a> Needs<'a> {
+    fn new(rule_kernel: &'a HashMap<String, String>) -> Needs<'a> {
+        let rule = rule_kernel
+            .iter()
+            .filter_map(|(r, k)| Some((r.as_str(), parse_kernel(k)?)))
+            .collect();
+        Needs { rule }
+    }
+
+    /// What one setting needs.
+    fn of(&self, s: &super::Setting) -> Kernel {
+        let rule = self.rule.get(s.rule.as_str()).copied().unwrap_or(CGROUP2);
+        let ctl = s.controller().map_or(CGROUP2, controller_kernel);
+        rule.max(ctl).max(CGROUP2)
+    }
+}
+
+/// Per setting (in node order): its origin hierarchy and the kernel it needs.
+fn setting_needs(nodes: &[PlanNode], needs: &Needs) -> Vec<(HierarchyId, Kernel)> {
+    nodes
+        .iter()
+        .flat_map(|n| &n.settings)
+        .map(|s| (s.origin.hierarchy, needs.of(s)))
+        .collect()
+}
+
+/// The hierarchies (by id) whose controllers a stage has all moved.
+fn moved_hierarchies(nodes: &[PlanNode], stage: &Stage) -> BTreeSet<HierarchyId> {
+    let mut seen: BTreeMap<HierarchyId, bool> = BTreeMap::new();
+    for s in nodes.iter().flat_map(|n| &n.settings) {
+        seen.entry(s.origin.hierarchy).or_insert_with(|| {
+            origin_controllers(&s.origin)
+                .iter()
+                .all(|c| stage.controllers.contains(c))
+        });
+    }
+    seen.into_iter()
+        .filter(|(_, moved)| *moved)
+        .map(|(h, _)| h)
+        .collect()
 }
 
 /// Set each stage's kernel, drop settings the host's kernel can't take, and
@@ -55,22 +95,21 @@ pub fn gate(
     let threaded = nodes.iter().any(|n| n.node_type != NodeType::Domain);
     let base = if threaded { THREADS } else { CGROUP2 };
     // Per stage: the kernel it needs, and what needs more than the host has.
+    let needs = Needs::new(rule_kernel);
+    let per_setting = setting_needs(nodes, &needs);
     let mut findings = Vec::new();
     for st in stages.iter_mut() {
-        let moved: BTreeSet<&str> = st.controllers.iter().map(String::as_str).collect();
+        let moved = moved_hierarchies(nodes, st);
         let mut need = base;
         let mut short: BTreeMap<String, Kernel> = BTreeMap::new();
-        for s in nodes.iter().flat_map(|n| &n.settings) {
-            if !origin_controllers(&s.origin)
-                .iter()
-                .all(|c| moved.contains(c.as_str()))
-            {
+        let settings = nodes.iter().flat_map(|n| &n.settings);
+        for (s, &(hier, k)) in settings.zip(&per_setting) {
+            if !moved.contains(&hier) {
                 continue;
             }
-            let k = setting_kernel(s, rule_kernel);
             need = need.max(k);
-            if host.is_some_and(|h| h < k) {
-                short.entry(s.file.clone()).or_insert(k);
+            if host.is_some_and(|h| h < k) && !short.contains_key(&s.file) {
+                short.insert(s.file.clone(), k);
             }
         }
         st.kernel = Some(show(need));
@@ -78,9 +117,11 @@ pub fn gate(
             findings.push(too_old(st.number, h, need, base, &short));
         }
     }
-    if let Some(h) = host {
+    if let Some(h) = host
+        && per_setting.iter().any(|(_, k)| *k > h)
+    {
         for n in nodes.iter_mut() {
-            n.settings.retain(|s| setting_kernel(s, rule_kernel) <= h);
+            n.settings.retain(|s| needs.of(s) <= h);
         }
     }
     findings

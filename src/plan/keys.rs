@@ -7,38 +7,37 @@
 //! is computed here, from the snapshot the plan was made from; the matching
 //! is `apply::keys` (see `docs/apply.md`).
 
-use std::collections::{BTreeSet, HashMap};
-
+use super::unify::{IdMap, IdSet};
 use super::{Plan, ProcessKey};
 use crate::model::{HierarchyId, Pid, Snapshot, Tid, Version};
 
 /// Record a key for every process (and individually placed thread) the plan places.
 pub fn annotate(plan: &mut Plan, snap: &Snapshot) {
-    let placed: BTreeSet<Pid> = plan
+    let placed: IdSet<Pid> = plan
         .nodes
         .iter()
         .flat_map(|n| n.processes.iter().copied())
         .collect();
-    let threads: BTreeSet<Tid> = plan
+    let threads: IdSet<Tid> = plan
         .nodes
         .iter()
         .flat_map(|n| n.threads.iter().map(|t| t.tid))
         .collect();
     // Labels of the v1 hierarchies, made once: `Snapshot::hierarchy` scans
     // the whole graph, once per membership it made planning quadratic.
-    let v1_labels: HashMap<HierarchyId, String> = snap
+    let v1_labels: IdMap<HierarchyId, String> = snap
         .hierarchies()
         .into_iter()
         .filter(|(_, h)| h.version == Version::V1)
         .map(|(_, h)| (h.id, h.label()))
         .collect();
-    let mut keys = Vec::new();
+    let mut keys = Vec::with_capacity(placed.len());
     for (pi, p) in snap.processes() {
         if !placed.contains(&p.pid) {
             continue;
         }
         let ts = snap.threads(pi);
-        let mut v1 = BTreeSet::new();
+        let mut v1: Vec<(&str, &str)> = Vec::new();
         // Process membership = its leader's (or first thread's) cgroups.
         let lead = ts
             .iter()
@@ -48,16 +47,22 @@ pub fn annotate(plan: &mut Plan, snap: &Snapshot) {
             for cg in snap.memberships(*ti) {
                 let c = snap.cgroup(cg);
                 if let Some(label) = v1_labels.get(&c.hierarchy) {
-                    v1.insert((label.clone(), c.path.clone()));
+                    v1.push((label.as_str(), c.path.as_str()));
                 }
             }
         }
+        // Sorted and unique, as a set would make them; owned only once.
+        v1.sort_unstable();
+        v1.dedup();
         keys.push(ProcessKey {
             pid: p.pid,
             uid: p.uid,
             comm: p.comm.clone(),
             cmdline: p.cmdline.clone(),
-            v1: v1.into_iter().collect(),
+            v1: v1
+                .into_iter()
+                .map(|(l, c)| (l.to_string(), c.to_string()))
+                .collect(),
             threads: ts
                 .iter()
                 .filter(|(_, t)| threads.contains(&t.tid))

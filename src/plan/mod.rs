@@ -1,8 +1,9 @@
 //! The planner: one valid v2 tree from divergent v1 hierarchies.
 //!
-//! 1. [`unify`] merges the hierarchies' significant cgroups as laminar sets
-//!    (trying each hierarchy as the spine and keeping the order that loses the
-//!    fewest settings);
+//! 1. `prepare` computes the elements (processes, phantoms), their places
+//!    and each cgroup's element set once; [`unify`] merges the hierarchies'
+//!    significant cgroups as laminar sets (trying each hierarchy as the spine
+//!    and keeping the order that loses the fewest settings);
 //! 2. [`plan`] runs one module per step, each a function from typed values
 //!    to typed values, data flowing one way: `naming` (v2 paths, identity
 //!    first), `nodes` (placement, settings, owners), `threads` (threaded
@@ -24,6 +25,7 @@ pub mod keys;
 mod model;
 mod naming;
 mod nodes;
+mod prepare;
 mod render;
 mod settings;
 mod threads;
@@ -32,10 +34,10 @@ mod validate;
 mod weights;
 
 use crate::model::{HierarchyId, Pid};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use model::*;
-pub use render::{PlanFormat, render};
+pub use render::{PlanFormat, RenderError, render, render_to};
 pub use validate::{Violation, validate};
 
 use crate::audit::{Finding, Subject};
@@ -104,10 +106,14 @@ fn annotate(p: &mut Plan, snap: &Snapshot) {
 /// findings, conflicts, spine and stages. Steps: prepare the sets, search
 /// the spine, build the nodes, stage them, gate them by the host's kernel.
 fn draft(snap: &Snapshot, rules: &RuleSet, eval: &crate::audit::Evaluation, findings: Vec<Finding>) -> Plan {
-    let prep = Prepared::new(snap, rules, eval);
+    let mut prep = Prepared::new(snap, rules, eval);
     let (merged, spine) = spine_search(&prep, rules);
+    // The element sets are the largest part of the preparation and only
+    // the merge reads them: their memory serves the nodes instead.
+    prep.release_sets();
     let mut findings = findings;
     let (mut nodes, conflicts) = build_nodes(&prep, &merged, rules.policy(), &mut findings);
+    drop(merged);
     let mut stages = stages(&prep, &nodes);
     let host_kernel = snap.host.kernel.as_deref().and_then(crate::rules::parse_kernel);
     findings.extend(kernel::gate(
@@ -175,7 +181,7 @@ fn merge_orders(prep: &Prepared, policy: &crate::rules::PlanPolicy) -> Vec<Vec<H
 /// Merge in each order and keep the one that affects the fewest settings
 /// (ties: the earlier order); stop at the first order that affects none.
 /// Then fold same-path nodes that carry nothing.
-fn spine_search(prep: &Prepared, rules: &RuleSet) -> (Merged, Spine) {
+fn spine_search<'a>(prep: &Prepared<'a>, rules: &RuleSet) -> (Merged<'a>, Spine) {
     let label = |id: HierarchyId| prep.label(id);
     let mut tried = Vec::new();
     let mut best: Option<Merged> = None;
@@ -217,7 +223,7 @@ fn build_nodes(
     nodes::add_intermediates(&mut nodes);
     let conflicts = conflicts::conflicts(prep, m, &paths, findings);
     findings.extend(delegation::delegation(&nodes));
-    findings.extend(weights::weight_shares(prep.snap, &nodes));
+    findings.extend(weights::weight_shares(prep, &nodes));
     (nodes, conflicts)
 }
 
@@ -248,21 +254,30 @@ fn stage_moves(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Vec<String>> {
     for s in nodes.iter().flat_map(|n| &n.settings) {
         *per_hierarchy.entry(s.origin.hierarchy).or_default() += 1;
     }
-    let mut groups: Vec<(usize, String, Vec<String>)> = prep
+    let mut groups: Vec<StageMove> = prep
         .hierarchies
         .iter()
         .filter(|(_, h)| h.version == Version::V1 && !h.controllers.is_empty())
-        .map(|(_, h)| {
-            let n = per_hierarchy.get(&h.id).copied().unwrap_or(0);
-            (
-                n,
-                h.label(),
-                h.controllers.iter().map(|c| c.to_string()).collect(),
-            )
+        .map(|(_, h)| StageMove {
+            settings: per_hierarchy.get(&h.id).copied().unwrap_or(0),
+            label: h.label(),
+            controllers: h.controllers.iter().map(|c| c.to_string()).collect(),
         })
         .collect();
     groups.sort();
-    groups.into_iter().map(|(_, _, ctl)| ctl).collect()
+    groups.into_iter().map(|g| g.controllers).collect()
+}
+
+/// One v1 controller hierarchy as a stage moves it. Ordered by the fields
+/// in this order: fewest settings first, ties by label.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct StageMove {
+    /// Settings the plan carries from it.
+    settings: usize,
+    /// Its label (`cpu,cpuacct`).
+    label: String,
+    /// Its v1 controllers.
+    controllers: Vec<String>,
 }
 
 /// The kernel command line of a stage: v1 off for the controllers moved so
@@ -305,26 +320,61 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
     crate::owners::strip_actions(p);
 }
 
-/// The note of a derived leaf node.
 /// Undo derived leaves: stage and subtree re-derivation starts from the
 /// full plan, whose leaves hold processes of their parents.
 fn undo_leaves(p: &mut Plan) {
-    let leaves: Vec<(String, Vec<Pid>)> = p
-        .nodes
-        .iter()
-        .filter(|n| n.note == Some(NodeNote::Leaf))
-        .map(|n| (n.path.clone(), n.processes.clone()))
-        .collect();
-    for (path, procs) in leaves {
-        if let Some(parent) = crate::model::path::parent(&path)
-            && let Some(pn) = p.nodes.iter_mut().find(|n| n.path == parent)
-        {
+    let is_leaf = |n: &PlanNode| n.note == Some(NodeNote::Leaf);
+    if p.nodes.iter().any(is_leaf) {
+        let index = path_index(&p.nodes);
+        // (parent index, leaf index) of every leaf whose parent is a node.
+        let moves: Vec<(usize, usize)> = p
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| is_leaf(n))
+            .filter_map(|(i, n)| Some((*index.get(n.parent_path()?)?, i)))
+            .collect();
+        for (parent, leaf) in moves {
+            let procs = std::mem::take(&mut p.nodes[leaf].processes);
+            let pn = &mut p.nodes[parent];
             pn.processes.extend(procs);
             pn.processes.sort_unstable();
         }
-        p.nodes.retain(|n| n.path != path);
+        p.nodes.retain(|n| !is_leaf(n));
     }
     p.findings.retain(|f| f.rule != findings::LEAF.id);
+}
+
+/// Each node's index by path.
+fn path_index(nodes: &[PlanNode]) -> unify::IdMap<&str, usize> {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.path.as_str(), i))
+        .collect()
+}
+
+/// Each node's nearest ancestor that is a node (by path), and an order
+/// with children before their parents.
+fn node_parents(nodes: &[PlanNode]) -> (Vec<Option<usize>>, Vec<usize>) {
+    let index = path_index(nodes);
+    let parents = nodes
+        .iter()
+        .map(|n| {
+            let mut cur = n.parent_path();
+            while let Some(pp) = cur {
+                if let Some(&i) = index.get(pp) {
+                    return Some(i);
+                }
+                cur = crate::model::path::parent(pp);
+            }
+            None
+        })
+        .collect();
+    let depth: Vec<usize> = nodes.iter().map(|n| n.path.matches('/').count()).collect();
+    let mut bottom_up: Vec<usize> = (0..nodes.len()).collect();
+    bottom_up.sort_by_key(|&i| std::cmp::Reverse(depth[i]));
+    (parents, bottom_up)
 }
 
 /// Keep only settings whose origin hierarchy's controllers are all allowed.
@@ -339,32 +389,40 @@ fn keep_allowed_settings(nodes: &mut [PlanNode], allowed: &BTreeSet<String>) {
 
 /// Enable each controller in every ancestor of a node that uses it, and
 /// only there (in the kernel's order, for readability).
+///
+/// Controllers are bits (their v2 rank: a setting's controller is always a
+/// v2 one), gathered bottom-up: each node's own bits go to its nearest
+/// ancestor node, which passes them on with its own.
 fn subtree_control(nodes: &mut [PlanNode]) {
-    let index: HashMap<&str, usize> = nodes
+    let (parents, bottom_up) = node_parents(nodes);
+    let own: Vec<u64> = nodes.iter().map(own_controller_bits).collect();
+    let mut below = vec![0u64; nodes.len()];
+    for i in bottom_up {
+        if let Some(p) = parents[i] {
+            below[p] |= below[i] | own[i];
+        }
+    }
+    let names: Vec<&str> = crate::model::Controller::v2_names().collect();
+    for (n, bits) in nodes.iter_mut().zip(below) {
+        n.subtree_control = (0..names.len().min(64))
+            .filter(|r| bits & (1u64 << r) != 0)
+            .map(|r| names[r].to_string())
+            .collect();
+    }
+}
+
+/// The controllers a node's settings use, as bits by v2 rank (none for
+/// the root: it has no parent to enable them).
+fn own_controller_bits(n: &PlanNode) -> u64 {
+    if n.path == "/" {
+        return 0;
+    }
+    n.settings
         .iter()
-        .enumerate()
-        .map(|(i, n)| (n.path.as_str(), i))
-        .collect();
-    let mut sc: Vec<BTreeSet<String>> = vec![BTreeSet::new(); nodes.len()];
-    for n in nodes.iter() {
-        if n.path == "/" {
-            continue;
-        }
-        for c in n.settings.iter().filter_map(|s| s.controller()) {
-            let mut cur = n.parent_path();
-            while let Some(pp) = cur {
-                if let Some(&i) = index.get(pp) {
-                    sc[i].insert(c.to_string());
-                }
-                cur = crate::model::path::parent(pp);
-            }
-        }
-    }
-    for (n, s) in nodes.iter_mut().zip(sc) {
-        let mut v: Vec<String> = s.into_iter().collect();
-        v.sort_by_key(|c| crate::model::Controller::v2_rank(c).unwrap_or(usize::MAX));
-        n.subtree_control = v;
-    }
+        .filter_map(|s| s.controller())
+        .filter_map(crate::model::Controller::v2_rank)
+        .filter(|r| *r < 64)
+        .fold(0, |bits, r| bits | (1u64 << r))
 }
 
 /// No internal processes: a non-root domain node with processes hands them
@@ -373,27 +431,20 @@ fn subtree_control(nodes: &mut [PlanNode]) {
 /// they are populated, and invalid children otherwise). Returns the
 /// `plan.leaf` findings; the nodes end sorted by path.
 fn add_leaves(nodes: &mut Vec<PlanNode>, leaf_name: &str) -> Vec<Finding> {
-    let taken: BTreeSet<String> = nodes.iter().map(|n| n.path.clone()).collect();
     let busy = with_domain_child(nodes);
+    let need: Vec<usize> = (0..nodes.len())
+        .filter(|&i| needs_leaf(&nodes[i], busy[i]))
+        .collect();
+    let leaf_paths: Vec<String> = {
+        let taken: unify::IdSet<&str> = nodes.iter().map(|n| n.path.as_str()).collect();
+        need.iter()
+            .map(|&i| free_leaf_path(&taken, &nodes[i].path, leaf_name))
+            .collect()
+    };
     let mut findings = Vec::new();
     let mut new_leaves = Vec::new();
-    for n in nodes.iter_mut() {
-        let domain_ctl = n.subtree_control.iter().any(|c| !is_threaded_controller(c));
-        let busy_children = !n.subtree_control.is_empty() && busy.contains(n.path.as_str());
-        if n.path == "/"
-            || n.node_type != NodeType::Domain
-            || !(domain_ctl || busy_children)
-            || n.processes.is_empty()
-        {
-            continue;
-        }
-        let mut name = leaf_name.to_string();
-        let mut i = 2;
-        while taken.contains(&crate::model::path::join(&n.path, &name)) {
-            name = format!("{leaf_name}-{i}");
-            i += 1;
-        }
-        let path = crate::model::path::join(&n.path, &name);
+    for (i, path) in need.into_iter().zip(leaf_paths) {
+        let n = &mut nodes[i];
         findings.push(findings::LEAF.at(
             &n.path,
             format!(
@@ -409,8 +460,31 @@ fn add_leaves(nodes: &mut Vec<PlanNode>, leaf_name: &str) -> Vec<Finding> {
         new_leaves.push(leaf);
     }
     nodes.extend(new_leaves);
-    nodes.sort_by(|a, b| a.path.cmp(&b.path));
+    if !nodes.is_sorted_by(|a, b| a.path <= b.path) {
+        nodes::sort_by_path(nodes);
+    }
     findings
+}
+
+/// Whether a node hands its processes to a leaf child (see [`add_leaves`]).
+fn needs_leaf(n: &PlanNode, has_domain_child: bool) -> bool {
+    let domain_ctl = n.subtree_control.iter().any(|c| !is_threaded_controller(c));
+    let busy_children = !n.subtree_control.is_empty() && has_domain_child;
+    n.path != "/"
+        && n.node_type == NodeType::Domain
+        && (domain_ctl || busy_children)
+        && !n.processes.is_empty()
+}
+
+/// `parent/leaf`, or `parent/leaf-N` when a node has that path.
+fn free_leaf_path(taken: &unify::IdSet<&str>, parent: &str, leaf_name: &str) -> String {
+    let mut path = crate::model::path::join(parent, leaf_name);
+    let mut i = 2;
+    while taken.contains(path.as_str()) {
+        path = crate::model::path::join(parent, &format!("{leaf_name}-{i}"));
+        i += 1;
+    }
+    path
 }
 
 /// The plan's v2 controllers: those a stage allows, or those its settings use.
@@ -427,12 +501,12 @@ fn controllers(nodes: &[PlanNode], allowed: Option<&BTreeSet<String>>) -> Vec<St
             v
         }
         None => {
-            let used: BTreeSet<String> = nodes
+            let used: BTreeSet<&str> = nodes
                 .iter()
                 .flat_map(|n| &n.settings)
-                .filter_map(|s| s.controller().map(str::to_string))
+                .filter_map(|s| s.controller())
                 .collect();
-            used.into_iter().collect()
+            used.into_iter().map(str::to_string).collect()
         }
     }
 }
@@ -442,25 +516,41 @@ fn controllers(nodes: &[PlanNode], allowed: Option<&BTreeSet<String>>) -> Vec<St
 /// (`cgroup_is_thread_root`): the kernel refuses it while a domain child is
 /// populated (EBUSY), and otherwise turns its domain children invalid, so
 /// they can neither enable controllers nor take processes (EOPNOTSUPP).
-fn with_domain_child(nodes: &[PlanNode]) -> BTreeSet<String> {
-    nodes
-        .iter()
-        .filter(|n| n.node_type != NodeType::Threaded)
-        .filter_map(|n| n.parent_path().map(str::to_string))
-        .collect()
+fn with_domain_child(nodes: &[PlanNode]) -> Vec<bool> {
+    let index = path_index(nodes);
+    let mut out = vec![false; nodes.len()];
+    for n in nodes.iter().filter(|n| n.node_type != NodeType::Threaded) {
+        if let Some(&i) = n.parent_path().and_then(|pp| index.get(pp)) {
+            out[i] = true;
+        }
+    }
+    out
 }
 
 /// The ordered actions: the tree and its tasks first, then controllers,
 /// values and ownership.
+///
+/// Presized: a hundred thousand actions grown by doubling copied the vector
+/// several times and held two copies at once.
 fn actions(p: &Plan) -> Vec<Action> {
-    let mut a = tree_actions(&p.nodes);
-    a.extend(value_actions(&p.nodes));
+    let nodes = &p.nodes;
+    let threaded = nodes.iter().filter(|n| n.node_type == NodeType::Threaded);
+    let tree = nodes.len()
+        + nodes.iter().map(|n| n.processes.len()).sum::<usize>()
+        + threaded.map(|n| 1 + n.threads.len()).sum::<usize>();
+    let values = nodes
+        .iter()
+        .map(|n| 2 + n.settings.iter().map(|s| s.value.lines().count()).sum::<usize>())
+        .sum::<usize>();
+    let mut a = Vec::with_capacity(tree + values);
+    tree_actions(nodes, &mut a);
+    value_actions(nodes, &mut a);
     a
 }
 
 /// Create every node, set the threaded ones' type, move processes, then
 /// threads (their process lives at the threaded domain above them).
-fn tree_actions(nodes: &[PlanNode]) -> Vec<Action> {
+fn tree_actions(nodes: &[PlanNode], a: &mut Vec<Action>) {
     let threaded = || nodes.iter().filter(|n| n.node_type == NodeType::Threaded);
     let creates = nodes
         .iter()
@@ -483,21 +573,22 @@ fn tree_actions(nodes: &[PlanNode]) -> Vec<Action> {
             path: n.path.clone(),
         })
     });
-    creates.chain(types).chain(procs).chain(threads).collect()
+    a.extend(creates.chain(types).chain(procs).chain(threads));
 }
 
 /// Enable controllers top-down (nodes are sorted by path), write every
 /// value (one write per line of a keyed file; `cpu.max.burst` after
 /// `cpu.max`, which the kernel may need first), then chown delegated nodes.
-fn value_actions(nodes: &[PlanNode]) -> Vec<Action> {
-    let mut a: Vec<Action> = nodes
-        .iter()
-        .filter(|n| !n.subtree_control.is_empty())
-        .map(|n| Action::EnableControllers {
-            path: n.path.clone(),
-            controllers: n.subtree_control.clone(),
-        })
-        .collect();
+fn value_actions(nodes: &[PlanNode], a: &mut Vec<Action>) {
+    a.extend(
+        nodes
+            .iter()
+            .filter(|n| !n.subtree_control.is_empty())
+            .map(|n| Action::EnableControllers {
+                path: n.path.clone(),
+                controllers: n.subtree_control.clone(),
+            }),
+    );
     for n in nodes {
         let mut s: Vec<&Setting> = n.settings.iter().collect();
         s.sort_by(|x, y| (x.file == "cpu.max.burst", &x.file).cmp(&(y.file == "cpu.max.burst", &y.file)));
@@ -522,7 +613,6 @@ fn value_actions(nodes: &[PlanNode]) -> Vec<Action> {
             ],
         })
     }));
-    a
 }
 
 impl Plan {

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use super::findings;
-use super::unify::{self, Merged, Prepared};
+use super::unify::{self, Merged, MergedId, PerNode, Prepared};
 use crate::audit::Finding;
 use crate::model::Snapshot;
 
@@ -20,21 +20,20 @@ fn collides_with_interface_file(name: &str) -> bool {
 }
 
 /// The v2 path of every merged node (index = merged node id).
-pub fn name_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> Vec<String> {
-    let mut paths = vec![String::new(); m.nodes.len()];
-    paths[0] = "/".into();
-    let mut stack = vec![0usize];
+pub fn name_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> PerNode<String> {
+    let mut paths = PerNode(vec![String::new(); m.nodes.len()]);
+    paths[MergedId::ROOT] = "/".into();
+    let mut stack = vec![MergedId::ROOT];
     while let Some(n) = stack.pop() {
-        let mut kids = m.nodes[n].children.clone();
-        kids.sort_by(|a, b| m.nodes[*a].name.cmp(&m.nodes[*b].name));
+        let mut kids = m[n].children.clone();
+        kids.sort_by(|a, b| m[*a].name.cmp(m[*b].name));
         // Identity first: a node whose origins all have one path P, below its
         // parent's v2 path, keeps exactly P (kubelet, docker and systemd look
         // their cgroups up by path).
         let rels: Vec<Vec<String>> = kids
             .iter()
             .map(|k| {
-                identity_rel(prep.snap, &m.nodes[*k], &paths[n])
-                    .unwrap_or_else(|| rel_name(prep.snap, m, *k, n))
+                identity_rel(prep.snap, &m[*k], &paths[n]).unwrap_or_else(|| rel_name(prep.snap, m, *k, n))
             })
             .collect();
         // Names real (single-component) siblings claim.
@@ -60,26 +59,26 @@ pub fn name_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> V
 /// A node keeps its origin's v1 path below its parent's origin in the same
 /// hierarchy (so `machine.slice/vm.scope` stays two levels even when
 /// machine.slice itself carried nothing); otherwise its name.
-fn rel_name(snap: &Snapshot, m: &Merged, k: usize, parent: usize) -> Vec<String> {
-    let Some(&(hid, cg)) = m.nodes[k].origins.first() else {
-        return vec![m.nodes[k].name.clone()];
+fn rel_name(snap: &Snapshot, m: &Merged, k: MergedId, parent: MergedId) -> Vec<String> {
+    let Some(&(hid, cg)) = m[k].origins.first() else {
+        return vec![m[k].name.to_string()];
     };
     let path = &snap.cgroup(cg).path;
-    let parent_origin = m.nodes[parent]
+    let parent_origin = m[parent]
         .origins
         .iter()
         .find(|(h, _)| *h == hid)
         .map(|(_, c)| &snap.cgroup(*c).path);
     let rel = match parent_origin {
         Some(pp) if pp == "/" => path.trim_start_matches('/').to_string(),
-        Some(pp) => match path.strip_prefix(&format!("{pp}/")) {
+        Some(pp) => match path.strip_prefix(pp.as_str()).and_then(|r| r.strip_prefix('/')) {
             Some(r) => r.to_string(),
-            None => m.nodes[k].name.clone(),
+            None => m[k].name.to_string(),
         },
         // Directly under the root with no ancestor of its own hierarchy
         // (a container's cgroup seen through a bind mount): full path.
-        None if parent == 0 => path.trim_start_matches('/').to_string(),
-        None => m.nodes[k].name.clone(),
+        None if parent == MergedId::ROOT => path.trim_start_matches('/').to_string(),
+        None => m[k].name.to_string(),
     };
     rel.split('/')
         .filter(|x| !x.is_empty())
@@ -102,7 +101,7 @@ struct Siblings<'a> {
 fn name_child(
     prep: &Prepared,
     m: &Merged,
-    k: usize,
+    k: MergedId,
     rel: &[String],
     sib: Siblings,
     used: &mut BTreeSet<String>,
@@ -125,7 +124,7 @@ fn name_child(
     let parent_name = sib.parent.rsplit('/').next().unwrap_or("");
     if parts.len() == 1
         && parts[0] == parent_name
-        && let Some(&(hid, _)) = m.nodes[k].origins.first()
+        && let Some(&(hid, _)) = m[k].origins.first()
     {
         let label = prep.label(hid).replace(',', "+").replace('=', "-");
         parts[0] = format!("{}@{label}", parts[0]);
@@ -138,11 +137,11 @@ fn name_child(
         i += 1;
     }
     let path = crate::model::path::join(sib.parent, &candidate);
-    let wanted = identity_rel(prep.snap, &m.nodes[k], sib.parent)
+    let wanted = identity_rel(prep.snap, &m[k], sib.parent)
         .map(|r| crate::model::path::join(sib.parent, &r.join("/")))
         .unwrap_or_else(|| crate::model::path::join(sib.parent, &plain));
     if wanted != path {
-        findings.push(forced_rename(prep, &m.nodes[k], &path, &wanted));
+        findings.push(forced_rename(prep, &m[k], &path, &wanted));
     }
     path
 }

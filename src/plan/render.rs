@@ -25,6 +25,41 @@ pub enum PlanFormat {
     Dot,
 }
 
+/// A plan that could not be written: the serializer's error, or the
+/// writer's.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// JSON or YAML could not be made.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The writer failed (a closed pipe, a full disk).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Write a plan to `w`, byte for byte what [`render`] returns.
+///
+/// Why: the JSON of a 100k-cgroup host is over 100 MB; serialized into a
+/// `String` first, it doubled the memory of writing the plan. JSON and YAML
+/// stream through the serializer (give a buffered writer); the human and
+/// Graphviz formats are a fraction of the size and are written whole.
+pub fn render_to(p: &Plan, f: PlanFormat, w: &mut dyn std::io::Write) -> Result<(), RenderError> {
+    match f {
+        PlanFormat::Json => {
+            serde_json::to_writer_pretty(&mut *w, p).map_err(|e| match e.is_io() {
+                true => RenderError::Io(e.into()),
+                false => RenderError::Data(e.into()),
+            })?;
+            w.write_all(b"\n")?;
+        }
+        PlanFormat::Yaml => serde_yaml_ng::to_writer(&mut *w, p).map_err(DataError::from)?,
+        PlanFormat::Table | PlanFormat::Markdown | PlanFormat::Dot => {
+            w.write_all(render(p, f)?.as_bytes())?
+        }
+    }
+    Ok(())
+}
+
 /// Render a plan.
 /// Human formats cannot fail; JSON and YAML return the serializer's error
 /// (the CLI exits 2) rather than an empty document.

@@ -30,7 +30,14 @@ pub fn line_key(line: &str) -> &str {
 
 /// Keep one value per file (and per key of keyed files): own settings
 /// before split copies, first come first served.
-pub fn one_value_per_file(settings: Vec<Setting>) -> Vec<Setting> {
+///
+/// The result has no spare capacity: a plan holds a vector of settings per
+/// node, and growth left three unused slots in most of them.
+pub fn one_value_per_file(mut settings: Vec<Setting>) -> Vec<Setting> {
+    if settings.len() < 2 {
+        settings.shrink_to_fit();
+        return settings;
+    }
     let (own, copies): (Vec<Setting>, Vec<Setting>) = settings.into_iter().partition(|s| !s.split_copy);
     let mut out: Vec<Setting> = Vec::new();
     for s in own.into_iter().chain(copies) {
@@ -51,6 +58,7 @@ pub fn one_value_per_file(settings: Vec<Setting>) -> Vec<Setting> {
             out.push(Setting { value, ..s });
         }
     }
+    out.shrink_to_fit();
     out
 }
 
@@ -94,8 +102,7 @@ pub fn settings_of(
             })
             .collect();
     }
-    prep.outcomes
-        .get(&cg)
+    prep.outcome(cg)
         .map(|o| {
             o.conversions
                 .iter()

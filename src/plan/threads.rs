@@ -23,10 +23,9 @@ use petgraph::graph::NodeIndex;
 use super::model::*;
 use super::nodes::origin_of;
 use super::settings::settings_of;
-use super::unify::{self, Merged, Prepared};
+use super::unify::{self, Merged, MergedId, PerNode, Prepared};
 use super::{findings, node_subject};
 use crate::audit::{Finding, Subject};
-use crate::model::Snapshot;
 use crate::rules::PlanPolicy;
 
 /// Add threaded nodes below the homes of split processes (and make those
@@ -35,13 +34,13 @@ pub fn threaded_subtrees(
     prep: &Prepared,
     m: &Merged,
     policy: &PlanPolicy,
-    paths: &[String],
+    paths: &PerNode<String>,
     nodes: &mut Vec<PlanNode>,
     findings: &mut Vec<Finding>,
 ) {
     let cands = candidates(prep, m, policy, paths, findings);
     for &home in &cands.threaded_domains {
-        nodes[home].node_type = NodeType::DomainThreaded;
+        nodes[home.index()].node_type = NodeType::DomainThreaded;
     }
     findings.extend(shared_thread_cgroups(prep, &cands));
     let built = threaded_nodes(prep, &cands, paths, &domain_paths(paths), findings);
@@ -53,7 +52,7 @@ pub fn threaded_subtrees(
 /// (merged node) of the processes whose threads it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct CandKey {
-    home: usize,
+    home: MergedId,
     hier: HierarchyId,
     cg: NodeIndex,
 }
@@ -92,14 +91,14 @@ struct Candidates {
     choice: BTreeMap<Tid, Choice>,
     overruled: Vec<Overruled>,
     /// Merged nodes that become `domain threaded`.
-    threaded_domains: BTreeSet<usize>,
+    threaded_domains: BTreeSet<MergedId>,
 }
 
 /// Every path of the domain tree, ancestors included: a threaded node must
 /// not take one.
-fn domain_paths(paths: &[String]) -> BTreeSet<String> {
+fn domain_paths(paths: &PerNode<String>) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = BTreeSet::new();
-    for p in paths {
+    for p in &paths.0 {
         let mut cur = Some(p.as_str());
         while let Some(c) = cur {
             if !out.insert(c.to_string()) {
@@ -117,7 +116,7 @@ fn candidates(
     prep: &Prepared,
     m: &Merged,
     policy: &PlanPolicy,
-    paths: &[String],
+    paths: &PerNode<String>,
     findings: &mut Vec<Finding>,
 ) -> Candidates {
     let mut out = Candidates::default();
@@ -135,8 +134,8 @@ fn candidates(
             findings.push(f);
             continue;
         }
-        out.add_split(prep.snap, split, home, policy.rank(h));
-        if home != 0 {
+        out.add_split(prep, split, home, policy.rank(h));
+        if home != MergedId::ROOT {
             out.threaded_domains.insert(home);
         }
     }
@@ -152,9 +151,8 @@ fn inexpressible(
     split: &unify::ThreadSplit,
     home_path: &str,
 ) -> Option<Finding> {
-    let snap = prep.snap;
     let label = prep.label(split.hierarchy);
-    let lost = || below_lca(snap, split).into_iter().collect::<Vec<_>>().join(", ");
+    let lost = || below_lca(prep, split).into_iter().collect::<Vec<_>>().join(", ");
     if split.domain {
         return Some(findings::THREAD_PLACEMENT_LOST.finding(
             Subject::Process {
@@ -169,7 +167,7 @@ fn inexpressible(
         ));
     }
     let home = m.elem_node[split.elem];
-    if home == 0 || m.nodes[home].children.is_empty() {
+    if home == MergedId::ROOT || m[home].children.is_empty() {
         return None;
     }
     Some(findings::THREADED_NEEDS_LEAF_DOMAIN.at(
@@ -185,9 +183,10 @@ fn inexpressible(
 impl Candidates {
     /// Add the cgroups of one split (chains from each thread's cgroup up to
     /// the common ancestor) and let each thread choose.
-    fn add_split(&mut self, snap: &Snapshot, split: &unify::ThreadSplit, home: usize, rank: usize) {
+    fn add_split(&mut self, prep: &Prepared, split: &unify::ThreadSplit, home: MergedId, rank: usize) {
+        let snap = prep.snap;
         let lca_path = snap.cgroup(split.lca).path.as_str();
-        for &(tid, cg) in &split.threads {
+        for &unify::ThreadAt { tid, cgroup: cg } in &split.threads {
             let mut deepest = None;
             let mut cur = Some(cg);
             while let Some(c) = cur.filter(|c| *c != split.lca) {
@@ -204,7 +203,7 @@ impl Candidates {
                 cand.tids.insert(tid);
                 cand.lca = split.lca;
                 deepest.get_or_insert(key);
-                cur = snap.parent(c);
+                cur = prep.parent(c);
             }
             let choice = Choice {
                 rank,
@@ -247,7 +246,7 @@ fn relative_to(path: &str, anc: &str) -> String {
 /// A v1 thread cgroup that holds threads of processes with different homes
 /// becomes one threaded node per home: its limit is no longer shared.
 fn shared_thread_cgroups(prep: &Prepared, cands: &Candidates) -> Vec<Finding> {
-    let mut homes_of: BTreeMap<(HierarchyId, NodeIndex), BTreeSet<usize>> = BTreeMap::new();
+    let mut homes_of: BTreeMap<(HierarchyId, NodeIndex), BTreeSet<MergedId>> = BTreeMap::new();
     for k in cands.cands.keys() {
         homes_of.entry((k.hier, k.cg)).or_default().insert(k.home);
     }
@@ -267,6 +266,18 @@ fn shared_thread_cgroups(prep: &Prepared, cands: &Candidates) -> Vec<Finding> {
         .collect()
 }
 
+/// Candidates that may become one threaded node: same home, same path
+/// relative to their split's common ancestor, same threads.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct GroupKey<'a> {
+    /// The merged node of their processes.
+    home: MergedId,
+    /// Path relative to the common ancestor (`vcpu0/emulator`).
+    rel: &'a str,
+    /// The threads they hold, sorted.
+    tids: Vec<Tid>,
+}
+
 /// The threaded nodes, by path, and the node each candidate went to.
 struct ThreadedNodes {
     nodes: BTreeMap<String, PlanNode>,
@@ -280,25 +291,27 @@ struct ThreadedNodes {
 fn threaded_nodes(
     prep: &Prepared,
     cands: &Candidates,
-    paths: &[String],
+    paths: &PerNode<String>,
     domain: &BTreeSet<String>,
     findings: &mut Vec<Finding>,
 ) -> ThreadedNodes {
-    let mut groups: BTreeMap<(usize, &str, Vec<Tid>), Vec<CandKey>> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Vec<CandKey>> = BTreeMap::new();
     for (k, c) in &cands.cands {
-        groups
-            .entry((k.home, c.rel.as_str(), c.tids.iter().copied().collect()))
-            .or_default()
-            .push(*k);
+        let key = GroupKey {
+            home: k.home,
+            rel: c.rel.as_str(),
+            tids: c.tids.iter().copied().collect(),
+        };
+        groups.entry(key).or_default().push(*k);
     }
     let mut ordered: Vec<_> = groups.into_iter().collect();
-    ordered.sort_by_key(|((home, rel, _), _)| (*home, rel.matches('/').count(), *rel));
+    ordered.sort_by_key(|(g, _)| (g.home, g.rel.matches('/').count(), g.rel));
     let mut out = ThreadedNodes {
         nodes: BTreeMap::new(),
         path_of: HashMap::new(),
     };
-    for ((home, rel, _), group) in ordered {
-        for (parent_path, keys) in by_parent(prep.snap, &out.path_of, &paths[home], group) {
+    for (GroupKey { home, rel, .. }, group) in ordered {
+        for (parent_path, keys) in by_parent(prep, &out.path_of, &paths[home], group) {
             let name = rel.rsplit('/').next().unwrap_or(rel);
             let first = keys[0];
             let path = threaded_path(prep, first, &parent_path, name, domain, &out.nodes, findings);
@@ -315,14 +328,14 @@ fn threaded_nodes(
 /// Candidates of one group, by the path of their parent's threaded node
 /// (the home's path for a top candidate).
 fn by_parent(
-    snap: &Snapshot,
+    prep: &Prepared,
     path_of: &HashMap<CandKey, String>,
     home_path: &str,
     group: Vec<CandKey>,
 ) -> BTreeMap<String, Vec<CandKey>> {
     let mut out: BTreeMap<String, Vec<CandKey>> = BTreeMap::new();
     for k in group {
-        let parent = snap
+        let parent = prep
             .parent(k.cg)
             .and_then(|p| path_of.get(&CandKey { cg: p, ..k }).cloned())
             .unwrap_or_else(|| home_path.to_string());
@@ -394,7 +407,7 @@ fn overruled_places(
     prep: &Prepared,
     cands: &Candidates,
     built: &ThreadedNodes,
-    paths: &[String],
+    paths: &PerNode<String>,
 ) -> Vec<Finding> {
     let snap = prep.snap;
     let mut out = Vec::new();
@@ -413,7 +426,7 @@ fn overruled_places(
         let mut cur = Some(o.key.cg);
         while let Some(c) = cur.filter(|c| *c != o.lca) {
             lost.push(snap.cgroup(c).path.clone());
-            cur = snap.parent(c);
+            cur = prep.parent(c);
         }
         out.push(findings::THREAD_CONFLICT.finding(
             node_subject(chosen.as_deref().unwrap_or("/")),
@@ -452,13 +465,13 @@ fn place_threads(cands: &Candidates, built: ThreadedNodes) -> impl Iterator<Item
 /// The cgroups between a split process's threads and their common ancestor
 /// (the thread cgroups and their ancestors below the LCA): their settings
 /// applied to some threads only.
-fn below_lca(snap: &Snapshot, split: &unify::ThreadSplit) -> BTreeSet<String> {
+fn below_lca(prep: &Prepared, split: &unify::ThreadSplit) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for &(_, cg) in &split.threads {
-        let mut cur = Some(cg);
+    for t in &split.threads {
+        let mut cur = Some(t.cgroup);
         while let Some(c) = cur.filter(|c| *c != split.lca) {
-            out.insert(snap.cgroup(c).path.clone());
-            cur = snap.parent(c);
+            out.insert(prep.snap.cgroup(c).path.clone());
+            cur = prep.parent(c);
         }
     }
     out

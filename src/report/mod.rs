@@ -8,7 +8,7 @@ pub mod escape;
 mod output;
 mod tree;
 
-pub use output::write_output;
+pub use output::{write_output, write_output_with};
 pub use tree::render_tree;
 
 /// Draw a tree with box-drawing connectors, parents before children.

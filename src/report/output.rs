@@ -43,16 +43,27 @@ const TEMP_ATTEMPTS: usize = 16;
 /// half-written file behind and never following a planted link (see the
 /// module documentation for each kind of target).
 pub fn write_output(path: Option<&Path>, text: &str) -> io::Result<()> {
+    write_output_with(path, &mut |w| w.write_all(text.as_bytes()))
+}
+
+/// What writes a command's output into the (buffered) writer it is given.
+pub type Body<'a> = dyn FnMut(&mut dyn Write) -> io::Result<()> + 'a;
+
+/// [`write_output`] for output written as it is made (a plan's JSON,
+/// over 100 MB on a big host, is not built whole in memory first), with the
+/// same safety for each kind of target: an error from `body` leaves a
+/// file's old contents.
+pub fn write_output_with(path: Option<&Path>, body: &mut Body) -> io::Result<()> {
     match path {
-        None => write_stdout(text),
-        Some(p) if p == Path::new("-") => write_stdout(text),
-        Some(p) => write_file(p, text.as_bytes()),
+        None => write_stdout(body),
+        Some(p) if p == Path::new("-") => write_stdout(body),
+        Some(p) => write_file(p, body),
     }
 }
 
-fn write_stdout(text: &str) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())?;
+fn write_stdout(body: &mut Body) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    body(&mut out)?;
     out.flush()
 }
 
@@ -61,9 +72,9 @@ fn err(kind: io::ErrorKind, msg: impl Into<String>) -> io::Error {
 }
 
 /// Write `-o FILE` by what FILE is now.
-pub fn write_file(p: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_file(p: &Path, body: &mut Body) -> io::Result<()> {
     match std::fs::symlink_metadata(p) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => replace(p, bytes, None, &mut temp_name),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => replace_with(p, body, None, &mut temp_name),
         Err(e) => Err(e),
         Ok(m) if m.file_type().is_symlink() && !own_link(&m) => Err(err(
             io::ErrorKind::PermissionDenied,
@@ -77,17 +88,17 @@ pub fn write_file(p: &Path, bytes: &[u8]) -> io::Result<()> {
         Ok(m) if m.file_type().is_symlink() => match std::fs::metadata(p) {
             Ok(t) if t.is_file() => {
                 let real = std::fs::canonicalize(p)?;
-                replace(&real, bytes, Some(t.permissions()), &mut temp_name)
+                replace_with(&real, body, Some(t.permissions()), &mut temp_name)
             }
-            Ok(_) => write_in_place(p, bytes),
+            Ok(_) => write_in_place(p, body),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(err(
                 io::ErrorKind::InvalidInput,
                 "is a dangling symlink; cgmig does not create files through a link (remove it or name the target)",
             )),
             Err(e) => Err(e),
         },
-        Ok(m) if m.is_file() => replace(p, bytes, Some(m.permissions()), &mut temp_name),
-        Ok(_) => write_in_place(p, bytes),
+        Ok(m) if m.is_file() => replace_with(p, body, Some(m.permissions()), &mut temp_name),
+        Ok(_) => write_in_place(p, body),
     }
 }
 
@@ -98,7 +109,7 @@ fn own_link(m: &std::fs::Metadata) -> bool {
 }
 
 /// A FIFO or character device: open without creating, never rename.
-fn write_in_place(p: &Path, bytes: &[u8]) -> io::Result<()> {
+fn write_in_place(p: &Path, body: &mut Body) -> io::Result<()> {
     let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let raw = nix::fcntl::open(p, flags, Mode::empty()).map_err(|e| match e {
         Errno::ENXIO => err(io::ErrorKind::BrokenPipe, "is a FIFO with no reader"),
@@ -119,8 +130,8 @@ fn write_in_place(p: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     // Non-blocking was for the open only (no reader = error, not a hang).
     nix::fcntl::fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty()))?;
-    let mut f = File::from(fd);
-    f.write_all(bytes)?;
+    let mut f = io::BufWriter::with_capacity(1 << 16, File::from(fd));
+    body(&mut f)?;
     f.flush()
 }
 
@@ -141,9 +152,20 @@ fn temp_name(name: &OsStr) -> OsString {
 
 /// Write a temporary file next to `target` and rename it over `target`;
 /// `next_name` gives the temporary names to try (tests plant one).
+#[cfg(test)]
 fn replace(
     target: &Path,
     bytes: &[u8],
+    perms: Option<std::fs::Permissions>,
+    next_name: &mut dyn FnMut(&OsStr) -> OsString,
+) -> io::Result<()> {
+    replace_with(target, &mut |w| w.write_all(bytes), perms, next_name)
+}
+
+/// [`replace`] with the contents written by `body`.
+fn replace_with(
+    target: &Path,
+    body: &mut Body,
     perms: Option<std::fs::Permissions>,
     next_name: &mut dyn FnMut(&OsStr) -> OsString,
 ) -> io::Result<()> {
@@ -179,8 +201,9 @@ fn replace(
         }
     };
     let result = (|| -> io::Result<()> {
-        let mut f = File::from(fd);
-        f.write_all(bytes)?;
+        let mut w = io::BufWriter::with_capacity(1 << 16, File::from(fd));
+        body(&mut w)?;
+        let f = w.into_inner().map_err(io::IntoInnerError::into_error)?;
         f.sync_all()?;
         nix::fcntl::renameat(
             Some(dirfd.as_raw_fd()),
