@@ -405,12 +405,12 @@ fn enclosing_unit(o: &Owner) -> Option<&str> {
 /// Annotate a plan with owners, predictions and per-owner plans, and remove
 /// the actions that belong to another owner.
 pub fn annotate(p: &mut Plan, snap: &Snapshot) {
-    let map = detect::detect(snap);
+    let systemd_host = detect::is_systemd_host(snap);
+    let map = detect::detect_on(snap, systemd_host);
     if map.is_empty() {
         return;
     }
     let nodes = node_owners(p, &map);
-    let systemd_host = detect::is_systemd_host(snap);
     let ctx = systemd_context(snap);
     let mut findings = Vec::new();
     let units = if systemd_host {
