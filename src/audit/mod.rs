@@ -7,6 +7,7 @@
 //! verdict, a summary, grouped findings and every conversion with its formula.
 
 mod facts;
+pub(crate) mod kind;
 pub mod readiness;
 mod render;
 
@@ -18,6 +19,7 @@ use crate::model::{Snapshot, Version};
 use crate::rules::{Conversion, Fact, LoadedRule, RuleSet, Scope, Severity, convert_setting, parse_kernel};
 
 pub use facts::has_domain_controller;
+pub use kind::FindingKind;
 pub use render::{AuditFormat, render};
 
 /// Schema id of the machine-readable audit report.

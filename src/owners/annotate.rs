@@ -371,7 +371,7 @@ fn node_owners(p: &Plan, map: &OwnerMap) -> BTreeMap<String, Owner> {
                 detail: Some(format!("inside {}", po.unit.as_deref().unwrap_or("?"))),
                 evidence: vec![format!(
                     "{}: derived node below {}",
-                    n.note.as_deref().unwrap_or("node"),
+                    n.note.map_or("node", crate::plan::NodeNote::text),
                     po.label()
                 )],
             },

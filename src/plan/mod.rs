@@ -18,6 +18,7 @@
 
 mod conflicts;
 mod delegation;
+pub mod findings;
 mod kernel;
 pub mod keys;
 mod model;
@@ -38,31 +39,8 @@ pub use validate::{Violation, validate};
 
 use crate::audit::{Finding, Subject};
 use crate::model::{Snapshot, Version};
-use crate::rules::{RuleSet, Severity};
+use crate::rules::RuleSet;
 use unify::{Merged, Prepared};
-
-fn planner_finding(
-    rule: &str,
-    severity: Severity,
-    title: &str,
-    subject: Subject,
-    why: String,
-    remediation: &str,
-) -> Finding {
-    Finding {
-        rule: rule.to_string(),
-        severity,
-        title: title.to_string(),
-        subject,
-        file: None,
-        value: None,
-        detail: None,
-        why,
-        remediation: remediation.to_string(),
-        kernel: None,
-        source: Some("cgmig planner".into()),
-    }
-}
 
 fn node_subject(path: &str) -> Subject {
     Subject::Cgroup {
@@ -327,15 +305,13 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
 }
 
 /// The note of a derived leaf node.
-const LEAF_NOTE: &str = "leaf for internal processes";
-
 /// Undo derived leaves: stage and subtree re-derivation starts from the
 /// full plan, whose leaves hold processes of their parents.
 fn undo_leaves(p: &mut Plan) {
     let leaves: Vec<(String, Vec<u32>)> = p
         .nodes
         .iter()
-        .filter(|n| n.note.as_deref() == Some(LEAF_NOTE))
+        .filter(|n| n.note == Some(NodeNote::Leaf))
         .map(|n| (n.path.clone(), n.processes.clone()))
         .collect();
     for (path, procs) in leaves {
@@ -347,7 +323,7 @@ fn undo_leaves(p: &mut Plan) {
         }
         p.nodes.retain(|n| n.path != path);
     }
-    p.findings.retain(|f| f.rule != "plan.leaf");
+    p.findings.retain(|f| f.rule != findings::LEAF.id);
 }
 
 /// Keep only settings whose origin hierarchy's controllers are all allowed.
@@ -417,20 +393,16 @@ fn add_leaves(nodes: &mut Vec<PlanNode>, leaf_name: &str) -> Vec<Finding> {
             i += 1;
         }
         let path = crate::model::path::join(&n.path, &name);
-        findings.push(planner_finding(
-            "plan.leaf",
-            Severity::Info,
-            "processes of an inner cgroup move into a leaf child",
-            node_subject(&n.path),
+        findings.push(findings::LEAF.at(
+            &n.path,
             format!(
                 "{} holds processes {:?} and enables {} for its children; v2 forbids that, so the processes move to {path} (they now compete with their siblings as one cgroup with default weights)",
                 n.path,
                 n.processes,
                 n.subtree_control.join(" ")
             ),
-            "Tools that place tasks in the inner cgroup must target the leaf.",
         ));
-        let mut leaf = PlanNode::new(path, NodeType::Domain, Some(LEAF_NOTE));
+        let mut leaf = PlanNode::new(path, NodeType::Domain, Some(NodeNote::Leaf));
         leaf.processes = std::mem::take(&mut n.processes);
         leaf.owner = n.owner;
         new_leaves.push(leaf);

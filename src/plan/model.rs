@@ -117,14 +117,45 @@ pub struct PlanNode {
     pub owner: Option<Owner>,
     /// Every v1 cgroup merged into this node.
     pub origins: Vec<Origin>,
-    /// Why the node exists when it has no origin (`leaf for internal processes`, ...).
+    /// Why the node exists when it has no origin of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub note: Option<NodeNote>,
+}
+
+/// Why a node with no v1 origin of its own is in the plan. Typed, so that
+/// `finish` recognises the leaves it derived (to undo them for a stage) by
+/// their kind rather than by matching the text a reader sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeNote {
+    /// A leaf child `finish` made for an inner node's processes (v2 has no
+    /// internal processes); undone and re-derived per stage.
+    #[serde(rename = "leaf for internal processes")]
+    Leaf,
+    /// A v1 path's ancestor that no hierarchy had as a significant cgroup,
+    /// kept so that paths managers look up stay where they are.
+    #[serde(rename = "intermediate v1 path")]
+    Intermediate,
+}
+
+impl NodeNote {
+    /// The text plans show (the same as the JSON value).
+    pub fn text(self) -> &'static str {
+        match self {
+            NodeNote::Leaf => "leaf for internal processes",
+            NodeNote::Intermediate => "intermediate v1 path",
+        }
+    }
+}
+
+impl std::fmt::Display for NodeNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
 }
 
 impl PlanNode {
     /// A node with nothing in it yet.
-    pub fn new(path: String, node_type: NodeType, note: Option<&str>) -> PlanNode {
+    pub fn new(path: String, node_type: NodeType, note: Option<NodeNote>) -> PlanNode {
         PlanNode {
             path,
             node_type,
@@ -134,7 +165,7 @@ impl PlanNode {
             threads: Vec::new(),
             owner: None,
             origins: Vec::new(),
-            note: note.map(str::to_string),
+            note,
         }
     }
 

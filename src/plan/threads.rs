@@ -23,10 +23,10 @@ use super::model::*;
 use super::nodes::origin_of;
 use super::settings::settings_of;
 use super::unify::{self, Merged, Prepared};
-use super::{node_subject, planner_finding};
+use super::{findings, node_subject};
 use crate::audit::{Finding, Subject};
 use crate::model::Snapshot;
-use crate::rules::{PlanPolicy, Severity};
+use crate::rules::PlanPolicy;
 
 /// Add threaded nodes below the homes of split processes (and make those
 /// homes `domain threaded`).
@@ -155,10 +155,7 @@ fn inexpressible(
     let label = prep.label(split.hierarchy);
     let lost = || below_lca(snap, split).into_iter().collect::<Vec<_>>().join(", ");
     if split.domain {
-        return Some(planner_finding(
-            "plan.thread-placement-lost",
-            Severity::Error,
-            "per-thread placement in a domain controller is dropped",
+        return Some(findings::THREAD_PLACEMENT_LOST.finding(
             Subject::Process {
                 pid: split.pid,
                 comm: comm_of(prep, split),
@@ -168,24 +165,19 @@ fn inexpressible(
                 split.pid,
                 lost()
             ),
-            "Move all threads of the process into one cgroup in v1 first, or accept the loss.",
         ));
     }
     let home = m.elem_node[split.elem];
     if home == 0 || m.nodes[home].children.is_empty() {
         return None;
     }
-    Some(planner_finding(
-        "plan.threaded-needs-leaf-domain",
-        Severity::Error,
-        "a process with split threads sits in a cgroup with domain children",
-        node_subject(home_path),
+    Some(findings::THREADED_NEEDS_LEAF_DOMAIN.at(
+        home_path,
         format!(
             "process {} splits its threads in {label} ({}), but {home_path} also has child cgroups; v2 can't make it a threaded domain, so its threads stay together and those cgroups' settings don't apply to them",
             split.pid,
             lost()
         ),
-        "Move the process into its own cgroup in v1 (or let it keep all threads together).",
     ))
 }
 
@@ -263,16 +255,12 @@ fn shared_thread_cgroups(prep: &Prepared, cands: &Candidates) -> Vec<Finding> {
         .filter(|(_, homes)| homes.len() > 1)
         .map(|((hier, cg), homes)| {
             let (label, path) = (prep.label(hier), prep.snap.cgroup(cg).path.clone());
-            planner_finding(
-                "plan.thread-cgroup-split",
-                Severity::Warning,
-                "a v1 thread cgroup holds threads of processes placed apart in v2",
+            findings::THREAD_CGROUP_SPLIT.finding(
                 Subject::Cgroup { hierarchy: hier, label: label.clone(), path: path.clone() },
                 format!(
                     "{label}:{path} holds threads of processes that land under {} different v2 cgroups; it becomes one threaded node under each, so its settings apply to each group separately",
                     homes.len()
                 ),
-                "Keep threads that must share a limit in processes that share a cgroup.",
             )
         })
         .collect()
@@ -366,17 +354,13 @@ fn threaded_path(
         })
         .find(|p| free(p))
         .expect("an unbounded suffix search ends");
-    findings.push(planner_finding(
-        "plan.renamed",
-        Severity::Info,
-        "threaded cgroup renamed: a domain cgroup has its name",
-        node_subject(&path),
+    findings.push(findings::RENAMED_THREADED.at(
+        &path,
         format!(
             "the thread cgroup {}:{} would be {wanted}, which is a domain cgroup in v2; the threaded node is {path}",
             prep.label(first.hier),
             prep.snap.cgroup(first.cg).path,
         ),
-        "Update tools that place threads by path.",
     ));
     path
 }
@@ -390,16 +374,12 @@ fn threaded_node(prep: &Prepared, keys: &[CandKey], path: &str, findings: &mut V
         for st in settings_of(prep, k.hier, k.cg, false) {
             match st.controller() {
                 Some(ctl) if is_threaded_controller(ctl) => node.settings.push(st),
-                _ => findings.push(planner_finding(
-                    "plan.threaded-setting-lost",
-                    Severity::Error,
-                    "a domain setting on a thread cgroup has no place in a threaded subtree",
-                    node_subject(path),
+                _ => findings.push(findings::THREADED_SETTING_LOST.at(
+                    path,
                     format!(
                         "{}={} (from {}:{}) can't apply to threads",
                         st.file, st.value, st.origin.label, st.origin.path
                     ),
-                    "Only cpu, cpuset, pids and perf_event act inside threaded subtrees.",
                 )),
             }
         }
@@ -434,10 +414,7 @@ fn overruled_places(
             lost.push(snap.cgroup(c).path.clone());
             cur = snap.parent(c);
         }
-        out.push(planner_finding(
-            "plan.thread-conflict",
-            Severity::Warning,
-            "a thread is placed differently by two threaded hierarchies",
+        out.push(findings::THREAD_CONFLICT.finding(
             node_subject(chosen.as_deref().unwrap_or("/")),
             format!(
                 "thread {} follows a higher-priority hierarchy; its place in {} ({}) is ignored for it, with those cgroups' settings",
@@ -445,7 +422,6 @@ fn overruled_places(
                 prep.label(o.key.hier),
                 lost.join(", ")
             ),
-            "Place the thread at the same relative path in every threaded hierarchy.",
         ));
     }
     out

@@ -11,11 +11,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use petgraph::graph::NodeIndex;
 
+use super::findings;
 use super::model::*;
-use super::{node_subject, planner_finding};
 use crate::audit::Finding;
 use crate::model::Snapshot;
-use crate::rules::Severity;
 
 /// `plan.weight-share` findings.
 pub fn weight_shares(snap: &Snapshot, nodes: &[PlanNode]) -> Vec<Finding> {
@@ -181,15 +180,11 @@ fn weight_share(
 ) -> Finding {
     let lost: Vec<&str> = v1.difference(v2).copied().collect();
     let gained: Vec<&str> = v2.difference(v1).copied().collect();
-    planner_finding(
-        "plan.weight-share",
-        Severity::Warning,
-        "a weight competes with different siblings in v2",
-        node_subject(&n.path),
+    findings::WEIGHT_SHARE.at(
+        &n.path,
         format!(
             "{}={} (from {}:{}) at {}: v1 siblings no longer beside it {lost:?}, new weighted siblings {gained:?}, siblings from other hierarchies at the default weight {foreign:?}; its share of the parent changes",
             s.file, s.value, s.origin.label, s.origin.path, n.path
         ),
-        "Set weights on the new siblings (or restructure in v1) to keep the v1 ratio.",
     )
 }

@@ -711,3 +711,38 @@ fn the_hosts_kernel_decides_what_v2_can_do() {
     // io.bfq.weight is optional for apply (BFQ only).
     assert!(cgmig::plan::is_optional_file("io.bfq.weight") && !cgmig::plan::is_optional_file("io.weight"));
 }
+
+/// Every finding the planner and the owners pass make comes from their
+/// tables (`plan::findings`, `owners::findings`) with the id, severity and
+/// title listed there, so `cgmig explain ID` describes what a plan shows.
+fn builtin_findings_come_from_tables(kind: Kind, name: &str) {
+    let (name, h) = named(kind, name);
+    let p = plan(&h.scan(), &rules());
+    let tables = cgmig::plan::findings::ALL
+        .iter()
+        .chain(cgmig::owners::findings::ALL);
+    let listed: Vec<_> = tables.map(|k| (k.id, k.severity, k.title)).collect();
+    for f in p
+        .findings
+        .iter()
+        .filter(|f| f.rule.starts_with("plan.") || f.rule.starts_with("owners."))
+    {
+        assert!(
+            listed.contains(&(f.rule.as_str(), f.severity, f.title.as_str())),
+            "{name}: {} ({}, {:?}) is not in a findings table",
+            f.rule,
+            f.severity,
+            f.title
+        );
+    }
+}
+
+fn host_findings_from_tables(name: &str) {
+    builtin_findings_come_from_tables(Kind::Host, name);
+}
+per_host!(findings_from_tables_host, host_findings_from_tables);
+
+fn scenario_findings_from_tables(name: &str) {
+    builtin_findings_come_from_tables(Kind::Scenario, name);
+}
+per_scenario!(findings_from_tables_scenario, scenario_findings_from_tables);
