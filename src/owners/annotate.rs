@@ -750,123 +750,187 @@ fn suggestions(
 ) -> Vec<Suggestion> {
     let mut out = Vec::new();
     for n in &p.nodes {
-        let Some(o) = nodes.get(&n.path) else { continue };
-        if o.manager != Manager::Custom {
+        let Some(tree) = CustomTree::at(p, n, nodes, map) else {
             continue;
+        };
+        let s = match tree.moved {
+            Some(ref moved) => existing_unit_suggestion(p, &tree, moved, delegations, findings),
+            None => Some(new_unit_suggestion(p, &tree, findings)),
+        };
+        out.extend(s);
+    }
+    out
+}
+
+/// The top of a custom manager's tree that needs a unit: at the top level
+/// (beside systemd's tree), or moved into a unit by the plan from there.
+struct CustomTree<'a> {
+    /// The plan node at its top.
+    node: &'a PlanNode,
+    /// The processes that populate it (from the owner's evidence).
+    processes: Vec<String>,
+    /// The controllers its subtree uses.
+    controllers: Vec<String>,
+    /// Where the plan placed it, when it did.
+    moved: Option<Moved>,
+}
+
+/// A top-level v1 tree the plan placed inside a unit (its processes run there).
+struct Moved {
+    /// The unit the tree now lies in.
+    unit: String,
+    /// The tree's v1 top-level path.
+    v1: String,
+}
+
+impl<'a> CustomTree<'a> {
+    /// The custom tree whose top is `n`, if `n` is such a top.
+    fn at(p: &Plan, n: &'a PlanNode, nodes: &BTreeMap<String, Owner>, map: &OwnerMap) -> Option<Self> {
+        let o = nodes.get(&n.path)?;
+        if o.manager != Manager::Custom {
+            return None;
         }
         let top = n.parent_path() == Some("/") && o.unit.is_none();
-        // Placed inside a unit by the plan, from a top-level v1 tree; only
-        // the top of such a tree (its parent is the unit itself).
-        let moved = match (enclosing_unit(o), top_level_origin(n, map)) {
-            (Some(u), Some(v1)) => n
-                .parent_path()
-                .and_then(|pp| nodes.get(pp))
-                .is_some_and(|po| po.manager == Manager::Systemd && po.unit.as_deref() == Some(u))
-                .then(|| (u.to_string(), v1.to_string())),
-            _ => None,
-        };
+        let moved = moved_into_unit(n, o, nodes, map);
         if !top && moved.is_none() {
-            continue;
+            return None;
         }
-        let processes: Vec<String> = o
+        let processes = o
             .evidence
             .iter()
             .filter_map(|e| e.strip_prefix("populated by "))
             .flat_map(|s| s.split(", ").map(str::to_string))
             .collect();
-        let controllers = subtree_controllers(p, &n.path);
-        let delegate = if controllers.is_empty() {
-            "yes".to_string()
-        } else {
-            controllers.join(" ")
-        };
-        let who = if processes.is_empty() {
+        Some(CustomTree {
+            node: n,
+            processes,
+            controllers: subtree_controllers(p, &n.path),
+            moved,
+        })
+    }
+
+    /// Who populates it, in words.
+    fn who(&self) -> String {
+        if self.processes.is_empty() {
             "no process".to_string()
         } else {
-            processes.join(", ")
-        };
-        let s = match moved {
-            Some((unit, v1)) => {
-                let placed_at = n.path.clone();
-                // The unit's delegation covers its whole subtree: one drop-in.
-                let d = delegations.iter().find(|d| d.unit == unit);
-                let controllers = d.map(|d| d.controllers.clone()).unwrap_or(controllers);
-                let delegate = if controllers.is_empty() {
-                    "yes".to_string()
-                } else {
-                    controllers.join(" ")
-                };
-                let Some(file) = d.and_then(|d| d.dropin.clone()).or_else(|| {
-                    unit_dropin(
-                        &unit,
-                        DROPIN_DELEGATE,
-                        &[format!("Delegate={delegate}")],
-                        "delegate this unit's subtree to the manager running in it",
-                    )
-                }) else {
-                    continue;
-                };
-                findings.push(fk::CUSTOM_TOP_LEVEL.at(
-                    &placed_at,
-                    format!(
-                        "{v1} is a custom manager's tree at the top level, populated by {who} whose processes run in {unit}; on v2 it belongs in {unit}'s delegated subtree at {placed_at}: delegate Delegate={delegate} and make the manager create its tree there"
-                    ),
-                ));
-                Suggestion {
-                    path: v1,
-                    unit,
-                    existing_unit: true,
-                    predicted: subtree_paths(p, &placed_at),
-                    placed_at,
-                    controllers,
-                    processes,
-                    file,
-                    scope_command: None,
-                }
-            }
-            None => {
-                let name = n.path.trim_start_matches('/').replace(['.', '@', ' ', '/'], "-");
-                let unit = format!("{name}-manager.service");
-                let placed_at = format!("/system.slice/{unit}{}", n.path);
-                let text = format!(
-                    "# Suggested by cgmig: run the manager of {path} here so systemd delegates its tree on v2.\n\
-                     # On v2 no process may stay in a cgroup whose children have controllers: the\n\
-                     # manager keeps itself in a leaf of its subtree and builds {path} beside it.\n\
-                     [Unit]\nDescription=Manager of the {path} cgroups\n\n[Service]\nExecStart=/path/to/the/manager\nDelegate={delegate}\n\n[Install]\nWantedBy=multi-user.target\n",
-                    path = n.path
-                );
-                findings.push(fk::CUSTOM_TOP_LEVEL.at(
-                    &n.path,
-                    format!(
-                        "{} is a custom manager's tree at the top level (populated by {who}); on v2 it belongs under a delegating unit such as {unit} (Delegate={delegate}), at {placed_at}",
-                        n.path
-                    ),
-                ));
-                let predicted = subtree_paths(p, &n.path)
-                    .into_iter()
-                    .map(|x| format!("/system.slice/{unit}{x}"))
-                    .collect();
-                Suggestion {
-                    path: n.path.clone(),
-                    scope_command: Some(format!(
-                        "systemd-run --scope --unit={name}-manager.scope --slice=system.slice -p Delegate={delegate} -- /path/to/the/manager"
-                    )),
-                    unit: unit.clone(),
-                    existing_unit: false,
-                    placed_at,
-                    controllers,
-                    processes,
-                    file: InstallFile {
-                        path: format!("/etc/systemd/system/{unit}"),
-                        text,
-                    },
-                    predicted,
-                }
-            }
-        };
-        out.push(s);
+            self.processes.join(", ")
+        }
     }
-    out
+}
+
+/// Placed inside a unit by the plan, from a top-level v1 tree; only the top
+/// of such a tree (its parent is the unit itself).
+fn moved_into_unit(
+    n: &PlanNode,
+    o: &Owner,
+    nodes: &BTreeMap<String, Owner>,
+    map: &OwnerMap,
+) -> Option<Moved> {
+    let (u, v1) = (enclosing_unit(o)?, top_level_origin(n, map)?);
+    let po = nodes.get(n.parent_path()?)?;
+    (po.manager == Manager::Systemd && po.unit.as_deref() == Some(u)).then(|| Moved {
+        unit: u.to_string(),
+        v1: v1.to_string(),
+    })
+}
+
+/// The `Delegate=` value for a controller list (`yes` when empty).
+fn delegate_value(controllers: &[String]) -> String {
+    if controllers.is_empty() {
+        "yes".to_string()
+    } else {
+        controllers.join(" ")
+    }
+}
+
+/// A tree the plan placed in an existing unit: the unit's delegating
+/// drop-in (the delegation's, when it has one: it covers the whole subtree).
+fn existing_unit_suggestion(
+    p: &Plan,
+    tree: &CustomTree<'_>,
+    moved: &Moved,
+    delegations: &[Delegation],
+    findings: &mut Vec<Finding>,
+) -> Option<Suggestion> {
+    let Moved { unit, v1 } = moved;
+    let placed_at = tree.node.path.clone();
+    let d = delegations.iter().find(|d| d.unit == *unit);
+    let controllers = d.map_or_else(|| tree.controllers.clone(), |d| d.controllers.clone());
+    let delegate = delegate_value(&controllers);
+    let file = d.and_then(|d| d.dropin.clone()).or_else(|| {
+        unit_dropin(
+            unit,
+            DROPIN_DELEGATE,
+            &[format!("Delegate={delegate}")],
+            "delegate this unit's subtree to the manager running in it",
+        )
+    })?;
+    findings.push(fk::CUSTOM_TOP_LEVEL.at(
+        &placed_at,
+        format!(
+            "{v1} is a custom manager's tree at the top level, populated by {} whose processes run in {unit}; on v2 it belongs in {unit}'s delegated subtree at {placed_at}: delegate Delegate={delegate} and make the manager create its tree there",
+            tree.who()
+        ),
+    ));
+    Some(Suggestion {
+        path: v1.clone(),
+        unit: unit.clone(),
+        existing_unit: true,
+        predicted: subtree_paths(p, &placed_at),
+        placed_at,
+        controllers,
+        processes: tree.processes.clone(),
+        file,
+        scope_command: None,
+    })
+}
+
+/// A top-level tree nothing places: a new delegating service
+/// (`<tree>-manager.service`) under `system.slice`, or the same as a scope.
+fn new_unit_suggestion(p: &Plan, tree: &CustomTree<'_>, findings: &mut Vec<Finding>) -> Suggestion {
+    let path = &tree.node.path;
+    let name = path.trim_start_matches('/').replace(['.', '@', ' ', '/'], "-");
+    let unit = format!("{name}-manager.service");
+    let placed_at = format!("/system.slice/{unit}{path}");
+    let delegate = delegate_value(&tree.controllers);
+    findings.push(fk::CUSTOM_TOP_LEVEL.at(
+        path,
+        format!(
+            "{path} is a custom manager's tree at the top level (populated by {}); on v2 it belongs under a delegating unit such as {unit} (Delegate={delegate}), at {placed_at}",
+            tree.who()
+        ),
+    ));
+    let predicted = subtree_paths(p, path)
+        .into_iter()
+        .map(|x| format!("/system.slice/{unit}{x}"))
+        .collect();
+    Suggestion {
+        path: path.clone(),
+        scope_command: Some(format!(
+            "systemd-run --scope --unit={name}-manager.scope --slice=system.slice -p Delegate={delegate} -- /path/to/the/manager"
+        )),
+        unit: unit.clone(),
+        existing_unit: false,
+        placed_at,
+        controllers: tree.controllers.clone(),
+        processes: tree.processes.clone(),
+        file: InstallFile {
+            path: format!("/etc/systemd/system/{unit}"),
+            text: manager_unit_text(path, &delegate),
+        },
+        predicted,
+    }
+}
+
+/// The suggested service for a custom manager of the tree at `path`.
+fn manager_unit_text(path: &str, delegate: &str) -> String {
+    format!(
+        "# Suggested by cgmig: run the manager of {path} here so systemd delegates its tree on v2.\n\
+         # On v2 no process may stay in a cgroup whose children have controllers: the\n\
+         # manager keeps itself in a leaf of its subtree and builds {path} beside it.\n\
+         [Unit]\nDescription=Manager of the {path} cgroups\n\n[Service]\nExecStart=/path/to/the/manager\nDelegate={delegate}\n\n[Install]\nWantedBy=multi-user.target\n"
+    )
 }
 
 /// The v2 path systemd uses for a node: its `name=systemd` or unified origin
