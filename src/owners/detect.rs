@@ -275,24 +275,23 @@ fn is_user_manager(unit: &str) -> bool {
 
 /// Decide the owner of every cgroup path in the snapshot.
 pub fn detect(snap: &Snapshot) -> OwnerMap {
-    detect_on(snap, is_systemd_host(snap))
+    detect_in(snap, &PathIndex::collect(snap), is_systemd_host(snap))
 }
 
-/// [`detect`] on a host already known to run systemd or not. Steps: group
-/// the cgroups by path, classify each path by its name, name the processes
-/// (only when a custom tree will list them), then gather each path's
-/// evidence.
-pub(crate) fn detect_on(snap: &Snapshot, systemd_host: bool) -> OwnerMap {
-    let paths = PathIndex::collect(snap);
+/// [`detect`] over the snapshot's cgroups grouped by path, on a host
+/// already known to run systemd or not (the annotate pass has both).
+/// Steps: classify each path by its name, name the processes (only when a
+/// custom tree will list them), then gather each path's evidence.
+pub(crate) fn detect_in(snap: &Snapshot, paths: &PathIndex<'_>, systemd_host: bool) -> OwnerMap {
     let classes: Vec<Option<Class>> = (0..paths.len())
         .map(|i| classify(paths.path(i), systemd_host))
         .collect();
     let any_custom = classes.iter().flatten().any(|c| c.manager == Manager::Custom);
-    let procs = any_custom.then(|| ProcessNames::collect(snap, &paths));
+    let procs = any_custom.then(|| ProcessNames::collect(snap, paths));
     let mut out = OwnerMap::new();
     for (i, class) in classes.into_iter().enumerate() {
         let Some(class) = class else { continue };
-        let evidence = evidence_of(snap, &paths, i, &class, procs.as_ref());
+        let evidence = evidence_of(snap, paths, i, &class, procs.as_ref());
         out.insert(
             paths.path(i).to_string(),
             Owner {

@@ -16,12 +16,12 @@ use petgraph::visit::EdgeRef;
 
 use crate::model::{Edge, Node, Snapshot};
 
-/// One cgroup: its path, its hierarchy's label (as a rank in
-/// [`PathIndex::labels`]) and its node.
+/// One cgroup: its distinct path (an index into [`PathIndex::distinct`]),
+/// its hierarchy's label (a rank in [`PathIndex::labels`]) and its node.
 #[derive(Debug, Clone, Copy)]
-struct Row<'s> {
-    path: &'s str,
-    label: usize,
+struct Row {
+    path: u32,
+    label: u32,
     cgroup: NodeIndex,
 }
 
@@ -30,40 +30,49 @@ struct Row<'s> {
 pub struct PathIndex<'s> {
     /// The hierarchies' labels, sorted and distinct.
     labels: Vec<String>,
-    /// The cgroups sorted by path, then label: one run per path.
-    rows: Vec<Row<'s>>,
-    /// The run of each distinct path, in path order (a `BTreeMap`'s order).
+    /// The distinct paths, sorted (a `BTreeMap`'s order).
+    distinct: Vec<&'s str>,
+    /// Position in `distinct` by path (hashed: looked up per plan node).
+    position: foldhash::HashMap<&'s str, u32>,
+    /// The cgroups sorted by path position, then label.
+    rows: Vec<Row>,
+    /// The rows of each distinct path.
     runs: Vec<Range<usize>>,
 }
 
 impl<'s> PathIndex<'s> {
     /// Walk every hierarchy from its root and group the cgroups by path.
+    /// Paths are hashed once per cgroup and only the distinct ones are
+    /// sorted by text; the rows are then sorted by integers.
     pub fn collect(snap: &'s Snapshot) -> Self {
         let hierarchies = snap.hierarchies();
         let own: Vec<String> = hierarchies.iter().map(|(_, h)| h.label()).collect();
         let mut labels = own.clone();
         labels.sort();
         labels.dedup();
-        let mut rows = Vec::new();
+        let mut walk = Walk::default();
         for ((hi, _), label) in hierarchies.iter().zip(&own) {
             let (Ok(label) | Err(label)) = labels.binary_search(label);
             if let Some(root) = snap.root_cgroup(*hi) {
-                walk_hierarchy(snap, root, label, &mut rows);
+                walk.hierarchy(snap, root, label as u32);
             }
         }
-        rows.sort_unstable_by(|a, b| (a.path, a.label).cmp(&(b.path, b.label)));
-        let runs = runs_by_path(&rows);
-        PathIndex { labels, rows, runs }
+        walk.into_index(labels)
     }
 
     /// How many distinct paths.
     pub fn len(&self) -> usize {
-        self.runs.len()
+        self.distinct.len()
     }
 
-    /// The path of the `i`th distinct path (in path order).
+    /// The `i`th distinct path (in path order).
     pub fn path(&self, i: usize) -> &'s str {
-        self.rows[self.runs[i].start].path
+        self.distinct[i]
+    }
+
+    /// The position of a path, if some hierarchy has it.
+    pub fn find(&self, path: &str) -> Option<usize> {
+        self.position.get(path).map(|i| *i as usize)
     }
 
     /// The labels of the hierarchies path `i` appears in, joined by `, `.
@@ -77,14 +86,14 @@ impl<'s> PathIndex<'s> {
             if last.is_some() {
                 out.push_str(", ");
             }
-            out.push_str(&self.labels[r.label]);
+            out.push_str(&self.labels[r.label as usize]);
             last = Some(r.label);
         }
         out
     }
 
     /// The cgroups (one per hierarchy) at path `i`.
-    fn cgroups(&self, i: usize) -> impl Iterator<Item = NodeIndex> + '_ {
+    pub fn cgroups(&self, i: usize) -> impl Iterator<Item = NodeIndex> + '_ {
         self.rows[self.runs[i].clone()].iter().map(|r| r.cgroup)
     }
 
@@ -99,37 +108,88 @@ impl<'s> PathIndex<'s> {
             |p: &str| p.len() > prefix_len && p.as_bytes()[prefix_len] == b'/' && p.starts_with(prefix);
         // The first path after `prefix/` (for `/`, after `/` itself).
         let start = self
-            .runs
-            .partition_point(|r| cmp_to_prefix(self.rows[r.start].path, prefix).is_le());
+            .distinct
+            .partition_point(|p| cmp_to_prefix(p, prefix).is_le());
         let mut end = start;
-        while end < self.runs.len() && is_below(self.path(end)) {
+        while end < self.distinct.len() && is_below(self.distinct[end]) {
             end += 1;
         }
         start..end
     }
 }
 
-/// Push every cgroup of one hierarchy (depth first, any order: the rows are
-/// sorted afterwards).
-fn walk_hierarchy<'s>(snap: &'s Snapshot, root: NodeIndex, label: usize, rows: &mut Vec<Row<'s>>) {
-    let mut stack = vec![root];
-    while let Some(ci) = stack.pop() {
-        rows.push(Row {
-            path: &snap.cgroup(ci).path,
-            label,
-            cgroup: ci,
-        });
-        stack.extend(
-            snap.graph
-                .edges_directed(ci, Direction::Outgoing)
-                .filter(|e| *e.weight() == Edge::Child)
-                .map(|e| e.target()),
-        );
+/// The cgroups met while walking the hierarchies, before sorting.
+#[derive(Default)]
+struct Walk<'s> {
+    /// Distinct paths in the order first met.
+    paths: Vec<&'s str>,
+    /// Their index in `paths`.
+    seen: foldhash::HashMap<&'s str, u32>,
+    /// One row per cgroup (`path` indexes `paths`).
+    rows: Vec<Row>,
+}
+
+impl<'s> Walk<'s> {
+    /// Record every cgroup of one hierarchy (depth first, any order: the
+    /// rows are sorted afterwards).
+    fn hierarchy(&mut self, snap: &'s Snapshot, root: NodeIndex, label: u32) {
+        let mut stack = vec![root];
+        while let Some(ci) = stack.pop() {
+            let path = snap.cgroup(ci).path.as_str();
+            let next = self.paths.len() as u32;
+            let id = *self.seen.entry(path).or_insert(next);
+            if id == next {
+                self.paths.push(path);
+            }
+            self.rows.push(Row {
+                path: id,
+                label,
+                cgroup: ci,
+            });
+            stack.extend(
+                snap.graph
+                    .edges_directed(ci, Direction::Outgoing)
+                    .filter(|e| *e.weight() == Edge::Child)
+                    .map(|e| e.target()),
+            );
+        }
+    }
+
+    /// Sort the distinct paths by text, renumber the rows by that order,
+    /// and group them.
+    fn into_index(self, labels: Vec<String>) -> PathIndex<'s> {
+        let Walk {
+            paths,
+            mut seen,
+            mut rows,
+        } = self;
+        let mut order: Vec<u32> = (0..paths.len() as u32).collect();
+        order.sort_unstable_by_key(|i| paths[*i as usize]);
+        let mut position = vec![0u32; paths.len()];
+        for (pos, id) in order.iter().enumerate() {
+            position[*id as usize] = pos as u32;
+        }
+        for r in &mut rows {
+            r.path = position[r.path as usize];
+        }
+        rows.sort_unstable_by_key(|r| (r.path, r.label));
+        for v in seen.values_mut() {
+            *v = position[*v as usize];
+        }
+        let distinct: Vec<&str> = order.iter().map(|i| paths[*i as usize]).collect();
+        let runs = runs_by_path(&rows);
+        PathIndex {
+            labels,
+            distinct,
+            position: seen,
+            rows,
+            runs,
+        }
     }
 }
 
-/// The ranges of equal paths in sorted rows.
-fn runs_by_path(rows: &[Row<'_>]) -> Vec<Range<usize>> {
+/// The ranges of rows of each path position (every position has one).
+fn runs_by_path(rows: &[Row]) -> Vec<Range<usize>> {
     let mut runs = Vec::new();
     let mut start = 0;
     for i in 1..=rows.len() {

@@ -468,6 +468,12 @@ pub fn expected_v1(
     d: &BTreeMap<String, String>,
     ctx: &SystemdContext,
 ) -> BTreeMap<String, String> {
+    expected_v1_from(d, &predict_v2(unit, d, ctx).0)
+}
+
+/// [`expected_v1`] from the unit's v2 prediction, made already (its
+/// `pids.max` is what systemd writes on v1 too).
+pub fn expected_v1_from(d: &BTreeMap<String, String>, predicted: &[Written]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let g = |k: &str| d.get(k).map(String::as_str);
     if let Some(s) = g("CPUShares").and_then(num) {
@@ -490,8 +496,7 @@ pub fn expected_v1(
     } else if let Some(w) = g("IOWeight").and_then(num) {
         out.insert("blkio.weight".into(), io_to_blkio(w).to_string());
     }
-    let (pred, _) = predict_v2(unit, d, ctx);
-    if let Some(p) = pred.iter().find(|w| w.file == "pids.max") {
+    if let Some(p) = predicted.iter().find(|w| w.file == "pids.max") {
         out.insert("pids.max".into(), p.value.clone());
     }
     out
