@@ -1,5 +1,6 @@
 //! Host-level facts computed from a snapshot (the `fact:` side of the rules).
 
+use crate::model::{HierarchyId, Tid};
 use std::collections::BTreeMap;
 
 use petgraph::graph::NodeIndex;
@@ -106,7 +107,7 @@ impl<'a> View<'a> {
     }
 
     /// A hierarchy's label by id (the id itself when it is unknown).
-    fn label_of(&self, id: u32) -> String {
+    fn label_of(&self, id: HierarchyId) -> String {
         self.all
             .iter()
             .find(|(_, h)| h.id == id)
@@ -184,7 +185,7 @@ fn split_thread_facts(view: &View<'_>, out: &mut Vec<Observed>) {
         let Node::Process(p) = &snap.graph[pi] else {
             continue;
         };
-        let (domain, threaded): (Vec<u32>, Vec<u32>) = split.iter().partition(|id| {
+        let (domain, threaded): (Vec<HierarchyId>, Vec<HierarchyId>) = split.iter().partition(|id| {
             view.all
                 .iter()
                 .find(|(_, h)| h.id == **id)
@@ -202,13 +203,13 @@ fn split_thread_facts(view: &View<'_>, out: &mut Vec<Observed>) {
 }
 
 /// "process P (comm) has N threads across cgroups of H (threads 1,2 in /a; ...)".
-fn describe_split(view: &View<'_>, pi: NodeIndex, p: &Process, ids: &[u32]) -> String {
+fn describe_split(view: &View<'_>, pi: NodeIndex, p: &Process, ids: &[HierarchyId]) -> String {
     let snap = view.snap;
     let threads = snap.threads(pi);
     let per: Vec<String> = ids
         .iter()
         .map(|id| {
-            let mut by_cg: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+            let mut by_cg: BTreeMap<String, Vec<Tid>> = BTreeMap::new();
             for (ti, t) in &threads {
                 for cg in snap
                     .memberships(*ti)
@@ -336,7 +337,7 @@ fn controller_facts(view: &View<'_>, out: &mut Vec<Observed>) {
     // perf_event needs no enabling on v2: it is implicitly there.
     let perf_implicit = |c: &crate::model::ControllerStatus| has_v2 && c.controller == Controller::PerfEvent;
     for c in view.snap.host.controllers.iter().filter(|c| c.enabled) {
-        if c.hierarchy != 0 {
+        if c.hierarchy != HierarchyId::UNIFIED {
             out.push(obs(
                 Fact::ControllerV1Bound,
                 Subject::Host,
@@ -386,9 +387,12 @@ fn diverged_placement_fact(view: &View<'_>, pi: NodeIndex, p: &Process) -> Optio
     if p.is_kernel_thread() {
         return None;
     }
-    let (main, _) = snap.threads(pi).into_iter().find(|(_, t)| t.tid == p.pid)?;
+    let (main, _) = snap
+        .threads(pi)
+        .into_iter()
+        .find(|(_, t)| t.tid == p.pid.main_thread())?;
     // Hierarchy ids per path; labels are only made for a finding.
-    let mut paths: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    let mut paths: BTreeMap<&str, Vec<HierarchyId>> = BTreeMap::new();
     for cg in snap.memberships(main) {
         let c = snap.cgroup(cg);
         if view.v1.iter().any(|(_, h)| h.id == c.hierarchy) {

@@ -36,7 +36,7 @@ impl FindingKind {
     pub fn at(&self, path: &str, why: String) -> Finding {
         self.finding(
             Subject::Cgroup {
-                hierarchy: 0,
+                hierarchy: crate::model::HierarchyId::UNIFIED,
                 label: "v2".into(),
                 path: path.to_string(),
             },

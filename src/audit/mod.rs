@@ -11,6 +11,7 @@ pub(crate) mod kind;
 pub mod readiness;
 mod render;
 
+use crate::model::{HierarchyId, Pid};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -34,14 +35,14 @@ pub enum Subject {
     /// A hierarchy.
     Hierarchy {
         /// Hierarchy id.
-        id: u32,
+        id: HierarchyId,
         /// Its label (`cpu,cpuacct`, `name=systemd`).
         label: String,
     },
     /// A cgroup.
     Cgroup {
         /// Hierarchy id.
-        hierarchy: u32,
+        hierarchy: HierarchyId,
         /// Hierarchy label.
         label: String,
         /// Cgroup path.
@@ -50,7 +51,7 @@ pub enum Subject {
     /// A process.
     Process {
         /// PID.
-        pid: u32,
+        pid: Pid,
         /// Its comm.
         comm: String,
     },
@@ -103,7 +104,7 @@ pub struct Finding {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Converted {
     /// Hierarchy id.
-    pub hierarchy: u32,
+    pub hierarchy: HierarchyId,
     /// Cgroup path.
     pub path: String,
     /// The conversion.
@@ -491,7 +492,7 @@ fn evaluated<'a>(
     snap: &'a Snapshot,
     eval: &'a Evaluation,
 ) -> impl Iterator<Item = (&'a crate::model::Cgroup, &'a CgroupOutcome)> + 'a {
-    let v1: Vec<u32> = snap
+    let v1: Vec<HierarchyId> = snap
         .hierarchies()
         .iter()
         .filter(|(_, h)| h.version == Version::V1)

@@ -31,6 +31,7 @@ pub mod unify;
 mod validate;
 mod weights;
 
+use crate::model::{HierarchyId, Pid};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use model::*;
@@ -44,7 +45,7 @@ use unify::{Merged, Prepared};
 
 fn node_subject(path: &str) -> Subject {
     Subject::Cgroup {
-        hierarchy: 0,
+        hierarchy: HierarchyId::UNIFIED,
         label: "v2".into(),
         path: path.to_string(),
     }
@@ -145,16 +146,16 @@ fn plan_host(snap: &Snapshot) -> PlanHost {
 /// The merge orders to try: the policy's order of the hierarchies first,
 /// then (with `search_spine`) each controller hierarchy moved to the front.
 /// On a v1 or hybrid host only the v1 and v2 hierarchies take part.
-fn merge_orders(prep: &Prepared, policy: &crate::rules::PlanPolicy) -> Vec<Vec<u32>> {
+fn merge_orders(prep: &Prepared, policy: &crate::rules::PlanPolicy) -> Vec<Vec<HierarchyId>> {
     let any_v1 = prep.hierarchies.iter().any(|(_, h)| h.version == Version::V1);
-    let mut ranked: Vec<(usize, u32)> = prep
+    let mut ranked: Vec<(usize, HierarchyId)> = prep
         .hierarchies
         .iter()
         .filter(|(_, h)| !any_v1 || h.version == Version::V1 || h.version == Version::V2)
         .map(|(_, h)| (policy.rank(h), h.id))
         .collect();
     ranked.sort();
-    let base: Vec<u32> = ranked.into_iter().map(|(_, id)| id).collect();
+    let base: Vec<HierarchyId> = ranked.into_iter().map(|(_, id)| id).collect();
     let mut orders = vec![base.clone()];
     if policy.search_spine {
         for &h in base.iter().skip(1) {
@@ -175,7 +176,7 @@ fn merge_orders(prep: &Prepared, policy: &crate::rules::PlanPolicy) -> Vec<Vec<u
 /// (ties: the earlier order); stop at the first order that affects none.
 /// Then fold same-path nodes that carry nothing.
 fn spine_search(prep: &Prepared, rules: &RuleSet) -> (Merged, Spine) {
-    let label = |id: u32| prep.label(id);
+    let label = |id: HierarchyId| prep.label(id);
     let mut tried = Vec::new();
     let mut best: Option<Merged> = None;
     for order in merge_orders(prep, rules.policy()) {
@@ -243,7 +244,7 @@ fn stages(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Stage> {
 /// The controllers each stage moves: one v1 controller hierarchy per stage,
 /// the one whose settings the plan carries least first (ties by label).
 fn stage_moves(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Vec<String>> {
-    let mut per_hierarchy: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut per_hierarchy: BTreeMap<HierarchyId, usize> = BTreeMap::new();
     for s in nodes.iter().flat_map(|n| &n.settings) {
         *per_hierarchy.entry(s.origin.hierarchy).or_default() += 1;
     }
@@ -308,7 +309,7 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
 /// Undo derived leaves: stage and subtree re-derivation starts from the
 /// full plan, whose leaves hold processes of their parents.
 fn undo_leaves(p: &mut Plan) {
-    let leaves: Vec<(String, Vec<u32>)> = p
+    let leaves: Vec<(String, Vec<Pid>)> = p
         .nodes
         .iter()
         .filter(|n| n.note == Some(NodeNote::Leaf))
@@ -564,7 +565,7 @@ fn subtree_with_ancestors(mut nodes: Vec<PlanNode>, path: &str) -> Vec<PlanNode>
 
 /// Threads follow their process: drop those whose process is not placed.
 fn drop_orphan_threads(nodes: &mut [PlanNode]) {
-    let placed: BTreeSet<u32> = nodes.iter().flat_map(|n| n.processes.iter().copied()).collect();
+    let placed: BTreeSet<Pid> = nodes.iter().flat_map(|n| n.processes.iter().copied()).collect();
     for n in nodes {
         n.threads.retain(|t| placed.contains(&t.pid));
     }

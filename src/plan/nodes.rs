@@ -11,7 +11,7 @@ use super::unify::{self, Merged, Prepared};
 use crate::audit::Finding;
 
 /// The plan origin of a v1 cgroup.
-pub fn origin_of(prep: &Prepared, hid: u32, cg: petgraph::graph::NodeIndex) -> Origin {
+pub fn origin_of(prep: &Prepared, hid: crate::model::HierarchyId, cg: petgraph::graph::NodeIndex) -> Origin {
     Origin {
         hierarchy: hid,
         label: prep.label(hid),
@@ -66,7 +66,7 @@ pub fn domain_nodes(
             settings.clear();
         }
         let settings = settings::one_value_per_file(settings);
-        let mut processes: Vec<u32> = procs[i].iter().map(|(_, p)| *p).collect();
+        let mut processes: Vec<crate::model::Pid> = procs[i].iter().map(|(_, p)| *p).collect();
         processes.sort_unstable();
         nodes.push(PlanNode {
             path: paths[i].clone(),

@@ -15,6 +15,7 @@
 //! (candidates → named threaded nodes), [`overruled_places`] (findings),
 //! [`place_threads`] (threads into their nodes).
 
+use crate::model::{HierarchyId, Pid, Tid};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use petgraph::graph::NodeIndex;
@@ -53,7 +54,7 @@ pub fn threaded_subtrees(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct CandKey {
     home: usize,
-    hier: u32,
+    hier: HierarchyId,
     cg: NodeIndex,
 }
 
@@ -64,22 +65,22 @@ struct Cand {
     /// The common ancestor of the latest split that reached it.
     lca: NodeIndex,
     /// The threads at or below it.
-    tids: BTreeSet<u32>,
+    tids: BTreeSet<Tid>,
 }
 
 /// Where a thread goes: the hierarchy of highest priority that splits it
 /// decides.
 struct Choice {
     rank: usize,
-    hier: u32,
+    hier: HierarchyId,
     /// Its deepest candidate; `None` = it stays at its process's home.
     deepest: Option<CandKey>,
-    pid: u32,
+    pid: Pid,
 }
 
 /// A place a lower-priority hierarchy gave a thread, which it loses.
 struct Overruled {
-    tid: u32,
+    tid: Tid,
     key: CandKey,
     lca: NodeIndex,
 }
@@ -88,7 +89,7 @@ struct Overruled {
 #[derive(Default)]
 struct Candidates {
     cands: BTreeMap<CandKey, Cand>,
-    choice: BTreeMap<u32, Choice>,
+    choice: BTreeMap<Tid, Choice>,
     overruled: Vec<Overruled>,
     /// Merged nodes that become `domain threaded`.
     threaded_domains: BTreeSet<usize>,
@@ -217,7 +218,7 @@ impl Candidates {
 
     /// A thread's place: the first hierarchy by (rank, id) keeps it; the
     /// other's place is overruled.
-    fn choose(&mut self, tid: u32, new: Choice, lca: NodeIndex) {
+    fn choose(&mut self, tid: Tid, new: Choice, lca: NodeIndex) {
         match self.choice.get(&tid) {
             Some(old) if (old.rank, old.hier) < (new.rank, new.hier) => {
                 if let Some(key) = new.deepest {
@@ -246,7 +247,7 @@ fn relative_to(path: &str, anc: &str) -> String {
 /// A v1 thread cgroup that holds threads of processes with different homes
 /// becomes one threaded node per home: its limit is no longer shared.
 fn shared_thread_cgroups(prep: &Prepared, cands: &Candidates) -> Vec<Finding> {
-    let mut homes_of: BTreeMap<(u32, NodeIndex), BTreeSet<usize>> = BTreeMap::new();
+    let mut homes_of: BTreeMap<(HierarchyId, NodeIndex), BTreeSet<usize>> = BTreeMap::new();
     for k in cands.cands.keys() {
         homes_of.entry((k.hier, k.cg)).or_default().insert(k.home);
     }
@@ -283,7 +284,7 @@ fn threaded_nodes(
     domain: &BTreeSet<String>,
     findings: &mut Vec<Finding>,
 ) -> ThreadedNodes {
-    let mut groups: BTreeMap<(usize, &str, Vec<u32>), Vec<CandKey>> = BTreeMap::new();
+    let mut groups: BTreeMap<(usize, &str, Vec<Tid>), Vec<CandKey>> = BTreeMap::new();
     for (k, c) in &cands.cands {
         groups
             .entry((k.home, c.rel.as_str(), c.tids.iter().copied().collect()))
