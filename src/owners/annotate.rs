@@ -301,18 +301,29 @@ pub fn strip_actions(p: &mut Plan) {
 /// For each action of the plan, whether it stays: its cgroup is cgmig's
 /// (or it enables a delegated unit's controllers), or it creates an
 /// ancestor that a kept action needs and no owner builds.
-fn actions_to_keep(p: &Plan) -> Vec<bool> {
+fn actions_to_keep<'a>(p: &'a Plan) -> Vec<bool> {
     let owners = &p.owners;
     let look = Lookup::of_owners(&owners.nodes);
     let delegated: foldhash::HashSet<&str> = owners.delegations.iter().map(|d| d.path.as_str()).collect();
     // On a systemd host the root's controllers and processes are systemd's too.
     let systemd_root = owners.systemd.is_some();
-    let keep = |a: &Action| {
+    // A cgroup's actions are adjacent (create, files, moves): its owner is
+    // looked up once per run.
+    let mut last: Option<(&str, Option<Manager>)> = None;
+    let keep = |a: &'a Action| {
         let path = a.path();
         if path == "/" {
             return !systemd_root;
         }
-        match look.owner_or_ancestor(path).map(|o| o.manager) {
+        let manager = match last {
+            Some((p, m)) if p == path => m,
+            _ => {
+                let m = look.owner_or_ancestor(path).map(|o| o.manager);
+                last = Some((path, m));
+                m
+            }
+        };
+        match manager {
             None | Some(Manager::Custom) => true,
             Some(Manager::Systemd) => {
                 delegated.contains(path) && matches!(a, Action::EnableControllers { .. })
@@ -333,7 +344,12 @@ fn actions_to_keep(p: &Plan) -> Vec<bool> {
 /// builds at its path: its create must stay.
 fn needed_ancestors<'a>(p: &'a Plan, kept: &[bool], look: &Lookup<'_>) -> foldhash::HashSet<&'a str> {
     let mut needed: foldhash::HashSet<&str> = foldhash::HashSet::default();
+    let mut last = None;
     for (a, _) in p.actions.iter().zip(kept).filter(|(_, k)| **k) {
+        if last == Some(a.path()) {
+            continue; // its ancestors are in already
+        }
+        last = Some(a.path());
         let mut cur = crate::model::path::parent(a.path());
         while let Some(pp) = cur.filter(|pp| *pp != "/") {
             if !needed.insert(pp) {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::paths::{PathIndex, ProcessNames};
 use super::units::is_unit_name;
-use crate::model::Snapshot;
+use crate::model::{Node, Snapshot};
 
 /// A cgroup manager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -113,18 +113,20 @@ pub type OwnerMap = BTreeMap<String, Owner>;
 /// carries the `xattr` option systemd mounts it with (mount-setup.c), the
 /// only mark left when a container sees just its own subtree.
 pub fn is_systemd_host(snap: &Snapshot) -> bool {
-    let named_xattr = snap.hierarchies().iter().any(|(_, h)| {
-        h.name.as_deref() == Some("systemd")
-            && h.mounts.iter().any(|m| m.options.iter().any(|o| o == "xattr"))
-    });
-    let pid1 = snap.processes().iter().any(|(_, p)| {
-        p.pid == crate::model::Pid::new(1)
-            && (p.comm == "systemd" || p.cmdline.first().is_some_and(|c| c.ends_with("systemd")))
-    });
-    let own_cgroups = snap
-        .cgroups()
-        .any(|(_, c)| matches!(c.path.as_str(), "/init.scope" | "/system.slice" | "/user.slice"));
-    named_xattr || pid1 || own_cgroups
+    // One pass over the graph's nodes (this runs inside `plan` on hosts of
+    // hundreds of thousands of nodes), stopping at the first mark.
+    snap.graph.node_weights().any(|node| match node {
+        Node::Hierarchy(h) => {
+            h.name.as_deref() == Some("systemd")
+                && h.mounts.iter().any(|m| m.options.iter().any(|o| o == "xattr"))
+        }
+        Node::Process(p) => {
+            p.pid == crate::model::Pid::new(1)
+                && (p.comm == "systemd" || p.cmdline.first().is_some_and(|c| c.ends_with("systemd")))
+        }
+        Node::Cgroup(c) => matches!(c.path.as_str(), "/init.scope" | "/system.slice" | "/user.slice"),
+        _ => false,
+    })
 }
 
 /// A runtime or manager recognised by one path component.

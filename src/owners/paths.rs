@@ -8,6 +8,7 @@
 //! and a process is a rank in the sorted list of `comm (pid)` names, each
 //! name formatted once per process (not once per thread and hierarchy).
 
+use std::fmt::Write;
 use std::ops::Range;
 
 use petgraph::Direction;
@@ -212,8 +213,10 @@ fn cmp_to_prefix(p: &str, prefix: &str) -> std::cmp::Ordering {
 /// the processes of each path (both only made when a custom tree needs them).
 #[derive(Debug)]
 pub struct ProcessNames {
-    /// Distinct `comm (pid)` names, sorted.
-    names: Vec<String>,
+    /// Every `comm (pid)` name, one after the other (one allocation, not one per process).
+    text: String,
+    /// Distinct names in sorted order, as ranges of `text`.
+    names: Vec<Range<usize>>,
     /// For each graph node that is a thread, its process's rank ([`NONE`] if none).
     of_thread: Vec<u32>,
     /// For each distinct path, the ranks of the processes with a thread in it (sorted, distinct).
@@ -229,25 +232,35 @@ const SHOWN: usize = 5;
 impl ProcessNames {
     /// Name every process once and record the processes of every path.
     pub fn collect(snap: &Snapshot, paths: &PathIndex<'_>) -> Self {
-        let mut named: Vec<(String, NodeIndex)> = snap
-            .graph
-            .node_indices()
-            .filter_map(|i| match &snap.graph[i] {
-                Node::Process(p) => Some((format!("{} ({})", p.comm, p.pid), i)),
-                _ => None,
-            })
-            .collect();
-        named.sort_unstable();
-        let mut rank_of_process = vec![NONE; snap.graph.node_count()];
-        let mut names: Vec<String> = Vec::with_capacity(named.len());
-        for (name, i) in named {
-            if names.last() != Some(&name) {
-                names.push(name);
+        let mut text = String::new();
+        let mut named: Vec<(Range<usize>, NodeIndex)> = Vec::new();
+        for i in snap.graph.node_indices() {
+            if let Node::Process(p) = &snap.graph[i] {
+                let start = text.len();
+                let _ = write!(text, "{} ({})", p.comm, p.pid);
+                named.push((start..text.len(), i));
             }
-            rank_of_process[i.index()] = (names.len() - 1) as u32;
         }
-        let of_thread = thread_ranks(snap, &rank_of_process);
+        named.sort_unstable_by(|a, b| text[a.0.clone()].cmp(&text[b.0.clone()]));
+        let mut of_thread = vec![NONE; snap.graph.node_count()];
+        let mut names: Vec<Range<usize>> = Vec::with_capacity(named.len());
+        for (range, process) in named {
+            if names
+                .last()
+                .is_none_or(|last| text[last.clone()] != text[range.clone()])
+            {
+                names.push(range);
+            }
+            let rank = (names.len() - 1) as u32;
+            // A valid snapshot gives each thread one process (model::validate).
+            for t in snap.graph.edges_directed(process, Direction::Outgoing) {
+                if *t.weight() == Edge::Thread {
+                    of_thread[t.target().index()] = rank;
+                }
+            }
+        }
         let mut out = ProcessNames {
+            text,
             names,
             of_thread,
             at_path: Vec::new(),
@@ -258,12 +271,14 @@ impl ProcessNames {
 
     /// The processes with a thread in any cgroup at path `i`.
     fn ranks_at(&self, snap: &Snapshot, paths: &PathIndex<'_>, i: usize) -> Vec<u32> {
-        let mut v: Vec<u32> = paths
-            .cgroups(i)
-            .flat_map(|ci| snap.members(ci))
-            .map(|t| self.of_thread[t.index()])
-            .filter(|r| *r != NONE)
-            .collect();
+        let mut v: Vec<u32> = Vec::new();
+        for t in paths.cgroups(i).flat_map(|ci| snap.members(ci)) {
+            let r = self.of_thread[t.index()];
+            // A process's threads are mostly adjacent in a cgroup's tasks.
+            if r != NONE && v.last() != Some(&r) {
+                v.push(r);
+            }
+        }
         v.sort_unstable();
         v.dedup();
         v
@@ -281,27 +296,13 @@ impl ProcessNames {
         let mut v: Vec<String> = all
             .iter()
             .take(SHOWN)
-            .map(|r| self.names[*r as usize].clone())
+            .map(|r| self.text[self.names[*r as usize].clone()].to_string())
             .collect();
         if all.len() > SHOWN {
             v.push(format!("and {} more", all.len() - SHOWN));
         }
         v
     }
-}
-
-/// Each thread's process rank, by the thread's node index (the process
-/// [`Snapshot::process_of`] gives).
-fn thread_ranks(snap: &Snapshot, rank_of_process: &[u32]) -> Vec<u32> {
-    let mut of_thread = vec![NONE; snap.graph.node_count()];
-    for t in snap.graph.node_indices() {
-        if matches!(snap.graph[t], Node::Thread(_))
-            && let Some(p) = snap.process_of(t)
-        {
-            of_thread[t.index()] = rank_of_process[p.index()];
-        }
-    }
-    of_thread
 }
 
 #[cfg(test)]
