@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::detect::{self, Manager, Owner, OwnerMap};
 use super::findings::{self as fk, Kind};
+use super::paths::PathIndex;
 use super::systemd::{self, Dropped, SystemdContext, Written};
 use crate::audit::{Finding, Subject};
 use crate::model::Snapshot;
@@ -292,16 +293,37 @@ pub fn strip_actions(p: &mut Plan) {
     if p.owners.nodes.is_empty() {
         return;
     }
-    let owners = std::mem::take(&mut p.owners);
-    let delegated: BTreeSet<&str> = owners.delegations.iter().map(|d| d.path.as_str()).collect();
+    let keep = actions_to_keep(p);
+    let mut k = keep.into_iter();
+    p.actions.retain(|_| k.next().unwrap_or(false));
+}
+
+/// For each action of the plan, whether it stays: its cgroup is cgmig's
+/// (or it enables a delegated unit's controllers), or it creates an
+/// ancestor that a kept action needs and no owner builds.
+fn actions_to_keep<'a>(p: &'a Plan) -> Vec<bool> {
+    let owners = &p.owners;
+    let look = Lookup::of_owners(&owners.nodes);
+    let delegated: foldhash::HashSet<&str> = owners.delegations.iter().map(|d| d.path.as_str()).collect();
     // On a systemd host the root's controllers and processes are systemd's too.
     let systemd_root = owners.systemd.is_some();
-    let keep = |a: &Action| {
+    // A cgroup's actions are adjacent (create, files, moves): its owner is
+    // looked up once per run.
+    let mut last: Option<(&str, Option<Manager>)> = None;
+    let keep = |a: &'a Action| {
         let path = a.path();
         if path == "/" {
             return !systemd_root;
         }
-        match owners.owner_of(path).map(|o| o.manager) {
+        let manager = match last {
+            Some((p, m)) if p == path => m,
+            _ => {
+                let m = look.owner_or_ancestor(path).map(|o| o.manager);
+                last = Some((path, m));
+                m
+            }
+        };
+        match manager {
             None | Some(Manager::Custom) => true,
             Some(Manager::Systemd) => {
                 delegated.contains(path) && matches!(a, Action::EnableControllers { .. })
@@ -310,9 +332,24 @@ pub fn strip_actions(p: &mut Plan) {
         }
     };
     let kept: Vec<bool> = p.actions.iter().map(keep).collect();
-    // Every proper ancestor (but `/`) of a kept action's cgroup.
-    let mut needed: BTreeSet<&str> = BTreeSet::new();
-    for (a, _) in p.actions.iter().zip(&kept).filter(|(_, k)| **k) {
+    let needed = needed_ancestors(p, &kept, &look);
+    p.actions
+        .iter()
+        .zip(kept)
+        .map(|(a, k)| k || matches!(a, Action::Create { path } if needed.contains(path.as_str())))
+        .collect()
+}
+
+/// Every proper ancestor (but `/`) of a kept action's cgroup that no owner
+/// builds at its path: its create must stay.
+fn needed_ancestors<'a>(p: &'a Plan, kept: &[bool], look: &Lookup<'_>) -> foldhash::HashSet<&'a str> {
+    let mut needed: foldhash::HashSet<&str> = foldhash::HashSet::default();
+    let mut last = None;
+    for (a, _) in p.actions.iter().zip(kept).filter(|(_, k)| **k) {
+        if last == Some(a.path()) {
+            continue; // its ancestors are in already
+        }
+        last = Some(a.path());
         let mut cur = crate::model::path::parent(a.path());
         while let Some(pp) = cur.filter(|pp| *pp != "/") {
             if !needed.insert(pp) {
@@ -321,16 +358,13 @@ pub fn strip_actions(p: &mut Plan) {
             cur = crate::model::path::parent(pp);
         }
     }
-    let needed: BTreeSet<String> = needed
-        .into_iter()
-        .filter(|pp| !owners.built_by_owner(pp))
-        .map(str::to_string)
-        .collect();
-    let mut k = kept.into_iter();
-    p.actions.retain(|a| {
-        k.next().unwrap_or(false) || matches!(a, Action::Create { path } if needed.contains(path))
+    let systemd_host = p.owners.systemd.is_some();
+    needed.retain(|pp| {
+        !look
+            .owner_or_ancestor(pp)
+            .is_some_and(|o| detect::builds_at(pp, o, systemd_host))
     });
-    p.owners = owners;
+    needed
 }
 
 /// Host-wide systemd facts from the snapshot's evidence.
@@ -353,48 +387,121 @@ pub fn systemd_context(snap: &Snapshot) -> SystemdContext {
 
 /// The owner of each plan node, parents first.
 fn node_owners(p: &Plan, map: &OwnerMap) -> BTreeMap<String, Owner> {
-    let mut out: BTreeMap<String, Owner> = BTreeMap::new();
+    let by_path: foldhash::HashMap<&str, &Owner> = map.iter().map(|(k, o)| (k.as_str(), o)).collect();
+    let mut out: Vec<(String, Owner)> = Vec::with_capacity(p.nodes.len());
+    // Index in `out` of each path given an owner so far (parents come first).
+    let mut at: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
     for n in p.nodes.iter().filter(|n| n.path != "/") {
-        let from_origin = n
-            .origins
-            .iter()
-            .filter_map(|o| map.get(&o.path))
-            .min_by_key(|o| o.manager != Manager::Systemd)
-            .or_else(|| map.get(&n.path))
-            .cloned();
-        let parent = n.parent_path().and_then(|pp| out.get(pp)).cloned();
-        let mut owner = match (from_origin, &parent) {
-            (Some(o), _) => o,
-            (None, Some(po)) if po.manager == Manager::Systemd && !is_slice(po) => Owner {
-                manager: Manager::Custom,
-                unit: po.unit.clone(),
-                detail: Some(format!("inside {}", po.unit.as_deref().unwrap_or("?"))),
-                evidence: vec![format!(
-                    "{}: derived node below {}",
-                    n.note.map_or("node", crate::plan::NodeNote::text),
-                    po.label()
-                )],
-            },
-            (None, Some(po)) => po.clone(),
-            (None, None) => continue,
+        let parent = n.parent_path().and_then(|pp| at.get(pp)).map(|i| &out[*i].1);
+        let Some(owner) = node_owner(n, &by_path, parent) else {
+            continue;
         };
-        // A custom tree the planner placed inside a unit needs that unit.
-        if owner.manager == Manager::Custom
-            && let Some(po) = &parent
-            && let Some(u) = enclosing_unit(po)
-            && owner.unit.as_deref() != Some(u)
-        {
-            owner.unit = Some(u.to_string());
-            owner.detail = Some(format!("inside {u}"));
-            owner.evidence.push(format!("placed below {u} by the plan"));
-        }
-        out.insert(n.path.clone(), owner);
+        at.insert(&n.path, out.len());
+        out.push((n.path.clone(), owner));
     }
-    out
+    // Sorted once and built in bulk (the last of equal paths wins, as inserts would).
+    out.into_iter().collect()
+}
+
+/// One node's owner: its origins' (systemd's first) or its own path's;
+/// for a node the planner derived (a leaf), from its parent: custom inside
+/// a unit, or the parent's own.
+fn node_owner(
+    n: &PlanNode,
+    by_path: &foldhash::HashMap<&str, &Owner>,
+    parent: Option<&Owner>,
+) -> Option<Owner> {
+    let from_origin = n
+        .origins
+        .iter()
+        .filter_map(|o| by_path.get(o.path.as_str()).copied())
+        .min_by_key(|o| o.manager != Manager::Systemd)
+        .or_else(|| by_path.get(n.path.as_str()).copied());
+    let mut owner = match (from_origin, parent) {
+        (Some(o), _) => o.clone(),
+        (None, Some(po)) if po.manager == Manager::Systemd && !is_slice(po) => Owner {
+            manager: Manager::Custom,
+            unit: po.unit.clone(),
+            detail: Some(format!("inside {}", po.unit.as_deref().unwrap_or("?"))),
+            evidence: vec![format!(
+                "{}: derived node below {}",
+                n.note.map_or("node", crate::plan::NodeNote::text),
+                po.label()
+            )],
+        },
+        (None, Some(po)) => po.clone(),
+        (None, None) => return None,
+    };
+    // A custom tree the planner placed inside a unit needs that unit.
+    if owner.manager == Manager::Custom
+        && let Some(po) = parent
+        && let Some(u) = enclosing_unit(po)
+        && owner.unit.as_deref() != Some(u)
+    {
+        owner.unit = Some(u.to_string());
+        owner.detail = Some(format!("inside {u}"));
+        owner.evidence.push(format!("placed below {u} by the plan"));
+    }
+    Some(owner)
+}
+
+/// The plan's nodes and their owners by path, hashed once: every step of
+/// [`annotate`] looks up thousands of paths, and a `BTreeMap<String, _>`
+/// lookup is a dozen string comparisons.
+pub(super) struct Lookup<'a> {
+    /// Plan nodes by path.
+    nodes: foldhash::HashMap<&'a str, &'a PlanNode>,
+    /// Owners by plan path.
+    owners: foldhash::HashMap<&'a str, &'a Owner>,
+}
+
+impl<'a> Lookup<'a> {
+    fn new(p: &'a Plan, owners: &'a BTreeMap<String, Owner>) -> Self {
+        Lookup {
+            nodes: p.nodes.iter().map(|n| (n.path.as_str(), n)).collect(),
+            ..Self::of_owners(owners)
+        }
+    }
+
+    /// Owners only (no plan nodes).
+    fn of_owners(owners: &'a BTreeMap<String, Owner>) -> Self {
+        Lookup {
+            nodes: foldhash::HashMap::default(),
+            owners: owners.iter().map(|(k, o)| (k.as_str(), o)).collect(),
+        }
+    }
+
+    /// The plan node at a path.
+    pub(super) fn node(&self, path: &str) -> Option<&'a PlanNode> {
+        self.nodes.get(path).copied()
+    }
+
+    /// The owner of exactly this path.
+    pub(super) fn owner(&self, path: &str) -> Option<&'a Owner> {
+        self.owners.get(path).copied()
+    }
+
+    /// The owner of a path or its nearest ancestor ([`PlanOwners::owner_of`]).
+    fn owner_or_ancestor(&self, path: &str) -> Option<&'a Owner> {
+        let mut cur = Some(path);
+        while let Some(p) = cur {
+            if let Some(o) = self.owner(p) {
+                return Some(o);
+            }
+            cur = crate::model::path::parent(p);
+        }
+        None
+    }
 }
 
 fn is_slice(o: &Owner) -> bool {
     o.unit.as_deref().is_some_and(|u| u.ends_with(".slice"))
+}
+
+/// Whether a path's last component is `name` (`/system.slice/cron.service`
+/// and `cron.service`), without building `/name`.
+fn is_named(path: &str, name: &str) -> bool {
+    path.strip_suffix(name).is_some_and(|rest| rest.ends_with('/'))
 }
 
 /// The service or scope an owner lies in (custom) or is (systemd).
@@ -404,30 +511,38 @@ fn enclosing_unit(o: &Owner) -> Option<&str> {
 
 /// Annotate a plan with owners, predictions and per-owner plans, and remove
 /// the actions that belong to another owner.
+///
+/// Steps: group the snapshot's cgroups by path (once, for detection and
+/// the units' v1 values), detect the owners, give each plan node its owner,
+/// then the per-owner parts (systemd's units, delegations, suggestions,
+/// runtimes, process places), and strip the other owners' actions.
 pub fn annotate(p: &mut Plan, snap: &Snapshot) {
-    let map = detect::detect(snap);
+    let systemd_host = detect::is_systemd_host(snap);
+    let paths = PathIndex::collect(snap);
+    let map = detect::detect_in(snap, &paths, systemd_host);
     if map.is_empty() {
         return;
     }
     let nodes = node_owners(p, &map);
-    let systemd_host = detect::is_systemd_host(snap);
     let ctx = systemd_context(snap);
     let mut findings = Vec::new();
+    let look = Lookup::new(p, &nodes);
     let units = if systemd_host {
-        predict_units(p, snap, &nodes, &ctx, &mut findings)
+        predict_units(p, snap, &look, &paths, &ctx, &mut findings)
     } else {
         Vec::new()
     };
-    let delegations = delegations(p, snap, &nodes, &mut findings);
+    let delegations = delegations(p, snap, &look, &mut findings);
     let suggestions = if systemd_host {
-        suggestions(p, &nodes, &map, &delegations, &mut findings)
+        suggestions(p, &look, &map, &delegations, &mut findings)
     } else {
         Vec::new()
     };
-    let runtimes = super::runtimes::plan_runtimes(p, &nodes, systemd_host, &mut findings);
+    let runtimes = super::runtimes::plan_runtimes(&nodes, &look, systemd_host, &mut findings);
+    let places = places(p, snap, &look);
+    drop(look);
     relabel_device_findings(&mut p.findings, &map);
     p.findings.extend(findings);
-    let places = places(p, snap, &nodes);
     p.owners = PlanOwners {
         systemd: systemd_host.then_some(ctx),
         nodes,
@@ -470,16 +585,16 @@ fn is_v1_default(file: &str, value: &str) -> bool {
     }
 }
 
-/// Cgroups by (hierarchy, path): `Snapshot::find_cgroup` is a scan, and
-/// every unit node looks up its origins.
-type CgroupIndex<'a> =
-    std::collections::HashMap<(crate::model::HierarchyId, &'a str), petgraph::graph::NodeIndex>;
-
-/// The v1 values of the files systemd manages, at a node's origins.
-fn observed_v1(n: &PlanNode, snap: &Snapshot, index: &CgroupIndex) -> BTreeMap<String, String> {
+/// The v1 values of the files systemd manages, at a node's origins (the
+/// cgroups at each origin's path, in the origin's hierarchy).
+fn observed_v1<'s>(n: &PlanNode, snap: &'s Snapshot, paths: &PathIndex<'_>) -> BTreeMap<&'s str, &'s str> {
     let mut out = BTreeMap::new();
     for o in &n.origins {
-        let Some(&ci) = index.get(&(o.hierarchy, o.path.as_str())) else {
+        let Some(ci) = paths.find(&o.path).and_then(|i| {
+            paths
+                .cgroups(i)
+                .find(|ci| snap.cgroup(*ci).hierarchy == o.hierarchy)
+        }) else {
             continue;
         };
         for (f, v) in &snap.cgroup(ci).settings {
@@ -492,7 +607,7 @@ fn observed_v1(n: &PlanNode, snap: &Snapshot, index: &CgroupIndex) -> BTreeMap<S
                     | "blkio.weight"
                     | "pids.max"
             ) {
-                out.insert(f.clone(), v.clone());
+                out.insert(f.as_str(), v.as_str());
             }
         }
     }
@@ -522,116 +637,181 @@ fn unit_dropin(unit: &str, name: &str, lines: &[String], why: &str) -> Option<In
     })
 }
 
+/// What systemd builds for each of its units in the plan, with the
+/// drop-in that keeps each unit's v1 behaviour.
 fn predict_units(
     p: &Plan,
     snap: &Snapshot,
-    nodes: &BTreeMap<String, Owner>,
+    look: &Lookup<'_>,
+    paths: &PathIndex<'_>,
     ctx: &SystemdContext,
     findings: &mut Vec<Finding>,
 ) -> Vec<UnitPrediction> {
-    let index: CgroupIndex = snap
-        .cgroups()
-        .map(|(i, c)| ((c.hierarchy, c.path.as_str()), i))
-        .collect();
     let empty = BTreeMap::new();
     let mut out = Vec::new();
     for n in &p.nodes {
-        let Some(o) = nodes.get(&n.path) else { continue };
-        let Some(unit) = o.unit.as_deref() else { continue };
-        if o.manager != Manager::Systemd || o.detail.is_some() || !n.path.ends_with(&format!("/{unit}")) {
-            continue;
-        }
+        let Some(unit) = unit_at(n, look) else { continue };
         let d = snap
             .owner_evidence
             .units
             .get(unit)
-            .map(|c| &c.directives)
-            .unwrap_or(&empty);
-        let (files, dropped) = systemd::predict_v2(unit, d, ctx);
-        let mut differences = Vec::new();
-        let mut lines = Vec::new();
-        for x in &dropped {
-            differences.push(format!("{}: {}", x.directive, x.why));
-            lines.extend(x.replacement.clone());
-            findings.push(fk::DIRECTIVE_DROPPED.at(&n.path, format!("{unit}: {}", x.why)));
-        }
-        for t in systemd::translated(d, ctx) {
-            let repl = t.replacement.clone().unwrap_or_else(|| "(none)".into());
-            let into = files
-                .iter()
-                .find(|w| w.from == t.directive)
-                .map(|w| format!("{} {} ({})", w.file, w.value, w.formula))
-                .unwrap_or_else(|| "its v2 form".into());
-            let warns = if t.warns {
-                ", with a deprecation warning in the journal"
-            } else {
-                ""
-            };
-            findings.push(fk::DIRECTIVE_DEPRECATED.at(
-                &n.path,
-                format!(
-                    "{unit}: {} is translated to {into}{warns}; the v2 form is {repl}",
-                    t.directive
-                ),
-            ));
-            lines.extend(t.replacement);
-        }
-        // v1 values no directive explains: systemd will not rebuild them.
-        let expected = systemd::expected_v1(unit, d, ctx);
-        for (f, v) in observed_v1(n, snap, &index) {
-            if is_v1_default(&f, &v) || expected.get(&f) == Some(&v) {
-                continue;
-            }
-            if f == "pids.max" && ctx.tasks_base.is_none() && !d.contains_key("TasksMax") {
-                continue; // systemd's default; its base is unknown here
-            }
-            let Some(dir) = systemd::directive_for_v1(&f, &v) else {
-                continue;
-            };
-            let why = if snap.owner_evidence.units.contains_key(unit) {
-                format!(
-                    "{f}={v} on {unit} is not from its unit configuration (systemd would write {}); on v2 systemd builds the cgroup from the unit and the value is lost",
-                    expected.get(&f).map(String::as_str).unwrap_or("nothing")
-                )
-            } else {
-                format!(
-                    "{f}={v} on {unit}: no unit file was read for it (not captured, or a transient unit), so nothing shows systemd set it; systemd builds the cgroup from the unit on v2, and a value set by hand is lost"
-                )
-            };
-            differences.push(why.clone());
-            findings.push(fk::SET_OUTSIDE_UNIT.at(&n.path, format!("{why}; the drop-in sets {dir}")));
-            lines.push(dir);
-        }
-        let dropin = unit_dropin(
-            unit,
-            DROPIN_V2,
-            &lines,
-            "v2 directives that keep this unit's v1 behaviour",
-        );
-        out.push(UnitPrediction {
-            unit: unit.to_string(),
-            path: systemd_path(n),
-            files,
-            dropped,
-            differences,
-            dropin,
-        });
+            .map_or(&empty, |c| &c.directives);
+        let at = UnitAt { n, unit, d };
+        out.push(predict_unit(&at, snap, paths, ctx, findings));
     }
     out
 }
 
-fn delegations(
-    p: &Plan,
+/// The unit whose own cgroup a plan node is (a systemd unit or slice at
+/// its own name, not something inside one).
+fn unit_at<'a>(n: &PlanNode, look: &Lookup<'a>) -> Option<&'a str> {
+    let o = look.owner(&n.path)?;
+    let unit = o.unit.as_deref()?;
+    (o.manager == Manager::Systemd && o.detail.is_none() && is_named(&n.path, unit)).then_some(unit)
+}
+
+/// A unit's plan node and its effective directives.
+struct UnitAt<'a> {
+    n: &'a PlanNode,
+    unit: &'a str,
+    d: &'a BTreeMap<String, String>,
+}
+
+/// Where a unit's v2 cgroup will differ from its v1 one, and the drop-in
+/// lines that restore v1 behaviour.
+#[derive(Default)]
+struct Differences {
+    /// In words, for the plan.
+    said: Vec<String>,
+    /// v2 directive lines for the drop-in.
+    lines: Vec<String>,
+}
+
+/// One unit's prediction. Steps: the files systemd writes and the
+/// directives it drops ([`systemd::predict_v2`]), then the differences
+/// from v1 (dropped, still translated, set outside the unit), then the
+/// drop-in.
+fn predict_unit(
+    at: &UnitAt<'_>,
     snap: &Snapshot,
-    nodes: &BTreeMap<String, Owner>,
+    paths: &PathIndex<'_>,
+    ctx: &SystemdContext,
     findings: &mut Vec<Finding>,
-) -> Vec<Delegation> {
+) -> UnitPrediction {
+    let (files, dropped) = systemd::predict_v2(at.unit, at.d, ctx);
+    let mut diff = Differences::default();
+    dropped_directives(at, &dropped, &mut diff, findings);
+    translated_directives(at, &files, ctx, &mut diff, findings);
+    set_outside_unit(at, &files, snap, paths, ctx, &mut diff, findings);
+    let dropin = unit_dropin(
+        at.unit,
+        DROPIN_V2,
+        &diff.lines,
+        "v2 directives that keep this unit's v1 behaviour",
+    );
+    UnitPrediction {
+        unit: at.unit.to_string(),
+        path: systemd_path(at.n),
+        files,
+        dropped,
+        differences: diff.said,
+        dropin,
+    }
+}
+
+/// Directives this systemd ignores on v2: each an error finding, and its
+/// replacement a drop-in line.
+fn dropped_directives(
+    at: &UnitAt<'_>,
+    dropped: &[Dropped],
+    diff: &mut Differences,
+    findings: &mut Vec<Finding>,
+) {
+    for x in dropped {
+        diff.said.push(format!("{}: {}", x.directive, x.why));
+        diff.lines.extend(x.replacement.clone());
+        findings.push(fk::DIRECTIVE_DROPPED.at(&at.n.path, format!("{}: {}", at.unit, x.why)));
+    }
+}
+
+/// Deprecated directives this systemd still translates: what they become,
+/// and their v2 form as a drop-in line (later versions ignore them).
+fn translated_directives(
+    at: &UnitAt<'_>,
+    files: &[Written],
+    ctx: &SystemdContext,
+    diff: &mut Differences,
+    findings: &mut Vec<Finding>,
+) {
+    for t in systemd::translated(at.d, ctx) {
+        let repl = t.replacement.as_deref().unwrap_or("(none)");
+        let into = files
+            .iter()
+            .find(|w| w.from == t.directive)
+            .map(|w| format!("{} {} ({})", w.file, w.value, w.formula))
+            .unwrap_or_else(|| "its v2 form".into());
+        let warns = if t.warns {
+            ", with a deprecation warning in the journal"
+        } else {
+            ""
+        };
+        findings.push(fk::DIRECTIVE_DEPRECATED.at(
+            &at.n.path,
+            format!(
+                "{}: {} is translated to {into}{warns}; the v2 form is {repl}",
+                at.unit, t.directive
+            ),
+        ));
+        diff.lines.extend(t.replacement);
+    }
+}
+
+/// v1 values on the unit's cgroups that no directive explains: systemd
+/// will not rebuild them, so the drop-in sets them.
+fn set_outside_unit(
+    at: &UnitAt<'_>,
+    files: &[Written],
+    snap: &Snapshot,
+    paths: &PathIndex<'_>,
+    ctx: &SystemdContext,
+    diff: &mut Differences,
+    findings: &mut Vec<Finding>,
+) {
+    let unit = at.unit;
+    let expected = systemd::expected_v1_from(at.d, files);
+    for (f, v) in observed_v1(at.n, snap, paths) {
+        if is_v1_default(f, v) || expected.get(f).map(String::as_str) == Some(v) {
+            continue;
+        }
+        if f == "pids.max" && ctx.tasks_base.is_none() && !at.d.contains_key("TasksMax") {
+            continue; // systemd's default; its base is unknown here
+        }
+        let Some(dir) = systemd::directive_for_v1(f, v) else {
+            continue;
+        };
+        let why = if snap.owner_evidence.units.contains_key(unit) {
+            format!(
+                "{f}={v} on {unit} is not from its unit configuration (systemd would write {}); on v2 systemd builds the cgroup from the unit and the value is lost",
+                expected.get(f).map(String::as_str).unwrap_or("nothing")
+            )
+        } else {
+            format!(
+                "{f}={v} on {unit}: no unit file was read for it (not captured, or a transient unit), so nothing shows systemd set it; systemd builds the cgroup from the unit on v2, and a value set by hand is lost"
+            )
+        };
+        findings.push(fk::SET_OUTSIDE_UNIT.at(&at.n.path, format!("{why}; the drop-in sets {dir}")));
+        diff.said.push(why);
+        diff.lines.push(dir);
+    }
+}
+
+fn delegations(p: &Plan, snap: &Snapshot, look: &Lookup<'_>, findings: &mut Vec<Finding>) -> Vec<Delegation> {
     // unit -> (unit path, manager nodes)
     let mut by_unit: BTreeMap<String, (Option<&PlanNode>, Vec<&PlanNode>)> = BTreeMap::new();
     for n in &p.nodes {
-        let Some(o) = nodes.get(&n.path) else { continue };
+        let Some(o) = look.owner(&n.path) else { continue };
         match (o.manager, enclosing_unit(o)) {
-            (Manager::Systemd, Some(u)) if o.detail.is_none() && n.path.ends_with(&format!("/{u}")) => {
+            (Manager::Systemd, Some(u)) if o.detail.is_none() && is_named(&n.path, u) => {
                 by_unit.entry(u.to_string()).or_default().0 = Some(n);
             }
             (Manager::Custom, Some(u)) => by_unit.entry(u.to_string()).or_default().1.push(n),
@@ -744,130 +924,189 @@ fn top_level_origin<'a>(n: &'a PlanNode, map: &OwnerMap) -> Option<&'a str> {
 /// the plan placed the tree in (its processes run there) when it did.
 fn suggestions(
     p: &Plan,
-    nodes: &BTreeMap<String, Owner>,
+    look: &Lookup<'_>,
     map: &OwnerMap,
     delegations: &[Delegation],
     findings: &mut Vec<Finding>,
 ) -> Vec<Suggestion> {
     let mut out = Vec::new();
     for n in &p.nodes {
-        let Some(o) = nodes.get(&n.path) else { continue };
-        if o.manager != Manager::Custom {
+        let Some(tree) = CustomTree::at(p, n, look, map) else {
             continue;
+        };
+        let s = match tree.moved {
+            Some(ref moved) => existing_unit_suggestion(p, &tree, moved, delegations, findings),
+            None => Some(new_unit_suggestion(p, &tree, findings)),
+        };
+        out.extend(s);
+    }
+    out
+}
+
+/// The top of a custom manager's tree that needs a unit: at the top level
+/// (beside systemd's tree), or moved into a unit by the plan from there.
+struct CustomTree<'a> {
+    /// The plan node at its top.
+    node: &'a PlanNode,
+    /// The processes that populate it (from the owner's evidence).
+    processes: Vec<String>,
+    /// The controllers its subtree uses.
+    controllers: Vec<String>,
+    /// Where the plan placed it, when it did.
+    moved: Option<Moved>,
+}
+
+/// A top-level v1 tree the plan placed inside a unit (its processes run there).
+struct Moved {
+    /// The unit the tree now lies in.
+    unit: String,
+    /// The tree's v1 top-level path.
+    v1: String,
+}
+
+impl<'a> CustomTree<'a> {
+    /// The custom tree whose top is `n`, if `n` is such a top.
+    fn at(p: &Plan, n: &'a PlanNode, look: &Lookup<'_>, map: &OwnerMap) -> Option<Self> {
+        let o = look.owner(&n.path)?;
+        if o.manager != Manager::Custom {
+            return None;
         }
         let top = n.parent_path() == Some("/") && o.unit.is_none();
-        // Placed inside a unit by the plan, from a top-level v1 tree; only
-        // the top of such a tree (its parent is the unit itself).
-        let moved = match (enclosing_unit(o), top_level_origin(n, map)) {
-            (Some(u), Some(v1)) => n
-                .parent_path()
-                .and_then(|pp| nodes.get(pp))
-                .is_some_and(|po| po.manager == Manager::Systemd && po.unit.as_deref() == Some(u))
-                .then(|| (u.to_string(), v1.to_string())),
-            _ => None,
-        };
+        let moved = moved_into_unit(n, o, look, map);
         if !top && moved.is_none() {
-            continue;
+            return None;
         }
-        let processes: Vec<String> = o
+        let processes = o
             .evidence
             .iter()
             .filter_map(|e| e.strip_prefix("populated by "))
             .flat_map(|s| s.split(", ").map(str::to_string))
             .collect();
-        let controllers = subtree_controllers(p, &n.path);
-        let delegate = if controllers.is_empty() {
-            "yes".to_string()
-        } else {
-            controllers.join(" ")
-        };
-        let who = if processes.is_empty() {
+        Some(CustomTree {
+            node: n,
+            processes,
+            controllers: subtree_controllers(p, &n.path),
+            moved,
+        })
+    }
+
+    /// Who populates it, in words.
+    fn who(&self) -> String {
+        if self.processes.is_empty() {
             "no process".to_string()
         } else {
-            processes.join(", ")
-        };
-        let s = match moved {
-            Some((unit, v1)) => {
-                let placed_at = n.path.clone();
-                // The unit's delegation covers its whole subtree: one drop-in.
-                let d = delegations.iter().find(|d| d.unit == unit);
-                let controllers = d.map(|d| d.controllers.clone()).unwrap_or(controllers);
-                let delegate = if controllers.is_empty() {
-                    "yes".to_string()
-                } else {
-                    controllers.join(" ")
-                };
-                let Some(file) = d.and_then(|d| d.dropin.clone()).or_else(|| {
-                    unit_dropin(
-                        &unit,
-                        DROPIN_DELEGATE,
-                        &[format!("Delegate={delegate}")],
-                        "delegate this unit's subtree to the manager running in it",
-                    )
-                }) else {
-                    continue;
-                };
-                findings.push(fk::CUSTOM_TOP_LEVEL.at(
-                    &placed_at,
-                    format!(
-                        "{v1} is a custom manager's tree at the top level, populated by {who} whose processes run in {unit}; on v2 it belongs in {unit}'s delegated subtree at {placed_at}: delegate Delegate={delegate} and make the manager create its tree there"
-                    ),
-                ));
-                Suggestion {
-                    path: v1,
-                    unit,
-                    existing_unit: true,
-                    predicted: subtree_paths(p, &placed_at),
-                    placed_at,
-                    controllers,
-                    processes,
-                    file,
-                    scope_command: None,
-                }
-            }
-            None => {
-                let name = n.path.trim_start_matches('/').replace(['.', '@', ' ', '/'], "-");
-                let unit = format!("{name}-manager.service");
-                let placed_at = format!("/system.slice/{unit}{}", n.path);
-                let text = format!(
-                    "# Suggested by cgmig: run the manager of {path} here so systemd delegates its tree on v2.\n\
-                     # On v2 no process may stay in a cgroup whose children have controllers: the\n\
-                     # manager keeps itself in a leaf of its subtree and builds {path} beside it.\n\
-                     [Unit]\nDescription=Manager of the {path} cgroups\n\n[Service]\nExecStart=/path/to/the/manager\nDelegate={delegate}\n\n[Install]\nWantedBy=multi-user.target\n",
-                    path = n.path
-                );
-                findings.push(fk::CUSTOM_TOP_LEVEL.at(
-                    &n.path,
-                    format!(
-                        "{} is a custom manager's tree at the top level (populated by {who}); on v2 it belongs under a delegating unit such as {unit} (Delegate={delegate}), at {placed_at}",
-                        n.path
-                    ),
-                ));
-                let predicted = subtree_paths(p, &n.path)
-                    .into_iter()
-                    .map(|x| format!("/system.slice/{unit}{x}"))
-                    .collect();
-                Suggestion {
-                    path: n.path.clone(),
-                    scope_command: Some(format!(
-                        "systemd-run --scope --unit={name}-manager.scope --slice=system.slice -p Delegate={delegate} -- /path/to/the/manager"
-                    )),
-                    unit: unit.clone(),
-                    existing_unit: false,
-                    placed_at,
-                    controllers,
-                    processes,
-                    file: InstallFile {
-                        path: format!("/etc/systemd/system/{unit}"),
-                        text,
-                    },
-                    predicted,
-                }
-            }
-        };
-        out.push(s);
+            self.processes.join(", ")
+        }
     }
-    out
+}
+
+/// Placed inside a unit by the plan, from a top-level v1 tree; only the top
+/// of such a tree (its parent is the unit itself).
+fn moved_into_unit(n: &PlanNode, o: &Owner, look: &Lookup<'_>, map: &OwnerMap) -> Option<Moved> {
+    let (u, v1) = (enclosing_unit(o)?, top_level_origin(n, map)?);
+    let po = look.owner(n.parent_path()?)?;
+    (po.manager == Manager::Systemd && po.unit.as_deref() == Some(u)).then(|| Moved {
+        unit: u.to_string(),
+        v1: v1.to_string(),
+    })
+}
+
+/// The `Delegate=` value for a controller list (`yes` when empty).
+fn delegate_value(controllers: &[String]) -> String {
+    if controllers.is_empty() {
+        "yes".to_string()
+    } else {
+        controllers.join(" ")
+    }
+}
+
+/// A tree the plan placed in an existing unit: the unit's delegating
+/// drop-in (the delegation's, when it has one: it covers the whole subtree).
+fn existing_unit_suggestion(
+    p: &Plan,
+    tree: &CustomTree<'_>,
+    moved: &Moved,
+    delegations: &[Delegation],
+    findings: &mut Vec<Finding>,
+) -> Option<Suggestion> {
+    let Moved { unit, v1 } = moved;
+    let placed_at = tree.node.path.clone();
+    let d = delegations.iter().find(|d| d.unit == *unit);
+    let controllers = d.map_or_else(|| tree.controllers.clone(), |d| d.controllers.clone());
+    let delegate = delegate_value(&controllers);
+    let file = d.and_then(|d| d.dropin.clone()).or_else(|| {
+        unit_dropin(
+            unit,
+            DROPIN_DELEGATE,
+            &[format!("Delegate={delegate}")],
+            "delegate this unit's subtree to the manager running in it",
+        )
+    })?;
+    findings.push(fk::CUSTOM_TOP_LEVEL.at(
+        &placed_at,
+        format!(
+            "{v1} is a custom manager's tree at the top level, populated by {} whose processes run in {unit}; on v2 it belongs in {unit}'s delegated subtree at {placed_at}: delegate Delegate={delegate} and make the manager create its tree there",
+            tree.who()
+        ),
+    ));
+    Some(Suggestion {
+        path: v1.clone(),
+        unit: unit.clone(),
+        existing_unit: true,
+        predicted: subtree_paths(p, &placed_at),
+        placed_at,
+        controllers,
+        processes: tree.processes.clone(),
+        file,
+        scope_command: None,
+    })
+}
+
+/// A top-level tree nothing places: a new delegating service
+/// (`<tree>-manager.service`) under `system.slice`, or the same as a scope.
+fn new_unit_suggestion(p: &Plan, tree: &CustomTree<'_>, findings: &mut Vec<Finding>) -> Suggestion {
+    let path = &tree.node.path;
+    let name = path.trim_start_matches('/').replace(['.', '@', ' ', '/'], "-");
+    let unit = format!("{name}-manager.service");
+    let placed_at = format!("/system.slice/{unit}{path}");
+    let delegate = delegate_value(&tree.controllers);
+    findings.push(fk::CUSTOM_TOP_LEVEL.at(
+        path,
+        format!(
+            "{path} is a custom manager's tree at the top level (populated by {}); on v2 it belongs under a delegating unit such as {unit} (Delegate={delegate}), at {placed_at}",
+            tree.who()
+        ),
+    ));
+    let predicted = subtree_paths(p, path)
+        .into_iter()
+        .map(|x| format!("/system.slice/{unit}{x}"))
+        .collect();
+    Suggestion {
+        path: path.clone(),
+        scope_command: Some(format!(
+            "systemd-run --scope --unit={name}-manager.scope --slice=system.slice -p Delegate={delegate} -- /path/to/the/manager"
+        )),
+        unit: unit.clone(),
+        existing_unit: false,
+        placed_at,
+        controllers: tree.controllers.clone(),
+        processes: tree.processes.clone(),
+        file: InstallFile {
+            path: format!("/etc/systemd/system/{unit}"),
+            text: manager_unit_text(path, &delegate),
+        },
+        predicted,
+    }
+}
+
+/// The suggested service for a custom manager of the tree at `path`.
+fn manager_unit_text(path: &str, delegate: &str) -> String {
+    format!(
+        "# Suggested by cgmig: run the manager of {path} here so systemd delegates its tree on v2.\n\
+         # On v2 no process may stay in a cgroup whose children have controllers: the\n\
+         # manager keeps itself in a leaf of its subtree and builds {path} beside it.\n\
+         [Unit]\nDescription=Manager of the {path} cgroups\n\n[Service]\nExecStart=/path/to/the/manager\nDelegate={delegate}\n\n[Install]\nWantedBy=multi-user.target\n"
+    )
 }
 
 /// The v2 path systemd uses for a node: its `name=systemd` or unified origin
@@ -880,12 +1119,14 @@ pub fn systemd_path(n: &PlanNode) -> String {
         .unwrap_or_else(|| n.path.clone())
 }
 
-fn places(p: &Plan, snap: &Snapshot, nodes: &BTreeMap<String, Owner>) -> Vec<ProcessPlace> {
-    let by_pid: BTreeMap<crate::model::Pid, &crate::model::Process> =
-        snap.processes().into_iter().map(|(_, p)| (p.pid, p)).collect();
+/// Where each non-kernel process belongs, by command line: the unit's
+/// path for systemd's units, else the plan node's.
+fn places(p: &Plan, snap: &Snapshot, look: &Lookup<'_>) -> Vec<ProcessPlace> {
+    // In pid order (`Snapshot::processes`): found by binary search.
+    let procs = snap.processes();
     let mut out = Vec::new();
     for n in p.nodes.iter().filter(|n| n.path != "/") {
-        let Some(o) = PlanOwners::lookup(nodes, &n.path) else {
+        let Some(o) = look.owner_or_ancestor(&n.path) else {
             continue;
         };
         let path = if o.manager == Manager::Systemd {
@@ -894,7 +1135,10 @@ fn places(p: &Plan, snap: &Snapshot, nodes: &BTreeMap<String, Owner>) -> Vec<Pro
             n.path.clone()
         };
         for pid in &n.processes {
-            let Some(pr) = by_pid.get(pid) else { continue };
+            let Ok(i) = procs.binary_search_by_key(pid, |(_, pr)| pr.pid) else {
+                continue;
+            };
+            let pr = procs[i].1;
             if pr.is_kernel_thread() {
                 continue;
             }

@@ -9,13 +9,12 @@
 //! manager's, identified by the processes that populate it. The unit files on
 //! disk and systemd's cgroup xattrs are recorded as further evidence.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::paths::{PathIndex, ProcessNames};
 use super::units::is_unit_name;
-use petgraph::graph::NodeIndex;
-
 use crate::model::{Node, Snapshot};
 
 /// A cgroup manager.
@@ -114,18 +113,20 @@ pub type OwnerMap = BTreeMap<String, Owner>;
 /// carries the `xattr` option systemd mounts it with (mount-setup.c), the
 /// only mark left when a container sees just its own subtree.
 pub fn is_systemd_host(snap: &Snapshot) -> bool {
-    let named_xattr = snap.hierarchies().iter().any(|(_, h)| {
-        h.name.as_deref() == Some("systemd")
-            && h.mounts.iter().any(|m| m.options.iter().any(|o| o == "xattr"))
-    });
-    let pid1 = snap.processes().iter().any(|(_, p)| {
-        p.pid == crate::model::Pid::new(1)
-            && (p.comm == "systemd" || p.cmdline.first().is_some_and(|c| c.ends_with("systemd")))
-    });
-    let own_cgroups = snap
-        .cgroups()
-        .any(|(_, c)| matches!(c.path.as_str(), "/init.scope" | "/system.slice" | "/user.slice"));
-    named_xattr || pid1 || own_cgroups
+    // One pass over the graph's nodes (this runs inside `plan` on hosts of
+    // hundreds of thousands of nodes), stopping at the first mark.
+    snap.graph.node_weights().any(|node| match node {
+        Node::Hierarchy(h) => {
+            h.name.as_deref() == Some("systemd")
+                && h.mounts.iter().any(|m| m.options.iter().any(|o| o == "xattr"))
+        }
+        Node::Process(p) => {
+            p.pid == crate::model::Pid::new(1)
+                && (p.comm == "systemd" || p.cmdline.first().is_some_and(|c| c.ends_with("systemd")))
+        }
+        Node::Cgroup(c) => matches!(c.path.as_str(), "/init.scope" | "/system.slice" | "/user.slice"),
+        _ => false,
+    })
 }
 
 /// A runtime or manager recognised by one path component.
@@ -183,28 +184,42 @@ fn component_manager(comp: &str, index: usize, prev: Option<&str>) -> Option<(Ma
     None
 }
 
-/// Manager, unit and detail of one path (without evidence); `None` for `/`.
-type Class = (Manager, Option<String>, Option<String>);
+/// What a path's name alone says about its owner (no evidence yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Class {
+    /// Who writes it.
+    manager: Manager,
+    /// The unit it is or lies in.
+    unit: Option<String>,
+    /// How (driver, `inside X`, ...).
+    detail: Option<String>,
+}
 
-/// Classify one path (without evidence), top-down.
-fn classify(path: &str, systemd_host: bool) -> Option<Class> {
-    let comps: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if comps.is_empty() {
-        return None;
+impl Class {
+    fn new(manager: Manager, unit: Option<&str>, detail: Option<String>) -> Self {
+        Class {
+            manager,
+            unit: unit.map(str::to_string),
+            detail,
+        }
     }
+}
+
+/// Classify one path (without evidence), top-down; `None` for `/`.
+fn classify(path: &str, systemd_host: bool) -> Option<Class> {
     // The innermost systemd unit so far, and the user manager it runs under.
     let mut unit: Option<&str> = None;
     let mut user_mgr: Option<&str> = None;
-    for (i, comp) in comps.iter().enumerate() {
-        let prev = i.checked_sub(1).map(|j| comps[j]);
+    let mut prev: Option<&str> = None;
+    for (i, comp) in path.split('/').filter(|s| !s.is_empty()).enumerate() {
         if let Some((m, how)) = component_manager(comp, i, prev) {
             let inside = unit.filter(|u| !u.ends_with(".slice"));
             let detail = match inside {
                 Some(u) => format!("{how}, inside {u}"),
                 None => how.to_string(),
             };
-            let own_unit = (systemd_host && is_unit_name(comp)).then_some(*comp).or(unit);
-            return Some((m, own_unit.map(str::to_string), Some(detail)));
+            let own_unit = (systemd_host && is_unit_name(comp)).then_some(comp).or(unit);
+            return Some(Class::new(m, own_unit, Some(detail)));
         }
         let unit_like = systemd_host && is_unit_name(comp);
         let may_nest = match unit {
@@ -218,22 +233,25 @@ fn classify(path: &str, systemd_host: bool) -> Option<Class> {
                 user_mgr = Some(u);
             }
             unit = Some(comp);
+            prev = Some(comp);
             continue;
         }
         return Some(match unit {
-            Some(u) if *comp == ".control" => (
+            Some(u) if comp == ".control" => Class::new(
                 Manager::Systemd,
-                Some(u.to_string()),
+                Some(u),
                 Some("systemd's control group of a delegated unit".into()),
             ),
-            Some(u) => (Manager::Custom, Some(u.to_string()), Some(format!("inside {u}"))),
-            None if systemd_host => (Manager::Custom, None, Some("beside systemd's tree".into())),
-            None => (Manager::Custom, None, None),
+            Some(u) => Class::new(Manager::Custom, Some(u), Some(format!("inside {u}"))),
+            None if systemd_host => Class::new(Manager::Custom, None, Some("beside systemd's tree".into())),
+            None => Class::new(Manager::Custom, None, None),
         });
     }
-    Some((
+    // No component at all: the root.
+    prev?;
+    Some(Class::new(
         Manager::Systemd,
-        unit.map(str::to_string),
+        unit,
         user_mgr.map(|u| format!("user manager in {u}")),
     ))
 }
@@ -245,9 +263,9 @@ fn classify(path: &str, systemd_host: bool) -> Option<Class> {
 /// not built by anyone but cgmig, so its create must stay in the plan.
 pub fn builds_at(path: &str, owner: &Owner, systemd_host: bool) -> bool {
     match classify(path, systemd_host) {
-        Some((m, unit, _)) if m == owner.manager => match m {
+        Some(c) if c.manager == owner.manager => match c.manager {
             Manager::Custom => false,
-            Manager::Systemd => unit == owner.unit,
+            Manager::Systemd => c.unit == owner.unit,
             _ => true,
         },
         _ => false,
@@ -260,81 +278,29 @@ fn is_user_manager(unit: &str) -> bool {
 
 /// Decide the owner of every cgroup path in the snapshot.
 pub fn detect(snap: &Snapshot) -> OwnerMap {
-    let systemd_host = is_systemd_host(snap);
-    let ev = &snap.owner_evidence;
-    // Labels of the hierarchies each path appears in, and the processes in each.
-    // (The process names are only made when a custom tree needs them: the
-    // planner runs this on hosts of 100k cgroups and 200k threads.)
-    let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut with_tasks: Vec<(&str, NodeIndex)> = Vec::new();
-    for (hi, h) in snap.hierarchies() {
-        let Some(root) = snap.root_cgroup(hi) else {
-            continue;
-        };
-        let label = h.label();
-        let mut stack = vec![root];
-        while let Some(ci) = stack.pop() {
-            let c = snap.cgroup(ci);
-            // One path String per path, not per hierarchy.
-            if let Some(labels) = seen.get_mut(&c.path) {
-                labels.insert(label.clone());
-            } else {
-                seen.insert(c.path.clone(), BTreeSet::from([label.clone()]));
-            }
-            if snap.members(ci).next().is_some() {
-                with_tasks.push((c.path.as_str(), ci));
-            }
-            stack.extend(snap.children(ci));
-        }
-    }
-    let classified: Vec<(&String, &BTreeSet<String>, Class)> = seen
-        .iter()
-        .filter_map(|(path, labels)| Some((path, labels, classify(path, systemd_host)?)))
+    detect_in(snap, &PathIndex::collect(snap), is_systemd_host(snap))
+}
+
+/// [`detect`] over the snapshot's cgroups grouped by path, on a host
+/// already known to run systemd or not (the annotate pass has both).
+/// Steps: classify each path by its name, name the processes (only when a
+/// custom tree will list them), then gather each path's evidence.
+pub(crate) fn detect_in(snap: &Snapshot, paths: &PathIndex<'_>, systemd_host: bool) -> OwnerMap {
+    let classes: Vec<Option<Class>> = (0..paths.len())
+        .map(|i| classify(paths.path(i), systemd_host))
         .collect();
-    let any_custom = classified.iter().any(|(_, _, (m, _, _))| *m == Manager::Custom);
-    let mut procs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (path, ci) in with_tasks.into_iter().filter(|_| any_custom) {
-        let names = procs.entry(path.to_string()).or_default();
-        for t in snap.members(ci) {
-            if let Some(p) = snap.process_of(t)
-                && let Node::Process(p) = &snap.graph[p]
-            {
-                names.insert(format!("{} ({})", p.comm, p.pid));
-            }
-        }
-    }
+    let any_custom = classes.iter().flatten().any(|c| c.manager == Manager::Custom);
+    let procs = any_custom.then(|| ProcessNames::collect(snap, paths));
     let mut out = OwnerMap::new();
-    for (path, labels, (manager, unit, detail)) in classified {
-        let mut evidence = vec![format!(
-            "path {path} in {}",
-            labels.iter().cloned().collect::<Vec<_>>().join(", ")
-        )];
-        if manager == Manager::Systemd
-            && let Some(u) = &unit
-        {
-            match ev.units.get(u) {
-                Some(cfg) => evidence.push(format!("unit files: {}", cfg.files.join(", "))),
-                None => evidence.push(format!("{u}: no unit file (transient or built-in)")),
-            }
-        }
-        if let Some(x) = ev.xattrs.get(path) {
-            let names: Vec<&str> = x.keys().map(String::as_str).collect();
-            evidence.push(format!("xattrs: {}", names.join(", ")));
-        }
-        if manager == Manager::Custom {
-            let populating = subtree_processes(&procs, path);
-            if populating.is_empty() {
-                evidence.push("no processes in it or below".into());
-            } else {
-                evidence.push(format!("populated by {}", populating.join(", ")));
-            }
-        }
+    for (i, class) in classes.into_iter().enumerate() {
+        let Some(class) = class else { continue };
+        let evidence = evidence_of(snap, paths, i, &class, procs.as_ref());
         out.insert(
-            path.clone(),
+            paths.path(i).to_string(),
             Owner {
-                manager,
-                unit,
-                detail,
+                manager: class.manager,
+                unit: class.unit,
+                detail: class.detail,
                 evidence,
             },
         );
@@ -342,22 +308,42 @@ pub fn detect(snap: &Snapshot) -> OwnerMap {
     out
 }
 
-/// Processes in a path or below it (up to 5, then a count).
-pub fn subtree_processes(procs: &BTreeMap<String, BTreeSet<String>>, path: &str) -> Vec<String> {
-    let prefix = format!("{}/", path.trim_end_matches('/'));
-    let mut all: BTreeSet<&String> = procs.get(path).into_iter().flatten().collect();
-    // Descendants sort right after `path/` (siblings like `path-x` sort before it).
-    for (p, set) in procs.range(prefix.clone()..) {
-        if !p.starts_with(&prefix) {
-            break;
+/// Why path `i` has its owner: the hierarchies it is in, the unit's files
+/// (systemd), systemd's xattrs on it, and the processes that populate a
+/// custom tree.
+fn evidence_of(
+    snap: &Snapshot,
+    paths: &PathIndex<'_>,
+    i: usize,
+    class: &Class,
+    procs: Option<&ProcessNames>,
+) -> Vec<String> {
+    let path = paths.path(i);
+    let ev = &snap.owner_evidence;
+    let mut evidence = vec![format!("path {path} in {}", paths.labels_joined(i))];
+    if class.manager == Manager::Systemd
+        && let Some(u) = &class.unit
+    {
+        match ev.units.get(u) {
+            Some(cfg) => evidence.push(format!("unit files: {}", cfg.files.join(", "))),
+            None => evidence.push(format!("{u}: no unit file (transient or built-in)")),
         }
-        all.extend(set);
     }
-    let mut v: Vec<String> = all.iter().take(5).map(|s| (*s).clone()).collect();
-    if all.len() > 5 {
-        v.push(format!("and {} more", all.len() - 5));
+    if let Some(x) = ev.xattrs.get(path) {
+        let names: Vec<&str> = x.keys().map(String::as_str).collect();
+        evidence.push(format!("xattrs: {}", names.join(", ")));
     }
-    v
+    if class.manager == Manager::Custom
+        && let Some(procs) = procs
+    {
+        let populating = procs.in_subtree(paths, i);
+        if populating.is_empty() {
+            evidence.push("no processes in it or below".into());
+        } else {
+            evidence.push(format!("populated by {}", populating.join(", ")));
+        }
+    }
+    evidence
 }
 
 #[cfg(test)]
@@ -365,7 +351,8 @@ mod tests {
     use super::*;
 
     fn m(path: &str) -> (Manager, Option<String>, Option<String>) {
-        classify(path, true).unwrap()
+        let c = classify(path, true).unwrap();
+        (c.manager, c.unit, c.detail)
     }
 
     #[test]
@@ -393,16 +380,8 @@ mod tests {
         let (mg, unit, d) = m("/batch/job7");
         assert_eq!((mg, unit), (Manager::Custom, None));
         assert_eq!(d.as_deref(), Some("beside systemd's tree"));
-        assert_eq!(classify("/batch", false).unwrap().2, None);
-    }
-
-    #[test]
-    fn subtree_processes_skip_siblings_that_sort_between() {
-        let mut procs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (p, c) in [("/a", "x (1)"), ("/a-b", "sib (2)"), ("/a/c", "kid (3)")] {
-            procs.entry(p.into()).or_default().insert(c.into());
-        }
-        assert_eq!(subtree_processes(&procs, "/a"), ["kid (3)", "x (1)"]);
+        assert_eq!(classify("/batch", false).unwrap().detail, None);
+        assert_eq!(classify("/", true), None);
     }
 
     #[test]

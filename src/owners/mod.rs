@@ -21,6 +21,7 @@ pub mod detect;
 pub mod directives;
 pub mod evidence;
 pub mod findings;
+pub(crate) mod paths;
 mod render;
 pub mod runtimes;
 pub mod systemd;

@@ -8,21 +8,42 @@ use super::detect::{Manager, OwnerMap, detect};
 use crate::model::Snapshot;
 use crate::plan::Plan;
 
+/// A run of paths with one owner label: a subtree's top and its size.
+struct Subtree<'a> {
+    /// The first path of the run.
+    top: &'a str,
+    /// The owner's label.
+    label: String,
+    /// Paths in the run, the top included.
+    paths: usize,
+}
+
 /// Top-level subtrees per owner label: the first path of each run of one owner.
-fn subtrees(map: &BTreeMap<String, super::Owner>) -> Vec<(String, String, usize)> {
-    let mut out: Vec<(String, String, usize)> = Vec::new();
+fn subtrees(map: &BTreeMap<String, super::Owner>) -> Vec<Subtree<'_>> {
+    let mut out: Vec<Subtree<'_>> = Vec::new();
     for (path, o) in map {
         let label = o.label();
         match out.last_mut() {
-            Some((top, l, n)) if *l == label && (path.starts_with(&format!("{top}/"))) => *n += 1,
-            _ => out.push((path.clone(), label, 1)),
+            Some(s) if s.label == label && path.strip_prefix(s.top).is_some_and(|r| r.starts_with('/')) => {
+                s.paths += 1;
+            }
+            _ => out.push(Subtree {
+                top: path,
+                label,
+                paths: 1,
+            }),
         }
     }
     out
 }
 
 fn owners_table(map: &OwnerMap, out: &mut String) {
-    for (path, label, n) in subtrees(map) {
+    for Subtree {
+        top: path,
+        label,
+        paths: n,
+    } in subtrees(map)
+    {
         let more = if n > 1 {
             format!(" (+{} below)", n - 1)
         } else {
@@ -30,7 +51,7 @@ fn owners_table(map: &OwnerMap, out: &mut String) {
         };
         let _ = writeln!(out, "  {path}  {label}{more}");
         // The evidence beyond the path itself (unit files, xattrs, processes).
-        if let Some(o) = map.get(&path) {
+        if let Some(o) = map.get(path) {
             let ev: Vec<&str> = o
                 .evidence
                 .iter()

@@ -4,12 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use super::annotate::{RuntimePlan, RuntimeValues};
+use super::annotate::{Lookup, RuntimePlan, RuntimeValues};
 use super::detect::{Manager, Owner};
 use super::findings as fk;
 use super::systemd::Written;
 use crate::audit::Finding;
-use crate::plan::Plan;
 
 /// Settings to change for a runtime, by driver, on a systemd host or not.
 fn changes(m: Manager, cgroupfs: bool, systemd_host: bool) -> Vec<String> {
@@ -100,8 +99,8 @@ pub fn predicted_path(m: Manager, path: &str, systemd_host: bool) -> String {
 
 /// The values the runtime writes into a node it rebuilds: the plan node's
 /// converted settings (the runtime converts the same container spec).
-fn runtime_values(p: &Plan, m: Manager, path: &str, systemd_host: bool) -> Option<RuntimeValues> {
-    let n = p.nodes.iter().find(|n| n.path == path)?;
+fn runtime_values(look: &Lookup<'_>, m: Manager, path: &str, systemd_host: bool) -> Option<RuntimeValues> {
+    let n = look.node(path)?;
     let files: Vec<Written> = n
         .settings
         .iter()
@@ -128,9 +127,9 @@ fn runtime_values(p: &Plan, m: Manager, path: &str, systemd_host: bool) -> Optio
 }
 
 /// One plan per runtime, with its findings.
-pub fn plan_runtimes(
-    p: &Plan,
+pub(super) fn plan_runtimes(
     nodes: &BTreeMap<String, Owner>,
+    look: &Lookup<'_>,
     systemd_host: bool,
     findings: &mut Vec<Finding>,
 ) -> Vec<RuntimePlan> {
@@ -143,7 +142,7 @@ pub fn plan_runtimes(
             .map(|d| d.split(',').next().unwrap_or(d).to_string())
             .unwrap_or_default();
         let parent_same = crate::model::path::parent(path)
-            .and_then(|pp| nodes.get(pp))
+            .and_then(|pp| look.owner(pp))
             .is_some_and(|po| po.manager == o.manager);
         let g = groups.entry((o.manager, driver)).or_default();
         if !parent_same {
@@ -158,7 +157,7 @@ pub fn plan_runtimes(
         let predicted: Vec<String> = all.iter().map(|x| predicted_path(m, x, systemd_host)).collect();
         let values: Vec<RuntimeValues> = all
             .iter()
-            .filter_map(|x| runtime_values(p, m, x, systemd_host))
+            .filter_map(|x| runtime_values(look, m, x, systemd_host))
             .collect();
         let needs_change = cgroupfs && systemd_host;
         let kind = if needs_change {

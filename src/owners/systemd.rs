@@ -245,186 +245,220 @@ pub fn translated(d: &BTreeMap<String, String>, ctx: &SystemdContext) -> Vec<Tra
 
 /// What systemd writes on a v2 (unified) host for a unit, and the
 /// directives that will have no effect there.
+///
+/// One step per file group, in the order `cgroup.c` applies them; each step
+/// reads the unified directive first and falls back to the legacy one (which
+/// this version may translate or ignore, see [`Prediction::legacy`]).
 pub fn predict_v2(
     unit: &str,
     d: &BTreeMap<String, String>,
     ctx: &SystemdContext,
 ) -> (Vec<Written>, Vec<Dropped>) {
-    let mut out = Vec::new();
-    let mut dropped = Vec::new();
-    let g = |k: &str| d.get(k).map(String::as_str);
-    let mut legacy = |directive: &str,
-                      value: &str,
-                      replacement: Option<String>,
-                      out: &mut Vec<Written>,
-                      w: Option<Written>| {
-        match directives::handling(directive, ctx.version) {
-            Some(Handling::Ignored) => dropped.push(Dropped {
+    let mut p = Prediction {
+        d,
+        ctx,
+        files: Vec::new(),
+        dropped: Vec::new(),
+    };
+    p.cpu_weight();
+    p.cpu_max();
+    p.memory_max();
+    p.memory_protection();
+    p.io_weight();
+    p.unpredictable_legacy();
+    p.pids_max(unit);
+    p.cpuset();
+    (p.files, p.dropped)
+}
+
+/// A unit's v2 prediction while it is built by [`predict_v2`]'s steps.
+struct Prediction<'a> {
+    /// The unit's effective directives.
+    d: &'a BTreeMap<String, String>,
+    /// Version, task base and defaults.
+    ctx: &'a SystemdContext,
+    /// Files systemd writes.
+    files: Vec<Written>,
+    /// Directives that have no effect.
+    dropped: Vec<Dropped>,
+}
+
+impl<'a> Prediction<'a> {
+    /// A directive's value (borrowed from the unit, not from the prediction).
+    fn get(&self, k: &str) -> Option<&'a str> {
+        self.d.get(k).map(String::as_str)
+    }
+
+    /// systemd writes `file` with `value`, from the directive `from`.
+    fn write(&mut self, file: &str, value: String, from: String, formula: &str) {
+        self.files.push(written(file, value, from, formula));
+    }
+
+    /// A legacy directive: this version translates it (and writes `w`, if
+    /// any) or ignores it (then it is dropped, with its replacement).
+    fn legacy(&mut self, directive: &str, value: &str, replacement: Option<String>, w: Option<Written>) {
+        match directives::handling(directive, self.ctx.version) {
+            Some(Handling::Ignored) => self.dropped.push(Dropped {
                 directive: format!("{directive}={value}"),
-                why: ignored_why(directive, ctx.version),
+                why: ignored_why(directive, self.ctx.version),
                 replacement,
             }),
-            _ => out.extend(w),
+            _ => self.files.extend(w),
         }
-    };
-    // cpu.weight
-    if let Some(w) = g("CPUWeight") {
-        if let Some(n) = num(w) {
-            out.push(written(
-                "cpu.weight",
-                n.to_string(),
-                format!("CPUWeight={w}"),
-                "copied",
-            ));
-        }
-    } else if let Some(s) = g("CPUShares").and_then(|s| num(s).map(|n| (s, n))) {
-        let w = shares_to_weight(s.1);
-        legacy(
-            "CPUShares",
-            s.0,
-            Some(format!("CPUWeight={w}")),
-            &mut out,
-            Some(written(
+    }
+
+    /// `cpu.weight`: `CPUWeight=` copied, else `CPUShares=` converted.
+    fn cpu_weight(&mut self) {
+        if let Some(w) = self.get("CPUWeight") {
+            if let Some(n) = num(w) {
+                self.write("cpu.weight", n.to_string(), format!("CPUWeight={w}"), "copied");
+            }
+        } else if let Some(s) = self.get("CPUShares")
+            && let Some(n) = num(s)
+        {
+            let w = shares_to_weight(n);
+            let file = written(
                 "cpu.weight",
                 w.to_string(),
-                format!("CPUShares={}", s.0),
+                format!("CPUShares={s}"),
                 "systemd: clamp(shares*100/1024, 1, 10000)",
-            )),
-        );
-    }
-    if let Some(q) = g("CPUQuota")
-        && let Some(v) = cpu_max(q, g("CPUQuotaPeriodSec"))
-    {
-        out.push(written(
-            "cpu.max",
-            v,
-            format!("CPUQuota={q}"),
-            "quota% * period, period 100ms",
-        ));
-    }
-    // memory
-    if let Some(m) = g("MemoryMax") {
-        let v = if m == "infinity" {
-            Some("max".to_string())
-        } else {
-            parse_bytes(m).map(|b| b.to_string())
-        };
-        if let Some(v) = v {
-            out.push(written("memory.max", v, format!("MemoryMax={m}"), "copied"));
-        }
-    } else if let Some(m) = g("MemoryLimit") {
-        let v = if m == "infinity" {
-            Some("max".to_string())
-        } else {
-            parse_bytes(m).map(|b| b.to_string())
-        };
-        if let Some(v) = v {
-            legacy(
-                "MemoryLimit",
-                m,
-                Some(format!("MemoryMax={v}")),
-                &mut out,
-                Some(written(
-                    "memory.max",
-                    v,
-                    format!("MemoryLimit={m}"),
-                    "copied (MemoryLimit= read as MemoryMax=)",
-                )),
             );
+            self.legacy("CPUShares", s, Some(format!("CPUWeight={w}")), Some(file));
         }
     }
-    for (k, f) in [
-        ("MemoryHigh", "memory.high"),
-        ("MemoryLow", "memory.low"),
-        ("MemoryMin", "memory.min"),
-        ("MemorySwapMax", "memory.swap.max"),
-    ] {
-        if let Some(m) = g(k) {
-            let v = if m == "infinity" {
-                Some("max".to_string())
-            } else {
-                parse_bytes(m).map(|b| b.to_string())
-            };
-            if let Some(v) = v {
-                out.push(written(f, v, format!("{k}={m}"), "copied"));
+
+    /// `cpu.max` from `CPUQuota=` (and `CPUQuotaPeriodSec=`).
+    fn cpu_max(&mut self) {
+        if let Some(q) = self.get("CPUQuota")
+            && let Some(v) = cpu_max(q, self.get("CPUQuotaPeriodSec"))
+        {
+            let from = format!("CPUQuota={q}");
+            self.write("cpu.max", v, from, "quota% * period, period 100ms");
+        }
+    }
+
+    /// `memory.max`: `MemoryMax=` copied, else `MemoryLimit=` read as it.
+    fn memory_max(&mut self) {
+        if let Some(m) = self.get("MemoryMax") {
+            if let Some(v) = memory_value(m) {
+                self.write("memory.max", v, format!("MemoryMax={m}"), "copied");
+            }
+        } else if let Some(m) = self.get("MemoryLimit")
+            && let Some(v) = memory_value(m)
+        {
+            let file = written(
+                "memory.max",
+                v.clone(),
+                format!("MemoryLimit={m}"),
+                "copied (MemoryLimit= read as MemoryMax=)",
+            );
+            self.legacy("MemoryLimit", m, Some(format!("MemoryMax={v}")), Some(file));
+        }
+    }
+
+    /// `memory.high`, `.low`, `.min`, `.swap.max`: v2-only directives, copied.
+    fn memory_protection(&mut self) {
+        for (k, f) in [
+            ("MemoryHigh", "memory.high"),
+            ("MemoryLow", "memory.low"),
+            ("MemoryMin", "memory.min"),
+            ("MemorySwapMax", "memory.swap.max"),
+        ] {
+            if let Some(m) = self.get(k)
+                && let Some(v) = memory_value(m)
+            {
+                let from = format!("{k}={m}");
+                self.write(f, v, from, "copied");
             }
         }
     }
-    // io.weight
-    if let Some(w) = g("IOWeight") {
-        if let Some(n) = num(w) {
-            out.push(written(
-                "io.weight",
-                format!("default {n}"),
-                format!("IOWeight={w}"),
-                "copied",
-            ));
-        }
-    } else if let Some(s) = g("BlockIOWeight").and_then(|s| num(s).map(|n| (s, n))) {
-        let w = blkio_to_io(s.1);
-        legacy(
-            "BlockIOWeight",
-            s.0,
-            Some(format!("IOWeight={w}")),
-            &mut out,
-            Some(written(
+
+    /// `io.weight`: `IOWeight=` copied, else `BlockIOWeight=` converted.
+    fn io_weight(&mut self) {
+        if let Some(w) = self.get("IOWeight") {
+            if let Some(n) = num(w) {
+                self.write(
+                    "io.weight",
+                    format!("default {n}"),
+                    format!("IOWeight={w}"),
+                    "copied",
+                );
+            }
+        } else if let Some(s) = self.get("BlockIOWeight")
+            && let Some(n) = num(s)
+        {
+            let w = blkio_to_io(n);
+            let file = written(
                 "io.weight",
                 format!("default {w}"),
-                format!("BlockIOWeight={}", s.0),
+                format!("BlockIOWeight={s}"),
                 "systemd: clamp(w*100/500, 1, 10000)",
-            )),
-        );
-    }
-    // Legacy directives with no predictable file (startup weights, per-device
-    // entries resolved at runtime, accounting switches): only their loss.
-    for l in directives::TABLE.iter().filter(|l| l.file.is_none()) {
-        if let Some(v) = g(l.directive)
-            && !l.v2.is_some_and(|k| d.contains_key(k))
-        {
-            legacy(l.directive, v, replacement(l.directive, v), &mut out, None);
+            );
+            self.legacy("BlockIOWeight", s, Some(format!("IOWeight={w}")), Some(file));
         }
     }
-    // pids.max
-    match g("TasksMax") {
-        Some(t) => {
-            if let Some(v) = tasks_max(t, ctx.tasks_base) {
-                out.push(written(
-                    "pids.max",
-                    v,
-                    format!("TasksMax={t}"),
-                    "N, N% of min(threads-max, pid_max-1), or max",
-                ));
+
+    /// Legacy directives with no predictable file (startup weights,
+    /// per-device entries resolved at runtime, accounting switches): only
+    /// their loss, when the unit sets no v2 directive of their kind.
+    fn unpredictable_legacy(&mut self) {
+        for l in directives::TABLE.iter().filter(|l| l.file.is_none()) {
+            if let Some(v) = self.get(l.directive)
+                && !l.v2.is_some_and(|k| self.d.contains_key(k))
+            {
+                self.legacy(l.directive, v, replacement(l.directive, v), None);
             }
         }
-        None if gets_default_tasks_max(unit) => {
-            if let Some(v) = tasks_max(&ctx.default_tasks_max, ctx.tasks_base) {
-                out.push(written(
-                    "pids.max",
-                    v,
-                    format!("DefaultTasksMax={}", ctx.default_tasks_max),
-                    "N% of min(threads-max, pid_max-1)",
-                ));
+    }
+
+    /// `pids.max`: `TasksMax=`, else `DefaultTasksMax=` for the unit types
+    /// that get it.
+    fn pids_max(&mut self, unit: &str) {
+        let base = self.ctx.tasks_base;
+        match self.get("TasksMax") {
+            Some(t) => {
+                if let Some(v) = tasks_max(t, base) {
+                    let from = format!("TasksMax={t}");
+                    self.write(
+                        "pids.max",
+                        v,
+                        from,
+                        "N, N% of min(threads-max, pid_max-1), or max",
+                    );
+                }
+            }
+            None if gets_default_tasks_max(unit) => {
+                let default = self.ctx.default_tasks_max.as_str();
+                if let Some(v) = tasks_max(default, base) {
+                    let from = format!("DefaultTasksMax={default}");
+                    self.write("pids.max", v, from, "N% of min(threads-max, pid_max-1)");
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// `cpuset.cpus` and `cpuset.mems`: copied.
+    fn cpuset(&mut self) {
+        for (k, f) in [
+            ("AllowedCPUs", "cpuset.cpus"),
+            ("AllowedMemoryNodes", "cpuset.mems"),
+        ] {
+            if let Some(c) = self.get(k) {
+                let (value, from) = (c.to_string(), format!("{k}={c}"));
+                self.write(f, value, from, "copied");
             }
         }
-        None => {}
     }
-    if let Some(c) = g("AllowedCPUs") {
-        out.push(written(
-            "cpuset.cpus",
-            c.to_string(),
-            format!("AllowedCPUs={c}"),
-            "copied",
-        ));
+}
+
+/// A memory directive's value as systemd writes it (`infinity` is `max`).
+fn memory_value(m: &str) -> Option<String> {
+    if m == "infinity" {
+        Some("max".to_string())
+    } else {
+        parse_bytes(m).map(|b| b.to_string())
     }
-    if let Some(c) = g("AllowedMemoryNodes") {
-        out.push(written(
-            "cpuset.mems",
-            c.to_string(),
-            format!("AllowedMemoryNodes={c}"),
-            "copied",
-        ));
-    }
-    (out, dropped)
 }
 
 /// What systemd writes on a v1 (legacy or hybrid) host for a unit: the
@@ -434,6 +468,12 @@ pub fn expected_v1(
     d: &BTreeMap<String, String>,
     ctx: &SystemdContext,
 ) -> BTreeMap<String, String> {
+    expected_v1_from(d, &predict_v2(unit, d, ctx).0)
+}
+
+/// [`expected_v1`] from the unit's v2 prediction, made already (its
+/// `pids.max` is what systemd writes on v1 too).
+pub fn expected_v1_from(d: &BTreeMap<String, String>, predicted: &[Written]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let g = |k: &str| d.get(k).map(String::as_str);
     if let Some(s) = g("CPUShares").and_then(num) {
@@ -456,8 +496,7 @@ pub fn expected_v1(
     } else if let Some(w) = g("IOWeight").and_then(num) {
         out.insert("blkio.weight".into(), io_to_blkio(w).to_string());
     }
-    let (pred, _) = predict_v2(unit, d, ctx);
-    if let Some(p) = pred.iter().find(|w| w.file == "pids.max") {
+    if let Some(p) = predicted.iter().find(|w| w.file == "pids.max") {
         out.insert("pids.max".into(), p.value.clone());
     }
     out

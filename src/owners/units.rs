@@ -63,10 +63,20 @@ pub fn is_unit_name(name: &str) -> bool {
         .any(|s| name.len() > s.len() && name.ends_with(s))
 }
 
+/// A line of a unit file that is not `KEY=VALUE`, a comment, a section or blank.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct MalformedLine {
+    /// 1-based line number (the first line of a continued line).
+    pub line: usize,
+    /// What was wrong.
+    pub message: String,
+}
+
 /// Apply one unit file's text to a directive map (sections are not
 /// distinguished: resource-control keys are unique across them).
-/// Returns the 1-based line of the first malformed line, if any.
-pub fn apply_text(text: &str, directives: &mut BTreeMap<String, String>) -> Result<(), (usize, String)> {
+/// Stops at the first malformed line.
+pub fn apply_text(text: &str, directives: &mut BTreeMap<String, String>) -> Result<(), MalformedLine> {
     let mut pending: Option<(usize, String)> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = match pending.take() {
@@ -87,7 +97,10 @@ pub fn apply_text(text: &str, directives: &mut BTreeMap<String, String>) -> Resu
             continue;
         }
         let Some((k, v)) = l.split_once('=') else {
-            return Err((start, format!("expected KEY=VALUE, found {l:?}")));
+            return Err(MalformedLine {
+                line: start,
+                message: format!("expected KEY=VALUE, found {l:?}"),
+            });
         };
         let (k, v) = (k.trim().to_string(), v.trim().to_string());
         if v.is_empty() {
@@ -161,7 +174,7 @@ pub fn read_unit(rd: &mut Reader<'_>, name: &str, note: &mut impl FnMut(HostErro
 
 fn apply_file(path: &str, text: &str, cfg: &mut UnitConfig, note: &mut impl FnMut(HostError)) {
     cfg.files.push(path.to_string());
-    if let Err((line, message)) = apply_text(text, &mut cfg.directives) {
+    if let Err(MalformedLine { line, message }) = apply_text(text, &mut cfg.directives) {
         note(HostError::Parse {
             path: path.into(),
             line,
@@ -184,7 +197,7 @@ pub fn manager_defaults(rd: &mut Reader<'_>, note: &mut impl FnMut(HostError)) -
     }
     for f in files {
         if let Some(text) = rd.text(&f)
-            && let Err((line, message)) = apply_text(&text, &mut out)
+            && let Err(MalformedLine { line, message }) = apply_text(&text, &mut out)
         {
             note(HostError::Parse {
                 path: f.into(),
@@ -214,7 +227,7 @@ mod tests {
             Some("/bin/sh -c 'sleep 1'")
         );
         assert!(!d.contains_key("MemoryLimit"), "an empty assignment resets");
-        assert_eq!(apply_text("[Service]\nbogus line\n", &mut d).unwrap_err().0, 2);
+        assert_eq!(apply_text("[Service]\nbogus line\n", &mut d).unwrap_err().line, 2);
     }
 
     /// Fragment, drop-ins from several directories (a name in /etc masks the
