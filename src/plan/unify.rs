@@ -91,7 +91,7 @@ pub struct Prepared<'a> {
     pub significant: BTreeMap<u32, Vec<NodeIndex>>,
     /// Per cgroup: the converted settings (and findings) from the rules,
     /// evaluated once for the audit and the plan.
-    pub outcomes: &'a HashMap<NodeIndex, crate::audit::CgroupOutcome>,
+    pub outcomes: &'a crate::audit::Outcomes,
     /// Thread splits.
     pub splits: Vec<ThreadSplit>,
     /// Scanned root cgroup per hierarchy id.

@@ -209,9 +209,15 @@ pub fn convert_setting(
     };
     compute(canonical_function(&spec.function), &input, &mut out)?;
     let Some(value) = out.value else { return Ok(None) };
-    let target = fill_placeholders(&spec.target, caps);
-    super::schema::check_target(&target, rule.rule.matcher.controller.as_deref())
-        .map_err(ConvError::Invalid)?;
+    // A target without placeholders was checked when the rule was loaded.
+    let target = if spec.target.contains('{') {
+        let target = fill_placeholders(&spec.target, caps);
+        super::schema::check_target(&target, rule.rule.matcher.controller.as_deref())
+            .map_err(ConvError::Invalid)?;
+        target
+    } else {
+        spec.target.clone()
+    };
     Ok(Some(Conversion {
         rule: rule.rule.id.clone(),
         target,

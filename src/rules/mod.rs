@@ -118,6 +118,20 @@ impl LoadedRule {
         )
     }
 
+    /// Whether this file rule names `file` in a hierarchy with these
+    /// controllers; returns the regex captures (for `{1}`).
+    pub fn file_match(&self, file: &str, controllers: &[crate::model::Controller]) -> Option<Vec<String>> {
+        if !self.is_file_rule() {
+            return None;
+        }
+        if let Some(c) = &self.rule.matcher.controller
+            && !controllers.iter().any(|x| x.as_str() == c)
+        {
+            return None;
+        }
+        self.file_captures(file)
+    }
+
     /// Whether the value predicate (if any) accepts this value.
     pub fn value_matches(&self, value: &str) -> bool {
         let Some(p) = &self.rule.matcher.value else {
@@ -367,17 +381,9 @@ impl RuleSet {
         file: &'a str,
         controllers: &'a [crate::model::Controller],
     ) -> impl Iterator<Item = (&'a LoadedRule, Vec<String>)> + 'a {
-        self.rules.iter().filter_map(move |r| {
-            if !r.is_file_rule() {
-                return None;
-            }
-            if let Some(c) = &r.rule.matcher.controller
-                && !controllers.iter().any(|x| x.as_str() == c)
-            {
-                return None;
-            }
-            r.file_captures(file).map(|caps| (r, caps))
-        })
+        self.rules
+            .iter()
+            .filter_map(move |r| r.file_match(file, controllers).map(|caps| (r, caps)))
     }
 
     /// Whether `value` of `file` is a default, by the first rule that defines one.
