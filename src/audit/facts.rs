@@ -537,17 +537,17 @@ pub fn kernel_too_old<'a>(
             let detail =
                 format!("{target} (needed by {n} cgroups) appears in kernel {k}; this kernel is {kernel}");
             Finding {
-                rule: rule.rule.id.clone(),
+                rule: rule.text().id.clone(),
                 severity: spec.severity,
-                title: rule.rule.title.clone(),
+                title: rule.text().title.clone(),
                 subject: Subject::Host,
                 file: Some(target),
                 value: None,
                 detail: Some(detail.clone()),
                 why: super::fill(&spec.why, &[("detail", &detail)]),
-                remediation: spec.remediation.trim().to_string(),
+                remediation: spec.remediation.trim().into(),
                 kernel: Some(k),
-                source: rule.rule.source.clone(),
+                source: rule.text().source.clone(),
             }
         })
         .collect()

@@ -11,6 +11,7 @@ pub mod readiness;
 mod render;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -65,15 +66,113 @@ impl std::fmt::Display for Subject {
     }
 }
 
+/// An immutable string shared by every finding that repeats it (a rule's id,
+/// title, remediation and source): cloning it copies a pointer. It compares
+/// with `str` and `String`, and serializes as a plain string.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Text(Arc<str>);
+
+impl Text {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Text(s.into())
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text(s.into())
+    }
+}
+
+impl From<Arc<str>> for Text {
+    fn from(s: Arc<str>) -> Self {
+        Text(s)
+    }
+}
+
+impl From<Text> for String {
+    fn from(t: Text) -> Self {
+        t.0.as_ref().to_string()
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<Text> for str {
+    fn eq(&self, other: &Text) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<Text> for &str {
+    fn eq(&self, other: &Text) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<Text> for String {
+    fn eq(&self, other: &Text) -> bool {
+        **self == *other.0
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Text::from)
+    }
+}
+
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Rule id.
-    pub rule: String,
+    pub rule: Text,
     /// Severity.
     pub severity: Severity,
     /// The rule's title.
-    pub title: String,
+    pub title: Text,
     /// What it is about.
     pub subject: Subject,
     /// The v1 file, for file rules.
@@ -88,13 +187,13 @@ pub struct Finding {
     /// Why it matters (placeholders filled in).
     pub why: String,
     /// The v2 replacement or remediation.
-    pub remediation: String,
+    pub remediation: Text,
     /// First kernel with the replacement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
     /// Source of the facts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    pub source: Option<Text>,
 }
 
 /// A converted setting of one cgroup.
@@ -166,7 +265,7 @@ fn unreadable_findings(snap: &Snapshot) -> Vec<Finding> {
         .iter()
         .filter(|d| crate::scan::is_unreadable(d))
         .map(|d| Finding {
-            rule: UNREADABLE_RULE.to_string(),
+            rule: UNREADABLE_RULE.into(),
             severity: Severity::Error,
             title: "part of the host could not be read".into(),
             subject: Subject::Host,
@@ -292,18 +391,22 @@ fn finding_from(
     vars: &[(&str, &str)],
 ) -> Option<Finding> {
     let spec = rule.rule.finding.as_ref()?;
+    let text = rule.text();
     Some(Finding {
-        rule: rule.rule.id.clone(),
+        rule: text.id.clone(),
         severity: spec.severity,
-        title: rule.rule.title.clone(),
+        title: text.title.clone(),
         subject,
         file: file.map(str::to_string),
         value: value.map(str::to_string),
         detail: detail.map(str::to_string),
         why: fill(&spec.why, vars),
-        remediation: fill(&spec.remediation, vars),
+        remediation: match &text.remediation {
+            Some(r) => r.clone(),
+            None => fill(&spec.remediation, vars).into(),
+        },
         kernel: rule.rule.kernel.clone(),
-        source: rule.rule.source.clone(),
+        source: text.source.clone(),
     })
 }
 
@@ -499,9 +602,9 @@ fn unconvertible(
     e: &crate::rules::convert::ConvError,
 ) -> Finding {
     Finding {
-        rule: rule.rule.id.clone(),
+        rule: rule.text().id.clone(),
         severity: Severity::Error,
-        title: format!("{} cannot be converted", rule.rule.title),
+        title: format!("{} cannot be converted", rule.rule.title).into(),
         subject,
         file: Some(file.to_string()),
         value: Some(value.to_string()),
@@ -509,7 +612,7 @@ fn unconvertible(
         why: format!("{file}={value}: {e}"),
         remediation: "Fix the v1 value, or set the v2 file by hand after the switch.".into(),
         kernel: rule.rule.kernel.clone(),
-        source: rule.rule.source.clone(),
+        source: rule.text().source.clone(),
     }
 }
 
@@ -797,13 +900,13 @@ pub(crate) fn group(findings: &[Finding]) -> Vec<Group> {
             None => {
                 index.insert(&f.rule, out.len());
                 out.push(Group {
-                    rule: f.rule.clone(),
+                    rule: f.rule.to_string(),
                     severity: f.severity,
-                    title: f.title.clone(),
+                    title: f.title.to_string(),
                     count: 1,
                     examples: vec![example],
                     why: f.why.clone(),
-                    remediation: f.remediation.clone(),
+                    remediation: f.remediation.to_string(),
                 });
             }
         }

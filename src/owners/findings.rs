@@ -105,9 +105,9 @@ impl Kind {
     /// A finding of this kind about a v2 path.
     pub fn at(&self, path: &str, why: String) -> Finding {
         Finding {
-            rule: self.id.to_string(),
+            rule: self.id.into(),
             severity: self.severity,
-            title: self.title.to_string(),
+            title: self.title.into(),
             subject: Subject::Cgroup {
                 hierarchy: 0,
                 label: "v2".into(),
@@ -117,7 +117,7 @@ impl Kind {
             value: None,
             detail: None,
             why,
-            remediation: self.remediation.to_string(),
+            remediation: self.remediation.into(),
             kernel: None,
             source: Some("cgmig owners".into()),
         }

@@ -50,15 +50,15 @@ fn planner_finding(
     remediation: &str,
 ) -> Finding {
     Finding {
-        rule: rule.to_string(),
+        rule: rule.into(),
         severity,
-        title: title.to_string(),
+        title: title.into(),
         subject,
         file: None,
         value: None,
         detail: None,
         why,
-        remediation: remediation.to_string(),
+        remediation: remediation.into(),
         kernel: None,
         source: Some("cgmig planner".into()),
     }

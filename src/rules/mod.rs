@@ -165,9 +165,46 @@ pub struct LoadedRule {
     value_regex: Option<Regex>,
     value_not_regex: Option<Regex>,
     default_regex: Option<Regex>,
+    text: RuleText,
+}
+
+/// A rule's texts that every finding of it repeats, allocated once per rule
+/// and shared by its findings (a big host has tens of thousands).
+#[derive(Debug, Clone)]
+pub struct RuleText {
+    /// The id.
+    pub id: crate::audit::Text,
+    /// The title.
+    pub title: crate::audit::Text,
+    /// The source.
+    pub source: Option<crate::audit::Text>,
+    /// The finding's remediation, trimmed, when it has no `{placeholder}`
+    /// to fill (the same text for every finding).
+    pub remediation: Option<crate::audit::Text>,
+}
+
+impl RuleText {
+    fn of(rule: &Rule) -> RuleText {
+        RuleText {
+            id: rule.id.as_str().into(),
+            title: rule.title.as_str().into(),
+            source: rule.source.as_deref().map(Into::into),
+            remediation: rule
+                .finding
+                .as_ref()
+                .map(|f| f.remediation.trim())
+                .filter(|r| !r.contains('{'))
+                .map(Into::into),
+        }
+    }
 }
 
 impl LoadedRule {
+    /// The texts its findings share.
+    pub fn text(&self) -> &RuleText {
+        &self.text
+    }
+
     /// Whether this rule is about an interface file (not a host fact).
     pub fn is_file_rule(&self) -> bool {
         self.rule.matcher.fact.is_none()
@@ -663,6 +700,7 @@ fn validate(mut rule: Rule, origin: Origin) -> Result<LoadedRule, RuleProblem> {
         return Err(RuleProblem::BadKernel(k.clone()));
     }
     Ok(LoadedRule {
+        text: RuleText::of(&rule),
         rule,
         origin,
         file_regex,
