@@ -42,7 +42,7 @@ fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
             ctl[0].to_string()
         };
         let h = g.add_node(Node::Hierarchy(Hierarchy {
-            id,
+            id: HierarchyId::new(id),
             version: Version::V1,
             controllers: ctl.to_vec(),
             name: name.map(str::to_string),
@@ -58,7 +58,7 @@ fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
         }));
         let cg = |path: String, settings: BTreeMap<String, String>| {
             Node::Cgroup(Cgroup {
-                hierarchy: id,
+                hierarchy: HierarchyId::new(id),
                 path,
                 owner: Ownership::default(),
                 settings,
@@ -99,7 +99,7 @@ fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
         let pid = 1000 + p as u32 * 5;
         let (s, j) = ((p / fanout) % slices.max(1), p % fanout);
         let pi = g.add_node(Node::Process(Process {
-            pid,
+            pid: Pid::new(pid),
             comm: format!("w{p}"),
             cmdline: vec![format!("/bin/w{p}")],
             uid: 0,
@@ -108,7 +108,7 @@ fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
         }));
         for t in 0..5u32 {
             let ti = g.add_node(Node::Thread(Thread {
-                tid: pid + t,
+                tid: Tid::new(pid + t),
                 comm: format!("w{p}"),
                 unresolved: vec![],
             }));

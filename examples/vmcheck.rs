@@ -236,22 +236,22 @@ impl Remap {
         let mut tasks = std::collections::BTreeMap::new();
         for (pi, p) in snap.processes() {
             let key = (p.uid, p.comm.clone(), p.cmdline.clone());
-            let new = if identity(p.pid).as_ref() == Some(&key) {
-                Some(p.pid)
+            let new = if identity(p.pid.get()).as_ref() == Some(&key) {
+                Some(p.pid.get())
             } else {
                 let hits: Vec<u32> = live.iter().filter(|(_, k)| *k == key).map(|(n, _)| *n).collect();
                 (hits.len() == 1).then(|| hits[0])
             };
             let Some(new) = new else { continue };
-            tasks.insert(p.pid, new);
+            tasks.insert(p.pid.get(), new);
             for (_, t) in snap.threads(pi) {
-                if t.tid == p.pid {
+                if t.tid == p.pid.main_thread() {
                     continue;
                 }
                 let same =
                     proc_text(new, &format!("task/{}/comm", t.tid)).as_deref() == Some(t.comm.as_str());
                 let found = if same {
-                    Some(t.tid)
+                    Some(t.tid.get())
                 } else {
                     let hits: Vec<u32> = std::fs::read_dir(format!("/proc/{new}/task"))
                         .map(|rd| {
@@ -266,7 +266,7 @@ impl Remap {
                     (hits.len() == 1).then(|| hits[0])
                 };
                 if let Some(f) = found {
-                    tasks.insert(t.tid, f);
+                    tasks.insert(t.tid.get(), f);
                 }
             }
         }
@@ -314,11 +314,11 @@ fn node_checks(node: &PlanNode, mount: &Path, remap: &Remap) {
     if node.path != "/" {
         members(
             &at("processes"),
-            &node.processes,
+            &node.processes.iter().map(|p| p.get()).collect::<Vec<u32>>(),
             &read(&dir.join("cgroup.procs")),
             remap,
         );
-        let tids: Vec<u32> = node.threads.iter().map(|t| t.tid).collect();
+        let tids: Vec<u32> = node.threads.iter().map(|t| t.tid.get()).collect();
         members(&at("threads"), &tids, &read(&dir.join("cgroup.threads")), remap);
     }
 }
@@ -391,7 +391,7 @@ fn hierarchy_checks(
         let tids: Vec<u32> = snap
             .members(ci)
             .filter_map(|t| match &snap.graph[t] {
-                Node::Thread(t) => Some(t.tid),
+                Node::Thread(t) => Some(t.tid.get()),
                 _ => None,
             })
             .collect();

@@ -8,6 +8,7 @@
 //! step is idempotent (mkdir of an existing cgroup, a write of the same
 //! value, a move to where the task already is all count as done).
 
+use crate::model::{Pid, Tid};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
@@ -332,7 +333,9 @@ impl<'a> Runner<'a> {
                 b.value = h.read(path, "cgroup.subtree_control").ok()
             }
             Step::Action(Action::SetType { path, .. }) => b.value = h.read(path, "cgroup.type").ok(),
-            Step::Action(Action::MoveProcess { pid, .. }) => b.cgroup = h.cgroup_of_task(*pid, *pid).ok(),
+            Step::Action(Action::MoveProcess { pid, .. }) => {
+                b.cgroup = h.cgroup_of_task(*pid, pid.main_thread()).ok()
+            }
             Step::Action(Action::MoveThread { tid, pid, .. }) => b.cgroup = h.cgroup_of_task(*pid, *tid).ok(),
             Step::Action(Action::Write { path, file, .. }) => b.value = h.read(path, file).ok(),
             Step::Action(Action::Chown { path, files, .. }) => {
@@ -444,13 +447,13 @@ fn write_verified(h: &mut dyn Host, path: &str, file: &str, value: &str) -> Resu
     }
 }
 
-fn move_process(h: &mut dyn Host, pid: u32, path: &str, before: &Before) -> Result<Option<String>, String> {
+fn move_process(h: &mut dyn Host, pid: Pid, path: &str, before: &Before) -> Result<Option<String>, String> {
     match h.write(path, "cgroup.procs", &pid.to_string()) {
         Ok(()) => {}
         Err(e) if e.errno == Errno::ESRCH => return Ok(Some(format!("process {pid} has exited"))),
         Err(e) => return Err(format!("move process {pid}: {e}")),
     }
-    match h.cgroup_of_task(pid, pid) {
+    match h.cgroup_of_task(pid, pid.main_thread()) {
         Ok(now) if now == path => {}
         Ok(now) => return Err(format!("process {pid} is in {now} after the move, not {path}")),
         Err(Errno::ESRCH) => return Ok(Some(format!("process {pid} exited after the move"))),
@@ -461,7 +464,7 @@ fn move_process(h: &mut dyn Host, pid: u32, path: &str, before: &Before) -> Resu
     if let Some(src) = before.cgroup.as_deref().filter(|s| *s != path)
         && let Ok(procs) = h.read(src, "cgroup.procs")
     {
-        for q in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+        for q in procs.lines().filter_map(|l| l.trim().parse::<Pid>().ok()) {
             if h.parent_pid(q) == Some(pid) && h.write(path, "cgroup.procs", &q.to_string()).is_ok() {
                 forked.push(q.to_string());
             }
@@ -471,7 +474,7 @@ fn move_process(h: &mut dyn Host, pid: u32, path: &str, before: &Before) -> Resu
         .then(|| format!("also moved children forked during the move: {}", forked.join(" "))))
 }
 
-fn move_thread(h: &mut dyn Host, pid: u32, tid: u32, path: &str) -> Result<Option<String>, String> {
+fn move_thread(h: &mut dyn Host, pid: Pid, tid: Tid, path: &str) -> Result<Option<String>, String> {
     match h.write(path, "cgroup.threads", &tid.to_string()) {
         Ok(()) => {}
         Err(e) if e.errno == Errno::ESRCH => return Ok(Some(format!("thread {tid} has exited"))),
@@ -523,7 +526,7 @@ pub fn rollback(
             _ => None,
         })
         .collect();
-    let moved: BTreeSet<u32> = j
+    let moved: BTreeSet<Pid> = j
         .intents
         .values()
         .filter_map(|(s, _)| match s {
@@ -566,7 +569,7 @@ fn undo(
     step: &Step,
     before: &Before,
     created: &BTreeSet<&str>,
-    moved: &BTreeSet<u32>,
+    moved: &BTreeSet<Pid>,
 ) -> Result<Option<String>, String> {
     match step {
         Step::MkdirTarget { path } | Step::Action(Action::Create { path }) => {

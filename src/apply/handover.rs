@@ -21,7 +21,9 @@ use nix::errno::Errno;
 
 use super::step::{Before, Step, V1Cgroup, V1Mount, V1State};
 use super::tasks::Host;
+use crate::host::ProcCgroupsEntry;
 use crate::model::Controller;
+use crate::model::{HierarchyId, Tid};
 use crate::plan::Plan;
 
 /// Bound on each wait (release, v2 offer, remount).
@@ -58,19 +60,20 @@ pub fn is_implicit(v2: &str) -> bool {
     Controller::v2_named(v2).is_some_and(Controller::is_implicit_on_v2)
 }
 
-/// `/proc/cgroups` rows: (controller, hierarchy id, num_cgroups, enabled).
-pub fn proc_cgroups() -> Vec<(String, u32, u32, bool)> {
+/// `/proc/cgroups` rows, read live while the handover waits (a malformed
+/// row is skipped: the count is polled again).
+pub fn proc_cgroups() -> Vec<ProcCgroupsEntry> {
     let text = std::fs::read_to_string("/proc/cgroups").unwrap_or_default();
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            Some((
-                f.first()?.to_string(),
-                f.get(1)?.parse().ok()?,
-                f.get(2)?.parse().ok()?,
-                *f.get(3)? == "1",
-            ))
+            Some(ProcCgroupsEntry {
+                name: f.first()?.to_string(),
+                hierarchy: f.get(1)?.parse().ok()?,
+                num_cgroups: f.get(2)?.parse().ok()?,
+                enabled: *f.get(3)? == "1",
+            })
         })
         .collect()
 }
@@ -121,15 +124,26 @@ pub fn specs_for(plan: &Plan) -> Vec<Spec> {
     let wanted = moved_controllers(plan);
     let rows = proc_cgroups();
     let mounts = v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
-    let mut ids: Vec<u32> = Vec::new();
+    let mut ids: Vec<HierarchyId> = Vec::new();
     let mut specs = Vec::new();
-    for (c, hid, _, _) in &rows {
-        if *hid == 0 || ids.contains(hid) || !wanted.iter().any(|w| w == c || v2_name(c) == Some(w.as_str()))
+    for ProcCgroupsEntry {
+        name: c,
+        hierarchy: hid,
+        ..
+    } in &rows
+    {
+        if *hid == HierarchyId::UNIFIED
+            || ids.contains(hid)
+            || !wanted.iter().any(|w| w == c || v2_name(c) == Some(w.as_str()))
         {
             continue;
         }
         ids.push(*hid);
-        let v1: Vec<String> = rows.iter().filter(|r| r.1 == *hid).map(|r| r.0.clone()).collect();
+        let v1: Vec<String> = rows
+            .iter()
+            .filter(|r| r.hierarchy == *hid)
+            .map(|r| r.name.clone())
+            .collect();
         let mut v2: Vec<String> = v1.iter().filter_map(|c| v2_name(c)).map(str::to_string).collect();
         v2.dedup();
         specs.push(Spec {
@@ -252,8 +266,8 @@ fn pinned_memcgs(mount: &Path, paths: &[String]) -> Vec<String> {
     let mut why = Vec::new();
     let counted = proc_cgroups()
         .into_iter()
-        .find(|r| r.0 == "memory")
-        .map_or(0, |r| r.2);
+        .find(|r| r.name == "memory")
+        .map_or(0, |r| r.num_cgroups);
     let visible = paths.len() as u32 + 1;
     if counted > visible {
         why.push(format!(
@@ -352,7 +366,8 @@ fn dir(mount: &str, path: &str) -> PathBuf {
     }
 }
 
-fn read_ids(f: &Path) -> Vec<u32> {
+/// The thread ids a v1 `tasks` file lists (an unreadable file: none).
+fn read_ids(f: &Path) -> Vec<Tid> {
     std::fs::read_to_string(f)
         .unwrap_or_default()
         .lines()
@@ -520,8 +535,14 @@ pub fn perform(step: &Step, _before: &Before, host: &mut dyn Host) -> Result<Opt
         } => wait(*timeout_ms, || {
             let n = proc_cgroups()
                 .into_iter()
-                .find(|r| &r.0 == controller)
-                .map_or(1, |r| if r.1 == 0 { 1 } else { r.2 });
+                .find(|r| &r.name == controller)
+                .map_or(1, |r| {
+                    if r.hierarchy == HierarchyId::UNIFIED {
+                        1
+                    } else {
+                        r.num_cgroups
+                    }
+                });
             (n <= 1).then_some(()).ok_or(format!(
                 "{controller}: /proc/cgroups still counts {n} cgroups after {timeout_ms} ms: offline cgroups are pinned (memory: charged page cache or tmpfs files); the hierarchy was NOT unmounted (unmounting now would leave it alive and mounted nowhere)"
             ))

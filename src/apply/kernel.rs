@@ -14,6 +14,7 @@ use nix::errno::Errno;
 use super::error::ApplyError;
 use super::target::{Target, TargetError};
 use super::tasks::Host;
+use crate::model::{Pid, Tid};
 
 /// `CGROUP2_SUPER_MAGIC` from `<linux/magic.h>`.
 pub const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -190,7 +191,7 @@ impl Target for KernelTarget {
 }
 
 impl Host for KernelTarget {
-    fn cgroup_of_task(&self, pid: u32, tid: u32) -> Result<String, Errno> {
+    fn cgroup_of_task(&self, pid: Pid, tid: Tid) -> Result<String, Errno> {
         let raw = std::fs::read(format!("/proc/{pid}/task/{tid}/cgroup")).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Errno::ESRCH
@@ -205,7 +206,7 @@ impl Host for KernelTarget {
             .ok_or(Errno::ENOENT)
     }
 
-    fn parent_pid(&self, pid: u32) -> Option<u32> {
+    fn parent_pid(&self, pid: Pid) -> Option<Pid> {
         let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         s.lines()
             .find_map(|l| l.strip_prefix("PPid:"))

@@ -17,14 +17,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Snapshot, Version};
+use crate::model::{Pid, Snapshot, Tid, Version};
 use crate::plan::{Plan, ProcessKey};
 
 /// A live process as the key sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Live {
     /// PID.
-    pub pid: u32,
+    pub pid: Pid,
     /// uid.
     pub uid: u32,
     /// comm.
@@ -34,18 +34,37 @@ pub struct Live {
     /// (hierarchy label, path) of its v1 cgroups.
     pub v1: Vec<(String, String)>,
     /// (tid, comm).
-    pub threads: Vec<(u32, String)>,
+    pub threads: Vec<(Tid, String)>,
 }
 
 /// The plan's PIDs and TIDs mapped to live ones, and what could not be.
 #[derive(Debug, Clone, Default)]
 pub struct Resolved {
     /// Plan PID → live PIDs (several when one key matches several processes).
-    pub pids: BTreeMap<u32, Vec<u32>>,
+    pub pids: BTreeMap<Pid, Vec<Pid>>,
     /// Plan TID → live TID.
-    pub tids: BTreeMap<u32, u32>,
+    pub tids: BTreeMap<Tid, Tid>,
     /// What could not be matched: (plan pid or tid, reason).
-    pub unmatched: Vec<(u32, String)>,
+    pub unmatched: Vec<(TaskId, String)>,
+}
+
+/// A task the plan names: a whole process or one thread of it. Printed as
+/// the bare number, the way the kernel's `cgroup.procs` and `tasks` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TaskId {
+    /// A process (moved with all its threads).
+    Process(Pid),
+    /// One thread, placed on its own.
+    Thread(Tid),
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskId::Process(p) => p.fmt(f),
+            TaskId::Thread(t) => t.fmt(f),
+        }
+    }
 }
 
 /// Live processes from a (fresh) snapshot.
@@ -55,7 +74,11 @@ pub fn live_from_snapshot(snap: &Snapshot) -> Vec<Live> {
         .map(|(pi, p)| {
             let ts = snap.threads(pi);
             let mut v1 = BTreeSet::new();
-            if let Some((ti, _)) = ts.iter().find(|(_, t)| t.tid == p.pid).or(ts.first()) {
+            if let Some((ti, _)) = ts
+                .iter()
+                .find(|(_, t)| t.tid == p.pid.main_thread())
+                .or(ts.first())
+            {
                 for cg in snap.memberships(*ti) {
                     let c = snap.cgroup(cg);
                     if let Some((_, h)) = snap.hierarchy(c.hierarchy)
@@ -87,13 +110,13 @@ fn same_identity(k: &ProcessKey, l: &Live) -> bool {
 pub fn resolve(plan: &Plan, live: &[Live], same_boot: bool) -> Resolved {
     let mut r = Resolved::default();
     // Processes the plan leaves at the root are never moved: not matched either.
-    let node_of: BTreeMap<u32, &str> = plan
+    let node_of: BTreeMap<Pid, &str> = plan
         .nodes
         .iter()
         .filter(|n| n.path != "/")
         .flat_map(|n| n.processes.iter().map(move |p| (*p, n.path.as_str())))
         .collect();
-    let by_pid: BTreeMap<u32, &Live> = live.iter().map(|l| (l.pid, l)).collect();
+    let by_pid: BTreeMap<Pid, &Live> = live.iter().map(|l| (l.pid, l)).collect();
     if plan.process_keys.is_empty() {
         // A plan without keys (older cgmig): PIDs as they are, if alive.
         for pid in node_of.keys() {
@@ -109,7 +132,7 @@ pub fn resolve(plan: &Plan, live: &[Live], same_boot: bool) -> Resolved {
         }
         return r;
     }
-    let mut taken: BTreeSet<u32> = BTreeSet::new();
+    let mut taken: BTreeSet<Pid> = BTreeSet::new();
     let mut pending: Vec<&ProcessKey> = Vec::new();
     for k in plan.process_keys.iter().filter(|k| node_of.contains_key(&k.pid)) {
         match by_pid.get(&k.pid) {
@@ -120,15 +143,17 @@ pub fn resolve(plan: &Plan, live: &[Live], same_boot: bool) -> Resolved {
                     if l.threads.iter().any(|(t, _)| t == tid) {
                         r.tids.insert(*tid, *tid);
                     } else {
-                        r.unmatched
-                            .push((*tid, format!("thread {tid} of process {} has exited", k.pid)));
+                        r.unmatched.push((
+                            TaskId::Thread(*tid),
+                            format!("thread {tid} of process {} has exited", k.pid),
+                        ));
                     }
                 }
             }
             _ if same_boot => {
                 r.pids.insert(k.pid, Vec::new());
                 r.unmatched.push((
-                    k.pid,
+                    TaskId::Process(k.pid),
                     format!("process {} ({}) has exited since the plan", k.pid, k.comm),
                 ));
             }
@@ -153,13 +178,13 @@ pub fn resolve(plan: &Plan, live: &[Live], same_boot: bool) -> Resolved {
     r
 }
 
-fn assign_group(keys: &[&ProcessKey], cands: &[&Live], node_of: &BTreeMap<u32, &str>, r: &mut Resolved) {
+fn assign_group(keys: &[&ProcessKey], cands: &[&Live], node_of: &BTreeMap<Pid, &str>, r: &mut Resolved) {
     let key_desc = |k: &ProcessKey| format!("{} (uid {}, {:?})", k.comm, k.uid, k.cmdline.join(" "));
     if cands.is_empty() {
         for k in keys {
             r.pids.insert(k.pid, Vec::new());
             r.unmatched.push((
-                k.pid,
+                TaskId::Process(k.pid),
                 format!("no live process matches the key of {}: {}", k.pid, key_desc(k)),
             ));
         }
@@ -188,7 +213,7 @@ fn assign_group(keys: &[&ProcessKey], cands: &[&Live], node_of: &BTreeMap<u32, &
                 match_threads(k, l, r);
             }
             _ => r.unmatched.push((
-                l.pid,
+                TaskId::Process(l.pid),
                 format!(
                     "process {} matches the key {} of {} processes planned for different nodes: not moved",
                     l.pid,
@@ -202,7 +227,7 @@ fn assign_group(keys: &[&ProcessKey], cands: &[&Live], node_of: &BTreeMap<u32, &
 
 fn match_threads(k: &ProcessKey, l: &Live, r: &mut Resolved) {
     for (tid, comm) in &k.threads {
-        let hits: Vec<u32> = l
+        let hits: Vec<Tid> = l
             .threads
             .iter()
             .filter(|(_, c)| c == comm)
@@ -213,7 +238,7 @@ fn match_threads(k: &ProcessKey, l: &Live, r: &mut Resolved) {
                 r.tids.insert(*tid, *t);
             }
             _ => r.unmatched.push((
-                *tid,
+                TaskId::Thread(*tid),
                 format!(
                     "thread {tid} ({comm:?}) has {} namesakes in process {}: not moved",
                     hits.len(),
@@ -229,9 +254,13 @@ mod tests {
     use super::*;
     use crate::plan::{NodeType, PlanNode};
 
+    fn pids(raw: &[u32]) -> Vec<Pid> {
+        raw.iter().copied().map(Pid::new).collect()
+    }
+
     fn key(pid: u32, cmd: &str, v1: &str) -> ProcessKey {
         ProcessKey {
-            pid,
+            pid: Pid::new(pid),
             uid: 0,
             comm: "x".into(),
             cmdline: vec![cmd.into()],
@@ -242,12 +271,12 @@ mod tests {
 
     fn live(pid: u32, cmd: &str, v1: &str) -> Live {
         Live {
-            pid,
+            pid: Pid::new(pid),
             uid: 0,
             comm: "x".into(),
             cmdline: vec![cmd.into()],
             v1: vec![("cpu".into(), v1.into())],
-            threads: vec![(pid, "x".into())],
+            threads: vec![(Tid::new(pid), "x".into())],
         }
     }
 
@@ -260,7 +289,7 @@ mod tests {
         .unwrap();
         for (path, pids) in nodes {
             let mut n = PlanNode::new(path.to_string(), NodeType::Domain, None);
-            n.processes = pids.to_vec();
+            n.processes = pids.iter().copied().map(Pid::new).collect();
             p.nodes.push(n);
         }
         p.process_keys = keys;
@@ -271,7 +300,7 @@ mod tests {
     fn same_pid_same_identity_is_kept() {
         let p = plan(&[("/a", &[10])], vec![key(10, "a", "/a")]);
         let r = resolve(&p, &[live(10, "a", "/a")], false);
-        assert_eq!(r.pids[&10], vec![10]);
+        assert_eq!(r.pids[&Pid::new(10)], pids(&[10]));
     }
 
     #[test]
@@ -285,8 +314,8 @@ mod tests {
             &[live(500, "b", "/b"), live(501, "a", "/a"), live(10, "other", "/")],
             false,
         );
-        assert_eq!(r.pids[&10], vec![501]);
-        assert_eq!(r.pids[&11], vec![500]);
+        assert_eq!(r.pids[&Pid::new(10)], pids(&[501]));
+        assert_eq!(r.pids[&Pid::new(11)], pids(&[500]));
         assert!(r.unmatched.is_empty());
     }
 
@@ -298,14 +327,14 @@ mod tests {
             &[live(20, "w", "/a"), live(21, "w", "/a"), live(22, "w", "/zz")],
             false,
         );
-        assert_eq!(r.pids[&10], vec![20, 21, 22]);
+        assert_eq!(r.pids[&Pid::new(10)], pids(&[20, 21, 22]));
         let p = plan(
             &[("/a", &[10]), ("/b", &[11])],
             vec![key(10, "w", "/a"), key(11, "w", "/b")],
         );
         let r = resolve(&p, &[live(20, "w", "/b"), live(21, "w", "/q")], false);
-        assert_eq!(r.pids[&11], vec![20]);
-        assert!(r.pids[&10].is_empty());
+        assert_eq!(r.pids[&Pid::new(11)], pids(&[20]));
+        assert!(r.pids[&Pid::new(10)].is_empty());
         assert_eq!(r.unmatched.len(), 1);
         assert!(r.unmatched[0].1.contains("different nodes"));
     }
@@ -314,12 +343,15 @@ mod tests {
     fn no_match_is_reported() {
         let p = plan(&[("/a", &[10])], vec![key(10, "a", "/a")]);
         let r = resolve(&p, &[live(10, "b", "/a")], false);
-        assert!(r.pids[&10].is_empty());
+        assert!(r.pids[&Pid::new(10)].is_empty());
         let r = resolve(&p, &[live(11, "a", "/a")], true);
-        assert!(r.pids[&10].is_empty(), "same boot: a namesake does not stand in");
+        assert!(
+            r.pids[&Pid::new(10)].is_empty(),
+            "same boot: a namesake does not stand in"
+        );
         assert!(r.unmatched[0].1.contains("exited since the plan"));
         let r = resolve(&p, &[live(10, "b", "/a")], false);
-        assert!(r.pids[&10].is_empty());
+        assert!(r.pids[&Pid::new(10)].is_empty());
         assert!(r.unmatched[0].1.contains("no live process matches"));
     }
 }

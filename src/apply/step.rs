@@ -99,7 +99,7 @@ pub struct V1Cgroup {
     /// The controller's writable files and their values.
     pub settings: Vec<(String, String)>,
     /// `tasks` (thread ids).
-    pub tasks: Vec<u32>,
+    pub tasks: Vec<crate::model::Tid>,
     /// Files not owned by root:root (a delegated subtree: the directory,
     /// `cgroup.procs`, `tasks`) as (file, uid, gid), `.` for the directory;
     /// rollback chowns them back after the mkdir.

@@ -9,13 +9,14 @@
 use nix::errno::Errno;
 
 use super::target::Target;
+use crate::model::{Pid, Tid};
 
 /// A cgroup2 tree with its tasks. Paths are relative to the cgroup2 mount.
 pub trait Host: Target {
-    /// The cgroup2 path of a thread (`tid == pid`: the process). `ESRCH` when it is gone.
-    fn cgroup_of_task(&self, pid: u32, tid: u32) -> Result<String, Errno>;
+    /// The cgroup2 path of a thread (the main thread, `pid.main_thread()`: the process). `ESRCH` when it is gone.
+    fn cgroup_of_task(&self, pid: Pid, tid: Tid) -> Result<String, Errno>;
     /// The parent process, when known (to find children forked during a move).
-    fn parent_pid(&self, _pid: u32) -> Option<u32> {
+    fn parent_pid(&self, _pid: Pid) -> Option<Pid> {
         None
     }
     /// Owner of a cgroup directory or one of its files, when known.
@@ -25,7 +26,8 @@ pub trait Host: Target {
 }
 
 impl Host for super::Simulator {
-    fn cgroup_of_task(&self, _pid: u32, tid: u32) -> Result<String, Errno> {
-        self.cgroup_of(tid).ok_or(Errno::ESRCH)
+    fn cgroup_of_task(&self, _pid: Pid, tid: Tid) -> Result<String, Errno> {
+        // The simulated kernel keeps its task table in raw numbers, as `tasks` lists them.
+        self.cgroup_of(tid.get()).ok_or(Errno::ESRCH)
     }
 }

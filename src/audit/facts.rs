@@ -1,5 +1,6 @@
 //! Host-level facts computed from a snapshot (the `fact:` side of the rules).
 
+use crate::model::{HierarchyId, Tid};
 use std::collections::BTreeMap;
 
 use petgraph::graph::NodeIndex;
@@ -95,7 +96,7 @@ struct View<'a> {
     all: Vec<(NodeIndex, &'a Hierarchy)>,
     v1: Vec<(NodeIndex, &'a Hierarchy)>,
     /// Each hierarchy's label, made once (a finding per process needs them).
-    labels: Vec<(u32, String)>,
+    labels: Vec<(HierarchyId, String)>,
 }
 
 impl<'a> View<'a> {
@@ -116,7 +117,7 @@ impl<'a> View<'a> {
     }
 
     /// A hierarchy's label by id (the id itself when it is unknown).
-    fn label_of(&self, id: u32) -> String {
+    fn label_of(&self, id: HierarchyId) -> String {
         self.labels
             .iter()
             .find(|(i, _)| *i == id)
@@ -206,7 +207,7 @@ fn split_thread_facts(view: &View<'_>, processes: &[(NodeIndex, &Process)], out:
         let Node::Process(p) = &snap.graph[pi] else {
             continue;
         };
-        let (domain, threaded): (Vec<u32>, Vec<u32>) = split.iter().partition(|id| {
+        let (domain, threaded): (Vec<HierarchyId>, Vec<HierarchyId>) = split.iter().partition(|id| {
             view.all
                 .iter()
                 .find(|(_, h)| h.id == **id)
@@ -226,9 +227,12 @@ fn split_thread_facts(view: &View<'_>, processes: &[(NodeIndex, &Process)], out:
 /// [`Snapshot::split_processes`] for these processes (in their order),
 /// with one reused buffer of (hierarchy, cgroup) pairs instead of a map of
 /// sets per process: most processes are not split.
-fn split_processes(snap: &Snapshot, processes: &[(NodeIndex, &Process)]) -> Vec<(NodeIndex, Vec<u32>)> {
+fn split_processes(
+    snap: &Snapshot,
+    processes: &[(NodeIndex, &Process)],
+) -> Vec<(NodeIndex, Vec<HierarchyId>)> {
     let mut out = Vec::new();
-    let mut places: Vec<(u32, NodeIndex)> = Vec::new();
+    let mut places: Vec<(HierarchyId, NodeIndex)> = Vec::new();
     for (pi, _) in processes {
         places.clear();
         for t in snap
@@ -243,7 +247,7 @@ fn split_processes(snap: &Snapshot, processes: &[(NodeIndex, &Process)]) -> Vec<
         }
         places.sort_unstable();
         places.dedup();
-        let mut split: Vec<u32> = places
+        let mut split: Vec<HierarchyId> = places
             .windows(2)
             .filter(|w| w[0].0 == w[1].0)
             .map(|w| w[0].0)
@@ -257,13 +261,13 @@ fn split_processes(snap: &Snapshot, processes: &[(NodeIndex, &Process)]) -> Vec<
 }
 
 /// "process P (comm) has N threads across cgroups of H (threads 1,2 in /a; ...)".
-fn describe_split(view: &View<'_>, pi: NodeIndex, p: &Process, ids: &[u32]) -> String {
+fn describe_split(view: &View<'_>, pi: NodeIndex, p: &Process, ids: &[HierarchyId]) -> String {
     let snap = view.snap;
     let threads = snap.threads(pi);
     let per: Vec<String> = ids
         .iter()
         .map(|id| {
-            let mut by_cg: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+            let mut by_cg: BTreeMap<String, Vec<Tid>> = BTreeMap::new();
             for (ti, t) in &threads {
                 for cg in snap
                     .memberships(*ti)
@@ -401,7 +405,7 @@ fn controller_facts(view: &View<'_>, out: &mut Vec<Observed>) {
     // perf_event needs no enabling on v2: it is implicitly there.
     let perf_implicit = |c: &crate::model::ControllerStatus| has_v2 && c.controller == Controller::PerfEvent;
     for c in view.snap.host.controllers.iter().filter(|c| c.enabled) {
-        if c.hierarchy != 0 {
+        if c.hierarchy != HierarchyId::UNIFIED {
             out.push(obs(
                 Fact::ControllerV1Bound,
                 Subject::Host,
@@ -456,10 +460,10 @@ fn diverged_placement_fact(view: &View<'_>, pi: NodeIndex, p: &Process) -> Optio
         .edges_directed(pi, petgraph::Direction::Outgoing)
         .filter(|e| *e.weight() == crate::model::Edge::Thread)
         .map(|e| e.target())
-        .find(|t| matches!(&snap.graph[*t], Node::Thread(t) if t.tid == p.pid))?;
+        .find(|t| matches!(&snap.graph[*t], Node::Thread(t) if t.tid == p.pid.main_thread()))?;
     // (path, hierarchy id) of the main thread in each v1 hierarchy; labels
     // and the map by path are only made for a finding.
-    let mut at: Vec<(&str, u32)> = snap
+    let mut at: Vec<(&str, HierarchyId)> = snap
         .memberships(main)
         .map(|cg| snap.cgroup(cg))
         .filter(|c| view.v1.iter().any(|(_, h)| h.id == c.hierarchy))
@@ -469,7 +473,7 @@ fn diverged_placement_fact(view: &View<'_>, pi: NodeIndex, p: &Process) -> Optio
         return None;
     }
     at.sort_by(|a, b| a.0.cmp(b.0));
-    let mut paths: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    let mut paths: BTreeMap<&str, Vec<HierarchyId>> = BTreeMap::new();
     for (path, id) in at {
         paths.entry(path).or_default().push(id);
     }

@@ -7,9 +7,11 @@
 //! verdict, a summary, grouped findings and every conversion with its formula.
 
 mod facts;
+pub(crate) mod kind;
 pub mod readiness;
 mod render;
 
+use crate::model::{HierarchyId, Pid};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use crate::model::{Snapshot, Version};
 use crate::rules::{Conversion, Fact, LoadedRule, RuleSet, Scope, Severity, convert_setting, parse_kernel};
 
 pub use facts::has_domain_controller;
+pub use kind::FindingKind;
 pub use render::{AuditFormat, render};
 
 /// Schema id of the machine-readable audit report.
@@ -33,14 +36,14 @@ pub enum Subject {
     /// A hierarchy.
     Hierarchy {
         /// Hierarchy id.
-        id: u32,
+        id: HierarchyId,
         /// Its label (`cpu,cpuacct`, `name=systemd`).
         label: String,
     },
     /// A cgroup.
     Cgroup {
         /// Hierarchy id.
-        hierarchy: u32,
+        hierarchy: HierarchyId,
         /// Hierarchy label.
         label: String,
         /// Cgroup path.
@@ -49,7 +52,7 @@ pub enum Subject {
     /// A process.
     Process {
         /// PID.
-        pid: u32,
+        pid: Pid,
         /// Its comm.
         comm: String,
     },
@@ -200,7 +203,7 @@ pub struct Finding {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Converted {
     /// Hierarchy id.
-    pub hierarchy: u32,
+    pub hierarchy: HierarchyId,
     /// Cgroup path.
     pub path: String,
     /// The conversion.
@@ -453,7 +456,7 @@ struct Matched<'r> {
 /// [`Matched`] per hierarchy id and file name, filled as files are met.
 struct RuleIndex<'r> {
     rules: &'r RuleSet,
-    by_file: HashMap<(u32, String), Matched<'r>>,
+    by_file: HashMap<(HierarchyId, String), Matched<'r>>,
 }
 
 impl<'r> RuleIndex<'r> {

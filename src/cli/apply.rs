@@ -230,7 +230,8 @@ fn check_changes(plan: &Plan, live: &[resolve::Live]) -> Vec<String> {
             ));
         }
     }
-    let planned: std::collections::BTreeSet<u32> = plan.process_keys.iter().map(|k| k.pid).collect();
+    let planned: std::collections::BTreeSet<crate::model::Pid> =
+        plan.process_keys.iter().map(|k| k.pid).collect();
     let origins: std::collections::BTreeSet<(String, String)> = plan
         .nodes
         .iter()
@@ -608,7 +609,7 @@ mod tests {
 
     fn live(pid: u32, path: &str) -> resolve::Live {
         resolve::Live {
-            pid,
+            pid: crate::model::Pid::new(pid),
             uid: 0,
             comm: "w".into(),
             cmdline: vec!["w".into()],

@@ -165,7 +165,7 @@ pub fn explain(target: &str, rules: &RuleSet) -> Option<String> {
         }
     }
     if matched.is_empty() {
-        return owners_finding(target);
+        return builtin_finding(target);
     }
     let mut out = String::new();
     for (i, r) in matched.into_iter().enumerate() {
@@ -177,14 +177,37 @@ pub fn explain(target: &str, rules: &RuleSet) -> Option<String> {
     Some(out)
 }
 
-/// An `owners.*` id: those findings come from the owners table, not from
-/// rules files, so a user who meets one in a plan can still ask what it means.
-fn owners_finding(id: &str) -> Option<String> {
-    let k = crate::owners::findings::ALL.iter().find(|k| k.id == id)?;
-    Some(format!(
-        "{}: {}\n  severity: {}\n  origin: built in (owners of cgroups, docs/owners.md)\n  remediation: {}\n",
-        k.id, k.title, k.severity, k.remediation
-    ))
+/// A `plan.*` or `owners.*` id: those findings come from the planner's and
+/// the owners pass's tables, not from rules files, so a user who meets one in
+/// a plan can still ask what it means. One id may have several kinds (the
+/// same id for three reasons of renaming, or three severities of a conflict).
+fn builtin_finding(id: &str) -> Option<String> {
+    let (kinds, origin): (Vec<&crate::audit::FindingKind>, &str) = if id.starts_with("plan.") {
+        (
+            crate::plan::findings::ALL.iter().filter(|k| k.id == id).collect(),
+            "the planner, docs/plan.md",
+        )
+    } else {
+        (
+            crate::owners::findings::ALL
+                .iter()
+                .filter(|k| k.id == id)
+                .collect(),
+            "owners of cgroups, docs/owners.md",
+        )
+    };
+    if kinds.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for k in kinds {
+        let _ = writeln!(
+            out,
+            "{}: {}\n  severity: {}\n  origin: built in ({origin})\n  remediation: {}",
+            k.id, k.title, k.severity, k.remediation
+        );
+    }
+    Some(out)
 }
 
 /// One line per rule.

@@ -13,6 +13,7 @@
 //! which files are set is. The fingerprint is FNV-1a over the sorted lines;
 //! `docs/fleet.md` describes the rules with examples.
 
+use crate::model::{HierarchyId, Pid};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 
@@ -107,7 +108,7 @@ fn mode_name(m: Mode) -> &'static str {
 }
 
 /// Per hierarchy id: its label, controllers and version.
-type Hierarchies = BTreeMap<u32, (String, Vec<Controller>, Version)>;
+type Hierarchies = BTreeMap<HierarchyId, (String, Vec<Controller>, Version)>;
 
 /// The layout of a scanned host: hierarchies, cgroups with their settings
 /// pattern and delegation, and process roles.
@@ -167,12 +168,12 @@ fn cgroup_lines(snap: &Snapshot, rules: &RuleSet, hierarchies: &Hierarchies, lin
 /// One line per user process: normalized comm, uid, where its main thread
 /// sits in every hierarchy, and whether its threads are split.
 fn process_lines(snap: &Snapshot, hierarchies: &Hierarchies, lines: &mut BTreeSet<String>) {
-    let split: BTreeSet<u32> = snap
+    let split: BTreeSet<Pid> = snap
         .split_processes()
         .into_iter()
         .map(|(pi, _)| match &snap.graph[pi] {
             crate::model::Node::Process(p) => p.pid,
-            _ => 0,
+            _ => Pid::default(),
         })
         .collect();
     for (pi, p) in snap.processes() {
@@ -182,7 +183,7 @@ fn process_lines(snap: &Snapshot, hierarchies: &Hierarchies, lines: &mut BTreeSe
         let threads = snap.threads(pi);
         let main = threads
             .iter()
-            .find(|(_, t)| t.tid == p.pid)
+            .find(|(_, t)| t.tid == p.pid.main_thread())
             .or(threads.first())
             .map(|(ti, _)| *ti);
         let mut places: Vec<String> = main

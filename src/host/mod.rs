@@ -32,7 +32,7 @@ use procfs_core::FromBufRead;
 use thiserror::Error;
 
 use crate::model::path as cgpath;
-use crate::model::{FileOwner, Ownership};
+use crate::model::{FileOwner, HierarchyId, Ownership, Pid, Tid};
 pub use contain::{MAX_DOCUMENT_BYTES, MAX_SETTING_BYTES, MAX_TABLE_BYTES, ReadError, Resolver};
 
 mod listing;
@@ -167,7 +167,7 @@ pub struct ProcCgroupsEntry {
     /// Controller name.
     pub name: String,
     /// v1 hierarchy id (0 when not bound to v1).
-    pub hierarchy: u32,
+    pub hierarchy: HierarchyId,
     /// Number of cgroups.
     pub num_cgroups: u32,
     /// Enabled flag.
@@ -178,7 +178,7 @@ pub struct ProcCgroupsEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
     /// Hierarchy id (0 for v2).
-    pub hierarchy: u32,
+    pub hierarchy: HierarchyId,
     /// Controllers as the kernel lists them (`cpu,cpuacct`, `name=systemd`, empty for v2).
     pub controllers: Vec<String>,
     /// Path in that hierarchy.
@@ -189,7 +189,7 @@ pub struct Membership {
 #[derive(Debug, Clone)]
 pub struct RawThread {
     /// Thread id.
-    pub tid: u32,
+    pub tid: Tid,
     /// Thread name.
     pub comm: String,
     /// Memberships, one per hierarchy.
@@ -200,7 +200,7 @@ pub struct RawThread {
 #[derive(Debug, Clone)]
 pub struct RawProcess {
     /// PID.
-    pub pid: u32,
+    pub pid: Pid,
     /// `comm`.
     pub comm: String,
     /// `cmdline` split on NUL.
@@ -424,8 +424,8 @@ impl Root {
     }
 
     /// PIDs under `/proc`, ascending.
-    pub fn pids(&self) -> Result<Vec<u32>, HostError> {
-        let mut pids: Vec<u32> = self
+    pub fn pids(&self) -> Result<Vec<Pid>, HostError> {
+        let mut pids: Vec<Pid> = self
             .list_dir("/proc")?
             .into_iter()
             .filter_map(|(n, _)| n.to_str().and_then(|s| s.parse().ok()))
@@ -441,7 +441,7 @@ impl Root {
     }
 
     /// Read one process and all its threads.
-    pub fn process(&self, pid: u32) -> MaybeGone<RawProcess> {
+    pub fn process(&self, pid: Pid) -> MaybeGone<RawProcess> {
         let dir = format!("/proc/{pid}");
         let Ok(comm) = self.read_comm(&format!("{dir}/comm"))? else {
             return Ok(Err(Gone));
@@ -471,7 +471,7 @@ impl Root {
             Err(HostError::Io { err: source, .. }) if is_gone(&source) => return Ok(Err(Gone)),
             Err(e) => return Err(e),
         };
-        let mut tids: Vec<u32> = entries
+        let mut tids: Vec<Tid> = entries
             .into_iter()
             .filter_map(|(n, _)| n.to_str().and_then(|s| s.parse().ok()))
             .collect();
@@ -490,7 +490,7 @@ impl Root {
                 Err(Gone) => continue, // thread exited: the process lives on
             };
             // The main thread's name is the process's: don't read it twice.
-            let comm = if tid == pid {
+            let comm = if tid == pid.main_thread() {
                 comm.clone()
             } else {
                 match self.read_comm(&format!("{task_dir}/{tid}/comm"))? {
@@ -853,7 +853,7 @@ pub fn parse_proc_cgroups(text: &str) -> Result<Vec<ProcCgroupsEntry>, (usize, S
             .map_err(|e| (i + 1, format!("malformed /proc/cgroups line: {}", proc_msg(e))))?;
         out.extend(parsed.0.into_iter().map(|c| ProcCgroupsEntry {
             name: c.name,
-            hierarchy: c.hierarchy,
+            hierarchy: HierarchyId::new(c.hierarchy),
             num_cgroups: c.num_cgroups,
             enabled: c.enabled,
         }));
@@ -882,7 +882,7 @@ pub fn parse_pid_cgroup(text: &str) -> Result<Vec<Membership>, (usize, String)> 
                 return Err((i + 1, format!("cgroup path {:?} is not absolute", c.pathname)));
             }
             out.push(Membership {
-                hierarchy: c.hierarchy,
+                hierarchy: HierarchyId::new(c.hierarchy),
                 controllers: c.controllers,
                 path: c.pathname,
             });

@@ -171,7 +171,7 @@ fn pid_cgroup_paths_keep_colons_and_odd_bytes() {
     let named = parse_pid_cgroup("1:name=systemd:/user.slice/a b\n0::/\n").unwrap();
     assert_eq!(named[0].controllers, vec!["name=systemd".to_string()]);
     assert_eq!(named[0].path, "/user.slice/a b");
-    assert_eq!(named[1].hierarchy, 0);
+    assert_eq!(named[1].hierarchy, HierarchyId::UNIFIED);
     // Non-UTF-8 bytes arrive escaped by the host layer.
     let raw = crate::model::path::value_from_bytes(b"3:cpu:/bad\xffname\n");
     assert_eq!(parse_pid_cgroup(&raw).unwrap()[0].path, "/bad\\xffname");

@@ -31,11 +31,12 @@ use super::{
     Cgroup, Controller, ControllerStatus, Edge, FileOwner, Hierarchy, HostInfo, Mode, Mount, Node, Ownership,
     Process, SNAPSHOT_SCHEMA, Snapshot, Thread, Version,
 };
+use super::{HierarchyId, Pid, Tid};
 
 /// One hierarchy being built: its controllers and cgroups by path.
 #[derive(Debug, Clone)]
 struct HierarchyDraft {
-    id: u32,
+    id: HierarchyId,
     version: Version,
     controllers: Vec<Controller>,
     name: Option<String>,
@@ -45,15 +46,15 @@ struct HierarchyDraft {
 /// One process being built: placement per hierarchy and extra threads.
 #[derive(Debug, Clone)]
 struct ProcessDraft {
-    pid: u32,
+    pid: Pid,
     comm: String,
     uid: u32,
     /// Placement in every hierarchy not in `cgroups`.
     everywhere: String,
     /// Placement overrides: hierarchy id → path.
-    cgroups: BTreeMap<u32, String>,
+    cgroups: BTreeMap<HierarchyId, String>,
     /// Extra threads: tid → placement overrides (hierarchy id → path).
-    threads: BTreeMap<u32, BTreeMap<u32, String>>,
+    threads: BTreeMap<Tid, BTreeMap<HierarchyId, String>>,
 }
 
 /// Builds a [`Snapshot`] in memory; see the module docs.
@@ -90,18 +91,22 @@ impl SnapshotBuilder {
 
     /// A v1 hierarchy with these controllers; `name=X` in the list makes it
     /// a named hierarchy (`name=systemd`).
-    pub fn v1(self, id: u32, controllers: &[&str]) -> Self {
-        assert!(id != 0, "hierarchy id 0 is the v2 hierarchy: use v2()");
+    pub fn v1(self, id: impl Into<HierarchyId>, controllers: &[&str]) -> Self {
+        let id = id.into();
+        assert!(
+            id != HierarchyId::UNIFIED,
+            "hierarchy id 0 is the v2 hierarchy: use v2()"
+        );
         self.hierarchy(id, Version::V1, controllers)
     }
 
     /// The v2 hierarchy (id 0) with these controllers in its root's
     /// `cgroup.controllers`.
     pub fn v2(self, controllers: &[&str]) -> Self {
-        self.hierarchy(0, Version::V2, controllers)
+        self.hierarchy(HierarchyId::UNIFIED, Version::V2, controllers)
     }
 
-    fn hierarchy(mut self, id: u32, version: Version, controllers: &[&str]) -> Self {
+    fn hierarchy(mut self, id: HierarchyId, version: Version, controllers: &[&str]) -> Self {
         assert!(
             self.hierarchies.iter().all(|h| h.id != id),
             "hierarchy {id} declared twice"
@@ -124,14 +129,14 @@ impl SnapshotBuilder {
     }
 
     /// A cgroup (and every missing ancestor) in a hierarchy.
-    pub fn cgroup(mut self, hierarchy: u32, path: &str) -> Self {
-        self.cgroup_mut(hierarchy, path);
+    pub fn cgroup(mut self, hierarchy: impl Into<HierarchyId>, path: &str) -> Self {
+        self.cgroup_mut(hierarchy.into(), path);
         self
     }
 
     /// A setting file's raw value in a cgroup (made if missing).
-    pub fn setting(mut self, hierarchy: u32, path: &str, file: &str, value: &str) -> Self {
-        self.cgroup_mut(hierarchy, path)
+    pub fn setting(mut self, hierarchy: impl Into<HierarchyId>, path: &str, file: &str, value: &str) -> Self {
+        self.cgroup_mut(hierarchy.into(), path)
             .settings
             .insert(file.into(), value.into());
         self
@@ -139,13 +144,13 @@ impl SnapshotBuilder {
 
     /// The cgroup's directory and membership files belong to `uid` (v1
     /// delegation by `chown`).
-    pub fn owner(mut self, hierarchy: u32, path: &str, uid: u32) -> Self {
+    pub fn owner(mut self, hierarchy: impl Into<HierarchyId>, path: &str, uid: u32) -> Self {
         let owned = Some(FileOwner {
             uid,
             gid: uid,
             mode: 0o755,
         });
-        self.cgroup_mut(hierarchy, path).owner = Ownership {
+        self.cgroup_mut(hierarchy.into(), path).owner = Ownership {
             dir: owned,
             procs: owned,
             tasks: owned,
@@ -155,7 +160,8 @@ impl SnapshotBuilder {
 
     /// A process (uid 0, its main thread tid = pid) in `path` of every
     /// hierarchy; [`place`](Self::place) overrides one hierarchy.
-    pub fn process(mut self, pid: u32, comm: &str, path: &str) -> Self {
+    pub fn process(mut self, pid: impl Into<Pid>, comm: &str, path: &str) -> Self {
+        let pid = pid.into();
         assert!(
             self.processes.iter().all(|p| p.pid != pid),
             "process {pid} declared twice"
@@ -172,27 +178,36 @@ impl SnapshotBuilder {
     }
 
     /// The process's real uid.
-    pub fn uid(mut self, pid: u32, uid: u32) -> Self {
-        self.process_mut(pid).uid = uid;
+    pub fn uid(mut self, pid: impl Into<Pid>, uid: u32) -> Self {
+        self.process_mut(pid.into()).uid = uid;
         self
     }
 
     /// Every thread of the process is in `path` of this hierarchy.
-    pub fn place(mut self, pid: u32, hierarchy: u32, path: &str) -> Self {
-        self.process_mut(pid).cgroups.insert(hierarchy, path.into());
+    pub fn place(mut self, pid: impl Into<Pid>, hierarchy: impl Into<HierarchyId>, path: &str) -> Self {
+        self.process_mut(pid.into())
+            .cgroups
+            .insert(hierarchy.into(), path.into());
         self
     }
 
     /// Thread `tid` of the process is in `path` of this hierarchy (a v1
     /// `tasks` write); elsewhere it is where its process is. Calling it
     /// again for the same thread adds another override.
-    pub fn thread(mut self, pid: u32, tid: u32, hierarchy: u32, path: &str) -> Self {
-        assert!(tid != pid, "the main thread is placed with place()");
+    pub fn thread(
+        mut self,
+        pid: impl Into<Pid>,
+        tid: impl Into<Tid>,
+        hierarchy: impl Into<HierarchyId>,
+        path: &str,
+    ) -> Self {
+        let (pid, tid) = (pid.into(), tid.into());
+        assert!(tid != pid.main_thread(), "the main thread is placed with place()");
         self.process_mut(pid)
             .threads
             .entry(tid)
             .or_default()
-            .insert(hierarchy, path.into());
+            .insert(hierarchy.into(), path.into());
         self
     }
 
@@ -203,7 +218,7 @@ impl SnapshotBuilder {
         self.hierarchies.sort_by_key(|h| h.id);
         let mode = self.mode();
         let mut graph: DiGraph<Node, Edge> = DiGraph::new();
-        let mut index: BTreeMap<(u32, String), NodeIndex> = BTreeMap::new();
+        let mut index: BTreeMap<(HierarchyId, String), NodeIndex> = BTreeMap::new();
         for h in &self.hierarchies {
             add_hierarchy(&mut graph, &mut index, h, mode);
         }
@@ -230,8 +245,8 @@ impl SnapshotBuilder {
 
     /// Every cgroup a process or thread is placed in exists.
     fn imply_placed_cgroups(&mut self) {
-        let ids: Vec<u32> = self.hierarchies.iter().map(|h| h.id).collect();
-        let mut placed: Vec<(u32, String)> = Vec::new();
+        let ids: Vec<HierarchyId> = self.hierarchies.iter().map(|h| h.id).collect();
+        let mut placed: Vec<(HierarchyId, String)> = Vec::new();
         for p in &self.processes {
             for &id in &ids {
                 placed.push((id, placement(p, id, None).to_string()));
@@ -279,7 +294,7 @@ impl SnapshotBuilder {
     fn add_process(
         &self,
         graph: &mut DiGraph<Node, Edge>,
-        index: &BTreeMap<(u32, String), NodeIndex>,
+        index: &BTreeMap<(HierarchyId, String), NodeIndex>,
         p: &ProcessDraft,
     ) {
         let pi = graph.add_node(Node::Process(Process {
@@ -290,7 +305,7 @@ impl SnapshotBuilder {
             gid: p.uid,
             cgroup_files: Vec::new(),
         }));
-        let tids = std::iter::once(p.pid).chain(p.threads.keys().copied());
+        let tids = std::iter::once(p.pid.main_thread()).chain(p.threads.keys().copied());
         for tid in tids {
             let ti = graph.add_node(Node::Thread(Thread {
                 tid,
@@ -299,13 +314,13 @@ impl SnapshotBuilder {
             }));
             graph.add_edge(pi, ti, Edge::Thread);
             for h in &self.hierarchies {
-                let path = placement(p, h.id, (tid != p.pid).then_some(tid));
+                let path = placement(p, h.id, (tid != p.pid.main_thread()).then_some(tid));
                 graph.add_edge(ti, index[&(h.id, path.to_string())], Edge::Member);
             }
         }
     }
 
-    fn cgroup_mut(&mut self, hierarchy: u32, path: &str) -> &mut Cgroup {
+    fn cgroup_mut(&mut self, hierarchy: HierarchyId, path: &str) -> &mut Cgroup {
         assert!(
             path.starts_with('/') && (path == "/" || !path.ends_with('/')),
             "cgroup path {path:?}: absolute, without a trailing slash"
@@ -326,7 +341,7 @@ impl SnapshotBuilder {
         h.cgroups.get_mut(path).expect("made above")
     }
 
-    fn process_mut(&mut self, pid: u32) -> &mut ProcessDraft {
+    fn process_mut(&mut self, pid: Pid) -> &mut ProcessDraft {
         self.processes
             .iter_mut()
             .find(|p| p.pid == pid)
@@ -335,14 +350,14 @@ impl SnapshotBuilder {
 }
 
 /// Where a process (or one of its extra threads) is in a hierarchy.
-fn placement(p: &ProcessDraft, hierarchy: u32, tid: Option<u32>) -> &str {
+fn placement(p: &ProcessDraft, hierarchy: HierarchyId, tid: Option<Tid>) -> &str {
     tid.and_then(|t| p.threads.get(&t))
         .and_then(|o| o.get(&hierarchy))
         .or_else(|| p.cgroups.get(&hierarchy))
         .unwrap_or(&p.everywhere)
 }
 
-fn empty_cgroup(hierarchy: u32, path: &str) -> Cgroup {
+fn empty_cgroup(hierarchy: HierarchyId, path: &str) -> Cgroup {
     Cgroup {
         hierarchy,
         path: path.into(),
@@ -355,7 +370,7 @@ fn empty_cgroup(hierarchy: u32, path: &str) -> Cgroup {
 /// (a `BTreeMap` of paths lists `/a` before `/a/b`).
 fn add_hierarchy(
     graph: &mut DiGraph<Node, Edge>,
-    index: &mut BTreeMap<(u32, String), NodeIndex>,
+    index: &mut BTreeMap<(HierarchyId, String), NodeIndex>,
     h: &HierarchyDraft,
     mode: Mode,
 ) {
@@ -385,7 +400,7 @@ fn add_hierarchy(
             .into(),
         ),
         options: Vec::new(),
-        majmin: format!("0:{}", 30 + h.id),
+        majmin: format!("0:{}", 30 + h.id.get()),
     });
     let hi = graph.add_node(Node::Hierarchy(node));
     for (path, cg) in &h.cgroups {
@@ -421,7 +436,7 @@ mod tests {
         assert_eq!(snap.cgroup(snap.parent(a).unwrap()).path, "/");
         let split = snap.split_processes();
         assert_eq!(split.len(), 1, "thread 11 is split from 10 in cpu");
-        assert_eq!(split[0].1, vec![2]);
+        assert_eq!(split[0].1, vec![HierarchyId::new(2)]);
         let slow = snap.find_cgroup(2, "/a/slow").expect("implied by the placement");
         assert_eq!(snap.task_counts(slow), (1, 1));
         assert_eq!(snap.task_counts(snap.find_cgroup(3, "/").unwrap()), (1, 2));
@@ -432,7 +447,10 @@ mod tests {
             .iter()
             .find(|c| c.controller == Controller::Memory)
             .unwrap();
-        assert_eq!((mem.hierarchy, mem.num_cgroups, mem.in_v2), (1, 3, false));
+        assert_eq!(
+            (mem.hierarchy, mem.num_cgroups, mem.in_v2),
+            (HierarchyId::new(1), 3, false)
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use serde::{Deserialize, Serialize};
 
-use super::Controller;
+use super::{Controller, HierarchyId, Pid, Tid};
 
 /// The schema identifier written in every snapshot; bumped on any breaking change.
 pub const SNAPSHOT_SCHEMA: &str = "cgmig.snapshot/v1";
@@ -62,7 +62,7 @@ pub struct Mount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hierarchy {
     /// Hierarchy id as in `/proc/cgroups` and `/proc/PID/cgroup` (0 for v2).
-    pub id: u32,
+    pub id: HierarchyId,
     /// v1 or v2.
     pub version: Version,
     /// Controllers bound to it (v1), or listed in the root `cgroup.controllers` (v2).
@@ -141,7 +141,7 @@ impl Ownership {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cgroup {
     /// Id of the hierarchy it belongs to.
-    pub hierarchy: u32,
+    pub hierarchy: HierarchyId,
     /// Path in the hierarchy, as `/proc/PID/cgroup` shows it (`/` for the root).
     pub path: String,
     /// Owners of the directory and membership files.
@@ -170,7 +170,7 @@ impl Cgroup {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
     /// PID (thread group id).
-    pub pid: u32,
+    pub pid: Pid,
     /// `comm`.
     pub comm: String,
     /// `cmdline` arguments; empty for kernel threads.
@@ -196,12 +196,12 @@ impl Process {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Thread {
     /// Thread id.
-    pub tid: u32,
+    pub tid: Tid,
     /// Thread `comm` (libvirt names vCPU threads `CPU 0/KVM`, ...).
     pub comm: String,
     /// Memberships whose cgroup is not in the scanned tree (unmounted
     /// hierarchy, or a path outside a bind mount's root): hierarchy id and path.
-    pub unresolved: Vec<(u32, String)>,
+    pub unresolved: Vec<(HierarchyId, String)>,
 }
 
 /// A snapshot graph node.
@@ -236,7 +236,7 @@ pub struct ControllerStatus {
     /// The controller.
     pub controller: Controller,
     /// v1 hierarchy id from `/proc/cgroups` (0: not bound to v1).
-    pub hierarchy: u32,
+    pub hierarchy: HierarchyId,
     /// Number of cgroups, as `/proc/cgroups` counts them.
     pub num_cgroups: u32,
     /// Whether it is enabled (`cgroup_disable=` turns it off).
@@ -356,7 +356,8 @@ impl Snapshot {
     }
 
     /// The hierarchy with this id.
-    pub fn hierarchy(&self, id: u32) -> Option<(NodeIndex, &Hierarchy)> {
+    pub fn hierarchy(&self, id: impl Into<HierarchyId>) -> Option<(NodeIndex, &Hierarchy)> {
+        let id = id.into();
         self.hierarchies().into_iter().find(|(_, h)| h.id == id)
     }
 
@@ -460,16 +461,16 @@ impl Snapshot {
 
     /// Processes whose threads are in more than one cgroup of some hierarchy,
     /// with the ids of the hierarchies where they are split.
-    pub fn split_processes(&self) -> Vec<(NodeIndex, Vec<u32>)> {
+    pub fn split_processes(&self) -> Vec<(NodeIndex, Vec<HierarchyId>)> {
         let mut out = Vec::new();
         for (pi, _) in self.processes() {
-            let mut per_h: BTreeMap<u32, std::collections::BTreeSet<NodeIndex>> = BTreeMap::new();
+            let mut per_h: BTreeMap<HierarchyId, std::collections::BTreeSet<NodeIndex>> = BTreeMap::new();
             for (ti, _) in self.threads(pi) {
                 for cg in self.memberships(ti) {
                     per_h.entry(self.cgroup(cg).hierarchy).or_default().insert(cg);
                 }
             }
-            let split: Vec<u32> = per_h
+            let split: Vec<HierarchyId> = per_h
                 .into_iter()
                 .filter(|(_, s)| s.len() > 1)
                 .map(|(h, _)| h)
@@ -495,7 +496,8 @@ impl Snapshot {
     }
 
     /// Find the cgroup with this path in a hierarchy.
-    pub fn find_cgroup(&self, hierarchy: u32, path: &str) -> Option<NodeIndex> {
+    pub fn find_cgroup(&self, hierarchy: impl Into<HierarchyId>, path: &str) -> Option<NodeIndex> {
+        let hierarchy = hierarchy.into();
         self.cgroups()
             .find(|(_, c)| c.hierarchy == hierarchy && c.path == path)
             .map(|(i, _)| i)

@@ -240,7 +240,7 @@ impl Checker {
             Node::Process(_) => "process",
             Node::Thread(_) => "thread",
         };
-        let mut member_of: HashMap<(NodeIndex, u32), usize> = HashMap::new();
+        let mut member_of: HashMap<(NodeIndex, super::HierarchyId), usize> = HashMap::new();
         for e in snap.graph.edge_references() {
             let (s, t) = (kind(e.source()), kind(e.target()));
             let ok = matches!(

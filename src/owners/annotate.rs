@@ -371,7 +371,7 @@ fn node_owners(p: &Plan, map: &OwnerMap) -> BTreeMap<String, Owner> {
                 detail: Some(format!("inside {}", po.unit.as_deref().unwrap_or("?"))),
                 evidence: vec![format!(
                     "{}: derived node below {}",
-                    n.note.as_deref().unwrap_or("node"),
+                    n.note.map_or("node", crate::plan::NodeNote::text),
                     po.label()
                 )],
             },
@@ -472,7 +472,8 @@ fn is_v1_default(file: &str, value: &str) -> bool {
 
 /// Cgroups by (hierarchy, path): `Snapshot::find_cgroup` is a scan, and
 /// every unit node looks up its origins.
-type CgroupIndex<'a> = std::collections::HashMap<(u32, &'a str), petgraph::graph::NodeIndex>;
+type CgroupIndex<'a> =
+    std::collections::HashMap<(crate::model::HierarchyId, &'a str), petgraph::graph::NodeIndex>;
 
 /// The v1 values of the files systemd manages, at a node's origins.
 fn observed_v1(n: &PlanNode, snap: &Snapshot, index: &CgroupIndex) -> BTreeMap<String, String> {
@@ -880,7 +881,7 @@ pub fn systemd_path(n: &PlanNode) -> String {
 }
 
 fn places(p: &Plan, snap: &Snapshot, nodes: &BTreeMap<String, Owner>) -> Vec<ProcessPlace> {
-    let by_pid: BTreeMap<u32, &crate::model::Process> =
+    let by_pid: BTreeMap<crate::model::Pid, &crate::model::Process> =
         snap.processes().into_iter().map(|(_, p)| (p.pid, p)).collect();
     let mut out = Vec::new();
     for n in p.nodes.iter().filter(|n| n.path != "/") {

@@ -119,7 +119,8 @@ pub fn is_systemd_host(snap: &Snapshot) -> bool {
             && h.mounts.iter().any(|m| m.options.iter().any(|o| o == "xattr"))
     });
     let pid1 = snap.processes().iter().any(|(_, p)| {
-        p.pid == 1 && (p.comm == "systemd" || p.cmdline.first().is_some_and(|c| c.ends_with("systemd")))
+        p.pid == crate::model::Pid::new(1)
+            && (p.comm == "systemd" || p.cmdline.first().is_some_and(|c| c.ends_with("systemd")))
     });
     let own_cgroups = snap
         .cgroups()

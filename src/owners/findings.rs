@@ -1,20 +1,11 @@
 //! The owners findings: one table of (id, severity, title, remediation).
 
-use crate::audit::{Finding, Subject};
 use crate::rules::Severity;
 
-/// One kind of owners finding.
-#[derive(Debug, Clone, Copy)]
-pub struct Kind {
-    /// Rule id.
-    pub id: &'static str,
-    /// Severity.
-    pub severity: Severity,
-    /// Title.
-    pub title: &'static str,
-    /// What to do.
-    pub remediation: &'static str,
-}
+/// One kind of owners finding (the shared built-in kind type).
+pub use crate::audit::FindingKind as Kind;
+
+const SOURCE: &str = "cgmig owners";
 
 /// A v1 directive this systemd ignores on v2: the limit silently vanishes.
 pub const DIRECTIVE_DROPPED: Kind = Kind {
@@ -22,6 +13,7 @@ pub const DIRECTIVE_DROPPED: Kind = Kind {
     severity: Severity::Error,
     title: "a unit directive has no effect on v2 with this systemd",
     remediation: "Replace the v1 directive with its v2 form (the plan's drop-in) before the switch.",
+    source: SOURCE,
 };
 
 /// A deprecated directive systemd still translates (with a warning in the journal).
@@ -30,6 +22,7 @@ pub const DIRECTIVE_DEPRECATED: Kind = Kind {
     severity: Severity::Info,
     title: "a deprecated v1 unit directive is translated by systemd on v2",
     remediation: "Move to the v2 directive (the plan's drop-in): systemd 258 and later ignore the v1 one.",
+    source: SOURCE,
 };
 
 /// A v1 value on a unit's cgroup that no directive explains (written by hand or a tool).
@@ -38,6 +31,7 @@ pub const SET_OUTSIDE_UNIT: Kind = Kind {
     severity: Severity::Warning,
     title: "a value in a systemd unit's cgroup was not set by systemd",
     remediation: "systemd will not restore it on v2; the plan's drop-in sets it through the unit.",
+    source: SOURCE,
 };
 
 /// Another manager's cgroups inside a unit that does not delegate.
@@ -46,6 +40,7 @@ pub const DELEGATE_NEEDED: Kind = Kind {
     severity: Severity::Error,
     title: "cgroups of another manager inside a unit that does not delegate",
     remediation: "Add the plan's drop-in (`Delegate=` with the controllers) to the unit; on v2 systemd otherwise owns the whole subtree and the manager cannot create or configure cgroups there.",
+    source: SOURCE,
 };
 
 /// Another manager's cgroups inside a delegating unit (fine; controllers listed).
@@ -54,6 +49,7 @@ pub const DELEGATED: Kind = Kind {
     severity: Severity::Info,
     title: "another manager's cgroups inside a delegated unit",
     remediation: "Check that the unit delegates the controllers the plan lists.",
+    source: SOURCE,
 };
 
 /// Top-level cgroups of a custom manager on a systemd host.
@@ -62,6 +58,7 @@ pub const CUSTOM_TOP_LEVEL: Kind = Kind {
     severity: Severity::Warning,
     title: "a custom manager's cgroups beside systemd's tree",
     remediation: "Run the manager in a unit that delegates (the plan suggests one) so its cgroups live in a delegated subtree on v2.",
+    source: SOURCE,
 };
 
 /// A runtime's tree that the runtime rebuilds after the switch, with settings to change.
@@ -70,6 +67,7 @@ pub const RUNTIME_SETTINGS: Kind = Kind {
     severity: Severity::Warning,
     title: "a runtime rebuilds its tree on v2; its settings must change first",
     remediation: "Apply the runtime settings the plan lists (cgroup driver, shim, config keys) before the switch; cgmig does not write the runtime's cgroups.",
+    source: SOURCE,
 };
 
 /// A runtime's tree that the runtime rebuilds unchanged.
@@ -78,6 +76,7 @@ pub const RUNTIME_REBUILDS: Kind = Kind {
     severity: Severity::Info,
     title: "a runtime rebuilds its tree on v2",
     remediation: "Nothing for cgmig to write; check the runtime's version supports v2.",
+    source: SOURCE,
 };
 
 /// systemd's own device policy (journald, logind, ...): BPF on v2, not an error.
@@ -86,6 +85,7 @@ pub const SYSTEMD_DEVICES: Kind = Kind {
     severity: Severity::Info,
     title: "systemd's own device policy; systemd installs it as BPF on v2",
     remediation: "Nothing to do: systemd rebuilds DevicePolicy=/DeviceAllow= as a BPF program on v2.",
+    source: SOURCE,
 };
 
 /// Every kind, for documentation and `explain`.
@@ -101,37 +101,14 @@ pub const ALL: &[Kind] = &[
     SYSTEMD_DEVICES,
 ];
 
-impl Kind {
-    /// A finding of this kind about a v2 path.
-    pub fn at(&self, path: &str, why: String) -> Finding {
-        Finding {
-            rule: self.id.into(),
-            severity: self.severity,
-            title: self.title.into(),
-            subject: Subject::Cgroup {
-                hierarchy: 0,
-                label: "v2".into(),
-                path: path.to_string(),
-            },
-            file: None,
-            value: None,
-            detail: None,
-            why,
-            remediation: self.remediation.into(),
-            kernel: None,
-            source: Some("cgmig owners".into()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn ids_are_unique_and_namespaced() {
+        crate::audit::kind::check_table(super::ALL, "owners.");
         let mut ids: Vec<&str> = super::ALL.iter().map(|k| k.id).collect();
-        assert!(ids.iter().all(|i| i.starts_with("owners.")));
         ids.sort_unstable();
         ids.dedup();
-        assert_eq!(ids.len(), super::ALL.len());
+        assert_eq!(ids.len(), super::ALL.len(), "an owners id is listed twice");
     }
 }

@@ -1,12 +1,11 @@
 //! Conflicts step: crossing cgroups as plan conflicts and findings, with
 //! the strategy that resolved each.
 
+use super::findings;
 use super::model::*;
 use super::nodes::origin_of;
-use super::planner_finding;
 use super::unify::{Merged, Prepared};
 use crate::audit::{Finding, Subject};
-use crate::rules::Severity;
 use crate::rules::Strategy;
 
 /// The merge's crossings as plan conflicts (and `plan.conflict` findings).
@@ -43,19 +42,16 @@ pub fn conflicts(
             Strategy::Drop => "dropped: its settings are not carried over".to_string(),
             Strategy::Fail => "failed: the plan is blocked".to_string(),
         };
-        let severity = match c.strategy {
-            Strategy::Split => Severity::Warning,
-            Strategy::Drop => Severity::Error,
-            Strategy::Fail => Severity::Blocker,
+        let kind = match c.strategy {
+            Strategy::Split => findings::CONFLICT_SPLIT,
+            Strategy::Drop => findings::CONFLICT_DROP,
+            Strategy::Fail => findings::CONFLICT_FAIL,
         };
         let cross_text: Vec<String> = crosses
             .iter()
             .map(|o| format!("{}:{}", o.label, o.path))
             .collect();
-        findings.push(planner_finding(
-            "plan.conflict",
-            severity,
-            "cgroups of two hierarchies cross; v2 can keep only one shape",
+        findings.push(kind.finding(
             Subject::Cgroup {
                 hierarchy: rejected.hierarchy,
                 label: rejected.label.clone(),
@@ -70,7 +66,6 @@ pub fn conflicts(
                 c.only_rejected,
                 c.only_crossed
             ),
-            "Align the two hierarchies in v1 (move the processes so one cgroup contains the other), or accept the resolution.",
         ));
         conflicts.push(Conflict {
             rejected,

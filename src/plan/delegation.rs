@@ -3,10 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::findings;
 use super::model::*;
-use super::planner_finding;
 use crate::audit::{Finding, Subject};
-use crate::rules::Severity;
 
 /// `plan.delegation-restructure` findings.
 pub fn delegation(nodes: &[PlanNode]) -> Vec<Finding> {
@@ -31,17 +30,14 @@ pub fn delegation(nodes: &[PlanNode]) -> Vec<Finding> {
         }
     }
     for (uid, roots) in roots_by_uid.into_iter().filter(|(_, r)| r.len() > 1) {
-        findings.push(planner_finding(
-            "plan.delegation-restructure",
-            Severity::Warning,
-            "one user's delegated subtrees need a common delegated parent in v2",
+        findings.push(findings::DELEGATION_RESTRUCTURE.finding_with(
             Subject::Host,
             format!(
                 "uid {uid} owns {} separate subtrees ({}); in v2 it can only move processes between them if it owns their common ancestor",
                 roots.len(),
                 roots.join(", ")
             ),
-            &format!("Create /user-{uid}.delegate owned by uid {uid} and move {} under it.", roots.join(", ")),
+            format!("Create /user-{uid}.delegate owned by uid {uid} and move {} under it.", roots.join(", ")),
         ));
     }
 

@@ -13,9 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::model::{NodeType, PlanNode, Stage};
-use super::{node_subject, origin_controllers, planner_finding};
+use super::{findings, node_subject, origin_controllers};
 use crate::audit::Finding;
-use crate::rules::{Severity, parse_kernel};
+use crate::rules::parse_kernel;
 
 /// A kernel version (major, minor).
 pub type Kernel = (u32, u32);
@@ -107,10 +107,7 @@ fn too_old(
         .into_iter()
         .filter(|x| !x.is_empty())
         .collect();
-    planner_finding(
-        "plan.kernel-too-old",
-        Severity::Blocker,
-        "a stage needs a newer kernel than the host's",
+    findings::KERNEL_TOO_OLD.finding_with(
         node_subject("/"),
         format!(
             "stage {stage} needs kernel {} (this host runs {}): {}; settings the host's kernel lacks are left out of the plan, not written",
@@ -118,6 +115,6 @@ fn too_old(
             show(host),
             parts.join("; ")
         ),
-        &format!("Boot kernel {} or newer before stage {stage}.", show(need)),
+        format!("Boot kernel {} or newer before stage {stage}.", show(need)),
     )
 }

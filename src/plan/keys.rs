@@ -10,23 +10,23 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::{Plan, ProcessKey};
-use crate::model::{Snapshot, Version};
+use crate::model::{HierarchyId, Pid, Snapshot, Tid, Version};
 
 /// Record a key for every process (and individually placed thread) the plan places.
 pub fn annotate(plan: &mut Plan, snap: &Snapshot) {
-    let placed: BTreeSet<u32> = plan
+    let placed: BTreeSet<Pid> = plan
         .nodes
         .iter()
         .flat_map(|n| n.processes.iter().copied())
         .collect();
-    let threads: BTreeSet<u32> = plan
+    let threads: BTreeSet<Tid> = plan
         .nodes
         .iter()
         .flat_map(|n| n.threads.iter().map(|t| t.tid))
         .collect();
     // Labels of the v1 hierarchies, made once: `Snapshot::hierarchy` scans
     // the whole graph, once per membership it made planning quadratic.
-    let v1_labels: HashMap<u32, String> = snap
+    let v1_labels: HashMap<HierarchyId, String> = snap
         .hierarchies()
         .into_iter()
         .filter(|(_, h)| h.version == Version::V1)
@@ -40,7 +40,10 @@ pub fn annotate(plan: &mut Plan, snap: &Snapshot) {
         let ts = snap.threads(pi);
         let mut v1 = BTreeSet::new();
         // Process membership = its leader's (or first thread's) cgroups.
-        let lead = ts.iter().find(|(_, t)| t.tid == p.pid).or(ts.first());
+        let lead = ts
+            .iter()
+            .find(|(_, t)| t.tid == p.pid.main_thread())
+            .or(ts.first());
         if let Some((ti, _)) = lead {
             for cg in snap.memberships(*ti) {
                 let c = snap.cgroup(cg);

@@ -18,6 +18,7 @@
 
 mod conflicts;
 mod delegation;
+pub mod findings;
 mod kernel;
 pub mod keys;
 mod model;
@@ -30,6 +31,7 @@ pub mod unify;
 mod validate;
 mod weights;
 
+use crate::model::{HierarchyId, Pid};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use model::*;
@@ -38,35 +40,12 @@ pub use validate::{Violation, validate};
 
 use crate::audit::{Finding, Subject};
 use crate::model::{Snapshot, Version};
-use crate::rules::{RuleSet, Severity};
+use crate::rules::RuleSet;
 use unify::{Merged, Prepared};
-
-fn planner_finding(
-    rule: &str,
-    severity: Severity,
-    title: &str,
-    subject: Subject,
-    why: String,
-    remediation: &str,
-) -> Finding {
-    Finding {
-        rule: rule.into(),
-        severity,
-        title: title.into(),
-        subject,
-        file: None,
-        value: None,
-        detail: None,
-        why,
-        remediation: remediation.into(),
-        kernel: None,
-        source: Some("cgmig planner".into()),
-    }
-}
 
 fn node_subject(path: &str) -> Subject {
     Subject::Cgroup {
-        hierarchy: 0,
+        hierarchy: HierarchyId::UNIFIED,
         label: "v2".into(),
         path: path.to_string(),
     }
@@ -167,16 +146,16 @@ fn plan_host(snap: &Snapshot) -> PlanHost {
 /// The merge orders to try: the policy's order of the hierarchies first,
 /// then (with `search_spine`) each controller hierarchy moved to the front.
 /// On a v1 or hybrid host only the v1 and v2 hierarchies take part.
-fn merge_orders(prep: &Prepared, policy: &crate::rules::PlanPolicy) -> Vec<Vec<u32>> {
+fn merge_orders(prep: &Prepared, policy: &crate::rules::PlanPolicy) -> Vec<Vec<HierarchyId>> {
     let any_v1 = prep.hierarchies.iter().any(|(_, h)| h.version == Version::V1);
-    let mut ranked: Vec<(usize, u32)> = prep
+    let mut ranked: Vec<(usize, HierarchyId)> = prep
         .hierarchies
         .iter()
         .filter(|(_, h)| !any_v1 || h.version == Version::V1 || h.version == Version::V2)
         .map(|(_, h)| (policy.rank(h), h.id))
         .collect();
     ranked.sort();
-    let base: Vec<u32> = ranked.into_iter().map(|(_, id)| id).collect();
+    let base: Vec<HierarchyId> = ranked.into_iter().map(|(_, id)| id).collect();
     let mut orders = vec![base.clone()];
     if policy.search_spine {
         for &h in base.iter().skip(1) {
@@ -197,7 +176,7 @@ fn merge_orders(prep: &Prepared, policy: &crate::rules::PlanPolicy) -> Vec<Vec<u
 /// (ties: the earlier order); stop at the first order that affects none.
 /// Then fold same-path nodes that carry nothing.
 fn spine_search(prep: &Prepared, rules: &RuleSet) -> (Merged, Spine) {
-    let label = |id: u32| prep.label(id);
+    let label = |id: HierarchyId| prep.label(id);
     let mut tried = Vec::new();
     let mut best: Option<Merged> = None;
     for order in merge_orders(prep, rules.policy()) {
@@ -265,7 +244,7 @@ fn stages(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Stage> {
 /// The controllers each stage moves: one v1 controller hierarchy per stage,
 /// the one whose settings the plan carries least first (ties by label).
 fn stage_moves(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Vec<String>> {
-    let mut per_hierarchy: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut per_hierarchy: BTreeMap<HierarchyId, usize> = BTreeMap::new();
     for s in nodes.iter().flat_map(|n| &n.settings) {
         *per_hierarchy.entry(s.origin.hierarchy).or_default() += 1;
     }
@@ -327,15 +306,13 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
 }
 
 /// The note of a derived leaf node.
-const LEAF_NOTE: &str = "leaf for internal processes";
-
 /// Undo derived leaves: stage and subtree re-derivation starts from the
 /// full plan, whose leaves hold processes of their parents.
 fn undo_leaves(p: &mut Plan) {
-    let leaves: Vec<(String, Vec<u32>)> = p
+    let leaves: Vec<(String, Vec<Pid>)> = p
         .nodes
         .iter()
-        .filter(|n| n.note.as_deref() == Some(LEAF_NOTE))
+        .filter(|n| n.note == Some(NodeNote::Leaf))
         .map(|n| (n.path.clone(), n.processes.clone()))
         .collect();
     for (path, procs) in leaves {
@@ -347,7 +324,7 @@ fn undo_leaves(p: &mut Plan) {
         }
         p.nodes.retain(|n| n.path != path);
     }
-    p.findings.retain(|f| f.rule != "plan.leaf");
+    p.findings.retain(|f| f.rule != findings::LEAF.id);
 }
 
 /// Keep only settings whose origin hierarchy's controllers are all allowed.
@@ -417,20 +394,16 @@ fn add_leaves(nodes: &mut Vec<PlanNode>, leaf_name: &str) -> Vec<Finding> {
             i += 1;
         }
         let path = crate::model::path::join(&n.path, &name);
-        findings.push(planner_finding(
-            "plan.leaf",
-            Severity::Info,
-            "processes of an inner cgroup move into a leaf child",
-            node_subject(&n.path),
+        findings.push(findings::LEAF.at(
+            &n.path,
             format!(
                 "{} holds processes {:?} and enables {} for its children; v2 forbids that, so the processes move to {path} (they now compete with their siblings as one cgroup with default weights)",
                 n.path,
                 n.processes,
                 n.subtree_control.join(" ")
             ),
-            "Tools that place tasks in the inner cgroup must target the leaf.",
         ));
-        let mut leaf = PlanNode::new(path, NodeType::Domain, Some(LEAF_NOTE));
+        let mut leaf = PlanNode::new(path, NodeType::Domain, Some(NodeNote::Leaf));
         leaf.processes = std::mem::take(&mut n.processes);
         leaf.owner = n.owner;
         new_leaves.push(leaf);
@@ -592,7 +565,7 @@ fn subtree_with_ancestors(mut nodes: Vec<PlanNode>, path: &str) -> Vec<PlanNode>
 
 /// Threads follow their process: drop those whose process is not placed.
 fn drop_orphan_threads(nodes: &mut [PlanNode]) {
-    let placed: BTreeSet<u32> = nodes.iter().flat_map(|n| n.processes.iter().copied()).collect();
+    let placed: BTreeSet<Pid> = nodes.iter().flat_map(|n| n.processes.iter().copied()).collect();
     for n in nodes {
         n.threads.retain(|t| placed.contains(&t.pid));
     }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Finding;
+use crate::model::{HierarchyId, Pid, Tid};
 
 /// Schema id of a serialized plan.
 pub const PLAN_SCHEMA: &str = "cgmig.plan/v1";
@@ -23,7 +24,7 @@ pub enum NodeType {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Origin {
     /// Hierarchy id.
-    pub hierarchy: u32,
+    pub hierarchy: HierarchyId,
     /// Hierarchy label (`cpu,cpuacct`, `name=systemd`, `unified`).
     pub label: String,
     /// Path in that hierarchy.
@@ -81,9 +82,9 @@ pub fn is_threaded_controller(c: &str) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ThreadPlace {
     /// Thread id.
-    pub tid: u32,
+    pub tid: Tid,
     /// Its process.
-    pub pid: u32,
+    pub pid: Pid,
 }
 
 /// Owner of a delegated node.
@@ -108,7 +109,7 @@ pub struct PlanNode {
     /// Converted settings.
     pub settings: Vec<Setting>,
     /// Processes placed here (whole processes).
-    pub processes: Vec<u32>,
+    pub processes: Vec<Pid>,
     /// Threads placed here (threaded subtrees only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub threads: Vec<ThreadPlace>,
@@ -117,14 +118,45 @@ pub struct PlanNode {
     pub owner: Option<Owner>,
     /// Every v1 cgroup merged into this node.
     pub origins: Vec<Origin>,
-    /// Why the node exists when it has no origin (`leaf for internal processes`, ...).
+    /// Why the node exists when it has no origin of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub note: Option<NodeNote>,
+}
+
+/// Why a node with no v1 origin of its own is in the plan. Typed, so that
+/// `finish` recognises the leaves it derived (to undo them for a stage) by
+/// their kind rather than by matching the text a reader sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeNote {
+    /// A leaf child `finish` made for an inner node's processes (v2 has no
+    /// internal processes); undone and re-derived per stage.
+    #[serde(rename = "leaf for internal processes")]
+    Leaf,
+    /// A v1 path's ancestor that no hierarchy had as a significant cgroup,
+    /// kept so that paths managers look up stay where they are.
+    #[serde(rename = "intermediate v1 path")]
+    Intermediate,
+}
+
+impl NodeNote {
+    /// The text plans show (the same as the JSON value).
+    pub fn text(self) -> &'static str {
+        match self {
+            NodeNote::Leaf => "leaf for internal processes",
+            NodeNote::Intermediate => "intermediate v1 path",
+        }
+    }
+}
+
+impl std::fmt::Display for NodeNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
 }
 
 impl PlanNode {
     /// A node with nothing in it yet.
-    pub fn new(path: String, node_type: NodeType, note: Option<&str>) -> PlanNode {
+    pub fn new(path: String, node_type: NodeType, note: Option<NodeNote>) -> PlanNode {
         PlanNode {
             path,
             node_type,
@@ -134,7 +166,7 @@ impl PlanNode {
             threads: Vec::new(),
             owner: None,
             origins: Vec::new(),
-            note: note.map(str::to_string),
+            note,
         }
     }
 
@@ -163,16 +195,16 @@ pub enum Action {
     /// Move a whole process (check: `/proc/PID/cgroup` shows the path).
     MoveProcess {
         /// PID.
-        pid: u32,
+        pid: Pid,
         /// Destination.
         path: String,
     },
     /// Move one thread (check: `/proc/PID/task/TID/cgroup`).
     MoveThread {
         /// TID.
-        tid: u32,
+        tid: Tid,
         /// Its process.
-        pid: u32,
+        pid: Pid,
         /// Destination.
         path: String,
     },
@@ -228,11 +260,11 @@ pub struct Conflict {
     /// The accepted cgroup(s) it crosses.
     pub crosses: Vec<Origin>,
     /// Processes in both (up to 10).
-    pub shared_tasks: Vec<u32>,
+    pub shared_tasks: Vec<Pid>,
     /// Processes of the rejected cgroup outside the crossed ones (up to 10).
-    pub only_rejected: Vec<u32>,
+    pub only_rejected: Vec<Pid>,
     /// Processes of the crossed cgroups outside the rejected one (up to 10).
-    pub only_crossed: Vec<u32>,
+    pub only_crossed: Vec<Pid>,
     /// How it was resolved (`split onto 3 pieces`, `dropped`, `failed`).
     pub resolution: String,
     /// Settings that no longer apply exactly.
@@ -291,7 +323,7 @@ pub struct PlanHost {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessKey {
     /// PID at planning time (the plan's actions name it).
-    pub pid: u32,
+    pub pid: Pid,
     /// Real uid.
     pub uid: u32,
     /// `comm`.
@@ -303,7 +335,7 @@ pub struct ProcessKey {
     pub v1: Vec<(String, String)>,
     /// Threads placed on their own: (tid at planning time, thread comm).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub threads: Vec<(u32, String)>,
+    pub threads: Vec<(Tid, String)>,
 }
 
 /// A complete plan.

@@ -9,11 +9,10 @@
 
 use std::collections::BTreeSet;
 
+use super::findings;
 use super::unify::{self, Merged, Prepared};
-use super::{node_subject, planner_finding};
 use crate::audit::Finding;
 use crate::model::Snapshot;
-use crate::rules::Severity;
 
 /// Names the kernel reserves: `cgroup.*` and `<controller>.*` files.
 fn collides_with_interface_file(name: &str) -> bool {
@@ -154,13 +153,9 @@ fn avoid_interface_file(part: &mut String, parent: &str) -> Option<Finding> {
         return None;
     }
     let new = format!("_{part}");
-    let f = planner_finding(
-        "plan.renamed",
-        Severity::Info,
-        "cgroup renamed: its name collides with v2 interface files",
-        node_subject(&crate::model::path::join(parent, &new)),
+    let f = findings::RENAMED_INTERFACE_FILE.at(
+        &crate::model::path::join(parent, &new),
         format!("{part} looks like an interface file in v2; the node is named {new}"),
-        "Update tools that refer to the old name.",
     );
     *part = new;
     Some(f)
@@ -175,11 +170,8 @@ fn forced_rename(prep: &Prepared, t: &unify::MergedNode, path: &str, wanted: &st
         .iter()
         .map(|(h, c)| format!("{}:{}", prep.hierarchy(*h).label(), prep.snap.cgroup(*c).path))
         .collect();
-    planner_finding(
-        "plan.renamed",
-        Severity::Info,
-        "cgroup renamed: another cgroup of the same name holds different tasks",
-        node_subject(path),
+    findings::RENAMED_COLLISION.at(
+        path,
         format!(
             "{} ({}) would be {wanted}, but a cgroup of that name from another hierarchy holds other tasks or settings; v2 has one tree, so the node is {path}",
             from.join(", "),
@@ -189,7 +181,6 @@ fn forced_rename(prep: &Prepared, t: &unify::MergedNode, path: &str, wanted: &st
                 "its v1 cgroups"
             },
         ),
-        "Align the hierarchies in v1 (same tasks in cgroups of the same path), or update tools that use the old path.",
     )
 }
 

@@ -4,15 +4,14 @@
 
 use std::collections::BTreeSet;
 
+use super::findings;
 use super::model::*;
 use super::settings::{self, settings_of};
 use super::unify::{self, Merged, Prepared};
-use super::{node_subject, planner_finding};
 use crate::audit::Finding;
-use crate::rules::Severity;
 
 /// The plan origin of a v1 cgroup.
-pub fn origin_of(prep: &Prepared, hid: u32, cg: petgraph::graph::NodeIndex) -> Origin {
+pub fn origin_of(prep: &Prepared, hid: crate::model::HierarchyId, cg: petgraph::graph::NodeIndex) -> Origin {
     Origin {
         hierarchy: hid,
         label: prep.label(hid),
@@ -44,16 +43,12 @@ pub fn domain_nodes(
                     .find(|f| f.uid == uid)
                     .map_or(uid, |f| f.gid);
                 match owner {
-                    Some(prev) if prev.uid != uid => findings.push(planner_finding(
-                        "plan.owner-conflict",
-                        Severity::Warning,
-                        "merged cgroups have different owners",
-                        node_subject(&paths[i]),
+                    Some(prev) if prev.uid != uid => findings.push(findings::OWNER_CONFLICT.at(
+                        &paths[i],
                         format!(
                             "{} merges cgroups owned by uid {} and uid {uid}; uid {} is kept",
                             paths[i], prev.uid, prev.uid
                         ),
-                        "Decide which user manages this subtree and chown the others' cgroups accordingly.",
                     )),
                     None => owner = Some(Owner { uid, gid }),
                     _ => {}
@@ -71,7 +66,7 @@ pub fn domain_nodes(
             settings.clear();
         }
         let settings = settings::one_value_per_file(settings);
-        let mut processes: Vec<u32> = procs[i].iter().map(|(_, p)| *p).collect();
+        let mut processes: Vec<crate::model::Pid> = procs[i].iter().map(|(_, p)| *p).collect();
         processes.sort_unstable();
         nodes.push(PlanNode {
             path: paths[i].clone(),
@@ -108,7 +103,7 @@ pub fn add_intermediates(nodes: &mut Vec<PlanNode>) {
         nodes.push(PlanNode::new(
             path,
             NodeType::Domain,
-            Some("intermediate v1 path"),
+            Some(NodeNote::Intermediate),
         ));
     }
     nodes.sort_by(|a, b| a.path.cmp(&b.path));

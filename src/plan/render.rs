@@ -354,7 +354,7 @@ fn esc(s: &str) -> String {
 fn dot(p: &Plan) -> String {
     let mut out = String::from("digraph cgmig_plan {\n  rankdir=LR;\n  node [shape=box, fontsize=10];\n");
     // v1 hierarchies, reconstructed from the origins.
-    let mut v1: BTreeMap<(u32, String), BTreeSet<String>> = BTreeMap::new();
+    let mut v1: BTreeMap<(crate::model::HierarchyId, String), BTreeSet<String>> = BTreeMap::new();
     for n in &p.nodes {
         for o in &n.origins {
             let set = v1.entry((o.hierarchy, o.label.clone())).or_default();

@@ -55,7 +55,12 @@ pub fn one_value_per_file(settings: Vec<Setting>) -> Vec<Setting> {
 }
 
 /// Settings of one cgroup as plan settings.
-pub fn settings_of(prep: &Prepared, hid: u32, cg: NodeIndex, split_copy: bool) -> Vec<Setting> {
+pub fn settings_of(
+    prep: &Prepared,
+    hid: crate::model::HierarchyId,
+    cg: NodeIndex,
+    split_copy: bool,
+) -> Vec<Setting> {
     let h = prep.hierarchy(hid);
     let origin = Origin {
         hierarchy: hid,

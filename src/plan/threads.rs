@@ -15,6 +15,7 @@
 //! (candidates → named threaded nodes), [`overruled_places`] (findings),
 //! [`place_threads`] (threads into their nodes).
 
+use crate::model::{HierarchyId, Pid, Tid};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use petgraph::graph::NodeIndex;
@@ -23,10 +24,10 @@ use super::model::*;
 use super::nodes::origin_of;
 use super::settings::settings_of;
 use super::unify::{self, Merged, Prepared};
-use super::{node_subject, planner_finding};
+use super::{findings, node_subject};
 use crate::audit::{Finding, Subject};
 use crate::model::Snapshot;
-use crate::rules::{PlanPolicy, Severity};
+use crate::rules::PlanPolicy;
 
 /// Add threaded nodes below the homes of split processes (and make those
 /// homes `domain threaded`).
@@ -53,7 +54,7 @@ pub fn threaded_subtrees(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct CandKey {
     home: usize,
-    hier: u32,
+    hier: HierarchyId,
     cg: NodeIndex,
 }
 
@@ -64,22 +65,22 @@ struct Cand {
     /// The common ancestor of the latest split that reached it.
     lca: NodeIndex,
     /// The threads at or below it.
-    tids: BTreeSet<u32>,
+    tids: BTreeSet<Tid>,
 }
 
 /// Where a thread goes: the hierarchy of highest priority that splits it
 /// decides.
 struct Choice {
     rank: usize,
-    hier: u32,
+    hier: HierarchyId,
     /// Its deepest candidate; `None` = it stays at its process's home.
     deepest: Option<CandKey>,
-    pid: u32,
+    pid: Pid,
 }
 
 /// A place a lower-priority hierarchy gave a thread, which it loses.
 struct Overruled {
-    tid: u32,
+    tid: Tid,
     key: CandKey,
     lca: NodeIndex,
 }
@@ -88,7 +89,7 @@ struct Overruled {
 #[derive(Default)]
 struct Candidates {
     cands: BTreeMap<CandKey, Cand>,
-    choice: BTreeMap<u32, Choice>,
+    choice: BTreeMap<Tid, Choice>,
     overruled: Vec<Overruled>,
     /// Merged nodes that become `domain threaded`.
     threaded_domains: BTreeSet<usize>,
@@ -155,10 +156,7 @@ fn inexpressible(
     let label = prep.label(split.hierarchy);
     let lost = || below_lca(snap, split).into_iter().collect::<Vec<_>>().join(", ");
     if split.domain {
-        return Some(planner_finding(
-            "plan.thread-placement-lost",
-            Severity::Error,
-            "per-thread placement in a domain controller is dropped",
+        return Some(findings::THREAD_PLACEMENT_LOST.finding(
             Subject::Process {
                 pid: split.pid,
                 comm: comm_of(prep, split),
@@ -168,24 +166,19 @@ fn inexpressible(
                 split.pid,
                 lost()
             ),
-            "Move all threads of the process into one cgroup in v1 first, or accept the loss.",
         ));
     }
     let home = m.elem_node[split.elem];
     if home == 0 || m.nodes[home].children.is_empty() {
         return None;
     }
-    Some(planner_finding(
-        "plan.threaded-needs-leaf-domain",
-        Severity::Error,
-        "a process with split threads sits in a cgroup with domain children",
-        node_subject(home_path),
+    Some(findings::THREADED_NEEDS_LEAF_DOMAIN.at(
+        home_path,
         format!(
             "process {} splits its threads in {label} ({}), but {home_path} also has child cgroups; v2 can't make it a threaded domain, so its threads stay together and those cgroups' settings don't apply to them",
             split.pid,
             lost()
         ),
-        "Move the process into its own cgroup in v1 (or let it keep all threads together).",
     ))
 }
 
@@ -225,7 +218,7 @@ impl Candidates {
 
     /// A thread's place: the first hierarchy by (rank, id) keeps it; the
     /// other's place is overruled.
-    fn choose(&mut self, tid: u32, new: Choice, lca: NodeIndex) {
+    fn choose(&mut self, tid: Tid, new: Choice, lca: NodeIndex) {
         match self.choice.get(&tid) {
             Some(old) if (old.rank, old.hier) < (new.rank, new.hier) => {
                 if let Some(key) = new.deepest {
@@ -254,7 +247,7 @@ fn relative_to(path: &str, anc: &str) -> String {
 /// A v1 thread cgroup that holds threads of processes with different homes
 /// becomes one threaded node per home: its limit is no longer shared.
 fn shared_thread_cgroups(prep: &Prepared, cands: &Candidates) -> Vec<Finding> {
-    let mut homes_of: BTreeMap<(u32, NodeIndex), BTreeSet<usize>> = BTreeMap::new();
+    let mut homes_of: BTreeMap<(HierarchyId, NodeIndex), BTreeSet<usize>> = BTreeMap::new();
     for k in cands.cands.keys() {
         homes_of.entry((k.hier, k.cg)).or_default().insert(k.home);
     }
@@ -263,16 +256,12 @@ fn shared_thread_cgroups(prep: &Prepared, cands: &Candidates) -> Vec<Finding> {
         .filter(|(_, homes)| homes.len() > 1)
         .map(|((hier, cg), homes)| {
             let (label, path) = (prep.label(hier), prep.snap.cgroup(cg).path.clone());
-            planner_finding(
-                "plan.thread-cgroup-split",
-                Severity::Warning,
-                "a v1 thread cgroup holds threads of processes placed apart in v2",
+            findings::THREAD_CGROUP_SPLIT.finding(
                 Subject::Cgroup { hierarchy: hier, label: label.clone(), path: path.clone() },
                 format!(
                     "{label}:{path} holds threads of processes that land under {} different v2 cgroups; it becomes one threaded node under each, so its settings apply to each group separately",
                     homes.len()
                 ),
-                "Keep threads that must share a limit in processes that share a cgroup.",
             )
         })
         .collect()
@@ -295,7 +284,7 @@ fn threaded_nodes(
     domain: &BTreeSet<String>,
     findings: &mut Vec<Finding>,
 ) -> ThreadedNodes {
-    let mut groups: BTreeMap<(usize, &str, Vec<u32>), Vec<CandKey>> = BTreeMap::new();
+    let mut groups: BTreeMap<(usize, &str, Vec<Tid>), Vec<CandKey>> = BTreeMap::new();
     for (k, c) in &cands.cands {
         groups
             .entry((k.home, c.rel.as_str(), c.tids.iter().copied().collect()))
@@ -366,17 +355,13 @@ fn threaded_path(
         })
         .find(|p| free(p))
         .expect("an unbounded suffix search ends");
-    findings.push(planner_finding(
-        "plan.renamed",
-        Severity::Info,
-        "threaded cgroup renamed: a domain cgroup has its name",
-        node_subject(&path),
+    findings.push(findings::RENAMED_THREADED.at(
+        &path,
         format!(
             "the thread cgroup {}:{} would be {wanted}, which is a domain cgroup in v2; the threaded node is {path}",
             prep.label(first.hier),
             prep.snap.cgroup(first.cg).path,
         ),
-        "Update tools that place threads by path.",
     ));
     path
 }
@@ -390,16 +375,12 @@ fn threaded_node(prep: &Prepared, keys: &[CandKey], path: &str, findings: &mut V
         for st in settings_of(prep, k.hier, k.cg, false) {
             match st.controller() {
                 Some(ctl) if is_threaded_controller(ctl) => node.settings.push(st),
-                _ => findings.push(planner_finding(
-                    "plan.threaded-setting-lost",
-                    Severity::Error,
-                    "a domain setting on a thread cgroup has no place in a threaded subtree",
-                    node_subject(path),
+                _ => findings.push(findings::THREADED_SETTING_LOST.at(
+                    path,
                     format!(
                         "{}={} (from {}:{}) can't apply to threads",
                         st.file, st.value, st.origin.label, st.origin.path
                     ),
-                    "Only cpu, cpuset, pids and perf_event act inside threaded subtrees.",
                 )),
             }
         }
@@ -434,10 +415,7 @@ fn overruled_places(
             lost.push(snap.cgroup(c).path.clone());
             cur = snap.parent(c);
         }
-        out.push(planner_finding(
-            "plan.thread-conflict",
-            Severity::Warning,
-            "a thread is placed differently by two threaded hierarchies",
+        out.push(findings::THREAD_CONFLICT.finding(
             node_subject(chosen.as_deref().unwrap_or("/")),
             format!(
                 "thread {} follows a higher-priority hierarchy; its place in {} ({}) is ignored for it, with those cgroups' settings",
@@ -445,7 +423,6 @@ fn overruled_places(
                 prep.label(o.key.hier),
                 lost.join(", ")
             ),
-            "Place the thread at the same relative path in every threaded hierarchy.",
         ));
     }
     out

@@ -13,6 +13,7 @@
 //! `O(distinct deepest nodes of its elements × depth)`, so the whole merge is
 //! near-linear in the size of the hierarchies.
 
+use crate::model::{HierarchyId, Pid, Tid};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -55,7 +56,7 @@ pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Elem {
     /// A process (graph node, pid).
-    Process(NodeIndex, u32),
+    Process(NodeIndex, Pid),
     /// An empty leaf at this path (relative to the hierarchy root).
     Phantom(String),
 }
@@ -66,15 +67,15 @@ pub struct ThreadSplit {
     /// The process element index.
     pub elem: usize,
     /// Its pid.
-    pub pid: u32,
+    pub pid: Pid,
     /// Hierarchy id.
-    pub hierarchy: u32,
+    pub hierarchy: HierarchyId,
     /// Whether the hierarchy has a domain controller (then v2 cannot express it).
     pub domain: bool,
     /// Common ancestor of its threads' cgroups (where the process is placed).
     pub lca: NodeIndex,
     /// Each thread and its cgroup.
-    pub threads: Vec<(u32, NodeIndex)>,
+    pub threads: Vec<(Tid, NodeIndex)>,
 }
 
 /// Everything the merge needs, computed once per snapshot.
@@ -88,20 +89,20 @@ pub struct Prepared<'a> {
     /// Per cgroup: sorted element set of its subtree.
     pub sets: IdMap<NodeIndex, Vec<u32>>,
     /// Per hierarchy id: significant non-root cgroups, top-down.
-    pub significant: BTreeMap<u32, Vec<NodeIndex>>,
+    pub significant: BTreeMap<HierarchyId, Vec<NodeIndex>>,
     /// Per cgroup: the converted settings (and findings) from the rules,
     /// evaluated once for the audit and the plan.
     pub outcomes: &'a crate::audit::Outcomes,
     /// Thread splits.
     pub splits: Vec<ThreadSplit>,
     /// Scanned root cgroup per hierarchy id.
-    pub roots: BTreeMap<u32, NodeIndex>,
+    pub roots: BTreeMap<HierarchyId, NodeIndex>,
     /// Depth of each cgroup below its scanned root.
     pub depth: IdMap<NodeIndex, usize>,
     /// Rule id -> the first kernel with its v2 file (the rules' `kernel:`).
     pub rule_kernel: HashMap<String, String>,
     /// Hierarchy id -> its label, made once (every origin carries one).
-    labels: BTreeMap<u32, String>,
+    labels: BTreeMap<HierarchyId, String>,
 }
 
 /// A cgroup's children, unsorted (`Snapshot::children` sorts them by path,
@@ -135,10 +136,10 @@ fn lca_cg(snap: &Snapshot, depth: &IdMap<NodeIndex, usize>, mut a: NodeIndex, mu
 /// The scanned trees: each hierarchy's root and its cgroups top-down, with
 /// their depth.
 struct Layout {
-    roots: BTreeMap<u32, NodeIndex>,
+    roots: BTreeMap<HierarchyId, NodeIndex>,
     depth: IdMap<NodeIndex, usize>,
     /// Per hierarchy id: its cgroups, breadth-first (children by path).
-    top_down: BTreeMap<u32, Vec<NodeIndex>>,
+    top_down: BTreeMap<HierarchyId, Vec<NodeIndex>>,
 }
 
 impl Layout {
@@ -186,14 +187,14 @@ impl Placement {
             splits: Vec::new(),
             has_threads: vec![false; snap.graph.node_count()],
         };
-        let domain: BTreeMap<u32, bool> = hierarchies
+        let domain: BTreeMap<HierarchyId, bool> = hierarchies
             .iter()
             .map(|(_, h)| (h.id, crate::audit::has_domain_controller(h)))
             .collect();
         for (pi, p) in snap.processes() {
             let e = out.elems.len() as u32;
             out.elems.push(Elem::Process(pi, p.pid));
-            let mut per_h: BTreeMap<u32, Vec<(u32, NodeIndex)>> = BTreeMap::new();
+            let mut per_h: BTreeMap<HierarchyId, Vec<(Tid, NodeIndex)>> = BTreeMap::new();
             for (ti, t) in snap.threads(pi) {
                 for cg in snap.memberships(ti) {
                     out.has_threads[cg.index()] = true;
@@ -279,9 +280,9 @@ fn significant_cgroups(
     layout: &Layout,
     own: &IdMap<NodeIndex, Vec<u32>>,
     keep: &[String],
-) -> BTreeMap<u32, Vec<NodeIndex>> {
+) -> BTreeMap<HierarchyId, Vec<NodeIndex>> {
     let snap = prep.snap;
-    let mut out: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
+    let mut out: BTreeMap<HierarchyId, Vec<NodeIndex>> = BTreeMap::new();
     for (hid, list) in &layout.top_down {
         let root = layout.roots[hid];
         let root_path = snap.cgroup(root).path.as_str();
@@ -356,7 +357,7 @@ impl<'a> Prepared<'a> {
     }
 
     /// The hierarchy with this id.
-    pub fn hierarchy(&self, id: u32) -> &Hierarchy {
+    pub fn hierarchy(&self, id: HierarchyId) -> &Hierarchy {
         self.hierarchies
             .iter()
             .find(|(_, h)| h.id == id)
@@ -365,7 +366,7 @@ impl<'a> Prepared<'a> {
     }
 
     /// The label of the hierarchy with this id (`cpu,cpuacct`).
-    pub fn label(&self, id: u32) -> String {
+    pub fn label(&self, id: HierarchyId) -> String {
         match self.labels.get(&id) {
             Some(l) => l.clone(),
             None => self.hierarchy(id).label(),
@@ -405,28 +406,28 @@ pub struct MergedNode {
     /// Depth (root 0).
     pub depth: usize,
     /// The v1 cgroups merged here (hierarchy id, cgroup).
-    pub origins: Vec<(u32, NodeIndex)>,
+    pub origins: Vec<(HierarchyId, NodeIndex)>,
     /// Name, from the first (highest-priority) origin.
     pub name: String,
     /// Cgroups whose settings were split onto this node (hierarchy id, cgroup).
-    pub split_from: Vec<(u32, NodeIndex)>,
+    pub split_from: Vec<(HierarchyId, NodeIndex)>,
 }
 
 /// A crossing found during the merge.
 #[derive(Debug, Clone)]
 pub struct Crossing {
     /// The rejected cgroup.
-    pub hierarchy: u32,
+    pub hierarchy: HierarchyId,
     /// Its graph node.
     pub cgroup: NodeIndex,
     /// Tree nodes it partially overlaps.
     pub partial: Vec<usize>,
     /// Elements shared with the partial nodes (up to 10 pids).
-    pub shared: Vec<u32>,
+    pub shared: Vec<Pid>,
     /// Elements of the rejected set outside the partial nodes (up to 10 pids).
-    pub only_rejected: Vec<u32>,
+    pub only_rejected: Vec<Pid>,
     /// Elements of the partial nodes outside the rejected set (up to 10 pids).
-    pub only_crossed: Vec<u32>,
+    pub only_crossed: Vec<Pid>,
     /// Strategy applied.
     pub strategy: Strategy,
     /// Pieces its settings were copied onto (split).
@@ -445,7 +446,7 @@ pub struct Merged {
     /// Conflicts.
     pub crossings: Vec<Crossing>,
     /// Hierarchy ids in the order used.
-    pub order: Vec<u32>,
+    pub order: Vec<HierarchyId>,
 }
 
 impl Merged {
@@ -510,7 +511,7 @@ impl Merged {
 }
 
 /// Merge the hierarchies in `order` (hierarchy ids).
-pub fn merge(prep: &Prepared, rules: &RuleSet, order: &[u32]) -> Merged {
+pub fn merge(prep: &Prepared, rules: &RuleSet, order: &[HierarchyId]) -> Merged {
     let n_elems = prep.elems.len();
     let mut m = Merged {
         nodes: vec![MergedNode {
@@ -537,14 +538,14 @@ pub fn merge(prep: &Prepared, rules: &RuleSet, order: &[u32]) -> Merged {
     m
 }
 
-fn pid_of(prep: &Prepared, e: u32) -> Option<u32> {
+fn pid_of(prep: &Prepared, e: u32) -> Option<Pid> {
     match &prep.elems[e as usize] {
         Elem::Process(_, pid) => Some(*pid),
         Elem::Phantom(_) => None,
     }
 }
 
-fn insert(m: &mut Merged, prep: &Prepared, hid: u32, c: NodeIndex, strategy: Strategy) {
+fn insert(m: &mut Merged, prep: &Prepared, hid: HierarchyId, c: NodeIndex, strategy: Strategy) {
     let set = &prep.sets[&c];
     let at = Landing::of(m, set);
     let name = prep.snap.cgroup(c).name().to_string();
@@ -629,7 +630,7 @@ impl Landing {
 fn crossing(
     m: &mut Merged,
     prep: &Prepared,
-    (hid, c): (u32, NodeIndex),
+    (hid, c): (HierarchyId, NodeIndex),
     strategy: Strategy,
     at: &Landing,
 ) -> Crossing {
@@ -637,7 +638,7 @@ fn crossing(
     let partial = &at.partial;
     let in_set: std::collections::HashSet<u32> = set.iter().copied().collect();
     let in_partial = |m: &Merged, n: usize| partial.iter().any(|p| is_below(m, n, *p));
-    let pids = |it: &mut dyn Iterator<Item = u32>| -> Vec<u32> {
+    let pids = |it: &mut dyn Iterator<Item = u32>| -> Vec<Pid> {
         it.filter_map(|e| pid_of(prep, e)).take(10).collect()
     };
     let shared = pids(
@@ -688,7 +689,7 @@ fn crossing(
 fn equal_set(
     m: &mut Merged,
     prep: &Prepared,
-    hid: u32,
+    hid: HierarchyId,
     c: NodeIndex,
     l: usize,
     name: String,
@@ -730,7 +731,7 @@ fn equal_set(
 
 /// The chain of equal-size nodes ending at `l`, top-down, below the last one
 /// that holds a cgroup of hierarchy `hid` (the root excluded).
-fn equal_chain(m: &Merged, l: usize, hid: u32) -> Vec<usize> {
+fn equal_chain(m: &Merged, l: usize, hid: HierarchyId) -> Vec<usize> {
     let mut chain = vec![l];
     let mut cur = l;
     while let Some(p) = m.nodes[cur].parent {
@@ -877,7 +878,7 @@ fn count_in(m: &Merged, n: usize, set: &std::collections::HashSet<u32>) -> (usiz
 }
 
 /// Elements' processes: for a node, the pids of process elements placed there.
-pub fn processes_at(prep: &Prepared, m: &Merged) -> Vec<Vec<(NodeIndex, u32)>> {
+pub fn processes_at(prep: &Prepared, m: &Merged) -> Vec<Vec<(NodeIndex, Pid)>> {
     let mut out = vec![Vec::new(); m.nodes.len()];
     for (e, &n) in m.elem_node.iter().enumerate() {
         if let Elem::Process(pi, pid) = &prep.elems[e] {

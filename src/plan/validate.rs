@@ -20,6 +20,7 @@
 //! * actions create a node before touching it, move processes before a domain
 //!   controller is enabled above them, and enable controllers top-down.
 
+use crate::model::{Pid, Tid};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -80,8 +81,8 @@ struct Checker<'p> {
 /// Where each process and thread was first placed.
 #[derive(Default)]
 struct Placed<'p> {
-    pids: BTreeMap<u32, &'p str>,
-    tids: BTreeMap<u32, &'p str>,
+    pids: BTreeMap<Pid, &'p str>,
+    tids: BTreeMap<Tid, &'p str>,
 }
 
 impl<'p> Checker<'p> {
@@ -320,7 +321,7 @@ impl<'p> Checker<'p> {
 
     /// Whether the nearest threaded domain (or the root) above `path` holds
     /// process `pid`.
-    fn domain_holds(&self, path: &str, pid: u32) -> bool {
+    fn domain_holds(&self, path: &str, pid: Pid) -> bool {
         let mut cur = parent(path);
         while let Some(pp) = cur {
             match self.by_path.get(pp).map(|&j| &self.p.nodes[j]) {

@@ -7,15 +7,15 @@
 //! [`Groups::unchanged`] answers for a whole group at once when it can, and
 //! [`Groups::siblings`] lists the differences for the finding.
 
+use crate::model::HierarchyId;
 use std::collections::{BTreeSet, HashMap};
 
 use petgraph::graph::NodeIndex;
 
+use super::findings;
 use super::model::*;
-use super::{node_subject, planner_finding};
 use crate::audit::Finding;
 use crate::model::Snapshot;
-use crate::rules::Severity;
 
 /// `plan.weight-share` findings.
 pub fn weight_shares(snap: &Snapshot, nodes: &[PlanNode]) -> Vec<Finding> {
@@ -43,7 +43,7 @@ fn is_weight(s: &Setting) -> bool {
 }
 
 /// (v2 parent, hierarchy, file): the weights that compete under one v2 parent.
-type V2Key<'a> = (&'a str, u32, &'a str);
+type V2Key<'a> = (&'a str, HierarchyId, &'a str);
 /// (v1 parent, file): the weights that competed under one v1 parent.
 type V1Key<'a> = (NodeIndex, &'a str);
 
@@ -53,14 +53,14 @@ struct Groups<'a> {
     /// Children of each v2 node, by path.
     children_of: HashMap<&'a str, Vec<usize>>,
     /// (hierarchy, path) -> v1 cgroup, for weighted hierarchies only.
-    by_path: HashMap<(u32, &'a str), NodeIndex>,
+    by_path: HashMap<(HierarchyId, &'a str), NodeIndex>,
     /// (origin path, node path) per v2 group: a v1 cgroup split over two
     /// nodes (a domain and a threaded one) competes with itself.
     v2: HashMap<V2Key<'a>, BTreeSet<(&'a str, &'a str)>>,
     /// Origin paths per v1 group.
     v1: HashMap<V1Key<'a>, BTreeSet<&'a str>>,
     /// Nodes without an origin in a hierarchy, per (v2 parent, hierarchy).
-    foreign: HashMap<(&'a str, u32), Vec<&'a str>>,
+    foreign: HashMap<(&'a str, HierarchyId), Vec<&'a str>>,
     /// Whether a v2 group and a v1 group hold the same origins, each once.
     same: HashMap<(V2Key<'a>, V1Key<'a>), bool>,
 }
@@ -78,15 +78,15 @@ impl<'a> Groups<'a> {
                     .insert((s.origin.path.as_str(), n.path.as_str()));
             }
         }
-        let weighted: BTreeSet<(u32, &str, &str)> = nodes
+        let weighted: BTreeSet<(HierarchyId, &str, &str)> = nodes
             .iter()
             .flat_map(|n| &n.settings)
             .filter(|s| is_weight(s))
             .map(|s| (s.origin.hierarchy, s.origin.path.as_str(), s.file.as_str()))
             .collect();
         // Only weighted hierarchies' cgroups are looked up by path.
-        let weighted_h: BTreeSet<u32> = weighted.iter().map(|(h, _, _)| *h).collect();
-        let by_path: HashMap<(u32, &str), NodeIndex> = snap
+        let weighted_h: BTreeSet<HierarchyId> = weighted.iter().map(|(h, _, _)| *h).collect();
+        let by_path: HashMap<(HierarchyId, &str), NodeIndex> = snap
             .cgroups()
             .filter(|(_, c)| weighted_h.contains(&c.hierarchy))
             .map(|(i, c)| ((c.hierarchy, c.path.as_str()), i))
@@ -110,7 +110,7 @@ impl<'a> Groups<'a> {
     }
 
     /// Siblings from other hierarchies (at the default weight) beside `node`.
-    fn foreign(&mut self, nodes: &'a [PlanNode], pp: &'a str, hier: u32, node: &str) -> Vec<&'a str> {
+    fn foreign(&mut self, nodes: &'a [PlanNode], pp: &'a str, hier: HierarchyId, node: &str) -> Vec<&'a str> {
         let children_of = &self.children_of;
         self.foreign
             .entry((pp, hier))
@@ -181,15 +181,11 @@ fn weight_share(
 ) -> Finding {
     let lost: Vec<&str> = v1.difference(v2).copied().collect();
     let gained: Vec<&str> = v2.difference(v1).copied().collect();
-    planner_finding(
-        "plan.weight-share",
-        Severity::Warning,
-        "a weight competes with different siblings in v2",
-        node_subject(&n.path),
+    findings::WEIGHT_SHARE.at(
+        &n.path,
         format!(
             "{}={} (from {}:{}) at {}: v1 siblings no longer beside it {lost:?}, new weighted siblings {gained:?}, siblings from other hierarchies at the default weight {foreign:?}; its share of the parent changes",
             s.file, s.value, s.origin.label, s.origin.path, n.path
         ),
-        "Set weights on the new siblings (or restructure in v1) to keep the v1 ratio.",
     )
 }

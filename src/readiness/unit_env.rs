@@ -37,9 +37,35 @@ const GO_VARS: &[&str] = &["GOMAXPROCS", "GOMEMLIMIT"];
 #[derive(Default)]
 struct Unit {
     program: Option<String>,
-    /// (file, line, kind, value): kind is a Go variable or a JVM option name.
-    hits: Vec<(String, usize, String, String)>,
-    env_files: Vec<(String, usize, String)>,
+    /// Go variables and JVM options found in its files.
+    hits: Vec<Hit>,
+    /// Its `EnvironmentFile=` lines, read after the unit's own files.
+    env_files: Vec<EnvFileLine>,
+}
+
+/// A line of a unit file (or of one of its environment files) that sets a
+/// Go variable or a JVM option: what becomes one readiness setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hit {
+    /// The file it is in.
+    file: String,
+    /// Its line number (1-based).
+    line: usize,
+    /// A Go variable (`GOMAXPROCS`) or a JVM option name (`-Xmx`).
+    kind: String,
+    /// The whole `Environment=` value (Go) or the option as written (JVM).
+    value: String,
+}
+
+/// An `EnvironmentFile=` line of a unit: where it is and the file it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EnvFileLine {
+    /// The unit file or drop-in it is in.
+    file: String,
+    /// Its line number (1-based).
+    line: usize,
+    /// The environment file's path, without systemd's `-` (ignore if missing).
+    path: String,
 }
 
 /// The JVM options in a command line or environment value.
@@ -88,18 +114,29 @@ fn scan_unit_text(u: &mut Unit, file: &str, text: &str, env_file: bool) {
                     .next()
                     .map(str::to_string);
             }
-            "EnvironmentFile" => {
-                u.env_files
-                    .push((file.to_string(), i + 1, v.trim_start_matches('-').to_string()))
-            }
+            "EnvironmentFile" => u.env_files.push(EnvFileLine {
+                file: file.to_string(),
+                line: i + 1,
+                path: v.trim_start_matches('-').to_string(),
+            }),
             _ => {}
         }
         if k == "Environment" || k.starts_with("Exec") {
             for var in go_vars(v).into_iter().filter(|_| k == "Environment") {
-                u.hits.push((file.into(), i + 1, var.into(), v.into()));
+                u.hits.push(Hit {
+                    file: file.into(),
+                    line: i + 1,
+                    kind: var.into(),
+                    value: v.into(),
+                });
             }
             for (name, opt) in jvm_options(v) {
-                u.hits.push((file.into(), i + 1, name.into(), opt));
+                u.hits.push(Hit {
+                    file: file.into(),
+                    line: i + 1,
+                    kind: name.into(),
+                    value: opt,
+                });
             }
         }
     }
@@ -113,7 +150,7 @@ pub fn scan(rd: &mut Reader<'_>, texts: &[(String, String)], out: &mut Readiness
         scan_unit_text(units.entry(unit_of(file)).or_default(), file, text, false);
     }
     for u in units.values_mut() {
-        for (_, _, path) in std::mem::take(&mut u.env_files) {
+        for EnvFileLine { path, .. } in std::mem::take(&mut u.env_files) {
             if !path.starts_with('/') || path.contains('%') {
                 continue; // specifiers are resolved by systemd, not here
             }
@@ -122,7 +159,13 @@ pub fn scan(rd: &mut Reader<'_>, texts: &[(String, String)], out: &mut Readiness
             }
         }
         let program = u.program.clone().unwrap_or_default();
-        for (file, line, kind, value) in &u.hits {
+        for Hit {
+            file,
+            line,
+            kind,
+            value,
+        } in &u.hits
+        {
             out.settings.push(if GO_VARS.contains(&kind.as_str()) {
                 Setting::at_line("unit", file, *line, Some("Service"), kind, &program)
             } else {
@@ -204,11 +247,11 @@ mod tests {
         );
         assert_eq!(u.hits.len(), 3);
         assert_eq!(u.program.as_deref(), Some("/opt/api/bin/api"));
-        assert_eq!(u.hits[0].1, 2);
+        assert_eq!(u.hits[0].line, 2);
         assert_eq!(
-            (u.hits[1].2.as_str(), u.hits[2].3.as_str()),
+            (u.hits[1].kind.as_str(), u.hits[2].value.as_str()),
             ("GOMEMLIMIT", "-Xmx1g")
         );
-        assert_eq!(u.env_files[0].2, "/etc/default/api");
+        assert_eq!(u.env_files[0].path, "/etc/default/api");
     }
 }

@@ -21,7 +21,7 @@ pub fn render_tree(snap: &Snapshot, rules: &RuleSet) -> String {
         snap.host.mode
     );
     // Cgroups holding a thread whose process is split in that hierarchy.
-    let mut split_at: BTreeMap<NodeIndex, BTreeSet<u32>> = BTreeMap::new();
+    let mut split_at: BTreeMap<NodeIndex, BTreeSet<crate::model::Pid>> = BTreeMap::new();
     for (pi, hs) in snap.split_processes() {
         let pid = match &snap.graph[pi] {
             crate::model::Node::Process(p) => p.pid,

@@ -19,8 +19,8 @@ use thiserror::Error;
 
 use crate::host::{CgroupMount, HostError, Membership, ProcCgroupsEntry, RawProcess, Root};
 use crate::model::{
-    Cgroup, Controller, ControllerStatus, Diagnostic, Edge, Hierarchy, HostInfo, Mode, Mount, Node, Process,
-    SNAPSHOT_SCHEMA, Snapshot, Thread, Vanished, Version, files,
+    Cgroup, Controller, ControllerStatus, Diagnostic, Edge, Hierarchy, HierarchyId, HostInfo, Mode, Mount,
+    Node, Process, SNAPSHOT_SCHEMA, Snapshot, Thread, Vanished, Version, files,
 };
 
 /// A scan that could not produce a snapshot at all.
@@ -214,7 +214,7 @@ fn controller_statuses(
 }
 
 /// Cgroup nodes by hierarchy id and path.
-type CgroupIndex = HashMap<u32, HashMap<String, NodeIndex>>;
+type CgroupIndex = HashMap<HierarchyId, HashMap<String, NodeIndex>>;
 
 /// Add every hierarchy and walk the cgroup tree of each mounted one.
 fn add_cgroup_trees(
@@ -329,7 +329,7 @@ fn add_processes(
 }
 
 /// Hierarchy ids seen in process cgroup files, with the kernel's controller list.
-fn seen_hierarchies(procs: &[RawProcess]) -> BTreeMap<u32, Vec<String>> {
+fn seen_hierarchies(procs: &[RawProcess]) -> BTreeMap<HierarchyId, Vec<String>> {
     let mut seen = BTreeMap::new();
     for p in procs {
         for t in &p.threads {
@@ -356,7 +356,7 @@ fn is_controller_option(key: &str, value: &Option<String>, proc_cgroups: &[ProcC
 pub(crate) fn build_hierarchies(
     mounts: &[CgroupMount],
     proc_cgroups: &[ProcCgroupsEntry],
-    seen: &BTreeMap<u32, Vec<String>>,
+    seen: &BTreeMap<HierarchyId, Vec<String>>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Hierarchy> {
     let mut v1_groups: BTreeMap<&str, Vec<&CgroupMount>> = BTreeMap::new();
@@ -417,7 +417,7 @@ fn super_option(m: &CgroupMount, key: &str) -> Option<String> {
 fn v1_hierarchy(
     group: &[&CgroupMount],
     proc_cgroups: &[ProcCgroupsEntry],
-    seen: &BTreeMap<u32, Vec<String>>,
+    seen: &BTreeMap<HierarchyId, Vec<String>>,
     next_synthetic: &mut u32,
     diags: &mut Vec<Diagnostic>,
 ) -> Hierarchy {
@@ -431,7 +431,7 @@ fn v1_hierarchy(
     let name = super_option(first, "name");
     let release_agent = super_option(first, "release_agent");
     let id = known_hierarchy_id(&controllers, name.as_deref(), proc_cgroups, seen).unwrap_or_else(|| {
-        let id = *next_synthetic;
+        let id = HierarchyId::new(*next_synthetic);
         *next_synthetic += 1;
         diags.push(Diagnostic {
             path: format!("mountinfo line {}", first.line),
@@ -474,14 +474,14 @@ fn known_hierarchy_id(
     controllers: &[Controller],
     name: Option<&str>,
     proc_cgroups: &[ProcCgroupsEntry],
-    seen: &BTreeMap<u32, Vec<String>>,
-) -> Option<u32> {
+    seen: &BTreeMap<HierarchyId, Vec<String>>,
+) -> Option<HierarchyId> {
     controllers
         .iter()
         .find_map(|c| {
             proc_cgroups
                 .iter()
-                .find(|e| e.name == c.as_str() && e.hierarchy != 0)
+                .find(|e| e.name == c.as_str() && e.hierarchy != HierarchyId::UNIFIED)
                 .map(|e| e.hierarchy)
         })
         .or_else(|| {
@@ -500,7 +500,7 @@ fn v2_hierarchy(v2_mounts: &[&CgroupMount], proc_cgroups: &[ProcCgroupsEntry]) -
     let mounts: Vec<Mount> = v2_mounts.iter().map(|m| to_mount(m, proc_cgroups)).collect();
     let scanned_mount = pick_mount(&mounts);
     Hierarchy {
-        id: 0,
+        id: HierarchyId::UNIFIED,
         version: Version::V2,
         controllers: Vec::new(),
         name: None,
@@ -515,12 +515,15 @@ fn v2_hierarchy(v2_mounts: &[&CgroupMount], proc_cgroups: &[ProcCgroupsEntry]) -
 fn unmounted_hierarchies(
     mounted: &[Hierarchy],
     proc_cgroups: &[ProcCgroupsEntry],
-    seen: &BTreeMap<u32, Vec<String>>,
+    seen: &BTreeMap<HierarchyId, Vec<String>>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Hierarchy> {
-    let is_mounted = |id: u32| mounted.iter().any(|h| h.id == id);
-    let mut unmounted: BTreeMap<u32, (Vec<Controller>, Option<String>)> = BTreeMap::new();
-    for e in proc_cgroups.iter().filter(|e| e.hierarchy != 0) {
+    let is_mounted = |id: HierarchyId| mounted.iter().any(|h| h.id == id);
+    let mut unmounted: BTreeMap<HierarchyId, (Vec<Controller>, Option<String>)> = BTreeMap::new();
+    for e in proc_cgroups
+        .iter()
+        .filter(|e| e.hierarchy != HierarchyId::UNIFIED)
+    {
         if !is_mounted(e.hierarchy) {
             unmounted
                 .entry(e.hierarchy)
@@ -529,7 +532,7 @@ fn unmounted_hierarchies(
                 .push(e.name.parse().unwrap_or_else(|e| match e {}));
         }
     }
-    for (id, cs) in seen.iter().filter(|(id, _)| **id != 0) {
+    for (id, cs) in seen.iter().filter(|(id, _)| **id != HierarchyId::UNIFIED) {
         if is_mounted(*id) {
             continue;
         }

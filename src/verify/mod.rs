@@ -548,9 +548,13 @@ impl Ctx<'_> {
 
     fn processes(&mut self, live: &Snapshot) {
         // Live processes by command line, with their v2 path.
-        let mut by_cmd: BTreeMap<String, Vec<(u32, String)>> = BTreeMap::new();
+        let mut by_cmd: BTreeMap<String, Vec<(crate::model::Pid, String)>> = BTreeMap::new();
         for (pi, p) in live.processes() {
-            let Some((ti, _)) = live.threads(pi).into_iter().find(|(_, t)| t.tid == p.pid) else {
+            let Some((ti, _)) = live
+                .threads(pi)
+                .into_iter()
+                .find(|(_, t)| t.tid == p.pid.main_thread())
+            else {
                 continue;
             };
             let path = live

@@ -7,6 +7,7 @@ use cgmig::apply::journal::{JOURNAL_SCHEMA, Journal, Record, RunOptions, Writer}
 use cgmig::apply::resolve::{self, Resolved};
 use cgmig::apply::step::Step;
 use cgmig::apply::{Host, Simulator, Target};
+use cgmig::model::Pid;
 use cgmig::plan::Plan;
 
 use crate::util::*;
@@ -26,9 +27,9 @@ fn sim_for(plan: &Plan) -> Simulator {
                 .iter()
                 .flat_map(|m| m.threads.iter())
                 .filter(|t| t.pid == *pid)
-                .map(|t| t.tid)
+                .map(|t| t.tid.get())
                 .collect();
-            sim.add_process(*pid, &tids, "/").unwrap();
+            sim.add_process(pid.get(), &tids, "/").unwrap();
         }
     }
     // systemd's and runtimes' cgroups exist before cgmig acts.
@@ -61,10 +62,10 @@ fn state(sim: &Simulator, plan: &Plan) -> Vec<String> {
             }
         }
         for pid in &n.processes {
-            out.push(format!("pid {pid} in {:?}", sim.cgroup_of(*pid)));
+            out.push(format!("pid {pid} in {:?}", sim.cgroup_of(pid.get())));
         }
         for t in &n.threads {
-            out.push(format!("tid {} in {:?}", t.tid, sim.cgroup_of(t.tid)));
+            out.push(format!("tid {} in {:?}", t.tid, sim.cgroup_of(t.tid.get())));
         }
     }
     out.sort();
@@ -102,10 +103,13 @@ fn whole_plan_applies_and_verifies_on_the_simulator(name: &str) {
         }
         for pid in &n.processes {
             // A leader placed on its own as a thread is checked as a thread.
-            let leader_placed = plan.nodes.iter().any(|m| m.threads.iter().any(|t| t.tid == *pid));
+            let leader_placed = plan
+                .nodes
+                .iter()
+                .any(|m| m.threads.iter().any(|t| t.tid == pid.main_thread()));
             if !leader_placed {
                 assert_eq!(
-                    sim.cgroup_of(*pid).as_deref(),
+                    sim.cgroup_of(pid.get()).as_deref(),
                     Some(n.path.as_str()),
                     "{name}: pid {pid}"
                 );
@@ -113,7 +117,7 @@ fn whole_plan_applies_and_verifies_on_the_simulator(name: &str) {
         }
         for t in &n.threads {
             assert_eq!(
-                sim.cgroup_of(t.tid).as_deref(),
+                sim.cgroup_of(t.tid.get()).as_deref(),
                 Some(n.path.as_str()),
                 "{name}: tid {}",
                 t.tid
@@ -215,7 +219,7 @@ fn a_process_that_exited_is_recorded_not_fatal() {
         .find(|n| n.path != "/" && !n.processes.is_empty())
         .unwrap()
         .processes[0];
-    sim.exit_process(gone);
+    sim.exit_process(gone.get());
     let steps = steps_for(&plan, &sim, "/");
     let out = Runner::new(&mut sim, None, false).run(&steps, None).unwrap();
     let o = out
@@ -234,7 +238,7 @@ fn a_refused_write_is_listed_with_the_kernel_reason() {
     let mut sim = Simulator::new(&["cpu"]);
     for n in &plan.nodes {
         for pid in &n.processes {
-            sim.add_process(*pid, &[], "/").unwrap();
+            sim.add_process(pid.get(), &[], "/").unwrap();
         }
     }
     let steps = steps_for(&plan, &sim, "/");
@@ -256,14 +260,14 @@ fn processes_are_matched_by_their_stable_key_after_a_reboot() {
     // "Reboot": same programs, every PID shifted by 10000.
     let mut live = resolve::live_from_snapshot(&snap);
     for l in &mut live {
-        l.pid += 10_000;
+        l.pid = Pid::new(l.pid.get() + 10_000);
     }
     let r = resolve::resolve(&plan, &live, false);
     for n in plan.nodes.iter().filter(|n| n.path != "/") {
         for pid in &n.processes {
             let got = r.pids.get(pid).cloned().unwrap_or_default();
             assert!(
-                got.contains(&(pid + 10_000)),
+                got.contains(&Pid::new(pid.get() + 10_000)),
                 "{pid} → {got:?} ({:?})",
                 r.unmatched
             );

@@ -158,6 +158,25 @@ fn explain_knows_the_owners_findings() {
 }
 
 #[test]
+fn explain_knows_the_planner_findings() {
+    // One id, several kinds: all are shown (three reasons to rename, three
+    // severities of a conflict by strategy).
+    for (id, kinds) in [("plan.renamed", 3), ("plan.conflict", 3), ("plan.leaf", 1)] {
+        let o = cgmig(&["explain", id]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{id}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.starts_with(id), "{out}");
+        assert_eq!(out.matches("remediation:").count(), kinds, "{out}");
+        assert!(out.contains("built in (the planner"), "{out}");
+    }
+}
+
+#[test]
 fn explain_cpu_shares_shows_all_formulas() {
     let o = cgmig(&["explain", "cpu.shares"]);
     assert!(o.status.success());

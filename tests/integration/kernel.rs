@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use cgmig::model::{Node, Snapshot};
+use cgmig::model::{HierarchyId, Node, Pid, Snapshot, Tid};
 
 use crate::util::*;
 
@@ -199,9 +199,10 @@ echo "P1=$P1 MAIN=$MAIN T1=$T1 T2=$T2 NETOK=$NETOK V2=$V2" > "$WORK/facts"
 "#;
 
 struct Facts {
-    p1: u32,
-    main: u32,
-    t2: u32,
+    /// The sleep's main thread (the test looks up where it is).
+    p1: Tid,
+    main: Pid,
+    t2: Tid,
     net: bool,
     v2: Option<String>,
 }
@@ -222,13 +223,13 @@ fn parse_facts(text: &str) -> Facts {
     }
 }
 
-fn cgroups_of(snap: &Snapshot, tid: u32) -> Vec<(u32, String)> {
+fn cgroups_of(snap: &Snapshot, tid: Tid) -> Vec<(HierarchyId, String)> {
     let ti = snap
         .graph
         .node_indices()
         .find(|i| matches!(&snap.graph[*i], Node::Thread(t) if t.tid == tid))
         .unwrap_or_else(|| panic!("thread {tid} not in snapshot"));
-    let mut v: Vec<(u32, String)> = snap
+    let mut v: Vec<(HierarchyId, String)> = snap
         .memberships(ti)
         .map(|c| (snap.cgroup(c).hierarchy, snap.cgroup(c).path.clone()))
         .collect();
@@ -304,7 +305,7 @@ fn real_kernel_named_and_net_hierarchies_threads_and_owners() {
 
     // Processes and the split thread.
     assert!(cgroups_of(&snap, facts.p1).contains(&(nid, format!("/cgmig-{u}/a"))));
-    assert!(cgroups_of(&snap, facts.main).contains(&(nid, format!("/cgmig-{u}/b"))));
+    assert!(cgroups_of(&snap, facts.main.main_thread()).contains(&(nid, format!("/cgmig-{u}/b"))));
     assert!(cgroups_of(&snap, facts.t2).contains(&(nid, format!("/cgmig-{u}/a"))));
     let split = snap.split_processes();
     let py = split
@@ -339,7 +340,7 @@ fn real_kernel_named_and_net_hierarchies_threads_and_owners() {
     }
     if let Some(v2) = &facts.v2 {
         let name = Path::new(v2).file_name().unwrap().to_string_lossy().to_string();
-        assert!(cgroups_of(&snap, facts.p1).contains(&(0, format!("/{name}/leaf"))));
+        assert!(cgroups_of(&snap, facts.p1).contains(&(HierarchyId::UNIFIED, format!("/{name}/leaf"))));
         assert!(!Path::new(v2).exists(), "v2 test subtree was removed");
     } else {
         crate::kernel_util::skip_or_fail("no cgroup2 mount: the cgroup2 part did not run");
@@ -358,7 +359,7 @@ fn live_host_scan_agrees_with_proc_self_cgroup() {
     // while this one runs, so a hierarchy may come or go between the scan
     // and the read of /proc/self/cgroup: compare again a few times before
     // calling a difference a failure.
-    let me = std::process::id();
+    let me = Pid::new(std::process::id());
     let mut attempt = 0;
     let snap = loop {
         attempt += 1;
@@ -373,7 +374,7 @@ fn live_host_scan_agrees_with_proc_self_cgroup() {
             return;
         }
         // Threads of this test binary move around; compare the main thread.
-        let got = cgroups_of(&snap, me);
+        let got = cgroups_of(&snap, me.main_thread());
         let missing: Vec<_> = expect
             .iter()
             .filter(|m| !got.contains(&(m.hierarchy, m.path.clone())))

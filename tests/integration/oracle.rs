@@ -9,12 +9,12 @@
 
 use std::collections::BTreeSet;
 
-use cgmig::model::{Snapshot, Version};
+use cgmig::model::{HierarchyId, Pid, Snapshot, Tid, Version};
 use cgmig::plan::{Plan, PlanNode};
 use cgmig::rules::RuleSet;
 
 /// (hierarchy id, v1 path, v2 file, value)
-type Seen = BTreeSet<(u32, String, String, String)>;
+type Seen = BTreeSet<(HierarchyId, String, String, String)>;
 
 fn v2_chain<'a>(plan: &'a Plan, path: &str) -> Vec<&'a PlanNode> {
     let mut out = Vec::new();
@@ -59,13 +59,13 @@ pub fn check(snap: &Snapshot, plan: &Plan, rules: &RuleSet) -> Vec<String> {
         .filter(|(_, h)| h.version == Version::V1)
         .collect();
     // Where each process and thread ended up.
-    let proc_node = |pid: u32| {
+    let proc_node = |pid: Pid| {
         plan.nodes
             .iter()
             .find(|n| n.processes.contains(&pid))
             .map(|n| n.path.clone())
     };
-    let thread_node = |tid: u32| {
+    let thread_node = |tid: Tid| {
         plan.nodes
             .iter()
             .find(|n| n.threads.iter().any(|t| t.tid == tid))
@@ -298,7 +298,8 @@ fn weight_order(snap: &Snapshot, plan: &Plan, rules: &RuleSet) -> Vec<String> {
         ("blkio.weight", "io.weight", 500),
     ];
     // v2 node holding each v1 cgroup (by origin).
-    let mut node_of: std::collections::HashMap<(u32, &str), &PlanNode> = std::collections::HashMap::new();
+    let mut node_of: std::collections::HashMap<(HierarchyId, &str), &PlanNode> =
+        std::collections::HashMap::new();
     for n in &plan.nodes {
         for o in &n.origins {
             node_of.entry((o.hierarchy, o.path.as_str())).or_insert(n);

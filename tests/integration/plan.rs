@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use cgmig::fixture::HostSpec;
+use cgmig::model::{Pid, Tid};
 use cgmig::plan::{Action, NodeType, Plan, PlanFormat, plan, render, validate};
 
 use crate::oracle;
@@ -199,7 +200,10 @@ fn refinement_and_flat_hierarchies() {
     let p = plan(&scenario("refine").scan(), &rules());
     let app = p.node("/app").unwrap();
     assert!(app.settings.iter().any(|s| s.file == "memory.max"));
-    assert_eq!(p.node("/app/web").unwrap().processes, vec![20, 21]);
+    assert_eq!(
+        p.node("/app/web").unwrap().processes,
+        vec![Pid::new(20), Pid::new(21)]
+    );
     assert_eq!(app.subtree_control, vec!["cpu"]);
     let f = plan(&scenario("flat-beside-deep").scan(), &rules());
     assert!(
@@ -215,10 +219,13 @@ fn vcpu_threads_become_a_threaded_subtree() {
     let dom = "/machine.slice/machine-qemu\\x2d1\\x2dweb.scope/libvirt";
     let d = p.node(dom).unwrap();
     assert_eq!(d.node_type, NodeType::DomainThreaded);
-    assert_eq!(d.processes, vec![3300]);
+    assert_eq!(d.processes, vec![Pid::new(3300)]);
     let v0 = p.node(&format!("{dom}/vcpu0")).unwrap();
     assert_eq!(v0.node_type, NodeType::Threaded);
-    assert_eq!(v0.threads.iter().map(|t| t.tid).collect::<Vec<_>>(), vec![3301]);
+    assert_eq!(
+        v0.threads.iter().map(|t| t.tid).collect::<Vec<_>>(),
+        vec![Tid::new(3301)]
+    );
     assert!(
         v0.settings
             .iter()
@@ -239,11 +246,7 @@ fn vcpu_threads_become_a_threaded_subtree() {
     assert!(cgmig::owners::writable_by_cgmig(&p, &format!("{dom}/vcpu0")).is_err());
     assert!(!p.actions.iter().any(|a| matches!(
         a,
-        Action::MoveThread {
-            tid: 3301,
-            pid: 3300,
-            ..
-        }
+        Action::MoveThread { tid, pid, .. } if (*tid, *pid) == (Tid::new(3301), Pid::new(3300))
     )));
     // Memory stays on the domain above the threaded subtree.
     assert!(
@@ -283,13 +286,13 @@ fn internal_processes_move_to_a_leaf() {
     let p = plan(&scenario("internal-processes").scan(), &rules());
     assert!(p.node("/daemons").unwrap().processes.is_empty());
     let leaf = p.node("/daemons/leaf").unwrap();
-    assert_eq!(leaf.processes, vec![60]);
+    assert_eq!(leaf.processes, vec![Pid::new(60)]);
     assert!(p.findings.iter().any(|f| f.rule == "plan.leaf"));
     // The move happens before memory is enabled on /daemons.
     let mv = p
         .actions
         .iter()
-        .position(|a| matches!(a, Action::MoveProcess { pid: 60, .. }))
+        .position(|a| matches!(a, Action::MoveProcess { pid, .. } if *pid == Pid::new(60)))
         .unwrap();
     let en = p
         .actions
@@ -353,7 +356,7 @@ fn validator_catches_broken_plans() {
     assert!(validate(&good).is_empty());
     let mut p = good.clone();
     p.node_mut_for_test("/daemons/leaf").processes.clear();
-    p.node_mut_for_test("/daemons").processes.push(60);
+    p.node_mut_for_test("/daemons").processes.push(Pid::new(60));
     assert!(
         validate(&p)
             .iter()
@@ -367,8 +370,10 @@ fn validator_catches_broken_plans() {
             .any(|v| v.message.contains("parent") && v.message.contains("memory"))
     );
     let mut p = good.clone();
-    p.node_mut_for_test("/daemons/worker").processes.push(61);
-    p.node_mut_for_test("/daemons/leaf").processes.push(61);
+    p.node_mut_for_test("/daemons/worker")
+        .processes
+        .push(Pid::new(61));
+    p.node_mut_for_test("/daemons/leaf").processes.push(Pid::new(61));
     assert!(
         validate(&p)
             .iter()
@@ -711,3 +716,38 @@ fn the_hosts_kernel_decides_what_v2_can_do() {
     // io.bfq.weight is optional for apply (BFQ only).
     assert!(cgmig::plan::is_optional_file("io.bfq.weight") && !cgmig::plan::is_optional_file("io.weight"));
 }
+
+/// Every finding the planner and the owners pass make comes from their
+/// tables (`plan::findings`, `owners::findings`) with the id, severity and
+/// title listed there, so `cgmig explain ID` describes what a plan shows.
+fn builtin_findings_come_from_tables(kind: Kind, name: &str) {
+    let (name, h) = named(kind, name);
+    let p = plan(&h.scan(), &rules());
+    let tables = cgmig::plan::findings::ALL
+        .iter()
+        .chain(cgmig::owners::findings::ALL);
+    let listed: Vec<_> = tables.map(|k| (k.id, k.severity, k.title)).collect();
+    for f in p
+        .findings
+        .iter()
+        .filter(|f| f.rule.starts_with("plan.") || f.rule.starts_with("owners."))
+    {
+        assert!(
+            listed.contains(&(f.rule.as_str(), f.severity, f.title.as_str())),
+            "{name}: {} ({}, {:?}) is not in a findings table",
+            f.rule,
+            f.severity,
+            f.title
+        );
+    }
+}
+
+fn host_findings_from_tables(name: &str) {
+    builtin_findings_come_from_tables(Kind::Host, name);
+}
+per_host!(findings_from_tables_host, host_findings_from_tables);
+
+fn scenario_findings_from_tables(name: &str) {
+    builtin_findings_come_from_tables(Kind::Scenario, name);
+}
+per_scenario!(findings_from_tables_scenario, scenario_findings_from_tables);

@@ -8,8 +8,8 @@
 //! fidelity test checks that the builder and the scan of the same scenario
 //! give the same plan.
 
-use cgmig::model::Snapshot;
 use cgmig::model::builder::SnapshotBuilder;
+use cgmig::model::{Pid, Snapshot, Tid};
 use cgmig::plan::{Action, NodeType, Plan, plan, validate};
 use cgmig::rules::Severity;
 
@@ -68,7 +68,7 @@ fn shape(p: &Plan) -> Vec<String> {
                 .iter()
                 .map(|s| format!("{}={}", s.file, s.value))
                 .collect();
-            let threads: Vec<u32> = n.threads.iter().map(|t| t.tid).collect();
+            let threads: Vec<Tid> = n.threads.iter().map(|t| t.tid).collect();
             format!(
                 "{} {:?} procs {:?} threads {threads:?} {settings:?} sc {:?}",
                 n.path, n.node_type, n.processes, n.subtree_control
@@ -106,7 +106,7 @@ fn same_shape_hierarchies_merge_into_one_node_per_path() {
     let p = planned(&snap);
     let web = p.node("/web").expect("one node for /web");
     assert_eq!(web.origins.len(), 2, "both hierarchies: {:?}", web.origins);
-    assert_eq!(web.processes, vec![20]);
+    assert_eq!(web.processes, vec![Pid::new(20)]);
     assert!(has_setting(&p, "/web", "memory.max", "1073741824"));
     assert!(web.settings.iter().any(|s| s.file == "cpu.weight"));
     assert!(p.conflicts.is_empty());
@@ -128,10 +128,14 @@ fn a_deeper_cgroup_of_one_hierarchy_refines_the_tree() {
         .process(31, "app", "/app")
         .build();
     let p = planned(&snap);
-    assert_eq!(p.node("/app/worker").unwrap().processes, vec![30]);
+    assert_eq!(p.node("/app/worker").unwrap().processes, vec![Pid::new(30)]);
     assert!(has_setting(&p, "/app", "memory.max", "536870912"));
-    let placed: Vec<u32> = p.nodes.iter().flat_map(|n| n.processes.iter().copied()).collect();
-    assert_eq!(placed.iter().filter(|&&pid| pid == 30).count(), 1, "placed once");
+    let placed: Vec<Pid> = p.nodes.iter().flat_map(|n| n.processes.iter().copied()).collect();
+    assert_eq!(
+        placed.iter().filter(|&&pid| pid == Pid::new(30)).count(),
+        1,
+        "placed once"
+    );
 }
 
 /// Conflicts: crossing trees keep the spine's shape (memory: it loses no
@@ -173,13 +177,13 @@ fn threads_split_in_cpu_become_a_threaded_subtree() {
     let home = p
         .nodes
         .iter()
-        .find(|n| n.processes.contains(&100))
+        .find(|n| n.processes.contains(&Pid::new(100)))
         .expect("qemu placed");
     assert_eq!(home.node_type, NodeType::DomainThreaded, "{}", home.path);
     let vcpu = p
         .nodes
         .iter()
-        .find(|n| n.threads.iter().any(|t| t.tid == 101))
+        .find(|n| n.threads.iter().any(|t| t.tid == Tid::new(101)))
         .expect("thread 101 placed");
     assert_eq!(vcpu.node_type, NodeType::Threaded, "{}", vcpu.path);
     assert!(
@@ -240,7 +244,10 @@ fn internal_processes_move_to_a_leaf_before_controllers_are_enabled() {
         .build();
     let p = planned(&snap);
     assert!(p.node("/daemons").unwrap().processes.is_empty());
-    assert_eq!(p.node("/daemons/leaf").expect("a leaf").processes, vec![60]);
+    assert_eq!(
+        p.node("/daemons/leaf").expect("a leaf").processes,
+        vec![Pid::new(60)]
+    );
     assert!(
         p.node("/daemons")
             .unwrap()
@@ -250,7 +257,7 @@ fn internal_processes_move_to_a_leaf_before_controllers_are_enabled() {
     );
     assert!(p.findings.iter().any(|f| f.rule == "plan.leaf"));
     let at = |want: &dyn Fn(&Action) -> bool| p.actions.iter().position(want).expect("action");
-    let mv = at(&|a| matches!(a, Action::MoveProcess { pid: 60, .. }));
+    let mv = at(&|a| matches!(a, Action::MoveProcess { pid, .. } if *pid == Pid::new(60)));
     let en = at(&|a| matches!(a, Action::EnableControllers { path, .. } if path == "/daemons"));
     assert!(mv < en, "move at {mv}, enable at {en}");
 }

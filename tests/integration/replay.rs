@@ -43,8 +43,8 @@ fn fresh(snap: &Snapshot, plan: &Plan) -> Simulator {
         sim.set_kernel(k.max(base));
     }
     for (pi, p) in snap.processes() {
-        let tids: Vec<u32> = snap.threads(pi).iter().map(|(_, t)| t.tid).collect();
-        sim.add_process(p.pid, &tids, "/").expect("the root exists");
+        let tids: Vec<u32> = snap.threads(pi).iter().map(|(_, t)| t.tid.get()).collect();
+        sim.add_process(p.pid.get(), &tids, "/").expect("the root exists");
     }
     // What systemd or a runtime builds exists before cgmig acts.
     sim.prebuild(plan.owners.prebuilt(plan))

@@ -1,6 +1,6 @@
 //! Fixture hosts scan to the expected snapshot; snapshots round-trip.
 
-use cgmig::model::{Controller, Mode, Node, Snapshot, Version};
+use cgmig::model::{Controller, HierarchyId, Mode, Node, Pid, Snapshot, Version};
 use cgmig::report::{DataFormat, from_data, render_tree, to_data};
 
 use crate::util::*;
@@ -73,8 +73,12 @@ fn threads_split_and_owners_are_visible() {
     let Node::Process(p) = &snap.graph[*pi] else {
         panic!()
     };
-    assert_eq!(p.pid, 3300);
-    assert_eq!(hs, &vec![2, 3], "split in cpu,cpuacct and cpuset only");
+    assert_eq!(p.pid, Pid::new(3300));
+    assert_eq!(
+        hs,
+        &vec![HierarchyId::new(2), HierarchyId::new(3)],
+        "split in cpu,cpuacct and cpuset only"
+    );
     let threads = snap.threads(*pi);
     assert_eq!(threads.len(), 4);
     assert_eq!(threads[1].1.comm, "CPU 0/KVM");
@@ -140,9 +144,13 @@ fn unmounted_and_named_hierarchies_are_found() {
         .unwrap();
     assert!(!hugetlb.enabled);
     // The unresolved membership is kept on the thread.
-    let (pi, _) = snap.processes().into_iter().find(|(_, p)| p.pid == 500).unwrap();
+    let (pi, _) = snap
+        .processes()
+        .into_iter()
+        .find(|(_, p)| p.pid == Pid::new(500))
+        .unwrap();
     let (_, t) = &snap.threads(pi)[0];
-    assert_eq!(t.unresolved, vec![(10, "/tracked".to_string())]);
+    assert_eq!(t.unresolved, vec![(HierarchyId::new(10), "/tracked".to_string())]);
 }
 
 #[test]
@@ -208,7 +216,7 @@ fn vanished_process_is_counted_not_fatal() {
         "{:?}",
         snap.diagnostics
     );
-    assert!(snap.processes().iter().all(|(_, p)| p.pid != 700));
+    assert!(snap.processes().iter().all(|(_, p)| p.pid != Pid::new(700)));
 }
 
 #[test]

@@ -533,7 +533,7 @@ fn simulator_seeded_from_a_legacy_host() {
     let mut sim = Simulator::from_snapshot(&snap);
     assert_eq!(sim.read("/", "cgroup.controllers").unwrap(), "");
     let (_, p) = snap.processes()[0];
-    assert_eq!(sim.cgroup_of(p.pid).as_deref(), Some("/"));
+    assert_eq!(sim.cgroup_of(p.pid.get()).as_deref(), Some("/"));
     sim.offer_controller("cpuset");
     sim.write("/", "cgroup.subtree_control", "+cpuset").unwrap();
     sim.mkdir("/vm").unwrap();

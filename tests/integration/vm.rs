@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use cgmig::audit::{Report, Verdict};
-use cgmig::model::{Controller, Mode, Node, Snapshot};
+use cgmig::model::{Controller, HierarchyId, Mode, Node, Pid, Snapshot, Tid};
 use cgmig::plan::{NodeType, Plan};
 
 fn require() -> bool {
@@ -174,7 +174,7 @@ fn parse(data: &str) -> Run {
     }
 }
 
-fn member_paths(snap: &Snapshot, tid: u32) -> Vec<(u32, String)> {
+fn member_paths(snap: &Snapshot, tid: Tid) -> Vec<(HierarchyId, String)> {
     let ti = snap
         .graph
         .node_indices()
@@ -214,9 +214,10 @@ fn vm_pure_v1_kernel_scan_audit_plan() {
         Some(1000)
     );
     // The helper's threads, split in cpu,cpuacct by `tasks` writes.
-    let q = run.facts["Q"];
-    assert!(member_paths(&snap, run.facts["T1"]).contains(&(cpu.id, "/vm/vcpu0".into())));
-    assert!(member_paths(&snap, q).contains(&(cpu.id, "/vm".into())));
+    let q = Pid::new(run.facts["Q"]);
+    let t1 = Tid::new(run.facts["T1"]);
+    assert!(member_paths(&snap, t1).contains(&(cpu.id, "/vm/vcpu0".into())));
+    assert!(member_paths(&snap, q.main_thread()).contains(&(cpu.id, "/vm".into())));
     let split = snap.split_processes();
     assert!(
         split.iter().any(
@@ -250,7 +251,7 @@ fn vm_pure_v1_kernel_scan_audit_plan() {
     let v0 = plan
         .nodes
         .iter()
-        .find(|n| n.threads.iter().any(|t| t.tid == run.facts["T1"]))
+        .find(|n| n.threads.iter().any(|t| t.tid == t1))
         .unwrap();
     assert_eq!(v0.node_type, NodeType::Threaded);
     assert!(
@@ -293,7 +294,7 @@ fn vm_pure_v2_kernel_scan_audit_plan() {
         !app.settings.iter().any(|s| s.file == "cpu.weight.nice"),
         "derived from cpu.weight"
     );
-    let w = run.facts["W"];
+    let w = Pid::new(run.facts["W"]);
     assert_eq!(
         plan.nodes.iter().find(|n| n.processes.contains(&w)).unwrap().path,
         "/app/web"

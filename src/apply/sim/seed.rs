@@ -54,18 +54,18 @@ pub(super) fn from_snapshot(snap: &Snapshot) -> Simulator {
                 .find(|c| Some(c.hierarchy) == v2_id)
                 .map(|c| c.path.clone())
                 .unwrap_or_else(|| "/".to_string());
-            sim.place(t.tid, p.pid, &place);
+            sim.place(t.tid.get(), p.pid.get(), &place);
         }
-        if !sim.tasks.contains_key(&p.pid) {
+        if !sim.tasks.contains_key(&p.pid.get()) {
             // A leader the scan saw no thread node for still exists: with
             // its threads, or at the root.
             let place = sim
                 .threads_of
-                .get(&p.pid)
+                .get(&p.pid.get())
                 .and_then(|t| t.iter().next())
                 .and_then(|tid| sim.tasks.get(tid))
                 .map_or("/".to_string(), |t| t.cgroup.clone());
-            sim.place(p.pid, p.pid, &place);
+            sim.place(p.pid.get(), p.pid.get(), &place);
         }
     }
     sim
