@@ -4,6 +4,7 @@ use crate::model::{HierarchyId, Tid};
 use std::collections::BTreeMap;
 
 use petgraph::graph::NodeIndex;
+use petgraph::visit::EdgeRef;
 
 use super::{Finding, Subject, kernel_at_least};
 use crate::model::{Controller, Hierarchy, Mode, Node, Process, Snapshot, Version};
@@ -70,18 +71,19 @@ pub fn boot_params(cmdline: &str) -> Vec<(String, Option<String>)> {
 /// hierarchy, per process, boot parameters, controllers and open files.
 pub fn compute(snap: &Snapshot) -> Vec<Observed> {
     let view = View::new(snap);
+    let processes = snap.processes();
     let mut out = Vec::new();
     mode_facts(snap, &mut out);
     for (hi, h) in &view.v1 {
         hierarchy_facts(snap, *hi, h, &mut out);
     }
-    split_thread_facts(&view, &mut out);
-    for (_, h) in &view.v1 {
-        internal_process_and_delegation_facts(snap, h, &mut out);
+    split_thread_facts(&view, &processes, &mut out);
+    for ((_, h), cgroups) in view.v1.iter().zip(view.v1_cgroups()) {
+        internal_process_and_delegation_facts(snap, h, &cgroups, &mut out);
     }
     boot_param_facts(snap, &mut out);
     controller_facts(&view, &mut out);
-    for (pi, p) in snap.processes() {
+    for (pi, p) in processes {
         out.extend(event_listener_fact(p));
         out.extend(diverged_placement_fact(&view, pi, p));
     }
@@ -93,6 +95,8 @@ struct View<'a> {
     snap: &'a Snapshot,
     all: Vec<(NodeIndex, &'a Hierarchy)>,
     v1: Vec<(NodeIndex, &'a Hierarchy)>,
+    /// Each hierarchy's label, made once (a finding per process needs them).
+    labels: Vec<(HierarchyId, String)>,
 }
 
 impl<'a> View<'a> {
@@ -103,16 +107,34 @@ impl<'a> View<'a> {
             .filter(|(_, h)| h.version == Version::V1)
             .cloned()
             .collect();
-        View { snap, all, v1 }
+        let labels = all.iter().map(|(_, h)| (h.id, h.label())).collect();
+        View {
+            snap,
+            all,
+            v1,
+            labels,
+        }
     }
 
     /// A hierarchy's label by id (the id itself when it is unknown).
     fn label_of(&self, id: HierarchyId) -> String {
-        self.all
+        self.labels
             .iter()
-            .find(|(_, h)| h.id == id)
-            .map(|(_, h)| h.label())
+            .find(|(i, _)| *i == id)
+            .map(|(_, l)| l.clone())
             .unwrap_or_else(|| id.to_string())
+    }
+
+    /// The cgroups of each v1 hierarchy (in `v1`'s order), in graph order:
+    /// one walk of the graph instead of one per hierarchy.
+    fn v1_cgroups(&self) -> Vec<Vec<NodeIndex>> {
+        let mut per = vec![Vec::new(); self.v1.len()];
+        for (ci, c) in self.snap.cgroups() {
+            if let Some(i) = self.v1.iter().position(|(_, h)| h.id == c.hierarchy) {
+                per[i].push(ci);
+            }
+        }
+        per
     }
 }
 
@@ -179,9 +201,9 @@ fn hierarchy_facts(snap: &Snapshot, hi: NodeIndex, h: &Hierarchy, out: &mut Vec<
 
 /// `split-threads-*`: a process whose threads sit in different cgroups of
 /// one hierarchy, split by whether that hierarchy has a domain controller.
-fn split_thread_facts(view: &View<'_>, out: &mut Vec<Observed>) {
+fn split_thread_facts(view: &View<'_>, processes: &[(NodeIndex, &Process)], out: &mut Vec<Observed>) {
     let snap = view.snap;
-    for (pi, split) in snap.split_processes() {
+    for (pi, split) in split_processes(snap, processes) {
         let Node::Process(p) = &snap.graph[pi] else {
             continue;
         };
@@ -200,6 +222,42 @@ fn split_thread_facts(view: &View<'_>, out: &mut Vec<Observed>) {
             out.push(obs(Fact::SplitThreadsThreaded, process_subject(p), detail));
         }
     }
+}
+
+/// [`Snapshot::split_processes`] for these processes (in their order),
+/// with one reused buffer of (hierarchy, cgroup) pairs instead of a map of
+/// sets per process: most processes are not split.
+fn split_processes(
+    snap: &Snapshot,
+    processes: &[(NodeIndex, &Process)],
+) -> Vec<(NodeIndex, Vec<HierarchyId>)> {
+    let mut out = Vec::new();
+    let mut places: Vec<(HierarchyId, NodeIndex)> = Vec::new();
+    for (pi, _) in processes {
+        places.clear();
+        for t in snap
+            .graph
+            .edges_directed(*pi, petgraph::Direction::Outgoing)
+            .filter(|e| *e.weight() == crate::model::Edge::Thread)
+        {
+            places.extend(
+                snap.memberships(t.target())
+                    .map(|cg| (snap.cgroup(cg).hierarchy, cg)),
+            );
+        }
+        places.sort_unstable();
+        places.dedup();
+        let mut split: Vec<HierarchyId> = places
+            .windows(2)
+            .filter(|w| w[0].0 == w[1].0)
+            .map(|w| w[0].0)
+            .collect();
+        split.dedup();
+        if !split.is_empty() {
+            out.push((*pi, split));
+        }
+    }
+    out
 }
 
 /// "process P (comm) has N threads across cgroups of H (threads 1,2 in /a; ...)".
@@ -239,10 +297,16 @@ fn describe_split(view: &View<'_>, pi: NodeIndex, p: &Process, ids: &[HierarchyI
 
 /// `internal-processes` for inner cgroups of a hierarchy with a domain
 /// controller, then the delegation facts of that hierarchy.
-fn internal_process_and_delegation_facts(snap: &Snapshot, h: &Hierarchy, out: &mut Vec<Observed>) {
+fn internal_process_and_delegation_facts(
+    snap: &Snapshot,
+    h: &Hierarchy,
+    cgroups: &[NodeIndex],
+    out: &mut Vec<Observed>,
+) {
     let domain = has_domain_controller(h);
     let mut owned: BTreeMap<u32, Vec<NodeIndex>> = BTreeMap::new();
-    for (ci, c) in snap.cgroups().filter(|(_, c)| c.hierarchy == h.id) {
+    for &ci in cgroups {
+        let c = snap.cgroup(ci);
         if domain && !c.is_root() {
             out.extend(internal_processes_fact(snap, h, ci));
         }
@@ -264,7 +328,11 @@ fn internal_process_and_delegation_facts(snap: &Snapshot, h: &Hierarchy, out: &m
 fn internal_processes_fact(snap: &Snapshot, h: &Hierarchy, ci: NodeIndex) -> Option<Observed> {
     // Leaves (most cgroups) cannot hold internal processes: count their
     // tasks only for inner cgroups.
-    let kids = snap.children(ci).len();
+    let kids = snap
+        .graph
+        .edges_directed(ci, petgraph::Direction::Outgoing)
+        .filter(|e| *e.weight() == crate::model::Edge::Child)
+        .count();
     if kids == 0 {
         return None;
     }
@@ -387,20 +455,27 @@ fn diverged_placement_fact(view: &View<'_>, pi: NodeIndex, p: &Process) -> Optio
     if p.is_kernel_thread() {
         return None;
     }
-    let (main, _) = snap
-        .threads(pi)
-        .into_iter()
-        .find(|(_, t)| t.tid == p.pid.main_thread())?;
-    // Hierarchy ids per path; labels are only made for a finding.
-    let mut paths: BTreeMap<&str, Vec<HierarchyId>> = BTreeMap::new();
-    for cg in snap.memberships(main) {
-        let c = snap.cgroup(cg);
-        if view.v1.iter().any(|(_, h)| h.id == c.hierarchy) {
-            paths.entry(c.path.as_str()).or_default().push(c.hierarchy);
-        }
-    }
-    if paths.len() <= 1 {
+    let main = snap
+        .graph
+        .edges_directed(pi, petgraph::Direction::Outgoing)
+        .filter(|e| *e.weight() == crate::model::Edge::Thread)
+        .map(|e| e.target())
+        .find(|t| matches!(&snap.graph[*t], Node::Thread(t) if t.tid == p.pid.main_thread()))?;
+    // (path, hierarchy id) of the main thread in each v1 hierarchy; labels
+    // and the map by path are only made for a finding.
+    let mut at: Vec<(&str, HierarchyId)> = snap
+        .memberships(main)
+        .map(|cg| snap.cgroup(cg))
+        .filter(|c| view.v1.iter().any(|(_, h)| h.id == c.hierarchy))
+        .map(|c| (c.path.as_str(), c.hierarchy))
+        .collect();
+    if at.windows(2).all(|w| w[0].0 == w[1].0) {
         return None;
+    }
+    at.sort_by(|a, b| a.0.cmp(b.0));
+    let mut paths: BTreeMap<&str, Vec<HierarchyId>> = BTreeMap::new();
+    for (path, id) in at {
+        paths.entry(path).or_default().push(id);
     }
     let parts: Vec<String> = paths
         .iter()
@@ -440,31 +515,43 @@ pub fn kernel_too_old<'a>(
     let Some(spec) = &rule.rule.finding else {
         return Vec::new();
     };
-    let mut need: BTreeMap<(String, String), usize> = BTreeMap::new();
+    // The rules whose kernel is newer than the host's, decided once per rule
+    // instead of once per conversion; usually none, and then the
+    // conversions are not even walked.
+    let too_new: Vec<(&str, &str)> = rules
+        .rules()
+        .iter()
+        .filter_map(|r| Some((r.rule.id.as_str(), r.rule.kernel.as_deref()?)))
+        .filter(|(_, k)| !kernel_at_least(snap, k))
+        .collect();
+    if too_new.is_empty() {
+        return Vec::new();
+    }
+    let mut need: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for c in conversions {
-        if let Some(k) = rules.get(&c.rule).and_then(|r| r.rule.kernel.clone())
-            && !kernel_at_least(snap, &k)
-        {
-            *need.entry((c.target.clone(), k)).or_default() += 1;
+        // The first rule with the id, as `RuleSet::get` finds it.
+        if let Some((_, k)) = too_new.iter().find(|(id, _)| *id == c.rule) {
+            *need.entry((c.target.as_str(), k)).or_default() += 1;
         }
     }
     let kernel = snap.host.kernel.clone().unwrap_or_default();
     need.into_iter()
         .map(|((target, k), n)| {
+            let (target, k) = (target.to_string(), k.to_string());
             let detail =
                 format!("{target} (needed by {n} cgroups) appears in kernel {k}; this kernel is {kernel}");
             Finding {
-                rule: rule.rule.id.clone(),
+                rule: rule.text().id.clone(),
                 severity: spec.severity,
-                title: rule.rule.title.clone(),
+                title: rule.text().title.clone(),
                 subject: Subject::Host,
                 file: Some(target),
                 value: None,
                 detail: Some(detail.clone()),
                 why: super::fill(&spec.why, &[("detail", &detail)]),
-                remediation: spec.remediation.trim().to_string(),
+                remediation: spec.remediation.trim().into(),
                 kernel: Some(k),
-                source: rule.rule.source.clone(),
+                source: rule.text().source.clone(),
             }
         })
         .collect()

@@ -48,17 +48,17 @@ impl FindingKind {
     /// kernel version) instead of the table's general text.
     pub fn finding_with(&self, subject: Subject, why: String, remediation: String) -> Finding {
         Finding {
-            rule: self.id.to_string(),
+            rule: self.id.into(),
             severity: self.severity,
-            title: self.title.to_string(),
+            title: self.title.into(),
             subject,
             file: None,
             value: None,
             detail: None,
             why,
-            remediation,
+            remediation: remediation.into(),
             kernel: None,
-            source: Some(self.source.to_string()),
+            source: Some(self.source.into()),
         }
     }
 }

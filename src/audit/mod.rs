@@ -12,7 +12,8 @@ pub mod readiness;
 mod render;
 
 use crate::model::{HierarchyId, Pid};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -68,15 +69,113 @@ impl std::fmt::Display for Subject {
     }
 }
 
+/// An immutable string shared by every finding that repeats it (a rule's id,
+/// title, remediation and source): cloning it copies a pointer. It compares
+/// with `str` and `String`, and serializes as a plain string.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Text(Arc<str>);
+
+impl Text {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Text(s.into())
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text(s.into())
+    }
+}
+
+impl From<Arc<str>> for Text {
+    fn from(s: Arc<str>) -> Self {
+        Text(s)
+    }
+}
+
+impl From<Text> for String {
+    fn from(t: Text) -> Self {
+        t.0.as_ref().to_string()
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<Text> for str {
+    fn eq(&self, other: &Text) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<Text> for &str {
+    fn eq(&self, other: &Text) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<Text> for String {
+    fn eq(&self, other: &Text) -> bool {
+        **self == *other.0
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Text::from)
+    }
+}
+
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Rule id.
-    pub rule: String,
+    pub rule: Text,
     /// Severity.
     pub severity: Severity,
     /// The rule's title.
-    pub title: String,
+    pub title: Text,
     /// What it is about.
     pub subject: Subject,
     /// The v1 file, for file rules.
@@ -91,13 +190,13 @@ pub struct Finding {
     /// Why it matters (placeholders filled in).
     pub why: String,
     /// The v2 replacement or remediation.
-    pub remediation: String,
+    pub remediation: Text,
     /// First kernel with the replacement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
     /// Source of the facts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    pub source: Option<Text>,
 }
 
 /// A converted setting of one cgroup.
@@ -169,7 +268,7 @@ fn unreadable_findings(snap: &Snapshot) -> Vec<Finding> {
         .iter()
         .filter(|d| crate::scan::is_unreadable(d))
         .map(|d| Finding {
-            rule: UNREADABLE_RULE.to_string(),
+            rule: UNREADABLE_RULE.into(),
             severity: Severity::Error,
             title: "part of the host could not be read".into(),
             subject: Subject::Host,
@@ -266,10 +365,22 @@ impl Report {
 }
 
 /// Fill `{file}`, `{value}`, `{path}`, `{detail}`, `{device_allow}`.
+///
+/// The placeholders are replaced one after the other (a value that contains
+/// a later placeholder is filled too, as it always was); a placeholder the
+/// text does not contain costs no copy, which matters for the tens of
+/// thousands of findings of a big host.
 pub(crate) fn fill(template: &str, vars: &[(&str, &str)]) -> String {
     let mut s = template.trim().to_string();
+    let mut pattern = String::new();
     for (k, v) in vars {
-        s = s.replace(&format!("{{{k}}}"), v);
+        pattern.clear();
+        pattern.push('{');
+        pattern.push_str(k);
+        pattern.push('}');
+        if s.contains(pattern.as_str()) {
+            s = s.replace(pattern.as_str(), v);
+        }
     }
     s
 }
@@ -283,18 +394,22 @@ fn finding_from(
     vars: &[(&str, &str)],
 ) -> Option<Finding> {
     let spec = rule.rule.finding.as_ref()?;
+    let text = rule.text();
     Some(Finding {
-        rule: rule.rule.id.clone(),
+        rule: text.id.clone(),
         severity: spec.severity,
-        title: rule.rule.title.clone(),
+        title: text.title.clone(),
         subject,
         file: file.map(str::to_string),
         value: value.map(str::to_string),
         detail: detail.map(str::to_string),
         why: fill(&spec.why, vars),
-        remediation: fill(&spec.remediation, vars),
+        remediation: match &text.remediation {
+            Some(r) => r.clone(),
+            None => fill(&spec.remediation, vars).into(),
+        },
         kernel: rule.rule.kernel.clone(),
-        source: rule.rule.source.clone(),
+        source: text.source.clone(),
     })
 }
 
@@ -320,6 +435,59 @@ pub struct CgroupOutcome {
     pub findings: Vec<Finding>,
 }
 
+impl CgroupOutcome {
+    /// Whether the rules found nothing to convert and nothing to report.
+    pub fn is_empty(&self) -> bool {
+        self.conversions.is_empty() && self.findings.is_empty()
+    }
+}
+
+/// The file rules that match one file name in one hierarchy, with their
+/// captures (for `{1}` in targets), in load order: found once per
+/// (hierarchy, file name) instead of matching every rule, regexes included,
+/// against every setting of every cgroup.
+#[derive(Debug)]
+struct Matched<'r> {
+    rules: Vec<(&'r LoadedRule, Vec<String>)>,
+    /// The first of them that defines a default (the file's default).
+    default: Option<&'r LoadedRule>,
+}
+
+/// [`Matched`] per hierarchy id and file name, filled as files are met.
+struct RuleIndex<'r> {
+    rules: &'r RuleSet,
+    by_file: HashMap<(HierarchyId, String), Matched<'r>>,
+}
+
+impl<'r> RuleIndex<'r> {
+    fn new(rules: &'r RuleSet) -> Self {
+        RuleIndex {
+            rules,
+            by_file: HashMap::new(),
+        }
+    }
+
+    fn matched(&mut self, hier: &crate::model::Hierarchy, file: &str) -> &Matched<'r> {
+        // Two lookups on a miss (a few dozen distinct files per host) keep
+        // the hit free of a key allocation.
+        let key = (hier.id, file.to_string());
+        if !self.by_file.contains_key(&key) {
+            let rules: Vec<(&'r LoadedRule, Vec<String>)> = self
+                .rules
+                .rules()
+                .iter()
+                .filter_map(|r| r.file_match(file, &hier.controllers).map(|caps| (r, caps)))
+                .collect();
+            let default = rules
+                .iter()
+                .find(|(r, _)| r.rule.default.is_some())
+                .map(|(r, _)| *r);
+            self.by_file.insert(key.clone(), Matched { rules, default });
+        }
+        &self.by_file[&key]
+    }
+}
+
 /// Apply the file rules to one v1 cgroup's settings.
 ///
 /// Shared by the audit and the planner so both see the same conversions.
@@ -329,76 +497,126 @@ pub fn evaluate_cgroup(
     hier: &crate::model::Hierarchy,
     rules: &RuleSet,
 ) -> CgroupOutcome {
+    let label = std::cell::OnceCell::new();
+    evaluate_with(snap, cg, hier, &label, &mut RuleIndex::new(rules))
+}
+
+/// Whether a rule applies to a cgroup's value at all: scope, value
+/// predicate and hierarchy name, and a value that is not the default (by
+/// the rule's own default, or the file's: a predicate-only rule inherits it).
+fn applies(
+    rule: &LoadedRule,
+    c: &crate::model::Cgroup,
+    hier: &crate::model::Hierarchy,
+    value: &str,
+    parent_value: Option<&str>,
+    file_default: bool,
+) -> bool {
+    let in_scope = match rule.scope() {
+        Scope::Nonroot => !c.is_root(),
+        Scope::Root => c.is_root(),
+        Scope::Any => true,
+    };
+    if !in_scope || !rule.value_matches(value) || !rule.name_matches(hier.name.as_deref()) {
+        return false;
+    }
+    let is_default = if rule.rule.default.is_some() {
+        rule.is_default(value, parent_value)
+    } else {
+        file_default
+    };
+    !is_default
+}
+
+/// [`evaluate_cgroup`] with the rules looked up through `index` and the
+/// hierarchy's label made once per hierarchy, and only for a finding.
+fn evaluate_with(
+    snap: &Snapshot,
+    cg: petgraph::graph::NodeIndex,
+    hier: &crate::model::Hierarchy,
+    label: &std::cell::OnceCell<String>,
+    index: &mut RuleIndex<'_>,
+) -> CgroupOutcome {
     let c = snap.cgroup(cg);
-    let parent = snap.parent(cg).map(|p| snap.cgroup(p));
     let mut out = CgroupOutcome::default();
-    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-    let label = hier.label();
+    if c.settings.is_empty() {
+        return out;
+    }
+    let parent = snap.parent(cg).map(|p| snap.cgroup(p));
     for (file, value) in &c.settings {
         let pv = parent.and_then(|p| p.settings.get(file)).map(String::as_str);
-        let file_default = rules.is_default(file, &hier.controllers, value, pv);
-        for (rule, caps) in rules.file_rules(file, &hier.controllers) {
-            let in_scope = match rule.scope() {
-                Scope::Nonroot => !c.is_root(),
-                Scope::Root => c.is_root(),
-                Scope::Any => true,
-            };
-            if !in_scope || !rule.value_matches(value) || !rule.name_matches(hier.name.as_deref()) {
+        let matched = index.matched(hier, file);
+        let file_default = matched.default.is_some_and(|r| r.is_default(value, pv));
+        for (rule, caps) in &matched.rules {
+            if !applies(rule, c, hier, value, pv, file_default) {
                 continue;
             }
-            // Only non-default values count: by the rule's own default, or
-            // the file's (a predicate-only rule inherits it).
-            let is_default = if rule.rule.default.is_some() {
-                rule.is_default(value, pv)
-            } else {
-                file_default
-            };
-            if is_default {
-                continue;
-            }
-            let subject = Subject::Cgroup {
+            let subject = || Subject::Cgroup {
                 hierarchy: c.hierarchy,
-                label: label.clone(),
+                label: label.get_or_init(|| hier.label()).clone(),
                 path: c.path.clone(),
             };
-            let extra = value_vars(file, value);
-            let mut vars: Vec<(&str, &str)> = vec![
-                ("file", file),
-                ("value", value.as_str()),
-                ("path", c.path.as_str()),
-            ];
-            vars.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
             if rule.rule.convert.is_some() {
-                let converted = convert_setting(rule, file, &caps, &c.settings)
+                let converted = convert_setting(rule, file, caps, &c.settings)
                     .and_then(|conv| within_host(snap, cg, conv));
                 match converted {
                     Ok(Some(conv)) => {
-                        if seen.insert((conv.target.clone(), conv.value.clone())) {
+                        // Deduplicated by (target, value): a cgroup has a handful.
+                        let known = out
+                            .conversions
+                            .iter()
+                            .any(|k| k.target == conv.target && k.value == conv.value);
+                        if !known {
                             out.conversions.push(conv);
                         }
                     }
                     Ok(None) => {}
-                    Err(e) => out.findings.push(Finding {
-                        rule: rule.rule.id.clone(),
-                        severity: Severity::Error,
-                        title: format!("{} cannot be converted", rule.rule.title),
-                        subject: subject.clone(),
-                        file: Some(file.clone()),
-                        value: Some(value.clone()),
-                        detail: None,
-                        why: format!("{file}={value}: {e}"),
-                        remediation: "Fix the v1 value, or set the v2 file by hand after the switch.".into(),
-                        kernel: rule.rule.kernel.clone(),
-                        source: rule.rule.source.clone(),
-                    }),
+                    Err(e) => out.findings.push(unconvertible(rule, subject(), file, value, &e)),
                 }
             }
-            if let Some(f) = finding_from(rule, subject, Some(file), Some(value), None, &vars) {
-                out.findings.push(f);
+            if rule.rule.finding.is_some() {
+                let extra = value_vars(file, value);
+                let mut vars: Vec<(&str, &str)> = vec![
+                    ("file", file),
+                    ("value", value.as_str()),
+                    ("path", c.path.as_str()),
+                ];
+                vars.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+                out.findings.extend(finding_from(
+                    rule,
+                    subject(),
+                    Some(file),
+                    Some(value),
+                    None,
+                    &vars,
+                ));
             }
         }
     }
     out
+}
+
+/// The error finding for a value a rule's conversion refuses.
+fn unconvertible(
+    rule: &LoadedRule,
+    subject: Subject,
+    file: &str,
+    value: &str,
+    e: &crate::rules::convert::ConvError,
+) -> Finding {
+    Finding {
+        rule: rule.text().id.clone(),
+        severity: Severity::Error,
+        title: format!("{} cannot be converted", rule.rule.title).into(),
+        subject,
+        file: Some(file.to_string()),
+        value: Some(value.to_string()),
+        detail: None,
+        why: format!("{file}={value}: {e}"),
+        remediation: "Fix the v1 value, or set the v2 file by hand after the switch.".into(),
+        kernel: rule.rule.kernel.clone(),
+        source: rule.text().source.clone(),
+    }
 }
 
 /// A converted CPU or memory-node list must name only what the host has: the
@@ -456,19 +674,80 @@ fn within_host(
 #[derive(Debug, Default, Clone)]
 pub struct Evaluation {
     /// Per v1 cgroup (graph node): its conversions and findings.
-    pub outcomes: std::collections::HashMap<petgraph::graph::NodeIndex, CgroupOutcome>,
+    pub outcomes: Outcomes,
+}
+
+/// The outcomes of the v1 cgroups that have a conversion or a finding, in
+/// the report's order (per v1 hierarchy by id, then graph order), with an
+/// index by graph node. A cgroup the rules say nothing about has no entry:
+/// [`Outcomes::get`] answers `None`, as for a cgroup never evaluated.
+#[derive(Debug, Default, Clone)]
+pub struct Outcomes {
+    list: Vec<(petgraph::graph::NodeIndex, CgroupOutcome)>,
+    /// Per graph node index: its position in `list`, or `u32::MAX`.
+    slot: Vec<u32>,
+}
+
+impl Outcomes {
+    /// The outcome of a cgroup, if the rules found anything in it.
+    pub fn get(&self, cg: &petgraph::graph::NodeIndex) -> Option<&CgroupOutcome> {
+        let i = *self.slot.get(cg.index())?;
+        self.list.get(i as usize).map(|(_, o)| o)
+    }
+
+    /// Every outcome with its cgroup, in the report's order.
+    pub fn iter(&self) -> impl Iterator<Item = (petgraph::graph::NodeIndex, &CgroupOutcome)> {
+        self.list.iter().map(|(c, o)| (*c, o))
+    }
+
+    /// How many cgroups have an outcome.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether no cgroup has an outcome.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn push(&mut self, cg: petgraph::graph::NodeIndex, outcome: CgroupOutcome) {
+        if self.slot.len() <= cg.index() {
+            self.slot.resize(cg.index() + 1, u32::MAX);
+        }
+        self.slot[cg.index()] = u32::try_from(self.list.len()).expect("fewer than 4G cgroups");
+        self.list.push((cg, outcome));
+    }
 }
 
 /// Evaluate the file rules on every v1 cgroup.
+///
+/// One walk of the graph sorts the cgroups by hierarchy; the rules matching
+/// each file name are found once per hierarchy ([`RuleIndex`]).
 pub fn evaluate(snap: &Snapshot, rules: &RuleSet) -> Evaluation {
-    let mut outcomes = std::collections::HashMap::new();
-    for (_, h) in snap
+    let v1: Vec<&crate::model::Hierarchy> = snap
         .hierarchies()
-        .iter()
+        .into_iter()
         .filter(|(_, h)| h.version == Version::V1)
-    {
-        for (ci, _) in snap.cgroups().filter(|(_, c)| c.hierarchy == h.id) {
-            outcomes.insert(ci, evaluate_cgroup(snap, ci, h, rules));
+        .map(|(_, h)| h)
+        .collect();
+    let mut per: Vec<Vec<petgraph::graph::NodeIndex>> = vec![Vec::new(); v1.len()];
+    for (ci, c) in snap.cgroups() {
+        if let Some(i) = v1.iter().position(|h| h.id == c.hierarchy) {
+            per[i].push(ci);
+        }
+    }
+    let mut outcomes = Outcomes {
+        list: Vec::new(),
+        slot: vec![u32::MAX; snap.graph.node_count()],
+    };
+    let mut index = RuleIndex::new(rules);
+    for (h, cgroups) in v1.iter().zip(per) {
+        let label = std::cell::OnceCell::new();
+        for ci in cgroups {
+            let o = evaluate_with(snap, ci, h, &label, &mut index);
+            if !o.is_empty() {
+                outcomes.push(ci, o);
+            }
         }
     }
     Evaluation { outcomes }
@@ -486,23 +765,13 @@ pub fn findings(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Vec<Find
     findings_and_readiness(snap, rules, eval).0
 }
 
-/// Per v1 cgroup with an outcome, top-down per hierarchy: its graph node and
-/// the cgroup (the report's order).
+/// Per v1 cgroup with an outcome, in the report's order: the cgroup and
+/// its outcome.
 fn evaluated<'a>(
     snap: &'a Snapshot,
     eval: &'a Evaluation,
 ) -> impl Iterator<Item = (&'a crate::model::Cgroup, &'a CgroupOutcome)> + 'a {
-    let v1: Vec<HierarchyId> = snap
-        .hierarchies()
-        .iter()
-        .filter(|(_, h)| h.version == Version::V1)
-        .map(|(_, h)| h.id)
-        .collect();
-    v1.into_iter().flat_map(move |id| {
-        snap.cgroups()
-            .filter(move |(_, c)| c.hierarchy == id)
-            .filter_map(|(ci, c)| eval.outcomes.get(&ci).map(|o| (c, o)))
-    })
+    eval.outcomes.iter().map(|(ci, o)| (snap.cgroup(ci), o))
 }
 
 fn findings_and_readiness(
@@ -634,13 +903,13 @@ pub(crate) fn group(findings: &[Finding]) -> Vec<Group> {
             None => {
                 index.insert(&f.rule, out.len());
                 out.push(Group {
-                    rule: f.rule.clone(),
+                    rule: f.rule.to_string(),
                     severity: f.severity,
-                    title: f.title.clone(),
+                    title: f.title.to_string(),
                     count: 1,
                     examples: vec![example],
                     why: f.why.clone(),
-                    remediation: f.remediation.clone(),
+                    remediation: f.remediation.to_string(),
                 });
             }
         }

@@ -61,9 +61,9 @@ pub fn audit_findings(s: &Section) -> Vec<Finding> {
     s.findings
         .iter()
         .map(|f| Finding {
-            rule: f.rule.clone(),
+            rule: f.rule.as_str().into(),
             severity: f.severity,
-            title: f.title.clone(),
+            title: f.title.as_str().into(),
             subject: Subject::Host,
             file: Some(f.file.clone()),
             value: Some(f.found.clone()),
@@ -72,9 +72,9 @@ pub fn audit_findings(s: &Section) -> Vec<Finding> {
                 f.file, f.place, f.found, f.needed
             )),
             why: format!("{} ({}, {})", f.why, f.class.label(), confidence(f.confidence)),
-            remediation: f.needed.clone(),
+            remediation: f.needed.as_str().into(),
             kernel: None,
-            source: Some(f.source.clone()),
+            source: Some(f.source.as_str().into()),
         })
         .collect()
 }

@@ -234,9 +234,9 @@ fn distinct_rules<'a>(findings: impl Iterator<Item = &'a crate::audit::Finding>)
         match v.iter_mut().find(|h| h.rule == f.rule) {
             Some(h) => h.severity = h.severity.max(f.severity),
             None => v.push(RuleHit {
-                rule: f.rule.clone(),
+                rule: f.rule.to_string(),
                 severity: f.severity,
-                title: f.title.clone(),
+                title: f.title.to_string(),
             }),
         }
     }

@@ -119,10 +119,10 @@ pub struct Prepared<'a> {
     pub sets: IdMap<NodeIndex, Vec<u32>>,
     /// Per hierarchy id: significant non-root cgroups, top-down.
     pub significant: BTreeMap<HierarchyId, Vec<NodeIndex>>,
-    /// Per graph node: the converted settings (and findings) from the
-    /// rules, evaluated once for the audit and the plan (`None` for nodes
-    /// that are not evaluated cgroups).
-    outcomes: Vec<Option<&'a crate::audit::CgroupOutcome>>,
+    /// The converted settings (and findings) from the rules, evaluated once
+    /// for the audit and the plan, indexed by graph node (no entry for a
+    /// cgroup the rules say nothing about).
+    outcomes: &'a crate::audit::Outcomes,
     /// Thread splits.
     pub splits: Vec<ThreadSplit>,
     /// Scanned root cgroup per hierarchy id.
@@ -432,20 +432,6 @@ pub fn has_v2_setting(cg: &crate::model::Cgroup) -> bool {
         .any(|(k, v)| !crate::model::files::is_v2_default(k, v))
 }
 
-/// The evaluation's outcomes in a table per graph node.
-fn outcome_table<'a>(
-    snap: &Snapshot,
-    eval: &'a crate::audit::Evaluation,
-) -> Vec<Option<&'a crate::audit::CgroupOutcome>> {
-    let mut out = vec![None; snap.graph.node_count()];
-    for (c, o) in &eval.outcomes {
-        if let Some(slot) = out.get_mut(c.index()) {
-            *slot = Some(o);
-        }
-    }
-    out
-}
-
 impl<'a> Prepared<'a> {
     /// Compute elements, placements, sets and significance, in that order.
     pub fn new(snap: &'a Snapshot, rules: &RuleSet, eval: &'a crate::audit::Evaluation) -> Prepared<'a> {
@@ -465,7 +451,7 @@ impl<'a> Prepared<'a> {
             elems: placed.elems,
             sets,
             significant: BTreeMap::new(),
-            outcomes: outcome_table(snap, eval),
+            outcomes: &eval.outcomes,
             splits: placed.splits,
             roots: layout.roots.clone(),
             parents: Vec::new(),
@@ -516,7 +502,7 @@ impl<'a> Prepared<'a> {
 
     /// The rules' outcome for a v1 cgroup.
     pub fn outcome(&self, c: NodeIndex) -> Option<&'a crate::audit::CgroupOutcome> {
-        self.outcomes.get(c.index()).copied().flatten()
+        self.outcomes.get(&c)
     }
 
     /// Number of settings (conversions and lost settings) of a cgroup.

@@ -326,7 +326,7 @@ fn findings_section(p: &Plan, md: bool, out: &mut String) {
                 rule.to_string(),
                 fs.len().to_string(),
                 format!("{}\n{}", fs[0].title, fs[0].why),
-                fs[0].remediation.clone(),
+                fs[0].remediation.to_string(),
             ]
         })
         .collect();

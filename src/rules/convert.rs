@@ -24,6 +24,10 @@ pub enum ConvError {
     /// The inputs are inconsistent (e.g. memsw below the memory limit).
     #[error("{0}")]
     Invalid(String),
+    /// A target filled from the file name's captures is not a file of the
+    /// rule's controller.
+    #[error(transparent)]
+    Target(#[from] super::schema::TargetError),
 }
 
 /// Which cpu.shares → cpu.weight formula to use.

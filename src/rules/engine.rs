@@ -138,24 +138,62 @@ pub const FUNCTIONS: &[FunctionInfo] = &[
     },
 ];
 
+/// A rule's `convert:` names a function or parameter that does not exist.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum FunctionError {
+    /// No function of that name.
+    #[error("unknown function {name:?} (known: {})", FUNCTIONS.iter().map(|f| f.name).collect::<Vec<_>>().join(", "))]
+    Unknown {
+        /// The name in the rule.
+        name: String,
+    },
+    /// The function has no such parameter.
+    #[error("function {function} takes no parameter {param:?}")]
+    NoParameter {
+        /// The function.
+        function: &'static str,
+        /// The parameter in the rule.
+        param: String,
+    },
+    /// The parameter's value is not one the function knows.
+    #[error("function {function}: {param} must be one of {}, not {value:?}", .allowed.join(", "))]
+    BadValue {
+        /// The function.
+        function: &'static str,
+        /// The parameter.
+        param: String,
+        /// Its allowed values.
+        allowed: &'static [&'static str],
+        /// The value in the rule.
+        value: String,
+    },
+}
+
 /// Check that a function exists and its parameters are accepted.
-pub(super) fn check_function(name: &str, params: &BTreeMap<String, String>) -> Result<(), String> {
+pub(super) fn check_function(name: &str, params: &BTreeMap<String, String>) -> Result<(), FunctionError> {
     let name = canonical_function(name);
-    let info = FUNCTIONS.iter().find(|f| f.name == name).ok_or_else(|| {
-        let names: Vec<_> = FUNCTIONS.iter().map(|f| f.name).collect();
-        format!("unknown function {name:?} (known: {})", names.join(", "))
-    })?;
+    let info = FUNCTIONS
+        .iter()
+        .find(|f| f.name == name)
+        .ok_or_else(|| FunctionError::Unknown {
+            name: name.to_string(),
+        })?;
     for (k, v) in params {
-        let (_, allowed) = info
-            .params
-            .iter()
-            .find(|(p, _)| p == k)
-            .ok_or_else(|| format!("function {name} takes no parameter {k:?}"))?;
+        let (_, allowed) =
+            info.params
+                .iter()
+                .find(|(p, _)| p == k)
+                .ok_or_else(|| FunctionError::NoParameter {
+                    function: info.name,
+                    param: k.clone(),
+                })?;
         if !allowed.contains(&v.as_str()) {
-            return Err(format!(
-                "function {name}: {k} must be one of {}, not {v:?}",
-                allowed.join(", ")
-            ));
+            return Err(FunctionError::BadValue {
+                function: info.name,
+                param: k.clone(),
+                allowed,
+                value: v.clone(),
+            });
         }
     }
     Ok(())
@@ -209,9 +247,14 @@ pub fn convert_setting(
     };
     compute(canonical_function(&spec.function), &input, &mut out)?;
     let Some(value) = out.value else { return Ok(None) };
-    let target = fill_placeholders(&spec.target, caps);
-    super::schema::check_target(&target, rule.rule.matcher.controller.as_deref())
-        .map_err(ConvError::Invalid)?;
+    // A target without placeholders was checked when the rule was loaded.
+    let target = if spec.target.contains('{') {
+        let target = fill_placeholders(&spec.target, caps);
+        super::schema::check_target(&target, rule.rule.matcher.controller.as_deref())?;
+        target
+    } else {
+        spec.target.clone()
+    };
     Ok(Some(Conversion {
         rule: rule.rule.id.clone(),
         target,

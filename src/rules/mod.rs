@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 use thiserror::Error;
 
-pub use engine::{Conversion, FUNCTIONS, FunctionInfo, convert_setting};
+pub use engine::{Conversion, FUNCTIONS, FunctionError, FunctionInfo, convert_setting};
 pub use schema::*;
 
 /// The default rules, embedded at build time.
@@ -71,7 +71,7 @@ pub enum RuleError {
         message: String,
     },
     /// One rule is invalid; it is skipped and the others load.
-    #[error("{file}:{line}: rule {rule}: {message}")]
+    #[error("{file}:{line}: rule {rule}: {problem}")]
     Invalid {
         /// The file.
         file: String,
@@ -79,9 +79,79 @@ pub enum RuleError {
         line: usize,
         /// The rule id (or `#N` when it has none).
         rule: String,
-        /// What is wrong.
+        /// What is wrong (part of the message: [`print_rule_errors`] in the
+        /// CLI prints each error on one line, so it is not a `#[source]`).
+        problem: RuleProblem,
+    },
+}
+
+/// What is wrong with one rule (or with a `plan:` policy file).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RuleProblem {
+    /// The item does not deserialize into a rule (the parser's message).
+    #[error("{0}")]
+    Shape(String),
+    /// `id:` is empty.
+    #[error("empty id")]
+    EmptyId,
+    /// `match:` names neither a file nor a fact.
+    #[error("match needs one of file, file_regex or fact")]
+    NoMatch,
+    /// `match:` names a file twice.
+    #[error("match has both file and file_regex")]
+    FileAndRegex,
+    /// `match:` names a file and a fact.
+    #[error("match has both a file and a fact")]
+    FileAndFact,
+    /// `fact: boot-param` without `param:`.
+    #[error("fact boot-param needs param")]
+    BootParamWithoutParam,
+    /// `param:` on another fact.
+    #[error("param is only for fact boot-param")]
+    ParamWithoutBootParam,
+    /// A controller cgmig does not know.
+    #[error("unknown controller {0:?}")]
+    UnknownController(String),
+    /// No convert, finding or default.
+    #[error("rule says nothing: give convert, finding or default")]
+    SaysNothing,
+    /// A fact rule with default or convert.
+    #[error("a fact rule cannot have default or convert")]
+    FactWithFileFields,
+    /// The conversion function or its parameters.
+    #[error(transparent)]
+    Function(#[from] FunctionError),
+    /// The conversion target.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The planner policy's leaf name.
+    #[error(transparent)]
+    LeafName(#[from] LeafNameError),
+    /// A control character in the id or title.
+    #[error("{0} contains a control character")]
+    ControlCharacter(&'static str),
+    /// A control character (other than a newline) in the finding's text.
+    #[error("finding text contains a control character")]
+    FindingControlCharacter,
+    /// A regex that does not compile (the regex crate's message).
+    #[error("bad {what} regex {regex:?}: {message}")]
+    BadRegex {
+        /// Which regex (`file`, `value`, `default`).
+        what: &'static str,
+        /// The regex as written.
+        regex: String,
+        /// Why it does not compile.
         message: String,
     },
+    /// `kernel:` is not a version.
+    #[error("kernel {0:?} is not a version like 5.14")]
+    BadKernel(String),
+    /// The id is already defined.
+    #[error("duplicate id (first defined at {0})")]
+    Duplicate(Origin),
+    /// A `keep:` path of the policy is not a cgroup path.
+    #[error("keep path {0:?} is not an absolute normalized cgroup path")]
+    BadKeepPath(String),
 }
 
 /// A loaded rule with its origin and compiled regexes.
@@ -95,9 +165,46 @@ pub struct LoadedRule {
     value_regex: Option<Regex>,
     value_not_regex: Option<Regex>,
     default_regex: Option<Regex>,
+    text: RuleText,
+}
+
+/// A rule's texts that every finding of it repeats, allocated once per rule
+/// and shared by its findings (a big host has tens of thousands).
+#[derive(Debug, Clone)]
+pub struct RuleText {
+    /// The id.
+    pub id: crate::audit::Text,
+    /// The title.
+    pub title: crate::audit::Text,
+    /// The source.
+    pub source: Option<crate::audit::Text>,
+    /// The finding's remediation, trimmed, when it has no `{placeholder}`
+    /// to fill (the same text for every finding).
+    pub remediation: Option<crate::audit::Text>,
+}
+
+impl RuleText {
+    fn of(rule: &Rule) -> RuleText {
+        RuleText {
+            id: rule.id.as_str().into(),
+            title: rule.title.as_str().into(),
+            source: rule.source.as_deref().map(Into::into),
+            remediation: rule
+                .finding
+                .as_ref()
+                .map(|f| f.remediation.trim())
+                .filter(|r| !r.contains('{'))
+                .map(Into::into),
+        }
+    }
 }
 
 impl LoadedRule {
+    /// The texts its findings share.
+    pub fn text(&self) -> &RuleText {
+        &self.text
+    }
+
     /// Whether this rule is about an interface file (not a host fact).
     pub fn is_file_rule(&self) -> bool {
         self.rule.matcher.fact.is_none()
@@ -116,6 +223,20 @@ impl LoadedRule {
                 .map(|m| m.map(|m| m.as_str().to_string()).unwrap_or_default())
                 .collect(),
         )
+    }
+
+    /// Whether this file rule names `file` in a hierarchy with these
+    /// controllers; returns the regex captures (for `{1}`).
+    pub fn file_match(&self, file: &str, controllers: &[crate::model::Controller]) -> Option<Vec<String>> {
+        if !self.is_file_rule() {
+            return None;
+        }
+        if let Some(c) = &self.rule.matcher.controller
+            && !controllers.iter().any(|x| x.as_str() == c)
+        {
+            return None;
+        }
+        self.file_captures(file)
     }
 
     /// Whether the value predicate (if any) accepts this value.
@@ -240,11 +361,11 @@ impl RuleSet {
         {
             match self.merged_policy(text) {
                 Ok(p) => self.policy = p,
-                Err(message) => errors.push(RuleError::Invalid {
+                Err(problem) => errors.push(RuleError::Invalid {
                     file: file.to_string(),
                     line: 1,
                     rule: "plan".into(),
-                    message,
+                    problem,
                 }),
             }
             return;
@@ -272,71 +393,70 @@ impl RuleSet {
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("#{}", i + 1));
-            let invalid = |message: String| RuleError::Invalid {
+            let invalid = |problem: RuleProblem| RuleError::Invalid {
                 file: file.to_string(),
                 line,
                 rule: label.clone(),
-                message,
+                problem,
             };
             let loaded = match parse_rule(doc, file, line) {
                 Ok(r) => r,
-                Err(msg) => {
-                    errors.push(invalid(msg));
+                Err(problem) => {
+                    errors.push(invalid(problem));
                     continue;
                 }
             };
             let id = loaded.rule.id.clone();
             if let Some(first) = seen_here.get(&id) {
-                errors.push(invalid(format!("duplicate id (first defined at {file}:{first})")));
+                errors.push(invalid(RuleProblem::Duplicate(Origin {
+                    file: file.to_string(),
+                    line: *first,
+                })));
                 continue;
             }
             seen_here.insert(id.clone(), line);
-            if let Err(msg) = self.insert(loaded, override_ok) {
-                errors.push(invalid(msg));
+            if let Err(problem) = self.insert(loaded, override_ok) {
+                errors.push(invalid(problem));
             }
         }
     }
 
     /// The policy after a `plan:` file: its keys over the current policy,
     /// then the leaf name and `keep` paths checked.
-    fn merged_policy(&self, text: &str) -> Result<PlanPolicy, String> {
+    fn merged_policy(&self, text: &str) -> Result<PlanPolicy, RuleProblem> {
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct PolicyFile {
             plan: serde_yaml_ng::Value,
         }
-        let pf: PolicyFile = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
-        let mut base = serde_yaml_ng::to_value(&self.policy).map_err(|e| e.to_string())?;
+        let shape = |e: serde_yaml_ng::Error| RuleProblem::Shape(e.to_string());
+        let pf: PolicyFile = serde_yaml_ng::from_str(text).map_err(shape)?;
+        let mut base = serde_yaml_ng::to_value(&self.policy).map_err(shape)?;
         if let (serde_yaml_ng::Value::Mapping(b), serde_yaml_ng::Value::Mapping(new)) = (&mut base, pf.plan) {
             for (k, v) in new {
                 b.insert(k, v);
             }
         }
-        let p: PlanPolicy = serde_yaml_ng::from_value(base).map_err(|e| e.to_string())?;
+        let p: PlanPolicy = serde_yaml_ng::from_value(base).map_err(shape)?;
         check_leaf_name(&p.leaf_name)?;
         if let Some(k) = p
             .keep
             .iter()
             .find(|k| !crate::model::validate::is_normalized_path(k))
         {
-            return Err(format!(
-                "keep path {k:?} is not an absolute normalized cgroup path"
-            ));
+            return Err(RuleProblem::BadKeepPath(k.clone()));
         }
         Ok(p)
     }
 
     /// Add a rule; a user file may override a built-in rule, but two user
     /// files defining one id is the same error here as in `rules check`.
-    fn insert(&mut self, loaded: LoadedRule, override_ok: bool) -> Result<(), String> {
+    fn insert(&mut self, loaded: LoadedRule, override_ok: bool) -> Result<(), RuleProblem> {
         let id = loaded.rule.id.clone();
         match self.by_id.get(&id) {
             Some(&idx) if override_ok && is_embedded(&self.rules[idx].origin) => self.rules[idx] = loaded,
             Some(&idx) => {
-                return Err(format!(
-                    "duplicate id (first defined at {})",
-                    self.rules[idx].origin
-                ));
+                return Err(RuleProblem::Duplicate(self.rules[idx].origin.clone()));
             }
             None => {
                 self.by_id.insert(id, self.rules.len());
@@ -367,17 +487,9 @@ impl RuleSet {
         file: &'a str,
         controllers: &'a [crate::model::Controller],
     ) -> impl Iterator<Item = (&'a LoadedRule, Vec<String>)> + 'a {
-        self.rules.iter().filter_map(move |r| {
-            if !r.is_file_rule() {
-                return None;
-            }
-            if let Some(c) = &r.rule.matcher.controller
-                && !controllers.iter().any(|x| x.as_str() == c)
-            {
-                return None;
-            }
-            r.file_captures(file).map(|caps| (r, caps))
-        })
+        self.rules
+            .iter()
+            .filter_map(move |r| r.file_match(file, controllers).map(|caps| (r, caps)))
     }
 
     /// Whether `value` of `file` is a default, by the first rule that defines one.
@@ -477,9 +589,15 @@ fn item_lines(text: &str, count: usize) -> Vec<usize> {
         .collect()
 }
 
-fn compile(what: &str, re: &Option<String>) -> Result<Option<Regex>, String> {
+fn compile(what: &'static str, re: &Option<String>) -> Result<Option<Regex>, RuleProblem> {
     re.as_ref()
-        .map(|r| Regex::new(r).map_err(|e| format!("bad {what} regex {r:?}: {e}")))
+        .map(|r| {
+            Regex::new(r).map_err(|e| RuleProblem::BadRegex {
+                what,
+                regex: r.clone(),
+                message: e.to_string(),
+            })
+        })
         .transpose()
 }
 
@@ -502,8 +620,8 @@ fn depth_error(file: &str, message: String) -> RuleError {
 }
 
 /// One list item of a rules file, parsed and checked.
-fn parse_rule(doc: serde_yaml_ng::Value, file: &str, line: usize) -> Result<LoadedRule, String> {
-    let rule: Rule = serde_yaml_ng::from_value(doc).map_err(|e| e.to_string())?;
+fn parse_rule(doc: serde_yaml_ng::Value, file: &str, line: usize) -> Result<LoadedRule, RuleProblem> {
+    let rule: Rule = serde_yaml_ng::from_value(doc).map_err(|e| RuleProblem::Shape(e.to_string()))?;
     validate(
         rule,
         Origin {
@@ -514,35 +632,35 @@ fn parse_rule(doc: serde_yaml_ng::Value, file: &str, line: usize) -> Result<Load
 }
 
 /// Check one parsed rule for everything serde cannot.
-fn validate(mut rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
+fn validate(mut rule: Rule, origin: Origin) -> Result<LoadedRule, RuleProblem> {
     if rule.id.trim().is_empty() {
-        return Err("empty id".into());
+        return Err(RuleProblem::EmptyId);
     }
     let m = &rule.matcher;
     let file_kinds = m.file.is_some() as u8 + m.file_regex.is_some() as u8;
     match (file_kinds, m.fact) {
-        (0, None) => return Err("match needs one of file, file_regex or fact".into()),
-        (2, _) => return Err("match has both file and file_regex".into()),
-        (1, Some(_)) => return Err("match has both a file and a fact".into()),
+        (0, None) => return Err(RuleProblem::NoMatch),
+        (2, _) => return Err(RuleProblem::FileAndRegex),
+        (1, Some(_)) => return Err(RuleProblem::FileAndFact),
         _ => {}
     }
     if m.fact == Some(Fact::BootParam) && m.param.is_none() {
-        return Err("fact boot-param needs param".into());
+        return Err(RuleProblem::BootParamWithoutParam);
     }
     if m.param.is_some() && m.fact != Some(Fact::BootParam) {
-        return Err("param is only for fact boot-param".into());
+        return Err(RuleProblem::ParamWithoutBootParam);
     }
     if let Some(c) = &m.controller {
         let known = crate::model::Controller::KNOWN.iter().any(|k| k.as_str() == c);
         if !known {
-            return Err(format!("unknown controller {c:?}"));
+            return Err(RuleProblem::UnknownController(c.clone()));
         }
     }
     if rule.convert.is_none() && rule.finding.is_none() && rule.default.is_none() {
-        return Err("rule says nothing: give convert, finding or default".into());
+        return Err(RuleProblem::SaysNothing);
     }
     if rule.fact_only_fields_misused() {
-        return Err("a fact rule cannot have default or convert".into());
+        return Err(RuleProblem::FactWithFileFields);
     }
     if let Some(c) = &mut rule.convert {
         // A former function name loads as the current one (see FORMER_NAMES).
@@ -559,7 +677,7 @@ fn validate(mut rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
     }
     for (what, text) in [("id", &rule.id), ("title", &rule.title)] {
         if text.chars().any(char::is_control) {
-            return Err(format!("{what} contains a control character"));
+            return Err(RuleProblem::ControlCharacter(what));
         }
     }
     if let Some(f) = &rule.finding
@@ -567,7 +685,7 @@ fn validate(mut rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
             .iter()
             .any(|t| t.chars().any(|c| c.is_control() && c != '\n'))
     {
-        return Err("finding text contains a control character".into());
+        return Err(RuleProblem::FindingControlCharacter);
     }
     let file_regex = compile("file", &m.file_regex)?;
     let value_regex = compile("value", &m.value.as_ref().and_then(|v| v.regex.clone()))?;
@@ -579,9 +697,10 @@ fn validate(mut rule: Rule, origin: Origin) -> Result<LoadedRule, String> {
     if let Some(k) = &rule.kernel
         && parse_kernel(k).is_none()
     {
-        return Err(format!("kernel {k:?} is not a version like 5.14"));
+        return Err(RuleProblem::BadKernel(k.clone()));
     }
     Ok(LoadedRule {
+        text: RuleText::of(&rule),
         rule,
         origin,
         file_regex,

@@ -354,13 +354,44 @@ fn allowed_prefixes(controller: Option<&str>) -> Vec<&'static str> {
     }
 }
 
+/// A conversion target that is not a file the rule's controller owns.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum TargetError {
+    /// Not one interface-file name.
+    #[error(
+        "convert target {0:?} is not an interface file name (one name, no '/', '..', spaces or control characters)"
+    )]
+    NotAName(String),
+    /// A file of another controller (or a core `cgroup.*` file).
+    #[error(
+        "convert target {target:?} is not a file of controller {} (allowed: {})",
+        .controller.as_deref().unwrap_or("(any)"),
+        star_list(.allowed)
+    )]
+    OtherController {
+        /// The target as filled in.
+        target: String,
+        /// The rule's controller, if it names one.
+        controller: Option<String>,
+        /// The prefixes it may write.
+        allowed: Vec<&'static str>,
+    },
+}
+
+/// `cpu.*, io.*` for the prefixes `cpu`, `io`.
+fn star_list(prefixes: &[&str]) -> String {
+    prefixes
+        .iter()
+        .map(|p| format!("{p}.*"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Check a conversion target (after `{N}` placeholders are filled): one
 /// interface-file name of the rule's controller (`cpu.weight` for `cpu`).
-pub fn check_target(target: &str, controller: Option<&str>) -> Result<(), String> {
+pub fn check_target(target: &str, controller: Option<&str>) -> Result<(), TargetError> {
     if !is_single_name(target) {
-        return Err(format!(
-            "convert target {target:?} is not an interface file name (one name, no '/', '..', spaces or control characters)"
-        ));
+        return Err(TargetError::NotAName(target.to_string()));
     }
     let allowed = allowed_prefixes(controller);
     let ok = allowed.iter().any(|p| {
@@ -370,32 +401,42 @@ pub fn check_target(target: &str, controller: Option<&str>) -> Result<(), String
                 .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1)
     });
     if !ok {
-        return Err(format!(
-            "convert target {target:?} is not a file of controller {} (allowed: {})",
-            controller.unwrap_or("(any)"),
-            allowed
-                .iter()
-                .map(|p| format!("{p}.*"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        return Err(TargetError::OtherController {
+            target: target.to_string(),
+            controller: controller.map(str::to_string),
+            allowed,
+        });
     }
     Ok(())
 }
 
+/// A planner leaf name (`plan: leaf_name:`) that cannot be a cgroup's name.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum LeafNameError {
+    /// Not one cgroup name.
+    #[error("leaf_name {0:?} is not a cgroup name (one name, no '/', '..', spaces or control characters)")]
+    NotAName(String),
+    /// It would collide with an interface file.
+    #[error("leaf_name {name:?} looks like an interface file ({prefix}.*)")]
+    InterfaceFile {
+        /// The name.
+        name: String,
+        /// Its prefix before the first dot.
+        prefix: String,
+    },
+}
+
 /// Check the planner's leaf name: one cgroup name that cannot collide with
 /// an interface file (`cgroup.*` or a controller's `NAME.*`).
-pub fn check_leaf_name(name: &str) -> Result<(), String> {
+pub fn check_leaf_name(name: &str) -> Result<(), LeafNameError> {
     if !is_single_name(name) {
-        return Err(format!(
-            "leaf_name {name:?} is not a cgroup name (one name, no '/', '..', spaces or control characters)"
-        ));
+        return Err(LeafNameError::NotAName(name.to_string()));
     }
-    let prefix = name.split('.').next().unwrap_or("");
     if crate::model::Controller::name_collides_with_interface_file(name) {
-        return Err(format!(
-            "leaf_name {name:?} looks like an interface file ({prefix}.*)"
-        ));
+        return Err(LeafNameError::InterfaceFile {
+            name: name.to_string(),
+            prefix: name.split('.').next().unwrap_or("").to_string(),
+        });
     }
     Ok(())
 }

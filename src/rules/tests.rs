@@ -26,10 +26,10 @@ fn one_invalid(text: &str) -> (usize, String, String) {
             file,
             line,
             rule,
-            message,
+            problem,
         } => {
             assert_eq!(file, "user/x.yaml");
-            (*line, rule.clone(), message.clone())
+            (*line, rule.clone(), problem.to_string())
         }
         other => panic!("expected Invalid, got {other:?}"),
     }
@@ -349,5 +349,48 @@ fn rule_ids_follow_the_scheme() {
             (None, None) => "core",
         };
         assert_eq!(prefix, expected, "{id} (in {})", r.origin.file);
+    }
+}
+
+/// Each error names the file, the line and the rule once, with the cause's
+/// text exactly once, whether the cause is cgmig's (function, target) or a
+/// library's (regex, YAML shape); no message repeats its `source()`.
+#[test]
+fn rule_errors_print_each_cause_once() {
+    for (body, cause) in [
+        (
+            "  match: {controller: cpu, file: a}\n  convert: {target: cpu.weight, function: nope}\n",
+            "unknown function \"nope\"",
+        ),
+        (
+            "  match: {controller: cpu, file: a}\n  convert: {target: cpu.weight, function: shares_to_weight, params: {formula: x}}\n",
+            "function shares_to_weight: formula must be one of oci, oci-legacy, systemd, not \"x\"",
+        ),
+        (
+            "  match: {controller: cpu, file: a}\n  convert: {target: memory.max, function: copy}\n",
+            "convert target \"memory.max\" is not a file of controller cpu (allowed: cpu.*)",
+        ),
+        (
+            "  match: {file_regex: \"(\"}\n  default: \"1\"\n",
+            "bad file regex \"(\"",
+        ),
+    ] {
+        let text = format!("{GOOD}- id: test.cause\n  title: t\n{body}");
+        let (set, errors) = load_text(&text);
+        assert!(set.get("test.good").is_some());
+        let [e] = errors.as_slice() else {
+            panic!("{errors:?}")
+        };
+        let msg = e.to_string();
+        assert!(msg.starts_with("user/x.yaml:6: rule test.cause: "), "{msg}");
+        assert_eq!(msg.matches(cause).count(), 1, "{msg}");
+        let mut level: &dyn std::error::Error = e;
+        while let Some(source) = level.source() {
+            assert!(
+                !level.to_string().contains(&source.to_string()),
+                "{level} repeats {source}"
+            );
+            level = source;
+        }
     }
 }

@@ -62,7 +62,7 @@ fn every_finding_rule_fires_on_some_fixture() {
     let mut converted: BTreeSet<String> = BTreeSet::new();
     for name in host_names() {
         let r = audit_host(&name);
-        fired.extend(r.findings.iter().map(|f| f.rule.clone()));
+        fired.extend(r.findings.iter().map(|f| f.rule.to_string()));
         converted.extend(r.conversions.iter().map(|c| c.conversion.rule.clone()));
     }
     // Rules whose trigger no fixture can show, with the reason.
