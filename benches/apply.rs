@@ -85,13 +85,13 @@ fn shell_script(p: &cgmig::plan::Plan, target: &str) -> String {
         match a {
             cgmig::plan::Action::Create { .. } if a.path() != "/" => s.push_str(&format!("mkdir {dir}\n")),
             cgmig::plan::Action::MoveProcess { pid, .. } => {
-                s.push_str(&format!("echo {pid} > {dir}/cgroup.procs\n"))
+                s.push_str(&format!("echo {pid} > {dir}/cgroup.procs\n"));
             }
             cgmig::plan::Action::EnableControllers { .. } => {
-                s.push_str(&format!("echo +hugetlb > {dir}/cgroup.subtree_control\n"))
+                s.push_str(&format!("echo +hugetlb > {dir}/cgroup.subtree_control\n"));
             }
             cgmig::plan::Action::Write { file, value, .. } => {
-                s.push_str(&format!("echo {value} > {dir}/{file}\n"))
+                s.push_str(&format!("echo {value} > {dir}/{file}\n"));
             }
             _ => {}
         }
@@ -109,10 +109,10 @@ fn shell_undo(p: &cgmig::plan::Plan, target: &str, home: &str) -> String {
         };
         match a {
             cgmig::plan::Action::MoveProcess { pid, .. } => {
-                s.push_str(&format!("echo {pid} > {V2}{home}/cgroup.procs\n"))
+                s.push_str(&format!("echo {pid} > {V2}{home}/cgroup.procs\n"));
             }
             cgmig::plan::Action::EnableControllers { .. } => {
-                s.push_str(&format!("echo -hugetlb > {dir}/cgroup.subtree_control\n"))
+                s.push_str(&format!("echo -hugetlb > {dir}/cgroup.subtree_control\n"));
             }
             _ => {}
         }

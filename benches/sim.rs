@@ -77,10 +77,10 @@ fn run(leaves: usize) -> (usize, std::time::Duration) {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::var("CGMIG_BENCH_SIZES")
-        .ok()
-        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![10_000, 50_000]);
+    let sizes: Vec<usize> = std::env::var("CGMIG_BENCH_SIZES").ok().map_or_else(
+        || vec![10_000, 50_000],
+        |v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+    );
     println!(
         "{:>8} {:>8} {:>10} {:>10}",
         "leaves", "calls", "total", "per call"

@@ -195,7 +195,7 @@ fn sort_action(a: &Action, prefix: &str, resolved: &Resolved, phases: &mut Phase
                         tid: *tid,
                         pid: *pid,
                         path,
-                    }))
+                    }));
                 }
                 _ => {}
             }
@@ -204,7 +204,7 @@ fn sort_action(a: &Action, prefix: &str, resolved: &Resolved, phases: &mut Phase
             phases.configure.push(Step::Action(Action::EnableControllers {
                 path,
                 controllers: controllers.clone(),
-            }))
+            }));
         }
         Action::Write { file, value, .. } => phases.configure.push(Step::Action(Action::Write {
             path,
@@ -246,6 +246,17 @@ pub struct Runner<'a> {
     pub window_end: Option<Instant>,
     /// Run handover steps (false in a dry run: they touch the real v1 hierarchies).
     pub live: bool,
+}
+
+impl std::fmt::Debug for Runner<'_> {
+    /// The host is a trait object (kernel or simulator): named, not printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("journal", &self.journal.is_some())
+            .field("kill_after", &self.kill_after)
+            .field("boundaries", &self.boundaries)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Runner<'a> {
@@ -362,14 +373,14 @@ impl<'a> Runner<'a> {
         let mut b = Before::default();
         match step {
             Step::MkdirTarget { path } | Step::Action(Action::Create { path }) => {
-                b.existed = Some(h.exists(path))
+                b.existed = Some(h.exists(path));
             }
             Step::EnableAbove { path, .. } | Step::Action(Action::EnableControllers { path, .. }) => {
-                b.value = h.read(path, "cgroup.subtree_control").ok()
+                b.value = h.read(path, "cgroup.subtree_control").ok();
             }
             Step::Action(Action::SetType { path, .. }) => b.value = h.read(path, "cgroup.type").ok(),
             Step::Action(Action::MoveProcess { pid, .. }) => {
-                b.cgroup = h.cgroup_of_task(*pid, pid.main_thread()).ok()
+                b.cgroup = h.cgroup_of_task(*pid, pid.main_thread()).ok();
             }
             Step::Action(Action::MoveThread { tid, pid, .. }) => b.cgroup = h.cgroup_of_task(*pid, *tid).ok(),
             Step::Action(Action::Write { path, file, .. }) => b.value = h.read(path, file).ok(),

@@ -348,8 +348,7 @@ pub fn staged_boot_hint(plan: &Plan) -> String {
     let line = plan
         .stages
         .first()
-        .map(|s| s.cmdline.as_str())
-        .unwrap_or("cgroup_no_v1=…");
+        .map_or("cgroup_no_v1=…", |s| s.cmdline.as_str());
     format!(
         "The staged boot is the path for these: boot with the plan's stage line ({line}), then run `cgmig apply PLAN` without --live."
     )
@@ -653,7 +652,7 @@ pub fn capture(step: &Step) -> Before {
 }
 
 fn write(f: &Path, v: &str) -> Result<(), Errno> {
-    std::fs::write(f, v).map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))
+    std::fs::write(f, v).map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))
 }
 
 /// Run one handover step.

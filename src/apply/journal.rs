@@ -310,9 +310,8 @@ pub struct Lock {
 impl Lock {
     /// Take the lock at `$CGMIG_LOCK` or `/run/cgmig.lock`, or say who holds it.
     pub fn take() -> Result<Lock, ApplyError> {
-        let path = std::env::var_os("CGMIG_LOCK")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/run/cgmig.lock"));
+        let path =
+            std::env::var_os("CGMIG_LOCK").map_or_else(|| PathBuf::from("/run/cgmig.lock"), PathBuf::from);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -36,7 +36,7 @@ pub struct Located {
 }
 
 fn errno_of(e: &std::io::Error) -> Errno {
-    e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO)
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
 
 impl KernelTarget {

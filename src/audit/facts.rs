@@ -105,7 +105,7 @@ impl<'a> View<'a> {
         let v1 = all
             .iter()
             .filter(|(_, h)| h.version == Version::V1)
-            .cloned()
+            .copied()
             .collect();
         let labels = all.iter().map(|(_, h)| (h.id, h.label())).collect();
         View {
@@ -121,8 +121,7 @@ impl<'a> View<'a> {
         self.labels
             .iter()
             .find(|(i, _)| *i == id)
-            .map(|(_, l)| l.clone())
-            .unwrap_or_else(|| id.to_string())
+            .map_or_else(|| id.to_string(), |(_, l)| l.clone())
     }
 
     /// The cgroups of each v1 hierarchy (in `v1`'s order), in graph order:

@@ -481,9 +481,7 @@ fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
     let snap = super::load_input(&a.input)?;
     let mut sim = Simulator::from_snapshot(&snap);
     let prefix = match &a.target {
-        Some(dir) => kernel::locate(dir)
-            .map(|l| l.prefix)
-            .unwrap_or_else(|_| dir.display().to_string()),
+        Some(dir) => kernel::locate(dir).map_or_else(|_| dir.display().to_string(), |l| l.prefix),
         None => "/".into(),
     };
     if prefix == "/" {
@@ -623,7 +621,7 @@ fn table(r: &Report) -> String {
             Status::Skipped => "skipped",
         };
         t.add_row([
-            o.seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            o.seq.map_or_else(|| "-".into(), |s| s.to_string()),
             o.label.clone(),
             status.into(),
             o.note.clone().unwrap_or_default(),

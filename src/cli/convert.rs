@@ -79,7 +79,7 @@ fn write_tree(dir: &Path, out: &Output, diff: &str) -> Result<()> {
 
 /// Build the tree beside `dir` and rename it into place.
 fn install(dir: &Path, out: &Output, diff: &str) -> Result<()> {
-    if dir.exists() && fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+    if dir.exists() && fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) {
         bail!(
             "{} exists and is not empty: choose a new directory",
             dir.display()

@@ -76,7 +76,7 @@ fn samples(function: &str) -> Option<Table> {
                 (Some(Limit::Max), Some(Limit::Bytes(g))),
                 (Some(Limit::Bytes(2 * g)), Some(Limit::Bytes(g))),
             ] {
-                let show = |l: Option<Limit>| l.map(|l| l.to_string()).unwrap_or_else(|| "(unset)".into());
+                let show = |l: Option<Limit>| l.map_or_else(|| "(unset)".into(), |l| l.to_string());
                 let out = match convert::memsw_to_swap_max(m, s) {
                     Ok(Some(v)) => v,
                     Ok(None) => "(not written)".into(),
@@ -118,7 +118,7 @@ fn describe(r: &LoadedRule, out: &mut String) {
             } else {
                 format!(" {:?}", c.params)
             },
-            info.map(|i| i.summary).unwrap_or("")
+            info.map_or("", |i| i.summary)
         );
         match c.function.as_str() {
             "shares_to_weight" => {

@@ -237,7 +237,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 .chart text{font-size:12px;font-family:system-ui,sans-serif}.sev-blocker{color:#c62828;font-weight:bold}\
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px}";
 
-const SCRIPT: &str = r#"(function(){
+const SCRIPT: &str = r"(function(){
   var body = document.body;
   window.addEventListener('error', function(e){ body.setAttribute('data-fleet-error', String(e.message)); });
   try {
@@ -263,7 +263,7 @@ const SCRIPT: &str = r#"(function(){
   } catch (e) {
     body.setAttribute('data-fleet-error', String(e && e.message || e));
   }
-})();"#;
+})();";
 
 /// The whole page.
 pub fn page(r: &FleetReport) -> String {

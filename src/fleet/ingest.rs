@@ -66,6 +66,7 @@ pub struct HostRecord {
 
 /// A document read from disk, with its typed content (kept only until the
 /// caller has decided whether it represents a new family).
+#[derive(Debug)]
 pub enum Loaded {
     /// A snapshot: audit and plan are computed from it.
     Snapshot(Box<Snapshot>),

@@ -227,12 +227,14 @@ pub struct FleetReport {
     pub unreadable: Vec<Unreadable>,
 }
 
+#[derive(Debug)]
 struct RuleAgg {
     severity: Severity,
     title: String,
     hosts: Vec<u32>,
 }
 
+#[derive(Debug)]
 struct FamilyAgg {
     id: String,
     input: InputKind,
@@ -244,7 +246,7 @@ struct FamilyAgg {
 }
 
 /// The streaming fold: per host it keeps a name and indices, never the input.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Aggregator {
     names: Vec<String>,
     seen: HashSet<String>,

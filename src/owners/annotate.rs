@@ -745,11 +745,10 @@ fn translated_directives(
 ) {
     for t in systemd::translated(at.d, ctx) {
         let repl = t.replacement.as_deref().unwrap_or("(none)");
-        let into = files
-            .iter()
-            .find(|w| w.from == t.directive)
-            .map(|w| format!("{} {} ({})", w.file, w.value, w.formula))
-            .unwrap_or_else(|| "its v2 form".into());
+        let into = files.iter().find(|w| w.from == t.directive).map_or_else(
+            || "its v2 form".into(),
+            |w| format!("{} {} ({})", w.file, w.value, w.formula),
+        );
         let warns = if t.warns {
             ", with a deprecation warning in the journal"
         } else {
@@ -792,7 +791,7 @@ fn set_outside_unit(
         let why = if snap.owner_evidence.units.contains_key(unit) {
             format!(
                 "{f}={v} on {unit} is not from its unit configuration (systemd would write {}); on v2 systemd builds the cgroup from the unit and the value is lost",
-                expected.get(f).map(String::as_str).unwrap_or("nothing")
+                expected.get(f).map_or("nothing", String::as_str)
             )
         } else {
             format!(
@@ -1115,8 +1114,7 @@ pub fn systemd_path(n: &PlanNode) -> String {
     n.origins
         .iter()
         .find(|o| o.label == "name=systemd" || o.label == "unified")
-        .map(|o| o.path.clone())
-        .unwrap_or_else(|| n.path.clone())
+        .map_or_else(|| n.path.clone(), |o| o.path.clone())
 }
 
 /// Where each non-kernel process belongs, by command line: the unit's

@@ -60,7 +60,7 @@ pub fn read(root: &Root, snap: &Snapshot, diags: &mut Vec<Diagnostic>) -> Eviden
     let mut ev = Evidence::default();
     let mut note = |e: HostError| {
         let (path, message) = e.diagnostic();
-        diags.push(Diagnostic { path, message })
+        diags.push(Diagnostic { path, message });
     };
     let num = |s: Option<String>| s.and_then(|v| v.trim().parse().ok());
     match root.read_text("/proc/sys/kernel/pid_max") {
@@ -143,7 +143,7 @@ pub fn dpkg_version(status: &str, package: &str) -> Option<u32> {
         if let Some(p) = line.strip_prefix("Package: ") {
             in_pkg = p.trim() == package;
         } else if in_pkg && let Some(v) = line.strip_prefix("Version: ") {
-            let v = v.split_once(':').map(|(_, r)| r).unwrap_or(v);
+            let v = v.split_once(':').map_or(v, |(_, r)| r);
             let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
             return digits.parse().ok();
         }

@@ -89,12 +89,9 @@ pub fn plan_section(p: &Plan) -> String {
             out,
             "\nsystemd {} rebuilds its units on v2 (DefaultTasksMax={}, task base {})",
             ctx.version
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "(version unknown)".into()),
+                .map_or_else(|| "(version unknown)".into(), |v| v.to_string()),
             ctx.default_tasks_max,
-            ctx.tasks_base
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "unknown".into())
+            ctx.tasks_base.map_or_else(|| "unknown".into(), |v| v.to_string())
         );
     }
     for u in o

@@ -180,9 +180,7 @@ fn written(file: &str, value: String, from: String, formula: &str) -> Written {
 
 /// Why a version ignores a v1 directive, citing the table's boundary.
 fn ignored_why(directive: &str, version: Option<u32>) -> String {
-    let v = version
-        .map(|v| format!("systemd {v}"))
-        .unwrap_or_else(|| "this systemd".into());
+    let v = version.map_or_else(|| "this systemd".into(), |v| format!("systemd {v}"));
     match directives::legacy(directive) {
         Some(l) if l.v2.is_none() => format!("{v} ignores {directive}= on v2 ({})", l.source),
         Some(l) => format!(

@@ -18,7 +18,7 @@ pub fn delegation(nodes: &[PlanNode]) -> Vec<Finding> {
         .collect();
     // Delegation that v2's common-ancestor rule breaks: suggest one parent.
     let mut roots_by_uid: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for n in nodes.iter() {
+    for n in nodes {
         if let Some(o) = n.owner {
             let parent_owned = n
                 .parent_path()

@@ -112,7 +112,7 @@ fn name_child(
     } else {
         vec![rel.last().cloned().unwrap_or_else(|| "unnamed".into())]
     };
-    for part in parts.iter_mut() {
+    for part in &mut parts {
         if let Some(f) = avoid_interface_file(part, sib.parent) {
             findings.push(f);
         }
@@ -137,9 +137,10 @@ fn name_child(
         i += 1;
     }
     let path = crate::model::path::join(sib.parent, &candidate);
-    let wanted = identity_rel(prep.snap, &m[k], sib.parent)
-        .map(|r| crate::model::path::join(sib.parent, &r.join("/")))
-        .unwrap_or_else(|| crate::model::path::join(sib.parent, &plain));
+    let wanted = identity_rel(prep.snap, &m[k], sib.parent).map_or_else(
+        || crate::model::path::join(sib.parent, &plain),
+        |r| crate::model::path::join(sib.parent, &r.join("/")),
+    );
     if wanted != path {
         findings.push(forced_rename(prep, &m[k], &path, &wanted));
     }

@@ -30,7 +30,7 @@ use crate::rules::RuleSet;
 /// hundreds of thousands of them, and SipHash's protection against chosen
 /// keys buys nothing here. Fx-style: rotate, xor, multiply, eight bytes at a
 /// time.
-#[derive(Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct IdHasher(u64);
 
 impl Hasher for IdHasher {
@@ -134,6 +134,17 @@ pub struct Prepared<'a> {
     pub rule_kernel: HashMap<String, String>,
     /// Hierarchy id -> its label, made once (every origin carries one).
     labels: Vec<(HierarchyId, String)>,
+}
+
+impl std::fmt::Debug for Prepared<'_> {
+    /// Sizes only: the tables hold one entry per graph node.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("hierarchies", &self.hierarchies.len())
+            .field("elems", &self.elems.len())
+            .field("splits", &self.splits.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A cgroup's children, unsorted (`Snapshot::children` sorts them by path,
@@ -507,9 +518,9 @@ impl<'a> Prepared<'a> {
 
     /// Number of settings (conversions and lost settings) of a cgroup.
     pub fn settings_count(&self, c: NodeIndex) -> usize {
-        self.outcome(c)
-            .map(|o| o.conversions.len() + o.findings.iter().filter(|f| f.file.is_some()).count())
-            .unwrap_or(0)
+        self.outcome(c).map_or(0, |o| {
+            o.conversions.len() + o.findings.iter().filter(|f| f.file.is_some()).count()
+        })
     }
 }
 

@@ -54,7 +54,7 @@ pub fn render_to(p: &Plan, f: PlanFormat, w: &mut dyn std::io::Write) -> Result<
         }
         PlanFormat::Yaml => serde_yaml_ng::to_writer(&mut *w, p).map_err(DataError::from)?,
         PlanFormat::Table | PlanFormat::Markdown | PlanFormat::Dot => {
-            w.write_all(render(p, f)?.as_bytes())?
+            w.write_all(render(p, f)?.as_bytes())?;
         }
     }
     Ok(())

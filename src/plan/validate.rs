@@ -149,7 +149,7 @@ impl<'p> Checker<'p> {
         match (parent(path), par) {
             (Some(pp), None) => self.bad(path, format!("parent {pp} is not in the plan")),
             (Some(_), Some(pn)) if self.by_path[pn.path.as_str()] > i => {
-                self.bad(path, "listed before its parent".into())
+                self.bad(path, "listed before its parent".into());
             }
             _ => {}
         }
@@ -355,7 +355,7 @@ impl<'p> Checker<'p> {
                     }
                 }
                 Action::EnableControllers { path, controllers } => {
-                    self.enable(&at, path, controllers, &mut state)
+                    self.enable(&at, path, controllers, &mut state);
                 }
                 Action::Write { path, file, .. } => self.write(&at, path, file, &state),
                 Action::SetType { .. } | Action::MoveThread { .. } | Action::Chown { .. } => {}

@@ -272,10 +272,10 @@ pub(super) fn evaluate(r: &Readiness, out: &mut Vec<Finding>) {
     for s in &r.settings {
         match (s.family.as_str(), s.key.as_str()) {
             ("slurm", "CgroupPlugin") if s.value.eq_ignore_ascii_case("cgroup/v1") => {
-                out.push(SLURM_V1.on_setting(s))
+                out.push(SLURM_V1.on_setting(s));
             }
             ("slurm", "ConstrainKmemSpace" | "AllowedKmemSpace" | "MinKmemSpace" | "MemorySwappiness") => {
-                out.push(SLURM_V1_KEY.on_setting(s))
+                out.push(SLURM_V1_KEY.on_setting(s));
             }
             ("yarn", k) if !yarn_v2 && yarn_cgroups(k, &s.value) => out.push(YARN_V1.on_setting(s)),
             ("htcondor", _) => out.push(HTCONDOR.on_setting(s)),

@@ -204,7 +204,7 @@ pub fn daemon_json(file: &str, text: &str) -> Result<Vec<Setting>, serde_json::E
             section: None,
             key: key.into(),
             value,
-        })
+        });
     };
     for key in [
         "cpu-rt-period",

@@ -208,7 +208,7 @@ fn units(r: &Readiness, out: &mut Output) {
                 let at = format!("{}:{}", s.file, s.line.unwrap_or(0));
                 match unit_directive(&s.key, &s.value) {
                     Ok((line, how)) => {
-                        text.push_str(&format!("# {}={} ({at}): {how}\n{line}\n", s.key, s.value))
+                        text.push_str(&format!("# {}={} ({at}): {how}\n{line}\n", s.key, s.value));
                     }
                     Err(e) => out.notes.push(format!("{at}: {e}")),
                 }

@@ -524,16 +524,16 @@ fn component(c: &Component, cx: Context<'_>, r: &Readiness, out: &mut Vec<Findin
         }
         "go" => go(c, r, out),
         "rust" if less(v, "1.59") == Some(false) && less(v, "1.61") == Some(true) => {
-            out.push(RUST_NO_QUOTA.on(c))
+            out.push(RUST_NO_QUOTA.on(c));
         }
         "rust" if less(v, "1.61") == Some(false) && less(v, "1.64") == Some(true) => {
-            out.push(RUST_V2_ONLY.on(c))
+            out.push(RUST_V2_ONLY.on(c));
         }
         "node" if less(v, "22.12").is_some_and(|l| !l) && less(v, "23").unwrap_or(false) => {
-            out.push(NODE_22.on(c))
+            out.push(NODE_22.on(c));
         }
         "elasticsearch" if less(v, "5.1.1") == Some(false) && less(v, "5.3.1") == Some(true) => {
-            out.push(ES_CRASH.on(c))
+            out.push(ES_CRASH.on(c));
         }
         "runc" if less(v, "1.3.2") == Some(true) && less(v, "1.0.0-rc93") == Some(false) => {
             out.push(SHARES_FORMULA.on(c));

@@ -377,17 +377,17 @@ pub(super) fn settings(r: &Readiness, cx: Context<'_>, out: &mut Vec<Finding>) {
             "unit" => unit(s, &v2_by_unit, out),
             "daemon.json" | "containerd" | "crio" | "containers.conf" => runtime_setting(s, out),
             "kubelet" if s.key == "cgroupDriver" && s.value != "systemd" => {
-                out.push(KUBELET_DRIVER.on_setting(s))
+                out.push(KUBELET_DRIVER.on_setting(s));
             }
             "kubelet" if s.key == "failCgroupV1" && s.value == "true" && v1_host(cx) => {
-                out.push(KUBELET_FAILV1.on_setting(s))
+                out.push(KUBELET_FAILV1.on_setting(s));
             }
             "lxc" if s.key.starts_with("lxc.cgroup.net_") => out.push(LXC_NO_EQUIVALENT.on_setting(s)),
             "lxc" if s.key.starts_with("lxc.cgroup.") => out.push(LXC_V1_KEY.on_setting(s)),
             "cgconfig" if s.key == "invalid" => out.push(BAD_FILE.on_setting(s)),
             "cgconfig" if s.section.as_deref() == Some("mount") => out.push(CGCONFIG_MOUNT.on_setting(s)),
             "cgconfig" if !crate::model::files::is_v2_setting(&s.key) => {
-                out.push(CGCONFIG_V1_FILE.on_setting(s))
+                out.push(CGCONFIG_V1_FILE.on_setting(s));
             }
             "cgrules" if s.key == "rule" => out.push(CGRULES.on_setting(s)),
             "cgrules" if s.key == "enabled" => out.push(LIBCG_SERVICE.on_setting(s)),

@@ -85,6 +85,7 @@ pub struct Entry {
 }
 
 /// Reads files under a root within [`Limits`], counting what it does.
+#[derive(Debug)]
 pub struct Reader<'a> {
     root: &'a Root,
     /// The bounds in force.

@@ -156,6 +156,7 @@ pub fn sqlite_blobs(file: &File) -> Result<Vec<Vec<u8>>, RpmError> {
 }
 
 /// Page reads from an open database file, bounded in total.
+#[derive(Debug)]
 pub struct Pages<'f> {
     file: &'f File,
     /// Bytes read so far.

@@ -238,7 +238,7 @@ pub fn convert_setting(
     let Some(spec) = &rule.rule.convert else {
         return Ok(None);
     };
-    let raw = settings.get(file).map(String::as_str).unwrap_or("");
+    let raw = settings.get(file).map_or("", String::as_str);
     let input = Input { rule, raw, settings };
     let mut out = Computed {
         value: None,

@@ -79,7 +79,7 @@ pub enum RuleError {
         line: usize,
         /// The rule id (or `#N` when it has none).
         rule: String,
-        /// What is wrong (part of the message: [`print_rule_errors`] in the
+        /// What is wrong (part of the message: `cli::print_rule_errors` in the
         /// CLI prints each error on one line, so it is not a `#[source]`).
         problem: RuleProblem,
     },
@@ -391,8 +391,7 @@ impl RuleSet {
             let label = doc
                 .get("id")
                 .and_then(|v| v.as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("#{}", i + 1));
+                .map_or_else(|| format!("#{}", i + 1), str::to_string);
             let invalid = |problem: RuleProblem| RuleError::Invalid {
                 file: file.to_string(),
                 line,
@@ -670,9 +669,10 @@ fn validate(mut rule: Rule, origin: Origin) -> Result<LoadedRule, RuleProblem> {
         engine::check_function(&c.function, &c.params)?;
         // Placeholders are filled from file names (one component) at run
         // time, where the engine checks the result again.
-        let filled = Regex::new(r"\{[0-9]+\}")
-            .map(|re| re.replace_all(&c.target, "x").into_owned())
-            .unwrap_or_else(|_| c.target.clone());
+        let filled = Regex::new(r"\{[0-9]+\}").map_or_else(
+            |_| c.target.clone(),
+            |re| re.replace_all(&c.target, "x").into_owned(),
+        );
         check_target(&filled, m.controller.as_deref())?;
     }
     for (what, text) in [("id", &rule.id), ("title", &rule.title)] {

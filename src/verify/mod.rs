@@ -275,11 +275,7 @@ impl Ctx<'_> {
                     &u.path,
                     Some(&w.file),
                     Some(expected),
-                    Some(
-                        actual
-                            .map(|a| normalise(&w.file, a))
-                            .unwrap_or_else(|| "(absent)".into()),
-                    ),
+                    Some(actual.map_or_else(|| "(absent)".into(), |a| normalise(&w.file, a))),
                     u.differences.iter().any(|d| d.contains(&w.file)),
                     format!(
                         "predicted from {} ({}); systemd built something else",
@@ -359,7 +355,7 @@ impl Ctx<'_> {
             if owner.is_some_and(|o| o.manager != Manager::Custom) {
                 continue;
             }
-            let label = owner.map(|o| o.label()).unwrap_or_else(|| "cgmig".into());
+            let label = owner.map_or_else(|| "cgmig".into(), |o| o.label());
             let announced = self.announced(&n.path)
                 || owner.and_then(|o| o.unit.as_deref()).is_some_and(|u| {
                     plan.owners
@@ -440,10 +436,7 @@ impl Ctx<'_> {
                     );
                     continue;
                 };
-                let predicted = values
-                    .get(path.as_str())
-                    .map(|v| v.files.as_slice())
-                    .unwrap_or(&[]);
+                let predicted = values.get(path.as_str()).map_or(&[][..], |v| v.files.as_slice());
                 for w in predicted {
                     let expected = normalise(&w.file, &w.value);
                     let actual = live_node.get(&w.file).map(|a| normalise(&w.file, a));

@@ -253,11 +253,7 @@ fn real_kernel_named_and_net_hierarchies_threads_and_owners() {
     let u = format!(
         "{}-{}",
         std::process::id(),
-        std::time::SystemTime::now()
-            .elapsed()
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            % 1000
+        std::time::SystemTime::now().elapsed().map_or(0, |d| d.as_nanos()) % 1000
     );
     let o = Command::new("unshare")
         .args(["-m", "--propagation", "private", "bash"])

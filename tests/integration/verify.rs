@@ -19,8 +19,7 @@ fn v2_set(s: &mut Snapshot, path: &str, file: &str, value: &str) {
                 && s.hierarchy(c.hierarchy)
                     .is_some_and(|(_, h)| h.version == Version::V2)
         })
-        .map(|(i, _)| i)
-        .unwrap_or_else(|| panic!("no v2 cgroup {path}"));
+        .map_or_else(|| panic!("no v2 cgroup {path}"), |(i, _)| i);
     if let Node::Cgroup(c) = &mut s.graph[ci] {
         c.settings.insert(file.into(), value.into());
     }

@@ -52,8 +52,7 @@ pub(super) fn from_snapshot(snap: &Snapshot) -> Simulator {
                 .memberships(ti)
                 .map(|c| snap.cgroup(c))
                 .find(|c| Some(c.hierarchy) == v2_id)
-                .map(|c| c.path.clone())
-                .unwrap_or_else(|| "/".to_string());
+                .map_or_else(|| "/".to_string(), |c| c.path.clone());
             sim.place(t.tid, p.pid, &place);
         }
         if !sim.tasks.contains_key(&p.pid.main_thread()) {

@@ -74,14 +74,13 @@ impl Simulator {
     fn limit(&self, path: &str, file: &str) -> i64 {
         self.cg(path)
             .and_then(|c| c.values.get(file))
-            .map(|v| {
+            .map_or(INT_MAX, |v| {
                 if v == "max" {
                     INT_MAX
                 } else {
                     v.parse().unwrap_or(INT_MAX)
                 }
             })
-            .unwrap_or(INT_MAX)
     }
 
     pub(super) fn do_rmdir(&mut self, path: &str) -> Result<(), TargetError> {

@@ -347,7 +347,7 @@ fn io_weight(
         if n < lo || n > hi { Err(range) } else { Ok(n) }
     };
     if !v.contains(':') {
-        let n = v.strip_prefix("default ").map(str::trim).unwrap_or(v);
+        let n = v.strip_prefix("default ").map_or(v, str::trim);
         let w = check(n)?;
         lines[0] = ("default".into(), w.to_string());
     } else {
@@ -395,8 +395,7 @@ fn io_max(file: &str, value: &str, ctx: &Ctx) -> Result<Vec<(String, String)>, E
     let mut vals = devs
         .iter()
         .find(|(d, _)| *d == key)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| std::array::from_fn(|_| "max".to_string()));
+        .map_or_else(|| std::array::from_fn(|_| "max".to_string()), |(_, v)| v.clone());
     for tok in it {
         let (k, v) = tok.split_once('=').ok_or(Errno::EINVAL)?;
         let n = match v {
