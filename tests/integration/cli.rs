@@ -142,17 +142,22 @@ fn rules_check_and_list() {
     assert!(stdout(&o).contains("verdict"));
 }
 
+/// `cgmig explain ID`'s stdout, asserting it exits 0.
+fn explain_ok(id: &str) -> String {
+    let o = cgmig(&["explain", id]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{id}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 #[test]
 fn explain_knows_the_owners_findings() {
     for id in ["owners.directive-dropped", "owners.directive-deprecated"] {
-        let o = cgmig(&["explain", id]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{id}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let out = String::from_utf8_lossy(&o.stdout);
+        let out = explain_ok(id);
         assert!(out.starts_with(id) && out.contains("remediation:"), "{out}");
     }
 }
@@ -162,14 +167,7 @@ fn explain_knows_the_planner_findings() {
     // One id, several kinds: all are shown (three reasons to rename, three
     // severities of a conflict by strategy).
     for (id, kinds) in [("plan.renamed", 3), ("plan.conflict", 3), ("plan.leaf", 1)] {
-        let o = cgmig(&["explain", id]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{id}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let out = String::from_utf8_lossy(&o.stdout);
+        let out = explain_ok(id);
         assert!(out.starts_with(id), "{out}");
         assert_eq!(out.matches("remediation:").count(), kinds, "{out}");
         assert!(out.contains("built in (the planner"), "{out}");
