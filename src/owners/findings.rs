@@ -89,6 +89,17 @@ pub const SYSTEMD_DEVICES: Kind = Kind {
     source: SOURCE,
 };
 
+/// An action cgmig keeps in a cgroup another owner builds, because its own
+/// nodes need it and that owner does not do it (a root enable on a systemd
+/// host for a custom top-level tree).
+pub const KEPT_ACTION: Kind = Kind {
+    id: "owners.kept-action",
+    severity: Severity::Warning,
+    title: "cgmig writes into a cgroup another owner builds, for its own nodes",
+    remediation: "Prefer a unit that delegates the tree's controllers (Delegate=): then systemd enables them itself and keeps them; until then re-run cgmig apply after the owner rewrites the cgroup.",
+    source: SOURCE,
+};
+
 /// Every kind, for documentation and `explain`.
 pub const ALL: &[Kind] = &[
     DIRECTIVE_DROPPED,
@@ -100,6 +111,7 @@ pub const ALL: &[Kind] = &[
     RUNTIME_SETTINGS,
     RUNTIME_REBUILDS,
     SYSTEMD_DEVICES,
+    KEPT_ACTION,
 ];
 
 /// systemd's own device policies are not errors: it rebuilds them as BPF.

@@ -27,6 +27,7 @@ mod model;
 mod naming;
 mod nodes;
 mod owners;
+mod prebuilt;
 mod prepare;
 mod render;
 mod runtimes;
@@ -41,7 +42,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use model::*;
 use model::{is_within, origin_controllers};
-pub use owners::writable_by_cgmig;
+pub use owners::{foreign_actions, writable_by_cgmig};
+pub use prebuilt::prebuilt;
 pub use render::{PlanFormat, RenderError, owners_section, render, render_to};
 pub use validate::{Violation, validate};
 

@@ -585,21 +585,6 @@ impl PlanOwners {
         self.owner_of(path)
             .is_some_and(|o| detect::builds_at(path, o, self.systemd.is_some()))
     }
-
-    /// Nodes another manager builds before cgmig acts, with the controllers
-    /// it enables below them (for the plan validator).
-    pub fn prebuilt<'a>(&'a self, p: &'a Plan) -> impl Iterator<Item = (&'a str, &'a [String])> + 'a {
-        let systemd_root = self.systemd.is_some();
-        p.nodes
-            .iter()
-            .filter(move |n| {
-                if n.path == "/" {
-                    return systemd_root;
-                }
-                self.built_by_owner(&n.path)
-            })
-            .map(|n| (n.path.as_str(), n.subtree_control.as_slice()))
-    }
 }
 
 /// Why `apply` must not write a path.

@@ -19,10 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::lookup::Lookup;
 use super::model::{
     Action, Delegation, InstallFile, OwnerRefusal, Plan, PlanNode, PlanOwners, ProcessPlace, Suggestion,
-    UnitPrediction,
+    UnitPrediction, controller_of,
 };
 use crate::model::Snapshot;
-use crate::owners::detect::{self, Manager, Owner, OwnerMap};
+use crate::owners::detect::{self, Clue, HostMarks, Manager, Owner, OwnerMap, Strength};
 use crate::owners::findings::{self as fk, Kind};
 use crate::owners::paths::PathIndex;
 use crate::owners::systemd::{self, Dropped, SystemdContext, Written};
@@ -38,6 +38,7 @@ pub fn writable_by_cgmig(plan: &Plan, path: &str) -> Result<(), OwnerRefusal> {
         unit: Some("-.slice".into()),
         detail: None,
         evidence: Vec::new(),
+        decided_by: Strength::Pid1,
     };
     let o = match plan.owners.owner_of(path) {
         Some(o) => o,
@@ -78,101 +79,314 @@ pub fn writable_by_cgmig(plan: &Plan, path: &str) -> Result<(), OwnerRefusal> {
     }
 }
 
-/// Remove the actions that would write into another owner's cgroups.
+/// `apply`'s guard (issue 14): the actions of a plan that write into a
+/// cgroup another owner rebuilds beyond what [`strip_actions`]' rule keeps.
+/// The rule is re-derived from the plan itself, so a plan edited by hand to
+/// carry such an action back (or a wider enable) is refused before
+/// anything is touched.
+pub fn foreign_actions(p: &Plan) -> Vec<OwnerRefusal> {
+    let keep = actions_to_keep(p);
+    p.actions
+        .iter()
+        .zip(keep)
+        .filter_map(|(a, k)| {
+            let extra: Vec<&str> = match (&k, a) {
+                (Some(Keep::Whole), _) => return None,
+                (Some(Keep::Only(only)), Action::EnableControllers { controllers, .. }) => controllers
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|c| !only.iter().any(|o| o == c))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if k.is_some() && extra.is_empty() {
+                return None;
+            }
+            let refusal = writable_by_cgmig(p, a.path()).err().unwrap_or_else(|| OwnerRefusal {
+                path: a.path().to_string(),
+                owner: p.owners.owner_of(a.path()).map_or_else(|| "another owner".into(), Owner::label),
+                why: "its owner builds it; cgmig writes there only what its own nodes need".into(),
+            });
+            Some(if extra.is_empty() {
+                refusal
+            } else {
+                OwnerRefusal {
+                    why: format!(
+                        "enabling {} there is its owner's (it enables them itself, or no cgmig node needs them)",
+                        extra.join(" ")
+                    ),
+                    ..refusal
+                }
+            })
+        })
+        .collect()
+}
+
+/// Remove the actions that would write into another owner's cgroups, and
+/// keep every action cgmig's own nodes need, so that the owners pass never
+/// turns a valid plan into an invalid one (issue 23).
 ///
-/// A kept action needs its cgroup's ancestors to exist when `apply` runs.
-/// An ancestor whose owner builds it at that path (systemd's unit, a
-/// runtime's tree) is there before cgmig acts; any other ancestor keeps its
-/// create even when it carries an owner's label, else the kept child's mkdir
-/// is ENOENT (issue 9: `/app/app@pids/app.slice`, merged from `name=systemd`
-/// `/app.slice`, lost its create while `db` and `web` below it kept theirs).
+/// The rule (docs/owners.md, "What cgmig still writes in an owner's
+/// cgroups"):
+/// * a cgroup no owner builds at its path keeps its create, even when it
+///   carries an owner's label (issue 9: `/app/app@pids/app.slice`, merged
+///   from `name=systemd` `/app.slice`; issue 23: `/cgtest` of a libcgroup
+///   group on a host with docker, podman and LXC);
+/// * every controller a kept action needs (a file it writes, a controller
+///   it enables) is enabled in each ancestor: by that ancestor's owner when
+///   the owner enables it ([`super::prebuilt`]), else by a kept
+///   `+controller` of cgmig, reduced to the controllers no owner enables
+///   (the root of a systemd host for a custom `/prod` tree beside
+///   `system.slice`). Each such write into an owner's cgroup is an
+///   `owners.kept-action` finding (made once, by [`annotate`]).
 pub fn strip_actions(p: &mut Plan) {
-    if p.owners.nodes.is_empty() {
+    if p.owners.nodes.is_empty() && p.owners.systemd.is_none() {
         return;
     }
     let keep = actions_to_keep(p);
     let mut k = keep.into_iter();
-    p.actions.retain(|_| k.next().unwrap_or(false));
+    let kept: Vec<Action> = std::mem::take(&mut p.actions)
+        .into_iter()
+        .filter_map(|a| k.next().flatten().map(|c| c.apply(a)))
+        .collect();
+    p.actions = kept;
 }
 
-/// For each action of the plan, whether it stays: its cgroup is cgmig's
-/// (or it enables a delegated unit's controllers), or it creates an
-/// ancestor that a kept action needs and no owner builds.
-fn actions_to_keep<'a>(p: &'a Plan) -> Vec<bool> {
+/// What happens to one action: dropped (`None`), kept as it is, or kept
+/// with only some of its controllers (an enable in an owner's cgroup).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Keep {
+    Whole,
+    Only(Vec<String>),
+}
+
+impl Keep {
+    fn apply(self, a: Action) -> Action {
+        match (self, a) {
+            (Keep::Only(controllers), Action::EnableControllers { path, .. }) => {
+                Action::EnableControllers { path, controllers }
+            }
+            (_, a) => a,
+        }
+    }
+}
+
+/// For each action of the plan, whether it stays and how (see
+/// [`strip_actions`]). Steps: the actions in cgmig's own cgroups; the
+/// creates of cgroups no owner builds; then the controllers those need in
+/// their ancestors, enabled by the owner or kept from the plan's enables.
+fn actions_to_keep(p: &Plan) -> Vec<Option<Keep>> {
     let owners = &p.owners;
     let look = Lookup::of_owners(&owners.nodes);
+    let pre: foldhash::HashMap<&str, Vec<String>> = super::prebuilt::prebuilt(p).into_iter().collect();
     let delegated: foldhash::HashSet<&str> = owners.delegations.iter().map(|d| d.path.as_str()).collect();
-    // On a systemd host the root's controllers and processes are systemd's too.
     let systemd_root = owners.systemd.is_some();
     // A cgroup's actions are adjacent (create, files, moves): its owner is
     // looked up once per run.
     let mut last: Option<(&str, Option<Manager>)> = None;
-    let keep = |a: &'a Action| {
+    let mut keep: Vec<Option<Keep>> = Vec::with_capacity(p.actions.len());
+    for a in &p.actions {
         let path = a.path();
-        if path == "/" {
-            return !systemd_root;
-        }
-        let manager = match last {
-            Some((p, m)) if p == path => m,
-            _ => {
-                let m = look.owner_or_ancestor(path).map(|o| o.manager);
-                last = Some((path, m));
-                m
+        let own = if path == "/" {
+            !systemd_root
+        } else {
+            let manager = match last {
+                Some((lp, m)) if lp == path => m,
+                _ => {
+                    let m = look.owner_or_ancestor(path).map(|o| o.manager);
+                    last = Some((path, m));
+                    m
+                }
+            };
+            match manager {
+                None | Some(Manager::Custom) => true,
+                Some(Manager::Systemd) => {
+                    delegated.contains(path) && matches!(a, Action::EnableControllers { .. })
+                }
+                Some(_) => false,
             }
         };
-        match manager {
-            None | Some(Manager::Custom) => true,
-            Some(Manager::Systemd) => {
-                delegated.contains(path) && matches!(a, Action::EnableControllers { .. })
-            }
-            Some(_) => false,
+        let nobody_builds = matches!(a, Action::Create { .. }) && !pre.contains_key(path);
+        keep.push((own || nobody_builds).then_some(Keep::Whole));
+    }
+    let needed = needed_enables(p, &keep, &pre);
+    for (a, k) in p.actions.iter().zip(keep.iter_mut()) {
+        if k.is_some() {
+            continue;
         }
-    };
-    let kept: Vec<bool> = p.actions.iter().map(keep).collect();
-    let needed = needed_ancestors(p, &kept, &look);
-    p.actions
-        .iter()
-        .zip(kept)
-        .map(|(a, k)| k || matches!(a, Action::Create { path } if needed.contains(path.as_str())))
-        .collect()
-}
-
-/// Every proper ancestor (but `/`) of a kept action's cgroup that no owner
-/// builds at its path: its create must stay.
-fn needed_ancestors<'a>(p: &'a Plan, kept: &[bool], look: &Lookup<'_>) -> foldhash::HashSet<&'a str> {
-    let mut needed: foldhash::HashSet<&str> = foldhash::HashSet::default();
-    let mut last = None;
-    for (a, _) in p.actions.iter().zip(kept).filter(|(_, k)| **k) {
-        if last == Some(a.path()) {
-            continue; // its ancestors are in already
-        }
-        last = Some(a.path());
-        let mut cur = crate::model::path::parent(a.path());
-        while let Some(pp) = cur.filter(|pp| *pp != "/") {
-            if !needed.insert(pp) {
-                break;
+        if let Action::EnableControllers { path, controllers } = a
+            && let Some(need) = needed.get(path.as_str())
+        {
+            let only: Vec<String> = controllers
+                .iter()
+                .filter(|c| need.contains(c.as_str()))
+                .cloned()
+                .collect();
+            if !only.is_empty() {
+                *k = Some(Keep::Only(only));
             }
-            cur = crate::model::path::parent(pp);
         }
     }
-    let systemd_host = p.owners.systemd.is_some();
-    needed.retain(|pp| {
-        !look
-            .owner_or_ancestor(pp)
-            .is_some_and(|o| detect::builds_at(pp, o, systemd_host))
-    });
+    keep
+}
+
+/// The controllers each cgroup must have enabled for the kept actions to
+/// work and that its owner does not enable: walked up from every kept write
+/// and enable to the first ancestor whose owner enables the controller.
+fn needed_enables<'a>(
+    p: &'a Plan,
+    keep: &[Option<Keep>],
+    pre: &foldhash::HashMap<&str, Vec<String>>,
+) -> foldhash::HashMap<&'a str, BTreeSet<&'a str>> {
+    let mut needed: foldhash::HashMap<&str, BTreeSet<&str>> = foldhash::HashMap::default();
+    let owner_enables = |path: &str, c: &str| pre.get(path).is_some_and(|v| v.iter().any(|x| x == c));
+    for (a, k) in p.actions.iter().zip(keep) {
+        if k.is_none() {
+            continue;
+        }
+        let wants: Vec<&str> = match a {
+            Action::Write { file, .. } => controller_of(file).into_iter().collect(),
+            Action::EnableControllers { controllers, .. } => controllers.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for c in wants {
+            let mut cur = crate::model::path::parent(a.path());
+            while let Some(anc) = cur {
+                if owner_enables(anc, c) || !needed.entry(anc).or_default().insert(c) {
+                    break;
+                }
+                cur = crate::model::path::parent(anc);
+            }
+        }
+    }
     needed
 }
 
+/// The enables cgmig keeps in cgroups another owner builds (the root of a
+/// systemd host, a slice, a runtime's cgroup): one `owners.kept-action`
+/// finding per cgroup, naming the owner, what cgmig enables and why, and
+/// what the owner may do to it later (measured, docs/owners.md).
+fn kept_action_findings(p: &Plan, version: Option<u32>) -> Vec<Finding> {
+    let pre: foldhash::HashMap<&str, Vec<String>> = super::prebuilt::prebuilt(p).into_iter().collect();
+    let mut out = Vec::new();
+    for a in &p.actions {
+        let Action::EnableControllers { path, controllers } = a else {
+            continue;
+        };
+        let Some(by_owner) = pre.get(path.as_str()) else {
+            continue;
+        };
+        let extra: Vec<&str> = controllers
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !by_owner.iter().any(|x| x == c))
+            .collect();
+        if extra.is_empty() || p.owners.delegations.iter().any(|d| d.path == *path) {
+            continue;
+        }
+        let owner = if path == "/" {
+            "systemd (-.slice)".to_string()
+        } else {
+            p.owners
+                .owner_of(path)
+                .map_or_else(|| "its owner".into(), Owner::label)
+        };
+        let users = users_below(p, path, &extra);
+        let at_risk = at_risk_below(p, path, &extra);
+        let later = later_change(path, &owner, version, &at_risk);
+        out.push(fk::KEPT_ACTION.at(
+            path,
+            format!(
+                "cgmig enables {} in {}, which {owner} builds: its own nodes need it ({}) and no unit or runtime asks for it; {later}",
+                extra.join(" "),
+                subtree_file(path),
+                users.join(", ")
+            ),
+        ));
+    }
+    out
+}
+
+/// The first few cgmig nodes below `path` that use one of `controllers`.
+fn users_below(p: &Plan, path: &str, controllers: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = p
+        .nodes
+        .iter()
+        .filter(|n| n.path != path && super::model::is_within(&n.path, path))
+        .filter(|n| {
+            n.settings
+                .iter()
+                .any(|s| s.controller().is_some_and(|c| controllers.contains(&c)))
+        })
+        .map(|n| n.path.clone())
+        .take(4)
+        .collect();
+    if out.is_empty() {
+        out.push("the subtrees below".into());
+    }
+    out
+}
+
+/// The children of `path` that use one of `controllers` in their own files
+/// without enabling it for children of their own: nothing keeps the
+/// controller busy for them, so an owner's `-controller` succeeds and their
+/// values vanish.
+fn at_risk_below(p: &Plan, path: &str, controllers: &[&str]) -> Vec<String> {
+    p.nodes
+        .iter()
+        .filter(|n| n.parent_path() == Some(path))
+        .filter(|n| {
+            n.settings.iter().any(|s| {
+                s.controller()
+                    .is_some_and(|c| controllers.contains(&c) && !n.subtree_control.iter().any(|x| x == c))
+            })
+        })
+        .map(|n| n.path.clone())
+        .collect()
+}
+
+/// What the owner of a cgroup may later do to an enable cgmig kept there.
+fn later_change(path: &str, owner: &str, version: Option<u32>, at_risk: &[String]) -> String {
+    if !owner.starts_with("systemd") {
+        return format!("{owner} may rewrite the controllers of {path} when it rebuilds it");
+    }
+    let v = version.map_or_else(|| "systemd".to_string(), |v| format!("systemd {v}"));
+    let risk = if at_risk.is_empty() {
+        "every cgmig node that uses it below enables it for its own children, so the kernel refuses systemd's -controller (EBUSY) and it stays".to_string()
+    } else {
+        format!(
+            "{} use it without enabling it below, so their values vanish then: put the tree under a delegating unit (owners.custom-top-level)",
+            at_risk.join(", ")
+        )
+    };
+    format!(
+        "{v} writes -controller into {} for each controller no unit asks for whenever it re-realizes it (measured on systemd 247 after daemon-reload); {risk}",
+        subtree_file(path)
+    )
+}
+
+/// `cgroup.subtree_control` of a cgroup, as a path.
+fn subtree_file(path: &str) -> String {
+    format!("{}/cgroup.subtree_control", path.trim_end_matches('/'))
+}
+
 /// The owner of each plan node, parents first.
-fn node_owners(p: &Plan, map: &OwnerMap) -> BTreeMap<String, Owner> {
+fn node_owners(p: &Plan, map: &OwnerMap, marks: &HostMarks<'_>) -> BTreeMap<String, Owner> {
     let by_path: foldhash::HashMap<&str, &Owner> = map.iter().map(|(k, o)| (k.as_str(), o)).collect();
     let mut out: Vec<(String, Owner)> = Vec::with_capacity(p.nodes.len());
     // Index in `out` of each path given an owner so far (parents come first).
     let mut at: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
     for n in p.nodes.iter().filter(|n| n.path != "/") {
         let parent = n.parent_path().and_then(|pp| at.get(pp)).map(|i| &out[*i].1);
-        let Some(owner) = node_owner(n, &by_path, parent) else {
+        let Some(owner) = node_owner(n, &by_path, parent).or_else(|| {
+            // A path the plan adds above the scanned cgroups (a container's
+            // view: `/docker` above `/docker/<id>`): its shape and the marks.
+            n.origins
+                .is_empty()
+                .then(|| detect::owner_of_new_path(&n.path, marks))
+                .flatten()
+                .filter(|o| o.manager != Manager::Custom)
+        }) else {
             continue;
         };
         at.insert(&n.path, out.len());
@@ -202,11 +416,15 @@ fn node_owner(
             manager: Manager::Custom,
             unit: po.unit.clone(),
             detail: Some(format!("inside {}", po.unit.as_deref().unwrap_or("?"))),
-            evidence: vec![format!(
-                "{}: derived node below {}",
-                n.note.map_or("node", super::model::NodeNote::text),
-                po.label()
+            evidence: vec![Clue::new(
+                Strength::PathShape,
+                format!(
+                    "{}: derived node below {}",
+                    n.note.map_or("node", super::model::NodeNote::text),
+                    po.label()
+                ),
             )],
+            decided_by: po.decided_by.min(Strength::PathShape),
         },
         (None, Some(po)) => po.clone(),
         (None, None) => return None,
@@ -219,7 +437,10 @@ fn node_owner(
     {
         owner.unit = Some(u.to_string());
         owner.detail = Some(format!("inside {u}"));
-        owner.evidence.push(format!("placed below {u} by the plan"));
+        owner.evidence.push(Clue::new(
+            Strength::PathShape,
+            format!("placed below {u} by the plan"),
+        ));
     }
     Some(owner)
 }
@@ -247,13 +468,14 @@ fn enclosing_unit(o: &Owner) -> Option<&str> {
 /// then the per-owner parts (systemd's units, delegations, suggestions,
 /// runtimes, process places), and strip the other owners' actions.
 pub fn annotate(p: &mut Plan, snap: &Snapshot) {
-    let systemd_host = detect::is_systemd_host(snap);
+    let marks = HostMarks::of(snap);
+    let systemd_host = marks.systemd_host();
     let paths = PathIndex::collect(snap);
-    let map = detect::detect_in(snap, &paths, systemd_host);
+    let map = detect::detect_in(snap, &paths, &marks);
     if map.is_empty() {
         return;
     }
-    let nodes = node_owners(p, &map);
+    let nodes = node_owners(p, &map, &marks);
     let ctx = systemd::context(snap);
     let mut findings = Vec::new();
     let look = Lookup::new(p, &nodes);
@@ -273,6 +495,7 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
     drop(look);
     fk::relabel_device_findings(&mut p.findings, &map);
     p.findings.extend(findings);
+    let version = ctx.version;
     p.owners = PlanOwners {
         systemd: systemd_host.then_some(ctx),
         nodes,
@@ -283,6 +506,8 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
         places,
     };
     strip_actions(p);
+    let kept = kept_action_findings(p, version);
+    p.findings.extend(kept);
 }
 
 /// Default v1 values systemd leaves alone (a value other than these on a
@@ -692,7 +917,7 @@ impl<'a> CustomTree<'a> {
         let processes = o
             .evidence
             .iter()
-            .filter_map(|e| e.strip_prefix("populated by "))
+            .filter_map(|e| e.text.strip_prefix("populated by "))
             .flat_map(|s| s.split(", ").map(str::to_string))
             .collect();
         Some(CustomTree {
@@ -878,6 +1103,7 @@ mod strip_tests {
             unit: unit.map(str::to_string),
             detail: None,
             evidence: Vec::new(),
+            decided_by: Strength::PathShape,
         }
     }
 

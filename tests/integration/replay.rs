@@ -47,8 +47,12 @@ fn fresh(snap: &Snapshot, plan: &Plan) -> Simulator {
         sim.add_process(p.pid, &tids, "/").expect("the root exists");
     }
     // What systemd or a runtime builds exists before cgmig acts.
-    sim.prebuild(plan.owners.prebuilt(plan))
-        .expect("other owners' cgroups can be built");
+    sim.prebuild(
+        cgmig::plan::prebuilt(plan)
+            .iter()
+            .map(|(p, c)| (*p, c.as_slice())),
+    )
+    .expect("other owners' cgroups can be built");
     sim
 }
 
