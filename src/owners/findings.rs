@@ -100,6 +100,16 @@ pub const KEPT_ACTION: Kind = Kind {
     source: SOURCE,
 };
 
+/// A threaded subtree the plan roots in a cgroup another owner builds as a
+/// domain (a systemd slice enables memory and pids for its units).
+pub const THREADED_IN_OWNER: Kind = Kind {
+    id: "owners.threaded-in-owner",
+    severity: Severity::Error,
+    title: "threads split inside a cgroup another owner builds as a domain",
+    remediation: "Run the process in a unit with Delegate= and let it place its own threads in its delegated subtree; a slice or the root of a systemd host cannot hold a threaded subtree on v2.",
+    source: SOURCE,
+};
+
 /// Every kind, for documentation and `explain`.
 pub const ALL: &[Kind] = &[
     DIRECTIVE_DROPPED,
@@ -112,6 +122,7 @@ pub const ALL: &[Kind] = &[
     RUNTIME_REBUILDS,
     SYSTEMD_DEVICES,
     KEPT_ACTION,
+    THREADED_IN_OWNER,
 ];
 
 /// systemd's own device policies are not errors: it rebuilds them as BPF.

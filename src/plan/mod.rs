@@ -65,6 +65,19 @@ pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
     p
 }
 
+/// The plan before the owners pass (and without stable process keys): the
+/// planner's tree and actions as if cgmig wrote every cgroup. The owners
+/// pass must never turn such a plan, when valid, into an invalid one; the
+/// property tests compare the two.
+pub fn plan_without_owners(snap: &Snapshot, rules: &RuleSet) -> Plan {
+    let eval = crate::audit::evaluate(snap, rules);
+    let findings = crate::audit::findings(snap, rules, &eval);
+    let mut p = draft(snap, rules, &eval, findings);
+    drop(eval);
+    finish(&mut p, None, &rules.policy().leaf_name);
+    p
+}
+
 /// Plan from an audit already made: the rules' evaluation and the audit's
 /// findings from it (they open the plan's). Nothing is evaluated twice, and
 /// the rest of the audit report (every conversion with its path) is not

@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::NodeType;
 use super::lookup::Lookup;
 use super::model::{
     Action, Delegation, InstallFile, OwnerRefusal, Plan, PlanNode, PlanOwners, ProcessPlace, Suggestion,
@@ -128,10 +129,10 @@ pub fn foreign_actions(p: &Plan) -> Vec<OwnerRefusal> {
 ///
 /// The rule (docs/owners.md, "What cgmig still writes in an owner's
 /// cgroups"):
-/// * a cgroup no owner builds at its path keeps its create, even when it
-///   carries an owner's label (issue 9: `/app/app@pids/app.slice`, merged
-///   from `name=systemd` `/app.slice`; issue 23: `/cgtest` of a libcgroup
-///   group on a host with docker, podman and LXC);
+/// * a cgroup no owner builds at its path is cgmig's and keeps all its
+///   actions, even when it carries an owner's label (issue 9:
+///   `/app/app@pids/app.slice`, merged from `name=systemd` `/app.slice`;
+///   a threaded `a.service` the plan put under `/system.slice@pids`);
 /// * every controller a kept action needs (a file it writes, a controller
 ///   it enables) is enabled in each ancestor: by that ancestor's owner when
 ///   the owner enables it ([`super::prebuilt`]), else by a kept
@@ -206,15 +207,24 @@ fn actions_to_keep(p: &Plan) -> Vec<Option<Keep>> {
                 Some(_) => false,
             }
         };
-        let nobody_builds = matches!(a, Action::Create { .. }) && !pre.contains_key(path);
+        // A cgroup no owner builds at its path is cgmig's, whatever its
+        // label: all its actions stay (its create, its type, its moves).
+        let nobody_builds = !pre.contains_key(path);
         keep.push((own || nobody_builds).then_some(Keep::Whole));
     }
     let needed = needed_enables(p, &keep, &pre);
+    let typed = kept_and_above(p, &keep);
     for (a, k) in p.actions.iter().zip(keep.iter_mut()) {
         if k.is_some() {
             continue;
         }
-        if let Action::EnableControllers { path, controllers } = a
+        if let Action::SetType { path, .. } = a
+            && typed.contains(path.as_str())
+        {
+            // A threaded node of cgmig's needs its threaded parents: the
+            // type is structural, like a create.
+            *k = Some(Keep::Whole);
+        } else if let Action::EnableControllers { path, controllers } = a
             && let Some(need) = needed.get(path.as_str())
         {
             let only: Vec<String> = controllers
@@ -228,6 +238,21 @@ fn actions_to_keep(p: &Plan) -> Vec<Option<Keep>> {
         }
     }
     keep
+}
+
+/// The paths of the kept actions and all their ancestors.
+fn kept_and_above<'a>(p: &'a Plan, keep: &[Option<Keep>]) -> foldhash::HashSet<&'a str> {
+    let mut out: foldhash::HashSet<&str> = foldhash::HashSet::default();
+    for (a, _) in p.actions.iter().zip(keep).filter(|(_, k)| k.is_some()) {
+        let mut cur = Some(a.path());
+        while let Some(x) = cur {
+            if !out.insert(x) {
+                break;
+            }
+            cur = crate::model::path::parent(x);
+        }
+    }
+    out
 }
 
 /// The controllers each cgroup must have enabled for the kept actions to
@@ -269,6 +294,23 @@ fn needed_enables<'a>(
 fn kept_action_findings(p: &Plan, version: Option<u32>) -> Vec<Finding> {
     let pre: foldhash::HashMap<&str, Vec<String>> = super::prebuilt::prebuilt(p).into_iter().collect();
     let mut out = Vec::new();
+    // A threaded subtree rooted in, or running through, an owner's cgroup
+    // (the root excepted: it may always hold one).
+    for n in p
+        .nodes
+        .iter()
+        .filter(|n| n.path != "/" && n.node_type != NodeType::Domain && pre.contains_key(n.path.as_str()))
+    {
+        out.push(fk::THREADED_IN_OWNER.at(
+            &n.path,
+            format!(
+                "the plan makes {} {} for the threads it places below, but {} builds it as a domain and enables domain controllers (memory, pids) for its units: the kernel refuses a threaded subtree there",
+                n.path,
+                if n.node_type == NodeType::Threaded { "threaded" } else { "a threaded domain" },
+                owner_label(p, &n.path)
+            ),
+        ));
+    }
     for a in &p.actions {
         let Action::EnableControllers { path, controllers } = a else {
             continue;
@@ -284,13 +326,7 @@ fn kept_action_findings(p: &Plan, version: Option<u32>) -> Vec<Finding> {
         if extra.is_empty() || p.owners.delegations.iter().any(|d| d.path == *path) {
             continue;
         }
-        let owner = if path == "/" {
-            "systemd (-.slice)".to_string()
-        } else {
-            p.owners
-                .owner_of(path)
-                .map_or_else(|| "its owner".into(), Owner::label)
-        };
+        let owner = owner_label(p, path);
         let users = users_below(p, path, &extra);
         let at_risk = at_risk_below(p, path, &extra);
         let later = later_change(path, &owner, version, &at_risk);
@@ -305,6 +341,17 @@ fn kept_action_findings(p: &Plan, version: Option<u32>) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// Who builds a cgroup, in words (`systemd (-.slice)` for a systemd host's root).
+fn owner_label(p: &Plan, path: &str) -> String {
+    if path == "/" {
+        "systemd (-.slice)".to_string()
+    } else {
+        p.owners
+            .owner_of(path)
+            .map_or_else(|| "its owner".into(), Owner::label)
+    }
 }
 
 /// The first few cgmig nodes below `path` that use one of `controllers`.
@@ -378,7 +425,7 @@ fn node_owners(p: &Plan, map: &OwnerMap, marks: &HostMarks<'_>) -> BTreeMap<Stri
     let mut at: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
     for n in p.nodes.iter().filter(|n| n.path != "/") {
         let parent = n.parent_path().and_then(|pp| at.get(pp)).map(|i| &out[*i].1);
-        let Some(owner) = node_owner(n, &by_path, parent).or_else(|| {
+        let Some(owner) = node_owner(n, &by_path, parent, marks.systemd_host()).or_else(|| {
             // A path the plan adds above the scanned cgroups (a container's
             // view: `/docker` above `/docker/<id>`): its shape and the marks.
             n.origins
@@ -396,19 +443,32 @@ fn node_owners(p: &Plan, map: &OwnerMap, marks: &HostMarks<'_>) -> BTreeMap<Stri
     out.into_iter().collect()
 }
 
-/// One node's owner: its origins' (systemd's first) or its own path's;
-/// for a node the planner derived (a leaf), from its parent: custom inside
-/// a unit, or the parent's own.
+/// One node's owner: of its origins, the one whose owner builds this very
+/// path, else the one at this path (a libcgroup group `/cgtest` merged
+/// with the unit cgroup its only process was started from is the group's,
+/// issue 23), else systemd's first; else its own path's. For a node the
+/// planner derived (a leaf), from its parent: custom inside a unit, or the
+/// parent's own.
 fn node_owner(
     n: &PlanNode,
     by_path: &foldhash::HashMap<&str, &Owner>,
     parent: Option<&Owner>,
+    systemd_host: bool,
 ) -> Option<Owner> {
-    let from_origin = n
-        .origins
-        .iter()
-        .filter_map(|o| by_path.get(o.path.as_str()).copied())
-        .min_by_key(|o| o.manager != Manager::Systemd)
+    let owners = || {
+        n.origins
+            .iter()
+            .filter_map(|o| by_path.get(o.path.as_str()).copied())
+    };
+    let from_origin = owners()
+        .find(|o| detect::builds_at(&n.path, o, systemd_host))
+        .or_else(|| {
+            n.origins
+                .iter()
+                .find(|o| o.path == n.path)
+                .and_then(|o| by_path.get(o.path.as_str()).copied())
+        })
+        .or_else(|| owners().min_by_key(|o| o.manager != Manager::Systemd))
         .or_else(|| by_path.get(n.path.as_str()).copied());
     let mut owner = match (from_origin, parent) {
         (Some(o), _) => o.clone(),
@@ -492,7 +552,13 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
     };
     let runtimes = super::runtimes::plan_runtimes(&nodes, &look, systemd_host, &mut findings);
     let places = places(p, snap, &look);
+    let unit_nodes: Vec<(String, String)> = p
+        .nodes
+        .iter()
+        .filter_map(|n| unit_at(n, &look).map(|u| (n.path.clone(), u.to_string())))
+        .collect();
     drop(look);
+    owner_values(p, &unit_nodes, &units, &runtimes, ctx.version);
     fk::relabel_device_findings(&mut p.findings, &map);
     p.findings.extend(findings);
     let version = ctx.version;
@@ -508,6 +574,65 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
     strip_actions(p);
     let kept = kept_action_findings(p, version);
     p.findings.extend(kept);
+}
+
+/// The real answer first (issues 23, 24): where another owner writes a
+/// node's file on v2, the node's setting holds what that owner writes (its
+/// value, its formula, its input), with the owner named; cgmig's own
+/// conversion of the v1 value stays beside it as provenance. Files the
+/// owner writes that cgmig did not convert stay in the owner's prediction
+/// (`owners.units[]`, `owners.runtimes[].values`).
+fn owner_values(
+    p: &mut Plan,
+    unit_nodes: &[(String, String)],
+    units: &[UnitPrediction],
+    runtimes: &[super::model::RuntimePlan],
+    version: Option<u32>,
+) {
+    let mut by_path: BTreeMap<&str, (String, &[Written])> = BTreeMap::new();
+    let sd = version.map_or_else(|| "systemd".to_string(), |v| format!("systemd {v}"));
+    for (path, unit) in unit_nodes {
+        if let Some(u) = units.iter().find(|u| u.unit == *unit) {
+            by_path.insert(path, (format!("{sd} ({unit})"), &u.files));
+        }
+    }
+    for r in runtimes {
+        for v in &r.values {
+            by_path.insert(&v.from, (format!("{} ({})", r.manager, r.driver), &v.files));
+        }
+    }
+    for n in &mut p.nodes {
+        let Some((owner, files)) = by_path.get(n.path.as_str()) else {
+            continue;
+        };
+        for s in n.settings.iter_mut().filter(|s| s.owner.is_none()) {
+            let Some(w) = files.iter().find(|w| w.file == s.file) else {
+                continue;
+            };
+            s.converted = Some(Box::new(super::model::Converted {
+                value: std::mem::replace(&mut s.value, w.value.clone()),
+                rule: std::mem::replace(&mut s.rule, "owner".into()),
+                function: std::mem::replace(&mut s.function, owner_function(owner)),
+                formula: s.formula.replace(w.formula.clone()),
+                inputs: std::mem::replace(&mut s.inputs, owner_inputs(&w.from)),
+            }));
+            s.owner = Some(owner.clone());
+        }
+    }
+}
+
+/// The owner's name as the function that computes a value (`systemd`, `docker`).
+fn owner_function(owner: &str) -> String {
+    owner.split(' ').next().unwrap_or(owner).to_string()
+}
+
+/// An owner's input (`CPUShares=2048`, `cpu.shares=512 cpu.cfs_quota_us=50000`)
+/// as (key, value) pairs.
+fn owner_inputs(from: &str) -> Vec<(String, String)> {
+    from.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Default v1 values systemd leaves alone (a value other than these on a

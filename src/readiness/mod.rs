@@ -42,6 +42,7 @@ use crate::model::Diagnostic;
 
 pub use crate::model::readiness::{Component, ConfigFile, KernelConfig, Place, Readiness, Setting, Stats};
 pub use evaluate::{Class, Confidence, Finding, evaluate};
+pub use evaluate_config::LEGACY_IGNORED_FROM;
 
 /// Run every detector on a host. Unreadable files become diagnostics.
 pub fn scan(root: &Root, kernel_release: Option<&str>, diags: &mut Vec<Diagnostic>) -> Readiness {
