@@ -407,7 +407,7 @@ fn later_change(path: &str, owner: &str, version: Option<u32>, at_risk: &[String
         )
     };
     format!(
-        "{v} writes -controller into {} for each controller no unit asks for whenever it re-realizes it (measured on systemd 247 after daemon-reload); {risk}",
+        "{v} writes -controller into {} for each controller no unit asks for whenever it re-realizes it (measured on systemd 247 and 252 after daemon-reload); {risk}",
         subtree_file(path)
     )
 }

@@ -57,6 +57,25 @@ else
   cgmig verify --plan $P/out/hybrid/plan.json -o $O/verify.txt 2>> $O/verify.err
   echo $? > $O/verify.rc
   systemd-cgls --no-pager > $O/cgls.txt 2>&1
+  # What systemd does at the root to a controller no unit asks for
+  # (docs/owners.md, "What systemd enables"): io kept busy by a child that
+  # enables it below, cpuset used directly by a top-level leaf; then a
+  # daemon-reload re-realizes the root.
+  G=/sys/fs/cgroup
+  mkdir -p $G/cgmig-busy/child $G/cgmig-leaf
+  echo "before=$(cat $G/cgroup.subtree_control)" > $O/rootenable.txt
+  echo "+io +cpuset" > $G/cgroup.subtree_control
+  echo +io > $G/cgmig-busy/cgroup.subtree_control
+  echo "default 77" > $G/cgmig-busy/child/io.weight
+  echo 0 > $G/cgmig-leaf/cpuset.cpus
+  echo "written=$(cat $G/cgroup.subtree_control)" >> $O/rootenable.txt
+  systemctl daemon-reload
+  sleep 2
+  {
+    echo "after=$(cat $G/cgroup.subtree_control)"
+    echo "busy_child_io_weight=$(head -1 $G/cgmig-busy/child/io.weight 2>/dev/null || echo gone)"
+    echo "leaf_cpuset_cpus=$(cat $G/cgmig-leaf/cpuset.cpus 2>/dev/null || echo gone)"
+  } >> $O/rootenable.txt
 fi
 sync
 echo done > $O/DONE
