@@ -113,9 +113,14 @@ enum Command {
         /// Only this stage of the staged rollout (see the plan's stages).
         #[arg(long, value_name = "N")]
         stage: Option<usize>,
-        /// Only the subtree at this v2 path.
+        /// Only the subtree at this v2 path (staged over the controllers its settings use).
         #[arg(long, value_name = "PATH")]
         only: Option<String>,
+        /// How the boots are chosen: `auto` (by risk), `one` (a single boot), or boots by hand,
+        /// `/` between boots and `,` between controllers (`hugetlb/pids,memory/cpu,cpuacct`);
+        /// controllers left out move in a last boot.
+        #[arg(long, value_name = "auto|one|SPEC", default_value = "auto", value_parser = parse_stages)]
+        stages: crate::plan::StagePolicy,
     },
     /// Compare the host after the switch (or a stage) with the plan's predictions, owner by owner.
     Verify(verify::VerifyArgs),
@@ -278,7 +283,8 @@ fn run(cli: Cli) -> Result<i32> {
             output,
             stage,
             only,
-        } => plan(&input, &rules, format, output, stage, only.as_deref()),
+            stages,
+        } => plan(&input, &rules, format, output, &Narrow { stages, stage, only }),
         Command::Verify(args) => verify::run(args),
         Command::Explain { target, rules } => explain(&target, &rules),
         Command::Fleet(args) => fleet::run(args),
@@ -339,46 +345,60 @@ fn audit(
     Ok(if report.fails(fail_on.into()) { 1 } else { 0 })
 }
 
-/// `cgmig plan`: plan, narrow to a stage or subtree, refuse a plan that
+/// `--stages`: syntax here (clap prints the error with the flag); whether
+/// the names fit the host is the planner's check.
+fn parse_stages(s: &str) -> Result<crate::plan::StagePolicy, crate::plan::StageError> {
+    s.parse()
+}
+
+/// What part of the plan `cgmig plan` prints: the boots' policy, a stage,
+/// a subtree.
+struct Narrow {
+    stages: crate::plan::StagePolicy,
+    stage: Option<usize>,
+    only: Option<String>,
+}
+
+/// `cgmig plan`: plan, narrow to a subtree or stage, refuse a plan that
 /// breaks a v2 rule, then write it.
 fn plan(
     input: &InputArgs,
     rules: &RulesArgs,
     format: formats::PlanFormat,
     output: Option<PathBuf>,
-    stage: Option<usize>,
-    only: Option<&str>,
+    narrow: &Narrow,
 ) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
     let snap = load_input(input)?;
-    let mut plan = crate::plan::plan(&snap, &rules);
+    // A subtree is staged over what it uses: the whole plan keeps the
+    // automatic boots, and --stages applies to the subtree's.
+    let whole = match narrow.only {
+        Some(_) => &crate::plan::StagePolicy::Auto,
+        None => &narrow.stages,
+    };
+    let mut plan = crate::plan::plan_with(&snap, &rules, whole)?;
     if input.root.is_none() && input.snapshot.is_none() {
         crate::plan::keys::record_live_identity(&mut plan);
     }
-    let plan = narrow_plan(plan, stage, only, &rules.policy().leaf_name)?;
+    let plan = narrow_plan(plan, narrow, &rules.policy().leaf_name)?;
     refuse_invalid_plan(&plan)?;
     write_plan(plan, format, output)?;
     Ok(if bad { 2 } else { 0 })
 }
 
-/// `--stage N` and `--only PATH`: the part of the plan asked for, or an
-/// error naming what does not exist.
-fn narrow_plan(
-    mut plan: crate::plan::Plan,
-    stage: Option<usize>,
-    only: Option<&str>,
-    leaf: &str,
-) -> Result<crate::plan::Plan> {
-    if let Some(n) = stage {
+/// `--only PATH` (re-staged) then `--stage N` of it: the part of the plan
+/// asked for, or an error naming what does not exist.
+fn narrow_plan(mut plan: crate::plan::Plan, narrow: &Narrow, leaf: &str) -> Result<crate::plan::Plan> {
+    if let Some(path) = &narrow.only {
+        plan = plan
+            .only_staged(path, leaf, &narrow.stages)
+            .with_context(|| format!("{path} is not a node of the plan"))??;
+    }
+    if let Some(n) = narrow.stage {
         let count = plan.stages.len();
         plan = plan
             .for_stage(n, leaf)
             .with_context(|| format!("there is no stage {n} (this plan has {count})"))?;
-    }
-    if let Some(path) = only {
-        plan = plan
-            .only(path, leaf)
-            .with_context(|| format!("{path} is not a node of the plan"))?;
     }
     Ok(plan)
 }

@@ -26,6 +26,7 @@ mod readiness;
 mod replay;
 mod scan;
 mod sim_kernel;
+mod stages;
 mod systemd_vm;
 mod verify;
 mod vm;
