@@ -609,7 +609,11 @@ mod tests {
     fn spec_errors_are_clear() {
         let err = |s: &str| s.parse::<StagePolicy>().unwrap_err().to_string();
         assert!(err("").contains("empty"));
-        assert!(err("a//b").contains("boot 2 of \"a//b\" is empty"), "{}", err("a//b"));
+        assert!(
+            err("a//b").contains("boot 2 of \"a//b\" is empty"),
+            "{}",
+            err("a//b")
+        );
         assert!(err("a/").contains("boot 2 of \"a/\" is empty"));
         assert!(err("a,,b").contains("empty controller name"));
         assert!(err("Memory").contains("not a controller name"));
