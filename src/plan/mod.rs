@@ -43,7 +43,7 @@ use std::collections::BTreeSet;
 pub use model::*;
 use model::{is_within, origin_controllers};
 pub use owners::writable_by_cgmig;
-pub use render::{PlanFormat, RenderError, owners_section, render, render_to};
+pub use render::{PlanFormat, RenderError, owners_section, render, render_to, render_with};
 pub use stages::{StageError, StagePolicy};
 pub use validate::{Violation, validate};
 
