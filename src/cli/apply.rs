@@ -598,8 +598,8 @@ fn report(
     match format {
         ResultFormat::Json => super::emit(None, &(serde_json::to_string_pretty(&r)? + "\n"))?,
         ResultFormat::Table => {
-            let style = super::output::style(true);
-            super::output::emit_human(None, &table(&r, &style), &style)?;
+            let style = super::term::style(true);
+            super::term::emit_human(None, &table(&r, &style), &style)?;
         }
     }
     Ok(if failed { 1 } else { 0 })

@@ -40,14 +40,14 @@ pub fn run(args: FleetArgs) -> Result<i32> {
     };
     let report = crate::fleet::run(&inputs, &rules, &opts)?;
     let style = match args.format {
-        FleetFormat::Table => super::output::style(args.output.is_none()),
+        FleetFormat::Table => super::term::style(args.output.is_none()),
         _ => crate::report::Style::UNBOUNDED,
     };
     let text = crate::fleet::render_with(&report, args.format.into(), &style)
         .context("cannot render the fleet report")?;
     match args.format {
         FleetFormat::Table | FleetFormat::Markdown => {
-            super::output::emit_human(args.output.as_deref(), &text, &style)?;
+            super::term::emit_human(args.output.as_deref(), &text, &style)?;
         }
         _ => emit(args.output.as_deref(), &text)?,
     }

@@ -36,6 +36,7 @@ mod explain;
 mod fleet;
 mod formats;
 mod output;
+mod term;
 mod verify;
 
 /// Audit, plan and apply the move of Linux hosts from cgroup v1 to cgroup v2.
@@ -46,7 +47,7 @@ pub struct Cli {
     command: Command,
     /// Colour human output by severity: auto (a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
-    color: output::ColorChoice,
+    color: term::ColorChoice,
     /// Never send long reports through the pager ($CGMIG_PAGER, $PAGER, less).
     #[arg(long, global = true)]
     no_pager: bool,
@@ -192,7 +193,7 @@ enum RulesAction {
 /// Parse arguments, run, and return the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    output::set_ui(output::Ui {
+    term::set_ui(term::Ui {
         color: cli.color,
         no_pager: cli.no_pager,
     });
@@ -200,7 +201,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         // The reader of our standard output left (`| head`): it has what
         // it wanted; no message, and the exit `head` expects.
-        Err(e) if output::is_closed_stdout(&e) => 0,
+        Err(e) if term::is_closed_stdout(&e) => 0,
         Err(e) => {
             // Every cause on its own line, each said once (a closed pipe or
             // a full disk included: the output is incomplete, so exit 2).
@@ -280,11 +281,11 @@ fn emit(output: Option<&Path>, text: &str) -> Result<()> {
 }
 
 /// What a failed write says: the file, or standard output
-/// ([`output::STDOUT_CONTEXT`], which a closed pipe is recognised by).
+/// ([`term::STDOUT_CONTEXT`], which a closed pipe is recognised by).
 fn write_context(output: Option<&Path>) -> String {
     match output {
         Some(p) if p != Path::new("-") => format!("cannot write {}", p.display()),
-        _ => output::STDOUT_CONTEXT.to_string(),
+        _ => term::STDOUT_CONTEXT.to_string(),
     }
 }
 
@@ -359,8 +360,8 @@ fn scan(input: &RootOnly, output: Option<&Path>, format: formats::DataFormat) ->
 fn tree(input: &InputArgs, rules: &RulesArgs) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
     let snap = load_input(input)?;
-    let style = output::style(true);
-    output::emit_human(None, &report::render_tree(&snap, &rules), &style)?;
+    let style = term::style(true);
+    term::emit_human(None, &report::render_tree(&snap, &rules), &style)?;
     Ok(if bad { 2 } else { 0 })
 }
 
@@ -400,15 +401,15 @@ fn audit(
     let snap = load_input(input)?;
     let mut report = crate::audit::audit(&snap, &rules);
     crate::audit::owners::adjust_report(&mut report, &snap);
-    let style = output::style(output.is_none());
+    let style = term::style(output.is_none());
     let mut text = crate::audit::render_with(&report, format.into(), &style, min.into())
         .context("cannot render the audit report")?;
     match format {
         formats::AuditFormat::Table => {
             text.push_str(&crate::owners::audit_section(&snap));
-            output::emit_human(output, &text, &style)?;
+            term::emit_human(output, &text, &style)?;
         }
-        formats::AuditFormat::Markdown => output::emit_human(output, &text, &report::Style::UNBOUNDED)?,
+        formats::AuditFormat::Markdown => term::emit_human(output, &text, &report::Style::UNBOUNDED)?,
         _ => emit(output, &text)?,
     }
     if bad {
@@ -505,13 +506,13 @@ fn write_plan(
 ) -> Result<()> {
     let out = output.as_deref();
     let style = match format {
-        formats::PlanFormat::Table => output::style(out.is_none()),
+        formats::PlanFormat::Table => term::style(out.is_none()),
         _ => report::Style::UNBOUNDED,
     };
     if matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown) {
         let mut text = crate::plan::render_with(&plan, format.into(), &style, min)?;
         text.push_str(&crate::plan::owners_section(&plan));
-        return output::emit_human(out, &text, &style);
+        return term::emit_human(out, &text, &style);
     }
     let written = report::write_output_with(out, &mut |w| {
         crate::plan::render_to(&plan, format.into(), w).map_err(std::io::Error::other)
@@ -523,10 +524,10 @@ fn write_plan(
 /// points at `rules list`.
 fn explain(target: &str, rules: &RulesArgs) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
-    let style = output::style(true);
+    let style = term::style(true);
     match explain::explain(target, &rules, &style) {
         Some(text) => {
-            output::emit_human(None, &text, &style)?;
+            term::emit_human(None, &text, &style)?;
             Ok(if bad { 2 } else { 0 })
         }
         None => bail!("no rule matches {target:?}; `cgmig rules list` shows every rule"),
@@ -536,8 +537,8 @@ fn explain(target: &str, rules: &RulesArgs) -> Result<i32> {
 /// `cgmig rules list`: every rule in force.
 fn rules_list(rules: &RulesArgs) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
-    let style = output::style(true);
-    output::emit_human(None, &explain::list(&rules, &style), &style)?;
+    let style = term::style(true);
+    term::emit_human(None, &explain::list(&rules, &style), &style)?;
     Ok(if bad { 2 } else { 0 })
 }
 

@@ -66,12 +66,12 @@ pub fn run(args: VerifyArgs) -> Result<i32> {
     }
     let r = crate::verify::verify(&plan, &live);
     let to_stdout = args.output.is_none();
-    let style = super::output::style(to_stdout);
+    let style = super::term::style(to_stdout);
     let text = crate::verify::render_with(&r, args.format.into(), &style, args.min_severity.into())
         .context("cannot render the verify report")?;
     match args.format {
         super::formats::VerifyFormat::Table => {
-            super::output::emit_human(args.output.as_deref(), &text, &style)?;
+            super::term::emit_human(args.output.as_deref(), &text, &style)?;
         }
         _ => super::emit(args.output.as_deref(), &text)?,
     }

@@ -421,8 +421,10 @@ fn dot_id(prefix: &str, path: &str) -> String {
     s
 }
 
+/// A Graphviz string: escaped for a human first (a label is drawn text),
+/// then `\` and `"` for dot.
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+    escape::line(s).replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 fn dot(p: &Plan) -> String {
@@ -440,9 +442,15 @@ fn dot(p: &Plan) -> String {
         }
     }
     for ((id, label), paths) in &v1 {
+        // The cgroup2 hierarchy of a hybrid host is "v2 unified", not v1.
+        let version = if *id == crate::model::HierarchyId::UNIFIED || label == "unified" {
+            "v2"
+        } else {
+            "v1"
+        };
         let _ = writeln!(
             out,
-            "  subgraph cluster_h{id} {{\n    label=\"v1 {}\"; style=dashed;",
+            "  subgraph cluster_h{id} {{\n    label=\"{version} {}\"; style=dashed;",
             esc(label)
         );
         for path in paths {
