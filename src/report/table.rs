@@ -210,25 +210,32 @@ impl Table {
             }
             return w;
         }
-        // Text columns share what is left, in proportion to what they want
-        // beyond their minimum (water-filling, so none gets more than it wants).
+        // Text columns share what is left: short columns are never wrapped
+        // to make room for long ones.
         let mut left = avail - keys - text_min;
-        loop {
-            let hungry: Vec<usize> = (0..n).filter(|&i| !is_key(i) && w[i] < want[i]).collect();
-            if hungry.is_empty() || left == 0 {
-                break;
-            }
-            let need: usize = hungry.iter().map(|&i| want[i] - w[i]).sum();
+        let hungry: Vec<usize> = (0..n).filter(|&i| !is_key(i) && w[i] < want[i]).collect();
+        if hungry.is_empty() {
+            return w;
+        }
+        // First an even share each (all of what it wants when that is
+        // less), then the rest in proportion to what each still wants.
+        let share = left / hungry.len();
+        for &i in &hungry {
+            let g = (want[i] - w[i]).min(share);
+            w[i] += g;
+            left -= g;
+        }
+        let need: usize = hungry.iter().map(|&i| want[i] - w[i]).sum();
+        if need > 0 {
             let mut given = 0;
             for &i in &hungry {
-                let share = ((want[i] - w[i]) * left / need).max(1).min(want[i] - w[i]);
-                let share = share.min(left - given);
-                w[i] += share;
-                given += share;
+                let g = ((want[i] - w[i]) * left / need).min(want[i] - w[i]);
+                w[i] += g;
+                given += g;
             }
-            left -= given;
-            if given == 0 {
-                break;
+            // The rounding remainder to the hungriest.
+            if let Some(&i) = hungry.iter().max_by_key(|&&i| want[i] - w[i]) {
+                w[i] += (left - given).min(want[i] - w[i]);
             }
         }
         w

@@ -97,18 +97,21 @@ impl Style {
         out
     }
 
-    /// A paragraph wrapped to the width, lines after the first indented by
-    /// `indent` spaces; each line ends with `\n`. A word longer than a line
-    /// is broken (after a `/`, `,` or `-` when it has one).
+    /// A paragraph wrapped to the width, its leading spaces kept, lines
+    /// after the first indented by `indent` spaces; each line ends with
+    /// `\n`. A word longer than a line is broken (after a `/`, `,` or `-`
+    /// when it has one).
     pub fn wrap(&self, text: &str, indent: usize) -> String {
+        let body = text.trim_start_matches(' ');
+        let lead = text.len() - body.len();
+        let indent = indent.max(lead);
+        let room = self.width.saturating_sub(lead).max(1);
         let mut out = String::new();
-        for (i, l) in wrap_lines(text, self.width, indent, usize::MAX)
+        for (i, l) in wrap_lines(body, room, indent - lead, usize::MAX)
             .iter()
             .enumerate()
         {
-            if i > 0 {
-                out.push_str(&" ".repeat(indent));
-            }
+            out.push_str(&" ".repeat(if i == 0 { lead } else { indent }));
             let _ = writeln!(out, "{l}");
         }
         out
