@@ -151,7 +151,7 @@ fn exit_status(name: &str) -> String {
 }
 
 /// The ENVIRONMENT section, the same on every page.
-const ENVIRONMENT: &str = r#".SH ENVIRONMENT
+const ENVIRONMENT: &str = r".SH ENVIRONMENT
 .TP
 \fBCOLUMNS\fR
 Width of human output (tables are laid out to it); else the terminal's, else 100.
@@ -167,7 +167,7 @@ Options for less; cgmig sets FRSXMK when it is unset.
 .TP
 \fBCGMIG_LOCK\fR
 apply, rollback: the lock file instead of the default.
-"#;
+";
 
 /// Write every man page into a directory.
 pub fn write_man(dir: &Path) -> Result<usize> {

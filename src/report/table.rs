@@ -226,17 +226,18 @@ impl Table {
             left -= g;
         }
         let need: usize = hungry.iter().map(|&i| want[i] - w[i]).sum();
-        if need > 0 {
-            let mut given = 0;
-            for &i in &hungry {
-                let g = ((want[i] - w[i]) * left / need).min(want[i] - w[i]);
-                w[i] += g;
-                given += g;
-            }
-            // The rounding remainder to the hungriest.
-            if let Some(&i) = hungry.iter().max_by_key(|&&i| want[i] - w[i]) {
-                w[i] += (left - given).min(want[i] - w[i]);
-            }
+        if need == 0 {
+            return w;
+        }
+        let mut given = 0;
+        for &i in &hungry {
+            let g = ((want[i] - w[i]) * left / need).min(want[i] - w[i]);
+            w[i] += g;
+            given += g;
+        }
+        // The rounding remainder to the hungriest.
+        if let Some(&i) = hungry.iter().max_by_key(|&&i| want[i] - w[i]) {
+            w[i] += (left - given).min(want[i] - w[i]);
         }
         w
     }
