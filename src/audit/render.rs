@@ -52,7 +52,7 @@ fn verdict_text(v: Verdict) -> &'static str {
     }
 }
 
-/// The severity a verdict is coloured with.
+/// The severity a verdict is coloured with (ready is green).
 fn verdict_severity(v: Verdict) -> Severity {
     match v {
         Verdict::Ready => Severity::Info,
@@ -134,7 +134,11 @@ fn table(r: &Report, style: &Style, min: Severity) -> String {
     let mut out = String::new();
     out.push_str(&style.wrap(&header(r), 2));
     let verdict = format!("verdict: {}", verdict_text(r.verdict));
-    out.push_str(&style.severity(verdict_severity(r.verdict), style.wrap(&verdict, 2).trim_end()));
+    let verdict = style.wrap(&verdict, 2);
+    out.push_str(&match r.verdict {
+        Verdict::Ready => style.good(verdict.trim_end()),
+        v => style.severity(verdict_severity(v), verdict.trim_end()),
+    });
     out.push_str("\n\n");
     let sev: Vec<String> = Severity::ALL
         .iter()

@@ -32,6 +32,8 @@ pub const KEY_CAP: usize = 40;
 pub const TEXT_MIN: usize = 8;
 /// Lines a text cell wraps to at most.
 pub const MAX_LINES: usize = 8;
+/// A text column's width below which a table stacks its text columns.
+pub const TEXT_COMFORT: usize = 20;
 /// Characters of a cell read at most (the rest is cut before layout).
 pub const MAX_CELL: usize = 4096;
 
@@ -76,10 +78,12 @@ impl From<&str> for Cell {
 }
 
 /// A table: its columns and rows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Table {
     header: Vec<(String, Col)>,
     rows: Vec<Vec<Cell>>,
+    /// Lines a text cell wraps to at most.
+    max_lines: usize,
 }
 
 impl Table {
@@ -88,6 +92,7 @@ impl Table {
         Table {
             header: columns.iter().map(|(h, c)| (h.to_string(), *c)).collect(),
             rows: Vec::new(),
+            max_lines: MAX_LINES,
         }
     }
 
@@ -116,6 +121,10 @@ impl Table {
             .map(|r| r.iter().map(|c| prepare(&c.text)).collect())
             .collect();
         let widths = self.layout(&cells, style.width);
+        if let Some(stacked) = self.stacked(&cells, &widths) {
+            return stacked.render(style);
+        }
+        let lines = self.max_lines;
         let mut t = comfy_table::Table::new();
         t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Disabled);
@@ -139,7 +148,7 @@ impl Table {
                     .map(|(((text, (_, col)), w), c)| {
                         let lines = match col {
                             Col::Key | Col::Num => text.split('\n').map(|l| cut(l, *w)).collect::<Vec<_>>(),
-                            Col::Text => wrap_lines(text, *w, 0, MAX_LINES),
+                            Col::Text => wrap_lines(text, *w, 0, lines),
                         };
                         let mut d = Drawn::new(lines.join("\n"));
                         if *col == Col::Num {
@@ -164,6 +173,68 @@ impl Table {
         let mut out = t.to_string();
         out.push('\n');
         out
+    }
+
+    /// When two or more text columns would be narrower than
+    /// [`TEXT_COMFORT`] (and narrower than they want), the same table with
+    /// its text columns stacked into one: each cell's parts one under the
+    /// other, every part after the first led by its column's name. Eight
+    /// columns of five letters help no one at 80 columns.
+    fn stacked(&self, cells: &[Vec<String>], widths: &[usize]) -> Option<Table> {
+        let text: Vec<usize> = (0..self.header.len())
+            .filter(|&i| self.header[i].1 == Col::Text)
+            .collect();
+        let cramped = text.iter().any(|&i| {
+            let want = cells
+                .iter()
+                .flat_map(|r| r[i].split('\n'))
+                .map(width)
+                .max()
+                .unwrap_or(0);
+            widths[i] < TEXT_COMFORT.min(want)
+        });
+        if text.len() < 2 || !cramped {
+            return None;
+        }
+        let mut header: Vec<(&str, Col)> = Vec::new();
+        let joined = text
+            .iter()
+            .map(|&i| self.header[i].0.as_str())
+            .collect::<Vec<_>>()
+            .join(" / ");
+        for (i, (h, c)) in self.header.iter().enumerate() {
+            if *c != Col::Text {
+                header.push((h, *c));
+            } else if i == text[0] {
+                header.push((&joined, Col::Text));
+            }
+        }
+        let mut t = Table::new(&header);
+        t.max_lines = MAX_LINES * text.len();
+        for r in &self.rows {
+            let mut row: Vec<Cell> = Vec::new();
+            for (i, c) in r.iter().enumerate() {
+                if self.header[i].1 != Col::Text {
+                    row.push(c.clone());
+                } else if i == text[0] {
+                    let parts: Vec<String> = text
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, j)| !r[**j].text.trim().is_empty())
+                        .map(|(k, &j)| {
+                            if k == 0 {
+                                r[j].text.clone()
+                            } else {
+                                format!("{}: {}", self.header[j].0, r[j].text)
+                            }
+                        })
+                        .collect();
+                    row.push(Cell::from(parts.join("\n")));
+                }
+            }
+            t.row(row);
+        }
+        Some(t)
     }
 
     /// Column widths for `total` columns of output (borders included).

@@ -56,6 +56,11 @@ impl Style {
         self.paint(severity_ansi(sev), text)
     }
 
+    /// `text` in green (a good verdict).
+    pub fn good(&self, text: &str) -> String {
+        self.paint(AnsiColor::Green.on_default(), text)
+    }
+
     /// `text` in bold (a heading).
     pub fn bold(&self, text: &str) -> String {
         self.paint(Ansi::new().bold(), text)

@@ -18,6 +18,7 @@ mod kernel;
 mod kernel_util;
 mod layers;
 mod oracle;
+mod output;
 mod owners;
 mod owners_host;
 mod plan;
