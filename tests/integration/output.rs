@@ -103,7 +103,7 @@ fn human_commands<'a>(root: &'a str, snap: &'a str, plan: &'a str) -> Vec<(Strin
 }
 
 /// Scan a fixture into a snapshot and a plan file in `dir`.
-fn files(name: &str, dir: &Path) -> (crate::util::Host, String, String) {
+fn files(name: &str, dir: &Path) -> (Host, String, String) {
     let h = host(name);
     let snap = dir.join(format!("{name}.json"));
     let plan = dir.join(format!("{name}.plan.json"));
