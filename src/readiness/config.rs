@@ -108,25 +108,32 @@ fn unit_file(rd: &mut Reader<'_>, path: &str, out: &mut Readiness, texts: &mut V
 }
 
 /// Legacy and v2 resource directives of a unit file, and `Exec*=` lines
-/// that touch v1 cgroup paths.
+/// that touch v1 cgroup paths, read with systemd's own syntax rules
+/// ([`super::unit`]): a continued line is one directive, as systemd sees it.
+/// A file systemd would refuse to load gives one `invalid-unit` setting
+/// naming the line.
 pub fn unit_settings(file: &str, text: &str) -> Vec<Setting> {
     let mut out = Vec::new();
-    let mut section: Option<String> = None;
+    let parsed = match super::unit::parse(text) {
+        Ok(u) => u,
+        Err(e) => {
+            out.push(Setting::at_line(
+                "unit",
+                file,
+                e.line,
+                None,
+                "invalid-unit",
+                &e.message,
+            ));
+            return out;
+        }
+    };
     let mut gomaxprocs = None;
     let mut program = None;
-    for (i, l) in text.lines().enumerate() {
-        let l = l.trim();
-        if l.starts_with(['#', ';']) || l.is_empty() {
-            continue;
-        }
-        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-            section = Some(s.to_string());
-            continue;
-        }
-        let Some((k, v)) = l.split_once('=') else { continue };
-        let (k, v) = (k.trim(), v.trim());
+    for d in &parsed.directives {
+        let (k, v) = (d.key.as_str(), d.value.as_str());
         if k == "Environment" && v.contains("GOMAXPROCS=") {
-            gomaxprocs = Some(i + 1);
+            gomaxprocs = Some(d.line);
         }
         if k == "ExecStart" && program.is_none() {
             program = v
@@ -136,32 +143,25 @@ pub fn unit_settings(file: &str, text: &str) -> Vec<Setting> {
                 .map(str::to_string);
         }
         let key = if LEGACY_DIRECTIVES.contains(&k) || V2_DIRECTIVES.contains(&k) {
-            k.to_string()
+            k
         } else if k.starts_with("Exec") && writes_v1_path(v) {
-            "ExecV1Path".to_string()
+            "ExecV1Path"
         } else {
             continue;
         };
-        out.push(Setting {
-            family: "unit".into(),
-            file: file.into(),
-            line: Some(i + 1),
-            section: section.clone(),
-            key,
-            value: v.to_string(),
-        });
+        out.push(Setting::at_line("unit", file, d.line, Some(&d.section), key, v));
     }
     // An explicit GOMAXPROCS mitigates a Go binary that ignores CPU quota:
     // record which program the unit starts with it.
     if let (Some(line), Some(prog)) = (gomaxprocs, program) {
-        out.push(Setting {
-            family: "unit".into(),
-            file: file.into(),
-            line: Some(line),
-            section: Some("Service".into()),
-            key: "GOMAXPROCS".into(),
-            value: prog,
-        });
+        out.push(Setting::at_line(
+            "unit",
+            file,
+            line,
+            Some("Service"),
+            "GOMAXPROCS",
+            &prog,
+        ));
     }
     out
 }

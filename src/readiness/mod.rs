@@ -23,6 +23,7 @@
 pub mod apps;
 pub mod config;
 pub mod convert;
+pub mod devices;
 pub mod elf;
 pub mod evaluate;
 mod evaluate_config;
@@ -32,6 +33,7 @@ pub mod kernel;
 pub mod rpmdb;
 pub mod runtimes;
 pub mod stack;
+pub mod unit;
 pub mod unit_env;
 pub mod version;
 
