@@ -205,6 +205,15 @@ fn is_plain_device_path(p: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || "\"'\\".contains(c))
 }
 
+/// systemd's `parse_boolean()`, as `yes`/`no`.
+fn systemd_boolean(v: &str) -> Option<&'static str> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "y" | "true" | "t" | "on" => Some("yes"),
+        "0" | "no" | "n" | "false" | "f" | "off" => Some("no"),
+        _ => None,
+    }
+}
+
 /// A value with control characters escaped, for messages and comments.
 fn shown(v: &str) -> String {
     crate::model::path::from_bytes(v.as_bytes())
@@ -302,17 +311,10 @@ pub fn unit_directive(key: &str, value: &str) -> Result<(String, String), Direct
                 "value copied (systemd translates it unchanged)".into(),
             )
         }
-        "BlockIOAccounting" if !v.is_empty() => {
-            let b = match v.to_ascii_lowercase().as_str() {
-                "1" | "yes" | "y" | "true" | "t" | "on" => "yes",
-                "0" | "no" | "n" | "false" | "f" | "off" => "no",
-                _ => return Err(invalid("boolean")),
-            };
-            (
-                b.to_string(),
-                "value copied (systemd translates it unchanged)".into(),
-            )
-        }
+        "BlockIOAccounting" if !v.is_empty() => (
+            systemd_boolean(v).ok_or_else(|| invalid("boolean"))?.to_string(),
+            "value copied (systemd translates it unchanged)".into(),
+        ),
         // An empty assignment resets the directive: the v2 one is reset too.
         _ if v.is_empty() => (String::new(), "empty: resets the directive".into()),
         _ => return Err(DirectiveError::NoCounterpart { key: key.into() }),
