@@ -122,7 +122,11 @@ pub fn plan_json(b: &[u8]) {
 pub fn fleet_input(b: &[u8]) {
     let path = input_file(b, "json");
     let opts = cgmig::fleet::FleetOptions { plans_dir: None };
-    let Ok(report) = cgmig::fleet::run(&[path], rules(), &opts) else {
+    let inputs = cgmig::fleet::Inputs {
+        files: vec![path],
+        errors: Vec::new(),
+    };
+    let Ok(report) = cgmig::fleet::run(&inputs, rules(), &opts) else {
         return;
     };
     use cgmig::fleet::FleetFormat as F;

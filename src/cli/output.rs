@@ -161,7 +161,11 @@ mod tests {
         let no_dir = tmp.path().join("no/such/dir/out.json");
         chained("emit", &super::super::emit(Some(&no_dir), "x").unwrap_err());
         let rules = crate::rules::RuleSet::load(&[]).0;
-        let fleet = crate::fleet::run(std::slice::from_ref(&missing), &rules, &Default::default());
+        let inputs = crate::fleet::Inputs {
+            files: vec![missing.clone()],
+            errors: Vec::new(),
+        };
+        let fleet = crate::fleet::run(&inputs, &rules, &Default::default());
         if let Err(e) = fleet {
             typed("fleet::run", &e);
         }
