@@ -206,7 +206,7 @@ impl Checker {
     /// name (`convert` writes each kept file at its path under `-o`) is
     /// absolute and normalized with no control character; kinds are the
     /// ones the scan produces; texts and values fit the scan's own bounds.
-    fn readiness(&mut self, r: &crate::readiness::Readiness) {
+    fn readiness(&mut self, r: &super::readiness::Readiness) {
         let path = |c: &mut Checker, what: &str, p: &str| {
             if !is_normalized_path(p) || p.len() > MAX_READINESS_PATH {
                 c.say(format!(
@@ -529,7 +529,7 @@ mod tests {
     /// line break (a second directive in a drop-in), an unknown kind.
     #[test]
     fn readiness_paths_and_values() {
-        use crate::readiness::{ConfigFile, Readiness, Setting};
+        use crate::model::readiness::{ConfigFile, Readiness, Setting};
         let mut snap = crate::model::builder::SnapshotBuilder::new().build();
         snap.readiness = Readiness {
             scanned: true,
