@@ -719,6 +719,7 @@ fn cgconfig_text(f: &ConfigFile, rules: &RuleSet, out: &mut Output) -> Result<St
     );
     for b in &blocks {
         let at = format!("{}:{}", shown(&f.path), b.line);
+        let loc = |line: usize| move |e: Unsafe| Unsafe(format!("{}:{line}: {}", shown(&f.path), e.0));
         match b.head.first().map(String::as_str) {
             Some("mount") => text.push_str("# mount {} dropped: v2 has one hierarchy, mounted by systemd.\n"),
             Some("group" | "template") => {
@@ -731,7 +732,7 @@ fn cgconfig_text(f: &ConfigFile, rules: &RuleSet, out: &mut Output) -> Result<St
                 let mut v1 = BTreeMap::new();
                 for c in &b.children {
                     if c.head.first().is_some_and(|h| h == "perm") {
-                        text.push_str(&render_block(c, 1)?);
+                        text.push_str(&render_block(c, 1).map_err(loc(c.line))?);
                         continue;
                     }
                     let mut seen: Vec<&str> = Vec::new();
@@ -763,7 +764,7 @@ fn cgconfig_text(f: &ConfigFile, rules: &RuleSet, out: &mut Output) -> Result<St
                     by_ctrl.entry(ctrl).or_default().push((t, v, how));
                 }
                 for (ctrl, list) in by_ctrl {
-                    text.push_str(&format!("\t{} {{\n", cgconfig_token(&ctrl)?));
+                    text.push_str(&format!("\t{} {{\n", cgconfig_token(&ctrl).map_err(loc(b.line))?));
                     for (t, v, how) in list {
                         // A multi-line v2 value (io.max per device) is one
                         // write per line: libcgroup writes each value once,
@@ -791,7 +792,7 @@ fn cgconfig_text(f: &ConfigFile, rules: &RuleSet, out: &mut Output) -> Result<St
                     ));
                 }
             }
-            _ => text.push_str(&format!("\n{}", render_block(b, 0)?)),
+            _ => text.push_str(&format!("\n{}", render_block(b, 0).map_err(loc(b.line))?)),
         }
     }
     Ok(text)
