@@ -30,7 +30,7 @@ fn base_snapshot() -> &'static Snapshot {
 
 /// Loaders that take a path get the input through this file (one per
 /// process, under `CGMIG_FUZZ_TMP`, which scripts/fuzz removes).
-fn input_file(b: &[u8], ext: &str) -> PathBuf {
+pub fn input_file(b: &[u8], ext: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let base = std::env::var_os("CGMIG_FUZZ_TMP").map_or_else(std::env::temp_dir, PathBuf::from);

@@ -67,12 +67,9 @@ pub fn diff(out: &Output) -> String {
 /// path stays inside the directory whatever the snapshot said.
 fn inside(dir: &Path, f: &OutFile) -> Result<PathBuf> {
     let rel = out_path(f);
-    let ok = [f.path.as_str(), rel.as_str()].iter().all(|rel| {
-        rel.starts_with('/')
-            && crate::model::validate::is_normalized_path(rel)
-            && !rel.chars().any(char::is_control)
-            && rel.len() <= 4096
-    });
+    let ok = [f.path.as_str(), rel.as_str()]
+        .iter()
+        .all(|p| crate::host::door::check_path(p).is_ok());
     if !ok {
         bail!(
             "refusing to write {:?}: not an absolute, normalized path (it would leave the output directory)",

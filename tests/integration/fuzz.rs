@@ -24,7 +24,14 @@ use std::time::{Duration, Instant};
 use proptest::prelude::RngCore;
 use proptest::test_runner::{RngAlgorithm, TestRng};
 
-use crate::util::{rules, scratch};
+use crate::util::scratch;
+
+/// The built-in rules, loaded once (loading them per input would be most
+/// of each execution).
+fn rules() -> &'static cgmig::rules::RuleSet {
+    static RULES: std::sync::OnceLock<cgmig::rules::RuleSet> = std::sync::OnceLock::new();
+    RULES.get_or_init(crate::util::rules)
+}
 
 /// Largest input tried.
 const MAX_INPUT: usize = 64 << 10;
@@ -490,7 +497,8 @@ fn fuzz_unit_file() {
     let seeds = vec![
         b"[Service]\nCPUShares=512\nMemoryLimit=1G \\\nCPUShares=50\n# c \\\nBlockIOWeight=300\n".to_vec(),
         b"[Service]\r\nMemoryLimit=2G\r\nBlockIODeviceWeight=/dev/sda 1000\rBlockIOAccounting=yes\n".to_vec(),
-        b"\xef\xbb\xbf[Slice]\nStartupCPUShares=262144\nBlockIOReadBandwidth=/dev/sda 10M\n[Broken\n".to_vec(),
+        b"\xef\xbb\xbf[Slice]\nStartupCPUShares=262144\nBlockIOReadBandwidth=/dev/sda 10M\n[Broken\n"
+            .to_vec(),
     ];
     fuzz("unit-file", seeds, None, |b| {
         let t = String::from_utf8_lossy(b);
@@ -506,7 +514,7 @@ fn fuzz_unit_file() {
             settings,
             ..Default::default()
         };
-        let out = cgmig::readiness::convert::convert(&r, &rules(), &[]);
+        let out = cgmig::readiness::convert::convert(&r, rules(), &[]);
         for f in &out.files {
             let u = cgmig::readiness::unit::parse(&f.text).expect("a generated drop-in parses");
             for d in &u.directives {
@@ -540,13 +548,16 @@ fn fuzz_lxc_config() {
             }],
             ..Default::default()
         };
-        let out = cgmig::readiness::convert::convert(&r, &rules(), &[]);
-        let before: std::collections::BTreeSet<String> =
-            cgmig::readiness::convert::lxc_lines(&t).into_iter().map(|l| l.key).collect();
+        let out = cgmig::readiness::convert::convert(&r, rules(), &[]);
+        let before: std::collections::BTreeSet<String> = cgmig::readiness::convert::lxc_lines(&t)
+            .into_iter()
+            .map(|l| l.key)
+            .collect();
         for f in &out.files {
             for l in cgmig::readiness::convert::lxc_lines(&f.text) {
                 assert!(
-                    l.key.starts_with("lxc.cgroup2.") || (before.contains(&l.key) && !l.key.starts_with("lxc.cgroup.")),
+                    l.key.starts_with("lxc.cgroup2.")
+                        || (before.contains(&l.key) && !l.key.starts_with("lxc.cgroup.")),
                     "{l:?} in\n{}",
                     f.text
                 );
@@ -566,16 +577,13 @@ fn fuzz_rpm_databases() {
     c.execute_batch("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob BLOB NOT NULL); INSERT INTO Packages (blob) VALUES (x'0000000100000008000003e800000006000000000000000178000000');")
         .unwrap();
     drop(c);
-    let seeds = vec![
-        std::fs::read(&sqlite).unwrap(),
-        {
-            // A Berkeley DB hash metadata page header (magic 0x061561).
-            let mut p = vec![0u8; 4096];
-            p[12..16].copy_from_slice(&0x0006_1561u32.to_le_bytes());
-            p[20..24].copy_from_slice(&4096u32.to_le_bytes());
-            p
-        },
-    ];
+    let seeds = vec![std::fs::read(&sqlite).unwrap(), {
+        // A Berkeley DB hash metadata page header (magic 0x061561).
+        let mut p = vec![0u8; 4096];
+        p[12..16].copy_from_slice(&0x0006_1561u32.to_le_bytes());
+        p[20..24].copy_from_slice(&4096u32.to_le_bytes());
+        p
+    }];
     let file = dir.path().join("input.db");
     fuzz("rpm-databases", seeds, None, |b| {
         std::fs::write(&file, b).unwrap();
