@@ -234,10 +234,10 @@ pub fn lxc_config(b: &[u8]) {
     let path = "/var/lib/lxc/c/config";
     let s = config::lxc_settings(path, &t);
     // The converted file keeps the other keys and adds only lxc.cgroup2.*.
-    let before: std::collections::BTreeSet<String> = convert::lxc_lines(&t).into_iter().map(|l| l.key).collect();
+    let before: std::collections::BTreeSet<String> = config::lxc_lines(&t).into_iter().map(|l| l.key).collect();
     let r = with_file("lxc", path, t, s);
     for f in &convert::convert(&r, rules(), &[]).files {
-        for l in convert::lxc_lines(&f.text) {
+        for l in config::lxc_lines(&f.text) {
             assert!(
                 l.key.starts_with("lxc.cgroup2.") || (before.contains(&l.key) && !l.key.starts_with("lxc.cgroup.")),
                 "{l:?}"

@@ -274,25 +274,52 @@ fn lxc(rd: &mut Reader<'_>, out: &mut Readiness) {
     }
 }
 
-/// `lxc.cgroup.*` and `lxc.cgroup2.*` keys of an LXC config.
-pub fn lxc_settings(file: &str, text: &str) -> Vec<Setting> {
+/// One `key = value` line of an LXC config, as LXC's `parse_line()` reads
+/// it: leading blanks skipped, `#` comments, the key before the first `=`,
+/// the value trimmed and stripped of one pair of matching quotes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LxcLine {
+    /// 1-based line.
+    pub line: usize,
+    /// Key.
+    pub key: String,
+    /// Value as LXC passes it on.
+    pub value: String,
+}
+
+/// The assignments of an LXC config, in order (repeated keys stay a list).
+pub fn lxc_lines(text: &str) -> Vec<LxcLine> {
     let mut out = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        let l = l.trim();
-        let Some((k, v)) = l.split_once('=') else { continue };
-        let k = k.trim();
-        if k.starts_with("lxc.cgroup.") || k.starts_with("lxc.cgroup2.") {
-            out.push(Setting {
-                family: "lxc".into(),
-                file: file.into(),
-                line: Some(i + 1),
-                section: None,
-                key: k.into(),
-                value: v.trim().into(),
-            });
+    for (i, l) in text.split('\n').enumerate() {
+        let l = l.trim_start_matches([' ', '\t']);
+        if l.is_empty() || l.starts_with('#') {
+            continue;
         }
+        let Some((k, v)) = l.split_once('=') else { continue };
+        let mut v = v.trim_matches([' ', '\t', '\r', '\n']);
+        for q in ['"', '\''] {
+            if v.len() > 1 && v.starts_with(q) && v.ends_with(q) {
+                v = &v[1..v.len() - 1];
+                break;
+            }
+        }
+        out.push(LxcLine {
+            line: i + 1,
+            key: k.trim_matches([' ', '\t']).to_string(),
+            value: v.to_string(),
+        });
     }
     out
+}
+
+/// `lxc.cgroup.*` and `lxc.cgroup2.*` keys of an LXC config, read as LXC
+/// reads them ([`lxc_lines`]).
+pub fn lxc_settings(file: &str, text: &str) -> Vec<Setting> {
+    lxc_lines(text)
+        .into_iter()
+        .filter(|l| l.key.starts_with("lxc.cgroup.") || l.key.starts_with("lxc.cgroup2."))
+        .map(|l| Setting::at_line("lxc", file, l.line, None, &l.key, &l.value))
+        .collect()
 }
 
 fn libcgroup(rd: &mut Reader<'_>, out: &mut Readiness) {

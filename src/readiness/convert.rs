@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::config::cgconfig;
+use super::config::{LxcLine, cgconfig, lxc_lines};
 use super::devices::{self, LxcPolicy, V1Policy};
 use super::evaluate_config::{params, unit_of, v2_counterpart};
 use super::unit::{RESOURCE_SECTIONS, is_valid_unit_name};
@@ -497,44 +497,6 @@ pub fn convert_files(v1: &BTreeMap<String, String>, rules: &RuleSet) -> (Vec<V2F
         }
     }
     (done, lost)
-}
-
-/// One `key = value` line of an LXC config, as LXC's `parse_line()` reads
-/// it: leading blanks skipped, `#` comments, the key before the first `=`,
-/// the value trimmed and stripped of one pair of matching quotes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LxcLine {
-    /// 1-based line.
-    pub line: usize,
-    /// Key.
-    pub key: String,
-    /// Value as LXC passes it on.
-    pub value: String,
-}
-
-/// The assignments of an LXC config, in order (repeated keys stay a list).
-pub fn lxc_lines(text: &str) -> Vec<LxcLine> {
-    let mut out = Vec::new();
-    for (i, l) in text.split('\n').enumerate() {
-        let l = l.trim_start_matches([' ', '\t']);
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
-        let Some((k, v)) = l.split_once('=') else { continue };
-        let mut v = v.trim_matches([' ', '\t', '\r', '\n']);
-        for q in ['"', '\''] {
-            if v.len() > 1 && v.starts_with(q) && v.ends_with(q) {
-                v = &v[1..v.len() - 1];
-                break;
-            }
-        }
-        out.push(LxcLine {
-            line: i + 1,
-            key: k.trim_matches([' ', '\t']).to_string(),
-            value: v.to_string(),
-        });
-    }
-    out
 }
 
 /// Render one LXC `key = value` line that LXC reads back as exactly this

@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use cgmig::readiness::convert::{convert, lxc_lines};
+use cgmig::readiness::config::lxc_lines;
+use cgmig::readiness::convert::convert;
 use cgmig::readiness::devices::{LxcPolicy, V1Policy, differences};
 use cgmig::readiness::{ConfigFile, Readiness, Setting};
 
@@ -81,7 +82,7 @@ fn lxc_keeps_every_device_line_and_suffixed_sizes() {
     assert_eq!(allows, EIGHT, "{}", f.text);
     // The sets: v1 from the original lines, v2 as LXC builds its program
     // from the converted ones.
-    let writes = |prefix: &str, ls: &[cgmig::readiness::convert::LxcLine]| -> Vec<(bool, String)> {
+    let writes = |prefix: &str, ls: &[cgmig::readiness::config::LxcLine]| -> Vec<(bool, String)> {
         ls.iter()
             .filter_map(|l| {
                 let k = l.key.strip_prefix(prefix)?;

@@ -549,12 +549,12 @@ fn fuzz_lxc_config() {
             ..Default::default()
         };
         let out = cgmig::readiness::convert::convert(&r, rules(), &[]);
-        let before: std::collections::BTreeSet<String> = cgmig::readiness::convert::lxc_lines(&t)
+        let before: std::collections::BTreeSet<String> = cgmig::readiness::config::lxc_lines(&t)
             .into_iter()
             .map(|l| l.key)
             .collect();
         for f in &out.files {
-            for l in cgmig::readiness::convert::lxc_lines(&f.text) {
+            for l in cgmig::readiness::config::lxc_lines(&f.text) {
                 assert!(
                     l.key.starts_with("lxc.cgroup2.")
                         || (before.contains(&l.key) && !l.key.starts_with("lxc.cgroup.")),
