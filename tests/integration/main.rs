@@ -12,6 +12,7 @@ mod apply_sim;
 mod audit;
 mod bad;
 mod cli;
+mod convert;
 mod fleet;
 mod fuzz;
 mod kernel;
