@@ -201,7 +201,7 @@ fn main() {
         let s = cgmig::scan::scan(&root).expect("scan");
         scan_t.push(t.elapsed());
         let t = Instant::now();
-        let r = cgmig::audit::audit(&s, &rules);
+        let r = cgmig::assess::audit(&s, &rules);
         audit_t.push(t.elapsed());
         std::hint::black_box(&r);
         let t = Instant::now();

@@ -59,6 +59,26 @@ fn header(r: &Report) -> String {
     )
 }
 
+/// A group's severity, with how many of its findings are waived.
+fn severity_cell(g: &super::Group) -> String {
+    match g.waived {
+        0 => g.severity.to_string(),
+        n => format!("{} ({n} waived)", g.severity),
+    }
+}
+
+/// The waivers section: every waiver that accepted findings, with who and why.
+fn waived_section(r: &Report, out: &mut String, heading: &str, bullet: &str) {
+    let lines = super::waived_lines(&r.findings);
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{heading}");
+    for l in lines {
+        let _ = writeln!(out, "{bullet}{l}");
+    }
+}
+
 fn table(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", header(r));
@@ -91,7 +111,7 @@ fn table(r: &Report) -> String {
             ]);
         for g in &r.groups {
             t.add_row([
-                g.severity.to_string(),
+                severity_cell(g),
                 g.rule.clone(),
                 g.count.to_string(),
                 format!("{}\n{}", g.title, g.why),
@@ -101,6 +121,12 @@ fn table(r: &Report) -> String {
         }
         let _ = writeln!(out, "{t}");
     }
+    waived_section(
+        r,
+        &mut out,
+        "waived (accepted; left out of the verdict and --fail-on):",
+        "  ",
+    );
     if !r.conversions_by_rule.is_empty() {
         let mut t = Table::new();
         t.load_preset(UTF8_FULL_CONDENSED)
@@ -177,7 +203,7 @@ fn markdown(r: &Report) -> String {
             let _ = writeln!(
                 out,
                 "| {} | `{}` | {} | {} | {} | {} |",
-                g.severity,
+                severity_cell(g),
                 g.rule,
                 g.count,
                 md_escape(&format!("**{}**. {}", g.title, g.why)),
@@ -186,6 +212,7 @@ fn markdown(r: &Report) -> String {
             );
         }
     }
+    waived_section(r, &mut out, "\n## Waived\n", "- ");
     if !r.conversions_by_rule.is_empty() {
         let _ = writeln!(out, "\n## Conversions\n\n| rule | settings |\n|---|---|");
         for (rule, n) in &r.conversions_by_rule {

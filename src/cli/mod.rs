@@ -1,8 +1,9 @@
 //! Command-line definitions and dispatch, nothing else.
 //!
 //! Exit codes (documented in `docs/cli.md`):
-//! * `0`: success (and, for `audit`, no finding at or above `--fail-on`);
-//! * `1`: `audit`: a finding at or above `--fail-on`; `rules check`: errors found;
+//! * `0`: success (and, for `audit` and `plan`, no finding at or above `--fail-on`);
+//! * `1`: `audit`, `plan`: a finding at or above `--fail-on` that no waiver
+//!   accepts; `rules check`: errors found;
 //! * `2`: the command could not run (bad input, unreadable file, bad rules).
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,50 @@ pub struct InputArgs {
     snapshot: Option<PathBuf>,
 }
 
+/// Waivers: findings someone accepts, by id and optionally by cgroup path.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WaiveArgs {
+    /// Accept the findings of RULE (on cgroups whose path matches the glob): they stay in the
+    /// report, marked waived, and leave the verdict and `--fail-on`. Repeatable.
+    #[arg(long = "waive", value_name = "RULE[@PATH-GLOB]")]
+    waive: Vec<String>,
+    /// A YAML list of waivers (`rule`, `path`, `who`, `why`), checked like rules files.
+    #[arg(long = "waivers", value_name = "FILE")]
+    waivers: Vec<PathBuf>,
+}
+
+/// The waivers of a command, every id checked against the finding catalog;
+/// any problem (a bad file, an unknown id) stops the command, naming it.
+pub fn load_waivers(args: &WaiveArgs, rules: &RuleSet, known: &[String]) -> Result<crate::rules::Waivers> {
+    let mut w = crate::rules::Waivers::none();
+    let mut problems: Vec<String> = Vec::new();
+    for a in &args.waive {
+        match crate::rules::Waiver::from_arg(a) {
+            Ok(x) => w.push(x),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    for f in &args.waivers {
+        problems.extend(w.load_file(f).iter().map(ToString::to_string));
+    }
+    for x in w.iter() {
+        if !crate::assess::catalog::knows(&x.rule, rules) && !known.contains(&x.rule) {
+            problems.push(format!(
+                "waiver {}: no finding has the id {:?} (`cgmig rules list` lists them)",
+                x.pattern(),
+                x.rule
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            say!("cgmig: waivers error: {p}");
+        }
+        bail!("{} waiver problems; nothing was done", problems.len());
+    }
+    Ok(w)
+}
+
 /// Extra rules.
 #[derive(Debug, Args, Clone)]
 pub struct RulesArgs {
@@ -91,9 +136,11 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: formats::AuditFormat,
-        /// Exit 1 when a finding of this severity or worse exists.
+        /// Exit 1 when a finding of this severity or worse exists (waived ones aside).
         #[arg(long, value_enum, default_value = "blocker")]
         fail_on: formats::FailOn,
+        #[command(flatten)]
+        waive: WaiveArgs,
         /// Write to FILE instead of standard output (atomically).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -116,6 +163,11 @@ enum Command {
         /// Only the subtree at this v2 path.
         #[arg(long, value_name = "PATH")]
         only: Option<String>,
+        /// Exit 1 when a finding of this severity or worse exists (waived ones aside), as `audit`.
+        #[arg(long, value_enum, default_value = "blocker")]
+        fail_on: formats::FailOn,
+        #[command(flatten)]
+        waive: WaiveArgs,
     },
     /// Compare the host after the switch (or a stage) with the plan's predictions, owner by owner.
     Verify(verify::VerifyArgs),
@@ -269,8 +321,9 @@ fn run(cli: Cli) -> Result<i32> {
             rules,
             format,
             fail_on,
+            waive,
             output,
-        } => audit(&input, &rules, format, fail_on, output.as_deref()),
+        } => audit(&input, &rules, format, fail_on, &waive, output.as_deref()),
         Command::Plan {
             input,
             rules,
@@ -278,7 +331,19 @@ fn run(cli: Cli) -> Result<i32> {
             output,
             stage,
             only,
-        } => plan(&input, &rules, format, output, stage, only.as_deref()),
+            fail_on,
+            waive,
+        } => plan(
+            &input,
+            &rules,
+            format,
+            PlanScope {
+                stage,
+                only: only.as_deref(),
+            },
+            (fail_on, &waive),
+            output,
+        ),
         Command::Verify(args) => verify::run(args),
         Command::Explain { target, rules } => explain(&target, &rules),
         Command::Fleet(args) => fleet::run(args),
@@ -315,19 +380,21 @@ fn tree(input: &InputArgs, rules: &RulesArgs) -> Result<i32> {
     Ok(if bad { 2 } else { 0 })
 }
 
-/// `cgmig audit`: the report (adjusted for other owners, with their section
-/// in a table); exit 1 on a finding at or above `--fail-on`, 2 on bad rules.
+/// `cgmig audit`: the host's assessment as a report (with the owners
+/// section in a table); exit 1 on a finding at or above `--fail-on` that no
+/// waiver accepts, 2 on bad rules.
 fn audit(
     input: &InputArgs,
     rules: &RulesArgs,
     format: formats::AuditFormat,
     fail_on: formats::FailOn,
+    waive: &WaiveArgs,
     output: Option<&Path>,
 ) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
+    let waivers = load_waivers(waive, &rules, &[])?;
     let snap = load_input(input)?;
-    let mut report = crate::audit::audit(&snap, &rules);
-    crate::audit::owners::adjust_report(&mut report, &snap);
+    let report = crate::assess::assess(&snap, &rules, &waivers).report;
     let mut text = crate::audit::render(&report, format.into()).context("cannot render the audit report")?;
     if matches!(format, formats::AuditFormat::Table) {
         text.push_str(&crate::owners::audit_section(&snap));
@@ -339,26 +406,37 @@ fn audit(
     Ok(if report.fails(fail_on.into()) { 1 } else { 0 })
 }
 
-/// `cgmig plan`: plan, narrow to a stage or subtree, refuse a plan that
-/// breaks a v2 rule, then write it.
+/// `--stage N` and `--only PATH` of `cgmig plan`.
+#[derive(Debug, Clone, Copy)]
+struct PlanScope<'a> {
+    stage: Option<usize>,
+    only: Option<&'a str>,
+}
+
+/// `cgmig plan`: the host's assessment as a plan (it carries the verdict),
+/// narrowed to a stage or subtree; a plan that breaks a v2 rule is refused,
+/// else written. Exit 1 on a finding at or above `--fail-on` that no waiver
+/// accepts (as `audit`), 2 on bad rules.
 fn plan(
     input: &InputArgs,
     rules: &RulesArgs,
     format: formats::PlanFormat,
+    scope: PlanScope<'_>,
+    (fail_on, waive): (formats::FailOn, &WaiveArgs),
     output: Option<PathBuf>,
-    stage: Option<usize>,
-    only: Option<&str>,
 ) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
+    let waivers = load_waivers(waive, &rules, &[])?;
     let snap = load_input(input)?;
-    let mut plan = crate::plan::plan(&snap, &rules);
+    let mut plan = crate::assess::assess(&snap, &rules, &waivers).plan;
     if input.root.is_none() && input.snapshot.is_none() {
         crate::plan::keys::record_live_identity(&mut plan);
     }
-    let plan = narrow_plan(plan, stage, only, &rules.policy().leaf_name)?;
+    let plan = narrow_plan(plan, scope.stage, scope.only, &rules.policy().leaf_name)?;
     refuse_invalid_plan(&plan)?;
+    let fails = crate::rules::FailOn::from(fail_on).fails(&plan.findings);
     write_plan(plan, format, output)?;
-    Ok(if bad { 2 } else { 0 })
+    Ok(if bad { 2 } else { i32::from(fails) })
 }
 
 /// `--stage N` and `--only PATH`: the part of the plan asked for, or an

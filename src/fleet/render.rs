@@ -131,6 +131,35 @@ fn table(r: &FleetReport) -> String {
     for u in &r.unreadable {
         let _ = writeln!(out, "unreadable: {}: {}", u.path.display(), u.error);
     }
+    for line in identity_notes(r) {
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}
+
+/// Hosts whose inputs disagree, and inputs with no identity: said in every
+/// human format (the counts above count each host once).
+fn identity_notes(r: &FleetReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &r.conflicts {
+        let inputs: Vec<String> = c
+            .inputs
+            .iter()
+            .map(|i| format!("{:?} {} says {:?}", i.input, i.path.display(), i.verdict).to_lowercase())
+            .collect();
+        out.push(format!(
+            "conflict: host {} (counted once, at its worst verdict): its {} differ: {}",
+            c.host,
+            c.differs.join(" and "),
+            inputs.join("; ")
+        ));
+    }
+    for p in &r.anonymous {
+        out.push(format!(
+            "no identity: {} names no hostname or machine id (counted as a host of its own)",
+            p.display()
+        ));
+    }
     out
 }
 
@@ -210,6 +239,13 @@ fn markdown(r: &FleetReport) -> String {
         let _ = writeln!(out, "\n## Unreadable inputs\n");
         for u in &r.unreadable {
             let _ = writeln!(out, "- `{}`: {}", u.path.display(), md_cell(&u.error));
+        }
+    }
+    let notes = identity_notes(r);
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\n## Host identity\n");
+        for n in notes {
+            let _ = writeln!(out, "- {}", md_cell(&n));
         }
     }
     out

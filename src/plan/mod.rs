@@ -60,6 +60,7 @@ pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
     drop(eval);
     finish(&mut p, None, &rules.policy().leaf_name);
     annotate(&mut p, snap);
+    p.judge();
     p
 }
 
@@ -76,6 +77,7 @@ pub fn plan_from(
     let mut p = draft(snap, rules, eval, findings);
     finish(&mut p, None, &rules.policy().leaf_name);
     annotate(&mut p, snap);
+    p.judge();
     p
 }
 
@@ -110,6 +112,9 @@ fn draft(snap: &Snapshot, rules: &RuleSet, eval: &crate::audit::Evaluation, find
     Plan {
         schema: PLAN_SCHEMA.to_string(),
         host: plan_host(snap),
+        verdict: None,
+        converts: crate::audit::converts(eval),
+        incomplete: crate::audit::incomplete(snap),
         stage: None,
         controllers: Vec::new(),
         nodes,
@@ -123,13 +128,14 @@ fn draft(snap: &Snapshot, rules: &RuleSet, eval: &crate::audit::Evaluation, find
     }
 }
 
-/// The host as a plan records it (identity is added only for live scans).
+/// The host as a plan records it: its identity as the scan found it (a live
+/// plan adds the boot id, `keys::record_live_identity`).
 fn plan_host(snap: &Snapshot) -> PlanHost {
     PlanHost {
         hostname: snap.host.hostname.clone(),
         kernel: snap.host.kernel.clone(),
         mode: snap.host.mode,
-        machine_id: None,
+        machine_id: snap.host.machine_id.clone(),
         boot_id: None,
     }
 }

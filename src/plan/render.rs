@@ -205,6 +205,15 @@ fn human_header(p: &Plan, md: bool, out: &mut String) {
             p.controllers.join(" ")
         }
     );
+    if let Some(v) = p.verdict {
+        let blockers = p.blockers().count();
+        let why = match blockers {
+            0 => String::new(),
+            1 => " (1 blocker)".into(),
+            n => format!(" ({n} blockers)"),
+        };
+        let _ = writeln!(out, "verdict: {}{why}", v.label());
+    }
     let tried: Vec<String> = p
         .spine
         .tried
@@ -325,7 +334,10 @@ fn findings_section(p: &Plan, md: bool, out: &mut String) {
             vec![
                 sev.0.to_string(),
                 rule.to_string(),
-                fs.len().to_string(),
+                match fs.iter().filter(|f| f.waived.is_some()).count() {
+                    0 => fs.len().to_string(),
+                    w => format!("{} ({w} waived)", fs.len()),
+                },
                 format!("{}\n{}", fs[0].title, fs[0].why),
                 fs[0].remediation.to_string(),
             ]
@@ -336,6 +348,9 @@ fn findings_section(p: &Plan, md: bool, out: &mut String) {
         &["severity", "rule", "count", "what (first)", "remediation"],
         rows,
     ));
+    for l in crate::audit::waived_lines(&p.findings) {
+        let _ = writeln!(out, "waived: {l}");
+    }
 }
 
 /// The boots a staged move takes.

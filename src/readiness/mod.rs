@@ -42,6 +42,7 @@ use crate::model::Diagnostic;
 
 pub use crate::model::readiness::{Component, ConfigFile, KernelConfig, Place, Readiness, Setting, Stats};
 pub use evaluate::{Class, Confidence, Finding, evaluate};
+pub use rule::{RuleRow, table as rule_table};
 
 /// Run every detector on a host. Unreadable files become diagnostics.
 pub fn scan(root: &Root, kernel_release: Option<&str>, diags: &mut Vec<Diagnostic>) -> Readiness {

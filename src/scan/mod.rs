@@ -85,6 +85,7 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
             kernel,
             cmdline,
             hostname,
+            machine_id: os::machine_id(root),
             mode,
             controllers,
             os: os::read_os(root),

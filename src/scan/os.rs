@@ -30,6 +30,14 @@ pub(crate) fn read_os(root: &Root) -> OsInfo {
     }
 }
 
+/// `/etc/machine-id` (32 hex digits), read quietly: a host without one
+/// (a container image, an old capture) simply has no machine id.
+pub(crate) fn machine_id(root: &Root) -> Option<String> {
+    let text = root.read_text_lines("/etc/machine-id").ok().flatten()?;
+    let id = text.trim();
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
+}
+
 fn distribution(root: &Root) -> Option<String> {
     let text = ["/etc/os-release", "/usr/lib/os-release"]
         .iter()

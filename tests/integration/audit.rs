@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use cgmig::audit::{AuditFormat, Report, Verdict, audit, render};
+use cgmig::assess::audit;
+use cgmig::audit::{AuditFormat, Report, Verdict, render};
 use cgmig::fixture::HostSpec;
 
 use crate::util::*;

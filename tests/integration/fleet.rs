@@ -211,7 +211,7 @@ fn write_fleet(out: &Path, audits: bool) {
         let snap = cgmig::scan::scan(&cgmig::host::Root::new(dir.path()).unwrap()).unwrap();
         let name = &g.spec.hostname;
         let text = if audits {
-            let r = cgmig::audit::audit(&snap, &rules);
+            let r = cgmig::assess::audit(&snap, &rules);
             cgmig::audit::render(&r, cgmig::audit::AuditFormat::Json).unwrap()
         } else {
             serde_json::to_string(&snap).unwrap()
@@ -237,6 +237,7 @@ fn generated_fleet_families_and_counts_from_snapshots() {
     let plans = scratch();
     let opts = FleetOptions {
         plans_dir: Some(plans.path().to_path_buf()),
+        ..Default::default()
     };
     let r = run(&inputs, &rules(), &opts).unwrap();
     assert_eq!(r.hosts, 27);
