@@ -446,26 +446,52 @@ impl Aggregator {
         v
     }
 
-    /// The finished report; every list is sorted so output is deterministic.
-    pub fn finish(self) -> FleetReport {
-        let mut verdicts = VerdictCounts::default();
-        let mut dims: [BTreeMap<String, VerdictCounts>; 4] = Default::default();
-        let mut rule_hosts: BTreeMap<&str, (Severity, &str, Vec<usize>)> = BTreeMap::new();
-        let mut family_hosts: HashMap<u64, Vec<usize>> = HashMap::new();
+    /// Per-host facts folded into counts: verdicts, per dimension, per
+    /// rule, per family (each host once, however many inputs it had).
+    fn tally(&self) -> Tally<'_> {
+        let mut t = Tally::default();
         for (i, h) in self.hosts.iter().enumerate() {
-            verdicts.add(h.verdict);
-            for (dim, value) in dims.iter_mut().zip(&h.values) {
+            t.verdicts.add(h.verdict);
+            for (dim, value) in t.dims.iter_mut().zip(&h.values) {
                 dim.entry(value.clone()).or_default().add(h.verdict);
             }
             for hit in &h.rules {
-                let r = rule_hosts
+                let r = t
+                    .rules
                     .entry(hit.rule.as_str())
                     .or_insert_with(|| (hit.severity, hit.title.as_str(), Vec::new()));
                 r.0 = r.0.max(hit.severity);
                 r.2.push(i);
             }
-            family_hosts.entry(h.family).or_default().push(i);
+            t.families.entry(h.family).or_default().push(i);
         }
+        t
+    }
+
+    /// Hosts whose inputs disagree, by name.
+    fn conflicts(&self) -> Vec<HostConflict> {
+        let mut out: Vec<HostConflict> = self
+            .hosts
+            .iter()
+            .filter(|h| !h.differs.is_empty())
+            .map(|h| HostConflict {
+                host: h.name.clone(),
+                inputs: h.inputs.clone(),
+                differs: h.differs.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.host.cmp(&b.host));
+        out
+    }
+
+    /// The finished report; every list is sorted so output is deterministic.
+    pub fn finish(self) -> FleetReport {
+        let Tally {
+            verdicts,
+            dims,
+            rules: rule_hosts,
+            families: family_hosts,
+        } = self.tally();
         let buckets = |m: &BTreeMap<String, VerdictCounts>| {
             let mut v: Vec<Bucket> = m
                 .iter()
@@ -535,17 +561,6 @@ impl Aggregator {
                 .cmp(&a.hosts)
                 .then_with(|| a.representative.source.cmp(&b.representative.source))
         });
-        let mut conflicts: Vec<HostConflict> = self
-            .hosts
-            .iter()
-            .filter(|h| !h.differs.is_empty())
-            .map(|h| HostConflict {
-                host: h.name.clone(),
-                inputs: h.inputs.clone(),
-                differs: h.differs.clone(),
-            })
-            .collect();
-        conflicts.sort_by(|a, b| a.host.cmp(&b.host));
         let [kernel, distribution, systemd, mode] = &dims;
         FleetReport {
             schema: FLEET_SCHEMA.to_string(),
@@ -559,11 +574,23 @@ impl Aggregator {
             rules,
             blockers,
             families,
-            unreadable: self.unreadable,
-            conflicts,
-            anonymous: self.anonymous,
+            unreadable: self.unreadable.clone(),
+            conflicts: self.conflicts(),
+            anonymous: self.anonymous.clone(),
         }
     }
+}
+
+/// The counts of a fleet, made once all inputs are in.
+#[derive(Debug, Default)]
+struct Tally<'a> {
+    verdicts: VerdictCounts,
+    /// kernel, distribution, systemd, mode: value → verdicts.
+    dims: [BTreeMap<String, VerdictCounts>; 4],
+    /// rule → (worst severity, title, hosts).
+    rules: BTreeMap<&'a str, (Severity, &'a str, Vec<usize>)>,
+    /// family fingerprint → hosts.
+    families: HashMap<u64, Vec<usize>>,
 }
 
 /// Whether two inputs of one host name the same rules at the same severities.
@@ -706,21 +733,35 @@ mod tests {
         );
     }
 
+    /// Two hosts with one hostname but different machine ids stay two
+    /// (told apart by file, then by path); documents of one hostname and no
+    /// conflicting machine id are one host.
     #[test]
-    fn repeated_hostnames_stay_distinct() {
+    fn hosts_are_counted_by_identity() {
         let mut agg = Aggregator::new();
-        for src in ["a/web1.json", "b/web1.json", "c/other.json", "d/web1.json"] {
-            agg.add(&rec("web1", src));
+        let ids = ["a", "b", "c", "d"].map(|c| c.repeat(32));
+        for (src, id) in ["a/web1.json", "b/web1.json", "c/other.json", "d/web1.json"]
+            .iter()
+            .zip(&ids)
+        {
+            let mut r = rec("web1", src);
+            r.machine_id = Some(id.clone());
+            agg.add(&r);
         }
+        agg.add(&rec("db1", "e/db1.json"));
+        agg.add(&rec("db1", "f/db1.plan.json"));
         let r = agg.finish();
+        assert_eq!(r.hosts, 5);
         assert_eq!(
             r.families[0].members,
             vec![
+                "db1",
                 "web1",
                 "web1 (d/web1.json)",
                 "web1 (other.json)",
                 "web1 (web1.json)"
             ]
         );
+        assert!(r.conflicts.is_empty() && r.anonymous.is_empty());
     }
 }

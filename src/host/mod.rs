@@ -17,6 +17,7 @@
 //! decoding of mountinfo's octal escapes, which procfs-core leaves in place.
 
 pub mod contain;
+pub mod systemd;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;

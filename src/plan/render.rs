@@ -205,15 +205,6 @@ fn human_header(p: &Plan, md: bool, out: &mut String) {
             p.controllers.join(" ")
         }
     );
-    if let Some(v) = p.verdict {
-        let blockers = p.blockers().count();
-        let why = match blockers {
-            0 => String::new(),
-            1 => " (1 blocker)".into(),
-            n => format!(" ({n} blockers)"),
-        };
-        let _ = writeln!(out, "verdict: {}{why}", v.label());
-    }
     let tried: Vec<String> = p
         .spine
         .tried
@@ -227,16 +218,15 @@ fn human_header(p: &Plan, md: bool, out: &mut String) {
         p.spine.settings_affected,
         tried.join(", ")
     );
-    let blockers = p
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Blocker)
-        .count();
+    // The assessment's verdict (the audit's): blockers no waiver accepts.
+    let blockers = p.blockers().count();
     if blockers > 0 {
         let _ = writeln!(
             out,
             "BLOCKED: {blockers} blocker(s) below; v2 cannot express this host as it is"
         );
+    } else if let Some(v) = p.verdict {
+        let _ = writeln!(out, "verdict: {}", v.label());
     }
 }
 

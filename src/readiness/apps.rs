@@ -298,7 +298,7 @@ fn compose_finding(rule: &Rule, s: &Setting) -> Finding {
     f
 }
 
-/// Every rule of this file, for the catalog (`readiness::rule::table`).
+/// Every rule of this file, for the catalog (`readiness::rule_table`).
 pub(super) const RULES: &[&Rule] = &[
     &SLURM_V1,
     &SLURM_OLD,

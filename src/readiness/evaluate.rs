@@ -570,7 +570,7 @@ fn systemd(c: &Component, cx: Context<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// Every rule of this file, for the catalog (`readiness::rule::table`):
+/// Every rule of this file, for the catalog (`readiness::rule_table`):
 /// the version table's and the others.
 pub(super) fn rules() -> impl Iterator<Item = &'static Rule> {
     BELOW.iter().map(|(_, _, r)| r).chain(RULES.iter().copied())

@@ -531,7 +531,7 @@ const KCONF_PSI: Rule = Rule {
     source: "reference §3.2",
 };
 
-/// Every rule of this file, for the catalog (`readiness::rule::table`).
+/// Every rule of this file, for the catalog (`readiness::rule_table`).
 pub(super) const RULES: &[&Rule] = &[
     &UNIT_LEGACY,
     &UNIT_LEGACY_COVERED,

@@ -156,20 +156,3 @@ pub struct RuleRow {
     /// Where the fact comes from.
     pub source: &'static str,
 }
-
-/// Every readiness rule: the one table the findings are made from
-/// (`evaluate`, `evaluate_config`, `apps`), for `explain` and `rules list`.
-pub fn table() -> Vec<RuleRow> {
-    super::evaluate::rules()
-        .chain(super::evaluate_config::RULES.iter().copied())
-        .chain(super::apps::RULES.iter().copied())
-        .map(|r| RuleRow {
-            id: r.id,
-            severity: cap(r.severity, r.confidence),
-            title: r.title,
-            needed: r.needed,
-            why: r.why,
-            source: r.source,
-        })
-        .collect()
-}
