@@ -121,7 +121,7 @@ pub fn plan_json(b: &[u8]) {
 /// any machine of the fleet), through `fleet::run` and every renderer.
 pub fn fleet_input(b: &[u8]) {
     let path = input_file(b, "json");
-    let opts = cgmig::fleet::FleetOptions { plans_dir: None };
+    let opts = cgmig::fleet::FleetOptions::default();
     let Ok(report) = cgmig::fleet::run(&[path], rules(), &opts) else {
         return;
     };
