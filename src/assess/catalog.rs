@@ -43,7 +43,7 @@ pub fn builtins() -> Vec<Builtin> {
         id: r.id,
         severity: r.severity,
         title: r.title,
-        remediation: format!("{} ({}; source: {})", r.needed, r.why, r.source),
+        remediation: format!("{}. {} (source: {})", r.needed, r.why, r.source),
         origin: "workload readiness, docs/readiness.md",
     }));
     out.extend(kinds(

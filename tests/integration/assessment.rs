@@ -139,6 +139,14 @@ fn one_verdict(docs: &Docs, what: &str) -> String {
         severities(&plan["findings"]),
         "{what}: audit and plan findings"
     );
+    // Every id a report shows explains itself (`explain`, `rules list`).
+    for f in audit["findings"].as_array().unwrap() {
+        let id = f["rule"].as_str().unwrap();
+        assert!(
+            cgmig::assess::catalog::knows(id, &crate::util::rules()),
+            "{what}: {id} is in no table"
+        );
+    }
     let audit_rules: BTreeMap<String, String> = {
         let mut m: BTreeMap<String, String> = BTreeMap::new();
         for f in audit["findings"].as_array().unwrap() {
