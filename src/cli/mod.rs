@@ -263,25 +263,14 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot> {
     crate::model::validate::parse_snapshot(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// Read a user-named document (snapshot, plan): a regular file, opened
-/// non-blocking, at most `MAX_DOCUMENT_BYTES`, valid UTF-8.
+/// Read a user-named document (snapshot, plan) through the one door
+/// (`host::door::read_text`): a regular file, opened non-blocking, at most
+/// `MAX_DOCUMENT_BYTES`, valid UTF-8.
 pub fn read_document(path: &Path) -> Result<String> {
-    use crate::host::contain::{ReadError, read_user_file};
-    let bytes = read_user_file(path, crate::host::MAX_DOCUMENT_BYTES).map_err(|e| match e {
-        ReadError::Io(e) => anyhow::anyhow!("cannot read {}: {e}", path.display()),
-        ReadError::NotRegular(kind) => anyhow::anyhow!(
-            "cannot read {}: it is a {kind}, not a regular file",
-            path.display()
-        ),
-        ReadError::TooLarge(n) => anyhow::anyhow!("cannot read {}: larger than {n} bytes", path.display()),
-    })?;
-    String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: not UTF-8 text (byte {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })
+    Ok(crate::host::door::read_text(
+        path,
+        crate::host::MAX_DOCUMENT_BYTES,
+    )?)
 }
 
 /// Load rules, printing every rule error; the good rules are returned.

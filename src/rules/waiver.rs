@@ -90,12 +90,12 @@ pub enum WaiverError {
         /// What is wrong.
         problem: String,
     },
-    /// The file could not be read.
-    #[error("{file}: cannot read: {message}")]
+    /// The file could not be read (not a regular file, too large, not UTF-8, an OS error).
+    #[error("{message}")]
     Io {
         /// The file.
         file: String,
-        /// The OS error.
+        /// What went wrong, naming the file.
         message: String,
     },
     /// The YAML is broken or is not a list of waivers.
@@ -156,7 +156,10 @@ impl Waivers {
     /// and every problem, each naming the file and line.
     pub fn load_file(&mut self, path: &Path) -> Vec<WaiverError> {
         let file = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
+        // Through the door every user-named document takes: a regular file
+        // (a FIFO does not block), bounded, UTF-8, nested no deeper than the
+        // loaders accept.
+        let text = match crate::host::door::read_text(path, crate::host::MAX_DOCUMENT_BYTES) {
             Ok(t) => t,
             Err(e) => {
                 return vec![WaiverError::Io {
@@ -165,6 +168,14 @@ impl Waivers {
                 }];
             }
         };
+        if let Err(e) = crate::host::door::check_depth(&text) {
+            return vec![WaiverError::Syntax {
+                file,
+                line: e.line,
+                column: 1,
+                message: format!("nested deeper than {} levels", crate::host::door::MAX_DEPTH),
+            }];
+        }
         self.load_text(&file, &text)
     }
 

@@ -13,6 +13,7 @@ mod assessment;
 mod audit;
 mod bad;
 mod cli;
+mod convert;
 mod fleet;
 mod fuzz;
 mod kernel;
