@@ -559,7 +559,6 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
         .collect();
     drop(look);
     owner_values(p, &unit_nodes, &units, &runtimes, ctx.version);
-    fk::relabel_device_findings(&mut p.findings, &map);
     p.findings.extend(findings);
     let version = ctx.version;
     p.owners = PlanOwners {
