@@ -25,9 +25,9 @@ if [ $PHASE = hybrid ]; then
   cgmig scan -o $O/snap.json 2> $O/scan.err
   cgmig audit --format json --fail-on never -o $O/audit.json 2> $O/audit.err
   cgmig audit --fail-on never -o $O/audit.txt 2>> $O/audit.err
-  cgmig plan --format json -o $O/plan.json 2> $O/plan.err
+  cgmig plan --fail-on never --format json -o $O/plan.json 2> $O/plan.err
   echo $? > $O/plan.rc
-  cgmig plan -o $O/plan.txt 2>> $O/plan.err
+  cgmig plan --fail-on never -o $O/plan.txt 2>> $O/plan.err
   cgmig convert -o $O/convert > $O/convert.out 2>&1
   echo $? > $O/convert.rc
   # The plan's drop-ins: each unit's v2 directives, each delegation, and the
