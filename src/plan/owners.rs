@@ -295,12 +295,21 @@ fn kept_action_findings(p: &Plan, version: Option<u32>) -> Vec<Finding> {
     let pre: foldhash::HashMap<&str, Vec<String>> = super::prebuilt::prebuilt(p).into_iter().collect();
     let mut out = Vec::new();
     // A threaded subtree rooted in, or running through, an owner's cgroup
-    // (the root excepted: it may always hold one).
-    for n in p
-        .nodes
-        .iter()
-        .filter(|n| n.path != "/" && n.node_type != NodeType::Domain && pre.contains_key(n.path.as_str()))
-    {
+    // (the root excepted: it may always hold one). libvirt is the owner
+    // that builds one itself: on v2 it creates its vcpuN, emulator and
+    // iothreadN cgroups with `cgroup.type` threaded (vircgroupv2.c,
+    // VIR_CGROUP_THREAD), so its own thread split stands.
+    let builds_threads = |path: &str| {
+        p.owners
+            .owner_of(path)
+            .is_some_and(|o| o.manager == crate::owners::Manager::Libvirt)
+    };
+    for n in p.nodes.iter().filter(|n| {
+        n.path != "/"
+            && n.node_type != NodeType::Domain
+            && pre.contains_key(n.path.as_str())
+            && !builds_threads(&n.path)
+    }) {
         out.push(fk::THREADED_IN_OWNER.at(
             &n.path,
             format!(
