@@ -220,6 +220,16 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
         }
         Some(PLAN_SCHEMA) => {
             let plan: Plan = crate::report::from_data(&text).map_err(|e| bad(e.to_string()))?;
+            // A plan is checked like `apply` checks it: a forged one is no host's.
+            let problems = crate::plan::document::check_loaded(&plan);
+            if let Some(v) = problems.first() {
+                return Err(bad(format!(
+                    "not a valid plan ({} problems; the first: {}: {})",
+                    problems.len(),
+                    v.at,
+                    v.message
+                )));
+            }
             Ok((from_plan(&plan, path, &stem), Loaded::Plan(Box::new(plan))))
         }
         Some(other) => Err(bad(format!(
