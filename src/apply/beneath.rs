@@ -259,6 +259,21 @@ impl Beneath {
     }
 }
 
+/// An absolute, normalized filesystem path (a v1 mount point): no `.`,
+/// `..` or empty name, not `/` itself.
+pub fn mount_point(field: &str, p: &str) -> Result<(), String> {
+    let normal = p.strip_prefix('/').is_some_and(|rest| {
+        !rest.is_empty() && rest.split('/').all(|n| !n.is_empty() && n != "." && n != "..")
+    }) && !p.contains('\0');
+    if normal {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} {p:?} is not an absolute, normalized mount point"
+        ))
+    }
+}
+
 /// A name is one component: not empty, `.`, `..`, and without `/` or NUL.
 pub fn check_name(name: &[u8]) -> Result<(), Errno> {
     if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {

@@ -1164,7 +1164,7 @@ fn mount_point_dir(point: &str) -> Result<std::os::fd::OwnedFd, HandoverError> {
         point: point.to_string(),
         why,
     };
-    super::scope::mount_point("mount point", point).map_err(refuse)?;
+    super::beneath::mount_point("mount point", point).map_err(refuse)?;
     let open = |dir: Option<&OwnedFd>, name: &str, flags: OFlag| -> Result<OwnedFd, Errno> {
         let fd = nix::fcntl::openat(
             dir.map(AsRawFd::as_raw_fd),

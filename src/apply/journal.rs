@@ -368,7 +368,7 @@ fn not_a_journal(line: &str, e: Option<&serde_json::Error>) -> String {
 /// The header's options: a normalized mount point, prefix and `--only`.
 fn check_options(o: &RunOptions) -> Result<(), String> {
     if o.mount != "/" {
-        super::scope::mount_point("mount", &o.mount)?;
+        super::beneath::mount_point("mount", &o.mount)?;
     }
     crate::model::path::cgroup_names(&o.prefix).map_err(|e| format!("prefix {:?}: {e}", o.prefix))?;
     if let Some(only) = &o.only {

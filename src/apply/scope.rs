@@ -20,6 +20,7 @@
 //!
 //! Each refusal says which step, which field and which value.
 
+use super::beneath::mount_point;
 use super::step::{Before, Step, V1State};
 use crate::model::Controller;
 use crate::model::files::{V2_DELEGATION_FILES, is_v2_setting_target};
@@ -193,21 +194,6 @@ fn v1_hierarchy(h: &str) -> Result<(), String> {
         return Err(format!("{h:?} is not a list of v1 controllers"));
     }
     Ok(())
-}
-
-/// An absolute, normalized filesystem path (a v1 mount point): no `.`,
-/// `..` or empty name, not `/` itself.
-pub fn mount_point(field: &str, p: &str) -> Result<(), String> {
-    let normal = p.strip_prefix('/').is_some_and(|rest| {
-        !rest.is_empty() && rest.split('/').all(|n| !n.is_empty() && n != "." && n != "..")
-    }) && !p.contains('\0');
-    if normal {
-        Ok(())
-    } else {
-        Err(format!(
-            "{field} {p:?} is not an absolute, normalized mount point"
-        ))
-    }
 }
 
 fn wait_bound(ms: u64) -> Result<(), String> {

@@ -535,7 +535,7 @@ pub fn derived_actions(p: &Plan) -> Vec<Action> {
         owners: p.owners.clone(),
         process_keys: Vec::new(),
     };
-    crate::owners::strip_actions(&mut shell);
+    owners::strip_actions(&mut shell);
     shell.actions
 }
 
