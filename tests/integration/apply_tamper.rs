@@ -43,11 +43,12 @@ impl Drop for World {
 }
 
 impl World {
-    fn new(v2: &Path) -> World {
+    /// `who` names the test: tests of this file run side by side.
+    fn new(v2: &Path, who: &str) -> World {
         let dir = tempfile::tempdir().unwrap();
         let id = std::process::id();
-        let target = v2.join(format!("cgmig-test-tamper-{id}"));
-        let decoy_cg = v2.join(format!("cgmig-test-tamper-{id}-decoy"));
+        let target = v2.join(format!("cgmig-test-{who}-{id}"));
+        let decoy_cg = v2.join(format!("cgmig-test-{who}-{id}-decoy"));
         std::fs::create_dir_all(decoy_cg.join("home")).unwrap();
         std::fs::create_dir_all(decoy_cg.join("other/deep")).unwrap();
         std::fs::write(decoy_cg.join("other/cgroup.max.depth"), "3").unwrap();
@@ -379,7 +380,7 @@ fn real_kernel_tampered_plans_and_journals_are_refused_and_change_nothing() {
         crate::kernel_util::skip_or_fail("no cgroup2 mount");
         return;
     };
-    let w = World::new(&v2);
+    let w = World::new(&v2, "tamper");
     let base = base_plan(w.pid());
     let good = w.path("plan.json");
     std::fs::write(&good, serde_json::to_string_pretty(&base).unwrap()).unwrap();
@@ -746,4 +747,116 @@ fn killed_then_forged_resume(w: &World, good: &str, before: &[String]) {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!Path::new(&t2).exists(), "the second target is gone");
     crate::kernel_util::remove_tree(Path::new(&t2));
+}
+
+/// Safe to fumble (root, real kernel): on a terminal the summary is shown
+/// and "n" changes nothing; a step the kernel refuses stops the apply with
+/// exit 1, the steps after it not run, and the exact rollback and resume
+/// commands, which both work.
+#[test]
+#[ignore = "needs root: applies to a private cgroup2 subtree, on a pseudo-terminal"]
+fn real_kernel_fumbles_are_safe() {
+    if !crate::kernel_util::require(&["unshare", "script"]) {
+        return;
+    }
+    let Some(v2) = crate::kernel_util::cgroup2_mount() else {
+        crate::kernel_util::skip_or_fail("no cgroup2 mount");
+        return;
+    };
+    let w = World::new(&v2, "fumble");
+    let good = w.path("plan.json");
+    std::fs::write(&good, serde_json::to_string(&base_plan(w.pid())).unwrap()).unwrap();
+    let before = w.fingerprint();
+
+    // A terminal (script(1) gives one), answered "n".
+    let cmd = format!(
+        "CGMIG_LOCK={d}/lock CGMIG_RUN_DIR={d}/run CGMIG_STATE_DIR={d}/state unshare -m {b} apply {good} --match keys --target {t}",
+        d = w.dir.path().display(),
+        b = bin(),
+        t = w.t()
+    );
+    let mut c = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(c.stdin.as_mut().unwrap(), b"n\n").unwrap();
+    let o = c.wait_with_output().unwrap();
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(2), "{tty}");
+    for want in [
+        "cgmig apply ",
+        "3 cgroups to create",
+        "writes      2 settings",
+        "moves       1 processes",
+        "owners      1 delegated cgroups chowned",
+        "journal     ",
+        "apply this plan now? [y/N]",
+        "not confirmed: nothing was changed",
+    ] {
+        assert!(tty.contains(want), "{want:?} not in:\n{tty}");
+    }
+    assert!(!w.target.exists() && w.journals().is_empty(), "nothing written");
+    assert_eq!(w.fingerprint(), before);
+
+    // A value the kernel refuses: the apply stops there.
+    let mut v = base_plan(w.pid());
+    v["nodes"][1]["settings"][0]["value"] = json!("many");
+    for a in actions(&mut v) {
+        if a["action"] == "write" && a["path"] == "/a" {
+            a["value"] = json!("many");
+        }
+    }
+    let bad = w.path("bad-value.json");
+    std::fs::write(&bad, serde_json::to_string(&v).unwrap()).unwrap();
+    let j = w.path("run/stop.journal");
+    let o = w.run(
+        &[
+            "apply",
+            &bad,
+            "--yes",
+            "--match",
+            "keys",
+            "--target",
+            &w.t(),
+            "--journal",
+            &j,
+        ],
+        &[],
+    );
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains("apply stopped at step") && err.contains("cgroup.max.descendants"),
+        "{err}"
+    );
+    let rollback = format!("cgmig rollback {j} --yes");
+    let resume = format!("cgmig apply {bad} --resume --journal {j} --yes --match keys");
+    assert!(err.contains(&rollback) && err.contains(&resume), "{err}");
+    assert!(
+        out.contains("not run") && out.contains(&format!("journal {j}")),
+        "{out}"
+    );
+    // The steps after the failed one did not run: /a/b keeps the kernel's
+    // default depth, /c was not given away.
+    assert_eq!(
+        std::fs::read_to_string(w.target.join("a/b/cgroup.max.depth"))
+            .unwrap()
+            .trim(),
+        "max"
+    );
+    assert_eq!(std::fs::metadata(w.target.join("c")).unwrap().uid(), 0);
+    // The printed resume fails again at the same step (nothing was fixed) ...
+    let o = w.run(&["apply", &bad, "--resume", "--journal", &j, "--yes"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    // ... and the printed rollback leaves nothing.
+    let o = w.run(&["rollback", &j, "--yes"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!w.target.exists(), "rolled back");
+    assert_eq!(w.fingerprint(), before);
 }
