@@ -1012,6 +1012,9 @@ fn dry_preflight(
 /// again and checked to be cgroup2, and each step whose effect is still
 /// there is undone, last first.
 pub fn rollback(a: RollbackArgs) -> Result<i32> {
+    // A journal that is not one (or not to be trusted) is said first, as
+    // such; then --yes, the lock, and the journal again under the lock.
+    Journal::read(&a.journal)?.check_boot()?;
     need_yes(a.yes, "rollback")?;
     let _lock = Lock::take()?;
     let j = Journal::read(&a.journal)?;

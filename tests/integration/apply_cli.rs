@@ -63,6 +63,21 @@ impl Case {
     fn journal(&self) -> PathBuf {
         self.dir.path().join("plan.journal")
     }
+    /// A valid journal of this boot with no steps, at [`Case::journal`].
+    fn empty_journal(&self) -> PathBuf {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+        let p = self.journal();
+        std::fs::write(
+            &p,
+            format!(
+                r#"{{"kind":"header","schema":"cgmig.journal/v2","plan_hash":"0","plan":"p.json","boot_id":"{}","options":{{"stage":null,"only":null,"live":false,"mount":"/sys/fs/cgroup","prefix":"/"}},"steps":[]}}
+"#,
+                boot.trim()
+            ),
+        )
+        .unwrap();
+        p
+    }
 }
 
 fn refused(o: &Output, what: &str) {
@@ -175,7 +190,7 @@ fn a_second_apply_refuses_while_the_lock_is_held() {
     let _held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
     let o = c.run(&["apply", &c.p(), "--force-host", "--yes"]);
     refused(&o, "another cgmig apply or rollback is running");
-    let o = c.run(&["rollback", &c.journal().display().to_string(), "--yes"]);
+    let o = c.run(&["rollback", &c.empty_journal().display().to_string(), "--yes"]);
     refused(&o, "another cgmig apply or rollback is running");
 }
 
@@ -200,10 +215,10 @@ fn apply_and_rollback_need_yes_when_not_on_a_terminal() {
         refused(&o, "pass --yes");
         assert!(stderr(&o).contains("--dry-run"), "{}", stderr(&o));
     }
-    let j = c.journal().display().to_string();
+    assert!(c.journals().is_empty());
+    let j = c.empty_journal().display().to_string();
     let o = c.run(&["rollback", &j]);
     refused(&o, "pass --yes");
-    assert!(c.journals().is_empty());
     assert!(!c.dir.path().join("lock").exists(), "refused before the lock");
 }
 
