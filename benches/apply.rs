@@ -430,7 +430,10 @@ cleanup() {
   i=0; while [ $i -lt 500 ] && [ "$(awk '$1=="hugetlb"{print $2}' /proc/cgroups)" != 0 ]; do sleep 0.01; i=$((i+1)); done
 } 2>/dev/null
 trap cleanup EXIT
-mkdir -p $H && mount -t cgroup -o hugetlb cgmig-hugetlb $H && mkdir -p $H/b/x && echo 4194304 > $H/b/x/hugetlb.2MB.limit_in_bytes
+mkdir -p $H
+# v2 releases hugetlb asynchronously after the last -hugetlb: retry a moment.
+i=0; until mount -t cgroup -o hugetlb cgmig-hugetlb $H 2>/dev/null; do i=$((i+1)); [ $i -gt 400 ] && exit 1; sleep 0.025; done
+mkdir -p $H/b/x && echo 4194304 > $H/b/x/hugetlb.2MB.limit_in_bytes
 sleep 300 & P=$!; echo $P > $H/b/x/cgroup.procs
 $BIN scan -o $W/s.json 2>/dev/null && python3 $W/filter.py $W/s.json $W/f.json && $BIN plan --snapshot $W/f.json --format json -o $W/p.json
 rm -f $W/p.journal

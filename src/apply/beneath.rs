@@ -194,8 +194,13 @@ impl Beneath {
     /// `mkdir` the last of `names` in its parent (mode 0755, as `mkdir(1)`).
     pub fn mkdir(&self, names: &[Vec<u8>]) -> Result<(), Errno> {
         let (name, parent) = names.split_last().ok_or(Errno::EEXIST)?;
-        check_name(name)?;
         let dir = self.open_at(parent, path_dir())?;
+        self.mkdir_in(dir.as_fd(), name)
+    }
+
+    /// `mkdir` one name in a directory opened beneath the mount.
+    pub fn mkdir_in(&self, dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
+        check_name(name)?;
         nix::sys::stat::mkdirat(
             Some(dir.as_raw_fd()),
             OsStr::from_bytes(name),
@@ -206,8 +211,13 @@ impl Beneath {
     /// `rmdir` the last of `names` in its parent.
     pub fn rmdir(&self, names: &[Vec<u8>]) -> Result<(), Errno> {
         let (name, parent) = names.split_last().ok_or(Errno::EBUSY)?;
-        check_name(name)?;
         let dir = self.open_at(parent, path_dir())?;
+        self.rmdir_in(dir.as_fd(), name)
+    }
+
+    /// `rmdir` one name in a directory opened beneath the mount.
+    pub fn rmdir_in(&self, dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
+        check_name(name)?;
         nix::unistd::unlinkat(
             Some(dir.as_raw_fd()),
             OsStr::from_bytes(name),

@@ -351,16 +351,21 @@ impl<'a> Runner<'a> {
         self.journal.is_none()
     }
 
-    /// Append a record: one `write(2)`, before the step it announces acts.
+    /// Append a record: an intent is written before its step acts; an
+    /// outcome goes out with the next intent (or at the end).
     fn record(&mut self, rec: &Record) -> Result<(), ApplyError> {
         if let Some(j) = &mut self.journal {
-            j.append(rec)?;
+            match rec {
+                Record::Intent { .. } => j.append(rec)?,
+                _ => j.append_later(rec)?,
+            }
         }
         self.boundary();
         Ok(())
     }
 
-    /// Crash-test hook: die the hard way at the chosen boundary.
+    /// Crash-test hook: die the hard way at the chosen boundary (what the
+    /// journal has in the page cache by then is what a kill leaves).
     fn boundary(&mut self) {
         self.boundaries += 1;
         if self.kill_after == Some(self.boundaries) {
@@ -595,21 +600,15 @@ fn finished(seq: usize, step: &Step, r: StepResult, earlier: bool, dry: bool) ->
     }
 }
 
+/// `mkdir`: its success is the kernel saying the cgroup is there; an
+/// existing one counts as done (what was there before is in the intent).
 fn create(h: &mut dyn Host, path: &str) -> StepResult {
-    if h.exists(path) {
-        return Ok(Some("already there".into()));
-    }
     match h.mkdir(path) {
-        Ok(())
-        | Err(super::TargetError {
+        Ok(()) => Ok(None),
+        Err(super::TargetError {
             errno: Errno::EEXIST, ..
-        }) => {}
-        Err(e) => return fail(format!("mkdir {e}")),
-    }
-    if h.exists(path) {
-        Ok(None)
-    } else {
-        fail(format!("{path}: mkdir succeeded but the cgroup is not there"))
+        }) => Ok(Some("already there".into())),
+        Err(e) => fail(format!("mkdir {e}")),
     }
 }
 
@@ -654,17 +653,35 @@ fn move_process(h: &mut dyn Host, pid: Pid, path: &str, before: &Before) -> Step
     }
     // A child forked while the move ran may have landed in the old cgroup.
     let mut forked = Vec::new();
-    if let Some(src) = before.cgroup.as_deref().filter(|s| *s != path)
-        && let Ok(procs) = h.read(src, "cgroup.procs")
-    {
-        for q in procs.lines().filter_map(|l| l.trim().parse::<Pid>().ok()) {
-            if h.parent_pid(q) == Some(pid) && h.write(path, "cgroup.procs", &q.to_string()).is_ok() {
+    if let Some(src) = before.cgroup.as_deref().filter(|s| *s != path) {
+        for q in left_behind(h, pid, src) {
+            if h.write(path, "cgroup.procs", &q.to_string()).is_ok() {
                 forked.push(q.to_string());
             }
         }
     }
     Ok((!forked.is_empty())
         .then(|| format!("also moved children forked during the move: {}", forked.join(" "))))
+}
+
+/// Children of `pid` still in `src`: from the kernel's list of its children
+/// (a few reads), or else by reading every process of `src` and its parent
+/// (a cgroup with thousands of processes made each move cost thousands of
+/// reads: docs/performance.md).
+fn left_behind(h: &dyn Host, pid: Pid, src: &str) -> Vec<Pid> {
+    match h.child_pids(pid) {
+        Some(kids) => kids
+            .into_iter()
+            .filter(|k| h.cgroup_of_task(*k, k.main_thread()).is_ok_and(|c| c == src))
+            .collect(),
+        None => h
+            .read(src, "cgroup.procs")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse::<Pid>().ok())
+            .filter(|q| h.parent_pid(*q) == Some(pid))
+            .collect(),
+    }
 }
 
 fn move_thread(h: &mut dyn Host, pid: Pid, tid: Tid, path: &str) -> StepResult {

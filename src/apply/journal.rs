@@ -474,11 +474,16 @@ fn owned_safely(uid: u32, mode: u32, sticky_ok: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Appends records: each one `write(2)` before the step it describes acts.
+/// Appends records: each intent is in the file (one `write(2)`) before the
+/// step it announces acts; an outcome may wait in [`Writer::append_later`]
+/// and go out with the next intent.
 #[derive(Debug)]
 pub struct Writer {
     file: File,
     path: PathBuf,
+    /// Outcomes not written yet: losing them to a kill only means their
+    /// (idempotent) steps run again on resume.
+    pending: Vec<u8>,
 }
 
 impl Writer {
@@ -503,6 +508,7 @@ impl Writer {
         let mut w = Writer {
             file,
             path: path.into(),
+            pending: Vec::new(),
         };
         w.append(header)?;
         Ok(w)
@@ -523,23 +529,50 @@ impl Writer {
         Ok(Writer {
             file,
             path: path.into(),
+            pending: Vec::new(),
         })
     }
 
-    /// Append one record: one `write(2)`, in the page cache when it returns
-    /// (which is what survives a kill of this process).
+    /// Append one record, with any outcomes waiting before it: one
+    /// `write(2)`, in the page cache when it returns (which is what survives
+    /// a kill of this process).
     pub fn append(&mut self, rec: &Record) -> Result<(), ApplyError> {
-        let mut line = serde_json::to_string(rec).map_err(|e| ApplyError::Refused(e.to_string()))?;
-        line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(|e| ApplyError::io(&self.path, e))
+        self.append_later(rec)?;
+        self.flush()
     }
 
-    /// `fdatasync`: once, when the run ends (the journal then outlives a
-    /// power cut too, for whoever reads it after the reboot).
+    /// Append an outcome that may wait for the next record's write (a done
+    /// step and the next intent are one `write(2)`, not two).
+    pub fn append_later(&mut self, rec: &Record) -> Result<(), ApplyError> {
+        serde_json::to_writer(&mut self.pending, rec).map_err(|e| ApplyError::Refused(e.to_string()))?;
+        self.pending.push(b'\n');
+        Ok(())
+    }
+
+    /// Write what waits.
+    pub fn flush(&mut self) -> Result<(), ApplyError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let r = self.file.write_all(&self.pending);
+        self.pending.clear();
+        r.map_err(|e| ApplyError::io(&self.path, e))
+    }
+
+    /// Write what waits and `fdatasync`: once, when the run ends (the
+    /// journal then outlives a power cut too, for whoever reads it after
+    /// the reboot).
     pub fn sync(&mut self) -> Result<(), ApplyError> {
+        self.flush()?;
         self.file.sync_data().map_err(|e| ApplyError::io(&self.path, e))
+    }
+}
+
+impl Drop for Writer {
+    /// An early return (an error between steps) still writes the outcomes
+    /// it has.
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 

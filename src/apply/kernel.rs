@@ -336,6 +336,17 @@ impl Host for KernelTarget {
             .and_then(|v| v.trim().parse().ok())
     }
 
+    fn child_pids(&self, pid: Pid) -> Option<Vec<Pid>> {
+        let mut kids = Vec::new();
+        for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let t = t.ok()?;
+            // No such file: a kernel without CONFIG_PROC_CHILDREN.
+            let text = std::fs::read_to_string(t.path().join("children")).ok()?;
+            kids.extend(text.split_whitespace().filter_map(|k| k.parse::<Pid>().ok()));
+        }
+        Some(kids)
+    }
+
     fn owner(&self, path: &str, file: Option<&str>) -> Option<UidGid> {
         let mut n = names(path).ok()?;
         if let Some(f) = file {

@@ -149,9 +149,15 @@ struct Stopped {
 pub fn read_plan(path: &Path) -> Result<Plan, ApplyError> {
     // A regular file, bounded (a FIFO must not block: issue 10, class 2).
     let text = super::read_document(path).map_err(|e| ApplyError::Refused(format!("{e:#}")))?;
-    let v: serde_json::Value = crate::report::from_data(&text)
+    /// The schema alone, read before the whole plan (no tree of values in
+    /// between: a plan of 100,000 nodes is parsed once into its types).
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        schema: Option<String>,
+    }
+    let peek: Peek = crate::report::from_data(&text)
         .map_err(|e| ApplyError::Refused(format!("{}: not a readable plan: {e}", path.display())))?;
-    match v.get("schema").and_then(|s| s.as_str()) {
+    match peek.schema.as_deref() {
         Some(PLAN_SCHEMA) => {}
         Some(other) => {
             return Err(ApplyError::Refused(format!(
@@ -166,7 +172,7 @@ pub fn read_plan(path: &Path) -> Result<Plan, ApplyError> {
             )));
         }
     }
-    let plan: Plan = serde_json::from_value(v)
+    let plan: Plan = crate::report::from_data(&text)
         .map_err(|e| ApplyError::Refused(format!("{}: invalid plan: {e}", path.display())))?;
     // Another owner's cgroup is named as such (issue 14) before the
     // general check says the action does not follow from the nodes.
@@ -201,15 +207,20 @@ fn owned_elsewhere(path: &Path, plan: &Plan) -> Result<(), ApplyError> {
     )))
 }
 
-fn scoped(plan: &Plan, stage: Option<usize>, only: Option<&str>) -> Result<Plan, ApplyError> {
+/// The part of the plan `--stage`/`--only` select (the plan itself when
+/// neither is given: no copy, no rules loaded).
+fn scoped(plan: Plan, stage: Option<usize>, only: Option<&str>) -> Result<Plan, ApplyError> {
+    if stage.is_none() && only.is_none() {
+        return Ok(plan);
+    }
     let (rules, _) = crate::rules::RuleSet::load(&[]);
     let leaf = rules.policy().leaf_name.clone();
-    let mut p = plan.clone();
+    let mut p = plan;
+    let stages = p.stages.len();
     if let Some(n) = stage {
         p = p.for_stage(n, &leaf).ok_or_else(|| {
             ApplyError::Refused(format!(
-                "--stage {n}: there is no stage {n} (this plan has {})",
-                plan.stages.len()
+                "--stage {n}: there is no stage {n} (this plan has {stages})"
             ))
         })?;
     }
@@ -359,16 +370,16 @@ fn confirm(yes: bool, summary: &str, question: &str) -> Result<(), ApplyError> {
 pub fn apply(a: ApplyArgs) -> Result<i32> {
     let full = read_plan(&a.plan)?;
     if a.dry_run {
-        return dry_run(&a, &full);
+        return dry_run(&a, full);
     }
     // Asked first, before anything is scanned, locked or written.
     need_yes(a.yes, if a.resume { "apply --resume" } else { "apply" })?;
     let _lock = Lock::take()?;
     let hash = journal::plan_hash(&full);
     if a.resume {
-        return resume(&a, &full, &hash);
+        return resume(&a, full, &hash);
     }
-    let plan = scoped(&full, a.stage, a.only.as_deref())?;
+    let plan = scoped(full, a.stage, a.only.as_deref())?;
     if !a.force_host {
         let why = check_host(&plan);
         if !why.is_empty() {
@@ -417,7 +428,7 @@ struct Prepared {
 /// this plan calls for (checked step by step: a journal is data, not a
 /// script). Before each move the process must still be one the plan places
 /// there, matched by its key.
-fn resume(a: &ApplyArgs, full: &Plan, hash: &str) -> Result<i32> {
+fn resume(a: &ApplyArgs, full: Plan, hash: &str) -> Result<i32> {
     let journal_path = match &a.journal {
         Some(p) => p.clone(),
         None => journal::default_path(&journal::run_dir(), hash, a.stage, a.only.as_deref()),
@@ -884,7 +895,7 @@ fn progress(n: usize) -> Option<indicatif::ProgressBar> {
     })
 }
 
-fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
+fn dry_run(a: &ApplyArgs, full: Plan) -> Result<i32> {
     let plan = scoped(full, a.stage, a.only.as_deref())?;
     let snap = super::load_input(&a.input)?;
     let mut sim = Simulator::from_snapshot(&snap);
