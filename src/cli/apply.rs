@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 
 use super::InputArgs;
@@ -155,8 +154,9 @@ pub fn read_plan(path: &Path) -> Result<Plan, ApplyError> {
     struct Peek {
         schema: Option<String>,
     }
-    let peek: Peek = crate::report::from_data(&text)
-        .map_err(|e| ApplyError::Refused(format!("{}: not a readable plan: {e}", path.display())))?;
+    // The one door's parser: nesting bounded before any parser recurses.
+    let peek: Peek = crate::host::door::parse(path, &text)
+        .map_err(|e| ApplyError::Refused(format!("not a readable plan: {e}")))?;
     match peek.schema.as_deref() {
         Some(PLAN_SCHEMA) => {}
         Some(other) => {
@@ -172,8 +172,8 @@ pub fn read_plan(path: &Path) -> Result<Plan, ApplyError> {
             )));
         }
     }
-    let plan: Plan = crate::report::from_data(&text)
-        .map_err(|e| ApplyError::Refused(format!("{}: invalid plan: {e}", path.display())))?;
+    let plan: Plan = crate::host::door::parse(path, &text)
+        .map_err(|e| ApplyError::Refused(format!("invalid plan: {e}")))?;
     // Another owner's cgroup is named as such (issue 14) before the
     // general check says the action does not follow from the nodes.
     owned_elsewhere(path, &plan)?;
@@ -1074,18 +1074,24 @@ pub fn rollback(a: RollbackArgs) -> Result<i32> {
 fn report(mut r: Report<'_>, format: ResultFormat) -> Result<i32> {
     let failed = r.stopped.is_some() || r.steps.iter().any(|o| o.status.is_failed());
     r.not_done = r.steps.iter().filter(|o| !o.status.is_done()).collect();
-    let text = match format {
-        ResultFormat::Json => serde_json::to_string_pretty(&r)? + "\n",
-        ResultFormat::Table => table(&r),
-    };
-    crate::report::write_output(None, &text)?;
+    match format {
+        ResultFormat::Json => super::emit(None, &(serde_json::to_string_pretty(&r)? + "\n"))?,
+        ResultFormat::Table => {
+            let style = super::term::style(true);
+            super::term::emit_human(None, &table(&r, &style), &style)?;
+        }
+    }
     Ok(if failed { 1 } else { 0 })
 }
 
-fn table(r: &Report) -> String {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(["#", "step", "status", "note"]);
+fn table(r: &Report, style: &crate::report::Style) -> String {
+    use crate::report::table::{Cell, Col, Table};
+    let mut t = Table::new(&[
+        ("#", Col::Num),
+        ("step", Col::Text),
+        ("status", Col::Key),
+        ("note", Col::Text),
+    ]);
     // Every step when few; otherwise what was not done.
     let rows: Vec<&Outcome> = if r.steps.len() <= 40 {
         r.steps.iter().collect()
@@ -1093,18 +1099,24 @@ fn table(r: &Report) -> String {
         r.not_done.clone()
     };
     for o in rows {
-        t.add_row([
-            o.seq.map_or_else(|| "-".into(), |s| s.to_string()),
-            crate::report::escape::line(&o.label).into_owned(),
-            o.status.word().into(),
-            crate::report::escape::line(o.note.as_deref().unwrap_or_default()).into_owned(),
+        let status = match o.status {
+            Status::Failed | Status::WouldFail => {
+                Cell::severity(crate::rules::Severity::Error, o.status.word())
+            }
+            _ => Cell::from(o.status.word()),
+        };
+        t.row([
+            o.seq.map_or_else(|| "-".into(), |s| s.to_string()).into(),
+            o.label.clone().into(),
+            status,
+            o.note.clone().unwrap_or_default().into(),
         ]);
     }
     let mut s = String::new();
     for p in &r.preflight {
         s.push_str(&format!("note: {}\n", crate::report::escape::line(p)));
     }
-    s.push_str(&format!("{t}\n"));
+    s.push_str(&t.render(style));
     for n in &r.notes {
         s.push_str(&format!("note: {}\n", crate::report::escape::line(n)));
     }
