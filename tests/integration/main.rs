@@ -10,6 +10,7 @@ mod apply_cli;
 mod apply_kernel;
 mod apply_sim;
 mod apply_tamper;
+mod assessment;
 mod audit;
 mod bad;
 mod cli;
