@@ -376,7 +376,7 @@ fn confirm(yes: bool, summary: &str, question: &str) -> Result<(), ApplyError> {
 /// waived blocker is said, with who and why.
 fn refuse_blockers(a: &ApplyArgs, plan: &mut Plan) -> Result<()> {
     let (rules, _) = crate::rules::RuleSet::embedded();
-    let waivers = super::load_waivers(&a.waive, &rules, &super::verify::plan_ids(plan))?;
+    let waivers = super::load_waivers(&a.waive, &rules, &super::plan_ids(plan))?;
     for f in &mut plan.findings {
         if let Some(w) = f.waived.take()
             && f.severity == crate::rules::Severity::Blocker
