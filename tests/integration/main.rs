@@ -14,6 +14,7 @@ mod audit;
 mod bad;
 mod cli;
 mod convert;
+mod docs;
 mod fleet;
 mod fuzz;
 mod kernel;
