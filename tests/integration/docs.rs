@@ -1271,6 +1271,23 @@ fn help_options_and_shorts(args: &[&str]) -> (BTreeMap<String, BTreeSet<String>>
     (out, shorts)
 }
 
+/// The commands `cgmig --help` lists (`help` aside).
+fn visible_commands() -> Vec<String> {
+    let o = cgmig(&["--help"]);
+    let mut v = Vec::new();
+    let mut on = false;
+    for line in stdout(&o).lines() {
+        if line.starts_with("Commands:") {
+            on = true;
+        } else if !line.starts_with(' ') {
+            on = false;
+        } else if on && let Some(c) = line.split_whitespace().next().filter(|c| *c != "help") {
+            v.push(c.to_string());
+        }
+    }
+    v
+}
+
 /// The synopses of the docs: each `cgmig SUB …` line of a `text` block
 /// (and its indented continuation lines), by subcommand, where it is.
 fn synopses() -> BTreeMap<String, Vec<(String, String)>> {
@@ -1311,22 +1328,7 @@ fn synopses_match_the_help() {
     let synopses = synopses();
     let top = help_options(&[]);
     assert!(top.contains_key("--color"), "cgmig --help lists --color: {top:?}");
-    let commands: Vec<String> = {
-        let o = cgmig(&["--help"]);
-        let text = stdout(&o);
-        let mut v = Vec::new();
-        let mut on = false;
-        for line in text.lines() {
-            if line.starts_with("Commands:") {
-                on = true;
-            } else if !line.starts_with(' ') {
-                on = false;
-            } else if on && let Some(c) = line.split_whitespace().next().filter(|c| *c != "help") {
-                v.push(c.to_string());
-            }
-        }
-        v
-    };
+    let commands = visible_commands();
     assert!(
         commands.len() >= 10,
         "cgmig --help lists its commands: {commands:?}"
@@ -1407,6 +1409,92 @@ fn synopses_match_the_help() {
     assert!(
         problems.is_empty(),
         "synopses that differ from the help:\n{}",
+        problems.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------- man pages
+
+/// A section of a man page (`.SH "NAME"` up to the next `.SH`).
+fn man_section<'a>(page: &'a str, name: &str) -> Option<&'a str> {
+    let start = page
+        .find(&format!(".SH \"{name}\""))
+        .or_else(|| page.find(&format!(".SH {name}\n")))?;
+    let rest = &page[start + 4..];
+    let end = rest.find("\n.SH ").map_or(rest.len(), |e| e + 1);
+    Some(&rest[..end])
+}
+
+/// The man pages `cgmig man` writes and docs/cli.md agree: a page for every
+/// command of `cgmig --help`; every exit code a page lists is a row of the
+/// exit-code table of docs/cli.md (and every row is on some page); every
+/// variable of ENVIRONMENT is named in docs/cli.md.
+#[test]
+fn man_pages_agree_with_cli_md() {
+    let dir = scratch();
+    let o = cgmig(&["man", "-o", &dir.path().display().to_string()]);
+    assert!(o.status.success(), "cgmig man: {}", stderr(&o));
+    let cli = std::fs::read_to_string(repo().join("docs/cli.md")).unwrap();
+    let table = cli
+        .split("## Exit codes")
+        .nth(1)
+        .expect("docs/cli.md has an \"## Exit codes\" section");
+    let row = Regex::new(r"(?m)^\| (\d) \|").unwrap();
+    let documented: BTreeSet<String> = row.captures_iter(table).map(|c| c[1].to_string()).collect();
+    assert!(
+        documented.contains("2"),
+        "docs/cli.md's exit-code table: {documented:?}"
+    );
+    let bold = Regex::new(r"\\fB([A-Z_0-9]+)\\fR").unwrap();
+    let mut problems = Vec::new();
+    let mut listed = BTreeSet::new();
+    let mut pages = 0;
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let page = std::fs::read_to_string(&p).unwrap();
+        pages += 1;
+        let Some(exit) = man_section(&page, "EXIT STATUS") else {
+            problems.push(format!("{name}: no EXIT STATUS"));
+            continue;
+        };
+        for c in bold.captures_iter(exit) {
+            if !documented.contains(&c[1]) {
+                problems.push(format!(
+                    "{name}: exit {} is not in docs/cli.md's exit-code table",
+                    &c[1]
+                ));
+            }
+            listed.insert(c[1].to_string());
+        }
+        match man_section(&page, "ENVIRONMENT") {
+            None => problems.push(format!("{name}: no ENVIRONMENT")),
+            Some(env) => {
+                for c in bold.captures_iter(env) {
+                    if !cli.contains(&c[1]) {
+                        problems.push(format!(
+                            "{name}: ENVIRONMENT names {}, docs/cli.md does not",
+                            &c[1]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for code in documented.difference(&listed) {
+        problems.push(format!(
+            "docs/cli.md: exit {code} is on no man page's EXIT STATUS"
+        ));
+    }
+    for c in visible_commands() {
+        if !dir.path().join(format!("cgmig-{c}.1")).exists() {
+            problems.push(format!("no man page cgmig-{c}.1 for `cgmig {c}`"));
+        }
+    }
+    assert!(pages >= 10, "cgmig man wrote {pages} pages");
+    assert!(
+        problems.is_empty(),
+        "man pages and docs/cli.md differ:\n{}",
         problems.join("\n")
     );
 }
