@@ -992,8 +992,10 @@ fn allowed_codes(comment: &str) -> BTreeSet<i32> {
 /// Run one documented command in `cwd`; `cd` moves `cwd` (within the sandbox).
 fn run(sb: &Sandbox, cwd: &mut PathBuf, c: &DocCommand) -> Outcome {
     if let Some(dir) = c.code.strip_prefix("cd ") {
-        let to = cwd.join(dir.trim());
-        if !to.is_dir() || !to.starts_with(&sb.work) {
+        // Resolved (`..`, the testdata symlink), so `cd` cannot leave the working directory.
+        let to = cwd.join(dir.trim()).canonicalize().unwrap_or_default();
+        let work = sb.work.canonicalize().unwrap();
+        if !to.is_dir() || !to.starts_with(&work) {
             return Outcome::Failed(format!(
                 "cd {}: no such directory in the working directory",
                 dir.trim()
