@@ -1511,3 +1511,42 @@ fn man_pages_agree_with_cli_md() {
         problems.join("\n")
     );
 }
+
+/// The commands quoted in the prose (`` `cgmig plan --stages one` ``) name a
+/// command of cgmig and only options it has.
+#[test]
+fn inline_commands_name_real_options() {
+    let span = Regex::new(r"`cgmig ([a-z]+)([^`]*)`").unwrap();
+    let flag = Regex::new(r"(?:^|[\s\[(])(--[a-z0-9-]+)").unwrap();
+    let commands = visible_commands();
+    let mut help: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    let (mut seen, mut problems) = (0, Vec::new());
+    for doc in documents() {
+        let text = std::fs::read_to_string(repo().join(&doc)).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            for c in span.captures_iter(line) {
+                let sub = c[1].to_string();
+                seen += 1;
+                if !commands.contains(&sub) && sub != "man" {
+                    problems.push(format!(
+                        "{doc}:{}: `cgmig {sub}` is not a command of cgmig --help",
+                        i + 1
+                    ));
+                    continue;
+                }
+                let options = help.entry(sub.clone()).or_insert_with(|| help_options(&[&sub]));
+                for f in flag.captures_iter(&c[2]) {
+                    if !options.contains_key(&f[1]) && !GLOBAL_OPTIONS.contains(&&f[1]) {
+                        problems.push(format!("{doc}:{}: `cgmig {sub}` has no option {}", i + 1, &f[1]));
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen >= 20, "only {seen} quoted cgmig commands in the docs");
+    assert!(
+        problems.is_empty(),
+        "quoted commands that cgmig does not have:\n{}",
+        problems.join("\n")
+    );
+}
