@@ -15,6 +15,7 @@ mod audit;
 mod bad;
 mod cli;
 mod convert;
+mod docs;
 mod fleet;
 mod fuzz;
 mod kernel;
