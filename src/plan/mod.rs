@@ -19,6 +19,7 @@
 
 mod conflicts;
 mod delegation;
+pub mod document;
 pub mod findings;
 mod kernel;
 pub mod keys;
@@ -506,6 +507,13 @@ fn with_domain_child(nodes: &[PlanNode]) -> Vec<bool> {
         }
     }
     out
+}
+
+/// The actions a plan's nodes give, exactly as [`finish`] orders and
+/// filters them (other owners' cgroups left out): what a plan read from a
+/// file must carry, action for action (`document::check`).
+pub fn derived_actions(p: &Plan) -> Vec<Action> {
+    owners::stripped(p, actions(p))
 }
 
 /// The ordered actions: the tree and its tasks first, then controllers,

@@ -86,7 +86,7 @@ pub fn writable_by_cgmig(plan: &Plan, path: &str) -> Result<(), OwnerRefusal> {
 /// carry such an action back (or a wider enable) is refused before
 /// anything is touched.
 pub fn foreign_actions(p: &Plan) -> Vec<OwnerRefusal> {
-    let keep = actions_to_keep(p);
+    let keep = actions_to_keep(p, &p.actions);
     p.actions
         .iter()
         .zip(keep)
@@ -141,16 +141,23 @@ pub fn foreign_actions(p: &Plan) -> Vec<OwnerRefusal> {
 ///   `system.slice`). Each such write into an owner's cgroup is an
 ///   `owners.kept-action` finding (made once, by [`annotate`]).
 pub fn strip_actions(p: &mut Plan) {
+    let actions = std::mem::take(&mut p.actions);
+    p.actions = stripped(p, actions);
+}
+
+/// [`strip_actions`] for a list of actions of the plan's nodes, the plan's
+/// own being ignored: `derived_actions` recomputes a loaded plan's actions
+/// from its nodes and owners with the same rule, without a copy of the plan.
+pub fn stripped(p: &Plan, actions: Vec<Action>) -> Vec<Action> {
     if p.owners.nodes.is_empty() && p.owners.systemd.is_none() {
-        return;
+        return actions;
     }
-    let keep = actions_to_keep(p);
+    let keep = actions_to_keep(p, &actions);
     let mut k = keep.into_iter();
-    let kept: Vec<Action> = std::mem::take(&mut p.actions)
+    actions
         .into_iter()
         .filter_map(|a| k.next().flatten().map(|c| c.apply(a)))
-        .collect();
-    p.actions = kept;
+        .collect()
 }
 
 /// What happens to one action: dropped (`None`), kept as it is, or kept
@@ -176,7 +183,7 @@ impl Keep {
 /// [`strip_actions`]). Steps: the actions in cgmig's own cgroups; the
 /// creates of cgroups no owner builds; then the controllers those need in
 /// their ancestors, enabled by the owner or kept from the plan's enables.
-fn actions_to_keep(p: &Plan) -> Vec<Option<Keep>> {
+fn actions_to_keep<'a>(p: &'a Plan, actions: &'a [Action]) -> Vec<Option<Keep>> {
     let owners = &p.owners;
     let look = Lookup::of_owners(&owners.nodes);
     let pre: foldhash::HashMap<&str, Vec<String>> = super::prebuilt::prebuilt(p).into_iter().collect();
@@ -185,8 +192,8 @@ fn actions_to_keep(p: &Plan) -> Vec<Option<Keep>> {
     // A cgroup's actions are adjacent (create, files, moves): its owner is
     // looked up once per run.
     let mut last: Option<(&str, Option<Manager>)> = None;
-    let mut keep: Vec<Option<Keep>> = Vec::with_capacity(p.actions.len());
-    for a in &p.actions {
+    let mut keep: Vec<Option<Keep>> = Vec::with_capacity(actions.len());
+    for a in actions {
         let path = a.path();
         let own = if path == "/" {
             !systemd_root
@@ -212,9 +219,9 @@ fn actions_to_keep(p: &Plan) -> Vec<Option<Keep>> {
         let nobody_builds = !pre.contains_key(path);
         keep.push((own || nobody_builds).then_some(Keep::Whole));
     }
-    let needed = needed_enables(p, &keep, &pre);
-    let typed = kept_and_above(p, &keep);
-    for (a, k) in p.actions.iter().zip(keep.iter_mut()) {
+    let needed = needed_enables(actions, &keep, &pre);
+    let typed = kept_and_above(actions, &keep);
+    for (a, k) in actions.iter().zip(keep.iter_mut()) {
         if k.is_some() {
             continue;
         }
@@ -241,9 +248,9 @@ fn actions_to_keep(p: &Plan) -> Vec<Option<Keep>> {
 }
 
 /// The paths of the kept actions and all their ancestors.
-fn kept_and_above<'a>(p: &'a Plan, keep: &[Option<Keep>]) -> foldhash::HashSet<&'a str> {
+fn kept_and_above<'a>(actions: &'a [Action], keep: &[Option<Keep>]) -> foldhash::HashSet<&'a str> {
     let mut out: foldhash::HashSet<&str> = foldhash::HashSet::default();
-    for (a, _) in p.actions.iter().zip(keep).filter(|(_, k)| k.is_some()) {
+    for (a, _) in actions.iter().zip(keep).filter(|(_, k)| k.is_some()) {
         let mut cur = Some(a.path());
         while let Some(x) = cur {
             if !out.insert(x) {
@@ -259,13 +266,13 @@ fn kept_and_above<'a>(p: &'a Plan, keep: &[Option<Keep>]) -> foldhash::HashSet<&
 /// work and that its owner does not enable: walked up from every kept write
 /// and enable to the first ancestor whose owner enables the controller.
 fn needed_enables<'a>(
-    p: &'a Plan,
+    actions: &'a [Action],
     keep: &[Option<Keep>],
     pre: &foldhash::HashMap<&str, Vec<String>>,
 ) -> foldhash::HashMap<&'a str, BTreeSet<&'a str>> {
     let mut needed: foldhash::HashMap<&str, BTreeSet<&str>> = foldhash::HashMap::default();
     let owner_enables = |path: &str, c: &str| pre.get(path).is_some_and(|v| v.iter().any(|x| x == c));
-    for (a, k) in p.actions.iter().zip(keep) {
+    for (a, k) in actions.iter().zip(keep) {
         if k.is_none() {
             continue;
         }
@@ -302,7 +309,7 @@ fn kept_action_findings(p: &Plan, version: Option<u32>) -> Vec<Finding> {
     let builds_threads = |path: &str| {
         p.owners
             .owner_of(path)
-            .is_some_and(|o| o.manager == crate::owners::Manager::Libvirt)
+            .is_some_and(|o| o.manager == Manager::Libvirt)
     };
     for n in p.nodes.iter().filter(|n| {
         n.path != "/"
