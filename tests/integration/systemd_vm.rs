@@ -175,14 +175,27 @@ fn check_hybrid_boot(hyb: &Path, version: u32) -> Plan {
     } else {
         assert_ne!(init_pids.as_deref(), Some("max"));
     }
-    // The job runner's top-level /jobs/web goes into its unit's delegated subtree.
+    // The job runner's top-level /jobs/web goes into its unit's delegated
+    // subtree: its process is in legacy-jobs.service on name=systemd, so the
+    // plan's node is the unit's `web`, with a Delegate= drop-in for the unit
+    // (a suggestion only for a tree nothing places, docs/owners.md rule 4).
+    assert!(
+        plan.nodes
+            .iter()
+            .any(|n| n.path == "/system.slice/legacy-jobs.service/web"),
+        "no web node in the unit's subtree"
+    );
     assert!(
         plan.owners
-            .suggestions
+            .delegations
             .iter()
-            .any(|s| s.path == "/jobs" && s.unit == "legacy-jobs.service" && s.existing_unit),
+            .any(|d| d.unit == "legacy-jobs.service"
+                && d.dropin.is_some()
+                && d.subtree
+                    .iter()
+                    .any(|p| p == "/system.slice/legacy-jobs.service/web")),
         "{:#?}",
-        plan.owners.suggestions
+        plan.owners.delegations
     );
     // WR-SD-001 holds for 258 and later only: these systemds translate.
     let audit: serde_json::Value = read(&hyb.join("audit.json"));
