@@ -13,6 +13,7 @@ mod audit;
 mod bad;
 mod cli;
 mod fleet;
+mod fleet_vm;
 mod fuzz;
 mod kernel;
 mod kernel_util;
