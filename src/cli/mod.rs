@@ -211,25 +211,14 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot> {
     crate::model::validate::parse_snapshot(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// Read a user-named document (snapshot, plan): a regular file, opened
-/// non-blocking, at most `MAX_DOCUMENT_BYTES`, valid UTF-8.
+/// Read a user-named document (snapshot, plan) through the one door
+/// (`host::door::read_text`): a regular file, opened non-blocking, at most
+/// `MAX_DOCUMENT_BYTES`, valid UTF-8.
 pub fn read_document(path: &Path) -> Result<String> {
-    use crate::host::contain::{ReadError, read_user_file};
-    let bytes = read_user_file(path, crate::host::MAX_DOCUMENT_BYTES).map_err(|e| match e {
-        ReadError::Io(e) => anyhow::anyhow!("cannot read {}: {e}", path.display()),
-        ReadError::NotRegular(kind) => anyhow::anyhow!(
-            "cannot read {}: it is a {kind}, not a regular file",
-            path.display()
-        ),
-        ReadError::TooLarge(n) => anyhow::anyhow!("cannot read {}: larger than {n} bytes", path.display()),
-    })?;
-    String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: not UTF-8 text (byte {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })
+    Ok(crate::host::door::read_text(
+        path,
+        crate::host::MAX_DOCUMENT_BYTES,
+    )?)
 }
 
 /// Load rules, printing every rule error; the good rules are returned.
@@ -327,7 +316,7 @@ fn audit(
     let (rules, bad) = load_rules(rules);
     let snap = load_input(input)?;
     let mut report = crate::audit::audit(&snap, &rules);
-    crate::owners::adjust_report(&mut report, &snap);
+    crate::audit::owners::adjust_report(&mut report, &snap);
     let mut text = crate::audit::render(&report, format.into()).context("cannot render the audit report")?;
     if matches!(format, formats::AuditFormat::Table) {
         text.push_str(&crate::owners::audit_section(&snap));
@@ -406,7 +395,7 @@ fn refuse_invalid_plan(plan: &crate::plan::Plan) -> Result<()> {
 fn write_plan(plan: crate::plan::Plan, format: formats::PlanFormat, output: Option<PathBuf>) -> Result<()> {
     let human = matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown);
     let owners = if human {
-        crate::owners::plan_section(&plan)
+        crate::plan::owners_section(&plan)
     } else {
         String::new()
     };

@@ -17,6 +17,7 @@
 //! decoding of mountinfo's octal escapes, which procfs-core leaves in place.
 
 pub mod contain;
+pub mod door;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -32,7 +33,7 @@ use procfs_core::FromBufRead;
 use thiserror::Error;
 
 use crate::model::path as cgpath;
-use crate::model::{FileOwner, HierarchyId, Ownership, Pid, Tid};
+use crate::model::{Diagnostic, FileOwner, HierarchyId, Ownership, Pid, Tid};
 pub use contain::{MAX_DOCUMENT_BYTES, MAX_SETTING_BYTES, MAX_TABLE_BYTES, ReadError, Resolver};
 
 mod listing;
@@ -94,6 +95,7 @@ impl HostError {
     /// itself (`file:line` for a parse error): one cause, said once.
     pub fn diagnostic(&self) -> (String, String) {
         // Names in the path are escaped like every other name.
+        const UNREADABLE: &str = Diagnostic::UNREADABLE;
         let p = cgpath::from_bytes(self.path().as_os_str().as_bytes());
         match self {
             HostError::Io { err: source, .. } => (p, format!("{UNREADABLE}{source}")),
@@ -113,10 +115,6 @@ impl HostError {
         }
     }
 }
-
-/// How the message of every diagnostic for something that could not be
-/// read starts: the audit counts these to call a verdict incomplete.
-pub const UNREADABLE: &str = "unreadable: ";
 
 /// The thing being read disappeared mid-scan (a benign race on a live host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,9 +343,20 @@ impl Root {
     /// Read a regular file under the root, at most `limit` bytes: opened
     /// through [`Root::open_contained`] non-blocking, type-checked with
     /// `fstat`, so a FIFO, socket or device is an error, never a hang.
+    ///
+    /// Under a captured root (not the live `/`, whose `/proc` and `/sys` are
+    /// kernel file systems where nobody can plant a node) the file is first
+    /// opened `O_PATH` and type-checked, so a planted device node is never
+    /// opened at all ([`contain::reopen_regular`]).
     pub fn read_bounded(&self, abs: &Path, limit: usize) -> Result<Vec<u8>, HostError> {
-        let fd = match self.open_contained(abs, contain::file_flags()) {
-            Ok(fd) => fd,
+        let first = if self.is_live() {
+            contain::file_flags()
+        } else {
+            contain::path_flags()
+        };
+        let fd = match self.open_contained(abs, first) {
+            Ok(fd) if self.is_live() => fd,
+            Ok(fd) => contain::reopen_regular(fd).map_err(|e| HostError::from_read(self.display(abs), e))?,
             Err(HostError::Io { path, err: source }) => {
                 return Err(HostError::from_read(path, contain::open_error(source)));
             }
@@ -909,4 +918,4 @@ pub fn parse_status_ids(text: &str) -> Result<(u32, u32), (usize, String)> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
