@@ -154,19 +154,31 @@ pub fn run(args: ConvertArgs) -> Result<i32> {
         .map(|s| (s.number, s.cmdline.clone()))
         .collect();
     let out = convert(&snap.readiness, &rules, &stages);
-    let d = diff(&out);
     for n in &out.notes {
         say!("cgmig: note: {n}");
     }
+    if out.files.is_empty() {
+        // Silence would read as "it worked, look in the output": say so,
+        // and write no directory.
+        super::emit(
+            None,
+            "nothing to convert: no unit, LXC, cgconfig or boot configuration of this host speaks cgroup v1\n",
+        )?;
+        return Ok(if bad { 2 } else { 0 });
+    }
+    let d = diff(&out);
     match &args.output {
         Some(dir) => {
             install(dir, &out, &d)?;
-            println!(
-                "{} files written under {} (review: {}/changes.diff)",
-                out.files.len(),
-                dir.display(),
-                dir.display()
-            );
+            super::emit(
+                None,
+                &format!(
+                    "{} files written under {} (review: {}/changes.diff)\n",
+                    out.files.len(),
+                    dir.display(),
+                    dir.display()
+                ),
+            )?;
         }
         None => super::emit(None, &d)?,
     }

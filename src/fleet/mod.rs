@@ -26,7 +26,7 @@ use crate::rules::{RuleSet, Severity};
 
 pub use family::{Layout, audit_layout, normalize_name, plan_layout, snapshot_layout};
 pub use ingest::{HostRecord, InputKind, Inputs, Loaded, MAX_WALK_DEPTH, RuleHit, collect_inputs, read_host};
-pub use render::{FleetFormat, render};
+pub use render::{FleetFormat, render, render_with};
 
 /// Schema id of the fleet report.
 pub const FLEET_SCHEMA: &str = "cgmig.fleet/v1";

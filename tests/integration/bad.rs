@@ -388,6 +388,8 @@ fn convert_runs(case: &Case, flag: &str, input: &str, out: &str) -> Vec<(String,
 fn run(args: &[String], cwd: &Path) -> (i32, Vec<u8>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cgmig"))
         .args(args)
+        // Wide enough that no table wraps a message the cases look for.
+        .env("COLUMNS", "1000")
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

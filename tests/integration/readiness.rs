@@ -44,7 +44,7 @@ fn tool_missing(tool: &str, why: &str) -> bool {
 fn renders_to_its_reviewed_section(name: &str) {
     let (s, _) = readiness_of(name);
     // Byte counts depend on nothing random, but keep the snapshot about findings.
-    let text = render(&s);
+    let text = render(&s, &cgmig::report::Style::PLAIN);
     let text = text.split_once('\n').map_or("", |(_, rest)| rest);
     insta::assert_snapshot!(format!("readiness-{name}"), text);
 }
