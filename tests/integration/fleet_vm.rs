@@ -17,6 +17,8 @@
 //!   `cgmig verify` clean on each guest; the stub kubectl saw cordon, drain and
 //!   uncordon in that order.
 //!
+//! `CGMIG_FLEET_OUTDIR=DIR` runs the scenario into DIR and keeps it.
+//!
 //! Without QEMU, Ansible or the images' tools the test prints why it did not
 //! run; `CGMIG_REQUIRE_VM_TESTS=1` (scripts/test as root) makes that a failure.
 
@@ -158,8 +160,11 @@ fn fleet_rolled_out_by_ansible_with_a_fault_and_a_rerun() {
     if !require() {
         return;
     }
+    // CGMIG_FLEET_OUTDIR keeps the record (for review, or to debug a
+    // failure); by default it goes with the test.
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path();
+    let kept = std::env::var_os("CGMIG_FLEET_OUTDIR").map(std::path::PathBuf::from);
+    let out = kept.as_deref().unwrap_or(dir.path());
     let started = std::time::Instant::now();
     let o = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm-fleet"))
