@@ -326,7 +326,7 @@ impl Ctx<'_> {
                             "predicted from {} ({}); this systemd left init.scope unlimited (systemd 247 does)",
                             w.from, w.formula
                         ),
-                    )
+                    );
                 }
                 actual => self.push(
                     CheckKind::Value,
