@@ -41,15 +41,20 @@ pub fn read(root: &Root, snap: &Snapshot, diags: &mut Vec<Diagnostic>) -> Eviden
         Ok(v) => ev.threads_max = num(v),
         Err(e) => note(e),
     }
-    if !super::detect::is_systemd_host(snap) {
-        return ev;
-    }
-    ev.systemd_version = systemd_version(root, &mut note);
-    // Unit files and system.conf through the readiness reader: its I/O
-    // diagnostics come back with `finish`, malformed lines through `parse`.
+    // Unit files, system.conf and the engines' container records through
+    // the readiness reader: its I/O diagnostics come back with `finish`,
+    // malformed files through `parse`.
     let mut rd = Reader::new(root, Limits::default());
     let mut malformed = Vec::new();
     let mut parse = |e: HostError| malformed.push(e);
+    ev.containers = super::containers::read(&mut rd, snap, &mut parse);
+    if !super::detect::is_systemd_host(snap) {
+        let (_, read_diags) = rd.finish();
+        malformed.into_iter().for_each(&mut note);
+        diags.extend(read_diags);
+        return ev;
+    }
+    ev.systemd_version = systemd_version(root, &mut note);
     ev.manager_defaults = units::manager_defaults(&mut rd, &mut parse);
     for name in unit_names(snap) {
         if let Some(cfg) = units::read_unit(&mut rd, &name, &mut parse)

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::lookup::Lookup;
 use super::model::{
-    Action, Delegation, InstallFile, OwnerRefusal, Plan, PlanNode, PlanOwners, ProcessPlace, Suggestion,
-    UnitPrediction,
+    Action, Delegation, InstallFile, OwnerRefusal, Plan, PlanNode, PlanOwners, ProcessPlace, RuntimePlan,
+    Suggestion, UnitPrediction,
 };
 use crate::model::Snapshot;
 use crate::owners::detect::{self, Manager, Owner, OwnerMap};
@@ -268,8 +268,8 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
     } else {
         Vec::new()
     };
-    let runtimes = super::runtimes::plan_runtimes(&nodes, &look, systemd_host, &mut findings);
-    let places = places(p, snap, &look);
+    let runtimes = super::runtimes::plan_runtimes(&nodes, &look, snap, systemd_host, &mut findings);
+    let places = places(p, snap, &look, &runtimes);
     drop(look);
     fk::relabel_device_findings(&mut p.findings, &map);
     p.findings.extend(findings);
@@ -833,7 +833,7 @@ pub fn systemd_path(n: &PlanNode) -> String {
 
 /// Where each non-kernel process belongs, by command line: the unit's
 /// path for systemd's units, else the plan node's.
-fn places(p: &Plan, snap: &Snapshot, look: &Lookup<'_>) -> Vec<ProcessPlace> {
+fn places(p: &Plan, snap: &Snapshot, look: &Lookup<'_>, runtimes: &[RuntimePlan]) -> Vec<ProcessPlace> {
     // In pid order (`Snapshot::processes`): found by binary search.
     let procs = snap.processes();
     let mut out = Vec::new();
@@ -841,10 +841,11 @@ fn places(p: &Plan, snap: &Snapshot, look: &Lookup<'_>) -> Vec<ProcessPlace> {
         let Some(o) = look.owner_or_ancestor(&n.path) else {
             continue;
         };
-        let path = if o.manager == Manager::Systemd {
-            systemd_path(n)
-        } else {
-            n.path.clone()
+        let path = match o.manager {
+            Manager::Systemd => systemd_path(n),
+            // A container's processes go where its engine rebuilds it.
+            m if m.is_runtime() => super::runtimes::v2_place(runtimes, n).unwrap_or_else(|| n.path.clone()),
+            _ => n.path.clone(),
         };
         for pid in &n.processes {
             let Ok(i) = procs.binary_search_by_key(pid, |(_, pr)| pr.pid) else {

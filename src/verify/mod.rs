@@ -135,26 +135,9 @@ impl VerifyReport {
     }
 }
 
-/// A v2 value normalised to its meaning.
-pub fn normalise(file: &str, value: &str) -> String {
-    let v = value.trim();
-    match file {
-        // `default 50` (+ per-device lines) is the default weight 50.
-        "io.weight" | "io.bfq.weight" => v
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("default "))
-            .unwrap_or(v.lines().next().unwrap_or(v))
-            .trim()
-            .to_string(),
-        "cpu.max" => {
-            let mut it = v.split_whitespace();
-            let q = it.next().unwrap_or("max");
-            let p = it.next().unwrap_or("100000");
-            format!("{q} {p}")
-        }
-        _ => v.split_whitespace().collect::<Vec<_>>().join(" "),
-    }
-}
+/// A v2 value normalised to its meaning (the plan's runtime predictions
+/// compare values the same way, so it lives with the typed values).
+pub use crate::model::value::v2_meaning as normalise;
 
 /// The live v2 tree: path → settings.
 fn v2_tree(snap: &Snapshot) -> BTreeMap<String, BTreeMap<String, String>> {
@@ -420,23 +403,32 @@ impl Ctx<'_> {
             let values: BTreeMap<&str, &crate::plan::RuntimeValues> =
                 r.values.iter().map(|v| (v.path.as_str(), v)).collect();
             for path in &r.predicted {
+                let container = values.get(path.as_str()).and_then(|v| v.container.as_ref());
                 let Some(live_node) = self.tree.get(path).cloned() else {
-                    self.push(
-                        CheckKind::Missing,
-                        owner,
-                        None,
-                        path,
-                        None,
-                        None,
-                        None,
-                        true,
-                        format!(
+                    let why = match container {
+                        Some(c) => format!(
+                            "{owner} has not rebuilt container {} here (yet): {}",
+                            c.name.as_deref().unwrap_or(&c.id),
+                            c.recreated
+                        ),
+                        None => format!(
                             "{owner} ({}) has not rebuilt this node (yet): it does when it restarts the workload",
                             r.driver
                         ),
-                    );
+                    };
+                    self.push(CheckKind::Missing, owner, None, path, None, None, None, true, why);
                     continue;
                 };
+                let who = container.map_or_else(
+                    || owner.to_string(),
+                    |c| {
+                        format!(
+                            "{owner} container {} ({})",
+                            c.name.as_deref().unwrap_or(&c.id),
+                            c.runtime
+                        )
+                    },
+                );
                 let predicted = values.get(path.as_str()).map_or(&[][..], |v| v.files.as_slice());
                 for w in predicted {
                     let expected = normalise(&w.file, &w.value);
@@ -455,7 +447,7 @@ impl Ctx<'_> {
                         Some(expected),
                         Some(actual.unwrap_or_else(|| "(absent)".into())),
                         false,
-                        format!("{owner} writes {} from {} ({})", w.file, w.from, w.formula),
+                        format!("{who} writes {} from {} ({})", w.file, w.from, w.formula),
                     );
                 }
                 self.unpredicted_values(owner, path, &live_node, predicted);

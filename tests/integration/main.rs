@@ -25,6 +25,7 @@ mod plan_passes;
 mod prop;
 mod readiness;
 mod replay;
+mod runtimes;
 mod scan;
 mod sim_kernel;
 mod systemd_vm;
