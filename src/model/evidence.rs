@@ -114,6 +114,9 @@ pub struct Resources {
     /// `blockIO.weight` (v1 blkio weight, 10..1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blkio_weight: Option<u64>,
+    /// `hugepageLimits`: page size (`2MB`) and limit in bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hugepage_limits: Vec<(String, u64)>,
 }
 
 impl Resources {

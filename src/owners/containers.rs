@@ -220,6 +220,7 @@ fn docker_container(id: &str, root: &str, d: &Daemon, hc: &Value, cfg: &Value, s
         memory_reservation: int("MemoryReservation"),
         pids_limit: int("PidsLimit").filter(|v| *v > 0),
         blkio_weight: int("BlkioWeight").and_then(|v| u64::try_from(v).ok()),
+        hugepage_limits: Vec::new(),
     };
     if let Some(nano) = int("NanoCpus").filter(|v| *v > 0) {
         r.cpu_period = Some(100_000);
@@ -263,6 +264,14 @@ fn oci_resources(spec: &Value) -> (Resources, Option<String>) {
         memory_reservation: mem["reservation"].as_i64().filter(|v| *v != 0),
         pids_limit: res["pids"]["limit"].as_i64().filter(|v| *v != 0),
         blkio_weight: res["blockIO"]["weight"].as_u64().filter(|v| *v != 0),
+        hugepage_limits: res["hugepageLimits"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|h| Some((h["pageSize"].as_str()?.to_string(), h["limit"].as_u64()?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     (r, text(&spec["linux"]["cgroupsPath"]))
 }
@@ -444,12 +453,13 @@ mod tests {
         let spec = serde_json::json!({"linux": {"cgroupsPath": "machine.slice:libpod:abc", "resources": {
             "cpu": {"shares": 2048, "quota": 75000, "period": 100000, "cpus": "1"},
             "memory": {"limit": 201326592, "swap": 268435456},
-            "pids": {"limit": 48}}}});
+            "pids": {"limit": 48}, "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}}});
         let (r, p) = oci_resources(&spec);
         assert_eq!(p.as_deref(), Some("machine.slice:libpod:abc"));
         assert_eq!(r.cpu_shares, Some(2048));
         assert_eq!(r.memory_swap, Some(268_435_456));
         assert_eq!(r.pids_limit, Some(48));
+        assert_eq!(r.hugepage_limits, [("2MB".to_string(), 4_194_304)]);
         assert_eq!(
             oci_resources(&serde_json::json!("not a spec")).0,
             Resources::default()

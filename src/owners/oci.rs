@@ -25,7 +25,8 @@
 //!   `memory.max`, `memory.reservation` → `memory.low`, cpuset copied
 //!   (runc fs2/{cpu,pids,memory,cpuset}.go, crun cgroup-resources.c).
 //! * `blockIO.weight` → `io.bfq.weight` unchanged when the disk's scheduler is
-//!   BFQ, else `io.weight` `1 + (w-10)*9999/990` (runc fs2/io.go, crun).
+//!   BFQ, else `io.weight` `1 + (w-10)*9999/990` (runc fs2/io.go, crun);
+//!   `hugepageLimits` → `hugetlb.<size>.max` (runc fs2/hugetlb.go).
 
 use serde::{Deserialize, Serialize};
 
@@ -150,6 +151,14 @@ pub fn v2_files(res: &Resources, rt: &RuntimeVersion) -> V2Write {
             max_or(p),
             format!("pids.limit={p}"),
             format!("{who}: number (-1: max)"),
+        );
+    }
+    for (size, limit) in &res.hugepage_limits {
+        out.put(
+            &format!("hugetlb.{size}.max"),
+            limit.to_string(),
+            format!("hugepageLimits {size}={limit}"),
+            format!("{who}: bytes (also hugetlb.{size}.rsvd.max where the kernel has it)"),
         );
     }
     if let Some(w) = res.blkio_weight

@@ -158,9 +158,12 @@ fn containers(snap: &Snapshot, look: &Lookup<'_>, systemd_host: bool) -> BTreeMa
         if look.owner(&c.v1_path).is_none_or(|o| o.manager != c.engine) {
             continue;
         }
+        let v1 = settings_written(look, &c.v1_path);
+        let mut info = c.info;
         let files = if c.engine == Manager::Lxc {
-            settings_written(look, &c.v1_path)
+            v1
         } else {
+            info.lost.extend(set_outside_record(&v1, &c.files, &info.runtime));
             c.files
         };
         out.insert(
@@ -169,11 +172,30 @@ fn containers(snap: &Snapshot, look: &Lookup<'_>, systemd_host: bool) -> BTreeMa
                 path: c.v2_path,
                 from: c.v1_path,
                 files,
-                container: Some(c.info),
+                container: Some(info),
             },
         );
     }
     out
+}
+
+/// v1 values on a container's cgroup that its engine's record does not
+/// have (written by hand or by another tool): the runtime rebuilds the
+/// container from its record, so they are lost on v2.
+fn set_outside_record(v1: &[Written], files: &[Written], runtime: &str) -> Vec<String> {
+    // One blkio weight becomes io.bfq.weight or io.weight, by the disk's scheduler.
+    fn family(f: &str) -> &str {
+        if f == "io.bfq.weight" { "io.weight" } else { f }
+    }
+    v1.iter()
+        .filter(|w| !files.iter().any(|f| family(&f.file) == family(&w.file)))
+        .map(|w| {
+            format!(
+                "{} {} (from {}) is on its v1 cgroup but not in its engine's record of it: {runtime} does not write it on v2",
+                w.file, w.value, w.from
+            )
+        })
+        .collect()
 }
 
 /// Where a plan node's processes go on v2 when a runtime owns it: its

@@ -94,6 +94,19 @@ fn docker_container_predicted_with_its_runcs_formula_and_driver_switch() {
         "{}",
         f.why
     );
+    // docker has no hugetlb limit in its record: set by hand on v1, lost on v2.
+    let lost: Vec<&str> = plan
+        .findings
+        .iter()
+        .filter(|f| f.rule == "owners.runtime-loses")
+        .map(|f| f.why.as_str())
+        .collect();
+    assert_eq!(lost.len(), 1, "{lost:#?}");
+    assert!(
+        lost[0].contains("hugetlb.2MB.max 268435456") && lost[0].contains("not in its engine's record"),
+        "{}",
+        lost[0]
+    );
     // The container's processes are expected where docker rebuilds it.
     assert!(
         plan.owners
