@@ -450,6 +450,9 @@ impl Ctx<'_> {
                         format!("{who} writes {} from {} ({})", w.file, w.from, w.formula),
                     );
                 }
+                if let Some(v) = values.get(path.as_str()).filter(|v| v.container.is_some()) {
+                    self.lost_values(owner, &who, &live_node, v);
+                }
                 self.unpredicted_values(owner, path, &live_node, predicted);
             }
             // Nodes of this runtime on the live host that no prediction names.
@@ -474,6 +477,54 @@ impl Ctx<'_> {
                     format!("{owner} built a node the plan did not predict (workloads come and go)"),
                 );
             }
+        }
+    }
+
+    /// The v1 limits of a container that its runtime does not write on v2
+    /// (the plan's conversion of its v1 files, no prediction covering the
+    /// file): the plan announced each as lost; a value still there is a match.
+    fn lost_values(
+        &mut self,
+        owner: &str,
+        who: &str,
+        live: &BTreeMap<String, String>,
+        v: &crate::plan::RuntimeValues,
+    ) {
+        let Some(n) = self.plan.nodes.iter().find(|n| n.path == v.from) else {
+            return;
+        };
+        let family = |f: &str| {
+            if f == "io.bfq.weight" {
+                "io.weight".to_string()
+            } else {
+                f.to_string()
+            }
+        };
+        for s in &n.settings {
+            if v.files.iter().any(|w| family(&w.file) == family(&s.file)) {
+                continue;
+            }
+            let expected = normalise(&s.file, &s.value);
+            let actual = live.get(&s.file).map(|a| normalise(&s.file, a));
+            let kind = if actual.as_deref() == Some(expected.as_str()) {
+                CheckKind::Match
+            } else {
+                CheckKind::Value
+            };
+            self.push(
+                kind,
+                owner,
+                None,
+                &v.path,
+                Some(&s.file),
+                Some(expected),
+                Some(actual.unwrap_or_else(|| "(absent)".into())),
+                true,
+                format!(
+                    "{who}: {} from {}:{} is not in its engine's record; the plan announced it lost on v2",
+                    s.file, s.origin.label, s.origin.path
+                ),
+            );
         }
     }
 

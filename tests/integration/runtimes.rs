@@ -7,6 +7,7 @@ use cgmig::fixture::HostSpec;
 use cgmig::model::Snapshot;
 use cgmig::owners::Manager;
 use cgmig::plan::{Plan, RuntimeValues};
+use cgmig::verify::CheckKind;
 
 use crate::util::*;
 
@@ -206,4 +207,85 @@ fn a_malformed_record_is_a_diagnostic_with_its_path() {
         .map(|c| c.id.as_str())
         .collect();
     assert_eq!(ids, ["0bd31f558c42"]);
+}
+
+/// The v2 host after the switch, as docker rebuilt the container: the
+/// pure-v2 fixture with `/system.slice/docker-<id>.scope` holding `values`
+/// and nginx in it.
+fn rebuilt(values: &[(&str, &str)]) -> Snapshot {
+    use cgmig::fixture::CgroupSpec;
+    let mut spec = HostSpec::load(&hosts_dir().join("pure-v2.yaml")).unwrap();
+    let path = format!("/system.slice/docker-{DOCKER_ID}.scope");
+    let mut cg = CgroupSpec::default();
+    for (f, v) in values {
+        cg.settings.insert((*f).to_string(), (*v).to_string());
+    }
+    spec.hierarchies[0].cgroups.insert(path.clone(), cg);
+    spec.processes
+        .iter_mut()
+        .filter(|p| p.comm == "nginx")
+        .for_each(|p| {
+            p.cgroups.insert(0, path.clone());
+        });
+    build_spec(spec).scan()
+}
+
+const AS_RUNC_WROTE: &[(&str, &str)] = &[
+    ("cpu.weight", "20"),
+    ("cpu.max", "150000 100000"),
+    ("memory.max", "1073741824"),
+    ("memory.swap.max", "1073741824"),
+    ("pids.max", "200"),
+    ("io.weight", "default 2930"),
+];
+
+/// verify reads the container at its v2 path: runc's values match, the
+/// hugetlb limit the plan announced lost is a warning, and a limit runc
+/// should have written but did not is an error.
+#[test]
+fn verify_reads_the_container_where_docker_rebuilt_it() {
+    let snap = docker_host("1.1.5+ds1-1+deb12u1", "20.10.24+dfsg1-1+deb12u1", None);
+    let plan = cgmig::plan::plan(&snap, &rules());
+    let report = cgmig::verify::verify(&plan, &rebuilt(AS_RUNC_WROTE));
+    let at: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.path == format!("/system.slice/docker-{DOCKER_ID}.scope") && c.file.is_some())
+        .collect();
+    let matched: Vec<&str> = at
+        .iter()
+        .filter(|c| c.kind == CheckKind::Match)
+        .filter_map(|c| c.file.as_deref())
+        .collect();
+    assert_eq!(
+        matched.len(),
+        AS_RUNC_WROTE.len(),
+        "{matched:?} of {:#?}",
+        report.checks
+    );
+    let lost: Vec<_> = at.iter().filter(|c| c.kind == CheckKind::Value).collect();
+    assert_eq!(lost.len(), 1, "{lost:#?}");
+    assert_eq!(lost[0].file.as_deref(), Some("hugetlb.2MB.max"));
+    assert!(lost[0].announced, "{:#?}", lost[0]);
+    assert!(
+        !report
+            .checks
+            .iter()
+            .any(|c| c.kind == CheckKind::Process && c.message.contains("nginx")),
+        "nginx is where the plan put it: {:#?}",
+        report.checks
+    );
+    // The memory limit lost on the way: noticed, and not announced.
+    let mut without = AS_RUNC_WROTE.to_vec();
+    without.retain(|(f, _)| *f != "memory.max");
+    let report = cgmig::verify::verify(&plan, &rebuilt(&without));
+    let bad: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.kind == CheckKind::Value && !c.announced)
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:#?}");
+    assert_eq!(bad[0].file.as_deref(), Some("memory.max"));
+    assert_eq!(bad[0].expected.as_deref(), Some("1073741824"));
+    assert!(report.unexpected >= 1);
 }
