@@ -30,7 +30,7 @@ fn base_snapshot() -> &'static Snapshot {
 
 /// Loaders that take a path get the input through this file (one per
 /// process, under `CGMIG_FUZZ_TMP`, which scripts/fuzz removes).
-fn input_file(b: &[u8], ext: &str) -> PathBuf {
+pub fn input_file(b: &[u8], ext: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let base = std::env::var_os("CGMIG_FUZZ_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
@@ -122,7 +122,11 @@ pub fn plan_json(b: &[u8]) {
 pub fn fleet_input(b: &[u8]) {
     let path = input_file(b, "json");
     let opts = cgmig::fleet::FleetOptions { plans_dir: None };
-    let Ok(report) = cgmig::fleet::run(&[path], rules(), &opts) else {
+    let inputs = cgmig::fleet::Inputs {
+        files: vec![path],
+        errors: Vec::new(),
+    };
+    let Ok(report) = cgmig::fleet::run(&inputs, rules(), &opts) else {
         return;
     };
     use cgmig::fleet::FleetFormat as F;

@@ -21,7 +21,7 @@ use crate::rules::{Conversion, Fact, LoadedRule, RuleSet, Scope, Severity, conve
 
 pub use crate::rules::{Finding, FindingKind, Subject, Text};
 pub use facts::has_domain_controller;
-pub use render::{AuditFormat, render};
+pub use render::{AuditFormat, render, render_with};
 
 /// Schema id of the machine-readable audit report.
 pub const AUDIT_SCHEMA: &str = "cgmig.audit/v1";

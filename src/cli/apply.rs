@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 
 use super::InputArgs;
@@ -596,18 +595,24 @@ fn report(
         handover_window_ms: window,
         preflight,
     };
-    let text = match format {
-        ResultFormat::Json => serde_json::to_string_pretty(&r)? + "\n",
-        ResultFormat::Table => table(&r),
-    };
-    crate::report::write_output(None, &text)?;
+    match format {
+        ResultFormat::Json => super::emit(None, &(serde_json::to_string_pretty(&r)? + "\n"))?,
+        ResultFormat::Table => {
+            let style = super::term::style(true);
+            super::term::emit_human(None, &table(&r, &style), &style)?;
+        }
+    }
     Ok(if failed { 1 } else { 0 })
 }
 
-fn table(r: &Report) -> String {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(["#", "step", "status", "note"]);
+fn table(r: &Report, style: &crate::report::Style) -> String {
+    use crate::report::table::{Cell, Col, Table};
+    let mut t = Table::new(&[
+        ("#", Col::Num),
+        ("step", Col::Text),
+        ("status", Col::Key),
+        ("note", Col::Text),
+    ]);
     // Every step when few; otherwise what was not done.
     let rows: Vec<&Outcome> = if r.steps.len() <= 40 {
         r.steps.iter().collect()
@@ -620,18 +625,22 @@ fn table(r: &Report) -> String {
             Status::Failed => "FAILED",
             Status::Skipped => "skipped",
         };
-        t.add_row([
-            o.seq.map_or_else(|| "-".into(), |s| s.to_string()),
-            o.label.clone(),
-            status.into(),
-            o.note.clone().unwrap_or_default(),
+        let status = match o.status {
+            Status::Failed => Cell::severity(crate::rules::Severity::Error, status),
+            _ => Cell::from(status),
+        };
+        t.row([
+            o.seq.map_or_else(|| "-".into(), |s| s.to_string()).into(),
+            o.label.clone().into(),
+            status,
+            o.note.clone().unwrap_or_default().into(),
         ]);
     }
     let mut s = String::new();
     for p in &r.preflight {
         s.push_str(&format!("note: {p}\n"));
     }
-    s.push_str(&format!("{t}\n"));
+    s.push_str(&t.render(style));
     let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     let counts = if counts.is_empty() {
         "nothing to do".to_string()

@@ -21,7 +21,7 @@ pub struct FleetArgs {
     #[arg(long, value_enum, default_value = "table")]
     format: FleetFormat,
     /// Write to FILE instead of standard output (atomically).
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", value_parser = super::output_file)]
     output: Option<PathBuf>,
     /// Write each layout family's representative plan to DIR/family-ID.json.
     #[arg(long, value_name = "DIR")]
@@ -39,10 +39,18 @@ pub fn run(args: FleetArgs) -> Result<i32> {
         plans_dir: args.plans.clone(),
     };
     let report = crate::fleet::run(&inputs, &rules, &opts)?;
-    emit(
-        args.output.as_deref(),
-        &crate::fleet::render(&report, args.format.into()).context("cannot render the fleet report")?,
-    )?;
+    let style = match args.format {
+        FleetFormat::Table => super::term::style(args.output.is_none()),
+        _ => crate::report::Style::UNBOUNDED,
+    };
+    let text = crate::fleet::render_with(&report, args.format.into(), &style)
+        .context("cannot render the fleet report")?;
+    match args.format {
+        FleetFormat::Table | FleetFormat::Markdown => {
+            super::term::emit_human(args.output.as_deref(), &text, &style)?;
+        }
+        _ => emit(args.output.as_deref(), &text)?,
+    }
     for u in &report.unreadable {
         say!("cgmig: fleet: skipped {}: {}", u.path.display(), u.error);
     }

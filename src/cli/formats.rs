@@ -108,3 +108,17 @@ cli_enum! {
         Html,
     }
 }
+
+cli_enum! {
+    /// `--min-severity`: the least severe finding a human report lists.
+    MinSeverity => crate::rules::Severity {
+        /// Every finding.
+        Info,
+        /// Warnings and worse.
+        Warning,
+        /// Errors and blockers.
+        Error,
+        /// Blockers only.
+        Blocker,
+    }
+}

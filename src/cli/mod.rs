@@ -22,7 +22,10 @@ use crate::rules::{RuleError, RuleSet};
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        // Escaped (report::escape): a note quotes inputs, and stderr is a
+        // terminal as often as stdout.
+        let text = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", $crate::report::escape::text(&text));
     }};
 }
 
@@ -33,6 +36,7 @@ mod explain;
 mod fleet;
 mod formats;
 mod output;
+mod term;
 mod verify;
 
 /// Audit, plan and apply the move of Linux hosts from cgroup v1 to cgroup v2.
@@ -41,6 +45,12 @@ mod verify;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Colour human output by severity: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    color: term::ColorChoice,
+    /// Never send long reports through the pager ($CGMIG_PAGER, $PAGER, less).
+    #[arg(long, global = true)]
+    no_pager: bool,
 }
 
 /// Where the host state comes from.
@@ -69,7 +79,7 @@ enum Command {
         #[command(flatten)]
         input: RootOnly,
         /// Write to FILE instead of standard output (atomically).
-        #[arg(short, long, value_name = "FILE")]
+        #[arg(short, long, value_name = "FILE", value_parser = output_file)]
         output: Option<PathBuf>,
         /// Snapshot format.
         #[arg(long, value_enum, default_value = "json")]
@@ -94,8 +104,12 @@ enum Command {
         /// Exit 1 when a finding of this severity or worse exists.
         #[arg(long, value_enum, default_value = "blocker")]
         fail_on: formats::FailOn,
+        /// Show findings of this severity or worse in the table and markdown (json, yaml and
+        /// prometheus keep every finding).
+        #[arg(long, value_enum, default_value = "info", value_name = "SEVERITY")]
+        min_severity: formats::MinSeverity,
         /// Write to FILE instead of standard output (atomically).
-        #[arg(short, long, value_name = "FILE")]
+        #[arg(short, long, value_name = "FILE", value_parser = output_file)]
         output: Option<PathBuf>,
     },
     /// Compute the unified v2 tree and every action to get there (the dry run).
@@ -108,14 +122,23 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: formats::PlanFormat,
         /// Write to FILE instead of standard output (atomically).
-        #[arg(short, long, value_name = "FILE")]
+        #[arg(short, long, value_name = "FILE", value_parser = output_file)]
         output: Option<PathBuf>,
+        /// Show findings of this severity or worse in the table and markdown (json and yaml keep
+        /// every finding).
+        #[arg(long, value_enum, default_value = "warning", value_name = "SEVERITY")]
+        min_severity: formats::MinSeverity,
         /// Only this stage of the staged rollout (see the plan's stages).
         #[arg(long, value_name = "N")]
         stage: Option<usize>,
-        /// Only the subtree at this v2 path.
+        /// Only the subtree at this v2 path (staged over the controllers its settings use).
         #[arg(long, value_name = "PATH")]
         only: Option<String>,
+        /// How the boots are chosen: `auto` (by risk), `one` (a single boot), or boots by hand,
+        /// `/` between boots and `,` between controllers (`hugetlb/pids,memory/cpu,cpuacct`);
+        /// controllers left out move in a last boot.
+        #[arg(long, value_name = "auto|one|SPEC", default_value = "auto", value_parser = parse_stages)]
+        stages: crate::plan::StagePolicy,
     },
     /// Compare the host after the switch (or a stage) with the plan's predictions, owner by owner.
     Verify(verify::VerifyArgs),
@@ -170,8 +193,15 @@ enum RulesAction {
 /// Parse arguments, run, and return the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    term::set_ui(term::Ui {
+        color: cli.color,
+        no_pager: cli.no_pager,
+    });
     match run(cli) {
         Ok(code) => code,
+        // The reader of our standard output left (`| head`): it has what
+        // it wanted; no message, and the exit `head` expects.
+        Err(e) if term::is_closed_stdout(&e) => 0,
         Err(e) => {
             // Every cause on its own line, each said once (a closed pipe or
             // a full disk included: the output is incomplete, so exit 2).
@@ -211,25 +241,14 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot> {
     crate::model::validate::parse_snapshot(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// Read a user-named document (snapshot, plan): a regular file, opened
-/// non-blocking, at most `MAX_DOCUMENT_BYTES`, valid UTF-8.
+/// Read a user-named document (snapshot, plan) through the one door
+/// (`host::door::read_text`): a regular file, opened non-blocking, at most
+/// `MAX_DOCUMENT_BYTES`, valid UTF-8.
 pub fn read_document(path: &Path) -> Result<String> {
-    use crate::host::contain::{ReadError, read_user_file};
-    let bytes = read_user_file(path, crate::host::MAX_DOCUMENT_BYTES).map_err(|e| match e {
-        ReadError::Io(e) => anyhow::anyhow!("cannot read {}: {e}", path.display()),
-        ReadError::NotRegular(kind) => anyhow::anyhow!(
-            "cannot read {}: it is a {kind}, not a regular file",
-            path.display()
-        ),
-        ReadError::TooLarge(n) => anyhow::anyhow!("cannot read {}: larger than {n} bytes", path.display()),
-    })?;
-    String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: not UTF-8 text (byte {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })
+    Ok(crate::host::door::read_text(
+        path,
+        crate::host::MAX_DOCUMENT_BYTES,
+    )?)
 }
 
 /// Load rules, printing every rule error; the good rules are returned.
@@ -247,11 +266,16 @@ fn print_rule_errors(errors: &[RuleError]) {
 
 /// Write a command's output (stdout or `-o FILE`), naming the file on error.
 fn emit(output: Option<&Path>, text: &str) -> Result<()> {
-    report::write_output(output, text).with_context(|| match output {
-        None => "cannot write standard output".to_string(),
-        Some(p) if p == Path::new("-") => "cannot write standard output".to_string(),
-        Some(p) => format!("cannot write {}", p.display()),
-    })
+    report::write_output(output, text).with_context(|| write_context(output))
+}
+
+/// What a failed write says: the file, or standard output
+/// ([`term::STDOUT_CONTEXT`], which a closed pipe is recognised by).
+fn write_context(output: Option<&Path>) -> String {
+    match output {
+        Some(p) if p != Path::new("-") => format!("cannot write {}", p.display()),
+        _ => term::STDOUT_CONTEXT.to_string(),
+    }
 }
 
 /// Run one command: each is its own function below, and this is only the
@@ -269,16 +293,30 @@ fn run(cli: Cli) -> Result<i32> {
             rules,
             format,
             fail_on,
+            min_severity,
             output,
-        } => audit(&input, &rules, format, fail_on, output.as_deref()),
+        } => audit(&input, &rules, format, (fail_on, min_severity), output.as_deref()),
         Command::Plan {
             input,
             rules,
             format,
             output,
+            min_severity,
             stage,
             only,
-        } => plan(&input, &rules, format, output, stage, only.as_deref()),
+            stages,
+        } => plan(
+            &input,
+            &rules,
+            format,
+            output,
+            &Narrow {
+                stages,
+                stage,
+                only,
+                min: min_severity.into(),
+            },
+        ),
         Command::Verify(args) => verify::run(args),
         Command::Explain { target, rules } => explain(&target, &rules),
         Command::Fleet(args) => fleet::run(args),
@@ -311,8 +349,32 @@ fn scan(input: &RootOnly, output: Option<&Path>, format: formats::DataFormat) ->
 fn tree(input: &InputArgs, rules: &RulesArgs) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
     let snap = load_input(input)?;
-    emit(None, &report::render_tree(&snap, &rules))?;
+    let style = term::style(true);
+    term::emit_human(None, &report::render_tree(&snap, &rules), &style)?;
     Ok(if bad { 2 } else { 0 })
+}
+
+/// `-o FILE`: a bare format name (`-o json`) is almost always a `--format`
+/// meant, and would write a file called `json`: refused with the fix.
+fn output_file(s: &str) -> Result<PathBuf, String> {
+    const FORMATS: &[&str] = &[
+        "json",
+        "yaml",
+        "yml",
+        "table",
+        "markdown",
+        "md",
+        "prometheus",
+        "html",
+        "dot",
+        "text",
+    ];
+    if FORMATS.contains(&s) {
+        return Err(format!(
+            "{s:?} is a format name, not a file: use --format {s} (and -o FILE to write a file; -o ./{s} for a file of that name)"
+        ));
+    }
+    Ok(PathBuf::from(s))
 }
 
 /// `cgmig audit`: the report (adjusted for other owners, with their section
@@ -321,64 +383,86 @@ fn audit(
     input: &InputArgs,
     rules: &RulesArgs,
     format: formats::AuditFormat,
-    fail_on: formats::FailOn,
+    (fail_on, min): (formats::FailOn, formats::MinSeverity),
     output: Option<&Path>,
 ) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
     let snap = load_input(input)?;
     let mut report = crate::audit::audit(&snap, &rules);
     crate::audit::owners::adjust_report(&mut report, &snap);
-    let mut text = crate::audit::render(&report, format.into()).context("cannot render the audit report")?;
-    if matches!(format, formats::AuditFormat::Table) {
-        text.push_str(&crate::owners::audit_section(&snap));
+    let style = term::style(output.is_none());
+    let mut text = crate::audit::render_with(&report, format.into(), &style, min.into())
+        .context("cannot render the audit report")?;
+    match format {
+        formats::AuditFormat::Table => {
+            text.push_str(&crate::owners::audit_section(&snap));
+            term::emit_human(output, &text, &style)?;
+        }
+        formats::AuditFormat::Markdown => term::emit_human(output, &text, &report::Style::UNBOUNDED)?,
+        _ => emit(output, &text)?,
     }
-    emit(output, &text)?;
     if bad {
         return Ok(2);
     }
     Ok(if report.fails(fail_on.into()) { 1 } else { 0 })
 }
 
-/// `cgmig plan`: plan, narrow to a stage or subtree, refuse a plan that
+/// `--stages`: syntax here (clap prints the error with the flag); whether
+/// the names fit the host is the planner's check.
+fn parse_stages(s: &str) -> Result<crate::plan::StagePolicy, crate::plan::StageError> {
+    s.parse()
+}
+
+/// What part of the plan `cgmig plan` prints: the boots' policy, a stage,
+/// a subtree.
+struct Narrow {
+    stages: crate::plan::StagePolicy,
+    stage: Option<usize>,
+    only: Option<String>,
+    /// `--min-severity`: the findings the human formats list.
+    min: crate::rules::Severity,
+}
+
+/// `cgmig plan`: plan, narrow to a subtree or stage, refuse a plan that
 /// breaks a v2 rule, then write it.
 fn plan(
     input: &InputArgs,
     rules: &RulesArgs,
     format: formats::PlanFormat,
     output: Option<PathBuf>,
-    stage: Option<usize>,
-    only: Option<&str>,
+    narrow: &Narrow,
 ) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
     let snap = load_input(input)?;
-    let mut plan = crate::plan::plan(&snap, &rules);
+    // A subtree is staged over what it uses: the whole plan keeps the
+    // automatic boots, and --stages applies to the subtree's.
+    let whole = match narrow.only {
+        Some(_) => &crate::plan::StagePolicy::Auto,
+        None => &narrow.stages,
+    };
+    let mut plan = crate::plan::plan_with(&snap, &rules, whole)?;
     if input.root.is_none() && input.snapshot.is_none() {
         crate::plan::keys::record_live_identity(&mut plan);
     }
-    let plan = narrow_plan(plan, stage, only, &rules.policy().leaf_name)?;
+    let plan = narrow_plan(plan, narrow, &rules.policy().leaf_name)?;
     refuse_invalid_plan(&plan)?;
-    write_plan(plan, format, output)?;
+    write_plan(plan, format, output, narrow.min)?;
     Ok(if bad { 2 } else { 0 })
 }
 
-/// `--stage N` and `--only PATH`: the part of the plan asked for, or an
-/// error naming what does not exist.
-fn narrow_plan(
-    mut plan: crate::plan::Plan,
-    stage: Option<usize>,
-    only: Option<&str>,
-    leaf: &str,
-) -> Result<crate::plan::Plan> {
-    if let Some(n) = stage {
+/// `--only PATH` (re-staged) then `--stage N` of it: the part of the plan
+/// asked for, or an error naming what does not exist.
+fn narrow_plan(mut plan: crate::plan::Plan, narrow: &Narrow, leaf: &str) -> Result<crate::plan::Plan> {
+    if let Some(path) = &narrow.only {
+        plan = plan
+            .only_staged(path, leaf, &narrow.stages)
+            .with_context(|| format!("{path} is not a node of the plan"))??;
+    }
+    if let Some(n) = narrow.stage {
         let count = plan.stages.len();
         plan = plan
             .for_stage(n, leaf)
             .with_context(|| format!("there is no stage {n} (this plan has {count})"))?;
-    }
-    if let Some(path) = only {
-        plan = plan
-            .only(path, leaf)
-            .with_context(|| format!("{path} is not a node of the plan"))?;
     }
     Ok(plan)
 }
@@ -399,34 +483,40 @@ fn refuse_invalid_plan(plan: &crate::plan::Plan) -> Result<()> {
     Ok(())
 }
 
-/// Write the plan in the format asked for (table and markdown end with the
-/// other owners' section), streamed into the output: the JSON of a big host
-/// is over 100 MB, and rendering it into a string first doubled the memory
-/// of the command.
-fn write_plan(plan: crate::plan::Plan, format: formats::PlanFormat, output: Option<PathBuf>) -> Result<()> {
-    let human = matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown);
-    let owners = if human {
-        crate::plan::owners_section(&plan)
-    } else {
-        String::new()
+/// Write the plan in the format asked for: the human formats (ending with
+/// the other owners' section) fitted to the terminal and paged; json and
+/// yaml streamed into the output: the JSON of a big host is over 100 MB, and
+/// rendering it into a string first doubled the memory of the command.
+fn write_plan(
+    plan: crate::plan::Plan,
+    format: formats::PlanFormat,
+    output: Option<PathBuf>,
+    min: crate::rules::Severity,
+) -> Result<()> {
+    let out = output.as_deref();
+    let style = match format {
+        formats::PlanFormat::Table => term::style(out.is_none()),
+        _ => report::Style::UNBOUNDED,
     };
-    let written = report::write_output_with(output.as_deref(), &mut |w| {
-        crate::plan::render_to(&plan, format.into(), w).map_err(std::io::Error::other)?;
-        w.write_all(owners.as_bytes())
+    if matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown) {
+        let mut text = crate::plan::render_with(&plan, format.into(), &style, min)?;
+        text.push_str(&crate::plan::owners_section(&plan));
+        return term::emit_human(out, &text, &style);
+    }
+    let written = report::write_output_with(out, &mut |w| {
+        crate::plan::render_to(&plan, format.into(), w).map_err(std::io::Error::other)
     });
-    written.with_context(|| match output.as_deref() {
-        Some(p) if p != Path::new("-") => format!("cannot write {}", p.display()),
-        _ => "cannot write standard output".to_string(),
-    })
+    written.with_context(|| write_context(out))
 }
 
 /// `cgmig explain`: a v1 file or a rule id explained, or an error that
 /// points at `rules list`.
 fn explain(target: &str, rules: &RulesArgs) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
-    match explain::explain(target, &rules) {
+    let style = term::style(true);
+    match explain::explain(target, &rules, &style) {
         Some(text) => {
-            emit(None, &text)?;
+            term::emit_human(None, &text, &style)?;
             Ok(if bad { 2 } else { 0 })
         }
         None => bail!("no rule matches {target:?}; `cgmig rules list` shows every rule"),
@@ -436,7 +526,8 @@ fn explain(target: &str, rules: &RulesArgs) -> Result<i32> {
 /// `cgmig rules list`: every rule in force.
 fn rules_list(rules: &RulesArgs) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
-    emit(None, &explain::list(&rules))?;
+    let style = term::style(true);
+    term::emit_human(None, &explain::list(&rules, &style), &style)?;
     Ok(if bad { 2 } else { 0 })
 }
 

@@ -87,6 +87,21 @@ impl Loaded {
     }
 }
 
+/// Deepest directory level walked below an input directory. Report trees
+/// are a few levels deep; a deeper one is a mistake or an attack (a
+/// 2,000-level tree), and is listed as not walked instead of taking minutes.
+pub const MAX_WALK_DEPTH: usize = 32;
+
+/// What the input walk found: the files to read, and every entry that could
+/// not be walked (with why), so the report lists it and the run exits 2.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Files, sorted by path.
+    pub files: Vec<PathBuf>,
+    /// Paths that could not be listed or taken, with the reason.
+    pub errors: Vec<(PathBuf, String)>,
+}
+
 /// Every input file: files as given, directories walked recursively for
 /// `*.json`, `*.yaml`, `*.yml` (hidden files skipped), sorted by path so the
 /// report does not depend on directory order.
@@ -96,25 +111,28 @@ impl Loaded {
 /// link back to a parent must not loop, and a host linked from two places
 /// must not count twice. A dangling link is kept so it is reported as
 /// unreadable with its path instead of vanishing silently.
-pub fn collect_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, FleetError> {
+///
+/// The walk is total: an input or entry that cannot be read, or a directory
+/// deeper than [`MAX_WALK_DEPTH`], is one error in [`Inputs::errors`] and the
+/// walk goes on; only "nothing at all was given" is an error of the run.
+pub fn collect_inputs(args: &[PathBuf]) -> Result<Inputs, FleetError> {
     let mut walk = Walk::default();
     for a in args {
-        let meta = std::fs::metadata(a).map_err(|source| FleetError::Io {
-            path: a.clone(),
-            err: source,
-        })?;
-        if meta.is_dir() {
-            walk.dir(a)?;
-        } else {
-            walk.file(a);
+        match std::fs::metadata(a) {
+            Ok(m) if m.is_dir() => walk.dir(a, 0),
+            Ok(_) => walk.file(a),
+            Err(e) => walk.errors.push((a.clone(), e.to_string())),
         }
     }
-    let mut out = walk.files;
-    out.sort();
-    if out.is_empty() {
+    let mut files = walk.files;
+    files.sort();
+    if files.is_empty() && walk.errors.is_empty() {
         return Err(FleetError::NoInputs);
     }
-    Ok(out)
+    Ok(Inputs {
+        files,
+        errors: walk.errors,
+    })
 }
 
 /// The state of one input walk: what was found, and the canonical paths
@@ -122,6 +140,7 @@ pub fn collect_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, FleetError> {
 #[derive(Default)]
 struct Walk {
     files: Vec<PathBuf>,
+    errors: Vec<(PathBuf, String)>,
     seen_dirs: HashSet<PathBuf>,
     seen_files: HashSet<PathBuf>,
 }
@@ -135,20 +154,40 @@ impl Walk {
         }
     }
 
-    fn dir(&mut self, dir: &Path) -> Result<(), FleetError> {
-        let io = |source| FleetError::Io {
-            path: dir.to_path_buf(),
-            err: source,
-        };
-        if !self.seen_dirs.insert(std::fs::canonicalize(dir).map_err(io)?) {
-            return Ok(());
+    fn dir(&mut self, dir: &Path, depth: usize) {
+        if depth > MAX_WALK_DEPTH {
+            self.errors.push((
+                dir.to_path_buf(),
+                format!("deeper than {MAX_WALK_DEPTH} directories below the input: not walked"),
+            ));
+            return;
         }
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(io)?
-            .collect::<Result<_, _>>()
-            .map_err(io)?;
+        let canon = match std::fs::canonicalize(dir) {
+            Ok(c) => c,
+            Err(e) => {
+                self.errors.push((dir.to_path_buf(), e.to_string()));
+                return;
+            }
+        };
+        if !self.seen_dirs.insert(canon) {
+            return;
+        }
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.errors.push((dir.to_path_buf(), format!("cannot list: {e}")));
+                return;
+            }
+        };
+        let mut entries = Vec::new();
+        for e in rd {
+            match e {
+                Ok(e) => entries.push(e),
+                Err(e) => self.errors.push((dir.to_path_buf(), format!("cannot list: {e}"))),
+            }
+        }
         // Sorted so that of two links to one file the first path is kept.
-        entries.sort_by_key(|e| e.file_name());
+        entries.sort_by_key(std::fs::DirEntry::file_name);
         for e in entries {
             let p = e.path();
             let name = e.file_name().to_string_lossy().to_string();
@@ -156,12 +195,11 @@ impl Walk {
                 continue;
             }
             if p.is_dir() {
-                self.dir(&p)?;
+                self.dir(&p, depth + 1);
             } else if [".json", ".yaml", ".yml"].iter().any(|x| name.ends_with(x)) {
                 self.file(&p);
             }
         }
-        Ok(())
     }
 }
 
@@ -220,6 +258,16 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
         }
         Some(PLAN_SCHEMA) => {
             let plan: Plan = crate::report::from_data(&text).map_err(|e| bad(e.to_string()))?;
+            // No command trusts a plan another wrote: an invalid one is not a host.
+            let problems = crate::plan::validate(&plan);
+            if let Some(first) = problems.first() {
+                return Err(bad(format!(
+                    "invalid plan ({} problems; first at {}: {})",
+                    problems.len(),
+                    first.at,
+                    first.message
+                )));
+            }
             Ok((from_plan(&plan, path, &stem), Loaded::Plan(Box::new(plan))))
         }
         Some(other) => Err(bad(format!(

@@ -25,8 +25,8 @@ use crate::plan::Plan;
 use crate::rules::{RuleSet, Severity};
 
 pub use family::{Layout, audit_layout, normalize_name, plan_layout, snapshot_layout};
-pub use ingest::{HostRecord, InputKind, Loaded, RuleHit, collect_inputs, read_host};
-pub use render::{FleetFormat, render};
+pub use ingest::{HostRecord, InputKind, Inputs, Loaded, MAX_WALK_DEPTH, RuleHit, collect_inputs, read_host};
+pub use render::{FleetFormat, render, render_with};
 
 /// Schema id of the fleet report.
 pub const FLEET_SCHEMA: &str = "cgmig.fleet/v1";
@@ -464,9 +464,12 @@ pub struct FleetOptions {
 /// Read every input, one at a time, and build the report. A file that can't
 /// be used is listed in `unreadable` (the caller decides the exit code); an
 /// error writing a representative plan stops the run.
-pub fn run(inputs: &[PathBuf], rules: &RuleSet, opts: &FleetOptions) -> Result<FleetReport, FleetError> {
+pub fn run(inputs: &Inputs, rules: &RuleSet, opts: &FleetOptions) -> Result<FleetReport, FleetError> {
     let mut agg = Aggregator::new();
-    for path in inputs {
+    for (path, why) in &inputs.errors {
+        agg.unreadable(path, why.clone());
+    }
+    for path in &inputs.files {
         let (rec, loaded) = match read_host(path, rules) {
             Ok(x) => x,
             Err(e) => {
@@ -481,6 +484,20 @@ pub fn run(inputs: &[PathBuf], rules: &RuleSet, opts: &FleetOptions) -> Result<F
             continue;
         };
         let mut summary = PlanSummary::of(&plan);
+        // Only a plan that validates is written for review and apply.
+        let problems = crate::plan::validate(&plan);
+        if let Some(first) = problems.first() {
+            agg.unreadable(
+                path,
+                format!(
+                    "its plan is invalid ({} problems; first at {}: {}): not written",
+                    problems.len(),
+                    first.at,
+                    first.message
+                ),
+            );
+            continue;
+        }
         if let Some(dir) = &opts.plans_dir {
             let id = agg.family_id(fp).unwrap_or_default();
             let file = dir.join(format!("family-{id}.json"));

@@ -302,6 +302,10 @@ pub struct Stage {
     /// the host's kernel is older.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
+    /// Why this stage is where it is (plan::stages); empty in plans made
+    /// before stages said so.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
 }
 
 /// Host header.

@@ -23,6 +23,7 @@
 pub mod apps;
 pub mod config;
 pub mod convert;
+pub mod devices;
 pub mod elf;
 pub mod evaluate;
 mod evaluate_config;
@@ -34,6 +35,7 @@ mod rule;
 pub mod runtimes;
 pub mod stack;
 mod stores;
+pub mod unit;
 pub mod unit_env;
 pub mod version;
 

@@ -38,7 +38,7 @@ use crate::plan::Plan;
 use crate::plan::UnitPrediction;
 use crate::rules::Severity;
 
-pub use render::{VerifyFormat, render};
+pub use render::{VerifyFormat, render, render_with};
 
 /// Schema id of the verify report.
 pub const VERIFY_SCHEMA: &str = "cgmig.verify/v1";

@@ -233,7 +233,7 @@ fn generated_fleet_families_and_counts_from_snapshots() {
     let dir = scratch();
     write_fleet(dir.path(), false);
     let inputs = collect_inputs(&[dir.path().to_path_buf()]).unwrap();
-    assert_eq!(inputs.len(), 27);
+    assert_eq!(inputs.files.len(), 27);
     let plans = scratch();
     let opts = FleetOptions {
         plans_dir: Some(plans.path().to_path_buf()),
@@ -551,9 +551,10 @@ fn inputs_follow_links_once_and_never_loop() {
     // The link back to the top is not walked again, the second link to
     // a.json is dropped, the dangling link stays so it is reported.
     assert_eq!(
-        got,
+        got.files,
         vec![d.join("a.json"), d.join("dangling.json"), d.join("sub/b.yaml")]
     );
+    assert!(got.errors.is_empty(), "{:?}", got.errors);
     let out = cgmig(&["fleet", d.to_str().unwrap(), "--format", "json"]);
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -565,4 +566,66 @@ fn inputs_follow_links_once_and_never_loop() {
         .collect();
     assert_eq!(bad.len(), 3, "{bad:?}");
     assert!(bad[1].ends_with("dangling.json"), "{bad:?}");
+}
+
+/// Fleet is total (issue 21): a tree deeper than the walk's limit is listed
+/// as not walked, an invalid plan is not a host and is never written by
+/// `--plans`, and every readable host is still reported, with exit 2.
+#[test]
+fn fleet_walk_is_total_and_plans_must_validate() {
+    let d = scratch();
+    let h = crate::util::host(&crate::util::host_names()[0]);
+    let snap = serde_json::to_string(&h.scan()).unwrap();
+    std::fs::write(d.path().join("good.json"), &snap).unwrap();
+    // 40 levels, a snapshot at the bottom: past the limit, not walked.
+    let mut deep = d.path().join("deep");
+    for i in 0..40 {
+        deep = deep.join(format!("d{i}"));
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("lost.json"), &snap).unwrap();
+    // A plan that does not validate: its first node is not the root.
+    let plan = cgmig::plan::plan(&h.scan(), &rules());
+    let mut v = serde_json::to_value(&plan).unwrap();
+    v["nodes"][0]["path"] = serde_json::json!("relative/path");
+    std::fs::write(d.path().join("forged-plan.json"), v.to_string()).unwrap();
+    let plans = d.path().join("plans-out");
+    let out = cgmig(&[
+        "fleet",
+        d.path().to_str().unwrap(),
+        "--format",
+        "json",
+        "--plans",
+        plans.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", crate::util::stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bad: Vec<(String, String)> = r["unreadable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["path"].as_str().unwrap().to_string(),
+                u["error"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        bad.iter()
+            .any(|(p, e)| p.contains("/d31") && e.contains("deeper than 32")),
+        "{bad:?}"
+    );
+    assert!(
+        bad.iter()
+            .any(|(p, e)| p.ends_with("forged-plan.json") && e.contains("invalid plan")),
+        "{bad:?}"
+    );
+    assert_eq!(r["hosts"].as_u64(), Some(1), "the good host is reported: {r}");
+    // Only valid plans are written.
+    for e in std::fs::read_dir(&plans).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        let p: cgmig::plan::Plan = serde_json::from_str(&text).unwrap();
+        assert!(cgmig::plan::validate(&p).is_empty());
+    }
 }
