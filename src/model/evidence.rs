@@ -149,6 +149,10 @@ pub struct Container {
     /// `linux.cgroupsPath` of its spec (`/docker/<id>`, `machine.slice:libpod:<id>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroups_path: Option<String>,
+    /// The spec's `run.oci.systemd.subgroup` annotation (crun: the child of
+    /// the systemd scope the container runs in; empty: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_subgroup: Option<String>,
     /// docker's `CgroupParent` (empty: the daemon's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_parent: Option<String>,

@@ -236,6 +236,7 @@ fn docker_container(id: &str, root: &str, d: &Daemon, hc: &Value, cfg: &Value, s
         oci_runtime: text("Runtime").or_else(|| d.runtime.clone()),
         driver_setting: d.driver.clone(),
         cgroups_path: None,
+        systemd_subgroup: None,
         cgroup_parent: text("CgroupParent"),
         resources: r,
         restart: hc["RestartPolicy"]["Name"]
@@ -276,6 +277,13 @@ fn oci_resources(spec: &Value) -> (Resources, Option<String>) {
     (r, text(&spec["linux"]["cgroupsPath"]))
 }
 
+/// The `run.oci.systemd.subgroup` annotation of a spec.
+fn subgroup(spec: &Value) -> Option<String> {
+    spec["annotations"]["run.oci.systemd.subgroup"]
+        .as_str()
+        .map(str::to_string)
+}
+
 /// A `key = "value"` setting of a TOML file (containers.conf, storage.conf),
 /// the last one wins; enough for the flat keys read here.
 fn toml_key(text: &str, key: &str) -> Option<String> {
@@ -304,12 +312,13 @@ fn podman(rd: &mut Reader<'_>, snap: &Snapshot, note: &mut impl FnMut(HostError)
     }
     let names = podman_names(json_file(rd, &format!("{dir}/containers.json"), note));
     let driver = conf_key(rd, CONTAINERS_CONF, "cgroup_manager");
-    // conmon -c ID -r RUNTIME for every running container.
+    // conmon -c ID -r RUNTIME for every running container: its own options
+    // come first (the podman command it runs at exit repeats `-r`, `-c` ...).
     let conmons: BTreeMap<String, String> = commands(snap, "conmon")
         .into_iter()
         .filter_map(|args| {
-            let id = flag_values(args, &["-c", "--cid"]).last()?.to_string();
-            let rt = flag_values(args, &["-r", "--runtime"]).last()?.to_string();
+            let id = flag_values(args, &["-c", "--cid"]).first()?.to_string();
+            let rt = flag_values(args, &["-r", "--runtime"]).first()?.to_string();
             Some((id, rt))
         })
         .collect();
@@ -327,6 +336,7 @@ fn podman(rd: &mut Reader<'_>, snap: &Snapshot, note: &mut impl FnMut(HostError)
             oci_runtime: runtime,
             driver_setting: driver.clone(),
             cgroups_path,
+            systemd_subgroup: subgroup(&spec),
             cgroup_parent: None,
             resources,
             restart: None,
@@ -391,6 +401,7 @@ fn containerd(
                 oci_runtime: Some(runtime),
                 driver_setting: None,
                 cgroups_path,
+                systemd_subgroup: subgroup(&spec),
                 cgroup_parent: None,
                 resources,
                 restart: None,
@@ -464,6 +475,20 @@ mod tests {
             oci_resources(&serde_json::json!("not a spec")).0,
             Resources::default()
         );
+    }
+
+    /// The podman command conmon runs at exit repeats flags like `-r`:
+    /// conmon's own come first.
+    #[test]
+    fn conmon_flags_are_its_own_not_the_exit_commands() {
+        let a = args(
+            "/usr/bin/conmon --api-version 1 -c abc -u abc -r /usr/bin/crun -b /x -n p2048 --exit-command /usr/bin/podman --exit-command-arg -r --exit-command-arg --runtime",
+        );
+        assert_eq!(
+            flag_values(&a, &["-r", "--runtime"]).first().copied(),
+            Some("/usr/bin/crun")
+        );
+        assert_eq!(flag_values(&a, &["-c", "--cid"]).first().copied(), Some("abc"));
     }
 
     #[test]

@@ -225,6 +225,31 @@ fn runtime_of(c: &Container, versions: &Versions) -> Option<RuntimeVersion> {
     })
 }
 
+/// The child of its systemd scope that crun (0.14 on, commit d8107763)
+/// puts a container in and writes its limits to: the spec's
+/// `run.oci.systemd.subgroup` annotation (empty: none), else `container`.
+fn crun_subgroup(c: &Container, cgroups_path: &str, versions: &Versions) -> Option<String> {
+    if cgroups_path.starts_with('/') || !cgroups_path.contains(':') {
+        return None;
+    }
+    let crun = match c.oci_runtime.as_deref() {
+        Some(n) => OciRuntime::from_name(n) == Some(OciRuntime::Crun),
+        None => c.engine == Engine::Podman && versions.get("crun").is_some(),
+    };
+    if !crun
+        || versions
+            .get("crun")
+            .is_some_and(|v| version::less(v, "0.14") == Some(true))
+    {
+        return None;
+    }
+    match c.systemd_subgroup.as_deref() {
+        Some("") => None,
+        Some(s) => Some(s.to_string()),
+        None => Some("container".into()),
+    }
+}
+
 /// What brings a container back after the reboot.
 fn recreated(c: &Container) -> String {
     match (c.engine, c.restart.as_deref()) {
@@ -270,13 +295,19 @@ pub fn oci_containers(snap: &Snapshot, systemd_host: bool) -> Vec<Predicted> {
                 let Some(p) = c.cgroups_path.as_deref() else {
                     continue;
                 };
-                let path = cgroups_path(p);
-                let how = if p.starts_with('/') {
-                    "cgroupfs path from the spec, kept on v2"
+                let mut path = cgroups_path(p);
+                let mut how = if p.starts_with('/') {
+                    "cgroupfs path from the spec, kept on v2".to_string()
                 } else {
-                    "systemd driver (slice:prefix:name), kept on v2"
+                    "systemd driver (slice:prefix:name), kept on v2".to_string()
                 };
-                (path.clone(), path, how.to_string())
+                if let Some(sub) = crun_subgroup(c, p, &versions) {
+                    path = format!("{path}/{sub}");
+                    how.push_str(&format!(
+                        "; crun runs it in the scope's child {sub} (run.oci.systemd.subgroup, crun >= 0.14)"
+                    ));
+                }
+                (path.clone(), path, how)
             }
         };
         let (files, runtime, mut lost) = match runtime_of(c, &versions) {
@@ -427,6 +458,7 @@ mod tests {
             oci_runtime: Some("runc".into()),
             driver_setting: driver.map(str::to_string),
             cgroups_path: None,
+            systemd_subgroup: None,
             cgroup_parent: parent.map(str::to_string),
             resources: Resources::default(),
             restart: Some("always".into()),
