@@ -28,6 +28,7 @@ mod prop;
 mod readiness;
 mod replay;
 mod runtimes;
+mod runtimes_vm;
 mod scan;
 mod sim_kernel;
 mod stages;
