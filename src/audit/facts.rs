@@ -551,6 +551,7 @@ pub fn kernel_too_old<'a>(
                 remediation: spec.remediation.trim().into(),
                 kernel: Some(k),
                 source: rule.text().source.clone(),
+                waived: None,
             }
         })
         .collect()

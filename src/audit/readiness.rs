@@ -78,6 +78,7 @@ pub fn audit_findings(s: &Section) -> Vec<Finding> {
             remediation: f.needed.as_str().into(),
             kernel: None,
             source: Some(f.source.as_str().into()),
+            waived: None,
         })
         .collect()
 }

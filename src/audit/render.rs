@@ -85,7 +85,7 @@ fn findings_table(r: &Report, min: Severity) -> Table {
     ]);
     for g in r.groups.iter().filter(|g| g.severity >= min) {
         t.row([
-            Cell::severity(g.severity, g.severity.to_string()),
+            Cell::severity(g.severity, severity_cell(g)),
             g.rule.clone().into(),
             g.count.to_string().into(),
             format!("{}\n{}", g.title, g.why).into(),
@@ -130,6 +130,32 @@ fn conversions_table(r: &Report) -> Table {
     t
 }
 
+/// A group's severity, with how many of its findings are waived.
+fn severity_cell(g: &super::Group) -> String {
+    match g.waived {
+        0 => g.severity.to_string(),
+        n => format!("{} ({n} waived)", g.severity),
+    }
+}
+
+/// The waivers section: every waiver that accepted findings, with who and
+/// why (text from a waivers file or a plan: escaped like any other input).
+fn waived_section(r: &Report, out: &mut String, heading: &str, bullet: &str, md: bool) {
+    let lines = super::waived_lines(&r.findings);
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{heading}");
+    for l in lines {
+        let l = if md {
+            escape::md_cell(&l)
+        } else {
+            escape::line(&l).into_owned()
+        };
+        let _ = writeln!(out, "{bullet}{l}");
+    }
+}
+
 fn table(r: &Report, style: &Style, min: Severity) -> String {
     let mut out = String::new();
     out.push_str(&style.wrap(&header(r), 2));
@@ -166,6 +192,13 @@ fn table(r: &Report, style: &Style, min: Severity) -> String {
             2,
         ));
     }
+    waived_section(
+        r,
+        &mut out,
+        "waived (accepted; left out of the verdict and --fail-on):",
+        "  ",
+        false,
+    );
     if !r.conversions_by_rule.is_empty() {
         out.push_str("\nconversions:\n");
         out.push_str(&conversions_table(r).render(style));
@@ -201,6 +234,7 @@ fn markdown(r: &Report, min: Severity) -> String {
     if !findings.is_empty() {
         let _ = write!(out, "\n## Findings\n\n{}", findings.markdown());
     }
+    waived_section(r, &mut out, "\n## Waived\n", "- ", true);
     if !r.conversions_by_rule.is_empty() {
         let _ = write!(out, "\n## Conversions\n\n{}", conversions_table(r).markdown());
     }

@@ -65,6 +65,8 @@ pub struct ApplyArgs {
     /// Result format.
     #[arg(long, value_enum, default_value = "table")]
     format: ResultFormat,
+    #[command(flatten)]
+    waive: super::WaiveArgs,
 }
 
 /// `cgmig rollback` arguments.
@@ -276,11 +278,54 @@ fn confirm(live: bool, yes: bool, what: &str) -> Result<(), ApplyError> {
 /// What confirming an apply or a live one agrees to.
 const HANDOVER: &str = "hand the plan's controllers over from v1 to cgroup2";
 
+/// Issue 19: a plan whose assessment has a blocker no waiver accepts is
+/// never carried out (nor dry-run): the refusal names each blocker. The
+/// plan is judged again with the waivers it carries and those given here;
+/// every waived blocker is said, with who and why.
+fn refuse_blockers(a: &ApplyArgs, plan: &mut Plan) -> Result<()> {
+    let (rules, _) = crate::rules::RuleSet::embedded();
+    let waivers = super::load_waivers(&a.waive, &rules, &super::verify::plan_ids(plan))?;
+    crate::assess::judge_plan(plan, &waivers);
+    for f in plan
+        .findings
+        .iter()
+        .filter(|f| f.severity == crate::rules::Severity::Blocker)
+    {
+        if let Some(w) = &f.waived {
+            say!(
+                "cgmig: apply: blocker {} at {} waived by {}: {}",
+                f.rule,
+                f.subject,
+                w.who,
+                w.why
+            );
+        }
+    }
+    let blockers: Vec<String> = plan
+        .blockers()
+        .map(|f| format!("{} at {}: {}", f.rule, f.subject, f.why))
+        .collect();
+    if let Some(v) = plan.verdict {
+        say!("cgmig: apply: the plan's verdict: {}", v.label());
+    }
+    if blockers.is_empty() {
+        return Ok(());
+    }
+    Err(ApplyError::Refused(format!(
+        "{}: the plan is blocked by {} finding(s) no waiver accepts:\n  {}\n(accept one with --waive RULE[@PATH-GLOB] or --waivers FILE, after review)",
+        a.plan.display(),
+        blockers.len(),
+        blockers.join("\n  ")
+    ))
+    .into())
+}
+
 /// `cgmig apply`: read and scope the plan, check it fits this host, then
 /// either resume the journaled run or prepare a fresh one, and run it with
 /// the journal around every step.
 pub fn apply(a: ApplyArgs) -> Result<i32> {
-    let full = read_plan(&a.plan)?;
+    let mut full = read_plan(&a.plan)?;
+    refuse_blockers(&a, &mut full)?;
     if a.dry_run {
         return dry_run(&a, &full);
     }

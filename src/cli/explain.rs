@@ -189,25 +189,13 @@ pub fn explain(target: &str, rules: &RuleSet, style: &Style) -> Option<String> {
     Some(style.wrap_text(&out))
 }
 
-/// A `plan.*` or `owners.*` id: those findings come from the planner's and
-/// the owners pass's tables, not from rules files, so a user who meets one in
-/// a plan can still ask what it means. One id may have several kinds (the
-/// same id for three reasons of renaming, or three severities of a conflict).
+/// A built-in id (planner, owners, readiness, scan): those findings come
+/// from cgmig's own tables (`assess::catalog`), not from rules files, so a
+/// user who meets one in a report can still ask what it means. One id may
+/// have several kinds (the same id for three reasons of renaming, three
+/// severities of a conflict, one readiness row per component).
 fn builtin_finding(id: &str) -> Option<String> {
-    let (kinds, origin): (Vec<&crate::rules::FindingKind>, &str) = if id.starts_with("plan.") {
-        (
-            crate::plan::findings::ALL.iter().filter(|k| k.id == id).collect(),
-            "the planner, docs/plan.md",
-        )
-    } else {
-        (
-            crate::owners::findings::ALL
-                .iter()
-                .filter(|k| k.id == id)
-                .collect(),
-            "owners of cgroups, docs/owners.md",
-        )
-    };
+    let kinds = crate::assess::catalog::builtin(id);
     if kinds.is_empty() {
         return None;
     }
@@ -215,8 +203,8 @@ fn builtin_finding(id: &str) -> Option<String> {
     for k in kinds {
         let _ = writeln!(
             out,
-            "{}: {}\n  severity: {}\n  origin: built in ({origin})\n  remediation: {}",
-            k.id, k.title, k.severity, k.remediation
+            "{}: {}\n  severity: {}\n  origin: built in ({})\n  remediation: {}",
+            k.id, k.title, k.severity, k.origin, k.remediation
         );
     }
     Some(out)
@@ -250,5 +238,26 @@ pub fn list(rules: &RuleSet, style: &Style) -> String {
         }
         t.row([r.rule.id.clone(), what, does.join(", "), r.origin.to_string()]);
     }
-    format!("{}{} rules\n", t.render(style), rules.rules().len())
+    let mut b = Table::new(&[
+        ("id", Col::Key),
+        ("severity", Col::Key),
+        ("what", Col::Text),
+        ("origin", Col::Text),
+    ]);
+    let builtins = crate::assess::catalog::builtins();
+    for k in &builtins {
+        b.row([
+            k.id.to_string(),
+            k.severity.to_string(),
+            k.title.to_string(),
+            format!("built in ({})", k.origin),
+        ]);
+    }
+    format!(
+        "{}{} rules\n\nBuilt-in findings (planner, owners, readiness, scan):\n{}{} built-in kinds\n",
+        t.render(style),
+        rules.rules().len(),
+        b.render(style),
+        builtins.len()
+    )
 }

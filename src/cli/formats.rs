@@ -37,7 +37,7 @@ cli_enum! {
 
 cli_enum! {
     /// `--fail-on` threshold.
-    FailOn => crate::audit::FailOn {
+    FailOn => crate::rules::FailOn {
         /// Never fail.
         Never,
         /// Fail on warning or worse.

@@ -1,8 +1,9 @@
 //! Command-line definitions and dispatch, nothing else.
 //!
 //! Exit codes (documented in `docs/cli.md`):
-//! * `0`: success (and, for `audit`, no finding at or above `--fail-on`);
-//! * `1`: `audit`: a finding at or above `--fail-on`; `rules check`: errors found;
+//! * `0`: success (and, for `audit` and `plan`, no finding at or above `--fail-on`);
+//! * `1`: `audit`, `plan`: a finding at or above `--fail-on` that no waiver
+//!   accepts; `rules check`: errors found;
 //! * `2`: the command could not run (bad input, unreadable file, bad rules).
 
 use std::path::{Path, PathBuf};
@@ -64,6 +65,50 @@ pub struct InputArgs {
     snapshot: Option<PathBuf>,
 }
 
+/// Waivers: findings someone accepts, by id and optionally by cgroup path.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WaiveArgs {
+    /// Accept the findings of RULE (on cgroups whose path matches the glob): they stay in the
+    /// report, marked waived, and leave the verdict and `--fail-on`. Repeatable.
+    #[arg(long = "waive", value_name = "RULE[@PATH-GLOB]")]
+    waive: Vec<String>,
+    /// A YAML list of waivers (`rule`, `path`, `who`, `why`), checked like rules files.
+    #[arg(long = "waivers", value_name = "FILE")]
+    waivers: Vec<PathBuf>,
+}
+
+/// The waivers of a command, every id checked against the finding catalog;
+/// any problem (a bad file, an unknown id) stops the command, naming it.
+pub fn load_waivers(args: &WaiveArgs, rules: &RuleSet, known: &[String]) -> Result<crate::rules::Waivers> {
+    let mut w = crate::rules::Waivers::none();
+    let mut problems: Vec<String> = Vec::new();
+    for a in &args.waive {
+        match crate::rules::Waiver::from_arg(a) {
+            Ok(x) => w.push(x),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    for f in &args.waivers {
+        problems.extend(w.load_file(f).iter().map(ToString::to_string));
+    }
+    for x in w.iter() {
+        if !crate::assess::catalog::knows(&x.rule, rules) && !known.contains(&x.rule) {
+            problems.push(format!(
+                "waiver {}: no finding has the id {:?} (`cgmig rules list` lists them)",
+                x.pattern(),
+                x.rule
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            say!("cgmig: waivers error: {p}");
+        }
+        bail!("{} waiver problems; nothing was done", problems.len());
+    }
+    Ok(w)
+}
+
 /// Extra rules.
 #[derive(Debug, Args, Clone)]
 pub struct RulesArgs {
@@ -101,13 +146,15 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: formats::AuditFormat,
-        /// Exit 1 when a finding of this severity or worse exists.
+        /// Exit 1 when a finding of this severity or worse exists (waived ones aside).
         #[arg(long, value_enum, default_value = "blocker")]
         fail_on: formats::FailOn,
         /// Show findings of this severity or worse in the table and markdown (json, yaml and
         /// prometheus keep every finding).
         #[arg(long, value_enum, default_value = "info", value_name = "SEVERITY")]
         min_severity: formats::MinSeverity,
+        #[command(flatten)]
+        waive: WaiveArgs,
         /// Write to FILE instead of standard output (atomically).
         #[arg(short, long, value_name = "FILE", value_parser = output_file)]
         output: Option<PathBuf>,
@@ -139,6 +186,11 @@ enum Command {
         /// controllers left out move in a last boot.
         #[arg(long, value_name = "auto|one|SPEC", default_value = "auto", value_parser = parse_stages)]
         stages: crate::plan::StagePolicy,
+        /// Exit 1 when a finding of this severity or worse exists (waived ones aside), as `audit`.
+        #[arg(long, value_enum, default_value = "blocker")]
+        fail_on: formats::FailOn,
+        #[command(flatten)]
+        waive: WaiveArgs,
     },
     /// Compare the host after the switch (or a stage) with the plan's predictions, owner by owner.
     Verify(verify::VerifyArgs),
@@ -294,8 +346,16 @@ fn run(cli: Cli) -> Result<i32> {
             format,
             fail_on,
             min_severity,
+            waive,
             output,
-        } => audit(&input, &rules, format, (fail_on, min_severity), output.as_deref()),
+        } => audit(
+            &input,
+            &rules,
+            format,
+            (fail_on, min_severity),
+            &waive,
+            output.as_deref(),
+        ),
         Command::Plan {
             input,
             rules,
@@ -305,17 +365,20 @@ fn run(cli: Cli) -> Result<i32> {
             stage,
             only,
             stages,
+            fail_on,
+            waive,
         } => plan(
             &input,
             &rules,
             format,
-            output,
             &Narrow {
                 stages,
                 stage,
                 only,
                 min: min_severity.into(),
             },
+            (fail_on, &waive),
+            output,
         ),
         Command::Verify(args) => verify::run(args),
         Command::Explain { target, rules } => explain(&target, &rules),
@@ -377,19 +440,21 @@ fn output_file(s: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(s))
 }
 
-/// `cgmig audit`: the report (adjusted for other owners, with their section
-/// in a table); exit 1 on a finding at or above `--fail-on`, 2 on bad rules.
+/// `cgmig audit`: the host's assessment as a report (with the owners
+/// section in a table); exit 1 on a finding at or above `--fail-on` that no
+/// waiver accepts, 2 on bad rules.
 fn audit(
     input: &InputArgs,
     rules: &RulesArgs,
     format: formats::AuditFormat,
     (fail_on, min): (formats::FailOn, formats::MinSeverity),
+    waive: &WaiveArgs,
     output: Option<&Path>,
 ) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
+    let waivers = load_waivers(waive, &rules, &[])?;
     let snap = load_input(input)?;
-    let mut report = crate::audit::audit(&snap, &rules);
-    crate::audit::owners::adjust_report(&mut report, &snap);
+    let report = crate::assess::assess(&snap, &rules, &waivers).report;
     let style = term::style(output.is_none());
     let mut text = crate::audit::render_with(&report, format.into(), &style, min.into())
         .context("cannot render the audit report")?;
@@ -423,16 +488,20 @@ struct Narrow {
     min: crate::rules::Severity,
 }
 
-/// `cgmig plan`: plan, narrow to a subtree or stage, refuse a plan that
-/// breaks a v2 rule, then write it.
+/// `cgmig plan`: the host's assessment as a plan (it carries the verdict),
+/// with its boots chosen by `--stages`, narrowed to a subtree or stage; a
+/// plan that breaks a v2 rule is refused, else written. Exit 1 on a finding
+/// at or above `--fail-on` that no waiver accepts (as `audit`), 2 on bad rules.
 fn plan(
     input: &InputArgs,
     rules: &RulesArgs,
     format: formats::PlanFormat,
-    output: Option<PathBuf>,
     narrow: &Narrow,
+    (fail_on, waive): (formats::FailOn, &WaiveArgs),
+    output: Option<PathBuf>,
 ) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
+    let waivers = load_waivers(waive, &rules, &[])?;
     let snap = load_input(input)?;
     // A subtree is staged over what it uses: the whole plan keeps the
     // automatic boots, and --stages applies to the subtree's.
@@ -440,14 +509,15 @@ fn plan(
         Some(_) => &crate::plan::StagePolicy::Auto,
         None => &narrow.stages,
     };
-    let mut plan = crate::plan::plan_with(&snap, &rules, whole)?;
+    let mut plan = crate::assess::assess_staged(&snap, &rules, &waivers, whole)?.plan;
     if input.root.is_none() && input.snapshot.is_none() {
         crate::plan::keys::record_live_identity(&mut plan);
     }
     let plan = narrow_plan(plan, narrow, &rules.policy().leaf_name)?;
     refuse_invalid_plan(&plan)?;
+    let fails = crate::rules::FailOn::from(fail_on).fails(&plan.findings);
     write_plan(plan, format, output, narrow.min)?;
-    Ok(if bad { 2 } else { 0 })
+    Ok(if bad { 2 } else { i32::from(fails) })
 }
 
 /// `--only PATH` (re-staged) then `--stage N` of it: the part of the plan

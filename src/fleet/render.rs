@@ -149,6 +149,35 @@ fn table(r: &FleetReport, style: &Style) -> String {
             2,
         ));
     }
+    for line in identity_notes(r) {
+        let _ = writeln!(out, "{}", escape::line(&line));
+    }
+    out
+}
+
+/// Hosts whose inputs disagree, and inputs with no identity: said in every
+/// human format (the counts above count each host once).
+fn identity_notes(r: &FleetReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &r.conflicts {
+        let inputs: Vec<String> = c
+            .inputs
+            .iter()
+            .map(|i| format!("{:?} {} says {:?}", i.input, i.path.display(), i.verdict).to_lowercase())
+            .collect();
+        out.push(format!(
+            "conflict: host {} (counted once, at its worst verdict): its {} differ: {}",
+            c.host,
+            c.differs.join(" and "),
+            inputs.join("; ")
+        ));
+    }
+    for p in &r.anonymous {
+        out.push(format!(
+            "no identity: {} names no hostname or machine id (counted as a host of its own)",
+            p.display()
+        ));
+    }
     out
 }
 
@@ -180,6 +209,13 @@ fn markdown(r: &FleetReport) -> String {
                 escape::md_code(&u.path.display().to_string()),
                 escape::md_cell(&u.error)
             );
+        }
+    }
+    let notes = identity_notes(r);
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\n## Host identity\n");
+        for n in notes {
+            let _ = writeln!(out, "- {}", escape::md_cell(&n));
         }
     }
     out

@@ -18,6 +18,7 @@
 
 pub mod contain;
 pub mod door;
+pub mod systemd;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;

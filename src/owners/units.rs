@@ -17,27 +17,7 @@ use crate::readiness::io::Reader;
 
 pub use crate::model::evidence::UnitConfig;
 
-/// Unit search path, highest priority first (systemd.unit(5), system manager).
-pub const UNIT_DIRS: &[&str] = &[
-    "/etc/systemd/system.control",
-    "/run/systemd/system.control",
-    "/run/systemd/transient",
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/local/lib/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
-];
-
-/// Unit type suffixes that own a cgroup.
-const CGROUP_UNIT_SUFFIXES: &[&str] = &[".service", ".slice", ".scope", ".socket", ".mount", ".swap"];
-
-/// Whether a cgroup path component names a unit that owns a cgroup.
-pub fn is_unit_name(name: &str) -> bool {
-    CGROUP_UNIT_SUFFIXES
-        .iter()
-        .any(|s| name.len() > s.len() && name.ends_with(s))
-}
+pub use crate::host::systemd::{UNIT_DIRS, is_unit_name};
 
 /// A unit file systemd refuses to load (see [`crate::readiness::unit`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -73,6 +73,7 @@ pub fn plan_with(snap: &Snapshot, rules: &RuleSet, policy: &StagePolicy) -> Resu
     drop(eval);
     finish(&mut p, None, &rules.policy().leaf_name);
     annotate(&mut p, snap);
+    p.judge();
     Ok(p)
 }
 
@@ -92,7 +93,24 @@ pub fn plan_from(
     });
     finish(&mut p, None, &rules.policy().leaf_name);
     annotate(&mut p, snap);
+    p.judge();
     p
+}
+
+/// [`plan_from`] with the boots chosen by `policy` (`--stages`): the
+/// assessment's plan when the user shapes the stages.
+pub fn plan_from_staged(
+    snap: &Snapshot,
+    rules: &RuleSet,
+    eval: &crate::audit::Evaluation,
+    findings: Vec<Finding>,
+    policy: &StagePolicy,
+) -> Result<Plan, StageError> {
+    let mut p = draft(snap, rules, eval, findings, |loads| stages::stages(loads, policy))?;
+    finish(&mut p, None, &rules.policy().leaf_name);
+    annotate(&mut p, snap);
+    p.judge();
+    Ok(p)
 }
 
 /// What the finished plan learns from the host besides the tree: who owns
@@ -132,6 +150,9 @@ fn draft<E>(
     Ok(Plan {
         schema: PLAN_SCHEMA.to_string(),
         host: plan_host(snap),
+        verdict: None,
+        converts: crate::audit::converts(eval),
+        incomplete: crate::audit::incomplete(snap),
         stage: None,
         controllers: Vec::new(),
         nodes,
@@ -145,13 +166,14 @@ fn draft<E>(
     })
 }
 
-/// The host as a plan records it (identity is added only for live scans).
+/// The host as a plan records it: its identity as the scan found it (a live
+/// plan adds the boot id, `keys::record_live_identity`).
 fn plan_host(snap: &Snapshot) -> PlanHost {
     PlanHost {
         hostname: snap.host.hostname.clone(),
         kernel: snap.host.kernel.clone(),
         mode: snap.host.mode,
-        machine_id: None,
+        machine_id: snap.host.machine_id.clone(),
         boot_id: None,
     }
 }

@@ -220,15 +220,14 @@ fn human_header(p: &Plan, md: Option<()>, style: &Style, out: &mut String) {
         tried.join(", ")
     );
     out.push_str(&style.wrap(&escape::line(&spine), 2));
-    let blockers = p
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Blocker)
-        .count();
+    // The assessment's verdict (the audit's): blockers no waiver accepts.
+    let blockers = p.blockers().count();
     if blockers > 0 {
         let line = format!("BLOCKED: {blockers} blocker(s) below; v2 cannot express this host as it is");
         out.push_str(&style.severity(Severity::Blocker, style.wrap(&line, 2).trim_end()));
         out.push('\n');
+    } else if let Some(v) = p.verdict {
+        out.push_str(&style.wrap(&format!("verdict: {}", v.label()), 2));
     }
 }
 
@@ -355,15 +354,27 @@ fn findings_section(p: &Plan, md: Option<()>, style: &Style, min: Severity, out:
         ("remediation", Col::Text),
     ]);
     for ((sev, rule), fs) in grouped {
+        let count = match fs.iter().filter(|f| f.waived.is_some()).count() {
+            0 => fs.len().to_string(),
+            w => format!("{} ({w} waived)", fs.len()),
+        };
         t.row([
             Cell::severity(sev.0, sev.0.to_string()),
             rule.into(),
-            fs.len().to_string().into(),
+            count.into(),
             format!("{}\n{}", fs[0].title, fs[0].why).into(),
             fs[0].remediation.to_string().into(),
         ]);
     }
     out.push_str(&table(md, &t, style));
+    for l in crate::audit::waived_lines(&p.findings) {
+        let l = if md.is_some() {
+            escape::md_cell(&l)
+        } else {
+            escape::line(&l).into_owned()
+        };
+        let _ = writeln!(out, "waived: {l}");
+    }
 }
 
 /// The boots a staged move takes, and why each is where it is.

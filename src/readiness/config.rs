@@ -10,13 +10,8 @@ use super::io::{Kind, Reader, join};
 use super::stack::toml_keys;
 use super::{ConfigFile, Readiness, Setting};
 
-/// Unit directories, most specific first.
-pub const UNIT_DIRS: &[&str] = &[
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
-];
+/// Unit directories, most specific first: systemd's one search path.
+pub use crate::host::systemd::UNIT_DIRS;
 
 /// v1-only resource-control directives (deprecated in systemd 252, ignored by current systemd).
 pub const LEGACY_DIRECTIVES: &[&str] = &[
@@ -81,7 +76,9 @@ fn units(rd: &mut Reader<'_>, out: &mut Readiness) {
         for e in rd.list(dir) {
             let path = join(dir, &e.name);
             match e.kind {
-                Kind::File if is_unit_name(&e.name) => unit_file(rd, &path, out, &mut texts),
+                Kind::File if crate::host::systemd::is_unit_name(&e.name) => {
+                    unit_file(rd, &path, out, &mut texts);
+                }
                 Kind::Dir if e.name.ends_with(".d") => {
                     for f in rd.files_ending(&path, ".conf") {
                         unit_file(rd, &join(&path, &f), out, &mut texts);
@@ -92,12 +89,6 @@ fn units(rd: &mut Reader<'_>, out: &mut Readiness) {
         }
     }
     super::unit_env::scan(rd, &texts, out);
-}
-
-fn is_unit_name(n: &str) -> bool {
-    [".service", ".slice", ".scope", ".socket", ".mount", ".swap"]
-        .iter()
-        .any(|s| n.ends_with(s))
 }
 
 fn unit_file(rd: &mut Reader<'_>, path: &str, out: &mut Readiness, texts: &mut Vec<(String, String)>) {

@@ -569,3 +569,30 @@ fn systemd(c: &Component, cx: Context<'_>, out: &mut Vec<Finding>) {
         }
     }
 }
+
+/// Every rule of this file, for the catalog (`readiness::rule_table`):
+/// the version table's and the others.
+pub(super) fn rules() -> impl Iterator<Item = &'static Rule> {
+    BELOW.iter().map(|(_, _, r)| r).chain(RULES.iter().copied())
+}
+
+const RULES: &[&Rule] = &[
+    &JVM,
+    &JVM_OLD,
+    &AUTOMAXPROCS,
+    &GO_NO_QUOTA,
+    &NODE_22,
+    &ES_CRASH,
+    &SHARES_FORMULA,
+    &SYSTEMD_HOST_OLD,
+    &SYSTEMD_CPUSET,
+    &SYSTEMD_IMAGE_OLD,
+    &SYSTEMD_REFUSES_V1,
+    &NVIDIA,
+    &NODE_EXPORTER,
+    &RUST_NO_QUOTA,
+    &RUST_V2_ONLY,
+    &JVM_HEAP_SET,
+    &JVM_NO_SUPPORT,
+    &GO_MITIGATED,
+];

@@ -77,7 +77,10 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
     let by_path = add_cgroup_trees(root, &mut graph, hierarchies, &mounts, &mut vanished, &mut diags);
     add_processes(&mut graph, procs, &by_path, &mounts);
 
-    let readiness = crate::readiness::scan(root, kernel.as_deref(), &mut diags);
+    // systemd's version, read once: the OS facts, the readiness inventory
+    // and the owners' evidence all take it from here.
+    let systemd = crate::host::systemd::version(root, &mut |e| note(&mut diags, e));
+    let readiness = crate::readiness::scan(root, kernel.as_deref(), systemd.as_ref(), &mut diags);
     let mut snap = Snapshot {
         readiness,
         schema: SNAPSHOT_SCHEMA.to_string(),
@@ -85,9 +88,10 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
             kernel,
             cmdline,
             hostname,
+            machine_id: os::machine_id(root),
             mode,
             controllers,
-            os: os::read_os(root),
+            os: os::read_os(root, systemd.as_ref()),
         },
         graph,
         diagnostics: diags,

@@ -51,6 +51,9 @@ fn table(r: &VerifyReport, style: &Style, min: Severity) -> String {
         ),
         2,
     );
+    if let Some(v) = r.plan_verdict {
+        out.push_str(&format!("plan verdict: {}\n", v.label()));
+    }
     for c in r.checks.iter().filter(|c| c.kind == CheckKind::Unpredicted) {
         let what = match (&c.file, &c.actual) {
             (Some(f), Some(v)) => format!("{}/{f} = {v}", c.path),

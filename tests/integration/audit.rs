@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use cgmig::audit::{AuditFormat, Report, Verdict, audit, render};
+use cgmig::assess::audit;
+use cgmig::audit::{AuditFormat, Report, Verdict, render};
 use cgmig::fixture::HostSpec;
 
 use crate::util::*;
@@ -189,13 +190,43 @@ fn blockers_and_fail_on() {
 
 #[test]
 fn devices_remediation_lists_systemd_lines() {
+    // Docker's containers: Docker rebuilds their device lists as BPF, so the
+    // finding is the runtime's (info), decided where it is made, with the
+    // rule's explanation kept.
     let r = audit_host("docker-cgroupfs");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.value.as_deref().is_some_and(|v| v.starts_with("c 1:3")))
+        .unwrap();
+    assert_eq!(f.rule, "owners.runtime-device-policy");
+    assert_eq!(f.severity, cgmig::rules::Severity::Info);
+    assert!(f.why.contains("3 entries"), "{}", f.why);
+    // A custom manager's device list stays the rule's error, with the
+    // systemd lines that re-express it.
+    let mut spec = HostSpec::load(&hosts_dir().join("docker-cgroupfs.yaml")).unwrap();
+    let devices = spec
+        .hierarchies
+        .iter_mut()
+        .find(|h| h.controllers.iter().any(|c| c == "devices"))
+        .unwrap();
+    let docker: Vec<String> = devices
+        .cgroups
+        .keys()
+        .filter(|k| k.starts_with("/docker/"))
+        .cloned()
+        .collect();
+    for k in docker {
+        let c = devices.cgroups.remove(&k).unwrap();
+        devices.cgroups.insert(k.replace("/docker/", "/jobs/"), c);
+    }
+    let r = audit(&build_spec(spec).scan(), &rules());
     let f = r
         .findings
         .iter()
         .find(|f| f.rule == "devices.list" && f.value.as_deref().is_some_and(|v| v.starts_with("c 1:3")))
         .unwrap();
-    assert!(f.why.contains("3 entries"), "{}", f.why);
+    assert_eq!(f.severity, cgmig::rules::Severity::Error);
     assert!(
         f.remediation.contains(
             "DeviceAllow=/dev/char/1:3 rwm; DeviceAllow=/dev/char/1:5 rwm; DeviceAllow=char-136 rwm"

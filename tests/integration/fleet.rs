@@ -211,7 +211,7 @@ fn write_fleet(out: &Path, audits: bool) {
         let snap = cgmig::scan::scan(&cgmig::host::Root::new(dir.path()).unwrap()).unwrap();
         let name = &g.spec.hostname;
         let text = if audits {
-            let r = cgmig::audit::audit(&snap, &rules);
+            let r = cgmig::assess::audit(&snap, &rules);
             cgmig::audit::render(&r, cgmig::audit::AuditFormat::Json).unwrap()
         } else {
             serde_json::to_string(&snap).unwrap()
@@ -237,6 +237,7 @@ fn generated_fleet_families_and_counts_from_snapshots() {
     let plans = scratch();
     let opts = FleetOptions {
         plans_dir: Some(plans.path().to_path_buf()),
+        ..Default::default()
     };
     let r = run(&inputs, &rules(), &opts).unwrap();
     assert_eq!(r.hosts, 27);
@@ -297,6 +298,11 @@ fn generated_fleet_families_and_counts_from_snapshots() {
     );
     assert_eq!(buckets(&r.by_mode), vec![("legacy".into(), 27)]);
     assert_eq!(r.verdicts.total(), 27);
+    rules_and_verdicts(&r);
+}
+
+/// The generated fleet's rules, blockers and verdicts, host by host.
+fn rules_and_verdicts(r: &FleetReport) {
     // Per rule: which hosts, exactly.
     let rule = |id: &str| {
         r.rules
@@ -305,7 +311,11 @@ fn generated_fleet_families_and_counts_from_snapshots() {
             .unwrap_or_else(|| panic!("no {id}"))
     };
     assert_eq!(rule("host.named-hierarchy").hosts, 27);
-    assert_eq!(rule("devices.list").members, names("docker-", 0..8));
+    // Docker rebuilds its containers' device lists: the runtime's info finding.
+    assert_eq!(
+        rule("owners.runtime-device-policy").members,
+        names("docker-", 0..8)
+    );
     let centos_docker: Vec<String> = {
         let mut v: Vec<String> = (0..3).map(|i| format!("centos-{i}")).collect();
         v.extend(names("docker-", 0..8));
@@ -321,20 +331,35 @@ fn generated_fleet_families_and_counts_from_snapshots() {
     // blkio.throttle: v2's io.max caps the whole subtree (a behaviour change the
     // plan reports since issue 8); docker hosts throttle devices.
     assert!(r.rules.iter().any(|x| x.rule == "blkio.throttle"));
+    // Since issue 19 a snapshot's verdict is its whole assessment's: the
+    // planner's and owners' findings count, and a kernel that cannot hold the
+    // settings on v2 (3.10, and 4.14 without cpu on cgroup2) blocks.
+    // systemd's version is read once (issue 19): the Amazon Linux 2 hosts'
+    // 219, from the binary, now reaches readiness too, whose WR-SD-004 says
+    // 219 cannot boot unified.
     assert_eq!(
         r.rules.len(),
-        10,
+        17,
         "{:?}",
         r.rules.iter().map(|x| &x.rule).collect::<Vec<_>>()
     );
-    assert!(r.blockers.is_empty());
+    let blockers: Vec<(&str, &Vec<String>)> =
+        r.blockers.iter().map(|b| (b.rule.as_str(), &b.members)).collect();
+    assert_eq!(
+        blockers,
+        vec![
+            ("host.kernel-too-old", &centos_docker),
+            ("plan.kernel-too-old", &centos_docker),
+            ("WR-SD-004", &names("docker-", 0..8)),
+        ]
+    );
     assert_eq!(
         (
             r.verdicts.ready,
             r.verdicts.ready_with_changes,
             r.verdicts.blocked
         ),
-        (0, 27, 0)
+        (0, 16, 11)
     );
 }
 
@@ -351,9 +376,10 @@ fn audits_group_like_snapshots_where_they_can_see() {
     assert_eq!(r.hosts, 27);
     assert_eq!(r.inputs.get(&cgmig::fleet::InputKind::Audit), Some(&27));
     let sizes: Vec<usize> = r.families.iter().map(|f| f.hosts).collect();
-    // An audit lists only cgroups with findings or conversions: the empty
-    // nested cgroup of k8s-13/14 is invisible, so they join the k8s family.
-    assert_eq!(sizes, vec![15, 8, 3, 1]);
+    // An audit lists only cgroups with findings or conversions; since it
+    // carries the planner's and owners' findings too (issue 19), the nested
+    // cgroup of k8s-13/14 shows (a runtime's tree), as in their snapshots.
+    assert_eq!(sizes, vec![13, 8, 3, 2, 1]);
     assert!(r.families.iter().all(|f| f.plan.is_none()));
     assert_eq!(r.by_systemd[0].value, "245");
 }
@@ -380,11 +406,22 @@ fn blockers_are_ranked_by_hosts_affected() {
     .unwrap();
     assert_eq!(r.verdicts.blocked, 3);
     assert_eq!(r.families.len(), 1, "PIDs differ, layout does not");
-    assert_eq!(r.blockers.len(), 1);
-    assert_eq!(r.blockers[0].rule, "host.split-threads-domain");
-    assert_eq!(r.blockers[0].members, vec!["exotic-0", "exotic-1", "exotic-2"]);
+    // Split threads, and kernel 5.10 lacking what settings need (cpu.idle):
+    // the audit's finding and the plan's stage, both blockers at their source.
+    let ids: Vec<&str> = r.blockers.iter().map(|b| b.rule.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "host.kernel-too-old",
+            "host.split-threads-domain",
+            "plan.kernel-too-old"
+        ]
+    );
+    for b in &r.blockers {
+        assert_eq!(b.members, vec!["exotic-0", "exotic-1", "exotic-2"]);
+    }
     let html = cgmig::fleet::render(&r, cgmig::fleet::FleetFormat::Html).unwrap();
-    assert_eq!(html.matches("<rect class=\"bar\"").count(), 1);
+    assert_eq!(html.matches("<rect class=\"bar\"").count(), 3);
 }
 
 #[test]
@@ -423,14 +460,14 @@ fn cli_formats_and_bad_inputs() {
         prom.contains("cgmig_fleet_hosts{schema=\"cgmig.fleet/v1\"} 27\n"),
         "{prom}"
     );
-    assert!(prom.contains("cgmig_fleet_families 4\n"));
+    assert!(prom.contains("cgmig_fleet_families 5\n"), "{prom}");
     let html = String::from_utf8(cgmig(&["fleet", d, "--format", "html"]).stdout).unwrap();
     assert!(html.contains("\"hosts\":27"));
     assert!(
         !html.contains("src=\"http") && !html.contains("href=\"http"),
         "no external assets"
     );
-    assert_eq!(html.matches("<tr class=\"family\"").count(), 4);
+    assert_eq!(html.matches("<tr class=\"family\"").count(), 5);
     let md = String::from_utf8(cgmig(&["fleet", d, "--format", "markdown"]).stdout).unwrap();
     assert!(md.contains("## Layout families"));
 

@@ -406,7 +406,7 @@ fn snapshot_target(b: &[u8]) {
         return;
     };
     let rules = crate::util::rules();
-    let report = cgmig::audit::audit(&snap, &rules);
+    let report = cgmig::assess::audit(&snap, &rules);
     let _ = cgmig::audit::render(&report, cgmig::audit::AuditFormat::Markdown).unwrap();
     let _ = cgmig::report::render_tree(&snap, &rules);
     let plan = cgmig::plan::plan(&snap, &rules);
@@ -458,7 +458,7 @@ fn fuzz_rules_yaml() {
             let mut errors = Vec::new();
             set.add_source("fuzz.yaml", t, &mut errors, true);
             // The rules that loaded are used: conversions and findings run.
-            let report = cgmig::audit::audit(&base, &set);
+            let report = cgmig::assess::audit(&base, &set);
             let _ = cgmig::audit::render(&report, cgmig::audit::AuditFormat::Table).unwrap();
         },
     );

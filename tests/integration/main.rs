@@ -9,6 +9,7 @@ mod hosts;
 mod apply_cli;
 mod apply_kernel;
 mod apply_sim;
+mod assessment;
 mod audit;
 mod bad;
 mod cli;

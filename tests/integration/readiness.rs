@@ -142,7 +142,7 @@ fn ready_host_has_nothing_worse_than_info_and_old_hosts_stay_silent() {
 fn audit_includes_readiness_findings_and_snapshot_round_trips() {
     let h = host("readiness-hybrid");
     let snap = h.scan();
-    let r = cgmig::audit::audit(&snap, &rules());
+    let r = cgmig::assess::audit(&snap, &rules());
     assert!(
         r.findings
             .iter()

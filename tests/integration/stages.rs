@@ -19,7 +19,7 @@ use crate::util::*;
 /// lost those the host's kernel cannot take, which still move).
 fn hierarchy_loads(snap: &Snapshot) -> Vec<(Vec<String>, usize, usize)> {
     let mut settings: BTreeMap<cgmig::model::HierarchyId, usize> = BTreeMap::new();
-    for c in cgmig::audit::audit(snap, &rules()).conversions {
+    for c in cgmig::assess::audit(snap, &rules()).conversions {
         *settings.entry(c.hierarchy).or_default() += 1;
     }
     snap.hierarchies()
