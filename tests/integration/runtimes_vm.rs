@@ -155,9 +155,55 @@ fn vm_runtimes_rebuild_what_the_plan_predicts() {
             );
         }
     }
-    // LXC rebuilds its container at lxc.payload.c1, not anywhere else.
+    // LXC rebuilds its container at lxc.payload.c1, not anywhere else, and
+    // writes the converted lxc.cgroup2.* keys; cgconfigparser builds /cgtest
+    // from the converted cgconfig.conf. Both are the plan's own conversion.
     let lxc = predicted(&plan, "c1");
     assert_eq!(lxc.path, "/lxc.payload.c1");
+    let cgtest = plan
+        .nodes
+        .iter()
+        .find(|n| n.path == "/cgtest")
+        .unwrap_or_else(|| panic!("no plan node /cgtest"));
+    let configured = [
+        (
+            "c1",
+            "lxc",
+            lxc.path.as_str(),
+            lxc.files
+                .iter()
+                .map(|w| (w.file.clone(), w.value.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "cgtest",
+            "libcgroup",
+            "/cgtest",
+            cgtest
+                .settings
+                .iter()
+                .map(|s| (s.file.clone(), s.value.clone()))
+                .collect(),
+        ),
+    ];
+    for (name, runtime, at, files) in configured {
+        let (path, real_files) = real
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} was not measured on v2"));
+        assert_eq!(path, at, "{name}: rebuilt at {path}, predicted {at}");
+        for (file, value) in files {
+            // values.tsv records the files of guest/runtimes.sh's record().
+            let Some(got) = real_files.get(&file) else {
+                continue;
+            };
+            table.push_str(&format!("{name}\t{runtime}\t{file}\t{value}\t{got}\n"));
+            assert_eq!(
+                cgmig::verify::normalise(&file, got),
+                cgmig::verify::normalise(&file, &value),
+                "{name}: {file}"
+            );
+        }
+    }
     eprintln!("container\truntime\tfile\tpredicted\treal\n{table}");
 
     let report: VerifyReport = read(&two.join("verify.json"));
