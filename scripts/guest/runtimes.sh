@@ -145,9 +145,14 @@ EOF
   step "containerd (ctr)"
   ctr run --help >"$OUT/ctr-run-help.txt" 2>&1
   # Flags first: ctr stops reading them at the first argument (the rootfs).
-  ctr -n default run -d --cpu-shares 768 --cpus 0.4 --memory-limit 100663296 \
-    --label containerd.io/restart.status=running --rootfs \
-    /srv/bb c768 /bin/sh -c "$LOOP" >/dev/null || fail "ctr run c768"
+  # The restart label comes after the start: with it, containerd's restart
+  # monitor deletes a task it sees still "created" and starts its own, and
+  # ctr's start then fails ("cannot start a container that has stopped").
+  ctr -n default run -d --null-io --cpu-shares 768 --cpus 0.4 --memory-limit 100663296 \
+    --rootfs /srv/bb c768 /bin/sh -c "$LOOP" >/dev/null 2>"$OUT/ctr-run.err" ||
+    fail "ctr run c768: $(tail -1 "$OUT/ctr-run.err")"
+  ctr -n default containers label c768 containerd.io/restart.status=running >/dev/null ||
+    fail "ctr containers label c768"
 
   step "LXC"
   cat >/srv/c1.conf <<'EOF'
