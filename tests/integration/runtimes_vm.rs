@@ -57,10 +57,13 @@ fn read<T: serde::de::DeserializeOwned>(p: &Path) -> T {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// Container → (its cgroup path, file → value).
+type Measured = BTreeMap<String, (String, BTreeMap<String, String>)>;
+
 /// `values.tsv` of a boot: container → (file → value), with the cgroup path.
-fn measured(p: &Path) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
+fn measured(p: &Path) -> Measured {
     let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let mut out: BTreeMap<String, (String, BTreeMap<String, String>)> = BTreeMap::new();
+    let mut out = Measured::new();
     for l in text.lines() {
         let f: Vec<&str> = l.split('\t').collect();
         let [name, _runtime, _driver, path, file, value] = f.as_slice() else {
@@ -87,34 +90,9 @@ fn predicted<'p>(plan: &'p Plan, name: &str) -> &'p RuntimeValues {
         .unwrap_or_else(|| panic!("no prediction for container {name}"))
 }
 
-#[test]
-#[ignore = "needs QEMU: boots the Debian 12 container-stack guest hybrid, then unified (scripts/vm-runtimes)"]
-fn vm_runtimes_rebuild_what_the_plan_predicts() {
-    if !require() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let t0 = std::time::Instant::now();
-    let o = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm-runtimes"))
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "vm-runtimes failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
-    let (one, two) = (dir.path().join("out-1"), dir.path().join("out-2"));
-    let before: Snapshot = read(&one.join("snap.json"));
-    assert_eq!(before.host.mode, Mode::Hybrid);
-    let plan: Plan = read(&one.join("plan.json"));
-    let after: Snapshot = read(&two.join("snap.json"));
-    assert_eq!(after.host.mode, Mode::Unified);
-    let real = measured(&two.join("values.tsv"));
-
+/// The OCI containers: path and every file as the plan predicts them per
+/// runtime version, against what the runtime wrote.
+fn oci_containers(plan: &Plan, real: &Measured, table: &mut String) {
     // (container, v2 path shape, the runtime's own cpu.weight).
     let expect = [
         ("d512", "/system.slice/docker-", "20"),
@@ -123,9 +101,8 @@ fn vm_runtimes_rebuild_what_the_plan_predicts() {
         ("p2048", "/machine.slice/libpod-", "79"),
         ("c768", "/default/c768", "30"),
     ];
-    let mut table = String::new();
     for (name, shape, weight) in expect {
-        let p = predicted(&plan, name);
+        let p = predicted(plan, name);
         assert!(p.path.starts_with(shape), "{name}: predicted at {}", p.path);
         let w = p.files.iter().find(|w| w.file == "cpu.weight");
         assert_eq!(w.map(|w| w.value.as_str()), Some(weight), "{name}: {p:#?}");
@@ -155,10 +132,15 @@ fn vm_runtimes_rebuild_what_the_plan_predicts() {
             );
         }
     }
+}
+
+/// LXC's container and libcgroup's group: the plan's own conversion,
+/// applied by the tools from the converted files.
+fn configured(plan: &Plan, real: &Measured, table: &mut String) {
     // LXC rebuilds its container at lxc.payload.c1, not anywhere else, and
     // writes the converted lxc.cgroup2.* keys; cgconfigparser builds /cgtest
     // from the converted cgconfig.conf. Both are the plan's own conversion.
-    let lxc = predicted(&plan, "c1");
+    let lxc = predicted(plan, "c1");
     assert_eq!(lxc.path, "/lxc.payload.c1");
     let cgtest = plan
         .nodes
@@ -204,6 +186,39 @@ fn vm_runtimes_rebuild_what_the_plan_predicts() {
             );
         }
     }
+}
+
+#[test]
+#[ignore = "needs QEMU: boots the Debian 12 container-stack guest hybrid, then unified (scripts/vm-runtimes)"]
+fn vm_runtimes_rebuild_what_the_plan_predicts() {
+    if !require() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = std::time::Instant::now();
+    let o = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm-runtimes"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "vm-runtimes failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+    let (one, two) = (dir.path().join("out-1"), dir.path().join("out-2"));
+    let before: Snapshot = read(&one.join("snap.json"));
+    assert_eq!(before.host.mode, Mode::Hybrid);
+    let plan: Plan = read(&one.join("plan.json"));
+    let after: Snapshot = read(&two.join("snap.json"));
+    assert_eq!(after.host.mode, Mode::Unified);
+    let real = measured(&two.join("values.tsv"));
+
+    let mut table = String::new();
+    oci_containers(&plan, &real, &mut table);
+    configured(&plan, &real, &mut table);
     eprintln!("container\truntime\tfile\tpredicted\treal\n{table}");
 
     let report: VerifyReport = read(&two.join("verify.json"));
