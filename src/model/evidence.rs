@@ -39,6 +39,10 @@ pub struct Evidence {
     /// manager's own marks, which a cgroup's name alone never is.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub runtime_state: BTreeMap<String, Vec<String>>,
+    /// Containers as their engines keep them (docker, podman, containerd):
+    /// what each is recreated with on v2 (read by `owners::containers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<Container>,
 }
 
 impl Evidence {
@@ -70,4 +74,106 @@ impl UnitConfig {
             None => false,
         }
     }
+}
+
+/// A container engine whose records the scan reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// dockerd (its containers run by containerd and runc).
+    Docker,
+    /// podman (conmon and crun or runc).
+    Podman,
+    /// containerd's own clients (ctr, nerdctl, the CRI plugin).
+    Containerd,
+}
+
+/// The OCI resources of a container, as its engine hands them to the OCI
+/// runtime (`linux.resources` of the spec; docker's `hostconfig.json`
+/// mapped the way dockerd maps it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// `cpu.shares` (v1 shares; 0 or absent: unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<u64>,
+    /// `cpu.quota` in µs (≤ 0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<i64>,
+    /// `cpu.period` in µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<u64>,
+    /// `cpu.cpus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<String>,
+    /// `cpu.mems`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_mems: Option<String>,
+    /// `memory.limit` in bytes (-1: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<i64>,
+    /// `memory.swap`: memory **plus** swap, in bytes, as v1 counts it (-1: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
+    /// `memory.reservation` in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<i64>,
+    /// `pids.limit` (-1 or 0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    /// `blockIO.weight` (v1 blkio weight, 10..1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blkio_weight: Option<u64>,
+    /// `hugepageLimits`: page size (`2MB`) and limit in bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hugepage_limits: Vec<(String, u64)>,
+}
+
+impl Resources {
+    /// No limit at all.
+    pub fn is_empty(&self) -> bool {
+        *self == Resources::default()
+    }
+}
+
+/// One container and what its engine recreates it with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// The engine that keeps it.
+    pub engine: Engine,
+    /// Its id (full).
+    pub id: String,
+    /// Its name, when the engine names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Which instance of the engine: docker's data root, containerd's namespace,
+    /// podman's graph root.
+    pub instance: String,
+    /// The OCI runtime that runs it (`runc`, `crun`), when the state says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci_runtime: Option<String>,
+    /// The cgroup driver its engine is configured with (`systemd`,
+    /// `cgroupfs`), when set explicitly, with where it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_setting: Option<String>,
+    /// `linux.cgroupsPath` of its spec (`/docker/<id>`, `machine.slice:libpod:<id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups_path: Option<String>,
+    /// The spec's `run.oci.systemd.subgroup` annotation (crun: the child of
+    /// the systemd scope the container runs in; empty: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_subgroup: Option<String>,
+    /// docker's `CgroupParent` (empty: the daemon's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
+    /// The limits.
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
+    /// The restart policy (`always`, `unless-stopped`, `on-failure`, `no`), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    /// Whether it runs, when the state says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<bool>,
+    /// The file the record was read from.
+    pub source: String,
 }

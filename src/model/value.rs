@@ -320,6 +320,29 @@ pub fn parse_flat_keyed(s: &str) -> Result<Vec<(String, String)>, ValueError> {
         .collect()
 }
 
+/// A v2 file's value normalised to its meaning, so that two spellings of
+/// one setting compare equal: `default 50` and `50` are one io weight,
+/// `max` is `max 100000` for `cpu.max`, whitespace and trailing newlines go.
+pub fn v2_meaning(file: &str, value: &str) -> String {
+    let v = value.trim();
+    match file {
+        // `default 50` (+ per-device lines) is the default weight 50.
+        "io.weight" | "io.bfq.weight" => v
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("default "))
+            .unwrap_or(v.lines().next().unwrap_or(v))
+            .trim()
+            .to_string(),
+        "cpu.max" => {
+            let mut it = v.split_whitespace();
+            let q = it.next().unwrap_or("max");
+            let p = it.next().unwrap_or("100000");
+            format!("{q} {p}")
+        }
+        _ => v.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,16 +37,21 @@ pub fn read(root: &Root, snap: &Snapshot, diags: &mut Vec<Diagnostic>) -> Eviden
         Err(e) => note(e),
     }
     ev.runtime_state = runtime_state(root, &mut note);
+    // Unit files, system.conf and the engines' container records through
+    // the readiness reader: its I/O diagnostics come back with `finish`,
+    // malformed files through `parse`.
+    let mut rd = Reader::new(root, Limits::default());
+    let mut malformed = Vec::new();
+    let mut parse = |e: HostError| malformed.push(e);
+    ev.containers = super::containers::read(&mut rd, snap, &mut parse);
     if !super::detect::is_systemd_host_with(snap, &ev) {
+        let (_, read_diags) = rd.finish();
+        malformed.into_iter().for_each(&mut note);
+        diags.extend(read_diags);
         return ev;
     }
     // Read once by the scan (`host::systemd::version`, `host.os.systemd`).
     ev.systemd_version = snap.host.os.systemd.as_deref().and_then(|v| v.parse().ok());
-    // Unit files and system.conf through the readiness reader: its I/O
-    // diagnostics come back with `finish`, malformed lines through `parse`.
-    let mut rd = Reader::new(root, Limits::default());
-    let mut malformed = Vec::new();
-    let mut parse = |e: HostError| malformed.push(e);
     ev.manager_defaults = units::manager_defaults(&mut rd, &mut parse);
     for name in unit_names(snap) {
         if let Some(cfg) = units::read_unit(&mut rd, &name, &mut parse)

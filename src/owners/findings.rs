@@ -80,6 +80,25 @@ pub const RUNTIME_REBUILDS: Kind = Kind {
     source: SOURCE,
 };
 
+/// A container's runtime writes other values on v2 than the plan converts
+/// from its v1 files (the runtime's own formula for its version).
+pub const RUNTIME_VALUES: Kind = Kind {
+    id: "owners.runtime-values",
+    severity: Severity::Info,
+    title: "a container's runtime writes its own conversion on v2",
+    remediation: "The plan predicts the runtime's values (verify checks them); to get other values, upgrade the runtime or set v2 values (cpu.weight) in the container's spec.",
+    source: SOURCE,
+};
+
+/// A container's runtime cannot keep a v1 limit on v2 (or refuses to start it).
+pub const RUNTIME_LOSES: Kind = Kind {
+    id: "owners.runtime-loses",
+    severity: Severity::Warning,
+    title: "a container's runtime loses a v1 limit on v2",
+    remediation: "Change the container's limits (or the runtime) before the switch: the runtime does not rebuild this limit on v2.",
+    source: SOURCE,
+};
+
 /// systemd's own device policy (journald, logind, ...): BPF on v2, not an error.
 pub const SYSTEMD_DEVICES: Kind = Kind {
     id: "owners.systemd-device-policy",
@@ -129,6 +148,8 @@ pub const ALL: &[Kind] = &[
     CUSTOM_TOP_LEVEL,
     RUNTIME_SETTINGS,
     RUNTIME_REBUILDS,
+    RUNTIME_VALUES,
+    RUNTIME_LOSES,
     SYSTEMD_DEVICES,
     RUNTIME_DEVICES,
     KEPT_ACTION,

@@ -7,22 +7,28 @@
 //! tool that writes into those trees fights them. This module
 //!
 //! 1. records evidence at scan time ([`evidence`]: unit files and drop-ins,
-//!    systemd's version and defaults, its cgroup xattrs);
+//!    systemd's version and defaults, its cgroup xattrs; [`containers`]: the
+//!    container engines' records of their containers);
 //! 2. decides the owner of every cgroup from the paths and that evidence
 //!    ([`mod@detect`], pure);
 //! 3. says what systemd writes for each unit on v1 and v2 ([`systemd`]'s
-//!    formulas, [`directives`]' per-version handling) and which owners'
-//!    findings exist ([`findings`]).
+//!    formulas, [`directives`]' per-version handling), where each container
+//!    engine rebuilds a container on v2 ([`engines`]) and what its OCI runtime
+//!    writes there, per version ([`oci`]), and which owners' findings exist
+//!    ([`findings`]).
 //!
 //! What the owners mean for a plan (per-node owners, predictions, drop-ins,
 //! delegations, suggested units, runtime settings, no actions in other
 //! owners' cgroups) is the planner's owners pass, `plan::owners`; what they
 //! mean for an audit is `audit::owners`. This module is below both.
 
+pub mod containers;
 pub mod detect;
 pub mod directives;
+pub mod engines;
 pub mod evidence;
 pub mod findings;
+pub mod oci;
 pub(crate) mod paths;
 mod render;
 pub mod systemd;

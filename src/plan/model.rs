@@ -568,6 +568,10 @@ pub struct RuntimeValues {
     pub from: String,
     /// Files and values, with the conversion used.
     pub files: Vec<Written>,
+    /// The container, when the engine's records were read: the values are
+    /// then its runtime's own conversion for that runtime's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::owners::engines::ContainerInfo>,
 }
 
 /// Owners, predictions and per-owner plans; a section of the plan, made by

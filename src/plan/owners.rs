@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::NodeType;
 use super::lookup::Lookup;
 use super::model::{
-    Action, Delegation, InstallFile, OwnerRefusal, Plan, PlanNode, PlanOwners, ProcessPlace, Suggestion,
-    UnitPrediction, controller_of,
+    Action, Delegation, InstallFile, OwnerRefusal, Plan, PlanNode, PlanOwners, ProcessPlace, RuntimePlan,
+    Suggestion, UnitPrediction, controller_of,
 };
 use crate::model::Snapshot;
 use crate::owners::detect::{self, Clue, HostMarks, Manager, Owner, OwnerMap, Strength};
@@ -566,8 +566,8 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
     } else {
         Vec::new()
     };
-    let runtimes = super::runtimes::plan_runtimes(&nodes, &look, systemd_host, &mut findings);
-    let places = places(p, snap, &look);
+    let runtimes = super::runtimes::plan_runtimes(&nodes, &look, snap, systemd_host, &mut findings);
+    let places = places(p, snap, &look, &runtimes);
     let unit_nodes: Vec<(String, String)> = p
         .nodes
         .iter()
@@ -601,7 +601,7 @@ fn owner_values(
     p: &mut Plan,
     unit_nodes: &[(String, String)],
     units: &[UnitPrediction],
-    runtimes: &[super::model::RuntimePlan],
+    runtimes: &[RuntimePlan],
     version: Option<u32>,
 ) {
     let mut by_path: BTreeMap<&str, (String, &[Written])> = BTreeMap::new();
@@ -1198,7 +1198,7 @@ pub fn systemd_path(n: &PlanNode) -> String {
 
 /// Where each non-kernel process belongs, by command line: the unit's
 /// path for systemd's units, else the plan node's.
-fn places(p: &Plan, snap: &Snapshot, look: &Lookup<'_>) -> Vec<ProcessPlace> {
+fn places(p: &Plan, snap: &Snapshot, look: &Lookup<'_>, runtimes: &[RuntimePlan]) -> Vec<ProcessPlace> {
     // In pid order (`Snapshot::processes`): found by binary search.
     let procs = snap.processes();
     let mut out = Vec::new();
@@ -1206,10 +1206,11 @@ fn places(p: &Plan, snap: &Snapshot, look: &Lookup<'_>) -> Vec<ProcessPlace> {
         let Some(o) = look.owner_or_ancestor(&n.path) else {
             continue;
         };
-        let path = if o.manager == Manager::Systemd {
-            systemd_path(n)
-        } else {
-            n.path.clone()
+        let path = match o.manager {
+            Manager::Systemd => systemd_path(n),
+            // A container's processes go where its engine rebuilds it.
+            m if m.is_runtime() => super::runtimes::v2_place(runtimes, n).unwrap_or_else(|| n.path.clone()),
+            _ => n.path.clone(),
         };
         for pid in &n.processes {
             let Ok(i) = procs.binary_search_by_key(pid, |(_, pr)| pr.pid) else {

@@ -139,26 +139,9 @@ impl VerifyReport {
     }
 }
 
-/// A v2 value normalised to its meaning.
-pub fn normalise(file: &str, value: &str) -> String {
-    let v = value.trim();
-    match file {
-        // `default 50` (+ per-device lines) is the default weight 50.
-        "io.weight" | "io.bfq.weight" => v
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("default "))
-            .unwrap_or(v.lines().next().unwrap_or(v))
-            .trim()
-            .to_string(),
-        "cpu.max" => {
-            let mut it = v.split_whitespace();
-            let q = it.next().unwrap_or("max");
-            let p = it.next().unwrap_or("100000");
-            format!("{q} {p}")
-        }
-        _ => v.split_whitespace().collect::<Vec<_>>().join(" "),
-    }
-}
+/// A v2 value normalised to its meaning (the plan's runtime predictions
+/// compare values the same way, so it lives with the typed values).
+pub use crate::model::value::v2_meaning as normalise;
 
 /// The live v2 tree: path → settings.
 fn v2_tree(snap: &Snapshot) -> BTreeMap<String, BTreeMap<String, String>> {
@@ -479,23 +462,32 @@ impl Ctx<'_> {
             let values: BTreeMap<&str, &crate::plan::RuntimeValues> =
                 r.values.iter().map(|v| (v.path.as_str(), v)).collect();
             for path in &r.predicted {
+                let container = values.get(path.as_str()).and_then(|v| v.container.as_ref());
                 let Some(live_node) = self.tree.get(path).cloned() else {
-                    self.push(
-                        CheckKind::Missing,
-                        owner,
-                        None,
-                        path,
-                        None,
-                        None,
-                        None,
-                        true,
-                        format!(
+                    let why = match container {
+                        Some(c) => format!(
+                            "{owner} has not rebuilt container {} here (yet): {}",
+                            c.name.as_deref().unwrap_or(&c.id),
+                            c.recreated
+                        ),
+                        None => format!(
                             "{owner} ({}) has not rebuilt this node (yet): it does when it restarts the workload",
                             r.driver
                         ),
-                    );
+                    };
+                    self.push(CheckKind::Missing, owner, None, path, None, None, None, true, why);
                     continue;
                 };
+                let who = container.map_or_else(
+                    || owner.to_string(),
+                    |c| {
+                        format!(
+                            "{owner} container {} ({})",
+                            c.name.as_deref().unwrap_or(&c.id),
+                            c.runtime
+                        )
+                    },
+                );
                 let predicted = values.get(path.as_str()).map_or(&[][..], |v| v.files.as_slice());
                 for w in predicted {
                     let expected = normalise(&w.file, &w.value);
@@ -514,8 +506,11 @@ impl Ctx<'_> {
                         Some(expected),
                         Some(actual.unwrap_or_else(|| "(absent)".into())),
                         false,
-                        format!("{owner} writes {} from {} ({})", w.file, w.from, w.formula),
+                        format!("{who} writes {} from {} ({})", w.file, w.from, w.formula),
                     );
+                }
+                if let Some(v) = values.get(path.as_str()).filter(|v| v.container.is_some()) {
+                    self.lost_values(owner, &who, &live_node, v);
                 }
                 self.unpredicted_values(owner, path, &live_node, predicted);
             }
@@ -541,6 +536,54 @@ impl Ctx<'_> {
                     format!("{owner} built a node the plan did not predict (workloads come and go)"),
                 );
             }
+        }
+    }
+
+    /// The v1 limits of a container that its runtime does not write on v2
+    /// (the plan's conversion of its v1 files, no prediction covering the
+    /// file): the plan announced each as lost; a value still there is a match.
+    fn lost_values(
+        &mut self,
+        owner: &str,
+        who: &str,
+        live: &BTreeMap<String, String>,
+        v: &crate::plan::RuntimeValues,
+    ) {
+        let Some(n) = self.plan.nodes.iter().find(|n| n.path == v.from) else {
+            return;
+        };
+        let family = |f: &str| {
+            if f == "io.bfq.weight" {
+                "io.weight".to_string()
+            } else {
+                f.to_string()
+            }
+        };
+        for s in &n.settings {
+            if v.files.iter().any(|w| family(&w.file) == family(&s.file)) {
+                continue;
+            }
+            let expected = normalise(&s.file, &s.value);
+            let actual = live.get(&s.file).map(|a| normalise(&s.file, a));
+            let kind = if actual.as_deref() == Some(expected.as_str()) {
+                CheckKind::Match
+            } else {
+                CheckKind::Value
+            };
+            self.push(
+                kind,
+                owner,
+                None,
+                &v.path,
+                Some(&s.file),
+                Some(expected),
+                Some(actual.unwrap_or_else(|| "(absent)".into())),
+                true,
+                format!(
+                    "{who}: {} from {}:{} is not in its engine's record; the plan announced it lost on v2",
+                    s.file, s.origin.label, s.origin.path
+                ),
+            );
         }
     }
 

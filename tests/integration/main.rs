@@ -31,6 +31,8 @@ mod plan_passes;
 mod prop;
 mod readiness;
 mod replay;
+mod runtimes;
+mod runtimes_vm;
 mod scan;
 mod sim_kernel;
 mod stages;
