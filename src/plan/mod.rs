@@ -115,11 +115,10 @@ fn draft(snap: &Snapshot, rules: &RuleSet, eval: &crate::audit::Evaluation, find
     let (mut nodes, conflicts) = build_nodes(&prep, &merged, rules.policy(), &mut findings);
     drop(merged);
     let mut stages = stages(&prep, &nodes);
-    let host_kernel = snap.host.kernel.as_deref().and_then(crate::rules::parse_kernel);
     findings.extend(kernel::gate(
         &mut nodes,
         &mut stages,
-        host_kernel,
+        &crate::audit::kernel::Support::of(snap),
         &prep.rule_kernel,
     ));
     Plan {

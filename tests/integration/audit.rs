@@ -72,6 +72,10 @@ fn every_finding_rule_fires_on_some_fixture() {
             "covered by quiet_host_is_silent_where_features_are_unused (empty mount table)",
         ),
         (
+            "host.kernel-controller-unknown",
+            "covered by kernel_readiness_follows_the_vendor_series (an el8 build before 8.2)",
+        ),
+        (
             "host.release-agent",
             "only when a hierarchy's root can't be read; the root file rule covers readable ones",
         ),
@@ -110,6 +114,8 @@ fn quiet_spec() -> HostSpec {
     let mut spec = HostSpec::load(&hosts_dir().join("centos7-legacy.yaml")).unwrap();
     spec.cmdline = "ro quiet".into();
     spec.kernel = "6.1.0".into();
+    // Not CentOS 7's os-release and systemd 219 either.
+    spec.files.clear();
     for h in &mut spec.hierarchies {
         for c in h.cgroups.values_mut() {
             c.settings.clear();
@@ -264,3 +270,71 @@ fn renders_and_machine_formats_parse(name: &str) {
     }
 }
 per_host!(every_format, renders_and_machine_formats_parse);
+
+/// The kernel findings follow what the kernel offers: cgroup2 at all, then
+/// each controller the layout sets, by the vendor series where there is one
+/// (RHEL 8 backports cpuset to 4.18) and by the upstream version otherwise.
+#[test]
+fn kernel_readiness_follows_the_vendor_series() {
+    use cgmig::model::builder::SnapshotBuilder;
+    let layout = |kernel: &str| {
+        SnapshotBuilder::new()
+            .kernel(kernel)
+            .v1(2, &["cpuset"])
+            .setting(2, "/job", "cpuset.cpus", "0-1")
+            .setting(2, "/job", "cpuset.mems", "0")
+            .v1(3, &["memory"])
+            .setting(3, "/job", "memory.limit_in_bytes", "1073741824")
+            .build()
+    };
+    let kernel_findings = |kernel: &str| -> Vec<(String, String)> {
+        let r = audit(&layout(kernel), &rules());
+        r.findings
+            .iter()
+            .filter(|f| f.rule.starts_with("host.kernel") || f.rule.starts_with("host.systemd"))
+            .map(|f| (format!("{} {:?}", f.rule, f.severity), f.why.clone()))
+            .collect()
+    };
+    // The rules that fired, once each (kernel-too-old comes once per file).
+    let ids = |kernel: &str| -> Vec<String> {
+        let mut v: Vec<String> = kernel_findings(kernel).into_iter().map(|(id, _)| id).collect();
+        v.dedup();
+        v
+    };
+    assert_eq!(
+        ids("3.10.0-1160.el7.x86_64"),
+        ["host.kernel-no-cgroup2 Blocker", "host.kernel-too-old Error"]
+    );
+    let el7 = &kernel_findings("3.10.0-1160.el7.x86_64")[0].1;
+    assert!(el7.contains("need 5.0 or later (cpuset)"), "{el7}");
+    // Upstream 4.18: memory is there, cpuset is not; the conversion's own
+    // kernel error names the file.
+    assert_eq!(
+        ids("4.18.20"),
+        [
+            "host.kernel-lacks-controller Blocker",
+            "host.kernel-too-old Error"
+        ]
+    );
+    let why = &kernel_findings("4.18.20")[0].1;
+    assert!(
+        why.contains("cpuset (1 cgroups set cpuset.cpus, cpuset.mems)") && why.contains("4ec22e9c5a90"),
+        "{why}"
+    );
+    // RHEL 8.0: nothing tells; a warning that says so, not a blocker (the
+    // file-level error stays: cgmig promises no file it cannot see).
+    assert_eq!(
+        ids("4.18.0-80.el8.x86_64"),
+        [
+            "host.kernel-too-old Error",
+            "host.kernel-controller-unknown Warning"
+        ]
+    );
+    // RHEL 8.7: offered; nothing to say.
+    assert!(
+        ids("4.18.0-425.19.2.el8_7.x86_64").is_empty(),
+        "{:?}",
+        kernel_findings("4.18.0-425.19.2.el8_7.x86_64")
+    );
+    assert!(ids("5.10.0-28-amd64").is_empty());
+}

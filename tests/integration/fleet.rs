@@ -285,7 +285,8 @@ fn generated_fleet_families_and_counts_from_snapshots() {
     );
     assert_eq!(
         buckets(&r.by_systemd),
-        vec![("245".into(), 16), ("219".into(), 8), ("unknown".into(), 3)]
+        // The centos7-legacy fixture carries CentOS 7's systemd 219 binary.
+        vec![("245".into(), 16), ("219".into(), 11)]
     );
     assert_eq!(
         buckets(&r.by_kernel),
@@ -317,24 +318,50 @@ fn generated_fleet_families_and_counts_from_snapshots() {
         "3.10 and 4.14 lack v2 files"
     );
     assert_eq!(rule("blkio.weight").members, centos_docker);
+    kernel_and_init_block(&r, &centos_docker);
     assert_eq!(rule("host.internal-processes").hosts, 3);
     // blkio.throttle: v2's io.max caps the whole subtree (a behaviour change the
     // plan reports since issue 8); docker hosts throttle devices.
     assert!(r.rules.iter().any(|x| x.rule == "blkio.throttle"));
     assert_eq!(
         r.rules.len(),
-        10,
+        13,
         "{:?}",
         r.rules.iter().map(|x| &x.rule).collect::<Vec<_>>()
     );
-    assert!(r.blockers.is_empty());
     assert_eq!(
         (
             r.verdicts.ready,
             r.verdicts.ready_with_changes,
             r.verdicts.blocked
         ),
-        (0, 27, 0)
+        (0, 16, 11)
+    );
+}
+
+/// Kernel and init readiness in the generated fleet: CentOS 7's kernel has
+/// no cgroup2; CentOS 7 and Amazon Linux 2 run systemd 219, and AL2's 4.14
+/// lacks cpu on v2. The Ubuntu hosts (5.4, systemd 245) are the only ones
+/// that can move.
+fn kernel_and_init_block(r: &FleetReport, centos_docker: &[String]) {
+    let members = |id: &str| {
+        r.rules
+            .iter()
+            .find(|x| x.rule == id)
+            .map_or_else(|| panic!("no {id}"), |x| x.members.clone())
+    };
+    let centos: Vec<String> = (0..3).map(|i| format!("centos-{i}")).collect();
+    assert_eq!(members("host.kernel-no-cgroup2"), centos);
+    assert_eq!(members("host.systemd-too-old"), centos_docker);
+    assert_eq!(members("host.kernel-lacks-controller"), names("docker-", 0..8));
+    let blockers: Vec<(&str, usize)> = r.blockers.iter().map(|b| (b.rule.as_str(), b.hosts)).collect();
+    assert_eq!(
+        blockers,
+        [
+            ("host.systemd-too-old", 11),
+            ("host.kernel-lacks-controller", 8),
+            ("host.kernel-no-cgroup2", 3)
+        ]
     );
 }
 
