@@ -4,12 +4,19 @@
 //! and read back, so every stage may run on a different machine:
 //!
 //! ```text
-//! host (read-only I/O) -> scan -> Snapshot -> audit(rules) -> Report
-//!                                          -> plan(rules)  -> Plan
+//! host (reads) -> scan -> Snapshot -> audit(rules) -> Report
+//!                                  -> plan(rules)  -> Plan -> apply -> verify
 //! ```
 //!
-//! Only [`host`] touches the system. Everything after it is a pure function of
-//! a [`model::Snapshot`] and the [`rules::RuleSet`].
+//! Every read of a host goes through [`host::Root`]; the audit and the
+//! planner are pure functions of a [`model::Snapshot`] and the
+//! [`rules::RuleSet`]; only [`apply`] writes to a live system.
+//!
+//! The modules form layers that import one way, bottom to top:
+//! [`model`]; [`host`]; [`rules`]; [`readiness`], [`report`], [`fixture`];
+//! [`owners`]; [`scan`], [`audit`]; [`plan`]; [`apply`], [`verify`], [`fleet`];
+//! [`cli`]. A module never imports one on its own layer or above it
+//! (docs/architecture.md, "Layers"; `tests/integration/layers.rs` checks it).
 #![deny(missing_docs)]
 
 pub mod apply;

@@ -8,197 +8,24 @@
 
 mod facts;
 pub mod kernel;
-pub(crate) mod kind;
+pub mod owners;
 pub mod readiness;
 mod render;
 
-use crate::model::{HierarchyId, Pid};
+use crate::model::HierarchyId;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Snapshot, Version};
+use crate::model::{Diagnostic, Snapshot, Version};
 use crate::rules::{Conversion, Fact, LoadedRule, RuleSet, Scope, Severity, convert_setting, parse_kernel};
 
+pub use crate::rules::{Finding, FindingKind, Subject, Text};
 pub use facts::has_domain_controller;
-pub use kind::FindingKind;
 pub use render::{AuditFormat, render};
 
 /// Schema id of the machine-readable audit report.
 pub const AUDIT_SCHEMA: &str = "cgmig.audit/v1";
-
-/// What a finding is about.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Subject {
-    /// The host as a whole.
-    Host,
-    /// A hierarchy.
-    Hierarchy {
-        /// Hierarchy id.
-        id: HierarchyId,
-        /// Its label (`cpu,cpuacct`, `name=systemd`).
-        label: String,
-    },
-    /// A cgroup.
-    Cgroup {
-        /// Hierarchy id.
-        hierarchy: HierarchyId,
-        /// Hierarchy label.
-        label: String,
-        /// Cgroup path.
-        path: String,
-    },
-    /// A process.
-    Process {
-        /// PID.
-        pid: Pid,
-        /// Its comm.
-        comm: String,
-    },
-}
-
-impl std::fmt::Display for Subject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Subject::Host => f.write_str("host"),
-            Subject::Hierarchy { label, .. } => write!(f, "hierarchy {label}"),
-            Subject::Cgroup { label, path, .. } => write!(f, "{label}:{path}"),
-            Subject::Process { pid, comm } => write!(f, "pid {pid} ({comm})"),
-        }
-    }
-}
-
-/// An immutable string shared by every finding that repeats it (a rule's id,
-/// title, remediation and source): cloning it copies a pointer. It compares
-/// with `str` and `String`, and serializes as a plain string.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Text(Arc<str>);
-
-impl Text {
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::ops::Deref for Text {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Text {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<&str> for Text {
-    fn from(s: &str) -> Self {
-        Text(s.into())
-    }
-}
-
-impl From<String> for Text {
-    fn from(s: String) -> Self {
-        Text(s.into())
-    }
-}
-
-impl From<Arc<str>> for Text {
-    fn from(s: Arc<str>) -> Self {
-        Text(s)
-    }
-}
-
-impl From<Text> for String {
-    fn from(t: Text) -> Self {
-        t.0.as_ref().to_string()
-    }
-}
-
-impl PartialEq<str> for Text {
-    fn eq(&self, other: &str) -> bool {
-        *self.0 == *other
-    }
-}
-
-impl PartialEq<&str> for Text {
-    fn eq(&self, other: &&str) -> bool {
-        *self.0 == **other
-    }
-}
-
-impl PartialEq<String> for Text {
-    fn eq(&self, other: &String) -> bool {
-        *self.0 == **other
-    }
-}
-
-impl PartialEq<Text> for str {
-    fn eq(&self, other: &Text) -> bool {
-        *self == *other.0
-    }
-}
-
-impl PartialEq<Text> for &str {
-    fn eq(&self, other: &Text) -> bool {
-        **self == *other.0
-    }
-}
-
-impl PartialEq<Text> for String {
-    fn eq(&self, other: &Text) -> bool {
-        **self == *other.0
-    }
-}
-
-impl Serialize for Text {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Text::from)
-    }
-}
-
-/// One finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    /// Rule id.
-    pub rule: Text,
-    /// Severity.
-    pub severity: Severity,
-    /// The rule's title.
-    pub title: Text,
-    /// What it is about.
-    pub subject: Subject,
-    /// The v1 file, for file rules.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    /// The v1 value, for file rules.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    /// The instance, for host facts (`cpuset (hierarchy 3)`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// Why it matters (placeholders filled in).
-    pub why: String,
-    /// The v2 replacement or remediation.
-    pub remediation: Text,
-    /// First kernel with the replacement.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel: Option<String>,
-    /// Source of the facts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<Text>,
-}
 
 /// A converted setting of one cgroup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,7 +94,7 @@ pub const UNREADABLE_RULE: &str = "scan.unreadable";
 fn unreadable_findings(snap: &Snapshot) -> Vec<Finding> {
     snap.diagnostics
         .iter()
-        .filter(|d| crate::scan::is_unreadable(d))
+        .filter(|d| d.is_unreadable())
         .map(|d| Finding {
             rule: UNREADABLE_RULE.into(),
             severity: Severity::Error,
@@ -275,11 +102,7 @@ fn unreadable_findings(snap: &Snapshot) -> Vec<Finding> {
             subject: Subject::Host,
             file: None,
             value: None,
-            detail: Some(format!(
-                "{}: {}",
-                d.path,
-                d.message.trim_start_matches(crate::host::UNREADABLE)
-            )),
+            detail: Some(format!("{}: {}", d.path, d.unreadable_detail())),
             why: "the audit only knows what it could read: settings, cgroups or processes may be missing"
                 .into(),
             remediation: "run as root on the host, or fix the file named, then audit again".into(),
@@ -342,12 +165,12 @@ pub struct Report {
     /// Every conversion.
     pub conversions: Vec<Converted>,
     /// Scan diagnostics (unreadable files), carried through.
-    pub diagnostics: Vec<crate::model::Diagnostic>,
+    pub diagnostics: Vec<Diagnostic>,
     /// Workload and configuration readiness (its findings are in `findings` too).
     #[serde(default)]
     pub readiness: readiness::Section,
     /// Who writes each cgroup (by path), with the evidence; filled by
-    /// `owners::adjust_report`, left out when empty.
+    /// `audit::owners::adjust_report`, left out when empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub owners: BTreeMap<String, crate::owners::Owner>,
 }
@@ -852,7 +675,7 @@ pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
         *conversions_by_rule.entry(c.conversion.rule.clone()).or_default() += 1;
     }
     let worst = findings.iter().map(|f| f.severity).max();
-    let incomplete = snap.diagnostics.iter().any(crate::scan::is_unreadable);
+    let incomplete = snap.diagnostics.iter().any(Diagnostic::is_unreadable);
     // Partial data can be at best "incomplete": only a blocker outranks it.
     let verdict = match Verdict::of(worst, !conversions.is_empty()) {
         Verdict::Blocked => Verdict::Blocked,

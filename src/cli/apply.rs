@@ -137,7 +137,7 @@ fn owned_elsewhere(path: &Path, plan: &Plan) -> Result<(), ApplyError> {
     let refusals: std::collections::BTreeSet<String> = plan
         .actions
         .iter()
-        .filter_map(|a| crate::owners::writable_by_cgmig(plan, a.path()).err())
+        .filter_map(|a| crate::plan::writable_by_cgmig(plan, a.path()).err())
         .map(|r| r.to_string())
         .collect();
     if refusals.is_empty() {

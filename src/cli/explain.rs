@@ -182,7 +182,7 @@ pub fn explain(target: &str, rules: &RuleSet) -> Option<String> {
 /// a plan can still ask what it means. One id may have several kinds (the
 /// same id for three reasons of renaming, or three severities of a conflict).
 fn builtin_finding(id: &str) -> Option<String> {
-    let (kinds, origin): (Vec<&crate::audit::FindingKind>, &str) = if id.starts_with("plan.") {
+    let (kinds, origin): (Vec<&crate::rules::FindingKind>, &str) = if id.starts_with("plan.") {
         (
             crate::plan::findings::ALL.iter().filter(|k| k.id == id).collect(),
             "the planner, docs/plan.md",

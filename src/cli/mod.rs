@@ -339,7 +339,7 @@ fn audit(
     let (rules, bad) = load_rules(rules);
     let snap = load_input(input)?;
     let mut report = crate::audit::audit(&snap, &rules);
-    crate::owners::adjust_report(&mut report, &snap);
+    crate::audit::owners::adjust_report(&mut report, &snap);
     let mut text = crate::audit::render(&report, format.into()).context("cannot render the audit report")?;
     if matches!(format, formats::AuditFormat::Table) {
         text.push_str(&crate::owners::audit_section(&snap));
@@ -418,7 +418,7 @@ fn refuse_invalid_plan(plan: &crate::plan::Plan) -> Result<()> {
 fn write_plan(plan: crate::plan::Plan, format: formats::PlanFormat, output: Option<PathBuf>) -> Result<()> {
     let human = matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown);
     let owners = if human {
-        crate::owners::plan_section(&plan)
+        crate::plan::owners_section(&plan)
     } else {
         String::new()
     };

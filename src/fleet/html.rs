@@ -13,8 +13,7 @@ use std::fmt::Write;
 
 use serde_json::json;
 
-use super::render::some_of;
-use super::{Bucket, FleetReport, VerdictCounts};
+use super::{Bucket, FleetReport, VerdictCounts, some_of};
 
 /// Rows a chart draws before folding the rest into "other".
 const MAX_ROWS: usize = 15;

@@ -229,7 +229,7 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
     }
 }
 
-fn distinct_rules<'a>(findings: impl Iterator<Item = &'a crate::audit::Finding>) -> Vec<RuleHit> {
+fn distinct_rules<'a>(findings: impl Iterator<Item = &'a crate::rules::Finding>) -> Vec<RuleHit> {
     let mut v: Vec<RuleHit> = Vec::new();
     for f in findings {
         match v.iter_mut().find(|h| h.rule == f.rule) {

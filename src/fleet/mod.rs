@@ -500,6 +500,20 @@ pub fn run(inputs: &[PathBuf], rules: &RuleSet, opts: &FleetOptions) -> Result<F
     Ok(agg.finish())
 }
 
+/// How many member names a human format prints before "… N more".
+const SHOWN: usize = 5;
+
+/// `a, b, c … (+7 more)`: a cell of member names, in every renderer
+/// (`render`, `html`).
+fn some_of(names: &[String]) -> String {
+    use std::fmt::Write as _;
+    let mut s = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        let _ = write!(s, " … (+{} more)", names.len() - SHOWN);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

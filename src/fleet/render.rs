@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
-use super::{Bucket, FleetReport, RuleSummary};
+use super::{Bucket, FleetReport, RuleSummary, some_of};
 use crate::report::{DataError, DataFormat, to_data};
 
 /// Output formats of `cgmig fleet`.
@@ -22,9 +22,6 @@ pub enum FleetFormat {
     Html,
 }
 
-/// How many member names a human format prints before "… N more".
-const SHOWN: usize = 5;
-
 /// Render a fleet report.
 /// Human formats cannot fail; JSON and YAML return the serializer's error
 /// (the CLI exits 2) rather than an empty document.
@@ -36,15 +33,6 @@ pub fn render(r: &FleetReport, f: FleetFormat) -> Result<String, DataError> {
         FleetFormat::Prometheus => prometheus(r),
         FleetFormat::Html => super::html::page(r),
     })
-}
-
-/// `a, b, c … (+7 more)`.
-pub(super) fn some_of(names: &[String]) -> String {
-    let mut s = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
-    if names.len() > SHOWN {
-        let _ = write!(s, " … (+{} more)", names.len() - SHOWN);
-    }
-    s
 }
 
 fn summary_line(r: &FleetReport) -> String {

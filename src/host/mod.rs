@@ -32,7 +32,7 @@ use procfs_core::FromBufRead;
 use thiserror::Error;
 
 use crate::model::path as cgpath;
-use crate::model::{FileOwner, HierarchyId, Ownership, Pid, Tid};
+use crate::model::{Diagnostic, FileOwner, HierarchyId, Ownership, Pid, Tid};
 pub use contain::{MAX_DOCUMENT_BYTES, MAX_SETTING_BYTES, MAX_TABLE_BYTES, ReadError, Resolver};
 
 mod listing;
@@ -94,6 +94,7 @@ impl HostError {
     /// itself (`file:line` for a parse error): one cause, said once.
     pub fn diagnostic(&self) -> (String, String) {
         // Names in the path are escaped like every other name.
+        const UNREADABLE: &str = Diagnostic::UNREADABLE;
         let p = cgpath::from_bytes(self.path().as_os_str().as_bytes());
         match self {
             HostError::Io { err: source, .. } => (p, format!("{UNREADABLE}{source}")),
@@ -113,10 +114,6 @@ impl HostError {
         }
     }
 }
-
-/// How the message of every diagnostic for something that could not be
-/// read starts: the audit counts these to call a verdict incomplete.
-pub const UNREADABLE: &str = "unreadable: ";
 
 /// The thing being read disappeared mid-scan (a benign race on a live host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -909,4 +906,4 @@ pub fn parse_status_ids(text: &str) -> Result<(u32, u32), (usize, String)> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,9 +3,11 @@
 
 pub mod builder;
 mod controller;
+pub mod evidence;
 pub mod files;
 mod ids;
 pub mod path;
+pub mod readiness;
 mod snapshot;
 pub mod validate;
 pub mod value;

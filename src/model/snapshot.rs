@@ -291,6 +291,24 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// How the message of every diagnostic for something that could not be
+    /// read starts: the audit counts these to call a verdict incomplete.
+    pub const UNREADABLE: &'static str = "unreadable: ";
+
+    /// Whether this says something could not be read (so any verdict built
+    /// on the snapshot is incomplete), as opposed to a note about the host's
+    /// layout.
+    pub fn is_unreadable(&self) -> bool {
+        self.message.starts_with(Self::UNREADABLE)
+    }
+
+    /// The message without the [`Diagnostic::UNREADABLE`] prefix.
+    pub fn unreadable_detail(&self) -> &str {
+        self.message.trim_start_matches(Self::UNREADABLE)
+    }
+}
+
 /// Counters of benign races seen while scanning a live host.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vanished {
@@ -316,10 +334,10 @@ pub struct Snapshot {
     /// Workload and configuration readiness found from files (absent in
     /// snapshots from before it existed).
     #[serde(default)]
-    pub readiness: crate::readiness::Readiness,
+    pub readiness: super::readiness::Readiness,
     /// Who manages the cgroups: unit files, systemd version, xattrs (see `owners`).
-    #[serde(default, skip_serializing_if = "crate::owners::Evidence::is_empty")]
-    pub owner_evidence: crate::owners::Evidence,
+    #[serde(default, skip_serializing_if = "super::evidence::Evidence::is_empty")]
+    pub owner_evidence: super::evidence::Evidence,
 }
 
 impl PartialEq for Snapshot {

@@ -8,42 +8,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-
-use super::units::{self, UnitConfig};
+use super::units;
 use crate::host::{HostError, Root};
 use crate::model::{Diagnostic, Node, Snapshot, Version};
 use crate::readiness::io::{Limits, Reader};
 
-/// Everything the scan found about who manages the cgroups.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Evidence {
-    /// systemd's version (from `libsystemd-shared-NNN.so` or the package database).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub systemd_version: Option<u32>,
-    /// `kernel.pid_max`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid_max: Option<u64>,
-    /// `kernel.threads-max`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threads_max: Option<u64>,
-    /// `[Manager]` settings of `system.conf` and its drop-ins (`DefaultTasksMax`, ...).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub manager_defaults: BTreeMap<String, String>,
-    /// Unit configuration (fragment plus drop-ins) of every unit seen in the cgroup trees.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub units: BTreeMap<String, UnitConfig>,
-    /// systemd's extended attributes per cgroup path (`trusted.invocation_id`, `user.delegate`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub xattrs: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-impl Evidence {
-    /// Nothing was found (keeps snapshots of non-systemd hosts unchanged).
-    pub fn is_empty(&self) -> bool {
-        *self == Evidence::default()
-    }
-}
+pub use crate::model::evidence::Evidence;
 
 /// Directories where systemd keeps `libsystemd-shared-NNN.so`.
 const SHARED_LIB_DIRS: &[&str] = &[

@@ -1,9 +1,10 @@
 //! The owners findings: one table of (id, severity, title, remediation).
 
-use crate::rules::Severity;
+use super::detect::{Manager, OwnerMap};
+use crate::rules::{Finding, Severity, Subject};
 
 /// One kind of owners finding (the shared built-in kind type).
-pub use crate::audit::FindingKind as Kind;
+pub use crate::rules::FindingKind as Kind;
 
 const SOURCE: &str = "cgmig owners";
 
@@ -101,11 +102,27 @@ pub const ALL: &[Kind] = &[
     SYSTEMD_DEVICES,
 ];
 
+/// systemd's own device policies are not errors: it rebuilds them as BPF.
+pub fn relabel_device_findings(findings: &mut [Finding], map: &OwnerMap) {
+    for f in findings.iter_mut().filter(|f| f.rule == "devices.list") {
+        if let Subject::Cgroup { path, .. } = &f.subject
+            && map.get(path).is_some_and(|o| o.manager == Manager::Systemd)
+        {
+            let k = SYSTEMD_DEVICES;
+            f.why = format!("{} (was: {})", k.title, f.why);
+            f.rule = k.id.into();
+            f.severity = k.severity;
+            f.title = k.title.into();
+            f.remediation = k.remediation.into();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn ids_are_unique_and_namespaced() {
-        crate::audit::kind::check_table(super::ALL, "owners.");
+        crate::rules::kind::check_table(super::ALL, "owners.");
         let mut ids: Vec<&str> = super::ALL.iter().map(|k| k.id).collect();
         ids.sort_unstable();
         ids.dedup();

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Snapshot;
 use crate::rules::convert;
 
 use super::directives::{self, Handling};
@@ -525,6 +526,24 @@ pub fn section_of(unit: &str) -> &'static str {
         Some("mount") => "Mount",
         Some("swap") => "Swap",
         _ => "Service",
+    }
+}
+
+/// Host-wide systemd facts from the snapshot's evidence.
+pub fn context(snap: &Snapshot) -> SystemdContext {
+    let ev = &snap.owner_evidence;
+    let base = match (ev.threads_max, ev.pid_max) {
+        (Some(t), Some(p)) => Some(t.min(p.saturating_sub(1))),
+        (t, p) => t.or(p.map(|p| p.saturating_sub(1))),
+    };
+    SystemdContext {
+        version: ev.systemd_version,
+        tasks_base: base,
+        default_tasks_max: ev
+            .manager_defaults
+            .get("DefaultTasksMax")
+            .cloned()
+            .unwrap_or_else(|| "15%".into()),
     }
 }
 

@@ -12,10 +12,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::host::HostError;
 use crate::readiness::io::Reader;
+
+pub use crate::model::evidence::UnitConfig;
 
 /// Unit search path, highest priority first (systemd.unit(5), system manager).
 pub const UNIT_DIRS: &[&str] = &[
@@ -31,30 +31,6 @@ pub const UNIT_DIRS: &[&str] = &[
 
 /// Unit type suffixes that own a cgroup.
 const CGROUP_UNIT_SUFFIXES: &[&str] = &[".service", ".slice", ".scope", ".socket", ".mount", ".swap"];
-
-/// The effective configuration of one unit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnitConfig {
-    /// Files read, in the order applied (fragment first, then drop-ins).
-    pub files: Vec<String>,
-    /// Effective directives (`CPUShares` → `2048`), last assignment wins.
-    pub directives: BTreeMap<String, String>,
-}
-
-impl UnitConfig {
-    /// A directive's value.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.directives.get(key).map(String::as_str)
-    }
-
-    /// Whether the unit delegates its cgroup (`Delegate=yes` or a controller list).
-    pub fn delegates(&self) -> bool {
-        match self.get("Delegate") {
-            Some(v) => !matches!(v.trim(), "no" | "false" | "0" | "off" | ""),
-            None => false,
-        }
-    }
-}
 
 /// Whether a cgroup path component names a unit that owns a cgroup.
 pub fn is_unit_name(name: &str) -> bool {

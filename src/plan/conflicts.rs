@@ -5,8 +5,8 @@ use super::findings;
 use super::model::*;
 use super::nodes::origin_of;
 use super::unify::{Crossing, Merged, PerNode, Prepared};
-use crate::audit::{Finding, Subject};
 use crate::rules::Strategy;
+use crate::rules::{Finding, Subject};
 
 /// The merge's crossings as plan conflicts (and `plan.conflict` findings).
 pub fn conflicts(

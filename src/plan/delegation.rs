@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::findings;
 use super::model::*;
-use crate::audit::{Finding, Subject};
+use crate::rules::{Finding, Subject};
 
 /// `plan.delegation-restructure` findings.
 pub fn delegation(nodes: &[PlanNode]) -> Vec<Finding> {

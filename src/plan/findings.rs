@@ -5,7 +5,7 @@
 //! this table, and `finish` recognises the findings it derives by their
 //! kind's id ([`LEAF`]), not by a string of its own.
 
-use crate::audit::FindingKind;
+use crate::rules::FindingKind;
 use crate::rules::Severity;
 
 const SOURCE: &str = "cgmig planner";
@@ -164,6 +164,6 @@ pub const ALL: [FindingKind; 16] = [
 mod tests {
     #[test]
     fn table_is_namespaced_and_has_no_duplicates() {
-        crate::audit::kind::check_table(&super::ALL, "plan.");
+        crate::rules::kind::check_table(&super::ALL, "plan.");
     }
 }

@@ -15,11 +15,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::findings;
 use super::model::{NodeType, PlanNode, Stage};
-use super::{findings, node_subject, origin_controllers};
-use crate::audit::Finding;
+use super::model::{node_subject, origin_controllers};
 use crate::audit::kernel::Support;
 use crate::model::HierarchyId;
+use crate::rules::Finding;
 use crate::rules::parse_kernel;
 
 /// A kernel version (major, minor).

@@ -7,8 +7,8 @@
 //! is computed here, from the snapshot the plan was made from; the matching
 //! is `apply::keys` (see `docs/apply.md`).
 
+use super::model::{Plan, ProcessKey};
 use super::unify::{IdMap, IdSet};
-use super::{Plan, ProcessKey};
 use crate::model::{HierarchyId, Pid, Snapshot, Tid, Version};
 
 /// Record a key for every process (and individually placed thread) the plan places.

@@ -22,11 +22,14 @@ mod delegation;
 pub mod findings;
 mod kernel;
 pub mod keys;
+mod lookup;
 mod model;
 mod naming;
 mod nodes;
+mod owners;
 mod prepare;
 mod render;
+mod runtimes;
 mod settings;
 mod threads;
 pub mod unify;
@@ -37,33 +40,15 @@ use crate::model::{HierarchyId, Pid};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use model::*;
-pub use render::{PlanFormat, RenderError, render, render_to};
+use model::{is_within, origin_controllers};
+pub use owners::writable_by_cgmig;
+pub use render::{PlanFormat, RenderError, owners_section, render, render_to};
 pub use validate::{Violation, validate};
 
-use crate::audit::{Finding, Subject};
 use crate::model::{Snapshot, Version};
+use crate::rules::Finding;
 use crate::rules::RuleSet;
 use unify::{Merged, Prepared};
-
-fn node_subject(path: &str) -> Subject {
-    Subject::Cgroup {
-        hierarchy: HierarchyId::UNIFIED,
-        label: "v2".into(),
-        path: path.to_string(),
-    }
-}
-
-/// The v1 controllers a setting's origin hierarchy carries (from its label).
-fn origin_controllers(o: &Origin) -> Vec<String> {
-    if o.label == "unified" {
-        return Vec::new();
-    }
-    o.label
-        .split(',')
-        .filter(|p| !p.starts_with("name="))
-        .map(str::to_string)
-        .collect()
-}
 
 /// Plan the migration of a snapshot.
 pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
@@ -98,7 +83,7 @@ pub fn plan_from(
 /// each node (systemd, runtimes: their cgroups get no actions) and the
 /// stable key of each placed process (PIDs change across a reboot).
 fn annotate(p: &mut Plan, snap: &Snapshot) {
-    crate::owners::annotate(p, snap);
+    owners::annotate(p, snap);
     keys::annotate(p, snap);
 }
 
@@ -315,8 +300,8 @@ pub fn finish(p: &mut Plan, allowed: Option<&BTreeSet<String>>, leaf_name: &str)
     p.findings.extend(findings);
     p.controllers = controllers(&p.nodes, allowed);
     p.actions = actions(p);
-    // No actions in systemd's or runtimes' cgroups (owners::annotate).
-    crate::owners::strip_actions(p);
+    // No actions in systemd's or runtimes' cgroups (the owners pass, `owners.rs`).
+    owners::strip_actions(p);
 }
 
 /// Undo derived leaves: stage and subtree re-derivation starts from the
@@ -658,10 +643,4 @@ fn drop_orphan_threads(nodes: &mut [PlanNode]) {
     for n in nodes {
         n.threads.retain(|t| placed.contains(&t.pid));
     }
-}
-
-/// Whether `path` is `anc` or below it (`/a/b` is within `/a` and `/`,
-/// `/ab` is not within `/a`).
-fn is_within(path: &str, anc: &str) -> bool {
-    path == anc || anc == "/" || path.strip_prefix(anc).is_some_and(|r| r.starts_with('/'))
 }

@@ -2,8 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::Finding;
+use std::collections::BTreeMap;
+
 use crate::model::{HierarchyId, Pid, Tid};
+use crate::owners::detect::{self, Manager};
+use crate::owners::systemd::{Dropped, SystemdContext, Written};
+use crate::rules::{Finding, Subject};
 
 /// Schema id of a serialized plan.
 pub const PLAN_SCHEMA: &str = "cgmig.plan/v1";
@@ -362,9 +366,9 @@ pub struct Plan {
     pub spine: Spine,
     /// The staged rollout.
     pub stages: Vec<Stage>,
-    /// Who owns each node, what other owners will build, and what they need (`owners::annotate`).
-    #[serde(default, skip_serializing_if = "crate::owners::PlanOwners::is_empty")]
-    pub owners: crate::owners::PlanOwners,
+    /// Who owns each node, what other owners will build, and what they need (the owners pass, `plan::owners`).
+    #[serde(default, skip_serializing_if = "PlanOwners::is_empty")]
+    pub owners: PlanOwners,
     /// Stable keys of the processes the plan places (`plan::keys`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub process_keys: Vec<ProcessKey>,
@@ -375,4 +379,237 @@ impl Plan {
     pub fn node(&self, path: &str) -> Option<&PlanNode> {
         self.nodes.iter().find(|n| n.path == path)
     }
+}
+
+/// The subject of a finding about a node of the v2 tree.
+pub(super) fn node_subject(path: &str) -> Subject {
+    Subject::Cgroup {
+        hierarchy: HierarchyId::UNIFIED,
+        label: "v2".into(),
+        path: path.to_string(),
+    }
+}
+
+/// The v1 controllers a setting's origin hierarchy carries (from its label).
+pub(super) fn origin_controllers(o: &Origin) -> Vec<String> {
+    if o.label == "unified" {
+        return Vec::new();
+    }
+    o.label
+        .split(',')
+        .filter(|p| !p.starts_with("name="))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether `path` is `anc` or below it (`/a/b` is within `/a` and `/`,
+/// `/ab` is not within `/a`).
+pub(super) fn is_within(path: &str, anc: &str) -> bool {
+    path == anc || anc == "/" || path.strip_prefix(anc).is_some_and(|r| r.starts_with('/'))
+}
+
+/// A file to install on the host (a drop-in or a unit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallFile {
+    /// Where it goes.
+    pub path: String,
+    /// Its contents.
+    pub text: String,
+}
+
+/// What systemd will build for one unit on v2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitPrediction {
+    /// The unit.
+    pub unit: String,
+    /// Its v2 path in the plan.
+    pub path: String,
+    /// Files systemd writes, with the directive and formula.
+    pub files: Vec<Written>,
+    /// Directives that will have no effect on v2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<Dropped>,
+    /// Where v2 differs from v1 behaviour, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<String>,
+    /// The drop-in that restores v1 behaviour (or moves to the v2 directives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropin: Option<InstallFile>,
+}
+
+/// A unit that must delegate a subtree to another manager.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegation {
+    /// The unit.
+    pub unit: String,
+    /// Its v2 path.
+    pub path: String,
+    /// Whether its configuration already delegates.
+    pub delegates: bool,
+    /// Controllers the manager's subtree uses (to list in `Delegate=`).
+    pub controllers: Vec<String>,
+    /// The manager's nodes inside the unit.
+    pub subtree: Vec<String>,
+    /// The drop-in to install (none when it delegates already).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropin: Option<InstallFile>,
+}
+
+/// A unit suggested for a custom manager's top-level cgroups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suggestion {
+    /// The top-level path of the manager's tree on v1 (`/borg-batch`).
+    pub path: String,
+    /// The unit to live under: a new one (`borg-batch-manager.service`), or
+    /// the existing unit whose processes populate the tree.
+    pub unit: String,
+    /// Whether `unit` exists already (then `file` is a drop-in for it).
+    #[serde(default)]
+    pub existing_unit: bool,
+    /// Where the tree's top then lives on v2.
+    pub placed_at: String,
+    /// The v2 controllers the unit must delegate (`Delegate=` list).
+    #[serde(default)]
+    pub controllers: Vec<String>,
+    /// The processes that populate it.
+    pub processes: Vec<String>,
+    /// The unit file, or the drop-in for an existing unit.
+    pub file: InstallFile,
+    /// The same as a transient scope, for a manager started by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_command: Option<String>,
+    /// The manager's tree as it is predicted on v2, under `placed_at`.
+    #[serde(default)]
+    pub predicted: Vec<String>,
+}
+
+/// A runtime's tree: what must change, and what it will build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimePlan {
+    /// The runtime.
+    pub manager: Manager,
+    /// Driver or mode seen (`cgroupfs driver`, `systemd driver`, ...).
+    pub driver: String,
+    /// Its top-level nodes.
+    pub paths: Vec<String>,
+    /// Settings to change before the switch.
+    pub changes: Vec<String>,
+    /// The tree the runtime builds on v2 (paths).
+    pub predicted: Vec<String>,
+    /// The values the runtime is predicted to write, per predicted path
+    /// (the container's v1 limits as the plan converts them: the runtime
+    /// recomputes them from the same container spec).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<RuntimeValues>,
+}
+
+/// The values a runtime is predicted to write into one node it rebuilds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeValues {
+    /// The predicted v2 path.
+    pub path: String,
+    /// The v1 path it comes from.
+    pub from: String,
+    /// Files and values, with the conversion used.
+    pub files: Vec<Written>,
+}
+
+/// Owners, predictions and per-owner plans; a section of the plan, made by
+/// the owners pass (`plan::owners`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanOwners {
+    /// The systemd facts used, when the host runs systemd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<SystemdContext>,
+    /// The owner of every non-root node, by v2 path.
+    pub nodes: BTreeMap<String, detect::Owner>,
+    /// What systemd builds, per unit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<UnitPrediction>,
+    /// Units that must delegate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegations: Vec<Delegation>,
+    /// Units suggested for top-level custom trees.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<Suggestion>,
+    /// Runtime trees.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtimes: Vec<RuntimePlan>,
+    /// Where each (non-kernel) process belongs, by command line: PIDs change
+    /// across a reboot, so `verify` finds processes again by what they run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub places: Vec<ProcessPlace>,
+}
+
+/// Where a process belongs on v2, by its command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessPlace {
+    /// `comm`.
+    pub comm: String,
+    /// The command line, joined by spaces.
+    pub cmdline: String,
+    /// The v2 path: the plan node, or the unit's path for systemd's units.
+    pub path: String,
+    /// Who places it there.
+    pub owner: Manager,
+}
+
+impl PlanOwners {
+    /// No owner information (plans of hosts with no managed cgroups).
+    pub fn is_empty(&self) -> bool {
+        *self == PlanOwners::default()
+    }
+
+    /// The owner of a v2 path: its own entry or, for a node the planner
+    /// derived later (a leaf), its nearest ancestor's.
+    pub fn owner_of(&self, path: &str) -> Option<&detect::Owner> {
+        Self::lookup(&self.nodes, path)
+    }
+
+    fn lookup<'a>(nodes: &'a BTreeMap<String, detect::Owner>, path: &str) -> Option<&'a detect::Owner> {
+        let mut cur = Some(path);
+        while let Some(p) = cur {
+            if let Some(o) = nodes.get(p) {
+                return Some(o);
+            }
+            cur = crate::model::path::parent(p);
+        }
+        None
+    }
+
+    /// Whether another manager builds the cgroup at `path` itself (see
+    /// [`detect::builds_at`]): systemd or a runtime, at a path its own naming
+    /// gives. A node merged from an owned cgroup at another path is cgmig's
+    /// to create, even though its owner label stays (for predictions).
+    pub fn built_by_owner(&self, path: &str) -> bool {
+        self.owner_of(path)
+            .is_some_and(|o| detect::builds_at(path, o, self.systemd.is_some()))
+    }
+
+    /// Nodes another manager builds before cgmig acts, with the controllers
+    /// it enables below them (for the plan validator).
+    pub fn prebuilt<'a>(&'a self, p: &'a Plan) -> impl Iterator<Item = (&'a str, &'a [String])> + 'a {
+        let systemd_root = self.systemd.is_some();
+        p.nodes
+            .iter()
+            .filter(move |n| {
+                if n.path == "/" {
+                    return systemd_root;
+                }
+                self.built_by_owner(&n.path)
+            })
+            .map(|n| (n.path.as_str(), n.subtree_control.as_slice()))
+    }
+}
+
+/// Why `apply` must not write a path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path} belongs to {owner}: {why}")]
+pub struct OwnerRefusal {
+    /// The path.
+    pub path: String,
+    /// Its owner's label.
+    pub owner: String,
+    /// What to do instead.
+    pub why: String,
 }

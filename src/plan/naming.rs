@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use super::findings;
 use super::unify::{self, Merged, MergedId, PerNode, Prepared};
-use crate::audit::Finding;
 use crate::model::Snapshot;
+use crate::rules::Finding;
 
 /// Names the kernel reserves: `cgroup.*` and `<controller>.*` files.
 fn collides_with_interface_file(name: &str) -> bool {

@@ -8,7 +8,7 @@ use super::findings;
 use super::model::*;
 use super::settings::{self, settings_of};
 use super::unify::{self, Merged, MergedId, PerNode, Prepared};
-use crate::audit::Finding;
+use crate::rules::Finding;
 
 /// The plan origin of a v1 cgroup.
 pub fn origin_of(prep: &Prepared, hid: crate::model::HierarchyId, cg: petgraph::graph::NodeIndex) -> Origin {

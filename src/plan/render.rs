@@ -6,7 +6,8 @@ use std::fmt::Write;
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
-use super::model::{NodeType, Plan, PlanNode};
+use super::model::{NodeType, Plan, PlanNode, PlanOwners};
+use crate::owners::Manager;
 use crate::report::{DataError, DataFormat, to_data};
 use crate::rules::Severity;
 
@@ -310,7 +311,7 @@ fn findings_section(p: &Plan, md: bool, out: &mut String) {
         return;
     }
     out.push_str(&heading(md, "Losses, behaviour changes and blockers"));
-    let mut grouped: BTreeMap<(std::cmp::Reverse<Severity>, &str), Vec<&crate::audit::Finding>> =
+    let mut grouped: BTreeMap<(std::cmp::Reverse<Severity>, &str), Vec<&crate::rules::Finding>> =
         BTreeMap::new();
     for f in serious {
         grouped
@@ -463,5 +464,98 @@ fn dot(p: &Plan) -> String {
         }
     }
     out.push_str("}\n");
+    out
+}
+
+/// The owners section of the plan's table output.
+pub fn owners_section(p: &Plan) -> String {
+    let o: &PlanOwners = &p.owners;
+    if o.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nOwners (cgmig writes only the custom and unowned nodes)\n");
+    crate::owners::owners_table(&o.nodes, &mut out);
+    if let Some(ctx) = &o.systemd {
+        let _ = writeln!(
+            out,
+            "\nsystemd {} rebuilds its units on v2 (DefaultTasksMax={}, task base {})",
+            ctx.version
+                .map_or_else(|| "(version unknown)".into(), |v| v.to_string()),
+            ctx.default_tasks_max,
+            ctx.tasks_base.map_or_else(|| "unknown".into(), |v| v.to_string())
+        );
+    }
+    for u in o
+        .units
+        .iter()
+        .filter(|u| !u.files.is_empty() || u.dropin.is_some())
+    {
+        let _ = writeln!(out, "  {} ({})", u.unit, u.path);
+        for w in &u.files {
+            let _ = writeln!(
+                out,
+                "    {} = {}   <- {} [{}]",
+                w.file, w.value, w.from, w.formula
+            );
+        }
+        for d in &u.differences {
+            let _ = writeln!(out, "    differs: {d}");
+        }
+        if let Some(f) = &u.dropin {
+            let _ = writeln!(out, "    drop-in {}:", f.path);
+            for l in f.text.lines() {
+                let _ = writeln!(out, "      {l}");
+            }
+        }
+    }
+    for d in &o.delegations {
+        let state = if d.delegates { "delegates" } else { "MUST DELEGATE" };
+        let _ = writeln!(
+            out,
+            "\n{} {state} [{}] to the manager of {}",
+            d.unit,
+            d.controllers.join(" "),
+            d.subtree.join(", ")
+        );
+        if let Some(f) = &d.dropin {
+            let _ = writeln!(out, "  drop-in {}:", f.path);
+            for l in f.text.lines() {
+                let _ = writeln!(out, "    {l}");
+            }
+        }
+    }
+    for s in &o.suggestions {
+        let how = if s.existing_unit {
+            "delegating drop-in for"
+        } else {
+            "suggested unit"
+        };
+        let _ = writeln!(
+            out,
+            "\n{} (custom manager, top level): {how} {} -> {}",
+            s.path, s.unit, s.placed_at
+        );
+        let _ = writeln!(out, "  {}:", s.file.path);
+        for l in s.file.text.lines() {
+            let _ = writeln!(out, "    {l}");
+        }
+        if let Some(c) = &s.scope_command {
+            let _ = writeln!(out, "  or as a scope: {c}");
+        }
+        for p in s.predicted.iter().take(10) {
+            let _ = writeln!(out, "  on v2: {p}");
+        }
+    }
+    for r in &o.runtimes {
+        let _ = writeln!(out, "\n{} ({}): {}", r.manager, r.driver, r.paths.join(", "));
+        for c in &r.changes {
+            let _ = writeln!(out, "  change: {c}");
+        }
+        if r.manager != Manager::Custom {
+            for p in r.predicted.iter().take(10) {
+                let _ = writeln!(out, "  builds: {p}");
+            }
+        }
+    }
     out
 }

@@ -20,13 +20,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use petgraph::graph::NodeIndex;
 
+use super::findings;
+use super::model::node_subject;
 use super::model::*;
 use super::nodes::origin_of;
 use super::settings::settings_of;
 use super::unify::{self, Merged, MergedId, PerNode, Prepared};
-use super::{findings, node_subject};
-use crate::audit::{Finding, Subject};
 use crate::rules::PlanPolicy;
+use crate::rules::{Finding, Subject};
 
 /// Add threaded nodes below the homes of split processes (and make those
 /// homes `domain threaded`).
@@ -418,7 +419,7 @@ fn overruled_places(
         });
         let lower = built.path_of.get(&o.key);
         if let (Some(c), Some(l)) = (&chosen, lower)
-            && super::is_within(c, l)
+            && is_within(c, l)
         {
             continue;
         }

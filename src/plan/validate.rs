@@ -428,7 +428,7 @@ struct ActionState<'p> {
 
 impl<'p> ActionState<'p> {
     /// The root, and the nodes systemd or a runtime builds before cgmig
-    /// acts (`owners::annotate`), exist already.
+    /// acts (the owners pass, `plan::owners`), exist already.
     fn before_actions(p: &'p Plan) -> Self {
         let mut created: BTreeSet<&str> = BTreeSet::from(["/"]);
         let mut enabled: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();

@@ -15,7 +15,7 @@ use petgraph::graph::NodeIndex;
 use super::findings;
 use super::model::*;
 use super::unify::{IdMap as HashMap, Prepared};
-use crate::audit::Finding;
+use crate::rules::Finding;
 
 /// `plan.weight-share` findings.
 pub fn weight_shares(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Finding> {

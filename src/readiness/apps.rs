@@ -6,8 +6,8 @@
 //! level below `/opt`, `/srv`, `/etc`, `/root` and each home), never by
 //! walking the file system.
 
-use super::evaluate::*;
 use super::io::{Reader, join};
+use super::rule::*;
 use super::{Readiness, Setting};
 
 /// Run every application detector.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::evaluate::*;
+use super::rule::*;
 use super::version::less;
 use super::{Component, Readiness, Setting};
 use crate::model::Mode;

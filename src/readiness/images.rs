@@ -201,7 +201,7 @@ pub fn hides(rd: &mut Reader<'_>, root: &str, path: &str) -> bool {
 
 /// The rootfs directory of a layer in a store (`/var/lib/docker/overlay2/ID/diff`).
 fn layer_root(store: &str, layer: &str) -> Option<String> {
-    let (_, dir, sub) = super::runtimes::STORES.iter().find(|(s, ..)| *s == store)?;
+    let (_, dir, sub) = super::stores::STORES.iter().find(|(s, ..)| *s == store)?;
     Some(format!("{dir}/{layer}/{sub}"))
 }
 

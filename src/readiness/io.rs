@@ -50,7 +50,7 @@ impl Default for Limits {
 /// Split a path inside an image layer into the layer's root and the rest
 /// (`/var/lib/docker/overlay2/ID/diff`, `/opt/java/release`).
 fn layer_split(abs: &str) -> Option<(String, &str)> {
-    super::runtimes::STORES.iter().find_map(|(_, dir, sub)| {
+    super::stores::STORES.iter().find_map(|(_, dir, sub)| {
         let rest = abs.strip_prefix(dir)?.strip_prefix('/')?;
         let (id, rest) = rest.split_once('/')?;
         let rest = rest.strip_prefix(sub)?;

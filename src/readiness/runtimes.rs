@@ -12,19 +12,9 @@
 use std::collections::BTreeMap;
 
 use super::io::{Kind, Reader, join};
+use super::stores::STORES;
 use super::{Component, Place, Readiness, stack};
 use super::{elf, images, rpmdb};
-
-/// Container storages: (store name, directory of layers, subdirectory that is the rootfs).
-pub const STORES: &[(&str, &str, &str)] = &[
-    ("docker", "/var/lib/docker/overlay2", "diff"),
-    (
-        "containerd",
-        "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots",
-        "fs",
-    ),
-    ("podman", "/var/lib/containers/storage/overlay", "diff"),
-];
 
 /// Directories whose executables are checked for Go build info.
 const BIN_DIRS: &[&str] = &[

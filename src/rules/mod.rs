@@ -8,6 +8,8 @@
 
 pub mod convert;
 mod engine;
+mod finding;
+pub(crate) mod kind;
 mod schema;
 
 use std::collections::HashMap;
@@ -18,6 +20,8 @@ use regex::Regex;
 use thiserror::Error;
 
 pub use engine::{Conversion, FUNCTIONS, FunctionError, FunctionInfo, convert_setting};
+pub use finding::{Finding, Subject, Text};
+pub use kind::FindingKind;
 pub use schema::*;
 
 /// The default rules, embedded at build time.
@@ -173,14 +177,14 @@ pub struct LoadedRule {
 #[derive(Debug, Clone)]
 pub struct RuleText {
     /// The id.
-    pub id: crate::audit::Text,
+    pub id: Text,
     /// The title.
-    pub title: crate::audit::Text,
+    pub title: Text,
     /// The source.
-    pub source: Option<crate::audit::Text>,
+    pub source: Option<Text>,
     /// The finding's remediation, trimmed, when it has no `{placeholder}`
     /// to fill (the same text for every finding).
-    pub remediation: Option<crate::audit::Text>,
+    pub remediation: Option<Text>,
 }
 
 impl RuleText {

@@ -34,13 +34,6 @@ pub enum ScanError {
     MountTable(HostError),
 }
 
-/// Whether a diagnostic says something could not be read (so any verdict
-/// built on the snapshot is incomplete), as opposed to a note about the
-/// host's layout.
-pub fn is_unreadable(d: &Diagnostic) -> bool {
-    d.message.starts_with(crate::host::UNREADABLE)
-}
-
 /// The note every scan of a live host by a non-root user carries: other
 /// users' `/proc/PID` files and delegated cgroups are unreadable, so the
 /// snapshot is partial. `None` as root or for `--root DIR`.
@@ -50,7 +43,7 @@ pub fn non_root_note(root: &Root) -> Option<Diagnostic> {
         path: "/proc".into(),
         message: format!(
             "{}running as uid {uid}, not root: other users' processes and some cgroup files cannot be read",
-            crate::host::UNREADABLE
+            Diagnostic::UNREADABLE
         ),
     })
 }
@@ -604,9 +597,4 @@ pub(crate) fn detect_mode(mounts: &[CgroupMount]) -> Mode {
 }
 
 #[cfg(test)]
-pub(crate) mod tests_support {
-    /// `is_controller_option` with no `/proc/cgroups`, for parser tests.
-    pub fn is_controller(key: &str, value: &Option<String>) -> bool {
-        super::is_controller_option(key, value, &[])
-    }
-}
+mod tests;

@@ -32,9 +32,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{FailOn, Subject};
 use crate::model::{Snapshot, Version};
+use crate::owners::Manager;
 use crate::owners::systemd::{self, SystemdContext, Written};
-use crate::owners::{Manager, UnitPrediction};
 use crate::plan::Plan;
+use crate::plan::UnitPrediction;
 use crate::rules::Severity;
 
 pub use render::{VerifyFormat, render};
@@ -416,7 +417,7 @@ impl Ctx<'_> {
         let live_owners = crate::owners::detect(live);
         for r in &plan.owners.runtimes {
             let owner = r.manager.as_str();
-            let values: BTreeMap<&str, &crate::owners::RuntimeValues> =
+            let values: BTreeMap<&str, &crate::plan::RuntimeValues> =
                 r.values.iter().map(|v| (v.path.as_str(), v)).collect();
             for path in &r.predicted {
                 let Some(live_node) = self.tree.get(path).cloned() else {
@@ -686,7 +687,7 @@ fn kernel_default(file: &str) -> Option<&'static str> {
 pub fn verify(plan: &Plan, live: &Snapshot) -> VerifyReport {
     let mut ctx = Ctx {
         plan,
-        live_ctx: crate::owners::annotate::systemd_context(live),
+        live_ctx: systemd::context(live),
         tree: v2_tree(live),
         checks: Vec::new(),
     };

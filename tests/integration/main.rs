@@ -16,6 +16,7 @@ mod fleet;
 mod fuzz;
 mod kernel;
 mod kernel_util;
+mod layers;
 mod oracle;
 mod owners;
 mod owners_host;

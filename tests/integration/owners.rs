@@ -72,7 +72,7 @@ fn owners_of_the_guest_cgroups() {
 #[test]
 fn systemd_v1_mappings_match_the_guest() {
     let s = captured("systemd-hybrid");
-    let ctx = owners::annotate::systemd_context(&s);
+    let ctx = systemd::context(&s);
     assert_eq!(
         ctx.tasks_base,
         Some(23180),
@@ -200,14 +200,15 @@ fn plan_leaves_systemd_and_runtimes_alone_and_predicts_systemd() {
             "{a:?} writes into {:?}",
             o.map(|o| o.label())
         );
-        assert!(owners::writable_by_cgmig(&p, a.path()).is_ok(), "{a:?}");
+        assert!(cgmig::plan::writable_by_cgmig(&p, a.path()).is_ok(), "{a:?}");
     }
-    let refusal = owners::writable_by_cgmig(&p, "/cgmig.slice/cgmig-test.slice/v1dirs.service").unwrap_err();
+    let refusal =
+        cgmig::plan::writable_by_cgmig(&p, "/cgmig.slice/cgmig-test.slice/v1dirs.service").unwrap_err();
     assert!(
         refusal.to_string().contains("systemd (v1dirs.service)"),
         "{refusal}"
     );
-    assert!(owners::writable_by_cgmig(&p, "/kubepods").is_err());
+    assert!(cgmig::plan::writable_by_cgmig(&p, "/kubepods").is_err());
     // The custom manager's tree inside borg.service needs delegation.
     let d = p
         .owners
@@ -344,7 +345,7 @@ fn top_level_custom_trees_get_a_suggested_unit_and_keep_their_actions() {
         p.actions.iter().any(|a| a.path().starts_with("/daemons")),
         "cgmig still builds custom trees"
     );
-    assert!(owners::writable_by_cgmig(&p, "/daemons").is_ok());
+    assert!(cgmig::plan::writable_by_cgmig(&p, "/daemons").is_ok());
 }
 
 #[test]
@@ -373,7 +374,7 @@ fn directive_table_against_the_guest_values() {
     let unit = "v1dirs.service";
     let path = "/cgmig.slice/cgmig-test.slice/v1dirs.service";
     let d = &before.owner_evidence.units[unit].directives;
-    let mut ctx = owners::annotate::systemd_context(&before);
+    let mut ctx = systemd::context(&before);
     assert_eq!(ctx.version, Some(252));
     let guest_v2 = |file: &str| -> Option<String> {
         let ci = after.cgroups().find(|(_, c)| {

@@ -243,7 +243,7 @@ fn vcpu_threads_become_a_threaded_subtree() {
         value: "threaded".into()
     }));
     assert_eq!(p.owners.nodes[dom].manager, cgmig::owners::Manager::Libvirt);
-    assert!(cgmig::owners::writable_by_cgmig(&p, &format!("{dom}/vcpu0")).is_err());
+    assert!(cgmig::plan::writable_by_cgmig(&p, &format!("{dom}/vcpu0")).is_err());
     assert!(!p.actions.iter().any(|a| matches!(
         a,
         Action::MoveThread { tid, pid, .. } if (*tid, *pid) == (Tid::new(3301), Pid::new(3300))

@@ -41,7 +41,7 @@ fn v2_get(s: &Snapshot, path: &str, file: &str) -> Option<String> {
 fn systemd_v2_mappings_match_the_guest() {
     let before = captured("systemd-hybrid");
     let after = captured("systemd-unified");
-    let ctx = cgmig::owners::annotate::systemd_context(&before);
+    let ctx = systemd::context(&before);
     let table = [
         (
             "v1dirs.service",

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use super::annotate::{Lookup, RuntimePlan, RuntimeValues};
-use super::detect::{Manager, Owner};
-use super::findings as fk;
-use super::systemd::Written;
-use crate::audit::Finding;
+use super::lookup::Lookup;
+use super::model::{RuntimePlan, RuntimeValues};
+use crate::owners::detect::{Manager, Owner};
+use crate::owners::findings as fk;
+use crate::owners::systemd::Written;
+use crate::rules::Finding;
 
 /// Settings to change for a runtime, by driver, on a systemd host or not.
 fn changes(m: Manager, cgroupfs: bool, systemd_host: bool) -> Vec<String> {

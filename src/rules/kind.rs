@@ -7,8 +7,7 @@
 //! test can check that the ids are unique. Only the `why` (which cgroup,
 //! which values) is built where the finding is made.
 
-use super::{Finding, Subject};
-use crate::rules::Severity;
+use super::{Finding, Severity, Subject};
 
 /// One kind of built-in finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! The plan post-pass: an owner on every node, and each part planned the
+//! The planner's owners pass: an owner on every node, and each part planned the
 //! way its owner rebuilds it on v2.
 //!
 //! * systemd's units get no actions from cgmig; the plan carries what systemd
@@ -16,220 +16,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-
-use super::detect::{self, Manager, Owner, OwnerMap};
-use super::findings::{self as fk, Kind};
-use super::paths::PathIndex;
-use super::systemd::{self, Dropped, SystemdContext, Written};
-use crate::audit::{Finding, Subject};
+use super::lookup::Lookup;
+use super::model::{
+    Action, Delegation, InstallFile, OwnerRefusal, Plan, PlanNode, PlanOwners, ProcessPlace, Suggestion,
+    UnitPrediction,
+};
 use crate::model::Snapshot;
-use crate::plan::{Action, Plan, PlanNode};
-
-/// A file to install on the host (a drop-in or a unit).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstallFile {
-    /// Where it goes.
-    pub path: String,
-    /// Its contents.
-    pub text: String,
-}
-
-/// What systemd will build for one unit on v2.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnitPrediction {
-    /// The unit.
-    pub unit: String,
-    /// Its v2 path in the plan.
-    pub path: String,
-    /// Files systemd writes, with the directive and formula.
-    pub files: Vec<Written>,
-    /// Directives that will have no effect on v2.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dropped: Vec<Dropped>,
-    /// Where v2 differs from v1 behaviour, in words.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub differences: Vec<String>,
-    /// The drop-in that restores v1 behaviour (or moves to the v2 directives).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dropin: Option<InstallFile>,
-}
-
-/// A unit that must delegate a subtree to another manager.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delegation {
-    /// The unit.
-    pub unit: String,
-    /// Its v2 path.
-    pub path: String,
-    /// Whether its configuration already delegates.
-    pub delegates: bool,
-    /// Controllers the manager's subtree uses (to list in `Delegate=`).
-    pub controllers: Vec<String>,
-    /// The manager's nodes inside the unit.
-    pub subtree: Vec<String>,
-    /// The drop-in to install (none when it delegates already).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dropin: Option<InstallFile>,
-}
-
-/// A unit suggested for a custom manager's top-level cgroups.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Suggestion {
-    /// The top-level path of the manager's tree on v1 (`/borg-batch`).
-    pub path: String,
-    /// The unit to live under: a new one (`borg-batch-manager.service`), or
-    /// the existing unit whose processes populate the tree.
-    pub unit: String,
-    /// Whether `unit` exists already (then `file` is a drop-in for it).
-    #[serde(default)]
-    pub existing_unit: bool,
-    /// Where the tree's top then lives on v2.
-    pub placed_at: String,
-    /// The v2 controllers the unit must delegate (`Delegate=` list).
-    #[serde(default)]
-    pub controllers: Vec<String>,
-    /// The processes that populate it.
-    pub processes: Vec<String>,
-    /// The unit file, or the drop-in for an existing unit.
-    pub file: InstallFile,
-    /// The same as a transient scope, for a manager started by hand.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope_command: Option<String>,
-    /// The manager's tree as it is predicted on v2, under `placed_at`.
-    #[serde(default)]
-    pub predicted: Vec<String>,
-}
-
-/// A runtime's tree: what must change, and what it will build.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RuntimePlan {
-    /// The runtime.
-    pub manager: Manager,
-    /// Driver or mode seen (`cgroupfs driver`, `systemd driver`, ...).
-    pub driver: String,
-    /// Its top-level nodes.
-    pub paths: Vec<String>,
-    /// Settings to change before the switch.
-    pub changes: Vec<String>,
-    /// The tree the runtime builds on v2 (paths).
-    pub predicted: Vec<String>,
-    /// The values the runtime is predicted to write, per predicted path
-    /// (the container's v1 limits as the plan converts them: the runtime
-    /// recomputes them from the same container spec).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub values: Vec<RuntimeValues>,
-}
-
-/// The values a runtime is predicted to write into one node it rebuilds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RuntimeValues {
-    /// The predicted v2 path.
-    pub path: String,
-    /// The v1 path it comes from.
-    pub from: String,
-    /// Files and values, with the conversion used.
-    pub files: Vec<Written>,
-}
-
-/// Owners, predictions and per-owner plans; a section of the plan.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanOwners {
-    /// The systemd facts used, when the host runs systemd.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub systemd: Option<SystemdContext>,
-    /// The owner of every non-root node, by v2 path.
-    pub nodes: BTreeMap<String, Owner>,
-    /// What systemd builds, per unit.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub units: Vec<UnitPrediction>,
-    /// Units that must delegate.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub delegations: Vec<Delegation>,
-    /// Units suggested for top-level custom trees.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub suggestions: Vec<Suggestion>,
-    /// Runtime trees.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub runtimes: Vec<RuntimePlan>,
-    /// Where each (non-kernel) process belongs, by command line: PIDs change
-    /// across a reboot, so `verify` finds processes again by what they run.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub places: Vec<ProcessPlace>,
-}
-
-/// Where a process belongs on v2, by its command line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessPlace {
-    /// `comm`.
-    pub comm: String,
-    /// The command line, joined by spaces.
-    pub cmdline: String,
-    /// The v2 path: the plan node, or the unit's path for systemd's units.
-    pub path: String,
-    /// Who places it there.
-    pub owner: Manager,
-}
-
-impl PlanOwners {
-    /// No owner information (plans of hosts with no managed cgroups).
-    pub fn is_empty(&self) -> bool {
-        *self == PlanOwners::default()
-    }
-
-    /// The owner of a v2 path: its own entry or, for a node the planner
-    /// derived later (a leaf), its nearest ancestor's.
-    pub fn owner_of(&self, path: &str) -> Option<&Owner> {
-        Self::lookup(&self.nodes, path)
-    }
-
-    fn lookup<'a>(nodes: &'a BTreeMap<String, Owner>, path: &str) -> Option<&'a Owner> {
-        let mut cur = Some(path);
-        while let Some(p) = cur {
-            if let Some(o) = nodes.get(p) {
-                return Some(o);
-            }
-            cur = crate::model::path::parent(p);
-        }
-        None
-    }
-
-    /// Whether another manager builds the cgroup at `path` itself (see
-    /// [`detect::builds_at`]): systemd or a runtime, at a path its own naming
-    /// gives. A node merged from an owned cgroup at another path is cgmig's
-    /// to create, even though its owner label stays (for predictions).
-    pub fn built_by_owner(&self, path: &str) -> bool {
-        self.owner_of(path)
-            .is_some_and(|o| detect::builds_at(path, o, self.systemd.is_some()))
-    }
-
-    /// Nodes another manager builds before cgmig acts, with the controllers
-    /// it enables below them (for the plan validator).
-    pub fn prebuilt<'a>(&'a self, p: &'a Plan) -> impl Iterator<Item = (&'a str, &'a [String])> + 'a {
-        let systemd_root = self.systemd.is_some();
-        p.nodes
-            .iter()
-            .filter(move |n| {
-                if n.path == "/" {
-                    return systemd_root;
-                }
-                self.built_by_owner(&n.path)
-            })
-            .map(|n| (n.path.as_str(), n.subtree_control.as_slice()))
-    }
-}
-
-/// Why `apply` must not write a path.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path} belongs to {owner}: {why}")]
-pub struct OwnerRefusal {
-    /// The path.
-    pub path: String,
-    /// Its owner's label.
-    pub owner: String,
-    /// What to do instead.
-    pub why: String,
-}
+use crate::owners::detect::{self, Manager, Owner, OwnerMap};
+use crate::owners::findings::{self as fk, Kind};
+use crate::owners::paths::PathIndex;
+use crate::owners::systemd::{self, Dropped, SystemdContext, Written};
+use crate::rules::Finding;
 
 /// Whether cgmig may write into a path of this plan (create, configure,
 /// move processes into it). Paths owned by systemd or a runtime are refused;
@@ -367,24 +164,6 @@ fn needed_ancestors<'a>(p: &'a Plan, kept: &[bool], look: &Lookup<'_>) -> foldha
     needed
 }
 
-/// Host-wide systemd facts from the snapshot's evidence.
-pub fn systemd_context(snap: &Snapshot) -> SystemdContext {
-    let ev = &snap.owner_evidence;
-    let base = match (ev.threads_max, ev.pid_max) {
-        (Some(t), Some(p)) => Some(t.min(p.saturating_sub(1))),
-        (t, p) => t.or(p.map(|p| p.saturating_sub(1))),
-    };
-    SystemdContext {
-        version: ev.systemd_version,
-        tasks_base: base,
-        default_tasks_max: ev
-            .manager_defaults
-            .get("DefaultTasksMax")
-            .cloned()
-            .unwrap_or_else(|| "15%".into()),
-    }
-}
-
 /// The owner of each plan node, parents first.
 fn node_owners(p: &Plan, map: &OwnerMap) -> BTreeMap<String, Owner> {
     let by_path: foldhash::HashMap<&str, &Owner> = map.iter().map(|(k, o)| (k.as_str(), o)).collect();
@@ -425,7 +204,7 @@ fn node_owner(
             detail: Some(format!("inside {}", po.unit.as_deref().unwrap_or("?"))),
             evidence: vec![format!(
                 "{}: derived node below {}",
-                n.note.map_or("node", crate::plan::NodeNote::text),
+                n.note.map_or("node", super::model::NodeNote::text),
                 po.label()
             )],
         },
@@ -443,55 +222,6 @@ fn node_owner(
         owner.evidence.push(format!("placed below {u} by the plan"));
     }
     Some(owner)
-}
-
-/// The plan's nodes and their owners by path, hashed once: every step of
-/// [`annotate`] looks up thousands of paths, and a `BTreeMap<String, _>`
-/// lookup is a dozen string comparisons.
-pub(super) struct Lookup<'a> {
-    /// Plan nodes by path.
-    nodes: foldhash::HashMap<&'a str, &'a PlanNode>,
-    /// Owners by plan path.
-    owners: foldhash::HashMap<&'a str, &'a Owner>,
-}
-
-impl<'a> Lookup<'a> {
-    fn new(p: &'a Plan, owners: &'a BTreeMap<String, Owner>) -> Self {
-        Lookup {
-            nodes: p.nodes.iter().map(|n| (n.path.as_str(), n)).collect(),
-            ..Self::of_owners(owners)
-        }
-    }
-
-    /// Owners only (no plan nodes).
-    fn of_owners(owners: &'a BTreeMap<String, Owner>) -> Self {
-        Lookup {
-            nodes: foldhash::HashMap::default(),
-            owners: owners.iter().map(|(k, o)| (k.as_str(), o)).collect(),
-        }
-    }
-
-    /// The plan node at a path.
-    pub(super) fn node(&self, path: &str) -> Option<&'a PlanNode> {
-        self.nodes.get(path).copied()
-    }
-
-    /// The owner of exactly this path.
-    pub(super) fn owner(&self, path: &str) -> Option<&'a Owner> {
-        self.owners.get(path).copied()
-    }
-
-    /// The owner of a path or its nearest ancestor ([`PlanOwners::owner_of`]).
-    fn owner_or_ancestor(&self, path: &str) -> Option<&'a Owner> {
-        let mut cur = Some(path);
-        while let Some(p) = cur {
-            if let Some(o) = self.owner(p) {
-                return Some(o);
-            }
-            cur = crate::model::path::parent(p);
-        }
-        None
-    }
 }
 
 fn is_slice(o: &Owner) -> bool {
@@ -524,7 +254,7 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
         return;
     }
     let nodes = node_owners(p, &map);
-    let ctx = systemd_context(snap);
+    let ctx = systemd::context(snap);
     let mut findings = Vec::new();
     let look = Lookup::new(p, &nodes);
     let units = if systemd_host {
@@ -541,7 +271,7 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
     let runtimes = super::runtimes::plan_runtimes(&nodes, &look, systemd_host, &mut findings);
     let places = places(p, snap, &look);
     drop(look);
-    relabel_device_findings(&mut p.findings, &map);
+    fk::relabel_device_findings(&mut p.findings, &map);
     p.findings.extend(findings);
     p.owners = PlanOwners {
         systemd: systemd_host.then_some(ctx),
@@ -553,22 +283,6 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
         places,
     };
     strip_actions(p);
-}
-
-/// systemd's own device policies are not errors: it rebuilds them as BPF.
-pub fn relabel_device_findings(findings: &mut [Finding], map: &OwnerMap) {
-    for f in findings.iter_mut().filter(|f| f.rule == "devices.list") {
-        if let Subject::Cgroup { path, .. } = &f.subject
-            && map.get(path).is_some_and(|o| o.manager == Manager::Systemd)
-        {
-            let k = fk::SYSTEMD_DEVICES;
-            f.why = format!("{} (was: {})", k.title, f.why);
-            f.rule = k.id.into();
-            f.severity = k.severity;
-            f.title = k.title.into();
-            f.remediation = k.remediation.into();
-        }
-    }
 }
 
 /// Default v1 values systemd leaves alone (a value other than these on a
