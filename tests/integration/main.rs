@@ -17,6 +17,7 @@ mod fuzz;
 mod kernel;
 mod kernel_util;
 mod layers;
+mod nosys;
 mod oracle;
 mod owners;
 mod owners_host;
