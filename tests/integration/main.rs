@@ -25,6 +25,7 @@ mod plan;
 mod plan_passes;
 mod prop;
 mod readiness;
+mod release;
 mod replay;
 mod scan;
 mod sim_kernel;
