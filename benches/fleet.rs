@@ -40,7 +40,7 @@ fn templates(rules: &RuleSet) -> Vec<(String, String)> {
             let dir = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
             materialize(&spec, dir.path(), rules).unwrap();
             let snap = cgmig::scan::scan(&cgmig::host::Root::new(dir.path()).unwrap()).unwrap();
-            let r = cgmig::audit::audit(&snap, rules);
+            let r = cgmig::assess::audit(&snap, rules);
             (
                 spec.hostname.clone(),
                 cgmig::audit::render(&r, cgmig::audit::AuditFormat::Json).unwrap(),

@@ -210,6 +210,7 @@ fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
             kernel: Some("6.1.0".into()),
             cmdline: Some("ro".into()),
             hostname: Some("bench".into()),
+            machine_id: None,
             mode: Mode::Legacy,
             controllers: vec![],
             os: Default::default(),

@@ -14,12 +14,13 @@
 //!
 //! The modules form layers that import one way, bottom to top:
 //! [`model`]; [`host`]; [`rules`]; [`readiness`], [`report`], [`fixture`];
-//! [`owners`]; [`scan`], [`audit`]; [`plan`]; [`apply`], [`verify`], [`fleet`];
-//! [`cli`]. A module never imports one on its own layer or above it
+//! [`owners`]; [`scan`], [`audit`]; [`plan`]; [`assess`]; [`apply`], [`verify`],
+//! [`fleet`]; [`cli`]. A module never imports one on its own layer or above it
 //! (docs/architecture.md, "Layers"; `tests/integration/layers.rs` checks it).
 #![deny(missing_docs)]
 
 pub mod apply;
+pub mod assess;
 pub mod audit;
 pub mod cli;
 pub mod fixture;

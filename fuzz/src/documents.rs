@@ -30,7 +30,7 @@ fn base_snapshot() -> &'static Snapshot {
 
 /// Loaders that take a path get the input through this file (one per
 /// process, under `CGMIG_FUZZ_TMP`, which scripts/fuzz removes).
-fn input_file(b: &[u8], ext: &str) -> PathBuf {
+pub fn input_file(b: &[u8], ext: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let base = std::env::var_os("CGMIG_FUZZ_TMP").map_or_else(std::env::temp_dir, PathBuf::from);
@@ -51,7 +51,7 @@ fn snapshot(b: &[u8]) {
         return;
     };
     let rules = rules();
-    let report = cgmig::audit::audit(&snap, rules);
+    let report = cgmig::assess::audit(&snap, rules);
     let _ = cgmig::audit::render(&report, cgmig::audit::AuditFormat::Markdown);
     let _ = cgmig::report::render_tree(&snap, rules);
     let plan = cgmig::plan::plan(&snap, rules);
@@ -84,7 +84,7 @@ pub fn rules_yaml(b: &[u8]) {
     let mut errors = Vec::new();
     set.add_source("fuzz.yaml", t, &mut errors, true);
     let snap = base_snapshot();
-    let report = cgmig::audit::audit(snap, &set);
+    let report = cgmig::assess::audit(snap, &set);
     let _ = cgmig::audit::render(&report, cgmig::audit::AuditFormat::Table);
     let plan = cgmig::plan::plan(snap, &set);
     let _ = cgmig::plan::render(&plan, cgmig::plan::PlanFormat::Table);
@@ -121,8 +121,12 @@ pub fn plan_json(b: &[u8]) {
 /// any machine of the fleet), through `fleet::run` and every renderer.
 pub fn fleet_input(b: &[u8]) {
     let path = input_file(b, "json");
-    let opts = cgmig::fleet::FleetOptions { plans_dir: None };
-    let Ok(report) = cgmig::fleet::run(&[path], rules(), &opts) else {
+    let opts = cgmig::fleet::FleetOptions::default();
+    let inputs = cgmig::fleet::Inputs {
+        files: vec![path],
+        errors: Vec::new(),
+    };
+    let Ok(report) = cgmig::fleet::run(&inputs, rules(), &opts) else {
         return;
     };
     use cgmig::fleet::FleetFormat as F;

@@ -38,6 +38,8 @@ const TARGETS: &[(&str, Target)] = &[
     ("elf", readiness::elf),
     ("jdk-release", readiness::jdk_release),
     ("unit-file", readiness::unit_file),
+    ("rpm-sqlite", readiness::rpm_sqlite),
+    ("rpm-bdb", readiness::rpm_bdb),
     ("daemon-json", readiness::daemon_json),
     ("kubelet-config", readiness::kubelet_config),
     ("containerd-toml", readiness::containerd_toml),

@@ -110,21 +110,58 @@ pub fn jdk_release(b: &[u8]) {
     }
 }
 
-/// A systemd unit file or drop-in: readiness settings, owner prediction
-/// (`owners::units::apply_text`) and each legacy directive's v2 line.
+/// A systemd unit file or drop-in, read with systemd's rules
+/// (`readiness::unit::parse`): readiness settings, owner prediction
+/// (`owners::units::apply_text`) and each legacy directive's v2 line. A
+/// parsed value never holds a line break, and every line of a drop-in
+/// `convert` writes reads back as a v2 directive (nothing forged).
 pub fn unit_file(b: &[u8]) {
     let t = lossy(b);
+    if let Ok(u) = cgmig::readiness::unit::parse(&t) {
+        for d in &u.directives {
+            assert!(!d.value.contains(['\n', '\r']), "{d:?}");
+        }
+    }
     let settings = config::unit_settings("/etc/systemd/system/x.service", &t);
     for s in &settings {
         let _ = convert::unit_directive(&s.key, &s.value);
     }
-    downstream(with_settings(settings));
+    let r = with_settings(settings);
+    let out = convert::convert(&r, rules(), &[]);
+    for f in &out.files {
+        let u = cgmig::readiness::unit::parse(&f.text).expect("a generated drop-in parses");
+        for d in &u.directives {
+            assert!(config::V2_DIRECTIVES.contains(&d.key.as_str()), "{d:?}");
+        }
+    }
+    downstream(r);
     let mut directives = BTreeMap::new();
     if cgmig::owners::units::apply_text(&t, &mut directives).is_ok() {
         for (k, v) in &directives {
             let _ = convert::unit_directive(k, v);
             let _ = cgmig::owners::systemd::parse_bytes(v);
         }
+    }
+}
+
+/// An rpm ≥ 4.16 `rpmdb.sqlite`: SQLite on hostile bytes, bounded in steps,
+/// time and blob size; every blob through the header parser.
+pub fn rpm_sqlite(b: &[u8]) {
+    let f = crate::documents::input_file(b, "sqlite");
+    let Ok(file) = std::fs::File::open(&f) else { return };
+    for blob in cgmig::readiness::rpmdb::sqlite_blobs(&file).unwrap_or_default() {
+        let _ = cgmig::readiness::rpmdb::parse_header(&blob);
+    }
+}
+
+/// A Berkeley DB `Packages` (RHEL 7/8): hash pages and overflow chains
+/// read page by page, every blob through the header parser.
+pub fn rpm_bdb(b: &[u8]) {
+    let f = crate::documents::input_file(b, "bdb");
+    let Ok(file) = std::fs::File::open(&f) else { return };
+    let mut pages = cgmig::readiness::rpmdb::Pages::new(&file);
+    for blob in cgmig::readiness::rpmdb::bdb_blobs(&mut pages).unwrap_or_default() {
+        let _ = cgmig::readiness::rpmdb::parse_header(&blob);
     }
 }
 
@@ -196,7 +233,18 @@ pub fn lxc_config(b: &[u8]) {
     let t = lossy(b);
     let path = "/var/lib/lxc/c/config";
     let s = config::lxc_settings(path, &t);
-    downstream(with_file("lxc", path, t, s));
+    // The converted file keeps the other keys and adds only lxc.cgroup2.*.
+    let before: std::collections::BTreeSet<String> = config::lxc_lines(&t).into_iter().map(|l| l.key).collect();
+    let r = with_file("lxc", path, t, s);
+    for f in &convert::convert(&r, rules(), &[]).files {
+        for l in config::lxc_lines(&f.text) {
+            assert!(
+                l.key.starts_with("lxc.cgroup2.") || (before.contains(&l.key) && !l.key.starts_with("lxc.cgroup.")),
+                "{l:?}"
+            );
+        }
+    }
+    downstream(r);
 }
 
 /// `/boot/config-RELEASE` (and `/proc/config.gz` once decompressed).

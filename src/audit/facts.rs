@@ -548,6 +548,16 @@ pub fn kernel_too_old<'a>(
     for c in conversions {
         // The first rule with the id, as `RuleSet::get` finds it.
         if let Some((_, k)) = too_new.iter().find(|(id, _)| *id == c.rule) {
+            // No cgroup2, or a controller the kernel lacks (or may lack) on
+            // it, is its controller's finding (`audit::kernel`), not one
+            // per file.
+            let v1 = c
+                .inputs
+                .iter()
+                .filter_map(|(f, _)| super::kernel::v1_controller(f));
+            if v1.into_iter().any(|v1| support.speaks_for(&v1)) {
+                continue;
+            }
             // A vendor kernel that offers the target's controller has the
             // files the controller came with (RHEL 8's cpuset).
             let ctl = Controller::of_v2_file(&c.target).and_then(Controller::v2_named);
@@ -575,6 +585,7 @@ pub fn kernel_too_old<'a>(
                 remediation: spec.remediation.trim().into(),
                 kernel: Some(k),
                 source: rule.text().source.clone(),
+                waived: None,
             }
         })
         .collect()

@@ -32,9 +32,9 @@ pub type Kernel = (u32, u32);
 /// type` (commit 67e9c74b8a87), Linux 4.5.
 pub const CGROUP2: Kernel = (4, 5);
 
-/// The first systemd that runs a unified hierarchy: v226 ("support for the
-/// unified control group hierarchy", systemd NEWS for v226).
-pub const SYSTEMD_UNIFIED: u32 = 226;
+/// The first systemd that runs a unified hierarchy (v226; the constant is
+/// systemd's facts' own, `host::systemd`).
+pub const SYSTEMD_UNIFIED: u32 = crate::host::systemd::UNIFIED_SINCE;
 
 /// A distribution kernel series whose cgroup2 differs from the upstream
 /// version it carries.
@@ -309,6 +309,14 @@ impl<'a> Support<'a> {
         c.is_some_and(|c| need <= c.v2_since() && self.controller(c).is_yes())
     }
 
+    /// Whether one of the per-controller findings ([`Support::facts`]:
+    /// no cgroup2, controller lacking, controller unknown) already speaks for
+    /// the settings of v1 controller `c`. The per-file `host.kernel-too-old`
+    /// then leaves them out: one finding per fact, the controller's.
+    pub fn speaks_for(&self, c: &Controller) -> bool {
+        matches!(self.cgroup2(), Offer::No(_)) || (has_v2_form(c) && !self.controller(c).is_yes())
+    }
+
     /// The systemd version, when the host runs one cgmig could read.
     pub fn systemd(&self) -> Option<u32> {
         self.snap.host.os.systemd.as_deref().and_then(|v| v.parse().ok())
@@ -334,13 +342,9 @@ pub fn usage<'c>(
     for convs in per_cgroup {
         let mut seen: Vec<Controller> = Vec::new();
         for (file, _) in convs.iter().flat_map(|c| &c.inputs) {
-            let Some((prefix, _)) = file.split_once('.') else {
+            let Some(c) = v1_controller(file) else {
                 continue;
             };
-            let c: Controller = prefix.parse().unwrap_or_else(|e| match e {});
-            if matches!(c, Controller::Other(_)) {
-                continue;
-            }
             let u = out.entry(c.clone()).or_default();
             u.files.insert(file.clone());
             if !seen.contains(&c) {
@@ -350,6 +354,14 @@ pub fn usage<'c>(
         }
     }
     out
+}
+
+/// The v1 controller a v1 interface file belongs to (`cpu.shares`: `cpu`);
+/// `None` for files of no known controller.
+pub fn v1_controller(file: &str) -> Option<Controller> {
+    let (prefix, _) = file.split_once('.')?;
+    let c: Controller = prefix.parse().unwrap_or_else(|e| match e {});
+    (!matches!(c, Controller::Other(_))).then_some(c)
 }
 
 /// One kernel or init fact, for the audit's fact rules.

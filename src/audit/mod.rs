@@ -8,7 +8,6 @@
 
 mod facts;
 pub mod kernel;
-pub mod owners;
 pub mod readiness;
 mod render;
 
@@ -18,11 +17,12 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Diagnostic, Snapshot, Version};
+use crate::owners::OwnerMap;
 use crate::rules::{Conversion, Fact, LoadedRule, RuleSet, Scope, Severity, convert_setting, parse_kernel};
 
-pub use crate::rules::{Finding, FindingKind, Subject, Text};
+pub use crate::rules::{FailOn, Finding, FindingKind, Subject, Text, Verdict};
 pub use facts::has_domain_controller;
-pub use render::{AuditFormat, render};
+pub use render::{AuditFormat, render, render_with};
 
 /// Schema id of the machine-readable audit report.
 pub const AUDIT_SCHEMA: &str = "cgmig.audit/v1";
@@ -56,38 +56,44 @@ pub struct Group {
     pub why: String,
     /// The remediation.
     pub remediation: String,
+    /// How many of them a waiver accepts (they stay counted above).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub waived: usize,
 }
 
-/// The readiness verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// Nothing to convert, nothing lost.
-    Ready,
-    /// Settings convert or need attention, nothing blocks.
-    ReadyWithChanges,
-    /// Part of the host could not be read (an `unreadable:` diagnostic):
-    /// nothing blocks in what was read, but the rest is unknown.
-    Incomplete,
-    /// v2 cannot express the current state.
-    Blocked,
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
-impl Verdict {
-    /// The verdict for the worst finding and whether any setting converts;
-    /// one definition for audits and for plans read by `cgmig fleet`.
-    pub fn of(worst: Option<Severity>, converts: bool) -> Verdict {
-        match worst {
-            Some(Severity::Blocker) => Verdict::Blocked,
-            Some(Severity::Error | Severity::Warning) => Verdict::ReadyWithChanges,
-            _ if converts => Verdict::ReadyWithChanges,
-            _ => Verdict::Ready,
-        }
+/// One line per waiver that accepted findings: `RULE[@GLOB]: N findings,
+/// waived by WHO: WHY`, for every renderer (a waived finding is never
+/// silent).
+pub fn waived_lines(findings: &[Finding]) -> Vec<String> {
+    let mut by: BTreeMap<(String, &str, &str), usize> = BTreeMap::new();
+    for w in findings.iter().filter_map(|f| f.waived.as_deref()) {
+        *by.entry((w.pattern(), w.who.as_str(), w.why.as_str()))
+            .or_default() += 1;
     }
+    by.into_iter()
+        .map(|((pattern, who, why), n)| {
+            let s = if n == 1 { "" } else { "s" };
+            format!("{pattern}: {n} finding{s}, waived by {who}: {why}")
+        })
+        .collect()
 }
 
 /// Rule id of the finding for each part of the host that could not be read.
-pub const UNREADABLE_RULE: &str = "scan.unreadable";
+pub const UNREADABLE_RULE: &str = UNREADABLE.id;
+
+/// The finding for each part of the host that could not be read (its one
+/// table entry, for `explain` and `rules list`).
+pub const UNREADABLE: FindingKind = FindingKind {
+    id: "scan.unreadable",
+    severity: Severity::Error,
+    title: "part of the host could not be read",
+    remediation: "run as root on the host, or fix the file named, then audit again",
+    source: "cgmig scan",
+};
 
 /// One error finding per unreadable part of the host, so that a verdict on
 /// partial data can never pass `--fail-on error`.
@@ -96,33 +102,21 @@ fn unreadable_findings(snap: &Snapshot) -> Vec<Finding> {
         .iter()
         .filter(|d| d.is_unreadable())
         .map(|d| Finding {
-            rule: UNREADABLE_RULE.into(),
-            severity: Severity::Error,
-            title: "part of the host could not be read".into(),
+            rule: UNREADABLE.id.into(),
+            severity: UNREADABLE.severity,
+            title: UNREADABLE.title.into(),
             subject: Subject::Host,
             file: None,
             value: None,
             detail: Some(format!("{}: {}", d.path, d.unreadable_detail())),
             why: "the audit only knows what it could read: settings, cgroups or processes may be missing"
                 .into(),
-            remediation: "run as root on the host, or fix the file named, then audit again".into(),
+            remediation: UNREADABLE.remediation.into(),
             kernel: None,
             source: None,
+            waived: None,
         })
         .collect()
-}
-
-/// `--fail-on` threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailOn {
-    /// Never fail.
-    Never,
-    /// Fail on warning or worse.
-    Warning,
-    /// Fail on error or worse.
-    Error,
-    /// Fail on blockers only.
-    Blocker,
 }
 
 /// Host facts copied into the report header.
@@ -130,6 +124,9 @@ pub enum FailOn {
 pub struct ReportHost {
     /// Hostname.
     pub hostname: Option<String>,
+    /// `/etc/machine-id` (with the hostname, the host's identity in a fleet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
     /// Kernel release.
     pub kernel: Option<String>,
     /// Mode.
@@ -169,22 +166,16 @@ pub struct Report {
     /// Workload and configuration readiness (its findings are in `findings` too).
     #[serde(default)]
     pub readiness: readiness::Section,
-    /// Who writes each cgroup (by path), with the evidence; filled by
-    /// `audit::owners::adjust_report`, left out when empty.
+    /// Who writes each cgroup (by path), with the evidence (the
+    /// assessment's owner detection), left out when empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub owners: BTreeMap<String, crate::owners::Owner>,
 }
 
 impl Report {
-    /// Whether a finding at or above the threshold exists.
+    /// Whether a finding at or above the threshold exists that is not waived.
     pub fn fails(&self, on: FailOn) -> bool {
-        let min = match on {
-            FailOn::Never => return false,
-            FailOn::Warning => Severity::Warning,
-            FailOn::Error => Severity::Error,
-            FailOn::Blocker => Severity::Blocker,
-        };
-        self.findings.iter().any(|f| f.severity >= min)
+        on.fails(&self.findings)
     }
 }
 
@@ -234,6 +225,7 @@ fn finding_from(
         },
         kernel: rule.rule.kernel.clone(),
         source: text.source.clone(),
+        waived: None,
     })
 }
 
@@ -322,7 +314,8 @@ pub fn evaluate_cgroup(
     rules: &RuleSet,
 ) -> CgroupOutcome {
     let label = std::cell::OnceCell::new();
-    evaluate_with(snap, cg, hier, &label, &mut RuleIndex::new(rules))
+    let owners = std::cell::OnceCell::new();
+    evaluate_with(snap, cg, hier, (&label, &owners), &mut RuleIndex::new(rules))
 }
 
 /// Whether a rule applies to a cgroup's value at all: scope, value
@@ -352,13 +345,19 @@ fn applies(
     !is_default
 }
 
-/// [`evaluate_cgroup`] with the rules looked up through `index` and the
-/// hierarchy's label made once per hierarchy, and only for a finding.
+/// What an evaluation makes once, and only when a finding needs it: the
+/// hierarchy's label, and who owns each cgroup (for a rule whose finding is
+/// the owner's on a managed cgroup, `rebuilt_by_owner`).
+type Lazy<'a> = (&'a std::cell::OnceCell<String>, &'a std::cell::OnceCell<OwnerMap>);
+
+/// [`evaluate_cgroup`] with the rules looked up through `index`, the
+/// hierarchy's label made once per hierarchy and the owners once per
+/// snapshot, each only for a finding.
 fn evaluate_with(
     snap: &Snapshot,
     cg: petgraph::graph::NodeIndex,
     hier: &crate::model::Hierarchy,
-    label: &std::cell::OnceCell<String>,
+    (label, owners): Lazy<'_>,
     index: &mut RuleIndex<'_>,
 ) -> CgroupOutcome {
     let c = snap.cgroup(cg);
@@ -406,18 +405,33 @@ fn evaluate_with(
                     ("path", c.path.as_str()),
                 ];
                 vars.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
-                out.findings.extend(finding_from(
-                    rule,
-                    subject(),
-                    Some(file),
-                    Some(value),
-                    None,
-                    &vars,
-                ));
+                let made = finding_from(rule, subject(), Some(file), Some(value), None, &vars);
+                let owned = rule.rule.rebuilt_by_owner.and_then(|what| {
+                    let o = owners.get_or_init(|| crate::owners::detect(snap)).get(&c.path)?;
+                    crate::owners::findings::rebuilt_by(what, o.manager)
+                });
+                out.findings.extend(match owned {
+                    Some(kind) => made.map(|f| owners_finding(kind, f)),
+                    None => made,
+                });
             }
         }
     }
     out
+}
+
+/// The owner's finding in place of a rule's, on a cgroup whose manager
+/// rebuilds what the rule is about (its file, value and source kept; the
+/// rule's explanation quoted).
+fn owners_finding(kind: &FindingKind, rule: Finding) -> Finding {
+    Finding {
+        rule: kind.id.into(),
+        severity: kind.severity,
+        title: kind.title.into(),
+        why: format!("{} (was: {})", kind.title, rule.why),
+        remediation: kind.remediation.into(),
+        ..rule
+    }
 }
 
 /// The error finding for a value a rule's conversion refuses.
@@ -440,6 +454,7 @@ fn unconvertible(
         remediation: "Fix the v1 value, or set the v2 file by hand after the switch.".into(),
         kernel: rule.rule.kernel.clone(),
         source: rule.text().source.clone(),
+        waived: None,
     }
 }
 
@@ -565,21 +580,17 @@ pub fn evaluate(snap: &Snapshot, rules: &RuleSet) -> Evaluation {
         slot: vec![u32::MAX; snap.graph.node_count()],
     };
     let mut index = RuleIndex::new(rules);
+    let owners = std::cell::OnceCell::new();
     for (h, cgroups) in v1.iter().zip(per) {
         let label = std::cell::OnceCell::new();
         for ci in cgroups {
-            let o = evaluate_with(snap, ci, h, &label, &mut index);
+            let o = evaluate_with(snap, ci, h, (&label, &owners), &mut index);
             if !o.is_empty() {
                 outcomes.push(ci, o);
             }
         }
     }
     Evaluation { outcomes }
-}
-
-/// Audit a snapshot.
-pub fn audit(snap: &Snapshot, rules: &RuleSet) -> Report {
-    report(snap, rules, &evaluate(snap, rules))
 }
 
 /// The report's findings from an evaluation already made, sorted worst
@@ -598,7 +609,12 @@ fn evaluated<'a>(
     eval.outcomes.iter().map(|(ci, o)| (snap.cgroup(ci), o))
 }
 
-fn findings_and_readiness(
+/// Every finding the rules, the host facts, the kernel check, readiness and
+/// the scan's unreadable parts make, each at its final severity, sorted
+/// worst first; and the readiness section. The planner's and the owners
+/// pass's findings join these in the plan (`assess` builds the report from
+/// all of them).
+pub fn findings_and_readiness(
     snap: &Snapshot,
     rules: &RuleSet,
     eval: &Evaluation,
@@ -642,18 +658,39 @@ fn findings_and_readiness(
     let readiness = readiness::section(snap);
     findings.extend(readiness::audit_findings(&readiness));
     findings.extend(unreadable_findings(snap));
+    sort_findings(&mut findings);
+    (findings, readiness)
+}
 
+/// Sort findings worst first, then by rule and subject (the report's order).
+pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
             .then_with(|| a.rule.cmp(&b.rule))
             .then_with(|| a.subject.cmp(&b.subject))
     });
-    (findings, readiness)
 }
 
-/// The audit report from an evaluation already made (see [`evaluate`]).
-pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
+/// Whether any setting converts (a verdict input: something changes).
+pub fn converts(eval: &Evaluation) -> bool {
+    eval.outcomes.iter().any(|(_, o)| !o.conversions.is_empty())
+}
+
+/// Whether part of the host could not be read (a verdict input).
+pub fn incomplete(snap: &Snapshot) -> bool {
+    snap.diagnostics.iter().any(Diagnostic::is_unreadable)
+}
+
+/// The audit report of a host's assessment: its evaluation (the
+/// conversions) and every finding, already made and waived where a waiver
+/// accepts one (`assess` gathers them); the verdict is [`Verdict::judge`]'s.
+pub fn report(
+    snap: &Snapshot,
+    eval: &Evaluation,
+    mut findings: Vec<Finding>,
+    readiness: readiness::Section,
+) -> Report {
     let hierarchies = snap.hierarchies();
     let conversions: Vec<Converted> = evaluated(snap, eval)
         .flat_map(|(c, o)| {
@@ -664,7 +701,7 @@ pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
             })
         })
         .collect();
-    let (findings, readiness) = findings_and_readiness(snap, rules, eval);
+    sort_findings(&mut findings);
     let mut by_severity: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
     for f in &findings {
         *by_severity.entry(f.severity).or_default() += 1;
@@ -674,18 +711,12 @@ pub fn report(snap: &Snapshot, rules: &RuleSet, eval: &Evaluation) -> Report {
     for c in &conversions {
         *conversions_by_rule.entry(c.conversion.rule.clone()).or_default() += 1;
     }
-    let worst = findings.iter().map(|f| f.severity).max();
-    let incomplete = snap.diagnostics.iter().any(Diagnostic::is_unreadable);
-    // Partial data can be at best "incomplete": only a blocker outranks it.
-    let verdict = match Verdict::of(worst, !conversions.is_empty()) {
-        Verdict::Blocked => Verdict::Blocked,
-        _ if incomplete => Verdict::Incomplete,
-        v => v,
-    };
+    let verdict = Verdict::judge(&findings, !conversions.is_empty(), incomplete(snap));
     Report {
         schema: AUDIT_SCHEMA.to_string(),
         host: ReportHost {
             hostname: snap.host.hostname.clone(),
+            machine_id: snap.host.machine_id.clone(),
             kernel: snap.host.kernel.clone(),
             mode: snap.host.mode,
             v1_hierarchies: hierarchies
@@ -723,6 +754,7 @@ pub(crate) fn group(findings: &[Finding]) -> Vec<Group> {
             Some(&i) => {
                 let g = &mut out[i];
                 g.count += 1;
+                g.waived += usize::from(f.waived.is_some());
                 if g.examples.len() < EXAMPLES {
                     g.examples.push(example);
                 }
@@ -737,6 +769,7 @@ pub(crate) fn group(findings: &[Finding]) -> Vec<Group> {
                     examples: vec![example],
                     why: f.why.clone(),
                     remediation: f.remediation.to_string(),
+                    waived: usize::from(f.waived.is_some()),
                 });
             }
         }

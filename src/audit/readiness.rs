@@ -7,6 +7,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::report::term::cut;
+use crate::report::{Style, escape};
+
 use serde::{Deserialize, Serialize};
 
 use super::{Finding, Subject};
@@ -75,6 +78,7 @@ pub fn audit_findings(s: &Section) -> Vec<Finding> {
             remediation: f.needed.as_str().into(),
             kernel: None,
             source: Some(f.source.as_str().into()),
+            waived: None,
         })
         .collect()
 }
@@ -87,27 +91,30 @@ fn confidence(c: readiness::Confidence) -> &'static str {
     }
 }
 
-/// Human rendering for the table and markdown formats.
-pub fn render(s: &Section) -> String {
+/// Human rendering for the table and markdown formats, fitting `style`
+/// (every text from the host escaped: version strings come from binaries).
+pub fn render(s: &Section, style: &Style) -> String {
     let mut out = String::new();
     if !s.scanned {
         return "readiness: not in this snapshot (taken before readiness scanning)\n".into();
     }
     let st = &s.stats;
-    let _ = writeln!(
-        out,
-        "readiness: {} components, {} settings; read {} files ({} bytes), {} directories, {} image layers; {} skipped, {} truncated",
-        s.components.len(),
-        s.settings,
-        st.files_read,
-        st.bytes_read,
-        st.dirs_listed,
-        st.layers,
-        st.skipped,
-        st.truncated
-    );
+    out.push_str(&style.wrap(
+        &format!(
+            "readiness: {} components, {} settings; read {} files ({} bytes), {} directories, {} image layers; {} skipped, {} truncated",
+            s.components.len(),
+            s.settings,
+            st.files_read,
+            st.bytes_read,
+            st.dirs_listed,
+            st.layers,
+            st.skipped,
+            st.truncated
+        ),
+        2,
+    ));
     if let Some(k) = &s.kernel_config {
-        let _ = writeln!(out, "  kernel config: {k}");
+        out.push_str(&style.wrap(&escape::line(&format!("  kernel config: {k}")), 4));
     }
     let mut by_name: BTreeMap<(&str, String), Vec<&str>> = BTreeMap::new();
     for c in &s.components {
@@ -119,7 +126,11 @@ pub fn render(s: &Section) -> String {
     for ((name, place), mut versions) in by_name {
         versions.sort_unstable();
         versions.dedup();
-        let _ = writeln!(out, "  {name} [{place}]: {}", versions.join(", "));
+        // A version string can be anything a binary holds (a 1 MiB one
+        // included): each is cut to a line's worth.
+        let shown: Vec<String> = versions.iter().map(|v| cut(&escape::line(v), 80)).collect();
+        let line = escape::line(&format!("  {name} [{place}]: ")).into_owned() + &shown.join(", ");
+        out.push_str(&style.wrap(&line, 4));
     }
     for class in [Class::BreaksAfterSwitch, Class::AlreadyWrong, Class::Neutral] {
         let list: Vec<_> = s.findings.iter().filter(|f| f.class == class).collect();
@@ -128,11 +139,23 @@ pub fn render(s: &Section) -> String {
         }
         let _ = writeln!(out, "\n{} ({}):", class.label(), list.len());
         for f in list {
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "  {:8} {:13} {}\n           {} [{}]: found {}; needs {}\n           source: {}",
-                f.severity, f.rule, f.title, f.file, f.place, f.found, f.needed, f.source
+                "  {} ",
+                style.severity(f.severity, &format!("{:8}", f.severity))
             );
+            out.push_str(&style.wrap(&escape::line(&format!("{:13} {}", f.rule, f.title)), 11));
+            let found = format!(
+                "{} [{}]: found {}; needs {}",
+                f.file,
+                f.place,
+                cut(&f.found, 400),
+                f.needed
+            );
+            out.push_str(&" ".repeat(11));
+            out.push_str(&style.wrap(&escape::line(&found), 11));
+            out.push_str(&" ".repeat(11));
+            out.push_str(&style.wrap(&escape::line(&format!("source: {}", f.source)), 11));
         }
     }
     if s.findings.is_empty() {

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 
 use super::InputArgs;
@@ -66,6 +65,8 @@ pub struct ApplyArgs {
     /// Result format.
     #[arg(long, value_enum, default_value = "table")]
     format: ResultFormat,
+    #[command(flatten)]
+    waive: super::WaiveArgs,
 }
 
 /// `cgmig rollback` arguments.
@@ -277,11 +278,54 @@ fn confirm(live: bool, yes: bool, what: &str) -> Result<(), ApplyError> {
 /// What confirming an apply or a live one agrees to.
 const HANDOVER: &str = "hand the plan's controllers over from v1 to cgroup2";
 
+/// Issue 19: a plan whose assessment has a blocker no waiver accepts is
+/// never carried out (nor dry-run): the refusal names each blocker. The
+/// plan is judged again with the waivers it carries and those given here;
+/// every waived blocker is said, with who and why.
+fn refuse_blockers(a: &ApplyArgs, plan: &mut Plan) -> Result<()> {
+    let (rules, _) = crate::rules::RuleSet::embedded();
+    let waivers = super::load_waivers(&a.waive, &rules, &super::verify::plan_ids(plan))?;
+    crate::assess::judge_plan(plan, &waivers);
+    for f in plan
+        .findings
+        .iter()
+        .filter(|f| f.severity == crate::rules::Severity::Blocker)
+    {
+        if let Some(w) = &f.waived {
+            say!(
+                "cgmig: apply: blocker {} at {} waived by {}: {}",
+                f.rule,
+                f.subject,
+                w.who,
+                w.why
+            );
+        }
+    }
+    let blockers: Vec<String> = plan
+        .blockers()
+        .map(|f| format!("{} at {}: {}", f.rule, f.subject, f.why))
+        .collect();
+    if let Some(v) = plan.verdict {
+        say!("cgmig: apply: the plan's verdict: {}", v.label());
+    }
+    if blockers.is_empty() {
+        return Ok(());
+    }
+    Err(ApplyError::Refused(format!(
+        "{}: the plan is blocked by {} finding(s) no waiver accepts:\n  {}\n(accept one with --waive RULE[@PATH-GLOB] or --waivers FILE, after review)",
+        a.plan.display(),
+        blockers.len(),
+        blockers.join("\n  ")
+    ))
+    .into())
+}
+
 /// `cgmig apply`: read and scope the plan, check it fits this host, then
 /// either resume the journaled run or prepare a fresh one, and run it with
 /// the journal around every step.
 pub fn apply(a: ApplyArgs) -> Result<i32> {
-    let full = read_plan(&a.plan)?;
+    let mut full = read_plan(&a.plan)?;
+    refuse_blockers(&a, &mut full)?;
     if a.dry_run {
         return dry_run(&a, &full);
     }
@@ -596,18 +640,24 @@ fn report(
         handover_window_ms: window,
         preflight,
     };
-    let text = match format {
-        ResultFormat::Json => serde_json::to_string_pretty(&r)? + "\n",
-        ResultFormat::Table => table(&r),
-    };
-    crate::report::write_output(None, &text)?;
+    match format {
+        ResultFormat::Json => super::emit(None, &(serde_json::to_string_pretty(&r)? + "\n"))?,
+        ResultFormat::Table => {
+            let style = super::term::style(true);
+            super::term::emit_human(None, &table(&r, &style), &style)?;
+        }
+    }
     Ok(if failed { 1 } else { 0 })
 }
 
-fn table(r: &Report) -> String {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(["#", "step", "status", "note"]);
+fn table(r: &Report, style: &crate::report::Style) -> String {
+    use crate::report::table::{Cell, Col, Table};
+    let mut t = Table::new(&[
+        ("#", Col::Num),
+        ("step", Col::Text),
+        ("status", Col::Key),
+        ("note", Col::Text),
+    ]);
     // Every step when few; otherwise what was not done.
     let rows: Vec<&Outcome> = if r.steps.len() <= 40 {
         r.steps.iter().collect()
@@ -620,18 +670,22 @@ fn table(r: &Report) -> String {
             Status::Failed => "FAILED",
             Status::Skipped => "skipped",
         };
-        t.add_row([
-            o.seq.map_or_else(|| "-".into(), |s| s.to_string()),
-            o.label.clone(),
-            status.into(),
-            o.note.clone().unwrap_or_default(),
+        let status = match o.status {
+            Status::Failed => Cell::severity(crate::rules::Severity::Error, status),
+            _ => Cell::from(status),
+        };
+        t.row([
+            o.seq.map_or_else(|| "-".into(), |s| s.to_string()).into(),
+            o.label.clone().into(),
+            status,
+            o.note.clone().unwrap_or_default().into(),
         ]);
     }
     let mut s = String::new();
     for p in &r.preflight {
         s.push_str(&format!("note: {p}\n"));
     }
-    s.push_str(&format!("{t}\n"));
+    s.push_str(&t.render(style));
     let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     let counts = if counts.is_empty() {
         "nothing to do".to_string()

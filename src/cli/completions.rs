@@ -26,9 +26,27 @@ pub struct ManArgs {
     output: PathBuf,
 }
 
+/// The command tree users see: every subcommand but the hidden ones
+/// (`man`, for packaging). clap_complete would offer hidden subcommands,
+/// and a clap command cannot drop one, so the root is rebuilt from the
+/// parser's arguments and its visible subcommands.
+fn visible_command() -> clap::Command {
+    let root = Cli::command();
+    let visible: Vec<clap::Command> = root
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect();
+    clap::Command::new("cgmig")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(root.get_about().cloned().unwrap_or_default())
+        .args(root.get_arguments().cloned())
+        .subcommands(visible)
+}
+
 /// The completion script for a shell.
 pub fn completions(shell: Shell) -> String {
-    let mut cmd = Cli::command();
+    let mut cmd = visible_command();
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, "cgmig", &mut buf);
     String::from_utf8_lossy(&buf).into_owned()
@@ -58,9 +76,7 @@ fn collect(cmd: &clap::Command, name: &str, out: &mut Vec<(String, String)>) -> 
     let static_name: &'static str = Box::leak(name.to_string().into_boxed_str());
     let page = cmd.clone().name(static_name).bin_name(name.replace('-', " "));
     let mut buf = Vec::new();
-    clap_mangen::Man::new(page)
-        .render(&mut buf)
-        .with_context(|| format!("cannot render the man page of {name}"))?;
+    render_page(&page, name, &mut buf).with_context(|| format!("cannot render the man page of {name}"))?;
     out.push((format!("{name}.1"), String::from_utf8_lossy(&buf).into_owned()));
     for sub in cmd
         .get_subcommands()
@@ -70,6 +86,90 @@ fn collect(cmd: &clap::Command, name: &str, out: &mut Vec<(String, String)>) -> 
     }
     Ok(())
 }
+
+/// One man page: clap_mangen's sections, then EXIT STATUS and ENVIRONMENT
+/// (which clap knows nothing of), then the version.
+fn render_page(cmd: &clap::Command, name: &str, w: &mut Vec<u8>) -> std::io::Result<()> {
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(w)?;
+    man.render_name_section(w)?;
+    man.render_synopsis_section(w)?;
+    man.render_description_section(w)?;
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(w)?;
+    }
+    if cmd
+        .get_subcommands()
+        .any(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        man.render_subcommands_section(w)?;
+    }
+    if cmd.get_after_long_help().is_some() || cmd.get_after_help().is_some() {
+        man.render_extra_section(w)?;
+    }
+    w.extend_from_slice(exit_status(name).as_bytes());
+    w.extend_from_slice(ENVIRONMENT.as_bytes());
+    if cmd.get_version().is_some() {
+        man.render_version_section(w)?;
+    }
+    Ok(())
+}
+
+/// A roff item: a tag and its paragraph.
+fn item(tag: &str, text: &str) -> String {
+    format!(".TP\n\\fB{tag}\\fR\n{text}\n")
+}
+
+/// The EXIT STATUS section of a page (docs/cli.md, "Exit codes").
+fn exit_status(name: &str) -> String {
+    let sub = name.strip_prefix("cgmig-").unwrap_or("");
+    let one = match sub {
+        "audit" => "a finding at or above \\-\\-fail\\-on (default blocker).",
+        "verify" => "a check at or above \\-\\-fail\\-on (default error).",
+        "rules-check" => "a rules file is invalid.",
+        "apply" | "rollback" => "at least one step failed (each listed with its reason, and in the journal).",
+        "" => {
+            "audit, verify: a finding or check at or above \\-\\-fail\\-on; rules check: invalid rules; apply, rollback: a step failed."
+        }
+        _ => "not used.",
+    };
+    let mut s = String::from(".SH \"EXIT STATUS\"\n");
+    s.push_str(&item(
+        "0",
+        "Success. A closed standard output (cgmig ... | head) also exits 0, quietly.",
+    ));
+    s.push_str(&item("1", one));
+    s.push_str(&item(
+        "2",
+        "The command could not run: unreadable or invalid input, bad arguments, invalid \\-\\-rules, a write that failed.",
+    ));
+    if matches!(sub, "verify" | "") {
+        s.push_str(&item(
+            "3",
+            "verify: the host has not switched yet (every controller the plan moves is still on cgroup v1).",
+        ));
+    }
+    s
+}
+
+/// The ENVIRONMENT section, the same on every page.
+const ENVIRONMENT: &str = r".SH ENVIRONMENT
+.TP
+\fBCOLUMNS\fR
+Width of human output (tables are laid out to it); else the terminal's, else 100.
+.TP
+\fBNO_COLOR\fR
+When set and not empty, no colour with \-\-color auto.
+.TP
+\fBCGMIG_PAGER\fR, \fBPAGER\fR
+Pager for long reports on a terminal (default less; empty or cat: none). \-\-no\-pager disables it.
+.TP
+\fBLESS\fR
+Options for less; cgmig sets FRSXMK when it is unset.
+.TP
+\fBCGMIG_LOCK\fR
+apply, rollback: the lock file instead of the default.
+";
 
 /// Write every man page into a directory.
 pub fn write_man(dir: &Path) -> Result<usize> {

@@ -36,7 +36,7 @@ fn out_path(f: &OutFile) -> String {
         Some(n) => format!("stage-{n}"),
         None => "final".into(),
     };
-    format!("{top}{}", f.path)
+    format!("/{top}{}", f.path)
 }
 
 /// One unified diff of every file against what it replaces.
@@ -55,24 +55,62 @@ pub fn diff(out: &Output) -> String {
             "{}",
             d.unified_diff()
                 .context_radius(3)
-                .header(&from, &format!("b/{}", out_path(f)))
+                .header(&from, &format!("b{}", out_path(f)))
         );
     }
     s
 }
 
+/// The path of a generated file inside the output directory, or why it
+/// cannot be one: a host path must be absolute and normalized (no `..`, no
+/// `.`, no empty component) and free of control characters, so the joined
+/// path stays inside the directory whatever the snapshot said.
+fn inside(dir: &Path, f: &OutFile) -> Result<PathBuf> {
+    let rel = out_path(f);
+    let ok = [f.path.as_str(), rel.as_str()]
+        .iter()
+        .all(|p| crate::host::door::check_path(p).is_ok());
+    if !ok {
+        bail!(
+            "refusing to write {:?}: not an absolute, normalized path (it would leave the output directory)",
+            crate::model::path::from_bytes(f.path.as_bytes())
+        );
+    }
+    Ok(dir.join(rel.trim_start_matches('/')))
+}
+
+/// Write one new file: created exclusively (`O_EXCL`), never through a
+/// symlink (`O_NOFOLLOW`), mode 0644.
+fn create_new(p: &Path, text: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(p)
+        .with_context(|| format!("cannot create {}", p.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", p.display()))
+}
+
 fn write_tree(dir: &Path, out: &Output, diff: &str) -> Result<()> {
     for f in &out.files {
-        let p = dir.join(out_path(f));
+        let p = inside(dir, f)?;
         if let Some(parent) = p.parent() {
+            // Below a fresh private directory: no component can be a link
+            // someone planted, and the path has no `..`.
             fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        fs::write(&p, &f.text).with_context(|| format!("cannot write {}", p.display()))?;
+        create_new(&p, &f.text)?;
     }
-    let notes: String = out.notes.iter().map(|n| format!("{n}\n")).collect();
+    let mut notes: String = out.notes.iter().map(|n| format!("{n}\n")).collect();
+    for f in &out.files {
+        notes.push_str(&format!("{}: read by {}\n", out_path(f), f.reader));
+    }
     for (name, text) in [("changes.diff", diff), ("notes.txt", notes.as_str())] {
-        let p = dir.join(name);
-        fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?;
+        create_new(&dir.join(name), text)?;
     }
     Ok(())
 }
@@ -116,19 +154,31 @@ pub fn run(args: ConvertArgs) -> Result<i32> {
         .map(|s| (s.number, s.cmdline.clone()))
         .collect();
     let out = convert(&snap.readiness, &rules, &stages);
-    let d = diff(&out);
     for n in &out.notes {
         say!("cgmig: note: {n}");
     }
+    if out.files.is_empty() {
+        // Silence would read as "it worked, look in the output": say so,
+        // and write no directory.
+        super::emit(
+            None,
+            "nothing to convert: no unit, LXC, cgconfig or boot configuration of this host speaks cgroup v1\n",
+        )?;
+        return Ok(if bad { 2 } else { 0 });
+    }
+    let d = diff(&out);
     match &args.output {
         Some(dir) => {
             install(dir, &out, &d)?;
-            println!(
-                "{} files written under {} (review: {}/changes.diff)",
-                out.files.len(),
-                dir.display(),
-                dir.display()
-            );
+            super::emit(
+                None,
+                &format!(
+                    "{} files written under {} (review: {}/changes.diff)\n",
+                    out.files.len(),
+                    dir.display(),
+                    dir.display()
+                ),
+            )?;
         }
         None => super::emit(None, &d)?,
     }

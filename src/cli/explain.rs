@@ -2,26 +2,30 @@
 
 use std::fmt::Write;
 
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use crate::report::Style;
+use crate::report::table::{Col, Table};
 
 use crate::rules::convert::{self, BlkioFormula, SharesFormula};
 use crate::rules::{FUNCTIONS, LoadedRule, RuleSet};
 
 /// Sample inputs shown for a function's variants.
 fn samples(function: &str) -> Option<Table> {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
+    let mut t;
     match function {
         "shares_to_weight" => {
-            t.set_header(["cpu.shares", "oci (default)", "oci-legacy", "systemd"]);
+            t = Table::new(&[
+                ("cpu.shares", Col::Text),
+                ("oci (default)", Col::Text),
+                ("oci-legacy", Col::Text),
+                ("systemd", Col::Text),
+            ]);
             for s in [2u64, 100, 512, 1024, 2048, 10240, 102400, 262144] {
                 let w = |f| {
                     convert::shares_to_weight(s, f)
                         .map(|v| v.to_string())
                         .unwrap_or_default()
                 };
-                t.add_row([
+                t.row([
                     s.to_string(),
                     w(SharesFormula::Oci),
                     w(SharesFormula::OciLegacy),
@@ -33,16 +37,16 @@ fn samples(function: &str) -> Option<Table> {
         | "weight_device_to_io_weight"
         | "blkio_weight_to_bfq"
         | "weight_device_to_bfq" => {
-            t.set_header([
-                "blkio.weight",
-                "systemd io.weight (default)",
-                "systemd io.bfq.weight",
-                "oci io.weight",
-                "oci io.bfq.weight",
+            t = Table::new(&[
+                ("blkio.weight", Col::Text),
+                ("systemd io.weight (default)", Col::Text),
+                ("systemd io.bfq.weight", Col::Text),
+                ("oci io.weight", Col::Text),
+                ("oci io.bfq.weight", Col::Text),
             ]);
             for w in [10u64, 100, 250, 500, 1000] {
                 let show = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-                t.add_row([
+                t.row([
                     w.to_string(),
                     show(convert::blkio_weight_to_io_weight(w, BlkioFormula::Systemd)),
                     show(convert::blkio_weight_to_bfq(w, BlkioFormula::Systemd)),
@@ -52,7 +56,11 @@ fn samples(function: &str) -> Option<Table> {
             }
         }
         "quota_period_to_max" => {
-            t.set_header(["cfs_quota_us", "cfs_period_us", "cpu.max"]);
+            t = Table::new(&[
+                ("cfs_quota_us", Col::Text),
+                ("cfs_period_us", Col::Text),
+                ("cpu.max", Col::Text),
+            ]);
             for (q, p) in [
                 (-1i64, 100000u64),
                 (50000, 100000),
@@ -61,12 +69,16 @@ fn samples(function: &str) -> Option<Table> {
                 (50000, 2_000_000),
             ] {
                 let v = convert::quota_period_to_max(q, p).unwrap_or_else(|e| format!("error: {e}"));
-                t.add_row([q.to_string(), p.to_string(), v]);
+                t.row([q.to_string(), p.to_string(), v]);
             }
         }
         "memsw_to_swap_max" => {
             use crate::model::value::Limit;
-            t.set_header(["memory.limit_in_bytes", "memsw.limit_in_bytes", "memory.swap.max"]);
+            t = Table::new(&[
+                ("memory.limit_in_bytes", Col::Text),
+                ("memsw.limit_in_bytes", Col::Text),
+                ("memory.swap.max", Col::Text),
+            ]);
             let g = 1u64 << 30;
             for (m, s) in [
                 (Some(Limit::Max), None),
@@ -82,7 +94,7 @@ fn samples(function: &str) -> Option<Table> {
                     Ok(None) => "(not written)".into(),
                     Err(e) => format!("error: {e}"),
                 };
-                t.add_row([show(m), show(s), out]);
+                t.row([show(m), show(s), out]);
             }
         }
         _ => return None,
@@ -90,7 +102,7 @@ fn samples(function: &str) -> Option<Table> {
     Some(t)
 }
 
-fn describe(r: &LoadedRule, out: &mut String) {
+fn describe(r: &LoadedRule, style: &Style, out: &mut String) {
     let rule = &r.rule;
     let _ = writeln!(out, "rule {} ({})", rule.id, r.origin);
     let _ = writeln!(out, "  {}", rule.title);
@@ -134,7 +146,7 @@ fn describe(r: &LoadedRule, out: &mut String) {
             _ => {}
         }
         if let Some(t) = samples(&c.function) {
-            let _ = writeln!(out, "{t}");
+            out.push_str(&t.render(style));
         }
     }
     if let Some(f) = &rule.finding {
@@ -151,7 +163,7 @@ fn describe(r: &LoadedRule, out: &mut String) {
 }
 
 /// Explain a rule id or v1 file; `None` when nothing matches.
-pub fn explain(target: &str, rules: &RuleSet) -> Option<String> {
+pub fn explain(target: &str, rules: &RuleSet, style: &Style) -> Option<String> {
     let mut matched: Vec<&LoadedRule> = Vec::new();
     if let Some(r) = rules.get(target) {
         matched.push(r);
@@ -165,37 +177,25 @@ pub fn explain(target: &str, rules: &RuleSet) -> Option<String> {
         }
     }
     if matched.is_empty() {
-        return builtin_finding(target);
+        return builtin_finding(target).map(|t| style.wrap_text(&t));
     }
     let mut out = String::new();
     for (i, r) in matched.into_iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        describe(r, &mut out);
+        describe(r, style, &mut out);
     }
-    Some(out)
+    Some(style.wrap_text(&out))
 }
 
-/// A `plan.*` or `owners.*` id: those findings come from the planner's and
-/// the owners pass's tables, not from rules files, so a user who meets one in
-/// a plan can still ask what it means. One id may have several kinds (the
-/// same id for three reasons of renaming, or three severities of a conflict).
+/// A built-in id (planner, owners, readiness, scan): those findings come
+/// from cgmig's own tables (`assess::catalog`), not from rules files, so a
+/// user who meets one in a report can still ask what it means. One id may
+/// have several kinds (the same id for three reasons of renaming, three
+/// severities of a conflict, one readiness row per component).
 fn builtin_finding(id: &str) -> Option<String> {
-    let (kinds, origin): (Vec<&crate::rules::FindingKind>, &str) = if id.starts_with("plan.") {
-        (
-            crate::plan::findings::ALL.iter().filter(|k| k.id == id).collect(),
-            "the planner, docs/plan.md",
-        )
-    } else {
-        (
-            crate::owners::findings::ALL
-                .iter()
-                .filter(|k| k.id == id)
-                .collect(),
-            "owners of cgroups, docs/owners.md",
-        )
-    };
+    let kinds = crate::assess::catalog::builtin(id);
     if kinds.is_empty() {
         return None;
     }
@@ -203,20 +203,21 @@ fn builtin_finding(id: &str) -> Option<String> {
     for k in kinds {
         let _ = writeln!(
             out,
-            "{}: {}\n  severity: {}\n  origin: built in ({origin})\n  remediation: {}",
-            k.id, k.title, k.severity, k.remediation
+            "{}: {}\n  severity: {}\n  origin: built in ({})\n  remediation: {}",
+            k.id, k.title, k.severity, k.origin, k.remediation
         );
     }
     Some(out)
 }
 
 /// One line per rule.
-pub fn list(rules: &RuleSet) -> String {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(140)
-        .set_header(["id", "matches", "does", "origin"]);
+pub fn list(rules: &RuleSet, style: &Style) -> String {
+    let mut t = Table::new(&[
+        ("id", Col::Key),
+        ("matches", Col::Text),
+        ("does", Col::Text),
+        ("origin", Col::Text),
+    ]);
     for r in rules.rules() {
         let m = &r.rule.matcher;
         let what = match (&m.file, &m.file_regex, &m.fact) {
@@ -235,7 +236,28 @@ pub fn list(rules: &RuleSet) -> String {
         if does.is_empty() {
             does.push("default only".into());
         }
-        t.add_row([r.rule.id.clone(), what, does.join(", "), r.origin.to_string()]);
+        t.row([r.rule.id.clone(), what, does.join(", "), r.origin.to_string()]);
     }
-    format!("{t}\n{} rules\n", rules.rules().len())
+    let mut b = Table::new(&[
+        ("id", Col::Key),
+        ("severity", Col::Key),
+        ("what", Col::Text),
+        ("origin", Col::Text),
+    ]);
+    let builtins = crate::assess::catalog::builtins();
+    for k in &builtins {
+        b.row([
+            k.id.to_string(),
+            k.severity.to_string(),
+            k.title.to_string(),
+            format!("built in ({})", k.origin),
+        ]);
+    }
+    format!(
+        "{}{} rules\n\nBuilt-in findings (planner, owners, readiness, scan):\n{}{} built-in kinds\n",
+        t.render(style),
+        rules.rules().len(),
+        b.render(style),
+        builtins.len()
+    )
 }

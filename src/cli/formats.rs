@@ -37,7 +37,7 @@ cli_enum! {
 
 cli_enum! {
     /// `--fail-on` threshold.
-    FailOn => crate::audit::FailOn {
+    FailOn => crate::rules::FailOn {
         /// Never fail.
         Never,
         /// Fail on warning or worse.
@@ -106,5 +106,19 @@ cli_enum! {
         Prometheus,
         /// A self-contained HTML page with charts.
         Html,
+    }
+}
+
+cli_enum! {
+    /// `--min-severity`: the least severe finding a human report lists.
+    MinSeverity => crate::rules::Severity {
+        /// Every finding.
+        Info,
+        /// Warnings and worse.
+        Warning,
+        /// Errors and blockers.
+        Error,
+        /// Blockers only.
+        Blocker,
     }
 }

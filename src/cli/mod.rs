@@ -1,8 +1,9 @@
 //! Command-line definitions and dispatch, nothing else.
 //!
 //! Exit codes (documented in `docs/cli.md`):
-//! * `0`: success (and, for `audit`, no finding at or above `--fail-on`);
-//! * `1`: `audit`: a finding at or above `--fail-on`; `rules check`: errors found;
+//! * `0`: success (and, for `audit` and `plan`, no finding at or above `--fail-on`);
+//! * `1`: `audit`, `plan`: a finding at or above `--fail-on` that no waiver
+//!   accepts; `rules check`: errors found;
 //! * `2`: the command could not run (bad input, unreadable file, bad rules).
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,10 @@ use crate::rules::{RuleError, RuleSet};
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        // Escaped (report::escape): a note quotes inputs, and stderr is a
+        // terminal as often as stdout.
+        let text = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", $crate::report::escape::text(&text));
     }};
 }
 
@@ -33,6 +37,7 @@ mod explain;
 mod fleet;
 mod formats;
 mod output;
+mod term;
 mod verify;
 
 /// What `cgmig --version` prints after the name: the version, the commit and
@@ -53,6 +58,12 @@ pub const VERSION: &str = concat!(
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Colour human output by severity: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    color: term::ColorChoice,
+    /// Never send long reports through the pager ($CGMIG_PAGER, $PAGER, less).
+    #[arg(long, global = true)]
+    no_pager: bool,
 }
 
 /// Where the host state comes from.
@@ -64,6 +75,50 @@ pub struct InputArgs {
     /// Read a snapshot written by `cgmig scan` instead of scanning.
     #[arg(long, value_name = "FILE")]
     snapshot: Option<PathBuf>,
+}
+
+/// Waivers: findings someone accepts, by id and optionally by cgroup path.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WaiveArgs {
+    /// Accept the findings of RULE (on cgroups whose path matches the glob): they stay in the
+    /// report, marked waived, and leave the verdict and `--fail-on`. Repeatable.
+    #[arg(long = "waive", value_name = "RULE[@PATH-GLOB]")]
+    waive: Vec<String>,
+    /// A YAML list of waivers (`rule`, `path`, `who`, `why`), checked like rules files.
+    #[arg(long = "waivers", value_name = "FILE")]
+    waivers: Vec<PathBuf>,
+}
+
+/// The waivers of a command, every id checked against the finding catalog;
+/// any problem (a bad file, an unknown id) stops the command, naming it.
+pub fn load_waivers(args: &WaiveArgs, rules: &RuleSet, known: &[String]) -> Result<crate::rules::Waivers> {
+    let mut w = crate::rules::Waivers::none();
+    let mut problems: Vec<String> = Vec::new();
+    for a in &args.waive {
+        match crate::rules::Waiver::from_arg(a) {
+            Ok(x) => w.push(x),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    for f in &args.waivers {
+        problems.extend(w.load_file(f).iter().map(ToString::to_string));
+    }
+    for x in w.iter() {
+        if !crate::assess::catalog::knows(&x.rule, rules) && !known.contains(&x.rule) {
+            problems.push(format!(
+                "waiver {}: no finding has the id {:?} (`cgmig rules list` lists them)",
+                x.pattern(),
+                x.rule
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            say!("cgmig: waivers error: {p}");
+        }
+        bail!("{} waiver problems; nothing was done", problems.len());
+    }
+    Ok(w)
 }
 
 /// Extra rules.
@@ -81,7 +136,7 @@ enum Command {
         #[command(flatten)]
         input: RootOnly,
         /// Write to FILE instead of standard output (atomically).
-        #[arg(short, long, value_name = "FILE")]
+        #[arg(short, long, value_name = "FILE", value_parser = output_file)]
         output: Option<PathBuf>,
         /// Snapshot format.
         #[arg(long, value_enum, default_value = "json")]
@@ -103,11 +158,17 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: formats::AuditFormat,
-        /// Exit 1 when a finding of this severity or worse exists.
+        /// Exit 1 when a finding of this severity or worse exists (waived ones aside).
         #[arg(long, value_enum, default_value = "blocker")]
         fail_on: formats::FailOn,
+        /// Show findings of this severity or worse in the table and markdown (json, yaml and
+        /// prometheus keep every finding).
+        #[arg(long, value_enum, default_value = "info", value_name = "SEVERITY")]
+        min_severity: formats::MinSeverity,
+        #[command(flatten)]
+        waive: WaiveArgs,
         /// Write to FILE instead of standard output (atomically).
-        #[arg(short, long, value_name = "FILE")]
+        #[arg(short, long, value_name = "FILE", value_parser = output_file)]
         output: Option<PathBuf>,
     },
     /// Compute the unified v2 tree and every action to get there (the dry run).
@@ -120,14 +181,28 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: formats::PlanFormat,
         /// Write to FILE instead of standard output (atomically).
-        #[arg(short, long, value_name = "FILE")]
+        #[arg(short, long, value_name = "FILE", value_parser = output_file)]
         output: Option<PathBuf>,
+        /// Show findings of this severity or worse in the table and markdown (json and yaml keep
+        /// every finding).
+        #[arg(long, value_enum, default_value = "warning", value_name = "SEVERITY")]
+        min_severity: formats::MinSeverity,
         /// Only this stage of the staged rollout (see the plan's stages).
         #[arg(long, value_name = "N")]
         stage: Option<usize>,
-        /// Only the subtree at this v2 path.
+        /// Only the subtree at this v2 path (staged over the controllers its settings use).
         #[arg(long, value_name = "PATH")]
         only: Option<String>,
+        /// How the boots are chosen: `auto` (by risk), `one` (a single boot), or boots by hand,
+        /// `/` between boots and `,` between controllers (`hugetlb/pids,memory/cpu,cpuacct`);
+        /// controllers left out move in a last boot.
+        #[arg(long, value_name = "auto|one|SPEC", default_value = "auto", value_parser = parse_stages)]
+        stages: crate::plan::StagePolicy,
+        /// Exit 1 when a finding of this severity or worse exists (waived ones aside), as `audit`.
+        #[arg(long, value_enum, default_value = "blocker")]
+        fail_on: formats::FailOn,
+        #[command(flatten)]
+        waive: WaiveArgs,
     },
     /// Compare the host after the switch (or a stage) with the plan's predictions, owner by owner.
     Verify(verify::VerifyArgs),
@@ -182,8 +257,15 @@ enum RulesAction {
 /// Parse arguments, run, and return the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    term::set_ui(term::Ui {
+        color: cli.color,
+        no_pager: cli.no_pager,
+    });
     match run(cli) {
         Ok(code) => code,
+        // The reader of our standard output left (`| head`): it has what
+        // it wanted; no message, and the exit `head` expects.
+        Err(e) if term::is_closed_stdout(&e) => 0,
         Err(e) => {
             // Every cause on its own line, each said once (a closed pipe or
             // a full disk included: the output is incomplete, so exit 2).
@@ -223,25 +305,14 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot> {
     crate::model::validate::parse_snapshot(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// Read a user-named document (snapshot, plan): a regular file, opened
-/// non-blocking, at most `MAX_DOCUMENT_BYTES`, valid UTF-8.
+/// Read a user-named document (snapshot, plan) through the one door
+/// (`host::door::read_text`): a regular file, opened non-blocking, at most
+/// `MAX_DOCUMENT_BYTES`, valid UTF-8.
 pub fn read_document(path: &Path) -> Result<String> {
-    use crate::host::contain::{ReadError, read_user_file};
-    let bytes = read_user_file(path, crate::host::MAX_DOCUMENT_BYTES).map_err(|e| match e {
-        ReadError::Io(e) => anyhow::anyhow!("cannot read {}: {e}", path.display()),
-        ReadError::NotRegular(kind) => anyhow::anyhow!(
-            "cannot read {}: it is a {kind}, not a regular file",
-            path.display()
-        ),
-        ReadError::TooLarge(n) => anyhow::anyhow!("cannot read {}: larger than {n} bytes", path.display()),
-    })?;
-    String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: not UTF-8 text (byte {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })
+    Ok(crate::host::door::read_text(
+        path,
+        crate::host::MAX_DOCUMENT_BYTES,
+    )?)
 }
 
 /// Load rules, printing every rule error; the good rules are returned.
@@ -259,11 +330,16 @@ fn print_rule_errors(errors: &[RuleError]) {
 
 /// Write a command's output (stdout or `-o FILE`), naming the file on error.
 fn emit(output: Option<&Path>, text: &str) -> Result<()> {
-    report::write_output(output, text).with_context(|| match output {
-        None => "cannot write standard output".to_string(),
-        Some(p) if p == Path::new("-") => "cannot write standard output".to_string(),
-        Some(p) => format!("cannot write {}", p.display()),
-    })
+    report::write_output(output, text).with_context(|| write_context(output))
+}
+
+/// What a failed write says: the file, or standard output
+/// ([`term::STDOUT_CONTEXT`], which a closed pipe is recognised by).
+fn write_context(output: Option<&Path>) -> String {
+    match output {
+        Some(p) if p != Path::new("-") => format!("cannot write {}", p.display()),
+        _ => term::STDOUT_CONTEXT.to_string(),
+    }
 }
 
 /// Run one command: each is its own function below, and this is only the
@@ -281,16 +357,41 @@ fn run(cli: Cli) -> Result<i32> {
             rules,
             format,
             fail_on,
+            min_severity,
+            waive,
             output,
-        } => audit(&input, &rules, format, fail_on, output.as_deref()),
+        } => audit(
+            &input,
+            &rules,
+            format,
+            (fail_on, min_severity),
+            &waive,
+            output.as_deref(),
+        ),
         Command::Plan {
             input,
             rules,
             format,
             output,
+            min_severity,
             stage,
             only,
-        } => plan(&input, &rules, format, output, stage, only.as_deref()),
+            stages,
+            fail_on,
+            waive,
+        } => plan(
+            &input,
+            &rules,
+            format,
+            &Narrow {
+                stages,
+                stage,
+                only,
+                min: min_severity.into(),
+            },
+            (fail_on, &waive),
+            output,
+        ),
         Command::Verify(args) => verify::run(args),
         Command::Explain { target, rules } => explain(&target, &rules),
         Command::Fleet(args) => fleet::run(args),
@@ -323,74 +424,127 @@ fn scan(input: &RootOnly, output: Option<&Path>, format: formats::DataFormat) ->
 fn tree(input: &InputArgs, rules: &RulesArgs) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
     let snap = load_input(input)?;
-    emit(None, &report::render_tree(&snap, &rules))?;
+    let style = term::style(true);
+    term::emit_human(None, &report::render_tree(&snap, &rules), &style)?;
     Ok(if bad { 2 } else { 0 })
 }
 
-/// `cgmig audit`: the report (adjusted for other owners, with their section
-/// in a table); exit 1 on a finding at or above `--fail-on`, 2 on bad rules.
+/// `-o FILE`: a bare format name (`-o json`) is almost always a `--format`
+/// meant, and would write a file called `json`: refused with the fix.
+fn output_file(s: &str) -> Result<PathBuf, String> {
+    const FORMATS: &[&str] = &[
+        "json",
+        "yaml",
+        "yml",
+        "table",
+        "markdown",
+        "md",
+        "prometheus",
+        "html",
+        "dot",
+        "text",
+    ];
+    if FORMATS.contains(&s) {
+        return Err(format!(
+            "{s:?} is a format name, not a file: use --format {s} (and -o FILE to write a file; -o ./{s} for a file of that name)"
+        ));
+    }
+    Ok(PathBuf::from(s))
+}
+
+/// `cgmig audit`: the host's assessment as a report (with the owners
+/// section in a table); exit 1 on a finding at or above `--fail-on` that no
+/// waiver accepts, 2 on bad rules.
 fn audit(
     input: &InputArgs,
     rules: &RulesArgs,
     format: formats::AuditFormat,
-    fail_on: formats::FailOn,
+    (fail_on, min): (formats::FailOn, formats::MinSeverity),
+    waive: &WaiveArgs,
     output: Option<&Path>,
 ) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
+    let waivers = load_waivers(waive, &rules, &[])?;
     let snap = load_input(input)?;
-    let mut report = crate::audit::audit(&snap, &rules);
-    crate::audit::owners::adjust_report(&mut report, &snap);
-    let mut text = crate::audit::render(&report, format.into()).context("cannot render the audit report")?;
-    if matches!(format, formats::AuditFormat::Table) {
-        text.push_str(&crate::owners::audit_section(&snap));
+    let report = crate::assess::assess(&snap, &rules, &waivers).report;
+    let style = term::style(output.is_none());
+    let mut text = crate::audit::render_with(&report, format.into(), &style, min.into())
+        .context("cannot render the audit report")?;
+    match format {
+        formats::AuditFormat::Table => {
+            text.push_str(&crate::owners::audit_section(&snap));
+            term::emit_human(output, &text, &style)?;
+        }
+        formats::AuditFormat::Markdown => term::emit_human(output, &text, &report::Style::UNBOUNDED)?,
+        _ => emit(output, &text)?,
     }
-    emit(output, &text)?;
     if bad {
         return Ok(2);
     }
     Ok(if report.fails(fail_on.into()) { 1 } else { 0 })
 }
 
-/// `cgmig plan`: plan, narrow to a stage or subtree, refuse a plan that
-/// breaks a v2 rule, then write it.
+/// `--stages`: syntax here (clap prints the error with the flag); whether
+/// the names fit the host is the planner's check.
+fn parse_stages(s: &str) -> Result<crate::plan::StagePolicy, crate::plan::StageError> {
+    s.parse()
+}
+
+/// What part of the plan `cgmig plan` prints: the boots' policy, a stage,
+/// a subtree.
+struct Narrow {
+    stages: crate::plan::StagePolicy,
+    stage: Option<usize>,
+    only: Option<String>,
+    /// `--min-severity`: the findings the human formats list.
+    min: crate::rules::Severity,
+}
+
+/// `cgmig plan`: the host's assessment as a plan (it carries the verdict),
+/// with its boots chosen by `--stages`, narrowed to a subtree or stage; a
+/// plan that breaks a v2 rule is refused, else written. Exit 1 on a finding
+/// at or above `--fail-on` that no waiver accepts (as `audit`), 2 on bad rules.
 fn plan(
     input: &InputArgs,
     rules: &RulesArgs,
     format: formats::PlanFormat,
+    narrow: &Narrow,
+    (fail_on, waive): (formats::FailOn, &WaiveArgs),
     output: Option<PathBuf>,
-    stage: Option<usize>,
-    only: Option<&str>,
 ) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
+    let waivers = load_waivers(waive, &rules, &[])?;
     let snap = load_input(input)?;
-    let mut plan = crate::plan::plan(&snap, &rules);
+    // A subtree is staged over what it uses: the whole plan keeps the
+    // automatic boots, and --stages applies to the subtree's.
+    let whole = match narrow.only {
+        Some(_) => &crate::plan::StagePolicy::Auto,
+        None => &narrow.stages,
+    };
+    let mut plan = crate::assess::assess_staged(&snap, &rules, &waivers, whole)?.plan;
     if input.root.is_none() && input.snapshot.is_none() {
         crate::plan::keys::record_live_identity(&mut plan);
     }
-    let plan = narrow_plan(plan, stage, only, &rules.policy().leaf_name)?;
+    let plan = narrow_plan(plan, narrow, &rules.policy().leaf_name)?;
     refuse_invalid_plan(&plan)?;
-    write_plan(plan, format, output)?;
-    Ok(if bad { 2 } else { 0 })
+    let fails = crate::rules::FailOn::from(fail_on).fails(&plan.findings);
+    write_plan(plan, format, output, narrow.min)?;
+    Ok(if bad { 2 } else { i32::from(fails) })
 }
 
-/// `--stage N` and `--only PATH`: the part of the plan asked for, or an
-/// error naming what does not exist.
-fn narrow_plan(
-    mut plan: crate::plan::Plan,
-    stage: Option<usize>,
-    only: Option<&str>,
-    leaf: &str,
-) -> Result<crate::plan::Plan> {
-    if let Some(n) = stage {
+/// `--only PATH` (re-staged) then `--stage N` of it: the part of the plan
+/// asked for, or an error naming what does not exist.
+fn narrow_plan(mut plan: crate::plan::Plan, narrow: &Narrow, leaf: &str) -> Result<crate::plan::Plan> {
+    if let Some(path) = &narrow.only {
+        plan = plan
+            .only_staged(path, leaf, &narrow.stages)
+            .with_context(|| format!("{path} is not a node of the plan"))??;
+    }
+    if let Some(n) = narrow.stage {
         let count = plan.stages.len();
         plan = plan
             .for_stage(n, leaf)
             .with_context(|| format!("there is no stage {n} (this plan has {count})"))?;
-    }
-    if let Some(path) = only {
-        plan = plan
-            .only(path, leaf)
-            .with_context(|| format!("{path} is not a node of the plan"))?;
     }
     Ok(plan)
 }
@@ -411,34 +565,40 @@ fn refuse_invalid_plan(plan: &crate::plan::Plan) -> Result<()> {
     Ok(())
 }
 
-/// Write the plan in the format asked for (table and markdown end with the
-/// other owners' section), streamed into the output: the JSON of a big host
-/// is over 100 MB, and rendering it into a string first doubled the memory
-/// of the command.
-fn write_plan(plan: crate::plan::Plan, format: formats::PlanFormat, output: Option<PathBuf>) -> Result<()> {
-    let human = matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown);
-    let owners = if human {
-        crate::plan::owners_section(&plan)
-    } else {
-        String::new()
+/// Write the plan in the format asked for: the human formats (ending with
+/// the other owners' section) fitted to the terminal and paged; json and
+/// yaml streamed into the output: the JSON of a big host is over 100 MB, and
+/// rendering it into a string first doubled the memory of the command.
+fn write_plan(
+    plan: crate::plan::Plan,
+    format: formats::PlanFormat,
+    output: Option<PathBuf>,
+    min: crate::rules::Severity,
+) -> Result<()> {
+    let out = output.as_deref();
+    let style = match format {
+        formats::PlanFormat::Table => term::style(out.is_none()),
+        _ => report::Style::UNBOUNDED,
     };
-    let written = report::write_output_with(output.as_deref(), &mut |w| {
-        crate::plan::render_to(&plan, format.into(), w).map_err(std::io::Error::other)?;
-        w.write_all(owners.as_bytes())
+    if matches!(format, formats::PlanFormat::Table | formats::PlanFormat::Markdown) {
+        let mut text = crate::plan::render_with(&plan, format.into(), &style, min)?;
+        text.push_str(&crate::plan::owners_section(&plan));
+        return term::emit_human(out, &text, &style);
+    }
+    let written = report::write_output_with(out, &mut |w| {
+        crate::plan::render_to(&plan, format.into(), w).map_err(std::io::Error::other)
     });
-    written.with_context(|| match output.as_deref() {
-        Some(p) if p != Path::new("-") => format!("cannot write {}", p.display()),
-        _ => "cannot write standard output".to_string(),
-    })
+    written.with_context(|| write_context(out))
 }
 
 /// `cgmig explain`: a v1 file or a rule id explained, or an error that
 /// points at `rules list`.
 fn explain(target: &str, rules: &RulesArgs) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
-    match explain::explain(target, &rules) {
+    let style = term::style(true);
+    match explain::explain(target, &rules, &style) {
         Some(text) => {
-            emit(None, &text)?;
+            term::emit_human(None, &text, &style)?;
             Ok(if bad { 2 } else { 0 })
         }
         None => bail!("no rule matches {target:?}; `cgmig rules list` shows every rule"),
@@ -448,7 +608,8 @@ fn explain(target: &str, rules: &RulesArgs) -> Result<i32> {
 /// `cgmig rules list`: every rule in force.
 fn rules_list(rules: &RulesArgs) -> Result<i32> {
     let (rules, bad) = load_rules(rules);
-    emit(None, &explain::list(&rules))?;
+    let style = term::style(true);
+    term::emit_human(None, &explain::list(&rules, &style), &style)?;
     Ok(if bad { 2 } else { 0 })
 }
 

@@ -161,7 +161,11 @@ mod tests {
         let no_dir = tmp.path().join("no/such/dir/out.json");
         chained("emit", &super::super::emit(Some(&no_dir), "x").unwrap_err());
         let rules = crate::rules::RuleSet::load(&[]).0;
-        let fleet = crate::fleet::run(std::slice::from_ref(&missing), &rules, &Default::default());
+        let inputs = crate::fleet::Inputs {
+            files: vec![missing.clone()],
+            errors: Vec::new(),
+        };
+        let fleet = crate::fleet::run(&inputs, &rules, &Default::default());
         if let Err(e) = fleet {
             typed("fleet::run", &e);
         }
@@ -308,10 +312,13 @@ mod tests {
             vec!["verify", "--plan", s(&missing), "--snapshot", s(&yaml)],
             vec!["rules", "check", s(&missing)],
             vec!["explain", "no-such-thing"],
-            vec!["fleet", s(&missing)],
         ];
         for args in &runs {
             chained(&args.join(" "), &cli(args));
         }
+        // fleet is total: a missing input is one unreadable entry of the
+        // report and exit 2, not an error that stops the run.
+        let parsed = Cli::try_parse_from(["cgmig", "fleet", "--format", "json", s(&missing)]).unwrap();
+        assert_eq!(run(parsed).unwrap(), 2);
     }
 }

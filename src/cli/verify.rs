@@ -24,9 +24,14 @@ pub struct VerifyArgs {
     /// announced ones warnings).
     #[arg(long, value_enum, default_value = "error")]
     fail_on: super::formats::FailOn,
+    /// Show differences of this severity or worse in the table (json and prometheus keep all).
+    #[arg(long, value_enum, default_value = "info", value_name = "SEVERITY")]
+    min_severity: super::formats::MinSeverity,
     /// Write to FILE instead of standard output (atomically).
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", value_parser = super::output_file)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    waive: super::WaiveArgs,
 }
 
 /// Read a plan file and check its schema.
@@ -47,12 +52,72 @@ pub fn read_plan(path: &Path) -> Result<Plan> {
     serde_json::from_value(v).with_context(|| format!("{}: invalid plan", path.display()))
 }
 
+/// The exit code of `verify` on a host that has not switched yet.
+pub const NOT_SWITCHED: i32 = 3;
+
+/// The finding ids a plan carries (a waiver may name one made by rules the
+/// plan was made with, which this command has not loaded).
+pub fn plan_ids(plan: &Plan) -> Vec<String> {
+    plan.findings.iter().map(|f| f.rule.to_string()).collect()
+}
+
 /// Run `cgmig verify`; returns the exit code.
 pub fn run(args: VerifyArgs) -> Result<i32> {
-    let plan = read_plan(&args.plan)?;
+    let mut plan = read_plan(&args.plan)?;
+    let (rules, _) = crate::rules::RuleSet::embedded();
+    let waivers = super::load_waivers(&args.waive, &rules, &plan_ids(&plan))?;
+    crate::assess::judge_plan(&mut plan, &waivers);
     let live = super::load_input(&args.input)?;
+    if let Some(why) = not_switched(&plan, &live) {
+        say!("cgmig: verify: not switched yet: {why}");
+        say!(
+            "cgmig: verify: boot with the plan's stage line (`cgmig plan` lists the stages), apply, then verify"
+        );
+        return Ok(NOT_SWITCHED);
+    }
     let r = crate::verify::verify(&plan, &live);
-    let text = crate::verify::render(&r, args.format.into()).context("cannot render the verify report")?;
-    super::emit(args.output.as_deref(), &text)?;
+    let to_stdout = args.output.is_none();
+    let style = super::term::style(to_stdout);
+    let text = crate::verify::render_with(&r, args.format.into(), &style, args.min_severity.into())
+        .context("cannot render the verify report")?;
+    match args.format {
+        super::formats::VerifyFormat::Table => {
+            super::term::emit_human(args.output.as_deref(), &text, &style)?;
+        }
+        _ => super::emit(args.output.as_deref(), &text)?,
+    }
     Ok(if r.fails(args.fail_on.into()) { 1 } else { 0 })
+}
+
+/// Why the host is still where the plan starts, if it is: every v1
+/// controller the plan (or its stage) moves is still bound to a v1
+/// hierarchy. Comparing such a host with the plan would report every
+/// prediction as a difference.
+fn not_switched(plan: &Plan, live: &crate::model::Snapshot) -> Option<String> {
+    let moves: Vec<&String> = match plan
+        .stage
+        .and_then(|n| plan.stages.iter().find(|s| s.number == n))
+    {
+        Some(s) => s.controllers.iter().collect(),
+        None => plan.stages.iter().flat_map(|s| &s.adds).collect(),
+    };
+    if moves.is_empty() {
+        return None;
+    }
+    let on_v1: std::collections::BTreeSet<String> = live
+        .hierarchies()
+        .into_iter()
+        .filter(|(_, h)| h.version == crate::model::Version::V1)
+        .flat_map(|(_, h)| h.controllers.iter().map(ToString::to_string))
+        .collect();
+    moves.iter().all(|c| on_v1.contains(c.as_str())).then(|| {
+        let mut names: Vec<&str> = moves.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        format!(
+            "{} {} still on cgroup v1 on this host",
+            names.join(", "),
+            if names.len() == 1 { "is" } else { "are" }
+        )
+    })
 }

@@ -14,7 +14,7 @@ use super::family::{Layout, audit_layout, plan_layout, snapshot_layout};
 use crate::audit::{AUDIT_SCHEMA, Report, Verdict};
 use crate::model::{Mode, SNAPSHOT_SCHEMA, Snapshot};
 use crate::plan::{PLAN_SCHEMA, Plan};
-use crate::rules::{RuleSet, Severity};
+use crate::rules::{RuleSet, Severity, Waivers};
 
 /// What kind of document a host came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -44,6 +44,10 @@ pub struct RuleHit {
 pub struct HostRecord {
     /// Hostname, or the file stem when the document has none.
     pub name: String,
+    /// The hostname the document carries (with `machine_id`, the host's identity).
+    pub hostname: Option<String>,
+    /// The machine id the document carries.
+    pub machine_id: Option<String>,
     /// The file it came from.
     pub source: PathBuf,
     /// Snapshot, audit or plan.
@@ -56,7 +60,8 @@ pub struct HostRecord {
     pub systemd: Option<String>,
     /// cgroup mode.
     pub mode: Mode,
-    /// Readiness verdict.
+    /// Readiness verdict ([`Verdict::judge`] over the document's findings,
+    /// after the fleet's waivers).
     pub verdict: Verdict,
     /// Distinct rules with findings.
     pub rules: Vec<RuleHit>,
@@ -64,12 +69,12 @@ pub struct HostRecord {
     pub layout: Layout,
 }
 
-/// A document read from disk, with its typed content (kept only until the
+/// A document read from disk, with the plan it gives (kept only until the
 /// caller has decided whether it represents a new family).
 #[derive(Debug)]
 pub enum Loaded {
-    /// A snapshot: audit and plan are computed from it.
-    Snapshot(Box<Snapshot>),
+    /// A snapshot: its assessment's plan.
+    Snapshot(Box<Plan>),
     /// An audit report: no plan can be made from it.
     Audit,
     /// A plan.
@@ -78,13 +83,27 @@ pub enum Loaded {
 
 impl Loaded {
     /// The plan that represents this host's family, when one can be had.
-    pub fn plan(&self, rules: &RuleSet) -> Option<Plan> {
+    pub fn plan(self) -> Option<Plan> {
         match self {
-            Loaded::Snapshot(s) => Some(crate::plan::plan(s, rules)),
+            Loaded::Snapshot(p) | Loaded::Plan(p) => Some(*p),
             Loaded::Audit => None,
-            Loaded::Plan(p) => Some((**p).clone()),
         }
     }
+}
+
+/// Deepest directory level walked below an input directory. Report trees
+/// are a few levels deep; a deeper one is a mistake or an attack (a
+/// 2,000-level tree), and is listed as not walked instead of taking minutes.
+pub const MAX_WALK_DEPTH: usize = 32;
+
+/// What the input walk found: the files to read, and every entry that could
+/// not be walked (with why), so the report lists it and the run exits 2.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Files, sorted by path.
+    pub files: Vec<PathBuf>,
+    /// Paths that could not be listed or taken, with the reason.
+    pub errors: Vec<(PathBuf, String)>,
 }
 
 /// Every input file: files as given, directories walked recursively for
@@ -96,25 +115,28 @@ impl Loaded {
 /// link back to a parent must not loop, and a host linked from two places
 /// must not count twice. A dangling link is kept so it is reported as
 /// unreadable with its path instead of vanishing silently.
-pub fn collect_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, FleetError> {
+///
+/// The walk is total: an input or entry that cannot be read, or a directory
+/// deeper than [`MAX_WALK_DEPTH`], is one error in [`Inputs::errors`] and the
+/// walk goes on; only "nothing at all was given" is an error of the run.
+pub fn collect_inputs(args: &[PathBuf]) -> Result<Inputs, FleetError> {
     let mut walk = Walk::default();
     for a in args {
-        let meta = std::fs::metadata(a).map_err(|source| FleetError::Io {
-            path: a.clone(),
-            err: source,
-        })?;
-        if meta.is_dir() {
-            walk.dir(a)?;
-        } else {
-            walk.file(a);
+        match std::fs::metadata(a) {
+            Ok(m) if m.is_dir() => walk.dir(a, 0),
+            Ok(_) => walk.file(a),
+            Err(e) => walk.errors.push((a.clone(), e.to_string())),
         }
     }
-    let mut out = walk.files;
-    out.sort();
-    if out.is_empty() {
+    let mut files = walk.files;
+    files.sort();
+    if files.is_empty() && walk.errors.is_empty() {
         return Err(FleetError::NoInputs);
     }
-    Ok(out)
+    Ok(Inputs {
+        files,
+        errors: walk.errors,
+    })
 }
 
 /// The state of one input walk: what was found, and the canonical paths
@@ -122,6 +144,7 @@ pub fn collect_inputs(args: &[PathBuf]) -> Result<Vec<PathBuf>, FleetError> {
 #[derive(Default)]
 struct Walk {
     files: Vec<PathBuf>,
+    errors: Vec<(PathBuf, String)>,
     seen_dirs: HashSet<PathBuf>,
     seen_files: HashSet<PathBuf>,
 }
@@ -135,20 +158,40 @@ impl Walk {
         }
     }
 
-    fn dir(&mut self, dir: &Path) -> Result<(), FleetError> {
-        let io = |source| FleetError::Io {
-            path: dir.to_path_buf(),
-            err: source,
-        };
-        if !self.seen_dirs.insert(std::fs::canonicalize(dir).map_err(io)?) {
-            return Ok(());
+    fn dir(&mut self, dir: &Path, depth: usize) {
+        if depth > MAX_WALK_DEPTH {
+            self.errors.push((
+                dir.to_path_buf(),
+                format!("deeper than {MAX_WALK_DEPTH} directories below the input: not walked"),
+            ));
+            return;
         }
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(io)?
-            .collect::<Result<_, _>>()
-            .map_err(io)?;
+        let canon = match std::fs::canonicalize(dir) {
+            Ok(c) => c,
+            Err(e) => {
+                self.errors.push((dir.to_path_buf(), e.to_string()));
+                return;
+            }
+        };
+        if !self.seen_dirs.insert(canon) {
+            return;
+        }
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.errors.push((dir.to_path_buf(), format!("cannot list: {e}")));
+                return;
+            }
+        };
+        let mut entries = Vec::new();
+        for e in rd {
+            match e {
+                Ok(e) => entries.push(e),
+                Err(e) => self.errors.push((dir.to_path_buf(), format!("cannot list: {e}"))),
+            }
+        }
         // Sorted so that of two links to one file the first path is kept.
-        entries.sort_by_key(|e| e.file_name());
+        entries.sort_by_key(std::fs::DirEntry::file_name);
         for e in entries {
             let p = e.path();
             let name = e.file_name().to_string_lossy().to_string();
@@ -156,12 +199,11 @@ impl Walk {
                 continue;
             }
             if p.is_dir() {
-                self.dir(&p)?;
+                self.dir(&p, depth + 1);
             } else if [".json", ".yaml", ".yml"].iter().any(|x| name.ends_with(x)) {
                 self.file(&p);
             }
         }
-        Ok(())
     }
 }
 
@@ -175,8 +217,14 @@ struct Peek {
     schema: Option<String>,
 }
 
-/// Read one file and reduce it.
-pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), FleetError> {
+/// Read one file and reduce it: a snapshot is assessed, an audit report or a
+/// plan judged again ([`crate::assess`]), each with the fleet's waivers, so
+/// the verdict is the one `audit` and `plan` give for the same host.
+pub fn read_host(
+    path: &Path,
+    rules: &RuleSet,
+    waivers: &Waivers,
+) -> Result<(HostRecord, Loaded), FleetError> {
     let bad = |message: String| FleetError::Parse {
         path: path.to_path_buf(),
         message,
@@ -208,18 +256,30 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
             // (a cgroup cycle made the audit loop) is refused, not audited.
             let snap: Snapshot =
                 crate::model::validate::parse_snapshot(&text).map_err(|e| bad(e.to_string()))?;
-            let report = crate::audit::audit(&snap, rules);
-            let mut rec = from_report(&report, path, &stem, InputKind::Snapshot);
+            let a = crate::assess::assess(&snap, rules, waivers);
+            let mut rec = from_report(&a.report, path, &stem, InputKind::Snapshot);
             rec.layout = snapshot_layout(&snap, rules);
-            Ok((rec, Loaded::Snapshot(Box::new(snap))))
+            Ok((rec, Loaded::Snapshot(Box::new(a.plan))))
         }
         Some(AUDIT_SCHEMA) => {
-            let report: Report = crate::report::from_data(&text).map_err(|e| bad(e.to_string()))?;
+            let mut report: Report = crate::report::from_data(&text).map_err(|e| bad(e.to_string()))?;
+            crate::assess::judge_report(&mut report, waivers);
             let rec = from_report(&report, path, &stem, InputKind::Audit);
             Ok((rec, Loaded::Audit))
         }
         Some(PLAN_SCHEMA) => {
-            let plan: Plan = crate::report::from_data(&text).map_err(|e| bad(e.to_string()))?;
+            let mut plan: Plan = crate::report::from_data(&text).map_err(|e| bad(e.to_string()))?;
+            // No command trusts a plan another wrote: an invalid one is not a host.
+            let problems = crate::plan::validate(&plan);
+            if let Some(first) = problems.first() {
+                return Err(bad(format!(
+                    "invalid plan ({} problems; first at {}: {})",
+                    problems.len(),
+                    first.at,
+                    first.message
+                )));
+            }
+            crate::assess::judge_plan(&mut plan, waivers);
             Ok((from_plan(&plan, path, &stem), Loaded::Plan(Box::new(plan))))
         }
         Some(other) => Err(bad(format!(
@@ -229,9 +289,10 @@ pub fn read_host(path: &Path, rules: &RuleSet) -> Result<(HostRecord, Loaded), F
     }
 }
 
+/// The distinct rules with findings that no waiver accepts, each at its worst severity.
 fn distinct_rules<'a>(findings: impl Iterator<Item = &'a crate::rules::Finding>) -> Vec<RuleHit> {
     let mut v: Vec<RuleHit> = Vec::new();
-    for f in findings {
+    for f in findings.filter(|f| f.waived.is_none()) {
         match v.iter_mut().find(|h| h.rule == f.rule) {
             Some(h) => h.severity = h.severity.max(f.severity),
             None => v.push(RuleHit {
@@ -247,6 +308,8 @@ fn distinct_rules<'a>(findings: impl Iterator<Item = &'a crate::rules::Finding>)
 fn from_report(r: &Report, path: &Path, stem: &str, input: InputKind) -> HostRecord {
     HostRecord {
         name: r.host.hostname.clone().unwrap_or_else(|| stem.to_string()),
+        hostname: r.host.hostname.clone(),
+        machine_id: r.host.machine_id.clone(),
         source: path.to_path_buf(),
         input,
         kernel: r.host.kernel.clone(),
@@ -260,17 +323,17 @@ fn from_report(r: &Report, path: &Path, stem: &str, input: InputKind) -> HostRec
 }
 
 fn from_plan(p: &Plan, path: &Path, stem: &str) -> HostRecord {
-    let worst = p.findings.iter().map(|f| f.severity).max();
-    let converts = p.nodes.iter().any(|n| !n.settings.is_empty());
     HostRecord {
         name: p.host.hostname.clone().unwrap_or_else(|| stem.to_string()),
+        hostname: p.host.hostname.clone(),
+        machine_id: p.host.machine_id.clone(),
         source: path.to_path_buf(),
         input: InputKind::Plan,
         kernel: p.host.kernel.clone(),
         distribution: None,
         systemd: None,
         mode: p.host.mode,
-        verdict: Verdict::of(worst, converts),
+        verdict: p.verdict.unwrap_or(Verdict::Ready),
         rules: distinct_rules(p.findings.iter()),
         layout: plan_layout(p),
     }

@@ -20,13 +20,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::audit::Verdict;
 use crate::plan::Plan;
+use crate::rules::Verdict;
 use crate::rules::{RuleSet, Severity};
 
 pub use family::{Layout, audit_layout, normalize_name, plan_layout, snapshot_layout};
-pub use ingest::{HostRecord, InputKind, Loaded, RuleHit, collect_inputs, read_host};
-pub use render::{FleetFormat, render};
+pub use ingest::{HostRecord, InputKind, Inputs, Loaded, MAX_WALK_DEPTH, RuleHit, collect_inputs, read_host};
+pub use render::{FleetFormat, render, render_with};
 
 /// Schema id of the fleet report.
 pub const FLEET_SCHEMA: &str = "cgmig.fleet/v1";
@@ -225,37 +225,77 @@ pub struct FleetReport {
     pub families: Vec<Family>,
     /// Inputs that could not be read.
     pub unreadable: Vec<Unreadable>,
+    /// Hosts fed more than once (a snapshot, an audit and a plan of one host)
+    /// whose inputs disagree: each counts once, at its worst verdict, and is
+    /// listed here with every input's verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<HostConflict>,
+    /// Inputs with no identity at all (no hostname, no machine id): each
+    /// counts as a host of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anonymous: Vec<PathBuf>,
 }
 
-#[derive(Debug)]
-struct RuleAgg {
-    severity: Severity,
-    title: String,
-    hosts: Vec<u32>,
+/// A host whose inputs disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostConflict {
+    /// The host.
+    pub host: String,
+    /// Each input: its kind, file and verdict.
+    pub inputs: Vec<HostInput>,
+    /// What differs (`verdict`, `rules`).
+    pub differs: Vec<String>,
+}
+
+/// One input of a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInput {
+    /// Snapshot, audit or plan.
+    pub input: InputKind,
+    /// The file.
+    pub path: PathBuf,
+    /// Its verdict.
+    pub verdict: Verdict,
 }
 
 #[derive(Debug)]
 struct FamilyAgg {
     id: String,
     input: InputKind,
-    verdicts: VerdictCounts,
-    members: Vec<u32>,
     source: PathBuf,
     plan: Option<PlanSummary>,
     layout: Vec<String>,
 }
 
-/// The streaming fold: per host it keeps a name and indices, never the input.
+/// One host, however many documents it came in: its identity, the facts of
+/// its first input, its worst verdict and every input.
+#[derive(Debug)]
+struct HostEntry {
+    name: String,
+    hostname: Option<String>,
+    machine_id: Option<String>,
+    verdict: Verdict,
+    /// kernel, distribution, systemd, mode.
+    values: [String; 4],
+    rules: Vec<RuleHit>,
+    family: u64,
+    inputs: Vec<HostInput>,
+    differs: Vec<String>,
+}
+
+/// The fold: per host it keeps its identity, verdict, dimension values and
+/// rule ids, never the input document. Hosts are counted by identity
+/// (hostname plus machine id where known), not by file.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    names: Vec<String>,
+    hosts: Vec<HostEntry>,
     seen: HashSet<String>,
+    by_hostname: HashMap<String, Vec<usize>>,
+    by_machine: HashMap<String, usize>,
     inputs: BTreeMap<InputKind, usize>,
-    verdicts: VerdictCounts,
-    dims: [BTreeMap<String, VerdictCounts>; 4],
-    rules: BTreeMap<String, RuleAgg>,
     families: HashMap<u64, FamilyAgg>,
     unreadable: Vec<Unreadable>,
+    anonymous: Vec<PathBuf>,
 }
 
 impl Aggregator {
@@ -265,8 +305,8 @@ impl Aggregator {
     }
 
     /// A unique display name: the hostname, or `hostname (file)` when two
-    /// inputs carry the same hostname, or `hostname (full path)` when even
-    /// the file names repeat (`a/web1.json`, `b/web1.json`).
+    /// distinct hosts carry the same hostname (different machine ids), or
+    /// `hostname (full path)` when even the file names repeat.
     fn unique_name(&mut self, rec: &HostRecord) -> String {
         let mut name = rec.name.clone();
         if self.seen.contains(&name) {
@@ -280,49 +320,103 @@ impl Aggregator {
         name
     }
 
-    /// Fold one host in. Returns the family id when this host is the first
+    /// The host already seen that this record describes: the same machine
+    /// id (hostnames agreeing or one unknown), else the same hostname with
+    /// machine ids that do not differ.
+    fn same_host(&self, rec: &HostRecord) -> Option<usize> {
+        let compatible = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        };
+        if let Some(id) = &rec.machine_id
+            && let Some(&i) = self.by_machine.get(id)
+            && compatible(&self.hosts[i].hostname, &rec.hostname)
+        {
+            return Some(i);
+        }
+        let name = rec.hostname.as_ref()?;
+        self.by_hostname
+            .get(name)?
+            .iter()
+            .copied()
+            .find(|&i| compatible(&self.hosts[i].machine_id, &rec.machine_id))
+    }
+
+    /// Fold one input in. A host seen before (by identity) is not counted
+    /// again: its input is recorded, and a disagreement with the earlier
+    /// inputs is reported. Returns the family id when this host is the first
     /// of its family (the caller then supplies the representative plan).
     pub fn add(&mut self, rec: &HostRecord) -> Option<u64> {
-        let idx = self.names.len() as u32;
-        let name = self.unique_name(rec);
-        self.names.push(name);
         *self.inputs.entry(rec.input).or_default() += 1;
-        self.verdicts.add(rec.verdict);
+        let input = HostInput {
+            input: rec.input,
+            path: rec.source.clone(),
+            verdict: rec.verdict,
+        };
+        if let Some(i) = self.same_host(rec) {
+            let h = &mut self.hosts[i];
+            if rec.verdict != h.verdict && !h.differs.iter().any(|d| d == "verdict") {
+                h.differs.push("verdict".into());
+            }
+            if !same_rules(&rec.rules, &h.rules) && !h.differs.iter().any(|d| d == "rules") {
+                h.differs.push("rules".into());
+            }
+            h.verdict = h.verdict.max(rec.verdict);
+            for hit in &rec.rules {
+                match h.rules.iter_mut().find(|r| r.rule == hit.rule) {
+                    Some(r) => r.severity = r.severity.max(hit.severity),
+                    None => h.rules.push(hit.clone()),
+                }
+            }
+            if h.machine_id.is_none() && rec.machine_id.is_some() {
+                h.machine_id.clone_from(&rec.machine_id);
+                if let Some(m) = &rec.machine_id {
+                    self.by_machine.insert(m.clone(), i);
+                }
+            }
+            h.inputs.push(input);
+            return None;
+        }
+        if rec.hostname.is_none() && rec.machine_id.is_none() {
+            self.anonymous.push(rec.source.clone());
+        }
+        let idx = self.hosts.len();
+        let name = self.unique_name(rec);
+        if let Some(h) = &rec.hostname {
+            self.by_hostname.entry(h.clone()).or_default().push(idx);
+        }
+        if let Some(m) = &rec.machine_id {
+            self.by_machine.insert(m.clone(), idx);
+        }
         let unknown = || "unknown".to_string();
-        let values = [
-            rec.kernel.clone().unwrap_or_else(unknown),
-            rec.distribution.clone().unwrap_or_else(unknown),
-            rec.systemd.clone().unwrap_or_else(unknown),
-            format!("{:?}", rec.mode).to_lowercase(),
-        ];
-        for (dim, value) in self.dims.iter_mut().zip(values) {
-            dim.entry(value).or_default().add(rec.verdict);
-        }
-        for hit in &rec.rules {
-            let r = self.rules.entry(hit.rule.clone()).or_insert_with(|| RuleAgg {
-                severity: hit.severity,
-                title: hit.title.clone(),
-                hosts: Vec::new(),
-            });
-            r.severity = r.severity.max(hit.severity);
-            r.hosts.push(idx);
-        }
         let fp = rec.layout.fingerprint();
+        self.hosts.push(HostEntry {
+            name,
+            hostname: rec.hostname.clone(),
+            machine_id: rec.machine_id.clone(),
+            verdict: rec.verdict,
+            values: [
+                rec.kernel.clone().unwrap_or_else(unknown),
+                rec.distribution.clone().unwrap_or_else(unknown),
+                rec.systemd.clone().unwrap_or_else(unknown),
+                format!("{:?}", rec.mode).to_lowercase(),
+            ],
+            rules: rec.rules.clone(),
+            family: fp,
+            inputs: vec![input],
+            differs: Vec::new(),
+        });
         let mut new = None;
-        let fam = self.families.entry(fp).or_insert_with(|| {
+        self.families.entry(fp).or_insert_with(|| {
             new = Some(fp);
             FamilyAgg {
                 id: rec.layout.id(),
                 input: rec.input,
-                verdicts: VerdictCounts::default(),
-                members: Vec::new(),
                 source: rec.source.clone(),
                 plan: None,
                 layout: rec.layout.lines.iter().cloned().collect(),
             }
         });
-        fam.verdicts.add(rec.verdict);
-        fam.members.push(idx);
         new
     }
 
@@ -346,14 +440,58 @@ impl Aggregator {
         });
     }
 
-    fn names_of(&self, idx: &[u32]) -> Vec<String> {
-        let mut v: Vec<String> = idx.iter().map(|&i| self.names[i as usize].clone()).collect();
+    fn names_of(&self, idx: &[usize]) -> Vec<String> {
+        let mut v: Vec<String> = idx.iter().map(|&i| self.hosts[i].name.clone()).collect();
         v.sort();
         v
     }
 
+    /// Per-host facts folded into counts: verdicts, per dimension, per
+    /// rule, per family (each host once, however many inputs it had).
+    fn tally(&self) -> Tally<'_> {
+        let mut t = Tally::default();
+        for (i, h) in self.hosts.iter().enumerate() {
+            t.verdicts.add(h.verdict);
+            for (dim, value) in t.dims.iter_mut().zip(&h.values) {
+                dim.entry(value.clone()).or_default().add(h.verdict);
+            }
+            for hit in &h.rules {
+                let r = t
+                    .rules
+                    .entry(hit.rule.as_str())
+                    .or_insert_with(|| (hit.severity, hit.title.as_str(), Vec::new()));
+                r.0 = r.0.max(hit.severity);
+                r.2.push(i);
+            }
+            t.families.entry(h.family).or_default().push(i);
+        }
+        t
+    }
+
+    /// Hosts whose inputs disagree, by name.
+    fn conflicts(&self) -> Vec<HostConflict> {
+        let mut out: Vec<HostConflict> = self
+            .hosts
+            .iter()
+            .filter(|h| !h.differs.is_empty())
+            .map(|h| HostConflict {
+                host: h.name.clone(),
+                inputs: h.inputs.clone(),
+                differs: h.differs.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.host.cmp(&b.host));
+        out
+    }
+
     /// The finished report; every list is sorted so output is deterministic.
     pub fn finish(self) -> FleetReport {
+        let Tally {
+            verdicts,
+            dims,
+            rules: rule_hosts,
+            families: family_hosts,
+        } = self.tally();
         let buckets = |m: &BTreeMap<String, VerdictCounts>| {
             let mut v: Vec<Bucket> = m
                 .iter()
@@ -370,15 +508,14 @@ impl Aggregator {
             });
             v
         };
-        let mut rules: Vec<RuleSummary> = self
-            .rules
+        let mut rules: Vec<RuleSummary> = rule_hosts
             .iter()
-            .map(|(id, r)| RuleSummary {
-                rule: id.clone(),
-                severity: r.severity,
-                title: r.title.clone(),
-                hosts: r.hosts.len(),
-                members: self.names_of(&r.hosts),
+            .map(|(id, (severity, title, hosts))| RuleSummary {
+                rule: (*id).to_string(),
+                severity: *severity,
+                title: (*title).to_string(),
+                hosts: hosts.len(),
+                members: self.names_of(hosts),
             })
             .collect();
         rules.sort_by(|a, b| {
@@ -394,19 +531,29 @@ impl Aggregator {
         blockers.sort_by(|a, b| b.hosts.cmp(&a.hosts).then_with(|| a.rule.cmp(&b.rule)));
         let mut families: Vec<Family> = self
             .families
-            .values()
-            .map(|f| Family {
-                id: f.id.clone(),
-                input: f.input,
-                hosts: f.members.len(),
-                verdicts: f.verdicts,
-                representative: Representative {
-                    host: self.names[f.members[0] as usize].clone(),
-                    source: f.source.clone(),
-                },
-                plan: f.plan.clone(),
-                members: self.names_of(&f.members),
-                layout: f.layout.clone(),
+            .iter()
+            .map(|(fp, f)| {
+                let members = family_hosts.get(fp).map_or(&[][..], Vec::as_slice);
+                let mut fv = VerdictCounts::default();
+                for &i in members {
+                    fv.add(self.hosts[i].verdict);
+                }
+                Family {
+                    id: f.id.clone(),
+                    input: f.input,
+                    hosts: members.len(),
+                    verdicts: fv,
+                    representative: Representative {
+                        host: members
+                            .first()
+                            .map(|&i| self.hosts[i].name.clone())
+                            .unwrap_or_default(),
+                        source: f.source.clone(),
+                    },
+                    plan: f.plan.clone(),
+                    members: self.names_of(members),
+                    layout: f.layout.clone(),
+                }
             })
             .collect();
         families.sort_by(|a, b| {
@@ -414,12 +561,12 @@ impl Aggregator {
                 .cmp(&a.hosts)
                 .then_with(|| a.representative.source.cmp(&b.representative.source))
         });
-        let [kernel, distribution, systemd, mode] = &self.dims;
+        let [kernel, distribution, systemd, mode] = &dims;
         FleetReport {
             schema: FLEET_SCHEMA.to_string(),
-            hosts: self.names.len(),
+            hosts: self.hosts.len(),
             inputs: self.inputs.clone(),
-            verdicts: self.verdicts,
+            verdicts,
             by_kernel: buckets(kernel),
             by_distribution: buckets(distribution),
             by_systemd: buckets(systemd),
@@ -427,9 +574,33 @@ impl Aggregator {
             rules,
             blockers,
             families,
-            unreadable: self.unreadable,
+            unreadable: self.unreadable.clone(),
+            conflicts: self.conflicts(),
+            anonymous: self.anonymous.clone(),
         }
     }
+}
+
+/// The counts of a fleet, made once all inputs are in.
+#[derive(Debug, Default)]
+struct Tally<'a> {
+    verdicts: VerdictCounts,
+    /// kernel, distribution, systemd, mode: value → verdicts.
+    dims: [BTreeMap<String, VerdictCounts>; 4],
+    /// rule → (worst severity, title, hosts).
+    rules: BTreeMap<&'a str, (Severity, &'a str, Vec<usize>)>,
+    /// family fingerprint → hosts.
+    families: HashMap<u64, Vec<usize>>,
+}
+
+/// Whether two inputs of one host name the same rules at the same severities.
+fn same_rules(a: &[RuleHit], b: &[RuleHit]) -> bool {
+    let key = |v: &[RuleHit]| {
+        let mut k: Vec<(String, Severity)> = v.iter().map(|h| (h.rule.clone(), h.severity)).collect();
+        k.sort();
+        k
+    };
+    key(a) == key(b)
 }
 
 /// Order kernel and systemd versions as people read them: runs of digits
@@ -459,15 +630,20 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 pub struct FleetOptions {
     /// Write each family's representative plan to `DIR/family-ID.json`.
     pub plans_dir: Option<PathBuf>,
+    /// Waivers: every input is judged with them.
+    pub waivers: crate::rules::Waivers,
 }
 
 /// Read every input, one at a time, and build the report. A file that can't
 /// be used is listed in `unreadable` (the caller decides the exit code); an
 /// error writing a representative plan stops the run.
-pub fn run(inputs: &[PathBuf], rules: &RuleSet, opts: &FleetOptions) -> Result<FleetReport, FleetError> {
+pub fn run(inputs: &Inputs, rules: &RuleSet, opts: &FleetOptions) -> Result<FleetReport, FleetError> {
     let mut agg = Aggregator::new();
-    for path in inputs {
-        let (rec, loaded) = match read_host(path, rules) {
+    for (path, why) in &inputs.errors {
+        agg.unreadable(path, why.clone());
+    }
+    for path in &inputs.files {
+        let (rec, loaded) = match read_host(path, rules, &opts.waivers) {
             Ok(x) => x,
             Err(e) => {
                 agg.unreadable(path, e.message());
@@ -477,10 +653,24 @@ pub fn run(inputs: &[PathBuf], rules: &RuleSet, opts: &FleetOptions) -> Result<F
         let Some(fp) = agg.add(&rec) else {
             continue;
         };
-        let Some(plan) = loaded.plan(rules) else {
+        let Some(plan) = loaded.plan() else {
             continue;
         };
         let mut summary = PlanSummary::of(&plan);
+        // Only a plan that validates is written for review and apply.
+        let problems = crate::plan::validate(&plan);
+        if let Some(first) = problems.first() {
+            agg.unreadable(
+                path,
+                format!(
+                    "its plan is invalid ({} problems; first at {}: {}): not written",
+                    problems.len(),
+                    first.at,
+                    first.message
+                ),
+            );
+            continue;
+        }
         if let Some(dir) = &opts.plans_dir {
             let id = agg.family_id(fp).unwrap_or_default();
             let file = dir.join(format!("family-{id}.json"));
@@ -522,6 +712,8 @@ mod tests {
     fn rec(name: &str, source: &str) -> HostRecord {
         HostRecord {
             name: name.into(),
+            hostname: Some(name.into()),
+            machine_id: None,
             source: source.into(),
             input: InputKind::Audit,
             kernel: None,
@@ -558,21 +750,35 @@ mod tests {
         );
     }
 
+    /// Two hosts with one hostname but different machine ids stay two
+    /// (told apart by file, then by path); documents of one hostname and no
+    /// conflicting machine id are one host.
     #[test]
-    fn repeated_hostnames_stay_distinct() {
+    fn hosts_are_counted_by_identity() {
         let mut agg = Aggregator::new();
-        for src in ["a/web1.json", "b/web1.json", "c/other.json", "d/web1.json"] {
-            agg.add(&rec("web1", src));
+        let ids = ["a", "b", "c", "d"].map(|c| c.repeat(32));
+        for (src, id) in ["a/web1.json", "b/web1.json", "c/other.json", "d/web1.json"]
+            .iter()
+            .zip(&ids)
+        {
+            let mut r = rec("web1", src);
+            r.machine_id = Some(id.clone());
+            agg.add(&r);
         }
+        agg.add(&rec("db1", "e/db1.json"));
+        agg.add(&rec("db1", "f/db1.plan.json"));
         let r = agg.finish();
+        assert_eq!(r.hosts, 5);
         assert_eq!(
             r.families[0].members,
             vec![
+                "db1",
                 "web1",
                 "web1 (d/web1.json)",
                 "web1 (other.json)",
                 "web1 (web1.json)"
             ]
         );
+        assert!(r.conflicts.is_empty() && r.anonymous.is_empty());
     }
 }

@@ -2,10 +2,9 @@
 
 use std::fmt::Write;
 
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-
 use super::{Bucket, FleetReport, RuleSummary, some_of};
-use crate::report::{DataError, DataFormat, to_data};
+use crate::report::table::{Cell, Col, Table};
+use crate::report::{DataError, DataFormat, Style, escape, to_data};
 
 /// Output formats of `cgmig fleet`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,12 +21,17 @@ pub enum FleetFormat {
     Html,
 }
 
-/// Render a fleet report.
+/// Render a fleet report (the table at [`Style::PLAIN`]).
 /// Human formats cannot fail; JSON and YAML return the serializer's error
 /// (the CLI exits 2) rather than an empty document.
 pub fn render(r: &FleetReport, f: FleetFormat) -> Result<String, DataError> {
+    render_with(r, f, &Style::PLAIN)
+}
+
+/// Render a fleet report; the table fits `style`.
+pub fn render_with(r: &FleetReport, f: FleetFormat, style: &Style) -> Result<String, DataError> {
     Ok(match f {
-        FleetFormat::Table => table(r),
+        FleetFormat::Table => table(r, style),
         FleetFormat::Markdown => markdown(r),
         FleetFormat::Json => to_data(r, DataFormat::Json)?,
         FleetFormat::Prometheus => prometheus(r),
@@ -48,19 +52,17 @@ fn summary_line(r: &FleetReport) -> String {
     )
 }
 
-fn new_table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(140)
-        .set_header(header.to_vec());
-    t
-}
-
 fn bucket_table(name: &str, buckets: &[Bucket]) -> Table {
-    let mut t = new_table(&[name, "hosts", "ready", "with changes", "blocked", "incomplete"]);
+    let mut t = Table::new(&[
+        (name, Col::Text),
+        ("hosts", Col::Num),
+        ("ready", Col::Num),
+        ("with changes", Col::Num),
+        ("blocked", Col::Num),
+        ("incomplete", Col::Num),
+    ]);
     for b in buckets {
-        t.add_row(vec![
+        t.row([
             b.value.clone(),
             b.hosts.to_string(),
             b.verdicts.ready.to_string(),
@@ -73,49 +75,38 @@ fn bucket_table(name: &str, buckets: &[Bucket]) -> Table {
 }
 
 fn rule_table(rules: &[RuleSummary]) -> Table {
-    let mut t = new_table(&["rule", "severity", "hosts", "which"]);
+    let mut t = Table::new(&[
+        ("rule", Col::Key),
+        ("severity", Col::Key),
+        ("hosts", Col::Num),
+        ("which", Col::Text),
+    ]);
     for r in rules {
-        t.add_row(vec![
-            r.rule.clone(),
-            r.severity.to_string(),
-            r.hosts.to_string(),
-            some_of(&r.members),
+        t.row([
+            Cell::from(r.rule.clone()),
+            Cell::severity(r.severity, r.severity.to_string()),
+            r.hosts.to_string().into(),
+            some_of(&r.members).into(),
         ]);
     }
     t
 }
 
-fn table(r: &FleetReport) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{}\n", summary_line(r));
-    for (name, b) in [
-        ("kernel", &r.by_kernel),
-        ("distribution", &r.by_distribution),
-        ("systemd", &r.by_systemd),
-        ("mode", &r.by_mode),
-    ] {
-        let _ = writeln!(out, "{}\n", bucket_table(name, b));
-    }
-    if !r.blockers.is_empty() {
-        let _ = writeln!(out, "blockers, by hosts affected:\n{}\n", rule_table(&r.blockers));
-    }
-    if !r.rules.is_empty() {
-        let _ = writeln!(out, "rules:\n{}\n", rule_table(&r.rules));
-    }
-    let mut t = new_table(&[
-        "family",
-        "hosts",
-        "ready/changes/blocked/incomplete",
-        "representative",
-        "plan",
-        "members",
+fn family_table(r: &FleetReport) -> Table {
+    let mut t = Table::new(&[
+        ("family", Col::Key),
+        ("hosts", Col::Num),
+        ("ready/changes/blocked/incomplete", Col::Text),
+        ("representative", Col::Text),
+        ("plan", Col::Text),
+        ("members", Col::Text),
     ]);
     for f in &r.families {
         let plan = f.plan.as_ref().map_or_else(
             || "run `cgmig plan` on the representative".to_string(),
             |p| format!("{} nodes, {} actions, {} stages", p.nodes, p.actions, p.stages),
         );
-        t.add_row(vec![
+        t.row([
             f.id.clone(),
             f.hosts.to_string(),
             format!(
@@ -127,51 +118,67 @@ fn table(r: &FleetReport) -> String {
             some_of(&f.members),
         ]);
     }
-    let _ = writeln!(out, "layout families:\n{t}");
+    t
+}
+
+fn table(r: &FleetReport, style: &Style) -> String {
+    let mut out = style.wrap(&summary_line(r), 2);
+    out.push('\n');
+    for (name, b) in [
+        ("kernel", &r.by_kernel),
+        ("distribution", &r.by_distribution),
+        ("systemd", &r.by_systemd),
+        ("mode", &r.by_mode),
+    ] {
+        let _ = writeln!(out, "{}", bucket_table(name, b).render(style));
+    }
+    if !r.blockers.is_empty() {
+        let _ = writeln!(
+            out,
+            "blockers, by hosts affected:\n{}",
+            rule_table(&r.blockers).render(style)
+        );
+    }
+    if !r.rules.is_empty() {
+        let _ = writeln!(out, "rules:\n{}", rule_table(&r.rules).render(style));
+    }
+    let _ = write!(out, "layout families:\n{}", family_table(r).render(style));
     for u in &r.unreadable {
-        let _ = writeln!(out, "unreadable: {}: {}", u.path.display(), u.error);
+        out.push_str(&style.wrap(
+            &escape::line(&format!("unreadable: {}: {}", u.path.display(), u.error)),
+            2,
+        ));
+    }
+    for line in identity_notes(r) {
+        let _ = writeln!(out, "{}", escape::line(&line));
     }
     out
 }
 
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-fn md_buckets(out: &mut String, name: &str, buckets: &[Bucket]) {
-    let _ = writeln!(
-        out,
-        "\n### By {name}\n\n| {name} | hosts | ready | with changes | blocked | incomplete |\n|---|---:|---:|---:|---:|---:|"
-    );
-    for b in buckets {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} |",
-            md_cell(&b.value),
-            b.hosts,
-            b.verdicts.ready,
-            b.verdicts.ready_with_changes,
-            b.verdicts.blocked,
-            b.verdicts.incomplete
-        );
+/// Hosts whose inputs disagree, and inputs with no identity: said in every
+/// human format (the counts above count each host once).
+fn identity_notes(r: &FleetReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &r.conflicts {
+        let inputs: Vec<String> = c
+            .inputs
+            .iter()
+            .map(|i| format!("{:?} {} says {:?}", i.input, i.path.display(), i.verdict).to_lowercase())
+            .collect();
+        out.push(format!(
+            "conflict: host {} (counted once, at its worst verdict): its {} differ: {}",
+            c.host,
+            c.differs.join(" and "),
+            inputs.join("; ")
+        ));
     }
-}
-
-fn md_rules(out: &mut String, title: &str, rules: &[RuleSummary]) {
-    let _ = writeln!(
-        out,
-        "\n## {title}\n\n| rule | severity | hosts | which |\n|---|---|---:|---|"
-    );
-    for r in rules {
-        let _ = writeln!(
-            out,
-            "| `{}` | {} | {} | {} |",
-            r.rule,
-            r.severity,
-            r.hosts,
-            md_cell(&some_of(&r.members))
-        );
+    for p in &r.anonymous {
+        out.push(format!(
+            "no identity: {} names no hostname or machine id (counted as a host of its own)",
+            p.display()
+        ));
     }
+    out
 }
 
 fn markdown(r: &FleetReport) -> String {
@@ -182,34 +189,33 @@ fn markdown(r: &FleetReport) -> String {
         ("systemd", &r.by_systemd),
         ("mode", &r.by_mode),
     ] {
-        md_buckets(&mut out, name, b);
+        let _ = write!(out, "\n### By {name}\n\n{}", bucket_table(name, b).markdown());
     }
     if !r.blockers.is_empty() {
-        md_rules(&mut out, "Blockers by hosts affected", &r.blockers);
-    }
-    md_rules(&mut out, "Rules", &r.rules);
-    let _ = writeln!(
-        out,
-        "\n## Layout families\n\n| family | hosts | ready / changes / blocked / incomplete | representative | members |\n|---|---:|---|---|---|"
-    );
-    for f in &r.families {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "| `{}` | {} | {} / {} / {} / {} | {} | {} |",
-            f.id,
-            f.hosts,
-            f.verdicts.ready,
-            f.verdicts.ready_with_changes,
-            f.verdicts.blocked,
-            f.verdicts.incomplete,
-            md_cell(&f.representative.host),
-            md_cell(&some_of(&f.members))
+            "\n## Blockers by hosts affected\n\n{}",
+            rule_table(&r.blockers).markdown()
         );
     }
+    let _ = write!(out, "\n## Rules\n\n{}", rule_table(&r.rules).markdown());
+    let _ = write!(out, "\n## Layout families\n\n{}", family_table(r).markdown());
     if !r.unreadable.is_empty() {
         let _ = writeln!(out, "\n## Unreadable inputs\n");
         for u in &r.unreadable {
-            let _ = writeln!(out, "- `{}`: {}", u.path.display(), md_cell(&u.error));
+            let _ = writeln!(
+                out,
+                "- `{}`: {}",
+                escape::md_code(&u.path.display().to_string()),
+                escape::md_cell(&u.error)
+            );
+        }
+    }
+    let notes = identity_notes(r);
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\n## Host identity\n");
+        for n in notes {
+            let _ = writeln!(out, "- {}", escape::md_cell(&n));
         }
     }
     out

@@ -256,6 +256,28 @@ pub fn read_fd(fd: OwnedFd, limit: usize) -> Result<Vec<u8>, ReadError> {
     }
 }
 
+/// Turn an `O_PATH` descriptor into a readable one, but only for a regular
+/// file: its type is checked with `fstat` on the `O_PATH` descriptor first,
+/// so a device node is never opened (opening one can have effects: a
+/// watchdog arms, a tape rewinds) and a FIFO never blocks. The file is then
+/// reopened through `/proc/self/fd/N`, which names this very inode: nothing
+/// can be swapped in between the check and the open.
+pub fn reopen_regular(fd: OwnedFd) -> Result<OwnedFd, ReadError> {
+    let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+    if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
+        return Err(ReadError::NotRegular(kind_name(st.st_mode)));
+    }
+    let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let new = nix::fcntl::open(proc_path.as_str(), read_flags(), Mode::empty())?;
+    // SAFETY: open returned a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// The flags of the first, type-checking open of [`reopen_regular`].
+pub fn path_flags() -> OFlag {
+    OFlag::O_PATH | OFlag::O_CLOEXEC
+}
+
 /// Read a user-named file (snapshot, rules, plan) by its own path: the same
 /// checks as a contained read (regular file, non-blocking open, bounded).
 /// The path itself is the user's choice, so symlinks in it are followed.

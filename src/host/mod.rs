@@ -17,6 +17,8 @@
 //! decoding of mountinfo's octal escapes, which procfs-core leaves in place.
 
 pub mod contain;
+pub mod door;
+pub mod systemd;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -342,9 +344,20 @@ impl Root {
     /// Read a regular file under the root, at most `limit` bytes: opened
     /// through [`Root::open_contained`] non-blocking, type-checked with
     /// `fstat`, so a FIFO, socket or device is an error, never a hang.
+    ///
+    /// Under a captured root (not the live `/`, whose `/proc` and `/sys` are
+    /// kernel file systems where nobody can plant a node) the file is first
+    /// opened `O_PATH` and type-checked, so a planted device node is never
+    /// opened at all ([`contain::reopen_regular`]).
     pub fn read_bounded(&self, abs: &Path, limit: usize) -> Result<Vec<u8>, HostError> {
-        let fd = match self.open_contained(abs, contain::file_flags()) {
-            Ok(fd) => fd,
+        let first = if self.is_live() {
+            contain::file_flags()
+        } else {
+            contain::path_flags()
+        };
+        let fd = match self.open_contained(abs, first) {
+            Ok(fd) if self.is_live() => fd,
+            Ok(fd) => contain::reopen_regular(fd).map_err(|e| HostError::from_read(self.display(abs), e))?,
             Err(HostError::Io { path, err: source }) => {
                 return Err(HostError::from_read(path, contain::open_error(source)));
             }

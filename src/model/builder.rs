@@ -231,6 +231,7 @@ impl SnapshotBuilder {
                 kernel: Some(self.kernel.clone()),
                 cmdline: Some(String::new()),
                 hostname: Some(self.hostname.clone()),
+                machine_id: None,
                 mode,
                 controllers: self.controller_lines(),
                 os: Default::default(),

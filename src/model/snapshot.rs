@@ -254,6 +254,10 @@ pub struct HostInfo {
     pub cmdline: Option<String>,
     /// Hostname (`/proc/sys/kernel/hostname`).
     pub hostname: Option<String>,
+    /// `/etc/machine-id`, when the host has one: with the hostname, the
+    /// host's identity (a fleet counts a host's snapshot, audit and plan once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
     /// Legacy, hybrid or unified.
     pub mode: Mode,
     /// Every controller from `/proc/cgroups`.

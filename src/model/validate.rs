@@ -143,6 +143,24 @@ impl From<DepthError> for SnapshotError {
     }
 }
 
+/// Kinds of kept files a scan produces (`readiness::ConfigFile::kind`).
+pub const READINESS_FILE_KINDS: &[&str] = &[
+    "lxc",
+    "cgconfig",
+    "grub-default",
+    "bls",
+    "kernel-cmdline",
+    "rpi-cmdline",
+];
+/// Longest kept file text (the readiness scan reads at most 8 MiB a file).
+pub const MAX_READINESS_TEXT: usize = 8 << 20;
+/// Longest setting value or component field (systemd's longest line).
+pub const MAX_READINESS_VALUE: usize = 1 << 20;
+/// Longest path (`PATH_MAX`).
+pub const MAX_READINESS_PATH: usize = 4096;
+/// Most files, settings or components of one inventory.
+pub const MAX_READINESS_ITEMS: usize = 1_000_000;
+
 /// Whether a cgroup path is absolute and normalized (`/`, `/a/b`; no `//`,
 /// no trailing `/`, no `.` or `..` component).
 pub fn is_normalized_path(p: &str) -> bool {
@@ -159,6 +177,7 @@ pub fn validate(snap: &Snapshot) -> Vec<String> {
     v.nodes(snap);
     v.edges(snap);
     v.tree(snap);
+    v.readiness(&snap.readiness);
     let extra = v.problems.len().saturating_sub(MAX_REPORTED);
     v.problems.truncate(MAX_REPORTED);
     if extra > 0 {
@@ -180,6 +199,101 @@ impl Checker {
     fn name(&mut self, what: &str, s: &str) {
         if has_raw_control(s, &[]) {
             self.say(format!("{what} {s:?} contains a raw control character"));
+        }
+    }
+
+    /// The readiness inventory: every path a later command may write to or
+    /// name (`convert` writes each kept file at its path under `-o`) is
+    /// absolute and normalized with no control character; kinds are the
+    /// ones the scan produces; texts and values fit the scan's own bounds.
+    fn readiness(&mut self, r: &super::readiness::Readiness) {
+        let path = |c: &mut Checker, what: &str, p: &str| {
+            if !is_normalized_path(p) || p.len() > MAX_READINESS_PATH {
+                c.say(format!(
+                    "readiness: {what} {p:?} is not an absolute normalized path (no '..', '.', '//')"
+                ));
+            }
+            c.name(&format!("readiness: {what}"), p);
+        };
+        if r.files.len() > MAX_READINESS_ITEMS
+            || r.settings.len() > MAX_READINESS_ITEMS
+            || r.components.len() > MAX_READINESS_ITEMS
+        {
+            self.say(format!(
+                "readiness: more than {MAX_READINESS_ITEMS} files, settings or components"
+            ));
+            return;
+        }
+        for f in &r.files {
+            path(self, "file", &f.path);
+            if !READINESS_FILE_KINDS.contains(&f.kind.as_str()) {
+                self.say(format!(
+                    "readiness: file {:?} has unknown kind {:?}",
+                    f.path, f.kind
+                ));
+            }
+            if f.text.len() > MAX_READINESS_TEXT {
+                self.say(format!(
+                    "readiness: file {:?} is longer than {MAX_READINESS_TEXT} bytes",
+                    f.path
+                ));
+            }
+            if has_raw_control(&f.text, &['\n', '\t', '\r']) {
+                self.say(format!(
+                    "readiness: file {:?} contains a raw control character",
+                    f.path
+                ));
+            }
+        }
+        for st in &r.settings {
+            path(self, "setting file", &st.file);
+            for (what, t) in [("family", &st.family), ("key", &st.key)] {
+                self.name(&format!("readiness: setting {what}"), t);
+            }
+            if let Some(sec) = &st.section {
+                self.name("readiness: setting section", sec);
+            }
+            if st.value.len() > MAX_READINESS_VALUE {
+                self.say(format!(
+                    "readiness: {}:{} value of {} is longer than {MAX_READINESS_VALUE} bytes",
+                    st.file,
+                    st.line.unwrap_or(0),
+                    st.key
+                ));
+            }
+            // A unit value is one logical line (systemd joins continued
+            // lines): a line break in it can only be forged, and would become
+            // a second directive in a generated drop-in. No value holds NUL.
+            let forbidden: &[char] = if st.family == "unit" {
+                &['\n', '\r', '\0']
+            } else {
+                &['\0']
+            };
+            if st.value.contains(forbidden) {
+                self.say(format!(
+                    "readiness: {}:{} value of {} contains a line break or NUL",
+                    st.file,
+                    st.line.unwrap_or(0),
+                    st.key
+                ));
+            }
+        }
+        for c in &r.components {
+            for (what, t) in [
+                ("name", &c.name),
+                ("version", &c.version),
+                ("evidence", &c.evidence),
+            ] {
+                if t.contains('\0') {
+                    self.say(format!("readiness: component {what} {t:?} contains NUL"));
+                }
+                if t.len() > MAX_READINESS_VALUE {
+                    self.say(format!(
+                        "readiness: component {what} longer than {MAX_READINESS_VALUE} bytes"
+                    ));
+                }
+            }
+            self.name("readiness: component path", &c.path);
         }
     }
 
@@ -409,6 +523,49 @@ impl Checker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The readiness inventory is checked like the graph: a kept file at a
+    /// path with `..` (convert would write it there), a unit value with a
+    /// line break (a second directive in a drop-in), an unknown kind.
+    #[test]
+    fn readiness_paths_and_values() {
+        use crate::model::readiness::{ConfigFile, Readiness, Setting};
+        let mut snap = crate::model::builder::SnapshotBuilder::new().build();
+        snap.readiness = Readiness {
+            scanned: true,
+            files: vec![
+                ConfigFile {
+                    kind: "lxc".into(),
+                    path: "/var/lib/lxc/../../../etc/cron.d/x".into(),
+                    text: "lxc.cgroup.cpu.shares = 2\n".into(),
+                },
+                ConfigFile {
+                    kind: "shell".into(),
+                    path: "/etc/x".into(),
+                    text: String::new(),
+                },
+            ],
+            settings: vec![Setting::at_line(
+                "unit",
+                "/etc/systemd/system/a.service",
+                3,
+                Some("Service"),
+                "MemoryLimit",
+                "1G\nExecStartPre=/bin/sh -c id",
+            )],
+            ..Default::default()
+        };
+        let p = validate(&snap).join("\n");
+        assert!(
+            p.contains("\"/var/lib/lxc/../../../etc/cron.d/x\" is not an absolute normalized path"),
+            "{p}"
+        );
+        assert!(p.contains("unknown kind \"shell\""), "{p}");
+        assert!(
+            p.contains("a.service:3 value of MemoryLimit contains a line break"),
+            "{p}"
+        );
+    }
 
     #[test]
     fn depth_and_paths() {

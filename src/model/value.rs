@@ -87,6 +87,43 @@ impl fmt::Display for Limit {
     }
 }
 
+/// A size as the kernel's `memparse()` reads it (`lib/cmdline.c`), the
+/// parser behind every v1 `*.limit_in_bytes` write (`page_counter_memparse`)
+/// and v2's `memory.max`: a number in C notation (`0x` hex, leading-`0`
+/// octal, else decimal) and an optional one-letter binary suffix `K M G T P
+/// E` (either case), nothing after it. Configuration files (LXC,
+/// cgconfig.conf) hold what the user wrote, so `192M` is as valid there as
+/// `201326592`. Unlike the kernel, a value that overflows 64 bits is an
+/// error instead of wrapping.
+pub fn memparse(s: &str) -> Result<u64, ValueError> {
+    let t = s.trim();
+    let bad = || err("size (memparse: number with an optional K/M/G/T/P/E suffix)", s);
+    let (radix, digits) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        (16, h)
+    } else if t.len() > 1 && t.starts_with('0') {
+        (8, &t[1..])
+    } else {
+        (10, t)
+    };
+    let end = digits.find(|c: char| !c.is_digit(radix)).unwrap_or(digits.len());
+    let (num, suffix) = digits.split_at(end);
+    if num.is_empty() {
+        return Err(bad());
+    }
+    let n = u64::from_str_radix(num, radix).map_err(|_| bad())?;
+    let shift = match suffix {
+        "" => 0,
+        "k" | "K" => 10,
+        "m" | "M" => 20,
+        "g" | "G" => 30,
+        "t" | "T" => 40,
+        "p" | "P" => 50,
+        "e" | "E" => 60,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1u64 << shift).ok_or_else(bad)
+}
+
 /// A signed integer setting (`cpu.cfs_quota_us` is -1 when unset).
 pub fn parse_i64(s: &str) -> Result<i64, ValueError> {
     s.trim().parse().map_err(|_| err("integer", s))
@@ -286,6 +323,38 @@ pub fn parse_flat_keyed(s: &str) -> Result<Vec<(String, String)>, ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memparse_reads_what_the_kernel_reads() {
+        for (t, v) in [
+            ("192M", 192 << 20),
+            ("192m", 192 << 20),
+            ("1G", 1 << 30),
+            ("4k", 4096),
+            ("1E", 1 << 60),
+            ("0x10K", 16 << 10),
+            ("010", 8),
+            ("0", 0),
+            (" 512 ", 512),
+            ("201326592", 201_326_592),
+        ] {
+            assert_eq!(memparse(t), Ok(v), "{t}");
+        }
+        for bad in [
+            "",
+            "M",
+            "1.5G",
+            "1GB",
+            "1 G",
+            "-1",
+            "16E",
+            "99999999999999999999",
+            "0x",
+            "09",
+        ] {
+            assert!(memparse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn limit_special_values() {

@@ -15,15 +15,6 @@ use crate::readiness::io::{Limits, Reader};
 
 pub use crate::model::evidence::Evidence;
 
-/// Directories where systemd keeps `libsystemd-shared-NNN.so`.
-const SHARED_LIB_DIRS: &[&str] = &[
-    "/usr/lib/systemd",
-    "/lib/systemd",
-    "/usr/lib/x86_64-linux-gnu/systemd",
-    "/usr/lib/aarch64-linux-gnu/systemd",
-    "/usr/lib64/systemd",
-];
-
 /// Read the evidence for a scanned snapshot. Unreadable parts become
 /// diagnostics; nothing here is fatal.
 pub fn read(root: &Root, snap: &Snapshot, diags: &mut Vec<Diagnostic>) -> Evidence {
@@ -44,7 +35,8 @@ pub fn read(root: &Root, snap: &Snapshot, diags: &mut Vec<Diagnostic>) -> Eviden
     if !super::detect::is_systemd_host(snap) {
         return ev;
     }
-    ev.systemd_version = systemd_version(root, &mut note);
+    // Read once by the scan (`host::systemd::version`, `host.os.systemd`).
+    ev.systemd_version = snap.host.os.systemd.as_deref().and_then(|v| v.parse().ok());
     // Unit files and system.conf through the readiness reader: its I/O
     // diagnostics come back with `finish`, malformed lines through `parse`.
     let mut rd = Reader::new(root, Limits::default());
@@ -78,48 +70,9 @@ fn unit_names(snap: &Snapshot) -> BTreeSet<String> {
     out
 }
 
-fn systemd_version(root: &Root, note: &mut impl FnMut(HostError)) -> Option<u32> {
-    for dir in SHARED_LIB_DIRS {
-        match root.list_names(dir) {
-            Ok(Some(names)) => {
-                for n in names {
-                    if let Some(rest) = n.strip_prefix("libsystemd-shared-") {
-                        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                        if let Ok(v) = digits.parse() {
-                            return Some(v);
-                        }
-                    }
-                }
-            }
-            Ok(None) => {}
-            Err(e) => note(e),
-        }
-    }
-    // Package database: `Package: systemd` ... `Version: 252.39-1~deb12u1`.
-    let status = match root.read_text_lines("/var/lib/dpkg/status") {
-        Ok(s) => s?,
-        Err(e) => {
-            note(e);
-            return None;
-        }
-    };
-    dpkg_version(&status, "systemd")
-}
-
-/// The upstream major version of a package in a dpkg status file.
-pub fn dpkg_version(status: &str, package: &str) -> Option<u32> {
-    let mut in_pkg = false;
-    for line in status.lines() {
-        if let Some(p) = line.strip_prefix("Package: ") {
-            in_pkg = p.trim() == package;
-        } else if in_pkg && let Some(v) = line.strip_prefix("Version: ") {
-            let v = v.split_once(':').map_or(v, |(_, r)| r);
-            let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
-            return digits.parse().ok();
-        }
-    }
-    None
-}
+/// The upstream major version of a package in a dpkg status file (the one
+/// reader is `host::systemd`).
+pub use crate::host::systemd::dpkg_version;
 
 /// xattrs on the cgroups of the v2 and `name=systemd` hierarchies.
 fn cgroup_xattrs(

@@ -1,7 +1,7 @@
 //! The owners findings: one table of (id, severity, title, remediation).
 
-use super::detect::{Manager, OwnerMap};
-use crate::rules::{Finding, Severity, Subject};
+use super::detect::Manager;
+use crate::rules::{Rebuilt, Severity};
 
 /// One kind of owners finding (the shared built-in kind type).
 pub use crate::rules::FindingKind as Kind;
@@ -89,6 +89,15 @@ pub const SYSTEMD_DEVICES: Kind = Kind {
     source: SOURCE,
 };
 
+/// A container runtime's, libvirt's or LXC's device list: rebuilt as BPF on v2.
+pub const RUNTIME_DEVICES: Kind = Kind {
+    id: "owners.runtime-device-policy",
+    severity: Severity::Info,
+    title: "a runtime's device policy; the runtime compiles it to BPF on v2",
+    remediation: "Nothing to do: the runtime (runc, crun, libvirt, LXC) rebuilds the container's device list as a BPF_CGROUP_DEVICE program from its own configuration.",
+    source: SOURCE,
+};
+
 /// Every kind, for documentation and `explain`.
 pub const ALL: &[Kind] = &[
     DIRECTIVE_DROPPED,
@@ -100,21 +109,18 @@ pub const ALL: &[Kind] = &[
     RUNTIME_SETTINGS,
     RUNTIME_REBUILDS,
     SYSTEMD_DEVICES,
+    RUNTIME_DEVICES,
 ];
 
-/// systemd's own device policies are not errors: it rebuilds them as BPF.
-pub fn relabel_device_findings(findings: &mut [Finding], map: &OwnerMap) {
-    for f in findings.iter_mut().filter(|f| f.rule == "devices.list") {
-        if let Subject::Cgroup { path, .. } = &f.subject
-            && map.get(path).is_some_and(|o| o.manager == Manager::Systemd)
-        {
-            let k = SYSTEMD_DEVICES;
-            f.why = format!("{} (was: {})", k.title, f.why);
-            f.rule = k.id.into();
-            f.severity = k.severity;
-            f.title = k.title.into();
-            f.remediation = k.remediation.into();
-        }
+/// The finding that stands for a rule's on a cgroup whose manager rebuilds
+/// what the rule is about (the rule's `rebuilt_by_owner`), if that manager
+/// does: systemd's own units, and the runtimes' containers and machines.
+/// Custom managers rebuild nothing: the rule's own finding stands.
+pub fn rebuilt_by(what: Rebuilt, manager: Manager) -> Option<&'static Kind> {
+    match (what, manager) {
+        (_, Manager::Custom) => None,
+        (Rebuilt::DevicePolicy, Manager::Systemd) => Some(&SYSTEMD_DEVICES),
+        (Rebuilt::DevicePolicy, _) => Some(&RUNTIME_DEVICES),
     }
 }
 

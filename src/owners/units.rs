@@ -17,29 +17,9 @@ use crate::readiness::io::Reader;
 
 pub use crate::model::evidence::UnitConfig;
 
-/// Unit search path, highest priority first (systemd.unit(5), system manager).
-pub const UNIT_DIRS: &[&str] = &[
-    "/etc/systemd/system.control",
-    "/run/systemd/system.control",
-    "/run/systemd/transient",
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/local/lib/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
-];
+pub use crate::host::systemd::{UNIT_DIRS, is_unit_name};
 
-/// Unit type suffixes that own a cgroup.
-const CGROUP_UNIT_SUFFIXES: &[&str] = &[".service", ".slice", ".scope", ".socket", ".mount", ".swap"];
-
-/// Whether a cgroup path component names a unit that owns a cgroup.
-pub fn is_unit_name(name: &str) -> bool {
-    CGROUP_UNIT_SUFFIXES
-        .iter()
-        .any(|s| name.len() > s.len() && name.ends_with(s))
-}
-
-/// A line of a unit file that is not `KEY=VALUE`, a comment, a section or blank.
+/// A unit file systemd refuses to load (see [`crate::readiness::unit`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
 pub struct MalformedLine {
@@ -51,38 +31,20 @@ pub struct MalformedLine {
 
 /// Apply one unit file's text to a directive map (sections are not
 /// distinguished: resource-control keys are unique across them).
-/// Stops at the first malformed line.
+/// A file systemd refuses to load (a broken section header, an over-long
+/// line) is an error and sets nothing, as in systemd.
 pub fn apply_text(text: &str, directives: &mut BTreeMap<String, String>) -> Result<(), MalformedLine> {
-    let mut pending: Option<(usize, String)> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = match pending.take() {
-            Some((start, mut acc)) => {
-                acc.push(' ');
-                acc.push_str(raw.trim());
-                (start, acc)
-            }
-            None => (i + 1, raw.trim().to_string()),
-        };
-        let (start, mut l) = line;
-        if l.ends_with('\\') {
-            l.pop();
-            pending = Some((start, l));
-            continue;
-        }
-        if l.is_empty() || l.starts_with('#') || l.starts_with(';') || l.starts_with('[') {
-            continue;
-        }
-        let Some((k, v)) = l.split_once('=') else {
-            return Err(MalformedLine {
-                line: start,
-                message: format!("expected KEY=VALUE, found {l:?}"),
-            });
-        };
-        let (k, v) = (k.trim().to_string(), v.trim().to_string());
-        if v.is_empty() {
-            directives.remove(&k);
+    // systemd's own syntax (one parser for every unit reader): continuations,
+    // comments inside them, sections; a file systemd refuses sets nothing.
+    let parsed = crate::readiness::unit::parse(text).map_err(|e| MalformedLine {
+        line: e.line,
+        message: e.message,
+    })?;
+    for d in parsed.directives {
+        if d.value.is_empty() {
+            directives.remove(&d.key);
         } else {
-            directives.insert(k, v);
+            directives.insert(d.key, d.value);
         }
     }
     Ok(())
@@ -200,10 +162,17 @@ mod tests {
         assert_eq!(d.get("CPUShares").map(String::as_str), Some("2048"));
         assert_eq!(
             d.get("ExecStart").map(String::as_str),
-            Some("/bin/sh -c 'sleep 1'")
+            Some("/bin/sh -c   'sleep 1'"),
+            "systemd replaces the backslash with a space and keeps the next line's indentation"
         );
         assert!(!d.contains_key("MemoryLimit"), "an empty assignment resets");
-        assert_eq!(apply_text("[Service]\nbogus line\n", &mut d).unwrap_err().line, 2);
+        // A line without '=' is ignored (systemd warns); a broken section
+        // header makes systemd refuse the file.
+        apply_text("[Service]\nbogus line\n", &mut d).unwrap();
+        assert_eq!(
+            apply_text("[Service]\nA=1\n[Service\n", &mut d).unwrap_err().line,
+            3
+        );
     }
 
     /// Fragment, drop-ins from several directories (a name in /etc masks the
@@ -234,6 +203,11 @@ mod tests {
             "/etc/systemd/system/app@x.service.d/20-b.conf",
             "[Service]\nMemoryLimit=\nbad line\n",
         );
+        // systemd refuses a file with a broken section header: it sets nothing.
+        w(
+            "/etc/systemd/system/app@x.service.d/30-c.conf",
+            "[Service\nCPUShares=1\n",
+        );
         w("/etc/systemd/system.conf", "[Manager]\nDefaultTasksMax=30%\n");
         let root = crate::host::Root::new(dir.path()).unwrap();
         let mut rd = Reader::new(&root, crate::readiness::io::Limits::default());
@@ -244,20 +218,21 @@ mod tests {
             [
                 "/usr/lib/systemd/system/app@.service",
                 "/etc/systemd/system/app@.service.d/10-a.conf",
-                "/etc/systemd/system/app@x.service.d/20-b.conf"
+                "/etc/systemd/system/app@x.service.d/20-b.conf",
+                "/etc/systemd/system/app@x.service.d/30-c.conf"
             ]
         );
         assert_eq!(cfg.get("TasksMax"), Some("20"));
         assert_eq!(cfg.get("CPUShares"), Some("2048"));
         assert_eq!(cfg.get("MemoryLimit"), None, "reset by the drop-in");
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].to_string().contains("20-b.conf"), "{}", errors[0]);
+        assert!(errors[0].to_string().contains("30-c.conf"), "{}", errors[0]);
         assert!(read_unit(&mut rd, "none.service", &mut |_| {}).is_none());
         let m = manager_defaults(&mut rd, &mut |_| {});
         assert_eq!(m.get("DefaultTasksMax").map(String::as_str), Some("30%"));
         let (stats, _) = rd.finish();
         assert_eq!(
-            stats.files_read, 4,
+            stats.files_read, 5,
             "the masked /usr/lib drop-in is not read: {stats:?}"
         );
     }

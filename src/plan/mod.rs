@@ -31,18 +31,20 @@ mod prepare;
 mod render;
 mod runtimes;
 mod settings;
+pub mod stages;
 mod threads;
 pub mod unify;
 mod validate;
 mod weights;
 
 use crate::model::{HierarchyId, Pid};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 pub use model::*;
 use model::{is_within, origin_controllers};
 pub use owners::writable_by_cgmig;
-pub use render::{PlanFormat, RenderError, owners_section, render, render_to};
+pub use render::{PlanFormat, RenderError, owners_section, render, render_to, render_with};
+pub use stages::{StageError, StagePolicy};
 pub use validate::{Violation, validate};
 
 use crate::model::{Snapshot, Version};
@@ -50,33 +52,65 @@ use crate::rules::Finding;
 use crate::rules::RuleSet;
 use unify::{Merged, Prepared};
 
-/// Plan the migration of a snapshot.
+/// Plan the migration of a snapshot, staged by risk ([`StagePolicy::Auto`]).
 pub fn plan(snap: &Snapshot, rules: &RuleSet) -> Plan {
     let eval = crate::audit::evaluate(snap, rules);
     let findings = crate::audit::findings(snap, rules, &eval);
-    let mut p = draft(snap, rules, &eval, findings);
+    plan_from(snap, rules, &eval, findings)
+}
+
+/// [`plan`] with the boots chosen by `policy` (`--stages`); an error when a
+/// hand-written spec does not fit the host (a controller not on v1,
+/// co-mounted controllers split).
+pub fn plan_with(snap: &Snapshot, rules: &RuleSet, policy: &StagePolicy) -> Result<Plan, StageError> {
+    let eval = crate::audit::evaluate(snap, rules);
+    let findings = crate::audit::findings(snap, rules, &eval);
+    let mut p = draft(snap, rules, &eval, findings, |loads| {
+        stages::stages(loads, policy)
+    })?;
     // The evaluation (every conversion and finding per cgroup) is the
     // largest value besides the plan: free it before the actions are made.
     drop(eval);
     finish(&mut p, None, &rules.policy().leaf_name);
     annotate(&mut p, snap);
-    p
+    p.judge();
+    Ok(p)
 }
 
 /// Plan from an audit already made: the rules' evaluation and the audit's
 /// findings from it (they open the plan's). Nothing is evaluated twice, and
 /// the rest of the audit report (every conversion with its path) is not
 /// built at all: the planner reads the conversions from the evaluation.
+/// Staged by risk: the automatic policy cannot fail.
 pub fn plan_from(
     snap: &Snapshot,
     rules: &RuleSet,
     eval: &crate::audit::Evaluation,
     findings: Vec<Finding>,
 ) -> Plan {
-    let mut p = draft(snap, rules, eval, findings);
+    let Ok(mut p) = draft(snap, rules, eval, findings, |loads| {
+        Ok::<_, std::convert::Infallible>(stages::by_risk(loads))
+    });
     finish(&mut p, None, &rules.policy().leaf_name);
     annotate(&mut p, snap);
+    p.judge();
     p
+}
+
+/// [`plan_from`] with the boots chosen by `policy` (`--stages`): the
+/// assessment's plan when the user shapes the stages.
+pub fn plan_from_staged(
+    snap: &Snapshot,
+    rules: &RuleSet,
+    eval: &crate::audit::Evaluation,
+    findings: Vec<Finding>,
+    policy: &StagePolicy,
+) -> Result<Plan, StageError> {
+    let mut p = draft(snap, rules, eval, findings, |loads| stages::stages(loads, policy))?;
+    finish(&mut p, None, &rules.policy().leaf_name);
+    annotate(&mut p, snap);
+    p.judge();
+    Ok(p)
 }
 
 /// What the finished plan learns from the host besides the tree: who owns
@@ -90,7 +124,13 @@ fn annotate(p: &mut Plan, snap: &Snapshot) {
 /// The plan before its derived parts ([`finish`]): the merged tree's nodes,
 /// findings, conflicts, spine and stages. Steps: prepare the sets, search
 /// the spine, build the nodes, stage them, gate them by the host's kernel.
-fn draft(snap: &Snapshot, rules: &RuleSet, eval: &crate::audit::Evaluation, findings: Vec<Finding>) -> Plan {
+fn draft<E>(
+    snap: &Snapshot,
+    rules: &RuleSet,
+    eval: &crate::audit::Evaluation,
+    findings: Vec<Finding>,
+    stage: impl FnOnce(&[stages::Load]) -> Result<Vec<Stage>, E>,
+) -> Result<Plan, E> {
     let mut prep = Prepared::new(snap, rules, eval);
     let (merged, spine) = spine_search(&prep, rules);
     // The element sets are the largest part of the preparation and only
@@ -99,16 +139,19 @@ fn draft(snap: &Snapshot, rules: &RuleSet, eval: &crate::audit::Evaluation, find
     let mut findings = findings;
     let (mut nodes, conflicts) = build_nodes(&prep, &merged, rules.policy(), &mut findings);
     drop(merged);
-    let mut stages = stages(&prep, &nodes);
+    let mut stages = stage(&stages::loads(&spine.order, &nodes))?;
     findings.extend(kernel::gate(
         &mut nodes,
         &mut stages,
         &crate::audit::kernel::Support::of(snap),
         &prep.rule_kernel,
     ));
-    Plan {
+    Ok(Plan {
         schema: PLAN_SCHEMA.to_string(),
         host: plan_host(snap),
+        verdict: None,
+        converts: crate::audit::converts(eval),
+        incomplete: crate::audit::incomplete(snap),
         stage: None,
         controllers: Vec::new(),
         nodes,
@@ -119,16 +162,17 @@ fn draft(snap: &Snapshot, rules: &RuleSet, eval: &crate::audit::Evaluation, find
         stages,
         owners: Default::default(),
         process_keys: Vec::new(),
-    }
+    })
 }
 
-/// The host as a plan records it (identity is added only for live scans).
+/// The host as a plan records it: its identity as the scan found it (a live
+/// plan adds the boot id, `keys::record_live_identity`).
 fn plan_host(snap: &Snapshot) -> PlanHost {
     PlanHost {
         hostname: snap.host.hostname.clone(),
         kernel: snap.host.kernel.clone(),
         mode: snap.host.mode,
-        machine_id: None,
+        machine_id: snap.host.machine_id.clone(),
         boot_id: None,
     }
 }
@@ -209,71 +253,6 @@ fn build_nodes(
     findings.extend(delegation::delegation(&nodes));
     findings.extend(weights::weight_shares(prep, &nodes));
     (nodes, conflicts)
-}
-
-/// Staged rollout: one boot per v1 hierarchy, least affected first; named
-/// hierarchies go with the final switch.
-fn stages(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Stage> {
-    let moves = stage_moves(prep, nodes);
-    let total = moves.len();
-    let mut cum: Vec<String> = Vec::new();
-    let mut out = Vec::with_capacity(total);
-    for (i, adds) in moves.into_iter().enumerate() {
-        cum.extend(adds.iter().cloned());
-        out.push(Stage {
-            number: i + 1,
-            cmdline: stage_cmdline(&cum, i + 1 == total),
-            adds,
-            controllers: cum.clone(),
-            kernel: None,
-        });
-    }
-    out
-}
-
-/// The controllers each stage moves: one v1 controller hierarchy per stage,
-/// the one whose settings the plan carries least first (ties by label).
-fn stage_moves(prep: &Prepared, nodes: &[PlanNode]) -> Vec<Vec<String>> {
-    let mut per_hierarchy: BTreeMap<HierarchyId, usize> = BTreeMap::new();
-    for s in nodes.iter().flat_map(|n| &n.settings) {
-        *per_hierarchy.entry(s.origin.hierarchy).or_default() += 1;
-    }
-    let mut groups: Vec<StageMove> = prep
-        .hierarchies
-        .iter()
-        .filter(|(_, h)| h.version == Version::V1 && !h.controllers.is_empty())
-        .map(|(_, h)| StageMove {
-            settings: per_hierarchy.get(&h.id).copied().unwrap_or(0),
-            label: h.label(),
-            controllers: h.controllers.iter().map(|c| c.to_string()).collect(),
-        })
-        .collect();
-    groups.sort();
-    groups.into_iter().map(|g| g.controllers).collect()
-}
-
-/// One v1 controller hierarchy as a stage moves it. Ordered by the fields
-/// in this order: fewest settings first, ties by label.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct StageMove {
-    /// Settings the plan carries from it.
-    settings: usize,
-    /// Its label (`cpu,cpuacct`).
-    label: String,
-    /// Its v1 controllers.
-    controllers: Vec<String>,
-}
-
-/// The kernel command line of a stage: v1 off for the controllers moved so
-/// far (hybrid), or v1 off entirely with systemd on v2 for the last one.
-fn stage_cmdline(moved: &[String], last: bool) -> String {
-    if last {
-        return "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1".to_string();
-    }
-    format!(
-        "cgroup_no_v1={} systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0",
-        moved.join(",")
-    )
 }
 
 /// The v2 name of a v1 controller.
@@ -613,15 +592,54 @@ impl Plan {
 
     /// The part of the plan at and below `path` (ancestors are kept so the
     /// controllers can be enabled down to it, without their settings or
-    /// processes). Itself a valid plan.
+    /// processes). Itself a valid plan. A whole plan's subtree is re-staged
+    /// by risk over the hierarchies its settings come from (a subtree that
+    /// uses only memory moves only memory); a stage's subtree keeps its
+    /// stage. Use [`Plan::only_staged`] for another policy.
     pub fn only(&self, path: &str, leaf_name: &str) -> Option<Plan> {
+        match self.only_staged(path, leaf_name, &StagePolicy::Auto) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(_)) | None => None,
+        }
+    }
+
+    /// [`Plan::only`] with the subtree's boots chosen by `policy`.
+    pub fn only_staged(
+        &self,
+        path: &str,
+        leaf_name: &str,
+        policy: &StagePolicy,
+    ) -> Option<Result<Plan, StageError>> {
         self.node(path)?;
         let mut p = self.clone();
         p.nodes = subtree_with_ancestors(std::mem::take(&mut p.nodes), path);
         drop_orphan_threads(&mut p.nodes);
+        if p.stage.is_none() {
+            let used = stages::used_by(stages::loads(&p.spine.order, &p.nodes), &p.nodes);
+            match stages::stages(&used, policy) {
+                Ok(s) => p.stages = keep_kernels(s, &self.stages),
+                Err(e) => return Some(Err(e)),
+            }
+        }
         finish(&mut p, None, leaf_name);
-        Some(p)
+        Some(Ok(p))
     }
+}
+
+/// A re-staged plan's stages with the kernel each needs: the newest of the
+/// whole plan's stages that move any of its controllers (the kernel gate
+/// ran on those).
+fn keep_kernels(mut staged: Vec<Stage>, full: &[Stage]) -> Vec<Stage> {
+    let parse = |k: &str| crate::rules::parse_kernel(k);
+    for s in &mut staged {
+        s.kernel = full
+            .iter()
+            .filter(|f| f.adds.iter().any(|c| s.adds.contains(c)))
+            .filter_map(|f| f.kernel.as_deref())
+            .max_by_key(|k| parse(k))
+            .map(str::to_string);
+    }
+    staged
 }
 
 /// The nodes at and below `path`, and its ancestors emptied (no settings,

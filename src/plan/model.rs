@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::model::{HierarchyId, Pid, Tid};
 use crate::owners::detect::{self, Manager};
 use crate::owners::systemd::{Dropped, SystemdContext, Written};
-use crate::rules::{Finding, Subject};
+use crate::rules::{Finding, Subject, Verdict};
 
 /// Schema id of a serialized plan.
 pub const PLAN_SCHEMA: &str = "cgmig.plan/v1";
@@ -302,6 +302,10 @@ pub struct Stage {
     /// the host's kernel is older.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
+    /// Why this stage is where it is (plan::stages); empty in plans made
+    /// before stages said so.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
 }
 
 /// Host header.
@@ -349,6 +353,17 @@ pub struct Plan {
     pub schema: String,
     /// Host header.
     pub host: PlanHost,
+    /// The host's verdict: [`Verdict::judge`] over `findings` (waived ones
+    /// left out), `converts` and `incomplete`; the same as its audit's.
+    /// Absent in plans older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// Whether any setting converts (a verdict input).
+    #[serde(default)]
+    pub converts: bool,
+    /// Part of the host could not be read (a verdict input).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
     /// Which stage this plan is (`None`: the whole migration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<usize>,
@@ -375,6 +390,20 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Judge the plan's findings again (after waivers were applied to
+    /// them): the verdict is [`Verdict::judge`]'s, as for the audit.
+    pub fn judge(&mut self) {
+        self.verdict = Some(Verdict::judge(&self.findings, self.converts, self.incomplete));
+    }
+
+    /// The findings that block the switch and are not waived (`apply`
+    /// refuses the plan while there is one).
+    pub fn blockers(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == crate::rules::Severity::Blocker && f.waived.is_none())
+    }
+
     /// The node at a path.
     pub fn node(&self, path: &str) -> Option<&PlanNode> {
         self.nodes.iter().find(|n| n.path == path)

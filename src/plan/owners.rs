@@ -271,7 +271,6 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
     let runtimes = super::runtimes::plan_runtimes(&nodes, &look, systemd_host, &mut findings);
     let places = places(p, snap, &look);
     drop(look);
-    fk::relabel_device_findings(&mut p.findings, &map);
     p.findings.extend(findings);
     p.owners = PlanOwners {
         systemd: systemd_host.then_some(ctx),

@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-
 use super::model::{NodeType, Plan, PlanNode, PlanOwners};
 use crate::owners::Manager;
-use crate::report::{DataError, DataFormat, to_data};
+use crate::report::escape;
+use crate::report::table::{Cell, Col, Table};
+use crate::report::{DataError, DataFormat, Style, to_data};
 use crate::rules::Severity;
 
 /// Output formats of `cgmig plan`.
@@ -61,20 +61,28 @@ pub fn render_to(p: &Plan, f: PlanFormat, w: &mut dyn std::io::Write) -> Result<
     Ok(())
 }
 
-/// Render a plan.
+/// Render a plan (human formats at [`Style::PLAIN`]).
 /// Human formats cannot fail; JSON and YAML return the serializer's error
 /// (the CLI exits 2) rather than an empty document.
 pub fn render(p: &Plan, f: PlanFormat) -> Result<String, DataError> {
+    render_with(p, f, &Style::PLAIN, Severity::Warning)
+}
+
+/// Render a plan; the table fits `style` (markdown keeps every cell whole),
+/// and both list findings from `min` up.
+pub fn render_with(p: &Plan, f: PlanFormat, style: &Style, min: Severity) -> Result<String, DataError> {
     Ok(match f {
-        PlanFormat::Table => human(p, false),
-        PlanFormat::Markdown => human(p, true),
+        PlanFormat::Table => human(p, None, style, min),
+        PlanFormat::Markdown => human(p, Some(()), &Style::UNBOUNDED, min),
         PlanFormat::Json => to_data(p, DataFormat::Json)?,
         PlanFormat::Yaml => to_data(p, DataFormat::Yaml)?,
         PlanFormat::Dot => dot(p),
     })
 }
 
-fn tree(p: &Plan) -> String {
+/// The target tree, one line per node cut to the style's width (the
+/// settings, with human units, last on the line).
+fn tree(p: &Plan, style: &Style) -> String {
     let mut kids_of: BTreeMap<&str, Vec<&PlanNode>> = BTreeMap::new();
     for n in &p.nodes {
         if let Some(pp) = n.parent_path() {
@@ -86,9 +94,9 @@ fn tree(p: &Plan) -> String {
     };
     let label = |n: &PlanNode, top: bool| -> String {
         let mut line = if top {
-            n.path.clone()
+            escape::line(&n.path).into_owned()
         } else {
-            n.path.rsplit('/').next().unwrap_or("").to_string()
+            escape::line(n.path.rsplit('/').next().unwrap_or("")).into_owned()
         };
         match n.node_type {
             NodeType::Domain => {}
@@ -111,90 +119,82 @@ fn tree(p: &Plan) -> String {
             let _ = write!(line, "  ({note})");
         }
         if !n.settings.is_empty() {
-            let s: Vec<String> = n
-                .settings
-                .iter()
-                .map(|s| format!("{}={}", s.file, s.value.replace('\n', "; ")))
-                .collect();
+            let s: Vec<String> = n.settings.iter().map(setting_text).collect();
             let _ = write!(line, "  {}", s.join(" "));
         }
         line
     };
-    crate::report::draw_tree(
+    let drawn = crate::report::draw_tree(
         root,
         |n: &PlanNode| kids_of.get(n.path.as_str()).cloned().unwrap_or_default(),
         label,
-    )
+    );
+    drawn.lines().map(|l| style.fit(l) + "\n").collect()
 }
 
-fn table(md: bool, header: &[&str], rows: Vec<Vec<String>>) -> String {
-    if md {
-        let mut s = format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
-        for r in rows {
-            let cells: Vec<String> = r
-                .iter()
-                .map(|c| c.replace('|', "\\|").replace('\n', "<br>"))
-                .collect();
-            let _ = writeln!(s, "| {} |", cells.join(" | "));
-        }
-        s
-    } else {
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_width(150)
-            .set_header(header.to_vec());
-        for r in rows {
-            t.add_row(r);
-        }
-        format!("{t}\n")
+/// `file=value (human)`, one line, escaped.
+fn setting_text(s: &super::Setting) -> String {
+    let value = crate::report::units::with_units(&s.file, &s.value.replace('\n', "; "));
+    escape::line(&format!("{}={value}", s.file)).into_owned()
+}
+
+/// A table as text fitting the style, or as markdown.
+fn table(md: Option<()>, t: &Table, style: &Style) -> String {
+    match md {
+        Some(()) => t.markdown(),
+        None => t.render(style),
     }
 }
 
-/// The human report (text or Markdown): header, target tree, then one
-/// section per kind of content, each left out when empty.
-fn human(p: &Plan, md: bool) -> String {
+/// The human report (text or Markdown): header and summary, the stages
+/// (the first thing a rollout needs), the target tree, then one section per
+/// kind of content, each left out when empty.
+fn human(p: &Plan, md: Option<()>, style: &Style, min: Severity) -> String {
     let mut out = String::new();
-    human_header(p, md, &mut out);
-    out.push_str(&heading(md, "Target v2 tree"));
-    if md {
+    human_header(p, md, style, &mut out);
+    stages_section(p, md, style, &mut out);
+    out.push_str(&heading(md, style, "Target v2 tree"));
+    if md.is_some() {
         out.push_str("```\n");
     }
-    out.push_str(&tree(p));
-    if md {
+    out.push_str(&tree(p, style));
+    if md.is_some() {
         out.push_str("```\n");
     }
-    settings_section(p, md, &mut out);
-    conflicts_section(p, md, &mut out);
-    findings_section(p, md, &mut out);
-    stages_section(p, md, &mut out);
-    let _ = writeln!(out, "\nactions: {}", action_counts(p));
+    settings_section(p, md, style, &mut out);
+    conflicts_section(p, md, style, &mut out);
+    findings_section(p, md, style, min, &mut out);
+    let _ = write!(
+        out,
+        "\n{}",
+        style.wrap(&format!("actions: {}", action_counts(p)), 2)
+    );
     out
 }
 
 /// A section heading in text or Markdown.
-fn heading(md: bool, s: &str) -> String {
-    if md {
-        format!("\n## {s}\n\n")
-    } else {
-        format!("\n{s}\n")
+fn heading(md: Option<()>, style: &Style, s: &str) -> String {
+    match md {
+        Some(()) => format!("\n## {s}\n\n"),
+        None => format!("\n{}\n", style.bold(s)),
     }
 }
 
-/// Title (Markdown), the one-line summary, the spine and the blocker line.
-fn human_header(p: &Plan, md: bool, out: &mut String) {
-    if md {
-        let _ = writeln!(
-            out,
-            "# cgroup v2 plan: {}\n",
-            p.host.hostname.as_deref().unwrap_or("host")
-        );
+/// Title (Markdown), the summary (boots, what cgmig writes, what owners
+/// rebuild), the host line, the spine and the blocker line.
+fn human_header(p: &Plan, md: Option<()>, style: &Style, out: &mut String) {
+    let host = escape::line(p.host.hostname.as_deref().unwrap_or("?")).into_owned();
+    if md.is_some() {
+        let _ = writeln!(out, "# cgroup v2 plan: {}\n", escape::md_cell(&host));
     }
-    let _ = writeln!(
-        out,
-        "plan for {} — kernel {} — mode {:?}{} — {} nodes, {} actions, controllers: {}",
-        p.host.hostname.as_deref().unwrap_or("?"),
-        p.host.kernel.as_deref().unwrap_or("?"),
+    // Markdown joins adjacent lines into one paragraph: a blank line
+    // between them keeps each on its own.
+    let gap = if md.is_some() { "\n" } else { "" };
+    out.push_str(&style.wrap(&summary(p), 2));
+    out.push_str(gap);
+    let host_line = format!(
+        "plan for {host} — kernel {} — mode {:?}{} — {} nodes, {} actions, controllers: {}",
+        escape::line(p.host.kernel.as_deref().unwrap_or("?")),
         p.host.mode,
         p.stage.map(|s| format!(" — stage {s}")).unwrap_or_default(),
         p.nodes.len(),
@@ -205,46 +205,83 @@ fn human_header(p: &Plan, md: bool, out: &mut String) {
             p.controllers.join(" ")
         }
     );
+    out.push_str(&style.wrap(&host_line, 2));
+    out.push_str(gap);
     let tried: Vec<String> = p
         .spine
         .tried
         .iter()
         .map(|(h, n)| format!("{h} first: {n}"))
         .collect();
-    let _ = writeln!(
-        out,
+    let spine = format!(
         "spine: {} ({} settings affected by conflicts; tried {})",
         p.spine.order.join(" > "),
         p.spine.settings_affected,
         tried.join(", ")
     );
-    let blockers = p
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Blocker)
-        .count();
+    out.push_str(&style.wrap(&escape::line(&spine), 2));
+    // The assessment's verdict (the audit's): blockers no waiver accepts.
+    let blockers = p.blockers().count();
     if blockers > 0 {
-        let _ = writeln!(
-            out,
-            "BLOCKED: {blockers} blocker(s) below; v2 cannot express this host as it is"
-        );
+        let line = format!("BLOCKED: {blockers} blocker(s) below; v2 cannot express this host as it is");
+        out.push_str(&style.severity(Severity::Blocker, style.wrap(&line, 2).trim_end()));
+        out.push('\n');
+    } else if let Some(v) = p.verdict {
+        out.push_str(&style.wrap(&format!("verdict: {}", v.label()), 2));
     }
 }
 
+/// The answer first: how many boots, how many cgroups cgmig writes, how
+/// many their owners (systemd, runtimes) rebuild.
+fn summary(p: &Plan) -> String {
+    let nodes = p.nodes.iter().filter(|n| n.path != "/");
+    let (mut cgmig, mut owners) = (0, 0);
+    for n in nodes {
+        match super::writable_by_cgmig(p, &n.path) {
+            Ok(()) => cgmig += 1,
+            Err(_) => owners += 1,
+        }
+    }
+    let boots = match (p.stage, p.stages.len()) {
+        (Some(n), total) => format!("stage {n} of {total}"),
+        (None, 0) => "no boot (nothing on v1)".to_string(),
+        (None, 1) => "1 boot".to_string(),
+        (None, n) => format!("{n} boots"),
+    };
+    format!(
+        "summary: {boots}; cgmig writes {cgmig} cgroups, their owners rebuild {owners}; {} actions",
+        p.actions.len()
+    )
+}
+
 /// "Before → after": every converted setting with its v1 origin.
-fn settings_section(p: &Plan, md: bool, out: &mut String) {
-    let mut rows = Vec::new();
+fn settings_section(p: &Plan, md: Option<()>, style: &Style, out: &mut String) {
+    let mut t = Table::new(&[
+        ("v2 node", Col::Text),
+        ("v1 origin", Col::Text),
+        ("v2 setting", Col::Text),
+        ("conversion", Col::Text),
+    ]);
     for n in &p.nodes {
         for s in &n.settings {
             let inputs: Vec<String> = s
                 .inputs
                 .iter()
-                .map(|(k, v)| format!("{k}={}", v.replace('\n', "; ")))
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        crate::report::units::with_units(k, &v.replace('\n', "; "))
+                    )
+                })
                 .collect();
-            rows.push(vec![
+            t.row([
                 n.path.clone(),
                 format!("{}:{}\n{}", s.origin.label, s.origin.path, inputs.join("\n")),
-                format!("{}={}", s.file, s.value.replace('\n', "; ")),
+                format!(
+                    "{}={}",
+                    s.file,
+                    crate::report::units::with_units(&s.file, &s.value.replace('\n', "; "))
+                ),
                 format!(
                     "{}{}{}",
                     s.function,
@@ -258,59 +295,49 @@ fn settings_section(p: &Plan, md: bool, out: &mut String) {
             ]);
         }
     }
-    if !rows.is_empty() {
-        out.push_str(&heading(md, "Before → after"));
-        out.push_str(&table(
-            md,
-            &["v2 node", "v1 origin", "v2 setting", "conversion"],
-            rows,
-        ));
+    if !t.is_empty() {
+        out.push_str(&heading(md, style, "Before → after"));
+        out.push_str(&table(md, &t, style));
     }
 }
 
 /// Cgroups of one hierarchy that cross cgroups of another.
-fn conflicts_section(p: &Plan, md: bool, out: &mut String) {
+fn conflicts_section(p: &Plan, md: Option<()>, style: &Style, out: &mut String) {
     if p.conflicts.is_empty() {
         return;
     }
-    out.push_str(&heading(md, "Conflicts (crossing cgroups)"));
-    let rows = p
-        .conflicts
-        .iter()
-        .map(|c| {
-            vec![
-                format!("{}:{}", c.rejected.label, c.rejected.path),
-                c.crosses
-                    .iter()
-                    .map(|o| format!("{}:{}", o.label, o.path))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                format!(
-                    "both: {:?}\nonly first: {:?}\nonly second: {:?}",
-                    c.shared_tasks, c.only_rejected, c.only_crossed
-                ),
-                c.resolution.clone(),
-            ]
-        })
-        .collect();
-    out.push_str(&table(
-        md,
-        &["cgroup", "crosses", "processes", "resolution"],
-        rows,
-    ));
+    out.push_str(&heading(md, style, "Conflicts (crossing cgroups)"));
+    let mut t = Table::new(&[
+        ("cgroup", Col::Text),
+        ("crosses", Col::Text),
+        ("processes", Col::Text),
+        ("resolution", Col::Text),
+    ]);
+    for c in &p.conflicts {
+        t.row([
+            format!("{}:{}", c.rejected.label, c.rejected.path),
+            c.crosses
+                .iter()
+                .map(|o| format!("{}:{}", o.label, o.path))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            format!(
+                "both: {:?}\nonly first: {:?}\nonly second: {:?}",
+                c.shared_tasks, c.only_rejected, c.only_crossed
+            ),
+            c.resolution.clone(),
+        ]);
+    }
+    out.push_str(&table(md, &t, style));
 }
 
-/// Findings of warning severity and above, one row per (severity, rule).
-fn findings_section(p: &Plan, md: bool, out: &mut String) {
-    let serious: Vec<_> = p
-        .findings
-        .iter()
-        .filter(|f| f.severity >= Severity::Warning)
-        .collect();
+/// Findings of severity `min` and above, one row per (severity, rule).
+fn findings_section(p: &Plan, md: Option<()>, style: &Style, min: Severity, out: &mut String) {
+    let serious: Vec<_> = p.findings.iter().filter(|f| f.severity >= min).collect();
     if serious.is_empty() {
         return;
     }
-    out.push_str(&heading(md, "Losses, behaviour changes and blockers"));
+    out.push_str(&heading(md, style, "Losses, behaviour changes and blockers"));
     let mut grouped: BTreeMap<(std::cmp::Reverse<Severity>, &str), Vec<&crate::rules::Finding>> =
         BTreeMap::new();
     for f in serious {
@@ -319,37 +346,59 @@ fn findings_section(p: &Plan, md: bool, out: &mut String) {
             .or_default()
             .push(f);
     }
-    let rows = grouped
-        .into_iter()
-        .map(|((sev, rule), fs)| {
-            vec![
-                sev.0.to_string(),
-                rule.to_string(),
-                fs.len().to_string(),
-                format!("{}\n{}", fs[0].title, fs[0].why),
-                fs[0].remediation.to_string(),
-            ]
-        })
-        .collect();
-    out.push_str(&table(
-        md,
-        &["severity", "rule", "count", "what (first)", "remediation"],
-        rows,
-    ));
+    let mut t = Table::new(&[
+        ("severity", Col::Key),
+        ("rule", Col::Key),
+        ("count", Col::Num),
+        ("what (first)", Col::Text),
+        ("remediation", Col::Text),
+    ]);
+    for ((sev, rule), fs) in grouped {
+        let count = match fs.iter().filter(|f| f.waived.is_some()).count() {
+            0 => fs.len().to_string(),
+            w => format!("{} ({w} waived)", fs.len()),
+        };
+        t.row([
+            Cell::severity(sev.0, sev.0.to_string()),
+            rule.into(),
+            count.into(),
+            format!("{}\n{}", fs[0].title, fs[0].why).into(),
+            fs[0].remediation.to_string().into(),
+        ]);
+    }
+    out.push_str(&table(md, &t, style));
+    for l in crate::audit::waived_lines(&p.findings) {
+        let l = if md.is_some() {
+            escape::md_cell(&l)
+        } else {
+            escape::line(&l).into_owned()
+        };
+        let _ = writeln!(out, "waived: {l}");
+    }
 }
 
-/// The boots a staged move takes.
-fn stages_section(p: &Plan, md: bool, out: &mut String) {
+/// The boots a staged move takes, and why each is where it is.
+fn stages_section(p: &Plan, md: Option<()>, style: &Style, out: &mut String) {
     if p.stages.is_empty() {
         return;
     }
-    out.push_str(&heading(md, "Stages (one boot each)"));
-    let rows = p
-        .stages
-        .iter()
-        .map(|s| vec![s.number.to_string(), s.adds.join(","), s.cmdline.clone()])
-        .collect();
-    out.push_str(&table(md, &["stage", "moves to v2", "kernel command line"], rows));
+    out.push_str(&heading(md, style, "Stages (one boot each)"));
+    let mut t = Table::new(&[
+        ("stage", Col::Num),
+        ("moves to v2", Col::Text),
+        ("kernel command line", Col::Text),
+        ("why here", Col::Text),
+    ]);
+    for s in &p.stages {
+        let mark = if p.stage == Some(s.number) { " ◀" } else { "" };
+        t.row([
+            format!("{}{mark}", s.number),
+            s.adds.join(","),
+            s.cmdline.clone(),
+            s.why.clone(),
+        ]);
+    }
+    out.push_str(&table(md, &t, style));
 }
 
 /// "3 create, 2 enable controllers, ...": the actions counted by kind.
@@ -383,8 +432,10 @@ fn dot_id(prefix: &str, path: &str) -> String {
     s
 }
 
+/// A Graphviz string: escaped for a human first (a label is drawn text),
+/// then `\` and `"` for dot.
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+    escape::line(s).replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 fn dot(p: &Plan) -> String {
@@ -402,9 +453,15 @@ fn dot(p: &Plan) -> String {
         }
     }
     for ((id, label), paths) in &v1 {
+        // The cgroup2 hierarchy of a hybrid host is "v2 unified", not v1.
+        let version = if *id == crate::model::HierarchyId::UNIFIED || label == "unified" {
+            "v2"
+        } else {
+            "v1"
+        };
         let _ = writeln!(
             out,
-            "  subgraph cluster_h{id} {{\n    label=\"v1 {}\"; style=dashed;",
+            "  subgraph cluster_h{id} {{\n    label=\"{version} {}\"; style=dashed;",
             esc(label)
         );
         for path in paths {

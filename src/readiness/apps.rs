@@ -298,6 +298,17 @@ fn compose_finding(rule: &Rule, s: &Setting) -> Finding {
     f
 }
 
+/// Every rule of this file, for the catalog (`readiness::rule_table`).
+pub(super) const RULES: &[&Rule] = &[
+    &SLURM_V1,
+    &SLURM_OLD,
+    &SLURM_V1_KEY,
+    &YARN_V1,
+    &HTCONDOR,
+    &COMPOSE_DROPPED,
+    &COMPOSE_SHARES,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,13 +10,8 @@ use super::io::{Kind, Reader, join};
 use super::stack::toml_keys;
 use super::{ConfigFile, Readiness, Setting};
 
-/// Unit directories, most specific first.
-pub const UNIT_DIRS: &[&str] = &[
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
-];
+/// Unit directories, most specific first: systemd's one search path.
+pub use crate::host::systemd::UNIT_DIRS;
 
 /// v1-only resource-control directives (deprecated in systemd 252, ignored by current systemd).
 pub const LEGACY_DIRECTIVES: &[&str] = &[
@@ -81,7 +76,9 @@ fn units(rd: &mut Reader<'_>, out: &mut Readiness) {
         for e in rd.list(dir) {
             let path = join(dir, &e.name);
             match e.kind {
-                Kind::File if is_unit_name(&e.name) => unit_file(rd, &path, out, &mut texts),
+                Kind::File if crate::host::systemd::is_unit_name(&e.name) => {
+                    unit_file(rd, &path, out, &mut texts);
+                }
                 Kind::Dir if e.name.ends_with(".d") => {
                     for f in rd.files_ending(&path, ".conf") {
                         unit_file(rd, &join(&path, &f), out, &mut texts);
@@ -94,12 +91,6 @@ fn units(rd: &mut Reader<'_>, out: &mut Readiness) {
     super::unit_env::scan(rd, &texts, out);
 }
 
-fn is_unit_name(n: &str) -> bool {
-    [".service", ".slice", ".scope", ".socket", ".mount", ".swap"]
-        .iter()
-        .any(|s| n.ends_with(s))
-}
-
 fn unit_file(rd: &mut Reader<'_>, path: &str, out: &mut Readiness, texts: &mut Vec<(String, String)>) {
     if let Some(text) = rd.text(path) {
         out.settings.extend(unit_settings(path, &text));
@@ -108,25 +99,32 @@ fn unit_file(rd: &mut Reader<'_>, path: &str, out: &mut Readiness, texts: &mut V
 }
 
 /// Legacy and v2 resource directives of a unit file, and `Exec*=` lines
-/// that touch v1 cgroup paths.
+/// that touch v1 cgroup paths, read with systemd's own syntax rules
+/// ([`super::unit`]): a continued line is one directive, as systemd sees it.
+/// A file systemd would refuse to load gives one `invalid-unit` setting
+/// naming the line.
 pub fn unit_settings(file: &str, text: &str) -> Vec<Setting> {
     let mut out = Vec::new();
-    let mut section: Option<String> = None;
+    let parsed = match super::unit::parse(text) {
+        Ok(u) => u,
+        Err(e) => {
+            out.push(Setting::at_line(
+                "unit",
+                file,
+                e.line,
+                None,
+                "invalid-unit",
+                &e.message,
+            ));
+            return out;
+        }
+    };
     let mut gomaxprocs = None;
     let mut program = None;
-    for (i, l) in text.lines().enumerate() {
-        let l = l.trim();
-        if l.starts_with(['#', ';']) || l.is_empty() {
-            continue;
-        }
-        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-            section = Some(s.to_string());
-            continue;
-        }
-        let Some((k, v)) = l.split_once('=') else { continue };
-        let (k, v) = (k.trim(), v.trim());
+    for d in &parsed.directives {
+        let (k, v) = (d.key.as_str(), d.value.as_str());
         if k == "Environment" && v.contains("GOMAXPROCS=") {
-            gomaxprocs = Some(i + 1);
+            gomaxprocs = Some(d.line);
         }
         if k == "ExecStart" && program.is_none() {
             program = v
@@ -136,32 +134,25 @@ pub fn unit_settings(file: &str, text: &str) -> Vec<Setting> {
                 .map(str::to_string);
         }
         let key = if LEGACY_DIRECTIVES.contains(&k) || V2_DIRECTIVES.contains(&k) {
-            k.to_string()
+            k
         } else if k.starts_with("Exec") && writes_v1_path(v) {
-            "ExecV1Path".to_string()
+            "ExecV1Path"
         } else {
             continue;
         };
-        out.push(Setting {
-            family: "unit".into(),
-            file: file.into(),
-            line: Some(i + 1),
-            section: section.clone(),
-            key,
-            value: v.to_string(),
-        });
+        out.push(Setting::at_line("unit", file, d.line, Some(&d.section), key, v));
     }
     // An explicit GOMAXPROCS mitigates a Go binary that ignores CPU quota:
     // record which program the unit starts with it.
     if let (Some(line), Some(prog)) = (gomaxprocs, program) {
-        out.push(Setting {
-            family: "unit".into(),
-            file: file.into(),
-            line: Some(line),
-            section: Some("Service".into()),
-            key: "GOMAXPROCS".into(),
-            value: prog,
-        });
+        out.push(Setting::at_line(
+            "unit",
+            file,
+            line,
+            Some("Service"),
+            "GOMAXPROCS",
+            &prog,
+        ));
     }
     out
 }
@@ -274,25 +265,52 @@ fn lxc(rd: &mut Reader<'_>, out: &mut Readiness) {
     }
 }
 
-/// `lxc.cgroup.*` and `lxc.cgroup2.*` keys of an LXC config.
-pub fn lxc_settings(file: &str, text: &str) -> Vec<Setting> {
+/// One `key = value` line of an LXC config, as LXC's `parse_line()` reads
+/// it: leading blanks skipped, `#` comments, the key before the first `=`,
+/// the value trimmed and stripped of one pair of matching quotes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LxcLine {
+    /// 1-based line.
+    pub line: usize,
+    /// Key.
+    pub key: String,
+    /// Value as LXC passes it on.
+    pub value: String,
+}
+
+/// The assignments of an LXC config, in order (repeated keys stay a list).
+pub fn lxc_lines(text: &str) -> Vec<LxcLine> {
     let mut out = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        let l = l.trim();
-        let Some((k, v)) = l.split_once('=') else { continue };
-        let k = k.trim();
-        if k.starts_with("lxc.cgroup.") || k.starts_with("lxc.cgroup2.") {
-            out.push(Setting {
-                family: "lxc".into(),
-                file: file.into(),
-                line: Some(i + 1),
-                section: None,
-                key: k.into(),
-                value: v.trim().into(),
-            });
+    for (i, l) in text.split('\n').enumerate() {
+        let l = l.trim_start_matches([' ', '\t']);
+        if l.is_empty() || l.starts_with('#') {
+            continue;
         }
+        let Some((k, v)) = l.split_once('=') else { continue };
+        let mut v = v.trim_matches([' ', '\t', '\r', '\n']);
+        for q in ['"', '\''] {
+            if v.len() > 1 && v.starts_with(q) && v.ends_with(q) {
+                v = &v[1..v.len() - 1];
+                break;
+            }
+        }
+        out.push(LxcLine {
+            line: i + 1,
+            key: k.trim_matches([' ', '\t']).to_string(),
+            value: v.to_string(),
+        });
     }
     out
+}
+
+/// `lxc.cgroup.*` and `lxc.cgroup2.*` keys of an LXC config, read as LXC
+/// reads them ([`lxc_lines`]).
+pub fn lxc_settings(file: &str, text: &str) -> Vec<Setting> {
+    lxc_lines(text)
+        .into_iter()
+        .filter(|l| l.key.starts_with("lxc.cgroup.") || l.key.starts_with("lxc.cgroup2."))
+        .map(|l| Setting::at_line("lxc", file, l.line, None, &l.key, &l.value))
+        .collect()
 }
 
 fn libcgroup(rd: &mut Reader<'_>, out: &mut Readiness) {

@@ -83,6 +83,8 @@ const PF_X: u64 = 1;
 const PF_W: u64 = 2;
 /// Go's own bound on a string it follows from the build info (`debug/buildinfo`).
 const MAX_STRING: u64 = 1 << 20;
+/// Longest Go version string taken as one (`go1.22.5 X:boringcrypto`).
+const MAX_VERSION: usize = 128;
 
 fn uint_at(b: &[u8], off: usize, size: usize, le: bool) -> Option<u64> {
     let s = b.get(off..off.checked_add(size)?)?;
@@ -346,6 +348,14 @@ pub fn parse_buildinfo_with(
             _ => ("before go1.18".to_string(), String::new()),
         }
     };
+    // Bounded and escaped at this boundary: a Go version is a few dozen
+    // bytes (`go1.22.5 X:boringcrypto`); a longer one is forged, and its
+    // text (a megabyte, escape sequences) must not reach a report.
+    let version = if version.len() > MAX_VERSION {
+        format!("invalid ({}-byte version string)", version.len())
+    } else {
+        crate::model::path::from_bytes(version.as_bytes())
+    };
     let mut modinfo = modinfo;
     // Sentinels: 16 bytes each side when the text ends with a newline there.
     if modinfo.len() >= 33 && modinfo.as_bytes()[modinfo.len() - 17] == b'\n' {
@@ -354,7 +364,7 @@ pub fn parse_buildinfo_with(
             .map(str::to_string)
             .unwrap_or_default();
     }
-    let mut b = parse_modinfo(&modinfo);
+    let mut b = parse_modinfo(&crate::model::path::value_from_bytes(modinfo.as_bytes()));
     b.go_version = version;
     Some(b)
 }
@@ -461,6 +471,16 @@ mod tests {
         bad[32] = 0xff;
         bad.truncate(34);
         assert_eq!(parse_buildinfo(&bad), None);
+        // A megabyte version string with escape sequences is refused as a
+        // version (bounded), and control characters never pass raw.
+        let huge = format!("go1.22{}", "\x1b]0;x\x07".repeat(200_000));
+        let b = parse_buildinfo(&section(&huge, "")).unwrap();
+        assert_eq!(
+            b.go_version,
+            format!("invalid ({}-byte version string)", huge.len())
+        );
+        let b = parse_buildinfo(&section("go1.22\x1b[31m", "")).unwrap();
+        assert_eq!(b.go_version, "go1.22\\x1b[31m");
     }
 
     /// A Go 1.13–1.17 style binary built by hand after `debug/buildinfo`:

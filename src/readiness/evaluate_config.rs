@@ -279,68 +279,69 @@ const LIBCG_SERVICE: Rule = Rule {
     source: "reference §5.5",
 };
 
+const UNIFIED_OFF: Rule = Rule {
+    id: "WR-SD-003",
+    severity: Error,
+    class: BREAKS,
+    confidence: V,
+    title: "Boot configuration forces cgroup v1",
+    needed: "systemd.unified_cgroup_hierarchy removed or =1 (cgmig convert writes the line)",
+    why: "The parameter keeps the host on v1 at every boot; systemd ≥ 258 ignores it, 256-257 refuse to boot with it alone.",
+    source: "systemd NEWS 233, 256, 258",
+};
+const LEGACY_CTRL: Rule = Rule {
+    id: "WR-SD-003",
+    severity: Error,
+    class: BREAKS,
+    confidence: V,
+    title: "Boot configuration selects the legacy name=systemd hierarchy",
+    needed: "parameter removed",
+    why: "systemd.legacy_systemd_cgroup_controller keeps a v1 systemd hierarchy.",
+    source: "systemd NEWS 233",
+};
+const FORCE: Rule = Rule {
+    id: "WR-SD-003",
+    severity: Error,
+    class: PRE,
+    confidence: V,
+    title: "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1: v1 kept alive by an escape hatch",
+    needed: "cgroup v2; the hatch has no effect from systemd 258",
+    why: "A time bomb: the next systemd upgrade (258+) boots v2 regardless.",
+    source: "systemd NEWS 256, 258",
+};
+const NO_MEMCG: Rule = Rule {
+    id: "WR-SD-003",
+    severity: Error,
+    class: BREAKS,
+    confidence: V,
+    title: "cgroup_disable=memory: no memory controller on v2",
+    needed: "parameter removed",
+    why: "v2 memory limits cannot work with memcg disabled.",
+    source: "kernel-parameters.txt",
+};
+const SWAPACCOUNT: Rule = Rule {
+    id: "WR-SD-006",
+    severity: Info,
+    class: NEUTRAL,
+    confidence: U,
+    title: "swapaccount= is a v1-era parameter",
+    needed: "nothing (swap accounting is the default)",
+    why: "Obsolete on modern kernels.",
+    source: "mm: memcontrol: deprecate swapaccounting=0 mode",
+};
+const PSI_OFF: Rule = Rule {
+    id: "WR-SD-006",
+    severity: Info,
+    class: NEUTRAL,
+    confidence: V,
+    title: "psi=0 hides pressure files v2 tools use",
+    needed: "psi enabled for systemd-oomd / PSI metrics",
+    why: "systemd-oomd and Kubernetes PSI metrics need cpu/memory/io.pressure.",
+    source: "reference §5.6",
+};
+
 /// Boot parameter rules: (param, value predicate, rule).
 fn boot_rule(param: &str, value: Option<&str>) -> Option<&'static Rule> {
-    const UNIFIED_OFF: Rule = Rule {
-        id: "WR-SD-003",
-        severity: Error,
-        class: BREAKS,
-        confidence: V,
-        title: "Boot configuration forces cgroup v1",
-        needed: "systemd.unified_cgroup_hierarchy removed or =1 (cgmig convert writes the line)",
-        why: "The parameter keeps the host on v1 at every boot; systemd ≥ 258 ignores it, 256-257 refuse to boot with it alone.",
-        source: "systemd NEWS 233, 256, 258",
-    };
-    const LEGACY_CTRL: Rule = Rule {
-        id: "WR-SD-003",
-        severity: Error,
-        class: BREAKS,
-        confidence: V,
-        title: "Boot configuration selects the legacy name=systemd hierarchy",
-        needed: "parameter removed",
-        why: "systemd.legacy_systemd_cgroup_controller keeps a v1 systemd hierarchy.",
-        source: "systemd NEWS 233",
-    };
-    const FORCE: Rule = Rule {
-        id: "WR-SD-003",
-        severity: Error,
-        class: PRE,
-        confidence: V,
-        title: "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1: v1 kept alive by an escape hatch",
-        needed: "cgroup v2; the hatch has no effect from systemd 258",
-        why: "A time bomb: the next systemd upgrade (258+) boots v2 regardless.",
-        source: "systemd NEWS 256, 258",
-    };
-    const NO_MEMCG: Rule = Rule {
-        id: "WR-SD-003",
-        severity: Error,
-        class: BREAKS,
-        confidence: V,
-        title: "cgroup_disable=memory: no memory controller on v2",
-        needed: "parameter removed",
-        why: "v2 memory limits cannot work with memcg disabled.",
-        source: "kernel-parameters.txt",
-    };
-    const SWAPACCOUNT: Rule = Rule {
-        id: "WR-SD-006",
-        severity: Info,
-        class: NEUTRAL,
-        confidence: U,
-        title: "swapaccount= is a v1-era parameter",
-        needed: "nothing (swap accounting is the default)",
-        why: "Obsolete on modern kernels.",
-        source: "mm: memcontrol: deprecate swapaccounting=0 mode",
-    };
-    const PSI_OFF: Rule = Rule {
-        id: "WR-SD-006",
-        severity: Info,
-        class: NEUTRAL,
-        confidence: V,
-        title: "psi=0 hides pressure files v2 tools use",
-        needed: "psi enabled for systemd-oomd / PSI metrics",
-        why: "systemd-oomd and Kubernetes PSI metrics need cpu/memory/io.pressure.",
-        source: "reference §5.6",
-    };
     let off = |v: Option<&str>| matches!(v, Some("0" | "false" | "no" | "off"));
     Some(match param {
         "systemd.unified_cgroup_hierarchy" if off(value) => &UNIFIED_OFF,
@@ -529,3 +530,40 @@ const KCONF_PSI: Rule = Rule {
     why: "systemd-oomd and PSI metrics need CONFIG_PSI.",
     source: "reference §3.2",
 };
+
+/// Every rule of this file, for the catalog (`readiness::rule_table`).
+pub(super) const RULES: &[&Rule] = &[
+    &UNIT_LEGACY,
+    &UNIT_LEGACY_COVERED,
+    &UNIT_NETCLASS,
+    &UNIT_V1_PATH,
+    &DOCKER_RT,
+    &DOCKER_CGROUPFS,
+    &DOCKER_PARENT,
+    &DOCKER_CGROUPNS,
+    &BAD_FILE,
+    &CONTAINERD_V1_SHIM,
+    &CONTAINERD_LEGACY_KEY,
+    &CONTAINERD_CGROUPFS,
+    &FLATCAR_PIN,
+    &KUBELET_DRIVER,
+    &KUBELET_FAILV1,
+    &KUBELET_OOM,
+    &KUBELET_KERNEL,
+    &PODMAN_MANAGER,
+    &LXC_V1_KEY,
+    &LXC_NO_EQUIVALENT,
+    &CGCONFIG_MOUNT,
+    &CGCONFIG_V1_FILE,
+    &CGRULES,
+    &LIBCG_SERVICE,
+    &UNIFIED_OFF,
+    &LEGACY_CTRL,
+    &FORCE,
+    &NO_MEMCG,
+    &SWAPACCOUNT,
+    &PSI_OFF,
+    &KCONF_BPF,
+    &KCONF_OTHER,
+    &KCONF_PSI,
+];

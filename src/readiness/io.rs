@@ -206,9 +206,29 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Open a regular file for reading: first `O_PATH` (nothing of the file
+    /// is opened), its type checked, then reopened (see
+    /// [`contain::reopen_regular`]); a device, FIFO or socket is skipped
+    /// with a diagnostic, never opened.
+    fn open_regular(&mut self, abs: &str) -> Option<OwnedFd> {
+        let fd = self.open(abs, contain::path_flags())?;
+        match contain::reopen_regular(fd) {
+            Ok(fd) => Some(fd),
+            Err(contain::ReadError::NotRegular(kind)) => {
+                self.note_abs(abs, format!("not a regular file ({kind}): not opened"));
+                None
+            }
+            Err(contain::ReadError::Io(e)) => {
+                self.note_abs(abs, format!("cannot open: {e}"));
+                None
+            }
+            Err(contain::ReadError::TooLarge(_)) => None,
+        }
+    }
+
     /// Up to `len` bytes at `offset`; `None` if absent or unreadable (noted).
     pub fn read_at(&mut self, abs: &str, offset: u64, len: u64) -> Option<Vec<u8>> {
-        let fd = self.open(abs, contain::file_flags())?;
+        let fd = self.open_regular(abs)?;
         let p = self.root.path(abs);
         let len = len.min(self.limits.max_file_bytes);
         match read_range(fd, offset, len) {
@@ -232,7 +252,7 @@ impl<'a> Reader<'a> {
     /// page by page), counted as one file read; the caller reports the bytes
     /// it reads with [`Self::count_bytes`]. `None` if absent or unreadable.
     pub fn open_file(&mut self, abs: &str) -> Option<File> {
-        let fd = self.open(abs, contain::file_flags())?;
+        let fd = self.open_regular(abs)?;
         let f = File::from(fd);
         match f.metadata() {
             Ok(m) if m.is_file() => {

@@ -23,6 +23,7 @@
 pub mod apps;
 pub mod config;
 pub mod convert;
+pub mod devices;
 pub mod elf;
 pub mod evaluate;
 mod evaluate_config;
@@ -34,6 +35,7 @@ mod rule;
 pub mod runtimes;
 pub mod stack;
 mod stores;
+pub mod unit;
 pub mod unit_env;
 pub mod version;
 
@@ -42,16 +44,25 @@ use crate::model::Diagnostic;
 
 pub use crate::model::readiness::{Component, ConfigFile, KernelConfig, Place, Readiness, Setting, Stats};
 pub use evaluate::{Class, Confidence, Finding, evaluate};
+pub use rule::RuleRow;
 
 /// Run every detector on a host. Unreadable files become diagnostics.
-pub fn scan(root: &Root, kernel_release: Option<&str>, diags: &mut Vec<Diagnostic>) -> Readiness {
-    scan_with(root, kernel_release, io::Limits::default(), diags)
+/// `systemd` is the version the scan read (`host::systemd::version`): it
+/// joins the inventory as a component, not read again.
+pub fn scan(
+    root: &Root,
+    kernel_release: Option<&str>,
+    systemd: Option<&crate::host::systemd::Version>,
+    diags: &mut Vec<Diagnostic>,
+) -> Readiness {
+    scan_with(root, kernel_release, systemd, io::Limits::default(), diags)
 }
 
 /// [`scan`] with explicit bounds (benchmarks and tests).
 pub fn scan_with(
     root: &Root,
     kernel_release: Option<&str>,
+    systemd: Option<&crate::host::systemd::Version>,
     limits: io::Limits,
     diags: &mut Vec<Diagnostic>,
 ) -> Readiness {
@@ -61,7 +72,7 @@ pub fn scan_with(
         ..Default::default()
     };
     runtimes::scan(&mut rd, &mut out);
-    stack::scan(&mut rd, &mut out);
+    stack::scan(&mut rd, systemd, &mut out);
     kernel::scan(&mut rd, kernel_release, &mut out);
     config::scan(&mut rd, &mut out);
     apps::scan(&mut rd, &mut out);
@@ -73,4 +84,21 @@ pub fn scan_with(
     out.stats = stats;
     diags.extend(d);
     out
+}
+
+/// Every readiness rule: the one table the findings are made from
+/// (`evaluate`, `evaluate_config`, `apps`), for `explain` and `rules list`.
+pub fn rule_table() -> Vec<RuleRow> {
+    evaluate::rules()
+        .chain(evaluate_config::RULES.iter().copied())
+        .chain(apps::RULES.iter().copied())
+        .map(|r| RuleRow {
+            id: r.id,
+            severity: rule::cap(r.severity, r.confidence),
+            title: r.title,
+            needed: r.needed,
+            why: r.why,
+            source: r.source,
+        })
+        .collect()
 }

@@ -130,9 +130,24 @@ pub fn parse_header(blob: &[u8]) -> Result<Package, RpmError> {
     Ok(Package { name, evr, version })
 }
 
+/// SQLite virtual-machine steps allowed for reading one database: a real
+/// rpmdb of 3,000 packages takes well under a million; a recursive view or
+/// a generated column that computes without end is stopped here.
+const MAX_SQLITE_STEPS: u64 = 200_000_000;
+/// Wall-clock bound on one database read, whatever the steps cost.
+const MAX_SQLITE_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The header blobs of an rpm ≥ 4.16 SQLite database, read through an open
 /// file (never by path: the descriptor is the one opened inside the root).
+///
+/// The file is untrusted, so: opened read-only and immutable; `Packages`
+/// must be a plain table (not a view, a virtual table, or a table whose
+/// `blob` is a generated column: each would run the file's own SQL); every
+/// string or blob is capped at the header bound (`SQLITE_LIMIT_LENGTH`);
+/// a progress handler stops the statement after a step and time budget; the
+/// bytes of all rows together stay under [`MAX_DB_BYTES`].
 pub fn sqlite_blobs(file: &File) -> Result<Vec<Vec<u8>>, RpmError> {
+    use rusqlite::limits::Limit;
     use rusqlite::{Connection, OpenFlags};
     let len = file
         .metadata()
@@ -146,11 +161,78 @@ pub fn sqlite_blobs(file: &File) -> Result<Vec<Vec<u8>>, RpmError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let err = |e: rusqlite::Error| RpmError::Sqlite(e.to_string());
     let db = Connection::open_with_flags(uri, flags).map_err(err)?;
+    db.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_HEADER as i32)
+        .map_err(err)?;
+    let started = std::time::Instant::now();
+    let mut calls: u64 = 0;
+    const EVERY: u64 = 10_000;
+    db.progress_handler(
+        EVERY as i32,
+        Some(move || {
+            calls += 1;
+            // true interrupts the statement (SQLITE_INTERRUPT).
+            calls * EVERY > MAX_SQLITE_STEPS || started.elapsed() > MAX_SQLITE_TIME
+        }),
+    )
+    .map_err(err)?;
+    let kind: Option<(String, String)> = db
+        .query_row(
+            "SELECT type, coalesce(sql, '') FROM sqlite_master WHERE name = 'Packages'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .ok();
+    match &kind {
+        Some((t, sql))
+            if t == "table"
+                && !sql
+                    .trim_start()
+                    .to_ascii_uppercase()
+                    .starts_with("CREATE VIRTUAL") => {}
+        Some((t, _)) => {
+            return Err(RpmError::Sqlite(format!(
+                "Packages is a {t}, not a plain table: not read"
+            )));
+        }
+        None => return Err(RpmError::Sqlite("no Packages table".into())),
+    }
+    // table_xinfo's `hidden`: 2 and 3 are generated columns.
+    let mut cols = db
+        .prepare("SELECT name, hidden FROM pragma_table_xinfo('Packages')")
+        .map_err(err)?;
+    let cols: Vec<(String, i64)> = cols
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(err)?
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    match cols.iter().find(|(n, _)| n.eq_ignore_ascii_case("blob")) {
+        Some((_, 0)) => {}
+        Some(_) => {
+            return Err(RpmError::Sqlite(
+                "Packages.blob is a generated column: not read".into(),
+            ));
+        }
+        None => return Err(RpmError::Sqlite("Packages has no blob column".into())),
+    }
     let mut stmt = db.prepare("SELECT blob FROM Packages").map_err(err)?;
     let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(err)?;
     let mut out = Vec::new();
+    let mut total: u64 = 0;
     for row in rows.take(MAX_PACKAGES) {
-        out.push(row.map_err(err)?);
+        let b = row.map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::OperationInterrupted => {
+                RpmError::Sqlite(format!(
+                    "stopped after {MAX_SQLITE_STEPS} steps or {} s: not a plain package table",
+                    MAX_SQLITE_TIME.as_secs()
+                ))
+            }
+            e => err(e),
+        })?;
+        total += b.len() as u64;
+        if total > MAX_DB_BYTES {
+            return Err(RpmError::TooLarge);
+        }
+        out.push(b);
     }
     Ok(out)
 }
@@ -440,6 +522,57 @@ mod tests {
         assert_eq!(p.version, "19.03.15");
         let p = parse_header(&header("runc", None, "1.1.12", "1.el9")).unwrap();
         assert_eq!(p.evr, "1.1.12-1.el9");
+    }
+
+    /// A database whose `Packages` is a view (a recursive CTE that never
+    /// ends), a table whose blob is a generated column, a blob over the
+    /// header bound: each an error, quickly; a plain table is read.
+    #[test]
+    fn hostile_sqlite_databases_are_refused_quickly() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str, sql: &str| {
+            let p = dir.path().join(name);
+            let c = rusqlite::Connection::open(&p).unwrap();
+            c.execute_batch(sql).unwrap();
+            drop(c);
+            File::open(&p).unwrap()
+        };
+        let t = std::time::Instant::now();
+        let view = make(
+            "view.sqlite",
+            "CREATE VIEW Packages AS WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT zeroblob(16) AS blob FROM r;",
+        );
+        let e = sqlite_blobs(&view).unwrap_err();
+        assert_eq!(
+            e,
+            RpmError::Sqlite("Packages is a view, not a plain table: not read".into())
+        );
+        let generated = make(
+            "gen.sqlite",
+            "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, n INT, blob BLOB GENERATED ALWAYS AS (zeroblob(n)) VIRTUAL);\n\
+             INSERT INTO Packages (n) VALUES (900000000);",
+        );
+        let e = sqlite_blobs(&generated).unwrap_err();
+        assert!(e.to_string().contains("generated column"), "{e}");
+        let big = make(
+            "big.sqlite",
+            &format!(
+                "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob BLOB);\nINSERT INTO Packages (blob) VALUES (zeroblob({}));",
+                MAX_HEADER + 1
+            ),
+        );
+        let e = sqlite_blobs(&big).unwrap_err();
+        assert!(e.to_string().contains("too big"), "{e}");
+        let ok = make(
+            "ok.sqlite",
+            "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob BLOB NOT NULL);\nINSERT INTO Packages (blob) VALUES (x'00010203');",
+        );
+        assert_eq!(sqlite_blobs(&ok).unwrap(), vec![vec![0, 1, 2, 3]]);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

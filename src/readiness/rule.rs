@@ -139,3 +139,20 @@ fn file_line(s: &Setting) -> String {
 pub(super) use Class::{AlreadyWrong as PRE, BreaksAfterSwitch as BREAKS, Neutral as NEUTRAL};
 pub(super) use Confidence::{Partial as P, Unverified as U, Verified as V};
 pub(super) use Severity::{Blocker, Error, Info, Warning};
+
+/// One row of the readiness table, as `explain` and `rules list` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleRow {
+    /// The id (`WR-GO-002`); one id may have several rows (one per component).
+    pub id: &'static str,
+    /// Severity after the confidence cap (what a finding of it has).
+    pub severity: Severity,
+    /// Title.
+    pub title: &'static str,
+    /// What is needed.
+    pub needed: &'static str,
+    /// Why it matters.
+    pub why: &'static str,
+    /// Where the fact comes from.
+    pub source: &'static str,
+}

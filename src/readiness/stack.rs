@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::elf::GoBuild;
-use super::io::{Reader, join};
+use super::io::Reader;
 use super::{Component, Place, Readiness, Setting};
 
 /// Main Go module → component name, for stack software built with Go.
@@ -45,15 +45,6 @@ pub fn from_go_build(file: &str, b: &GoBuild) -> Option<(&'static str, String)> 
         .map(|(_, name)| (*name, version.clone()))
 }
 
-/// Where systemd keeps `libsystemd-shared-NNN.so`, across distributions.
-const SYSTEMD_LIB_DIRS: &[&str] = &[
-    "/usr/lib/systemd",
-    "/lib/systemd",
-    "/usr/lib64/systemd",
-    "/usr/lib/x86_64-linux-gnu/systemd",
-    "/usr/lib/aarch64-linux-gnu/systemd",
-];
-
 /// Files holding kubelet flags (`KUBELET_EXTRA_ARGS`, `ExecStart=`).
 const KUBELET_FLAG_FILES: &[&str] = &["/etc/default/kubelet", "/etc/sysconfig/kubelet"];
 const KUBELET_DROPIN_DIRS: &[&str] = &[
@@ -67,8 +58,17 @@ const KUBELET_CONFIGS: &[&str] = &[
 ];
 
 /// Scan the host's stack (images carry software, not daemons).
-pub fn scan(rd: &mut Reader<'_>, out: &mut Readiness) {
-    systemd_version(rd, out);
+pub fn scan(rd: &mut Reader<'_>, systemd: Option<&crate::host::systemd::Version>, out: &mut Readiness) {
+    if let Some(v) = systemd {
+        out.components.push(Component {
+            name: "systemd".into(),
+            version: v.text.clone(),
+            path: v.path.clone(),
+            place: Place::Host,
+            evidence: v.evidence.into(),
+            details: BTreeMap::new(),
+        });
+    }
     for f in KUBELET_CONFIGS {
         if let Some(text) = rd.text(f) {
             out.settings.extend(kubelet_config(f, &text));
@@ -93,29 +93,6 @@ pub fn scan(rd: &mut Reader<'_>, out: &mut Readiness) {
                     .into_iter()
                     .map(|(line, key, value)| setting(family, file, Some(line), key, value)),
             );
-        }
-    }
-}
-
-fn systemd_version(rd: &mut Reader<'_>, out: &mut Readiness) {
-    for dir in SYSTEMD_LIB_DIRS {
-        if rd.is_symlink(dir) {
-            continue;
-        }
-        for f in rd.files_ending(dir, ".so") {
-            if let Some(v) = f
-                .strip_prefix("libsystemd-shared-")
-                .and_then(|r| r.strip_suffix(".so"))
-            {
-                out.components.push(Component {
-                    name: "systemd".into(),
-                    version: v.to_string(),
-                    path: join(dir, &f),
-                    place: Place::Host,
-                    evidence: "libsystemd-shared-VERSION.so name".into(),
-                    details: BTreeMap::new(),
-                });
-            }
         }
     }
 }

@@ -96,16 +96,25 @@ fn go_vars(text: &str) -> Vec<&'static str> {
 /// Read one unit file or drop-in (`env_file`: an `EnvironmentFile=`, whose
 /// every line is an assignment).
 fn scan_unit_text(u: &mut Unit, file: &str, text: &str, env_file: bool) {
-    for (i, l) in text.lines().enumerate() {
-        let l = l.trim();
-        if l.starts_with(['#', ';']) {
-            continue;
+    // Unit files with systemd's syntax (continuations, comments); an
+    // environment file line by line, each line one assignment.
+    let lines: Vec<(usize, String, String)> = if env_file {
+        super::unit::env_lines(text)
+            .into_iter()
+            .map(|(n, l)| (n, "Environment".to_string(), l))
+            .collect()
+    } else {
+        match super::unit::parse(text) {
+            Ok(p) => p
+                .directives
+                .into_iter()
+                .map(|d| (d.line, d.key, d.value))
+                .collect(),
+            Err(_) => return, // systemd refuses the file: it sets nothing
         }
-        let (k, v) = match l.split_once('=') {
-            _ if env_file => ("Environment", l),
-            Some((k, v)) => (k.trim(), v.trim()),
-            None => continue,
-        };
+    };
+    for (line, k, v) in &lines {
+        let (i, k, v) = (line - 1, k.as_str(), v.as_str());
         match k {
             "ExecStart" if u.program.is_none() && !v.is_empty() => {
                 u.program = v

@@ -6,9 +6,13 @@
 
 pub mod escape;
 mod output;
+pub mod table;
+pub mod term;
 mod tree;
+pub mod units;
 
 pub use output::{write_output, write_output_with};
+pub use term::Style;
 pub use tree::render_tree;
 
 /// Draw a tree with box-drawing connectors, parents before children.

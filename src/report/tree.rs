@@ -136,13 +136,19 @@ fn non_default_settings(snap: &Snapshot, rules: &RuleSet, h: &Hierarchy, cg: Nod
                 continue;
             }
             if !rules.is_default(k, &h.controllers, v, pv) {
-                settings.push(format!("{k}={}", v.replace('\n', "; ")));
+                settings.push(format!(
+                    "{k}={}",
+                    super::units::with_units(k, &v.replace('\n', "; "))
+                ));
             }
         }
     } else {
         for (k, v) in &c.settings {
             if !crate::model::files::is_v2_default(k, v) {
-                settings.push(format!("{k}={}", v.replace('\n', "; ")));
+                settings.push(format!(
+                    "{k}={}",
+                    super::units::with_units(k, &v.replace('\n', "; "))
+                ));
             }
         }
     }

@@ -181,4 +181,9 @@ pub struct Finding {
     /// Source of the facts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Text>,
+    /// The waiver that accepts it, with who and why: the finding keeps its
+    /// severity and stays in every report; the verdict and `--fail-on` leave
+    /// it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waived: Option<Box<super::Waiver>>,
 }

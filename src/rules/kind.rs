@@ -58,6 +58,7 @@ impl FindingKind {
             remediation: remediation.into(),
             kernel: None,
             source: Some(self.source.into()),
+            waived: None,
         }
     }
 }

@@ -11,6 +11,8 @@ mod engine;
 mod finding;
 pub(crate) mod kind;
 mod schema;
+mod verdict;
+mod waiver;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,6 +25,8 @@ pub use engine::{Conversion, FUNCTIONS, FunctionError, FunctionInfo, convert_set
 pub use finding::{Finding, Subject, Text};
 pub use kind::FindingKind;
 pub use schema::*;
+pub use verdict::{FailOn, Verdict};
+pub use waiver::{Waiver, WaiverError, Waivers};
 
 /// The default rules, embedded at build time.
 pub const EMBEDDED: &[(&str, &str)] = &[

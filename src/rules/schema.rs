@@ -250,6 +250,22 @@ pub struct Rule {
     /// Where the facts come from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// What the cgroup's manager rebuilds on v2 by itself (systemd from the
+    /// unit, a container runtime from the container's spec): on a cgroup such
+    /// an owner manages, the finding is that owner's (`owners.*`, info), made
+    /// in place of this rule's, where the finding is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuilt_by_owner: Option<Rebuilt>,
+}
+
+/// What an owner rebuilds on v2 (a rule's `rebuilt_by_owner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rebuilt {
+    /// The device access list: systemd (`DevicePolicy=`, `DeviceAllow=`) and
+    /// the OCI runtimes (runc, crun; libvirt, LXC) compile it to a
+    /// `BPF_CGROUP_DEVICE` program on v2.
+    DevicePolicy,
 }
 
 /// How to resolve a cgroup whose tasks cross an accepted cgroup of another hierarchy.

@@ -77,7 +77,10 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
     let by_path = add_cgroup_trees(root, &mut graph, hierarchies, &mounts, &mut vanished, &mut diags);
     add_processes(&mut graph, procs, &by_path, &mounts);
 
-    let readiness = crate::readiness::scan(root, kernel.as_deref(), &mut diags);
+    // systemd's version, read once: the OS facts, the readiness inventory
+    // and the owners' evidence all take it from here.
+    let systemd = crate::host::systemd::version(root, &mut |e| note(&mut diags, e));
+    let readiness = crate::readiness::scan(root, kernel.as_deref(), systemd.as_ref(), &mut diags);
     let mut snap = Snapshot {
         readiness,
         schema: SNAPSHOT_SCHEMA.to_string(),
@@ -85,9 +88,10 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
             kernel,
             cmdline,
             hostname,
+            machine_id: os::machine_id(root),
             mode,
             controllers,
-            os: os::read_os(root),
+            os: os::read_os(root, systemd.as_ref()),
         },
         graph,
         diagnostics: diags,
@@ -369,6 +373,41 @@ pub(crate) fn build_hierarchies(
         .iter()
         .map(|group| v1_hierarchy(group, proc_cgroups, seen, &mut next_synthetic, diags))
         .collect();
+    // Two mounted hierarchies (two superblocks) that the kernel's tables give
+    // one id: the tables disagree (a forged or hand-edited capture, or a
+    // race with a remount). Both are kept, the second under an id of its
+    // own, so none of their settings is dropped; and the host is said to be
+    // read incompletely, so the verdict cannot pass as complete.
+    for i in 1..out.len() {
+        if let Some(first) = out[..i].iter().find(|h| h.id == out[i].id) {
+            let id = HierarchyId::new(next_synthetic);
+            next_synthetic += 1;
+            let names = |h: &Hierarchy| {
+                h.controllers
+                    .iter()
+                    .map(Controller::as_str)
+                    .chain(h.name.as_deref())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            diags.push(Diagnostic {
+                path: "/proc/cgroups".into(),
+                message: format!(
+                    "{}hierarchy id {} is given to {} (mounted at {}) and to {} (mounted at {}), which are two \
+                     hierarchies: the kernel's tables disagree; {} is scanned as hierarchy {id}, and its \
+                     processes' memberships cannot be matched",
+                    Diagnostic::UNREADABLE,
+                    first.id,
+                    names(first),
+                    first.mounts.first().map_or("?", |m| m.mount_point.as_str()),
+                    names(&out[i]),
+                    out[i].mounts.first().map_or("?", |m| m.mount_point.as_str()),
+                    names(&out[i]),
+                ),
+            });
+            out[i].id = id;
+        }
+    }
     if !v2_mounts.is_empty() {
         out.push(v2_hierarchy(&v2_mounts, proc_cgroups));
     }

@@ -38,7 +38,7 @@ use crate::plan::Plan;
 use crate::plan::UnitPrediction;
 use crate::rules::Severity;
 
-pub use render::{VerifyFormat, render};
+pub use render::{VerifyFormat, render, render_with};
 
 /// Schema id of the verify report.
 pub const VERIFY_SCHEMA: &str = "cgmig.verify/v1";
@@ -120,6 +120,10 @@ pub struct VerifyReport {
     pub unpredicted: usize,
     /// Every check, differences first.
     pub checks: Vec<Check>,
+    /// The verdict of the plan's assessment (with the reader's waivers), so
+    /// verify says what audit and plan said about the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_verdict: Option<crate::rules::Verdict>,
 }
 
 impl VerifyReport {
@@ -715,6 +719,7 @@ pub fn verify(plan: &Plan, live: &Snapshot) -> VerifyReport {
         unexpected: count(&|c| c.is_difference() && !c.announced),
         unpredicted: count(&|c| c.kind == CheckKind::Unpredicted),
         checks,
+        plan_verdict: plan.verdict,
     }
 }
 

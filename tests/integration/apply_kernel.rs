@@ -522,7 +522,7 @@ json.dump(s, open(sys.argv[2], "w"))
 /// `FAIL name …`, `WINDOW ms`; its EXIT trap leaves hugetlb on cgroup2.
 const LIVE: &str = r#"
 set -u
-BIN=$1; W=$2; U=$3
+BIN=$1; W=$2; U=$3; MODE=$4
 H=$W/hugetlb; V2=/sys/fs/cgroup/unified; T=$V2/cgmig-test-apply-live-$U; G=$H/cgmig-apply-$U; N=cgmig-apply-$U
 export CGMIG_LOCK=$W/lock
 P1=; P2=; PY=
@@ -550,20 +550,23 @@ v1state() { (cd $H && find $N -type d | sort | while read d; do echo "$d $(cat $
 v2check() {
   check "$1 hierarchy" "$(hier)" 0
   check "$1 v1 unmounted" "$(grep -c ' - cgroup .*hugetlb' /proc/self/mountinfo)" 0
-  check "$1 web max" "$(cat $T/$N/web/hugetlb.2MB.max)" 8388608
-  check "$1 a max" "$(cat $T/$N/web/a/hugetlb.2MB.max)" 4194304
-  check "$1 batch max" "$(cat $T/$N/batch/hugetlb.2MB.max)" 2097152
-  check "$1 p1" "$(cat $T/$N/web/a/cgroup.procs)" "$P1"
-  check "$1 p2" "$(cat $T/$N/web/b/cgroup.procs)" "$P2"
-  check "$1 py threads" "$(sort -n $T/$N/batch/cgroup.threads | tr '\n' ' ')" "$(ls /proc/$PY/task | sort -n | tr '\n' ' ')"
+  check "$1 web max" "$(cat $WEB/hugetlb.2MB.max)" 8388608
+  check "$1 a max" "$(cat $WEB/a/hugetlb.2MB.max)" 4194304
+  check "$1 batch max" "$(cat $BATCH/hugetlb.2MB.max)" 2097152
+  check "$1 p1" "$(cat $WEB/a/cgroup.procs)" "$P1"
+  check "$1 p2" "$(cat $WEB/b/cgroup.procs)" "$P2"
+  check "$1 py threads" "$(sort -n $BATCH/cgroup.threads | tr '\n' ' ')" "$(ls /proc/$PY/task | sort -n | tr '\n' ' ')"
 }
 mkdir -p $H
 # v2 releases hugetlb asynchronously after a previous user's -hugetlb: retry a moment.
 i=0; until mount -t cgroup -o hugetlb cgmig-hugetlb $H 2>/dev/null; do i=$((i+1)); [ $i -gt 200 ] && { echo "FAIL mount hugetlb v1"; exit 1; }; sleep 0.025; done
-mkdir -p $G/web/a $G/web/b $G/batch
+# Stage mode: everything under web, so one subtree holds every process
+# the test spawned (the machine's plan nests them in its own memory cgroup).
+if [ "$MODE" = stage ]; then B1=$G/web/batch; else B1=$G/batch; fi
+mkdir -p $G/web/a $G/web/b $B1
 echo 8388608 > $G/web/hugetlb.2MB.limit_in_bytes
 echo 4194304 > $G/web/a/hugetlb.2MB.limit_in_bytes
-echo 2097152 > $G/batch/hugetlb.2MB.limit_in_bytes
+echo 2097152 > $B1/hugetlb.2MB.limit_in_bytes
 sleep 300 & P1=$!
 sleep 300 & P2=$!
 python3 -c 'import threading,time
@@ -571,20 +574,37 @@ ev=threading.Event()
 for _ in range(2): threading.Thread(target=ev.wait).start()
 ev.wait()' & PY=$!
 i=0; while [ $i -lt 500 ] && [ "$(ls /proc/$PY/task 2>/dev/null | wc -l)" != 3 ]; do sleep 0.01; i=$((i+1)); done
-echo $P1 > $G/web/a/cgroup.procs; echo $P2 > $G/web/b/cgroup.procs; echo $PY > $G/batch/cgroup.procs
+echo $P1 > $G/web/a/cgroup.procs; echo $P2 > $G/web/b/cgroup.procs; echo $PY > $B1/cgroup.procs
 v1state > $W/v1.before
+MEM_BEFORE=$(awk '$1=="memory"{print $2}' /proc/cgroups)
 check "python has 3 threads" "$(ls /proc/$PY/task | wc -l)" 3
 $BIN scan -o $W/snap.json 2>/dev/null || echo "FAIL scan"
-python3 $W/filter.py $W/snap.json $W/f.json || echo "FAIL filter"
-$BIN plan --snapshot $W/f.json --format json -o $W/plan.json || echo "FAIL plan"
-$BIN apply $W/plan.json --live --yes --target $T --format json > $W/apply1.json; check "apply exit" $? 0
+if [ "$MODE" = stage ]; then
+  # The whole machine planned, hugetlb chosen as the first boot, and that
+  # stage applied to the test's own subtree only.
+  $BIN plan --snapshot $W/snap.json --stages hugetlb --format json -o $W/plan.json || echo "FAIL plan"
+  check "stage 1 moves hugetlb alone" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stages"][0]["adds"])' $W/plan.json)" "['hugetlb']"
+  # The v2 node the plan made of hugetlb:/$N/web (below the memory cgroup
+  # that holds the test's processes).
+  WP=$(python3 -c 'import json,sys; print(*[n["path"] for n in json.load(open(sys.argv[1]))["nodes"] if any(o["label"] == "hugetlb" and o["path"] == sys.argv[2] for o in n["origins"])])' $W/plan.json /$N/web)
+  check "one node for web" "$(echo $WP | wc -w)" 1
+  WEB=$T$WP; BATCH=$WEB/batch
+  SCOPE="--stage 1 --only $WP"
+else
+  python3 $W/filter.py $W/snap.json $W/f.json || echo "FAIL filter"
+  $BIN plan --snapshot $W/f.json --format json -o $W/plan.json || echo "FAIL plan"
+  WEB=$T/$N/web; BATCH=$T/$N/batch
+  SCOPE=
+fi
+$BIN apply $W/plan.json $SCOPE --live --yes --target $T --format json > $W/apply1.json; check "apply exit" $? 0
 python3 -c 'import json,sys; print("WINDOW", json.load(open(sys.argv[1]))["handover_window_ms"])' $W/apply1.json
 v2check first
+check "memory where it was" "$(awk '$1=="memory"{print $2}' /proc/cgroups)" "$MEM_BEFORE"
 $BIN rollback $W/plan.json.journal --yes --format json > $W/rb.json; check "rollback exit" $? 0
 check "v1 tree, limits, tasks back" "$(v1state)" "$(cat $W/v1.before)"
 check "subtree gone" "$([ -e $T ] && echo present || echo gone)" gone
 check "hugetlb on v1" "$([ "$(hier)" != 0 ] && echo v1 || echo v2)" v1
-$BIN apply $W/plan.json --live --yes --target $T --journal $W/second.journal --format json > $W/apply2.json; check "apply again exit" $? 0
+$BIN apply $W/plan.json $SCOPE --live --yes --target $T --journal $W/second.journal --format json > $W/apply2.json; check "apply again exit" $? 0
 python3 -c 'import json,sys; print("WINDOW", json.load(open(sys.argv[1]))["handover_window_ms"])' $W/apply2.json
 v2check again
 "#;
@@ -592,6 +612,22 @@ v2check again
 #[test]
 #[ignore = "needs root: takes hugetlb to a private v1 mount and hands it back to cgroup2"]
 fn real_kernel_live_handover_of_hugetlb_and_back() {
+    live_handover("whole", 24);
+}
+
+/// Issue 24: one chosen controller handed over live from a plan of the
+/// whole machine (`--stages hugetlb`, then `apply --stage 1 --only` the
+/// test's subtree): the other controllers stay on v1.
+#[test]
+#[ignore = "needs root: takes hugetlb to a private v1 mount and hands it back to cgroup2"]
+fn real_kernel_live_handover_of_one_chosen_stage() {
+    live_handover("stage", 26);
+}
+
+/// The live handover script in `mode` (`whole`: a plan of the hugetlb
+/// hierarchy alone; `stage`: stage 1 of the machine's plan), expecting
+/// `oks` passed checks.
+fn live_handover(mode: &str, oks: usize) {
     // Locked before require(): it checks that cgroup2 offers hugetlb, which
     // is untrue while another test has it on a v1 mount.
     let _lock = hugetlb_lock();
@@ -622,6 +658,7 @@ fn real_kernel_live_handover_of_hugetlb_and_back() {
             bin(),
             &dir.path().display().to_string(),
             &u,
+            mode,
         ])
         .output()
         .unwrap();
@@ -629,8 +666,8 @@ fn real_kernel_live_handover_of_hugetlb_and_back() {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
     assert!(fails.is_empty(), "{fails:#?}\n{out}\n{err}");
-    let oks = out.lines().filter(|l| l.starts_with("OK")).count();
-    assert_eq!(oks, 23, "every check ran:\n{out}\n{err}");
+    let passed = out.lines().filter(|l| l.starts_with("OK")).count();
+    assert_eq!(passed, oks, "every check ran:\n{out}\n{err}");
     for w in out.lines().filter(|l| l.starts_with("WINDOW")) {
         eprintln!("live handover {w} ms");
     }

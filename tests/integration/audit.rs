@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use cgmig::audit::{AuditFormat, Report, Verdict, audit, render};
+use cgmig::assess::audit;
+use cgmig::audit::{AuditFormat, Report, Verdict, render};
 use cgmig::fixture::HostSpec;
 
 use crate::util::*;
@@ -195,13 +196,43 @@ fn blockers_and_fail_on() {
 
 #[test]
 fn devices_remediation_lists_systemd_lines() {
+    // Docker's containers: Docker rebuilds their device lists as BPF, so the
+    // finding is the runtime's (info), decided where it is made, with the
+    // rule's explanation kept.
     let r = audit_host("docker-cgroupfs");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.value.as_deref().is_some_and(|v| v.starts_with("c 1:3")))
+        .unwrap();
+    assert_eq!(f.rule, "owners.runtime-device-policy");
+    assert_eq!(f.severity, cgmig::rules::Severity::Info);
+    assert!(f.why.contains("3 entries"), "{}", f.why);
+    // A custom manager's device list stays the rule's error, with the
+    // systemd lines that re-express it.
+    let mut spec = HostSpec::load(&hosts_dir().join("docker-cgroupfs.yaml")).unwrap();
+    let devices = spec
+        .hierarchies
+        .iter_mut()
+        .find(|h| h.controllers.iter().any(|c| c == "devices"))
+        .unwrap();
+    let docker: Vec<String> = devices
+        .cgroups
+        .keys()
+        .filter(|k| k.starts_with("/docker/"))
+        .cloned()
+        .collect();
+    for k in docker {
+        let c = devices.cgroups.remove(&k).unwrap();
+        devices.cgroups.insert(k.replace("/docker/", "/jobs/"), c);
+    }
+    let r = audit(&build_spec(spec).scan(), &rules());
     let f = r
         .findings
         .iter()
         .find(|f| f.rule == "devices.list" && f.value.as_deref().is_some_and(|v| v.starts_with("c 1:3")))
         .unwrap();
-    assert!(f.why.contains("3 entries"), "{}", f.why);
+    assert_eq!(f.severity, cgmig::rules::Severity::Error);
     assert!(
         f.remediation.contains(
             "DeviceAllow=/dev/char/1:3 rwm; DeviceAllow=/dev/char/1:5 rwm; DeviceAllow=char-136 rwm"
@@ -211,23 +242,31 @@ fn devices_remediation_lists_systemd_lines() {
     );
 }
 
+/// `host.kernel-too-old` names the v2 file and the kernel it came with, for
+/// files newer than a controller the kernel offers; a controller the kernel
+/// lacks on cgroup2 (or no cgroup2 at all) is its controller's one finding,
+/// not one more per file.
 #[test]
 fn kernel_too_old_names_the_features() {
-    let r = audit_host("centos7-legacy");
-    let k: Vec<_> = r
-        .findings
-        .iter()
-        .filter(|f| f.rule == "host.kernel-too-old")
-        .collect();
+    let too_old = |host: &str| -> Vec<String> {
+        audit_host(host)
+            .findings
+            .iter()
+            .filter(|f| f.rule == "host.kernel-too-old")
+            .map(|f| f.why.clone())
+            .collect()
+    };
+    // Amazon Linux 2 (4.14): io is on cgroup2, io.weight came with 5.4; cpu
+    // is not (4.15): `host.kernel-lacks-controller` says so, not cpu.max.
+    let al2 = too_old("docker-cgroupfs");
     assert!(
-        k.iter()
-            .any(|f| f.why.contains("cpu.weight") && f.why.contains("4.15")),
-        "{k:#?}"
+        al2.iter()
+            .any(|w| w.contains("io.weight") && w.contains("kernel 5.4")),
+        "{al2:#?}"
     );
-    assert!(
-        k.iter()
-            .any(|f| f.why.contains("memory.max") && f.why.contains("4.5"))
-    );
+    assert!(!al2.iter().any(|w| w.contains("cpu.")), "{al2:#?}");
+    // CentOS 7 (3.10, no cgroup2): `host.kernel-no-cgroup2` alone.
+    assert_eq!(too_old("centos7-legacy"), Vec::<String>::new());
 }
 
 #[test]
@@ -301,34 +340,23 @@ fn kernel_readiness_follows_the_vendor_series() {
         v.dedup();
         v
     };
-    assert_eq!(
-        ids("3.10.0-1160.el7.x86_64"),
-        ["host.kernel-no-cgroup2 Blocker", "host.kernel-too-old Error"]
-    );
+    // No cgroup2: one blocker, no per-file finding besides it.
+    assert_eq!(ids("3.10.0-1160.el7.x86_64"), ["host.kernel-no-cgroup2 Blocker"]);
     let el7 = &kernel_findings("3.10.0-1160.el7.x86_64")[0].1;
     assert!(el7.contains("need 5.0 or later (cpuset)"), "{el7}");
-    // Upstream 4.18: memory is there, cpuset is not; the conversion's own
-    // kernel error names the file.
-    assert_eq!(
-        ids("4.18.20"),
-        [
-            "host.kernel-lacks-controller Blocker",
-            "host.kernel-too-old Error"
-        ]
-    );
+    // Upstream 4.18: memory is there, cpuset is not; the controller's
+    // finding names cpuset's files (no per-file finding for them besides).
+    assert_eq!(ids("4.18.20"), ["host.kernel-lacks-controller Blocker"]);
     let why = &kernel_findings("4.18.20")[0].1;
     assert!(
         why.contains("cpuset (1 cgroups set cpuset.cpus, cpuset.mems)") && why.contains("4ec22e9c5a90"),
         "{why}"
     );
-    // RHEL 8.0: nothing tells; a warning that says so, not a blocker (the
-    // file-level error stays: cgmig promises no file it cannot see).
+    // RHEL 8.0: nothing tells; a warning that says so, not a blocker, and
+    // it speaks for cpuset's files (no per-file error besides).
     assert_eq!(
         ids("4.18.0-80.el8.x86_64"),
-        [
-            "host.kernel-too-old Error",
-            "host.kernel-controller-unknown Warning"
-        ]
+        ["host.kernel-controller-unknown Warning"]
     );
     // RHEL 8.7: offered; nothing to say.
     assert!(

@@ -95,6 +95,9 @@ struct Step {
     /// Raw bytes for a name: `at` is the parent, this the child dir name.
     #[serde(default)]
     raw_name: Option<Vec<u8>>,
+    /// A SQLite database made by running this SQL (an rpmdb.sqlite).
+    #[serde(default)]
+    sqlite: Option<String>,
 }
 
 /// A JSON-pointer edit of the base snapshot.
@@ -234,6 +237,11 @@ fn apply_step(base: &Path, outside: &Path, s: &Step) {
     if s.mkdir {
         std::fs::create_dir_all(&p).unwrap();
     }
+    if let Some(sql) = &s.sqlite {
+        clear(&p);
+        let c = rusqlite::Connection::open(&p).unwrap();
+        c.execute_batch(sql).unwrap();
+    }
     if let Some(uid) = s.owner {
         std::os::unix::fs::lchown(&p, Some(uid), Some(uid)).unwrap();
     }
@@ -251,17 +259,23 @@ fn base_snapshot(dir: &Path) -> serde_json::Value {
     serde_json::to_value(&snap).unwrap()
 }
 
-fn apply_patch(v: &mut serde_json::Value, p: &Patch) {
+/// A patch value with `@outside` replaced by the outside directory.
+fn outside_in(v: &serde_json::Value, outside: &Path) -> serde_json::Value {
+    let text = v.to_string().replace("@outside", &outside.display().to_string());
+    serde_json::from_str(&text).unwrap()
+}
+
+fn apply_patch(v: &mut serde_json::Value, p: &Patch, outside: &Path) {
     let (parent, last) = p.at.rsplit_once('/').unwrap();
     if let Some(s) = &p.set {
-        *v.pointer_mut(&p.at).unwrap_or_else(|| panic!("{}", p.at)) = s.clone();
+        *v.pointer_mut(&p.at).unwrap_or_else(|| panic!("{}", p.at)) = outside_in(s, outside);
     }
     if let Some(s) = &p.push {
         v.pointer_mut(&p.at)
             .unwrap()
             .as_array_mut()
             .unwrap()
-            .push(s.clone());
+            .push(outside_in(s, outside));
     }
     if p.remove {
         match v.pointer_mut(parent).unwrap() {
@@ -311,6 +325,7 @@ fn commands(case: &Case, input: &Path, base_root: &Path, out: &Path) -> Vec<(Str
                 .contains_key("plan-json")
                 .then(|| ("plan-json".into(), s(&["plan", "--root", &i, "--format", "json"]))),
         )
+        .chain(convert_runs(case, "--root", &i, &o))
         .collect(),
         Input::Snapshot => vec![
             ("tree".into(), s(&["tree", "--snapshot", &i])),
@@ -319,7 +334,10 @@ fn commands(case: &Case, input: &Path, base_root: &Path, out: &Path) -> Vec<(Str
                 s(&["audit", "--snapshot", &i, "--fail-on", "error"]),
             ),
             ("plan".into(), s(&["plan", "--snapshot", &i])),
-        ],
+        ]
+        .into_iter()
+        .chain(convert_runs(case, "--snapshot", &i, &o))
+        .collect(),
         Input::Rules => vec![
             ("check".into(), s(&["rules", "check", &i])),
             ("list".into(), s(&["rules", "list", "--rules", &i])),
@@ -352,10 +370,26 @@ fn commands(case: &Case, input: &Path, base_root: &Path, out: &Path) -> Vec<(Str
     }
 }
 
+/// `convert` (diff on stdout) and `convert-o` (a tree under `out`), for the
+/// cases that name them.
+fn convert_runs(case: &Case, flag: &str, input: &str, out: &str) -> Vec<(String, Vec<String>)> {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let mut v = Vec::new();
+    if case.expect.contains_key("convert") {
+        v.push(("convert".into(), s(&["convert", flag, input])));
+    }
+    if case.expect.contains_key("convert-o") {
+        v.push(("convert-o".into(), s(&["convert", flag, input, "-o", out])));
+    }
+    v
+}
+
 /// Run the binary with a time limit; (exit code, stdout, stderr).
 fn run(args: &[String], cwd: &Path) -> (i32, Vec<u8>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cgmig"))
         .args(args)
+        // Wide enough that no table wraps a message the cases look for.
+        .env("COLUMNS", "1000")
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -499,7 +533,7 @@ fn run_case(
                 None => {
                     let mut v = base_snap.clone();
                     for patch in &case.patch {
-                        apply_patch(&mut v, patch);
+                        apply_patch(&mut v, patch, outside.path());
                     }
                     serde_json::to_string_pretty(&v).unwrap()
                 }

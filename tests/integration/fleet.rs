@@ -211,7 +211,7 @@ fn write_fleet(out: &Path, audits: bool) {
         let snap = cgmig::scan::scan(&cgmig::host::Root::new(dir.path()).unwrap()).unwrap();
         let name = &g.spec.hostname;
         let text = if audits {
-            let r = cgmig::audit::audit(&snap, &rules);
+            let r = cgmig::assess::audit(&snap, &rules);
             cgmig::audit::render(&r, cgmig::audit::AuditFormat::Json).unwrap()
         } else {
             serde_json::to_string(&snap).unwrap()
@@ -233,10 +233,11 @@ fn generated_fleet_families_and_counts_from_snapshots() {
     let dir = scratch();
     write_fleet(dir.path(), false);
     let inputs = collect_inputs(&[dir.path().to_path_buf()]).unwrap();
-    assert_eq!(inputs.len(), 27);
+    assert_eq!(inputs.files.len(), 27);
     let plans = scratch();
     let opts = FleetOptions {
         plans_dir: Some(plans.path().to_path_buf()),
+        ..Default::default()
     };
     let r = run(&inputs, &rules(), &opts).unwrap();
     assert_eq!(r.hosts, 27);
@@ -298,6 +299,11 @@ fn generated_fleet_families_and_counts_from_snapshots() {
     );
     assert_eq!(buckets(&r.by_mode), vec![("legacy".into(), 27)]);
     assert_eq!(r.verdicts.total(), 27);
+    rules_and_verdicts(&r);
+}
+
+/// The generated fleet's rules, blockers and verdicts, host by host.
+fn rules_and_verdicts(r: &FleetReport) {
     // Per rule: which hosts, exactly.
     let rule = |id: &str| {
         r.rules
@@ -306,26 +312,40 @@ fn generated_fleet_families_and_counts_from_snapshots() {
             .unwrap_or_else(|| panic!("no {id}"))
     };
     assert_eq!(rule("host.named-hierarchy").hosts, 27);
-    assert_eq!(rule("devices.list").members, names("docker-", 0..8));
+    // Docker rebuilds its containers' device lists: the runtime's info finding.
+    assert_eq!(
+        rule("owners.runtime-device-policy").members,
+        names("docker-", 0..8)
+    );
     let centos_docker: Vec<String> = {
         let mut v: Vec<String> = (0..3).map(|i| format!("centos-{i}")).collect();
         v.extend(names("docker-", 0..8));
         v
     };
+    // 4.14 has io on cgroup2 but not io.weight (5.4); 3.10's lack of
+    // cgroup2 is `host.kernel-no-cgroup2` alone (kernel_and_init_block).
     assert_eq!(
         rule("host.kernel-too-old").members,
-        centos_docker,
-        "3.10 and 4.14 lack v2 files"
+        names("docker-", 0..8),
+        "4.14 lacks v2 files"
     );
     assert_eq!(rule("blkio.weight").members, centos_docker);
-    kernel_and_init_block(&r, &centos_docker);
+    kernel_and_init_block(r, &centos_docker);
     assert_eq!(rule("host.internal-processes").hosts, 3);
     // blkio.throttle: v2's io.max caps the whole subtree (a behaviour change the
     // plan reports since issue 8); docker hosts throttle devices.
     assert!(r.rules.iter().any(|x| x.rule == "blkio.throttle"));
+    // Since issue 19 a snapshot's verdict is its whole assessment's: the
+    // planner's and owners' findings count, and a kernel that cannot hold the
+    // settings on v2 (3.10, and 4.14 without cpu on cgroup2) blocks.
+    // systemd's version is read once (issue 19): CentOS 7's and Amazon
+    // Linux 2's 219 is the audit's `host.systemd-too-old` (one finding; the
+    // readiness rule WR-SD-004 speaks only of a systemd that can run v2).
+    // 19: the kernel and init findings (host.kernel-no-cgroup2,
+    // host.kernel-lacks-controller, host.systemd-too-old) in, WR-SD-004 out.
     assert_eq!(
         r.rules.len(),
-        13,
+        19,
         "{:?}",
         r.rules.iter().map(|x| &x.rule).collect::<Vec<_>>()
     );
@@ -359,7 +379,11 @@ fn kernel_and_init_block(r: &FleetReport, centos_docker: &[String]) {
         blockers,
         [
             ("host.systemd-too-old", 11),
+            // The planner leaves the settings out and blocks their stage.
+            ("plan.kernel-too-old", 11),
             ("host.kernel-lacks-controller", 8),
+            // io.weight (5.4) on 4.14, whose io controller is on cgroup2.
+            ("host.kernel-too-old", 8),
             ("host.kernel-no-cgroup2", 3)
         ]
     );
@@ -378,9 +402,10 @@ fn audits_group_like_snapshots_where_they_can_see() {
     assert_eq!(r.hosts, 27);
     assert_eq!(r.inputs.get(&cgmig::fleet::InputKind::Audit), Some(&27));
     let sizes: Vec<usize> = r.families.iter().map(|f| f.hosts).collect();
-    // An audit lists only cgroups with findings or conversions: the empty
-    // nested cgroup of k8s-13/14 is invisible, so they join the k8s family.
-    assert_eq!(sizes, vec![15, 8, 3, 1]);
+    // An audit lists only cgroups with findings or conversions; since it
+    // carries the planner's and owners' findings too (issue 19), the nested
+    // cgroup of k8s-13/14 shows (a runtime's tree), as in their snapshots.
+    assert_eq!(sizes, vec![13, 8, 3, 2, 1]);
     assert!(r.families.iter().all(|f| f.plan.is_none()));
     assert_eq!(r.by_systemd[0].value, "245");
 }
@@ -407,11 +432,22 @@ fn blockers_are_ranked_by_hosts_affected() {
     .unwrap();
     assert_eq!(r.verdicts.blocked, 3);
     assert_eq!(r.families.len(), 1, "PIDs differ, layout does not");
-    assert_eq!(r.blockers.len(), 1);
-    assert_eq!(r.blockers[0].rule, "host.split-threads-domain");
-    assert_eq!(r.blockers[0].members, vec!["exotic-0", "exotic-1", "exotic-2"]);
+    // Split threads, and kernel 5.10 lacking what settings need (cpu.idle):
+    // the audit's finding and the plan's stage, both blockers at their source.
+    let ids: Vec<&str> = r.blockers.iter().map(|b| b.rule.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "host.kernel-too-old",
+            "host.split-threads-domain",
+            "plan.kernel-too-old"
+        ]
+    );
+    for b in &r.blockers {
+        assert_eq!(b.members, vec!["exotic-0", "exotic-1", "exotic-2"]);
+    }
     let html = cgmig::fleet::render(&r, cgmig::fleet::FleetFormat::Html).unwrap();
-    assert_eq!(html.matches("<rect class=\"bar\"").count(), 1);
+    assert_eq!(html.matches("<rect class=\"bar\"").count(), 3);
 }
 
 #[test]
@@ -450,14 +486,14 @@ fn cli_formats_and_bad_inputs() {
         prom.contains("cgmig_fleet_hosts{schema=\"cgmig.fleet/v1\"} 27\n"),
         "{prom}"
     );
-    assert!(prom.contains("cgmig_fleet_families 4\n"));
+    assert!(prom.contains("cgmig_fleet_families 5\n"), "{prom}");
     let html = String::from_utf8(cgmig(&["fleet", d, "--format", "html"]).stdout).unwrap();
     assert!(html.contains("\"hosts\":27"));
     assert!(
         !html.contains("src=\"http") && !html.contains("href=\"http"),
         "no external assets"
     );
-    assert_eq!(html.matches("<tr class=\"family\"").count(), 4);
+    assert_eq!(html.matches("<tr class=\"family\"").count(), 5);
     let md = String::from_utf8(cgmig(&["fleet", d, "--format", "markdown"]).stdout).unwrap();
     assert!(md.contains("## Layout families"));
 
@@ -578,9 +614,10 @@ fn inputs_follow_links_once_and_never_loop() {
     // The link back to the top is not walked again, the second link to
     // a.json is dropped, the dangling link stays so it is reported.
     assert_eq!(
-        got,
+        got.files,
         vec![d.join("a.json"), d.join("dangling.json"), d.join("sub/b.yaml")]
     );
+    assert!(got.errors.is_empty(), "{:?}", got.errors);
     let out = cgmig(&["fleet", d.to_str().unwrap(), "--format", "json"]);
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -592,4 +629,66 @@ fn inputs_follow_links_once_and_never_loop() {
         .collect();
     assert_eq!(bad.len(), 3, "{bad:?}");
     assert!(bad[1].ends_with("dangling.json"), "{bad:?}");
+}
+
+/// Fleet is total (issue 21): a tree deeper than the walk's limit is listed
+/// as not walked, an invalid plan is not a host and is never written by
+/// `--plans`, and every readable host is still reported, with exit 2.
+#[test]
+fn fleet_walk_is_total_and_plans_must_validate() {
+    let d = scratch();
+    let h = crate::util::host(&crate::util::host_names()[0]);
+    let snap = serde_json::to_string(&h.scan()).unwrap();
+    std::fs::write(d.path().join("good.json"), &snap).unwrap();
+    // 40 levels, a snapshot at the bottom: past the limit, not walked.
+    let mut deep = d.path().join("deep");
+    for i in 0..40 {
+        deep = deep.join(format!("d{i}"));
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("lost.json"), &snap).unwrap();
+    // A plan that does not validate: its first node is not the root.
+    let plan = cgmig::plan::plan(&h.scan(), &rules());
+    let mut v = serde_json::to_value(&plan).unwrap();
+    v["nodes"][0]["path"] = serde_json::json!("relative/path");
+    std::fs::write(d.path().join("forged-plan.json"), v.to_string()).unwrap();
+    let plans = d.path().join("plans-out");
+    let out = cgmig(&[
+        "fleet",
+        d.path().to_str().unwrap(),
+        "--format",
+        "json",
+        "--plans",
+        plans.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", crate::util::stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bad: Vec<(String, String)> = r["unreadable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["path"].as_str().unwrap().to_string(),
+                u["error"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        bad.iter()
+            .any(|(p, e)| p.contains("/d31") && e.contains("deeper than 32")),
+        "{bad:?}"
+    );
+    assert!(
+        bad.iter()
+            .any(|(p, e)| p.ends_with("forged-plan.json") && e.contains("invalid plan")),
+        "{bad:?}"
+    );
+    assert_eq!(r["hosts"].as_u64(), Some(1), "the good host is reported: {r}");
+    // Only valid plans are written.
+    for e in std::fs::read_dir(&plans).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        let p: cgmig::plan::Plan = serde_json::from_str(&text).unwrap();
+        assert!(cgmig::plan::validate(&p).is_empty());
+    }
 }

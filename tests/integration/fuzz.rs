@@ -24,6 +24,15 @@ use std::time::{Duration, Instant};
 use proptest::prelude::RngCore;
 use proptest::test_runner::{RngAlgorithm, TestRng};
 
+use crate::util::scratch;
+
+/// The built-in rules, loaded once (loading them per input would be most
+/// of each execution).
+fn rules() -> &'static cgmig::rules::RuleSet {
+    static RULES: std::sync::OnceLock<cgmig::rules::RuleSet> = std::sync::OnceLock::new();
+    RULES.get_or_init(crate::util::rules)
+}
+
 /// Largest input tried.
 const MAX_INPUT: usize = 64 << 10;
 /// One input slower than this is a hang.
@@ -397,7 +406,7 @@ fn snapshot_target(b: &[u8]) {
         return;
     };
     let rules = crate::util::rules();
-    let report = cgmig::audit::audit(&snap, &rules);
+    let report = cgmig::assess::audit(&snap, &rules);
     let _ = cgmig::audit::render(&report, cgmig::audit::AuditFormat::Markdown).unwrap();
     let _ = cgmig::report::render_tree(&snap, &rules);
     let plan = cgmig::plan::plan(&snap, &rules);
@@ -449,7 +458,7 @@ fn fuzz_rules_yaml() {
             let mut errors = Vec::new();
             set.add_source("fuzz.yaml", t, &mut errors, true);
             // The rules that loaded are used: conversions and findings run.
-            let report = cgmig::audit::audit(&base, &set);
+            let report = cgmig::assess::audit(&base, &set);
             let _ = cgmig::audit::render(&report, cgmig::audit::AuditFormat::Table).unwrap();
         },
     );
@@ -477,4 +486,114 @@ fn fuzz_plan_json() {
             let _ = cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table).unwrap();
         },
     );
+}
+
+/// Unit files, as systemd reads them, and the drop-ins `convert` writes
+/// from them: every line of a generated drop-in reads back (with the same
+/// parser) as a v2 directive of the converted unit, never anything else
+/// (a forged `ExecStartPre=` cannot come through).
+#[test]
+fn fuzz_unit_file() {
+    let seeds = vec![
+        b"[Service]\nCPUShares=512\nMemoryLimit=1G \\\nCPUShares=50\n# c \\\nBlockIOWeight=300\n".to_vec(),
+        b"[Service]\r\nMemoryLimit=2G\r\nBlockIODeviceWeight=/dev/sda 1000\rBlockIOAccounting=yes\n".to_vec(),
+        b"\xef\xbb\xbf[Slice]\nStartupCPUShares=262144\nBlockIOReadBandwidth=/dev/sda 10M\n[Broken\n"
+            .to_vec(),
+    ];
+    fuzz("unit-file", seeds, None, |b| {
+        let t = String::from_utf8_lossy(b);
+        if let Ok(u) = cgmig::readiness::unit::parse(&t) {
+            for d in &u.directives {
+                assert!(!d.value.contains(['\n', '\r']), "{d:?}");
+                assert!(!d.key.contains(['\n', '\r', '=']), "{d:?}");
+            }
+        }
+        let settings = cgmig::readiness::config::unit_settings("/etc/systemd/system/x.service", &t);
+        let r = cgmig::model::readiness::Readiness {
+            scanned: true,
+            settings,
+            ..Default::default()
+        };
+        let out = cgmig::readiness::convert::convert(&r, rules(), &[]);
+        for f in &out.files {
+            let u = cgmig::readiness::unit::parse(&f.text).expect("a generated drop-in parses");
+            for d in &u.directives {
+                assert!(
+                    cgmig::readiness::config::V2_DIRECTIVES.contains(&d.key.as_str()),
+                    "{d:?} in\n{}",
+                    f.text
+                );
+            }
+        }
+    });
+}
+
+/// LXC configs: the converted file keeps every key of the original that is
+/// not a v1 cgroup key, and adds only `lxc.cgroup2.*` keys.
+#[test]
+fn fuzz_lxc_config() {
+    let seeds = vec![
+        b"lxc.uts.name = c\nlxc.cgroup.memory.limit_in_bytes = 192M\nlxc.cgroup.devices.deny = a\nlxc.cgroup.devices.allow = c 1:3 rwm\nlxc.cgroup.devices.allow = c 136:* rwm\nlxc.cgroup.cpu.shares = 2048\n".to_vec(),
+        b"lxc.cgroup.devices.allow = c 1:3 w\nlxc.cgroup.cpuset.cpus = \"0-1\"\nlxc.cgroup.memory.limit_in_bytes = -1\n".to_vec(),
+    ];
+    fuzz("lxc-config", seeds, None, |b| {
+        let t = String::from_utf8_lossy(b).into_owned();
+        let path = "/var/lib/lxc/c/config";
+        let r = cgmig::model::readiness::Readiness {
+            scanned: true,
+            files: vec![cgmig::model::readiness::ConfigFile {
+                kind: "lxc".into(),
+                path: path.into(),
+                text: t.clone(),
+            }],
+            ..Default::default()
+        };
+        let out = cgmig::readiness::convert::convert(&r, rules(), &[]);
+        let before: std::collections::BTreeSet<String> = cgmig::readiness::config::lxc_lines(&t)
+            .into_iter()
+            .map(|l| l.key)
+            .collect();
+        for f in &out.files {
+            for l in cgmig::readiness::config::lxc_lines(&f.text) {
+                assert!(
+                    l.key.starts_with("lxc.cgroup2.")
+                        || (before.contains(&l.key) && !l.key.starts_with("lxc.cgroup.")),
+                    "{l:?} in\n{}",
+                    f.text
+                );
+            }
+        }
+    });
+}
+
+/// Both rpm database readers on whatever bytes: an error, never a panic
+/// or a hang (the SQLite reader's step and time budget, the Berkeley DB
+/// reader's page bounds).
+#[test]
+fn fuzz_rpm_databases() {
+    let dir = scratch();
+    let sqlite = dir.path().join("seed.sqlite");
+    let c = rusqlite::Connection::open(&sqlite).unwrap();
+    c.execute_batch("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob BLOB NOT NULL); INSERT INTO Packages (blob) VALUES (x'0000000100000008000003e800000006000000000000000178000000');")
+        .unwrap();
+    drop(c);
+    let seeds = vec![std::fs::read(&sqlite).unwrap(), {
+        // A Berkeley DB hash metadata page header (magic 0x061561).
+        let mut p = vec![0u8; 4096];
+        p[12..16].copy_from_slice(&0x0006_1561u32.to_le_bytes());
+        p[20..24].copy_from_slice(&4096u32.to_le_bytes());
+        p
+    }];
+    let file = dir.path().join("input.db");
+    fuzz("rpm-databases", seeds, None, |b| {
+        std::fs::write(&file, b).unwrap();
+        let f = std::fs::File::open(&file).unwrap();
+        for blob in cgmig::readiness::rpmdb::sqlite_blobs(&f).unwrap_or_default() {
+            let _ = cgmig::readiness::rpmdb::parse_header(&blob);
+        }
+        let mut pages = cgmig::readiness::rpmdb::Pages::new(&f);
+        for blob in cgmig::readiness::rpmdb::bdb_blobs(&mut pages).unwrap_or_default() {
+            let _ = cgmig::readiness::rpmdb::parse_header(&blob);
+        }
+    });
 }

@@ -322,7 +322,7 @@ fn real_kernel_named_and_net_hierarchies_threads_and_owners() {
         assert_eq!(x.settings["net_cls.classid"], "1048577");
         assert!(cgroups_of(&snap, facts.p1).contains(&(net.id, format!("/cgmig-{u}/x"))));
         // And the audit sees the classid.
-        let r = cgmig::audit::audit(&snap, &rules());
+        let r = cgmig::assess::audit(&snap, &rules());
         assert!(
             r.findings
                 .iter()
@@ -386,7 +386,7 @@ fn live_host_scan_agrees_with_proc_self_cgroup() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     };
     // And the live audit (the README's main job) runs on it.
-    let r = cgmig::audit::audit(&snap, &rules());
+    let r = cgmig::assess::audit(&snap, &rules());
     assert_eq!(r.host.cgroups, snap.cgroups().count());
     assert_eq!(r.by_severity.values().sum::<usize>(), r.findings.len());
     if snap.host.mode != cgmig::model::Mode::Unified {
