@@ -28,7 +28,7 @@ fi
 n=$((BOOT - 1))
 grep -q "cgroup_no_v1=" /proc/cmdline || fail "boot $BOOT has no cgroup_no_v1= line"
 check "b$BOOT.cmdline.is.stage$n" "$(line $n)" "$(sed 's/.*cgmig\.boot=[0-9]* //' /proc/cmdline)"
-cgmig apply $PLAN --stage $n --journal /persist/journal-$n > /tmp/apply 2>&1
+cgmig apply $PLAN --stage $n --journal /persist/journal-$n --yes --match keys > /tmp/apply 2>&1
 rc=$?
 check "b$BOOT.apply.stage$n.exit" 0 "$rc"
 [ $rc = 0 ] || section "apply-$n" /tmp/apply

@@ -26,7 +26,7 @@ while IFS="$(printf '\t')" read -r n ctls cmdline; do
   case ",$ctls," in
     *,memory,*)
       if [ -f /tmp/pin ]; then
-        cgmig apply $PLAN --live --yes --stage $n --journal /persist/journal-$n > /tmp/refused 2>&1
+        cgmig apply $PLAN --live --yes --match keys --stage $n --journal /persist/journal-$n > /tmp/refused 2>&1
         rc=$?
         [ $rc != 0 ] && refused=yes || refused=no
         check "s$n.preflight.pinned.refused" yes "$refused"
@@ -37,7 +37,7 @@ while IFS="$(printf '\t')" read -r n ctls cmdline; do
       fi ;;
   esac
   extra=; [ $n -gt 1 ] && extra=--allow-changed
-  cgmig apply $PLAN --live --yes --stage $n --journal /persist/journal-$n $extra > /tmp/apply-$n 2>&1
+  cgmig apply $PLAN --live --yes --match keys --stage $n --journal /persist/journal-$n $extra > /tmp/apply-$n 2>&1
   rc=$?
   check "s$n.apply.exit" 0 "$rc"
   [ $rc = 0 ] || section "apply-$n" /tmp/apply-$n

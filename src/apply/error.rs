@@ -43,14 +43,31 @@ pub enum ApplyError {
         message: String,
     },
     /// The journal was written for another plan.
-    #[error("{}: this journal belongs to another plan (journal's plan hash {journal}, this plan's {plan})", path.display())]
+    #[error("{}: this journal belongs to another plan (it was written for {plan}); resume it with that plan, roll it back, or move it away", path.display())]
     OtherPlan {
         /// The journal.
         path: PathBuf,
-        /// Hash in the journal header.
-        journal: String,
-        /// Hash of the plan given.
+        /// The plan file its header names.
         plan: String,
+    },
+    /// A journal (or the lock, or their directory) that someone other than
+    /// root could have written or replaced: its content could be anyone's.
+    #[error("{}: refused: {why}", path.display())]
+    Untrusted {
+        /// The file or directory.
+        path: PathBuf,
+        /// What makes it untrusted.
+        why: String,
+    },
+    /// The journal was written in another boot.
+    #[error("{}: written in another boot ({journal}; this boot is {now}): the cgroup tree and the processes it describes went with that boot, so there is nothing of it to resume or roll back; apply the plan again, or move the journal away", path.display())]
+    OtherBoot {
+        /// The journal.
+        path: PathBuf,
+        /// Its boot id.
+        journal: String,
+        /// This boot's id.
+        now: String,
     },
     /// Another apply or rollback holds the lock.
     #[error("{}: another cgmig apply or rollback is running (the lock is held{holder})", path.display())]
@@ -82,6 +99,9 @@ pub enum ApplyError {
         /// What to do instead.
         hint: String,
     },
+    /// A mount could not be opened, or is not the filesystem it must be.
+    #[error(transparent)]
+    Mount(#[from] super::beneath::MountError),
     /// Anything else that stops the run, with its reason.
     #[error("{0}")]
     Refused(String),

@@ -2,11 +2,18 @@
 //! journal around each, verifies every change by reading it back, and undoes
 //! a journal in reverse.
 //!
-//! Each step is: capture what is there (`Before`), journal the intent
-//! (synced), act, verify, journal the outcome (synced). A step whose intent
-//! is journaled but has no outcome is simply run again on resume: every
-//! step is idempotent (mkdir of an existing cgroup, a write of the same
-//! value, a move to where the task already is all count as done).
+//! Each step is: capture what is there (`Before`), journal the intent, act,
+//! verify, journal the outcome (each record one `write(2)`, see
+//! [`super::journal`]). A step whose intent is journaled but has no outcome
+//! is simply run again on resume: every step is idempotent (mkdir of an
+//! existing cgroup, a write of the same value, a move to where the task
+//! already is all count as done). An apply stops at the first step that
+//! fails; a dry run goes on, to show every step that would fail.
+//!
+//! Rollback undoes only what it can see on the mount it opened again: a
+//! value still the one the apply wrote, a task still where the apply put
+//! it, an owner still the one it set. What someone changed since is left
+//! as it is, and said so.
 
 use crate::model::{Pid, Tid};
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,8 +39,35 @@ pub enum Status {
     Done,
     /// Could not be done (the reason is in the note).
     Failed,
-    /// Not attempted (dry run of a handover step, unmatched process, …).
+    /// Not attempted (unmatched process, a step after the one that failed, …).
     Skipped,
+    /// Dry run: the simulator did it and read it back.
+    WouldDo,
+    /// Dry run: the simulator refused it, as the kernel would.
+    WouldFail,
+}
+
+impl Status {
+    /// The word a table shows.
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Done => "done",
+            Status::Failed => "FAILED",
+            Status::Skipped => "skipped",
+            Status::WouldDo => "would do",
+            Status::WouldFail => "WOULD FAIL",
+        }
+    }
+
+    /// Whether the step did (or would do) what it says.
+    pub fn is_done(self) -> bool {
+        matches!(self, Status::Done | Status::WouldDo)
+    }
+
+    /// Whether the step failed (or would fail).
+    pub fn is_failed(self) -> bool {
+        matches!(self, Status::Failed | Status::WouldFail)
+    }
 }
 
 /// One line of the result.
@@ -57,6 +91,26 @@ pub fn on_mount(prefix: &str, path: &str) -> String {
         (pre, "/") => pre.to_string(),
         (pre, p) => format!("{pre}{p}"),
     }
+}
+
+/// A plan action as the step that carries it out under `prefix` (tasks as
+/// the plan names them; [`build_steps`] maps them to live ones).
+pub fn mapped(a: &Action, prefix: &str) -> Step {
+    let path = on_mount(prefix, a.path());
+    Step::Action(match a.clone() {
+        Action::Create { .. } => Action::Create { path },
+        Action::SetType { value, .. } => Action::SetType { path, value },
+        Action::MoveProcess { pid, .. } => Action::MoveProcess { pid, path },
+        Action::MoveThread { tid, pid, .. } => Action::MoveThread { tid, pid, path },
+        Action::EnableControllers { controllers, .. } => Action::EnableControllers { path, controllers },
+        Action::Write { file, value, .. } => Action::Write { path, file, value },
+        Action::Chown { uid, gid, files, .. } => Action::Chown {
+            path,
+            uid,
+            gid,
+            files,
+        },
+    })
 }
 
 /// The steps for a plan under `prefix`, and what the plan names but will not
@@ -86,6 +140,12 @@ pub fn build_steps(
             "processes the plan leaves at the root stay where they are".into(),
         ));
     }
+    if phases.own {
+        skipped.push(skip(
+            format!("move process {}", own_pid()),
+            "it is this cgmig process, which never moves itself".into(),
+        ));
+    }
     (phases.in_order(handover), skipped)
 }
 
@@ -104,6 +164,8 @@ struct Phases {
     configure: Vec<Step>,
     /// Processes the plan leaves at the root (not moved, counted).
     at_root: usize,
+    /// A key matched this cgmig process (never moved).
+    own: bool,
 }
 
 impl Phases {
@@ -165,59 +227,46 @@ fn sort_action(a: &Action, prefix: &str, resolved: &Resolved, phases: &mut Phase
     let path = on_mount(prefix, a.path());
     match a {
         Action::Create { path: p } if p == "/" => {}
-        Action::Create { .. } => phases.place.push(Step::Action(Action::Create { path })),
-        Action::SetType { value, .. } => phases.place.push(Step::Action(Action::SetType {
-            path,
-            value: value.clone(),
-        })),
+        Action::Create { .. } | Action::SetType { .. } => phases.place.push(mapped(a, prefix)),
         Action::MoveProcess { pid, path: p } => {
             if p == "/" {
                 phases.at_root += 1;
                 return;
             }
-            for live in resolved.pids.get(pid).cloned().unwrap_or_else(|| vec![*pid]) {
+            // Only what the key matched (an unmatched one is listed as
+            // skipped already); never this process itself.
+            for live in resolved.pids.get(pid).into_iter().flatten() {
+                if *live == own_pid() {
+                    phases.own = true;
+                    continue;
+                }
                 phases.place.push(Step::Action(Action::MoveProcess {
-                    pid: live,
+                    pid: *live,
                     path: path.clone(),
                 }));
             }
         }
         Action::MoveThread { tid, pid, .. } => {
             let live_pid = resolved.pids.get(pid).and_then(|v| v.first().copied());
-            match (live_pid, resolved.tids.get(tid)) {
-                (Some(p), Some(t)) => phases.place.push(Step::Action(Action::MoveThread {
+            if let (Some(p), Some(t)) = (live_pid, resolved.tids.get(tid))
+                && p != own_pid()
+            {
+                phases.place.push(Step::Action(Action::MoveThread {
                     tid: *t,
                     pid: p,
                     path,
-                })),
-                _ if resolved.tids.is_empty() && resolved.pids.is_empty() => {
-                    phases.place.push(Step::Action(Action::MoveThread {
-                        tid: *tid,
-                        pid: *pid,
-                        path,
-                    }));
-                }
-                _ => {}
+                }));
             }
         }
-        Action::EnableControllers { controllers, .. } => {
-            phases.configure.push(Step::Action(Action::EnableControllers {
-                path,
-                controllers: controllers.clone(),
-            }));
+        Action::EnableControllers { .. } | Action::Write { .. } | Action::Chown { .. } => {
+            phases.configure.push(mapped(a, prefix));
         }
-        Action::Write { file, value, .. } => phases.configure.push(Step::Action(Action::Write {
-            path,
-            file: file.clone(),
-            value: value.clone(),
-        })),
-        Action::Chown { uid, gid, files, .. } => phases.configure.push(Step::Action(Action::Chown {
-            path,
-            uid: *uid,
-            gid: *gid,
-            files: files.clone(),
-        })),
     }
+}
+
+/// This process (never moved by itself, whatever a plan or journal says).
+pub fn own_pid() -> Pid {
+    Pid::new(std::process::id())
 }
 
 fn skip(label: String, why: String) -> Outcome {
@@ -228,6 +277,11 @@ fn skip(label: String, why: String) -> Outcome {
         note: Some(why),
     }
 }
+
+/// A check made right before a step acts (resume: the journal's PIDs must
+/// still name processes the plan places there). `Err` skips the step with
+/// the reason.
+pub type Guard<'a> = Box<dyn Fn(&Step) -> Result<(), String> + 'a>;
 
 /// Runs steps against a host, journaling each.
 pub struct Runner<'a> {
@@ -246,6 +300,11 @@ pub struct Runner<'a> {
     pub window_end: Option<Instant>,
     /// Run handover steps (false in a dry run: they touch the real v1 hierarchies).
     pub live: bool,
+    /// Checked before each step acts.
+    pub guard: Option<Guard<'a>>,
+    /// Cgroups this run (or the run it resumes) created: a value written
+    /// there replaces nothing worth keeping, so none is read first.
+    created: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Runner<'_> {
@@ -257,6 +316,15 @@ impl std::fmt::Debug for Runner<'_> {
             .field("boundaries", &self.boundaries)
             .finish_non_exhaustive()
     }
+}
+
+/// How a run ended: every step's outcome, and where it stopped.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// One per step run or found done (in step order).
+    pub outcomes: Vec<Outcome>,
+    /// The step that failed and stopped the apply (not in a dry run).
+    pub stopped_at: Option<usize>,
 }
 
 impl<'a> Runner<'a> {
@@ -273,25 +341,31 @@ impl<'a> Runner<'a> {
             window_start: None,
             window_end: None,
             live,
+            guard: None,
+            created: BTreeSet::new(),
         }
     }
 
-    /// Append a record. An intent is synced at once (write-ahead); an
-    /// outcome is synced with the next intent, or at the end: nothing changes
-    /// in between, so each step is still durable before and after it, at
-    /// half the `fsync`s (they dominate an apply's time: docs/performance.md).
+    /// Whether this is a dry run (no journal: nothing real is changed).
+    fn dry(&self) -> bool {
+        self.journal.is_none()
+    }
+
+    /// Append a record: an intent is written before its step acts; an
+    /// outcome goes out with the next intent (or at the end).
     fn record(&mut self, rec: &Record) -> Result<(), ApplyError> {
         if let Some(j) = &mut self.journal {
             match rec {
                 Record::Intent { .. } => j.append(rec)?,
-                _ => j.append_unsynced(rec)?,
+                _ => j.append_later(rec)?,
             }
         }
         self.boundary();
         Ok(())
     }
 
-    /// Crash-test hook: die the hard way at the chosen boundary.
+    /// Crash-test hook: die the hard way at the chosen boundary (what the
+    /// journal has in the page cache by then is what a kill leaves).
     fn boundary(&mut self) {
         self.boundaries += 1;
         if self.kill_after == Some(self.boundaries) {
@@ -299,68 +373,108 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Run `steps`, skipping those the journal already finished.
-    pub fn run(&mut self, steps: &[Step], prior: Option<&Journal>) -> Result<Vec<Outcome>, ApplyError> {
+    /// Run `steps`, skipping those the journal already finished (a step it
+    /// records as failed runs again: whatever failed may be fixed now).
+    /// A real run stops at the first step that fails; a dry run goes on.
+    pub fn run(&mut self, steps: &[Step], prior: Option<&Journal>) -> Result<RunResult, ApplyError> {
+        if let Some(j) = prior {
+            self.created
+                .extend(created_paths(j).into_iter().map(str::to_string));
+        }
         let mut out = Vec::with_capacity(steps.len());
+        let mut stopped_at = None;
         for (seq, step) in steps.iter().enumerate() {
             if let Some(p) = &self.progress {
                 p.set_position(seq as u64);
             }
-            if let Some(o) = prior.and_then(|j| j.outcomes.get(&seq)) {
-                out.push(finished(seq, step, o.clone(), true));
+            if let Some(Ok(note)) = prior.and_then(|j| j.outcomes.get(&seq)) {
+                out.push(finished(seq, step, Ok(note.clone()), true, false));
                 continue;
             }
-            let before = match prior.and_then(|j| j.intents.get(&seq)) {
-                Some((_, b)) => {
-                    self.sync()?;
-                    b.clone()
-                }
-                None => {
-                    let b = self.capture(step);
-                    self.record(&Record::Intent {
-                        seq,
-                        step: step.clone(),
-                        before: b.clone(),
-                    })?;
-                    b
-                }
-            };
-            if matches!(step, Step::Evacuate { .. }) && self.window_start.is_none() {
-                self.window_start = Some(Instant::now());
+            let failed = self.run_one(seq, step, prior, &mut out)?;
+            if failed && !self.dry() {
+                stopped_at = Some(seq);
+                break;
             }
-            let result = self.perform(step, &before);
-            if matches!(
-                step,
-                Step::Action(Action::Write { .. } | Action::EnableControllers { .. })
-            ) && self.window_start.is_some()
-            {
-                self.window_end = Some(Instant::now());
-            }
-            self.boundary();
-            match &result {
-                Ok(note) => self.record(&Record::Done {
-                    seq,
-                    note: note.clone(),
-                })?,
-                Err(e) => self.record(&Record::Failed {
-                    seq,
-                    error: e.0.clone(),
-                })?,
-            }
-            out.push(finished(seq, step, result, false));
         }
-        self.sync()?;
+        if let Some(j) = &mut self.journal {
+            j.sync()?;
+        }
         if let Some(p) = &self.progress {
             p.finish_and_clear();
         }
-        Ok(out)
+        Ok(RunResult {
+            outcomes: out,
+            stopped_at,
+        })
     }
 
-    fn sync(&mut self) -> Result<(), ApplyError> {
-        match &mut self.journal {
-            Some(j) => j.sync(),
-            None => Ok(()),
+    /// One step: its intent (or the one a killed run left), the guard, the
+    /// action, its outcome. Returns whether it failed.
+    fn run_one(
+        &mut self,
+        seq: usize,
+        step: &Step,
+        prior: Option<&Journal>,
+        out: &mut Vec<Outcome>,
+    ) -> Result<bool, ApplyError> {
+        let before = match prior.and_then(|j| j.intents.get(&seq)) {
+            Some((_, b)) => b.clone(),
+            None => {
+                let b = self.capture(step);
+                self.record(&Record::Intent {
+                    seq,
+                    step: step.clone(),
+                    before: b.clone(),
+                })?;
+                b
+            }
+        };
+        if let (Step::MkdirTarget { path } | Step::Action(Action::Create { path }), Some(false)) =
+            (step, before.existed)
+        {
+            self.created.insert(path.clone());
         }
+        if let Some(why) = self.guard.as_ref().and_then(|g| g(step).err()) {
+            let note = format!("not run: {why}");
+            self.record(&Record::Done {
+                seq,
+                note: Some(note.clone()),
+            })?;
+            out.push(Outcome {
+                seq: Some(seq),
+                label: step.label(),
+                status: Status::Skipped,
+                note: Some(note),
+            });
+            return Ok(false);
+        }
+        if matches!(step, Step::Evacuate { .. }) && self.window_start.is_none() {
+            self.window_start = Some(Instant::now());
+        }
+        let result = self.perform(step, &before);
+        if matches!(
+            step,
+            Step::Action(Action::Write { .. } | Action::EnableControllers { .. })
+        ) && self.window_start.is_some()
+        {
+            self.window_end = Some(Instant::now());
+        }
+        self.boundary();
+        match &result {
+            Ok(note) => self.record(&Record::Done {
+                seq,
+                note: note.clone(),
+            })?,
+            Err(e) => self.record(&Record::Failed {
+                seq,
+                error: e.0.clone(),
+            })?,
+        }
+        let failed = result.is_err();
+        let dry = self.dry();
+        out.push(finished(seq, step, result, false, dry));
+        Ok(failed)
     }
 
     /// The handover window in ms, when one was measured in this run.
@@ -371,10 +485,19 @@ impl<'a> Runner<'a> {
     fn capture(&self, step: &Step) -> Before {
         let h = &*self.host;
         let mut b = Before::default();
+        let fresh = |path: &str| self.created.contains(path);
         match step {
             Step::MkdirTarget { path } | Step::Action(Action::Create { path }) => {
                 b.existed = Some(h.exists(path));
             }
+            // In a cgroup this run created there is nothing to keep: no read.
+            Step::EnableAbove { path, .. }
+            | Step::Action(
+                Action::EnableControllers { path, .. }
+                | Action::SetType { path, .. }
+                | Action::Write { path, .. }
+                | Action::Chown { path, .. },
+            ) if fresh(path) => {}
             Step::EnableAbove { path, .. } | Step::Action(Action::EnableControllers { path, .. }) => {
                 b.value = h.read(path, "cgroup.subtree_control").ok();
             }
@@ -384,18 +507,7 @@ impl<'a> Runner<'a> {
             }
             Step::Action(Action::MoveThread { tid, pid, .. }) => b.cgroup = h.cgroup_of_task(*pid, *tid).ok(),
             Step::Action(Action::Write { path, file, .. }) => b.value = h.read(path, file).ok(),
-            Step::Action(Action::Chown { path, files, .. }) => {
-                let mut o: Vec<OwnedFile> = Vec::new();
-                if let Some(owner) = h.owner(path, None) {
-                    o.push(OwnedFile::new("", owner));
-                }
-                for f in files {
-                    if let Some(owner) = h.owner(path, Some(f)) {
-                        o.push(OwnedFile::new(f, owner));
-                    }
-                }
-                b.owners = o;
-            }
+            Step::Action(Action::Chown { path, files, .. }) => b.owners = owners_of(h, path, files),
             _ if self.live => b = handover::capture(step),
             _ => {}
         }
@@ -421,16 +533,56 @@ impl<'a> Runner<'a> {
             }) => chown(h, path, *uid, *gid, files),
             _ if self.live => handover::perform(step, before, h).map_err(|e| StepFailure(e.to_string())),
             _ => Ok(Some(
-                "not run: the live handover runs only with --live on the kernel".into(),
+                "not simulated: the handover runs only with --live on the kernel (the dry run offers the controllers instead)".into(),
             )),
         }
     }
 }
 
-fn finished(seq: usize, step: &Step, r: StepResult, earlier: bool) -> Outcome {
-    let (status, note) = match r {
-        Ok(n) => (Status::Done, n),
-        Err(e) => (Status::Failed, Some(e.0)),
+/// Who owns a cgroup directory and its delegation files.
+fn owners_of(h: &dyn Host, path: &str, files: &[String]) -> Vec<OwnedFile> {
+    let mut o: Vec<OwnedFile> = Vec::new();
+    if let Some(owner) = h.owner(path, None) {
+        o.push(OwnedFile::new("", owner));
+    }
+    for f in files {
+        if let Some(owner) = h.owner(path, Some(f)) {
+            o.push(OwnedFile::new(f, owner));
+        }
+    }
+    o
+}
+
+/// The cgroups a journaled run created (their `create` found nothing there).
+fn created_paths(j: &Journal) -> BTreeSet<&str> {
+    j.intents
+        .values()
+        .filter_map(|(s, b)| match s {
+            Step::MkdirTarget { path } | Step::Action(Action::Create { path })
+                if b.existed == Some(false) =>
+            {
+                Some(path.as_str())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn finished(seq: usize, step: &Step, r: StepResult, earlier: bool, dry: bool) -> Outcome {
+    let (status, note) = match (r, dry) {
+        (Ok(n), false) => (Status::Done, n),
+        (Ok(n), true) => (Status::WouldDo, n),
+        (Err(e), false) => (Status::Failed, Some(e.0)),
+        (Err(e), true) => (Status::WouldFail, Some(e.0)),
+    };
+    // A guard's or the dry run's "not run" is no step done.
+    let status = match (&note, status) {
+        (Some(n), Status::Done | Status::WouldDo)
+            if n.starts_with("not run:") || n.starts_with("not simulated:") =>
+        {
+            Status::Skipped
+        }
+        _ => status,
     };
     let note = if earlier {
         Some(match note {
@@ -448,21 +600,15 @@ fn finished(seq: usize, step: &Step, r: StepResult, earlier: bool) -> Outcome {
     }
 }
 
+/// `mkdir`: its success is the kernel saying the cgroup is there; an
+/// existing one counts as done (what was there before is in the intent).
 fn create(h: &mut dyn Host, path: &str) -> StepResult {
-    if h.exists(path) {
-        return Ok(Some("already there".into()));
-    }
     match h.mkdir(path) {
-        Ok(())
-        | Err(super::TargetError {
+        Ok(()) => Ok(None),
+        Err(super::TargetError {
             errno: Errno::EEXIST, ..
-        }) => {}
-        Err(e) => return fail(format!("mkdir {e}")),
-    }
-    if h.exists(path) {
-        Ok(None)
-    } else {
-        fail(format!("{path}: mkdir succeeded but the cgroup is not there"))
+        }) => Ok(Some("already there".into())),
+        Err(e) => fail(format!("mkdir {e}")),
     }
 }
 
@@ -480,9 +626,9 @@ fn enable(h: &mut dyn Host, path: &str, ctrls: &[String]) -> StepResult {
 }
 
 fn write_verified(h: &mut dyn Host, path: &str, file: &str, value: &str) -> StepResult {
-    h.write(path, file, value)
+    let got = h
+        .write_read(path, file, value)
         .map_err(|e| format!("write {value:?}: {e}"))?;
-    let got = h.read(path, file).map_err(|e| format!("read back: {e}"))?;
     if same(file, value, &got) {
         Ok(None)
     } else {
@@ -507,17 +653,35 @@ fn move_process(h: &mut dyn Host, pid: Pid, path: &str, before: &Before) -> Step
     }
     // A child forked while the move ran may have landed in the old cgroup.
     let mut forked = Vec::new();
-    if let Some(src) = before.cgroup.as_deref().filter(|s| *s != path)
-        && let Ok(procs) = h.read(src, "cgroup.procs")
-    {
-        for q in procs.lines().filter_map(|l| l.trim().parse::<Pid>().ok()) {
-            if h.parent_pid(q) == Some(pid) && h.write(path, "cgroup.procs", &q.to_string()).is_ok() {
+    if let Some(src) = before.cgroup.as_deref().filter(|s| *s != path) {
+        for q in left_behind(h, pid, src) {
+            if h.write(path, "cgroup.procs", &q.to_string()).is_ok() {
                 forked.push(q.to_string());
             }
         }
     }
     Ok((!forked.is_empty())
         .then(|| format!("also moved children forked during the move: {}", forked.join(" "))))
+}
+
+/// Children of `pid` still in `src`: from the kernel's list of its children
+/// (a few reads), or else by reading every process of `src` and its parent
+/// (a cgroup with thousands of processes made each move cost thousands of
+/// reads: docs/performance.md).
+fn left_behind(h: &dyn Host, pid: Pid, src: &str) -> Vec<Pid> {
+    match h.child_pids(pid) {
+        Some(kids) => kids
+            .into_iter()
+            .filter(|k| h.cgroup_of_task(*k, k.main_thread()).is_ok_and(|c| c == src))
+            .collect(),
+        None => h
+            .read(src, "cgroup.procs")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse::<Pid>().ok())
+            .filter(|q| h.parent_pid(*q) == Some(pid))
+            .collect(),
+    }
 }
 
 fn move_thread(h: &mut dyn Host, pid: Pid, tid: Tid, path: &str) -> StepResult {
@@ -549,23 +713,16 @@ fn chown(h: &mut dyn Host, path: &str, uid: u32, gid: u32, files: &[String]) -> 
 }
 
 /// Undo a journal in reverse order, appending `undone`/`undo-failed` records.
+///
+/// The journal was checked when read (every step inside its scope); here
+/// each undo first looks at the mount: it acts only where the step's effect
+/// is still there (see [`undo`]).
 pub fn rollback(
     host: &mut dyn Host,
     j: &Journal,
     mut w: Option<&mut Writer>,
 ) -> Result<Vec<Outcome>, ApplyError> {
-    let created: BTreeSet<&str> = j
-        .intents
-        .values()
-        .filter_map(|(s, b)| match s {
-            Step::MkdirTarget { path } | Step::Action(Action::Create { path })
-                if b.existed == Some(false) =>
-            {
-                Some(path.as_str())
-            }
-            _ => None,
-        })
-        .collect();
+    let created = created_paths(j);
     let moved: BTreeSet<Pid> = j
         .intents
         .values()
@@ -586,17 +743,17 @@ pub fn rollback(
         // record only means that undo runs again: one sync at the end.
         if let Some(w) = w.as_deref_mut() {
             match &r {
-                Ok(note) => w.append_unsynced(&Record::Undone {
+                Ok(note) => w.append(&Record::Undone {
                     seq,
                     note: note.clone(),
                 })?,
-                Err(e) => w.append_unsynced(&Record::UndoFailed {
+                Err(e) => w.append(&Record::UndoFailed {
                     seq,
                     error: e.0.clone(),
                 })?,
             }
         }
-        out.push(finished(seq, step, r, false));
+        out.push(finished(seq, step, r, false, false));
     }
     if let Some(w) = w {
         w.sync()?;
@@ -604,6 +761,10 @@ pub fn rollback(
     Ok(out)
 }
 
+/// Undo one step, if its effect is there to undo: a cgroup this apply
+/// created, a controller it enabled that is still on, a value that still
+/// reads as it wrote, a task still where it put it, an owner still the one
+/// it set. Anything else is left as it is, with the reason.
 fn undo(
     h: &mut dyn Host,
     step: &Step,
@@ -612,88 +773,158 @@ fn undo(
     moved: &BTreeSet<Pid>,
 ) -> StepResult {
     match step {
-        Step::MkdirTarget { path } | Step::Action(Action::Create { path }) => {
-            if before.existed != Some(false) {
-                return Ok(Some("was there before: kept".into()));
-            }
-            match h.rmdir(path) {
-                Ok(()) => Ok(None),
-                Err(e) if e.errno == Errno::ENOENT => Ok(Some("already gone".into())),
-                Err(e) => fail(format!(
-                    "rmdir {e} (not empty: tasks or cgroups that this apply did not put there)"
-                )),
-            }
-        }
+        Step::MkdirTarget { path } | Step::Action(Action::Create { path }) => undo_create(h, path, before),
         Step::EnableAbove { path, controllers }
         | Step::Action(Action::EnableControllers { path, controllers }) => {
-            // Disabled even in cgroups this apply created: reverse order makes
-            // it bottom-up, which the parents' `-controller` needs.
-            let had: BTreeSet<&str> = before.value.as_deref().unwrap_or("").split_whitespace().collect();
-            let off: Vec<String> = controllers
-                .iter()
-                .filter(|c| !had.contains(c.as_str()) && !handover::is_implicit(c))
-                .map(|c| format!("-{c}"))
-                .collect();
-            if off.is_empty() || !h.exists(path) {
-                return Ok(None);
-            }
-            h.write(path, "cgroup.subtree_control", &off.join(" "))
-                .map_err(|e| format!("write {off:?}: {e}"))?;
-            Ok(None)
+            undo_enable(h, path, controllers, before)
         }
         Step::Action(Action::SetType { .. }) => Ok(Some(
             "cgroup.type is one-way; the cgroup goes with its rmdir".into(),
         )),
-        Step::Action(Action::Write { path, file, .. }) => {
+        Step::Action(Action::Write { path, file, value }) => {
             if created.contains(path.as_str()) {
                 return Ok(Some("cgroup created by this apply".into()));
             }
-            let Some(old) = &before.value else {
-                return Ok(Some("no old value recorded".into()));
-            };
-            for line in old.lines().filter(|l| !l.trim().is_empty()) {
-                h.write(path, file, line)
-                    .map_err(|e| format!("restore {line:?}: {e}"))?;
-            }
-            Ok(None)
+            undo_write(h, path, file, value, before)
         }
-        Step::Action(Action::MoveProcess { pid, .. }) => match &before.cgroup {
-            Some(old) => match h.write(old, "cgroup.procs", &pid.to_string()) {
-                Ok(()) => Ok(None),
-                Err(e) if e.errno == Errno::ESRCH => Ok(Some(format!("process {pid} has exited"))),
-                Err(e) => fail(format!("move process {pid} back: {e}")),
-            },
-            None => Ok(Some("old cgroup unknown (process had exited)".into())),
-        },
-        Step::Action(Action::MoveThread { tid, pid, .. }) => {
+        Step::Action(Action::MoveProcess { pid, path }) => {
+            undo_move(h, *pid, pid.main_thread(), path, "cgroup.procs", before)
+        }
+        Step::Action(Action::MoveThread { tid, pid, path }) => {
             if moved.contains(pid) {
                 return Ok(Some(format!("goes back with process {pid}")));
             }
-            match &before.cgroup {
-                Some(old) => match h.write(old, "cgroup.threads", &tid.to_string()) {
-                    Ok(()) => Ok(None),
-                    Err(e) if e.errno == Errno::ESRCH => Ok(Some(format!("thread {tid} has exited"))),
-                    Err(e) => fail(format!("move thread {tid} back: {e}")),
-                },
-                None => Ok(None),
-            }
+            undo_move(h, *pid, *tid, path, "cgroup.threads", before)
         }
-        Step::Action(Action::Chown { path, .. }) => {
+        Step::Action(Action::Chown {
+            path,
+            uid,
+            gid,
+            files,
+        }) => {
             if created.contains(path.as_str()) {
                 return Ok(Some("cgroup created by this apply".into()));
             }
-            for OwnedFile {
-                file: f,
-                owner: UidGid { uid: u, gid: g },
-            } in &before.owners
-            {
-                let f = (!f.is_empty()).then_some(f.as_str());
-                h.chown(path, f, *u, *g).map_err(|e| format!("chown back {e}"))?;
-            }
-            Ok(None)
+            undo_chown(h, path, UidGid::new(*uid, *gid), files, before)
         }
         _ => handover::undo(step, before, h).map_err(|e| StepFailure(e.to_string())),
     }
+}
+
+fn undo_create(h: &mut dyn Host, path: &str, before: &Before) -> StepResult {
+    if before.existed != Some(false) {
+        return Ok(Some("was there before: kept".into()));
+    }
+    match h.rmdir(path) {
+        Ok(()) => Ok(None),
+        Err(e) if e.errno == Errno::ENOENT => Ok(Some("already gone".into())),
+        Err(e) => fail(format!(
+            "rmdir {e} (not empty: tasks or cgroups that this apply did not put there)"
+        )),
+    }
+}
+
+/// Disabled even in cgroups this apply created: reverse order makes it
+/// bottom-up, which the parents' `-controller` needs. Only controllers
+/// that were off before and are on now.
+fn undo_enable(h: &mut dyn Host, path: &str, controllers: &[String], before: &Before) -> StepResult {
+    if !h.exists(path) {
+        return Ok(None);
+    }
+    let had: BTreeSet<&str> = before.value.as_deref().unwrap_or("").split_whitespace().collect();
+    let now = h.read(path, "cgroup.subtree_control").unwrap_or_default();
+    let on: BTreeSet<&str> = now.split_whitespace().collect();
+    let off: Vec<String> = controllers
+        .iter()
+        .filter(|c| !had.contains(c.as_str()) && on.contains(c.as_str()) && !handover::is_implicit(c))
+        .map(|c| format!("-{c}"))
+        .collect();
+    if off.is_empty() {
+        return Ok(None);
+    }
+    h.write(path, "cgroup.subtree_control", &off.join(" "))
+        .map_err(|e| format!("write {off:?}: {e}"))?;
+    Ok(None)
+}
+
+fn undo_write(h: &mut dyn Host, path: &str, file: &str, value: &str, before: &Before) -> StepResult {
+    let Some(old) = &before.value else {
+        return Ok(Some("no old value recorded".into()));
+    };
+    match h.read(path, file) {
+        Ok(now) if same(file, value, &now) => {}
+        Ok(_) => {
+            return Ok(Some(format!(
+                "{path}/{file} changed since the apply wrote {value:?}: left as it is"
+            )));
+        }
+        Err(e) if e.errno == Errno::ENOENT => return Ok(Some("already gone".into())),
+        Err(e) => return fail(format!("read {e}")),
+    }
+    for line in old.lines().filter(|l| !l.trim().is_empty()) {
+        h.write(path, file, line)
+            .map_err(|e| format!("restore {line:?}: {e}"))?;
+    }
+    Ok(None)
+}
+
+/// A task back to its old cgroup, if it is still where the apply put it
+/// (never this process).
+fn undo_move(h: &mut dyn Host, pid: Pid, tid: Tid, path: &str, file: &str, before: &Before) -> StepResult {
+    if pid == own_pid() {
+        return Ok(Some("this cgmig process: not moved".into()));
+    }
+    let what = if file == "cgroup.procs" {
+        format!("process {pid}")
+    } else {
+        format!("thread {tid}")
+    };
+    let Some(old) = &before.cgroup else {
+        return Ok(Some(format!("old cgroup of {what} unknown (it had exited)")));
+    };
+    match h.cgroup_of_task(pid, tid) {
+        Ok(now) if now == path => {}
+        Ok(now) => {
+            return Ok(Some(format!(
+                "{what} is in {now}, not where this apply put it ({path}): left alone"
+            )));
+        }
+        Err(Errno::ESRCH) => return Ok(Some(format!("{what} has exited"))),
+        Err(e) => return fail(format!("cannot see where {what} is: {e}")),
+    }
+    let id = if file == "cgroup.procs" {
+        pid.to_string()
+    } else {
+        tid.to_string()
+    };
+    match h.write(old, file, &id) {
+        Ok(()) => Ok(None),
+        Err(e) if e.errno == Errno::ESRCH => Ok(Some(format!("{what} has exited"))),
+        Err(e) => fail(format!("move {what} back: {e}")),
+    }
+}
+
+fn undo_chown(h: &mut dyn Host, path: &str, set: UidGid, files: &[String], before: &Before) -> StepResult {
+    if let Some(now) = h.owner(path, None)
+        && now != set
+    {
+        return Ok(Some(format!(
+            "{path} is owned by {}:{} now, not {}:{} as this apply set: left as it is",
+            now.uid, now.gid, set.uid, set.gid
+        )));
+    }
+    for OwnedFile {
+        file: f,
+        owner: UidGid { uid: u, gid: g },
+    } in &before.owners
+    {
+        let f = (!f.is_empty() && f != ".").then_some(f.as_str());
+        if f.is_some_and(|f| !files.iter().any(|x| x == f)) {
+            continue;
+        }
+        h.chown(path, f, *u, *g).map_err(|e| format!("chown back {e}"))?;
+    }
+    Ok(None)
 }
 
 /// Controllers the result enabled, per path (for reports).
@@ -704,6 +935,8 @@ pub fn summary_counts(outcomes: &[Outcome]) -> BTreeMap<&'static str, usize> {
             Status::Done => "done",
             Status::Failed => "failed",
             Status::Skipped => "skipped",
+            Status::WouldDo => "would do",
+            Status::WouldFail => "would fail",
         };
         *m.entry(k).or_insert(0) += 1;
     }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
+use super::beneath::{Beneath, CGROUP_SUPER_MAGIC};
 use super::step::{Before, OwnedFile, Step, UidGid, V1Cgroup, V1Mount, V1State};
 use super::tasks::Host;
 use crate::host::ProcCgroupsEntry;
@@ -137,6 +138,34 @@ pub enum HandoverError {
         gid: u32,
         /// What the kernel said.
         err: std::io::Error,
+    },
+    /// A v1 mount named by a step is not that hierarchy's mount.
+    #[error("{mount}: not a v1 cgroup mount of {hierarchy}: {why}")]
+    NotV1 {
+        /// The mount point.
+        mount: String,
+        /// The hierarchy.
+        hierarchy: String,
+        /// What was found instead.
+        why: String,
+    },
+    /// A value cgmig will not write back.
+    #[error("{}: not restoring {value:?}: {why}", file.display())]
+    Unsafe {
+        /// The file.
+        file: PathBuf,
+        /// The journaled value.
+        value: String,
+        /// Why not.
+        why: String,
+    },
+    /// Where a hierarchy would be mounted again is not a safe, empty directory.
+    #[error("{point}: not mounting a v1 hierarchy there: {why}")]
+    MountPoint {
+        /// The mount point.
+        point: String,
+        /// Why not.
+        why: String,
     },
     /// A v1 hierarchy could not be mounted again.
     #[error("mount -t cgroup -o {data} {device} {point}: {errno}")]
@@ -501,6 +530,127 @@ fn read_ids(f: &Path) -> Vec<Tid> {
         .collect()
 }
 
+/// A v1 hierarchy's mount, open and checked before anything in it is
+/// written: the filesystem there is a v1 cgroup one (`fstatfs`), and this
+/// mount namespace's table shows a cgroup mount at that point binding the
+/// hierarchy's controllers. Every cgroup and file is then resolved beneath
+/// it ([`Beneath`]), so a journal that names another directory (or a path
+/// that climbs out) reaches nothing.
+pub struct V1Fs {
+    fs: Beneath,
+    mount: String,
+}
+
+impl std::fmt::Debug for V1Fs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V1Fs")
+            .field("mount", &self.mount)
+            .finish_non_exhaustive()
+    }
+}
+
+impl V1Fs {
+    /// Open `mount`, the v1 mount of `hierarchy` (comma-joined controllers).
+    pub fn open(mount: &str, hierarchy: &str) -> Result<V1Fs, HandoverError> {
+        let not = |why: String| HandoverError::NotV1 {
+            mount: mount.to_string(),
+            hierarchy: hierarchy.to_string(),
+            why,
+        };
+        let table = v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
+        if !table
+            .iter()
+            .any(|m| m.point == mount && hierarchy.split(',').all(|c| binds(m, c)))
+        {
+            return Err(not("no such cgroup mount in this mount namespace".into()));
+        }
+        let fs = Beneath::open(Path::new(mount), CGROUP_SUPER_MAGIC, None).map_err(|e| not(e.to_string()))?;
+        Ok(V1Fs {
+            fs,
+            mount: mount.to_string(),
+        })
+    }
+
+    /// Over any directory, unchecked (unit tests of the file handling).
+    #[cfg(test)]
+    fn unchecked(dir: &Path) -> V1Fs {
+        use std::os::fd::FromRawFd;
+        let fd = nix::fcntl::open(
+            dir,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        // SAFETY: open returned a fresh descriptor we own.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        V1Fs {
+            fs: Beneath::from_fd(fd, dir, None).unwrap(),
+            mount: dir.display().to_string(),
+        }
+    }
+
+    fn names(&self, path: &str, file: Option<&str>) -> Result<Vec<Vec<u8>>, Errno> {
+        let mut n = crate::model::path::cgroup_names(path).map_err(|_| Errno::EINVAL)?;
+        if let Some(f) = file.filter(|f| *f != ".") {
+            super::beneath::check_name(f.as_bytes())?;
+            n.push(f.as_bytes().to_vec());
+        }
+        Ok(n)
+    }
+
+    /// The path of a cgroup (or its file) for messages.
+    fn shown(&self, path: &str, file: Option<&str>) -> PathBuf {
+        let d = dir(&self.mount, path);
+        match file {
+            Some(f) => d.join(f),
+            None => d,
+        }
+    }
+
+    /// One `write(2)` to an existing file (never created).
+    fn write(&self, path: &str, file: &str, value: &str) -> Result<(), Errno> {
+        use std::io::Write as _;
+        let fd = self
+            .fs
+            .open_at(&self.names(path, Some(file))?, nix::fcntl::OFlag::O_WRONLY)?;
+        std::fs::File::from(fd)
+            .write_all(value.as_bytes())
+            .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))
+    }
+
+    fn read(&self, path: &str, file: &str) -> Option<String> {
+        let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK;
+        let fd = self.fs.open_at(&self.names(path, Some(file)).ok()?, flags).ok()?;
+        let bytes = crate::host::contain::read_fd(fd, crate::host::contain::MAX_SETTING_BYTES).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The thread ids a `tasks` file lists (an unreadable file: none).
+    fn tasks(&self, path: &str) -> Vec<Tid> {
+        self.read(path, "tasks")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Every cgroup below the mount, parents first (the root excluded).
+    fn walk(&self) -> Vec<String> {
+        fn rec(fs: &V1Fs, path: &str, out: &mut Vec<String>) {
+            let Ok(names) = fs.names(path, None) else { return };
+            let Ok(subs) = fs.fs.subdirs(&names) else { return };
+            for n in subs {
+                let p = crate::model::path::join(path, &crate::model::path::from_bytes(&n));
+                out.push(p.clone());
+                rec(fs, &p, out);
+            }
+        }
+        let mut out = Vec::new();
+        rec(self, "/", &mut out);
+        out
+    }
+}
+
 /// A controller file worth restoring (limits and knobs, not counters), or
 /// the core `notify_on_release`. Files without a write bit (`pids.peak`,
 /// `cpuset.effective_cpus`, `devices.list`) are left out by [`writable`].
@@ -516,6 +666,18 @@ fn is_setting(file: &str, ctrls: &[&str]) -> bool {
         && !file
             .split(['.', '_'])
             .any(|w| ["usage", "failcnt", "stat", "events", "peak"].contains(&w))
+}
+
+/// Whether a journal may name `file` as a v1 setting to restore: one name,
+/// a setting of the hierarchy's controllers ([`is_setting`], which takes
+/// `devices.list` too), or at the root the release agent and charge moving.
+pub fn restorable_file(file: &str, ctrls: &[&str], is_root: bool) -> bool {
+    super::beneath::check_name(file.as_bytes()).is_ok()
+        && if is_root {
+            is_root_setting(file)
+        } else {
+            is_setting(file, ctrls)
+        }
 }
 
 /// Settings of the v1 root worth restoring: the release agent, and the
@@ -612,16 +774,17 @@ fn delegated_owners(d: &Path) -> Vec<OwnedFile> {
 }
 
 /// Give a re-made cgroup's files back to their owners (see [`delegated_owners`]).
-fn restore_owners(d: &Path, owners: &[OwnedFile]) -> Result<(), HandoverError> {
+fn restore_owners(fs: &V1Fs, path: &str, owners: &[OwnedFile]) -> Result<(), HandoverError> {
     for OwnedFile { file, owner } in owners {
         let UidGid { uid, gid } = *owner;
-        let p = d.join(file);
-        std::os::unix::fs::chown(&p, Some(uid), Some(gid)).map_err(|err| HandoverError::Chown {
-            path: p.clone(),
-            uid,
-            gid,
-            err,
-        })?;
+        fs.names(path, Some(file))
+            .and_then(|n| fs.fs.chown(&n, uid, gid))
+            .map_err(|errno| HandoverError::Chown {
+                path: fs.shown(path, Some(file)),
+                uid,
+                gid,
+                err: errno.into(),
+            })?;
     }
     Ok(())
 }
@@ -629,8 +792,12 @@ fn restore_owners(d: &Path, owners: &[OwnedFile]) -> Result<(), HandoverError> {
 /// What a handover step removes (the executor journals it).
 pub fn capture(step: &Step) -> Before {
     match step {
+        // Read only from a mount that is the hierarchy's (a resumed
+        // journal names it).
         Step::Evacuate { hierarchy, mount } | Step::RemoveV1 { hierarchy, mount } => Before {
-            v1: Some(read_v1(mount, hierarchy)),
+            v1: V1Fs::open(mount, hierarchy)
+                .ok()
+                .map(|_| read_v1(mount, hierarchy)),
             ..Before::default()
         },
         Step::Unmount { hierarchy, .. } => {
@@ -649,10 +816,6 @@ pub fn capture(step: &Step) -> Before {
         }
         _ => Before::default(),
     }
-}
-
-fn write(f: &Path, v: &str) -> Result<(), Errno> {
-    std::fs::write(f, v).map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))
 }
 
 /// Run one handover step.
@@ -680,8 +843,21 @@ pub fn perform(step: &Step, _before: &Before, host: &mut dyn Host) -> Result<Opt
                 timeout_ms: *timeout_ms,
             })
         }),
-        Step::Unmount { mounts, .. } => {
+        Step::Unmount { mounts, hierarchy } => {
+            let table = v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
             for m in mounts {
+                // Only the hierarchy's own mounts: one already gone is done,
+                // anything else mounted there is not cgmig's to unmount.
+                let Some(found) = table.iter().find(|x| x.point == *m) else {
+                    continue;
+                };
+                if !hierarchy.split(',').all(|c| binds(found, c)) {
+                    return Err(HandoverError::NotV1 {
+                        mount: m.clone(),
+                        hierarchy: hierarchy.clone(),
+                        why: format!("{} is mounted there, not this hierarchy", found.super_options),
+                    });
+                }
                 match nix::mount::umount(m.as_str()) {
                     Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {}
                     Err(errno) => {
@@ -726,20 +902,19 @@ fn wait(
 }
 
 fn evacuate(mount: &str, hierarchy: &str) -> Result<Option<String>, HandoverError> {
-    let root = dir(mount, "/");
+    let fs = V1Fs::open(mount, hierarchy)?;
     if hierarchy.split(',').any(|c| c == "memory") {
         // A running task's pages stay charged to the memcg it leaves, which
         // then never dies after rmdir: make the charges follow the tasks to
         // the root (the old values are journaled by the capture).
-        for p in std::iter::once("/".to_string()).chain(walk(Path::new(mount))) {
-            let f = dir(mount, &p).join(MOVE_CHARGE);
-            match write(&f, "3") {
+        for p in std::iter::once("/".to_string()).chain(fs.walk()) {
+            match fs.write(&p, MOVE_CHARGE, "3") {
                 // ENOENT/EINVAL: a kernel without charge moving; the
                 // release wait then names what stays pinned.
                 Ok(()) | Err(Errno::ENOENT | Errno::EINVAL) => {}
                 Err(errno) => {
                     return Err(HandoverError::Write {
-                        file: f,
+                        file: fs.shown(&p, Some(MOVE_CHARGE)),
                         value: "3".into(),
                         errno,
                     });
@@ -750,9 +925,9 @@ fn evacuate(mount: &str, hierarchy: &str) -> Result<Option<String>, HandoverErro
     // Forks during the sweep land in the cgroup of their parent: sweep until empty.
     for _ in 0..5 {
         let mut left = 0;
-        for p in walk(Path::new(mount)).iter().rev() {
-            for tid in read_ids(&dir(mount, p).join("tasks")) {
-                match write(&root.join("tasks"), &tid.to_string()) {
+        for p in fs.walk().iter().rev() {
+            for tid in fs.tasks(p) {
+                match fs.write("/", "tasks", &tid.to_string()) {
                     Ok(()) | Err(Errno::ESRCH) => {}
                     Err(errno) => {
                         return Err(HandoverError::MoveToRoot {
@@ -769,9 +944,10 @@ fn evacuate(mount: &str, hierarchy: &str) -> Result<Option<String>, HandoverErro
             return Ok(None);
         }
     }
-    let busy: Vec<String> = walk(Path::new(mount))
+    let busy: Vec<String> = fs
+        .walk()
         .into_iter()
-        .filter(|p| !read_ids(&dir(mount, p).join("tasks")).is_empty())
+        .filter(|p| !fs.tasks(p).is_empty())
         .collect();
     if busy.is_empty() {
         Ok(None)
@@ -781,44 +957,54 @@ fn evacuate(mount: &str, hierarchy: &str) -> Result<Option<String>, HandoverErro
 }
 
 fn remove_v1(mount: &str, hierarchy: &str) -> Result<Option<String>, HandoverError> {
+    let fs = V1Fs::open(mount, hierarchy)?;
     let memory = hierarchy.split(',').any(|c| c == "memory");
-    for p in walk(Path::new(mount)).iter().rev() {
-        let d = dir(mount, p);
+    for p in fs.walk().iter().rev() {
         if memory {
-            let _ = write(&d.join("memory.force_empty"), "0");
+            let _ = fs.write(p, "memory.force_empty", "0");
         }
-        match std::fs::remove_dir(&d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(HandoverError::Rmdir { dir: d, err }),
+        match fs.names(p, None).and_then(|n| fs.fs.rmdir(&n)) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(errno) => {
+                return Err(HandoverError::Rmdir {
+                    dir: fs.shown(p, None),
+                    err: errno.into(),
+                });
+            }
         }
     }
     Ok(None)
 }
 
-/// Undo a handover step (rollback).
+/// Undo a handover step (rollback). Each acts only on the hierarchy's own
+/// mount, checked again ([`V1Fs::open`]) after the pause since the apply.
 pub fn undo(step: &Step, before: &Before, host: &mut dyn Host) -> Result<Option<String>, HandoverError> {
     let state = before.v1.clone().unwrap_or_default();
     match step {
-        Step::Unmount { .. } => remount(&state, host),
-        Step::RemoveV1 { mount, .. } => {
+        Step::Unmount { hierarchy, .. } => remount(&state, hierarchy, host),
+        Step::RemoveV1 { mount, hierarchy } => {
+            let fs = V1Fs::open(mount, hierarchy)?;
             for c in state.cgroups.iter().filter(|c| c.path != "/") {
-                let d = dir(mount, &c.path);
-                match std::fs::create_dir(&d) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(err) => return Err(HandoverError::Mkdir { dir: d, err }),
+                match fs.names(&c.path, None).and_then(|n| fs.fs.mkdir(&n)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(errno) => {
+                        return Err(HandoverError::Mkdir {
+                            dir: fs.shown(&c.path, None),
+                            err: errno.into(),
+                        });
+                    }
                 }
-                restore(&d, &c.settings)?;
-                restore_owners(&d, &c.owners)?;
+                restore(&fs, &c.path, &c.settings)?;
+                restore_owners(&fs, &c.path, &c.owners)?;
             }
             Ok(None)
         }
-        Step::Evacuate { mount, .. } => {
+        Step::Evacuate { mount, hierarchy } => {
+            let fs = V1Fs::open(mount, hierarchy)?;
             let mut gone = 0;
             for c in state.cgroups.iter().filter(|c| c.path != "/") {
                 for t in &c.tasks {
-                    match write(&dir(mount, &c.path).join("tasks"), &t.to_string()) {
+                    match fs.write(&c.path, "tasks", &t.to_string()) {
                         Ok(()) => {}
                         Err(Errno::ESRCH) => gone += 1,
                         Err(errno) => {
@@ -834,7 +1020,7 @@ pub fn undo(step: &Step, before: &Before, host: &mut dyn Host) -> Result<Option<
             // Last undo of the hierarchy: the settings as they were before
             // the handover touched them (charge moving, release agent).
             for c in &state.cgroups {
-                restore(&dir(mount, &c.path), &c.settings)?;
+                restore(&fs, &c.path, &c.settings)?;
             }
             Ok((gone > 0).then(|| format!("{gone} tasks had exited")))
         }
@@ -845,29 +1031,38 @@ pub fn undo(step: &Step, before: &Before, host: &mut dyn Host) -> Result<Option<
 /// A v1 device whitelist back: deny all, allow each listed rule. The kernel
 /// refuses `a` with children, so this runs right after the cgroup's mkdir,
 /// before its children are made again (parents come first).
-fn restore_devices(d: &Path, list: &str) -> Result<(), Errno> {
-    write(&d.join("devices.deny"), "a")?;
+fn restore_devices(fs: &V1Fs, path: &str, list: &str) -> Result<(), Errno> {
+    fs.write(path, "devices.deny", "a")?;
     for rule in list.lines().filter(|l| !l.trim().is_empty()) {
-        write(&d.join("devices.allow"), rule.trim())?;
+        fs.write(path, "devices.allow", rule.trim())?;
     }
     Ok(())
 }
 
-/// Write back the settings that differ from their journaled values.
-fn restore(d: &Path, settings: &[(String, String)]) -> Result<(), HandoverError> {
+/// Write back the settings that differ from their journaled values. A
+/// release agent is written back only when it names a program only root
+/// can change (the kernel runs it as root).
+fn restore(fs: &V1Fs, path: &str, settings: &[(String, String)]) -> Result<(), HandoverError> {
     for (f, v) in settings {
-        let now = std::fs::read_to_string(d.join(f)).unwrap_or_default();
+        let now = fs.read(path, f).unwrap_or_default();
         if restorable(f, &now) == *v {
             continue;
         }
+        if f == "release_agent" && !v.is_empty() {
+            safe_agent(v).map_err(|why| HandoverError::Unsafe {
+                file: fs.shown(path, Some(f)),
+                value: v.clone(),
+                why,
+            })?;
+        }
         let done = if f == DEVICES_LIST {
-            restore_devices(d, v)
+            restore_devices(fs, path, v)
         } else {
-            write(&d.join(f), v)
+            fs.write(path, f, v)
         };
         if done.is_err() {
             return Err(HandoverError::Restore {
-                file: d.join(f),
+                file: fs.shown(path, Some(f)),
                 value: v.clone(),
             });
         }
@@ -875,7 +1070,32 @@ fn restore(d: &Path, settings: &[(String, String)]) -> Result<(), HandoverError>
     Ok(())
 }
 
-fn remount(state: &V1State, _host: &mut dyn Host) -> Result<Option<String>, HandoverError> {
+/// A release agent cgmig writes back: an absolute path of a regular file
+/// owned by root and writable by nobody else, in directories owned by root
+/// and writable by nobody else.
+fn safe_agent(v: &str) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let p = Path::new(v.trim());
+    if !p.is_absolute() {
+        return Err("not an absolute path".into());
+    }
+    let m = std::fs::metadata(p).map_err(|e| e.to_string())?;
+    if !m.is_file() || m.uid() != 0 || m.mode() & 0o022 != 0 {
+        return Err("not a regular file owned by root and writable by root only".into());
+    }
+    for d in p.ancestors().skip(1) {
+        let m = std::fs::metadata(d).map_err(|e| e.to_string())?;
+        if m.uid() != 0 || m.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{} is not owned by root or is writable by others",
+                d.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn remount(state: &V1State, hierarchy: &str, _host: &mut dyn Host) -> Result<Option<String>, HandoverError> {
     use nix::mount::MsFlags;
     for m in &state.mounts {
         if v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
@@ -883,6 +1103,15 @@ fn remount(state: &V1State, _host: &mut dyn Host) -> Result<Option<String>, Hand
             .any(|x| x.point == m.point)
         {
             continue;
+        }
+        // The journal's words were checked when it was read (no
+        // release_agent=); here they must bind this hierarchy.
+        if !hierarchy.split(',').all(|c| binds(m, c)) {
+            return Err(HandoverError::NotV1 {
+                mount: m.point.clone(),
+                hierarchy: hierarchy.to_string(),
+                why: format!("the journal's mount data {:?} does not bind it", m.super_options),
+            });
         }
         let mut flags = MsFlags::empty();
         for o in m.options.split(',') {
@@ -902,15 +1131,13 @@ fn remount(state: &V1State, _host: &mut dyn Host) -> Result<Option<String>, Hand
             .filter(|o| *o != "rw" && *o != "ro")
             .collect();
         let data = data.join(",");
-        std::fs::create_dir_all(&m.point).map_err(|err| HandoverError::Mkdir {
-            dir: PathBuf::from(&m.point),
-            err,
-        })?;
+        let point = mount_point_dir(&m.point)?;
+        let target = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&point));
         // v2 releases the controller's css asynchronously after `-ctrl`: EBUSY for a moment.
         wait(WAIT_MS, || {
             nix::mount::mount(
                 Some(m.source.as_str()),
-                m.point.as_str(),
+                target.as_str(),
                 Some("cgroup"),
                 flags,
                 Some(data.as_str()),
@@ -924,6 +1151,56 @@ fn remount(state: &V1State, _host: &mut dyn Host) -> Result<Option<String>, Hand
         })?;
     }
     Ok(None)
+}
+
+/// The directory a hierarchy is mounted on again: reached without
+/// following a link at any step, owned by root, not writable by others, and
+/// empty (a mount there hides nothing). It is never created: the unmount
+/// left it in place.
+fn mount_point_dir(point: &str) -> Result<std::os::fd::OwnedFd, HandoverError> {
+    use nix::fcntl::OFlag;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let refuse = |why: String| HandoverError::MountPoint {
+        point: point.to_string(),
+        why,
+    };
+    super::beneath::mount_point("mount point", point).map_err(refuse)?;
+    let open = |dir: Option<&OwnedFd>, name: &str, flags: OFlag| -> Result<OwnedFd, Errno> {
+        let fd = nix::fcntl::openat(
+            dir.map(AsRawFd::as_raw_fd),
+            name,
+            flags | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        // SAFETY: openat returned a fresh descriptor we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let mut cur = open(None, "/", OFlag::O_RDONLY).map_err(|e| refuse(e.to_string()))?;
+    for n in point.trim_start_matches('/').split('/') {
+        cur = open(Some(&cur), n, OFlag::O_RDONLY).map_err(|e| {
+            refuse(match e {
+                Errno::ENOTDIR | Errno::ELOOP => format!("{n} is not a directory (or is a link)"),
+                e => format!("{n}: {e}"),
+            })
+        })?;
+    }
+    let st = nix::sys::stat::fstat(cur.as_raw_fd()).map_err(|e| refuse(e.to_string()))?;
+    if st.st_uid != 0 || st.st_mode & 0o022 != 0 {
+        return Err(refuse("not owned by root, or writable by others".into()));
+    }
+    let dup = nix::unistd::dup(cur.as_raw_fd()).map_err(|e| refuse(e.to_string()))?;
+    let mut d = nix::dir::Dir::from_fd(dup).map_err(|e| refuse(e.to_string()))?;
+    let entries = d
+        .iter()
+        .filter_map(Result::ok)
+        .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."))
+        .count();
+    if entries > 0 {
+        return Err(refuse(format!(
+            "not empty ({entries} entries): a mount would hide them"
+        )));
+    }
+    Ok(cur)
 }
 
 #[cfg(test)]
@@ -1003,7 +1280,7 @@ mod tests {
             std::fs::remove_dir_all(&d).unwrap();
             std::fs::create_dir(&d).unwrap();
             std::fs::write(d.join("tasks"), "").unwrap();
-            restore_owners(&d, &owners).unwrap();
+            restore_owners(&V1Fs::unchecked(t.path()), "/user", &owners).unwrap();
             assert_eq!(delegated_owners(&d), owners);
         }
     }

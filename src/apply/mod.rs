@@ -10,6 +10,7 @@
 //! around the [`journal`]; [`handover`] moves a controller off v1 (live);
 //! [`normalize`] compares written and read-back values by meaning.
 
+pub mod beneath;
 pub mod error;
 pub mod exec;
 pub mod handover;
@@ -17,6 +18,8 @@ pub mod journal;
 pub mod kernel;
 pub mod normalize;
 pub mod resolve;
+pub mod rollout;
+pub mod scope;
 pub mod sim;
 pub mod step;
 pub mod target;

@@ -67,6 +67,25 @@ impl std::fmt::Display for TaskId {
     }
 }
 
+impl Resolved {
+    /// Every planned PID and TID taken as it is, with no live process
+    /// checked: only for the simulator, whose processes are the plan's by
+    /// construction (tests, replays).
+    pub fn trusting(plan: &Plan) -> Resolved {
+        let mut r = Resolved::default();
+        for n in plan.nodes.iter().filter(|n| n.path != "/") {
+            for p in &n.processes {
+                r.pids.insert(*p, vec![*p]);
+            }
+            for t in &n.threads {
+                r.tids.insert(t.tid, t.tid);
+                r.pids.entry(t.pid).or_insert_with(|| vec![t.pid]);
+            }
+        }
+        r
+    }
+}
+
 /// Live processes from a (fresh) snapshot.
 pub fn live_from_snapshot(snap: &Snapshot) -> Vec<Live> {
     snap.processes()
@@ -117,20 +136,15 @@ pub fn resolve(plan: &Plan, live: &[Live], same_boot: bool) -> Resolved {
         .flat_map(|n| n.processes.iter().map(move |p| (*p, n.path.as_str())))
         .collect();
     let by_pid: BTreeMap<Pid, &Live> = live.iter().map(|l| (l.pid, l)).collect();
-    if plan.process_keys.is_empty() {
-        // A plan without keys (older cgmig): PIDs as they are, if alive.
-        for pid in node_of.keys() {
-            match by_pid.get(pid) {
-                Some(_) => r.pids.insert(*pid, vec![*pid]),
-                None => r.pids.insert(*pid, Vec::new()),
-            };
-        }
-        for n in &plan.nodes {
-            for t in &n.threads {
-                r.tids.insert(t.tid, t.tid);
-            }
-        }
-        return r;
+    let keyed: BTreeSet<Pid> = plan.process_keys.iter().map(|k| k.pid).collect();
+    for pid in node_of.keys().filter(|p| !keyed.contains(p)) {
+        // No key, no identity to check a live process against: a bare PID
+        // may name anything by now (issue 20), so it is not moved.
+        r.pids.insert(*pid, Vec::new());
+        r.unmatched.push((
+            TaskId::Process(*pid),
+            format!("the plan has no stable key for process {pid} (made by an older cgmig?): not moved"),
+        ));
     }
     let mut taken: BTreeSet<Pid> = BTreeSet::new();
     let mut pending: Vec<&ProcessKey> = Vec::new();

@@ -49,6 +49,12 @@ pub trait Target {
     /// (one `write(2)`). Moving a process is a write of its PID to
     /// `cgroup.procs`, a thread a write of its TID to `cgroup.threads`.
     fn write(&mut self, path: &str, file: &str, value: &str) -> Result<(), TargetError>;
+    /// Write a value, then read the file back (what the executor verifies
+    /// against). The kernel target does both through one open file.
+    fn write_read(&mut self, path: &str, file: &str, value: &str) -> Result<String, TargetError> {
+        self.write(path, file, value)?;
+        self.read(path, file)
+    }
     /// Change the owner of the cgroup directory (`file = None`) or one of its files.
     fn chown(&mut self, path: &str, file: Option<&str>, uid: u32, gid: u32) -> Result<(), TargetError>;
 }

@@ -20,6 +20,11 @@ pub trait Host: Target {
     fn parent_pid(&self, _pid: Pid) -> Option<Pid> {
         None
     }
+    /// The process's children (every thread's), when the kernel lists them
+    /// (`/proc/PID/task/TID/children`); `None` where it cannot say.
+    fn child_pids(&self, _pid: Pid) -> Option<Vec<Pid>> {
+        None
+    }
     /// Owner of a cgroup directory or one of its files, when known.
     fn owner(&self, _path: &str, _file: Option<&str>) -> Option<UidGid> {
         None

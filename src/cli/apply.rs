@@ -1,6 +1,13 @@
 //! `cgmig apply` and `cgmig rollback`: arguments, the checks before anything
-//! is touched, and the result report. The work itself is `crate::apply`.
+//! is touched, the summary and confirmation, and the result report. The
+//! work itself is `crate::apply`.
+//!
+//! Safe to fumble: on a terminal both commands show what they are about to
+//! do and ask; off a terminal they need `--yes` (exit 2 otherwise). An apply
+//! stops at the first step that fails and prints the exact `rollback` and
+//! `--resume` commands. Every refusal names the field, path or value.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -9,11 +16,12 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::InputArgs;
-use crate::apply::exec::{self, Outcome, Runner, Status};
+use crate::apply::exec::{self, Outcome, RunResult, Runner, Status};
 use crate::apply::journal::{self, Journal, Lock, Record, RunOptions, Writer};
 use crate::apply::kernel::{self, KernelTarget};
-use crate::apply::{ApplyError, Host, Simulator, handover, resolve};
-use crate::plan::{PLAN_SCHEMA, Plan};
+use crate::apply::step::Step;
+use crate::apply::{ApplyError, Host, Simulator, handover, resolve, rollout};
+use crate::plan::{Action, PLAN_SCHEMA, Plan};
 
 /// Result format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,6 +30,18 @@ pub enum ResultFormat {
     Table,
     /// Every step as JSON.
     Json,
+}
+
+/// How the plan's processes are found on this host when the plan does not
+/// say which host and boot it was made in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MatchBy {
+    /// By stable key (uid, comm, command line; the v1 cgroups tell identical
+    /// ones apart), as after a reboot.
+    Keys,
+    /// The plan's PIDs are this boot's processes (each still checked
+    /// against its key).
+    Pids,
 }
 
 /// `cgmig apply` arguments.
@@ -42,7 +62,7 @@ pub struct ApplyArgs {
     /// Hand the plan's controllers over from their v1 hierarchies now, without a reboot.
     #[arg(long)]
     live: bool,
-    /// Do not ask for confirmation (required for --live when not on a terminal).
+    /// Do not ask for confirmation (required when not on a terminal).
     #[arg(long)]
     yes: bool,
     /// Run against the simulator seeded from the host (or --root/--snapshot); change nothing.
@@ -50,7 +70,7 @@ pub struct ApplyArgs {
     dry_run: bool,
     #[command(flatten)]
     input: InputArgs,
-    /// Journal file (default: PLAN.journal).
+    /// Journal file (default: /run/cgmig/plan-HASH[-stageN].journal).
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
     /// Continue the apply recorded in the journal from its first unfinished step.
@@ -62,6 +82,10 @@ pub struct ApplyArgs {
     /// Apply even though processes moved or appeared since the plan was made.
     #[arg(long)]
     allow_changed: bool,
+    /// How to find the plan's processes when the plan has no host identity
+    /// (made from a snapshot): by stable key, or by the plan's PIDs.
+    #[arg(long = "match", value_enum, value_name = "HOW")]
+    match_by: Option<MatchBy>,
     /// Result format.
     #[arg(long, value_enum, default_value = "table")]
     format: ResultFormat,
@@ -74,7 +98,7 @@ pub struct ApplyArgs {
 pub struct RollbackArgs {
     /// The journal an apply wrote.
     journal: PathBuf,
-    /// Do not ask for confirmation (required to undo a live handover when not on a terminal).
+    /// Do not ask for confirmation (required when not on a terminal).
     #[arg(long)]
     yes: bool,
     /// Result format.
@@ -90,20 +114,52 @@ struct Report<'a> {
     dry_run: bool,
     steps: &'a [Outcome],
     not_done: Vec<&'a Outcome>,
-    counts: std::collections::BTreeMap<&'static str, usize>,
+    counts: BTreeMap<&'static str, usize>,
+    /// Steps after the one that failed (an apply stops there).
+    #[serde(skip_serializing_if = "is_zero")]
+    not_run: usize,
+    /// The step the apply stopped at, and what to run next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped: Option<Stopped>,
     #[serde(skip_serializing_if = "Option::is_none")]
     handover_window_ms: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     preflight: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<String>,
 }
 
-/// Read and check a plan file: schema, parse, v2 rules.
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Where an apply stopped and the exact commands that undo or continue it.
+#[derive(Debug, Clone, Serialize)]
+struct Stopped {
+    seq: usize,
+    label: String,
+    error: String,
+    rollback: String,
+    resume: String,
+}
+
+/// Read and check a plan file: schema, parse, v2 rules, and what a plan
+/// read from a file must hold (`plan::document`: catalogue files, paths,
+/// task ids, actions derived from the nodes). `apply` and `verify` read
+/// plans here.
 pub fn read_plan(path: &Path) -> Result<Plan, ApplyError> {
     // A regular file, bounded (a FIFO must not block: issue 10, class 2).
     let text = super::read_document(path).map_err(|e| ApplyError::Refused(format!("{e:#}")))?;
-    let v: serde_json::Value = crate::report::from_data(&text)
-        .map_err(|e| ApplyError::Refused(format!("{}: not a readable plan: {e}", path.display())))?;
-    match v.get("schema").and_then(|s| s.as_str()) {
+    /// The schema alone, read before the whole plan (no tree of values in
+    /// between: a plan of 100,000 nodes is parsed once into its types).
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        schema: Option<String>,
+    }
+    // The one door's parser: nesting bounded before any parser recurses.
+    let peek: Peek = crate::host::door::parse(path, &text)
+        .map_err(|e| ApplyError::Refused(format!("not a readable plan: {e}")))?;
+    match peek.schema.as_deref() {
         Some(PLAN_SCHEMA) => {}
         Some(other) => {
             return Err(ApplyError::Refused(format!(
@@ -118,16 +174,18 @@ pub fn read_plan(path: &Path) -> Result<Plan, ApplyError> {
             )));
         }
     }
-    let plan: Plan = serde_json::from_value(v)
-        .map_err(|e| ApplyError::Refused(format!("{}: invalid plan: {e}", path.display())))?;
-    let bad = crate::plan::validate(&plan);
+    let plan: Plan = crate::host::door::parse(path, &text)
+        .map_err(|e| ApplyError::Refused(format!("invalid plan: {e}")))?;
+    // Another owner's cgroup is named as such (issue 14) before the
+    // general check says the action does not follow from the nodes.
+    owned_elsewhere(path, &plan)?;
+    let bad = crate::plan::document::check_loaded(&plan);
     if !bad.is_empty() {
         return Err(ApplyError::Invalid {
             path: path.into(),
             reasons: bad.iter().map(|v| format!("{}: {}", v.at, v.message)).collect(),
         });
     }
-    owned_elsewhere(path, &plan)?;
     Ok(plan)
 }
 
@@ -135,7 +193,7 @@ pub fn read_plan(path: &Path) -> Result<Plan, ApplyError> {
 /// runtime) rebuilds. The planner strips such actions; this refuses a plan
 /// edited by hand to carry them back, before anything is touched.
 fn owned_elsewhere(path: &Path, plan: &Plan) -> Result<(), ApplyError> {
-    let refusals: std::collections::BTreeSet<String> = plan
+    let refusals: BTreeSet<String> = plan
         .actions
         .iter()
         .filter_map(|a| crate::plan::writable_by_cgmig(plan, a.path()).err())
@@ -151,22 +209,27 @@ fn owned_elsewhere(path: &Path, plan: &Plan) -> Result<(), ApplyError> {
     )))
 }
 
-fn scoped(plan: &Plan, stage: Option<usize>, only: Option<&str>) -> Result<Plan, ApplyError> {
+/// The part of the plan `--stage`/`--only` select (the plan itself when
+/// neither is given: no copy, no rules loaded).
+fn scoped(plan: Plan, stage: Option<usize>, only: Option<&str>) -> Result<Plan, ApplyError> {
+    if stage.is_none() && only.is_none() {
+        return Ok(plan);
+    }
     let (rules, _) = crate::rules::RuleSet::load(&[]);
     let leaf = rules.policy().leaf_name.clone();
-    let mut p = plan.clone();
+    let mut p = plan;
+    let stages = p.stages.len();
     if let Some(n) = stage {
         p = p.for_stage(n, &leaf).ok_or_else(|| {
             ApplyError::Refused(format!(
-                "there is no stage {n} (this plan has {})",
-                plan.stages.len()
+                "--stage {n}: there is no stage {n} (this plan has {stages})"
             ))
         })?;
     }
     if let Some(path) = only {
         p = p
             .only(path, &leaf)
-            .ok_or_else(|| ApplyError::Refused(format!("{path} is not a node of the plan")))?;
+            .ok_or_else(|| ApplyError::Refused(format!("--only {path}: not a node of the plan")))?;
     }
     Ok(p)
 }
@@ -183,17 +246,17 @@ fn check_host(plan: &Plan) -> Vec<String> {
     let mut why = Vec::new();
     let pairs = [
         (
-            "machine-id",
+            "host.machine_id",
             plan.host.machine_id.as_deref(),
             live_text("/etc/machine-id"),
         ),
         (
-            "hostname",
+            "host.hostname",
             plan.host.hostname.as_deref(),
             live_text("/proc/sys/kernel/hostname"),
         ),
         (
-            "kernel",
+            "host.kernel",
             plan.host.kernel.as_deref(),
             live_text("/proc/sys/kernel/osrelease"),
         ),
@@ -211,6 +274,28 @@ fn check_host(plan: &Plan) -> Vec<String> {
 /// Whether the plan was made in this boot (its PIDs are still the processes').
 fn same_boot(plan: &Plan) -> bool {
     plan.host.boot_id.is_some() && plan.host.boot_id == live_text("/proc/sys/kernel/random/boot_id")
+}
+
+/// Whether the plan's PIDs are this boot's: from `--match`, or from the
+/// plan's host identity. A plan that places processes but says nothing of
+/// the host it was made on is refused unless told how to match them.
+fn pids_are_this_boots(plan: &Plan, path: &Path, by: Option<MatchBy>) -> Result<bool, ApplyError> {
+    match by {
+        Some(MatchBy::Keys) => return Ok(false),
+        Some(MatchBy::Pids) => return Ok(true),
+        None => {}
+    }
+    let places = plan
+        .nodes
+        .iter()
+        .any(|n| n.path != "/" && (!n.processes.is_empty() || !n.threads.is_empty()));
+    if plan.host.machine_id.is_none() && places {
+        return Err(ApplyError::Refused(format!(
+            "{}: host.machine_id: the plan has no host identity (it was made from a snapshot, not on this host), so nothing says its PIDs name this host's processes; pass --match keys to place processes by their stable key (uid, comm, command line), or --match pids if the plan was made on this host in this boot",
+            path.display()
+        )));
+    }
+    Ok(same_boot(plan))
 }
 
 /// What changed since the plan (same boot only: after a reboot every PID changed).
@@ -231,9 +316,8 @@ fn check_changes(plan: &Plan, live: &[resolve::Live]) -> Vec<String> {
             ));
         }
     }
-    let planned: std::collections::BTreeSet<crate::model::Pid> =
-        plan.process_keys.iter().map(|k| k.pid).collect();
-    let origins: std::collections::BTreeSet<(String, String)> = plan
+    let planned: BTreeSet<crate::model::Pid> = plan.process_keys.iter().map(|k| k.pid).collect();
+    let origins: BTreeSet<(String, String)> = plan
         .nodes
         .iter()
         .flat_map(|n| n.origins.iter())
@@ -253,38 +337,59 @@ fn check_changes(plan: &Plan, live: &[resolve::Live]) -> Vec<String> {
     why
 }
 
-fn confirm(live: bool, yes: bool, what: &str) -> Result<(), ApplyError> {
-    if !live || yes {
+/// Off a terminal a change needs `--yes` (refused before anything is read
+/// from the host or locked).
+fn need_yes(yes: bool, what: &str) -> Result<(), ApplyError> {
+    if yes || std::io::stdin().is_terminal() {
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() {
-        return Err(ApplyError::Refused(format!(
-            "{what} changes v1 hierarchies on this running host: pass --yes to confirm"
-        )));
+    Err(ApplyError::Refused(format!(
+        "{what} changes this host and standard input is not a terminal: pass --yes to confirm (or run `cgmig apply PLAN --dry-run` to see what would happen)"
+    )))
+}
+
+/// On a terminal without `--yes`: show the summary and ask.
+fn confirm(yes: bool, summary: &str, question: &str) -> Result<(), ApplyError> {
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(());
     }
     {
         use std::io::Write as _;
-        let _ = write!(std::io::stderr(), "cgmig: {what} now? [y/N] ");
+        let _ = write!(std::io::stderr(), "{summary}cgmig: {question} [y/N] ");
     }
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
     if matches!(line.trim(), "y" | "Y" | "yes") {
         Ok(())
     } else {
-        Err(ApplyError::Refused("not confirmed".into()))
+        Err(ApplyError::Refused("not confirmed: nothing was changed".into()))
     }
 }
 
-/// What confirming an apply or a live one agrees to.
-const HANDOVER: &str = "hand the plan's controllers over from v1 to cgroup2";
-
 /// Issue 19: a plan whose assessment has a blocker no waiver accepts is
 /// never carried out (nor dry-run): the refusal names each blocker. The
-/// plan is judged again with the waivers it carries and those given here;
-/// every waived blocker is said, with who and why.
+/// plan is judged again with the waivers given to this command only: a plan
+/// is a document that travels between machines and people, so a waiver
+/// written into it (by `plan --waive`, or by whoever edited the file) does
+/// not bind the root who applies it. Such a recorded waiver is named, and
+/// the blocker stays until `--waive`/`--waivers` accepts it here. Every
+/// waived blocker is said, with who and why.
 fn refuse_blockers(a: &ApplyArgs, plan: &mut Plan) -> Result<()> {
     let (rules, _) = crate::rules::RuleSet::embedded();
-    let waivers = super::load_waivers(&a.waive, &rules, &super::verify::plan_ids(plan))?;
+    let waivers = super::load_waivers(&a.waive, &rules, &super::plan_ids(plan))?;
+    for f in &mut plan.findings {
+        if let Some(w) = f.waived.take()
+            && f.severity == crate::rules::Severity::Blocker
+        {
+            say!(
+                "cgmig: apply: the plan records a waiver of {} at {} ({}: {}); apply honours only waivers given to it",
+                f.rule,
+                f.subject,
+                w.who,
+                w.why
+            );
+        }
+    }
     crate::assess::judge_plan(plan, &waivers);
     for f in plan
         .findings
@@ -321,77 +426,258 @@ fn refuse_blockers(a: &ApplyArgs, plan: &mut Plan) -> Result<()> {
 }
 
 /// `cgmig apply`: read and scope the plan, check it fits this host, then
-/// either resume the journaled run or prepare a fresh one, and run it with
-/// the journal around every step.
+/// either resume the journaled run or prepare a fresh one, show what it will
+/// do and ask, and run it with the journal around every step.
 pub fn apply(a: ApplyArgs) -> Result<i32> {
     let mut full = read_plan(&a.plan)?;
     refuse_blockers(&a, &mut full)?;
     if a.dry_run {
-        return dry_run(&a, &full);
+        return dry_run(&a, full);
     }
     // Asked first, before anything is scanned, locked or written.
-    confirm(a.live, a.yes, HANDOVER)?;
+    need_yes(a.yes, if a.resume { "apply --resume" } else { "apply" })?;
     let _lock = Lock::take()?;
-    let journal_path = a
-        .journal
-        .clone()
-        .unwrap_or_else(|| journal::default_path(&a.plan));
     let hash = journal::plan_hash(&full);
-    let plan = scoped(&full, a.stage, a.only.as_deref())?;
+    if a.resume {
+        return resume(&a, full, &hash);
+    }
+    let plan = scoped(full, a.stage, a.only.as_deref())?;
     if !a.force_host {
         let why = check_host(&plan);
         if !why.is_empty() {
             return Err(ApplyError::WrongHost { reasons: why }.into());
         }
     }
-    let prepared = if a.resume {
-        resume(&journal_path, &hash)?
-    } else {
-        prepare(&a, &plan)?
+    let this_boot = pids_are_this_boots(&plan, &a.plan, a.match_by)?;
+    let journal_path = match &a.journal {
+        Some(p) => p.clone(),
+        None => journal::default_path(&journal::ensure_run_dir()?, &hash, a.stage, a.only.as_deref()),
     };
-    confirm(prepared.options.live, a.yes, HANDOVER)?;
-    let writer = open_journal(&a, &journal_path, hash, &prepared)?;
-    run_prepared(&a, &journal_path, writer, prepared)
+    let prepared = prepare(&a, &plan, this_boot)?;
+    let mut host = KernelTarget::open(Path::new(&prepared.options.mount))?;
+    confirm(
+        a.yes,
+        &summary(&a.plan, &plan, &prepared, &journal_path),
+        "apply this plan now?",
+    )?;
+    let writer = Writer::create(
+        &journal_path,
+        &Record::Header {
+            schema: journal::JOURNAL_SCHEMA.into(),
+            plan_hash: hash.clone(),
+            plan: a.plan.display().to_string(),
+            boot_id: journal::this_boot()?,
+            options: prepared.options.clone(),
+            steps: prepared.steps.clone(),
+        },
+    )?;
+    run_prepared(&a, &mut host, &journal_path, writer, prepared, &hash)
 }
 
 /// An apply ready to run: its steps and options, what the plan names but
 /// will not be done, the journal of the run it resumes, and the handover
 /// preflight's lines for the report.
 struct Prepared {
-    steps: Vec<crate::apply::step::Step>,
+    steps: Vec<Step>,
     options: RunOptions,
     skipped: Vec<Outcome>,
     prior: Option<Journal>,
     preflight: Vec<String>,
 }
 
-/// `--resume`: the steps and options come from the journal, which must
-/// belong to this very plan (the hash), so a resume never mixes two plans.
-fn resume(journal_path: &Path, hash: &str) -> Result<Prepared> {
-    let j = Journal::read(journal_path)?;
-    let (jh, _, opts) = j.header.clone().expect("read checks the header");
-    if jh != hash {
+/// `--resume`: the steps and options come from the journal, which must be
+/// this boot's, belong to this very plan (the hash), and hold only steps
+/// this plan calls for (checked step by step: a journal is data, not a
+/// script). Before each move the process must still be one the plan places
+/// there, matched by its key.
+fn resume(a: &ApplyArgs, full: Plan, hash: &str) -> Result<i32> {
+    let journal_path = match &a.journal {
+        Some(p) => p.clone(),
+        None => journal::default_path(&journal::run_dir(), hash, a.stage, a.only.as_deref()),
+    };
+    let j = Journal::read(&journal_path)?;
+    j.check_boot()?;
+    if j.header.plan_hash != hash {
         return Err(ApplyError::OtherPlan {
-            path: journal_path.to_path_buf(),
-            journal: jh,
-            plan: hash.to_string(),
+            path: journal_path,
+            plan: j.header.plan.clone(),
         }
         .into());
     }
-    Ok(Prepared {
+    let opts = j.header.options.clone();
+    same_selection(a, &opts)?;
+    let plan = scoped(full, opts.stage, opts.only.as_deref())?;
+    check_journal_against_plan(&j, &plan)?;
+    let mut host = KernelTarget::open(Path::new(&opts.mount))?;
+    let snap = crate::scan::scan(&crate::host::Root::live()).context("fresh scan of this host")?;
+    let live = resolve::live_from_snapshot(&snap);
+    let guard = move_guard(&plan, &opts.prefix, live);
+    let left = j.steps.len() - j.outcomes.values().filter(|o| o.is_ok()).count();
+    confirm(
+        a.yes,
+        &format!(
+            "cgmig apply --resume: {left} of {} steps of {} left to run on {} (prefix {})\n",
+            j.steps.len(),
+            journal_path.display(),
+            opts.mount,
+            opts.prefix
+        ),
+        "continue this apply now?",
+    )?;
+    let prepared = Prepared {
         steps: j.steps.clone(),
         options: opts,
         skipped: Vec::new(),
         prior: Some(j),
         preflight: Vec::new(),
+    };
+    let writer = Writer::open(&journal_path)?;
+    run_with(a, &mut host, &journal_path, writer, prepared, Some(guard), hash)
+}
+
+/// `--stage`, `--only`, `--live` and `--target` given to a resume must be
+/// those of the run it continues (the journal's).
+fn same_selection(a: &ApplyArgs, o: &RunOptions) -> Result<(), ApplyError> {
+    let mut why = Vec::new();
+    if a.stage.is_some() && a.stage != o.stage {
+        why.push(format!(
+            "--stage {:?}, but the journal's run used {:?}",
+            a.stage, o.stage
+        ));
+    }
+    if a.only.is_some() && a.only != o.only {
+        why.push(format!(
+            "--only {:?}, but the journal's run used {:?}",
+            a.only, o.only
+        ));
+    }
+    if a.live && !o.live {
+        why.push("--live, but the journal's run was not live".into());
+    }
+    if let Some(t) = &a.target {
+        let l = kernel::locate(t)?;
+        if l.mount.display().to_string() != o.mount || l.prefix != o.prefix {
+            why.push(format!(
+                "--target {}, but the journal's run built under {}{}",
+                t.display(),
+                o.mount,
+                o.prefix
+            ));
+        }
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::Refused(format!("--resume: {}", why.join("; "))))
+    }
+}
+
+/// Every step of the journal must be one the (scoped) plan calls for under
+/// the journal's prefix: its actions mapped onto the mount, moves into
+/// nodes that place tasks, the enables above the target with the plan's
+/// root controllers, and handovers of controllers the plan moves.
+fn check_journal_against_plan(j: &Journal, plan: &Plan) -> Result<(), ApplyError> {
+    let o = &j.header.options;
+    let actions: BTreeSet<String> = plan
+        .actions
+        .iter()
+        .filter(|a| !matches!(a, Action::MoveProcess { .. } | Action::MoveThread { .. }))
+        .map(|a| format!("{:?}", exec::mapped(a, &o.prefix)))
+        .collect();
+    let task_nodes: BTreeSet<String> = plan
+        .nodes
+        .iter()
+        .filter(|n| n.path != "/" && (!n.processes.is_empty() || !n.threads.is_empty()))
+        .map(|n| exec::on_mount(&o.prefix, &n.path))
+        .collect();
+    let root_ctrls = plan
+        .node("/")
+        .map(|n| n.subtree_control.clone())
+        .unwrap_or_default();
+    let moved = handover::moved_controllers(plan);
+    let handed = |h: &str| {
+        h.split(',').all(|c| {
+            moved
+                .iter()
+                .any(|m| m == c || handover::v2_name(c) == Some(m.as_str()))
+        })
+    };
+    for (seq, s) in j.steps.iter().enumerate() {
+        let ok = match s {
+            Step::Action(Action::MoveProcess { path, .. } | Action::MoveThread { path, .. }) => {
+                task_nodes.contains(path)
+            }
+            Step::Action(a) => actions.contains(&format!("{:?}", Step::Action(a.clone()))),
+            Step::MkdirTarget { .. } => true,
+            Step::EnableAbove { controllers, .. } => *controllers == root_ctrls,
+            Step::Evacuate { hierarchy, .. }
+            | Step::RemoveV1 { hierarchy, .. }
+            | Step::Unmount { hierarchy, .. } => handed(hierarchy),
+            Step::WaitRelease { controller, .. } | Step::WaitV2 { controller, .. } => handed(controller),
+        };
+        if !ok {
+            return Err(ApplyError::Journal {
+                path: j.path.clone(),
+                line: 1,
+                message: format!("step {seq} ({}) is not a step of this plan", s.label()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Before a resumed move: the live process must still be one the plan
+/// places at that node (uid, comm and command line of one of its keys),
+/// and never this process.
+fn move_guard<'a>(plan: &Plan, prefix: &str, live: Vec<resolve::Live>) -> exec::Guard<'a> {
+    let mut keys: BTreeMap<String, Vec<(u32, String, Vec<String>)>> = BTreeMap::new();
+    let by_pid: BTreeMap<crate::model::Pid, &crate::plan::ProcessKey> =
+        plan.process_keys.iter().map(|k| (k.pid, k)).collect();
+    for n in &plan.nodes {
+        let at = exec::on_mount(prefix, &n.path);
+        let pids = n.processes.iter().copied().chain(n.threads.iter().map(|t| t.pid));
+        for p in pids {
+            if let Some(k) = by_pid.get(&p) {
+                keys.entry(at.clone())
+                    .or_default()
+                    .push((k.uid, k.comm.clone(), k.cmdline.clone()));
+            }
+        }
+    }
+    Box::new(move |step: &Step| {
+        let (pid, path) = match step {
+            Step::Action(Action::MoveProcess { pid, path } | Action::MoveThread { pid, path, .. }) => {
+                (*pid, path)
+            }
+            _ => return Ok(()),
+        };
+        if pid == exec::own_pid() {
+            return Err(format!("process {pid} is this cgmig process"));
+        }
+        let Some(l) = live.iter().find(|l| l.pid == pid) else {
+            return Err(format!("process {pid} is gone"));
+        };
+        let fits = keys.get(path).is_some_and(|ks| {
+            ks.iter()
+                .any(|(u, c, cmd)| *u == l.uid && *c == l.comm && *cmd == l.cmdline)
+        });
+        if fits {
+            Ok(())
+        } else {
+            Err(format!(
+                "process {pid} ({}) is not a process the plan places at {path} (no key matches it)",
+                l.comm
+            ))
+        }
     })
 }
 
 /// A fresh run: find the cgroup2 mount, scan the host again (the plan may
 /// be old), refuse when processes moved since the plan, run the handover
 /// preflight, and turn the plan into steps for the processes as they are now.
-fn prepare(a: &ApplyArgs, plan: &Plan) -> Result<Prepared> {
+fn prepare(a: &ApplyArgs, plan: &Plan, this_boot: bool) -> Result<Prepared> {
     let (mount, prefix) = target_mount(a.target.as_deref())?;
+    let host = KernelTarget::open(&mount)?;
     let snap = crate::scan::scan(&crate::host::Root::live()).context("fresh scan of this host")?;
     let live = resolve::live_from_snapshot(&snap);
     let changed = check_changes(plan, &live);
@@ -403,8 +689,7 @@ fn prepare(a: &ApplyArgs, plan: &Plan) -> Result<Prepared> {
     } else {
         (Vec::new(), Vec::new())
     };
-    let host = KernelTarget::new(mount.clone());
-    let resolved = resolve::resolve(plan, &live, same_boot(plan));
+    let resolved = resolve::resolve(plan, &live, this_boot);
     let (steps, skipped) = exec::build_steps(plan, &prefix, &resolved, &host, &specs);
     let options = RunOptions {
         stage: a.stage,
@@ -465,48 +750,200 @@ fn live_preflight(
     Ok((specs, ready))
 }
 
-/// The journal writer: the existing journal on resume, else a new one whose
-/// header records the plan, the options and every step before the first runs.
-fn open_journal(
-    a: &ApplyArgs,
-    journal_path: &Path,
-    hash: String,
-    p: &Prepared,
-) -> Result<Writer, ApplyError> {
-    if a.resume {
-        Writer::open(journal_path)
-    } else {
-        Writer::create(
-            journal_path,
-            Record::Header {
-                schema: journal::JOURNAL_SCHEMA.into(),
-                plan_hash: hash,
-                plan: a.plan.display().to_string(),
-                options: p.options.clone(),
-                steps: p.steps.clone(),
-            },
-        )
+/// What an apply is about to do, in numbers, for the confirmation.
+fn summary(plan_path: &Path, plan: &Plan, p: &Prepared, journal: &Path) -> String {
+    let mut n: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut handover: Vec<&str> = Vec::new();
+    for s in &p.steps {
+        let k = match s {
+            Step::MkdirTarget { .. } => "above",
+            Step::EnableAbove { .. } => "enable-above",
+            Step::Action(Action::Create { .. }) => "create",
+            Step::Action(Action::SetType { .. }) => "type",
+            Step::Action(Action::MoveProcess { .. }) => "procs",
+            Step::Action(Action::MoveThread { .. }) => "threads",
+            Step::Action(Action::EnableControllers { .. }) => "enable",
+            Step::Action(Action::Write { .. }) => "write",
+            Step::Action(Action::Chown { .. }) => "chown",
+            Step::Evacuate { hierarchy, .. } => {
+                handover.push(hierarchy);
+                continue;
+            }
+            _ => continue,
+        };
+        *n.entry(k).or_default() += 1;
     }
+    let c = |k: &str| n.get(k).copied().unwrap_or(0);
+    let o = &p.options;
+    let mut s = format!("cgmig apply {}\n", plan_path.display());
+    s.push_str(&format!(
+        "  target      {}{} ({} plan nodes)\n",
+        o.mount,
+        if o.prefix == "/" {
+            String::new()
+        } else {
+            o.prefix.clone()
+        },
+        plan.nodes.len()
+    ));
+    s.push_str(&format!(
+        "  tree        {} cgroups to create ({} above the target), {} threaded\n",
+        c("create"),
+        c("above"),
+        c("type")
+    ));
+    s.push_str(&format!(
+        "  controllers enabled at {} cgroups ({} above the target)\n",
+        c("enable") + c("enable-above"),
+        c("enable-above")
+    ));
+    s.push_str(&format!("  writes      {} settings\n", c("write")));
+    s.push_str(&format!(
+        "  moves       {} processes, {} threads\n",
+        c("procs"),
+        c("threads")
+    ));
+    s.push_str(&format!(
+        "  owners      {} delegated cgroups chowned\n",
+        c("chown")
+    ));
+    s.push_str(&format!(
+        "  handover    {}\n",
+        if handover.is_empty() {
+            "none (no --live)".to_string()
+        } else {
+            format!(
+                "{} (live: their v1 hierarchies are taken apart)",
+                handover.join(" ")
+            )
+        }
+    ));
+    for o in &p.skipped {
+        s.push_str(&format!(
+            "  left alone  {}: {}\n",
+            o.label,
+            o.note.as_deref().unwrap_or("")
+        ));
+    }
+    s.push_str(&format!("  journal     {}\n", journal.display()));
+    s
 }
 
-/// Run the steps on the kernel (skipping what an earlier run finished) and
-/// report every outcome, the skipped ones and the handover window.
-fn run_prepared(a: &ApplyArgs, journal_path: &Path, writer: Writer, p: Prepared) -> Result<i32> {
-    let mut host = KernelTarget::new(PathBuf::from(&p.options.mount));
-    let mut runner = Runner::new(&mut host, Some(writer), p.options.live);
-    runner.progress = progress(p.steps.len());
-    let mut outcomes = runner.run(&p.steps, p.prior.as_ref())?;
+/// Run a fresh apply's steps and report.
+fn run_prepared(
+    a: &ApplyArgs,
+    host: &mut KernelTarget,
+    journal_path: &Path,
+    writer: Writer,
+    p: Prepared,
+    hash: &str,
+) -> Result<i32> {
+    run_with(a, host, journal_path, writer, p, None, hash)
+}
+
+/// Run the steps on the kernel (skipping what an earlier run finished),
+/// report every outcome, and say how to undo or continue when one failed.
+fn run_with(
+    a: &ApplyArgs,
+    host: &mut KernelTarget,
+    journal_path: &Path,
+    writer: Writer,
+    p: Prepared,
+    guard: Option<exec::Guard<'_>>,
+    hash: &str,
+) -> Result<i32> {
+    let total = p.steps.len();
+    let mut runner = Runner::new(host as &mut dyn Host, Some(writer), p.options.live);
+    runner.guard = guard;
+    runner.progress = progress(total);
+    let RunResult {
+        mut outcomes,
+        stopped_at,
+    } = runner.run(&p.steps, p.prior.as_ref())?;
     let window = runner.window_ms();
+    let not_run = total - outcomes.len();
+    let mut notes = Vec::new();
+    let stopped = stopped_at.map(|seq| {
+        let o = outcomes.iter().find(|o| o.seq == Some(seq));
+        Stopped {
+            seq,
+            label: p.steps[seq].label(),
+            error: o.and_then(|o| o.note.clone()).unwrap_or_default(),
+            rollback: format!("cgmig rollback {} --yes", quote(journal_path)),
+            resume: resume_command(a, journal_path),
+        }
+    });
+    if let Some(s) = &stopped {
+        say!(
+            "cgmig: apply stopped at step {} ({}): {}\ncgmig: {} steps done, {not_run} not run; the journal is {}\ncgmig: to undo what was done:      {}\ncgmig: to continue after a fix:    {}",
+            s.seq,
+            s.label,
+            s.error,
+            outcomes.iter().filter(|o| o.status == Status::Done).count(),
+            journal_path.display(),
+            s.rollback,
+            s.resume
+        );
+    } else if let Some(n) = p.options.stage {
+        let rec = rollout::StageDone {
+            plan_hash: hash.to_string(),
+            plan: a.plan.display().to_string(),
+            stage: n,
+            boot_id: journal::this_boot()?,
+            at: rollout::now(),
+        };
+        // The tree is built either way: a record that cannot be written is
+        // said loudly, not turned into a failed apply.
+        match rollout::record(&rollout::state_dir(), rec) {
+            Ok(path) => notes.push(format!("stage {n} recorded as done in {}", path.display())),
+            Err(e) => {
+                say!("cgmig: warning: stage {n} is applied but could not be recorded as done: {e}");
+                notes.push(format!("stage {n} applied, NOT recorded as done: {e}"));
+            }
+        }
+    }
     outcomes.extend(p.skipped);
-    report(
-        "apply",
-        Some(journal_path),
-        false,
-        &outcomes,
-        window,
-        p.preflight,
-        a.format,
+    let r = Report {
+        command: "apply",
+        journal: Some(journal_path.display().to_string()),
+        dry_run: false,
+        not_done: Vec::new(),
+        counts: exec::summary_counts(&outcomes),
+        steps: &outcomes,
+        not_run,
+        stopped,
+        handover_window_ms: window,
+        preflight: p.preflight,
+        notes,
+    };
+    report(r, a.format)
+}
+
+/// The exact command that continues this apply.
+fn resume_command(a: &ApplyArgs, journal: &Path) -> String {
+    format!(
+        "cgmig apply {} --resume --journal {} --yes{}",
+        quote(&a.plan),
+        quote(journal),
+        match a.match_by {
+            Some(MatchBy::Keys) => " --match keys",
+            Some(MatchBy::Pids) => " --match pids",
+            None => "",
+        }
     )
+}
+
+/// A path as a shell word (single quotes when it needs any).
+fn quote(p: &Path) -> String {
+    let s = p.display().to_string();
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%=,".contains(&b))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 fn progress(n: usize) -> Option<indicatif::ProgressBar> {
@@ -520,7 +957,7 @@ fn progress(n: usize) -> Option<indicatif::ProgressBar> {
     })
 }
 
-fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
+fn dry_run(a: &ApplyArgs, full: Plan) -> Result<i32> {
     let plan = scoped(full, a.stage, a.only.as_deref())?;
     let snap = super::load_input(&a.input)?;
     let mut sim = Simulator::from_snapshot(&snap);
@@ -528,6 +965,12 @@ fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
         Some(dir) => kernel::locate(dir).map_or_else(|_| dir.display().to_string(), |l| l.prefix),
         None => "/".into(),
     };
+    if crate::model::path::cgroup_names(&prefix).is_err() {
+        return Err(ApplyError::Refused(format!(
+            "--target {prefix}: not a directory on a cgroup2 mount of this host"
+        ))
+        .into());
+    }
     if prefix == "/" {
         // systemd's and runtimes' cgroups exist before cgmig acts (they are
         // the owners' to build); model them so the replay matches the host.
@@ -536,8 +979,60 @@ fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
         }
     }
     let on_live_host = a.input.root.is_none() && a.input.snapshot.is_none();
+    let (specs, preflight) = dry_preflight(a, &plan, &snap, &mut sim, on_live_host);
+    let mut notes = Vec::new();
+    if on_live_host
+        && a.match_by.is_none()
+        && let Err(e) = pids_are_this_boots(&plan, &a.plan, None)
+    {
+        notes.push(format!("a real apply would refuse: {e}"));
+    }
+    let live = resolve::live_from_snapshot(&snap);
+    let this_boot = match a.match_by {
+        Some(MatchBy::Pids) => true,
+        Some(MatchBy::Keys) => false,
+        None => on_live_host && same_boot(&plan),
+    };
+    let resolved = resolve::resolve(&plan, &live, this_boot);
+    let (steps, skipped) = exec::build_steps(&plan, &prefix, &resolved, &sim, &specs);
+    let mut runner = Runner::new(&mut sim, None, false);
+    runner.kill_after = None;
+    let RunResult { mut outcomes, .. } = runner.run(&steps, None)?;
+    if let Some(first) = outcomes.iter().find(|o| o.status == Status::WouldFail) {
+        notes.push(format!(
+            "a real apply would stop at step {} ({}) and leave the rest not run",
+            first.seq.unwrap_or(0),
+            first.label
+        ));
+    }
+    outcomes.extend(skipped);
+    let r = Report {
+        command: "apply --dry-run",
+        journal: None,
+        dry_run: true,
+        not_done: Vec::new(),
+        counts: exec::summary_counts(&outcomes),
+        steps: &outcomes,
+        not_run: 0,
+        stopped: None,
+        handover_window_ms: None,
+        preflight,
+        notes,
+    };
+    report(r, a.format)
+}
+
+/// The dry run's handover preflight lines, and the simulated outcome of a
+/// handover (the controllers offered on v2).
+fn dry_preflight(
+    a: &ApplyArgs,
+    plan: &Plan,
+    snap: &crate::model::Snapshot,
+    sim: &mut Simulator,
+    on_live_host: bool,
+) -> (Vec<handover::Spec>, Vec<String>) {
     let specs = if a.live && on_live_host {
-        handover::specs_for(&plan)
+        handover::specs_for(plan)
     } else {
         Vec::new()
     };
@@ -560,7 +1055,7 @@ fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
             );
         } else {
             preflight.extend(why.into_iter().map(|w| format!("REFUSED: {w}")));
-            preflight.push(handover::staged_boot_hint(&plan));
+            preflight.push(handover::staged_boot_hint(plan));
         }
         // The simulated handover's outcome: the controllers come to v2.
         for s in &specs {
@@ -569,7 +1064,7 @@ fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
             }
         }
     }
-    let offered = crate::apply::Target::read(&sim, "/", "cgroup.controllers").unwrap_or_default();
+    let offered = crate::apply::Target::read(sim, "/", "cgroup.controllers").unwrap_or_default();
     let missing: Vec<&str> = plan
         .controllers
         .iter()
@@ -582,64 +1077,65 @@ fn dry_run(a: &ApplyArgs, full: &Plan) -> Result<i32> {
             missing.join(" ")
         ));
     }
-    let live = resolve::live_from_snapshot(&snap);
-    let resolved = resolve::resolve(&plan, &live, on_live_host && same_boot(&plan));
-    let (steps, skipped) = exec::build_steps(&plan, &prefix, &resolved, &sim, &specs);
-    let mut runner = Runner::new(&mut sim, None, false);
-    runner.kill_after = None;
-    let mut outcomes = runner.run(&steps, None)?;
-    outcomes.extend(skipped);
-    report(
-        "apply --dry-run",
-        None,
-        true,
-        &outcomes,
-        None,
-        preflight,
-        a.format,
-    )
+    (specs, preflight)
 }
 
-/// `cgmig rollback`.
+/// `cgmig rollback`: the journal is read and checked (this boot's, written
+/// only by root, every step inside its scope), the mount it names is opened
+/// again and checked to be cgroup2, and each step whose effect is still
+/// there is undone, last first.
 pub fn rollback(a: RollbackArgs) -> Result<i32> {
+    // A journal that is not one (or not to be trusted) is said first, as
+    // such; then --yes, the lock, and the journal again under the lock.
+    Journal::read(&a.journal)?.check_boot()?;
+    need_yes(a.yes, "rollback")?;
     let _lock = Lock::take()?;
     let j = Journal::read(&a.journal)?;
-    let (_, _, opts) = j.header.clone().expect("read checks the header");
-    confirm(opts.live, a.yes, "hand the controllers back to v1 hierarchies")?;
-    let mut host = KernelTarget::new(PathBuf::from(&opts.mount));
+    j.check_boot()?;
+    let opts = j.header.options.clone();
+    let mut host = KernelTarget::open(Path::new(&opts.mount))?;
+    let undo = j
+        .intents
+        .keys()
+        .filter(|s| !matches!(j.undone.get(s), Some(Ok(_))))
+        .count();
+    confirm(
+        a.yes,
+        &format!(
+            "cgmig rollback {}\n  undo        {undo} steps, last first, on {} (prefix {})\n  handover    {}\n",
+            a.journal.display(),
+            opts.mount,
+            opts.prefix,
+            if opts.live {
+                "the controllers go back to their v1 hierarchies"
+            } else {
+                "none"
+            }
+        ),
+        "roll back now?",
+    )?;
     let mut w = Writer::open(&a.journal)?;
     let outcomes = exec::rollback(&mut host as &mut dyn Host, &j, Some(&mut w))?;
-    report(
-        "rollback",
-        Some(&a.journal),
-        false,
-        &outcomes,
-        None,
-        Vec::new(),
-        a.format,
-    )
+    let r = Report {
+        command: "rollback",
+        journal: Some(a.journal.display().to_string()),
+        dry_run: false,
+        not_done: Vec::new(),
+        counts: exec::summary_counts(&outcomes),
+        steps: &outcomes,
+        not_run: 0,
+        stopped: None,
+        handover_window_ms: None,
+        preflight: Vec::new(),
+        notes: Vec::new(),
+    };
+    report(r, a.format)
 }
 
-fn report(
-    command: &str,
-    journal: Option<&Path>,
-    dry_run: bool,
-    outcomes: &[Outcome],
-    window: Option<f64>,
-    preflight: Vec<String>,
-    format: ResultFormat,
-) -> Result<i32> {
-    let failed = outcomes.iter().any(|o| o.status == Status::Failed);
-    let r = Report {
-        command,
-        journal: journal.map(|p| p.display().to_string()),
-        dry_run,
-        steps: outcomes,
-        not_done: outcomes.iter().filter(|o| o.status != Status::Done).collect(),
-        counts: exec::summary_counts(outcomes),
-        handover_window_ms: window,
-        preflight,
-    };
+/// Print the report; exit 1 when a step failed (or would fail).
+fn report(mut r: Report<'_>, format: ResultFormat) -> Result<i32> {
+    let failed = r.stopped.is_some() || r.steps.iter().any(|o| o.status.is_failed());
+    r.not_done = r.steps.iter().filter(|o| !o.status.is_done()).collect();
     match format {
         ResultFormat::Json => super::emit(None, &(serde_json::to_string_pretty(&r)? + "\n"))?,
         ResultFormat::Table => {
@@ -666,13 +1162,10 @@ fn table(r: &Report, style: &crate::report::Style) -> String {
     };
     for o in rows {
         let status = match o.status {
-            Status::Done => "done",
-            Status::Failed => "FAILED",
-            Status::Skipped => "skipped",
-        };
-        let status = match o.status {
-            Status::Failed => Cell::severity(crate::rules::Severity::Error, status),
-            _ => Cell::from(status),
+            Status::Failed | Status::WouldFail => {
+                Cell::severity(crate::rules::Severity::Error, o.status.word())
+            }
+            _ => Cell::from(o.status.word()),
         };
         t.row([
             o.seq.map_or_else(|| "-".into(), |s| s.to_string()).into(),
@@ -683,16 +1176,25 @@ fn table(r: &Report, style: &crate::report::Style) -> String {
     }
     let mut s = String::new();
     for p in &r.preflight {
-        s.push_str(&format!("note: {p}\n"));
+        s.push_str(&format!("note: {}\n", crate::report::escape::line(p)));
     }
     s.push_str(&t.render(style));
-    let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    for n in &r.notes {
+        s.push_str(&format!("note: {}\n", crate::report::escape::line(n)));
+    }
+    let mut counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    if r.not_run > 0 {
+        counts.push(format!("{} not run", r.not_run));
+    }
     let counts = if counts.is_empty() {
         "nothing to do".to_string()
     } else {
         counts.join(", ")
     };
     s.push_str(&format!("{}: {counts}", r.command));
+    if r.dry_run {
+        s.push_str(" (nothing was changed)");
+    }
     if let Some(w) = r.handover_window_ms {
         s.push_str(&format!("; handover window {w:.1} ms"));
     }
@@ -700,6 +1202,12 @@ fn table(r: &Report, style: &crate::report::Style) -> String {
         s.push_str(&format!("; journal {j}"));
     }
     s.push('\n');
+    if let Some(st) = &r.stopped {
+        s.push_str(&format!(
+            "stopped at step {}: undo with `{}`, or continue after a fix with `{}`\n",
+            st.seq, st.rollback, st.resume
+        ));
+    }
     s
 }
 
@@ -754,5 +1262,36 @@ mod tests {
         );
         // Another boot: every PID changed, nothing to compare.
         assert!(check_changes(&plan_with(Some("other".into())), &[live(10, "/b")]).is_empty());
+    }
+
+    /// A plan with processes but no host identity is refused unless told
+    /// how to match; the refusal names the field and both ways out.
+    #[test]
+    fn a_plan_without_host_identity_needs_match() {
+        let p = plan_with(None);
+        let e = pids_are_this_boots(&p, Path::new("p.json"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("host.machine_id") && e.contains("--match keys") && e.contains("--match pids"),
+            "{e}"
+        );
+        assert!(!pids_are_this_boots(&p, Path::new("p.json"), Some(MatchBy::Keys)).unwrap());
+        assert!(pids_are_this_boots(&p, Path::new("p.json"), Some(MatchBy::Pids)).unwrap());
+        let mut known = plan_with(None);
+        known.host.machine_id = Some("m".into());
+        assert!(pids_are_this_boots(&known, Path::new("p.json"), None).is_ok());
+    }
+
+    #[test]
+    fn printed_commands_are_shell_words() {
+        assert_eq!(
+            quote(Path::new("/run/cgmig/plan-1.journal")),
+            "/run/cgmig/plan-1.journal"
+        );
+        assert_eq!(
+            quote(Path::new("/tmp/my plan's.json")),
+            r"'/tmp/my plan'\''s.json'"
+        );
     }
 }

@@ -89,6 +89,12 @@ pub struct WaiveArgs {
     waivers: Vec<PathBuf>,
 }
 
+/// The finding ids a plan carries (a waiver may name one made by rules the
+/// plan was made with, which this command has not loaded).
+pub fn plan_ids(plan: &crate::plan::Plan) -> Vec<String> {
+    plan.findings.iter().map(|f| f.rule.to_string()).collect()
+}
+
 /// The waivers of a command, every id checked against the finding catalog;
 /// any problem (a bad file, an unknown id) stops the command, naming it.
 pub fn load_waivers(args: &WaiveArgs, rules: &RuleSet, known: &[String]) -> Result<crate::rules::Waivers> {

@@ -3,11 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::plan::{PLAN_SCHEMA, Plan};
-use crate::report;
+use crate::plan::Plan;
 
 /// Arguments of `cgmig verify`.
 #[derive(Debug, Args)]
@@ -34,38 +33,21 @@ pub struct VerifyArgs {
     waive: super::WaiveArgs,
 }
 
-/// Read a plan file and check its schema.
+/// Read a plan file and check it as `apply` does (schema, v2 rules, what a
+/// plan read from a file must hold): `verify` on an invalid plan is exit 2,
+/// not a comparison with a tree no plan could build.
 pub fn read_plan(path: &Path) -> Result<Plan> {
-    // Through `read_document`: a FIFO or a device named by --plan is refused
-    // instead of blocking the command.
-    let text = super::read_document(path)?;
-    let v: serde_json::Value =
-        report::from_data(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    match v.get("schema").and_then(|s| s.as_str()) {
-        Some(PLAN_SCHEMA) => {}
-        Some(other) => bail!(
-            "{}: plan schema {other:?} is not supported (this cgmig reads {PLAN_SCHEMA})",
-            path.display()
-        ),
-        None => bail!("{}: not a cgmig plan (no schema field)", path.display()),
-    }
-    serde_json::from_value(v).with_context(|| format!("{}: invalid plan", path.display()))
+    Ok(super::apply::read_plan(path)?)
 }
 
 /// The exit code of `verify` on a host that has not switched yet.
 pub const NOT_SWITCHED: i32 = 3;
 
-/// The finding ids a plan carries (a waiver may name one made by rules the
-/// plan was made with, which this command has not loaded).
-pub fn plan_ids(plan: &Plan) -> Vec<String> {
-    plan.findings.iter().map(|f| f.rule.to_string()).collect()
-}
-
 /// Run `cgmig verify`; returns the exit code.
 pub fn run(args: VerifyArgs) -> Result<i32> {
     let mut plan = read_plan(&args.plan)?;
     let (rules, _) = crate::rules::RuleSet::embedded();
-    let waivers = super::load_waivers(&args.waive, &rules, &plan_ids(&plan))?;
+    let waivers = super::load_waivers(&args.waive, &rules, &super::plan_ids(&plan))?;
     crate::assess::judge_plan(&mut plan, &waivers);
     let live = super::load_input(&args.input)?;
     if let Some(why) = not_switched(&plan, &live) {

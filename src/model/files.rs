@@ -124,6 +124,47 @@ pub fn is_v2_setting(name: &str) -> bool {
     V2_SETTINGS.contains(&name) || (name.starts_with("hugetlb.") && (name.ends_with(".max")))
 }
 
+/// The core files `apply` writes through its own actions, not as settings:
+/// a type, the enabled controllers, and the two membership files a planned
+/// move writes a PID or TID to. `cgroup.kill` is in no list: cgmig never
+/// kills.
+pub const V2_APPLY_CORE_FILES: &[&str] = &[
+    "cgroup.type",
+    "cgroup.subtree_control",
+    "cgroup.procs",
+    "cgroup.threads",
+];
+
+/// The files a delegation hands to its owner besides the directory (the
+/// kernel's `/sys/kernel/cgroup/delegate` core set).
+pub const V2_DELEGATION_FILES: &[&str] = &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"];
+
+/// Whether `name` is a v2 file a plan may write a *setting* to: a value in
+/// [`V2_SETTINGS`] other than the type and the enabled controllers (which
+/// have their own actions), or `hugetlb.<size>.max` / `.rsvd.max` with a
+/// size the kernel names (`2MB`, `1GB`, `64KB`).
+///
+/// Why strict: this is the only check between a plan's file name and a
+/// `write(2)` as root; a name that is not in the catalogue (`../x`,
+/// `cgroup.kill`, `cgroup.procs`) is refused when the plan is loaded.
+pub fn is_v2_setting_target(name: &str) -> bool {
+    if matches!(name, "cgroup.type" | "cgroup.subtree_control") {
+        return false;
+    }
+    if V2_SETTINGS.contains(&name) {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix("hugetlb.") else {
+        return false;
+    };
+    let size = rest
+        .strip_suffix(".rsvd.max")
+        .or_else(|| rest.strip_suffix(".max"))
+        .unwrap_or("");
+    let unit_at = size.find(|c: char| !c.is_ascii_digit()).unwrap_or(size.len());
+    unit_at > 0 && matches!(&size[unit_at..], "KB" | "MB" | "GB")
+}
+
 /// Whether a v2 file shows what a fresh cgroup shows (so `tree` can hide it).
 ///
 /// v1 defaults are rules (they decide what needs converting); v2 values are
@@ -157,5 +198,39 @@ mod tests {
         assert!(is_v2_setting("hugetlb.2MB.max"));
         assert!(is_v2_setting("hugetlb.2MB.rsvd.max"));
         assert!(!is_v2_setting("memory.current"));
+    }
+
+    #[test]
+    fn setting_targets_are_catalogue_names_only() {
+        for ok in [
+            "memory.max",
+            "cpu.weight",
+            "cgroup.freeze",
+            "cgroup.max.depth",
+            "hugetlb.2MB.max",
+            "hugetlb.1GB.rsvd.max",
+            "hugetlb.64KB.max",
+        ] {
+            assert!(is_v2_setting_target(ok), "{ok}");
+        }
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "cgroup.kill",
+            "cgroup.procs",
+            "cgroup.threads",
+            "cgroup.type",
+            "cgroup.subtree_control",
+            "memory.current",
+            "hugetlb..max",
+            "hugetlb.x/../y.max",
+            "hugetlb.2MB/../../x.max",
+            "hugetlb.MB.max",
+            "hugetlb.2XB.max",
+            "notes.txt",
+            "",
+        ] {
+            assert!(!is_v2_setting_target(bad), "{bad}");
+        }
     }
 }

@@ -170,6 +170,59 @@ pub fn unescape_octal(s: &str) -> String {
     from_bytes(&out)
 }
 
+/// Why a string is not an absolute, normalized cgroup path (see [`cgroup_names`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadPath {
+    /// It does not start with `/`: joined to a target it would land beside it.
+    #[error("not absolute (a cgroup path starts with /)")]
+    NotAbsolute,
+    /// `//`, or a trailing `/`.
+    #[error("has an empty name (// or a trailing /)")]
+    EmptyName,
+    /// `.` or `..`: a path that climbs is never a cgroup.
+    #[error("has a . or .. component")]
+    DotName,
+    /// An escaped NUL (`\x00`): no kernel name holds one.
+    #[error("has a NUL byte in a name")]
+    Nul,
+}
+
+/// The raw names (bytes, escapes decoded) of an absolute, normalized cgroup
+/// path: `/` has none, `/a/b` has `a` and `b`.
+///
+/// Why one function: every path `apply` touches, and every path a plan or
+/// journal names, goes through it before anything is resolved, so a name
+/// can never climb (`..`), land beside its target (no leading `/`) or hide a
+/// separator. The escape form cannot make a `/` (only control and non-UTF-8
+/// bytes are escaped), and a NUL is refused here.
+pub fn cgroup_names(path: &str) -> Result<Vec<Vec<u8>>, BadPath> {
+    let rest = path.strip_prefix('/').ok_or(BadPath::NotAbsolute)?;
+    if rest.is_empty() {
+        return Ok(Vec::new());
+    }
+    rest.split('/')
+        .map(|name| {
+            if name.is_empty() {
+                return Err(BadPath::EmptyName);
+            }
+            let raw = to_bytes(name);
+            if raw == b"." || raw == b".." {
+                return Err(BadPath::DotName);
+            }
+            if raw.contains(&0) || raw.contains(&b'/') {
+                return Err(BadPath::Nul);
+            }
+            Ok(raw)
+        })
+        .collect()
+}
+
+/// Whether `path` is `anc` or below it (`/a/b` is within `/a` and `/`; `/ab`
+/// is not within `/a`). Both are normalized cgroup paths.
+pub fn is_within(path: &str, anc: &str) -> bool {
+    path == anc || anc == "/" || path.strip_prefix(anc).is_some_and(|r| r.starts_with('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +277,23 @@ mod tests {
         ) {
             prop_assert_eq!(to_bytes(&from_bytes(&b)), b);
         }
+    }
+
+    #[test]
+    fn cgroup_names_refuse_what_could_climb_or_land_beside() {
+        assert_eq!(cgroup_names("/").unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(cgroup_names("/a/b").unwrap(), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(cgroup_names(r"/bad\xffx").unwrap(), vec![b"bad\xffx".to_vec()]);
+        assert_eq!(cgroup_names("a"), Err(BadPath::NotAbsolute));
+        assert_eq!(cgroup_names(""), Err(BadPath::NotAbsolute));
+        assert_eq!(cgroup_names("/a//b"), Err(BadPath::EmptyName));
+        assert_eq!(cgroup_names("/a/"), Err(BadPath::EmptyName));
+        assert_eq!(cgroup_names("/a/../../etc"), Err(BadPath::DotName));
+        assert_eq!(cgroup_names("/."), Err(BadPath::DotName));
+        assert_eq!(cgroup_names(r"/a\x00"), Err(BadPath::Nul));
+        // `\x2f` is not an escape cgmig writes: it stays four bytes, no separator.
+        assert_eq!(cgroup_names(r"/a\x2f..").unwrap(), vec![br"a\x2f..".to_vec()]);
+        assert!(is_within("/a/b", "/a") && is_within("/a", "/a") && is_within("/x", "/"));
+        assert!(!is_within("/ab", "/a") && !is_within("/", "/a"));
     }
 }

@@ -19,6 +19,7 @@
 
 mod conflicts;
 mod delegation;
+pub mod document;
 pub mod findings;
 mod kernel;
 pub mod keys;
@@ -488,6 +489,35 @@ fn with_domain_child(nodes: &[PlanNode]) -> Vec<bool> {
         }
     }
     out
+}
+
+/// The actions a plan's nodes give, exactly as [`finish`] orders and
+/// filters them (other owners' cgroups left out): what a plan read from a
+/// file must carry, action for action (`document::check`).
+pub fn derived_actions(p: &Plan) -> Vec<Action> {
+    let mut shell = Plan {
+        schema: String::new(),
+        host: p.host.clone(),
+        stage: p.stage,
+        controllers: Vec::new(),
+        nodes: Vec::new(),
+        actions: actions(p),
+        findings: Vec::new(),
+        conflicts: Vec::new(),
+        spine: Spine {
+            order: Vec::new(),
+            settings_affected: 0,
+            tried: Vec::new(),
+        },
+        stages: Vec::new(),
+        owners: p.owners.clone(),
+        process_keys: Vec::new(),
+        verdict: None,
+        converts: false,
+        incomplete: false,
+    };
+    owners::strip_actions(&mut shell);
+    shell.actions
 }
 
 /// The ordered actions: the tree and its tasks first, then controllers,

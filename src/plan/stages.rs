@@ -104,7 +104,7 @@ pub enum StageError {
 impl std::str::FromStr for StagePolicy {
     type Err = StageError;
 
-    /// Syntax only; whether the names fit the host is [`boots`]'s check.
+    /// Syntax only; whether the names fit the host is [`stages`]'s check.
     fn from_str(s: &str) -> Result<Self, StageError> {
         let spec = s.trim();
         match spec {

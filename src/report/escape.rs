@@ -5,7 +5,7 @@
 //! ([`crate::model::path::from_bytes`]), but much else reaches a renderer
 //! another way: rule texts, Go and Java version strings from binaries,
 //! values from a snapshot or plan file, error messages. Every human renderer
-//! passes its text through [`escape`] (or [`line`], [`text`], [`md_cell`],
+//! passes its text through [`escape`] (or [`line()`], [`text`], [`md_cell`],
 //! which are it with fixed options), so nothing that comes from an input can
 //!
 //! * move the cursor, clear the screen, set a window title or a hyperlink
@@ -104,7 +104,7 @@ pub fn md_cell(s: &str) -> String {
         .replace('\n', "<br>")
 }
 
-/// Text for a markdown code span: [`line`], with backticks, which would end
+/// Text for a markdown code span: [`line()`], with backticks, which would end
 /// it, as `'`.
 pub fn md_code(s: &str) -> String {
     line(s).replace('`', "'").replace('|', "\\|")

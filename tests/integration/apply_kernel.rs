@@ -242,7 +242,10 @@ fn run(dir: &Path, args: &[&str], kill_after: Option<usize>) -> Output {
     c.arg("-m")
         .arg(bin())
         .args(args)
-        .env("CGMIG_LOCK", dir.join("lock"));
+        .env("CGMIG_LOCK", dir.join("lock"))
+        .env("CGMIG_RUN_DIR", dir.join("run"))
+        .env("CGMIG_STATE_DIR", dir.join("state"))
+        .stdin(Stdio::null());
     match kill_after {
         Some(k) => c.env("CGMIG_TEST_KILL_AFTER", k.to_string()),
         None => c.env_remove("CGMIG_TEST_KILL_AFTER"),
@@ -401,7 +404,19 @@ impl Scene<'_> {
         let j0 = self.journal("j0");
         let o = run(
             self.dir,
-            &["apply", p, "--target", &t, "--journal", &j0, "--format", "json"],
+            &[
+                "apply",
+                p,
+                "--target",
+                &t,
+                "--journal",
+                &j0,
+                "--format",
+                "json",
+                "--yes",
+                "--match",
+                "keys",
+            ],
             None,
         );
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -429,7 +444,7 @@ impl Scene<'_> {
             .unwrap()
             .steps
             .len();
-        let o = run(self.dir, &["rollback", &j0], None);
+        let o = run(self.dir, &["rollback", &j0, "--yes"], None);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         self.assert_clean("rollback after a full apply");
         (reference, steps)
@@ -441,9 +456,24 @@ impl Scene<'_> {
         let (t, p) = (self.target.display().to_string(), &self.plan);
         for k in 1..=3 * steps {
             let j = self.journal(&format!("r{k}"));
-            let o = run(self.dir, &["apply", p, "--target", &t, "--journal", &j], Some(k));
+            let fresh = [
+                "apply",
+                p,
+                "--target",
+                &t,
+                "--journal",
+                &j,
+                "--yes",
+                "--match",
+                "keys",
+            ];
+            let o = run(self.dir, &fresh, Some(k));
             assert_eq!(o.status.signal(), Some(9), "boundary {k}: {}", text(&o));
-            let o = run(self.dir, &["apply", p, "--resume", "--journal", &j], None);
+            let o = run(
+                self.dir,
+                &["apply", p, "--resume", "--journal", &j, "--yes"],
+                None,
+            );
             assert_eq!(
                 o.status.code(),
                 Some(0),
@@ -451,14 +481,25 @@ impl Scene<'_> {
                 text(&o)
             );
             assert_eq!(dump(&self.target), reference, "resume after boundary {k}");
-            let o = run(self.dir, &["rollback", &j], None);
+            let o = run(self.dir, &["rollback", &j, "--yes"], None);
             assert_eq!(o.status.code(), Some(0), "{}", text(&o));
             self.assert_clean(&format!("rollback after resume at {k}"));
 
             let j = self.journal(&format!("p{k}"));
-            let o = run(self.dir, &["apply", p, "--target", &t, "--journal", &j], Some(k));
+            let fresh = [
+                "apply",
+                p,
+                "--target",
+                &t,
+                "--journal",
+                &j,
+                "--yes",
+                "--match",
+                "keys",
+            ];
+            let o = run(self.dir, &fresh, Some(k));
             assert_eq!(o.status.signal(), Some(9), "boundary {k}: {}", text(&o));
-            let o = run(self.dir, &["rollback", &j], None);
+            let o = run(self.dir, &["rollback", &j, "--yes"], None);
             assert_eq!(o.status.code(), Some(0), "partial rollback at {k}: {}", text(&o));
             self.assert_clean(&format!("rollback of a partial apply killed at {k}"));
         }
@@ -482,7 +523,7 @@ fn real_kernel_read_only_target_is_refused() {
     let mnt = dir.path().join("ro");
     std::fs::create_dir(&mnt).unwrap();
     let script = format!(
-        "mount --bind {V2} {m} && mount -o remount,bind,ro {m} && CGMIG_LOCK={d}/lock {b} apply {p} --target {m}/cgmig-test-apply-ro-{pid}; echo rc=$?",
+        "mount --bind {V2} {m} && mount -o remount,bind,ro {m} && CGMIG_LOCK={d}/lock CGMIG_RUN_DIR={d}/run {b} apply {p} --yes --match keys --target {m}/cgmig-test-apply-ro-{pid} </dev/null; echo rc=$?",
         m = mnt.display(),
         d = dir.path().display(),
         b = bin(),
@@ -496,7 +537,10 @@ fn real_kernel_read_only_target_is_refused() {
     let out = text(&o);
     assert!(out.contains("rc=2"), "{out}");
     assert!(out.contains("read-only"), "{out}");
-    assert!(!dir.path().join("plan.json.journal").exists());
+    assert!(
+        std::fs::read_dir(dir.path().join("run")).map_or(0, Iterator::count) <= 1,
+        "no journal beside the lock"
+    );
     assert!(!Path::new(&format!("{V2}/cgmig-test-apply-ro-{}", std::process::id())).exists());
 }
 
@@ -524,7 +568,7 @@ const LIVE: &str = r#"
 set -u
 BIN=$1; W=$2; U=$3; MODE=$4
 H=$W/hugetlb; V2=/sys/fs/cgroup/unified; T=$V2/cgmig-test-apply-live-$U; G=$H/cgmig-apply-$U; N=cgmig-apply-$U
-export CGMIG_LOCK=$W/lock
+export CGMIG_LOCK=$W/lock CGMIG_RUN_DIR=$W/run CGMIG_STATE_DIR=$W/state
 P1=; P2=; PY=
 check() { if [ "$2" = "$3" ]; then echo "OK $1"; else echo "FAIL $1: got [$2] want [$3]"; fi; }
 hier() { awk '$1=="hugetlb"{print $2}' /proc/cgroups; }
@@ -596,15 +640,15 @@ else
   WEB=$T/$N/web; BATCH=$T/$N/batch
   SCOPE=
 fi
-$BIN apply $W/plan.json $SCOPE --live --yes --target $T --format json > $W/apply1.json; check "apply exit" $? 0
+$BIN apply $W/plan.json $SCOPE --live --yes --match keys --target $T --journal $W/first.journal --format json > $W/apply1.json; check "apply exit" $? 0
 python3 -c 'import json,sys; print("WINDOW", json.load(open(sys.argv[1]))["handover_window_ms"])' $W/apply1.json
 v2check first
 check "memory where it was" "$(awk '$1=="memory"{print $2}' /proc/cgroups)" "$MEM_BEFORE"
-$BIN rollback $W/plan.json.journal --yes --format json > $W/rb.json; check "rollback exit" $? 0
+$BIN rollback $W/first.journal --yes --format json > $W/rb.json; check "rollback exit" $? 0
 check "v1 tree, limits, tasks back" "$(v1state)" "$(cat $W/v1.before)"
 check "subtree gone" "$([ -e $T ] && echo present || echo gone)" gone
 check "hugetlb on v1" "$([ "$(hier)" != 0 ] && echo v1 || echo v2)" v1
-$BIN apply $W/plan.json $SCOPE --live --yes --target $T --journal $W/second.journal --format json > $W/apply2.json; check "apply again exit" $? 0
+$BIN apply $W/plan.json $SCOPE --live --yes --match keys --target $T --journal $W/second.journal --format json > $W/apply2.json; check "apply again exit" $? 0
 python3 -c 'import json,sys; print("WINDOW", json.load(open(sys.argv[1]))["handover_window_ms"])' $W/apply2.json
 v2check again
 "#;

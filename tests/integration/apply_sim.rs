@@ -2,7 +2,7 @@
 //! an interrupted apply resumes to the same end state, rollback restores
 //! the state before, and vanished processes are recorded, not fatal.
 
-use cgmig::apply::exec::{self, Outcome, Runner, Status};
+use cgmig::apply::exec::{self, Outcome, Runner};
 use cgmig::apply::journal::{JOURNAL_SCHEMA, Journal, Record, RunOptions, Writer};
 use cgmig::apply::resolve::{self, Resolved};
 use cgmig::apply::step::Step;
@@ -38,7 +38,7 @@ fn sim_for(plan: &Plan) -> Simulator {
 }
 
 fn steps_for(plan: &Plan, sim: &Simulator, prefix: &str) -> Vec<Step> {
-    let (steps, _) = exec::build_steps(plan, prefix, &Resolved::default(), sim, &[]);
+    let (steps, _) = exec::build_steps(plan, prefix, &Resolved::trusting(plan), sim, &[]);
     steps
 }
 
@@ -73,7 +73,7 @@ fn state(sim: &Simulator, plan: &Plan) -> Vec<String> {
 }
 
 fn failed(o: &[Outcome]) -> Vec<&Outcome> {
-    o.iter().filter(|o| o.status == Status::Failed).collect()
+    o.iter().filter(|o| o.status.is_failed()).collect()
 }
 
 fn header(steps: &[Step]) -> Record {
@@ -81,7 +81,12 @@ fn header(steps: &[Step]) -> Record {
         schema: JOURNAL_SCHEMA.into(),
         plan_hash: "h".into(),
         plan: "p".into(),
-        options: RunOptions::default(),
+        boot_id: "b".into(),
+        options: RunOptions {
+            mount: "/sys/fs/cgroup".into(),
+            prefix: "/".into(),
+            ..RunOptions::default()
+        },
         steps: steps.to_vec(),
     }
 }
@@ -92,7 +97,10 @@ fn whole_plan_applies_and_verifies_on_the_simulator(name: &str) {
     let plan = plan_of(name);
     let mut sim = sim_for(&plan);
     let steps = steps_for(&plan, &sim, "/");
-    let out = Runner::new(&mut sim, None, false).run(&steps, None).unwrap();
+    let out = Runner::new(&mut sim, None, false)
+        .run(&steps, None)
+        .unwrap()
+        .outcomes;
     assert!(failed(&out).is_empty(), "{name}: {:#?}", failed(&out));
     // Other owners place their own processes (after the switch, on their own).
     let prebuilt: std::collections::BTreeSet<&str> = plan.owners.prebuilt(&plan).map(|(p, _)| p).collect();
@@ -137,7 +145,10 @@ fn under_a_target_prefix_the_tree_is_built_below_it() {
     let mut sim = sim_for(&plan);
     let steps = steps_for(&plan, &sim, "/t/sub");
     assert!(matches!(&steps[0], Step::MkdirTarget { path } if path == "/t"));
-    let out = Runner::new(&mut sim, None, false).run(&steps, None).unwrap();
+    let out = Runner::new(&mut sim, None, false)
+        .run(&steps, None)
+        .unwrap()
+        .outcomes;
     assert!(failed(&out).is_empty(), "{:#?}", failed(&out));
     assert!(sim.exists("/t/sub/batch/task1"));
     assert!(!sim.exists("/batch"), "nothing outside the target");
@@ -161,7 +172,7 @@ fn interrupted_at_every_step_resume_reaches_the_same_state() {
     for cut in 0..steps.len() {
         let mut sim = sim_for(&plan);
         let jp = dir.path().join(format!("j{cut}"));
-        let w = Writer::create(&jp, header(&steps)).unwrap();
+        let w = Writer::create(&jp, &header(&steps)).unwrap();
         // The first `cut` steps, then a crash that leaves an intent without outcome.
         Runner::new(&mut sim, Some(w), false)
             .run(&steps[..cut], None)
@@ -178,7 +189,8 @@ fn interrupted_at_every_step_resume_reaches_the_same_state() {
         assert_eq!(j.first_unfinished(steps.len()), cut);
         let out = Runner::new(&mut sim, Some(Writer::open(&jp).unwrap()), false)
             .run(&j.steps, Some(&j))
-            .unwrap();
+            .unwrap()
+            .outcomes;
         assert!(failed(&out).is_empty(), "cut {cut}: {:#?}", failed(&out));
         assert_eq!(state(&sim, &plan), want, "cut {cut}");
     }
@@ -194,7 +206,7 @@ fn rollback_restores_the_state_before_after_full_and_partial_applies() {
     for cut in [steps.len(), steps.len() / 2, 1] {
         let mut sim = sim_for(&plan);
         let jp = dir.path().join(format!("j{cut}"));
-        let w = Writer::create(&jp, header(&steps)).unwrap();
+        let w = Writer::create(&jp, &header(&steps)).unwrap();
         Runner::new(&mut sim, Some(w), false)
             .run(&steps[..cut], None)
             .unwrap();
@@ -221,12 +233,15 @@ fn a_process_that_exited_is_recorded_not_fatal() {
         .processes[0];
     sim.exit_process(gone);
     let steps = steps_for(&plan, &sim, "/");
-    let out = Runner::new(&mut sim, None, false).run(&steps, None).unwrap();
+    let out = Runner::new(&mut sim, None, false)
+        .run(&steps, None)
+        .unwrap()
+        .outcomes;
     let o = out
         .iter()
         .find(|o| o.label.starts_with(&format!("move process {gone} ")))
         .unwrap();
-    assert_eq!(o.status, Status::Done);
+    assert!(o.status.is_done(), "{o:?}");
     assert!(o.note.as_deref().unwrap_or("").contains("exited"), "{o:?}");
     assert!(failed(&out).is_empty());
 }
@@ -242,7 +257,10 @@ fn a_refused_write_is_listed_with_the_kernel_reason() {
         }
     }
     let steps = steps_for(&plan, &sim, "/");
-    let out = Runner::new(&mut sim, None, false).run(&steps, None).unwrap();
+    let out = Runner::new(&mut sim, None, false)
+        .run(&steps, None)
+        .unwrap()
+        .outcomes;
     let f = failed(&out);
     assert!(!f.is_empty());
     assert!(
@@ -290,7 +308,7 @@ fn live_steps_place_tasks_first_then_hand_over_then_configure() {
             super_options: "rw,memory".into(),
         }],
     };
-    let (steps, _) = exec::build_steps(&plan, "/m", &Resolved::default(), &sim, &[spec]);
+    let (steps, _) = exec::build_steps(&plan, "/m", &Resolved::trusting(&plan), &sim, &[spec]);
     let pos = |f: &dyn Fn(&Step) -> bool| steps.iter().position(f).unwrap();
     let last = |f: &dyn Fn(&Step) -> bool| steps.iter().rposition(f).unwrap();
     use cgmig::plan::Action;

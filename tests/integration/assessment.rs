@@ -297,8 +297,30 @@ fn a_waiver_is_the_only_way_past_a_blocker_and_is_never_silent() {
         .collect();
     assert_eq!(waived.len(), 1);
     assert_eq!(waived[0]["waived"]["who"], "ops@example.com");
-    // apply: the plan carries its waiver; the unwaived plan is refused.
+    // apply: a waiver recorded in the plan (a document anyone could have
+    // edited) is named but does not let apply past; only one given to apply
+    // does, and then it is said with who and why.
     let o = cgmig(&["apply", plan.to_str().unwrap(), "--dry-run", "--snapshot", s]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the plan records a waiver of host.split-threads-domain"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("the plan is blocked by 1 finding"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cgmig(&[
+        "apply",
+        plan.to_str().unwrap(),
+        "--dry-run",
+        "--snapshot",
+        s,
+        "--waivers",
+        w,
+    ]);
     assert!(stderr(&o).contains("waived by ops@example.com"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("the plan is blocked by"), "{}", stderr(&o));
     let o = cgmig(&["apply", docs.plan.to_str().unwrap(), "--dry-run", "--snapshot", s]);

@@ -210,13 +210,13 @@ proptest! {
         let snap = host.scan();
         let rules = rules();
         let p = cgmig::plan::plan(&snap, &rules);
-        let v = cgmig::plan::validate(&p);
+        let v = cgmig::plan::document::check_loaded(&p);
         prop_assert!(v.is_empty(), "invalid plan: {v:#?}\n{}", cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table).unwrap());
         let problems = oracle::check(&snap, &p, &rules);
         prop_assert!(problems.is_empty(), "oracle:\n{}\n{}\n{:#?}", problems.join("\n"), cgmig::plan::render(&p, cgmig::plan::PlanFormat::Table).unwrap(), p.findings.iter().filter(|f| f.rule.starts_with("plan.") || f.rule.contains("split")).map(|f| &f.why).collect::<Vec<_>>());
         for s in &p.stages {
             let sp = p.for_stage(s.number, "leaf").unwrap();
-            let v = cgmig::plan::validate(&sp);
+            let v = cgmig::plan::document::check_loaded(&sp);
             prop_assert!(v.is_empty(), "stage {}: {v:#?}", s.number);
             let problems = oracle::structural(&snap, &sp, &rules);
             prop_assert!(problems.is_empty(), "stage {} oracle:\n{}", s.number, problems.join("\n"));
