@@ -199,19 +199,21 @@ fn hierarchy_facts(snap: &Snapshot, hi: NodeIndex, h: &Hierarchy, out: &mut Vec<
 }
 
 /// `split-threads-*`: a process whose threads sit in different cgroups of
-/// one hierarchy, split by whether that hierarchy has a domain controller.
+/// one v1 hierarchy, split by whether that hierarchy has a domain
+/// controller. A split on cgroup2 is left out: the kernel allows one only
+/// inside a threaded subtree, which is already the v2 form (a hybrid host
+/// half way through a staged rollout has one), not a v1 layout to move.
 fn split_thread_facts(view: &View<'_>, processes: &[(NodeIndex, &Process)], out: &mut Vec<Observed>) {
     let snap = view.snap;
+    let hierarchy = |id: HierarchyId| view.all.iter().find(|(_, h)| h.id == id).map(|(_, h)| *h);
     for (pi, split) in split_processes(snap, processes) {
         let Node::Process(p) = &snap.graph[pi] else {
             continue;
         };
-        let (domain, threaded): (Vec<HierarchyId>, Vec<HierarchyId>) = split.iter().partition(|id| {
-            view.all
-                .iter()
-                .find(|(_, h)| h.id == **id)
-                .is_some_and(|(_, h)| has_domain_controller(h))
-        });
+        let (domain, threaded): (Vec<HierarchyId>, Vec<HierarchyId>) = split
+            .iter()
+            .filter(|id| hierarchy(**id).is_some_and(|h| h.version == Version::V1))
+            .partition(|id| hierarchy(**id).is_some_and(has_domain_controller));
         if !domain.is_empty() {
             let detail = describe_split(view, pi, p, &domain);
             out.push(obs(Fact::SplitThreadsDomain, process_subject(p), detail));

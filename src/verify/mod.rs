@@ -240,9 +240,42 @@ impl Ctx<'_> {
         });
     }
 
+    /// Whether the plan's node at `path` exists and neither it nor any node
+    /// under it holds a process or thread: the cgroup of a unit that ran
+    /// nothing (a socket, a mount, a oneshot that exited).
+    fn empty_in_plan(&self, path: &str) -> bool {
+        let under = format!("{path}/");
+        let mut found = false;
+        for n in &self.plan.nodes {
+            if n.path == path || n.path.starts_with(&under) {
+                found |= n.path == path;
+                if !n.processes.is_empty() || !n.threads.is_empty() {
+                    return false;
+                }
+            }
+        }
+        found
+    }
+
     fn unit(&mut self, u: &UnitPrediction) {
         let announced = !u.differences.is_empty() || self.announced(&u.path);
         let Some(live) = self.tree.get(&u.path).cloned() else {
+            // systemd keeps an empty unit cgroup on a v1/hybrid boot (systemd
+            // 247 did, for every exited oneshot, socket and mount) but
+            // removes it on the unified hierarchy once it is empty: a
+            // cgroup that held nothing is expected to be gone, and said.
+            let empty = self.empty_in_plan(&u.path);
+            let message = if empty {
+                format!(
+                    "{} has no cgroup at {}: it held no process on v1, and systemd removes an empty unit's cgroup on v2",
+                    u.unit, u.path
+                )
+            } else {
+                format!(
+                    "{} has no cgroup at {} (unit inactive, renamed or gone)",
+                    u.unit, u.path
+                )
+            };
             self.push(
                 CheckKind::Missing,
                 "systemd",
@@ -251,11 +284,8 @@ impl Ctx<'_> {
                 None,
                 None,
                 None,
-                announced,
-                format!(
-                    "{} has no cgroup at {} (unit inactive, renamed or gone)",
-                    u.unit, u.path
-                ),
+                announced || empty,
+                message,
             );
             return;
         };
@@ -273,6 +303,31 @@ impl Ctx<'_> {
                     false,
                     format!("systemd wrote {} from {} ({})", w.file, w.from, w.formula),
                 ),
+                // init.scope is realized before systemd enables pids at the
+                // root: Debian 11's systemd 247 left its pids.max at "max" on
+                // a unified boot (the fleet scenario's guest), Debian 12's 252
+                // wrote DefaultTasksMax. Less limited than predicted, said.
+                Some(actual)
+                    if u.path == "/init.scope"
+                        && w.file == "pids.max"
+                        && w.from.starts_with("DefaultTasksMax=")
+                        && actual.trim() == "max" =>
+                {
+                    self.push(
+                        CheckKind::Value,
+                        "systemd",
+                        Some(&u.unit),
+                        &u.path,
+                        Some(&w.file),
+                        Some(expected),
+                        Some("max".into()),
+                        true,
+                        format!(
+                            "predicted from {} ({}); this systemd left init.scope unlimited (systemd 247 does)",
+                            w.from, w.formula
+                        ),
+                    );
+                }
                 actual => self.push(
                     CheckKind::Value,
                     "systemd",

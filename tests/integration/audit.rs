@@ -194,6 +194,55 @@ fn blockers_and_fail_on() {
     );
 }
 
+/// A hybrid host half way through a staged rollout: io is on cgroup2 and a
+/// process's threads are split there inside a threaded subtree (as `cgmig
+/// apply --stage` builds it), and in cpu,cpuacct on v1. Only the v1 split is
+/// a finding; the cgroup2 one is already the v2 form, not a blocker.
+#[test]
+fn thread_split_on_cgroup2_is_not_a_v1_finding() {
+    let spec: HostSpec = serde_yaml_ng::from_str(
+        r"
+description: stage 1 of a staged rollout applied, io on cgroup2
+kernel: 6.1.0-50-amd64
+cmdline: root=/dev/vda1 cgroup_no_v1=blkio systemd.unified_cgroup_hierarchy=0
+hostname: half-way
+hierarchies:
+  - id: 0
+    controllers: [io]
+    mounts: [{point: /sys/fs/cgroup/unified, source: cgroup2}]
+    cgroups:
+      /batch: {settings: {cgroup.subtree_control: io}}
+      /batch/job2: {settings: {cgroup.type: domain threaded}}
+      /batch/job2/rt: {settings: {cgroup.type: threaded}}
+  - id: 2
+    controllers: [cpu, cpuacct]
+    mounts: [{point: '/sys/fs/cgroup/cpu,cpuacct'}]
+    cgroups: {/batch/job2: {}, /batch/job2/rt: {}}
+processes:
+  - pid: 601
+    comm: python3
+    cmdline: [python3, job2]
+    cgroups: {0: /batch/job2, 2: /batch/job2}
+    threads:
+      - {tid: 610, comm: job2-rt, cgroups: {0: /batch/job2/rt, 2: /batch/job2/rt}}
+",
+    )
+    .unwrap();
+    let r = audit(&build_spec(spec).scan(), &rules());
+    let rules_hit: Vec<&str> = r.findings.iter().map(|f| f.rule.as_str()).collect();
+    assert!(
+        !rules_hit.contains(&"host.split-threads-domain"),
+        "a cgroup2 threaded subtree read as a v1 domain split: {rules_hit:?}"
+    );
+    let threaded = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "host.split-threads-threaded")
+        .expect("the v1 cpu,cpuacct split is still reported");
+    assert!(threaded.why.contains("cpu,cpuacct"), "{}", threaded.why);
+    assert!(!threaded.why.contains("unified"), "{}", threaded.why);
+}
+
 #[test]
 fn devices_remediation_lists_systemd_lines() {
     // Docker's containers: Docker rebuilds their device lists as BPF, so the

@@ -17,6 +17,7 @@ mod cli;
 mod convert;
 mod docs;
 mod fleet;
+mod fleet_vm;
 mod fuzz;
 mod kernel;
 mod kernel_util;

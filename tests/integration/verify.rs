@@ -410,3 +410,75 @@ fn a_top_level_tree_the_plan_asked_to_move_is_announced() {
     assert!(extra("/borg-batch").announced);
     assert!(!extra("/stray").announced, "no owner's plan knows /stray");
 }
+
+/// A unit whose cgroup held nothing on v1 (an exited oneshot, a socket, a
+/// mount) may be gone on v2: systemd removes an empty unit's cgroup on the
+/// unified hierarchy (Debian 11's systemd 247 kept them on the hybrid boot).
+/// That is said (a warning), not an unexpected difference; a unit that ran
+/// processes and has no cgroup still is one.
+#[test]
+fn an_empty_unit_cgroup_gone_on_v2_is_expected() {
+    let mut p = plan(&captured("systemd-hybrid"), &rules());
+    let after = captured("systemd-unified");
+    let busy = p
+        .owners
+        .units
+        .iter()
+        .find(|u| {
+            p.nodes
+                .iter()
+                .any(|n| n.path == u.path && !n.processes.is_empty())
+        })
+        .expect("a unit with processes")
+        .clone();
+    let node = p.nodes.iter().find(|n| n.path == busy.path).unwrap().clone();
+    for (name, procs) in [
+        ("gone-busy.service", node.processes.clone()),
+        ("gone-idle.service", vec![]),
+    ] {
+        let path = format!("/system.slice/{name}");
+        let mut u = busy.clone();
+        u.unit = name.into();
+        u.path = path.clone();
+        u.differences.clear();
+        p.owners.units.push(u);
+        let mut n = node.clone();
+        n.path = path;
+        n.processes = procs;
+        n.threads.clear();
+        p.nodes.push(n);
+    }
+    let r = verify(&p, &after);
+    let check = |name: &str| {
+        r.checks
+            .iter()
+            .find(|c| c.kind == CheckKind::Missing && c.unit.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no missing check for {name}: {:#?}", r.checks))
+    };
+    let idle = check("gone-idle.service");
+    assert!(idle.announced, "{idle:?}");
+    assert!(idle.message.contains("held no process"), "{idle:?}");
+    let busy = check("gone-busy.service");
+    assert!(!busy.announced, "{busy:?}");
+    assert_eq!(r.unexpected, 1, "only the unit that ran processes is unexpected");
+}
+
+/// systemd 247 (Debian 11, the fleet scenario's guest) leaves init.scope's
+/// pids.max at "max" on a unified boot where 252 writes DefaultTasksMax:
+/// announced, not unexpected. Any other value is still a difference.
+#[test]
+fn init_scope_left_unlimited_is_announced() {
+    let p = plan(&captured("systemd-hybrid"), &rules());
+    let mut after = captured("systemd-unified");
+    v2_set(&mut after, "/init.scope", "pids.max", "max");
+    let r = verify(&p, &after);
+    let c = r
+        .checks
+        .iter()
+        .find(|c| c.path == "/init.scope" && c.file.as_deref() == Some("pids.max"))
+        .expect("init.scope's pids.max is checked");
+    assert!(c.announced && c.kind == CheckKind::Value, "{c:?}");
+    assert_eq!(r.unexpected, 0);
+    v2_set(&mut after, "/init.scope", "pids.max", "17");
+    assert_eq!(verify(&p, &after).unexpected, 1);
+}
