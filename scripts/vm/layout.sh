@@ -47,6 +47,10 @@ build_layout() {
   put /bin/true $P/release_agent
   put 1 $P/app/notify_on_release
   mkdir -p $S/app.slice
+  # A hand-made system.slice (issue 23): custom inits and old images make
+  # one; PID 1 here is busybox, so nothing in it is systemd's. It holds the
+  # user job alone, so the plan merges it with memory:/user/job.
+  mkdir -p $S/system.slice
 }
 
 # place PID DIR...: into each directory that exists (its controller on v1).
@@ -56,7 +60,7 @@ start_workloads() {
   sleep 601 & W=$!; place $W $M/app/web "$C/app/web" $P/app $D/app/web $S/app.slice
   sleep 602 & DB=$!; place $DB $M/app/db "$C/batch" $P/app $S/app.slice
   sleep 603 & X=$!; place $X $M/app $P/app          # internal process of memory:/app
-  sleep 604 & U=$!; place $U $M/user/job
+  sleep 604 & U=$!; place $U $M/user/job $S/system.slice
   sleep 605 & FZ=$!; place $FZ $F/frozen
   [ -d $F/frozen ] && put FROZEN $F/frozen/freezer.state
   rm -f /tmp/tids

@@ -205,7 +205,7 @@ impl Simulator {
     /// Build what another owner (systemd, a runtime) creates before cgmig
     /// acts: each cgroup of `nodes` with its parents, and each node's
     /// controllers enabled along its path, as `crate::plan::validate` assumes
-    /// (see `plan::PlanOwners::prebuilt`). Plans leave these to their
+    /// (see `plan::prebuilt`). Plans leave these to their
     /// owner, so a replay or a dry run starts from them.
     pub fn prebuild<'a>(
         &mut self,

@@ -193,10 +193,8 @@ pub fn read_plan(path: &Path) -> Result<Plan, ApplyError> {
 /// runtime) rebuilds. The planner strips such actions; this refuses a plan
 /// edited by hand to carry them back, before anything is touched.
 fn owned_elsewhere(path: &Path, plan: &Plan) -> Result<(), ApplyError> {
-    let refusals: BTreeSet<String> = plan
-        .actions
-        .iter()
-        .filter_map(|a| crate::plan::writable_by_cgmig(plan, a.path()).err())
+    let refusals: BTreeSet<String> = crate::plan::foreign_actions(plan)
+        .into_iter()
         .map(|r| r.to_string())
         .collect();
     if refusals.is_empty() {
@@ -974,7 +972,8 @@ fn dry_run(a: &ApplyArgs, full: Plan) -> Result<i32> {
     if prefix == "/" {
         // systemd's and runtimes' cgroups exist before cgmig acts (they are
         // the owners' to build); model them so the replay matches the host.
-        if let Err(e) = sim.prebuild(plan.owners.prebuilt(&plan)) {
+        let pre = crate::plan::prebuilt(&plan);
+        if let Err(e) = sim.prebuild(pre.iter().map(|(p, c)| (*p, c.as_slice()))) {
             say!("cgmig: dry run: other owners' cgroups could not be modelled: {e}");
         }
     }

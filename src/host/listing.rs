@@ -37,6 +37,25 @@ impl Root {
         Ok(Some(names))
     }
 
+    /// The target of a symbolic link (`/proc/1/exe`), read with `readlinkat`
+    /// on its directory opened through [`Root::open_contained`]; `None` when
+    /// the link does not exist or cannot be read (a kernel thread's `exe`, a
+    /// capture that did not keep it). The target is text, never followed.
+    pub fn read_link(&self, abs: &str) -> Result<Option<String>, HostError> {
+        let (Some(dir), Some(name)) = (cgpath::parent(abs), abs.rsplit('/').next()) else {
+            return Ok(None);
+        };
+        let fd = match self.open_contained(Path::new(dir), contain::dir_flags()) {
+            Ok(fd) => fd,
+            Err(HostError::Io { err, .. }) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match nix::fcntl::readlinkat(Some(std::os::fd::AsRawFd::as_raw_fd(&fd)), name) {
+            Ok(t) => Ok(Some(cgpath::from_bytes(t.as_bytes()))),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Extended attributes of a directory whose names start with one of
     /// `prefixes`, with their values (trimmed). Attributes that cannot be
     /// read (no permission for `trusted.*`, a filesystem without xattrs) are

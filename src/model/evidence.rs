@@ -30,6 +30,15 @@ pub struct Evidence {
     /// systemd's extended attributes per cgroup path (`trusted.invocation_id`, `user.delegate`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub xattrs: BTreeMap<String, BTreeMap<String, String>>,
+    /// PID 1's executable (`/proc/1/exe`), when it could be read: with PID
+    /// 1's `comm`, the strongest evidence of who manages the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid1_exe: Option<String>,
+    /// The runtimes' own state on disk, by manager (`docker` → the entries
+    /// of `/var/lib/docker/containers`, `lxc` → `/var/lib/lxc/c1`, ...): a
+    /// manager's own marks, which a cgroup's name alone never is.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub runtime_state: BTreeMap<String, Vec<String>>,
 }
 
 impl Evidence {

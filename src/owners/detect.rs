@@ -1,13 +1,25 @@
 //! Who writes each cgroup: a pure function of the snapshot and its evidence.
 //!
-//! A cgroup's owner is decided from its path, top-down, the way the managers
-//! name what they create (docs/research/real-layouts.md §1–§12): systemd units
-//! and slices, kubelet's `kubepods` trees (cgroupfs and systemd drivers), the
-//! container runtimes' `docker-<id>.scope`/`/docker/<id>`/`crio-`/
-//! `cri-containerd-`/`libpod-`, libvirt and machined's `machine-…` scopes and
-//! `/machine/…`, LXC's `/lxc/…` and `lxc.payload.…`. Anything else is a custom
-//! manager's, identified by the processes that populate it. The unit files on
-//! disk and systemd's cgroup xattrs are recorded as further evidence.
+//! Owners are decided by evidence, strongest first ([`Strength`]):
+//! 1. what PID 1 is (its `comm` and `/proc/1/exe`): only a host whose PID 1
+//!    is systemd has systemd units, however its directories are named;
+//! 2. the managers' own marks: systemd's unit files and cgroup xattrs, a
+//!    runtime's state on disk (`/var/lib/docker/containers/<id>`,
+//!    `/var/lib/lxc/<name>`, kubelet's `config.yaml`), its running daemon
+//!    or installed package;
+//! 3. the processes that populate a tree;
+//! 4. only then the path's shape (docs/research/real-layouts.md §1–§12):
+//!    systemd's `.slice`/`.service`/`.scope` names, kubelet's `kubepods`,
+//!    the runtimes' `docker-<id>.scope`, `/docker/<id>`, `crio-`,
+//!    `cri-containerd-`, `libpod-`, machined's `machine-…`, LXC's
+//!    `lxc.payload.…`.
+//!
+//! A directory name alone never makes an owner: a path shaped like a
+//! runtime's on a host where that runtime left no mark (no daemon, no
+//! state, no package) is a custom manager's, and unit-named directories on
+//! a host whose PID 1 is not systemd are too. Every owner carries its
+//! evidence ([`Clue`]s) and the weakest evidence that decided it
+//! ([`Owner::decided_by`]).
 
 use std::collections::BTreeMap;
 
@@ -69,6 +81,77 @@ impl std::fmt::Display for Manager {
     }
 }
 
+/// How strong a piece of evidence is, weakest first (the derived order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strength {
+    /// The path's shape alone (`x.service`, `/docker/<id>`).
+    PathShape,
+    /// The processes that populate the cgroup or its subtree.
+    Processes,
+    /// The manager's own marks: unit files, systemd's cgroup xattrs, a
+    /// runtime's state on disk, its running daemon or installed package.
+    ManagerMark,
+    /// What PID 1 is (its `comm` and executable).
+    Pid1,
+}
+
+impl Strength {
+    /// The name plans and audits print (`manager-mark`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strength::PathShape => "path-shape",
+            Strength::Processes => "processes",
+            Strength::ManagerMark => "manager-mark",
+            Strength::Pid1 => "pid1",
+        }
+    }
+}
+
+impl std::fmt::Display for Strength {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One piece of evidence for an owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ClueRepr")]
+pub struct Clue {
+    /// How strong it is.
+    pub strength: Strength,
+    /// What was seen (`unit files: /etc/systemd/system/a.service`).
+    pub text: String,
+}
+
+impl Clue {
+    /// A clue of `strength` saying `text`.
+    pub fn new(strength: Strength, text: impl Into<String>) -> Clue {
+        Clue {
+            strength,
+            text: text.into(),
+        }
+    }
+}
+
+/// A clue as plans and snapshots of earlier versions wrote it (a bare
+/// string, read as the weakest evidence) or as they are written now.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ClueRepr {
+    Typed { strength: Strength, text: String },
+    Text(String),
+}
+
+impl From<ClueRepr> for Clue {
+    fn from(r: ClueRepr) -> Clue {
+        match r {
+            ClueRepr::Typed { strength, text } => Clue { strength, text },
+            ClueRepr::Text(text) => Clue::new(Strength::PathShape, text),
+        }
+    }
+}
+
 /// The owner of one cgroup, with the evidence for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
@@ -80,8 +163,16 @@ pub struct Owner {
     /// How: `systemd driver`, `cgroupfs driver`, `inside app.service`, `user manager`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// Why we think so.
-    pub evidence: Vec<String>,
+    /// Why we think so, strongest first.
+    pub evidence: Vec<Clue>,
+    /// The weakest evidence the decision rests on: the host-wide mark (PID
+    /// 1, the runtime's presence) or the cgroup's own, whichever is weaker.
+    #[serde(default = "weakest")]
+    pub decided_by: Strength,
+}
+
+fn weakest() -> Strength {
+    Strength::PathShape
 }
 
 impl Owner {
@@ -104,29 +195,220 @@ impl Owner {
 pub type OwnerMap = BTreeMap<String, Owner>;
 
 /// Whether systemd is the host's init (so unit-named cgroups are its units).
-///
-/// A `name=systemd` hierarchy alone is no proof: anything can mount one
-/// (a busybox guest, OpenRC's compatibility mounts, a container image that
-/// wants to run systemd). systemd leaves real marks, any one of which counts:
-/// PID 1 is systemd; it moved itself to `/init.scope`; its `system.slice` or
-/// `user.slice` exist at the top of a tree; or the `name=systemd` hierarchy
-/// carries the `xattr` option systemd mounts it with (mount-setup.c), the
-/// only mark left when a container sees just its own subtree.
 pub fn is_systemd_host(snap: &Snapshot) -> bool {
-    // One pass over the graph's nodes (this runs inside `plan` on hosts of
-    // hundreds of thousands of nodes), stopping at the first mark.
-    snap.graph.node_weights().any(|node| match node {
-        Node::Hierarchy(h) => {
-            h.name.as_deref() == Some("systemd")
-                && h.mounts.iter().any(|m| m.options.iter().any(|o| o == "xattr"))
+    is_systemd_host_with(snap, &snap.owner_evidence)
+}
+
+/// [`is_systemd_host`] with the evidence read so far (the scanner asks
+/// before it reads the units: only a systemd host has them).
+///
+/// PID 1 decides when the snapshot has it: its `comm` (systemd names itself
+/// `systemd` whatever path started it) or its executable. A `name=systemd`
+/// hierarchy, a `system.slice` or an `/init.scope` directory prove nothing
+/// on their own: anything can make them (a busybox init, OpenRC's
+/// compatibility mounts, a container image that wants to run systemd, an
+/// admin's `mkdir`). Without PID 1 (a capture of a container's subtree)
+/// only systemd's own marks count: the `xattr` option it mounts the
+/// `name=systemd` hierarchy with (mount-setup.c), or the invocation ids it
+/// sets on its units' cgroups.
+pub fn is_systemd_host_with(snap: &Snapshot, ev: &crate::model::evidence::Evidence) -> bool {
+    pid1_verdict(snap, ev).0
+}
+
+/// Whether PID 1 is systemd, and the clue that says so (or says what it is).
+fn pid1_verdict(snap: &Snapshot, ev: &crate::model::evidence::Evidence) -> (bool, Clue) {
+    let exe = ev.pid1_exe.as_deref();
+    let pid1 = snap.graph.node_weights().find_map(|node| match node {
+        Node::Process(p) if p.pid == crate::model::Pid::new(1) => Some(p),
+        _ => None,
+    });
+    // A capture from inside a container sees only its own subtree (every
+    // mount's root is below `/`): its PID 1 is the container's init, not
+    // the host's manager.
+    let whole_tree = snap.hierarchies().iter().any(|(_, h)| {
+        h.scanned_mount
+            .and_then(|i| h.mounts.get(i))
+            .is_some_and(|m| m.root == "/")
+    });
+    if let Some(p) = pid1.filter(|_| whole_tree) {
+        let by_exe = exe.is_some_and(|e| e.rsplit('/').next() == Some("systemd"));
+        let by_comm = p.comm == "systemd";
+        let by_cmdline = p
+            .cmdline
+            .first()
+            .is_some_and(|c| c.rsplit('/').next() == Some("systemd"));
+        let exe_text = exe.map_or_else(String::new, |e| format!(", exe {e}"));
+        let what = format!(
+            "PID 1 is {} (comm {}{exe_text})",
+            p.cmdline.first().map_or(p.comm.as_str(), String::as_str),
+            p.comm
+        );
+        return (by_exe || by_comm || by_cmdline, Clue::new(Strength::Pid1, what));
+    }
+    let xattr_mount = snap.hierarchies().iter().any(|(_, h)| {
+        h.name.as_deref() == Some("systemd")
+            && h.mounts.iter().any(|m| m.options.iter().any(|o| o == "xattr"))
+    });
+    let invocation = ev
+        .xattrs
+        .values()
+        .any(|x| x.contains_key("trusted.invocation_id"));
+    if xattr_mount || invocation {
+        let why = if xattr_mount {
+            "the name=systemd hierarchy is mounted with systemd's xattr option (PID 1 does not show the host's manager)"
+        } else {
+            "cgroups carry systemd's trusted.invocation_id (PID 1 does not show the host's manager)"
+        };
+        return (true, Clue::new(Strength::ManagerMark, why));
+    }
+    let why = if pid1.is_some() {
+        "only a container's subtree is visible (its PID 1 is the container's) and no mark of systemd"
+    } else {
+        "PID 1 not in the snapshot and no mark of systemd"
+    };
+    (false, Clue::new(Strength::PathShape, why))
+}
+
+/// What the host shows of its managers, gathered once per detection.
+#[derive(Debug)]
+pub(crate) struct HostMarks<'s> {
+    /// PID 1 is systemd.
+    systemd: bool,
+    /// What PID 1 is, as evidence.
+    pid1: Clue,
+    /// Each runtime's host-wide marks (daemon, state directory, package).
+    runtimes: BTreeMap<Manager, Vec<String>>,
+    /// The runtimes' state entries on disk, by manager name.
+    state: &'s BTreeMap<String, Vec<String>>,
+}
+
+/// A running daemon that shows its runtime is in charge (`comm`).
+const DAEMONS: &[(&str, Manager)] = &[
+    ("dockerd", Manager::Docker),
+    ("containerd", Manager::Containerd),
+    ("kubelet", Manager::Kubelet),
+    ("crio", Manager::Crio),
+    ("conmon", Manager::Podman),
+    ("podman", Manager::Podman),
+    ("libvirtd", Manager::Libvirt),
+    ("virtqemud", Manager::Libvirt),
+    ("lxc-start", Manager::Lxc),
+    ("lxc-monitord", Manager::Lxc),
+];
+
+/// An installed package (the readiness inventory's component name).
+const PACKAGES: &[(&str, Manager)] = &[
+    ("docker", Manager::Docker),
+    ("containerd", Manager::Containerd),
+    ("kubelet", Manager::Kubelet),
+    ("crio", Manager::Crio),
+    ("podman", Manager::Podman),
+    ("lxc", Manager::Lxc),
+];
+
+impl<'s> HostMarks<'s> {
+    /// Read the marks of a snapshot (one pass over its processes).
+    pub(crate) fn of(snap: &'s Snapshot) -> Self {
+        let ev = &snap.owner_evidence;
+        let (systemd, pid1) = pid1_verdict(snap, ev);
+        let mut runtimes: BTreeMap<Manager, Vec<String>> = BTreeMap::new();
+        let mut seen: BTreeMap<(Manager, &str), usize> = BTreeMap::new();
+        for node in snap.graph.node_weights() {
+            if let Node::Process(p) = node
+                && let Some((comm, m)) = DAEMONS.iter().find(|(c, _)| *c == p.comm)
+            {
+                *seen.entry((*m, comm)).or_default() += 1;
+            }
         }
-        Node::Process(p) => {
-            p.pid == crate::model::Pid::new(1)
-                && (p.comm == "systemd" || p.cmdline.first().is_some_and(|c| c.ends_with("systemd")))
+        for ((m, comm), n) in seen {
+            let s = if n == 1 { String::new() } else { format!(" ×{n}") };
+            runtimes.entry(m).or_default().push(format!("{comm} running{s}"));
         }
-        Node::Cgroup(c) => matches!(c.path.as_str(), "/init.scope" | "/system.slice" | "/user.slice"),
-        _ => false,
-    })
+        for (name, entries) in &ev.runtime_state {
+            if let Some(m) = manager_named(name)
+                && let Some(dir) = entries.first()
+            {
+                runtimes.entry(m).or_default().push(format!("its state {dir}"));
+            }
+        }
+        // A capture from inside a container: the cgroup mounts show only the
+        // container's own cgroup, the view its runtime set up.
+        for (_, h) in snap.hierarchies() {
+            let Some(m) = h.scanned_mount.and_then(|i| h.mounts.get(i)) else {
+                continue;
+            };
+            if m.root == "/" {
+                continue;
+            }
+            let runtime = m
+                .root
+                .split('/')
+                .filter(|c| !c.is_empty())
+                .enumerate()
+                .find_map(|(i, c)| component_manager(c, i, None));
+            if let Some((rt, _)) = runtime {
+                let text = format!(
+                    "the cgroup mounts show only {}, the view {rt} gives its containers",
+                    m.root
+                );
+                let v = runtimes.entry(rt).or_default();
+                if !v.contains(&text) {
+                    v.push(text);
+                }
+            }
+        }
+        for c in &snap.readiness.components {
+            if c.place == crate::model::readiness::Place::Host
+                && let Some((_, m)) = PACKAGES.iter().find(|(n, _)| *n == c.name)
+            {
+                runtimes
+                    .entry(*m)
+                    .or_default()
+                    .push(format!("{} {} installed ({})", c.name, c.version, c.evidence));
+            }
+        }
+        HostMarks {
+            systemd,
+            pid1,
+            runtimes,
+            state: &ev.runtime_state,
+        }
+    }
+
+    /// Whether PID 1 is systemd.
+    pub(crate) fn systemd_host(&self) -> bool {
+        self.systemd
+    }
+
+    /// The runtime's state entry that names this path component, if any
+    /// (`/var/lib/docker/containers/<id>` for `docker-<id>.scope`).
+    fn state_naming(&self, m: Manager, comp: &str) -> Option<&'s str> {
+        let entries = self.state.get(m.as_str())?;
+        let c = comp.trim_end_matches(".scope").trim_end_matches(".slice");
+        entries.iter().map(String::as_str).find(|e| {
+            let n = e.rsplit('/').next().unwrap_or(e);
+            n.len() >= 2
+                && (c == n
+                    || [format!("-{n}"), format!(".{n}"), format!(":{n}"), format!("/{n}")]
+                        .iter()
+                        .any(|suffix| c.ends_with(suffix.as_str())))
+        })
+    }
+}
+
+/// The manager a runtime-state key names.
+fn manager_named(name: &str) -> Option<Manager> {
+    [
+        Manager::Docker,
+        Manager::Containerd,
+        Manager::Kubelet,
+        Manager::Crio,
+        Manager::Podman,
+        Manager::Libvirt,
+        Manager::Lxc,
+    ]
+    .into_iter()
+    .find(|m| m.as_str() == name)
 }
 
 /// A runtime or manager recognised by one path component.
@@ -193,6 +475,8 @@ struct Class {
     unit: Option<String>,
     /// How (driver, `inside X`, ...).
     detail: Option<String>,
+    /// The runtime its name suggests, when no mark confirmed it.
+    runtime_name: Option<Manager>,
 }
 
 impl Class {
@@ -201,18 +485,35 @@ impl Class {
             manager,
             unit: unit.map(str::to_string),
             detail,
+            runtime_name: None,
         }
     }
 }
 
-/// Classify one path (without evidence), top-down; `None` for `/`.
-fn classify(path: &str, systemd_host: bool) -> Option<Class> {
+/// Classify one path top-down; `None` for `/`. A component shaped like a
+/// runtime's counts only for the runtimes `present` accepts (those that
+/// left a mark on the host); the others are remembered as the name's
+/// suggestion and the component is read as any other.
+fn classify(path: &str, systemd_host: bool, present: impl Fn(Manager) -> bool) -> Option<Class> {
     // The innermost systemd unit so far, and the user manager it runs under.
     let mut unit: Option<&str> = None;
     let mut user_mgr: Option<&str> = None;
     let mut prev: Option<&str> = None;
+    let mut suggested: Option<Manager> = None;
+    let class = |c: Class, suggested: Option<Manager>| {
+        Some(Class {
+            runtime_name: suggested,
+            ..c
+        })
+    };
     for (i, comp) in path.split('/').filter(|s| !s.is_empty()).enumerate() {
-        if let Some((m, how)) = component_manager(comp, i, prev) {
+        let named = component_manager(comp, i, prev);
+        if let Some((m, _)) = named
+            && !present(m)
+        {
+            suggested = suggested.or(Some(m));
+        }
+        if let Some((m, how)) = named.filter(|(m, _)| present(*m)) {
             let inside = unit.filter(|u| !u.ends_with(".slice"));
             let detail = match inside {
                 Some(u) => format!("{how}, inside {u}"),
@@ -236,7 +537,7 @@ fn classify(path: &str, systemd_host: bool) -> Option<Class> {
             prev = Some(comp);
             continue;
         }
-        return Some(match unit {
+        let c = match unit {
             Some(u) if comp == ".control" => Class::new(
                 Manager::Systemd,
                 Some(u),
@@ -245,15 +546,26 @@ fn classify(path: &str, systemd_host: bool) -> Option<Class> {
             Some(u) => Class::new(Manager::Custom, Some(u), Some(format!("inside {u}"))),
             None if systemd_host => Class::new(Manager::Custom, None, Some("beside systemd's tree".into())),
             None => Class::new(Manager::Custom, None, None),
-        });
+        };
+        // A custom tree's name may still suggest a runtime below this point.
+        let below = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .enumerate()
+            .skip(i + 1)
+            .find_map(|(j, c)| component_manager(c, j, None).map(|(m, _)| m));
+        return class(c, suggested.or(below));
     }
     // No component at all: the root.
     prev?;
-    Some(Class::new(
-        Manager::Systemd,
-        unit,
-        user_mgr.map(|u| format!("user manager in {u}")),
-    ))
+    class(
+        Class::new(
+            Manager::Systemd,
+            unit,
+            user_mgr.map(|u| format!("user manager in {u}")),
+        ),
+        suggested,
+    )
 }
 
 /// Whether `owner` itself builds the cgroup at `path` on v2: its own naming
@@ -262,7 +574,7 @@ fn classify(path: &str, systemd_host: bool) -> Option<Class> {
 /// `name=systemd` cgroup `/app.slice` placed under a custom `/app/…`) is
 /// not built by anyone but cgmig, so its create must stay in the plan.
 pub fn builds_at(path: &str, owner: &Owner, systemd_host: bool) -> bool {
-    match classify(path, systemd_host) {
+    match classify(path, systemd_host, |m| m == owner.manager) {
         Some(c) if c.manager == owner.manager => match c.manager {
             Manager::Custom => false,
             Manager::Systemd => c.unit == owner.unit,
@@ -278,23 +590,24 @@ fn is_user_manager(unit: &str) -> bool {
 
 /// Decide the owner of every cgroup path in the snapshot.
 pub fn detect(snap: &Snapshot) -> OwnerMap {
-    detect_in(snap, &PathIndex::collect(snap), is_systemd_host(snap))
+    detect_in(snap, &PathIndex::collect(snap), &HostMarks::of(snap))
 }
 
-/// [`detect`] over the snapshot's cgroups grouped by path, on a host
-/// already known to run systemd or not (the annotate pass has both).
-/// Steps: classify each path by its name, name the processes (only when a
-/// custom tree will list them), then gather each path's evidence.
-pub(crate) fn detect_in(snap: &Snapshot, paths: &PathIndex<'_>, systemd_host: bool) -> OwnerMap {
+/// [`detect`] over the snapshot's cgroups grouped by path, with the host's
+/// marks read once (the annotate pass has both).
+/// Steps: classify each path by its name, confirm each runtime's by its
+/// marks (a name alone is custom), name the processes (only when a custom
+/// tree will list them), then gather each path's evidence.
+pub(crate) fn detect_in(snap: &Snapshot, paths: &PathIndex<'_>, marks: &HostMarks<'_>) -> OwnerMap {
     let classes: Vec<Option<Class>> = (0..paths.len())
-        .map(|i| classify(paths.path(i), systemd_host))
+        .map(|i| classify(paths.path(i), marks.systemd, |m| marks.runtimes.contains_key(&m)))
         .collect();
     let any_custom = classes.iter().flatten().any(|c| c.manager == Manager::Custom);
     let procs = any_custom.then(|| ProcessNames::collect(snap, paths));
     let mut out = OwnerMap::new();
     for (i, class) in classes.into_iter().enumerate() {
         let Some(class) = class else { continue };
-        let evidence = evidence_of(snap, paths, i, &class, procs.as_ref());
+        let (evidence, decided_by) = evidence_of(snap, paths, i, &class, marks, procs.as_ref());
         out.insert(
             paths.path(i).to_string(),
             Owner {
@@ -302,48 +615,132 @@ pub(crate) fn detect_in(snap: &Snapshot, paths: &PathIndex<'_>, systemd_host: bo
                 unit: class.unit,
                 detail: class.detail,
                 evidence,
+                decided_by,
             },
         );
     }
     out
 }
 
-/// Why path `i` has its owner: the hierarchies it is in, the unit's files
-/// (systemd), systemd's xattrs on it, and the processes that populate a
-/// custom tree.
+/// The owner of a path no scanned cgroup has (a node the plan adds, such as
+/// the `/docker` parent of a container's view `/docker/<id>`), from its
+/// shape and the host's marks; `None` for `/`.
+pub(crate) fn owner_of_new_path(path: &str, marks: &HostMarks<'_>) -> Option<Owner> {
+    let c = classify(path, marks.systemd, |m| marks.runtimes.contains_key(&m))?;
+    let mut evidence = vec![Clue::new(
+        Strength::PathShape,
+        format!("{path}: a path the plan adds (no v1 cgroup there)"),
+    )];
+    let host: Vec<Clue> = match c.manager {
+        Manager::Systemd => vec![marks.pid1.clone()],
+        m => marks
+            .runtimes
+            .get(&m)
+            .into_iter()
+            .flatten()
+            .map(|t| Clue::new(Strength::ManagerMark, t.clone()))
+            .collect(),
+    };
+    evidence.splice(0..0, host);
+    Some(Owner {
+        manager: c.manager,
+        unit: c.unit,
+        detail: c.detail,
+        evidence,
+        decided_by: Strength::PathShape,
+    })
+}
+
+/// Why path `i` has its owner, strongest first, and the weakest evidence
+/// the decision rests on: the host-wide link (PID 1 for systemd, the
+/// runtime's presence) and the path's own best clue.
 fn evidence_of(
     snap: &Snapshot,
     paths: &PathIndex<'_>,
     i: usize,
     class: &Class,
+    marks: &HostMarks<'_>,
     procs: Option<&ProcessNames>,
-) -> Vec<String> {
+) -> (Vec<Clue>, Strength) {
     let path = paths.path(i);
     let ev = &snap.owner_evidence;
-    let mut evidence = vec![format!("path {path} in {}", paths.labels_joined(i))];
-    if class.manager == Manager::Systemd
-        && let Some(u) = &class.unit
-    {
-        match ev.units.get(u) {
-            Some(cfg) => evidence.push(format!("unit files: {}", cfg.files.join(", "))),
-            None => evidence.push(format!("{u}: no unit file (transient or built-in)")),
+    let mut host: Vec<Clue> = Vec::new();
+    let mut own: Vec<Clue> = vec![Clue::new(
+        Strength::PathShape,
+        format!("path {path} in {}", paths.labels_joined(i)),
+    )];
+    match class.manager {
+        Manager::Systemd => {
+            host.push(marks.pid1.clone());
+            if let Some(u) = &class.unit {
+                own.push(match ev.units.get(u) {
+                    Some(cfg) => Clue::new(
+                        Strength::ManagerMark,
+                        format!("unit files: {}", cfg.files.join(", ")),
+                    ),
+                    None => Clue::new(
+                        Strength::PathShape,
+                        format!("{u}: no unit file (transient or built-in)"),
+                    ),
+                });
+            }
         }
+        m if m.is_runtime() => {
+            for text in marks.runtimes.get(&m).into_iter().flatten() {
+                host.push(Clue::new(Strength::ManagerMark, text.clone()));
+            }
+            if let Some(entry) = path
+                .split('/')
+                .filter(|c| !c.is_empty())
+                .find_map(|c| marks.state_naming(m, c))
+            {
+                own.push(Clue::new(
+                    Strength::ManagerMark,
+                    format!("its container in {m}'s state: {entry}"),
+                ));
+            }
+        }
+        _ => {}
+    }
+    if let Some(r) = class.runtime_name {
+        own.push(Clue::new(
+            Strength::PathShape,
+            format!("named like {r}'s, but {r} left no mark on the host (no daemon, state or package)"),
+        ));
     }
     if let Some(x) = ev.xattrs.get(path) {
         let names: Vec<&str> = x.keys().map(String::as_str).collect();
-        evidence.push(format!("xattrs: {}", names.join(", ")));
+        own.push(Clue::new(
+            Strength::ManagerMark,
+            format!("xattrs: {}", names.join(", ")),
+        ));
     }
     if class.manager == Manager::Custom
         && let Some(procs) = procs
     {
         let populating = procs.in_subtree(paths, i);
-        if populating.is_empty() {
-            evidence.push("no processes in it or below".into());
+        own.push(if populating.is_empty() {
+            Clue::new(Strength::PathShape, "no processes in it or below")
         } else {
-            evidence.push(format!("populated by {}", populating.join(", ")));
-        }
+            Clue::new(
+                Strength::Processes,
+                format!("populated by {}", populating.join(", ")),
+            )
+        });
     }
-    evidence
+    // The path's own best clue, and the host's best for this manager.
+    let own_best = own
+        .iter()
+        .map(|c| c.strength)
+        .max()
+        .unwrap_or(Strength::PathShape);
+    let decided_by = match host.iter().map(|c| c.strength).max() {
+        Some(h) => h.min(own_best),
+        None => own_best,
+    };
+    host.extend(own);
+    host.sort_by_key(|c| std::cmp::Reverse(c.strength));
+    (host, decided_by)
 }
 
 #[cfg(test)]
@@ -351,7 +748,7 @@ mod tests {
     use super::*;
 
     fn m(path: &str) -> (Manager, Option<String>, Option<String>) {
-        let c = classify(path, true).unwrap();
+        let c = classify(path, true, |_| true).unwrap();
         (c.manager, c.unit, c.detail)
     }
 
@@ -380,8 +777,8 @@ mod tests {
         let (mg, unit, d) = m("/batch/job7");
         assert_eq!((mg, unit), (Manager::Custom, None));
         assert_eq!(d.as_deref(), Some("beside systemd's tree"));
-        assert_eq!(classify("/batch", false).unwrap().detail, None);
-        assert_eq!(classify("/", true), None);
+        assert_eq!(classify("/batch", false, |_| true).unwrap().detail, None);
+        assert_eq!(classify("/", true, |_| true), None);
     }
 
     #[test]
@@ -391,6 +788,7 @@ mod tests {
             unit: Some(u.into()),
             detail: None,
             evidence: Vec::new(),
+            decided_by: Strength::PathShape,
         };
         assert!(builds_at(
             "/system.slice/cron.service",

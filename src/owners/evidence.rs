@@ -32,7 +32,12 @@ pub fn read(root: &Root, snap: &Snapshot, diags: &mut Vec<Diagnostic>) -> Eviden
         Ok(v) => ev.threads_max = num(v),
         Err(e) => note(e),
     }
-    if !super::detect::is_systemd_host(snap) {
+    match root.read_link("/proc/1/exe") {
+        Ok(v) => ev.pid1_exe = v,
+        Err(e) => note(e),
+    }
+    ev.runtime_state = runtime_state(root, &mut note);
+    if !super::detect::is_systemd_host_with(snap, &ev) {
         return ev;
     }
     // Read once by the scan (`host::systemd::version`, `host.os.systemd`).
@@ -55,6 +60,76 @@ pub fn read(root: &Root, snap: &Snapshot, diags: &mut Vec<Diagnostic>) -> Eviden
     ev.xattrs = cgroup_xattrs(root, snap, &mut note);
     diags.extend(read_diags);
     ev
+}
+
+/// Where each runtime keeps its own state: (manager, directory, depth).
+/// Depth 1 lists the directory's entries (container ids, container names,
+/// VM files); depth 2 lists one level further (containerd's namespaces,
+/// then ids). These are the managers' own marks: a cgroup named like a
+/// runtime's is that runtime's only when the runtime is there too.
+const RUNTIME_STATE: &[(&str, &str, u8)] = &[
+    ("docker", "/var/lib/docker/containers", 1),
+    ("containerd", "/run/containerd/io.containerd.runtime.v2.task", 2),
+    ("containerd", "/run/containerd/io.containerd.runtime.v1.linux", 2),
+    ("podman", "/var/lib/containers/storage/overlay-containers", 1),
+    ("podman", "/run/libpod", 0),
+    ("cri-o", "/run/crio", 0),
+    ("kubelet", "/var/lib/kubelet/pods", 1),
+    ("kubelet", "/var/lib/kubelet/config.yaml", 0),
+    ("lxc", "/var/lib/lxc", 1),
+    ("libvirt", "/run/libvirt/qemu", 1),
+];
+
+/// Entries kept per state directory (a host with more containers than this
+/// still shows its runtime; only per-container marks beyond it are lost).
+const STATE_ENTRIES: usize = 4096;
+
+/// The runtimes' state found on disk, by manager name.
+fn runtime_state(root: &Root, note: &mut impl FnMut(HostError)) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for &(manager, dir, depth) in RUNTIME_STATE {
+        let mut found = Vec::new();
+        list_state(root, dir, depth, &mut found, note);
+        if !found.is_empty() {
+            out.entry(manager.to_string()).or_default().extend(found);
+        }
+    }
+    for v in out.values_mut() {
+        v.sort();
+        v.dedup();
+    }
+    out
+}
+
+/// `dir` itself when it exists, and its entries down to `depth` levels.
+fn list_state(root: &Root, dir: &str, depth: u8, found: &mut Vec<String>, note: &mut impl FnMut(HostError)) {
+    if depth == 0 {
+        // A file or directory whose existence is the mark.
+        let (Some(parent), Some(name)) = (crate::model::path::parent(dir), dir.rsplit('/').next()) else {
+            return;
+        };
+        match root.list_names(parent) {
+            Ok(Some(names)) if names.iter().any(|n| n == name) => found.push(dir.to_string()),
+            Ok(_) => {}
+            Err(e) => note(e),
+        }
+        return;
+    }
+    match root.list_names(dir) {
+        Ok(Some(names)) => {
+            found.push(dir.to_string());
+            for n in names.into_iter().take(STATE_ENTRIES) {
+                let child = format!("{dir}/{n}");
+                if depth > 1 {
+                    list_state(root, &child, depth - 1, found, note);
+                } else {
+                    found.push(child);
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(e) => note(e),
+    }
 }
 
 /// Every systemd unit name that appears as a cgroup path component.

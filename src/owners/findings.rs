@@ -98,6 +98,27 @@ pub const RUNTIME_DEVICES: Kind = Kind {
     source: SOURCE,
 };
 
+/// An action cgmig keeps in a cgroup another owner builds, because its own
+/// nodes need it and that owner does not do it (a root enable on a systemd
+/// host for a custom top-level tree).
+pub const KEPT_ACTION: Kind = Kind {
+    id: "owners.kept-action",
+    severity: Severity::Warning,
+    title: "cgmig writes into a cgroup another owner builds, for its own nodes",
+    remediation: "Prefer a unit that delegates the tree's controllers (Delegate=): then systemd enables them itself and keeps them; until then re-run cgmig apply after the owner rewrites the cgroup.",
+    source: SOURCE,
+};
+
+/// A threaded subtree the plan roots in a cgroup another owner builds as a
+/// domain (a systemd slice enables memory and pids for its units).
+pub const THREADED_IN_OWNER: Kind = Kind {
+    id: "owners.threaded-in-owner",
+    severity: Severity::Error,
+    title: "threads split inside a cgroup another owner builds as a domain",
+    remediation: "Run the process in a unit with Delegate= and let it place its own threads in its delegated subtree; a slice or the root of a systemd host cannot hold a threaded subtree on v2.",
+    source: SOURCE,
+};
+
 /// Every kind, for documentation and `explain`.
 pub const ALL: &[Kind] = &[
     DIRECTIVE_DROPPED,
@@ -110,6 +131,8 @@ pub const ALL: &[Kind] = &[
     RUNTIME_REBUILDS,
     SYSTEMD_DEVICES,
     RUNTIME_DEVICES,
+    KEPT_ACTION,
+    THREADED_IN_OWNER,
 ];
 
 /// The finding that stands for a rule's on a cgroup whose manager rebuilds

@@ -56,12 +56,13 @@ pub fn owners_table(map: &OwnerMap, out: &mut String) {
             let ev: Vec<&str> = o
                 .evidence
                 .iter()
-                .map(String::as_str)
+                .map(|c| c.text.as_str())
                 .filter(|e| !e.starts_with("path "))
                 .collect();
             if !ev.is_empty() {
                 let _ = writeln!(out, "      evidence: {}", ev.join("; "));
             }
+            let _ = writeln!(out, "      decided by: {}", o.decided_by);
         }
     }
 }

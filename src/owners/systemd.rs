@@ -267,7 +267,33 @@ pub fn predict_v2(
     p.unpredictable_legacy();
     p.pids_max(unit);
     p.cpuset();
+    if unit == "init.scope" && !realizes_init_scope(ctx.version) {
+        // The settings of init.scope are never applied by this systemd:
+        // the kernel's defaults stay (pids.max `max`, measured on 247).
+        p.files = vec![written(
+            "pids.max",
+            "max".into(),
+            format!("DefaultTasksMax={}", ctx.default_tasks_max),
+            INIT_SCOPE_NOT_REALIZED,
+        )];
+    }
     (p.files, p.dropped)
+}
+
+/// First systemd that applies init.scope's cgroup settings at boot.
+pub const INIT_SCOPE_REALIZED_FROM: u32 = 252;
+
+/// Why systemd before [`INIT_SCOPE_REALIZED_FROM`] leaves init.scope alone.
+const INIT_SCOPE_NOT_REALIZED: &str = "not applied: before PR #26138 (v253, backported into Debian 12's 252) systemd never realizes init.scope, whose cgroup exists before its unit; the kernel default stays (measured: systemd 247)";
+
+/// Whether this systemd applies init.scope's settings (DefaultTasksMax):
+/// systemd 247 and earlier never realize that cgroup (`scope_enumerate_perpetual`
+/// allocates the unit without queueing it, src/core/scope.c v247); PR #26138
+/// ("core: ensure init.scope is realized after drop-ins have been loaded",
+/// v253) queues it, and Debian 12's 252.39 carries it. An unknown version is
+/// taken as a current one.
+pub fn realizes_init_scope(version: Option<u32>) -> bool {
+    version.is_none_or(|v| v >= INIT_SCOPE_REALIZED_FROM)
 }
 
 /// A unit's v2 prediction while it is built by [`predict_v2`]'s steps.
@@ -543,7 +569,15 @@ pub fn context(snap: &Snapshot) -> SystemdContext {
             .manager_defaults
             .get("DefaultTasksMax")
             .cloned()
-            .unwrap_or_else(|| "15%".into()),
+            .unwrap_or_else(|| {
+                // systemd 228-239 defaulted to 512 tasks; 240 made it 15%
+                // (src/core/main.c DEFAULT_TASKS_MAX, NEWS 240).
+                if ev.systemd_version.is_some_and(|v| v < 240) {
+                    "512".into()
+                } else {
+                    "15%".into()
+                }
+            }),
     }
 }
 
@@ -616,6 +650,25 @@ mod tests {
         assert!(w.iter().all(|x| x.file == "pids.max"));
         let repl: Vec<_> = dropped.iter().filter_map(|x| x.replacement.clone()).collect();
         assert_eq!(repl, ["CPUWeight=200", "MemoryMax=268435456", "IOWeight=50"]);
+    }
+
+    /// systemd 247 leaves init.scope at the kernel default (issue 23: the
+    /// plan said 2324, verify failed); 252 (Debian 12) applies DefaultTasksMax.
+    #[test]
+    fn init_scope_gets_default_tasks_max_only_where_it_is_realized() {
+        let none = BTreeMap::new();
+        let pids = |v: u32| {
+            predict_v2("init.scope", &none, &ctx(v))
+                .0
+                .into_iter()
+                .find(|w| w.file == "pids.max")
+                .map(|w| w.value)
+        };
+        assert_eq!(pids(247).as_deref(), Some("max"));
+        assert_eq!(pids(252).as_deref(), Some("3439"));
+        assert_eq!(pids(258).as_deref(), Some("3439"));
+        let other = predict_v2("cron.service", &none, &ctx(247)).0;
+        assert_eq!(other[0].value, "3439", "other units get it on 247");
     }
 
     #[test]

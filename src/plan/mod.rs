@@ -28,6 +28,7 @@ mod model;
 mod naming;
 mod nodes;
 mod owners;
+mod prebuilt;
 mod prepare;
 mod render;
 mod runtimes;
@@ -43,7 +44,8 @@ use std::collections::BTreeSet;
 
 pub use model::*;
 use model::{is_within, origin_controllers};
-pub use owners::writable_by_cgmig;
+pub use owners::{foreign_actions, writable_by_cgmig};
+pub use prebuilt::prebuilt;
 pub use render::{PlanFormat, RenderError, owners_section, render, render_to, render_with};
 pub use stages::{StageError, StagePolicy};
 pub use validate::{Violation, validate};
@@ -76,6 +78,21 @@ pub fn plan_with(snap: &Snapshot, rules: &RuleSet, policy: &StagePolicy) -> Resu
     annotate(&mut p, snap);
     p.judge();
     Ok(p)
+}
+
+/// The plan before the owners pass (and without stable process keys): the
+/// planner's tree and actions as if cgmig wrote every cgroup. The owners
+/// pass must never turn such a plan, when valid, into an invalid one; the
+/// property tests compare the two.
+pub fn plan_without_owners(snap: &Snapshot, rules: &RuleSet) -> Plan {
+    let eval = crate::audit::evaluate(snap, rules);
+    let findings = crate::audit::findings(snap, rules, &eval);
+    let Ok(mut p) = draft(snap, rules, &eval, findings, |loads| {
+        Ok::<_, std::convert::Infallible>(stages::by_risk(loads))
+    });
+    drop(eval);
+    finish(&mut p, None, &rules.policy().leaf_name);
+    p
 }
 
 /// Plan from an audit already made: the rules' evaluation and the audit's
@@ -495,29 +512,7 @@ fn with_domain_child(nodes: &[PlanNode]) -> Vec<bool> {
 /// filters them (other owners' cgroups left out): what a plan read from a
 /// file must carry, action for action (`document::check`).
 pub fn derived_actions(p: &Plan) -> Vec<Action> {
-    let mut shell = Plan {
-        schema: String::new(),
-        host: p.host.clone(),
-        stage: p.stage,
-        controllers: Vec::new(),
-        nodes: Vec::new(),
-        actions: actions(p),
-        findings: Vec::new(),
-        conflicts: Vec::new(),
-        spine: Spine {
-            order: Vec::new(),
-            settings_affected: 0,
-            tried: Vec::new(),
-        },
-        stages: Vec::new(),
-        owners: p.owners.clone(),
-        process_keys: Vec::new(),
-        verdict: None,
-        converts: false,
-        incomplete: false,
-    };
-    owners::strip_actions(&mut shell);
-    shell.actions
+    owners::stripped(p, actions(p))
 }
 
 /// The ordered actions: the tree and its tasks first, then controllers,

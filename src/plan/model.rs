@@ -56,6 +56,33 @@ pub struct Setting {
     /// Set when the value was copied onto this piece of a split cgroup.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub split_copy: bool,
+    /// Who writes this value on v2 when it is not cgmig (`systemd 252
+    /// (v1dirs.service)`, `docker (cgroupfs driver)`): the node holds what
+    /// that owner writes, and `function`, `formula` and `inputs` are the
+    /// owner's (its formula, its directive), so they reproduce `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// cgmig's own conversion of the v1 value, kept as provenance where an
+    /// owner's prediction replaced it (`174` by the OCI formula where
+    /// systemd writes `200` for `CPUShares=2048`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converted: Option<Box<Converted>>,
+}
+
+/// cgmig's conversion of a v1 value, where an owner writes the v2 file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Converted {
+    /// The value cgmig's rules give.
+    pub value: String,
+    /// The rule that converted it.
+    pub rule: String,
+    /// The conversion function.
+    pub function: String,
+    /// The formula variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formula: Option<String>,
+    /// The v1 files and values it was computed from.
+    pub inputs: Vec<(String, String)>,
 }
 
 impl Setting {
@@ -613,21 +640,6 @@ impl PlanOwners {
     pub fn built_by_owner(&self, path: &str) -> bool {
         self.owner_of(path)
             .is_some_and(|o| detect::builds_at(path, o, self.systemd.is_some()))
-    }
-
-    /// Nodes another manager builds before cgmig acts, with the controllers
-    /// it enables below them (for the plan validator).
-    pub fn prebuilt<'a>(&'a self, p: &'a Plan) -> impl Iterator<Item = (&'a str, &'a [String])> + 'a {
-        let systemd_root = self.systemd.is_some();
-        p.nodes
-            .iter()
-            .filter(move |n| {
-                if n.path == "/" {
-                    return systemd_root;
-                }
-                self.built_by_owner(&n.path)
-            })
-            .map(|n| (n.path.as_str(), n.subtree_control.as_slice()))
     }
 }
 

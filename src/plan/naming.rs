@@ -23,6 +23,11 @@ fn collides_with_interface_file(name: &str) -> bool {
 pub fn name_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> PerNode<String> {
     let mut paths = PerNode(vec![String::new(); m.nodes.len()]);
     paths[MergedId::ROOT] = "/".into();
+    // Every path given so far: a child named with a path of several
+    // components (`system.slice/a.service/job` under `/`) can meet a node
+    // named through real intermediate nodes (`job` under
+    // `/system.slice/a.service`); siblings alone do not see that.
+    let mut taken: BTreeSet<String> = BTreeSet::from(["/".to_string()]);
     let mut stack = vec![MergedId::ROOT];
     while let Some(n) = stack.pop() {
         let mut kids = m[n].children.clone();
@@ -48,7 +53,7 @@ pub fn name_nodes(prep: &Prepared, m: &Merged, findings: &mut Vec<Finding>) -> P
                 parent: &paths[n],
                 claimed: &claimed,
             };
-            let path = name_child(prep, m, k, rel, siblings, &mut used, findings);
+            let path = name_child(prep, m, k, rel, siblings, (&mut used, &mut taken), findings);
             paths[k] = path;
             stack.push(k);
         }
@@ -104,7 +109,7 @@ fn name_child(
     k: MergedId,
     rel: &[String],
     sib: Siblings,
-    used: &mut BTreeSet<String>,
+    (used, taken): (&mut BTreeSet<String>, &mut BTreeSet<String>),
     findings: &mut Vec<Finding>,
 ) -> String {
     let mut parts: Vec<String> = if rel.len() > 1 && !sib.claimed.contains(rel[0].as_str()) {
@@ -132,11 +137,13 @@ fn name_child(
     let name = parts.join("/");
     let mut candidate = name.clone();
     let mut i = 2;
-    while !used.insert(candidate.clone()) {
+    while used.contains(&candidate) || taken.contains(&crate::model::path::join(sib.parent, &candidate)) {
         candidate = format!("{name}-{i}");
         i += 1;
     }
+    used.insert(candidate.clone());
     let path = crate::model::path::join(sib.parent, &candidate);
+    taken.insert(path.clone());
     let wanted = identity_rel(prep.snap, &m[k], sib.parent).map_or_else(
         || crate::model::path::join(sib.parent, &plain),
         |r| crate::model::path::join(sib.parent, &r.join("/")),

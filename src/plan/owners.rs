@@ -16,13 +16,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::NodeType;
 use super::lookup::Lookup;
 use super::model::{
     Action, Delegation, InstallFile, OwnerRefusal, Plan, PlanNode, PlanOwners, ProcessPlace, Suggestion,
-    UnitPrediction,
+    UnitPrediction, controller_of,
 };
 use crate::model::Snapshot;
-use crate::owners::detect::{self, Manager, Owner, OwnerMap};
+use crate::owners::detect::{self, Clue, HostMarks, Manager, Owner, OwnerMap, Strength};
 use crate::owners::findings::{self as fk, Kind};
 use crate::owners::paths::PathIndex;
 use crate::owners::systemd::{self, Dropped, SystemdContext, Written};
@@ -38,6 +39,7 @@ pub fn writable_by_cgmig(plan: &Plan, path: &str) -> Result<(), OwnerRefusal> {
         unit: Some("-.slice".into()),
         detail: None,
         evidence: Vec::new(),
+        decided_by: Strength::Pid1,
     };
     let o = match plan.owners.owner_of(path) {
         Some(o) => o,
@@ -78,101 +80,376 @@ pub fn writable_by_cgmig(plan: &Plan, path: &str) -> Result<(), OwnerRefusal> {
     }
 }
 
-/// Remove the actions that would write into another owner's cgroups.
-///
-/// A kept action needs its cgroup's ancestors to exist when `apply` runs.
-/// An ancestor whose owner builds it at that path (systemd's unit, a
-/// runtime's tree) is there before cgmig acts; any other ancestor keeps its
-/// create even when it carries an owner's label, else the kept child's mkdir
-/// is ENOENT (issue 9: `/app/app@pids/app.slice`, merged from `name=systemd`
-/// `/app.slice`, lost its create while `db` and `web` below it kept theirs).
-pub fn strip_actions(p: &mut Plan) {
-    if p.owners.nodes.is_empty() {
-        return;
-    }
-    let keep = actions_to_keep(p);
-    let mut k = keep.into_iter();
-    p.actions.retain(|_| k.next().unwrap_or(false));
+/// `apply`'s guard (issue 14): the actions of a plan that write into a
+/// cgroup another owner rebuilds beyond what [`strip_actions`]' rule keeps.
+/// The rule is re-derived from the plan itself, so a plan edited by hand to
+/// carry such an action back (or a wider enable) is refused before
+/// anything is touched.
+pub fn foreign_actions(p: &Plan) -> Vec<OwnerRefusal> {
+    let keep = actions_to_keep(p, &p.actions);
+    p.actions
+        .iter()
+        .zip(keep)
+        .filter_map(|(a, k)| {
+            let extra: Vec<&str> = match (&k, a) {
+                (Some(Keep::Whole), _) => return None,
+                (Some(Keep::Only(only)), Action::EnableControllers { controllers, .. }) => controllers
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|c| !only.iter().any(|o| o == c))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if k.is_some() && extra.is_empty() {
+                return None;
+            }
+            let refusal = writable_by_cgmig(p, a.path()).err().unwrap_or_else(|| OwnerRefusal {
+                path: a.path().to_string(),
+                owner: p.owners.owner_of(a.path()).map_or_else(|| "another owner".into(), Owner::label),
+                why: "its owner builds it; cgmig writes there only what its own nodes need".into(),
+            });
+            Some(if extra.is_empty() {
+                refusal
+            } else {
+                OwnerRefusal {
+                    why: format!(
+                        "enabling {} there is its owner's (it enables them itself, or no cgmig node needs them)",
+                        extra.join(" ")
+                    ),
+                    ..refusal
+                }
+            })
+        })
+        .collect()
 }
 
-/// For each action of the plan, whether it stays: its cgroup is cgmig's
-/// (or it enables a delegated unit's controllers), or it creates an
-/// ancestor that a kept action needs and no owner builds.
-fn actions_to_keep<'a>(p: &'a Plan) -> Vec<bool> {
+/// Remove the actions that would write into another owner's cgroups, and
+/// keep every action cgmig's own nodes need, so that the owners pass never
+/// turns a valid plan into an invalid one (issue 23).
+///
+/// The rule (docs/owners.md, "What cgmig still writes in an owner's
+/// cgroups"):
+/// * a cgroup no owner builds at its path is cgmig's and keeps all its
+///   actions, even when it carries an owner's label (issue 9:
+///   `/app/app@pids/app.slice`, merged from `name=systemd` `/app.slice`;
+///   a threaded `a.service` the plan put under `/system.slice@pids`);
+/// * every controller a kept action needs (a file it writes, a controller
+///   it enables) is enabled in each ancestor: by that ancestor's owner when
+///   the owner enables it ([`super::prebuilt`]), else by a kept
+///   `+controller` of cgmig, reduced to the controllers no owner enables
+///   (the root of a systemd host for a custom `/prod` tree beside
+///   `system.slice`). Each such write into an owner's cgroup is an
+///   `owners.kept-action` finding (made once, by [`annotate`]).
+pub fn strip_actions(p: &mut Plan) {
+    let actions = std::mem::take(&mut p.actions);
+    p.actions = stripped(p, actions);
+}
+
+/// [`strip_actions`] for a list of actions of the plan's nodes, the plan's
+/// own being ignored: `derived_actions` recomputes a loaded plan's actions
+/// from its nodes and owners with the same rule, without a copy of the plan.
+pub fn stripped(p: &Plan, actions: Vec<Action>) -> Vec<Action> {
+    if p.owners.nodes.is_empty() && p.owners.systemd.is_none() {
+        return actions;
+    }
+    let keep = actions_to_keep(p, &actions);
+    let mut k = keep.into_iter();
+    actions
+        .into_iter()
+        .filter_map(|a| k.next().flatten().map(|c| c.apply(a)))
+        .collect()
+}
+
+/// What happens to one action: dropped (`None`), kept as it is, or kept
+/// with only some of its controllers (an enable in an owner's cgroup).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Keep {
+    Whole,
+    Only(Vec<String>),
+}
+
+impl Keep {
+    fn apply(self, a: Action) -> Action {
+        match (self, a) {
+            (Keep::Only(controllers), Action::EnableControllers { path, .. }) => {
+                Action::EnableControllers { path, controllers }
+            }
+            (_, a) => a,
+        }
+    }
+}
+
+/// For each action of the plan, whether it stays and how (see
+/// [`strip_actions`]). Steps: the actions in cgmig's own cgroups; the
+/// creates of cgroups no owner builds; then the controllers those need in
+/// their ancestors, enabled by the owner or kept from the plan's enables.
+fn actions_to_keep<'a>(p: &'a Plan, actions: &'a [Action]) -> Vec<Option<Keep>> {
     let owners = &p.owners;
     let look = Lookup::of_owners(&owners.nodes);
+    let pre: foldhash::HashMap<&str, Vec<String>> = super::prebuilt::prebuilt(p).into_iter().collect();
     let delegated: foldhash::HashSet<&str> = owners.delegations.iter().map(|d| d.path.as_str()).collect();
-    // On a systemd host the root's controllers and processes are systemd's too.
     let systemd_root = owners.systemd.is_some();
     // A cgroup's actions are adjacent (create, files, moves): its owner is
     // looked up once per run.
     let mut last: Option<(&str, Option<Manager>)> = None;
-    let keep = |a: &'a Action| {
+    let mut keep: Vec<Option<Keep>> = Vec::with_capacity(actions.len());
+    for a in actions {
         let path = a.path();
-        if path == "/" {
-            return !systemd_root;
-        }
-        let manager = match last {
-            Some((p, m)) if p == path => m,
-            _ => {
-                let m = look.owner_or_ancestor(path).map(|o| o.manager);
-                last = Some((path, m));
-                m
+        let own = if path == "/" {
+            !systemd_root
+        } else {
+            let manager = match last {
+                Some((lp, m)) if lp == path => m,
+                _ => {
+                    let m = look.owner_or_ancestor(path).map(|o| o.manager);
+                    last = Some((path, m));
+                    m
+                }
+            };
+            match manager {
+                None | Some(Manager::Custom) => true,
+                Some(Manager::Systemd) => {
+                    delegated.contains(path) && matches!(a, Action::EnableControllers { .. })
+                }
+                Some(_) => false,
             }
         };
-        match manager {
-            None | Some(Manager::Custom) => true,
-            Some(Manager::Systemd) => {
-                delegated.contains(path) && matches!(a, Action::EnableControllers { .. })
-            }
-            Some(_) => false,
+        // A cgroup no owner builds at its path is cgmig's, whatever its
+        // label: all its actions stay (its create, its type, its moves).
+        let nobody_builds = !pre.contains_key(path);
+        keep.push((own || nobody_builds).then_some(Keep::Whole));
+    }
+    let needed = needed_enables(actions, &keep, &pre);
+    let typed = kept_and_above(actions, &keep);
+    for (a, k) in actions.iter().zip(keep.iter_mut()) {
+        if k.is_some() {
+            continue;
         }
-    };
-    let kept: Vec<bool> = p.actions.iter().map(keep).collect();
-    let needed = needed_ancestors(p, &kept, &look);
-    p.actions
-        .iter()
-        .zip(kept)
-        .map(|(a, k)| k || matches!(a, Action::Create { path } if needed.contains(path.as_str())))
-        .collect()
-}
-
-/// Every proper ancestor (but `/`) of a kept action's cgroup that no owner
-/// builds at its path: its create must stay.
-fn needed_ancestors<'a>(p: &'a Plan, kept: &[bool], look: &Lookup<'_>) -> foldhash::HashSet<&'a str> {
-    let mut needed: foldhash::HashSet<&str> = foldhash::HashSet::default();
-    let mut last = None;
-    for (a, _) in p.actions.iter().zip(kept).filter(|(_, k)| **k) {
-        if last == Some(a.path()) {
-            continue; // its ancestors are in already
-        }
-        last = Some(a.path());
-        let mut cur = crate::model::path::parent(a.path());
-        while let Some(pp) = cur.filter(|pp| *pp != "/") {
-            if !needed.insert(pp) {
-                break;
+        if let Action::SetType { path, .. } = a
+            && typed.contains(path.as_str())
+        {
+            // A threaded node of cgmig's needs its threaded parents: the
+            // type is structural, like a create.
+            *k = Some(Keep::Whole);
+        } else if let Action::EnableControllers { path, controllers } = a
+            && let Some(need) = needed.get(path.as_str())
+        {
+            let only: Vec<String> = controllers
+                .iter()
+                .filter(|c| need.contains(c.as_str()))
+                .cloned()
+                .collect();
+            if !only.is_empty() {
+                *k = Some(Keep::Only(only));
             }
-            cur = crate::model::path::parent(pp);
         }
     }
-    let systemd_host = p.owners.systemd.is_some();
-    needed.retain(|pp| {
-        !look
-            .owner_or_ancestor(pp)
-            .is_some_and(|o| detect::builds_at(pp, o, systemd_host))
-    });
+    keep
+}
+
+/// The paths of the kept actions and all their ancestors.
+fn kept_and_above<'a>(actions: &'a [Action], keep: &[Option<Keep>]) -> foldhash::HashSet<&'a str> {
+    let mut out: foldhash::HashSet<&str> = foldhash::HashSet::default();
+    for (a, _) in actions.iter().zip(keep).filter(|(_, k)| k.is_some()) {
+        let mut cur = Some(a.path());
+        while let Some(x) = cur {
+            if !out.insert(x) {
+                break;
+            }
+            cur = crate::model::path::parent(x);
+        }
+    }
+    out
+}
+
+/// The controllers each cgroup must have enabled for the kept actions to
+/// work and that its owner does not enable: walked up from every kept write
+/// and enable to the first ancestor whose owner enables the controller.
+fn needed_enables<'a>(
+    actions: &'a [Action],
+    keep: &[Option<Keep>],
+    pre: &foldhash::HashMap<&str, Vec<String>>,
+) -> foldhash::HashMap<&'a str, BTreeSet<&'a str>> {
+    let mut needed: foldhash::HashMap<&str, BTreeSet<&str>> = foldhash::HashMap::default();
+    let owner_enables = |path: &str, c: &str| pre.get(path).is_some_and(|v| v.iter().any(|x| x == c));
+    for (a, k) in actions.iter().zip(keep) {
+        if k.is_none() {
+            continue;
+        }
+        let wants: Vec<&str> = match a {
+            Action::Write { file, .. } => controller_of(file).into_iter().collect(),
+            Action::EnableControllers { controllers, .. } => controllers.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for c in wants {
+            let mut cur = crate::model::path::parent(a.path());
+            while let Some(anc) = cur {
+                if owner_enables(anc, c) || !needed.entry(anc).or_default().insert(c) {
+                    break;
+                }
+                cur = crate::model::path::parent(anc);
+            }
+        }
+    }
     needed
 }
 
+/// The enables cgmig keeps in cgroups another owner builds (the root of a
+/// systemd host, a slice, a runtime's cgroup): one `owners.kept-action`
+/// finding per cgroup, naming the owner, what cgmig enables and why, and
+/// what the owner may do to it later (measured, docs/owners.md).
+fn kept_action_findings(p: &Plan, version: Option<u32>) -> Vec<Finding> {
+    let pre: foldhash::HashMap<&str, Vec<String>> = super::prebuilt::prebuilt(p).into_iter().collect();
+    let mut out = Vec::new();
+    // A threaded subtree rooted in, or running through, an owner's cgroup
+    // (the root excepted: it may always hold one). libvirt is the owner
+    // that builds one itself: on v2 it creates its vcpuN, emulator and
+    // iothreadN cgroups with `cgroup.type` threaded (vircgroupv2.c,
+    // VIR_CGROUP_THREAD), so its own thread split stands.
+    let builds_threads = |path: &str| {
+        p.owners
+            .owner_of(path)
+            .is_some_and(|o| o.manager == Manager::Libvirt)
+    };
+    for n in p.nodes.iter().filter(|n| {
+        n.path != "/"
+            && n.node_type != NodeType::Domain
+            && pre.contains_key(n.path.as_str())
+            && !builds_threads(&n.path)
+    }) {
+        out.push(fk::THREADED_IN_OWNER.at(
+            &n.path,
+            format!(
+                "the plan makes {} {} for the threads it places below, but {} builds it as a domain and enables domain controllers (memory, pids) for its units: the kernel refuses a threaded subtree there",
+                n.path,
+                if n.node_type == NodeType::Threaded { "threaded" } else { "a threaded domain" },
+                owner_label(p, &n.path)
+            ),
+        ));
+    }
+    for a in &p.actions {
+        let Action::EnableControllers { path, controllers } = a else {
+            continue;
+        };
+        let Some(by_owner) = pre.get(path.as_str()) else {
+            continue;
+        };
+        let extra: Vec<&str> = controllers
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !by_owner.iter().any(|x| x == c))
+            .collect();
+        if extra.is_empty() || p.owners.delegations.iter().any(|d| d.path == *path) {
+            continue;
+        }
+        let owner = owner_label(p, path);
+        let users = users_below(p, path, &extra);
+        let at_risk = at_risk_below(p, path, &extra);
+        let later = later_change(path, &owner, version, &at_risk);
+        out.push(fk::KEPT_ACTION.at(
+            path,
+            format!(
+                "cgmig enables {} in {}, which {owner} builds: its own nodes need it ({}) and no unit or runtime asks for it; {later}",
+                extra.join(" "),
+                subtree_file(path),
+                users.join(", ")
+            ),
+        ));
+    }
+    out
+}
+
+/// Who builds a cgroup, in words (`systemd (-.slice)` for a systemd host's root).
+fn owner_label(p: &Plan, path: &str) -> String {
+    if path == "/" {
+        "systemd (-.slice)".to_string()
+    } else {
+        p.owners
+            .owner_of(path)
+            .map_or_else(|| "its owner".into(), Owner::label)
+    }
+}
+
+/// The first few cgmig nodes below `path` that use one of `controllers`.
+fn users_below(p: &Plan, path: &str, controllers: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = p
+        .nodes
+        .iter()
+        .filter(|n| n.path != path && super::model::is_within(&n.path, path))
+        .filter(|n| {
+            n.settings
+                .iter()
+                .any(|s| s.controller().is_some_and(|c| controllers.contains(&c)))
+        })
+        .map(|n| n.path.clone())
+        .take(4)
+        .collect();
+    if out.is_empty() {
+        out.push("the subtrees below".into());
+    }
+    out
+}
+
+/// The children of `path` that use one of `controllers` in their own files
+/// without enabling it for children of their own: nothing keeps the
+/// controller busy for them, so an owner's `-controller` succeeds and their
+/// values vanish.
+fn at_risk_below(p: &Plan, path: &str, controllers: &[&str]) -> Vec<String> {
+    p.nodes
+        .iter()
+        .filter(|n| n.parent_path() == Some(path))
+        .filter(|n| {
+            n.settings.iter().any(|s| {
+                s.controller()
+                    .is_some_and(|c| controllers.contains(&c) && !n.subtree_control.iter().any(|x| x == c))
+            })
+        })
+        .map(|n| n.path.clone())
+        .collect()
+}
+
+/// What the owner of a cgroup may later do to an enable cgmig kept there.
+fn later_change(path: &str, owner: &str, version: Option<u32>, at_risk: &[String]) -> String {
+    if !owner.starts_with("systemd") {
+        return format!("{owner} may rewrite the controllers of {path} when it rebuilds it");
+    }
+    let v = version.map_or_else(|| "systemd".to_string(), |v| format!("systemd {v}"));
+    let risk = if at_risk.is_empty() {
+        "every cgmig node that uses it below enables it for its own children, so the kernel refuses systemd's -controller (EBUSY) and it stays".to_string()
+    } else {
+        format!(
+            "{} use it without enabling it below, so their values vanish then: put the tree under a delegating unit (owners.custom-top-level)",
+            at_risk.join(", ")
+        )
+    };
+    format!(
+        "{v} writes -controller into {} for each controller no unit asks for whenever it re-realizes it (measured on systemd 247 and 252 after daemon-reload); {risk}",
+        subtree_file(path)
+    )
+}
+
+/// `cgroup.subtree_control` of a cgroup, as a path.
+fn subtree_file(path: &str) -> String {
+    format!("{}/cgroup.subtree_control", path.trim_end_matches('/'))
+}
+
 /// The owner of each plan node, parents first.
-fn node_owners(p: &Plan, map: &OwnerMap) -> BTreeMap<String, Owner> {
+fn node_owners(p: &Plan, map: &OwnerMap, marks: &HostMarks<'_>) -> BTreeMap<String, Owner> {
     let by_path: foldhash::HashMap<&str, &Owner> = map.iter().map(|(k, o)| (k.as_str(), o)).collect();
     let mut out: Vec<(String, Owner)> = Vec::with_capacity(p.nodes.len());
     // Index in `out` of each path given an owner so far (parents come first).
     let mut at: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
     for n in p.nodes.iter().filter(|n| n.path != "/") {
         let parent = n.parent_path().and_then(|pp| at.get(pp)).map(|i| &out[*i].1);
-        let Some(owner) = node_owner(n, &by_path, parent) else {
+        let Some(owner) = node_owner(n, &by_path, parent, marks.systemd_host()).or_else(|| {
+            // A path the plan adds above the scanned cgroups (a container's
+            // view: `/docker` above `/docker/<id>`): its shape and the marks.
+            n.origins
+                .is_empty()
+                .then(|| detect::owner_of_new_path(&n.path, marks))
+                .flatten()
+                .filter(|o| o.manager != Manager::Custom)
+        }) else {
             continue;
         };
         at.insert(&n.path, out.len());
@@ -182,19 +459,32 @@ fn node_owners(p: &Plan, map: &OwnerMap) -> BTreeMap<String, Owner> {
     out.into_iter().collect()
 }
 
-/// One node's owner: its origins' (systemd's first) or its own path's;
-/// for a node the planner derived (a leaf), from its parent: custom inside
-/// a unit, or the parent's own.
+/// One node's owner: of its origins, the one whose owner builds this very
+/// path, else the one at this path (a libcgroup group `/cgtest` merged
+/// with the unit cgroup its only process was started from is the group's,
+/// issue 23), else systemd's first; else its own path's. For a node the
+/// planner derived (a leaf), from its parent: custom inside a unit, or the
+/// parent's own.
 fn node_owner(
     n: &PlanNode,
     by_path: &foldhash::HashMap<&str, &Owner>,
     parent: Option<&Owner>,
+    systemd_host: bool,
 ) -> Option<Owner> {
-    let from_origin = n
-        .origins
-        .iter()
-        .filter_map(|o| by_path.get(o.path.as_str()).copied())
-        .min_by_key(|o| o.manager != Manager::Systemd)
+    let owners = || {
+        n.origins
+            .iter()
+            .filter_map(|o| by_path.get(o.path.as_str()).copied())
+    };
+    let from_origin = owners()
+        .find(|o| detect::builds_at(&n.path, o, systemd_host))
+        .or_else(|| {
+            n.origins
+                .iter()
+                .find(|o| o.path == n.path)
+                .and_then(|o| by_path.get(o.path.as_str()).copied())
+        })
+        .or_else(|| owners().min_by_key(|o| o.manager != Manager::Systemd))
         .or_else(|| by_path.get(n.path.as_str()).copied());
     let mut owner = match (from_origin, parent) {
         (Some(o), _) => o.clone(),
@@ -202,11 +492,15 @@ fn node_owner(
             manager: Manager::Custom,
             unit: po.unit.clone(),
             detail: Some(format!("inside {}", po.unit.as_deref().unwrap_or("?"))),
-            evidence: vec![format!(
-                "{}: derived node below {}",
-                n.note.map_or("node", super::model::NodeNote::text),
-                po.label()
+            evidence: vec![Clue::new(
+                Strength::PathShape,
+                format!(
+                    "{}: derived node below {}",
+                    n.note.map_or("node", super::model::NodeNote::text),
+                    po.label()
+                ),
             )],
+            decided_by: po.decided_by.min(Strength::PathShape),
         },
         (None, Some(po)) => po.clone(),
         (None, None) => return None,
@@ -219,7 +513,10 @@ fn node_owner(
     {
         owner.unit = Some(u.to_string());
         owner.detail = Some(format!("inside {u}"));
-        owner.evidence.push(format!("placed below {u} by the plan"));
+        owner.evidence.push(Clue::new(
+            Strength::PathShape,
+            format!("placed below {u} by the plan"),
+        ));
     }
     Some(owner)
 }
@@ -247,13 +544,14 @@ fn enclosing_unit(o: &Owner) -> Option<&str> {
 /// then the per-owner parts (systemd's units, delegations, suggestions,
 /// runtimes, process places), and strip the other owners' actions.
 pub fn annotate(p: &mut Plan, snap: &Snapshot) {
-    let systemd_host = detect::is_systemd_host(snap);
+    let marks = HostMarks::of(snap);
+    let systemd_host = marks.systemd_host();
     let paths = PathIndex::collect(snap);
-    let map = detect::detect_in(snap, &paths, systemd_host);
+    let map = detect::detect_in(snap, &paths, &marks);
     if map.is_empty() {
         return;
     }
-    let nodes = node_owners(p, &map);
+    let nodes = node_owners(p, &map, &marks);
     let ctx = systemd::context(snap);
     let mut findings = Vec::new();
     let look = Lookup::new(p, &nodes);
@@ -270,8 +568,15 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
     };
     let runtimes = super::runtimes::plan_runtimes(&nodes, &look, systemd_host, &mut findings);
     let places = places(p, snap, &look);
+    let unit_nodes: Vec<(String, String)> = p
+        .nodes
+        .iter()
+        .filter_map(|n| unit_at(n, &look).map(|u| (n.path.clone(), u.to_string())))
+        .collect();
     drop(look);
+    owner_values(p, &unit_nodes, &units, &runtimes, ctx.version);
     p.findings.extend(findings);
+    let version = ctx.version;
     p.owners = PlanOwners {
         systemd: systemd_host.then_some(ctx),
         nodes,
@@ -282,6 +587,67 @@ pub fn annotate(p: &mut Plan, snap: &Snapshot) {
         places,
     };
     strip_actions(p);
+    let kept = kept_action_findings(p, version);
+    p.findings.extend(kept);
+}
+
+/// The real answer first (issues 23, 24): where another owner writes a
+/// node's file on v2, the node's setting holds what that owner writes (its
+/// value, its formula, its input), with the owner named; cgmig's own
+/// conversion of the v1 value stays beside it as provenance. Files the
+/// owner writes that cgmig did not convert stay in the owner's prediction
+/// (`owners.units[]`, `owners.runtimes[].values`).
+fn owner_values(
+    p: &mut Plan,
+    unit_nodes: &[(String, String)],
+    units: &[UnitPrediction],
+    runtimes: &[super::model::RuntimePlan],
+    version: Option<u32>,
+) {
+    let mut by_path: BTreeMap<&str, (String, &[Written])> = BTreeMap::new();
+    let sd = version.map_or_else(|| "systemd".to_string(), |v| format!("systemd {v}"));
+    for (path, unit) in unit_nodes {
+        if let Some(u) = units.iter().find(|u| u.unit == *unit) {
+            by_path.insert(path, (format!("{sd} ({unit})"), &u.files));
+        }
+    }
+    for r in runtimes {
+        for v in &r.values {
+            by_path.insert(&v.from, (format!("{} ({})", r.manager, r.driver), &v.files));
+        }
+    }
+    for n in &mut p.nodes {
+        let Some((owner, files)) = by_path.get(n.path.as_str()) else {
+            continue;
+        };
+        for s in n.settings.iter_mut().filter(|s| s.owner.is_none()) {
+            let Some(w) = files.iter().find(|w| w.file == s.file) else {
+                continue;
+            };
+            s.converted = Some(Box::new(super::model::Converted {
+                value: std::mem::replace(&mut s.value, w.value.clone()),
+                rule: std::mem::replace(&mut s.rule, "owner".into()),
+                function: std::mem::replace(&mut s.function, owner_function(owner)),
+                formula: s.formula.replace(w.formula.clone()),
+                inputs: std::mem::replace(&mut s.inputs, owner_inputs(&w.from)),
+            }));
+            s.owner = Some(owner.clone());
+        }
+    }
+}
+
+/// The owner's name as the function that computes a value (`systemd`, `docker`).
+fn owner_function(owner: &str) -> String {
+    owner.split(' ').next().unwrap_or(owner).to_string()
+}
+
+/// An owner's input (`CPUShares=2048`, `cpu.shares=512 cpu.cfs_quota_us=50000`)
+/// as (key, value) pairs.
+fn owner_inputs(from: &str) -> Vec<(String, String)> {
+    from.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Default v1 values systemd leaves alone (a value other than these on a
@@ -691,7 +1057,7 @@ impl<'a> CustomTree<'a> {
         let processes = o
             .evidence
             .iter()
-            .filter_map(|e| e.strip_prefix("populated by "))
+            .filter_map(|e| e.text.strip_prefix("populated by "))
             .flat_map(|s| s.split(", ").map(str::to_string))
             .collect();
         Some(CustomTree {
@@ -877,6 +1243,7 @@ mod strip_tests {
             unit: unit.map(str::to_string),
             detail: None,
             evidence: Vec::new(),
+            decided_by: Strength::PathShape,
         }
     }
 

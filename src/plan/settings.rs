@@ -99,6 +99,8 @@ pub fn settings_of(
                 formula: None,
                 inputs: vec![(k.clone(), v.clone())],
                 split_copy,
+                owner: None,
+                converted: None,
             })
             .collect();
     }
@@ -115,6 +117,8 @@ pub fn settings_of(
                     formula: c.formula.clone(),
                     inputs: c.inputs.clone(),
                     split_copy,
+                    owner: None,
+                    converted: None,
                 })
                 .collect()
         })

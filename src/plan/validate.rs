@@ -432,12 +432,15 @@ impl<'p> ActionState<'p> {
     fn before_actions(p: &'p Plan) -> Self {
         let mut created: BTreeSet<&str> = BTreeSet::from(["/"]);
         let mut enabled: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for (path, ctl) in p.owners.prebuilt(p) {
+        for (path, ctl) in super::prebuilt::prebuilt(p) {
             created.insert(path);
-            enabled
-                .entry(path)
-                .or_default()
-                .extend(ctl.iter().map(String::as_str));
+            let on = enabled.entry(path).or_default();
+            for c in ctl {
+                // The plan's own spelling of the name, borrowed for 'p.
+                if let Some(known) = p.controllers.iter().find(|k| **k == c) {
+                    on.insert(known.as_str());
+                }
+            }
         }
         let mut pending_moves: BTreeMap<&str, usize> = BTreeMap::new();
         for n in &p.nodes {

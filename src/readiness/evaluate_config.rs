@@ -38,15 +38,40 @@ pub fn v2_counterpart(legacy: &str) -> Option<&'static str> {
     })
 }
 
+/// The first systemd that ignores the v1 resource directives (the boundary
+/// of `owners::directives::TABLE`, which cites the sources; a test there
+/// keeps the two equal: this layer sits below the owners module).
+pub const LEGACY_IGNORED_FROM: &str = "258";
+
 const UNIT_LEGACY: Rule = Rule {
     id: "WR-SD-001",
     severity: Error,
     class: BREAKS,
     confidence: V,
-    title: "Unit uses a v1-only directive: the limit vanishes on v2",
+    title: "Unit uses a v1-only directive that this systemd (258 or later) ignores: the limit vanishes on v2",
     needed: "the v2 directive (cgmig convert writes a drop-in)",
-    why: "Current systemd parses CPUShares=/MemoryLimit=/BlockIO*= as deprecated and ignores them on v2: no limit is applied.",
-    source: "systemd.resource-control(5); load-fragment-gperf.gperf.in (DISABLED_LEGACY)",
+    why: "systemd 258 and later parse CPUShares=/MemoryLimit=/BlockIO*= as removed and ignore them on v2: no limit is applied. Up to 257 they are translated.",
+    source: "systemd v258 load-fragment-gperf.gperf.in (DISABLED_LEGACY, PR #37026)",
+};
+const UNIT_LEGACY_TRANSLATED: Rule = Rule {
+    id: "WR-SD-001",
+    severity: Info,
+    class: NEUTRAL,
+    confidence: V,
+    title: "Unit uses a deprecated v1 directive that this systemd (257 or earlier) still translates on v2",
+    needed: "the v2 directive before systemd 258 (cgmig convert writes a drop-in)",
+    why: "systemd up to 257 translates CPUShares=/MemoryLimit=/BlockIO*= into their v2 files (from 252 with a deprecation warning in the journal); 258 and later ignore them.",
+    source: "systemd v247-v257 src/core/cgroup.c (cgroup_cpu_shares_to_weight, cgroup_weight_blkio_to_io); v258 DISABLED_LEGACY",
+};
+const UNIT_LEGACY_UNKNOWN: Rule = Rule {
+    id: "WR-SD-001",
+    severity: Warning,
+    class: BREAKS,
+    confidence: V,
+    title: "Unit uses a deprecated v1 directive; its effect on v2 depends on the systemd version, which was not found",
+    needed: "the v2 directive (cgmig convert writes a drop-in)",
+    why: "systemd up to 257 translates CPUShares=/MemoryLimit=/BlockIO*= on v2; 258 and later ignore them.",
+    source: "systemd src/core/cgroup.c (v247-v257); v258 DISABLED_LEGACY",
 };
 const UNIT_LEGACY_COVERED: Rule = Rule {
     id: "WR-SD-001",
@@ -373,9 +398,15 @@ pub(super) fn settings(r: &Readiness, cx: Context<'_>, out: &mut Vec<Finding>) {
             .or_default()
             .insert(s.key.as_str());
     }
+    // The host's systemd decides what a deprecated directive does on v2.
+    let systemd = r
+        .components
+        .iter()
+        .find(|c| c.name == "systemd" && c.place == super::Place::Host)
+        .map(|c| c.version.as_str());
     for s in &r.settings {
         match s.family.as_str() {
-            "unit" => unit(s, &v2_by_unit, out),
+            "unit" => unit(s, &v2_by_unit, systemd, out),
             "daemon.json" | "containerd" | "crio" | "containers.conf" => runtime_setting(s, out),
             "kubelet" if s.key == "cgroupDriver" && s.value != "systemd" => {
                 out.push(KUBELET_DRIVER.on_setting(s));
@@ -398,21 +429,35 @@ pub(super) fn settings(r: &Readiness, cx: Context<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn unit(s: &Setting, v2_by_unit: &BTreeMap<String, BTreeSet<&str>>, out: &mut Vec<Finding>) {
+/// A unit's setting. A deprecated v1 directive is an error only where the
+/// host's systemd ignores it (258 and later); a systemd that still
+/// translates it gets the info, and an unknown one the warning that says both.
+fn unit(
+    s: &Setting,
+    v2_by_unit: &BTreeMap<String, BTreeSet<&str>>,
+    systemd: Option<&str>,
+    out: &mut Vec<Finding>,
+) {
     if s.key == "ExecV1Path" {
         out.push(UNIT_V1_PATH.on_setting(s));
     } else if s.key == "NetClass" {
         out.push(UNIT_NETCLASS.on_setting(s));
     } else if let Some(v2) = v2_counterpart(&s.key) {
         let covered = v2_by_unit.get(&unit_of(&s.file)).is_some_and(|k| k.contains(v2));
-        out.push(
-            if covered {
-                &UNIT_LEGACY_COVERED
-            } else {
-                &UNIT_LEGACY
+        let rule = if covered {
+            &UNIT_LEGACY_COVERED
+        } else {
+            match systemd.and_then(|v| less(v, LEGACY_IGNORED_FROM)) {
+                Some(false) => &UNIT_LEGACY,
+                Some(true) => &UNIT_LEGACY_TRANSLATED,
+                None => &UNIT_LEGACY_UNKNOWN,
             }
-            .on_setting(s),
-        );
+        };
+        let mut f = rule.on_setting(s);
+        if let Some(v) = systemd.filter(|_| !covered) {
+            f.found = format!("{} (systemd {v})", f.found);
+        }
+        out.push(f);
     }
 }
 

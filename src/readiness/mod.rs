@@ -44,6 +44,7 @@ use crate::model::Diagnostic;
 
 pub use crate::model::readiness::{Component, ConfigFile, KernelConfig, Place, Readiness, Setting, Stats};
 pub use evaluate::{Class, Confidence, Finding, evaluate};
+pub use evaluate_config::LEGACY_IGNORED_FROM;
 pub use rule::RuleRow;
 
 /// Run every detector on a host. Unreadable files become diagnostics.

@@ -716,7 +716,13 @@ impl Ctx<'_> {
                 &path,
                 None,
                 None,
-                Some(o.evidence.join("; ")),
+                Some(
+                    o.evidence
+                        .iter()
+                        .map(|c| c.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
                 suggested,
                 if suggested {
                     "a custom manager's top-level tree the plan asked to move under a delegating unit".into()

@@ -33,7 +33,12 @@ fn sim_for(plan: &Plan) -> Simulator {
         }
     }
     // systemd's and runtimes' cgroups exist before cgmig acts.
-    sim.prebuild(plan.owners.prebuilt(plan)).unwrap();
+    sim.prebuild(
+        cgmig::plan::prebuilt(plan)
+            .iter()
+            .map(|(p, c)| (*p, c.as_slice())),
+    )
+    .unwrap();
     sim
 }
 
@@ -103,7 +108,8 @@ fn whole_plan_applies_and_verifies_on_the_simulator(name: &str) {
         .outcomes;
     assert!(failed(&out).is_empty(), "{name}: {:#?}", failed(&out));
     // Other owners place their own processes (after the switch, on their own).
-    let prebuilt: std::collections::BTreeSet<&str> = plan.owners.prebuilt(&plan).map(|(p, _)| p).collect();
+    let prebuilt: std::collections::BTreeSet<&str> =
+        cgmig::plan::prebuilt(&plan).into_iter().map(|(p, _)| p).collect();
     for n in &plan.nodes {
         assert!(sim.exists(&n.path), "{name}: {} missing", n.path);
         if prebuilt.contains(n.path.as_str()) {

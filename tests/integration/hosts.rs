@@ -15,9 +15,11 @@ macro_rules! with_fixture_hosts {
         $m! {
             $($args)* ;
             borg_like => "borg-like",
+            busybox_handmade_slice => "busybox-handmade-slice",
             centos7_legacy => "centos7-legacy",
             container_view => "container-view",
             conversion_edges => "conversion-edges",
+            debian12_runtimes => "debian12-runtimes",
             docker_cgroupfs => "docker-cgroupfs",
             k8s_cgroupfs => "k8s-cgroupfs",
             k8s_systemd => "k8s-systemd",
@@ -26,6 +28,7 @@ macro_rules! with_fixture_hosts {
             pure_v2 => "pure-v2",
             readiness_hybrid => "readiness-hybrid",
             readiness_v2_ready => "readiness-v2-ready",
+            systemd_custom_top => "systemd-custom-top",
             ubuntu1804_hybrid => "ubuntu1804-hybrid",
         }
     };

@@ -110,6 +110,10 @@ fn tasks_see_the_same_settings(
 
 /// What a task placed at plan node `node` sees: the settings of the node and
 /// its ancestors but the root, by v1 origin (existing v2 values left out).
+/// Where an owner writes the file (systemd, a runtime), the node holds the
+/// owner's value and cgmig's conversion stays as provenance: the oracle
+/// checks cgmig's conversion; the owner's is checked against real owners
+/// (the VM scenarios, docs/conversions-measured.md).
 fn seen_in_plan(plan: &Plan, node: &str) -> Seen {
     v2_chain(plan, node)
         .into_iter()
@@ -121,7 +125,9 @@ fn seen_in_plan(plan: &Plan, node: &str) -> Seen {
                 s.origin.hierarchy,
                 s.origin.path.clone(),
                 s.file.clone(),
-                s.value.clone(),
+                s.converted
+                    .as_ref()
+                    .map_or_else(|| s.value.clone(), |c| c.value.clone()),
             )
         })
         .collect()

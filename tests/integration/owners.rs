@@ -14,6 +14,17 @@ pub fn captured(name: &str) -> Snapshot {
     cgmig::cli::read_snapshot(&p).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// The guest's `/kubepods` tree is built by a stand-in script, not by a
+/// kubelet: on the capture it is a custom tree named like kubelet's (a
+/// name alone makes no owner). The runtime tests give it the state a real
+/// kubelet leaves (`/var/lib/kubelet/pods`), the mark that makes it kubelet's.
+pub fn with_kubelet_state(mut s: Snapshot) -> Snapshot {
+    s.owner_evidence
+        .runtime_state
+        .insert("kubelet".into(), vec!["/var/lib/kubelet/pods".into()]);
+    s
+}
+
 /// A setting of a cgroup in the hierarchy that carries `controller`.
 fn v1_value(s: &Snapshot, controller: &str, path: &str, file: &str) -> Option<String> {
     let (hid, _) = s
@@ -42,24 +53,48 @@ fn owners_of_the_guest_cgroups() {
     assert!(
         v1.evidence
             .iter()
-            .any(|e| e.contains("/etc/systemd/system/v1dirs.service")),
+            .any(|e| e.text.contains("/etc/systemd/system/v1dirs.service")),
         "{:?}",
         v1.evidence
     );
-    assert!(v1.evidence.iter().any(|e| e.contains("trusted.invocation_id")));
+    assert!(
+        v1.evidence
+            .iter()
+            .any(|e| e.text.contains("trusted.invocation_id"))
+    );
     let task = &o["/system.slice/borg.service/borg/task1"];
     assert_eq!(
         (task.manager, task.unit.as_deref()),
         (Manager::Custom, Some("borg.service"))
     );
-    assert!(task.evidence.iter().any(|e| e.starts_with("populated by sleep")));
+    assert!(
+        task.evidence
+            .iter()
+            .any(|e| e.text.starts_with("populated by sleep"))
+    );
     let batch = &o["/borg-batch/job1"];
     assert_eq!((batch.manager, batch.unit.as_deref()), (Manager::Custom, None));
     assert_eq!(batch.detail.as_deref(), Some("beside systemd's tree"));
+    // The stand-in kubelet left no kubelet mark: named like kubelet's, custom.
+    let kube = &o["/kubepods/burstable/pod8d6c2a1e-0b7f/c0ffee01"];
+    assert_eq!(kube.manager, Manager::Custom);
+    assert!(
+        kube.evidence
+            .iter()
+            .any(|c| c.text.contains("named like kubelet's")),
+        "{kube:?}"
+    );
+    let o = owners::detect(&with_kubelet_state(s.clone()));
     let kube = &o["/kubepods/burstable/pod8d6c2a1e-0b7f/c0ffee01"];
     assert_eq!(
         (kube.manager, kube.detail.as_deref()),
         (Manager::Kubelet, Some("cgroupfs driver"))
+    );
+    assert_eq!(kube.decided_by, owners::detect::Strength::PathShape);
+    assert_eq!(
+        o["/cgmig.slice/cgmig-test.slice/v1dirs.service"].decided_by,
+        owners::detect::Strength::ManagerMark,
+        "PID 1 is systemd and the unit has its files"
     );
     assert_eq!(
         o["/system.slice/systemd-journald.service"].manager,
@@ -150,7 +185,7 @@ fn systemd_v1_mappings_match_the_guest() {
 
 #[test]
 fn plan_leaves_systemd_and_runtimes_alone_and_predicts_systemd() {
-    let s = captured("systemd-hybrid");
+    let s = with_kubelet_state(captured("systemd-hybrid"));
     let p = plan(&s, &rules());
     assert!(validate(&p).is_empty(), "{:#?}", validate(&p));
     let unit = |u: &str| p.owners.units.iter().find(|x| x.unit == u).unwrap();
@@ -564,11 +599,10 @@ fn the_audit_shows_owners_and_evidence() {
     assert_eq!(unit["manager"], "systemd");
     assert_eq!(unit["unit"], "v1dirs.service");
     assert!(
-        unit["evidence"]
-            .as_array()
+        unit["evidence"].as_array().unwrap().iter().any(|e| e["text"]
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|e| e.as_str().unwrap().contains("/etc/systemd/system/v1dirs.service")),
+            .contains("/etc/systemd/system/v1dirs.service")),
         "{unit}"
     );
     let batch = &v["owners"]["/borg-batch/job1"];
@@ -577,7 +611,12 @@ fn the_audit_shows_owners_and_evidence() {
         batch["evidence"].to_string().contains("populated by sleep"),
         "{batch}"
     );
-    assert_eq!(v["owners"]["/kubepods"]["manager"], "kubelet");
+    // The guest's stand-in kubelet left no kubelet mark.
+    assert_eq!(v["owners"]["/kubepods"]["manager"], "custom");
+    assert_eq!(
+        v["owners"]["/cgmig.slice/cgmig-test.slice/v1dirs.service"]["decided_by"],
+        "manager-mark"
+    );
     let out = crate::util::cgmig(&["audit", "--snapshot", snap]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

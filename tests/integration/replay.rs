@@ -46,9 +46,23 @@ fn fresh(snap: &Snapshot, plan: &Plan) -> Simulator {
         let tids: Vec<Tid> = snap.threads(pi).iter().map(|(_, t)| t.tid).collect();
         sim.add_process(p.pid, &tids, "/").expect("the root exists");
     }
-    // What systemd or a runtime builds exists before cgmig acts.
-    sim.prebuild(plan.owners.prebuilt(plan))
+    // What systemd or a runtime builds exists before cgmig acts, with the
+    // processes it places there (a unit's, a container's). An owner cannot
+    // place a process where the kernel refuses it either (a process the
+    // plan leaves in a slice whose children need domain controllers): that
+    // one stays where it is, as on a real host.
+    let pre = cgmig::plan::prebuilt(plan);
+    sim.prebuild(pre.iter().map(|(p, c)| (*p, c.as_slice())))
         .expect("other owners' cgroups can be built");
+    for (path, _) in pre.iter().filter(|(p, _)| *p != "/") {
+        for pid in plan
+            .node(path)
+            .map(|n| n.processes.as_slice())
+            .unwrap_or_default()
+        {
+            let _ = sim.write(path, "cgroup.procs", &pid.to_string());
+        }
+    }
     sim
 }
 

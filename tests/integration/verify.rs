@@ -303,7 +303,10 @@ fn v2_add(s: &mut Snapshot, path: &str, settings: &[(&str, &str)]) {
 /// rebuilt yet as announced, and a value that differs as an unannounced error.
 #[test]
 fn runtime_trees_are_verified_against_their_predicted_values() {
-    let p = plan(&captured("systemd-hybrid"), &rules());
+    let p = plan(
+        &crate::owners::with_kubelet_state(captured("systemd-hybrid")),
+        &rules(),
+    );
     let k = p
         .owners
         .runtimes
@@ -323,7 +326,7 @@ fn runtime_trees_are_verified_against_their_predicted_values() {
         .expect("values for the container");
     let weight = vals.files.iter().find(|w| w.file == "cpu.weight").unwrap();
     assert!(weight.from.contains("cpu.shares=102"), "{weight:?}");
-    let mut after = captured("systemd-unified");
+    let mut after = crate::owners::with_kubelet_state(captured("systemd-unified"));
     v2_add(
         &mut after,
         &container,

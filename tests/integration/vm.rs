@@ -370,6 +370,23 @@ fn vm_live_stage_by_stage_and_rollback() {
     }
     let run = boot("live");
     let plan = run_plan(&run);
+    // Issue 23: the guest's name=systemd hierarchy holds a hand-made
+    // system.slice, but PID 1 is busybox: no systemd host, nothing systemd's,
+    // and the plan (made, valid, and applied stage by stage below) keeps
+    // every action of its custom cgroups.
+    assert!(
+        plan.owners.systemd.is_none(),
+        "a hand-made system.slice made this a systemd host"
+    );
+    assert!(
+        plan.owners
+            .nodes
+            .values()
+            .all(|o| o.manager == cgmig::owners::Manager::Custom),
+        "{:#?}",
+        plan.owners.nodes
+    );
+    assert!(cgmig::plan::validate(&plan).is_empty());
     let n = plan.stages.len();
     let mut req = stage_checks(&run, |n| format!("s{n}"), n);
     for s in &plan.stages {
