@@ -504,6 +504,23 @@ fn count_owned_below(snap: &Snapshot, ci: NodeIndex, uid: u32) -> usize {
     n
 }
 
+/// What the kernel and init system cannot do for this layout on cgroup2
+/// (see [`super::kernel`]): no cgroup2, a controller it sets that the kernel
+/// lacks or may lack there, a systemd too old for a unified hierarchy.
+pub fn kernel_facts(snap: &Snapshot, usage: &BTreeMap<Controller, super::kernel::Usage>) -> Vec<Observed> {
+    use super::kernel::{KernelFact, Support};
+    Support::of(snap)
+        .facts(usage)
+        .into_iter()
+        .map(|f| match f {
+            KernelFact::NoCgroup2(d) => obs(Fact::KernelNoCgroup2, Subject::Host, d),
+            KernelFact::LacksController(d) => obs(Fact::KernelLacksController, Subject::Host, d),
+            KernelFact::ControllerUnknown(d) => obs(Fact::KernelControllerUnknown, Subject::Host, d),
+            KernelFact::SystemdTooOld(d) => obs(Fact::SystemdTooOld, Subject::Host, d),
+        })
+        .collect()
+}
+
 /// Conversions whose v2 target needs a newer kernel than the host's.
 pub fn kernel_too_old<'a>(
     snap: &Snapshot,
@@ -529,9 +546,26 @@ pub fn kernel_too_old<'a>(
         return Vec::new();
     }
     let mut need: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let support = super::kernel::Support::of(snap);
     for c in conversions {
         // The first rule with the id, as `RuleSet::get` finds it.
         if let Some((_, k)) = too_new.iter().find(|(id, _)| *id == c.rule) {
+            // No cgroup2, or a controller the kernel lacks (or may lack) on
+            // it, is its controller's finding (`audit::kernel`), not one
+            // per file.
+            let v1 = c
+                .inputs
+                .iter()
+                .filter_map(|(f, _)| super::kernel::v1_controller(f));
+            if v1.into_iter().any(|v1| support.speaks_for(&v1)) {
+                continue;
+            }
+            // A vendor kernel that offers the target's controller has the
+            // files the controller came with (RHEL 8's cpuset).
+            let ctl = Controller::of_v2_file(&c.target).and_then(Controller::v2_named);
+            if crate::rules::parse_kernel(k).is_some_and(|want| support.satisfies(ctl, want)) {
+                continue;
+            }
             *need.entry((c.target.as_str(), k)).or_default() += 1;
         }
     }

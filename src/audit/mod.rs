@@ -7,6 +7,7 @@
 //! verdict, a summary, grouped findings and every conversion with its formula.
 
 mod facts;
+pub mod kernel;
 pub mod readiness;
 mod render;
 
@@ -621,7 +622,10 @@ pub fn findings_and_readiness(
     let mut findings: Vec<Finding> = evaluated(snap, eval)
         .flat_map(|(_, o)| o.findings.iter().cloned())
         .collect();
-    for fact in facts::compute(snap) {
+    let mut observed = facts::compute(snap);
+    let usage = kernel::usage(evaluated(snap, eval).map(|(_, o)| o.conversions.as_slice()));
+    observed.extend(facts::kernel_facts(snap, &usage));
+    for fact in observed {
         for rule in rules.fact_rules(fact.fact) {
             if fact.fact == Fact::BootParam {
                 let (Some(param), Some(p)) = (&rule.rule.matcher.param, &fact.param) else {

@@ -61,7 +61,9 @@ pub fn run_completions(args: CompletionsArgs) -> Result<i32> {
 /// Every man page: (file name, roff text), for cgmig and each visible
 /// subcommand at any depth (`cgmig-rules-list.1`).
 pub fn man_pages() -> Result<Vec<(String, String)>> {
-    let mut cmd = Cli::command();
+    // The plain version: the pages are the same for every target and commit
+    // of a release (one set goes into the amd64 and arm64 packages).
+    let mut cmd = Cli::command().version(env!("CARGO_PKG_VERSION"));
     cmd.build();
     let mut out = Vec::new();
     collect(&cmd, "cgmig", &mut out)?;

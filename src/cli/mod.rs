@@ -40,9 +40,21 @@ mod output;
 mod term;
 mod verify;
 
+/// What `cgmig --version` prints after the name: the version, the commit and
+/// the target triple (set by `build.rs`), so a binary found on a host says
+/// which build it is (`0.1.0 (commit 0123456789ab, target x86_64-unknown-linux-musl)`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CGMIG_COMMIT"),
+    ", target ",
+    env!("CGMIG_TARGET"),
+    ")"
+);
+
 /// Audit, plan and apply the move of Linux hosts from cgroup v1 to cgroup v2.
 #[derive(Debug, Parser)]
-#[command(name = "cgmig", version, about, long_about = None)]
+#[command(name = "cgmig", version = VERSION, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

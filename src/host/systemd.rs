@@ -9,6 +9,14 @@ use std::path::Path;
 
 use super::{HostError, Root};
 
+/// The first systemd that can run a unified cgroup hierarchy: v226 ("systemd
+/// now has support for the unified cgroup hierarchy", systemd NEWS for v226).
+/// CentOS/RHEL 7 and Amazon Linux 2 ship 219. The audit's
+/// `host.systemd-too-old` (`audit::kernel`) is the one finding that says a
+/// host's systemd is older; readiness keeps its later thresholds (WR-SD-004,
+/// cpuset delegation from 244).
+pub const UNIFIED_SINCE: u32 = 226;
+
 /// Unit search path, highest priority first (systemd.unit(5), system manager).
 pub const UNIT_DIRS: &[&str] = &[
     "/etc/systemd/system.control",

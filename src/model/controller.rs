@@ -135,18 +135,51 @@ impl Controller {
         )
     }
 
-    /// The first kernel (major, minor) that offers this controller on
-    /// cgroup2; 4.5 (cgroup2 itself) for the first ones and for the rest.
+    /// The first upstream kernel (major, minor) that offers this
+    /// controller's job on cgroup2; 4.5 (cgroup2 itself) for the first ones
+    /// and for the rest. For `devices` and `freezer`, which have no v2
+    /// controller, the kernel of their v2 replacement: device access by a
+    /// cgroup BPF program (4.15) and the core `cgroup.freeze` (5.2). The
+    /// commits are in [`Controller::v2_commit`]. A vendor kernel may offer a
+    /// controller earlier (RHEL 8's 4.18 has `cpuset`): `audit::kernel`
+    /// asks the host first and this table only as the fallback.
     pub fn v2_since(&self) -> (u32, u32) {
         match self {
-            Controller::Cpu => (4, 15),
+            Controller::Cpu | Controller::Cpuacct | Controller::Devices => (4, 15),
             Controller::Cpuset => (5, 0),
+            Controller::Freezer => (5, 2),
             Controller::Hugetlb => (5, 6),
             Controller::Misc => (5, 13),
             Controller::Rdma | Controller::PerfEvent => (4, 11),
             Controller::Dmem => (6, 14),
             _ => (4, 5),
         }
+    }
+
+    /// The upstream commit that brought this controller (or its v2
+    /// replacement) to cgroup2, where one commit did (torvalds/linux):
+    /// the version in [`Controller::v2_since`] is the release it first
+    /// appeared in.
+    pub fn v2_commit(&self) -> Option<&'static str> {
+        Some(match self {
+            // "sched: Implement interface for cgroup unified hierarchy"
+            Controller::Cpu | Controller::Cpuacct => "0d5936344f30",
+            // "cpuset: Enable cpuset controller in default hierarchy"
+            Controller::Cpuset => "4ec22e9c5a90",
+            // "cgroup: cgroup v2 freezer"
+            Controller::Freezer => "76f969e8948d",
+            // "bpf, cgroup: implement eBPF-based device controller for cgroup v2"
+            Controller::Devices => "ebc614f68736",
+            // "mm: hugetlb controller for cgroups v2"
+            Controller::Hugetlb => "faced7e0806c",
+            // "cgroup: Add misc cgroup controller"
+            Controller::Misc => "a72232eabdfc",
+            // "rdma cgroup: Add RDMA cgroup" (v1 and v2 from the start)
+            Controller::Rdma => "39d3e7584a68",
+            // "cgroup: replace __DEVEL__sane_behavior with cgroup2 fs type"
+            Controller::Memory | Controller::Blkio | Controller::Io | Controller::Pids => "67e9c74b8a87",
+            _ => return None,
+        })
     }
 
     /// Whether a cgroup name could be mistaken for an interface file, which

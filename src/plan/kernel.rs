@@ -8,13 +8,17 @@
 //!
 //! Minimum kernels: the rules' `kernel:` field per converted file, and the
 //! first kernel with each controller on cgroup2 (cgroup-v2.rst, man 7
-//! cgroups): cgroup2 itself 4.5, thread mode 4.14.
+//! cgroups): cgroup2 itself 4.5, thread mode 4.14. What the host's kernel
+//! offers is [`crate::audit::kernel::Support`]'s answer, the audit's: a
+//! vendor kernel that offers a controller before the upstream release did
+//! (RHEL 8's cpuset) keeps that controller's settings.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::findings;
 use super::model::{NodeType, PlanNode, Stage};
 use super::model::{node_subject, origin_controllers};
+use crate::audit::kernel::Support;
 use crate::model::HierarchyId;
 use crate::rules::Finding;
 use crate::rules::parse_kernel;
@@ -58,14 +62,21 @@ impl<'a> Needs<'a> {
         let ctl = s.controller().map_or(CGROUP2, controller_kernel);
         rule.max(ctl).max(CGROUP2)
     }
+
+    /// Whether the host's kernel offers what one setting needs.
+    fn met(&self, s: &super::Setting, support: &Support) -> bool {
+        let ctl = s.controller().and_then(crate::model::Controller::v2_named);
+        support.satisfies(ctl, self.of(s))
+    }
 }
 
-/// Per setting (in node order): its origin hierarchy and the kernel it needs.
-fn setting_needs(nodes: &[PlanNode], needs: &Needs) -> Vec<(HierarchyId, Kernel)> {
+/// Per setting (in node order): its origin hierarchy, the kernel it needs
+/// and whether the host's kernel offers that.
+fn setting_needs(nodes: &[PlanNode], needs: &Needs, support: &Support) -> Vec<(HierarchyId, Kernel, bool)> {
     nodes
         .iter()
         .flat_map(|n| &n.settings)
-        .map(|s| (s.origin.hierarchy, needs.of(s)))
+        .map(|s| (s.origin.hierarchy, needs.of(s), needs.met(s, support)))
         .collect()
 }
 
@@ -90,39 +101,38 @@ fn moved_hierarchies(nodes: &[PlanNode], stage: &Stage) -> BTreeSet<HierarchyId>
 pub fn gate(
     nodes: &mut [PlanNode],
     stages: &mut [Stage],
-    host: Option<Kernel>,
+    support: &Support,
     rule_kernel: &HashMap<String, String>,
 ) -> Vec<Finding> {
+    let host = support.release.as_ref().map(|r| r.version);
     let threaded = nodes.iter().any(|n| n.node_type != NodeType::Domain);
     let base = if threaded { THREADS } else { CGROUP2 };
     // Per stage: the kernel it needs, and what needs more than the host has.
     let needs = Needs::new(rule_kernel);
-    let per_setting = setting_needs(nodes, &needs);
+    let per_setting = setting_needs(nodes, &needs, support);
     let mut findings = Vec::new();
     for st in stages.iter_mut() {
         let moved = moved_hierarchies(nodes, st);
         let mut need = base;
         let mut short: BTreeMap<String, Kernel> = BTreeMap::new();
         let settings = nodes.iter().flat_map(|n| &n.settings);
-        for (s, &(hier, k)) in settings.zip(&per_setting) {
+        for (s, &(hier, k, met)) in settings.zip(&per_setting) {
             if !moved.contains(&hier) {
                 continue;
             }
             need = need.max(k);
-            if host.is_some_and(|h| h < k) && !short.contains_key(&s.file) {
+            if !met && !short.contains_key(&s.file) {
                 short.insert(s.file.clone(), k);
             }
         }
         st.kernel = Some(show(need));
-        if let Some(h) = host.filter(|h| *h < need) {
+        if let Some(h) = host.filter(|h| *h < base || !short.is_empty()) {
             findings.push(too_old(st.number, h, need, base, &short));
         }
     }
-    if let Some(h) = host
-        && per_setting.iter().any(|(_, k)| *k > h)
-    {
+    if per_setting.iter().any(|(_, _, met)| !met) {
         for n in nodes.iter_mut() {
-            n.settings.retain(|s| needs.of(s) <= h);
+            n.settings.retain(|s| needs.met(s, support));
         }
     }
     findings

@@ -158,11 +158,10 @@ fn draft<E>(
     let (mut nodes, conflicts) = build_nodes(&prep, &merged, rules.policy(), &mut findings);
     drop(merged);
     let mut stages = stage(&stages::loads(&spine.order, &nodes))?;
-    let host_kernel = snap.host.kernel.as_deref().and_then(crate::rules::parse_kernel);
     findings.extend(kernel::gate(
         &mut nodes,
         &mut stages,
-        host_kernel,
+        &crate::audit::kernel::Support::of(snap),
         &prep.rule_kernel,
     ));
     Ok(Plan {

@@ -286,16 +286,6 @@ const SHARES_FORMULA: Rule = Rule {
     why: "Containers rank below systemd services at CPUWeight=100; a mixed fleet gives one pod spec different weights.",
     source: "opencontainers/runc#4772; kubernetes#131216; containers/crun PR #1767",
 };
-const SYSTEMD_HOST_OLD: Rule = Rule {
-    id: "WR-SD-004",
-    severity: Blocker,
-    class: BREAKS,
-    confidence: V,
-    title: "systemd too old to run the unified hierarchy",
-    needed: "systemd 230 or later (244+ recommended)",
-    why: "systemd 219 (CentOS/RHEL 7) cannot boot unified (systemd#19760).",
-    source: "systemd/systemd#19760; podman troubleshooting",
-};
 const SYSTEMD_CPUSET: Rule = Rule {
     id: "WR-SD-004",
     severity: Warning,
@@ -553,9 +543,12 @@ fn systemd(c: &Component, cx: Context<'_>, out: &mut Vec<Finding>) {
     let v = c.version.as_str();
     match &c.place {
         Place::Host => {
-            if less(v, "230") == Some(true) {
-                out.push(SYSTEMD_HOST_OLD.on(c));
-            } else if less(v, "244") == Some(true) {
+            // A host systemd too old to run a unified hierarchy at all
+            // (< 226) is the audit's one blocker, `host.systemd-too-old`
+            // (audit::kernel, with the kernel's readiness); this rule only
+            // says what a systemd that can run it still lacks.
+            let unified = crate::host::systemd::UNIFIED_SINCE.to_string();
+            if less(v, &unified) == Some(false) && less(v, "244") == Some(true) {
                 out.push(SYSTEMD_CPUSET.on(c));
             }
             if matches!(cx.mode, Mode::Legacy | Mode::Hybrid) && less(v, "256") == Some(false) {
@@ -584,7 +577,6 @@ const RULES: &[&Rule] = &[
     &NODE_22,
     &ES_CRASH,
     &SHARES_FORMULA,
-    &SYSTEMD_HOST_OLD,
     &SYSTEMD_CPUSET,
     &SYSTEMD_IMAGE_OLD,
     &SYSTEMD_REFUSES_V1,

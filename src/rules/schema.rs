@@ -83,6 +83,14 @@ pub enum Fact {
     DivergedPlacement,
     /// No cgroup filesystem is mounted.
     NoCgroupfs,
+    /// The kernel has no cgroup2 at all (`audit::kernel`).
+    KernelNoCgroup2,
+    /// The layout sets a controller the kernel does not offer on cgroup2.
+    KernelLacksController,
+    /// The layout sets a controller and nothing tells whether the kernel offers it on cgroup2.
+    KernelControllerUnknown,
+    /// systemd is older than 226, the first that runs a unified hierarchy.
+    SystemdTooOld,
 }
 
 impl Fact {

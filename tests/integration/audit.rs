@@ -73,6 +73,10 @@ fn every_finding_rule_fires_on_some_fixture() {
             "covered by quiet_host_is_silent_where_features_are_unused (empty mount table)",
         ),
         (
+            "host.kernel-controller-unknown",
+            "covered by kernel_readiness_follows_the_vendor_series (an el8 build before 8.2)",
+        ),
+        (
             "host.release-agent",
             "only when a hierarchy's root can't be read; the root file rule covers readable ones",
         ),
@@ -111,6 +115,8 @@ fn quiet_spec() -> HostSpec {
     let mut spec = HostSpec::load(&hosts_dir().join("centos7-legacy.yaml")).unwrap();
     spec.cmdline = "ro quiet".into();
     spec.kernel = "6.1.0".into();
+    // Not CentOS 7's os-release and systemd 219 either.
+    spec.files.clear();
     for h in &mut spec.hierarchies {
         for c in h.cgroups.values_mut() {
             c.settings.clear();
@@ -285,23 +291,31 @@ fn devices_remediation_lists_systemd_lines() {
     );
 }
 
+/// `host.kernel-too-old` names the v2 file and the kernel it came with, for
+/// files newer than a controller the kernel offers; a controller the kernel
+/// lacks on cgroup2 (or no cgroup2 at all) is its controller's one finding,
+/// not one more per file.
 #[test]
 fn kernel_too_old_names_the_features() {
-    let r = audit_host("centos7-legacy");
-    let k: Vec<_> = r
-        .findings
-        .iter()
-        .filter(|f| f.rule == "host.kernel-too-old")
-        .collect();
+    let too_old = |host: &str| -> Vec<String> {
+        audit_host(host)
+            .findings
+            .iter()
+            .filter(|f| f.rule == "host.kernel-too-old")
+            .map(|f| f.why.clone())
+            .collect()
+    };
+    // Amazon Linux 2 (4.14): io is on cgroup2, io.weight came with 5.4; cpu
+    // is not (4.15): `host.kernel-lacks-controller` says so, not cpu.max.
+    let al2 = too_old("docker-cgroupfs");
     assert!(
-        k.iter()
-            .any(|f| f.why.contains("cpu.weight") && f.why.contains("4.15")),
-        "{k:#?}"
+        al2.iter()
+            .any(|w| w.contains("io.weight") && w.contains("kernel 5.4")),
+        "{al2:#?}"
     );
-    assert!(
-        k.iter()
-            .any(|f| f.why.contains("memory.max") && f.why.contains("4.5"))
-    );
+    assert!(!al2.iter().any(|w| w.contains("cpu.")), "{al2:#?}");
+    // CentOS 7 (3.10, no cgroup2): `host.kernel-no-cgroup2` alone.
+    assert_eq!(too_old("centos7-legacy"), Vec::<String>::new());
 }
 
 #[test]
@@ -344,3 +358,60 @@ fn renders_and_machine_formats_parse(name: &str) {
     }
 }
 per_host!(every_format, renders_and_machine_formats_parse);
+
+/// The kernel findings follow what the kernel offers: cgroup2 at all, then
+/// each controller the layout sets, by the vendor series where there is one
+/// (RHEL 8 backports cpuset to 4.18) and by the upstream version otherwise.
+#[test]
+fn kernel_readiness_follows_the_vendor_series() {
+    use cgmig::model::builder::SnapshotBuilder;
+    let layout = |kernel: &str| {
+        SnapshotBuilder::new()
+            .kernel(kernel)
+            .v1(2, &["cpuset"])
+            .setting(2, "/job", "cpuset.cpus", "0-1")
+            .setting(2, "/job", "cpuset.mems", "0")
+            .v1(3, &["memory"])
+            .setting(3, "/job", "memory.limit_in_bytes", "1073741824")
+            .build()
+    };
+    let kernel_findings = |kernel: &str| -> Vec<(String, String)> {
+        let r = audit(&layout(kernel), &rules());
+        r.findings
+            .iter()
+            .filter(|f| f.rule.starts_with("host.kernel") || f.rule.starts_with("host.systemd"))
+            .map(|f| (format!("{} {:?}", f.rule, f.severity), f.why.clone()))
+            .collect()
+    };
+    // The rules that fired, once each (kernel-too-old comes once per file).
+    let ids = |kernel: &str| -> Vec<String> {
+        let mut v: Vec<String> = kernel_findings(kernel).into_iter().map(|(id, _)| id).collect();
+        v.dedup();
+        v
+    };
+    // No cgroup2: one blocker, no per-file finding besides it.
+    assert_eq!(ids("3.10.0-1160.el7.x86_64"), ["host.kernel-no-cgroup2 Blocker"]);
+    let el7 = &kernel_findings("3.10.0-1160.el7.x86_64")[0].1;
+    assert!(el7.contains("need 5.0 or later (cpuset)"), "{el7}");
+    // Upstream 4.18: memory is there, cpuset is not; the controller's
+    // finding names cpuset's files (no per-file finding for them besides).
+    assert_eq!(ids("4.18.20"), ["host.kernel-lacks-controller Blocker"]);
+    let why = &kernel_findings("4.18.20")[0].1;
+    assert!(
+        why.contains("cpuset (1 cgroups set cpuset.cpus, cpuset.mems)") && why.contains("4ec22e9c5a90"),
+        "{why}"
+    );
+    // RHEL 8.0: nothing tells; a warning that says so, not a blocker, and
+    // it speaks for cpuset's files (no per-file error besides).
+    assert_eq!(
+        ids("4.18.0-80.el8.x86_64"),
+        ["host.kernel-controller-unknown Warning"]
+    );
+    // RHEL 8.7: offered; nothing to say.
+    assert!(
+        ids("4.18.0-425.19.2.el8_7.x86_64").is_empty(),
+        "{:?}",
+        kernel_findings("4.18.0-425.19.2.el8_7.x86_64")
+    );
+    assert!(ids("5.10.0-28-amd64").is_empty());
+}

@@ -263,3 +263,23 @@ fn bad_inputs_print_each_cause_once() {
         }
     }
 }
+
+/// `cgmig --version` names the version, the commit it was built from and
+/// the target triple (build.rs), so a binary found on a host says what it is.
+#[test]
+fn version_names_commit_and_target() {
+    let o = cgmig(&["--version"]);
+    assert!(o.status.success());
+    let v = String::from_utf8_lossy(&o.stdout);
+    let head = format!("cgmig {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(v.starts_with(&head), "{v}");
+    let commit = v[head.len()..].split(',').next().unwrap_or("");
+    assert!(
+        commit == "unknown" || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{v}"
+    );
+    assert!(
+        v.trim_end().ends_with("-linux-gnu)") || v.trim_end().ends_with("-linux-musl)"),
+        "{v}"
+    );
+}

@@ -286,7 +286,8 @@ fn generated_fleet_families_and_counts_from_snapshots() {
     );
     assert_eq!(
         buckets(&r.by_systemd),
-        vec![("245".into(), 16), ("219".into(), 8), ("unknown".into(), 3)]
+        // The centos7-legacy fixture carries CentOS 7's systemd 219 binary.
+        vec![("245".into(), 16), ("219".into(), 11)]
     );
     assert_eq!(
         buckets(&r.by_kernel),
@@ -321,12 +322,15 @@ fn rules_and_verdicts(r: &FleetReport) {
         v.extend(names("docker-", 0..8));
         v
     };
+    // 4.14 has io on cgroup2 but not io.weight (5.4); 3.10's lack of
+    // cgroup2 is `host.kernel-no-cgroup2` alone (kernel_and_init_block).
     assert_eq!(
         rule("host.kernel-too-old").members,
-        centos_docker,
-        "3.10 and 4.14 lack v2 files"
+        names("docker-", 0..8),
+        "4.14 lacks v2 files"
     );
     assert_eq!(rule("blkio.weight").members, centos_docker);
+    kernel_and_init_block(r, &centos_docker);
     assert_eq!(rule("host.internal-processes").hosts, 3);
     // blkio.throttle: v2's io.max caps the whole subtree (a behaviour change the
     // plan reports since issue 8); docker hosts throttle devices.
@@ -334,24 +338,16 @@ fn rules_and_verdicts(r: &FleetReport) {
     // Since issue 19 a snapshot's verdict is its whole assessment's: the
     // planner's and owners' findings count, and a kernel that cannot hold the
     // settings on v2 (3.10, and 4.14 without cpu on cgroup2) blocks.
-    // systemd's version is read once (issue 19): the Amazon Linux 2 hosts'
-    // 219, from the binary, now reaches readiness too, whose WR-SD-004 says
-    // 219 cannot boot unified.
+    // systemd's version is read once (issue 19): CentOS 7's and Amazon
+    // Linux 2's 219 is the audit's `host.systemd-too-old` (one finding; the
+    // readiness rule WR-SD-004 speaks only of a systemd that can run v2).
+    // 19: the kernel and init findings (host.kernel-no-cgroup2,
+    // host.kernel-lacks-controller, host.systemd-too-old) in, WR-SD-004 out.
     assert_eq!(
         r.rules.len(),
-        17,
+        19,
         "{:?}",
         r.rules.iter().map(|x| &x.rule).collect::<Vec<_>>()
-    );
-    let blockers: Vec<(&str, &Vec<String>)> =
-        r.blockers.iter().map(|b| (b.rule.as_str(), &b.members)).collect();
-    assert_eq!(
-        blockers,
-        vec![
-            ("host.kernel-too-old", &centos_docker),
-            ("plan.kernel-too-old", &centos_docker),
-            ("WR-SD-004", &names("docker-", 0..8)),
-        ]
     );
     assert_eq!(
         (
@@ -360,6 +356,36 @@ fn rules_and_verdicts(r: &FleetReport) {
             r.verdicts.blocked
         ),
         (0, 16, 11)
+    );
+}
+
+/// Kernel and init readiness in the generated fleet: CentOS 7's kernel has
+/// no cgroup2; CentOS 7 and Amazon Linux 2 run systemd 219, and AL2's 4.14
+/// lacks cpu on v2. The Ubuntu hosts (5.4, systemd 245) are the only ones
+/// that can move.
+fn kernel_and_init_block(r: &FleetReport, centos_docker: &[String]) {
+    let members = |id: &str| {
+        r.rules
+            .iter()
+            .find(|x| x.rule == id)
+            .map_or_else(|| panic!("no {id}"), |x| x.members.clone())
+    };
+    let centos: Vec<String> = (0..3).map(|i| format!("centos-{i}")).collect();
+    assert_eq!(members("host.kernel-no-cgroup2"), centos);
+    assert_eq!(members("host.systemd-too-old"), centos_docker);
+    assert_eq!(members("host.kernel-lacks-controller"), names("docker-", 0..8));
+    let blockers: Vec<(&str, usize)> = r.blockers.iter().map(|b| (b.rule.as_str(), b.hosts)).collect();
+    assert_eq!(
+        blockers,
+        [
+            ("host.systemd-too-old", 11),
+            // The planner leaves the settings out and blocks their stage.
+            ("plan.kernel-too-old", 11),
+            ("host.kernel-lacks-controller", 8),
+            // io.weight (5.4) on 4.14, whose io controller is on cgroup2.
+            ("host.kernel-too-old", 8),
+            ("host.kernel-no-cgroup2", 3)
+        ]
     );
 }
 
