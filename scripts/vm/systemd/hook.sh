@@ -49,7 +49,7 @@ PY
   systemd-cgls --no-pager > $O/cgls.txt 2>&1
 else
   sleep 5
-  cgmig apply $P/out/hybrid/plan.json --journal $O/journal.json > $O/apply.txt 2>&1
+  cgmig apply $P/out/hybrid/plan.json --yes --journal $O/journal.json > $O/apply.txt 2>&1
   echo $? > $O/apply.rc
   sleep 1
   cgmig scan -o $O/snap.json 2> $O/scan.err
