@@ -304,12 +304,32 @@ pub fn specs_for(plan: &Plan) -> Vec<Spec> {
         v2.dedup();
         specs.push(Spec {
             hierarchy: v1.join(","),
-            mounts: mounts.iter().filter(|m| binds(m, c)).cloned().collect(),
+            mounts: mounts
+                .iter()
+                .filter(|m| binds(m, c))
+                .map(without_release_agent)
+                .collect(),
             v1,
             v2,
         });
     }
     specs
+}
+
+/// A mount as the journal records it for a remount: without `release_agent=`
+/// in its data. A rollback never passes that option to `mount(2)` (the
+/// kernel would run the program as root, and the journal is read back as
+/// untrusted: `apply::scope` refuses the word); the agent comes back through
+/// its `release_agent` file instead, under that file's own checks.
+fn without_release_agent(m: &V1Mount) -> V1Mount {
+    let mut m = m.clone();
+    m.super_options = m
+        .super_options
+        .split(',')
+        .filter(|o| !o.starts_with("release_agent="))
+        .collect::<Vec<_>>()
+        .join(",");
+    m
 }
 
 /// The handover steps of one hierarchy.
@@ -754,8 +774,9 @@ pub fn read_v1(mount: &str, hierarchy: &str) -> V1State {
         })
         .collect();
     let mounts = v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
-        .into_iter()
+        .iter()
         .filter(|m| ctrls.iter().any(|c| binds(m, c)))
+        .map(without_release_agent)
         .collect();
     V1State { mounts, cgroups }
 }
@@ -803,8 +824,9 @@ pub fn capture(step: &Step) -> Before {
         Step::Unmount { hierarchy, .. } => {
             let ctrls: Vec<&str> = hierarchy.split(',').collect();
             let mounts = v1_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
-                .into_iter()
+                .iter()
                 .filter(|m| ctrls.iter().any(|c| binds(m, c)))
+                .map(without_release_agent)
                 .collect();
             Before {
                 v1: Some(V1State {
@@ -1206,6 +1228,16 @@ fn mount_point_dir(point: &str) -> Result<std::os::fd::OwnedFd, HandoverError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_journaled_mount_never_carries_a_release_agent() {
+        let m = &v1_mounts(
+            "32 31 0:29 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids,release_agent=/bin/true\n",
+        )[0];
+        let kept = without_release_agent(m);
+        assert_eq!(kept.super_options, "rw,pids");
+        assert!(binds(&kept, "pids"));
+    }
 
     #[test]
     fn mountinfo_v1_mounts() {

@@ -165,6 +165,8 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// A predicted value as this host resolves it (percentages of its task base).
+    /// A prediction of `max` stays `max`: it says systemd does not apply the
+    /// percentage at all (init.scope before 252), whatever this host's base.
     fn resolve(&self, w: &Written) -> String {
         let pct = w
             .from
@@ -172,7 +174,7 @@ impl Ctx<'_> {
             .map(|(_, v)| v)
             .filter(|v| v.ends_with('%'));
         match (w.file.as_str(), pct) {
-            ("pids.max", Some(v)) if self.live_ctx.tasks_base.is_some() => {
+            ("pids.max", Some(v)) if self.live_ctx.tasks_base.is_some() && w.value.trim() != "max" => {
                 systemd::tasks_max(v, self.live_ctx.tasks_base).unwrap_or_else(|| w.value.clone())
             }
             _ => w.value.clone(),
