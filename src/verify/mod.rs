@@ -433,13 +433,7 @@ impl Ctx<'_> {
                 continue;
             };
             for s in &n.settings {
-                let expected = normalise(&s.file, &s.value);
-                let actual = live.get(&s.file).map(|a| normalise(&s.file, a));
-                let kind = if actual.as_deref() == Some(expected.as_str()) {
-                    CheckKind::Match
-                } else {
-                    CheckKind::Value
-                };
+                let (expected, actual, kind) = compare(&s.file, &s.value, live.get(&s.file));
                 self.push(
                     kind,
                     &label,
@@ -492,13 +486,7 @@ impl Ctx<'_> {
                 );
                 let predicted = values.get(path.as_str()).map_or(&[][..], |v| v.files.as_slice());
                 for w in predicted {
-                    let expected = normalise(&w.file, &w.value);
-                    let actual = live_node.get(&w.file).map(|a| normalise(&w.file, a));
-                    let kind = if actual.as_deref() == Some(expected.as_str()) {
-                        CheckKind::Match
-                    } else {
-                        CheckKind::Value
-                    };
+                    let (expected, actual, kind) = compare(&w.file, &w.value, live_node.get(&w.file));
                     self.push(
                         kind,
                         owner,
@@ -565,13 +553,7 @@ impl Ctx<'_> {
             if v.files.iter().any(|w| family(&w.file) == family(&s.file)) {
                 continue;
             }
-            let expected = normalise(&s.file, &s.value);
-            let actual = live.get(&s.file).map(|a| normalise(&s.file, a));
-            let kind = if actual.as_deref() == Some(expected.as_str()) {
-                CheckKind::Match
-            } else {
-                CheckKind::Value
-            };
+            let (expected, actual, kind) = compare(&s.file, &s.value, live.get(&s.file));
             self.push(
                 kind,
                 owner,
@@ -827,6 +809,19 @@ pub fn verify(plan: &Plan, live: &Snapshot) -> VerifyReport {
         checks,
         plan_verdict: plan.verdict,
     }
+}
+
+/// One value checked by meaning: the expected and actual texts as the
+/// report shows them (normalised for `file`), and whether they match.
+fn compare(file: &str, expected: &str, live: Option<&String>) -> (String, Option<String>, CheckKind) {
+    let expected = normalise(file, expected);
+    let actual = live.map(|a| normalise(file, a));
+    let kind = if actual.as_deref() == Some(expected.as_str()) {
+        CheckKind::Match
+    } else {
+        CheckKind::Value
+    };
+    (expected, actual, kind)
 }
 
 #[cfg(test)]
