@@ -77,6 +77,10 @@ fn every_finding_rule_fires_on_some_fixture() {
             "covered by kernel_readiness_follows_the_vendor_series (an el8 build before 8.2)",
         ),
         (
+            "host.kernel-no-thread-mode",
+            "covered by assessment::a_split_thread_layout_needs_thread_mode_in_every_command (libvirt on 4.9)",
+        ),
+        (
             "host.release-agent",
             "only when a hierarchy's root can't be read; the root file rule covers readable ones",
         ),
