@@ -96,23 +96,33 @@ pub const SERIES: &[SeriesTable] = &[
             (
                 "cpu",
                 Some(0),
-                "listed for RHEL 8.0 (Considerations in adopting RHEL 8 §10.1.1)",
+                "listed for RHEL 8.0 (Considerations in adopting RHEL 8 §10.1.1; RHEL 8.1 release notes, BZ#1401552)",
             ),
-            ("memory", Some(0), "listed for RHEL 8.0"),
-            ("io", Some(0), "listed for RHEL 8.0"),
-            ("pids", Some(0), "listed for RHEL 8.0"),
-            ("rdma", Some(0), "listed for RHEL 8.0"),
-            ("perf_event", Some(0), "upstream 4.11 < 4.18"),
+            ("memory", Some(0), "listed for RHEL 8.0 (Considerations §10.1.1)"),
+            ("io", Some(0), "listed for RHEL 8.0 (Considerations §10.1.1)"),
+            (
+                "pids",
+                Some(0),
+                "listed for RHEL 8.0 (Considerations §10.1.1, process number controller)",
+            ),
+            ("rdma", Some(0), "listed for RHEL 8.0 (Considerations §10.1.1)"),
+            (
+                "perf_event",
+                Some(0),
+                "not in RHEL's list; its 4.18 base has it upstream (4.11), no vendor source",
+            ),
             (
                 "cpuset",
                 Some(193),
-                "RHEL 8.2 (4.18.0-193) added cgroup2 cpuset to its systemd (redhat-plumbers/systemd-rhel8 \
-                 #57, #73: bz 1724617, 1808940); seen offered on 4.18.0-425 (k0sproject/k0s #3069)",
+                "at least from build 193 (RHEL 8.2, whose systemd gained cgroup2 cpuset: redhat-plumbers/systemd-rhel8 \
+                 #57, #73, bz 1724617, 1808940; seen offered on 4.18.0-425, k0sproject/k0s #3069); the first \
+                 build is not public",
             ),
             (
                 "hugetlb",
                 Some(425),
-                "seen offered on 4.18.0-425.19.2.el8_7 (k0sproject/k0s #3069)",
+                "at least from build 425 (seen offered on 4.18.0-425.19.2.el8_7, k0sproject/k0s #3069); the \
+                 first build is not public",
             ),
             (
                 "freezer",
