@@ -552,7 +552,13 @@ pub fn kernel_too_old<'a>(
     }
     let mut need: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     let support = super::kernel::Support::of(snap);
+    // A weight file the host's disks do not read is not written (the plan's
+    // I/O weight step), so its first kernel does not matter here.
+    let weights = crate::model::weight_files(&snap.host.shows.block_devices);
     for c in conversions {
+        if matches!(c.target.as_str(), "io.weight" | "io.bfq.weight") && !weights.writes(&c.target) {
+            continue;
+        }
         // The first rule with the id, as `RuleSet::get` finds it.
         if let Some((_, k)) = too_new.iter().find(|(id, _)| *id == c.rule) {
             // No cgroup2, or a controller the kernel lacks (or may lack) on

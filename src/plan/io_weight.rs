@@ -17,52 +17,12 @@
 //!   `io.weight` only, and `plan.io-scheduler-unknown` names the missing
 //!   evidence.
 //!
-//! The choice is a pure function of the devices ([`weight_files`]).
+//! The choice is a pure function of the devices ([`crate::model::weight_files`]).
 
 use super::findings;
 use super::model::PlanNode;
-use crate::model::BlockDevice;
+use crate::model::{BlockDevice, WeightFiles, weight_files};
 use crate::rules::{Finding, Subject};
-
-/// Which v2 weight files the host's devices honour.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WeightFiles {
-    /// Every disk uses BFQ (their names).
-    Bfq(Vec<String>),
-    /// No disk uses BFQ (their names with schedulers).
-    IoWeight(Vec<String>),
-    /// Some do, some don't: (BFQ disks, other disks).
-    Both(Vec<String>, Vec<String>),
-    /// No disk shows a scheduler.
-    Unknown,
-}
-
-/// Devices that are not disks a cgroup's weight is scheduled on: loop,
-/// RAM and compressed-RAM disks, optical and floppy drives, network block
-/// devices, and stacked devices (device-mapper, md), whose I/O reaches the
-/// disks below them, where those disks' schedulers decide.
-fn is_disk(name: &str) -> bool {
-    const NOT: &[&str] = &["loop", "ram", "zram", "sr", "fd", "nbd", "dm-", "md"];
-    !NOT.iter().any(|p| name.starts_with(p))
-}
-
-/// The weight files the disks among `devices` honour.
-pub fn weight_files(devices: &[BlockDevice]) -> WeightFiles {
-    let (mut bfq, mut other) = (Vec::new(), Vec::new());
-    for d in devices.iter().filter(|d| is_disk(&d.name)) {
-        match d.scheduler.as_deref() {
-            Some("bfq") => bfq.push(d.name.clone()),
-            Some(s) => other.push(format!("{} ({s})", d.name)),
-            None => {}
-        }
-    }
-    match (bfq.is_empty(), other.is_empty()) {
-        (true, true) => WeightFiles::Unknown,
-        (false, true) => WeightFiles::Bfq(bfq),
-        (true, false) => WeightFiles::IoWeight(other),
-        (false, false) => WeightFiles::Both(bfq, other),
-    }
-}
 
 /// Whether a plan setting is a v1 weight converted to a v2 weight file (an
 /// existing v2 value is carried as it is).
@@ -82,15 +42,9 @@ pub fn by_scheduler(devices: &[BlockDevice], nodes: &mut [PlanNode]) -> Vec<Find
         return Vec::new();
     }
     let choice = weight_files(devices);
-    let drop = match &choice {
-        WeightFiles::Bfq(_) => Some("io.weight"),
-        WeightFiles::IoWeight(_) | WeightFiles::Unknown => Some("io.bfq.weight"),
-        WeightFiles::Both(..) => None,
-    };
-    if let Some(drop) = drop {
-        for n in nodes.iter_mut() {
-            n.settings.retain(|s| !(converted_weight(s) && s.file == drop));
-        }
+    for n in nodes.iter_mut() {
+        n.settings
+            .retain(|s| !converted_weight(s) || choice.writes(&s.file));
     }
     let bfq_finding = |disks: &[String], n: usize| {
         findings::IO_WEIGHT_BFQ.finding(
@@ -131,43 +85,5 @@ pub fn by_scheduler(devices: &[BlockDevice], nodes: &mut [PlanNode]) -> Vec<Find
                 count("io.weight", nodes)
             ),
         )],
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dev(name: &str, sched: Option<&str>) -> BlockDevice {
-        BlockDevice {
-            name: name.into(),
-            dev: None,
-            scheduler: sched.map(str::to_string),
-        }
-    }
-
-    #[test]
-    fn the_disks_schedulers_choose_the_file() {
-        let bfq = [
-            dev("sda", Some("bfq")),
-            dev("loop0", Some("none")),
-            dev("dm-0", Some("none")),
-        ];
-        assert_eq!(weight_files(&bfq), WeightFiles::Bfq(vec!["sda".into()]));
-        let nvme = [dev("nvme0n1", Some("none")), dev("sr0", Some("bfq"))];
-        assert_eq!(
-            weight_files(&nvme),
-            WeightFiles::IoWeight(vec!["nvme0n1 (none)".into()])
-        );
-        let mixed = [dev("sda", Some("bfq")), dev("sdb", Some("mq-deadline"))];
-        assert_eq!(
-            weight_files(&mixed),
-            WeightFiles::Both(vec!["sda".into()], vec!["sdb (mq-deadline)".into()])
-        );
-        assert_eq!(weight_files(&[]), WeightFiles::Unknown);
-        assert_eq!(
-            weight_files(&[dev("sda", None), dev("loop1", Some("bfq"))]),
-            WeightFiles::Unknown
-        );
     }
 }
