@@ -861,6 +861,42 @@ mod tests {
         assert_eq!(classify("/", true, |_| true), None);
     }
 
+    /// containerd's `ctr run` puts a container at the `cgroupsPath` of its
+    /// task spec (`/default/c768`): no naming rule knows that path, the
+    /// record does; the runtime makes it and the directory above it.
+    #[test]
+    fn an_engines_record_owns_its_cgroupfs_path() {
+        let records = vec![(
+            "/default/c768".to_string(),
+            Manager::Containerd,
+            "/run/containerd/io.containerd.runtime.v2.task/default/c768/config.json".to_string(),
+        )];
+        let custom = |p: &str| classify(p, true, |_| true).unwrap();
+        for p in ["/default", "/default/c768"] {
+            let c = recorded_owner(p, custom(p), &records);
+            assert_eq!(c.manager, Manager::Containerd, "{p}");
+            assert_eq!(c.recorded.as_deref(), Some("/default/c768"));
+            let o = Owner {
+                manager: c.manager,
+                unit: c.unit,
+                detail: c.detail,
+                evidence: Vec::new(),
+                decided_by: Strength::ManagerMark,
+                recorded: c.recorded,
+            };
+            assert!(builds_at(p, &o, true), "{p}");
+            assert!(!builds_at("/elsewhere", &o, true));
+        }
+        // A sibling, a deeper path and a custom cgroup inside a unit keep theirs.
+        for p in [
+            "/defaults",
+            "/default/c768/x",
+            "/system.slice/app.service/default",
+        ] {
+            assert_eq!(recorded_owner(p, custom(p), &records), custom(p), "{p}");
+        }
+    }
+
     #[test]
     fn owners_build_only_at_their_own_paths() {
         let systemd = |u: &str| Owner {
@@ -869,6 +905,7 @@ mod tests {
             detail: None,
             evidence: Vec::new(),
             decided_by: Strength::PathShape,
+            recorded: None,
         };
         assert!(builds_at(
             "/system.slice/cron.service",

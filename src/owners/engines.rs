@@ -578,6 +578,48 @@ mod tests {
         assert_eq!(docker_path(&docker(None, Some("/ci")), false), "/ci/abc");
     }
 
+    /// crun 1.8.1 on systemd 252, measured in the runtimes VM scenario:
+    /// `--cpu-shares 2048` gave the scope and its `container` child
+    /// `cpu.weight` 79 (crun's linear formula, through systemd's
+    /// `CPUWeight=`), not 174 (the OCI conversion of the scope's v1
+    /// `cpu.shares` 2048); the scope's `pids.max` stayed systemd's default.
+    #[test]
+    fn a_crun_scope_holds_cruns_weight_and_systemds_task_default() {
+        let sd = crate::owners::systemd::SystemdContext {
+            version: Some(252),
+            tasks_base: Some(23_428),
+            default_tasks_max: "15%".into(),
+        };
+        let tasks = scope_tasks_max(&sd).unwrap();
+        assert_eq!((tasks.file.as_str(), tasks.value.as_str()), ("pids.max", "3514"));
+        let rt = RuntimeVersion {
+            runtime: OciRuntime::Crun,
+            version: Some("1.8.1-1+deb12u1".into()),
+        };
+        let res = Resources {
+            cpu_shares: Some(2048),
+            pids_limit: Some(48),
+            memory_limit: Some(201_326_592),
+            ..Resources::default()
+        };
+        let container = oci::v2_files(&res, &rt).files;
+        let scope = scope_files(&container, &rt.label(), Some(&tasks));
+        let got: Vec<(&str, &str)> = scope
+            .iter()
+            .map(|w| (w.file.as_str(), w.value.as_str()))
+            .collect();
+        assert_eq!(got, [("cpu.weight", "79"), ("pids.max", "3514")]);
+        assert!(scope[0].formula.contains("CPUWeight="), "{}", scope[0].formula);
+        // The container's own limits stay on the child, not the scope.
+        assert!(!scope.iter().any(|w| w.file == "memory.max"));
+        // No known task base: the default is not predicted.
+        let unknown = crate::owners::systemd::SystemdContext {
+            tasks_base: None,
+            ..sd
+        };
+        assert_eq!(scope_tasks_max(&unknown), None);
+    }
+
     #[test]
     fn lxc_config_names() {
         assert_eq!(lxc_name("/var/lib/lxc/c1/config"), Some("c1"));

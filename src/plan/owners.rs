@@ -1247,6 +1247,7 @@ mod strip_tests {
             detail: None,
             evidence: Vec::new(),
             decided_by: Strength::PathShape,
+            recorded: None,
         }
     }
 
