@@ -305,8 +305,9 @@ fn guest(boot: u32) -> Snapshot {
 /// holds crun's own weight (79, through systemd's `CPUWeight=`), docker's
 /// scope without a pids limit holds systemd's default `TasksMax=` (3514),
 /// containerd's `ctr` container is containerd's (not a custom tree with a
-/// suggested manager unit) with runc 1.1.5's weight 30; every runtime value
-/// verify reads is as predicted and every runtime node is a predicted one.
+/// suggested manager unit) with runc 1.1.5's weight 30; libcgroup's `/cgtest`
+/// is where cgconfigparser rebuilt it; every value verify reads is as
+/// predicted and every runtime node is a predicted one.
 #[test]
 fn the_runtimes_guest_replayed_offline() {
     let (before, after) = (guest(1), guest(2));
@@ -344,7 +345,28 @@ fn the_runtimes_guest_replayed_offline() {
         .unwrap();
     assert_eq!(value(d4096, "pids.max").as_deref(), Some("3514"));
 
+    // libcgroup's group stays at the top level, where cgconfigparser rebuilds
+    // it from the converted cgconfig.conf, and its process goes there
+    // (cgexec), not into the unit it was started from.
+    let cgtest = plan
+        .nodes
+        .iter()
+        .find(|n| n.path == "/cgtest")
+        .expect("a plan node /cgtest");
+    assert_eq!(cgtest.processes.len(), 1, "{cgtest:#?}");
+    assert!(!plan.nodes.iter().any(|n| n.path == "/system.slice/cgtest"));
+    assert!(
+        plan.owners
+            .places
+            .iter()
+            .any(|p| p.comm == "sleep" && p.path == "/cgtest"),
+        "{:#?}",
+        plan.owners.places
+    );
+
     let report = cgmig::verify::verify(&plan, &after);
+    assert_eq!(report.unexpected, 0, "{:#?}", report.checks);
+    assert_eq!(report.announced, 0, "{:#?}", report.checks);
     let runtime = |o: &str| {
         ["docker", "podman", "containerd", "lxc"]
             .iter()
