@@ -146,12 +146,17 @@ fn spawn_threads() -> (Child, Vec<u32>) {
 }
 
 fn key(pid: u32, threads: &[u32]) -> serde_json::Value {
-    // spawn() may return before the child's exec: wait for its own comm.
+    // spawn() may return before the child's exec: wait for its own comm
+    // and its arguments. Before exec it carries the test thread's name; and
+    // exec names the task before it maps the new arguments, so for a moment
+    // the comm is the program's while /proc/PID/cmdline is still empty (a
+    // key taken then matches nothing, and apply rightly moves nothing).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    // (Before exec it still carries the test thread's name.)
-    while std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("apply_kernel"))
-        && std::time::Instant::now() < deadline
-    {
+    let execed = || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| !c.starts_with("apply_kernel"))
+            && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+    };
+    while !execed() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

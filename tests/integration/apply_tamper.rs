@@ -179,9 +179,13 @@ impl World {
 
 fn wait_for_exec(pid: u32) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() != "sleep")
-        && std::time::Instant::now() < deadline
-    {
+    // exec names the task before it maps the new arguments: wait for both
+    // (a key with an empty cmdline matches nothing).
+    let execed = || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+            && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+    };
+    while !execed() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
