@@ -69,6 +69,16 @@ impl Manager {
         }
     }
 
+    /// The owner of a container engine's cgroups.
+    pub fn of_engine(e: crate::model::evidence::Engine) -> Manager {
+        use crate::model::evidence::Engine;
+        match e {
+            Engine::Docker => Manager::Docker,
+            Engine::Podman => Manager::Podman,
+            Engine::Containerd => Manager::Containerd,
+        }
+    }
+
     /// Runtimes rebuild their trees themselves after the switch.
     pub fn is_runtime(self) -> bool {
         !matches!(self, Manager::Systemd | Manager::Custom)
@@ -652,7 +662,7 @@ fn recorded_cgroupfs_paths(snap: &Snapshot, marks: &HostMarks<'_>) -> Vec<(Strin
         .iter()
         .filter_map(|c| {
             let p = c.cgroups_path.as_deref().filter(|p| p.starts_with('/'))?;
-            let m = super::engines::manager(c.engine);
+            let m = Manager::of_engine(c.engine);
             marks
                 .runtimes
                 .contains_key(&m)
@@ -753,7 +763,7 @@ fn evidence_of(
                 host.push(Clue::new(Strength::ManagerMark, text.clone()));
             }
             if let Some(c) = ev.containers.iter().find(|c| {
-                super::engines::manager(c.engine) == m
+                Manager::of_engine(c.engine) == m
                     && c.cgroups_path.as_deref().is_some_and(|p| {
                         p.trim_end_matches('/') == path
                             || p.strip_prefix(path).is_some_and(|r| r.starts_with('/'))

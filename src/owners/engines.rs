@@ -289,15 +289,6 @@ fn recreated(c: &Container) -> String {
     }
 }
 
-/// The owner of an engine's cgroups.
-pub fn manager(e: Engine) -> Manager {
-    match e {
-        Engine::Docker => Manager::Docker,
-        Engine::Podman => Manager::Podman,
-        Engine::Containerd => Manager::Containerd,
-    }
-}
-
 /// Predict every OCI container the engines keep.
 pub fn oci_containers(snap: &Snapshot, systemd_host: bool) -> Vec<Predicted> {
     let versions = Versions::of(snap);
@@ -370,7 +361,7 @@ pub fn oci_containers(snap: &Snapshot, systemd_host: bool) -> Vec<Predicted> {
             }
         };
         out.push(Predicted {
-            engine: manager(c.engine),
+            engine: Manager::of_engine(c.engine),
             v1_path,
             v2_path,
             files,
