@@ -214,6 +214,7 @@ fn synthetic(cgroups: usize, threads: usize) -> Snapshot {
             mode: Mode::Legacy,
             controllers: vec![],
             os: Default::default(),
+            shows: Default::default(),
         },
         graph: host.g,
         diagnostics: vec![],

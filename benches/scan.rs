@@ -35,6 +35,7 @@ pub fn synthetic(cgroups: usize, threads: usize) -> HostSpec {
         cmdline: "ro".into(),
         hostname: "bench".into(),
         files: Default::default(),
+        block_devices: vec![],
         hierarchies,
         unbound_controllers: vec![],
         root_settings: [

@@ -206,6 +206,22 @@ pub struct HostSpec {
     /// files, image layers under `/var/lib/docker/...`), written verbatim.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files: BTreeMap<String, String>,
+    /// Block devices: `/sys/block/NAME/dev` and `queue/scheduler` (the
+    /// scheduler line as the kernel prints it, `mq-deadline [bfq] none`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block_devices: Vec<BlockDeviceSpec>,
+}
+
+/// One block device of a fixture host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockDeviceSpec {
+    /// Kernel name (`sda`).
+    pub name: String,
+    /// `MAJ:MIN`.
+    pub dev: String,
+    /// The `queue/scheduler` line.
+    pub scheduler: String,
 }
 
 fn default_hostname() -> String {
@@ -345,6 +361,13 @@ pub fn materialize(spec: &HostSpec, dir: &Path, rules: &RuleSet) -> Result<(), F
     w.file("/proc/cmdline", &format!("{}\n", spec.cmdline))?;
     for (path, content) in &spec.files {
         w.file(path, content)?;
+    }
+    for d in &spec.block_devices {
+        w.file(&format!("/sys/block/{}/dev", d.name), &format!("{}\n", d.dev))?;
+        w.file(
+            &format!("/sys/block/{}/queue/scheduler", d.name),
+            &format!("{}\n", d.scheduler),
+        )?;
     }
     w.file("/proc/self/mountinfo", &mountinfo(spec))?;
     w.file("/proc/cgroups", &proc_cgroups(spec))?;
@@ -589,14 +612,18 @@ impl Tree<'_> {
     fn v2_core_files(&self, dir: &Path, path: &str, pids: &[u32], tids: &[u32]) -> Result<(), FixtureError> {
         let w = self.w;
         w.write(&dir.join("cgroup.procs"), &id_list(pids))?;
-        w.write(&dir.join("cgroup.threads"), &id_list(tids))?;
+        // Thread mode (cgroup.threads, cgroup.type) came with Linux 4.14.
+        let threads = crate::rules::parse_kernel(&self.spec.kernel).is_none_or(|k| k >= (4, 14));
+        if threads {
+            w.write(&dir.join("cgroup.threads"), &id_list(tids))?;
+        }
         w.write(&dir.join("cgroup.subtree_control"), "")?;
         if path == "/" {
             w.write(
                 &dir.join("cgroup.controllers"),
                 &format!("{}\n", self.h.controllers.join(" ")),
             )?;
-        } else {
+        } else if threads {
             w.write(&dir.join("cgroup.type"), "domain\n")?;
         }
         w.write(

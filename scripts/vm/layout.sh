@@ -62,6 +62,10 @@ start_workloads() {
   sleep 603 & X=$!; place $X $M/app $P/app          # internal process of memory:/app
   sleep 604 & U=$!; place $U $M/user/job $S/system.slice
   sleep 605 & FZ=$!; place $FZ $F/frozen
+  # Frozen only once it runs sleep: frozen between fork and exec it would
+  # keep this shell's name and command line (init's), and the plan's key for
+  # it with them. (cgmig never moves init on such a key: resolve.rs rule 6.)
+  wait_for "grep -qx sleep /proc/$FZ/comm && grep -qa 605 /proc/$FZ/cmdline" || fail "sleep 605 did not start"
   [ -d $F/frozen ] && put FROZEN $F/frozen/freezer.state
   rm -f /tmp/tids
   threads 2 900 > /tmp/tids &

@@ -313,6 +313,21 @@ impl Target for KernelTarget {
     }
 }
 
+/// A process's parent, from `/proc/PID/status` (`None` when it is gone).
+fn proc_parent(pid: Pid) -> Option<Pid> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// PID 1 and the chain of processes that runs this cgmig, read from
+/// `/proc`: what no plan key may take by identity
+/// ([`crate::apply::resolve::Protected`]).
+pub fn protected() -> crate::apply::resolve::Protected {
+    crate::apply::resolve::Protected::chain(crate::apply::exec::own_pid(), proc_parent)
+}
+
 impl Host for KernelTarget {
     fn cgroup_of_task(&self, pid: Pid, tid: Tid) -> Result<String, Errno> {
         let raw = std::fs::read(format!("/proc/{pid}/task/{tid}/cgroup")).map_err(|e| {
@@ -330,10 +345,7 @@ impl Host for KernelTarget {
     }
 
     fn parent_pid(&self, pid: Pid) -> Option<Pid> {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        s.lines()
-            .find_map(|l| l.strip_prefix("PPid:"))
-            .and_then(|v| v.trim().parse().ok())
+        proc_parent(pid)
     }
 
     fn child_pids(&self, pid: Pid) -> Option<Vec<Pid>> {

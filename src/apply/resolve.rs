@@ -11,6 +11,16 @@
 //!    a key's v1 cgroups equal its own; one that fits no key or several is
 //!    ambiguous: reported, not moved.
 //! 4. A key with no candidate is reported ("no process matches").
+//! 5. A live process that is the plan's own process by rule 1 belongs to its
+//!    key, wherever that key's node is (the root included): no other key
+//!    takes it by identity.
+//! 6. PID 1 and the chain of processes that runs this cgmig (itself, the
+//!    shell, sudo, the session: [`Protected`]) are never taken by identity
+//!    (rule 3), and never by a PID after a reboot except PID 1 by its own
+//!    key. A key read from a process caught between fork and exec carries
+//!    its parent's identity; moving the parent on that key's word once froze
+//!    a whole scenario (the boots guest's init, moved into its frozen
+//!    cgroup), and on a real host it would move the operator's shell or init.
 //!
 //! Threads placed on their own follow by thread `comm` inside the matched
 //! process when that is unique; otherwise they are reported.
@@ -86,6 +96,37 @@ impl Resolved {
     }
 }
 
+/// Processes no key takes by identity (rule 6), each with the reason
+/// reported when a key would have.
+#[derive(Debug, Clone, Default)]
+pub struct Protected(BTreeMap<Pid, String>);
+
+impl Protected {
+    /// PID 1, this process and its ancestors, walked with `parent` (a
+    /// process's parent PID; `None` ends the walk).
+    pub fn chain(this: Pid, parent: impl Fn(Pid) -> Option<Pid>) -> Protected {
+        let mut m = BTreeMap::new();
+        m.insert(Pid::new(1), "PID 1 (init)".to_string());
+        let mut at = Some(this);
+        // A bound, not a trust: /proc's PPid chain always ends at 0.
+        for _ in 0..64 {
+            let Some(p) = at.filter(|p| p.get() > 1) else {
+                break;
+            };
+            m.entry(p).or_insert_with(|| {
+                "this cgmig or a process that runs it (its shell, sudo, the session)".to_string()
+            });
+            at = parent(p);
+        }
+        Protected(m)
+    }
+
+    /// Why `pid` is protected, if it is.
+    pub fn why(&self, pid: Pid) -> Option<&str> {
+        self.0.get(&pid).map(String::as_str)
+    }
+}
+
 /// Live processes from a (fresh) snapshot.
 pub fn live_from_snapshot(snap: &Snapshot) -> Vec<Live> {
     snap.processes()
@@ -126,7 +167,7 @@ fn same_identity(k: &ProcessKey, l: &Live) -> bool {
 /// Resolve every process and thread the plan places. In the boot the plan
 /// was made in (`same_boot`), a PID is the identity: a planned process that
 /// is gone has exited, and is not replaced by a namesake started since.
-pub fn resolve(plan: &Plan, live: &[Live], same_boot: bool) -> Resolved {
+pub fn resolve(plan: &Plan, live: &[Live], same_boot: bool, protected: &Protected) -> Resolved {
     let mut r = Resolved::default();
     // Processes the plan leaves at the root are never moved: not matched either.
     let node_of: BTreeMap<Pid, &str> = plan
@@ -146,10 +187,22 @@ pub fn resolve(plan: &Plan, live: &[Live], same_boot: bool) -> Resolved {
             format!("the plan has no stable key for process {pid} (made by an older cgmig?): not moved"),
         ));
     }
-    let mut taken: BTreeSet<Pid> = BTreeSet::new();
+    // Rule 5: the plan's own processes, wherever their nodes are.
+    let mut taken: BTreeSet<Pid> = plan
+        .process_keys
+        .iter()
+        .filter(|k| by_pid.get(&k.pid).is_some_and(|l| same_identity(k, l)))
+        .map(|k| k.pid)
+        .collect();
     let mut pending: Vec<&ProcessKey> = Vec::new();
     for k in plan.process_keys.iter().filter(|k| node_of.contains_key(&k.pid)) {
         match by_pid.get(&k.pid) {
+            // Rule 6: after a reboot a PID alone does not make this
+            // session's shell the plan's process (PID 1 is init in every boot).
+            Some(l) if !same_boot && k.pid.get() != 1 && protected.why(l.pid).is_some() => {
+                taken.remove(&l.pid);
+                pending.push(k);
+            }
             Some(l) if same_identity(k, l) => {
                 taken.insert(l.pid);
                 r.pids.insert(k.pid, vec![l.pid]);
@@ -183,10 +236,22 @@ pub fn resolve(plan: &Plan, live: &[Live], same_boot: bool) -> Resolved {
             .push(k);
     }
     for keys in groups.values() {
-        let cands: Vec<&Live> = live
+        let (cands, kept): (Vec<&Live>, Vec<&Live>) = live
             .iter()
             .filter(|l| !taken.contains(&l.pid) && same_identity(keys[0], l))
-            .collect();
+            .partition(|l| protected.why(l.pid).is_none());
+        for l in kept {
+            r.unmatched.push((
+                TaskId::Process(l.pid),
+                format!(
+                    "process {} ({}) has the identity of the plan's process {} but is {}: never moved by a key",
+                    l.pid,
+                    l.comm,
+                    keys[0].pid,
+                    protected.why(l.pid).unwrap_or_default()
+                ),
+            ));
+        }
         assign_group(keys, &cands, &node_of, &mut r);
     }
     r
@@ -313,7 +378,7 @@ mod tests {
     #[test]
     fn same_pid_same_identity_is_kept() {
         let p = plan(&[("/a", &[10])], vec![key(10, "a", "/a")]);
-        let r = resolve(&p, &[live(10, "a", "/a")], false);
+        let r = resolve(&p, &[live(10, "a", "/a")], false, &Protected::default());
         assert_eq!(r.pids[&Pid::new(10)], pids(&[10]));
     }
 
@@ -327,6 +392,7 @@ mod tests {
             &p,
             &[live(500, "b", "/b"), live(501, "a", "/a"), live(10, "other", "/")],
             false,
+            &Protected::default(),
         );
         assert_eq!(r.pids[&Pid::new(10)], pids(&[501]));
         assert_eq!(r.pids[&Pid::new(11)], pids(&[500]));
@@ -340,13 +406,19 @@ mod tests {
             &p,
             &[live(20, "w", "/a"), live(21, "w", "/a"), live(22, "w", "/zz")],
             false,
+            &Protected::default(),
         );
         assert_eq!(r.pids[&Pid::new(10)], pids(&[20, 21, 22]));
         let p = plan(
             &[("/a", &[10]), ("/b", &[11])],
             vec![key(10, "w", "/a"), key(11, "w", "/b")],
         );
-        let r = resolve(&p, &[live(20, "w", "/b"), live(21, "w", "/q")], false);
+        let r = resolve(
+            &p,
+            &[live(20, "w", "/b"), live(21, "w", "/q")],
+            false,
+            &Protected::default(),
+        );
         assert_eq!(r.pids[&Pid::new(11)], pids(&[20]));
         assert!(r.pids[&Pid::new(10)].is_empty());
         assert_eq!(r.unmatched.len(), 1);
@@ -356,16 +428,64 @@ mod tests {
     #[test]
     fn no_match_is_reported() {
         let p = plan(&[("/a", &[10])], vec![key(10, "a", "/a")]);
-        let r = resolve(&p, &[live(10, "b", "/a")], false);
+        let r = resolve(&p, &[live(10, "b", "/a")], false, &Protected::default());
         assert!(r.pids[&Pid::new(10)].is_empty());
-        let r = resolve(&p, &[live(11, "a", "/a")], true);
+        let r = resolve(&p, &[live(11, "a", "/a")], true, &Protected::default());
         assert!(
             r.pids[&Pid::new(10)].is_empty(),
             "same boot: a namesake does not stand in"
         );
         assert!(r.unmatched[0].1.contains("exited since the plan"));
-        let r = resolve(&p, &[live(10, "b", "/a")], false);
+        let r = resolve(&p, &[live(10, "b", "/a")], false, &Protected::default());
         assert!(r.pids[&Pid::new(10)].is_empty());
         assert!(r.unmatched[0].1.contains("no live process matches"));
+    }
+
+    #[test]
+    fn a_key_never_sweeps_up_init_or_the_chain_that_runs_cgmig() {
+        // The boots guest: the plan's process 160 was caught between fork
+        // and exec, so its key is init's identity; after the reboot that
+        // key must not take init (PID 1, at the root by its own key) nor
+        // the shell running cgmig (protected), only the real namesake.
+        let mut init = key(1, "sh /init", "/");
+        init.comm = "init".into();
+        let mut forked = key(160, "sh /init", "/frozen");
+        forked.comm = "init".into();
+        let p = plan(&[("/", &[1]), ("/frozen", &[160])], vec![init, forked]);
+        let mut l1 = live(1, "sh /init", "/");
+        l1.comm = "init".into();
+        let mut shell = live(300, "sh /init", "/");
+        shell.comm = "init".into();
+        let mut other = live(301, "sh /init", "/");
+        other.comm = "init".into();
+        let prot = Protected::chain(Pid::new(400), |p| (p.get() == 400).then(|| Pid::new(300)));
+        let r = resolve(&p, &[l1, shell, other], false, &prot);
+        assert_eq!(r.pids[&Pid::new(160)], pids(&[301]), "{:?}", r.unmatched);
+        assert!(
+            r.unmatched
+                .iter()
+                .any(|(t, why)| *t == TaskId::Process(Pid::new(300)) && why.contains("never moved by a key")),
+            "{:?}",
+            r.unmatched
+        );
+        // Without the protection the shell would have gone too; init is
+        // kept by its own key either way (rule 5).
+        let mut l1 = live(1, "sh /init", "/");
+        l1.comm = "init".into();
+        let mut shell = live(300, "sh /init", "/");
+        shell.comm = "init".into();
+        let r = resolve(&p, &[l1, shell], false, &Protected::default());
+        assert_eq!(r.pids[&Pid::new(160)], pids(&[300]));
+    }
+
+    #[test]
+    fn after_a_reboot_a_protected_pid_is_not_the_plan_process_by_pid() {
+        let p = plan(&[("/a", &[300])], vec![key(300, "bash", "/a")]);
+        let prot = Protected::chain(Pid::new(300), |_| None);
+        let r = resolve(&p, &[live(300, "bash", "/")], false, &prot);
+        assert!(r.pids[&Pid::new(300)].is_empty(), "{r:?}");
+        // In the plan's own boot the PID is the identity.
+        let r = resolve(&p, &[live(300, "bash", "/")], true, &prot);
+        assert_eq!(r.pids[&Pid::new(300)], pids(&[300]));
     }
 }

@@ -507,16 +507,21 @@ fn count_owned_below(snap: &Snapshot, ci: NodeIndex, uid: u32) -> usize {
 /// What the kernel and init system cannot do for this layout on cgroup2
 /// (see [`super::kernel`]): no cgroup2, a controller it sets that the kernel
 /// lacks or may lack there, a systemd too old for a unified hierarchy.
-pub fn kernel_facts(snap: &Snapshot, usage: &BTreeMap<Controller, super::kernel::Usage>) -> Vec<Observed> {
+pub fn kernel_facts(
+    snap: &Snapshot,
+    usage: &BTreeMap<Controller, super::kernel::Usage>,
+    split_threads: usize,
+) -> Vec<Observed> {
     use super::kernel::{KernelFact, Support};
     Support::of(snap)
-        .facts(usage)
+        .facts(usage, split_threads)
         .into_iter()
         .map(|f| match f {
             KernelFact::NoCgroup2(d) => obs(Fact::KernelNoCgroup2, Subject::Host, d),
             KernelFact::LacksController(d) => obs(Fact::KernelLacksController, Subject::Host, d),
             KernelFact::ControllerUnknown(d) => obs(Fact::KernelControllerUnknown, Subject::Host, d),
             KernelFact::SystemdTooOld(d) => obs(Fact::SystemdTooOld, Subject::Host, d),
+            KernelFact::NoThreadMode(d) => obs(Fact::KernelNoThreadMode, Subject::Host, d),
         })
         .collect()
 }
@@ -547,7 +552,13 @@ pub fn kernel_too_old<'a>(
     }
     let mut need: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     let support = super::kernel::Support::of(snap);
+    // A weight file the host's disks do not read is not written (the plan's
+    // I/O weight step), so its first kernel does not matter here.
+    let weights = crate::model::weight_files(&snap.host.shows.block_devices);
     for c in conversions {
+        if matches!(c.target.as_str(), "io.weight" | "io.bfq.weight") && !weights.writes(&c.target) {
+            continue;
+        }
         // The first rule with the id, as `RuleSet::get` finds it.
         if let Some((_, k)) = too_new.iter().find(|(id, _)| *id == c.rule) {
             // No cgroup2, or a controller the kernel lacks (or may lack) on

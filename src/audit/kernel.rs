@@ -32,6 +32,10 @@ pub type Kernel = (u32, u32);
 /// type` (commit 67e9c74b8a87), Linux 4.5.
 pub const CGROUP2: Kernel = (4, 5);
 
+/// Thread mode (`cgroup.type` threaded, `cgroup.threads`): `cgroup:
+/// implement cgroup v2 thread support` (commit 8cfd8147df67), Linux 4.14.
+pub const THREADS: Kernel = (4, 14);
+
 /// The first systemd that runs a unified hierarchy (v226; the constant is
 /// systemd's facts' own, `host::systemd`).
 pub const SYSTEMD_UNIFIED: u32 = crate::host::systemd::UNIFIED_SINCE;
@@ -92,23 +96,33 @@ pub const SERIES: &[SeriesTable] = &[
             (
                 "cpu",
                 Some(0),
-                "listed for RHEL 8.0 (Considerations in adopting RHEL 8 §10.1.1)",
+                "listed for RHEL 8.0 (Considerations in adopting RHEL 8 §10.1.1; RHEL 8.1 release notes, BZ#1401552)",
             ),
-            ("memory", Some(0), "listed for RHEL 8.0"),
-            ("io", Some(0), "listed for RHEL 8.0"),
-            ("pids", Some(0), "listed for RHEL 8.0"),
-            ("rdma", Some(0), "listed for RHEL 8.0"),
-            ("perf_event", Some(0), "upstream 4.11 < 4.18"),
+            ("memory", Some(0), "listed for RHEL 8.0 (Considerations §10.1.1)"),
+            ("io", Some(0), "listed for RHEL 8.0 (Considerations §10.1.1)"),
+            (
+                "pids",
+                Some(0),
+                "listed for RHEL 8.0 (Considerations §10.1.1, process number controller)",
+            ),
+            ("rdma", Some(0), "listed for RHEL 8.0 (Considerations §10.1.1)"),
+            (
+                "perf_event",
+                Some(0),
+                "not in RHEL's list; its 4.18 base has it upstream (4.11), no vendor source",
+            ),
             (
                 "cpuset",
                 Some(193),
-                "RHEL 8.2 (4.18.0-193) added cgroup2 cpuset to its systemd (redhat-plumbers/systemd-rhel8 \
-                 #57, #73: bz 1724617, 1808940); seen offered on 4.18.0-425 (k0sproject/k0s #3069)",
+                "at least from build 193 (RHEL 8.2, whose systemd gained cgroup2 cpuset: redhat-plumbers/systemd-rhel8 \
+                 #57, #73, bz 1724617, 1808940; seen offered on 4.18.0-425, k0sproject/k0s #3069); the first \
+                 build is not public",
             ),
             (
                 "hugetlb",
                 Some(425),
-                "seen offered on 4.18.0-425.19.2.el8_7 (k0sproject/k0s #3069)",
+                "at least from build 425 (seen offered on 4.18.0-425.19.2.el8_7, k0sproject/k0s #3069); the \
+                 first build is not public",
             ),
             (
                 "freezer",
@@ -237,6 +251,35 @@ impl<'a> Support<'a> {
             Offer::Yes(format!("{} ≥ 4.5 (commit 67e9c74b8a87)", show(r.version)))
         } else {
             Offer::No("it predates cgroup2 (4.5, commit 67e9c74b8a87)".into())
+        }
+    }
+
+    /// Whether the kernel offers thread mode on cgroup2: what the cgroup2
+    /// mount shows (`cgroup.threads` / `cgroup.type` there, read by the
+    /// scan), else the release (4.14; RHEL 8's 4.18 carries it).
+    pub fn thread_mode(&self) -> Offer {
+        let first = "4.14, commit 8cfd8147df67";
+        match self.snap.host.shows.thread_mode {
+            Some(true) => return Offer::Yes("the cgroup2 mount has cgroup.threads".into()),
+            Some(false) => {
+                return Offer::No(format!(
+                    "the cgroup2 mount has neither cgroup.threads nor cgroup.type (thread mode: {first})"
+                ));
+            }
+            None => {}
+        }
+        if let Offer::No(why) = self.cgroup2() {
+            return Offer::No(why);
+        }
+        let Some(r) = &self.release else {
+            return Offer::Unknown(
+                "the kernel release is unknown and no cgroup2 mount shows thread mode".into(),
+            );
+        };
+        if r.version >= THREADS {
+            Offer::Yes(format!("{} ≥ {first}", show(r.version)))
+        } else {
+            Offer::No(format!("{} predates thread mode ({first})", show(r.version)))
         }
     }
 
@@ -377,11 +420,21 @@ pub enum KernelFact {
     ControllerUnknown(String),
     /// systemd older than 226 (`host.systemd-too-old`).
     SystemdTooOld(String),
+    /// The layout needs thread mode (threads of one process in different
+    /// cgroups of a threaded controller) and the kernel lacks it
+    /// (`host.kernel-no-thread-mode`).
+    NoThreadMode(String),
 }
 
 impl Support<'_> {
     /// What blocks or clouds the layout on this kernel and init system.
-    pub fn facts(&self, usage: &std::collections::BTreeMap<Controller, Usage>) -> Vec<KernelFact> {
+    /// `split_threads`: processes whose threads the layout places in
+    /// different cgroups of a threaded controller (v2 needs thread mode).
+    pub fn facts(
+        &self,
+        usage: &std::collections::BTreeMap<Controller, Usage>,
+        split_threads: usize,
+    ) -> Vec<KernelFact> {
         let mut out = Vec::new();
         let release = self.snap.host.kernel.as_deref().unwrap_or("unknown");
         if let Offer::No(why) = self.cgroup2() {
@@ -420,6 +473,16 @@ impl Support<'_> {
                     _ => {}
                 }
             }
+        }
+        // Thread mode: only where cgroup2 exists (no cgroup2 is its own finding).
+        if split_threads > 0
+            && !matches!(self.cgroup2(), Offer::No(_))
+            && let Offer::No(why) = self.thread_mode()
+        {
+            out.push(KernelFact::NoThreadMode(format!(
+                "{split_threads} processes have threads in different cgroups, which v2 holds only in threaded \
+                 subtrees; kernel {release}: {why}"
+            )));
         }
         if let Some(v) = self.systemd()
             && v < SYSTEMD_UNIFIED
@@ -514,6 +577,27 @@ mod tests {
             Support::of(&el80).controller(&Controller::Cpuset),
             Offer::Unknown(_)
         ));
+        // Thread mode: the cgroup2 mount's files beat the version.
+        let shown = SnapshotBuilder::new().kernel("4.9.0").thread_mode(true).build();
+        assert!(Support::of(&shown).thread_mode().is_yes());
+        let hidden = SnapshotBuilder::new().kernel("5.10.0").thread_mode(false).build();
+        assert!(matches!(Support::of(&hidden).thread_mode(), Offer::No(_)));
+        let old = SnapshotBuilder::new().kernel("4.9.0").v1(2, &["cpu"]).build();
+        let s = Support::of(&old);
+        assert!(matches!(s.thread_mode(), Offer::No(why) if why.contains("8cfd8147df67")));
+        let facts = s.facts(&Default::default(), 2);
+        assert!(
+            facts
+                .iter()
+                .any(|f| matches!(f, KernelFact::NoThreadMode(d) if d.starts_with("2 processes"))),
+            "{facts:?}"
+        );
+        assert!(s.facts(&Default::default(), 0).is_empty());
+        assert!(
+            Support::of(&SnapshotBuilder::new().kernel("4.14.0").build())
+                .thread_mode()
+                .is_yes()
+        );
         // RHEL 7: no cgroup2 at all, whatever the controller.
         let el7 = SnapshotBuilder::new()
             .kernel("3.10.0-1160.el7.x86_64")

@@ -624,7 +624,14 @@ pub fn findings_and_readiness(
         .collect();
     let mut observed = facts::compute(snap);
     let usage = kernel::usage(evaluated(snap, eval).map(|(_, o)| o.conversions.as_slice()));
-    observed.extend(facts::kernel_facts(snap, &usage));
+    // The layout needs thread mode where a process's threads sit in
+    // different cgroups of a threaded controller (the plan builds a threaded
+    // subtree for each).
+    let split_threads = observed
+        .iter()
+        .filter(|o| o.fact == Fact::SplitThreadsThreaded)
+        .count();
+    observed.extend(facts::kernel_facts(snap, &usage, split_threads));
     for fact in observed {
         for rule in rules.fact_rules(fact.fact) {
             if fact.fact == Fact::BootParam {

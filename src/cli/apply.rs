@@ -509,7 +509,7 @@ fn resume(a: &ApplyArgs, full: Plan, hash: &str) -> Result<i32> {
     let mut host = KernelTarget::open(Path::new(&opts.mount))?;
     let snap = crate::scan::scan(&crate::host::Root::live()).context("fresh scan of this host")?;
     let live = resolve::live_from_snapshot(&snap);
-    let guard = move_guard(&plan, &opts.prefix, live);
+    let guard = move_guard(&plan, &opts.prefix, live, kernel::protected());
     let left = j.steps.len() - j.outcomes.values().filter(|o| o.is_ok()).count();
     confirm(
         a.yes,
@@ -626,8 +626,15 @@ fn check_journal_against_plan(j: &Journal, plan: &Plan) -> Result<(), ApplyError
 
 /// Before a resumed move: the live process must still be one the plan
 /// places at that node (uid, comm and command line of one of its keys),
-/// and never this process.
-fn move_guard<'a>(plan: &Plan, prefix: &str, live: Vec<resolve::Live>) -> exec::Guard<'a> {
+/// never this process, and a protected one (PID 1, the chain that runs
+/// cgmig) only where the plan names that very PID.
+fn move_guard<'a>(
+    plan: &Plan,
+    prefix: &str,
+    live: Vec<resolve::Live>,
+    protected: resolve::Protected,
+) -> exec::Guard<'a> {
+    let mut named: BTreeSet<(String, crate::model::Pid)> = BTreeSet::new();
     let mut keys: BTreeMap<String, Vec<(u32, String, Vec<String>)>> = BTreeMap::new();
     let by_pid: BTreeMap<crate::model::Pid, &crate::plan::ProcessKey> =
         plan.process_keys.iter().map(|k| (k.pid, k)).collect();
@@ -635,6 +642,7 @@ fn move_guard<'a>(plan: &Plan, prefix: &str, live: Vec<resolve::Live>) -> exec::
         let at = exec::on_mount(prefix, &n.path);
         let pids = n.processes.iter().copied().chain(n.threads.iter().map(|t| t.pid));
         for p in pids {
+            named.insert((at.clone(), p));
             if let Some(k) = by_pid.get(&p) {
                 keys.entry(at.clone())
                     .or_default()
@@ -651,6 +659,13 @@ fn move_guard<'a>(plan: &Plan, prefix: &str, live: Vec<resolve::Live>) -> exec::
         };
         if pid == exec::own_pid() {
             return Err(format!("process {pid} is this cgmig process"));
+        }
+        if let Some(why) = protected.why(pid)
+            && !named.contains(&(path.clone(), pid))
+        {
+            return Err(format!(
+                "process {pid} is {why}: never moved unless the plan names it there"
+            ));
         }
         let Some(l) = live.iter().find(|l| l.pid == pid) else {
             return Err(format!("process {pid} is gone"));
@@ -687,7 +702,8 @@ fn prepare(a: &ApplyArgs, plan: &Plan, this_boot: bool) -> Result<Prepared> {
     } else {
         (Vec::new(), Vec::new())
     };
-    let resolved = resolve::resolve(plan, &live, this_boot);
+    let protected = kernel::protected();
+    let resolved = resolve::resolve(plan, &live, this_boot, &protected);
     let (steps, skipped) = exec::build_steps(plan, &prefix, &resolved, &host, &specs);
     let options = RunOptions {
         stage: a.stage,
@@ -992,7 +1008,14 @@ fn dry_run(a: &ApplyArgs, full: Plan) -> Result<i32> {
         Some(MatchBy::Keys) => false,
         None => on_live_host && same_boot(&plan),
     };
-    let resolved = resolve::resolve(&plan, &live, this_boot);
+    // On this host, what a real apply would protect; a captured host has
+    // no chain of this process in it (only its PID 1).
+    let protected = if on_live_host {
+        kernel::protected()
+    } else {
+        resolve::Protected::chain(crate::model::Pid::new(1), |_| None)
+    };
+    let resolved = resolve::resolve(&plan, &live, this_boot, &protected);
     let (steps, skipped) = exec::build_steps(&plan, &prefix, &resolved, &sim, &specs);
     let mut runner = Runner::new(&mut sim, None, false);
     runner.kill_after = None;
@@ -1261,6 +1284,33 @@ mod tests {
         );
         // Another boot: every PID changed, nothing to compare.
         assert!(check_changes(&plan_with(Some("other".into())), &[live(10, "/b")]).is_empty());
+    }
+
+    /// The resume guard: a process the plan's key names at that node passes;
+    /// one no key names there is refused by name; a protected one (PID 1,
+    /// the chain that runs cgmig) is refused unless the plan names that PID
+    /// at that node.
+    #[test]
+    fn the_resume_guard_moves_only_keyed_and_never_protected_processes() {
+        let p = plan_with(None);
+        let mv = |pid: u32| {
+            Step::Action(Action::MoveProcess {
+                pid: crate::model::Pid::new(pid),
+                path: "/a".into(),
+            })
+        };
+        let mut other = live(12, "/a");
+        other.comm = "x".into();
+        let prot = resolve::Protected::chain(crate::model::Pid::new(10), |_| None);
+        let g = move_guard(&p, "/", vec![live(10, "/a"), live(11, "/a"), other], prot);
+        assert_eq!(g(&mv(10)), Ok(()), "the plan names PID 10 at /a");
+        let e = g(&mv(12)).unwrap_err();
+        assert!(e.contains("not a process the plan places at /a"), "{e}");
+        assert_eq!(g(&mv(11)), Ok(()), "a namesake of the key at /a");
+        let prot = resolve::Protected::chain(crate::model::Pid::new(11), |_| None);
+        let g = move_guard(&p, "/", vec![live(10, "/a"), live(11, "/a")], prot);
+        let e = g(&mv(11)).unwrap_err();
+        assert!(e.contains("never moved unless the plan names it there"), "{e}");
     }
 
     /// A plan with processes but no host identity is refused unless told

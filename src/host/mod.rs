@@ -23,7 +23,7 @@ pub mod systemd;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -370,18 +370,10 @@ impl Root {
         self.read_bounded(Path::new(abs), MAX_TABLE_BYTES)
     }
 
-    fn read_maybe(&self, abs: &str) -> MaybeGone<Vec<u8>> {
-        match self.read_bounded(Path::new(abs), MAX_TABLE_BYTES) {
-            Ok(b) => Ok(Ok(b)),
-            Err(HostError::Io { err: source, .. }) if is_gone(&source) => Ok(Err(Gone)),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Names in a directory under the root (contained), with their types.
     fn list_dir(&self, abs: &str) -> Result<Vec<(OsString, Option<nix::dir::Type>)>, HostError> {
         let fd = self.open_contained(Path::new(abs), contain::dir_flags())?;
-        list_fd(fd).map_err(|source| HostError::Io {
+        list_fd(fd.as_fd()).map_err(|source| HostError::Io {
             path: self.display(Path::new(abs)),
             err: source,
         })
@@ -444,28 +436,130 @@ impl Root {
         Ok(pids)
     }
 
-    fn read_comm(&self, abs: &str) -> MaybeGone<String> {
+    /// Open the directory `name` in `dir` (one component, `O_NOFOLLOW`), for
+    /// reading the files in it by name. `None` when that fails for any
+    /// reason (a symlink, which a capture may hold and which resolves inside
+    /// the root; gone; not a directory): the caller then reads by whole path
+    /// through [`Root::read_bounded`], which gives the same results and
+    /// errors as before this shortcut.
+    fn open_dir_in(dir: Option<BorrowedFd<'_>>, name: &str) -> Option<OwnedFd> {
+        contain::open_child(dir?, OsStr::new(name), contain::dir_flags()).ok()
+    }
+
+    /// Read `name` in the open directory `dir` (`abs`, its whole host path,
+    /// names it in messages). `known` is its directory-entry type from the
+    /// listing that found it, if the caller listed the directory.
+    ///
+    /// On the live host (kernel `/proc`) the file is opened directly. Under a
+    /// captured root only a file known to be regular is opened, with one
+    /// `openat(O_NOFOLLOW|O_NONBLOCK|O_NOCTTY)` from the directory: its type
+    /// comes from `known` (`d_type`, no system call) or one `fstatat`, and
+    /// `read_fd` confirms it on the open descriptor. Anything else (a
+    /// symlink, FIFO, socket, device, an unknown type, a failed `fstatat`)
+    /// goes through [`Root::read_bounded`], which type-checks an `O_PATH`
+    /// descriptor first and never opens a device. docs/security.md gives the
+    /// reasoning about the window between the type check and the open.
+    fn read_in(
+        &self,
+        dir: Option<BorrowedFd<'_>>,
+        name: &str,
+        abs: &str,
+        known: Option<nix::dir::Type>,
+        limit: usize,
+    ) -> Result<Vec<u8>, HostError> {
+        let Some(dir) = dir else {
+            return self.read_bounded(Path::new(abs), limit);
+        };
+        let os = OsStr::new(name);
+        if !self.is_live() {
+            let ty = known.or_else(|| {
+                nix::sys::stat::fstatat(Some(dir.as_raw_fd()), os, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .ok()
+                    .map(|st| file_type(st.st_mode))
+            });
+            if ty != Some(nix::dir::Type::File) {
+                return self.read_bounded(Path::new(abs), limit);
+            }
+        }
+        let fd = match contain::open_child(dir, os, contain::file_flags()) {
+            Ok(fd) => fd,
+            // Swapped for a symlink since the check: the whole-path read resolves it inside the root.
+            Err(e) if !self.is_live() && e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                return self.read_bounded(Path::new(abs), limit);
+            }
+            Err(e) => {
+                return Err(HostError::from_read(
+                    self.display(Path::new(abs)),
+                    contain::open_error(e),
+                ));
+            }
+        };
+        contain::read_fd(fd, limit).map_err(|e| HostError::from_read(self.display(Path::new(abs)), e))
+    }
+
+    /// [`Root::read_in`] for a file that may vanish (a process or thread exiting).
+    fn read_maybe_in(
+        &self,
+        dir: Option<BorrowedFd<'_>>,
+        name: &str,
+        abs: &str,
+        known: Option<nix::dir::Type>,
+    ) -> MaybeGone<Vec<u8>> {
+        match self.read_in(dir, name, abs, known, MAX_TABLE_BYTES) {
+            Ok(b) => Ok(Ok(b)),
+            Err(HostError::Io { err: source, .. }) if is_gone(&source) => Ok(Err(Gone)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_comm_in(
+        &self,
+        dir: Option<BorrowedFd<'_>>,
+        abs: &str,
+        known: Option<nix::dir::Type>,
+    ) -> MaybeGone<String> {
         Ok(self
-            .read_maybe(abs)?
+            .read_maybe_in(dir, "comm", abs, known)?
             .map(|b| cgpath::from_bytes(b.strip_suffix(b"\n").unwrap_or(&b))))
     }
 
     /// Read one process and all its threads.
+    ///
+    /// `/proc/PID` is opened once (contained) and its files are read by name
+    /// from that descriptor, `task/TID` likewise: one short lookup per file
+    /// instead of a whole-path resolution. Under a captured root
+    /// `/proc/PID` is listed too, so the types of `comm`, `cmdline`,
+    /// `status`, `fds` and `task` are known without a system call each.
     pub fn process(&self, pid: Pid) -> MaybeGone<RawProcess> {
         let dir = format!("/proc/{pid}");
-        let Ok(comm) = self.read_comm(&format!("{dir}/comm"))? else {
+        let pid_fd = self.open_contained(Path::new(&dir), contain::dir_flags()).ok();
+        let pid_dir = pid_fd.as_ref().map(AsFd::as_fd);
+        // Types of the entries of a captured /proc/PID (None: not listed).
+        let listed: Option<Vec<(OsString, Option<nix::dir::Type>)>> = match &pid_fd {
+            Some(fd) if !self.is_live() => list_fd(fd.as_fd()).ok(),
+            _ => None,
+        };
+        let known = |name: &str| -> Option<nix::dir::Type> {
+            listed
+                .as_ref()?
+                .iter()
+                .find(|(n, _)| n.as_bytes() == name.as_bytes())
+                .and_then(|(_, t)| *t)
+        };
+        let Ok(comm) = self.read_comm_in(pid_dir, &format!("{dir}/comm"), known("comm"))? else {
             return Ok(Err(Gone));
         };
-        let cmdline = match self.read_maybe(&format!("{dir}/cmdline"))? {
-            Ok(b) => b
-                .split(|&c| c == 0)
-                .filter(|s| !s.is_empty())
-                .map(cgpath::from_bytes)
-                .collect(),
-            Err(Gone) => return Ok(Err(Gone)),
-        };
+        let cmdline =
+            match self.read_maybe_in(pid_dir, "cmdline", &format!("{dir}/cmdline"), known("cmdline"))? {
+                Ok(b) => b
+                    .split(|&c| c == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(cgpath::from_bytes)
+                    .collect(),
+                Err(Gone) => return Ok(Err(Gone)),
+            };
         let status_abs = format!("{dir}/status");
-        let (uid, gid) = match self.read_maybe(&status_abs)? {
+        let (uid, gid) = match self.read_maybe_in(pid_dir, "status", &status_abs, known("status"))? {
             Ok(b) => parse_status_ids(&cgpath::value_from_bytes(&b)).map_err(|(line, message)| {
                 HostError::Parse {
                     path: self.path(&status_abs),
@@ -476,7 +570,15 @@ impl Root {
             Err(Gone) => return Ok(Err(Gone)),
         };
         let task_dir = format!("{dir}/task");
-        let entries = match self.list_dir(&task_dir) {
+        let task_fd = Self::open_dir_in(pid_dir, "task");
+        let listing = match &task_fd {
+            Some(fd) => list_fd(fd.as_fd()).map_err(|source| HostError::Io {
+                path: self.display(Path::new(&task_dir)),
+                err: source,
+            }),
+            None => self.list_dir(&task_dir),
+        };
+        let entries = match listing {
             Ok(e) => e,
             Err(HostError::Io { err: source, .. }) if is_gone(&source) => return Ok(Err(Gone)),
             Err(e) => return Err(e),
@@ -488,8 +590,10 @@ impl Root {
         tids.sort_unstable();
         let mut threads = Vec::with_capacity(tids.len());
         for tid in tids {
+            let tid_fd = Self::open_dir_in(task_fd.as_ref().map(AsFd::as_fd), &tid.to_string());
+            let tid_dir = tid_fd.as_ref().map(AsFd::as_fd);
             let cg_abs = format!("{task_dir}/{tid}/cgroup");
-            let cgroups = match self.read_maybe(&cg_abs)? {
+            let cgroups = match self.read_maybe_in(tid_dir, "cgroup", &cg_abs, None)? {
                 Ok(b) => parse_pid_cgroup(&cgpath::value_from_bytes(&b)).map_err(|(line, message)| {
                     HostError::Parse {
                         path: self.path(&cg_abs),
@@ -503,7 +607,7 @@ impl Root {
             let comm = if tid == pid.main_thread() {
                 comm.clone()
             } else {
-                match self.read_comm(&format!("{task_dir}/{tid}/comm"))? {
+                match self.read_comm_in(tid_dir, &format!("{task_dir}/{tid}/comm"), None)? {
                     Ok(c) => c,
                     Err(Gone) => continue,
                 }
@@ -513,7 +617,11 @@ impl Root {
         if threads.is_empty() {
             return Ok(Err(Gone));
         }
-        let mut open_files = self.open_files(&dir);
+        let mut open_files = match &listed {
+            // A captured /proc/PID without `fds`: none recorded (no lookup).
+            Some(l) if !l.iter().any(|(n, _)| n.as_bytes() == b"fds") => Vec::new(),
+            _ => self.open_files(&dir, pid_dir, known("fds")),
+        };
         open_files.sort();
         open_files.dedup();
         Ok(Ok(RawProcess {
@@ -531,12 +639,17 @@ impl Root {
     /// (read with `readlinkat` on the contained `fd` directory, never opened:
     /// they are magic links), or a `fds` file (one target a line) in
     /// captures. Unreadable fds are skipped: another user's process, or gone.
-    fn open_files(&self, dir: &str) -> Vec<String> {
+    fn open_files(
+        &self,
+        dir: &str,
+        pid_dir: Option<BorrowedFd<'_>>,
+        known: Option<nix::dir::Type>,
+    ) -> Vec<String> {
         if self.is_live() {
             let Ok(dirfd) = self.open_contained(Path::new(&format!("{dir}/fd")), contain::dir_flags()) else {
                 return Vec::new();
             };
-            let Ok(names) = dirfd.try_clone().and_then(list_fd) else {
+            let Ok(names) = list_fd(dirfd.as_fd()) else {
                 return Vec::new();
             };
             names
@@ -545,7 +658,7 @@ impl Root {
                 .map(|t| cgpath::from_bytes(t.as_bytes()))
                 .collect()
         } else {
-            match self.read_bounded(Path::new(&format!("{dir}/fds")), MAX_TABLE_BYTES) {
+            match self.read_in(pid_dir, "fds", &format!("{dir}/fds"), known, MAX_TABLE_BYTES) {
                 Ok(b) => b
                     .split(|&c| c == b'\n')
                     .filter(|l| !l.is_empty())
@@ -664,13 +777,13 @@ impl Root {
         stats: &mut WalkStats,
     ) -> Option<(RawCgroup, Vec<(OsString, String)>)> {
         let is_root = rel == "/";
-        let entries = match dir.try_clone().map(list_fd) {
-            Ok(Ok(e)) => e,
-            Ok(Err(e)) | Err(e) if is_gone(&e) => {
+        let entries = match list_fd(dir.as_fd()) {
+            Ok(e) => e,
+            Err(e) if is_gone(&e) => {
                 stats.gone += 1;
                 return None;
             }
-            Ok(Err(source)) | Err(source) => {
+            Err(source) => {
                 stats.errors.push(HostError::Io {
                     path: dir_abs.to_path_buf(),
                     err: source,
@@ -779,17 +892,37 @@ fn type_name(t: nix::dir::Type) -> &'static str {
     }
 }
 
-/// Entries of an open directory (without `.` and `..`), with their `d_type`.
-fn list_fd(fd: OwnedFd) -> io::Result<Vec<(OsString, Option<nix::dir::Type>)>> {
-    let mut d = nix::dir::Dir::from_fd(fd.into_raw_fd())?;
+/// Entries of an open directory (without `.` and `..`), with their `d_type`
+/// (`None` where the file system does not say).
+///
+/// `getdents64` straight into a buffer (rustix's `RawDir`): a listing costs
+/// its `getdents64` calls and nothing else. `fdopendir` (nix's `Dir`) needed a
+/// duplicate descriptor, an `fstat`, `fcntl`s and a `rewinddir` per
+/// directory, and a scan lists every cgroup, `/proc/PID` and
+/// `/proc/PID/task`. The descriptor's offset moves to the end.
+fn list_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<(OsString, Option<nix::dir::Type>)>> {
+    use nix::dir::Type;
+    use rustix::fs::FileType;
+    let mut buf: Vec<u8> = Vec::with_capacity(32 << 10);
+    let mut dir = rustix::fs::RawDir::new(fd, buf.spare_capacity_mut());
     let mut out = Vec::new();
-    for e in d.iter() {
-        let e = e?;
+    while let Some(e) = dir.next() {
+        let e = e.map_err(io::Error::from)?;
         let name = e.file_name().to_bytes();
         if name == b"." || name == b".." {
             continue;
         }
-        out.push((OsStr::from_bytes(name).to_os_string(), e.file_type()));
+        let ty = match e.file_type() {
+            FileType::RegularFile => Some(Type::File),
+            FileType::Directory => Some(Type::Directory),
+            FileType::Symlink => Some(Type::Symlink),
+            FileType::Fifo => Some(Type::Fifo),
+            FileType::Socket => Some(Type::Socket),
+            FileType::CharacterDevice => Some(Type::CharacterDevice),
+            FileType::BlockDevice => Some(Type::BlockDevice),
+            FileType::Unknown => None,
+        };
+        out.push((OsStr::from_bytes(name).to_os_string(), ty));
     }
     Ok(out)
 }

@@ -28,8 +28,8 @@ use std::collections::BTreeMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::{
-    Cgroup, Controller, ControllerStatus, Edge, FileOwner, Hierarchy, HostInfo, Mode, Mount, Node, Ownership,
-    Process, SNAPSHOT_SCHEMA, Snapshot, Thread, Version,
+    BlockDevice, Cgroup, Controller, ControllerStatus, Edge, FileOwner, Hierarchy, HostInfo, KernelShows,
+    Mode, Mount, Node, Ownership, Process, SNAPSHOT_SCHEMA, Snapshot, Thread, Version,
 };
 use super::{HierarchyId, Pid, Tid};
 
@@ -64,6 +64,7 @@ pub struct SnapshotBuilder {
     hostname: String,
     hierarchies: Vec<HierarchyDraft>,
     processes: Vec<ProcessDraft>,
+    shows: KernelShows,
 }
 
 impl Default for SnapshotBuilder {
@@ -80,12 +81,29 @@ impl SnapshotBuilder {
             hostname: "builder".into(),
             hierarchies: Vec::new(),
             processes: Vec::new(),
+            shows: KernelShows::default(),
         }
     }
 
     /// The kernel release the host runs (the planner gates v2 features on it).
     pub fn kernel(mut self, release: &str) -> Self {
         self.kernel = release.into();
+        self
+    }
+
+    /// A block device with its active scheduler (`/sys/block/NAME`).
+    pub fn block_device(mut self, name: &str, dev: &str, scheduler: &str) -> Self {
+        self.shows.block_devices.push(BlockDevice {
+            name: name.into(),
+            dev: Some(dev.into()),
+            scheduler: Some(scheduler.into()),
+        });
+        self
+    }
+
+    /// Whether the cgroup2 root shows `cgroup.threads` (thread mode).
+    pub fn thread_mode(mut self, shown: bool) -> Self {
+        self.shows.thread_mode = Some(shown);
         self
     }
 
@@ -235,6 +253,7 @@ impl SnapshotBuilder {
                 mode,
                 controllers: self.controller_lines(),
                 os: Default::default(),
+                shows: self.shows.clone(),
             },
             graph,
             diagnostics: Vec::new(),

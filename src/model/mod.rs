@@ -1,6 +1,7 @@
 //! The data model shared by every stage: controllers, typed values, the
 //! snapshot graph, and the catalogue of setting files.
 
+mod block;
 pub mod builder;
 mod controller;
 pub mod evidence;
@@ -12,6 +13,7 @@ mod snapshot;
 pub mod validate;
 pub mod value;
 
+pub use block::{WeightFiles, weight_files};
 pub use controller::Controller;
 pub use ids::{HierarchyId, Pid, Tid};
 pub use snapshot::*;

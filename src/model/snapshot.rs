@@ -265,6 +265,47 @@ pub struct HostInfo {
     /// Distribution and systemd version (fleet reports group hosts by them).
     #[serde(default, skip_serializing_if = "OsInfo::is_empty")]
     pub os: OsInfo,
+    /// What the kernel shows beyond cgroup files: the block devices' I/O
+    /// schedulers and whether cgroup2 offers thread mode. Empty in snapshots
+    /// older than these fields (then the plan and audit fall back to versions).
+    #[serde(default, skip_serializing_if = "KernelShows::is_empty")]
+    pub shows: KernelShows,
+}
+
+/// Kernel evidence the scan reads outside the cgroup trees, under the scanned
+/// root (a captured `--root` answers as the live host would).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelShows {
+    /// `/sys/block/*`: each block device's scheduler (the bracketed entry of
+    /// `queue/scheduler`). Which one is active decides whether a v1 blkio
+    /// weight lands in `io.bfq.weight` (BFQ) or `io.weight` (iocost).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block_devices: Vec<BlockDevice>,
+    /// Whether the cgroup2 mount's root has `cgroup.threads` (thread mode,
+    /// Linux 4.14); `None` when no cgroup2 mount was readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_mode: Option<bool>,
+}
+
+impl KernelShows {
+    /// Nothing read (old snapshots, captures without /sys).
+    pub fn is_empty(&self) -> bool {
+        self.block_devices.is_empty() && self.thread_mode.is_none()
+    }
+}
+
+/// One block device and its active I/O scheduler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDevice {
+    /// Kernel name (`sda`, `nvme0n1`).
+    pub name: String,
+    /// `MAJ:MIN` from `/sys/block/NAME/dev`, when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    /// The active scheduler (`bfq`, `mq-deadline`, `none`); `None` when the
+    /// device has no `queue/scheduler` file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<String>,
 }
 
 /// The distribution and the systemd version of a host: not cgroup state, but

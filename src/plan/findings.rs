@@ -52,6 +52,30 @@ pub const KERNEL_TOO_OLD: FindingKind = kind(
     "Boot a kernel that offers the stage's controllers and files on v2 before that stage.",
 );
 
+/// The host's disks use BFQ: blkio weights go to `io.bfq.weight` (plan::io_weight).
+pub const IO_WEIGHT_BFQ: FindingKind = kind(
+    "plan.io-weight-bfq",
+    Severity::Info,
+    "I/O weights go to io.bfq.weight (the disks use BFQ)",
+    "Keep BFQ as these disks' scheduler on v2 (a udev rule or elevator= setting that changes it would leave the weights unread).",
+);
+
+/// The host's disks use no BFQ: blkio weights go to `io.weight`, read only by iocost.
+pub const IO_WEIGHT_IOCOST: FindingKind = kind(
+    "plan.io-weight-iocost",
+    Severity::Warning,
+    "I/O weights go to io.weight, which acts only with the io.cost controller enabled",
+    "Enable iocost on these disks (write \"MAJ:MIN enable=1\" to the root's io.cost.qos, kernel 5.4 or later), or switch them to BFQ and re-plan so the weights go to io.bfq.weight.",
+);
+
+/// No scheduler evidence: blkio weights go to `io.weight` by default.
+pub const IO_SCHEDULER_UNKNOWN: FindingKind = kind(
+    "plan.io-scheduler-unknown",
+    Severity::Warning,
+    "unknown whether the disks use BFQ; I/O weights go to io.weight",
+    "Scan the live host (or capture /sys/block/*/queue/scheduler with the root) so the plan can choose io.bfq.weight where the disks use BFQ.",
+);
+
 /// Cgroups merged into one node were owned by different users.
 pub const OWNER_CONFLICT: FindingKind = kind(
     "plan.owner-conflict",
@@ -141,7 +165,10 @@ pub const LEAF: FindingKind = kind(
 );
 
 /// Every planner finding kind, for `explain` and the uniqueness test.
-pub const ALL: [FindingKind; 16] = [
+pub const ALL: [FindingKind; 19] = [
+    IO_WEIGHT_BFQ,
+    IO_WEIGHT_IOCOST,
+    IO_SCHEDULER_UNKNOWN,
     CONFLICT_SPLIT,
     CONFLICT_DROP,
     CONFLICT_FAIL,

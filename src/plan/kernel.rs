@@ -8,7 +8,10 @@
 //!
 //! Minimum kernels: the rules' `kernel:` field per converted file, and the
 //! first kernel with each controller on cgroup2 (cgroup-v2.rst, man 7
-//! cgroups): cgroup2 itself 4.5, thread mode 4.14. What the host's kernel
+//! cgroups): cgroup2 itself 4.5, thread mode 4.14 (a stage with threaded
+//! nodes names 4.14 as its kernel; whether the host has thread mode is the
+//! audit's `host.kernel-no-thread-mode`, judged by what its cgroup2 mount
+//! shows, so this step does not report it again). What the host's kernel
 //! offers is [`crate::audit::kernel::Support`]'s answer, the audit's: a
 //! vendor kernel that offers a controller before the upstream release did
 //! (RHEL 8's cpuset) keeps that controller's settings.
@@ -29,7 +32,7 @@ pub type Kernel = (u32, u32);
 /// cgroup2 with its first controllers (memory, io, pids).
 pub const CGROUP2: Kernel = (4, 5);
 /// Thread mode (`cgroup.type` threaded, `cgroup.threads`).
-pub const THREADS: Kernel = (4, 14);
+pub const THREADS: Kernel = crate::audit::kernel::THREADS;
 
 /// The first kernel that offers a controller on cgroup2.
 pub fn controller_kernel(c: &str) -> Kernel {
@@ -106,6 +109,11 @@ pub fn gate(
 ) -> Vec<Finding> {
     let host = support.release.as_ref().map(|r| r.version);
     let threaded = nodes.iter().any(|n| n.node_type != NodeType::Domain);
+    // The stage's kernel names thread mode's first release when the plan
+    // has threaded nodes; whether this host has thread mode is the audit's
+    // `host.kernel-no-thread-mode` (judged by what the cgroup2 mount shows,
+    // then the version: `Support::thread_mode`), one finding per fact, so
+    // this step's finding speaks only of cgroup2 itself and of files.
     let base = if threaded { THREADS } else { CGROUP2 };
     // Per stage: the kernel it needs, and what needs more than the host has.
     let needs = Needs::new(rule_kernel);
@@ -126,8 +134,8 @@ pub fn gate(
             }
         }
         st.kernel = Some(show(need));
-        if let Some(h) = host.filter(|h| *h < base || !short.is_empty()) {
-            findings.push(too_old(st.number, h, need, base, &short));
+        if let Some(h) = host.filter(|h| *h < CGROUP2 || !short.is_empty()) {
+            findings.push(too_old(st.number, h, need, &short));
         }
     }
     if per_setting.iter().any(|(_, _, met)| !met) {
@@ -138,20 +146,10 @@ pub fn gate(
     findings
 }
 
-fn too_old(
-    stage: usize,
-    host: Kernel,
-    need: Kernel,
-    base: Kernel,
-    short: &BTreeMap<String, Kernel>,
-) -> Finding {
+fn too_old(stage: usize, host: Kernel, need: Kernel, short: &BTreeMap<String, Kernel>) -> Finding {
     let files: Vec<String> = short.iter().map(|(f, k)| format!("{f} ({})", show(*k))).collect();
-    let what = if host < base {
-        format!(
-            "cgroup2{} needs {}",
-            if base == THREADS { " with thread mode" } else { "" },
-            show(base)
-        )
+    let what = if host < CGROUP2 {
+        format!("cgroup2 needs {}", show(CGROUP2))
     } else {
         String::new()
     };

@@ -21,6 +21,7 @@ mod conflicts;
 mod delegation;
 pub mod document;
 pub mod findings;
+mod io_weight;
 mod kernel;
 pub mod keys;
 mod lookup;
@@ -269,6 +270,10 @@ fn build_nodes(
     nodes::add_intermediates(&mut nodes);
     let conflicts = conflicts::conflicts(prep, m, &paths, findings);
     findings.extend(delegation::delegation(&nodes));
+    findings.extend(io_weight::by_scheduler(
+        &prep.snap.host.shows.block_devices,
+        &mut nodes,
+    ));
     findings.extend(weights::weight_shares(prep, &nodes));
     (nodes, conflicts)
 }

@@ -293,6 +293,20 @@ pub fn io_weight_to_bfq(io: u64) -> u64 {
     }
 }
 
+/// The inverse of [`io_weight_to_bfq`]: a BFQ weight [1..1000] → the
+/// io.weight [1..10000] that systemd's `BFQ_WEIGHT` maps onto it (identity
+/// up to 100, then `100 + (b − 100)·9900/900`), so BFQ's default 100 stays
+/// io.weight's default 100 and the order of siblings is kept. Used where a
+/// v1 `blkio.bfq.weight` must land in `io.weight` (the host's v2 devices do
+/// not use BFQ). `0` is no weight (`None`).
+pub fn bfq_weight_to_io_weight(bfq: u64) -> Option<u64> {
+    if bfq == 0 {
+        return None;
+    }
+    let b = bfq.clamp(1, 1000);
+    Some(if b <= 100 { b } else { 100 + (b - 100) * 9900 / 900 })
+}
+
 /// v1 `blkio.weight_device` lines → v2 `io.weight` lines (`MAJ:MIN W'`).
 ///
 /// Only systemd writes per-device io.weight (`w/5`); the runtimes apply

@@ -102,6 +102,12 @@ pub const FUNCTIONS: &[FunctionInfo] = &[
         reads: &[],
     },
     FunctionInfo {
+        name: "bfq_weight_to_io_weight",
+        summary: "BFQ weight [1..1000, default 100] -> io.weight (inverse BFQ_WEIGHT: identity to 100, then 100 + (b-100)*11); MAJ:MIN lines per device",
+        params: &[],
+        reads: &[],
+    },
+    FunctionInfo {
         name: "weight_device_to_io_weight",
         summary: "MAJ:MIN W lines -> io.weight MAJ:MIN W/5 (systemd; oci writes none)",
         params: &[("formula", &["systemd", "oci"])],
@@ -309,6 +315,7 @@ fn compute(function: &str, input: &Input<'_>, out: &mut Computed) -> Result<(), 
         | "weight_device_to_io_weight"
         | "blkio_weight_to_bfq"
         | "weight_device_to_bfq" => blkio_weight(function, input, out)?,
+        "bfq_weight_to_io_weight" => bfq_to_io(raw)?,
         "throttle_to_io_max" => throttle(input, out)?,
         "freezer_state_to_freeze" => freezer(input, out)?,
         "pids_max" => Some(convert::pids_max(raw.parse::<Limit>().map_err(conv_err)?)),
@@ -400,6 +407,32 @@ fn blkio_weight(function: &str, input: &Input<'_>, out: &mut Computed) -> Result
             (!out.is_empty()).then(|| out.join("\n"))
         }
     })
+}
+
+/// `blkio.bfq.weight` (`N` or `default N`, plus `MAJ:MIN N` lines in
+/// `blkio.bfq.weight_device`) → `io.weight` in the same shape.
+fn bfq_to_io(raw: &str) -> Result<Option<String>, ConvError> {
+    let raw = raw.trim();
+    let mut out = Vec::new();
+    for line in raw.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (dev, w) = match line.split_once(char::is_whitespace) {
+            Some((d, w)) if d != "default" => (Some(d), w.trim()),
+            Some((_, w)) => (None, w.trim()),
+            None => (None, line),
+        };
+        let w = value::parse_u64(w).map_err(conv_err)?;
+        let io = convert::bfq_weight_to_io_weight(w);
+        match (dev, io) {
+            (Some(d), Some(v)) => {
+                let d: value::DevNum = d.parse().map_err(conv_err)?;
+                out.push(format!("{d} {v}"));
+            }
+            (Some(d), None) => out.push(format!("{d} default")),
+            (None, Some(v)) => out.push(format!("default {v}")),
+            (None, None) => {}
+        }
+    }
+    Ok((!out.is_empty()).then(|| out.join("\n")))
 }
 
 fn throttle(input: &Input<'_>, out: &mut Computed) -> Result<Option<String>, ConvError> {
@@ -535,7 +568,7 @@ mod doc {
                 .collect();
             let _ = writeln!(s, "| {label} | `{}` | {} |", f.formula(), row.join(" | "));
         }
-        s.push_str("\n**blkio.weight → io.weight / io.bfq.weight** (v1 [10, 1000], CFQ default 500; io.weight [1, 10000], default 100; io.bfq.weight [1, 1000], default 100). `systemd` is the default because it keeps a default a default (500 → 100): a cgroup weighted below its default siblings in v1 stays below them in v2, with the same ratio. The runtimes' `oci` formula gives w = 250 the io.weight 2425 against its default siblings' 100 (inverted). `blkio.weight_device` follows the same formula: `oci` writes only `io.bfq.weight MAJ:MIN W` (as runc/crun/youki), `systemd` writes `io.weight MAJ:MIN W/5` and `io.bfq.weight MAJ:MIN BFQ_WEIGHT(W/5)`. io.weight only acts with iocost enabled or BFQ as the device's scheduler (the rule's warning says so); `io.bfq.weight` exists only under BFQ, so apply treats it as optional.\n\n");
+        s.push_str("\n**blkio.weight → io.weight / io.bfq.weight** (v1 [10, 1000], CFQ default 500; io.weight [1, 10000], default 100; io.bfq.weight [1, 1000], default 100). `systemd` is the default because it keeps a default a default (500 → 100): a cgroup weighted below its default siblings in v1 stays below them in v2, with the same ratio. The runtimes' `oci` formula gives w = 250 the io.weight 2425 against its default siblings' 100 (inverted). `blkio.weight_device` follows the same formula: `oci` writes only `io.bfq.weight MAJ:MIN W` (as runc/crun/youki), `systemd` writes `io.weight MAJ:MIN W/5` and `io.bfq.weight MAJ:MIN BFQ_WEIGHT(W/5)`. io.weight only acts with iocost enabled or BFQ as the device's scheduler (the rule's warning says so); `io.bfq.weight` exists only under BFQ, so apply treats it as optional.\n\n**Which weight file the plan keeps: by the disks' scheduler.** The rules convert every v1 weight (`blkio.weight`, `blkio.bfq.weight` and their `_device` forms) to both files; the plan (`src/plan/io_weight.rs`) keeps the one the host's disks read, from the scheduler the scan records per device (`/sys/block/NAME/queue/scheduler`, the bracketed entry; under `--root` read below the root; `host.shows.block_devices` in the snapshot). Loop, RAM, zram, optical, floppy, nbd and stacked (dm-, md) devices do not count. Every disk on BFQ: `io.bfq.weight` only (`plan.io-weight-bfq`, info). No disk on BFQ: `io.weight` only (`plan.io-weight-iocost`, warning: io.weight acts only where the root's `io.cost.qos` enables iocost on the device, off by default). Some disks on BFQ, some not: both files (both findings). No scheduler shown (a snapshot from before this field, a capture without `/sys/block`): `io.weight` and `plan.io-scheduler-unknown` (warning) naming the missing evidence. `blkio.bfq.weight` → `io.weight` is the inverse of systemd's `BFQ_WEIGHT`: identity up to 100, then `100 + (b − 100)·9900/900` (300 → 2300, 1000 → 10000), so BFQ's default stays io.weight's default.\n\nFirst kernels on v2: `io.weight` as iocost's weight 5.4 (commit 7caa47151ab2, \"blkcg: implement blk-iocost\"; before 5.0 CFQ read an `io.weight` on single-queue devices, gone with CFQ in 5.0); `io.bfq.weight` 4.12 (commit e21b7a0b9887, \"block, bfq: add full hierarchical scheduling and cgroups support\"), its per-device lines 5.4 (commit 795fe54c2a82). These are the rules' `kernel:` fields.\n\n");
         let weights = [10u64, 100, 250, 500, 1000];
         let head: Vec<String> = weights.iter().map(u64::to_string).collect();
         let _ = writeln!(s, "| variant | file | {} |", head.join(" | "));

@@ -91,6 +91,8 @@ pub enum Fact {
     KernelControllerUnknown,
     /// systemd is older than 226, the first that runs a unified hierarchy.
     SystemdTooOld,
+    /// The layout needs thread mode and the kernel's cgroup2 lacks it.
+    KernelNoThreadMode,
 }
 
 impl Fact {

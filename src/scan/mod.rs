@@ -10,6 +10,7 @@
 //! Only a mount table that cannot be read stops a scan; anything else that
 //! can't be read becomes a [`Diagnostic`] with its path.
 
+mod block;
 mod os;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -19,8 +20,8 @@ use thiserror::Error;
 
 use crate::host::{CgroupMount, HostError, Membership, ProcCgroupsEntry, RawProcess, Root};
 use crate::model::{
-    Cgroup, Controller, ControllerStatus, Diagnostic, Edge, Hierarchy, HierarchyId, HostInfo, Mode, Mount,
-    Node, Process, SNAPSHOT_SCHEMA, Snapshot, Thread, Vanished, Version, files,
+    Cgroup, Controller, ControllerStatus, Diagnostic, Edge, Hierarchy, HierarchyId, HostInfo, KernelShows,
+    Mode, Mount, Node, Process, SNAPSHOT_SCHEMA, Snapshot, Thread, Vanished, Version, files,
 };
 
 /// A scan that could not produce a snapshot at all.
@@ -70,6 +71,7 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
 
     let mut hierarchies = build_hierarchies(&mounts, &proc_cgroups, &seen, &mut diags);
     let v2_controllers = read_v2_controllers(root, &mut hierarchies, &mut diags);
+    let thread_mode = v2_mount(&hierarchies).and_then(|mp| block::thread_mode(root, &mp, &mut diags));
     let mode = detect_mode(&mounts);
     let controllers = controller_statuses(&proc_cgroups, &v2_controllers);
 
@@ -81,6 +83,7 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
     // and the owners' evidence all take it from here.
     let systemd = crate::host::systemd::version(root, &mut |e| note(&mut diags, e));
     let readiness = crate::readiness::scan(root, kernel.as_deref(), systemd.as_ref(), &mut diags);
+    let block_devices = block::devices(root, &mut diags);
     let mut snap = Snapshot {
         readiness,
         schema: SNAPSHOT_SCHEMA.to_string(),
@@ -92,6 +95,10 @@ pub fn scan(root: &Root) -> Result<Snapshot, ScanError> {
             mode,
             controllers,
             os: os::read_os(root, systemd.as_ref()),
+            shows: KernelShows {
+                block_devices,
+                thread_mode,
+            },
         },
         graph,
         diagnostics: diags,
@@ -185,6 +192,12 @@ fn read_v2_controllers(
             }
         })
         .unwrap_or_default()
+}
+
+/// The mount point the scan reads the cgroup2 hierarchy at, if any.
+fn v2_mount(hierarchies: &[Hierarchy]) -> Option<String> {
+    let h = hierarchies.iter().find(|h| h.version == Version::V2)?;
+    h.scanned_mount.map(|i| h.mounts[i].mount_point.clone())
 }
 
 /// One status per `/proc/cgroups` row, with whether v2 offers it.

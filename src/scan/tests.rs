@@ -264,6 +264,115 @@ fn special_files_in_place_of_every_file(kinds: &[&str]) {
     }
 }
 
+/// Watches a file for real opens with inotify `IN_OPEN`. An `O_PATH`
+/// descriptor, `fstatat` and a directory listing are no opens (the kernel
+/// sends no event for them); any open for reading is, whatever its flags.
+struct OpenWatch(std::os::fd::OwnedFd);
+
+impl OpenWatch {
+    fn new(p: &Path) -> OpenWatch {
+        use nix::libc;
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: a plain system call without pointers.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+        // SAFETY: inotify_init1 returned a fresh descriptor nothing else owns.
+        let w = OpenWatch(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_OPEN) };
+        assert!(
+            wd >= 0,
+            "inotify_add_watch {}: {}",
+            p.display(),
+            std::io::Error::last_os_error()
+        );
+        w
+    }
+
+    /// Opens seen since the last call.
+    fn opens(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        let mut n = 0;
+        let mut buf = [0u8; 4096];
+        loop {
+            match nix::unistd::read(self.0.as_raw_fd(), &mut buf) {
+                Ok(len) if len > 0 => {
+                    let mut off = 0;
+                    while off < len {
+                        // struct inotify_event: wd, mask, cookie, len, name[len]
+                        let mask = u32::from_ne_bytes(buf[off + 4..off + 8].try_into().unwrap());
+                        let name_len =
+                            u32::from_ne_bytes(buf[off + 12..off + 16].try_into().unwrap()) as usize;
+                        if mask & nix::libc::IN_OPEN != 0 {
+                            n += 1;
+                        }
+                        off += 16 + name_len;
+                    }
+                }
+                Ok(_) | Err(nix::errno::Errno::EAGAIN) => return n,
+                Err(e) => panic!("reading inotify events: {e}"),
+            }
+        }
+    }
+}
+
+/// A FIFO, and as root a character device, planted in place of each file the
+/// scan reads is never opened, by either resolver: inotify sees no open of
+/// it during the scan. The watch itself is proved by opening the node
+/// non-blocking afterwards (one event), so the test fails if the scan ever
+/// opens a planted node, even with `O_NONBLOCK`.
+#[test]
+fn planted_special_files_are_never_opened() {
+    let root_user = nix::unistd::geteuid().is_root();
+    let kinds: &[&str] = if root_user { &["fifo", "chr"] } else { &["fifo"] };
+    if !root_user {
+        assert!(
+            std::env::var_os("CGMIG_REQUIRE_KERNEL_TESTS").is_none(),
+            "required (CGMIG_REQUIRE_KERNEL_TESTS) but mknod needs root"
+        );
+        eprintln!("character devices SKIPPED: mknod needs root (FIFOs checked)");
+    }
+    for rel in READ_FILES {
+        for &kind in kinds {
+            let dir = tempfile::tempdir().unwrap();
+            mini_host(dir.path());
+            let p = dir.path().join(rel);
+            fs::remove_file(&p).unwrap();
+            if kind == "fifo" {
+                mkfifo(&p);
+            } else {
+                nix::sys::stat::mknod(
+                    &p,
+                    nix::sys::stat::SFlag::S_IFCHR,
+                    nix::sys::stat::Mode::from_bits_truncate(0o600),
+                    nix::sys::stat::makedev(1, 3),
+                )
+                .unwrap();
+            }
+            let watch = OpenWatch::new(&p);
+            for root in both_resolvers(dir.path()) {
+                let _ = super::scan(&root);
+                assert_eq!(
+                    watch.opens(),
+                    0,
+                    "{rel} as {kind} was opened ({:?})",
+                    root.resolver()
+                );
+            }
+            let probe = nix::fcntl::open(
+                &p,
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
+                nix::sys::stat::Mode::empty(),
+            )
+            .unwrap();
+            nix::unistd::close(probe).unwrap();
+            assert_eq!(watch.opens(), 1, "the watch on {rel} sees an open");
+        }
+    }
+}
+
 #[test]
 fn oversized_files_are_diagnostics() {
     let dir = tempfile::tempdir().unwrap();

@@ -286,7 +286,7 @@ fn processes_are_matched_by_their_stable_key_after_a_reboot() {
     for l in &mut live {
         l.pid = Pid::new(l.pid.get() + 10_000);
     }
-    let r = resolve::resolve(&plan, &live, false);
+    let r = resolve::resolve(&plan, &live, false, &resolve::Protected::default());
     for n in plan.nodes.iter().filter(|n| n.path != "/") {
         for pid in &n.processes {
             let got = r.pids.get(pid).cloned().unwrap_or_default();

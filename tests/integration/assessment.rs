@@ -400,3 +400,96 @@ fn fleet_counts_hosts_by_identity() {
         stderr(&o)
     );
 }
+
+/// Thread mode (4.14): the libvirt host's vCPU threads sit in their own
+/// cpu/cpuset cgroups, which v2 holds only in a threaded subtree. On a
+/// kernel without thread mode that is a blocker in the audit, the plan and
+/// the fleet alike, judged by what the cgroup2 mount shows (the fixture
+/// writes `cgroup.threads` from 4.14 on), else by the version.
+#[test]
+fn a_split_thread_layout_needs_thread_mode_in_every_command() {
+    let with_cgroup2 = |kernel: &str| {
+        let mut s = spec("libvirt-vcpu-threads");
+        s.kernel = kernel.into();
+        s.hierarchies.push(cgmig::fixture::HierarchySpec {
+            id: 0,
+            controllers: vec![],
+            name: None,
+            mounts: serde_yaml_ng::from_str("[{point: /sys/fs/cgroup/unified, source: cgroup}]").unwrap(),
+            cgroups: Default::default(),
+        });
+        s
+    };
+    let thread_findings = |docs: &Docs| -> Vec<(String, String)> {
+        let plan = json(&docs.plan);
+        plan["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "host.kernel-no-thread-mode")
+            .map(|f| {
+                (
+                    f["severity"].as_str().unwrap().to_string(),
+                    f["why"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    // Debian 9's 4.9, hybrid: the cgroup2 mount has no cgroup.threads.
+    let docs = documents(with_cgroup2("4.9.0-19-amd64"));
+    assert_eq!(one_verdict(&docs, "4.9 hybrid"), "blocked");
+    let f = thread_findings(&docs);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].0, "blocker");
+    assert!(
+        f[0].1.contains("1 processes have threads in different cgroups")
+            && f[0].1.contains("neither cgroup.threads nor cgroup.type"),
+        "{f:?}"
+    );
+    let audit = json(&docs.audit);
+    assert!(
+        audit["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "host.kernel-no-thread-mode" && f["severity"] == "blocker"),
+        "the audit carries it too"
+    );
+    let (_, v, rules, r) = fleet(&[&docs.snapshot]);
+    assert_eq!(v, "blocked", "{r}");
+    assert_eq!(
+        rules.get("host.kernel-no-thread-mode").map(String::as_str),
+        Some("blocker"),
+        "{r}"
+    );
+    // The plan does not say it a second time.
+    let plan = json(&docs.plan);
+    assert!(
+        !plan["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["why"].as_str().unwrap_or("").contains("thread mode needs")),
+        "one finding per fact"
+    );
+    // What the host shows beats the version: a 4.9 vendor kernel whose
+    // cgroup2 mount has cgroup.threads (a backport) is not blocked for it.
+    let mut backport = with_cgroup2("4.9.0-19-amd64");
+    backport
+        .files
+        .insert("/sys/fs/cgroup/unified/cgroup.threads".into(), String::new());
+    assert!(thread_findings(&documents(backport)).is_empty());
+    // No cgroup2 mount (legacy 4.9): the version decides, with the commit.
+    let mut legacy = spec("libvirt-vcpu-threads");
+    legacy.kernel = "4.9.0-19-amd64".into();
+    let f = thread_findings(&documents(legacy));
+    assert!(
+        f.len() == 1
+            && f[0]
+                .1
+                .contains("4.9 predates thread mode (4.14, commit 8cfd8147df67)"),
+        "{f:?}"
+    );
+    // 4.14, hybrid: thread mode is there.
+    assert!(thread_findings(&documents(with_cgroup2("4.14.336-253.554.amzn2.x86_64"))).is_empty());
+}

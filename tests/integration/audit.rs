@@ -77,6 +77,10 @@ fn every_finding_rule_fires_on_some_fixture() {
             "covered by kernel_readiness_follows_the_vendor_series (an el8 build before 8.2)",
         ),
         (
+            "host.kernel-no-thread-mode",
+            "covered by assessment::a_split_thread_layout_needs_thread_mode_in_every_command (libvirt on 4.9)",
+        ),
+        (
             "host.release-agent",
             "only when a hierarchy's root can't be read; the root file rule covers readable ones",
         ),
@@ -414,4 +418,48 @@ fn kernel_readiness_follows_the_vendor_series() {
         kernel_findings("4.18.0-425.19.2.el8_7.x86_64")
     );
     assert!(ids("5.10.0-28-amd64").is_empty());
+}
+
+/// The disks' scheduler decides which weight file is written, so it decides
+/// which file's first kernel the audit asks about: on a 4.15 host whose disk
+/// uses BFQ the weight goes to io.bfq.weight (4.12) and io.weight's 5.4
+/// (iocost) does not matter; with no scheduler shown io.weight is written.
+#[test]
+fn the_weight_file_the_disks_read_decides_its_kernel_finding() {
+    use cgmig::model::builder::SnapshotBuilder;
+    let host = |bfq: bool| {
+        let b = SnapshotBuilder::new()
+            .kernel("4.15.0-112-generic")
+            .v1(2, &["blkio"])
+            .setting(2, "/db", "blkio.weight", "800");
+        if bfq {
+            b.block_device("sda", "8:0", "bfq")
+        } else {
+            b
+        }
+        .build()
+    };
+    let too_old = |bfq: bool| -> Vec<String> {
+        audit(&host(bfq), &rules())
+            .findings
+            .iter()
+            .filter(|f| f.rule == "host.kernel-too-old")
+            .filter_map(|f| f.file.clone())
+            .collect()
+    };
+    assert_eq!(too_old(false), ["io.weight"]);
+    assert!(too_old(true).is_empty(), "{:?}", too_old(true));
+    let p = cgmig::plan::plan(&host(true), &rules());
+    let files: Vec<&str> = p
+        .nodes
+        .iter()
+        .flat_map(|n| &n.settings)
+        .map(|s| s.file.as_str())
+        .collect();
+    assert_eq!(files, ["io.bfq.weight"]);
+    assert!(
+        p.findings
+            .iter()
+            .any(|f| f.rule == "plan.io-weight-bfq" && f.why.contains("sda"))
+    );
 }

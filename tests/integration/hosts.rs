@@ -30,6 +30,7 @@ macro_rules! with_fixture_hosts {
             readiness_v2_ready => "readiness-v2-ready",
             systemd_custom_top => "systemd-custom-top",
             ubuntu1804_hybrid => "ubuntu1804-hybrid",
+            ubuntu2004_bfq => "ubuntu2004-bfq",
         }
     };
 }

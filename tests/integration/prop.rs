@@ -82,6 +82,7 @@ fn to_spec(h: &HostPlan) -> HostSpec {
         cmdline: String::new(),
         hostname: "prop".into(),
         files: Default::default(),
+        block_devices: vec![],
         hierarchies,
         unbound_controllers: vec![],
         root_settings: [
