@@ -69,6 +69,16 @@ impl Manager {
         }
     }
 
+    /// The owner of a container engine's cgroups.
+    pub fn of_engine(e: crate::model::evidence::Engine) -> Manager {
+        use crate::model::evidence::Engine;
+        match e {
+            Engine::Docker => Manager::Docker,
+            Engine::Podman => Manager::Podman,
+            Engine::Containerd => Manager::Containerd,
+        }
+    }
+
     /// Runtimes rebuild their trees themselves after the switch.
     pub fn is_runtime(self) -> bool {
         !matches!(self, Manager::Systemd | Manager::Custom)
@@ -169,6 +179,11 @@ pub struct Owner {
     /// 1, the runtime's presence) or the cgroup's own, whichever is weaker.
     #[serde(default = "weakest")]
     pub decided_by: Strength,
+    /// The engine's own record names this cgroup (or one below it) as a
+    /// container's `cgroupsPath`: the runtime makes it there itself although
+    /// no naming rule says so (containerd's `/default/<id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<String>,
 }
 
 fn weakest() -> Strength {
@@ -477,6 +492,8 @@ struct Class {
     detail: Option<String>,
     /// The runtime its name suggests, when no mark confirmed it.
     runtime_name: Option<Manager>,
+    /// The container cgroup an engine's record names at or below it.
+    recorded: Option<String>,
 }
 
 impl Class {
@@ -486,6 +503,7 @@ impl Class {
             unit: unit.map(str::to_string),
             detail,
             runtime_name: None,
+            recorded: None,
         }
     }
 }
@@ -574,6 +592,12 @@ fn classify(path: &str, systemd_host: bool, present: impl Fn(Manager) -> bool) -
 /// `name=systemd` cgroup `/app.slice` placed under a custom `/app/…`) is
 /// not built by anyone but cgmig, so its create must stay in the plan.
 pub fn builds_at(path: &str, owner: &Owner, systemd_host: bool) -> bool {
+    if owner.manager.is_runtime()
+        && let Some(r) = &owner.recorded
+        && on_recorded_path(path, r)
+    {
+        return true;
+    }
     match classify(path, systemd_host, |m| m == owner.manager) {
         Some(c) if c.manager == owner.manager => match c.manager {
             Manager::Custom => false,
@@ -599,8 +623,13 @@ pub fn detect(snap: &Snapshot) -> OwnerMap {
 /// marks (a name alone is custom), name the processes (only when a custom
 /// tree will list them), then gather each path's evidence.
 pub(crate) fn detect_in(snap: &Snapshot, paths: &PathIndex<'_>, marks: &HostMarks<'_>) -> OwnerMap {
+    let records = recorded_cgroupfs_paths(snap, marks);
     let classes: Vec<Option<Class>> = (0..paths.len())
-        .map(|i| classify(paths.path(i), marks.systemd, |m| marks.runtimes.contains_key(&m)))
+        .map(|i| {
+            let path = paths.path(i);
+            let c = classify(path, marks.systemd, |m| marks.runtimes.contains_key(&m))?;
+            Some(recorded_owner(path, c, &records))
+        })
         .collect();
     let any_custom = classes.iter().flatten().any(|c| c.manager == Manager::Custom);
     let procs = any_custom.then(|| ProcessNames::collect(snap, paths));
@@ -616,10 +645,53 @@ pub(crate) fn detect_in(snap: &Snapshot, paths: &PathIndex<'_>, marks: &HostMark
                 detail: class.detail,
                 evidence,
                 decided_by,
+                recorded: class.recorded,
             },
         );
     }
     out
+}
+
+/// The cgroupfs-form `cgroupsPath` each running engine's records give its
+/// containers (containerd's `ctr run` puts `/default/c768` in its task
+/// spec): a path no naming rule recognises, but the engine's own record of
+/// it, which is a manager mark.
+fn recorded_cgroupfs_paths(snap: &Snapshot, marks: &HostMarks<'_>) -> Vec<(String, Manager, String)> {
+    snap.owner_evidence
+        .containers
+        .iter()
+        .filter_map(|c| {
+            let p = c.cgroups_path.as_deref().filter(|p| p.starts_with('/'))?;
+            let m = Manager::of_engine(c.engine);
+            marks
+                .runtimes
+                .contains_key(&m)
+                .then(|| (p.trim_end_matches('/').to_string(), m, c.source.clone()))
+        })
+        .collect()
+}
+
+/// Whether `path` is a recorded container cgroup or a directory above it.
+fn on_recorded_path(path: &str, recorded: &str) -> bool {
+    recorded == path || recorded.strip_prefix(path).is_some_and(|r| r.starts_with('/'))
+}
+
+/// A custom cgroup outside every unit that is an engine's recorded
+/// container cgroup, or a directory above one that its runtime makes on
+/// the way (runc and crun `mkdir -p` the whole path), belongs to that
+/// engine; everything else keeps its class.
+fn recorded_owner(path: &str, c: Class, records: &[(String, Manager, String)]) -> Class {
+    if c.manager != Manager::Custom || c.unit.is_some() {
+        return c;
+    }
+    let hit = records.iter().find(|(p, _, _)| on_recorded_path(path, p));
+    match hit {
+        Some((p, m, _)) => Class {
+            recorded: Some(p.clone()),
+            ..Class::new(*m, None, Some("cgroupsPath of its task spec".to_string()))
+        },
+        None => c,
+    }
 }
 
 /// The owner of a path no scanned cgroup has (a node the plan adds, such as
@@ -648,6 +720,7 @@ pub(crate) fn owner_of_new_path(path: &str, marks: &HostMarks<'_>) -> Option<Own
         detail: c.detail,
         evidence,
         decided_by: Strength::PathShape,
+        recorded: None,
     })
 }
 
@@ -688,6 +761,23 @@ fn evidence_of(
         m if m.is_runtime() => {
             for text in marks.runtimes.get(&m).into_iter().flatten() {
                 host.push(Clue::new(Strength::ManagerMark, text.clone()));
+            }
+            if let Some(c) = ev.containers.iter().find(|c| {
+                Manager::of_engine(c.engine) == m
+                    && c.cgroups_path.as_deref().is_some_and(|p| {
+                        p.trim_end_matches('/') == path
+                            || p.strip_prefix(path).is_some_and(|r| r.starts_with('/'))
+                    })
+            }) {
+                own.push(Clue::new(
+                    Strength::ManagerMark,
+                    format!(
+                        "cgroupsPath {} of container {} in {}",
+                        c.cgroups_path.as_deref().unwrap_or_default(),
+                        c.id,
+                        c.source
+                    ),
+                ));
             }
             if let Some(entry) = path
                 .split('/')
@@ -781,6 +871,42 @@ mod tests {
         assert_eq!(classify("/", true, |_| true), None);
     }
 
+    /// containerd's `ctr run` puts a container at the `cgroupsPath` of its
+    /// task spec (`/default/c768`): no naming rule knows that path, the
+    /// record does; the runtime makes it and the directory above it.
+    #[test]
+    fn an_engines_record_owns_its_cgroupfs_path() {
+        let records = vec![(
+            "/default/c768".to_string(),
+            Manager::Containerd,
+            "/run/containerd/io.containerd.runtime.v2.task/default/c768/config.json".to_string(),
+        )];
+        let custom = |p: &str| classify(p, true, |_| true).unwrap();
+        for p in ["/default", "/default/c768"] {
+            let c = recorded_owner(p, custom(p), &records);
+            assert_eq!(c.manager, Manager::Containerd, "{p}");
+            assert_eq!(c.recorded.as_deref(), Some("/default/c768"));
+            let o = Owner {
+                manager: c.manager,
+                unit: c.unit,
+                detail: c.detail,
+                evidence: Vec::new(),
+                decided_by: Strength::ManagerMark,
+                recorded: c.recorded,
+            };
+            assert!(builds_at(p, &o, true), "{p}");
+            assert!(!builds_at("/elsewhere", &o, true));
+        }
+        // A sibling, a deeper path and a custom cgroup inside a unit keep theirs.
+        for p in [
+            "/defaults",
+            "/default/c768/x",
+            "/system.slice/app.service/default",
+        ] {
+            assert_eq!(recorded_owner(p, custom(p), &records), custom(p), "{p}");
+        }
+    }
+
     #[test]
     fn owners_build_only_at_their_own_paths() {
         let systemd = |u: &str| Owner {
@@ -789,6 +915,7 @@ mod tests {
             detail: None,
             evidence: Vec::new(),
             decided_by: Strength::PathShape,
+            recorded: None,
         };
         assert!(builds_at(
             "/system.slice/cron.service",

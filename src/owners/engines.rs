@@ -66,8 +66,25 @@ pub struct Predicted {
     pub v2_path: String,
     /// Files and values (empty for an LXC container: the plan's values).
     pub files: Vec<Written>,
+    /// The systemd scope the container runs in a child of (crun's
+    /// subgroup), with what lands in the scope's own files.
+    pub scope: Option<ScopeWrite>,
     /// The container.
     pub info: ContainerInfo,
+}
+
+/// The files of a container's systemd scope when the container itself runs
+/// in a child of it (crun's `run.oci.systemd.subgroup`): the runtime asks
+/// systemd for the scope's properties, so the scope holds the runtime's own
+/// conversion, not a conversion of the scope's v1 files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeWrite {
+    /// The scope's cgroup on v1.
+    pub v1_path: String,
+    /// The scope's cgroup on v2.
+    pub v2_path: String,
+    /// Files and values systemd writes into the scope.
+    pub files: Vec<Written>,
 }
 
 /// The host's versions of the stack, from the readiness inventory (host only).
@@ -272,23 +289,20 @@ fn recreated(c: &Container) -> String {
     }
 }
 
-/// The owner of an engine's cgroups.
-pub fn manager(e: Engine) -> Manager {
-    match e {
-        Engine::Docker => Manager::Docker,
-        Engine::Podman => Manager::Podman,
-        Engine::Containerd => Manager::Containerd,
-    }
-}
-
 /// Predict every OCI container the engines keep.
 pub fn oci_containers(snap: &Snapshot, systemd_host: bool) -> Vec<Predicted> {
     let versions = Versions::of(snap);
+    let sd = super::systemd::context(snap);
     let mut out = Vec::new();
     for c in &snap.owner_evidence.containers {
+        // The scope the container runs in a child of (crun's subgroup).
+        let mut scope: Option<String> = None;
+        // Whether its v2 cgroup is a scope systemd makes (the systemd driver).
+        let mut v2_scope = false;
         let (v1_path, v2_path, driver) = match c.engine {
             Engine::Docker => {
                 let d = docker_drivers(c, &versions, systemd_host);
+                v2_scope = d.v2_systemd && systemd_host;
                 (docker_path(c, d.v1_systemd), docker_path(c, d.v2_systemd), d.said)
             }
             _ => {
@@ -299,9 +313,11 @@ pub fn oci_containers(snap: &Snapshot, systemd_host: bool) -> Vec<Predicted> {
                 let mut how = if p.starts_with('/') {
                     "cgroupfs path from the spec, kept on v2".to_string()
                 } else {
+                    v2_scope = systemd_host;
                     "systemd driver (slice:prefix:name), kept on v2".to_string()
                 };
                 if let Some(sub) = crun_subgroup(c, p, &versions) {
+                    scope = Some(path.clone());
                     path = format!("{path}/{sub}");
                     how.push_str(&format!(
                         "; crun runs it in the scope's child {sub} (run.oci.systemd.subgroup, crun >= 0.14)"
@@ -327,11 +343,29 @@ pub fn oci_containers(snap: &Snapshot, systemd_host: bool) -> Vec<Predicted> {
         if c.engine == Engine::Docker && versions.at_least("docker", "20.10") == Some(false) {
             lost.push("dockerd before 20.10 does not start containers on v2".into());
         }
+        let mut files = files;
+        let default_tasks = v2_scope.then(|| scope_tasks_max(&sd)).flatten();
+        let scope = match scope {
+            Some(sp) => Some(ScopeWrite {
+                v1_path: sp.clone(),
+                v2_path: sp,
+                files: scope_files(&files, &runtime, default_tasks.as_ref()),
+            }),
+            None => {
+                // The container's own cgroup is the scope: a runtime that
+                // sets no TasksMax= leaves systemd's default on it.
+                if !files.iter().any(|w| w.file == "pids.max") {
+                    files.extend(default_tasks);
+                }
+                None
+            }
+        };
         out.push(Predicted {
-            engine: manager(c.engine),
+            engine: Manager::of_engine(c.engine),
             v1_path,
             v2_path,
             files,
+            scope,
             info: ContainerInfo {
                 id: c.id.clone(),
                 name: c.name.clone(),
@@ -344,6 +378,49 @@ pub fn oci_containers(snap: &Snapshot, systemd_host: bool) -> Vec<Predicted> {
             },
         });
     }
+    out
+}
+
+/// `pids.max` of a scope whose runtime sets no `TasksMax=`: systemd's
+/// `DefaultTasksMax=` applies to every scope it makes (measured on the
+/// Debian 12 guest: 3514 on docker's and podman's scopes, systemd 252).
+fn scope_tasks_max(sd: &super::systemd::SystemdContext) -> Option<Written> {
+    let v = super::systemd::tasks_max(&sd.default_tasks_max, sd.tasks_base)?;
+    let who = sd
+        .version
+        .map_or_else(|| "systemd".to_string(), |v| format!("systemd {v}"));
+    Some(Written {
+        file: "pids.max".into(),
+        value: v,
+        from: format!("DefaultTasksMax={}", sd.default_tasks_max),
+        formula: format!("{who}: the scope's default (the runtime sets no TasksMax=)"),
+    })
+}
+
+/// What lands in the scope of a container that crun runs in the scope's
+/// child: crun asks systemd for `CPUWeight=` with its own shares→weight
+/// conversion (the container's cgroup gets the same value), and the scope
+/// keeps systemd's default `TasksMax=`. Measured with crun 1.8.1 on
+/// systemd 252: `cpu.weight` 79 for `--cpu-shares 2048` on both, the
+/// scope's `memory.max`, `cpu.max` and `pids.max` left at systemd's
+/// defaults (the limits are the child's). Later crun releases also pass
+/// `MemoryMax=`, `TasksMax=` and a CPU quota to systemd; those are not
+/// predicted on the scope (the container's own cgroup holds them).
+fn scope_files(container: &[Written], runtime: &str, default_tasks: Option<&Written>) -> Vec<Written> {
+    let mut out: Vec<Written> = container
+        .iter()
+        .filter(|w| w.file == "cpu.weight")
+        .map(|w| Written {
+            file: w.file.clone(),
+            value: w.value.clone(),
+            from: w.from.clone(),
+            formula: format!(
+                "{runtime} asks systemd for CPUWeight= on the scope: {}",
+                w.formula
+            ),
+        })
+        .collect();
+    out.extend(default_tasks.cloned());
     out
 }
 
@@ -380,6 +457,7 @@ pub fn lxc_containers(snap: &Snapshot) -> Vec<Predicted> {
             v1_path: v2_path.clone(),
             v2_path,
             files: Vec::new(),
+            scope: None,
             info: ContainerInfo {
                 id: name.to_string(),
                 name: None,
@@ -489,6 +567,48 @@ mod tests {
             "/batch.slice/docker-abc.scope"
         );
         assert_eq!(docker_path(&docker(None, Some("/ci")), false), "/ci/abc");
+    }
+
+    /// crun 1.8.1 on systemd 252, measured in the runtimes VM scenario:
+    /// `--cpu-shares 2048` gave the scope and its `container` child
+    /// `cpu.weight` 79 (crun's linear formula, through systemd's
+    /// `CPUWeight=`), not 174 (the OCI conversion of the scope's v1
+    /// `cpu.shares` 2048); the scope's `pids.max` stayed systemd's default.
+    #[test]
+    fn a_crun_scope_holds_cruns_weight_and_systemds_task_default() {
+        let sd = crate::owners::systemd::SystemdContext {
+            version: Some(252),
+            tasks_base: Some(23_428),
+            default_tasks_max: "15%".into(),
+        };
+        let tasks = scope_tasks_max(&sd).unwrap();
+        assert_eq!((tasks.file.as_str(), tasks.value.as_str()), ("pids.max", "3514"));
+        let rt = RuntimeVersion {
+            runtime: OciRuntime::Crun,
+            version: Some("1.8.1-1+deb12u1".into()),
+        };
+        let res = Resources {
+            cpu_shares: Some(2048),
+            pids_limit: Some(48),
+            memory_limit: Some(201_326_592),
+            ..Resources::default()
+        };
+        let container = oci::v2_files(&res, &rt).files;
+        let scope = scope_files(&container, &rt.label(), Some(&tasks));
+        let got: Vec<(&str, &str)> = scope
+            .iter()
+            .map(|w| (w.file.as_str(), w.value.as_str()))
+            .collect();
+        assert_eq!(got, [("cpu.weight", "79"), ("pids.max", "3514")]);
+        assert!(scope[0].formula.contains("CPUWeight="), "{}", scope[0].formula);
+        // The container's own limits stay on the child, not the scope.
+        assert!(!scope.iter().any(|w| w.file == "memory.max"));
+        // No known task base: the default is not predicted.
+        let unknown = crate::owners::systemd::SystemdContext {
+            tasks_base: None,
+            ..sd
+        };
+        assert_eq!(scope_tasks_max(&unknown), None);
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub fn writable_by_cgmig(plan: &Plan, path: &str) -> Result<(), OwnerRefusal> {
         detail: None,
         evidence: Vec::new(),
         decided_by: Strength::Pid1,
+        recorded: None,
     };
     let o = match plan.owners.owner_of(path) {
         Some(o) => o,
@@ -501,6 +502,7 @@ fn node_owner(
                 ),
             )],
             decided_by: po.decided_by.min(Strength::PathShape),
+            recorded: None,
         },
         (None, Some(po)) => po.clone(),
         (None, None) => return None,
@@ -1245,6 +1247,7 @@ mod strip_tests {
             detail: None,
             evidence: Vec::new(),
             decided_by: Strength::PathShape,
+            recorded: None,
         }
     }
 

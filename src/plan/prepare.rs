@@ -302,6 +302,8 @@ impl Placement {
             })
             .collect();
         let mut per_h: Vec<Vec<ThreadAt>> = vec![Vec::new(); slots.len()];
+        let groups = libcgroup_groups(snap);
+        let mut mine: Vec<(usize, NodeIndex)> = Vec::with_capacity(slots.len());
         for (pi, p) in snap.processes() {
             let e = elems.len() as u32;
             elems.push(Elem::Process(pi, p.pid));
@@ -317,10 +319,11 @@ impl Placement {
                     }
                 }
             }
+            mine.clear();
             for (s, &(hid, root, domain)) in slots.iter().enumerate() {
                 let threads = &mut per_h[s];
                 let Some(first) = threads.first() else {
-                    placed.push((root, e));
+                    mine.push((s, root));
                     continue;
                 };
                 let l = threads
@@ -338,8 +341,27 @@ impl Placement {
                     });
                 }
                 threads.clear();
-                placed.push((l, e));
+                mine.push((s, l));
             }
+            // A process in a libcgroup group (`cgexec -g …:/cgtest` from a
+            // unit): on v2 `cgexec` moves it into the group, the one tree,
+            // so its other placements (the unit's cgroup in `name=systemd`,
+            // `devices`, `blkio`) do not exist there and must not pull the
+            // group into the unit's slice.
+            if !groups.is_empty()
+                && let Some(g) = mine.iter().find_map(|&(s, c)| {
+                    let rel = relative(&snap.cgroup(c).path, &snap.cgroup(slots[s].1).path);
+                    groups.iter().find(|g| in_group(&rel, g))
+                })
+            {
+                for (s, c) in &mut mine {
+                    let root = slots[*s].1;
+                    if !in_group(&relative(&snap.cgroup(*c).path, &snap.cgroup(root).path), g) {
+                        *c = root;
+                    }
+                }
+            }
+            placed.extend(mine.iter().map(|&(_, c)| (c, e)));
         }
         Placement {
             elems,
@@ -348,6 +370,31 @@ impl Placement {
             has_threads,
         }
     }
+}
+
+/// The groups of the host's libcgroup configuration (`group NAME {…}` of
+/// `/etc/cgconfig.conf` and its `cgconfig.d`), as cgroup paths. An
+/// unreadable file names no group here (the readiness audit reports it).
+fn libcgroup_groups(snap: &Snapshot) -> Vec<String> {
+    let mut out: Vec<String> = snap
+        .readiness
+        .files
+        .iter()
+        .filter(|f| f.kind == "cgconfig")
+        .filter_map(|f| crate::readiness::config::cgconfig::parse(&f.text).ok())
+        .flatten()
+        .filter(|b| b.head.len() == 2 && b.head[0] == "group")
+        .map(|b| format!("/{}", b.head[1].trim_matches('"').trim_matches('/')))
+        .filter(|g| g != "/")
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether a cgroup path is a group's or below it.
+fn in_group(path: &str, group: &str) -> bool {
+    path == group || path.strip_prefix(group).is_some_and(|r| r.starts_with('/'))
 }
 
 /// Per cgroup, the sorted set of elements in its subtree, bottom-up; every

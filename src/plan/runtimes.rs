@@ -148,8 +148,9 @@ fn settings_written(look: &Lookup<'_>, path: &str) -> Vec<Written> {
 /// its v2 path and the values its runtime writes there (an LXC container's
 /// are the plan's own conversion, which `cgmig convert` writes into its
 /// `lxc.cgroup2.*` keys).
-fn containers(snap: &Snapshot, look: &Lookup<'_>, systemd_host: bool) -> BTreeMap<String, RuntimeValues> {
+fn containers(snap: &Snapshot, look: &Lookup<'_>, systemd_host: bool) -> Containers {
     let mut out = BTreeMap::new();
+    let mut scopes = BTreeMap::new();
     let found = engines::oci_containers(snap, systemd_host)
         .into_iter()
         .chain(engines::lxc_containers(snap));
@@ -157,6 +158,9 @@ fn containers(snap: &Snapshot, look: &Lookup<'_>, systemd_host: bool) -> BTreeMa
         // A container that had no cgroup at the scan (not running) has no node.
         if look.owner(&c.v1_path).is_none_or(|o| o.manager != c.engine) {
             continue;
+        }
+        if let Some(sc) = c.scope {
+            scopes.insert(sc.v1_path, (sc.v2_path, sc.files));
         }
         let v1 = settings_written(look, &c.v1_path);
         let mut info = c.info;
@@ -176,7 +180,34 @@ fn containers(snap: &Snapshot, look: &Lookup<'_>, systemd_host: bool) -> BTreeMa
             },
         );
     }
-    out
+    Containers { by_v1: out, scopes }
+}
+
+/// The containers by their v1 path, and the scopes some of them run in a
+/// child of (by the scope's v1 path: its v2 path and the files the
+/// runtime has systemd write there).
+struct Containers {
+    by_v1: BTreeMap<String, RuntimeValues>,
+    scopes: BTreeMap<String, (String, Vec<Written>)>,
+}
+
+/// A container's scope as the runtime rebuilds it: the plan node's values,
+/// with the files the runtime has systemd write replacing cgmig's
+/// conversion of the scope's v1 files (crun sets the scope's `CPUWeight=`
+/// from the container's shares with its own formula).
+fn scope_values(look: &Lookup<'_>, path: &str, v2_path: String, files: &[Written]) -> RuntimeValues {
+    let mut out: Vec<Written> = settings_written(look, path)
+        .into_iter()
+        .filter(|w| !files.iter().any(|f| f.file == w.file))
+        .collect();
+    out.extend(files.iter().cloned());
+    out.sort_by(|a, b| a.file.cmp(&b.file));
+    RuntimeValues {
+        path: v2_path,
+        from: path.to_string(),
+        files: out,
+        container: None,
+    }
 }
 
 /// v1 values on a container's cgroup that its engine's record does not
@@ -318,7 +349,7 @@ pub(super) fn plan_runtimes(
         }
         g.1.push(path.clone());
     }
-    let by_v1 = containers(snap, look, systemd_host);
+    let Containers { by_v1, scopes } = containers(snap, look, systemd_host);
     let mut out = Vec::new();
     for ((m, driver), (tops, all)) in groups {
         let cgroupfs = driver.contains("cgroupfs");
@@ -336,7 +367,10 @@ pub(super) fn plan_runtimes(
                     container_findings(c, look, findings);
                     values.push(c.clone());
                 }
-                None => values.extend(node_values(look, x, v2)),
+                None => match scopes.get(x) {
+                    Some((_, files)) => values.push(scope_values(look, x, v2, files)),
+                    None => values.extend(node_values(look, x, v2)),
+                },
             }
         }
         let needs_change = cgroupfs && systemd_host && !switches_itself;

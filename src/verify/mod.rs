@@ -504,8 +504,16 @@ impl Ctx<'_> {
                 }
                 self.unpredicted_values(owner, path, &live_node, predicted);
             }
-            // Nodes of this runtime on the live host that no prediction names.
-            let known: BTreeSet<&str> = r.predicted.iter().map(String::as_str).collect();
+            // Nodes of this runtime on the live host that no prediction names
+            // (one manager may have several plans, one per driver: docker's
+            // cgroupfs containers and a second daemon's systemd ones).
+            let known: BTreeSet<&str> = plan
+                .owners
+                .runtimes
+                .iter()
+                .filter(|o| o.manager == r.manager)
+                .flat_map(|o| o.predicted.iter().map(String::as_str))
+                .collect();
             let extra: Vec<String> = live_owners
                 .iter()
                 .filter(|(p, o)| {

@@ -289,3 +289,100 @@ fn verify_reads_the_container_where_docker_rebuilt_it() {
     assert_eq!(bad[0].expected.as_deref(), Some("1073741824"));
     assert!(report.unexpected >= 1);
 }
+
+/// The runtimes VM scenario's own snapshots (scripts/vm-runtimes, Debian 12:
+/// docker 20.10 + runc 1.1.5, podman 4.3 + crun 1.8.1, containerd 1.6 with
+/// `ctr`, LXC 5.0), boot 1 hybrid and boot 2 unified, replayed offline:
+/// the plan from boot 1 against what the runtimes really rebuilt.
+fn guest(boot: u32) -> Snapshot {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("testdata/runtimes-guest/boot-{boot}.json"));
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// What each runtime really wrote on the guest's unified boot: crun's scope
+/// holds crun's own weight (79, through systemd's `CPUWeight=`), docker's
+/// scope without a pids limit holds systemd's default `TasksMax=` (3514),
+/// containerd's `ctr` container is containerd's (not a custom tree with a
+/// suggested manager unit) with runc 1.1.5's weight 30; libcgroup's `/cgtest`
+/// is where cgconfigparser rebuilt it; every value verify reads is as
+/// predicted and every runtime node is a predicted one.
+#[test]
+fn the_runtimes_guest_replayed_offline() {
+    let (before, after) = (guest(1), guest(2));
+    let plan = cgmig::plan::plan(&before, &rules());
+    let all: Vec<&RuntimeValues> = plan.owners.runtimes.iter().flat_map(|r| &r.values).collect();
+    let scope = all
+        .iter()
+        .find(|v| v.path.starts_with("/machine.slice/libpod-") && v.path.ends_with(".scope"))
+        .expect("podman's scope is predicted");
+    let w = scope.files.iter().find(|w| w.file == "cpu.weight").unwrap();
+    assert_eq!(w.value, "79", "{w:#?}");
+    assert!(w.formula.starts_with("crun 1.8.1"), "{w:#?}");
+    let c768 = container(&plan, "c768");
+    assert_eq!(c768.path, "/default/c768");
+    assert_eq!(value(c768, "cpu.weight").as_deref(), Some("30"));
+    for p in ["/default", "/default/c768"] {
+        assert_eq!(
+            plan.owners.nodes.get(p).map(|o| o.manager),
+            Some(Manager::Containerd),
+            "{p}"
+        );
+    }
+    assert!(
+        plan.owners.suggestions.iter().all(|s| s.path != "/default"),
+        "containerd's tree gets no manager unit: {:#?}",
+        plan.owners.suggestions
+    );
+    let d4096 = all
+        .iter()
+        .find(|v| {
+            v.container
+                .as_ref()
+                .is_some_and(|c| c.name.as_deref() == Some("d4096"))
+        })
+        .unwrap();
+    assert_eq!(value(d4096, "pids.max").as_deref(), Some("3514"));
+
+    // libcgroup's group stays at the top level, where cgconfigparser rebuilds
+    // it from the converted cgconfig.conf, and its process goes there
+    // (cgexec), not into the unit it was started from.
+    let cgtest = plan
+        .nodes
+        .iter()
+        .find(|n| n.path == "/cgtest")
+        .expect("a plan node /cgtest");
+    assert_eq!(cgtest.processes.len(), 1, "{cgtest:#?}");
+    assert!(!plan.nodes.iter().any(|n| n.path == "/system.slice/cgtest"));
+    assert!(
+        plan.owners
+            .places
+            .iter()
+            .any(|p| p.comm == "sleep" && p.path == "/cgtest"),
+        "{:#?}",
+        plan.owners.places
+    );
+
+    let report = cgmig::verify::verify(&plan, &after);
+    assert_eq!(report.unexpected, 0, "{:#?}", report.checks);
+    assert_eq!(report.announced, 0, "{:#?}", report.checks);
+    let runtime = |o: &str| {
+        ["docker", "podman", "containerd", "lxc"]
+            .iter()
+            .any(|r| o.starts_with(r))
+    };
+    let wrong: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| runtime(&c.owner) && c.kind != CheckKind::Match)
+        .filter(|c| !(c.kind == CheckKind::Unpredicted && c.path.ends_with("/.lxc")))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    let at_scope = report
+        .checks
+        .iter()
+        .find(|c| c.path == scope.path && c.file.as_deref() == Some("cpu.weight"))
+        .unwrap();
+    assert_eq!(at_scope.kind, CheckKind::Match, "{at_scope:#?}");
+}
