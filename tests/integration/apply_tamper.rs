@@ -31,13 +31,15 @@ struct World {
 }
 
 impl Drop for World {
-    /// Kill the process, remove both subtrees (also on failure).
+    /// Kill the process, remove every subtree it made (also on failure):
+    /// the target, the decoy and the forged resume's second target.
     fn drop(&mut self) {
         if let Some(c) = &mut self.sleeper {
             let _ = c.kill();
             let _ = c.wait();
         }
         crate::kernel_util::remove_tree(&self.target);
+        crate::kernel_util::remove_tree(&second_target(&self.target));
         crate::kernel_util::remove_tree(&self.decoy_cg);
     }
 }
@@ -693,7 +695,7 @@ fn killed_then_forged_resume(w: &World, good: &str, before: &[String]) {
     let _ = before;
     let p = w.path("run/killed.journal");
     // Another target, so the first apply's tree is not in the way.
-    let t2 = format!("{}-2", w.t());
+    let t2 = second_target(&w.target).display().to_string();
     let mut c = Command::new("unshare");
     c.arg("-m")
         .arg(bin())
@@ -753,7 +755,12 @@ fn killed_then_forged_resume(w: &World, good: &str, before: &[String]) {
     let o = w.run(&["rollback", &p, "--yes"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!Path::new(&t2).exists(), "the second target is gone");
-    crate::kernel_util::remove_tree(Path::new(&t2));
+}
+
+/// The forged resume's own target, beside the first (World's drop removes
+/// it, so a failed assertion leaves nothing behind).
+fn second_target(target: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-2", target.display()))
 }
 
 /// Safe to fumble (root, real kernel): on a terminal the summary is shown
