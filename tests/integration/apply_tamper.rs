@@ -104,17 +104,24 @@ impl World {
         ];
         while let Some(d) = stack.pop() {
             let in_cgroup = d.starts_with(&self.decoy_cg);
+            // In a cgroup, only the listed files and the child cgroups are
+            // looked at, chosen by the directory entry's type before any
+            // stat: another test enabling a controller on the cgroup2 root
+            // (apply_kernel's hugetlb) makes its files come and go in every
+            // cgroup, the decoy's too, while this walk runs.
             let mut entries: Vec<PathBuf> = std::fs::read_dir(&d)
                 .unwrap()
-                .map(|e| e.unwrap().path())
+                .map(|e| e.unwrap())
+                .filter(|e| {
+                    !in_cgroup
+                        || e.file_type().is_ok_and(|t| t.is_dir())
+                        || cg_files.contains(&e.file_name().to_string_lossy().as_ref())
+                })
+                .map(|e| e.path())
                 .collect();
             entries.sort();
             for p in entries {
                 let m = std::fs::symlink_metadata(&p).unwrap();
-                let name = p.file_name().unwrap().to_string_lossy().to_string();
-                if in_cgroup && !m.is_dir() && !cg_files.contains(&name.as_str()) {
-                    continue;
-                }
                 let what = if m.file_type().is_symlink() {
                     format!("-> {}", std::fs::read_link(&p).unwrap().display())
                 } else if m.is_dir() {
