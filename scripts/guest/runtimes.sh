@@ -301,7 +301,11 @@ phase2() {
   cgmig scan -o snap.json 2>scan.err || fail "cgmig scan"
   if [ -f /cgmig/out-1/plan.json ]; then
     cp /cgmig/out-1/plan.json plan.json
-    cgmig verify --plan plan.json --format json --fail-on never -o verify.json 2>verify.err
+    # The verdict on the snapshot the host test reads (its own verify must agree
+    # exactly), and the live verdict: a live scan is a second moment, and a
+    # process that starts or ends between the two changes a check.
+    cgmig verify --plan plan.json --snapshot snap.json --format json --fail-on never -o verify.json 2>verify.err
+    cgmig verify --plan plan.json --format json --fail-on never -o verify-live.json 2>>verify.err
     cgmig verify --plan plan.json --fail-on never -o verify.txt 2>>verify.err
   else
     step "no plan from boot 1: nothing to verify"
