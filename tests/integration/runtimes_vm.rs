@@ -264,29 +264,7 @@ fn vm_runtimes_rebuild_what_the_plan_predicts() {
         );
     }
     // The same verdict from the captured snapshot on this machine.
-    let here = cgmig::verify::verify(&plan, &after);
-    if here != report {
-        let show = |r: &VerifyReport| {
-            r.checks
-                .iter()
-                .map(|c| format!("{c:?}"))
-                .collect::<std::collections::BTreeSet<_>>()
-        };
-        let (a, b) = (show(&here), show(&report));
-        panic!(
-            "this machine's verify of snap.json differs from the guest's:\nonly here: {:#?}\nonly in the guest: {:#?}\ncounts here {}/{}/{}/{}, guest {}/{}/{}/{}",
-            a.difference(&b).collect::<Vec<_>>(),
-            b.difference(&a).collect::<Vec<_>>(),
-            here.matched,
-            here.announced,
-            here.unexpected,
-            here.unpredicted,
-            report.matched,
-            report.announced,
-            report.unexpected,
-            report.unpredicted,
-        );
-    }
+    crate::util::assert_same_verify(&cgmig::verify::verify(&plan, &after), &report);
     let containers = container_checks(&report);
     eprintln!(
         "runtimes VM: {} checks, {} as predicted ({} container values), {} announced, {} unexpected, {:.0} s",

@@ -86,3 +86,34 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
+
+/// Panics unless this machine's verify of a guest's snapshot equals the
+/// report the guest wrote for the same snapshot, printing only the checks
+/// that differ (the whole reports are too long for CI's log).
+pub fn assert_same_verify(here: &cgmig::verify::VerifyReport, guest: &cgmig::verify::VerifyReport) {
+    if here == guest {
+        return;
+    }
+    let show = |r: &cgmig::verify::VerifyReport| {
+        r.checks
+            .iter()
+            .map(|c| format!("{c:?}"))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let (a, b) = (show(here), show(guest));
+    panic!(
+        "this machine's verify of the guest's snapshot differs from the guest's:\n\
+         only here: {:#?}\nonly in the guest: {:#?}\n\
+         matched/announced/unexpected/unpredicted here {}/{}/{}/{}, in the guest {}/{}/{}/{}",
+        a.difference(&b).collect::<Vec<_>>(),
+        b.difference(&a).collect::<Vec<_>>(),
+        here.matched,
+        here.announced,
+        here.unexpected,
+        here.unpredicted,
+        guest.matched,
+        guest.announced,
+        guest.unexpected,
+        guest.unpredicted,
+    );
+}

@@ -53,7 +53,10 @@ else
   echo $? > $O/apply.rc
   sleep 1
   cgmig scan -o $O/snap.json 2> $O/scan.err
-  cgmig verify --plan $P/out/hybrid/plan.json --format json -o $O/verify.json --fail-on never 2> $O/verify.err
+  # verify.json: the verdict on snap.json, which the host test recomputes and
+  # compares exactly; verify-live.json: the verdict on a second, live scan.
+  cgmig verify --plan $P/out/hybrid/plan.json --snapshot $O/snap.json --format json -o $O/verify.json --fail-on never 2> $O/verify.err
+  cgmig verify --plan $P/out/hybrid/plan.json --format json -o $O/verify-live.json --fail-on never 2>> $O/verify.err
   cgmig verify --plan $P/out/hybrid/plan.json -o $O/verify.txt 2>> $O/verify.err
   echo $? > $O/verify.rc
   systemd-cgls --no-pager > $O/cgls.txt 2>&1
