@@ -75,7 +75,7 @@ pub fn plan_with(snap: &Snapshot, rules: &RuleSet, policy: &StagePolicy) -> Resu
 /// plan is finished. The evaluation (every conversion and finding per
 /// cgroup) is the largest value besides the plan and only the draft reads
 /// it: kept alive through [`finish`], it coexists with the actions and
-/// raises the planning peak (by 23 MiB at 101k cgroups, docs/performance.md).
+/// raises the planning peak (by 20 MiB at 101k cgroups, docs/performance.md).
 fn plan_evaluated<E>(
     snap: &Snapshot,
     rules: &RuleSet,
