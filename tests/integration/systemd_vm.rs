@@ -90,24 +90,33 @@ fn node_value(plan: &Plan, unit: &str, file: &str) -> Option<(String, Option<Str
 /// Boot the guest twice (hybrid, then the plan's unified line) and check
 /// the whole migration; `version` is the systemd the image ships.
 fn migrate(dist: &str, version: u32) {
-    if !require(dist) {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
     let t0 = std::time::Instant::now();
-    let o = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm-systemd"))
-        .arg(dist)
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "vm-systemd {dist} failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let (hyb, uni) = (dir.path().join("hybrid"), dir.path().join("unified"));
+    // CGMIG_VM_SYSTEMD_DONE_BOOKWORM=DIR (or _BULLSEYE) checks a finished
+    // `scripts/vm-systemd DIST DIR` run again, without booting the guest.
+    let done = std::env::var_os(format!("CGMIG_VM_SYSTEMD_DONE_{}", dist.to_uppercase()));
+    let dir = tempfile::tempdir().unwrap();
+    let out = match done {
+        Some(d) => std::path::PathBuf::from(d),
+        None => {
+            if !require(dist) {
+                return;
+            }
+            let o = Command::new("bash")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm-systemd"))
+                .arg(dist)
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "vm-systemd {dist} failed:\n{}\n{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            dir.path().to_path_buf()
+        }
+    };
+    let (hyb, uni) = (out.join("hybrid"), out.join("unified"));
     let plan = check_hybrid_boot(&hyb, version);
     let report = check_unified_boot(&uni, &plan, version);
     check_root_enables(&uni);
