@@ -5,8 +5,11 @@
 //! cgroups over 6 hierarchies and twice as many threads (5 per process), then
 //! times planning (unification with spine search, threaded subtrees, actions),
 //! validation and rendering (JSON and the table, streamed into a byte
-//! counter as `cgmig plan` streams them to its output). Each size runs in a
-//! child process so the peak RSS (`VmHWM`) is that size's alone; it is also
+//! counter as `cgmig plan` streams them to its output). Each size is planned
+//! twice, each time in a child process of its own so the peak RSS (`VmHWM`)
+//! is that run's alone: by the planner alone (`plan::plan`, line `planner`)
+//! and by what `cgmig plan` runs (`assess::plan`, line `command`: the one
+//! assessment's findings, waivers and verdict). The peak is also
 //! read per phase (building the snapshot, planning, validating and
 //! rendering), resetting it between. `CGMIG_BENCH_SIZES=10000,100000`
 //! chooses sizes.
@@ -268,7 +271,17 @@ fn reset_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn one(cgroups: usize) {
+/// Which entry a child measures: the planner alone (`plan::plan`, the
+/// figures since 2026-11) or what `cgmig plan` runs (`assess::plan`: the
+/// same plan with the readiness findings, waivers and verdict of the one
+/// assessment).
+#[derive(Clone, Copy, PartialEq)]
+enum Entry {
+    Planner,
+    Command,
+}
+
+fn one(cgroups: usize, entry: Entry) {
     let (rules, _) = cgmig::rules::RuleSet::embedded();
     let t = Instant::now();
     let snap = synthetic(cgroups, cgroups * 2);
@@ -282,7 +295,16 @@ fn one(cgroups: usize) {
         .filter(|n| matches!(n, Node::Thread(_)))
         .count();
     let (t, cpu) = (Instant::now(), cpu_ns());
-    let plan = cgmig::plan::plan(&snap, &rules);
+    let plan = match entry {
+        Entry::Planner => cgmig::plan::plan(&snap, &rules),
+        Entry::Command => cgmig::assess::plan(
+            &snap,
+            &rules,
+            &cgmig::rules::Waivers::none(),
+            &cgmig::plan::StagePolicy::Auto,
+        )
+        .expect("the automatic stages cannot fail"),
+    };
     let plan_t = t.elapsed();
     let plan_cpu = std::time::Duration::from_nanos(cpu_ns() - cpu);
     let plan_peak = vm_hwm_kib();
@@ -301,7 +323,12 @@ fn one(cgroups: usize) {
     let table_t = t.elapsed();
     let render_peak = vm_hwm_kib();
     println!(
-        "cgroups {n_cg:>7}  threads {n_thr:>7}  nodes {:>6}  actions {:>7}  findings {:>6}  build {:>8.2?}  plan {:>8.2?} (cpu {:>8.2?})  validate {:>8.2?}  json {:>8.2?} ({} MB)  table {:>8.2?}  peak RSS {} MiB (snapshot {}, plan {}, validate {}, render {})",
+        "{:<8} cgroups {n_cg:>7}  threads {n_thr:>7}  nodes {:>6}  actions {:>7}  findings {:>6}  build {:>8.2?}  plan {:>8.2?} (cpu {:>8.2?})  validate {:>8.2?}  json {:>8.2?} ({} MB)  table {:>8.2?}  peak RSS {} MiB (snapshot {}, plan {}, validate {}, render {})",
+        if entry == Entry::Planner {
+            "planner"
+        } else {
+            "command"
+        },
         plan.nodes.len(),
         plan.actions.len(),
         plan.findings.len(),
@@ -321,17 +348,25 @@ fn one(cgroups: usize) {
 }
 
 fn main() {
+    // Each size and entry in a child of its own: peak RSS is per process.
     if let Ok(n) = std::env::var("CGMIG_BENCH_ONE") {
-        one(n.parse().expect("size"));
+        let entry = match std::env::var("CGMIG_BENCH_ENTRY").as_deref() {
+            Ok("command") => Entry::Command,
+            _ => Entry::Planner,
+        };
+        one(n.parse().expect("size"), entry);
         return;
     }
     let sizes = std::env::var("CGMIG_BENCH_SIZES").unwrap_or_else(|_| "10000,25000,50000,100000".into());
     let me = std::env::current_exe().expect("exe");
     for s in sizes.split(',') {
-        let st = std::process::Command::new(&me)
-            .env("CGMIG_BENCH_ONE", s.trim())
-            .status()
-            .expect("child");
-        assert!(st.success(), "size {s} failed");
+        for entry in ["planner", "command"] {
+            let st = std::process::Command::new(&me)
+                .env("CGMIG_BENCH_ONE", s.trim())
+                .env("CGMIG_BENCH_ENTRY", entry)
+                .status()
+                .expect("child");
+            assert!(st.success(), "size {s} ({entry}) failed");
+        }
     }
 }

@@ -37,45 +37,66 @@ impl Assessment {
 /// Assess a snapshot: evaluate the rules once, make every finding, plan
 /// (staged by risk), apply the waivers, judge.
 pub fn assess(snap: &Snapshot, rules: &RuleSet, waivers: &Waivers) -> Assessment {
-    let built = build(snap, rules, waivers, |eval, findings| {
-        Ok::<_, std::convert::Infallible>(plan::plan_from(snap, rules, eval, findings))
-    });
-    match built {
-        Ok(a) => a,
+    let judged = judged(
+        snap,
+        rules,
+        waivers,
+        |eval, findings| Ok::<_, std::convert::Infallible>(plan::draft_by_risk(snap, rules, eval, findings)),
+        |eval| audit::conversions(snap, eval),
+    );
+    let (plan, conversions, readiness) = match judged {
+        Ok(j) => j,
         Err(never) => match never {},
-    }
+    };
+    let mut report = audit::report(snap, conversions, plan.findings.clone(), readiness);
+    report.owners = crate::owners::detect(snap);
+    debug_assert_eq!(Some(report.verdict), plan.verdict);
+    Assessment { report, plan }
 }
 
-/// [`assess`] with the plan's boots chosen by `policy` (`cgmig plan
-/// --stages`); an error when a hand-written spec does not fit the host.
-pub fn assess_staged(
+/// The plan of a host's assessment with its boots chosen by `policy`
+/// (`cgmig plan --stages`); an error when a hand-written spec does not fit
+/// the host. The same findings and verdict as [`assess`]; the audit report
+/// (a copy of every finding and conversion) is not built, since `cgmig plan`
+/// does not print it.
+pub fn plan(
     snap: &Snapshot,
     rules: &RuleSet,
     waivers: &Waivers,
     policy: &plan::StagePolicy,
-) -> Result<Assessment, plan::StageError> {
-    build(snap, rules, waivers, |eval, findings| {
-        plan::plan_from_staged(snap, rules, eval, findings, policy)
-    })
+) -> Result<Plan, plan::StageError> {
+    let (plan, (), _) = judged(
+        snap,
+        rules,
+        waivers,
+        |eval, findings| plan::draft_staged(snap, rules, eval, findings, policy),
+        |_| (),
+    )?;
+    Ok(plan)
 }
 
-/// The one sequence both entries share: evaluate, find, plan (by `make`),
-/// waive, judge, report.
-fn build<E>(
+/// The one sequence every entry shares: evaluate, find, draft the plan (by
+/// `draft`), take what else the caller needs from the evaluation (by
+/// `keep`), free the evaluation, finish the plan, waive, judge. The
+/// evaluation is freed before the plan is finished because the two are the
+/// largest values of an assessment (docs/performance.md, "Plan at 101k
+/// cgroups").
+fn judged<E, T>(
     snap: &Snapshot,
     rules: &RuleSet,
     waivers: &Waivers,
-    make: impl FnOnce(&audit::Evaluation, Vec<crate::rules::Finding>) -> Result<Plan, E>,
-) -> Result<Assessment, E> {
+    draft: impl FnOnce(&audit::Evaluation, Vec<crate::rules::Finding>) -> Result<plan::Draft, E>,
+    keep: impl FnOnce(&audit::Evaluation) -> T,
+) -> Result<(Plan, T, audit::readiness::Section), E> {
     let eval = audit::evaluate(snap, rules);
     let (findings, readiness) = audit::findings_and_readiness(snap, rules, &eval);
-    let mut plan = make(&eval, findings)?;
+    let d = draft(&eval, findings)?;
+    let kept = keep(&eval);
+    drop(eval);
+    let mut plan = plan::complete(d, snap, rules);
     waivers.apply(&mut plan.findings);
     plan.judge();
-    let mut report = audit::report(snap, &eval, plan.findings.clone(), readiness);
-    report.owners = crate::owners::detect(snap);
-    debug_assert_eq!(Some(report.verdict), plan.verdict);
-    Ok(Assessment { report, plan })
+    Ok((plan, kept, readiness))
 }
 
 /// The audit report of a host's assessment, without waivers (tests,

@@ -689,17 +689,11 @@ pub fn incomplete(snap: &Snapshot) -> bool {
     snap.diagnostics.iter().any(Diagnostic::is_unreadable)
 }
 
-/// The audit report of a host's assessment: its evaluation (the
-/// conversions) and every finding, already made and waived where a waiver
-/// accepts one (`assess` gathers them); the verdict is [`Verdict::judge`]'s.
-pub fn report(
-    snap: &Snapshot,
-    eval: &Evaluation,
-    mut findings: Vec<Finding>,
-    readiness: readiness::Section,
-) -> Report {
-    let hierarchies = snap.hierarchies();
-    let conversions: Vec<Converted> = evaluated(snap, eval)
+/// Every conversion of the evaluation with its cgroup, in the report's
+/// order. Taken before the evaluation is freed (the assessment frees it
+/// before the plan is finished).
+pub fn conversions(snap: &Snapshot, eval: &Evaluation) -> Vec<Converted> {
+    evaluated(snap, eval)
         .flat_map(|(c, o)| {
             o.conversions.iter().map(|conv| Converted {
                 hierarchy: c.hierarchy,
@@ -707,7 +701,19 @@ pub fn report(
                 conversion: conv.clone(),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The audit report of a host's assessment: its conversions
+/// ([`conversions`]) and every finding, already made and waived where a waiver
+/// accepts one (`assess` gathers them); the verdict is [`Verdict::judge`]'s.
+pub fn report(
+    snap: &Snapshot,
+    conversions: Vec<Converted>,
+    mut findings: Vec<Finding>,
+    readiness: readiness::Section,
+) -> Report {
+    let hierarchies = snap.hierarchies();
     sort_findings(&mut findings);
     let mut by_severity: BTreeMap<Severity, usize> = Severity::ALL.iter().map(|s| (*s, 0)).collect();
     for f in &findings {

@@ -527,7 +527,7 @@ fn plan(
         Some(_) => &crate::plan::StagePolicy::Auto,
         None => &narrow.stages,
     };
-    let mut plan = crate::assess::assess_staged(&snap, &rules, &waivers, whole)?.plan;
+    let mut plan = crate::assess::plan(&snap, &rules, &waivers, whole)?;
     if input.root.is_none() && input.snapshot.is_none() {
         crate::plan::keys::record_live_identity(&mut plan);
     }
